@@ -1,0 +1,80 @@
+# vnet-xdp: BPF objects, their skeletons, the vnet-xdp loader, tests and the demo.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+ARCH_INCLUDE := /usr/include/$(shell $(CC) -dumpmachine)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -std=gnu11 \
+           -Iheaders -Iuser -I$(BUILD) -D_GNU_SOURCE
+LDLIBS  += -lxdp -lbpf -ljansson -lmicrohttpd -lmnl -lelf -lz -lm -lpthread
+BPF_CFLAGS := -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -Iheaders -Ibpf -idirafter $(ARCH_INCLUDE)
+
+# Sanitizer build of the user-space tests: make SANITIZE=1 test
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD   := build-san
+endif
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELETONS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard headers/*.h)
+
+USER_HDRS := $(wildcard user/*.h) $(wildcard headers/*.h)
+LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c))
+LIB_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(LIB_SRCS))
+BIN       := $(BUILD)/vnet-xdp
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c) $(wildcard tests/packet/test_*.c)
+UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all test demo install clean deps bench
+.SECONDARY:
+
+all: $(BIN) $(UNIT_BINS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+$(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELETONS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN): $(BUILD)/user/main.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# The one test command of README.md: installs what it needs, builds, runs every suite.
+test: deps
+	$(MAKE) all
+	BUILD=$(BUILD) tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh $(DEMO_ARGS)
+
+bench: deps
+	$(MAKE) all
+	scripts/bench/run.sh
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/vnet-xdp
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,124 @@
+/* The forwarding stage: anti-spoofing on the ingress interface, the route lookup in the
+ * source VNet's effective routes, and the rewrite (TTL, MACs) for XDP_REDIRECT. */
+#ifndef BPF_FORWARD_H
+#define BPF_FORWARD_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "vnet_xdp.h"
+#include "maps.h"
+#include "parse.h"
+
+static __always_inline void address_copy(__u8 *dst, const struct packet *pkt, int source)
+{
+	if (pkt->family == AF_INET) {
+		__builtin_memcpy(dst, source ? (void *)&pkt->ip4->saddr : (void *)&pkt->ip4->daddr, 4);
+	} else {
+		__builtin_memcpy(dst, source ? (void *)&pkt->ip6->saddr : (void *)&pkt->ip6->daddr, 16);
+	}
+}
+
+static __always_inline void lpm_key_fill(struct lpm_key *key, __u32 scope, const struct packet *pkt,
+					 int source)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->scope = scope;
+	key->family = pkt->family;
+	key->prefixlen = LPM_SCOPE_BITS + (pkt->family == AF_INET ? 32 : 128);
+	address_copy(key->addr, pkt, source);
+}
+
+/* The VNet the source address belongs to, or -1 when it is not one the ingress
+ * interface's binding allows (a spoofed or misplaced source). */
+static __always_inline int source_vnet(const struct packet *pkt, __u32 ifindex)
+{
+	struct lpm_key key;
+	__u32 *vnet;
+
+	lpm_key_fill(&key, ifindex, pkt, 1);
+	vnet = bpf_map_lookup_elem(&source_prefixes, &key);
+	return vnet ? (int)*vnet : -1;
+}
+
+static __always_inline struct route_info *route_lookup(const struct packet *pkt, __u32 vnet)
+{
+	struct lpm_key key;
+
+	lpm_key_fill(&key, vnet, pkt, 0);
+	return bpf_map_lookup_elem(&routes, &key);
+}
+
+static __always_inline int is_local_destination(const struct packet *pkt)
+{
+	struct address_key key;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	key.family = pkt->family;
+	address_copy(key.addr, pkt, 0);
+	return bpf_map_lookup_elem(&local_addresses, &key) != NULL;
+}
+
+/* Multicast, broadcast, link-local and neighbour discovery belong to the kernel: a
+ * router never forwards them. */
+static __always_inline int is_control_traffic(const struct packet *pkt)
+{
+	if (pkt->family == AF_INET) {
+		__u32 dst = bpf_ntohl(pkt->ip4->daddr), src = bpf_ntohl(pkt->ip4->saddr);
+
+		return dst == 0xffffffff || (dst >> 28) == 0xe || src == 0 ||
+		       (dst >> 16) == 0xa9fe /* 169.254/16 */;
+	}
+	if (pkt->ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+		return 1;
+	if (pkt->ip6->daddr.in6_u.u6_addr8[0] == 0xfe && (pkt->ip6->daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80)
+		return 1;
+	if (pkt->ip6->saddr.in6_u.u6_addr8[0] == 0xfe && (pkt->ip6->saddr.in6_u.u6_addr8[1] & 0xc0) == 0x80)
+		return 1;
+	return pkt->l4_proto == IPPROTO_ICMPV6 && pkt->l4 &&
+	       pkt->icmp_type >= 133 && pkt->icmp_type <= 137;
+}
+
+static __always_inline int hop_limit_expired(const struct packet *pkt)
+{
+	return pkt->family == AF_INET ? pkt->ip4->ttl <= 1 : pkt->ip6->hop_limit <= 1;
+}
+
+/* RFC 1624 incremental update: TTL is the high byte of its 16-bit word. */
+static __always_inline void hop_limit_decrement(struct packet *pkt)
+{
+	if (pkt->family == AF_INET) {
+		__u32 check = pkt->ip4->check;
+
+		check += bpf_htons(0x0100);
+		pkt->ip4->check = (__u16)(check + (check >= 0xffff));
+		pkt->ip4->ttl--;
+	} else {
+		pkt->ip6->hop_limit--;
+	}
+}
+
+/* Asks the kernel's FIB and neighbour table for the next hop. Returns the
+ * BPF_FIB_LKUP_RET_* code; on success params holds the egress ifindex and MACs. */
+static __always_inline int next_hop_lookup(struct xdp_md *ctx, const struct packet *pkt,
+					   struct bpf_fib_lookup *params)
+{
+	__builtin_memset(params, 0, sizeof(*params));
+	params->family = pkt->family;
+	params->l4_protocol = pkt->l4_proto;
+	params->sport = bpf_htons(pkt->sport);
+	params->dport = bpf_htons(pkt->dport);
+	params->tot_len = pkt->len;
+	params->ifindex = ctx->ingress_ifindex;
+	if (pkt->family == AF_INET) {
+		params->tos = pkt->ip4->tos;
+		params->ipv4_src = pkt->ip4->saddr;
+		params->ipv4_dst = pkt->ip4->daddr;
+	} else {
+		__builtin_memcpy(params->ipv6_src, &pkt->ip6->saddr, 16);
+		__builtin_memcpy(params->ipv6_dst, &pkt->ip6->daddr, 16);
+	}
+	return bpf_fib_lookup(ctx, params, sizeof(*params), 0);
+}
+
+#endif

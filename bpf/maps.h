@@ -1,0 +1,84 @@
+/* Every map of the datapath, pinned by name under the gateway's bpffs directory so the
+ * loader can exit, crash or be upgraded while forwarding goes on. */
+#ifndef BPF_MAPS_H
+#define BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "vnet_xdp.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INTERFACES);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct interface_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} interfaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_ROUTES);
+	__type(key, struct lpm_key); /* scope: source VNet id */
+	__type(value, struct route_info);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_SOURCE_PREFIXES);
+	__type(key, struct lpm_key); /* scope: ingress ifindex */
+	__type(value, __u32);        /* VNet id */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} source_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_LOCAL_ADDRESSES);
+	__type(key, struct address_key);
+	__type(value, __u32); /* ifindex that holds it */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local_addresses SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_PEERINGS);
+	__type(key, __u32);
+	__type(value, struct packet_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} peering_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_REASON_MAX);
+	__type(key, __u32);
+	__type(value, struct packet_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} drop_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DATAPATH_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, struct packet_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} datapath_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct decision_trace);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} decision_traces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gateway_settings);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} settings SEC(".maps");
+
+#endif

@@ -1,0 +1,272 @@
+/* Header parsing that never reads past data_end: Ethernet, 802.1Q/802.1ad, IPv4 with
+ * options and fragments, IPv6 with extension headers, TCP, UDP, ICMP and ICMPv6. Each
+ * malformed case returns its own drop reason. */
+#ifndef BPF_PARSE_H
+#define BPF_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "vnet_xdp.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#ifndef IPPROTO_ICMPV6
+#define IPPROTO_ICMPV6 58
+#endif
+
+/* ICMP and ICMPv6 share this first part; linux/icmp.h drags in libc socket headers. */
+struct icmp_header {
+	__u8 type;
+	__u8 code;
+	__be16 checksum;
+	__be16 id;       /* echo request and reply */
+	__be16 sequence;
+};
+
+#define MAX_VLAN_TAGS 2
+#define MAX_IPV6_EXTENSIONS 8
+
+struct vlan_header {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+struct packet {
+	void *data;
+	void *data_end;
+	struct ethhdr *eth;
+	void *l3;               /* after the VLAN tags */
+	struct iphdr *ip4;      /* set for IPv4 */
+	struct ipv6hdr *ip6;    /* set for IPv6 */
+	void *l4;               /* NULL for non-first fragments */
+	__u32 family;
+	__u32 len;
+	__u16 vlan_tags;
+	__u8 l4_proto;
+	__u8 is_fragment;       /* any fragment, first or not */
+	__u16 sport, dport;     /* ICMP: identifier in sport for echo */
+	__u8 icmp_type, icmp_code;
+};
+
+static __always_inline int parse_ethernet(struct packet *pkt, __u16 *proto)
+{
+	struct ethhdr *eth = pkt->data;
+	void *cursor;
+	int i;
+
+	if ((void *)(eth + 1) > pkt->data_end)
+		return DROP_MALFORMED_ETHERNET;
+	pkt->eth = eth;
+	*proto = eth->h_proto;
+	cursor = eth + 1;
+
+#pragma unroll
+	for (i = 0; i < MAX_VLAN_TAGS; i++) {
+		struct vlan_header *vlan = cursor;
+
+		if (*proto != bpf_htons(ETH_P_8021Q) && *proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vlan + 1) > pkt->data_end)
+			return DROP_MALFORMED_VLAN;
+		*proto = vlan->encapsulated_proto;
+		pkt->vlan_tags++;
+		cursor = vlan + 1;
+	}
+	if (*proto == bpf_htons(ETH_P_8021Q) || *proto == bpf_htons(ETH_P_8021AD))
+		return DROP_MALFORMED_VLAN; /* more tags than any binding uses */
+	pkt->l3 = cursor;
+	return DROP_NONE;
+}
+
+static __always_inline int ipv4_header_checksum_ok(struct iphdr *ip, void *data_end)
+{
+	void *cursor = ip;
+	__u32 words = ip->ihl * 2, sum = 0;
+	int i;
+
+	for (i = 0; i < 30; i++) { /* 60 bytes: the longest header with options */
+		__u16 *word = cursor;
+
+		if (i >= words)
+			break;
+		if ((void *)(word + 1) > data_end)
+			return 0;
+		sum += *word;
+		cursor = word + 1;
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+static __always_inline int parse_ipv4(struct packet *pkt, void *start)
+{
+	struct iphdr *ip = start;
+	__u32 header_len, total_len;
+	__u16 frag;
+
+	if ((void *)(ip + 1) > pkt->data_end)
+		return DROP_MALFORMED_IPV4;
+	header_len = ip->ihl * 4;
+	total_len = bpf_ntohs(ip->tot_len);
+	if (ip->version != 4 || header_len < sizeof(*ip) || total_len < header_len)
+		return DROP_MALFORMED_IPV4;
+	if (start + header_len > pkt->data_end || start + total_len > pkt->data_end)
+		return DROP_MALFORMED_IPV4;
+	if (!ipv4_header_checksum_ok(ip, pkt->data_end))
+		return DROP_IPV4_BAD_CHECKSUM;
+
+	pkt->ip4 = ip;
+	pkt->family = AF_INET;
+	pkt->l4_proto = ip->protocol;
+	frag = bpf_ntohs(ip->frag_off);
+	pkt->is_fragment = (frag & (IP_MF | IP_OFFSET)) != 0;
+	/* Only the first fragment carries the transport header. */
+	pkt->l4 = (frag & IP_OFFSET) ? NULL : start + header_len;
+	pkt->len = total_len;
+	return DROP_NONE;
+}
+
+struct ipv6_extension {
+	__u8 next_header;
+	__u8 length; /* in 8-byte units, not counting the first 8 */
+};
+
+static __always_inline int parse_ipv6(struct packet *pkt, void *start)
+{
+	struct ipv6hdr *ip6 = start;
+	void *cursor = ip6 + 1;
+	__u8 next;
+	int i;
+
+	if ((void *)(ip6 + 1) > pkt->data_end)
+		return DROP_MALFORMED_IPV6;
+	if (ip6->version != 6 || cursor + bpf_ntohs(ip6->payload_len) > pkt->data_end)
+		return DROP_MALFORMED_IPV6;
+	pkt->ip6 = ip6;
+	pkt->family = AF_INET6;
+	pkt->len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	next = ip6->nexthdr;
+
+#pragma unroll
+	for (i = 0; i < MAX_IPV6_EXTENSIONS; i++) {
+		struct ipv6_extension *ext = cursor;
+
+		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING &&
+		    next != IPPROTO_DSTOPTS && next != IPPROTO_FRAGMENT && next != IPPROTO_AH)
+			break;
+		if ((void *)(ext + 1) > pkt->data_end)
+			return DROP_MALFORMED_IPV6_EXTENSION;
+		if (next == IPPROTO_FRAGMENT) {
+			struct frag_hdr {
+				__u8 nexthdr, reserved;
+				__be16 frag_off;
+				__be32 identification;
+			} *fh = cursor;
+
+			if ((void *)(fh + 1) > pkt->data_end)
+				return DROP_MALFORMED_IPV6_EXTENSION;
+			pkt->is_fragment = 1;
+			if (bpf_ntohs(fh->frag_off) & 0xfff8) {
+				pkt->l4_proto = fh->nexthdr;
+				pkt->l4 = NULL;
+				return DROP_NONE;
+			}
+			cursor = fh + 1;
+		} else if (next == IPPROTO_AH) {
+			cursor += (ext->length + 2) * 4;
+		} else {
+			cursor += (ext->length + 1) * 8;
+		}
+		next = ext->next_header;
+	}
+	if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
+	    next == IPPROTO_FRAGMENT || next == IPPROTO_AH)
+		return DROP_MALFORMED_IPV6_EXTENSION; /* a longer chain than we walk */
+	if (cursor > pkt->data_end)
+		return DROP_MALFORMED_IPV6_EXTENSION;
+	pkt->l4_proto = next;
+	pkt->l4 = cursor;
+	return DROP_NONE;
+}
+
+static __always_inline int parse_transport(struct packet *pkt)
+{
+	void *l4 = pkt->l4;
+
+	if (!l4)
+		return DROP_NONE;
+	switch (pkt->l4_proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > pkt->data_end || tcp->doff < 5 ||
+		    l4 + tcp->doff * 4 > pkt->data_end)
+			return DROP_MALFORMED_L4;
+		pkt->sport = bpf_ntohs(tcp->source);
+		pkt->dport = bpf_ntohs(tcp->dest);
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > pkt->data_end || bpf_ntohs(udp->len) < sizeof(*udp))
+			return DROP_MALFORMED_L4;
+		pkt->sport = bpf_ntohs(udp->source);
+		pkt->dport = bpf_ntohs(udp->dest);
+		break;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		struct icmp_header *icmp = l4;
+
+		if ((void *)(icmp + 1) > pkt->data_end)
+			return DROP_MALFORMED_L4;
+		pkt->icmp_type = icmp->type;
+		pkt->icmp_code = icmp->code;
+		pkt->sport = bpf_ntohs(icmp->id);
+		break;
+	}
+	default:
+		break;
+	}
+	return DROP_NONE;
+}
+
+/* Fills pkt from the frame; returns DROP_NONE or the reason the frame is malformed.
+ * *proto is the innermost ethertype, for the caller to send non-IP to the kernel. */
+static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
+{
+	void *l3;
+	int reason;
+
+	reason = parse_ethernet(pkt, proto);
+	if (reason)
+		return reason;
+	l3 = pkt->l3;
+	if (*proto == bpf_htons(ETH_P_IP))
+		reason = parse_ipv4(pkt, l3);
+	else if (*proto == bpf_htons(ETH_P_IPV6))
+		reason = parse_ipv6(pkt, l3);
+	else
+		return DROP_NONE;
+	if (reason)
+		return reason;
+	return parse_transport(pkt);
+}
+
+#endif

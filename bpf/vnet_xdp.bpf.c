@@ -1,0 +1,162 @@
+/* The gateway's XDP program: parse, classify the ingress, forward between peered VNets.
+ * One program on every bound interface; the maps say what each interface faces. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "vnet_xdp.h"
+#include "maps.h"
+#include "counters.h"
+#include "parse.h"
+#include "forward.h"
+
+struct decision {
+	__u32 verdict;
+	__u32 drop_reason;
+	__u32 counter;
+	__u32 src_vnet;
+	struct route_info route;
+};
+
+static __always_inline void trace_decision(struct xdp_md *ctx, const struct packet *pkt,
+					   const struct decision *d)
+{
+	__u32 zero = 0;
+	struct decision_trace *t = bpf_map_lookup_elem(&decision_traces, &zero);
+
+	if (!t)
+		return;
+	t->sequence++;
+	t->verdict = d->verdict;
+	t->drop_reason = d->drop_reason;
+	t->counter = d->counter;
+	t->ingress_ifindex = ctx->ingress_ifindex;
+	t->src_vnet = d->src_vnet;
+	t->route_type = d->route.type;
+	t->egress_ifindex = d->route.egress_ifindex;
+	t->peering = d->route.peering;
+	t->dst_vnet = d->route.dst_vnet;
+	if (pkt->ip4)
+		t->fingerprint = bpf_ntohs(pkt->ip4->id);
+	else if (pkt->ip6)
+		t->fingerprint = bpf_ntohl(*(__be32 *)pkt->ip6 & bpf_htonl(0x000fffff));
+	else
+		t->fingerprint = 0;
+}
+
+static __always_inline int drop(struct decision *d, __u32 reason)
+{
+	d->verdict = XDP_DROP;
+	d->drop_reason = reason;
+	d->counter = COUNT_DROPPED;
+	return XDP_DROP;
+}
+
+static __always_inline int pass(struct decision *d, __u32 counter)
+{
+	d->verdict = XDP_PASS;
+	d->counter = counter;
+	return XDP_PASS;
+}
+
+/* Hands the packet to the egress the route chose, with the MACs the kernel's neighbour
+ * table knows. What the kernel must do itself (resolve a neighbour, answer an expired
+ * TTL or a too-big packet) goes to the kernel, after the policy decision was made. */
+static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
+{
+	struct bpf_fib_lookup params;
+	int rc;
+
+	if (d->route.type == ROUTE_VNET_PEERING)
+		count_peering(d->route.peering, pkt->len);
+	if (hop_limit_expired(pkt))
+		return pass(d, COUNT_PASS_TTL_EXPIRED);
+
+	rc = next_hop_lookup(ctx, pkt, &params);
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		return pass(d, COUNT_PASS_NEIGHBOUR);
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return pass(d, COUNT_PASS_FRAG_NEEDED);
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return pass(d, COUNT_PASS_LOCAL);
+	default:
+		return drop(d, DROP_FIB_FAILED);
+	}
+	/* The kernel's routes must agree with the VNet's: a mismatch is a config error on
+	 * the gateway host, not something to paper over by trusting either side. */
+	if (params.ifindex != d->route.egress_ifindex)
+		return drop(d, DROP_FIB_MISMATCH);
+
+	hop_limit_decrement(pkt);
+	__builtin_memcpy(pkt->eth->h_dest, params.dmac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_source, params.smac, ETH_ALEN);
+	if (bpf_redirect(params.ifindex, 0) != XDP_REDIRECT)
+		return drop(d, DROP_REDIRECT_FAILED);
+	d->verdict = XDP_REDIRECT;
+	d->counter = COUNT_FORWARDED;
+	return XDP_REDIRECT;
+}
+
+static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
+{
+	struct interface_info *iface;
+	struct route_info *route;
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u16 proto = 0;
+	int reason, vnet;
+
+	reason = parse_packet(pkt, &proto);
+	if (reason)
+		return drop(d, reason);
+
+	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
+	if (!iface)
+		return pass(d, COUNT_PASS_UNBOUND);
+	if (pkt->vlan_tags)
+		return drop(d, DROP_VLAN_NOT_BOUND);
+	if (!pkt->family)
+		return pass(d, COUNT_PASS_NOT_IP);
+	if (is_control_traffic(pkt))
+		return pass(d, COUNT_PASS_CONTROL);
+	if (is_local_destination(pkt))
+		return pass(d, COUNT_PASS_LOCAL);
+	if (iface->role == INTERFACE_UPLINK)
+		return drop(d, DROP_UPLINK_UNSOLICITED);
+
+	vnet = source_vnet(pkt, ifindex);
+	if (vnet < 0)
+		return drop(d, DROP_SPOOFED_SOURCE);
+	d->src_vnet = vnet;
+
+	route = route_lookup(pkt, vnet);
+	if (!route)
+		return drop(d, DROP_NO_ROUTE);
+	d->route = *route;
+	if (route->type == ROUTE_NONE)
+		return drop(d, DROP_ROUTE_NONE);
+	return forward(ctx, pkt, d);
+}
+
+SEC("xdp")
+int xdp_gateway(struct xdp_md *ctx)
+{
+	struct packet pkt = {
+		.data = (void *)(long)ctx->data,
+		.data_end = (void *)(long)ctx->data_end,
+	};
+	struct decision d = {};
+	__u64 bytes = pkt.data_end - pkt.data;
+	int verdict;
+
+	count_datapath(COUNT_RX, bytes);
+	verdict = process(ctx, &pkt, &d);
+	if (verdict == XDP_DROP)
+		count_drop(d.drop_reason, bytes);
+	else
+		count_datapath(d.counter, bytes);
+	trace_decision(ctx, &pkt, &d);
+	return verdict;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, the demo and the tests need.
+# Idempotent: installs only what is missing, so `make test` can call it every time.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  make gcc clang llvm pkg-config libc6-dev linux-libc-dev
+  libbpf-dev libxdp-dev bpftool
+  libjansson-dev libmicrohttpd-dev libmnl-dev libcmocka-dev
+  # datapath tooling, demo and end-to-end tests
+  iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,215 @@
+/* Config model: the gateway binding plus the Azure resources it refers to, with every
+ * reference resolved to an index. Built by config_load(), which also validates it. */
+#ifndef VNET_XDP_CONFIG_H
+#define VNET_XDP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_NONE (-1) /* an unset index */
+
+struct ip_prefix {
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t len;    /* prefix length in bits */
+	uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes, host bits zero */
+};
+
+struct ip_address {
+	uint8_t family; /* 0 when unset */
+	uint8_t addr[16];
+};
+
+struct config_subnet {
+	char *name;
+	struct ip_prefix *prefixes; /* addressPrefix and/or addressPrefixes */
+	size_t n_prefixes;
+	int network_security_group; /* index into config.nsgs or CONFIG_NONE */
+	int route_table;            /* index into config.route_tables or CONFIG_NONE */
+	int nat_gateway;            /* index into config.nat_gateways or CONFIG_NONE */
+};
+
+struct config_peering {
+	char *name;
+	char *remote_name;  /* name of the remote VNet as written (last id segment) */
+	int remote_vnet;    /* index into config.vnets, CONFIG_NONE when not in this config */
+	bool allow_virtual_network_access; /* Azure default: true */
+	bool allow_forwarded_traffic;      /* default false */
+	bool allow_gateway_transit;        /* default false */
+	bool use_remote_gateways;          /* default false */
+	bool connected; /* both sides exist and allow VNet access (Azure's "Connected") */
+};
+
+struct config_vnet {
+	char *name;
+	struct ip_prefix *prefixes; /* addressSpace.addressPrefixes */
+	size_t n_prefixes;
+	struct config_subnet *subnets;
+	size_t n_subnets;
+	struct config_peering *peerings;
+	size_t n_peerings;
+	int virtual_network_gateway; /* index into config.vnet_gateways or CONFIG_NONE */
+};
+
+enum nsg_direction { NSG_INBOUND = 0, NSG_OUTBOUND = 1 };
+enum nsg_access { NSG_ALLOW = 0, NSG_DENY = 1 };
+enum nsg_protocol { NSG_PROTO_ANY = 0, NSG_PROTO_TCP, NSG_PROTO_UDP, NSG_PROTO_ICMP,
+		    NSG_PROTO_ESP, NSG_PROTO_AH };
+
+struct port_range { uint16_t from, to; };
+
+/* An address prefix of a rule: a CIDR, "*" or a service tag. */
+enum nsg_address_kind { NSG_ADDR_ANY = 0, NSG_ADDR_PREFIX, NSG_ADDR_TAG_VIRTUAL_NETWORK,
+			NSG_ADDR_TAG_INTERNET, NSG_ADDR_TAG_AZURE_LOAD_BALANCER,
+			NSG_ADDR_TAG_OTHER /* a service tag vnet-xdp does not model */ };
+struct nsg_address { enum nsg_address_kind kind; struct ip_prefix prefix; char *tag; };
+
+struct config_security_rule {
+	char *name;
+	int priority;
+	enum nsg_direction direction;
+	enum nsg_access access;
+	enum nsg_protocol protocol;
+	struct nsg_address *sources, *destinations;
+	size_t n_sources, n_destinations;
+	struct port_range *source_ports, *destination_ports;
+	size_t n_source_ports, n_destination_ports;
+	bool is_default; /* one of Azure's six default rules */
+};
+
+struct config_nsg {
+	char *name;
+	struct config_security_rule *rules; /* securityRules then the six default rules */
+	size_t n_rules;
+	bool flush_connection;
+};
+
+enum route_next_hop { NEXT_HOP_VIRTUAL_NETWORK_GATEWAY = 0, NEXT_HOP_VNET_LOCAL,
+		      NEXT_HOP_INTERNET, NEXT_HOP_VIRTUAL_APPLIANCE, NEXT_HOP_NONE };
+struct config_route {
+	char *name;
+	struct ip_prefix prefix;
+	enum route_next_hop next_hop_type;
+	struct ip_address next_hop_ip; /* VirtualAppliance only */
+};
+struct config_route_table {
+	char *name;
+	struct config_route *routes;
+	size_t n_routes;
+	bool disable_bgp_route_propagation;
+};
+
+struct config_nat_gateway {
+	char *name;
+	struct ip_address *public_ips; /* resolved from publicIPAddresses' ipAddress */
+	size_t n_public_ips;
+	int idle_timeout_minutes;
+};
+
+struct config_nic {
+	char *name;
+	struct ip_address *addresses; /* ipConfigurations[].privateIPAddress */
+	size_t n_addresses;
+	int network_security_group; /* CONFIG_NONE when unset */
+	int vnet, subnet;           /* from ipConfigurations[0].subnet, or CONFIG_NONE */
+};
+
+struct config_local_network_gateway {
+	char *name;
+	struct ip_address gateway_ip;
+	struct ip_prefix *prefixes; /* localNetworkAddressSpace.addressPrefixes */
+	size_t n_prefixes;
+};
+
+struct config_vnet_gateway {
+	char *name;
+	int vnet;   /* VNet of the GatewaySubnet its ipConfiguration names */
+	bool active_active;
+};
+
+enum connection_type { CONNECTION_IPSEC = 0, CONNECTION_VNET2VNET };
+struct config_ipsec_policy {
+	char *ipsec_encryption, *ipsec_integrity, *ike_encryption, *ike_integrity, *dh_group,
+		*pfs_group;
+	int sa_lifetime_seconds, sa_data_size_kilobytes;
+};
+struct config_connection {
+	char *name;
+	enum connection_type type;
+	int vnet_gateway1;      /* index into vnet_gateways */
+	int vnet_gateway2;      /* Vnet2Vnet: index, else CONFIG_NONE */
+	int local_network_gateway2; /* IPsec: index, else CONFIG_NONE */
+	char *shared_key;       /* never print it */
+	struct config_ipsec_policy *ipsec_policies;
+	size_t n_ipsec_policies;
+	bool use_policy_based_traffic_selectors;
+	int dpd_timeout_seconds;
+};
+
+enum gateway_iface_role { IFACE_VNET = 0, IFACE_UPLINK = 1 };
+struct config_gateway_iface {
+	char *name;             /* Linux interface name */
+	enum gateway_iface_role role;
+	int vnet;               /* IFACE_VNET: index into vnets */
+	int subnet;             /* index into vnets[vnet].subnets or CONFIG_NONE (whole VNet) */
+};
+
+struct config_gateway_vnet {
+	int vnet;               /* index into vnets */
+	struct ip_address vip;  /* public VIP for outbound NAT; family 0 when unset */
+};
+
+struct config_limits {
+	uint32_t flow_table_size;        /* default 262144 */
+	uint16_t snat_port_min, snat_port_max; /* default 1024-65535 */
+	uint32_t tcp_idle_timeout_seconds;     /* default 240 */
+	uint32_t udp_idle_timeout_seconds;     /* default 240 */
+	uint32_t icmp_idle_timeout_seconds;    /* default 30 */
+};
+
+struct config {
+	char *path;
+	char *gateway_name;
+	struct config_gateway_iface *ifaces;
+	size_t n_ifaces;
+	struct config_gateway_vnet *gateway_vnets;
+	size_t n_gateway_vnets;
+	char *metrics_listen;            /* default "127.0.0.1:9469" */
+	struct config_limits limits;
+
+	struct config_vnet *vnets;
+	size_t n_vnets;
+	struct config_nsg *nsgs;
+	size_t n_nsgs;
+	struct config_route_table *route_tables;
+	size_t n_route_tables;
+	struct config_nat_gateway *nat_gateways;
+	size_t n_nat_gateways;
+	struct config_nic *nics;
+	size_t n_nics;
+	struct config_local_network_gateway *local_network_gateways;
+	size_t n_local_network_gateways;
+	struct config_vnet_gateway *vnet_gateways;
+	size_t n_vnet_gateways;
+	struct config_connection *connections;
+	size_t n_connections;
+};
+
+/* Reads and validates FILE. On success returns 0 and *out owns the model. On failure
+ * returns the number of problems (> 0) or a negative errno, having written one line per
+ * problem to `errors` ("FILE:LINE:COL: json.path: what is wrong; what is allowed"), and
+ * *out is NULL. */
+int config_load(const char *path, FILE *errors, struct config **out);
+/* The same for a document already in memory; `name` stands for FILE in messages. */
+int config_load_string(const char *text, const char *name, FILE *errors, struct config **out);
+void config_free(struct config *cfg);
+
+/* Helpers the loader and tests share. */
+int ip_prefix_parse(const char *text, struct ip_prefix *out);   /* 0 or -EINVAL */
+int ip_address_parse(const char *text, struct ip_address *out); /* 0 or -EINVAL */
+bool ip_prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b);
+bool ip_prefix_contains(const struct ip_prefix *outer, const struct ip_prefix *inner);
+int config_find_vnet(const struct config *cfg, const char *name); /* index or CONFIG_NONE */
+
+#endif

@@ -1,0 +1,242 @@
+#include <errno.h>
+#include <dirent.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "datapath.h"
+#include "log.h"
+
+void gateway_pin_dir(const char *gateway, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s", VNET_XDP_PIN_ROOT, gateway);
+}
+
+int bpffs_ensure(void)
+{
+	struct statfs fs;
+
+	if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mkdir("/sys/fs/bpf", 0755) && errno != EEXIST)
+		return -errno;
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+		return -errno;
+	return 0;
+}
+
+bool gateway_pins_exist(const char *gateway)
+{
+	char path[256];
+	struct stat st;
+
+	gateway_pin_dir(gateway, path, sizeof(path));
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int pinned_map_open(const char *gateway, const char *name)
+{
+	char path[320];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", VNET_XDP_PIN_ROOT, gateway, name);
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
+}
+
+int datapath_maps_open(const char *gateway, struct datapath_maps *maps)
+{
+	struct { int *fd; const char *name; } all[] = {
+		{ &maps->interfaces, "interfaces" },
+		{ &maps->routes, "routes" },
+		{ &maps->source_prefixes, "source_prefixes" },
+		{ &maps->local_addresses, "local_addresses" },
+		{ &maps->peering_counters, "peering_counters" },
+		{ &maps->drop_counters, "drop_counters" },
+		{ &maps->datapath_counters, "datapath_counters" },
+		{ &maps->decision_traces, "decision_traces" },
+		{ &maps->settings, "settings" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(*all); i++)
+		*all[i].fd = -1;
+	for (i = 0; i < sizeof(all) / sizeof(*all); i++) {
+		int fd = pinned_map_open(gateway, all[i].name);
+
+		if (fd < 0) {
+			log_debug("cannot open pinned map %s of %s: %s", all[i].name, gateway,
+				  strerror(-fd));
+			datapath_maps_close(maps);
+			return fd;
+		}
+		*all[i].fd = fd;
+	}
+	return 0;
+}
+
+void datapath_maps_close(struct datapath_maps *maps)
+{
+	int *fds[] = { &maps->interfaces, &maps->routes, &maps->source_prefixes,
+		       &maps->local_addresses, &maps->peering_counters, &maps->drop_counters,
+		       &maps->datapath_counters, &maps->decision_traces, &maps->settings };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(*fds); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+/* Deletes every key of a hash or LPM map. Keys are collected first: deleting while
+ * iterating would skip entries. */
+static int map_clear(int fd, size_t key_size)
+{
+	size_t count = 0, capacity = 64;
+	unsigned char *keys = malloc(capacity * key_size), *key = NULL;
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (;;) {
+		if (count == capacity) {
+			unsigned char *bigger = realloc(keys, capacity * 2 * key_size);
+
+			if (!bigger) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = bigger;
+			capacity *= 2;
+		}
+		if (bpf_map_get_next_key(fd, key, keys + count * key_size))
+			break;
+		key = keys + count * key_size;
+		count++;
+	}
+	for (size_t i = 0; i < count && !err; i++)
+		if (bpf_map_delete_elem(fd, keys + i * key_size) && errno != ENOENT)
+			err = -errno;
+	free(keys);
+	return err;
+}
+
+int datapath_write_plan(const struct datapath_maps *maps, const struct plan *plan,
+			uint32_t generation)
+{
+	struct gateway_settings settings = { .generation = generation };
+	uint32_t zero = 0;
+	int err;
+
+	if ((err = map_clear(maps->interfaces, sizeof(uint32_t))) ||
+	    (err = map_clear(maps->routes, sizeof(struct lpm_key))) ||
+	    (err = map_clear(maps->source_prefixes, sizeof(struct lpm_key))))
+		return err;
+	for (size_t i = 0; i < plan->n_source_prefixes; i++)
+		if (bpf_map_update_elem(maps->source_prefixes, &plan->source_prefixes[i].key,
+					&plan->source_prefixes[i].vnet, BPF_ANY))
+			return -errno;
+	for (size_t i = 0; i < plan->n_routes; i++)
+		if (bpf_map_update_elem(maps->routes, &plan->routes[i].key, &plan->routes[i].info,
+					BPF_ANY))
+			return -errno;
+	/* Interfaces last: until an interface is known, the program leaves its packets to
+	 * the kernel, so no packet meets a half-written route table. */
+	for (size_t i = 0; i < plan->n_interfaces; i++)
+		if (bpf_map_update_elem(maps->interfaces, &plan->interfaces[i].ifindex,
+					&plan->interfaces[i].info, BPF_ANY))
+			return -errno;
+	if (bpf_map_update_elem(maps->settings, &zero, &settings, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int datapath_write_local_addresses(const struct datapath_maps *maps)
+{
+	struct ifaddrs *list, *ifa;
+	int err;
+
+	if (getifaddrs(&list))
+		return -errno;
+	err = map_clear(maps->local_addresses, sizeof(struct address_key));
+	for (ifa = list; ifa && !err; ifa = ifa->ifa_next) {
+		struct address_key key = { 0 };
+		uint32_t ifindex;
+
+		if (!ifa->ifa_addr)
+			continue;
+		if (ifa->ifa_addr->sa_family == AF_INET) {
+			key.family = AF_INET;
+			memcpy(key.addr, &((struct sockaddr_in *)ifa->ifa_addr)->sin_addr, 4);
+		} else if (ifa->ifa_addr->sa_family == AF_INET6) {
+			key.family = AF_INET6;
+			memcpy(key.addr, &((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr, 16);
+		} else {
+			continue;
+		}
+		ifindex = if_nametoindex(ifa->ifa_name);
+		if (bpf_map_update_elem(maps->local_addresses, &key, &ifindex, BPF_ANY))
+			err = -errno;
+	}
+	freeifaddrs(list);
+	return err;
+}
+
+int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct packet_counter *values;
+
+	if (cpus <= 0)
+		return -EINVAL;
+	values = calloc(cpus, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	memset(sum, 0, sizeof(*sum));
+	if (bpf_map_lookup_elem(map_fd, &index, values)) {
+		int err = -errno;
+
+		free(values);
+		return err;
+	}
+	for (int c = 0; c < cpus; c++) {
+		sum->packets += values[c].packets;
+		sum->bytes += values[c].bytes;
+	}
+	free(values);
+	return 0;
+}
+
+int gateway_pins_remove(const char *gateway)
+{
+	char dir[256], path[600];
+	struct dirent *entry;
+	DIR *d;
+	int err = 0;
+
+	gateway_pin_dir(gateway, dir, sizeof(dir));
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((entry = readdir(d))) {
+		if (entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (rmdir(dir) && !err)
+		err = -errno;
+	rmdir(VNET_XDP_PIN_ROOT); /* only succeeds when no other gateway is left */
+	return err;
+}

@@ -1,0 +1,34 @@
+/* The pinned maps of one gateway: open them, program them from a plan, read counters. */
+#ifndef VNET_XDP_DATAPATH_H
+#define VNET_XDP_DATAPATH_H
+
+#include <stdint.h>
+#include "plan.h"
+#include "vnet_xdp.h"
+
+#define STATE_ROOT "/run/vnet-xdp"
+
+struct datapath_maps {
+	int interfaces, routes, source_prefixes, local_addresses;
+	int peering_counters, drop_counters, datapath_counters, decision_traces, settings;
+};
+
+/* /sys/fs/bpf/vnet-xdp/<gateway> into buf. */
+void gateway_pin_dir(const char *gateway, char *buf, size_t size);
+/* Mounts bpffs on /sys/fs/bpf when it is not there. Returns 0 or -errno. */
+int bpffs_ensure(void);
+bool gateway_pins_exist(const char *gateway);
+
+int datapath_maps_open(const char *gateway, struct datapath_maps *maps);
+void datapath_maps_close(struct datapath_maps *maps);
+/* Replaces the config maps' contents with the plan (counters are left alone). */
+int datapath_write_plan(const struct datapath_maps *maps, const struct plan *plan,
+			uint32_t generation);
+/* Records every address of this network namespace, which the datapath hands to the kernel. */
+int datapath_write_local_addresses(const struct datapath_maps *maps);
+/* Sums a per-CPU packet counter over all CPUs. */
+int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum);
+/* Removes every pin of the gateway and its directory. */
+int gateway_pins_remove(const char *gateway);
+
+#endif

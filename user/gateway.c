@@ -1,0 +1,414 @@
+#include <errno.h>
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "attach.h"
+#include "datapath.h"
+#include "gateway.h"
+#include "log.h"
+#include "plan.h"
+#include "state.h"
+
+#define IPV4_FORWARDING "/proc/sys/net/ipv4/ip_forward"
+#define IPV6_FORWARDING "/proc/sys/net/ipv6/conf/all/forwarding"
+
+static int sysctl_read(const char *path)
+{
+	char buf[16] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atoi(buf) : -EIO;
+}
+
+static int sysctl_write(const char *path, int value)
+{
+	char buf[16];
+	int fd = open(path, O_WRONLY), len, err = 0;
+
+	if (fd < 0)
+		return -errno;
+	len = snprintf(buf, sizeof(buf), "%d\n", value);
+	if (write(fd, buf, len) != len)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int gateway_resolve_name(const char *name, char *out, size_t size)
+{
+	char **names;
+	size_t count;
+
+	if (name) {
+		snprintf(out, size, "%s", name);
+		return 0;
+	}
+	gateway_names(&names, &count);
+	if (count != 1) {
+		state_names_free(names);
+		return count == 0 ? -ENOENT : -EEXIST;
+	}
+	snprintf(out, size, "%s", names[0]);
+	state_names_free(names);
+	return 0;
+}
+
+/* Everything `up` did so far, so that a failure can undo exactly that. */
+struct up_progress {
+	char pin_dir[256];
+	bool created_pins;
+	uint32_t attached[MAX_INTERFACES];
+	size_t n_attached;
+	int ipv4_forwarding, ipv6_forwarding; /* previous values, -1 untouched */
+};
+
+static void up_undo(const char *gateway, struct up_progress *progress)
+{
+	for (size_t i = 0; i < progress->n_attached; i++)
+		xdp_detach_interface(progress->pin_dir, progress->attached[i]);
+	if (progress->ipv4_forwarding >= 0)
+		sysctl_write(IPV4_FORWARDING, progress->ipv4_forwarding);
+	if (progress->ipv6_forwarding >= 0)
+		sysctl_write(IPV6_FORWARDING, progress->ipv6_forwarding);
+	if (progress->created_pins)
+		gateway_pins_remove(gateway);
+}
+
+static int resolve_ifindexes(const struct config *cfg, uint32_t *ifindexes)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++) {
+		ifindexes[i] = if_nametoindex(cfg->ifaces[i].name);
+		if (!ifindexes[i]) {
+			log_error("%s: gateway.interfaces[%zu]: interface %s does not exist in this "
+				  "network namespace", cfg->path ? cfg->path : "config", i,
+				  cfg->ifaces[i].name);
+			return -ENODEV;
+		}
+	}
+	return 0;
+}
+
+static json_t *state_build(const struct config *cfg, const struct plan *plan,
+			   const uint32_t *prog_ids, const enum xdp_attach_mode *modes,
+			   const struct up_progress *progress, uint32_t generation)
+{
+	json_t *state = json_object(), *ifaces = json_array(), *peerings = json_array(),
+	       *vnets = json_array();
+	char abspath[PATH_MAX];
+
+	json_object_set_new(state, "gateway", json_string(cfg->gateway_name));
+	if (cfg->path && realpath(cfg->path, abspath))
+		json_object_set_new(state, "config", json_string(abspath));
+	json_object_set_new(state, "generation", json_integer(generation));
+	json_object_set_new(state, "metricsListen", json_string(cfg->metrics_listen ? cfg->metrics_listen : ""));
+	for (size_t v = 0; v < cfg->n_vnets; v++)
+		json_array_append_new(vnets, json_string(cfg->vnets[v].name));
+	for (size_t i = 0; i < plan->n_interfaces; i++) {
+		const struct config_gateway_iface *ci = &cfg->ifaces[i];
+		json_t *o = json_pack("{s:s, s:i, s:s, s:i, s:s}", "name", ci->name, "ifindex",
+				      (json_int_t)plan->interfaces[i].ifindex, "role",
+				      ci->role == IFACE_UPLINK ? "uplink" : "vnet", "programId",
+				      (json_int_t)prog_ids[i], "mode", xdp_mode_name(modes[i]));
+
+		if (ci->role == IFACE_VNET) {
+			json_object_set_new(o, "virtualNetwork", json_string(cfg->vnets[ci->vnet].name));
+			if (ci->subnet != CONFIG_NONE)
+				json_object_set_new(o, "subnet",
+					json_string(cfg->vnets[ci->vnet].subnets[ci->subnet].name));
+		}
+		json_array_append_new(ifaces, o);
+	}
+	for (size_t p = 0; p < plan->n_peerings; p++)
+		json_array_append_new(peerings, json_pack("{s:i, s:s, s:s, s:s}", "index", (json_int_t)p,
+			"name", plan->peerings[p].peering_name ? plan->peerings[p].peering_name : "",
+			"vnet", plan->peerings[p].vnet_name, "remoteVnet",
+			plan->peerings[p].remote_vnet_name));
+	json_object_set_new(state, "virtualNetworks", vnets);
+	json_object_set_new(state, "interfaces", ifaces);
+	json_object_set_new(state, "peerings", peerings);
+	json_object_set_new(state, "previousForwarding",
+			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
+				      "ipv6", progress->ipv6_forwarding));
+	return state;
+}
+
+static bool gateway_fully_up(const struct config *cfg, const char *pin_dir,
+			     const uint32_t *ifindexes)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++) {
+		const char *mode;
+		uint32_t id;
+		bool attached;
+
+		if (xdp_attached_program(pin_dir, ifindexes[i], &id, &attached, &mode) || !attached)
+			return false;
+	}
+	return true;
+}
+
+static int forwarding_enable(struct up_progress *progress)
+{
+	int v4 = sysctl_read(IPV4_FORWARDING), v6 = sysctl_read(IPV6_FORWARDING), err;
+
+	if (v4 < 0)
+		return v4;
+	progress->ipv4_forwarding = v4;
+	err = sysctl_write(IPV4_FORWARDING, 1);
+	if (err)
+		return err;
+	if (v6 >= 0) { /* a kernel without IPv6 has no such file: IPv4 alone is fine */
+		progress->ipv6_forwarding = v6;
+		err = sysctl_write(IPV6_FORWARDING, 1);
+	}
+	return err;
+}
+
+int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
+{
+	struct up_progress progress = { .ipv4_forwarding = -1, .ipv6_forwarding = -1 };
+	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
+	enum xdp_attach_mode modes[MAX_INTERFACES];
+	struct datapath_maps maps;
+	struct plan plan;
+	json_t *state;
+	int err;
+
+	if (cfg->n_ifaces > MAX_INTERFACES) {
+		log_error("%zu interfaces bound; at most %d", cfg->n_ifaces, MAX_INTERFACES);
+		return -E2BIG;
+	}
+	err = resolve_ifindexes(cfg, ifindexes);
+	if (err)
+		return err;
+	gateway_pin_dir(cfg->gateway_name, progress.pin_dir, sizeof(progress.pin_dir));
+	err = bpffs_ensure();
+	if (err) {
+		log_error("cannot mount bpffs on /sys/fs/bpf: %s", strerror(-err));
+		return err;
+	}
+	if (gateway_pins_exist(cfg->gateway_name) && gateway_fully_up(cfg, progress.pin_dir, ifindexes)) {
+		log_info("gateway %s is already up; `vnet-xdp reload` applies a changed config",
+			 cfg->gateway_name);
+		return 0;
+	}
+	err = plan_build(cfg, ifindexes, &plan);
+	if (err) {
+		log_error("cannot compute the datapath plan: %s", strerror(-err));
+		return err;
+	}
+
+	progress.created_pins = !gateway_pins_exist(cfg->gateway_name);
+	if ((mkdir(VNET_XDP_PIN_ROOT, 0700) && errno != EEXIST) ||
+	    (mkdir(progress.pin_dir, 0700) && errno != EEXIST)) {
+		err = -errno;
+		log_error("cannot create %s: %s", progress.pin_dir, strerror(-err));
+		goto fail;
+	}
+	err = xdp_maps_create(progress.pin_dir);
+	if (err) {
+		log_error("cannot load the XDP object (run with -v for the verifier's log): %s",
+			  strerror(-err));
+		goto fail;
+	}
+	err = datapath_maps_open(cfg->gateway_name, &maps);
+	if (err) {
+		log_error("cannot open the pinned maps in %s: %s", progress.pin_dir, strerror(-err));
+		goto fail;
+	}
+	err = datapath_write_plan(&maps, &plan, 1);
+	if (!err)
+		err = datapath_write_local_addresses(&maps);
+	datapath_maps_close(&maps);
+	if (err) {
+		log_error("cannot fill the datapath maps: %s", strerror(-err));
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->n_ifaces; i++) {
+		err = xdp_attach_interface(progress.pin_dir, ifindexes[i], mode, &prog_ids[i], &modes[i]);
+		if (err) {
+			log_error("cannot attach XDP to %s (%s mode): %s", cfg->ifaces[i].name,
+				  mode == XDP_MODE_UNSPEC ? "native or generic" : xdp_mode_name(mode),
+				  strerror(-err));
+			goto fail;
+		}
+		progress.attached[progress.n_attached++] = ifindexes[i];
+	}
+	err = forwarding_enable(&progress);
+	if (err) {
+		log_error("cannot enable IP forwarding: %s", strerror(-err));
+		goto fail;
+	}
+	state = state_build(cfg, &plan, prog_ids, modes, &progress, 1);
+	err = state_save(cfg->gateway_name, state);
+	json_decref(state);
+	if (err) {
+		log_error("cannot write the gateway state under %s: %s", STATE_ROOT, strerror(-err));
+		goto fail;
+	}
+	plan_free(&plan);
+	return 0;
+
+fail:
+	up_undo(cfg->gateway_name, &progress);
+	plan_free(&plan);
+	return err;
+}
+
+/* Detaches from every interface the interfaces map names: it holds exactly what `up`
+ * bound, so `down` works even when the state file is gone. */
+static int detach_all(const char *gateway, const char *pin_dir)
+{
+	struct datapath_maps maps;
+	uint32_t key, next, *prev = NULL;
+	int err = 0, rc;
+
+	rc = datapath_maps_open(gateway, &maps);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	while (!bpf_map_get_next_key(maps.interfaces, prev, &next)) {
+		rc = xdp_detach_interface(pin_dir, next);
+		if (rc && !err)
+			err = rc;
+		key = next;
+		prev = &key;
+	}
+	datapath_maps_close(&maps);
+	return err;
+}
+
+int gateway_down(const char *requested)
+{
+	char gateway[128], pin_dir[256];
+	json_t *state;
+	int err;
+
+	err = gateway_resolve_name(requested, gateway, sizeof(gateway));
+	if (err == -ENOENT && !requested) {
+		log_info("no gateway is up");
+		return 0;
+	}
+	if (err == -EEXIST) {
+		log_error("several gateways are up; name one with -n");
+		return err;
+	}
+	if (!gateway_pins_exist(gateway)) {
+		log_info("gateway %s is not up", gateway);
+		state_remove(gateway);
+		return 0;
+	}
+	gateway_pin_dir(gateway, pin_dir, sizeof(pin_dir));
+	err = detach_all(gateway, pin_dir);
+	if (err) {
+		log_error("cannot detach gateway %s: %s", gateway, strerror(-err));
+		return err;
+	}
+	state = state_load(gateway);
+	if (state) {
+		json_t *fwd = json_object_get(state, "previousForwarding");
+		int v4 = json_integer_value(json_object_get(fwd, "ipv4"));
+		int v6 = json_integer_value(json_object_get(fwd, "ipv6"));
+
+		if (fwd && v4 >= 0)
+			sysctl_write(IPV4_FORWARDING, v4);
+		if (fwd && v6 >= 0)
+			sysctl_write(IPV6_FORWARDING, v6);
+		json_decref(state);
+	}
+	err = gateway_pins_remove(gateway);
+	if (err) {
+		log_error("cannot remove the pins of %s: %s", gateway, strerror(-err));
+		return err;
+	}
+	state_remove(gateway);
+	return 0;
+}
+
+static json_t *status_of(const char *gateway)
+{
+	char pin_dir[256];
+	json_t *state = state_load(gateway), *out = json_object(), *ifaces = json_array(), *it;
+	size_t i;
+
+	gateway_pin_dir(gateway, pin_dir, sizeof(pin_dir));
+	json_object_set_new(out, "gateway", json_string(gateway));
+	json_object_set_new(out, "pinDir", json_string(pin_dir));
+	if (state) {
+		json_object_set(out, "config", json_object_get(state, "config"));
+		json_object_set(out, "generation", json_object_get(state, "generation"));
+	}
+	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
+		uint32_t ifindex = json_integer_value(json_object_get(it, "ifindex")), id = 0;
+		const char *mode;
+		bool attached;
+		json_t *o = json_deep_copy(it);
+
+		json_object_del(o, "mode");
+		json_object_del(o, "programId");
+		if (xdp_attached_program(pin_dir, ifindex, &id, &attached, &mode) == 0) {
+			json_object_set_new(o, "programId", json_integer(id));
+			json_object_set_new(o, "attached", json_boolean(attached));
+			json_object_set_new(o, "mode", json_string(mode));
+		} else {
+			json_object_set_new(o, "attached", json_false());
+		}
+		json_array_append_new(ifaces, o);
+	}
+	json_object_set_new(out, "interfaces", ifaces);
+	json_decref(state);
+	return out;
+}
+
+int gateway_status(const char *name, bool as_json)
+{
+	json_t *all = json_array(), *g, *it;
+	char **names;
+	size_t count, i, j;
+
+	gateway_names(&names, &count);
+	for (i = 0; i < count; i++)
+		if (!name || !strcmp(name, names[i]))
+			json_array_append_new(all, status_of(names[i]));
+	state_names_free(names);
+
+	if (as_json) {
+		json_dumpf(all, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else if (json_array_size(all) == 0) {
+		printf("no gateway is up\n");
+	}
+	json_array_foreach(all, i, g) {
+		if (as_json)
+			break;
+		printf("gateway %s  generation %lld  config %s\n",
+		       json_string_value(json_object_get(g, "gateway")),
+		       json_integer_value(json_object_get(g, "generation")),
+		       json_string_value(json_object_get(g, "config")) ?: "-");
+		json_array_foreach(json_object_get(g, "interfaces"), j, it) {
+			const char *vnet = json_string_value(json_object_get(it, "virtualNetwork"));
+			const char *subnet = json_string_value(json_object_get(it, "subnet"));
+
+			printf("  %-16s %-7s %-8s prog %-6lld %s%s%s%s\n",
+			       json_string_value(json_object_get(it, "name")),
+			       json_string_value(json_object_get(it, "role")),
+			       json_is_true(json_object_get(it, "attached")) ?
+				       json_string_value(json_object_get(it, "mode")) : "DETACHED",
+			       json_integer_value(json_object_get(it, "programId")),
+			       vnet ? "vnet " : "", vnet ? vnet : "", subnet ? "/" : "",
+			       subnet ? subnet : "");
+		}
+	}
+	json_decref(all);
+	return 0;
+}

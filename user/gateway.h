@@ -1,0 +1,17 @@
+/* The gateway's life cycle: up, down, status. Each is all or nothing. */
+#ifndef VNET_XDP_GATEWAY_H
+#define VNET_XDP_GATEWAY_H
+
+#include <stdbool.h>
+#include <xdp/libxdp.h>
+#include "config.h"
+
+/* Returns 0, or -errno after undoing everything it did. */
+int gateway_up(const struct config *cfg, enum xdp_attach_mode mode);
+/* name NULL: the only gateway on this host. */
+int gateway_down(const char *name);
+int gateway_status(const char *name, bool json);
+/* Picks the gateway a command means: the one named, or the only one there is. */
+int gateway_resolve_name(const char *name, char *out, size_t size);
+
+#endif

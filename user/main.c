@@ -1,0 +1,307 @@
+/* The vnet-xdp command: one thin function per subcommand over the library. */
+#include <errno.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include "config.h"
+#include "gateway.h"
+#include "import.h"
+#include "log.h"
+#include "plan.h"
+#include "state.h"
+#include "stats.h"
+
+#define EXIT_INVALID 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+	"usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
+	"  check  -c FILE                      validate only; exit 0 valid, 1 invalid, 2 usage\n"
+	"  import FILE... [-o OUT] [--param NAME=VALUE]\n"
+	"                                      ARM template / REST body / az output -> a config\n"
+	"  up     -c FILE [--mode native|generic]\n"
+	"                                      load, fill maps, attach; all or nothing\n"
+	"  down   [-n NAME]                    detach, unpin, remove what `up` created\n"
+	"  status [-n NAME] [-j]               what is attached, program ids, config generation\n"
+	"  stats  [-n NAME] [-j | --prometheus]\n"
+	"                                      counters\n"
+	"  routes --vnet NAME [-c FILE] [-j]   effective routes of a VNet\n";
+
+static int usage(const char *problem)
+{
+	if (problem)
+		fprintf(stderr, "vnet-xdp: %s\n", problem);
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+/* Parses the options every command shares; unknown ones are a usage error. */
+struct common_options {
+	const char *config;
+	const char *name;
+	const char *vnet;
+	const char *mode;
+	bool json;
+	bool prometheus;
+};
+
+static int parse_options(int argc, char **argv, struct common_options *o, const char *allowed)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'P' },
+		{ "vnet", required_argument, NULL, 'V' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:n:j", longopts, NULL)) != -1) {
+		if (c == '?' || !strchr(allowed, c)) {
+			fprintf(stderr, "vnet-xdp %s: unknown or misplaced option '%s'\n", argv[0],
+				argv[optind - 1]);
+			return -1;
+		}
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'j': o->json = true; break;
+		case 'P': o->prometheus = true; break;
+		case 'V': o->vnet = optarg; break;
+		case 'm': o->mode = optarg; break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vnet-xdp %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_config(const char *path, struct config **cfg)
+{
+	int rc = config_load(path, stderr, cfg);
+
+	if (rc < 0)
+		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-rc));
+	else if (rc > 0)
+		fprintf(stderr, "%s: %d problem%s; nothing was changed\n", path, rc, rc == 1 ? "" : "s");
+	return rc;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+	struct config *cfg;
+
+	if (parse_options(argc, argv, &o, "c") || !o.config)
+		return usage(o.config ? NULL : "check needs -c FILE");
+	if (load_config(o.config, &cfg))
+		return EXIT_INVALID;
+	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces\n", o.config,
+	       cfg->gateway_name, cfg->n_vnets, cfg->n_ifaces);
+	config_free(cfg);
+	return 0;
+}
+
+static int cmd_up(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+	enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
+	struct config *cfg;
+	int err;
+
+	if (parse_options(argc, argv, &o, "cm") || !o.config)
+		return usage(o.config ? NULL : "up needs -c FILE");
+	if (o.mode && !strcmp(o.mode, "native"))
+		mode = XDP_MODE_NATIVE;
+	else if (o.mode && (!strcmp(o.mode, "generic") || !strcmp(o.mode, "skb")))
+		mode = XDP_MODE_SKB;
+	else if (o.mode)
+		return usage("--mode is native or generic");
+	if (load_config(o.config, &cfg))
+		return EXIT_INVALID;
+	err = gateway_up(cfg, mode);
+	if (!err)
+		log_info("gateway %s is up", cfg->gateway_name);
+	config_free(cfg);
+	return err ? EXIT_INVALID : 0;
+}
+
+static int cmd_down(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+
+	if (parse_options(argc, argv, &o, "n"))
+		return usage(NULL);
+	return gateway_down(o.name) ? EXIT_INVALID : 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+
+	if (parse_options(argc, argv, &o, "nj"))
+		return usage(NULL);
+	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+	char gateway[128];
+	json_t *stats;
+	int err;
+
+	if (parse_options(argc, argv, &o, "njP") || (o.json && o.prometheus))
+		return usage(o.json && o.prometheus ? "-j and --prometheus exclude each other" : NULL);
+	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
+	if (err) {
+		log_error(err == -EEXIST ? "several gateways are up; name one with -n"
+					 : "no gateway is up");
+		return EXIT_INVALID;
+	}
+	stats = stats_collect(gateway);
+	if (!stats) {
+		log_error("gateway %s: cannot read its counters: %s", gateway, strerror(errno));
+		return EXIT_INVALID;
+	}
+	if (o.json) {
+		json_dumpf(stats, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else if (o.prometheus) {
+		stats_print_prometheus(stdout, stats);
+	} else {
+		stats_print_text(stdout, stats);
+	}
+	json_decref(stats);
+	return 0;
+}
+
+static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	inet_ntop(p->family, p->addr, addr, sizeof(addr));
+	snprintf(buf, size, "%s/%u", addr, p->len);
+}
+
+/* The effective routes of one VNet: the same plan `up` writes to the maps. */
+static int cmd_routes(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+	uint32_t ifindexes[MAX_INTERFACES] = { 0 };
+	const char *path = NULL;
+	char gateway[128];
+	struct config *cfg;
+	struct plan plan;
+	json_t *state = NULL, *routes;
+	int vnet, rc = 0;
+
+	if (parse_options(argc, argv, &o, "cjV") || !o.vnet)
+		return usage(o.vnet ? NULL : "routes needs --vnet NAME");
+	path = o.config;
+	if (!path && !gateway_resolve_name(NULL, gateway, sizeof(gateway))) {
+		state = state_load(gateway);
+		path = json_string_value(json_object_get(state, "config"));
+	}
+	if (!path) {
+		json_decref(state);
+		return usage("no gateway is up: give the config with -c FILE");
+	}
+	if (load_config(path, &cfg)) {
+		json_decref(state);
+		return EXIT_INVALID;
+	}
+	json_decref(state);
+	vnet = config_find_vnet(cfg, o.vnet);
+	if (vnet == CONFIG_NONE) {
+		fprintf(stderr, "vnet-xdp routes: no virtual network named %s\n", o.vnet);
+		config_free(cfg);
+		return EXIT_INVALID;
+	}
+	for (size_t i = 0; i < cfg->n_ifaces && i < MAX_INTERFACES; i++)
+		ifindexes[i] = if_nametoindex(cfg->ifaces[i].name);
+	if (plan_build(cfg, ifindexes, &plan)) {
+		config_free(cfg);
+		return EXIT_INVALID;
+	}
+	routes = json_array();
+	for (size_t r = 0; r < plan.n_routes; r++) {
+		const struct plan_route *route = &plan.routes[r];
+		char prefix[64], egress[IF_NAMESIZE] = "";
+		json_t *o_route;
+
+		if (route->src_vnet != (uint32_t)vnet)
+			continue;
+		prefix_text(&route->prefix, prefix, sizeof(prefix));
+		for (size_t i = 0; i < cfg->n_ifaces; i++)
+			if (ifindexes[i] == route->info.egress_ifindex && route->info.egress_ifindex)
+				snprintf(egress, sizeof(egress), "%s", cfg->ifaces[i].name);
+		o_route = json_pack("{s:s, s:s, s:s}", "addressPrefix", prefix, "nextHopType",
+				    route_type_name(route->info.type), "interface", egress);
+		if (route->info.type != ROUTE_NONE)
+			json_object_set_new(o_route, "virtualNetwork",
+					    json_string(cfg->vnets[route->info.dst_vnet].name));
+		json_array_append_new(routes, o_route);
+	}
+	if (o.json) {
+		json_dumpf(routes, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		size_t i;
+		json_t *it;
+
+		printf("%-28s %-12s %-16s %s\n", "ADDRESS PREFIX", "NEXT HOP", "VNET", "INTERFACE");
+		json_array_foreach(routes, i, it)
+			printf("%-28s %-12s %-16s %s\n",
+			       json_string_value(json_object_get(it, "addressPrefix")),
+			       json_string_value(json_object_get(it, "nextHopType")),
+			       json_string_value(json_object_get(it, "virtualNetwork")) ?: "-",
+			       json_string_value(json_object_get(it, "interface"))[0] ?
+				       json_string_value(json_object_get(it, "interface")) : "-");
+	}
+	json_decref(routes);
+	plan_free(&plan);
+	config_free(cfg);
+	return rc;
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "check", cmd_check },   { "import", import_main }, { "up", cmd_up },
+	{ "down", cmd_down },     { "status", cmd_status },  { "stats", cmd_stats },
+	{ "routes", cmd_routes },
+};
+
+int main(int argc, char **argv)
+{
+	int first = 1;
+
+	while (first < argc && (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))) {
+		log_verbose = true;
+		first++;
+	}
+	if (first >= argc)
+		return usage("no command given");
+	if (!strcmp(argv[first], "-h") || !strcmp(argv[first], "--help") ||
+	    !strcmp(argv[first], "help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	log_setup_libraries();
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		if (!strcmp(argv[first], commands[i].name))
+			return commands[i].run(argc - first, argv + first);
+	fprintf(stderr, "vnet-xdp: unknown command '%s'\n", argv[first]);
+	return usage(NULL);
+}

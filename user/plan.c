@@ -1,0 +1,219 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "plan.h"
+
+/* Azure's system routes with next hop None: reserved ranges a VNet does not reach
+ * unless its own address space or a peering covers them (a longer or equal prefix). */
+static const char *const none_route_prefixes[] = {
+	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+};
+
+void lpm_key_from_prefix(struct lpm_key *key, uint32_t scope, const struct ip_prefix *prefix)
+{
+	memset(key, 0, sizeof(*key));
+	key->prefixlen = LPM_SCOPE_BITS + prefix->len;
+	key->scope = scope;
+	key->family = prefix->family;
+	memcpy(key->addr, prefix->addr, prefix->family == AF_INET ? 4 : 16);
+}
+
+const char *route_type_name(uint32_t type)
+{
+	switch (type) {
+	case ROUTE_VNET_LOCAL: return "VnetLocal";
+	case ROUTE_VNET_PEERING: return "VNetPeering";
+	case ROUTE_NONE: return "None";
+	default: return "Unknown";
+	}
+}
+
+static void *grow(void *array, size_t count, size_t size)
+{
+	/* Doubling at powers of two keeps appends amortised O(1) without a capacity field. */
+	if (count < 4 ? count != 0 : (count & (count - 1)) != 0)
+		return array;
+	return realloc(array, (count ? count * 2 : 4) * size);
+}
+
+static bool route_exists(const struct plan *plan, const struct lpm_key *key)
+{
+	for (size_t i = 0; i < plan->n_routes; i++)
+		if (!memcmp(&plan->routes[i].key, key, sizeof(*key)))
+			return true;
+	return false;
+}
+
+static int route_add(struct plan *plan, uint32_t src_vnet, const struct ip_prefix *prefix,
+		     const struct route_info *info)
+{
+	struct plan_route route = { .info = *info, .prefix = *prefix, .src_vnet = src_vnet };
+	void *bigger;
+
+	lpm_key_from_prefix(&route.key, src_vnet, prefix);
+	if (route_exists(plan, &route.key))
+		return 0; /* an earlier, more specific source of the same prefix wins */
+	bigger = grow(plan->routes, plan->n_routes, sizeof(route));
+	if (!bigger)
+		return -ENOMEM;
+	plan->routes = bigger;
+	plan->routes[plan->n_routes++] = route;
+	return 0;
+}
+
+static int source_prefix_add(struct plan *plan, uint32_t ifindex, uint32_t vnet,
+			     const struct ip_prefix *prefix)
+{
+	struct plan_prefix_entry entry = { .vnet = vnet };
+	void *bigger;
+
+	lpm_key_from_prefix(&entry.key, ifindex, prefix);
+	bigger = grow(plan->source_prefixes, plan->n_source_prefixes, sizeof(entry));
+	if (!bigger)
+		return -ENOMEM;
+	plan->source_prefixes = bigger;
+	plan->source_prefixes[plan->n_source_prefixes++] = entry;
+	return 0;
+}
+
+/* The prefixes an interface binding faces: the whole VNet or one subnet of it. */
+static void binding_prefixes(const struct config *cfg, const struct config_gateway_iface *iface,
+			     const struct ip_prefix **prefixes, size_t *count)
+{
+	const struct config_vnet *vnet = &cfg->vnets[iface->vnet];
+
+	if (iface->subnet == CONFIG_NONE) {
+		*prefixes = vnet->prefixes;
+		*count = vnet->n_prefixes;
+	} else {
+		*prefixes = vnet->subnets[iface->subnet].prefixes;
+		*count = vnet->subnets[iface->subnet].n_prefixes;
+	}
+}
+
+/* Routes from src_vnet to every prefix of dst_vnet that an interface here faces. */
+static int routes_to_vnet(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
+			  uint32_t src_vnet, uint32_t dst_vnet, uint32_t type, uint32_t peering)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++) {
+		const struct config_gateway_iface *iface = &cfg->ifaces[i];
+		const struct ip_prefix *prefixes;
+		size_t count;
+
+		if (iface->role != IFACE_VNET || iface->vnet != (int)dst_vnet)
+			continue;
+		binding_prefixes(cfg, iface, &prefixes, &count);
+		for (size_t p = 0; p < count; p++) {
+			struct route_info info = {
+				.type = type, .egress_ifindex = ifindexes[i],
+				.peering = peering, .dst_vnet = dst_vnet,
+			};
+			int err = route_add(plan, src_vnet, &prefixes[p], &info);
+
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static bool vnet_is_bound(const struct config *cfg, int vnet)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].role == IFACE_VNET && cfg->ifaces[i].vnet == vnet)
+			return true;
+	return false;
+}
+
+static int peering_add(struct plan *plan, const struct config *cfg, uint32_t vnet,
+		       const struct config_peering *peering, uint32_t *index)
+{
+	void *bigger = grow(plan->peerings, plan->n_peerings, sizeof(*plan->peerings));
+
+	if (!bigger)
+		return -ENOMEM;
+	if (plan->n_peerings >= MAX_PEERINGS)
+		return -E2BIG;
+	plan->peerings = bigger;
+	*index = plan->n_peerings;
+	plan->peerings[plan->n_peerings++] = (struct plan_peering){
+		.vnet = vnet, .remote_vnet = peering->remote_vnet,
+		.vnet_name = cfg->vnets[vnet].name,
+		.remote_vnet_name = cfg->vnets[peering->remote_vnet].name,
+		.peering_name = peering->name,
+	};
+	return 0;
+}
+
+/* A VNet's effective routes, most specific first by construction of the LPM trie:
+ * its own space, then its connected peers' spaces, then Azure's None routes. */
+static int routes_of_vnet(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
+			  uint32_t vnet)
+{
+	const struct config_vnet *v = &cfg->vnets[vnet];
+	int err;
+
+	err = routes_to_vnet(plan, cfg, ifindexes, vnet, vnet, ROUTE_VNET_LOCAL, 0);
+	for (size_t p = 0; !err && p < v->n_peerings; p++) {
+		const struct config_peering *peering = &v->peerings[p];
+		uint32_t index;
+
+		if (!peering->connected || !vnet_is_bound(cfg, peering->remote_vnet))
+			continue;
+		err = peering_add(plan, cfg, vnet, peering, &index);
+		if (!err)
+			err = routes_to_vnet(plan, cfg, ifindexes, vnet, peering->remote_vnet,
+					     ROUTE_VNET_PEERING, index);
+	}
+	for (size_t n = 0; !err && n < sizeof(none_route_prefixes) / sizeof(*none_route_prefixes); n++) {
+		struct route_info info = { .type = ROUTE_NONE };
+		struct ip_prefix prefix;
+
+		ip_prefix_parse(none_route_prefixes[n], &prefix);
+		err = route_add(plan, vnet, &prefix, &info);
+	}
+	return err;
+}
+
+int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan *out)
+{
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->interfaces = calloc(cfg->n_ifaces ? cfg->n_ifaces : 1, sizeof(*out->interfaces));
+	if (!out->interfaces)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_ifaces; i++) {
+		const struct config_gateway_iface *iface = &cfg->ifaces[i];
+		struct plan_interface *pi = &out->interfaces[out->n_interfaces++];
+
+		pi->ifindex = ifindexes[i];
+		pi->name = iface->name;
+		pi->info.role = iface->role == IFACE_UPLINK ? INTERFACE_UPLINK : INTERFACE_VNET;
+		pi->info.vnet = iface->role == IFACE_VNET ? (uint32_t)iface->vnet : 0;
+		if (iface->role == IFACE_VNET) {
+			const struct ip_prefix *prefixes;
+			size_t count;
+
+			binding_prefixes(cfg, iface, &prefixes, &count);
+			for (size_t p = 0; !err && p < count; p++)
+				err = source_prefix_add(out, ifindexes[i], iface->vnet, &prefixes[p]);
+		}
+	}
+	for (size_t v = 0; !err && v < cfg->n_vnets; v++)
+		if (vnet_is_bound(cfg, v))
+			err = routes_of_vnet(out, cfg, ifindexes, v);
+	if (err)
+		plan_free(out);
+	return err;
+}
+
+void plan_free(struct plan *plan)
+{
+	free(plan->interfaces);
+	free(plan->source_prefixes);
+	free(plan->routes);
+	free(plan->peerings);
+	memset(plan, 0, sizeof(*plan));
+}

@@ -1,0 +1,53 @@
+/* The datapath plan: what the config means for the BPF maps, computed without touching
+ * the kernel so that it can be tested and shown (`routes`) on its own. */
+#ifndef VNET_XDP_PLAN_H
+#define VNET_XDP_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+#include "vnet_xdp.h"
+
+struct plan_interface {
+	uint32_t ifindex;
+	struct interface_info info;
+	const char *name;
+};
+
+struct plan_prefix_entry {
+	struct lpm_key key;
+	uint32_t vnet;
+};
+
+struct plan_route {
+	struct lpm_key key;
+	struct route_info info;
+	struct ip_prefix prefix; /* the same prefix, for display */
+	uint32_t src_vnet;
+};
+
+/* One counter slot per directed, connected peering bound on this gateway. */
+struct plan_peering {
+	uint32_t vnet, remote_vnet;
+	const char *vnet_name, *remote_vnet_name, *peering_name;
+};
+
+struct plan {
+	struct plan_interface *interfaces;
+	size_t n_interfaces;
+	struct plan_prefix_entry *source_prefixes;
+	size_t n_source_prefixes;
+	struct plan_route *routes;
+	size_t n_routes;
+	struct plan_peering *peerings;
+	size_t n_peerings;
+};
+
+/* ifindexes[i] is the kernel's index of cfg->ifaces[i]. Returns 0 or -errno. */
+int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan *out);
+void plan_free(struct plan *plan);
+
+void lpm_key_from_prefix(struct lpm_key *key, uint32_t scope, const struct ip_prefix *prefix);
+const char *route_type_name(uint32_t type);
+
+#endif

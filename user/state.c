@@ -1,0 +1,91 @@
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "datapath.h"
+#include "state.h"
+
+void state_path(const char *gateway, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.json", STATE_ROOT, gateway);
+}
+
+int state_save(const char *gateway, json_t *state)
+{
+	char path[300], tmp[320];
+
+	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
+		return -errno;
+	state_path(gateway, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (json_dump_file(state, tmp, JSON_INDENT(2) | JSON_SORT_KEYS))
+		return -EIO;
+	if (rename(tmp, path)) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
+json_t *state_load(const char *gateway)
+{
+	char path[300];
+
+	state_path(gateway, path, sizeof(path));
+	return json_load_file(path, 0, NULL);
+}
+
+int state_remove(const char *gateway)
+{
+	char path[300];
+
+	state_path(gateway, path, sizeof(path));
+	if (unlink(path) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int gateway_names(char ***names, size_t *count)
+{
+	struct dirent *entry;
+	DIR *d = opendir(VNET_XDP_PIN_ROOT);
+	char **list = calloc(1, sizeof(*list));
+	size_t n = 0;
+
+	*names = NULL;
+	*count = 0;
+	if (!list) {
+		if (d)
+			closedir(d);
+		return -ENOMEM;
+	}
+	while (d && (entry = readdir(d))) {
+		char **bigger;
+
+		if (entry->d_name[0] == '.')
+			continue;
+		bigger = realloc(list, (n + 2) * sizeof(*list));
+		if (!bigger)
+			break;
+		list = bigger;
+		list[n++] = strdup(entry->d_name);
+		list[n] = NULL;
+	}
+	if (d)
+		closedir(d);
+	*names = list;
+	*count = n;
+	return 0;
+}
+
+void state_names_free(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
