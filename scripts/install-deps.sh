@@ -9,7 +9,7 @@ PACKAGES=(
   libbpf-dev libxdp-dev bpftool
   libjansson-dev libmicrohttpd-dev libmnl-dev libcmocka-dev
   # datapath tooling, demo and end-to-end tests
-  iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux
+  iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux jq
 )
 
 missing=()

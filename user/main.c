@@ -12,6 +12,7 @@
 #include "log.h"
 #include "plan.h"
 #include "state.h"
+#include "serve.h"
 #include "stats.h"
 
 #define EXIT_INVALID 1
@@ -28,6 +29,8 @@ static const char usage_text[] =
 	"  status [-n NAME] [-j]               what is attached, program ids, config generation\n"
 	"  stats  [-n NAME] [-j | --prometheus]\n"
 	"                                      counters\n"
+	"  serve  -c FILE [--listen ADDR:PORT] [--textfile DIR]\n"
+	"                                      up, then /metrics over HTTP until stopped\n"
 	"  routes --vnet NAME [-c FILE] [-j]   effective routes of a VNet\n";
 
 static int usage(const char *problem)
@@ -153,38 +156,6 @@ static int cmd_status(int argc, char **argv)
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
 }
 
-static int cmd_stats(int argc, char **argv)
-{
-	struct common_options o = { 0 };
-	char gateway[128];
-	json_t *stats;
-	int err;
-
-	if (parse_options(argc, argv, &o, "njP") || (o.json && o.prometheus))
-		return usage(o.json && o.prometheus ? "-j and --prometheus exclude each other" : NULL);
-	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
-	if (err) {
-		log_error(err == -EEXIST ? "several gateways are up; name one with -n"
-					 : "no gateway is up");
-		return EXIT_INVALID;
-	}
-	stats = stats_collect(gateway);
-	if (!stats) {
-		log_error("gateway %s: cannot read its counters: %s", gateway, strerror(errno));
-		return EXIT_INVALID;
-	}
-	if (o.json) {
-		json_dumpf(stats, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
-	} else if (o.prometheus) {
-		stats_print_prometheus(stdout, stats);
-	} else {
-		stats_print_text(stdout, stats);
-	}
-	json_decref(stats);
-	return 0;
-}
-
 static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)
 {
 	char addr[INET6_ADDRSTRLEN];
@@ -279,7 +250,8 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{ "check", cmd_check },   { "import", import_main }, { "up", cmd_up },
-	{ "down", cmd_down },     { "status", cmd_status },  { "stats", cmd_stats },
+	{ "down", cmd_down },     { "status", cmd_status },  { "stats", stats_main },
+	{ "serve", serve_main },
 	{ "routes", cmd_routes },
 };
 

@@ -1,8 +1,12 @@
 #include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <bpf/bpf.h>
 #include <stdio.h>
 #include <string.h>
 #include "datapath.h"
+#include "gateway.h"
+#include "log.h"
 #include "state.h"
 #include "stats.h"
 
@@ -148,3 +152,56 @@ void stats_print_prometheus(FILE *out, json_t *stats)
 		}
 	}
 }
+
+int stats_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct { const char *name; bool json, prometheus; } o = { 0 };
+	char gateway[128];
+	json_t *stats;
+	int err, c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "n:j", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o.name = optarg; break;
+		case 'j': o.json = true; break;
+		case 'P': o.prometheus = true; break;
+		default:
+			fprintf(stderr, "vnet-xdp stats: unknown option '%s'\nusage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc || (o.json && o.prometheus)) {
+		fprintf(stderr, "usage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n");
+		return 2;
+	}
+	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
+	if (err) {
+		log_error(err == -EEXIST ? "several gateways are up; name one with -n"
+					 : "no gateway is up");
+		return 1;
+	}
+	stats = stats_collect(gateway);
+	if (!stats) {
+		log_error("gateway %s: cannot read its counters: %s", gateway, strerror(errno));
+		return 1;
+	}
+	if (o.json) {
+		json_dumpf(stats, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else if (o.prometheus) {
+		stats_print_prometheus(stdout, stats);
+	} else {
+		stats_print_text(stdout, stats);
+	}
+	json_decref(stats);
+	return 0;
+}
+

@@ -11,4 +11,7 @@ json_t *stats_collect(const char *gateway);
 void stats_print_text(FILE *out, json_t *stats);
 void stats_print_prometheus(FILE *out, json_t *stats);
 
+/* `vnet-xdp stats`: returns the exit code. */
+int stats_main(int argc, char **argv);
+
 #endif

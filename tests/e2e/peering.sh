@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# End to end: the hub-and-spoke topology with real traffic (ping, TCP, UDP over IPv4
+# and IPv6) through the gateway that `vnet-xdp up` attached, and the CLI's life cycle.
+cd "$(dirname "$0")/../.."
+. tests/lib.sh
+. scripts/topology.sh
+need_root e2e_peering
+
+PREFIX=vxe2e
+GATEWAY=e2e
+CONFIG=$(mktemp /tmp/vnet-xdp-e2e.XXXXXX.json)
+gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
+vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
+trap 'gw down -n $GATEWAY >/dev/null 2>&1; topology_down $PREFIX; rm -f $CONFIG' EXIT
+
+topology_down $PREFIX
+topology_up $PREFIX
+topology_config $GATEWAY >"$CONFIG"
+
+xdp_attached() { ip -n $PREFIX-gw -d link show "$1" | grep -q 'prog/xdp'; }
+
+stat_value() { # stat_value JQ-FILTER: one number from `stats -j`
+	gw stats -n $GATEWAY -j | jq -r "$1"
+}
+
+check_accepts_the_demo_config() {
+	gw check -c "$CONFIG"
+}
+
+up_attaches_to_every_interface() {
+	gw up -c "$CONFIG" || return 1
+	for i in to-hub to-spoke1 to-spoke2 uplink0; do
+		xdp_attached $i || { echo "no XDP on $i"; return 1; }
+	done
+	gw status -j | grep -q '"attached": true' || return 1
+	[ -d /sys/fs/bpf/vnet-xdp/$GATEWAY ] && [ -e /sys/fs/bpf/vnet-xdp/$GATEWAY/routes ]
+}
+
+up_twice_is_harmless() {
+	local before after
+	before=$(ip -n $PREFIX-gw -d link show to-hub | grep -o 'prog/xdp id [0-9]*')
+	gw up -c "$CONFIG" || return 1
+	after=$(ip -n $PREFIX-gw -d link show to-hub | grep -o 'prog/xdp id [0-9]*')
+	[ "$before" = "$after" ] || { echo "program changed: $before -> $after"; return 1; }
+}
+
+hub_reaches_both_spokes_ipv4() {
+	vm hub ping -c 3 -i 0.2 -W 2 10.11.1.4 && vm hub ping -c 3 -i 0.2 -W 2 10.12.1.4
+}
+
+spokes_reach_the_hub_ipv6() {
+	vm spoke1 ping -6 -c 3 -i 0.2 -W 2 fd00:10:0:1::4 && vm spoke2 ping -6 -c 3 -i 0.2 -W 2 fd00:10:0:1::4
+}
+
+spoke_to_spoke_is_refused_and_counted() {
+	local before after
+	before=$(stat_value '.drops.route_none.packets')
+	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4; then echo "spoke1 reached spoke2"; return 1; fi
+	if vm spoke1 ping -6 -c 2 -i 0.2 -W 1 fd00:12:0:1::4; then echo "spoke1 reached spoke2 (v6)"; return 1; fi
+	after=$(stat_value '.drops.route_none.packets')
+	[ "$after" -ge $((before + 2)) ] || { echo "route_none drops $before -> $after"; return 1; }
+}
+
+tcp_transfer_hub_to_spoke1() {
+	local out
+	out=$(mktemp)
+	vm spoke1 timeout 10 nc -l -N -p 5201 >"$out" &
+	sleep 0.3
+	head -c 4194304 /dev/urandom | tee /tmp/vnet-xdp-e2e-sent | vm hub timeout 8 nc -N 10.11.1.4 5201
+	wait
+	cmp -s "$out" /tmp/vnet-xdp-e2e-sent
+	local rc=$?
+	rm -f "$out" /tmp/vnet-xdp-e2e-sent
+	return $rc
+}
+
+tcp_transfer_spoke2_to_hub_ipv6() {
+	local out
+	out=$(mktemp)
+	vm hub timeout 10 nc -6 -l -N -p 5202 >"$out" &
+	sleep 0.3
+	head -c 1048576 /dev/urandom | tee /tmp/vnet-xdp-e2e-sent6 | vm spoke2 timeout 8 nc -6 -N fd00:10:0:1::4 5202
+	wait
+	cmp -s "$out" /tmp/vnet-xdp-e2e-sent6
+	local rc=$?
+	rm -f "$out" /tmp/vnet-xdp-e2e-sent6
+	return $rc
+}
+
+iperf3_hub_to_spoke2() {
+	vm spoke2 timeout 15 iperf3 -s -1 -p 5301 >/dev/null &
+	sleep 0.5
+	vm hub timeout 12 iperf3 -c 10.12.1.4 -p 5301 -t 2 >/tmp/vnet-xdp-e2e-iperf 2>&1
+	local rc=$?
+	wait
+	grep -E 'receiver' /tmp/vnet-xdp-e2e-iperf
+	rm -f /tmp/vnet-xdp-e2e-iperf
+	return $rc
+}
+
+udp_datagrams_hub_to_spoke1() {
+	local out
+	out=$(mktemp)
+	vm spoke1 timeout 3 nc -u -l -p 5300 >"$out" &
+	sleep 0.3
+	printf 'datagram-through-the-peering\n' | vm hub timeout 1 nc -u -q 1 10.11.1.4 5300
+	wait
+	grep -q datagram-through-the-peering "$out"
+	local rc=$?
+	rm -f "$out"
+	return $rc
+}
+
+peering_counters_count_the_traffic() {
+	local before after
+	before=$(stat_value '.peerings[] | select(.vnet == "hub" and .remoteVnet == "spoke1") | .packets')
+	vm hub ping -c 5 -i 0.2 -W 2 10.11.1.4 >/dev/null || return 1
+	after=$(stat_value '.peerings[] | select(.vnet == "hub" and .remoteVnet == "spoke1") | .packets')
+	[ "$after" -ge $((before + 5)) ] || { echo "hub->spoke1 packets $before -> $after"; return 1; }
+	gw stats -n $GATEWAY --prometheus | grep -q 'vnetxdp_peering_packets_total{vnet="hub",remote_vnet="spoke1"}'
+}
+
+down_removes_everything() {
+	gw down -n $GATEWAY || return 1
+	for i in to-hub to-spoke1 to-spoke2 uplink0; do
+		xdp_attached $i && { echo "XDP left on $i"; return 1; }
+	done
+	[ ! -e /sys/fs/bpf/vnet-xdp/$GATEWAY ] || { echo "pins left"; return 1; }
+	[ ! -e /run/vnet-xdp/$GATEWAY.json ] || { echo "state left"; return 1; }
+	# and the traffic the gateway carried stops
+	! vm hub ping -c 1 -W 1 10.11.1.4 >/dev/null
+}
+
+failed_up_leaves_nothing_behind() {
+	local bad
+	bad=$(mktemp /tmp/vnet-xdp-e2e-bad.XXXXXX.json)
+	sed 's/"to-spoke2"/"no-such-if0"/' "$CONFIG" >"$bad"
+	if gw up -c "$bad" 2>/tmp/vnet-xdp-e2e-err; then rm -f "$bad"; echo "up succeeded"; return 1; fi
+	cat /tmp/vnet-xdp-e2e-err
+	rm -f "$bad"
+	[ "$(wc -l </tmp/vnet-xdp-e2e-err)" -ge 1 ] || return 1
+	grep -q 'no-such-if0' /tmp/vnet-xdp-e2e-err || return 1
+	for i in to-hub to-spoke1 uplink0; do
+		xdp_attached $i && { echo "XDP left on $i"; return 1; }
+	done
+	[ ! -e /sys/fs/bpf/vnet-xdp/$GATEWAY ]
+}
+
+cli_usage_errors_exit_2() {
+	gw check; [ $? -eq 2 ] || return 1
+	gw up --bogus; [ $? -eq 2 ] || return 1
+	gw frobnicate; [ $? -eq 2 ] || return 1
+}
+
+run_case check_accepts_the_demo_config
+run_case up_attaches_to_every_interface
+run_case up_twice_is_harmless
+run_case hub_reaches_both_spokes_ipv4
+run_case spokes_reach_the_hub_ipv6
+run_case spoke_to_spoke_is_refused_and_counted
+run_case tcp_transfer_hub_to_spoke1
+run_case tcp_transfer_spoke2_to_hub_ipv6
+run_case iperf3_hub_to_spoke2
+run_case udp_datagrams_hub_to_spoke1
+run_case peering_counters_count_the_traffic
+run_case down_removes_everything
+run_case failed_up_leaves_nothing_behind
+run_case cli_usage_errors_exit_2

@@ -1,0 +1,601 @@
+/* Packet tests: frames run through the loaded XDP program with BPF_PROG_TEST_RUN on a
+ * real gateway (`vnet-xdp up` in a network namespace of the hub-and-spoke topology).
+ * Each test gives an input frame and checks the verdict, the drop reason or the
+ * datapath counter, and, for forwarded frames, every byte of the rewritten frame. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include "vnet_xdp.h"
+#include "packet/packet_builder.h"
+
+#define PREFIX "vxpkt"
+#define GATEWAY "pkt"
+#define PIN_DIR VNET_XDP_PIN_ROOT "/" GATEWAY
+
+#define HUB_VM_MAC "02:00:00:00:10:04"
+#define HUB_GW_MAC "02:00:00:00:10:01"
+#define SPOKE1_VM_MAC "02:00:00:00:11:04"
+#define SPOKE1_GW_MAC "02:00:00:00:11:01"
+#define UPLINK_PEER_MAC "02:00:00:00:99:02"
+#define UPLINK_GW_MAC "02:00:00:00:99:01"
+
+static struct {
+	bool ready;
+	const char *why_not;
+	int host_netns;
+	struct { const char *name; uint32_t ifindex; int prog_fd; } ifaces[4];
+	int traces_fd, drops_fd, datapath_fd, peerings_fd;
+} gw;
+
+enum { HUB, SPOKE1, SPOKE2, UPLINK };
+
+static int shell(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int setup_gateway(void **state)
+{
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	char path[256];
+	int ns;
+
+	gw.ifaces[HUB].name = "to-hub";
+	gw.ifaces[SPOKE1].name = "to-spoke1";
+	gw.ifaces[SPOKE2].name = "to-spoke2";
+	gw.ifaces[UPLINK].name = "uplink0";
+	if (geteuid() != 0) {
+		gw.why_not = "needs root for network namespaces and BPF";
+		return 0;
+	}
+	/* Static neighbours make the kernel's answer to bpf_fib_lookup, and so the MACs
+	 * of every forwarded frame, known in advance. */
+	if (shell("bash -c '. scripts/topology.sh && topology_down " PREFIX " && topology_up " PREFIX
+		  " && topology_config " GATEWAY " > /tmp/vnet-xdp-" GATEWAY ".json"
+		  " && for n in 10 11 12; do v=$([ $n = 10 ] && echo hub || echo spoke$((n-10)));"
+		  " ip -n " PREFIX "-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent;"
+		  " ip -n " PREFIX "-gw neigh replace fd00:$n:0:1::4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
+		  " && nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null 2>&1;"
+		  " nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp up -c /tmp/vnet-xdp-" GATEWAY ".json'",
+		  build, build)) {
+		gw.why_not = "could not build the topology or bring the gateway up";
+		return -1;
+	}
+	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
+	ns = open("/run/netns/" PREFIX "-gw", O_RDONLY);
+	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
+		gw.why_not = "cannot enter the gateway's namespace";
+		return -1;
+	}
+	close(ns);
+	/* Every trace read below is this CPU's: BPF_PROG_TEST_RUN runs on the caller's CPU. */
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+
+	for (int i = 0; i < 4; i++) {
+		gw.ifaces[i].ifindex = if_nametoindex(gw.ifaces[i].name);
+		snprintf(path, sizeof(path), PIN_DIR "/xdp_%u", gw.ifaces[i].ifindex);
+		gw.ifaces[i].prog_fd = bpf_obj_get(path);
+		if (gw.ifaces[i].prog_fd < 0) {
+			gw.why_not = "the gateway's program is not pinned";
+			return -1;
+		}
+	}
+	gw.traces_fd = bpf_obj_get(PIN_DIR "/decision_traces");
+	gw.drops_fd = bpf_obj_get(PIN_DIR "/drop_counters");
+	gw.datapath_fd = bpf_obj_get(PIN_DIR "/datapath_counters");
+	gw.peerings_fd = bpf_obj_get(PIN_DIR "/peering_counters");
+	gw.ready = gw.traces_fd >= 0 && gw.drops_fd >= 0 && gw.datapath_fd >= 0 && gw.peerings_fd >= 0;
+	return gw.ready ? 0 : -1;
+}
+
+static int teardown_gateway(void **state)
+{
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+
+	if (gw.host_netns > 0)
+		setns(gw.host_netns, CLONE_NEWNET);
+	if (geteuid() == 0)
+		shell("nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null;"
+		      " bash -c '. scripts/topology.sh && topology_down " PREFIX "'; rm -f /tmp/vnet-xdp-" GATEWAY ".json",
+		      build);
+	return 0;
+}
+
+static void require_gateway(void)
+{
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+}
+
+struct result {
+	int verdict;
+	struct frame out;
+	struct decision_trace trace;
+};
+
+static struct result run(int iface, const struct frame *in)
+{
+	struct result r = { 0 };
+	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = gw.ifaces[iface].ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = r.out.data, .data_size_out = sizeof(r.out.data), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+	int cpus = libbpf_num_possible_cpus();
+	struct decision_trace traces[cpus];
+	uint32_t zero = 0;
+
+	assert_int_equal(bpf_prog_test_run_opts(gw.ifaces[iface].prog_fd, &opts), 0);
+	r.verdict = opts.retval;
+	r.out.len = opts.data_size_out;
+	assert_int_equal(bpf_map_lookup_elem(gw.traces_fd, &zero, traces), 0);
+	r.trace = traces[0];
+	return r;
+}
+
+static uint64_t counter_sum(int fd, uint32_t index)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct packet_counter values[cpus];
+	uint64_t sum = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &index, values), 0);
+	for (int c = 0; c < cpus; c++)
+		sum += values[c].packets;
+	return sum;
+}
+
+static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
+{
+	uint64_t before = counter_sum(gw.drops_fd, reason);
+	struct result r = run(iface, in);
+
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, reason);
+	assert_int_equal(counter_sum(gw.drops_fd, reason), before + 1);
+}
+
+static void assert_passed(const struct frame *in, int iface, enum datapath_counter why)
+{
+	uint64_t before = counter_sum(gw.datapath_fd, why);
+	struct result r = run(iface, in);
+
+	assert_int_equal(r.verdict, XDP_PASS);
+	assert_int_equal(r.trace.counter, why);
+	assert_int_equal(counter_sum(gw.datapath_fd, why), before + 1);
+	/* Handed to the kernel untouched. */
+	assert_int_equal(r.out.len, in->len);
+	assert_memory_equal(r.out.data, in->data, in->len);
+}
+
+/* Forwarded: redirected to `egress`, and byte for byte the frame a router sends. */
+static void assert_forwarded(const struct frame *in, int ingress, int egress,
+			     const struct frame *expected)
+{
+	struct result r = run(ingress, in);
+
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.egress_ifindex, gw.ifaces[egress].ifindex);
+	assert_int_equal(r.out.len, expected->len);
+	assert_memory_equal(r.out.data, expected->data, expected->len);
+}
+
+static struct flow udp4(const char *src, const char *dst)
+{
+	return (struct flow){ .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_UDP,
+			      .sport = 40000, .dport = 53, .ip_id = 0x1234, .payload = 32 };
+}
+
+static struct flow tcp6(const char *src, const char *dst)
+{
+	return (struct flow){ .family = AF_INET6, .src = src, .dst = dst, .proto = IPPROTO_TCP,
+			      .sport = 40000, .dport = 443, .ip_id = 0x54321, .payload = 0 };
+}
+
+/* ---- forwarding ---- */
+
+static void peering_forwards_hub_to_spoke1_ipv4(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4"), out_fl = fl;
+	struct frame in, expected;
+	uint64_t before;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	before = counter_sum(gw.peerings_fd, 0);
+	assert_forwarded(&in, HUB, SPOKE1, &expected);
+	assert_int_equal(run(HUB, &in).trace.route_type, ROUTE_VNET_PEERING);
+	assert_int_equal(counter_sum(gw.peerings_fd, 0), before + 2);
+}
+
+static void peering_forwards_spoke1_to_hub_ipv6(void **state)
+{
+	struct flow fl = tcp6("fd00:11:0:1::4", "fd00:10:0:1::4"), out_fl = fl;
+	struct frame in, expected;
+
+	require_gateway();
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, HUB_VM_MAC, HUB_GW_MAC, &out_fl);
+	assert_forwarded(&in, SPOKE1, HUB, &expected);
+}
+
+static void icmp_echo_forwarded_hub_to_spoke1(void **state)
+{
+	struct flow fl = { .family = AF_INET, .src = "10.10.1.4", .dst = "10.11.1.4",
+			   .proto = IPPROTO_ICMP, .sport = 7, .ip_id = 9, .payload = 56 };
+	struct flow out_fl = fl;
+	struct frame in, expected;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	assert_forwarded(&in, HUB, SPOKE1, &expected);
+}
+
+static void ipv4_options_are_forwarded_with_valid_checksum(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4"), out_fl = fl;
+	struct frame in, expected;
+
+	require_gateway();
+	frame_ethernet(&in, HUB_GW_MAC, HUB_VM_MAC, 0x0800);
+	frame_ip(&in, &fl, 8);
+	out_fl.ttl = 63;
+	frame_ethernet(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, 0x0800);
+	frame_ip(&expected, &out_fl, 8);
+	assert_forwarded(&in, HUB, SPOKE1, &expected);
+}
+
+static void ipv4_fragments_are_forwarded(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4"), out_fl = fl;
+	struct frame in, expected;
+
+	require_gateway();
+	/* A non-first fragment: offset 185 * 8, no transport header to parse. */
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	put16(in.data + 14 + 6, 185);
+	ipv4_header_checksum(in.data + 14);
+	out_fl.ttl = 63;
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	put16(expected.data + 14 + 6, 185);
+	ipv4_header_checksum(expected.data + 14);
+	assert_forwarded(&in, HUB, SPOKE1, &expected);
+}
+
+/* Inserts an IPv6 extension header of type `type` (8 bytes) after the fixed header. */
+static void ipv6_insert_extension(struct frame *f, uint8_t type)
+{
+	uint8_t *ip = f->data + 14, next = ip[6];
+	size_t payload = (ip[4] << 8 | ip[5]);
+
+	memmove(ip + 48, ip + 40, payload);
+	memset(ip + 40, 0, 8);
+	ip[40] = next;
+	ip[41] = 0;
+	if (type == IPPROTO_DSTOPTS || type == IPPROTO_HOPOPTS) {
+		ip[42] = 1; /* PadN over the remaining 6 bytes */
+		ip[43] = 4;
+	}
+	ip[6] = type;
+	put16(ip + 4, payload + 8);
+	f->len += 8;
+}
+
+static void ipv6_extension_headers_are_forwarded(void **state)
+{
+	struct flow fl = tcp6("fd00:10:0:1::4", "fd00:11:0:1::4"), out_fl = fl;
+	struct frame in, expected;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	ipv6_insert_extension(&in, IPPROTO_DSTOPTS);
+	ipv6_insert_extension(&in, IPPROTO_ROUTING);
+	out_fl.ttl = 63;
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	ipv6_insert_extension(&expected, IPPROTO_DSTOPTS);
+	ipv6_insert_extension(&expected, IPPROTO_ROUTING);
+	assert_forwarded(&in, HUB, SPOKE1, &expected);
+}
+
+/* ---- Azure's peering semantics ---- */
+
+static void peering_is_not_transitive_ipv4(void **state)
+{
+	struct flow fl = udp4("10.11.1.4", "10.12.1.4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	/* spoke2 is no route of spoke1's: Azure's 10/8 system route, next hop None. */
+	assert_dropped(&in, SPOKE1, DROP_ROUTE_NONE);
+}
+
+static void peering_is_not_transitive_ipv6(void **state)
+{
+	struct flow fl = tcp6("fd00:11:0:1::4", "fd00:12:0:1::4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	assert_dropped(&in, SPOKE1, DROP_NO_ROUTE);
+}
+
+static void spoofed_source_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.10.1.9"); /* a hub address, from spoke1's port */
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	assert_dropped(&in, SPOKE1, DROP_SPOOFED_SOURCE);
+}
+
+static void destination_without_route_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "203.0.113.50");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_NO_ROUTE);
+}
+
+static void uplink_traffic_to_a_vm_is_dropped(void **state)
+{
+	struct flow fl = udp4("198.51.100.2", "10.10.1.4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	assert_dropped(&in, UPLINK, DROP_UPLINK_UNSOLICITED);
+}
+
+/* ---- what belongs to the kernel ---- */
+
+static void ttl_expiry_goes_to_the_kernel(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4");
+	struct frame in;
+
+	require_gateway();
+	fl.ttl = 1;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_passed(&in, HUB, COUNT_PASS_TTL_EXPIRED);
+	fl = tcp6("fd00:10:0:1::4", "fd00:11:0:1::4");
+	fl.ttl = 1;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_passed(&in, HUB, COUNT_PASS_TTL_EXPIRED);
+}
+
+static void arp_goes_to_the_kernel(void **state)
+{
+	struct frame in;
+
+	require_gateway();
+	frame_ethernet(&in, "ff:ff:ff:ff:ff:ff", HUB_VM_MAC, 0x0806);
+	memset(in.data + 14, 0, 28);
+	in.len = 42;
+	assert_passed(&in, HUB, COUNT_PASS_NOT_IP);
+}
+
+static void traffic_to_the_gateway_goes_to_the_kernel(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.10.0.1");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_passed(&in, HUB, COUNT_PASS_LOCAL);
+	fl = udp4("198.51.100.2", "198.51.100.1"); /* IKE or SSH to the uplink address */
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	assert_passed(&in, UPLINK, COUNT_PASS_LOCAL);
+}
+
+static void neighbour_discovery_goes_to_the_kernel(void **state)
+{
+	struct flow fl = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "ff02::1:ff00:1",
+			   .proto = IPPROTO_ICMPV6, .payload = 16 };
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, "33:33:ff:00:00:01", HUB_VM_MAC, &fl);
+	in.data[14 + 40] = 135; /* neighbour solicitation */
+	assert_passed(&in, HUB, COUNT_PASS_CONTROL);
+}
+
+static void unknown_neighbour_is_resolved_by_the_kernel(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.99");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_passed(&in, HUB, COUNT_PASS_NEIGHBOUR);
+}
+
+/* ---- malformed frames: each class has its verdict and reason ---- */
+
+static void truncated_ethernet_is_dropped(void **state)
+{
+	struct frame in = { .len = 10 };
+
+	require_gateway();
+	assert_dropped(&in, HUB, DROP_MALFORMED_ETHERNET);
+}
+
+static void vlan_tagged_frame_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4");
+	struct frame in;
+
+	require_gateway();
+	frame_ethernet(&in, HUB_GW_MAC, HUB_VM_MAC, 0x0800);
+	frame_vlan(&in, 0x8100, 42, 0x0800);
+	frame_ip(&in, &fl, 0);
+	assert_dropped(&in, HUB, DROP_VLAN_NOT_BOUND);
+}
+
+static void truncated_or_deep_vlan_stack_is_dropped(void **state)
+{
+	struct frame in;
+
+	require_gateway();
+	frame_ethernet(&in, HUB_GW_MAC, HUB_VM_MAC, 0x0800);
+	frame_vlan(&in, 0x8100, 42, 0x0800);
+	in.len -= 2; /* the tag is cut short */
+	assert_dropped(&in, HUB, DROP_MALFORMED_VLAN);
+	frame_ethernet(&in, HUB_GW_MAC, HUB_VM_MAC, 0x0800);
+	frame_vlan(&in, 0x88a8, 1, 0x8100);
+	frame_vlan(&in, 0x8100, 2, 0x8100);
+	frame_vlan(&in, 0x8100, 3, 0x0800);
+	assert_dropped(&in, HUB, DROP_MALFORMED_VLAN);
+}
+
+static void ipv4_bad_header_length_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	in.data[14] = 0x44; /* IHL 4: shorter than the fixed header */
+	ipv4_header_checksum(in.data + 14);
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV4);
+}
+
+static void ipv4_total_length_beyond_frame_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	put16(in.data + 14 + 2, in.len); /* claims 14 bytes more than there are */
+	ipv4_header_checksum(in.data + 14);
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV4);
+	in.len = 14 + 12; /* a header cut in the middle */
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV4);
+}
+
+static void ipv4_bad_checksum_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	in.data[14 + 10] ^= 0x55;
+	assert_dropped(&in, HUB, DROP_IPV4_BAD_CHECKSUM);
+}
+
+static void truncated_transport_header_is_dropped(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "10.11.1.4");
+	struct frame in;
+
+	require_gateway();
+	fl.proto = IPPROTO_TCP;
+	fl.payload = 0;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	in.data[14 + 20 + 12] = 4 << 4; /* TCP data offset 4: shorter than its header */
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+	/* IP says 10 bytes of UDP follow, which cannot hold the 8-byte header plus length */
+	fl = udp4("10.10.1.4", "10.11.1.4");
+	fl.payload = 0;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	put16(in.data + 14 + 20 + 4, 4); /* UDP length 4 < 8 */
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+}
+
+static void ipv6_truncated_header_is_dropped(void **state)
+{
+	struct flow fl = tcp6("fd00:10:0:1::4", "fd00:11:0:1::4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	in.len = 14 + 30;
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV6);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	put16(in.data + 14 + 4, 200); /* payload length beyond the frame */
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV6);
+}
+
+static void ipv6_long_extension_chain_is_dropped(void **state)
+{
+	struct flow fl = tcp6("fd00:10:0:1::4", "fd00:11:0:1::4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	for (int i = 0; i < 9; i++)
+		ipv6_insert_extension(&in, IPPROTO_DSTOPTS);
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV6_EXTENSION);
+	/* An extension header whose length runs past the frame */
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	ipv6_insert_extension(&in, IPPROTO_DSTOPTS);
+	in.data[14 + 41] = 30;
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV6_EXTENSION);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(peering_forwards_hub_to_spoke1_ipv4),
+		cmocka_unit_test(peering_forwards_spoke1_to_hub_ipv6),
+		cmocka_unit_test(icmp_echo_forwarded_hub_to_spoke1),
+		cmocka_unit_test(ipv4_options_are_forwarded_with_valid_checksum),
+		cmocka_unit_test(ipv4_fragments_are_forwarded),
+		cmocka_unit_test(ipv6_extension_headers_are_forwarded),
+		cmocka_unit_test(peering_is_not_transitive_ipv4),
+		cmocka_unit_test(peering_is_not_transitive_ipv6),
+		cmocka_unit_test(spoofed_source_is_dropped),
+		cmocka_unit_test(destination_without_route_is_dropped),
+		cmocka_unit_test(uplink_traffic_to_a_vm_is_dropped),
+		cmocka_unit_test(ttl_expiry_goes_to_the_kernel),
+		cmocka_unit_test(arp_goes_to_the_kernel),
+		cmocka_unit_test(traffic_to_the_gateway_goes_to_the_kernel),
+		cmocka_unit_test(neighbour_discovery_goes_to_the_kernel),
+		cmocka_unit_test(unknown_neighbour_is_resolved_by_the_kernel),
+		cmocka_unit_test(truncated_ethernet_is_dropped),
+		cmocka_unit_test(vlan_tagged_frame_is_dropped),
+		cmocka_unit_test(truncated_or_deep_vlan_stack_is_dropped),
+		cmocka_unit_test(ipv4_bad_header_length_is_dropped),
+		cmocka_unit_test(ipv4_total_length_beyond_frame_is_dropped),
+		cmocka_unit_test(ipv4_bad_checksum_is_dropped),
+		cmocka_unit_test(truncated_transport_header_is_dropped),
+		cmocka_unit_test(ipv6_truncated_header_is_dropped),
+		cmocka_unit_test(ipv6_long_extension_chain_is_dropped),
+	};
+
+	return cmocka_run_group_tests_name("datapath", tests, setup_gateway, teardown_gateway);
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one line: "N passed, N failed, N skipped".
+#   unit    build/tests/unit/test_*    cmocka, user space only
+#   packet  build/tests/packet/test_*  cmocka, BPF_PROG_TEST_RUN on a real gateway
+#   e2e     tests/e2e/*.sh             real traffic through namespaces
+# A suite may be picked: tests/run.sh unit packet
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export BUILD=${BUILD:-build}
+export VNET_XDP=$PWD/$BUILD/vnet-xdp
+
+passed=0 failed=0 skipped=0
+suites=${*:-unit packet e2e}
+
+count_cmocka() { # counts a cmocka run's closing lines
+	local log=$1 n
+	n=$(grep -oP '^\[  PASSED  \] \K[0-9]+' "$log" | awk '{s += $1} END {print s + 0}')
+	passed=$((passed + ${n:-0}))
+	n=$(grep -oP '^\[  FAILED  \] \K[0-9]+(?= test)' "$log" | awk '{s += $1} END {print s + 0}')
+	failed=$((failed + ${n:-0}))
+	n=$(grep -oP '^\[  SKIPPED \] \K[0-9]+' "$log" | awk '{s += $1} END {print s + 0}')
+	skipped=$((skipped + ${n:-0}))
+}
+
+run_cmocka() {
+	local bin=$1 log rc
+	log=$(mktemp)
+	echo "== $bin"
+	"$bin" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	if ! grep -q '^\[==========\] .* ran\.$' "$log"; then
+		echo "FAIL $bin: exited $rc before finishing"
+		failed=$((failed + 1))
+	else
+		count_cmocka "$log"
+	fi
+	rm -f "$log"
+}
+
+run_shell() {
+	local script=$1 log
+	log=$(mktemp)
+	echo "== $script"
+	bash "$script" 2>&1 | tee "$log"
+	passed=$((passed + $(grep -c '^PASS ' "$log")))
+	failed=$((failed + $(grep -c '^FAIL ' "$log")))
+	skipped=$((skipped + $(grep -c '^SKIP ' "$log")))
+	rm -f "$log"
+}
+
+for suite in $suites; do
+	case $suite in
+	unit | packet)
+		for bin in "$BUILD"/tests/"$suite"/test_*; do
+			[ -x "$bin" ] && run_cmocka "$bin"
+		done
+		;;
+	e2e)
+		for script in tests/e2e/*.sh; do
+			[ -f "$script" ] && run_shell "$script"
+		done
+		;;
+	*) echo "unknown suite $suite"; exit 2 ;;
+	esac
+done
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
