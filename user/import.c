@@ -1,0 +1,371 @@
+/* vnet-xdp import: reads documents in the shapes Azure users hold and writes one config.
+ *
+ *   ARM template      {"$schema": ...deploymentTemplate..., "resources": [...]}
+ *   REST example      {"parameters": {..., "<x>": request body}, "responses": {"200": {"body"}}}
+ *   REST body / az    {"type": ..., "name": ..., "properties" | flattened properties}
+ *   lists             {"value": [...]}, {"body": ...} or a JSON array of any of these */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "import_internal.h"
+
+struct importer *importer_new(json_t *params, FILE *diag)
+{
+	struct importer *imp = calloc(1, sizeof(*imp));
+
+	if (!imp)
+		return NULL;
+	imp->diag = diag ? diag : stderr;
+	imp->params = params;
+	imp->resources = json_object();
+	imp->stubs = json_object();
+	imp->record_warnings = json_object();
+	imp->unmodeled = json_object();
+	imp->written = json_object();
+	return imp;
+}
+
+void importer_free(struct importer *imp)
+{
+	if (!imp)
+		return;
+	json_decref(imp->resources);
+	json_decref(imp->stubs);
+	json_decref(imp->record_warnings);
+	json_decref(imp->unmodeled);
+	json_decref(imp->written);
+	free(imp);
+}
+
+int importer_warning_count(const struct importer *imp)
+{
+	return imp->warnings;
+}
+
+static bool looks_like_resource(json_t *v)
+{
+	return json_is_object(v) && (json_is_string(json_object_get(v, "type")) ||
+				     json_is_string(json_object_get(v, "id")));
+}
+
+static int add_payload(struct importer *imp, json_t *body, const char *path);
+
+static int add_list(struct importer *imp, json_t *list, const char *path)
+{
+	json_t *element;
+	size_t i;
+	int rc = 0;
+
+	json_array_foreach(list, i, element) {
+		char *sub = NULL;
+
+		if (asprintf(&sub, "%s[%zu]", path, i) < 0)
+			return 1;
+		rc |= add_payload(imp, element, sub);
+		free(sub);
+	}
+	return rc;
+}
+
+/* A resource, or a list of them in any of the wrappers Azure uses. */
+static int add_payload(struct importer *imp, json_t *body, const char *path)
+{
+	char *sub = NULL;
+	int rc;
+
+	if (json_is_array(body))
+		return add_list(imp, body, path);
+	if (looks_like_resource(body)) {
+		importer_add_resource(imp, body, path, NULL);
+		return 0;
+	}
+	if (json_is_array(json_object_get(body, "value"))) {
+		if (asprintf(&sub, "%s%svalue", path, *path ? "." : "") < 0)
+			return 1;
+		rc = add_list(imp, json_object_get(body, "value"), sub);
+		free(sub);
+		return rc;
+	}
+	if (json_is_object(json_object_get(body, "body")) ||
+	    json_is_array(json_object_get(body, "body"))) {
+		if (asprintf(&sub, "%s%sbody", path, *path ? "." : "") < 0)
+			return 1;
+		rc = add_payload(imp, json_object_get(body, "body"), sub);
+		free(sub);
+		return rc;
+	}
+	fprintf(imp->diag, "import: %s: %s: neither a resource (no \"type\" or \"id\") nor a "
+		"list of them\n", imp->file, *path ? path : "the document");
+	return 1;
+}
+
+/* REST examples name the resource in their parameters ("virtualNetworkName": "vnet1"). */
+static const char *type_from_parameter(const char *key)
+{
+	static const char *const map[][2] = {
+		{ "virtualNetworkName", "Microsoft.Network/virtualNetworks" },
+		{ "networkSecurityGroupName", "Microsoft.Network/networkSecurityGroups" },
+		{ "routeTableName", "Microsoft.Network/routeTables" },
+		{ "natGatewayName", "Microsoft.Network/natGateways" },
+		{ "publicIpAddressName", "Microsoft.Network/publicIPAddresses" },
+		{ "networkInterfaceName", "Microsoft.Network/networkInterfaces" },
+		{ "localNetworkGatewayName", "Microsoft.Network/localNetworkGateways" },
+		{ "virtualNetworkGatewayName", "Microsoft.Network/virtualNetworkGateways" },
+		{ "virtualNetworkGatewayConnectionName", "Microsoft.Network/connections" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcasecmp(map[i][0], key))
+			return map[i][1];
+	return NULL;
+}
+
+static json_t *pick_response_body(json_t *responses, const char **code)
+{
+	static const char *const preferred[] = { "200", "201" };
+	const char *key;
+	json_t *response;
+
+	for (size_t i = 0; i < 2; i++) {
+		json_t *body = json_object_get(json_object_get(responses, preferred[i]), "body");
+
+		if (body) {
+			*code = preferred[i];
+			return body;
+		}
+	}
+	json_object_foreach(responses, key, response) {
+		if (key[0] == '2' && json_object_get(response, "body")) {
+			*code = key;
+			return json_object_get(response, "body");
+		}
+	}
+	return NULL;
+}
+
+/* A request body inside parameters: the desired state, merged under the response (which
+ * wins) so what only the request has (a connection's gateways, inline) is kept. */
+static int add_request_bodies(struct importer *imp, json_t *parameters, json_t *response)
+{
+	const char *key, *pkey;
+	json_t *request, *pvalue;
+	const char *type = json_string_value(json_object_get(response, "type"));
+	const char *name = json_string_value(json_object_get(response, "name"));
+	const char *id = json_string_value(json_object_get(response, "id"));
+
+	if (!type) {
+		json_object_foreach(parameters, pkey, pvalue)
+			if (type_from_parameter(pkey) && json_is_string(pvalue)) {
+				type = type_from_parameter(pkey);
+				name = json_string_value(pvalue);
+			}
+	}
+	json_object_foreach(parameters, key, request) {
+		json_t *resource;
+		char *path = NULL;
+
+		if (!json_is_object(request) || !json_is_object(json_object_get(request,
+										"properties")))
+			continue;
+		if (!type || !name) {
+			import_warn(imp, "parameters.%s: a request body without a response or a "
+				    "name parameter to say what it is; left out", key);
+			continue;
+		}
+		resource = json_deep_copy(request);
+		json_object_set_new(resource, "type", json_string(type));
+		json_object_set_new(resource, "name", json_string(name));
+		if (id)
+			json_object_set_new(resource, "id", json_string(id));
+		if (asprintf(&path, "parameters.%s", key) >= 0)
+			importer_add_resource(imp, resource, path, NULL);
+		free(path);
+		json_decref(resource);
+	}
+	return 0;
+}
+
+static int add_rest_example(struct importer *imp, json_t *doc)
+{
+	const char *code = NULL;
+	json_t *body = pick_response_body(json_object_get(doc, "responses"), &code);
+	json_t *parameters = json_object_get(doc, "parameters");
+	char *path = NULL;
+	int rc = 0;
+
+	if (json_is_object(parameters))
+		add_request_bodies(imp, parameters, looks_like_resource(body) ? body : NULL);
+	if (body) {
+		if (asprintf(&path, "responses.%s.body", code) < 0)
+			return 1;
+		rc = add_payload(imp, body, path);
+		free(path);
+	}
+	return rc;
+}
+
+int importer_add_document(struct importer *imp, json_t *doc, const char *name)
+{
+	imp->file = name;
+	if (json_is_array(doc))
+		return add_list(imp, doc, "");
+	if (!json_is_object(doc)) {
+		fprintf(imp->diag, "import: %s: the document is not a JSON object or array\n",
+			name);
+		return 1;
+	}
+	if (json_is_array(json_object_get(doc, "resources")))
+		return import_arm_template(imp, doc); /* a template, or a config */
+	if (json_is_object(json_object_get(doc, "responses")))
+		return add_rest_example(imp, doc);
+	return add_payload(imp, doc, "");
+}
+
+int importer_add_file(struct importer *imp, const char *path)
+{
+	json_error_t error;
+	json_t *doc;
+	int rc;
+
+	/* jansson takes CRLF line ends as whitespace, as JSON allows. */
+	if (!strcmp(path, "-"))
+		doc = json_loadf(stdin, 0, &error);
+	else
+		doc = json_load_file(path, 0, &error);
+	if (!doc) {
+		if (error.line < 0)
+			fprintf(imp->diag, "import: %s: %s\n", path, error.text);
+		else
+			fprintf(imp->diag, "import: %s:%d:%d: %s\n", path, error.line,
+				error.column, error.text);
+		return 1;
+	}
+	rc = importer_add_document(imp, doc, path);
+	json_decref(doc);
+	return rc;
+}
+
+/* ---- the command ---------------------------------------------------------------- */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vnet-xdp import FILE... [-o OUT] [--param NAME=VALUE]...\n"
+		"  Reads ARM templates, REST API bodies/examples and az CLI output (FILE '-' is\n"
+		"  stdin) and writes one config: the resources, normalized, and a gateway\n"
+		"  section to fill in (interface names, VIPs).\n"
+		"  -o, --output OUT       write to OUT instead of stdout\n"
+		"  -p, --param NAME=VALUE set a template parameter (overrides defaultValue)\n");
+}
+
+static int write_output(json_t *config, const char *out_path)
+{
+	char *text = json_dumps(config, JSON_INDENT(2));
+	char *tmp = NULL;
+	FILE *f;
+	int rc = 0;
+
+	if (!text)
+		return 1;
+	if (!out_path || !strcmp(out_path, "-")) {
+		fputs(text, stdout);
+		fputc('\n', stdout);
+		free(text);
+		return fflush(stdout) ? 1 : 0;
+	}
+	/* Write beside the target and rename, so OUT is never half written. */
+	if (asprintf(&tmp, "%s.tmp.%d", out_path, (int)getpid()) < 0) {
+		free(text);
+		return 1;
+	}
+	f = fopen(tmp, "w");
+	if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF || fclose(f)) {
+		fprintf(stderr, "import: %s: %s\n", tmp, strerror(errno));
+		if (f)
+			unlink(tmp);
+		rc = 1;
+	} else if (rename(tmp, out_path)) {
+		fprintf(stderr, "import: %s: %s\n", out_path, strerror(errno));
+		unlink(tmp);
+		rc = 1;
+	}
+	free(tmp);
+	free(text);
+	return rc;
+}
+
+static int add_param(json_t *params, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char *name;
+
+	if (!eq || eq == arg)
+		return -1;
+	name = strndup(arg, (size_t)(eq - arg));
+	json_object_set_new(params, name, json_string(eq + 1));
+	free(name);
+	return 0;
+}
+
+int import_main(int argc, char **argv)
+{
+	json_t *params = json_object(), *config;
+	const char **files = calloc((size_t)argc + 1, sizeof(*files));
+	const char *out_path = NULL;
+	struct importer *imp = NULL;
+	size_t n_files = 0;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			goto done;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			if (++i >= argc)
+				goto usage_error;
+			out_path = argv[i];
+		} else if (!strncmp(a, "--output=", 9)) {
+			out_path = a + 9;
+		} else if (!strcmp(a, "-p") || !strcmp(a, "--param")) {
+			if (++i >= argc || add_param(params, argv[i]))
+				goto usage_error;
+		} else if (!strncmp(a, "--param=", 8)) {
+			if (add_param(params, a + 8))
+				goto usage_error;
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "import: unknown option '%s'\n", a);
+			goto usage_error;
+		} else {
+			files[n_files++] = a;
+		}
+	}
+	if (!n_files) {
+		fprintf(stderr, "import: no input file\n");
+		goto usage_error;
+	}
+	imp = importer_new(params, stderr);
+	for (size_t i = 0; imp && i < n_files; i++)
+		if (importer_add_file(imp, files[i]))
+			rc = 1;
+	if (!imp || rc) {
+		rc = 1; /* an input error: write nothing */
+		goto done;
+	}
+	config = importer_finish(imp);
+	rc = write_output(config, out_path);
+	json_decref(config);
+	goto done;
+
+usage_error:
+	usage(stderr);
+	rc = 2;
+done:
+	importer_free(imp);
+	json_decref(params);
+	free(files);
+	return rc;
+}
