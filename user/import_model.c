@@ -279,8 +279,9 @@ static void canonicalize_references(json_t *value, const char *key)
 
 static bool is_noise_key(const char *key)
 {
+	/* resourceGroup: az adds it beside every id */
 	return !strcmp(key, "etag") || !strcmp(key, "provisioningState") ||
-	       !strcmp(key, "resourceGuid");
+	       !strcmp(key, "resourceGuid") || !strcmp(key, "resourceGroup");
 }
 
 static void drop_noise(json_t *value)
@@ -614,7 +615,9 @@ static json_t *get_or_create(struct importer *imp, const char *type, const char 
 			json_object_del(imp->stubs, key);
 		return record;
 	}
-	record = json_pack("{s:s, s:s, s:{}}", "type", type, "name", name, "properties");
+	record = json_pack("{s:s, s:s}", "type", type, "name", name);
+	if (stub)
+		json_object_set_new(record, "properties", json_object());
 	json_object_set_new(imp->resources, key, record);
 	if (stub)
 		json_object_set_new(imp->stubs, key, json_true());
@@ -712,11 +715,12 @@ void importer_add_resource(struct importer *imp, json_t *resource, const char *p
 		free(parent_type);
 		free(parent_name);
 	} else {
-		json_t *update = json_pack("{s:O}", "properties", props);
+		json_t *update = json_object();
 		json_t *sku = json_object_get(resource, "sku");
 
 		if (has_outer_sku(type) && json_is_object(sku))
 			json_object_set(update, "sku", sku);
+		json_object_set(update, "properties", props);
 		key = record_key(type, name);
 		record = get_or_create(imp, type, name, key, false);
 		merge_into(record, update);
