@@ -10,6 +10,8 @@ PACKAGES=(
   libjansson-dev libmicrohttpd-dev libmnl-dev libcmocka-dev
   # datapath tooling, demo and end-to-end tests
   iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux jq
+  # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
+  prometheus curl
 )
 
 missing=()

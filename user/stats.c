@@ -1,12 +1,17 @@
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
-#include <bpf/bpf.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include "datapath.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "state.h"
 #include "stats.h"
 
@@ -24,6 +29,118 @@ static json_t *counter_json(int fd, uint32_t index)
 
 	datapath_read_counter(fd, index, &c);
 	return json_pack("{s:I, s:I}", "packets", (json_int_t)c.packets, "bytes", (json_int_t)c.bytes);
+}
+
+static bool map_type_is_array(enum bpf_map_type type)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_ARRAY:
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+	case BPF_MAP_TYPE_PROG_ARRAY:
+	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+	case BPF_MAP_TYPE_CGROUP_ARRAY:
+	case BPF_MAP_TYPE_ARRAY_OF_MAPS:
+	case BPF_MAP_TYPE_DEVMAP:
+	case BPF_MAP_TYPE_CPUMAP:
+	case BPF_MAP_TYPE_XSKMAP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static long long map_entries_of(int fd, const struct bpf_map_info *info)
+{
+	unsigned char *keys;
+	void *prev = NULL;
+	long long count = 0;
+
+	if (map_type_is_array(info->type))
+		return info->max_entries;
+	if (info->key_size == 0)
+		return -EOPNOTSUPP; /* ring buffers, queues, stacks, bloom filters */
+	keys = malloc(2 * (size_t)info->key_size);
+	if (!keys)
+		return -ENOMEM;
+	/* Bounded by the capacity: a map that changes under the walk may restart it. */
+	while (count < info->max_entries) {
+		void *next = keys + (count % 2) * info->key_size;
+
+		if (bpf_map_get_next_key(fd, prev, next))
+			break;
+		prev = next;
+		count++;
+	}
+	free(keys);
+	return count;
+}
+
+long long stats_map_entries(int map_fd)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t length = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &length))
+		return -errno;
+	return map_entries_of(map_fd, &info);
+}
+
+/* A pinned object is a map when its fd is one: programs sit in the same directory. */
+static bool fd_is_map(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:bpf-map");
+}
+
+/* Every map pinned under the gateway's directory, in name order. */
+static json_t *maps_json(const char *gateway)
+{
+	char dir[256], path[600];
+	struct dirent **entries;
+	json_t *maps = json_array();
+	int n;
+
+	gateway_pin_dir(gateway, dir, sizeof(dir));
+	n = scandir(dir, &entries, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		struct bpf_map_info info = { 0 };
+		uint32_t length = sizeof(info);
+		const char *type;
+		long long count;
+		json_t *map;
+		int fd;
+
+		if (entries[i]->d_name[0] == '.')
+			goto next;
+		snprintf(path, sizeof(path), "%s/%s", dir, entries[i]->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			goto next;
+		if (!fd_is_map(fd) || bpf_obj_get_info_by_fd(fd, &info, &length)) {
+			close(fd);
+			goto next;
+		}
+		type = libbpf_bpf_map_type_str(info.type);
+		map = json_pack("{s:s, s:s, s:I}", "name", entries[i]->d_name, "type",
+				type ? type : "unknown", "maxEntries", (json_int_t)info.max_entries);
+		count = map_entries_of(fd, &info);
+		if (count >= 0)
+			json_object_set_new(map, "entries", json_integer(count));
+		json_array_append_new(maps, map);
+		close(fd);
+next:
+		free(entries[i]);
+	}
+	if (n >= 0)
+		free(entries);
+	return maps;
 }
 
 json_t *stats_collect(const char *gateway)
@@ -47,6 +164,7 @@ json_t *stats_collect(const char *gateway)
 	drops = json_object();
 	peerings = json_array();
 	json_object_set_new(out, "gateway", json_string(gateway));
+	json_object_set_new(out, "version", json_string(VNET_XDP_VERSION));
 	json_object_set_new(out, "generation", json_integer(settings.generation));
 	for (i = 0; i < DATAPATH_COUNTER_MAX; i++)
 		json_object_set_new(datapath, datapath_counter_names[i],
@@ -65,6 +183,7 @@ json_t *stats_collect(const char *gateway)
 	json_object_set_new(out, "datapath", datapath);
 	json_object_set_new(out, "drops", drops);
 	json_object_set_new(out, "peerings", peerings);
+	json_object_set_new(out, "maps", maps_json(gateway));
 	json_decref(state);
 	datapath_maps_close(&maps);
 	return out;
@@ -85,73 +204,37 @@ void stats_print_text(FILE *out, json_t *stats)
 		json_string_value(json_object_get(stats, "gateway")), field(stats, "generation"));
 	fprintf(out, "datapath:\n");
 	json_object_foreach(json_object_get(stats, "datapath"), key, v)
-		fprintf(out, "  %-20s %12lld packets %14lld bytes\n", key, field(v, "packets"),
-			field(v, "bytes"));
+		fprintf(out, "  %-20s %12llu packets %14llu bytes\n", key,
+			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
 	fprintf(out, "drops by reason:\n");
 	json_object_foreach(json_object_get(stats, "drops"), key, v)
 		if (field(v, "packets"))
-			fprintf(out, "  %-26s %12lld packets %14lld bytes\n", key,
-				field(v, "packets"), field(v, "bytes"));
+			fprintf(out, "  %-26s %12llu packets %14llu bytes\n", key,
+				(unsigned long long)field(v, "packets"),
+				(unsigned long long)field(v, "bytes"));
 	fprintf(out, "peerings:\n");
 	json_array_foreach(json_object_get(stats, "peerings"), i, v)
-		fprintf(out, "  %s -> %-16s %12lld packets %14lld bytes\n",
+		fprintf(out, "  %s -> %-16s %12llu packets %14llu bytes\n",
 			json_string_value(json_object_get(v, "vnet")),
-			json_string_value(json_object_get(v, "remoteVnet")), field(v, "packets"),
-			field(v, "bytes"));
-}
+			json_string_value(json_object_get(v, "remoteVnet")),
+			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
+	fprintf(out, "maps:\n");
+	json_array_foreach(json_object_get(stats, "maps"), i, v) {
+		json_t *entries = json_object_get(v, "entries");
+		long long max = field(v, "maxEntries");
 
-/* Label values escaped as the exposition format wants: backslash, quote, newline. */
-static void label_value(FILE *out, const char *value)
-{
-	for (const char *c = value ? value : ""; *c; c++) {
-		if (*c == '\\' || *c == '"')
-			fputc('\\', out);
-		if (*c == '\n') {
-			fputs("\\n", out);
-			continue;
-		}
-		fputc(*c, out);
+		if (entries && max > 0)
+			fprintf(out, "  %-20s %10lld of %10lld entries (%.1f%%)\n",
+				json_string_value(json_object_get(v, "name")),
+				(long long)json_integer_value(entries), max,
+				100.0 * json_integer_value(entries) / max);
+		else
+			fprintf(out, "  %-20s %10s of %10lld entries\n",
+				json_string_value(json_object_get(v, "name")), "-", max);
 	}
 }
 
-static void family_header(FILE *out, const char *name, const char *type, const char *help)
-{
-	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-void stats_print_prometheus(FILE *out, json_t *stats)
-{
-	static const char *const units[] = { "packets", "bytes" };
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	family_header(out, "vnetxdp_config_generation", "gauge",
-		      "Generation of the config the datapath runs.");
-	fprintf(out, "vnetxdp_config_generation %lld\n", field(stats, "generation"));
-	for (int u = 0; u < 2; u++) {
-		char name[64];
-
-		snprintf(name, sizeof(name), "vnetxdp_drop_%s_total", units[u]);
-		family_header(out, name, "counter", "Packets dropped by the datapath, by reason.");
-		json_object_foreach(json_object_get(stats, "drops"), key, v)
-			fprintf(out, "%s{reason=\"%s\"} %lld\n", name, key, field(v, units[u]));
-		snprintf(name, sizeof(name), "vnetxdp_datapath_%s_total", units[u]);
-		family_header(out, name, "counter",
-			      "Packets seen by the XDP program, by what it did with them.");
-		json_object_foreach(json_object_get(stats, "datapath"), key, v)
-			fprintf(out, "%s{action=\"%s\"} %lld\n", name, key, field(v, units[u]));
-		snprintf(name, sizeof(name), "vnetxdp_peering_%s_total", units[u]);
-		family_header(out, name, "counter", "Traffic forwarded over a VNet peering.");
-		json_array_foreach(json_object_get(stats, "peerings"), i, v) {
-			fprintf(out, "%s{vnet=\"", name);
-			label_value(out, json_string_value(json_object_get(v, "vnet")));
-			fputs("\",remote_vnet=\"", out);
-			label_value(out, json_string_value(json_object_get(v, "remoteVnet")));
-			fprintf(out, "\"} %lld\n", field(v, units[u]));
-		}
-	}
-}
+static const char stats_usage[] = "usage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n";
 
 int stats_main(int argc, char **argv)
 {
@@ -174,12 +257,13 @@ int stats_main(int argc, char **argv)
 		case 'j': o.json = true; break;
 		case 'P': o.prometheus = true; break;
 		default:
-			fprintf(stderr, "vnet-xdp stats: unknown option '%s'\nusage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n", argv[optind - 1]);
+			fprintf(stderr, "vnet-xdp stats: unknown option '%s'\n%s", argv[optind - 1],
+				stats_usage);
 			return 2;
 		}
 	}
 	if (optind < argc || (o.json && o.prometheus)) {
-		fprintf(stderr, "usage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n");
+		fputs(stats_usage, stderr);
 		return 2;
 	}
 	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
@@ -190,18 +274,20 @@ int stats_main(int argc, char **argv)
 	}
 	stats = stats_collect(gateway);
 	if (!stats) {
-		log_error("gateway %s: cannot read its counters: %s", gateway, strerror(errno));
+		if (errno == ENOENT)
+			log_error("gateway %s is not up", gateway);
+		else
+			log_error("gateway %s: cannot read its counters: %s", gateway, strerror(errno));
 		return 1;
 	}
 	if (o.json) {
 		json_dumpf(stats, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else if (o.prometheus) {
-		stats_print_prometheus(stdout, stats);
+		metrics_render(stdout, stats);
 	} else {
 		stats_print_text(stdout, stats);
 	}
 	json_decref(stats);
-	return 0;
+	return fflush(stdout) ? 1 : 0;
 }
-

@@ -1,15 +1,29 @@
 /* Counters read from the pinned maps, as one JSON document that every output format
- * (text, JSON, Prometheus exposition) is rendered from. */
+ * (text, JSON, Prometheus exposition in metrics.h) is rendered from.
+ *
+ * The document:
+ *   gateway, version, generation
+ *   datapath  {COUNTER: {packets, bytes}}         what the XDP program did, per-CPU summed
+ *   drops     {REASON: {packets, bytes}}          drops by reason
+ *   peerings  [{name, vnet, remoteVnet, packets, bytes}]
+ *   maps      [{name, type, entries, maxEntries}] every pinned map of the gateway
+ * A feature's datapath adds its member (tunnels, nsgRuleHits, snat, flows) when it lands;
+ * metrics.c already names the families they feed. */
 #ifndef VNET_XDP_STATS_H
 #define VNET_XDP_STATS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <jansson.h>
 
-/* Returns a new document for the gateway, or NULL with errno set. */
+/* Returns a new document for the gateway, or NULL with errno set (ENOENT: not up).
+ * Reads the maps afresh; safe to call from several threads at once. */
 json_t *stats_collect(const char *gateway);
 void stats_print_text(FILE *out, json_t *stats);
-void stats_print_prometheus(FILE *out, json_t *stats);
+
+/* Entries in a map: hash and LPM maps are counted by walking their keys, arrays hold
+ * max_entries by definition. Returns the count or -errno (-EOPNOTSUPP: no keys). */
+long long stats_map_entries(int map_fd);
 
 /* `vnet-xdp stats`: returns the exit code. */
 int stats_main(int argc, char **argv);

@@ -1,0 +1,270 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "metrics.h"
+
+#define METRIC_MAX_LABELS 4
+
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE };
+
+struct metric_label {
+	const char *name;  /* label name in the exposition */
+	const char *field; /* member of the sample object; NULL: the sample's key in an object */
+};
+
+struct metric_family {
+	const char *name;
+	enum metric_type type;
+	const char *help;
+	/* Member of the stats document that holds the samples: an array of objects, or an
+	 * object of objects keyed by a label value. NULL: the document itself is the one
+	 * sample. */
+	const char *source;
+	/* Member of the sample that holds the value; NULL: the constant 1 (an info metric). */
+	const char *value;
+	struct metric_label labels[METRIC_MAX_LABELS];
+};
+
+/* Labels name Azure objects by their names. A new family is one row here plus the
+ * member stats_collect() fills for it. */
+static const struct metric_family families[] = {
+	{ "vnetxdp_build_info", METRIC_GAUGE,
+	  "Version of the vnet-xdp exporter; the value is always 1.",
+	  NULL, NULL, { { "version", "version" } } },
+	{ "vnetxdp_config_generation", METRIC_GAUGE,
+	  "Generation of the config the datapath runs.", NULL, "generation" },
+
+	{ "vnetxdp_peering_packets_total", METRIC_COUNTER,
+	  "Packets forwarded over a VNet peering, from vnet to remote_vnet.",
+	  "peerings", "packets", { { "vnet", "vnet" }, { "remote_vnet", "remoteVnet" } } },
+	{ "vnetxdp_peering_bytes_total", METRIC_COUNTER,
+	  "Bytes forwarded over a VNet peering, from vnet to remote_vnet.",
+	  "peerings", "bytes", { { "vnet", "vnet" }, { "remote_vnet", "remoteVnet" } } },
+
+	{ "vnetxdp_drop_packets_total", METRIC_COUNTER,
+	  "Packets the datapath dropped, by reason.", "drops", "packets", { { "reason" } } },
+	{ "vnetxdp_drop_bytes_total", METRIC_COUNTER,
+	  "Bytes the datapath dropped, by reason.", "drops", "bytes", { { "reason" } } },
+	{ "vnetxdp_datapath_packets_total", METRIC_COUNTER,
+	  "Packets the XDP program saw, by what it did with them.",
+	  "datapath", "packets", { { "action" } } },
+	{ "vnetxdp_datapath_bytes_total", METRIC_COUNTER,
+	  "Bytes the XDP program saw, by what it did with them.",
+	  "datapath", "bytes", { { "action" } } },
+
+	/* Tunnels (Azure: TunnelIngressBytes, TunnelEgressBytes, ...): "tunnels" is an
+	 * array of {name, ingressBytes, ...}, filled once the tunnel datapath counts. */
+	{ "vnetxdp_tunnel_ingress_bytes_total", METRIC_COUNTER,
+	  "Bytes received from a tunnel (Azure: TunnelIngressBytes).",
+	  "tunnels", "ingressBytes", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_egress_bytes_total", METRIC_COUNTER,
+	  "Bytes sent into a tunnel (Azure: TunnelEgressBytes).",
+	  "tunnels", "egressBytes", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_ingress_packets_total", METRIC_COUNTER,
+	  "Packets received from a tunnel (Azure: TunnelIngressPackets).",
+	  "tunnels", "ingressPackets", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_egress_packets_total", METRIC_COUNTER,
+	  "Packets sent into a tunnel (Azure: TunnelEgressPackets).",
+	  "tunnels", "egressPackets", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_up", METRIC_GAUGE,
+	  "1 when the tunnel's IPsec SAs are established, else 0.",
+	  "tunnels", "up", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_drop_packets_total", METRIC_COUNTER,
+	  "Packets of a tunnel dropped, by reason (Azure: TunnelEgressPacketDropCount, ...).",
+	  "tunnelDrops", "packets", { { "tunnel", "tunnel" }, { "reason", "reason" } } },
+
+	/* NSG rules: "nsgRuleHits" is an array of {nsg, rule, direction, access, hits}. */
+	{ "vnetxdp_nsg_rule_hits_total", METRIC_COUNTER,
+	  "First packets of flows that a network security group rule decided.",
+	  "nsgRuleHits", "hits",
+	  { { "nsg", "nsg" }, { "rule", "rule" }, { "direction", "direction" },
+	    { "access", "access" } } },
+
+	/* SNAT: "snat" is an array of {vip, portsInUse, portsTotal, flows, portExhausted}. */
+	{ "vnetxdp_snat_ports_in_use", METRIC_GAUGE, "SNAT ports of a VIP in use.",
+	  "snat", "portsInUse", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_ports_total", METRIC_GAUGE, "SNAT ports of a VIP that can be handed out.",
+	  "snat", "portsTotal", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_flows_total", METRIC_COUNTER, "Flows translated to a VIP.",
+	  "snat", "flows", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_port_exhausted_total", METRIC_COUNTER,
+	  "Flows that found no free SNAT port on a VIP.",
+	  "snat", "portExhausted", { { "vip", "vip" } } },
+
+	/* Flow cache: "flows" is an object {active}. */
+	{ "vnetxdp_flows_active", METRIC_GAUGE, "Entries in the flow cache.",
+	  "flows", "active" },
+
+	{ "vnetxdp_map_entries", METRIC_GAUGE,
+	  "Entries in a pinned BPF map of the datapath (an array counts its size).",
+	  "maps", "entries", { { "map", "name" } } },
+	{ "vnetxdp_map_max_entries", METRIC_GAUGE,
+	  "Capacity of a pinned BPF map of the datapath.",
+	  "maps", "maxEntries", { { "map", "name" } } },
+};
+
+/* HELP text escapes backslash and newline; label values also the double quote. */
+static void escaped(FILE *out, const char *text, bool quote)
+{
+	for (const char *c = text; *c; c++) {
+		if (*c == '\\')
+			fputs("\\\\", out);
+		else if (*c == '\n')
+			fputs("\\n", out);
+		else if (*c == '"' && quote)
+			fputs("\\\"", out);
+		else
+			fputc(*c, out);
+	}
+}
+
+static void label_value(FILE *out, json_t *value)
+{
+	if (json_is_string(value))
+		escaped(out, json_string_value(value), true);
+	else if (json_is_integer(value))
+		fprintf(out, "%lld", (long long)json_integer_value(value));
+	else if (json_is_true(value))
+		fputs("true", out);
+	else if (json_is_false(value))
+		fputs("false", out);
+}
+
+/* Counters are unsigned 64-bit in the maps; jansson keeps them as signed. */
+static bool sample_value(FILE *out, const struct metric_family *family, json_t *value)
+{
+	if (!family->value) {
+		fputs("1", out);
+	} else if (json_is_integer(value)) {
+		if (family->type == METRIC_COUNTER)
+			fprintf(out, "%llu", (unsigned long long)json_integer_value(value));
+		else
+			fprintf(out, "%lld", (long long)json_integer_value(value));
+	} else if (json_is_real(value)) {
+		fprintf(out, "%.17g", json_real_value(value));
+	} else if (json_is_boolean(value)) {
+		fputs(json_is_true(value) ? "1" : "0", out);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static void sample(FILE *out, const struct metric_family *family, const char *key,
+		   json_t *object)
+{
+	json_t *value = family->value ? json_object_get(object, family->value) : NULL;
+	bool first = true;
+
+	if (family->value && !value)
+		return; /* nothing measured: no sample rather than an invented one */
+	fputs(family->name, out);
+	for (int i = 0; i < METRIC_MAX_LABELS && family->labels[i].name; i++) {
+		const struct metric_label *label = &family->labels[i];
+
+		fprintf(out, "%s%s=\"", first ? "{" : ",", label->name);
+		if (label->field)
+			label_value(out, json_object_get(object, label->field));
+		else if (key)
+			escaped(out, key, true);
+		fputc('"', out);
+		first = false;
+	}
+	fputs(first ? " " : "} ", out);
+	if (!sample_value(out, family, value))
+		fputs("NaN", out);
+	fputc('\n', out);
+}
+
+static void family_render(FILE *out, const struct metric_family *family, json_t *stats)
+{
+	json_t *source = family->source ? json_object_get(stats, family->source) : stats;
+	const char *key;
+	json_t *it;
+	size_t i;
+
+	if (!source)
+		return;
+	fprintf(out, "# HELP %s ", family->name);
+	escaped(out, family->help, false);
+	fprintf(out, "\n# TYPE %s %s\n", family->name,
+		family->type == METRIC_COUNTER ? "counter" : "gauge");
+	if (!family->source)
+		sample(out, family, NULL, stats);
+	else if (json_is_array(source))
+		json_array_foreach(source, i, it)
+			sample(out, family, NULL, it);
+	else
+		json_object_foreach(source, key, it)
+			sample(out, family, key, it);
+}
+
+void metrics_render(FILE *out, json_t *stats)
+{
+	for (size_t i = 0; i < sizeof(families) / sizeof(*families); i++)
+		family_render(out, &families[i], stats);
+}
+
+char *metrics_render_text(json_t *stats, size_t *length)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	metrics_render(out, stats);
+	if (fclose(out)) {
+		free(text);
+		return NULL;
+	}
+	if (length)
+		*length = size;
+	return text;
+}
+
+int metrics_write_textfile(const char *dir, json_t *stats)
+{
+	char path[4096], tmp[4096];
+	size_t length;
+	char *text;
+	int fd, err = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, METRICS_TEXTFILE_NAME) >= sizeof(path))
+		return -ENAMETOOLONG;
+	/* A name the textfile collector ignores (it reads *.prom only) until the rename. */
+	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, METRICS_TEXTFILE_NAME);
+	text = metrics_render_text(stats, &length);
+	if (!text)
+		return -ENOMEM;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		err = -errno;
+		free(text);
+		return err;
+	}
+	for (size_t done = 0; done < length && !err;) {
+		ssize_t n = write(fd, text + done, length - done);
+
+		if (n < 0 && errno != EINTR)
+			err = -errno;
+		else if (n > 0)
+			done += n;
+	}
+	free(text);
+	if (!err && fchmod(fd, 0644))
+		err = -errno;
+	if (!err && fsync(fd))
+		err = -errno;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}

@@ -1,0 +1,374 @@
+/* `vnet-xdp serve`: brings the gateway up, then exports its counters over HTTP (and,
+ * optionally, into a textfile collector's directory) until SIGINT or SIGTERM. The
+ * datapath and its pinned counters outlive the exporter: exiting only stops the export. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <pthread.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <microhttpd.h>
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+#include "serve.h"
+#include "state.h"
+#include "stats.h"
+
+#define SERVE_DEFAULT_LISTEN "127.0.0.1:9469"
+#define SERVE_THREADS 4                 /* concurrent scrapes; each reads the maps afresh */
+#define SERVE_CONNECTION_TIMEOUT 10     /* seconds an idle connection is kept */
+#define SERVE_CONNECTION_LIMIT 64
+#define TEXTFILE_INTERVAL_SECONDS 5
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+static const char serve_usage[] =
+	"usage: vnet-xdp serve -c FILE [--listen ADDR:PORT] [--textfile DIR] [-n NAME]\n"
+	"       (without -c: export the gateway that is already up, -n NAME or the only one)\n";
+
+struct serve_options {
+	const char *config;
+	const char *name;
+	const char *listen;
+	const char *textfile;
+};
+
+struct exporter {
+	char gateway[128];
+};
+
+static const char index_page[] =
+	"<html><head><title>vnet-xdp</title></head><body><h1>vnet-xdp exporter</h1>"
+	"<p><a href=\"/metrics\">/metrics</a></p></body></html>\n";
+
+static int parse_serve_options(int argc, char **argv, struct serve_options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "textfile", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:n:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 't': o->textfile = optarg; break;
+		default:
+			fprintf(stderr, "vnet-xdp serve: unknown option or missing value '%s'\n",
+				argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vnet-xdp serve: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* ADDR:PORT, [IPV6]:PORT or :PORT (every IPv4 address). */
+static int parse_listen(const char *text, struct sockaddr_storage *addr)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(text, ':');
+	size_t host_len;
+	char *end;
+	long port;
+
+	if (!colon)
+		return -EINVAL;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end || port < 1 || port > 65535)
+		return -EINVAL;
+	host_len = colon - text;
+	if (host_len >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, text, host_len);
+	host[host_len] = '\0';
+	memset(addr, 0, sizeof(*addr));
+	if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+
+		host[host_len - 1] = '\0';
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -EINVAL;
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)addr;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		if (host_len == 0) {
+			in->sin_addr.s_addr = htonl(INADDR_ANY);
+			return 0;
+		}
+		return inet_pton(AF_INET, host, &in->sin_addr) == 1 ? 0 : -EINVAL;
+	}
+}
+
+static enum MHD_Result respond(struct MHD_Connection *connection, unsigned int status,
+			       const char *content_type, char *body, size_t length,
+			       enum MHD_ResponseMemoryMode memory)
+{
+	struct MHD_Response *response = MHD_create_response_from_buffer(length, body, memory);
+	enum MHD_Result result;
+
+	if (!response) {
+		if (memory == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	result = MHD_queue_response(connection, status, response);
+	MHD_destroy_response(response);
+	return result;
+}
+
+static enum MHD_Result respond_static(struct MHD_Connection *connection, unsigned int status,
+				      const char *content_type, const char *body)
+{
+	return respond(connection, status, content_type, (char *)body, strlen(body),
+		       MHD_RESPMEM_PERSISTENT);
+}
+
+/* One scrape: collect from the pinned maps now, render, send. Runs on MHD's threads. */
+static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **request)
+{
+	const struct exporter *exporter = cls;
+	char *text, message[256];
+	size_t length;
+	json_t *stats;
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return respond_static(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+				      "only GET and HEAD\n");
+	if (!strcmp(url, "/"))
+		return respond_static(connection, MHD_HTTP_OK, "text/html", index_page);
+	if (strcmp(url, "/metrics"))
+		return respond_static(connection, MHD_HTTP_NOT_FOUND, "text/plain",
+				      "not found; try /metrics\n");
+	stats = stats_collect(exporter->gateway);
+	if (!stats) {
+		snprintf(message, sizeof(message), "gateway %s: cannot read its counters: %s\n",
+			 exporter->gateway, errno == ENOENT ? "it is not up" : strerror(errno));
+		text = strdup(message);
+		if (!text)
+			return MHD_NO;
+		return respond(connection, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", text,
+			       strlen(text), MHD_RESPMEM_MUST_FREE);
+	}
+	text = metrics_render_text(stats, &length);
+	json_decref(stats);
+	if (!text)
+		return respond_static(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+				      "out of memory\n");
+	return respond(connection, MHD_HTTP_OK, METRICS_CONTENT_TYPE, text, length,
+		       MHD_RESPMEM_MUST_FREE);
+}
+
+static void http_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_debug("http: %s", line);
+}
+
+static struct MHD_Daemon *http_start(const char *listen, struct exporter *exporter)
+{
+	struct sockaddr_storage addr;
+	struct MHD_Daemon *daemon;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	uint16_t port;
+
+	if (parse_listen(listen, &addr)) {
+		log_error("listen address %s: expected ADDR:PORT, [IPV6]:PORT or :PORT", listen);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (addr.ss_family == AF_INET6) {
+		flags |= MHD_USE_IPv6;
+		port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+	} else {
+		port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+	}
+	errno = 0;
+	daemon = MHD_start_daemon(flags, port, NULL, NULL, answer, exporter,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SERVE_THREADS,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SERVE_CONNECTION_TIMEOUT,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SERVE_CONNECTION_LIMIT,
+				  MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
+				  MHD_OPTION_END);
+	if (!daemon)
+		log_error("cannot serve HTTP on %s: %s", listen,
+			  errno ? strerror(errno) : "the HTTP library refused the address");
+	return daemon;
+}
+
+/* Writes the textfile; says so once when it starts failing and once when it recovers. */
+static int textfile_update(const char *dir, const char *gateway, bool *failing)
+{
+	json_t *stats = stats_collect(gateway);
+	int err;
+
+	if (!stats) {
+		err = -errno;
+	} else {
+		err = metrics_write_textfile(dir, stats);
+		json_decref(stats);
+	}
+	if (err && !*failing)
+		log_warn("cannot write %s/%s: %s", dir, METRICS_TEXTFILE_NAME,
+			 err == -ENOENT && !stats ? "the gateway is not up" : strerror(-err));
+	else if (!err && *failing)
+		log_info("writing %s/%s again", dir, METRICS_TEXTFILE_NAME);
+	*failing = err != 0;
+	return err;
+}
+
+/* Picks the gateway and listen address: from the config when there is one, else from
+ * the state `up` left. Brings the gateway up when a config is given. */
+static int gateway_prepare(const struct serve_options *o, struct exporter *exporter,
+			   char *listen, size_t listen_size, struct config **cfg)
+{
+	const char *from_config = NULL;
+	json_t *state;
+	int rc;
+
+	if (o->config) {
+		rc = config_load(o->config, stderr, cfg);
+		if (rc < 0)
+			fprintf(stderr, "%s: cannot read: %s\n", o->config, strerror(-rc));
+		else if (rc > 0)
+			fprintf(stderr, "%s: %d problem%s; nothing was changed\n", o->config, rc,
+				rc == 1 ? "" : "s");
+		if (rc)
+			return EXIT_FAILED;
+		if (o->name && strcmp(o->name, (*cfg)->gateway_name)) {
+			fprintf(stderr, "vnet-xdp serve: -n %s, but %s configures gateway %s\n",
+				o->name, o->config, (*cfg)->gateway_name);
+			return EXIT_USAGE;
+		}
+		snprintf(exporter->gateway, sizeof(exporter->gateway), "%s", (*cfg)->gateway_name);
+		from_config = (*cfg)->metrics_listen;
+	} else {
+		rc = gateway_resolve_name(o->name, exporter->gateway, sizeof(exporter->gateway));
+		if (rc) {
+			log_error(rc == -EEXIST ? "several gateways are up; name one with -n"
+						: "no gateway is up; give its config with -c FILE");
+			return EXIT_FAILED;
+		}
+	}
+	state = o->config ? NULL : state_load(exporter->gateway);
+	if (state && json_string_length(json_object_get(state, "metricsListen")))
+		from_config = json_string_value(json_object_get(state, "metricsListen"));
+	snprintf(listen, listen_size, "%s",
+		 o->listen ? o->listen
+			   : from_config && *from_config ? from_config : SERVE_DEFAULT_LISTEN);
+	json_decref(state);
+	return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+	struct serve_options o = { 0 };
+	struct exporter exporter = { 0 };
+	struct config *cfg = NULL;
+	struct MHD_Daemon *daemon;
+	char listen[256];
+	sigset_t signals;
+	bool textfile_failing = false;
+	struct stat st;
+	int rc, err;
+
+	if (parse_serve_options(argc, argv, &o)) {
+		fputs(serve_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (o.textfile && (stat(o.textfile, &st) || !S_ISDIR(st.st_mode))) {
+		log_error("--textfile %s: not a directory", o.textfile);
+		return EXIT_FAILED;
+	}
+	rc = gateway_prepare(&o, &exporter, listen, sizeof(listen), &cfg);
+	if (rc) {
+		if (rc == EXIT_USAGE)
+			fputs(serve_usage, stderr);
+		if (cfg)
+			config_free(cfg);
+		return rc;
+	}
+
+	/* Signals are taken synchronously by this thread; MHD's threads inherit the mask. */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Listen first: a taken port fails before the datapath is touched. */
+	daemon = http_start(listen, &exporter);
+	if (!daemon) {
+		if (cfg)
+			config_free(cfg);
+		return EXIT_FAILED;
+	}
+	if (cfg) {
+		err = gateway_up(cfg, XDP_MODE_UNSPEC);
+		config_free(cfg);
+		if (err) {
+			MHD_stop_daemon(daemon);
+			return EXIT_FAILED;
+		}
+	}
+	if (o.textfile)
+		textfile_update(o.textfile, exporter.gateway, &textfile_failing);
+	log_info("gateway %s: serving /metrics on http://%s%s%s", exporter.gateway, listen,
+		 o.textfile ? ", textfile in " : "", o.textfile ? o.textfile : "");
+
+	for (;;) {
+		struct timespec interval = { .tv_sec = TEXTFILE_INTERVAL_SECONDS };
+		int sig = o.textfile ? sigtimedwait(&signals, NULL, &interval)
+				     : sigwaitinfo(&signals, NULL);
+
+		if (sig < 0) {
+			if (errno == EAGAIN)
+				textfile_update(o.textfile, exporter.gateway, &textfile_failing);
+			continue;
+		}
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: reloading is not supported by serve yet; "
+				 "use `vnet-xdp reload -c FILE`");
+			continue;
+		}
+		log_info("%s: stopping the exporter; gateway %s keeps forwarding",
+			 strsignal(sig), exporter.gateway);
+		break;
+	}
+	MHD_stop_daemon(daemon);
+	return 0;
+}
