@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include "config.h"
 #include "gateway.h"
@@ -197,35 +199,51 @@ static void http_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", line);
 }
 
-static struct MHD_Daemon *http_start(const char *listen, struct exporter *exporter)
+/* The listening socket comes first so that a taken port fails before the datapath is
+ * touched; scrapes that arrive while `up` runs wait in its backlog. */
+static int http_listen(const char *address)
 {
 	struct sockaddr_storage addr;
-	struct MHD_Daemon *daemon;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-	uint16_t port;
+	int fd, one = 1, err;
 
-	if (parse_listen(listen, &addr)) {
-		log_error("listen address %s: expected ADDR:PORT, [IPV6]:PORT or :PORT", listen);
-		errno = EINVAL;
-		return NULL;
+	if (parse_listen(address, &addr)) {
+		log_error("listen address %s: expected ADDR:PORT, [IPV6]:PORT or :PORT", address);
+		return -EINVAL;
 	}
-	if (addr.ss_family == AF_INET6) {
-		flags |= MHD_USE_IPv6;
-		port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
-	} else {
-		port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = -errno;
+		log_error("cannot listen on %s: %s", address, strerror(-err));
+		return err;
 	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&addr, addr.ss_family == AF_INET6 ?
+		 sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) ||
+	    listen(fd, SERVE_CONNECTION_LIMIT)) {
+		err = -errno;
+		log_error("cannot listen on %s: %s", address, strerror(-err));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static struct MHD_Daemon *http_start(int listen_fd, struct exporter *exporter)
+{
+	struct MHD_Daemon *daemon;
+
 	errno = 0;
-	daemon = MHD_start_daemon(flags, port, NULL, NULL, answer, exporter,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+	daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+				  0, NULL, NULL, answer, exporter,
+				  MHD_OPTION_LISTEN_SOCKET, listen_fd,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SERVE_THREADS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SERVE_CONNECTION_TIMEOUT,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SERVE_CONNECTION_LIMIT,
 				  MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
 				  MHD_OPTION_END);
 	if (!daemon)
-		log_error("cannot serve HTTP on %s: %s", listen,
-			  errno ? strerror(errno) : "the HTTP library refused the address");
+		log_error("cannot start the HTTP server: %s",
+			  errno ? strerror(errno) : "the HTTP library refused");
 	return daemon;
 }
 
@@ -303,10 +321,15 @@ int serve_main(int argc, char **argv)
 	sigset_t signals;
 	bool textfile_failing = false;
 	struct stat st;
-	int rc, err;
+	int rc, err, listen_fd;
 
 	if (parse_serve_options(argc, argv, &o)) {
 		fputs(serve_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (o.listen && parse_listen(o.listen, &(struct sockaddr_storage){ 0 })) {
+		fprintf(stderr, "vnet-xdp serve: --listen %s: expected ADDR:PORT, [IPV6]:PORT or :PORT\n",
+			o.listen);
 		return EXIT_USAGE;
 	}
 	if (o.textfile && (stat(o.textfile, &st) || !S_ISDIR(st.st_mode))) {
@@ -330,9 +353,8 @@ int serve_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Listen first: a taken port fails before the datapath is touched. */
-	daemon = http_start(listen, &exporter);
-	if (!daemon) {
+	listen_fd = http_listen(listen);
+	if (listen_fd < 0) {
 		if (cfg)
 			config_free(cfg);
 		return EXIT_FAILED;
@@ -341,9 +363,14 @@ int serve_main(int argc, char **argv)
 		err = gateway_up(cfg, XDP_MODE_UNSPEC);
 		config_free(cfg);
 		if (err) {
-			MHD_stop_daemon(daemon);
+			close(listen_fd);
 			return EXIT_FAILED;
 		}
+	}
+	daemon = http_start(listen_fd, &exporter);
+	if (!daemon) {
+		close(listen_fd);
+		return EXIT_FAILED;
 	}
 	if (o.textfile)
 		textfile_update(o.textfile, exporter.gateway, &textfile_failing);

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Scrape-time benchmark: brings the demo gateway up in namespaces, fills the routes trie
+# and the source prefixes with many extra entries (in a scope no VNet uses, so no packet
+# is affected), runs `vnet-xdp serve`, and prints how long /metrics and `stats
+# --prometheus` take. The map fill metrics walk every key of the hash and LPM maps, so
+# this is the expensive case.
+#   ROUTES=65536 SCRAPES=50 scripts/bench/scrape.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib.sh
+. scripts/topology.sh
+
+PREFIX=vxscrape
+GATEWAY=scrape
+NS=$PREFIX-gw
+LISTEN=127.0.0.1:9469
+ROUTES=${ROUTES:-65536}
+SCRAPES=${SCRAPES:-50}
+WORK=$(mktemp -d /tmp/vnet-xdp-scrape.XXXXXX)
+PIN=/sys/fs/bpf/vnet-xdp/$GATEWAY
+
+[ "$(id -u)" -eq 0 ] || { echo "scrape.sh: needs root" >&2; exit 1; }
+[ -x "$VNET_XDP" ] || { echo "scrape.sh: build first ($VNET_XDP missing)" >&2; exit 1; }
+
+cleanup() {
+	if [ -s "$WORK/serve.pid" ]; then
+		kill "$(cat "$WORK/serve.pid")" 2>/dev/null || true
+		sleep 0.3
+	fi
+	in_ns $NS "$VNET_XDP" down -n $GATEWAY >/dev/null 2>&1 || true
+	topology_down $PREFIX
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+topology_down $PREFIX
+topology_up $PREFIX
+topology_config $GATEWAY >"$WORK/gateway.json"
+in_ns $NS "$VNET_XDP" up -c "$WORK/gateway.json" >/dev/null
+
+# Extra entries: lpm_key {prefixlen, scope, family, addr[16]}, little-endian u32s.
+le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+echo "filling routes and source_prefixes with $ROUTES entries each"
+{
+	scope=$(le32 4294967040) family=$(le32 2) route=$(le32 3) # ROUTE_NONE
+	zero=$(le32 0) vnet=$(le32 0)
+	for ((i = 0; i < ROUTES; i++)); do
+		key="$(le32 $((64 + 32))) $scope $family $(printf '%02x %02x %02x %02x' 10 $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255))) 00 00 00 00 00 00 00 00 00 00 00 00"
+		echo "map update pinned $PIN/routes key hex $key value hex $route $zero $zero $zero"
+		echo "map update pinned $PIN/source_prefixes key hex $key value hex $vnet"
+	done
+} >"$WORK/batch"
+bpftool batch file "$WORK/batch" >/dev/null
+
+in_ns $NS "$VNET_XDP" serve -c "$WORK/gateway.json" --listen $LISTEN >"$WORK/serve.log" 2>&1 &
+echo $! >"$WORK/serve.pid"
+for _ in $(seq 100); do
+	in_ns $NS curl -sf -o /dev/null "http://$LISTEN/metrics" && break
+	sleep 0.1
+done
+
+in_ns $NS curl -sf "http://$LISTEN/metrics" | grep '^vnetxdp_map_entries'
+for _ in $(seq "$SCRAPES"); do
+	in_ns $NS curl -sf -o /dev/null -w '%{time_total}\n' "http://$LISTEN/metrics"
+done | sort -n | awk '{ t[NR] = $1 * 1000 } END {
+	printf "scrape /metrics over %d runs: min %.1f ms, median %.1f ms, p90 %.1f ms, max %.1f ms\n",
+	       NR, t[1], t[int((NR + 1) / 2)], t[int(NR * 0.9)], t[NR] }'
+start=$(date +%s%N)
+in_ns $NS "$VNET_XDP" stats -n $GATEWAY --prometheus >/dev/null
+echo "stats --prometheus (process start included): $((($(date +%s%N) - start) / 1000000)) ms"
