@@ -126,6 +126,11 @@ struct config_vnet_gateway {
 	char *name;
 	int vnet;   /* VNet of the GatewaySubnet its ipConfiguration names */
 	bool active_active;
+	struct ip_address *public_ips; /* ipConfigurations[].publicIPAddress, where known */
+	size_t n_public_ips;
+	struct ip_address local_address; /* gateway.virtualNetworkGateways[].address: this
+					  * box's tunnel endpoint for it; family 0 when the
+					  * gateway is not on this box */
 };
 
 enum connection_type { CONNECTION_IPSEC = 0, CONNECTION_VNET2VNET };
@@ -157,7 +162,9 @@ struct config_gateway_iface {
 
 struct config_gateway_vnet {
 	int vnet;               /* index into vnets */
-	struct ip_address vip;  /* public VIP for outbound NAT; family 0 when unset */
+	struct ip_address vip;  /* public VIP for outbound NAT; family 0 when unset (= vips[0]) */
+	struct ip_address *vips; /* "vip" and "vips" together: several VIPs pool their ports */
+	size_t n_vips;
 };
 
 struct config_limits {
@@ -166,6 +173,8 @@ struct config_limits {
 	uint32_t tcp_idle_timeout_seconds;     /* default 240 */
 	uint32_t udp_idle_timeout_seconds;     /* default 240 */
 	uint32_t icmp_idle_timeout_seconds;    /* default 30 */
+	uint32_t tcp_transitory_timeout_seconds; /* half-open and closing TCP, default 30 */
+	uint32_t snat_table_size;        /* SNAT mappings, default 1048576 */
 };
 
 struct config {
@@ -176,6 +185,7 @@ struct config {
 	struct config_gateway_vnet *gateway_vnets;
 	size_t n_gateway_vnets;
 	char *metrics_listen;            /* default "127.0.0.1:9469" */
+	bool nat66;                      /* gateway.nat66: SNAT IPv6 too (default false) */
 	struct config_limits limits;
 
 	struct config_vnet *vnets;

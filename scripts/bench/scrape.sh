@@ -38,18 +38,19 @@ topology_up $PREFIX
 topology_config $GATEWAY >"$WORK/gateway.json"
 in_ns $NS "$VNET_XDP" up -c "$WORK/gateway.json" >/dev/null
 
-# Extra entries: lpm_key {prefixlen, scope, family, addr[16]}, little-endian u32s.
-le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
-echo "filling routes and source_prefixes with $ROUTES entries each"
-{
-	scope=$(le32 4294967040) family=$(le32 2) route=$(le32 3) # ROUTE_NONE
-	zero=$(le32 0) vnet=$(le32 0)
-	for ((i = 0; i < ROUTES; i++)); do
-		key="$(le32 $((64 + 32))) $scope $family $(printf '%02x %02x %02x %02x' 10 $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255))) 00 00 00 00 00 00 00 00 00 00 00 00"
-		echo "map update pinned $PIN/routes key hex $key value hex $route $zero $zero $zero"
-		echo "map update pinned $PIN/source_prefixes key hex $key value hex $vnet"
-	done
-} >"$WORK/batch"
+# Extra entries: lpm_key {prefixlen, scope, family, addr[16]} as little-endian u32s, an
+# IPv4 /32 in 10.0.0.0/8 under scope 0xffffff00; routes get ROUTE_NONE (3). The source
+# prefixes trie holds at most 65536, so it gets half as many.
+echo "filling routes with $ROUTES and source_prefixes with $((ROUTES / 2)) extra entries"
+awk -v n="$ROUTES" -v pin="$PIN" 'BEGIN {
+	for (i = 0; i < n; i++) {
+		key = sprintf("60 00 00 00 00 ff ff ff 02 00 00 00 0a %02x %02x %02x 00 00 00 00 00 00 00 00 00 00 00 00",
+			      int(i / 65536) % 256, int(i / 256) % 256, i % 256)
+		printf "map update pinned %s/routes key hex %s value hex 03 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\n", pin, key
+		if (i < n / 2)
+			printf "map update pinned %s/source_prefixes key hex %s value hex 00 00 00 00\n", pin, key
+	}
+}' >"$WORK/batch"
 bpftool batch file "$WORK/batch" >/dev/null
 
 in_ns $NS "$VNET_XDP" serve -c "$WORK/gateway.json" --listen $LISTEN >"$WORK/serve.log" 2>&1 &
