@@ -1,0 +1,425 @@
+/* The `gateway` section: how this box binds to the Azure model (interfaces, VIPs,
+ * tunnel endpoints, metrics, limits). Unlike Azure's own resources, whose extra keys are
+ * ignored, an unknown key here is reported: it is most likely a typo. */
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "config_internal.h"
+
+#define DEFAULT_METRICS_LISTEN "127.0.0.1:9469"
+
+static void check_keys(struct loader *l, struct node obj, const char *const *allowed,
+		       size_t count)
+{
+	const char *key;
+	json_t *value;
+
+	json_object_foreach(obj.value, key, value) {
+		char list[512] = "";
+		bool known = false;
+
+		for (size_t i = 0; i < count; i++)
+			known |= !strcmp(key, allowed[i]);
+		if (known)
+			continue;
+		for (size_t i = 0; i < count; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? ", " : "", allowed[i]);
+		reader_problem(&l->r, path_key(&l->r, obj.path, key), "unknown key; allowed: %s",
+			       list);
+	}
+}
+
+#define CHECK_KEYS(l, obj, ...) do {                                                   \
+		static const char *const keys_[] = { __VA_ARGS__ };                      \
+		check_keys(l, obj, keys_, sizeof(keys_) / sizeof(keys_[0]));             \
+	} while (0)
+
+/* The gateway name becomes a bpffs directory and a state file name. */
+static bool valid_gateway_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!len || len > 64 || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+	       len;
+}
+
+static bool valid_interface_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len && len < IFNAMSIZ && !strpbrk(name, "/: \t\n") && strcmp(name, ".") &&
+	       strcmp(name, "..");
+}
+
+static int required_vnet(struct loader *l, struct node obj, const char *key)
+{
+	struct node n = node_child(&l->r, obj, key);
+	const char *name;
+	int vnet;
+
+	if (!n.value) {
+		reader_problem(&l->r, n.path, "missing; allowed: the name of a virtual network in "
+			       "resources");
+		return CONFIG_NONE;
+	}
+	if (!get_string(&l->r, n, &name))
+		return CONFIG_NONE;
+	vnet = config_find_vnet(l->cfg, name);
+	if (vnet == CONFIG_NONE)
+		reader_problem(&l->r, n.path, "unknown virtual network \"%s\"; allowed: one declared "
+			       "in resources", name);
+	return vnet;
+}
+
+/* ---- interfaces ----------------------------------------------------------------------- */
+
+static void read_interface(struct loader *l, struct node n, struct config_gateway_iface *iface)
+{
+	struct config *cfg = l->cfg;
+	struct node name_node = node_child(&l->r, n, "name"), role_node = node_child(&l->r, n, "role");
+	const char *name = NULL, *subnet = NULL;
+	static const char *const roles[] = { [IFACE_VNET] = "vnet", [IFACE_UPLINK] = "uplink" };
+	int role = IFACE_VNET;
+
+	iface->vnet = iface->subnet = CONFIG_NONE;
+	CHECK_KEYS(l, n, "name", "virtualNetwork", "subnet", "role");
+	if (!name_node.value)
+		reader_problem(&l->r, name_node.path, "missing; allowed: a Linux interface name");
+	else if (get_string(&l->r, name_node, &name) && !strcmp(name, "FILL-IN"))
+		reader_problem(&l->r, name_node.path, "still FILL-IN; allowed: the Linux interface "
+			       "that faces this virtual network (or the uplink)");
+	else if (name && !valid_interface_name(name))
+		reader_problem(&l->r, name_node.path, "\"%s\" is not an interface name; allowed: "
+			       "1-%d characters without '/', ':' or spaces", name, IFNAMSIZ - 1);
+	else if (name)
+		iface->name = copy_string(name);
+	if (role_node.value)
+		read_enum(l, role_node, roles, 2, &role);
+	iface->role = (enum gateway_iface_role)role;
+	if (iface->role == IFACE_UPLINK) {
+		if (json_object_get(n.value, "virtualNetwork"))
+			reader_problem(&l->r, path_key(&l->r, n.path, "virtualNetwork"), "the uplink "
+				       "faces the Internet and tunnel peers, not a virtual network; "
+				       "allowed: leave it out");
+		return;
+	}
+	iface->vnet = required_vnet(l, n, "virtualNetwork");
+	if (iface->vnet == CONFIG_NONE ||
+	    !get_string(&l->r, node_child(&l->r, n, "subnet"), &subnet))
+		return;
+	iface->subnet = find_named(cfg->vnets[iface->vnet].subnets,
+				   cfg->vnets[iface->vnet].n_subnets,
+				   sizeof(struct config_subnet), subnet);
+	if (iface->subnet == CONFIG_NONE)
+		reader_problem(&l->r, path_key(&l->r, n.path, "subnet"), "virtual network \"%s\" has "
+			       "no subnet \"%s\"", cfg->vnets[iface->vnet].name, subnet);
+}
+
+static void read_interfaces(struct loader *l, struct node list)
+{
+	struct config *cfg = l->cfg;
+	size_t n = json_array_size(list.value), uplinks = 0;
+
+	if (!list.value) {
+		reader_problem(&l->r, list.path, "missing; allowed: a list of {name, virtualNetwork "
+			       "[, subnet]} and one {name, role: uplink}");
+		return;
+	}
+	if (!is_array_or_report(&l->r, list))
+		return;
+	if (!n)
+		reader_problem(&l->r, list.path, "empty; allowed: at least one interface");
+	cfg->ifaces = calloc(n + 1, sizeof(*cfg->ifaces));
+	if (!cfg->ifaces)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct node element = node_element(&l->r, list, i);
+		struct config_gateway_iface *iface = &cfg->ifaces[cfg->n_ifaces];
+
+		if (!is_object_or_report(&l->r, element))
+			continue;
+		read_interface(l, element, iface);
+		cfg->n_ifaces++;
+		if (iface->role == IFACE_UPLINK && ++uplinks == 2)
+			reader_problem(&l->r, element.path, "a second uplink; allowed: one interface "
+				       "with role uplink");
+		for (size_t j = 0; iface->name && j + 1 < cfg->n_ifaces; j++)
+			if (cfg->ifaces[j].name && !strcmp(cfg->ifaces[j].name, iface->name)) {
+				reader_problem(&l->r, path_key(&l->r, element.path, "name"),
+					       "interface \"%s\" is listed twice; allowed: each "
+					       "interface once", iface->name);
+				break;
+			}
+	}
+}
+
+/* ---- virtual networks: VIPs --------------------------------------------------------------- */
+
+static bool vip_known(const struct config_gateway_vnet *gv, const struct ip_address *a)
+{
+	for (size_t i = 0; i < gv->n_vips; i++)
+		if (!memcmp(&gv->vips[i], a, sizeof(*a)))
+			return true;
+	return false;
+}
+
+static void read_vips(struct loader *l, struct node n, struct config_gateway_vnet *gv)
+{
+	struct node vip = node_child(&l->r, n, "vip"), vips = node_child(&l->r, n, "vips");
+	struct ip_address a;
+
+	gv->vips = calloc(json_array_size(vips.value) + 2, sizeof(*gv->vips));
+	if (!gv->vips)
+		return;
+	if (vip.value && read_address(l, vip, &a))
+		gv->vips[gv->n_vips++] = a;
+	if (vips.value && is_array_or_report(&l->r, vips))
+		for (size_t i = 0; i < json_array_size(vips.value); i++) {
+			struct node element = node_element(&l->r, vips, i);
+
+			if (!read_address(l, element, &a))
+				continue;
+			if (vip_known(gv, &a))
+				reader_problem(&l->r, element.path, "VIP listed twice");
+			else
+				gv->vips[gv->n_vips++] = a;
+		}
+	if (gv->n_vips)
+		gv->vip = gv->vips[0];
+}
+
+static void read_gateway_vnets(struct loader *l, struct node list)
+{
+	struct config *cfg = l->cfg;
+	size_t n = json_array_size(list.value);
+
+	if (!list.value || !is_array_or_report(&l->r, list))
+		return;
+	cfg->gateway_vnets = calloc(n + 1, sizeof(*cfg->gateway_vnets));
+	if (!cfg->gateway_vnets)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct node element = node_element(&l->r, list, i);
+		struct config_gateway_vnet *gv = &cfg->gateway_vnets[cfg->n_gateway_vnets];
+
+		if (!is_object_or_report(&l->r, element))
+			continue;
+		CHECK_KEYS(l, element, "name", "vip", "vips");
+		gv->vnet = required_vnet(l, element, "name");
+		read_vips(l, element, gv);
+		cfg->n_gateway_vnets++;
+		for (size_t j = 0; gv->vnet != CONFIG_NONE && j + 1 < cfg->n_gateway_vnets; j++)
+			if (cfg->gateway_vnets[j].vnet == gv->vnet)
+				reader_problem(&l->r, path_key(&l->r, element.path, "name"), "virtual "
+					       "network \"%s\" is listed twice; allowed: once, with "
+					       "\"vips\" for several VIPs", cfg->vnets[gv->vnet].name);
+	}
+}
+
+/* ---- tunnel endpoints ---------------------------------------------------------------------- */
+
+static void read_tunnel_endpoints(struct loader *l, struct node list)
+{
+	struct config *cfg = l->cfg;
+
+	if (!list.value || !is_array_or_report(&l->r, list))
+		return;
+	for (size_t i = 0; i < json_array_size(list.value); i++) {
+		struct node element = node_element(&l->r, list, i);
+		struct node name = node_child(&l->r, element, "name");
+		struct node address = node_child(&l->r, element, "address");
+		struct config_vnet_gateway *gw;
+		int g;
+
+		if (!is_object_or_report(&l->r, element))
+			continue;
+		CHECK_KEYS(l, element, "name", "address");
+		g = resolve_reference(l, name, KIND_VNET_GATEWAY, cfg->vnet_gateways,
+				      cfg->n_vnet_gateways, sizeof(*cfg->vnet_gateways));
+		if (!address.value)
+			reader_problem(&l->r, address.path, "missing; allowed: this box's tunnel "
+				       "endpoint address for the gateway");
+		if (g == CONFIG_NONE || !address.value)
+			continue;
+		gw = &cfg->vnet_gateways[g];
+		if (gw->local_address.family)
+			reader_problem(&l->r, element.path, "virtual network gateway \"%s\" is bound "
+				       "twice; allowed: once", gw->name);
+		else
+			read_address(l, address, &gw->local_address);
+	}
+}
+
+/* ---- metrics and limits --------------------------------------------------------------------- */
+
+/* ADDR:PORT with an IPv4 address or a bracketed IPv6 one. */
+static bool valid_listen(const char *text)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(text, ':');
+	struct ip_address a;
+	char *end;
+	long port;
+	size_t len;
+
+	if (!colon)
+		return false;
+	len = (size_t)(colon - text);
+	if (len >= sizeof(host))
+		return false;
+	memcpy(host, text, len);
+	host[len] = '\0';
+	if (host[0] == '[' && len > 2 && host[len - 1] == ']') {
+		host[len - 1] = '\0';
+		if (ip_address_parse(host + 1, &a) || a.family != AF_INET6)
+			return false;
+	} else if (ip_address_parse(host, &a) || a.family != AF_INET) {
+		return false;
+	}
+	port = strtol(colon + 1, &end, 10);
+	return colon[1] && !*end && port > 0 && port <= 65535;
+}
+
+static void read_metrics(struct loader *l, struct node metrics)
+{
+	struct node listen = node_child(&l->r, metrics, "listen");
+	const char *text = DEFAULT_METRICS_LISTEN;
+
+	if (metrics.value && is_object_or_report(&l->r, metrics)) {
+		CHECK_KEYS(l, metrics, "listen");
+		if (get_string(&l->r, listen, &text) && !valid_listen(text))
+			reader_problem(&l->r, listen.path, "\"%s\" is not ADDR:PORT; allowed: "
+				       "127.0.0.1:9469, [::1]:9469, 0.0.0.0:PORT", text);
+	}
+	l->cfg->metrics_listen = copy_string(text);
+}
+
+static void read_limit(struct loader *l, struct node limits, const char *key, long long min,
+		       long long max, uint32_t *out)
+{
+	long long v = *out;
+
+	if (get_int(&l->r, node_child(&l->r, limits, key), min, max, &v))
+		*out = (uint32_t)v;
+}
+
+static void read_limits(struct loader *l, struct node limits)
+{
+	struct config_limits *lim = &l->cfg->limits;
+	uint32_t port_min = 1024, port_max = 65535;
+
+	*lim = (struct config_limits){
+		.flow_table_size = 262144,
+		.snat_port_min = 1024,
+		.snat_port_max = 65535,
+		.tcp_idle_timeout_seconds = 240,
+		.udp_idle_timeout_seconds = 240,
+		.icmp_idle_timeout_seconds = 30,
+		.tcp_transitory_timeout_seconds = 30,
+		.snat_table_size = 1048576,
+	};
+	if (!limits.value || !is_object_or_report(&l->r, limits))
+		return;
+	CHECK_KEYS(l, limits, "flowTableSize", "snatPortMin", "snatPortMax", "snatTableSize",
+		   "tcpIdleTimeoutSeconds", "tcpTransitoryTimeoutSeconds", "udpIdleTimeoutSeconds",
+		   "icmpIdleTimeoutSeconds");
+	read_limit(l, limits, "flowTableSize", 1024, 1 << 24, &lim->flow_table_size);
+	read_limit(l, limits, "snatTableSize", 1024, 1 << 24, &lim->snat_table_size);
+	read_limit(l, limits, "snatPortMin", 1, 65535, &port_min);
+	read_limit(l, limits, "snatPortMax", 1, 65535, &port_max);
+	if (port_min > port_max)
+		reader_problem(&l->r, path_key(&l->r, limits.path, "snatPortMin"), "snatPortMin %u "
+			       "is above snatPortMax %u; allowed: MIN <= MAX", port_min, port_max);
+	lim->snat_port_min = (uint16_t)port_min;
+	lim->snat_port_max = (uint16_t)port_max;
+	/* Azure: TCP idle 4-120 minutes; shorter values are allowed here for tests. */
+	read_limit(l, limits, "tcpIdleTimeoutSeconds", 1, 7200, &lim->tcp_idle_timeout_seconds);
+	read_limit(l, limits, "tcpTransitoryTimeoutSeconds", 1, 7200,
+		   &lim->tcp_transitory_timeout_seconds);
+	read_limit(l, limits, "udpIdleTimeoutSeconds", 1, 7200, &lim->udp_idle_timeout_seconds);
+	read_limit(l, limits, "icmpIdleTimeoutSeconds", 1, 7200, &lim->icmp_idle_timeout_seconds);
+}
+
+/* ---- checks across the binding ------------------------------------------------------------- */
+
+static bool vnet_is_bound(const struct config *cfg, int vnet)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].vnet == vnet)
+			return true;
+	for (size_t i = 0; i < cfg->n_gateway_vnets; i++)
+		if (cfg->gateway_vnets[i].vnet == vnet)
+			return true;
+	return false;
+}
+
+/* One gateway forwards between all VNets bound to it, so they must not overlap, as
+ * peered VNets must not. */
+static void check_bound_vnets_disjoint(struct loader *l, struct node gateway)
+{
+	struct config *cfg = l->cfg;
+	char a[64], b[64];
+
+	for (size_t v = 0; v < cfg->n_vnets; v++) {
+		if (!vnet_is_bound(cfg, (int)v))
+			continue;
+		for (size_t w = 0; w < v; w++) {
+			bool reported = false;
+
+			if (!vnet_is_bound(cfg, (int)w))
+				continue;
+			for (size_t i = 0; !reported && i < cfg->vnets[v].n_prefixes; i++)
+				for (size_t j = 0; !reported && j < cfg->vnets[w].n_prefixes; j++)
+					if (ip_prefix_overlaps(&cfg->vnets[v].prefixes[i],
+							       &cfg->vnets[w].prefixes[j])) {
+						reader_problem(&l->r, gateway.path, "virtual networks "
+							"\"%s\" (%s) and \"%s\" (%s) are both bound to "
+							"this gateway and overlap; allowed: VNets with "
+							"disjoint address spaces", cfg->vnets[v].name,
+							prefix_text(&cfg->vnets[v].prefixes[i], a,
+							sizeof(a)), cfg->vnets[w].name,
+							prefix_text(&cfg->vnets[w].prefixes[j], b,
+							sizeof(b)));
+						reported = true;
+					}
+		}
+	}
+}
+
+void build_gateway_binding(struct loader *l, struct node gateway)
+{
+	struct node name = node_child(&l->r, gateway, "name"), nat66 = node_child(&l->r, gateway, "nat66");
+	const char *text;
+
+	read_limits(l, (struct node){ NULL, "" });
+	if (!gateway.value) {
+		reader_problem(&l->r, gateway.path, "missing; allowed: {\"name\", \"interfaces\", "
+			       "...} binding this box to the virtual networks");
+		l->cfg->metrics_listen = copy_string(DEFAULT_METRICS_LISTEN);
+		return;
+	}
+	if (!is_object_or_report(&l->r, gateway))
+		return;
+	CHECK_KEYS(l, gateway, "name", "interfaces", "virtualNetworks", "virtualNetworkGateways",
+		   "nat66", "metrics", "limits");
+	if (!name.value)
+		reader_problem(&l->r, name.path, "missing; allowed: a name of letters, digits, '.', "
+			       "'_' and '-'");
+	else if (get_string(&l->r, name, &text) && !valid_gateway_name(text))
+		reader_problem(&l->r, name.path, "\"%s\" is not a gateway name; allowed: 1-64 "
+			       "letters, digits, '.', '_' and '-'", text);
+	else if (name.value)
+		l->cfg->gateway_name = copy_string(text);
+	read_interfaces(l, node_child(&l->r, gateway, "interfaces"));
+	read_gateway_vnets(l, node_child(&l->r, gateway, "virtualNetworks"));
+	read_tunnel_endpoints(l, node_child(&l->r, gateway, "virtualNetworkGateways"));
+	get_bool(&l->r, nat66, &l->cfg->nat66);
+	read_metrics(l, node_child(&l->r, gateway, "metrics"));
+	read_limits(l, node_child(&l->r, gateway, "limits"));
+	check_bound_vnets_disjoint(l, gateway);
+}

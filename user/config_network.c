@@ -1,0 +1,621 @@
+/* The address-space side of the config: virtual networks, subnets, peerings, route
+ * tables, public IPs, NAT gateways and network interfaces. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "config_internal.h"
+
+static size_t count_kind(const struct loader *l, enum record_kind kind)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n_records; i++)
+		n += l->records[i].kind == kind;
+	return n;
+}
+
+/* A later resource of the same type and name: Azure names are unique per type. */
+static bool is_duplicate(struct loader *l, size_t index)
+{
+	const struct record *rec = &l->records[index];
+
+	for (size_t i = 0; i < index; i++) {
+		const struct record *earlier = &l->records[i];
+
+		if (earlier->kind == rec->kind && !strcasecmp(earlier->name, rec->name) &&
+		    !strcasecmp(earlier->parent, rec->parent)) {
+			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"),
+				       "duplicate %s name \"%s\" (also at %s); allowed: unique names, "
+				       "compared without case", record_kind_type(rec->kind), rec->name,
+				       earlier->resource.path);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Children whose parent is not among the resources. */
+static void report_orphans(struct loader *l, enum record_kind child, enum record_kind parent,
+			   const void *array, size_t count, size_t size)
+{
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+
+		if (rec->kind == child && find_named(array, count, size, rec->parent) == CONFIG_NONE)
+			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"),
+				       "%s \"%s\" belongs to unknown %s \"%s\"; allowed: a parent "
+				       "declared in resources", record_kind_type(child), rec->name,
+				       record_kind_type(parent), rec->parent);
+	}
+}
+
+/* Children of one parent: those written inline (`inline_key` in the parent's
+ * properties) and those declared as resources of their own. `each` gets every one. */
+typedef void (*child_fn)(struct loader *l, struct node child, const char *name, void *ctx);
+
+static size_t for_each_child(struct loader *l, const struct record *parent, const char *inline_key,
+			     enum record_kind kind, child_fn each, void *ctx)
+{
+	struct node list = node_child(&l->r, parent->props, inline_key);
+	size_t n = 0;
+
+	if (list.value && is_array_or_report(&l->r, list))
+		for (size_t i = 0; i < json_array_size(list.value); i++) {
+			struct node child = node_element(&l->r, list, i);
+			const char *name = NULL;
+
+			if (!is_object_or_report(&l->r, child))
+				continue;
+			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
+				reader_problem(&l->r, child.path, "missing \"name\"");
+				continue;
+			}
+			if (each)
+				each(l, child, name, ctx);
+			n++;
+		}
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+
+		if (rec->kind != kind || strcasecmp(rec->parent, parent->name))
+			continue;
+		if (each)
+			each(l, rec->resource, rec->name, ctx);
+		n++;
+	}
+	return n;
+}
+
+/* ---- route tables ------------------------------------------------------------------- */
+
+static const char *const next_hop_names[] = {
+	[NEXT_HOP_VIRTUAL_NETWORK_GATEWAY] = "VirtualNetworkGateway",
+	[NEXT_HOP_VNET_LOCAL] = "VnetLocal",
+	[NEXT_HOP_INTERNET] = "Internet",
+	[NEXT_HOP_VIRTUAL_APPLIANCE] = "VirtualAppliance",
+	[NEXT_HOP_NONE] = "None",
+};
+
+static void add_route(struct loader *l, struct node res, const char *name, void *ctx)
+{
+	struct config_route_table *table = ctx;
+	struct node props = node_properties(&l->r, res);
+	struct node hop_ip = node_child(&l->r, props, "nextHopIpAddress");
+	struct config_route route = { 0 };
+	int hop;
+
+	if (find_named(table->routes, table->n_routes, sizeof(route), name) != CONFIG_NONE) {
+		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate route name "
+			       "\"%s\" in route table \"%s\"", name, table->name);
+		return;
+	}
+	if (!read_prefix(l, node_child(&l->r, props, "addressPrefix"), &route.prefix)) {
+		if (!json_object_get(props.value, "addressPrefix"))
+			reader_problem(&l->r, props.path, "route \"%s\" has no addressPrefix", name);
+		return;
+	}
+	if (!read_enum(l, node_child(&l->r, props, "nextHopType"), next_hop_names,
+		       sizeof(next_hop_names) / sizeof(next_hop_names[0]), &hop)) {
+		if (!json_object_get(props.value, "nextHopType"))
+			reader_problem(&l->r, props.path, "route \"%s\" has no nextHopType; allowed: "
+				       "VirtualNetworkGateway, VnetLocal, Internet, VirtualAppliance, "
+				       "None", name);
+		return;
+	}
+	route.next_hop_type = (enum route_next_hop)hop;
+	if (hop == NEXT_HOP_VIRTUAL_APPLIANCE) {
+		if (!json_string_value(hop_ip.value) || !*json_string_value(hop_ip.value)) {
+			reader_problem(&l->r, hop_ip.path, "next hop VirtualAppliance needs "
+				       "nextHopIpAddress; allowed: the appliance's IP address");
+			return;
+		}
+		if (!read_address(l, hop_ip, &route.next_hop_ip))
+			return;
+	} else if (json_string_value(hop_ip.value) && *json_string_value(hop_ip.value)) {
+		reader_problem(&l->r, hop_ip.path, "nextHopIpAddress is allowed only with next hop "
+			       "VirtualAppliance, not %s", next_hop_names[hop]);
+		return;
+	}
+	for (size_t i = 0; i < table->n_routes; i++)
+		if (!memcmp(&table->routes[i].prefix, &route.prefix, sizeof(route.prefix))) {
+			char text[64];
+
+			reader_problem(&l->r, path_key(&l->r, props.path, "addressPrefix"),
+				       "%s is already the prefix of route \"%s\"; allowed: one route "
+				       "per prefix", prefix_text(&route.prefix, text, sizeof(text)),
+				       table->routes[i].name);
+			return;
+		}
+	route.name = copy_string(name);
+	table->routes[table->n_routes++] = route;
+}
+
+void build_route_tables(struct loader *l)
+{
+	struct config *cfg = l->cfg;
+
+	cfg->route_tables = calloc(count_kind(l, KIND_ROUTE_TABLE) + 1, sizeof(*cfg->route_tables));
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct config_route_table *table;
+		size_t n;
+
+		if (rec->kind != KIND_ROUTE_TABLE || is_duplicate(l, i))
+			continue;
+		table = &cfg->route_tables[cfg->n_route_tables++];
+		table->name = copy_string(rec->name);
+		get_bool(&l->r, node_child(&l->r, rec->props, "disableBgpRoutePropagation"),
+			 &table->disable_bgp_route_propagation);
+		n = for_each_child(l, rec, "routes", KIND_ROUTE, NULL, NULL);
+		table->routes = calloc(n + 1, sizeof(*table->routes));
+		for_each_child(l, rec, "routes", KIND_ROUTE, add_route, table);
+	}
+	report_orphans(l, KIND_ROUTE, KIND_ROUTE_TABLE, cfg->route_tables, cfg->n_route_tables,
+		       sizeof(*cfg->route_tables));
+}
+
+/* ---- public IPs and NAT gateways ---------------------------------------------------- */
+
+void build_public_ips(struct loader *l)
+{
+	l->public_ips = calloc(count_kind(l, KIND_PUBLIC_IP) + 1, sizeof(*l->public_ips));
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct public_ip *ip;
+		struct node address;
+
+		if (rec->kind != KIND_PUBLIC_IP || is_duplicate(l, i))
+			continue;
+		ip = &l->public_ips[l->n_public_ips++];
+		ip->name = copy_string(rec->name);
+		address = node_child(&l->r, rec->props, "ipAddress");
+		if (address.value) /* a dynamic address has none until Azure assigns it */
+			read_address(l, address, &ip->address);
+	}
+}
+
+/* The addresses of a list of public IP references, where they are known. */
+static size_t resolve_public_ips(struct loader *l, struct node list, struct ip_address **out)
+{
+	size_t n = 0;
+
+	*out = calloc(json_array_size(list.value) + 1, sizeof(**out));
+	if (!*out || !list.value || !is_array_or_report(&l->r, list))
+		return 0;
+	for (size_t i = 0; i < json_array_size(list.value); i++) {
+		int ip = resolve_reference(l, node_element(&l->r, list, i), KIND_PUBLIC_IP,
+					   l->public_ips, l->n_public_ips, sizeof(*l->public_ips));
+
+		if (ip != CONFIG_NONE && l->public_ips[ip].address.family)
+			(*out)[n++] = l->public_ips[ip].address;
+	}
+	return n;
+}
+
+void build_nat_gateways(struct loader *l)
+{
+	struct config *cfg = l->cfg;
+
+	cfg->nat_gateways = calloc(count_kind(l, KIND_NAT_GATEWAY) + 1, sizeof(*cfg->nat_gateways));
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct config_nat_gateway *nat;
+		struct node ips;
+		long long minutes = 4;
+
+		if (rec->kind != KIND_NAT_GATEWAY || is_duplicate(l, i))
+			continue;
+		nat = &cfg->nat_gateways[cfg->n_nat_gateways++];
+		nat->name = copy_string(rec->name);
+		/* ARM writes publicIpAddresses, some REST bodies publicIPAddresses */
+		ips = node_child(&l->r, rec->props, "publicIpAddresses");
+		if (!ips.value)
+			ips = node_child(&l->r, rec->props, "publicIPAddresses");
+		nat->n_public_ips = resolve_public_ips(l, ips, &nat->public_ips);
+		get_int(&l->r, node_child(&l->r, rec->props, "idleTimeoutInMinutes"), 4, 120,
+			&minutes);
+		nat->idle_timeout_minutes = (int)minutes;
+	}
+}
+
+/* ---- virtual networks and subnets ---------------------------------------------------- */
+
+struct subnet_ctx {
+	struct config_vnet *vnet;
+	const char *vnet_path;
+	const char **paths; /* where each subnet was declared, for overlap messages */
+};
+
+static int optional_reference(struct loader *l, struct node props, const char *key,
+			      enum record_kind kind, const void *array, size_t count, size_t size)
+{
+	struct node n = node_child(&l->r, props, key);
+
+	if (!n.value || json_is_null(n.value))
+		return CONFIG_NONE;
+	return resolve_reference(l, n, kind, array, count, size);
+}
+
+static void add_subnet(struct loader *l, struct node res, const char *name, void *ctx)
+{
+	struct subnet_ctx *sc = ctx;
+	struct config *cfg = l->cfg;
+	struct config_vnet *vnet = sc->vnet;
+	struct node props = node_properties(&l->r, res);
+	struct config_subnet subnet = { 0 };
+
+	if (find_named(vnet->subnets, vnet->n_subnets, sizeof(subnet), name) != CONFIG_NONE) {
+		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate subnet name "
+			       "\"%s\" in virtual network \"%s\"", name, vnet->name);
+		return;
+	}
+	subnet.n_prefixes = read_prefix_list(l, node_child(&l->r, props, "addressPrefix"),
+					     node_child(&l->r, props, "addressPrefixes"),
+					     &subnet.prefixes);
+	if (!subnet.n_prefixes) {
+		if (!json_object_get(props.value, "addressPrefix") &&
+		    !json_object_get(props.value, "addressPrefixes"))
+			reader_problem(&l->r, props.path, "subnet \"%s\" has no addressPrefix; "
+				       "allowed: a CIDR inside the virtual network's address space",
+				       name);
+		free(subnet.prefixes);
+		return;
+	}
+	subnet.network_security_group = optional_reference(l, props, "networkSecurityGroup",
+		KIND_NSG, cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs));
+	subnet.route_table = optional_reference(l, props, "routeTable", KIND_ROUTE_TABLE,
+		cfg->route_tables, cfg->n_route_tables, sizeof(*cfg->route_tables));
+	subnet.nat_gateway = optional_reference(l, props, "natGateway", KIND_NAT_GATEWAY,
+		cfg->nat_gateways, cfg->n_nat_gateways, sizeof(*cfg->nat_gateways));
+	subnet.name = copy_string(name);
+	sc->paths[vnet->n_subnets] = props.path;
+	vnet->subnets[vnet->n_subnets++] = subnet;
+}
+
+static bool inside_address_space(const struct config_vnet *vnet, const struct ip_prefix *p)
+{
+	for (size_t i = 0; i < vnet->n_prefixes; i++)
+		if (ip_prefix_contains(&vnet->prefixes[i], p))
+			return true;
+	return false;
+}
+
+static void address_space_text(const struct config_vnet *vnet, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < vnet->n_prefixes; i++) {
+		char text[64];
+
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? ", " : "",
+			 prefix_text(&vnet->prefixes[i], text, sizeof(text)));
+	}
+}
+
+static void check_subnets(struct loader *l, const struct subnet_ctx *sc)
+{
+	const struct config_vnet *vnet = sc->vnet;
+	char space[512], a[64], b[64];
+
+	address_space_text(vnet, space, sizeof(space));
+	for (size_t s = 0; s < vnet->n_subnets; s++) {
+		const struct config_subnet *subnet = &vnet->subnets[s];
+
+		for (size_t p = 0; p < subnet->n_prefixes; p++) {
+			if (!inside_address_space(vnet, &subnet->prefixes[p]))
+				reader_problem(&l->r, sc->paths[s], "subnet \"%s\" prefix %s is "
+					       "outside the address space of \"%s\"; allowed: inside "
+					       "%s", subnet->name, prefix_text(&subnet->prefixes[p], a,
+					       sizeof(a)), vnet->name, space);
+			for (size_t t = 0; t < s; t++)
+				for (size_t q = 0; q < vnet->subnets[t].n_prefixes; q++)
+					if (ip_prefix_overlaps(&subnet->prefixes[p],
+							       &vnet->subnets[t].prefixes[q]))
+						reader_problem(&l->r, sc->paths[s], "subnet \"%s\" "
+							"prefix %s overlaps subnet \"%s\" prefix %s; "
+							"allowed: subnets that do not overlap",
+							subnet->name, prefix_text(&subnet->prefixes[p],
+							a, sizeof(a)), vnet->subnets[t].name,
+							prefix_text(&vnet->subnets[t].prefixes[q], b,
+							sizeof(b)));
+		}
+	}
+}
+
+static void read_address_space(struct loader *l, const struct record *rec,
+			       struct config_vnet *vnet)
+{
+	struct node space = node_child(&l->r, rec->props, "addressSpace");
+	struct node prefixes = node_child(&l->r, space, "addressPrefixes");
+	char a[64], b[64];
+
+	if (!space.value || !prefixes.value) {
+		reader_problem(&l->r, space.value ? space.path : rec->props.path, "virtual network "
+			       "\"%s\" has no addressSpace.addressPrefixes; allowed: a list of "
+			       "CIDR prefixes", vnet->name);
+		return;
+	}
+	if (!is_object_or_report(&l->r, space))
+		return;
+	vnet->n_prefixes = read_prefix_list(l, (struct node){ NULL, "" }, prefixes,
+					    &vnet->prefixes);
+	if (!vnet->n_prefixes && json_is_array(prefixes.value) && !json_array_size(prefixes.value))
+		reader_problem(&l->r, prefixes.path, "empty; allowed: at least one CIDR prefix");
+	for (size_t i = 0; i < vnet->n_prefixes; i++)
+		for (size_t j = 0; j < i; j++)
+			if (ip_prefix_overlaps(&vnet->prefixes[i], &vnet->prefixes[j]))
+				reader_problem(&l->r, prefixes.path, "%s overlaps %s in the same "
+					       "address space; allowed: prefixes that do not overlap",
+					       prefix_text(&vnet->prefixes[i], a, sizeof(a)),
+					       prefix_text(&vnet->prefixes[j], b, sizeof(b)));
+}
+
+void build_virtual_networks(struct loader *l)
+{
+	struct config *cfg = l->cfg;
+
+	cfg->vnets = calloc(count_kind(l, KIND_VNET) + 1, sizeof(*cfg->vnets));
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct subnet_ctx sc;
+		struct config_vnet *vnet;
+		size_t n;
+
+		if (rec->kind != KIND_VNET || is_duplicate(l, i))
+			continue;
+		vnet = &cfg->vnets[cfg->n_vnets++];
+		vnet->name = copy_string(rec->name);
+		vnet->virtual_network_gateway = CONFIG_NONE;
+		read_address_space(l, rec, vnet);
+		n = for_each_child(l, rec, "subnets", KIND_SUBNET, NULL, NULL);
+		vnet->subnets = calloc(n + 1, sizeof(*vnet->subnets));
+		sc = (struct subnet_ctx){ vnet, rec->resource.path, calloc(n + 1, sizeof(char *)) };
+		if (vnet->subnets && sc.paths) {
+			for_each_child(l, rec, "subnets", KIND_SUBNET, add_subnet, &sc);
+			check_subnets(l, &sc);
+		}
+		free(sc.paths);
+	}
+	report_orphans(l, KIND_SUBNET, KIND_VNET, cfg->vnets, cfg->n_vnets, sizeof(*cfg->vnets));
+}
+
+/* ---- network interfaces --------------------------------------------------------------- */
+
+static void read_ip_configuration(struct loader *l, struct config_nic *nic, struct node ipc,
+				  size_t index)
+{
+	struct config *cfg = l->cfg;
+	struct node props = node_properties(&l->r, ipc);
+	struct node subnet = node_child(&l->r, props, "subnet");
+	struct node address = node_child(&l->r, props, "privateIPAddress");
+	int vnet = CONFIG_NONE, sub = CONFIG_NONE;
+
+	if (subnet.value && !json_is_null(subnet.value))
+		resolve_subnet_reference(l, subnet, &vnet, &sub);
+	if (index == 0) {
+		nic->vnet = vnet;
+		nic->subnet = sub;
+	}
+	if (!address.value || json_is_null(address.value) ||
+	    !read_address(l, address, &nic->addresses[nic->n_addresses]))
+		return;
+	if (sub != CONFIG_NONE) {
+		const struct config_subnet *s = &cfg->vnets[vnet].subnets[sub];
+		struct ip_prefix host = { .family = nic->addresses[nic->n_addresses].family };
+		bool inside = false;
+
+		host.len = host.family == AF_INET ? 32 : 128;
+		memcpy(host.addr, nic->addresses[nic->n_addresses].addr, 16);
+		for (size_t p = 0; p < s->n_prefixes; p++)
+			inside |= ip_prefix_contains(&s->prefixes[p], &host);
+		if (!inside) {
+			reader_problem(&l->r, address.path, "%s is outside subnet \"%s\"; allowed: "
+				       "an address inside the subnet's prefixes",
+				       json_string_value(address.value), s->name);
+			return;
+		}
+	}
+	nic->n_addresses++;
+}
+
+void build_network_interfaces(struct loader *l)
+{
+	struct config *cfg = l->cfg;
+
+	cfg->nics = calloc(count_kind(l, KIND_NIC) + 1, sizeof(*cfg->nics));
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct node ipcs = node_child(&l->r, rec->props, "ipConfigurations");
+		struct config_nic *nic;
+
+		if (rec->kind != KIND_NIC || is_duplicate(l, i))
+			continue;
+		nic = &cfg->nics[cfg->n_nics++];
+		nic->name = copy_string(rec->name);
+		nic->vnet = nic->subnet = CONFIG_NONE;
+		nic->network_security_group = optional_reference(l, rec->props,
+			"networkSecurityGroup", KIND_NSG, cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs));
+		nic->addresses = calloc(json_array_size(ipcs.value) + 1, sizeof(*nic->addresses));
+		if (!ipcs.value || !is_array_or_report(&l->r, ipcs) || !nic->addresses)
+			continue;
+		for (size_t c = 0; c < json_array_size(ipcs.value); c++)
+			read_ip_configuration(l, nic, node_element(&l->r, ipcs, c), c);
+	}
+}
+
+/* ---- peerings --------------------------------------------------------------------------- */
+
+struct peering_ctx {
+	int vnet;
+	const char **paths;
+};
+
+static void add_peering(struct loader *l, struct node res, const char *name, void *ctx)
+{
+	struct peering_ctx *pc = ctx;
+	struct config_vnet *vnet = &l->cfg->vnets[pc->vnet];
+	struct node props = node_properties(&l->r, res);
+	struct node remote = node_child(&l->r, props, "remoteVirtualNetwork");
+	struct config_peering peering = { .allow_virtual_network_access = true,
+					  .remote_vnet = CONFIG_NONE };
+	struct reference ref;
+
+	if (find_named(vnet->peerings, vnet->n_peerings, sizeof(peering), name) != CONFIG_NONE) {
+		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate peering name "
+			       "\"%s\" in virtual network \"%s\"", name, vnet->name);
+		return;
+	}
+	if (!remote.value) {
+		reader_problem(&l->r, props.path, "peering \"%s\" has no remoteVirtualNetwork; "
+			       "allowed: a reference to a virtual network", name);
+		return;
+	}
+	if (!get_reference(&l->r, remote, &ref))
+		return;
+	if (ref.n_names != 1 || (ref.type[0] && strcasecmp(ref.type, "virtualNetworks"))) {
+		reader_problem(&l->r, remote.path, "refers to a %s; allowed: a reference to a "
+			       "virtual network", ref.type[0] ? ref.type : "child resource");
+		return;
+	}
+	/* A remote VNet outside this config is legal (another subscription); the peering
+	 * then stays "Initiated" and forwards nothing. */
+	peering.remote_vnet = config_find_vnet(l->cfg, ref.names[0]);
+	if (peering.remote_vnet == pc->vnet) {
+		reader_problem(&l->r, remote.path, "virtual network \"%s\" peers with itself; "
+			       "allowed: another virtual network", vnet->name);
+		return;
+	}
+	for (size_t p = 0; p < vnet->n_peerings; p++)
+		if (!strcasecmp(vnet->peerings[p].remote_name, ref.names[0])) {
+			reader_problem(&l->r, remote.path, "\"%s\" is already peered with \"%s\" by "
+				       "peering \"%s\"; allowed: one peering per remote virtual "
+				       "network", vnet->name, ref.names[0], vnet->peerings[p].name);
+			return;
+		}
+	get_bool(&l->r, node_child(&l->r, props, "allowVirtualNetworkAccess"),
+		 &peering.allow_virtual_network_access);
+	get_bool(&l->r, node_child(&l->r, props, "allowForwardedTraffic"),
+		 &peering.allow_forwarded_traffic);
+	get_bool(&l->r, node_child(&l->r, props, "allowGatewayTransit"),
+		 &peering.allow_gateway_transit);
+	get_bool(&l->r, node_child(&l->r, props, "useRemoteGateways"),
+		 &peering.use_remote_gateways);
+	peering.name = copy_string(name);
+	peering.remote_name = copy_string(ref.names[0]);
+	pc->paths[vnet->n_peerings] = props.path;
+	vnet->peerings[vnet->n_peerings++] = peering;
+}
+
+static const struct config_peering *peering_back(const struct config *cfg, int from, int to)
+{
+	const struct config_vnet *vnet = &cfg->vnets[from];
+
+	for (size_t p = 0; p < vnet->n_peerings; p++)
+		if (vnet->peerings[p].remote_vnet == to)
+			return &vnet->peerings[p];
+	return NULL;
+}
+
+/* The first overlapping pair of prefixes of two VNets, or false. */
+static bool address_spaces_overlap(const struct config_vnet *a, const struct config_vnet *b,
+				   char *a_text, char *b_text, size_t size)
+{
+	for (size_t i = 0; i < a->n_prefixes; i++)
+		for (size_t j = 0; j < b->n_prefixes; j++)
+			if (ip_prefix_overlaps(&a->prefixes[i], &b->prefixes[j])) {
+				prefix_text(&a->prefixes[i], a_text, size);
+				prefix_text(&b->prefixes[j], b_text, size);
+				return true;
+			}
+	return false;
+}
+
+static void check_peerings_of(struct loader *l, int v, const char **paths)
+{
+	struct config *cfg = l->cfg;
+	struct config_vnet *vnet = &cfg->vnets[v];
+	int remote_gateways = 0;
+
+	for (size_t p = 0; p < vnet->n_peerings; p++) {
+		struct config_peering *peering = &vnet->peerings[p];
+		const struct config_peering *back;
+		char a[64], b[64];
+
+		if (peering->remote_vnet != CONFIG_NONE &&
+		    address_spaces_overlap(vnet, &cfg->vnets[peering->remote_vnet], a, b, sizeof(a)))
+			reader_problem(&l->r, paths[p], "peering \"%s\": address space %s of \"%s\" "
+				       "overlaps %s of \"%s\"; allowed: peered virtual networks with "
+				       "address spaces that do not overlap", peering->name, a,
+				       vnet->name, b, cfg->vnets[peering->remote_vnet].name);
+		back = peering->remote_vnet == CONFIG_NONE ? NULL :
+		       peering_back(cfg, peering->remote_vnet, v);
+		peering->connected = back && peering->allow_virtual_network_access &&
+				     back->allow_virtual_network_access;
+		if (!peering->use_remote_gateways)
+			continue;
+		if (++remote_gateways == 2)
+			reader_problem(&l->r, paths[p], "virtual network \"%s\" sets "
+				       "useRemoteGateways on more than one peering; allowed: at "
+				       "most one", vnet->name);
+		if (vnet->virtual_network_gateway != CONFIG_NONE)
+			reader_problem(&l->r, paths[p], "peering \"%s\" sets useRemoteGateways but "
+				       "\"%s\" has its own virtual network gateway \"%s\"; allowed: "
+				       "useRemoteGateways only on a virtual network without one",
+				       peering->name, vnet->name,
+				       cfg->vnet_gateways[vnet->virtual_network_gateway].name);
+	}
+}
+
+void build_peerings(struct loader *l)
+{
+	struct config *cfg = l->cfg;
+	const char ***paths = calloc(cfg->n_vnets + 1, sizeof(*paths));
+
+	if (!paths)
+		return;
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct peering_ctx pc;
+		struct config_vnet *vnet;
+		size_t n;
+
+		if (rec->kind != KIND_VNET)
+			continue;
+		pc.vnet = config_find_vnet(cfg, rec->name);
+		vnet = &cfg->vnets[pc.vnet];
+		if (vnet->peerings) /* a duplicate VNet record, already reported */
+			continue;
+		n = for_each_child(l, rec, "virtualNetworkPeerings", KIND_PEERING, NULL, NULL);
+		vnet->peerings = calloc(n + 1, sizeof(*vnet->peerings));
+		pc.paths = paths[pc.vnet] = calloc(n + 1, sizeof(char *));
+		if (vnet->peerings && pc.paths)
+			for_each_child(l, rec, "virtualNetworkPeerings", KIND_PEERING, add_peering, &pc);
+	}
+	report_orphans(l, KIND_PEERING, KIND_VNET, cfg->vnets, cfg->n_vnets, sizeof(*cfg->vnets));
+	for (size_t v = 0; v < cfg->n_vnets; v++)
+		if (paths[v])
+			check_peerings_of(l, (int)v, paths[v]);
+	for (size_t v = 0; v < cfg->n_vnets; v++)
+		free(paths[v]);
+	free(paths);
+}

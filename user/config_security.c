@@ -1,0 +1,377 @@
+/* Network security groups: securityRules read and checked as Azure checks them, and
+ * Azure's six default rules appended to every group. */
+#include <ctype.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "config_internal.h"
+
+static const char *const direction_names[] = { [NSG_INBOUND] = "Inbound",
+					       [NSG_OUTBOUND] = "Outbound" };
+static const char *const access_names[] = { [NSG_ALLOW] = "Allow", [NSG_DENY] = "Deny" };
+static const char *const protocol_names[] = {
+	[NSG_PROTO_ANY] = "*", [NSG_PROTO_TCP] = "Tcp", [NSG_PROTO_UDP] = "Udp",
+	[NSG_PROTO_ICMP] = "Icmp", [NSG_PROTO_ESP] = "Esp", [NSG_PROTO_AH] = "Ah",
+};
+
+#define PRIORITY_MIN 100
+#define PRIORITY_MAX 4096
+
+/* A service tag looks like a word (Storage, Sql.WestEurope, AzureCloud.eastus2); anything
+ * with digits and dots or colons up front is meant as an address. */
+static bool looks_like_tag(const char *text)
+{
+	if (!isalpha((unsigned char)text[0]))
+		return false;
+	for (const char *p = text; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+			return false;
+	/* "fd00::/8" starts with letters but has ':' and '/', handled above; "a.b" passes */
+	return true;
+}
+
+static bool read_rule_address(struct loader *l, struct node n, struct nsg_address *out)
+{
+	const char *text;
+	struct ip_address address;
+
+	memset(out, 0, sizeof(*out));
+	if (!get_string(&l->r, n, &text))
+		return false;
+	if (!strcmp(text, "*") || !strcasecmp(text, "Any")) {
+		out->kind = NSG_ADDR_ANY;
+	} else if (!strcasecmp(text, "VirtualNetwork")) {
+		out->kind = NSG_ADDR_TAG_VIRTUAL_NETWORK;
+	} else if (!strcasecmp(text, "Internet")) {
+		out->kind = NSG_ADDR_TAG_INTERNET;
+	} else if (!strcasecmp(text, "AzureLoadBalancer")) {
+		out->kind = NSG_ADDR_TAG_AZURE_LOAD_BALANCER;
+	} else if (strchr(text, '/')) {
+		out->kind = NSG_ADDR_PREFIX;
+		return read_prefix(l, n, &out->prefix);
+	} else if (!ip_address_parse(text, &address)) {
+		out->kind = NSG_ADDR_PREFIX;
+		out->prefix.family = address.family;
+		out->prefix.len = address.family == AF_INET ? 32 : 128;
+		memcpy(out->prefix.addr, address.addr, sizeof(address.addr));
+	} else if (strspn(text, "0123456789.") == strlen(text) &&
+		   inet_aton(text, (struct in_addr *)out->prefix.addr)) {
+		/* Azure takes the classic numeric forms ("789" is 0.0.3.21), as inet_aton does;
+		 * recorded NSGs carry them. */
+		out->kind = NSG_ADDR_PREFIX;
+		out->prefix.family = AF_INET;
+		out->prefix.len = 32;
+	} else if (looks_like_tag(text)) {
+		out->kind = NSG_ADDR_TAG_OTHER; /* never matches: vnet-xdp has no tag contents */
+		out->tag = copy_string(text);
+	} else {
+		reader_problem(&l->r, n.path, "\"%s\" is not an address prefix; allowed: a CIDR, an "
+			       "IP address, *, or a service tag (VirtualNetwork, Internet, "
+			       "AzureLoadBalancer, ...)", text);
+		return false;
+	}
+	return true;
+}
+
+/* xAddressPrefix and xAddressPrefixes together (Azure takes either; empty ones are
+ * unset). Application security groups count as a source that matches nothing here. */
+static size_t read_rule_addresses(struct loader *l, struct node props, const char *side,
+				  struct nsg_address **out)
+{
+	char single_key[64], plural_key[64], groups_key[64];
+	struct node single, plural, groups;
+	size_t n = 0, max;
+
+	snprintf(single_key, sizeof(single_key), "%sAddressPrefix", side);
+	snprintf(plural_key, sizeof(plural_key), "%sAddressPrefixes", side);
+	snprintf(groups_key, sizeof(groups_key), "%sApplicationSecurityGroups", side);
+	single = node_child(&l->r, props, single_key);
+	plural = node_child(&l->r, props, plural_key);
+	groups = node_child(&l->r, props, groups_key);
+	max = 1 + json_array_size(plural.value) + json_array_size(groups.value);
+	*out = calloc(max, sizeof(**out));
+	if (!*out)
+		return 0;
+	if (json_is_string(single.value) && !*json_string_value(single.value))
+		single.value = NULL;
+	if (single.value && !json_is_null(single.value) && read_rule_address(l, single, &(*out)[n]))
+		n++;
+	if (plural.value && is_array_or_report(&l->r, plural))
+		for (size_t i = 0; i < json_array_size(plural.value); i++)
+			if (read_rule_address(l, node_element(&l->r, plural, i), &(*out)[n]))
+				n++;
+	for (size_t i = 0; i < json_array_size(groups.value); i++) {
+		(*out)[n].kind = NSG_ADDR_TAG_OTHER;
+		(*out)[n++].tag = copy_string("ApplicationSecurityGroup");
+	}
+	if (!n && !json_array_size(plural.value) && !single.value)
+		reader_problem(&l->r, props.path, "no %s or %s; allowed: a CIDR, an IP address, *, "
+			       "or a service tag", single_key, plural_key);
+	return n;
+}
+
+static bool parse_port(const char *text, const char **end, uint16_t *out)
+{
+	char *stop;
+	long v;
+
+	if (!isdigit((unsigned char)*text))
+		return false;
+	v = strtol(text, &stop, 10);
+	if (v < 0 || v > 65535)
+		return false;
+	*out = (uint16_t)v;
+	*end = stop;
+	return true;
+}
+
+static bool read_port_range(struct loader *l, struct node n, struct port_range *out)
+{
+	const char *text, *end;
+
+	if (json_is_integer(n.value) && json_integer_value(n.value) >= 0 &&
+	    json_integer_value(n.value) <= 65535) { /* az writes a bare port sometimes */
+		out->from = out->to = (uint16_t)json_integer_value(n.value);
+		return true;
+	}
+	if (!get_string(&l->r, n, &text))
+		return false;
+	if (!strcmp(text, "*")) {
+		out->from = 0;
+		out->to = 65535;
+		return true;
+	}
+	if (parse_port(text, &end, &out->from)) {
+		out->to = out->from;
+		if (!*end)
+			return true;
+		if (*end == '-' && parse_port(end + 1, &end, &out->to) && !*end &&
+		    out->from <= out->to)
+			return true;
+	}
+	reader_problem(&l->r, n.path, "\"%s\" is not a port range; allowed: *, a port 0-65535, "
+		       "or FROM-TO with FROM <= TO", text);
+	return false;
+}
+
+static size_t read_port_ranges(struct loader *l, struct node props, const char *side,
+			       struct port_range **out)
+{
+	char single_key[64], plural_key[64];
+	struct node single, plural;
+	size_t n = 0;
+
+	snprintf(single_key, sizeof(single_key), "%sPortRange", side);
+	snprintf(plural_key, sizeof(plural_key), "%sPortRanges", side);
+	single = node_child(&l->r, props, single_key);
+	plural = node_child(&l->r, props, plural_key);
+	*out = calloc(1 + json_array_size(plural.value), sizeof(**out));
+	if (!*out)
+		return 0;
+	if (json_is_string(single.value) && !*json_string_value(single.value))
+		single.value = NULL;
+	if (single.value && !json_is_null(single.value) && read_port_range(l, single, &(*out)[n]))
+		n++;
+	if (plural.value && is_array_or_report(&l->r, plural))
+		for (size_t i = 0; i < json_array_size(plural.value); i++)
+			if (read_port_range(l, node_element(&l->r, plural, i), &(*out)[n]))
+				n++;
+	if (!n && !json_array_size(plural.value) && !single.value)
+		reader_problem(&l->r, props.path, "no %s or %s; allowed: *, a port, or FROM-TO",
+			       single_key, plural_key);
+	return n;
+}
+
+static bool read_required_enum(struct loader *l, struct node props, const char *key,
+			       const char *const *names, size_t count, int *out)
+{
+	struct node n = node_child(&l->r, props, key);
+	char allowed[256] = "";
+
+	if (n.value && !json_is_null(n.value))
+		return read_enum(l, n, names, count, out);
+	for (size_t i = 0; i < count; i++)
+		snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
+			 i ? ", " : "", names[i]);
+	reader_problem(&l->r, n.path, "missing; allowed: %s", allowed);
+	return false;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+struct nsg_ctx {
+	struct config_nsg *nsg;
+	const char **priority_paths;
+};
+
+static void add_rule(struct loader *l, struct node res, const char *name, void *ctx)
+{
+	struct nsg_ctx *nc = ctx;
+	struct config_nsg *nsg = nc->nsg;
+	struct node props = node_properties(&l->r, res);
+	struct node priority_node = node_child(&l->r, props, "priority");
+	struct config_security_rule rule = { 0 };
+	long long priority = 0;
+	int direction = 0, access = 0, protocol = 0;
+	int before = l->r.problems;
+
+	if (find_named(nsg->rules, nsg->n_rules, sizeof(rule), name) != CONFIG_NONE) {
+		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate security rule "
+			       "name \"%s\" in network security group \"%s\"", name, nsg->name);
+		return;
+	}
+	if (!priority_node.value)
+		reader_problem(&l->r, priority_node.path, "missing; allowed: %d-%d", PRIORITY_MIN,
+			       PRIORITY_MAX);
+	get_int(&l->r, priority_node, PRIORITY_MIN, PRIORITY_MAX, &priority);
+	read_required_enum(l, props, "direction", direction_names, COUNT(direction_names),
+			   &direction);
+	read_required_enum(l, props, "access", access_names, COUNT(access_names), &access);
+	read_required_enum(l, props, "protocol", protocol_names, COUNT(protocol_names), &protocol);
+	rule.n_sources = read_rule_addresses(l, props, "source", &rule.sources);
+	rule.n_destinations = read_rule_addresses(l, props, "destination", &rule.destinations);
+	rule.n_source_ports = read_port_ranges(l, props, "source", &rule.source_ports);
+	rule.n_destination_ports = read_port_ranges(l, props, "destination",
+						    &rule.destination_ports);
+	rule.name = copy_string(name);
+	rule.priority = (int)priority;
+	rule.direction = (enum nsg_direction)direction;
+	rule.access = (enum nsg_access)access;
+	rule.protocol = (enum nsg_protocol)protocol;
+	for (size_t i = 0; l->r.problems == before && i < nsg->n_rules; i++)
+		if (nsg->rules[i].priority == rule.priority &&
+		    nsg->rules[i].direction == rule.direction)
+			reader_problem(&l->r, priority_node.path, "priority %d is already used by "
+				       "%s rule \"%s\"; allowed: a priority unique per direction",
+				       rule.priority, direction_names[direction], nsg->rules[i].name);
+	nc->priority_paths[nsg->n_rules] = priority_node.path;
+	nsg->rules[nsg->n_rules++] = rule;
+}
+
+/* Azure's default rules, in force in every NSG whatever the config lists. */
+static void add_default_rule(struct config_nsg *nsg, const char *name, int priority,
+			     enum nsg_direction direction, enum nsg_access access,
+			     enum nsg_address_kind source, enum nsg_address_kind destination)
+{
+	struct config_security_rule *rule = &nsg->rules[nsg->n_rules++];
+
+	memset(rule, 0, sizeof(*rule));
+	rule->name = copy_string(name);
+	rule->priority = priority;
+	rule->direction = direction;
+	rule->access = access;
+	rule->protocol = NSG_PROTO_ANY;
+	rule->sources = calloc(1, sizeof(*rule->sources));
+	rule->destinations = calloc(1, sizeof(*rule->destinations));
+	rule->source_ports = calloc(1, sizeof(*rule->source_ports));
+	rule->destination_ports = calloc(1, sizeof(*rule->destination_ports));
+	if (!rule->sources || !rule->destinations || !rule->source_ports ||
+	    !rule->destination_ports)
+		return;
+	rule->sources[0].kind = source;
+	rule->destinations[0].kind = destination;
+	rule->source_ports[0] = (struct port_range){ 0, 65535 };
+	rule->destination_ports[0] = (struct port_range){ 0, 65535 };
+	rule->n_sources = rule->n_destinations = 1;
+	rule->n_source_ports = rule->n_destination_ports = 1;
+	rule->is_default = true;
+}
+
+#define N_DEFAULT_RULES 6
+
+static void add_default_rules(struct config_nsg *nsg)
+{
+	add_default_rule(nsg, "AllowVnetInBound", 65000, NSG_INBOUND, NSG_ALLOW,
+			 NSG_ADDR_TAG_VIRTUAL_NETWORK, NSG_ADDR_TAG_VIRTUAL_NETWORK);
+	add_default_rule(nsg, "AllowAzureLoadBalancerInBound", 65001, NSG_INBOUND, NSG_ALLOW,
+			 NSG_ADDR_TAG_AZURE_LOAD_BALANCER, NSG_ADDR_ANY);
+	add_default_rule(nsg, "DenyAllInBound", 65500, NSG_INBOUND, NSG_DENY, NSG_ADDR_ANY,
+			 NSG_ADDR_ANY);
+	add_default_rule(nsg, "AllowVnetOutBound", 65000, NSG_OUTBOUND, NSG_ALLOW,
+			 NSG_ADDR_TAG_VIRTUAL_NETWORK, NSG_ADDR_TAG_VIRTUAL_NETWORK);
+	add_default_rule(nsg, "AllowInternetOutBound", 65001, NSG_OUTBOUND, NSG_ALLOW,
+			 NSG_ADDR_ANY, NSG_ADDR_TAG_INTERNET);
+	add_default_rule(nsg, "DenyAllOutBound", 65500, NSG_OUTBOUND, NSG_DENY, NSG_ADDR_ANY,
+			 NSG_ADDR_ANY);
+}
+
+/* Counts the custom rules of one NSG without reading them. */
+static void count_rule(struct loader *l, struct node res, const char *name, void *ctx)
+{
+	(*(size_t *)ctx)++;
+}
+
+static void for_each_rule(struct loader *l, const struct record *rec,
+			  void (*each)(struct loader *, struct node, const char *, void *),
+			  void *ctx)
+{
+	struct node list = node_child(&l->r, rec->props, "securityRules");
+
+	if (list.value && is_array_or_report(&l->r, list))
+		for (size_t i = 0; i < json_array_size(list.value); i++) {
+			struct node child = node_element(&l->r, list, i);
+			const char *name;
+
+			if (!is_object_or_report(&l->r, child))
+				continue;
+			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
+				reader_problem(&l->r, child.path, "a security rule without \"name\"");
+				continue;
+			}
+			each(l, child, name, ctx);
+		}
+	for (size_t i = 0; i < l->n_records; i++)
+		if (l->records[i].kind == KIND_SECURITY_RULE &&
+		    !strcasecmp(l->records[i].parent, rec->name))
+			each(l, l->records[i].resource, l->records[i].name, ctx);
+}
+
+void build_security_groups(struct loader *l)
+{
+	struct config *cfg = l->cfg;
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n_records; i++)
+		n += l->records[i].kind == KIND_NSG;
+	cfg->nsgs = calloc(n + 1, sizeof(*cfg->nsgs));
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+		struct config_nsg *nsg;
+		struct nsg_ctx nc;
+		size_t n_custom = 0;
+
+		if (rec->kind != KIND_NSG)
+			continue;
+		if (find_named(cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs), rec->name) != CONFIG_NONE) {
+			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"), "duplicate "
+				       "network security group name \"%s\"", rec->name);
+			continue;
+		}
+		nsg = &cfg->nsgs[cfg->n_nsgs++];
+		nsg->name = copy_string(rec->name);
+		get_bool(&l->r, node_child(&l->r, rec->props, "flushConnection"),
+			 &nsg->flush_connection);
+		for_each_rule(l, rec, count_rule, &n_custom);
+		nsg->rules = calloc(n_custom + N_DEFAULT_RULES, sizeof(*nsg->rules));
+		nc = (struct nsg_ctx){ nsg, calloc(n_custom + 1, sizeof(char *)) };
+		if (!nsg->rules || !nc.priority_paths) {
+			free(nc.priority_paths);
+			reader_problem(&l->r, rec->resource.path, "out of memory");
+			continue;
+		}
+		for_each_rule(l, rec, add_rule, &nc);
+		free(nc.priority_paths);
+		add_default_rules(nsg);
+	}
+	for (size_t i = 0; i < l->n_records; i++) {
+		const struct record *rec = &l->records[i];
+
+		if (rec->kind == KIND_SECURITY_RULE &&
+		    find_named(cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs), rec->parent) == CONFIG_NONE)
+			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"), "security "
+				       "rule \"%s\" belongs to unknown network security group \"%s\"",
+				       rec->name, rec->parent);
+	}
+}
