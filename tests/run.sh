@@ -29,7 +29,7 @@ run_cmocka() {
 	"$bin" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	if ! grep -q '^\[==========\] .* ran\.$' "$log"; then
+	if ! grep -q '^\[==========\] .* run\.$' "$log"; then
 		echo "FAIL $bin: exited $rc before finishing"
 		failed=$((failed + 1))
 	else

@@ -21,7 +21,7 @@ struct flow {
 	uint8_t proto;           /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
 	uint16_t sport, dport;   /* ICMP: sport is the echo identifier */
 	uint8_t ttl;             /* 0 means 64 */
-	uint16_t ip_id;          /* IPv4 identification / IPv6 flow label */
+	uint32_t ip_id;          /* IPv4 identification (16 bits) / IPv6 flow label (20) */
 	size_t payload;          /* bytes of payload after the transport header */
 };
 
