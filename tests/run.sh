@@ -3,6 +3,8 @@
 #   unit    build/tests/unit/test_*    cmocka, user space only
 #   packet  build/tests/packet/test_*  cmocka, BPF_PROG_TEST_RUN on a real gateway
 #   e2e     tests/e2e/*.sh             real traffic through namespaces
+#   sanitize build-san/tests/unit/*    the unit tests again, built with ASan and UBSan
+#   fuzz    tests/fuzz/run.sh          libFuzzer on the config reader and the importer
 # A suite may be picked: tests/run.sh unit packet
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,7 @@ export BUILD=${BUILD:-build}
 export VNET_XDP=$PWD/$BUILD/vnet-xdp
 
 passed=0 failed=0 skipped=0
-suites=${*:-unit packet e2e}
+suites=${*:-unit packet e2e sanitize fuzz}
 
 count_cmocka() { # counts a cmocka run's closing lines
 	local log=$1 n
@@ -39,10 +41,15 @@ run_cmocka() {
 }
 
 run_shell() {
-	local script=$1 log
+	local script=$1 log rc
 	log=$(mktemp)
 	echo "== $script"
 	bash "$script" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+		echo "FAIL $script: exited $rc before finishing"
+		failed=$((failed + 1))
+	fi
 	passed=$((passed + $(grep -c '^PASS ' "$log")))
 	failed=$((failed + $(grep -c '^FAIL ' "$log")))
 	skipped=$((skipped + $(grep -c '^SKIP ' "$log")))
@@ -55,6 +62,20 @@ for suite in $suites; do
 		for bin in "$BUILD"/tests/"$suite"/test_*; do
 			[ -x "$bin" ] && run_cmocka "$bin"
 		done
+		;;
+	sanitize)
+		echo "== building the unit tests with ASan and UBSan"
+		if make -s SANITIZE=1 all >/dev/null; then
+			for bin in build-san/tests/unit/test_*; do
+				[ -x "$bin" ] && run_cmocka "$bin"
+			done
+		else
+			echo "FAIL sanitize: the sanitizer build failed"
+			failed=$((failed + 1))
+		fi
+		;;
+	fuzz)
+		run_shell tests/fuzz/run.sh
 		;;
 	e2e)
 		for script in tests/e2e/*.sh; do
