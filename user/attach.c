@@ -2,10 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 #include "attach.h"
+#include "datapath.h"
 #include "log.h"
 #include "vnet_xdp.skel.h"
 
@@ -21,11 +23,38 @@ const char *xdp_mode_name(enum xdp_attach_mode mode)
 	}
 }
 
+/* Every map pinned by name under pin_dir; while a reload stages the next generation,
+ * config maps under the staging directory instead (see datapath_stage_set). */
+static char staging[320];
+
+void xdp_stage_set(const char *stage_dir)
+{
+	snprintf(staging, sizeof(staging), "%s", stage_dir ? stage_dir : "");
+}
+
 static struct vnet_xdp_bpf *skeleton_open(const char *pin_dir)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	struct vnet_xdp_bpf *skel = vnet_xdp_bpf__open_opts(&opts);
+	struct bpf_map *map;
 
-	return vnet_xdp_bpf__open_opts(&opts);
+	if (!skel || !staging[0])
+		return skel;
+	bpf_object__for_each_map(map, skel->obj) {
+		char path[400];
+
+		if (!bpf_map__pin_path(map) || !datapath_is_config_map(bpf_map__name(map)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", staging, bpf_map__name(map));
+		if (bpf_map__set_pin_path(map, path)) {
+			int err = -errno;
+
+			vnet_xdp_bpf__destroy(skel);
+			errno = -err;
+			return NULL;
+		}
+	}
+	return skel;
 }
 
 int xdp_maps_create(const char *pin_dir)
@@ -189,4 +218,135 @@ int xdp_detach_interface(const char *pin_dir, uint32_t ifindex)
 	if (!err)
 		unlink(path);
 	return err;
+}
+
+/* The kernel's attach mode on ifindex and the id of the one program attached there. */
+static int attached_mode(uint32_t ifindex, uint32_t *prog_id, uint32_t *flags)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (bpf_xdp_query((int)ifindex, 0, &q))
+		return -errno;
+	switch (q.attach_mode) {
+	case XDP_ATTACHED_DRV:
+		*prog_id = q.drv_prog_id;
+		*flags = XDP_FLAGS_DRV_MODE;
+		return 0;
+	case XDP_ATTACHED_SKB:
+		*prog_id = q.skb_prog_id;
+		*flags = XDP_FLAGS_SKB_MODE;
+		return 0;
+	default:
+		return -ENOENT; /* nothing, or several modes at once */
+	}
+}
+
+static bool program_is_ours(int fd)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	return !bpf_obj_get_info_by_fd(fd, &info, &len) && !strcmp(info.name, PROGRAM_NAME);
+}
+
+static int pin_replace(int fd, const char *path)
+{
+	char tmp[400];
+
+	snprintf(tmp, sizeof(tmp), "%s_new", path); /* bpffs refuses dots in names */
+	unlink(tmp);
+	if (bpf_obj_pin(fd, tmp))
+		return -errno;
+	if (rename(tmp, path)) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
+struct xdp_generation *xdp_generation_load(const char *pin_dir)
+{
+	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
+	int err;
+
+	if (!skel)
+		return NULL;
+	err = vnet_xdp_bpf__load(skel);
+	if (err) {
+		vnet_xdp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return (struct xdp_generation *)skel;
+}
+
+int xdp_generation_fd(const struct xdp_generation *gen)
+{
+	return bpf_program__fd(((const struct vnet_xdp_bpf *)gen)->progs.xdp_gateway);
+}
+
+void xdp_generation_close(struct xdp_generation *gen)
+{
+	vnet_xdp_bpf__destroy((struct vnet_xdp_bpf *)gen);
+}
+
+int xdp_replace_interface(const char *pin_dir, uint32_t ifindex, int new_fd, int *old_fd,
+			  uint32_t *prog_id)
+{
+	uint32_t current = 0, flags = 0;
+	char path[320];
+	int err;
+
+	program_pin_path(pin_dir, ifindex, path, sizeof(path));
+	err = attached_mode(ifindex, &current, &flags);
+	if (err)
+		return err;
+	/* What runs there, which is what the pin names unless an earlier reload died
+	 * between swapping and re-pinning. */
+	*old_fd = bpf_prog_get_fd_by_id(current);
+	if (*old_fd < 0)
+		return -errno;
+	if (!program_is_ours(*old_fd)) { /* libxdp's dispatcher, or someone else's program */
+		close(*old_fd);
+		*old_fd = -1;
+		return -EBUSY;
+	}
+	err = xdp_swap_program(ifindex, *old_fd, new_fd);
+	if (!err) {
+		err = pin_replace(new_fd, path);
+		if (err) /* keep what the pins say true: put the old program back */
+			xdp_swap_program(ifindex, new_fd, *old_fd);
+		else
+			*prog_id = program_id_of_fd(new_fd);
+	}
+	if (err) {
+		close(*old_fd);
+		*old_fd = -1;
+	}
+	return err;
+}
+
+int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = expected_fd);
+	uint32_t current, flags;
+	int err = attached_mode(ifindex, &current, &flags);
+
+	if (err)
+		return err;
+	/* One netlink request: the interface runs the old program or the new one, and every
+	 * packet is judged entirely by one of them. */
+	if (bpf_xdp_attach((int)ifindex, new_fd, flags | XDP_FLAGS_REPLACE, &opts))
+		return -errno;
+	return 0;
+}
+
+int xdp_pin_program(const char *pin_dir, uint32_t ifindex, int fd)
+{
+	char path[320];
+
+	program_pin_path(pin_dir, ifindex, path, sizeof(path));
+	return pin_replace(fd, path);
 }

@@ -19,4 +19,22 @@ int xdp_attached_program(const char *pin_dir, uint32_t ifindex, uint32_t *prog_i
 			 bool *attached, const char **mode_name);
 const char *xdp_mode_name(enum xdp_attach_mode mode);
 
+/* Reload: config maps of programs loaded from now on come from stage_dir (NULL: back to
+ * the pinned ones). */
+void xdp_stage_set(const char *stage_dir);
+/* One loaded program (and its maps, pinned or adopted): a reload attaches it to every
+ * interface. NULL with errno set on failure. */
+struct xdp_generation;
+struct xdp_generation *xdp_generation_load(const char *pin_dir);
+int xdp_generation_fd(const struct xdp_generation *gen);
+void xdp_generation_close(struct xdp_generation *gen);
+/* Atomically replaces our program running on ifindex by new_fd (XDP_FLAGS_REPLACE), then
+ * re-pins. *old_fd keeps the old program so that a failed reload can swap it back.
+ * -EBUSY when our program is not the one attached directly (libxdp's dispatcher). */
+int xdp_replace_interface(const char *pin_dir, uint32_t ifindex, int new_fd, int *old_fd,
+			  uint32_t *prog_id);
+/* Replaces expected_fd's program on ifindex by new_fd's, in the mode it runs in. */
+int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd);
+int xdp_pin_program(const char *pin_dir, uint32_t ifindex, int fd);
+
 #endif

@@ -43,14 +43,45 @@ bool gateway_pins_exist(const char *gateway)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int pinned_map_open(const char *gateway, const char *name)
+/* Maps that hold the config, as opposed to state (counters, flows, mappings) that must
+ * outlive any one config. A reload builds a fresh set of these in a staging directory,
+ * fills them, then swaps programs, so a packet sees either the old set or the new one. */
+static const char *const config_map_names[] = {
+	"interfaces", "routes", "source_prefixes", "local_addresses", "settings",
+};
+
+bool datapath_is_config_map(const char *name)
 {
-	char path[320];
+	for (size_t i = 0; i < sizeof(config_map_names) / sizeof(*config_map_names); i++)
+		if (!strcmp(name, config_map_names[i]))
+			return true;
+	return false;
+}
+
+/* Set while a reload fills the next generation: config maps open from there. */
+static char stage_dir[320];
+
+void datapath_stage_set(const char *dir)
+{
+	snprintf(stage_dir, sizeof(stage_dir), "%s", dir ? dir : "");
+}
+
+int datapath_map_open(const char *gateway, const char *name)
+{
+	char path[400];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s/%s", VNET_XDP_PIN_ROOT, gateway, name);
+	if (stage_dir[0] && datapath_is_config_map(name))
+		snprintf(path, sizeof(path), "%s/%s", stage_dir, name);
+	else
+		snprintf(path, sizeof(path), "%s/%s/%s", VNET_XDP_PIN_ROOT, gateway, name);
 	fd = bpf_obj_get(path);
 	return fd < 0 ? -errno : fd;
+}
+
+static int pinned_map_open(const char *gateway, const char *name)
+{
+	return datapath_map_open(gateway, name);
 }
 
 int datapath_maps_open(const char *gateway, struct datapath_maps *maps)
@@ -231,12 +262,48 @@ int gateway_pins_remove(const char *gateway)
 		if (entry->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
-		if (unlink(path) && !err)
+		if (entry->d_type == DT_DIR) { /* a reload's staging directory */
+			DIR *sub = opendir(path);
+			struct dirent *e;
+			char inner[900];
+
+			while (sub && (e = readdir(sub)))
+				if (e->d_name[0] != '.') {
+					snprintf(inner, sizeof(inner), "%s/%s", path, e->d_name);
+					unlink(inner);
+				}
+			if (sub)
+				closedir(sub);
+			if (rmdir(path) && !err)
+				err = -errno;
+		} else if (unlink(path) && !err) {
 			err = -errno;
+		}
 	}
 	closedir(d);
 	if (rmdir(dir) && !err)
 		err = -errno;
 	rmdir(VNET_XDP_PIN_ROOT); /* only succeeds when no other gateway is left */
+	return err;
+}
+
+int datapath_reset_peering_slots(const char *gateway, const bool *fresh, size_t n)
+{
+	int cpus = libbpf_num_possible_cpus(), fd, err = 0;
+	struct packet_counter *zero;
+
+	if (cpus < 0)
+		return cpus;
+	zero = calloc((size_t)cpus, sizeof(*zero));
+	fd = datapath_map_open(gateway, "peering_counters");
+	if (!zero || fd < 0) {
+		free(zero);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	for (uint32_t slot = 0; !err && slot < n; slot++)
+		if (fresh[slot] && bpf_map_update_elem(fd, &slot, zero, BPF_ANY))
+			err = -errno;
+	close(fd);
+	free(zero);
 	return err;
 }

@@ -2,6 +2,7 @@
 #ifndef VNET_XDP_DATAPATH_H
 #define VNET_XDP_DATAPATH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "plan.h"
 #include "vnet_xdp.h"
@@ -19,6 +20,13 @@ void gateway_pin_dir(const char *gateway, char *buf, size_t size);
 int bpffs_ensure(void);
 bool gateway_pins_exist(const char *gateway);
 
+/* Opens one pinned map of the gateway by name; while a reload is staging (see
+ * datapath_stage_set), config maps open from the staging directory. fd or -errno. */
+int datapath_map_open(const char *gateway, const char *name);
+/* Whether a map holds config (rebuilt per generation) rather than state (kept). */
+bool datapath_is_config_map(const char *name);
+void datapath_stage_set(const char *dir);
+
 int datapath_maps_open(const char *gateway, struct datapath_maps *maps);
 void datapath_maps_close(struct datapath_maps *maps);
 /* Replaces the config maps' contents with the plan (counters are left alone). */
@@ -28,6 +36,8 @@ int datapath_write_plan(const struct datapath_maps *maps, const struct plan *pla
 int datapath_write_local_addresses(const struct datapath_maps *maps);
 /* Sums a per-CPU packet counter over all CPUs. */
 int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum);
+/* Zeroes the peering counter slots that a reload gives to new peerings. */
+int datapath_reset_peering_slots(const char *gateway, const bool *fresh, size_t n);
 /* Removes every pin of the gateway and its directory. */
 int gateway_pins_remove(const char *gateway);
 

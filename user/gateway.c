@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -131,7 +132,8 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 		json_array_append_new(ifaces, o);
 	}
 	for (size_t p = 0; p < plan->n_peerings; p++)
-		json_array_append_new(peerings, json_pack("{s:i, s:s, s:s, s:s}", "index", (json_int_t)p,
+		if (plan->peerings[p].vnet_name) /* a slot kept free across a reload */
+			json_array_append_new(peerings, json_pack("{s:i, s:s, s:s, s:s}", "index", (json_int_t)p,
 			"name", plan->peerings[p].peering_name ? plan->peerings[p].peering_name : "",
 			"vnet", plan->peerings[p].vnet_name, "remoteVnet",
 			plan->peerings[p].remote_vnet_name));
@@ -175,12 +177,32 @@ static int forwarding_enable(struct up_progress *progress)
 	return err;
 }
 
+/* Fills every map that the config determines: the same for `up` and for a reload
+ * (which has pointed the config maps at its staging directory first). */
+static int datapath_fill(const struct config *cfg, const struct plan *plan, uint32_t generation)
+{
+	struct datapath_maps maps;
+	int err;
+
+	err = datapath_maps_open(cfg->gateway_name, &maps);
+	if (err) {
+		log_error("cannot open the pinned maps of %s: %s", cfg->gateway_name, strerror(-err));
+		return err;
+	}
+	err = datapath_write_plan(&maps, plan, generation);
+	if (!err)
+		err = datapath_write_local_addresses(&maps);
+	datapath_maps_close(&maps);
+	if (err)
+		log_error("cannot fill the datapath maps: %s", strerror(-err));
+	return err;
+}
+
 int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 {
 	struct up_progress progress = { .ipv4_forwarding = -1, .ipv6_forwarding = -1 };
 	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
 	enum xdp_attach_mode modes[MAX_INTERFACES];
-	struct datapath_maps maps;
 	struct plan plan;
 	json_t *state;
 	int err;
@@ -196,6 +218,12 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 	err = bpffs_ensure();
 	if (err) {
 		log_error("cannot mount bpffs on /sys/fs/bpf: %s", strerror(-err));
+		return err;
+	}
+	err = gateway_recover(cfg->gateway_name);
+	if (err) {
+		log_error("cannot finish the interrupted reload of %s: %s", cfg->gateway_name,
+			  strerror(-err));
 		return err;
 	}
 	if (gateway_pins_exist(cfg->gateway_name) && gateway_fully_up(cfg, progress.pin_dir, ifindexes)) {
@@ -222,19 +250,9 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 			  strerror(-err));
 		goto fail;
 	}
-	err = datapath_maps_open(cfg->gateway_name, &maps);
-	if (err) {
-		log_error("cannot open the pinned maps in %s: %s", progress.pin_dir, strerror(-err));
+	err = datapath_fill(cfg, &plan, 1);
+	if (err)
 		goto fail;
-	}
-	err = datapath_write_plan(&maps, &plan, 1);
-	if (!err)
-		err = datapath_write_local_addresses(&maps);
-	datapath_maps_close(&maps);
-	if (err) {
-		log_error("cannot fill the datapath maps: %s", strerror(-err));
-		goto fail;
-	}
 	for (size_t i = 0; i < cfg->n_ifaces; i++) {
 		err = xdp_attach_interface(progress.pin_dir, ifindexes[i], mode, &prog_ids[i], &modes[i]);
 		if (err) {
@@ -411,4 +429,311 @@ int gateway_status(const char *name, bool as_json)
 	}
 	json_decref(all);
 	return 0;
+}
+
+/* ---- reload ------------------------------------------------------------------------
+ * The next generation's config maps are created and filled in a staging directory while
+ * the running programs keep the current ones; then each interface's program is replaced
+ * atomically by one bound to the new maps (state maps, counters and flows, are shared),
+ * and the staged maps take the place of the old pins. A journal in the state file lets
+ * the next command finish a reload that was killed after its maps were complete. */
+
+#define STAGE_NAME "next"
+
+static enum xdp_attach_mode mode_of_name(const char *name)
+{
+	return name && !strcmp(name, "generic") ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+}
+
+static void stage_path(const char *pin_dir, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/" STAGE_NAME, pin_dir);
+}
+
+static void stage_remove(const char *stage)
+{
+	char path[600];
+	struct dirent *entry;
+	DIR *d = opendir(stage);
+
+	if (!d)
+		return;
+	while ((entry = readdir(d)))
+		if (entry->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", stage, entry->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	rmdir(stage);
+}
+
+/* The staged maps replace the pinned ones (rename over them: one step per map). */
+static int stage_promote(const char *pin_dir, const char *stage)
+{
+	char from[600], to[600];
+	struct dirent *entry;
+	DIR *d = opendir(stage);
+	int err = 0;
+
+	if (!d)
+		return -errno;
+	while ((entry = readdir(d)))
+		if (entry->d_name[0] != '.') {
+			snprintf(from, sizeof(from), "%s/%s", stage, entry->d_name);
+			snprintf(to, sizeof(to), "%s/%s", pin_dir, entry->d_name);
+			if (rename(from, to) && !err)
+				err = -errno;
+		}
+	closedir(d);
+	rmdir(stage);
+	return err;
+}
+
+/* Which interfaces run which programs must match what the state says before and after. */
+static bool same_interfaces(json_t *state, const uint32_t *ifindexes, size_t n)
+{
+	json_t *ifaces = json_object_get(state, "interfaces"), *it;
+	size_t i;
+
+	if (json_array_size(ifaces) != n)
+		return false;
+	json_array_foreach(ifaces, i, it)
+		if ((uint32_t)json_integer_value(json_object_get(it, "ifindex")) != ifindexes[i])
+			return false;
+	return true;
+}
+
+static size_t slot_hints(json_t *state, struct plan_slot_hint *hints, size_t max)
+{
+	json_t *p;
+	size_t i, n = 0;
+
+	json_array_foreach(json_object_get(state, "peerings"), i, p) {
+		if (n == max)
+			break;
+		hints[n].vnet_name = json_string_value(json_object_get(p, "vnet"));
+		hints[n].remote_vnet_name = json_string_value(json_object_get(p, "remoteVnet"));
+		hints[n].slot = (uint32_t)json_integer_value(json_object_get(p, "index"));
+		if (hints[n].vnet_name && hints[n].remote_vnet_name)
+			n++;
+	}
+	return n;
+}
+
+static void swap_back(const char *pin_dir, const uint32_t *ifindexes, const int *old_fds,
+		      size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char path[320];
+		int new_fd;
+
+		snprintf(path, sizeof(path), "%s/xdp_%u", pin_dir, ifindexes[i]);
+		new_fd = bpf_obj_get(path);
+		if (new_fd < 0 || xdp_swap_program(ifindexes[i], new_fd, old_fds[i]) ||
+		    xdp_pin_program(pin_dir, ifindexes[i], old_fds[i]))
+			log_error("could not put the previous program back on ifindex %u",
+				  ifindexes[i]);
+		if (new_fd >= 0)
+			close(new_fd);
+	}
+}
+
+/* Swaps every interface to programs bound to the staged maps, then promotes them. On a
+ * failure the interfaces already swapped get their previous programs back. */
+static int swap_generation(const char *pin_dir, const char *stage,
+			   const struct xdp_generation *gen, const uint32_t *ifindexes, size_t n,
+			   uint32_t *prog_ids)
+{
+	int old_fds[MAX_INTERFACES];
+	size_t done = 0;
+	int err = 0;
+
+	for (; done < n; done++) {
+		err = xdp_replace_interface(pin_dir, ifindexes[done], xdp_generation_fd(gen),
+					    &old_fds[done], &prog_ids[done]);
+		if (err) {
+			log_error("cannot replace the program on ifindex %u: %s%s", ifindexes[done],
+				  strerror(-err), err == -EBUSY ? " (not attached directly: "
+				  "libxdp's dispatcher or another program holds the interface)" : "");
+			break;
+		}
+	}
+	if (!err)
+		err = stage_promote(pin_dir, stage);
+	if (err)
+		swap_back(pin_dir, ifindexes, old_fds, done);
+	for (size_t i = 0; i < done; i++)
+		close(old_fds[i]);
+	return err;
+}
+
+/* A reload killed after its staged maps were complete is finished; one killed earlier
+ * never touched the running programs, and its leftovers go. */
+static int reload_recover(const char *gateway, json_t *state)
+{
+	json_t *journal = json_object_get(state, "reload");
+	char pin_dir[256], stage[320];
+	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES];
+	json_t *it, *ifaces = json_object_get(state, "interfaces");
+	struct xdp_generation *gen;
+	size_t i, n = 0;
+	int err = 0;
+
+	gateway_pin_dir(gateway, pin_dir, sizeof(pin_dir));
+	stage_path(pin_dir, stage, sizeof(stage));
+	if (!journal) {
+		stage_remove(stage);
+		return 0;
+	}
+	log_info("finishing the reload to generation %lld that was interrupted",
+		 json_integer_value(json_object_get(journal, "generation")));
+	json_array_foreach(ifaces, i, it)
+		if (n < MAX_INTERFACES)
+			ifindexes[n++] = (uint32_t)json_integer_value(json_object_get(it, "ifindex"));
+	/* The staged maps were complete: promote what is left of them, then give every
+	 * interface a program bound to the promoted set (harmless where one already is). */
+	if (access(stage, F_OK) == 0) {
+		err = stage_promote(pin_dir, stage);
+		if (err)
+			return err;
+	}
+	gen = xdp_generation_load(pin_dir);
+	if (!gen)
+		return -errno;
+	for (i = 0; !err && i < n; i++) {
+		int old_fd;
+
+		err = xdp_replace_interface(pin_dir, ifindexes[i], xdp_generation_fd(gen), &old_fd,
+					    &prog_ids[i]);
+		if (!err)
+			close(old_fd);
+	}
+	xdp_generation_close(gen);
+	if (err)
+		return err;
+	json_object_set(state, "generation", json_object_get(journal, "generation"));
+	json_object_set(state, "config", json_object_get(journal, "config"));
+	json_object_set(state, "peerings", json_object_get(journal, "peerings"));
+	json_array_foreach(ifaces, i, it)
+		json_object_set_new(it, "programId", json_integer(prog_ids[i]));
+	json_object_del(state, "reload");
+	return state_save(gateway, state);
+}
+
+int gateway_recover(const char *gateway)
+{
+	json_t *state = state_load(gateway);
+	int err = 0;
+
+	if (state && gateway_pins_exist(gateway))
+		err = reload_recover(gateway, state);
+	json_decref(state);
+	return err;
+}
+
+int gateway_reload(const struct config *cfg)
+{
+	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
+	struct plan_slot_hint hints[MAX_PEERINGS];
+	enum xdp_attach_mode modes[MAX_INTERFACES];
+	bool fresh[MAX_PEERINGS] = { false };
+	struct up_progress progress = { .ipv4_forwarding = -1, .ipv6_forwarding = -1 };
+	char pin_dir[256], stage[320];
+	json_t *state, *next = NULL, *it, *journal;
+	struct xdp_generation *gen;
+	uint32_t generation;
+	struct plan plan = { 0 };
+	size_t i;
+	int err;
+
+	if (!gateway_pins_exist(cfg->gateway_name) || !(state = state_load(cfg->gateway_name))) {
+		log_error("gateway %s is not up; `vnet-xdp up -c FILE` starts it", cfg->gateway_name);
+		return -ENOENT;
+	}
+	err = reload_recover(cfg->gateway_name, state);
+	if (err)
+		goto out;
+	if (cfg->n_ifaces > MAX_INTERFACES) {
+		err = -E2BIG;
+		log_error("%zu interfaces bound; at most %d", cfg->n_ifaces, MAX_INTERFACES);
+		goto out;
+	}
+	err = resolve_ifindexes(cfg, ifindexes);
+	if (err)
+		goto out;
+	if (!same_interfaces(state, ifindexes, cfg->n_ifaces)) {
+		log_error("%s binds other interfaces than the running gateway; a reload keeps the "
+			  "interfaces (run `vnet-xdp down` and `up` to change them)", cfg->path);
+		err = -EINVAL;
+		goto out;
+	}
+	generation = (uint32_t)json_integer_value(json_object_get(state, "generation")) + 1;
+	gateway_pin_dir(cfg->gateway_name, pin_dir, sizeof(pin_dir));
+	stage_path(pin_dir, stage, sizeof(stage));
+	err = plan_build(cfg, ifindexes, &plan);
+	if (!err)
+		err = plan_keep_peering_slots(&plan, hints, slot_hints(state, hints, MAX_PEERINGS),
+					      fresh, MAX_PEERINGS);
+	if (err) {
+		log_error("cannot compute the datapath plan: %s", strerror(-err));
+		goto out;
+	}
+
+	stage_remove(stage);
+	if (mkdir(stage, 0700)) {
+		err = -errno;
+		log_error("cannot create %s: %s", stage, strerror(-err));
+		goto out;
+	}
+	datapath_stage_set(stage);
+	xdp_stage_set(stage);
+	gen = xdp_generation_load(pin_dir);
+	err = gen ? 0 : -errno;
+	if (err)
+		log_error("cannot load the XDP object for the new generation (run with -v for the "
+			  "verifier's log): %s", strerror(-err));
+	if (!err)
+		err = datapath_fill(cfg, &plan, generation);
+	if (!err)
+		err = datapath_reset_peering_slots(cfg->gateway_name, fresh, MAX_PEERINGS);
+	datapath_stage_set(NULL);
+	xdp_stage_set(NULL);
+	if (err) {
+		xdp_generation_close(gen);
+		stage_remove(stage);
+		goto out;
+	}
+
+	json_array_foreach(json_object_get(state, "interfaces"), i, it)
+		modes[i] = mode_of_name(json_string_value(json_object_get(it, "mode")));
+	progress.ipv4_forwarding = (int)json_integer_value(json_object_get(
+		json_object_get(state, "previousForwarding"), "ipv4"));
+	progress.ipv6_forwarding = (int)json_integer_value(json_object_get(
+		json_object_get(state, "previousForwarding"), "ipv6"));
+	next = state_build(cfg, &plan, prog_ids, modes, &progress, generation);
+	journal = json_pack("{s:i, s:O, s:O}", "generation", (json_int_t)generation, "config",
+			    json_object_get(next, "config") ?: json_null(), "peerings",
+			    json_object_get(next, "peerings"));
+	json_object_set_new(state, "reload", journal);
+	err = state_save(cfg->gateway_name, state);
+	if (!err)
+		err = swap_generation(pin_dir, stage, gen, ifindexes, cfg->n_ifaces, prog_ids);
+	xdp_generation_close(gen);
+	if (err) {
+		json_object_del(state, "reload");
+		state_save(cfg->gateway_name, state);
+		stage_remove(stage);
+		goto out;
+	}
+	json_array_foreach(json_object_get(next, "interfaces"), i, it)
+		json_object_set_new(it, "programId", json_integer(prog_ids[i]));
+	err = state_save(cfg->gateway_name, next);
+	if (err)
+		log_error("the new generation runs, but the state file was not written: %s",
+			  strerror(-err));
+out:
+	json_decref(next);
+	json_decref(state);
+	plan_free(&plan);
+	return err;
 }

@@ -8,6 +8,11 @@
 
 /* Returns 0, or -errno after undoing everything it did. */
 int gateway_up(const struct config *cfg, enum xdp_attach_mode mode);
+/* Swaps the running gateway to cfg atomically (see gateway.c); on failure the running
+ * generation is untouched. Returns 0 or -errno. */
+int gateway_reload(const struct config *cfg);
+/* Finishes or discards a reload that was killed midway. */
+int gateway_recover(const char *gateway);
 /* name NULL: the only gateway on this host. */
 int gateway_down(const char *name);
 int gateway_status(const char *name, bool json);

@@ -25,6 +25,8 @@ static const char usage_text[] =
 	"                                      ARM template / REST body / az output -> a config\n"
 	"  up     -c FILE [--mode native|generic]\n"
 	"                                      load, fill maps, attach; all or nothing\n"
+	"  reload -c FILE                      swap to a new config atomically; an invalid one\n"
+	"                                      exits 1 and changes nothing\n"
 	"  down   [-n NAME]                    detach, unpin, remove what `up` created\n"
 	"  status [-n NAME] [-j]               what is attached, program ids, config generation\n"
 	"  stats  [-n NAME] [-j | --prometheus]\n"
@@ -134,6 +136,23 @@ static int cmd_up(int argc, char **argv)
 	err = gateway_up(cfg, mode);
 	if (!err)
 		log_info("gateway %s is up", cfg->gateway_name);
+	config_free(cfg);
+	return err ? EXIT_INVALID : 0;
+}
+
+static int cmd_reload(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+	struct config *cfg;
+	int err;
+
+	if (parse_options(argc, argv, &o, "c") || !o.config)
+		return usage(o.config ? NULL : "reload needs -c FILE");
+	if (load_config(o.config, &cfg))
+		return EXIT_INVALID;
+	err = gateway_reload(cfg);
+	if (!err)
+		log_info("gateway %s reloaded from %s", cfg->gateway_name, o.config);
 	config_free(cfg);
 	return err ? EXIT_INVALID : 0;
 }
@@ -250,7 +269,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{ "check", cmd_check },   { "import", import_main }, { "up", cmd_up },
-	{ "down", cmd_down },     { "status", cmd_status },  { "stats", stats_main },
+	{ "reload", cmd_reload }, { "down", cmd_down },     { "status", cmd_status },  { "stats", stats_main },
 	{ "serve", serve_main },
 	{ "routes", cmd_routes },
 };

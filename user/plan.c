@@ -217,3 +217,70 @@ void plan_free(struct plan *plan)
 	free(plan->peerings);
 	memset(plan, 0, sizeof(*plan));
 }
+
+static bool hint_matches(const struct plan_slot_hint *hint, const struct plan_peering *p)
+{
+	return !strcmp(hint->vnet_name, p->vnet_name) &&
+	       !strcmp(hint->remote_vnet_name, p->remote_vnet_name);
+}
+
+static bool slot_taken(const uint32_t *slots, size_t n, const struct plan_slot_hint *hints,
+		       size_t n_hints, uint32_t slot)
+{
+	for (size_t i = 0; i < n; i++)
+		if (slots[i] == slot)
+			return true;
+	for (size_t i = 0; i < n_hints; i++)
+		if (hints[i].slot == slot)
+			return true;
+	return false;
+}
+
+int plan_keep_peering_slots(struct plan *plan, const struct plan_slot_hint *hints,
+			    size_t n_hints, bool *fresh, size_t fresh_size)
+{
+	uint32_t *slots = calloc(plan->n_peerings + 1, sizeof(*slots)), top = 0;
+	struct plan_peering *placed;
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_peerings; i++) {
+		slots[i] = UINT32_MAX;
+		for (size_t h = 0; h < n_hints; h++)
+			if (hint_matches(&hints[h], &plan->peerings[i]))
+				slots[i] = hints[h].slot;
+	}
+	for (size_t i = 0; i < plan->n_peerings; i++) {
+		uint32_t slot = 0;
+
+		if (slots[i] != UINT32_MAX)
+			continue;
+		while (slot_taken(slots, plan->n_peerings, hints, n_hints, slot))
+			slot++;
+		slots[i] = slot;
+		if (slot < fresh_size)
+			fresh[slot] = true;
+	}
+	for (size_t i = 0; i < plan->n_peerings; i++)
+		if (slots[i] >= MAX_PEERINGS) {
+			free(slots);
+			return -ENOSPC;
+		} else if (slots[i] + 1 > top) {
+			top = slots[i] + 1;
+		}
+	placed = calloc(top + 1, sizeof(*placed));
+	if (!placed) {
+		free(slots);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < plan->n_peerings; i++)
+		placed[slots[i]] = plan->peerings[i];
+	for (size_t r = 0; r < plan->n_routes; r++)
+		if (plan->routes[r].info.type == ROUTE_VNET_PEERING)
+			plan->routes[r].info.peering = slots[plan->routes[r].info.peering];
+	free(plan->peerings);
+	plan->peerings = placed;
+	plan->n_peerings = top;
+	free(slots);
+	return 0;
+}

@@ -3,6 +3,7 @@
 #ifndef VNET_XDP_PLAN_H
 #define VNET_XDP_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
@@ -46,6 +47,17 @@ struct plan {
 /* ifindexes[i] is the kernel's index of cfg->ifaces[i]. Returns 0 or -errno. */
 int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan *out);
 void plan_free(struct plan *plan);
+
+/* A peering's counter slot from before a reload. */
+struct plan_slot_hint {
+	const char *vnet_name, *remote_vnet_name;
+	uint32_t slot;
+};
+/* Gives each peering that existed before the slot it had, so its counters carry on, and
+ * new peerings slots that no earlier peering held. Slots left empty keep a zero entry
+ * (vnet_name NULL). fresh[slot] tells which slots are new. Returns 0 or -errno. */
+int plan_keep_peering_slots(struct plan *plan, const struct plan_slot_hint *hints,
+			    size_t n_hints, bool *fresh, size_t fresh_size);
 
 void lpm_key_from_prefix(struct lpm_key *key, uint32_t scope, const struct ip_prefix *prefix);
 const char *route_type_name(uint32_t type);
