@@ -33,11 +33,12 @@ BIN       := $(BUILD)/vnet-xdp
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c) $(wildcard tests/packet/test_*.c)
 UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all test demo install clean deps bench
 .SECONDARY:
 
-all: $(BIN) $(UNIT_BINS)
+all: $(BIN) $(UNIT_BINS) $(TOOL_BINS)
 
 deps:
 	@scripts/install-deps.sh
@@ -59,6 +60,11 @@ $(BIN): $(BUILD)/user/main.o $(LIB_OBJS)
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# Small traffic tools the end-to-end tests run inside namespaces.
+$(BUILD)/tests/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS)
 
 # The one test command of README.md: installs what it needs, builds, runs every suite.
 test: deps

@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -440,6 +441,18 @@ int gateway_status(const char *name, bool as_json)
 
 #define STAGE_NAME "next"
 
+/* Fault injection for the crash-safety tests: VNET_XDP_FAULT=POINT:N kills this process
+ * (SIGKILL, as an OOM kill or `kill -9` would) when it reaches POINT the Nth time. */
+static void fault_point(const char *point, size_t count)
+{
+	const char *fault = getenv("VNET_XDP_FAULT");
+	size_t len = strlen(point);
+
+	if (fault && !strncmp(fault, point, len) && fault[len] == ':' &&
+	    strtoul(fault + len + 1, NULL, 10) == count)
+		raise(SIGKILL);
+}
+
 static enum xdp_attach_mode mode_of_name(const char *name)
 {
 	return name && !strcmp(name, "generic") ? XDP_MODE_SKB : XDP_MODE_NATIVE;
@@ -549,6 +562,7 @@ static int swap_generation(const char *pin_dir, const char *stage,
 	int err = 0;
 
 	for (; done < n; done++) {
+		fault_point("reload-swap", done);
 		err = xdp_replace_interface(pin_dir, ifindexes[done], xdp_generation_fd(gen),
 					    &old_fds[done], &prog_ids[done]);
 		if (err) {
@@ -694,6 +708,7 @@ int gateway_reload(const struct config *cfg)
 			  "verifier's log): %s", strerror(-err));
 	if (!err)
 		err = datapath_fill(cfg, &plan, generation);
+	fault_point("reload-fill", 0);
 	if (!err)
 		err = datapath_reset_peering_slots(cfg->gateway_name, fresh, MAX_PEERINGS);
 	datapath_stage_set(NULL);
