@@ -57,7 +57,7 @@ $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELETONS)
 $(BIN): $(BUILD)/user/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h)
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
 

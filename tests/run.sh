@@ -34,6 +34,9 @@ run_cmocka() {
 	if ! grep -q '^\[==========\] .* run\.$' "$log"; then
 		echo "FAIL $bin: exited $rc before finishing"
 		failed=$((failed + 1))
+	elif grep -q '^\[  FAILED  \] GROUP SETUP\|^\[  ERROR   \]' "$log"; then
+		echo "FAIL $bin: its setup failed, no test ran"
+		failed=$((failed + 1))
 	else
 		count_cmocka "$log"
 	fi

@@ -19,109 +19,12 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include "vnet_xdp.h"
-#include "packet/packet_builder.h"
+#include "packet/gateway_harness.h"
 
-#define PREFIX "vxpkt"
-#define GATEWAY "pkt"
-#define PIN_DIR VNET_XDP_PIN_ROOT "/" GATEWAY
+static struct gateway_harness gw = { .prefix = "vxpkt", .gateway = "pkt", .config_command = "" };
 
-#define HUB_VM_MAC "02:00:00:00:10:04"
-#define HUB_GW_MAC "02:00:00:00:10:01"
-#define SPOKE1_VM_MAC "02:00:00:00:11:04"
-#define SPOKE1_GW_MAC "02:00:00:00:11:01"
-#define UPLINK_PEER_MAC "02:00:00:00:99:02"
-#define UPLINK_GW_MAC "02:00:00:00:99:01"
-
-static struct {
-	bool ready;
-	const char *why_not;
-	int host_netns;
-	struct { const char *name; uint32_t ifindex; int prog_fd; } ifaces[4];
-	int traces_fd, drops_fd, datapath_fd, peerings_fd;
-} gw;
-
-enum { HUB, SPOKE1, SPOKE2, UPLINK };
-
-static int shell(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static int setup_gateway(void **state)
-{
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-	char path[256];
-	int ns;
-
-	gw.ifaces[HUB].name = "to-hub";
-	gw.ifaces[SPOKE1].name = "to-spoke1";
-	gw.ifaces[SPOKE2].name = "to-spoke2";
-	gw.ifaces[UPLINK].name = "uplink0";
-	if (geteuid() != 0) {
-		gw.why_not = "needs root for network namespaces and BPF";
-		return 0;
-	}
-	/* Static neighbours make the kernel's answer to bpf_fib_lookup, and so the MACs
-	 * of every forwarded frame, known in advance. */
-	if (shell("bash -c '. scripts/topology.sh && topology_down " PREFIX " && topology_up " PREFIX
-		  " && topology_config " GATEWAY " > /tmp/vnet-xdp-" GATEWAY ".json"
-		  " && for n in 10 11 12; do v=$([ $n = 10 ] && echo hub || echo spoke$((n-10)));"
-		  " ip -n " PREFIX "-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent;"
-		  " ip -n " PREFIX "-gw neigh replace fd00:$n:0:1::4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
-		  " && nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null 2>&1;"
-		  " nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp up -c /tmp/vnet-xdp-" GATEWAY ".json'",
-		  build, build)) {
-		gw.why_not = "could not build the topology or bring the gateway up";
-		return -1;
-	}
-	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
-	ns = open("/run/netns/" PREFIX "-gw", O_RDONLY);
-	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
-		gw.why_not = "cannot enter the gateway's namespace";
-		return -1;
-	}
-	close(ns);
-	/* Every trace read below is this CPU's: BPF_PROG_TEST_RUN runs on the caller's CPU. */
-	cpu_set_t cpus;
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-
-	for (int i = 0; i < 4; i++) {
-		gw.ifaces[i].ifindex = if_nametoindex(gw.ifaces[i].name);
-		snprintf(path, sizeof(path), PIN_DIR "/xdp_%u", gw.ifaces[i].ifindex);
-		gw.ifaces[i].prog_fd = bpf_obj_get(path);
-		if (gw.ifaces[i].prog_fd < 0) {
-			gw.why_not = "the gateway's program is not pinned";
-			return -1;
-		}
-	}
-	gw.traces_fd = bpf_obj_get(PIN_DIR "/decision_traces");
-	gw.drops_fd = bpf_obj_get(PIN_DIR "/drop_counters");
-	gw.datapath_fd = bpf_obj_get(PIN_DIR "/datapath_counters");
-	gw.peerings_fd = bpf_obj_get(PIN_DIR "/peering_counters");
-	gw.ready = gw.traces_fd >= 0 && gw.drops_fd >= 0 && gw.datapath_fd >= 0 && gw.peerings_fd >= 0;
-	return gw.ready ? 0 : -1;
-}
-
-static int teardown_gateway(void **state)
-{
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-
-	if (gw.host_netns > 0)
-		setns(gw.host_netns, CLONE_NEWNET);
-	if (geteuid() == 0)
-		shell("nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null;"
-		      " bash -c '. scripts/topology.sh && topology_down " PREFIX "'; rm -f /tmp/vnet-xdp-" GATEWAY ".json",
-		      build);
-	return 0;
-}
+static int setup_gateway(void **state) { return harness_up(&gw); }
+static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
 
 static void require_gateway(void)
 {
@@ -131,47 +34,20 @@ static void require_gateway(void)
 	}
 }
 
-struct result {
-	int verdict;
-	struct frame out;
-	struct decision_trace trace;
-};
-
-static struct result run(int iface, const struct frame *in)
+static struct harness_result run(int iface, const struct frame *in)
 {
-	struct result r = { 0 };
-	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = gw.ifaces[iface].ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
-		    .data_out = r.out.data, .data_size_out = sizeof(r.out.data), .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .repeat = 1);
-	int cpus = libbpf_num_possible_cpus();
-	struct decision_trace traces[cpus];
-	uint32_t zero = 0;
+	struct harness_result r = harness_run(&gw, iface, in);
 
-	assert_int_equal(bpf_prog_test_run_opts(gw.ifaces[iface].prog_fd, &opts), 0);
-	r.verdict = opts.retval;
-	r.out.len = opts.data_size_out;
-	assert_int_equal(bpf_map_lookup_elem(gw.traces_fd, &zero, traces), 0);
-	r.trace = traces[0];
+	assert_int_equal(r.rc, 0);
 	return r;
 }
 
-static uint64_t counter_sum(int fd, uint32_t index)
-{
-	int cpus = libbpf_num_possible_cpus();
-	struct packet_counter values[cpus];
-	uint64_t sum = 0;
-
-	assert_int_equal(bpf_map_lookup_elem(fd, &index, values), 0);
-	for (int c = 0; c < cpus; c++)
-		sum += values[c].packets;
-	return sum;
-}
+static uint64_t counter_sum(int fd, uint32_t index) { return harness_counter(fd, index); }
 
 static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
 {
 	uint64_t before = counter_sum(gw.drops_fd, reason);
-	struct result r = run(iface, in);
+	struct harness_result r = run(iface, in);
 
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, reason);
@@ -181,7 +57,7 @@ static void assert_dropped(const struct frame *in, int iface, enum drop_reason r
 static void assert_passed(const struct frame *in, int iface, enum datapath_counter why)
 {
 	uint64_t before = counter_sum(gw.datapath_fd, why);
-	struct result r = run(iface, in);
+	struct harness_result r = run(iface, in);
 
 	assert_int_equal(r.verdict, XDP_PASS);
 	assert_int_equal(r.trace.counter, why);
@@ -195,7 +71,7 @@ static void assert_passed(const struct frame *in, int iface, enum datapath_count
 static void assert_forwarded(const struct frame *in, int ingress, int egress,
 			     const struct frame *expected)
 {
-	struct result r = run(ingress, in);
+	struct harness_result r = run(ingress, in);
 
 	assert_int_equal(r.verdict, XDP_REDIRECT);
 	assert_int_equal(r.trace.egress_ifindex, gw.ifaces[egress].ifindex);
