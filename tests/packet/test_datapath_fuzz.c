@@ -1,0 +1,473 @@
+/* Datapath fuzzing: random and mutated frames through the loaded program with
+ * BPF_PROG_TEST_RUN. Well-formed frames between the topology's VNets are checked against
+ * a reference model of Azure's forwarding (source VNet, peering, system routes); every
+ * frame, mutated or not, must get a defined verdict with a counted reason, a frame handed
+ * to the kernel must be untouched, and a forwarded frame must leave well-formed.
+ * FUZZ_SEED picks the sequence (printed, so a failure can be replayed); FUZZ_FRAMES how
+ * many frames. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+#include "vnet_xdp.h"
+#include "packet/gateway_harness.h"
+
+static struct gateway_harness gw = { .prefix = "vxfuzz", .gateway = "fuzz", .config_command = "" };
+
+static int setup_gateway(void **state) { return harness_up(&gw); }
+static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
+
+static void require_gateway(void)
+{
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+}
+
+/* xorshift64*: reproducible from the printed seed, independent of libc's rand(). */
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ull;
+}
+static uint32_t below(uint32_t n) { return n ? rng() % n : 0; }
+static int chance(int percent) { return below(100) < (uint32_t)percent; }
+
+static void rng_seed_from_env(void)
+{
+	const char *seed = getenv("FUZZ_SEED");
+
+	rng_state = seed ? strtoull(seed, NULL, 0) : (uint64_t)time(NULL);
+	if (!rng_state)
+		rng_state = 1;
+	print_message("datapath fuzz seed %llu (replay with FUZZ_SEED)\n",
+		      (unsigned long long)rng_state);
+}
+
+static size_t frames_from_env(size_t fallback)
+{
+	const char *n = getenv("FUZZ_FRAMES");
+
+	return n ? strtoul(n, NULL, 0) : fallback;
+}
+
+/* ---- the reference model of the topology (scripts/topology.sh) ---- */
+
+static const int vnet_octet[3] = { 10, 11, 12 };           /* hub, spoke1, spoke2 */
+static const char *vm_mac[3] = { HUB_VM_MAC, SPOKE1_VM_MAC, SPOKE2_VM_MAC };
+static const char *gw_mac[3] = { HUB_GW_MAC, SPOKE1_GW_MAC, SPOKE2_GW_MAC };
+
+static int peered(int a, int b) { return a == b || a == HUB || b == HUB; }
+
+struct expectation {
+	int verdict;
+	uint32_t drop_reason;   /* XDP_DROP */
+	uint32_t counter;       /* XDP_PASS */
+	int egress;             /* XDP_REDIRECT */
+};
+
+/* A well-formed frame from a host of VNet `from` (spoofed: an address outside it) to host
+ * `host` of VNet `to` (host 1 is the gateway's own address, 4 a VM with a known
+ * neighbour, 5 an address nobody answers for). */
+static struct expectation expected_forwarding(int from, int to, int host, int spoofed,
+					      int family, int ttl)
+{
+	/* The gateway's own addresses belong to the kernel, whose own source checks apply. */
+	if (host == 1)
+		return (struct expectation){ XDP_PASS, 0, COUNT_PASS_LOCAL };
+	if (spoofed)
+		return (struct expectation){ XDP_DROP, DROP_SPOOFED_SOURCE };
+	if (!peered(from, to)) /* peering is not transitive */
+		return family == AF_INET ? (struct expectation){ XDP_DROP, DROP_ROUTE_NONE }
+					 : (struct expectation){ XDP_DROP, DROP_NO_ROUTE };
+	if (ttl <= 1)
+		return (struct expectation){ XDP_PASS, 0, COUNT_PASS_TTL_EXPIRED };
+	if (host == 5)
+		return (struct expectation){ XDP_PASS, 0, COUNT_PASS_NEIGHBOUR };
+	return (struct expectation){ XDP_REDIRECT, 0, COUNT_FORWARDED, to };
+}
+
+static void address_of(char *buf, size_t size, int family, int vnet_octet_value, int host)
+{
+	if (family == AF_INET)
+		snprintf(buf, size, "10.%d.%d.%d", vnet_octet_value, host == 1 ? 0 : 1, host);
+	else
+		snprintf(buf, size, "fd00:%d:0:%d::%d", vnet_octet_value, host == 1 ? 0 : 1, host);
+}
+
+static const uint8_t protocols[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP };
+
+/* A random well-formed flow; the caller knows where it goes. */
+static struct flow random_flow(int family, char *src, char *dst)
+{
+	uint8_t proto = protocols[below(3)];
+
+	if (proto == IPPROTO_ICMP && family == AF_INET6)
+		proto = IPPROTO_ICMPV6;
+	return (struct flow){ .family = family, .src = src, .dst = dst, .proto = proto,
+			      .sport = 1 + below(65535), .dport = 1 + below(65535),
+			      .ttl = chance(5) ? 1 : 2 + below(254), .ip_id = (uint32_t)rng(),
+			      .payload = below(200) };
+}
+
+/* ---- checks every verdict must pass ---- */
+
+static uint16_t get16(const uint8_t *p) { return (p[0] << 8) | p[1]; }
+
+static int ipv4_header_valid(const uint8_t *ip, size_t avail)
+{
+	size_t hlen;
+
+	if (avail < 20 || (ip[0] >> 4) != 4)
+		return 0;
+	hlen = (ip[0] & 0xf) * 4;
+	if (hlen < 20 || hlen > avail || get16(ip + 2) < hlen || get16(ip + 2) > avail)
+		return 0;
+	return checksum_fold(checksum_add(0, ip, hlen)) == 0;
+}
+
+/* A forwarded frame must be the input with new MACs, the TTL or hop limit one lower
+ * and (IPv4) a header checksum that verifies; nothing else may change. */
+static void assert_forwarded_well_formed(const struct frame *in, const struct harness_result *r)
+{
+	const uint8_t *ip = r->out.data + 14;
+	uint16_t ethertype = get16(in->data + 12);
+
+	assert_int_equal(r->out.len, in->len);
+	assert_true(ethertype == 0x0800 || ethertype == 0x86dd);
+	assert_int_equal(get16(r->out.data + 12), ethertype);
+	/* The destination MAC is the next hop's, the source MAC the egress's own. */
+	assert_memory_not_equal(r->out.data, in->data, 12);
+	if (ethertype == 0x0800) {
+		assert_true(ipv4_header_valid(ip, r->out.len - 14));
+		assert_int_equal(ip[8], in->data[14 + 8] - 1);
+		assert_memory_equal(ip, in->data + 14, 8);
+		assert_int_equal(ip[9], in->data[14 + 9]);
+		assert_memory_equal(ip + 12, in->data + 14 + 12, r->out.len - 14 - 12);
+	} else {
+		assert_true(r->out.len >= 14 + 40u && (ip[0] >> 4) == 6);
+		assert_true(14 + 40u + get16(ip + 4) <= r->out.len);
+		assert_int_equal(ip[7], in->data[14 + 7] - 1);
+		assert_memory_equal(ip, in->data + 14, 7);
+		assert_memory_equal(ip + 8, in->data + 14 + 8, r->out.len - 14 - 8);
+	}
+}
+
+struct tally {
+	uint64_t drops[DROP_REASON_MAX];
+	uint64_t rx;
+	size_t verdicts[5];
+};
+
+static void tally_baseline(struct tally *t)
+{
+	for (uint32_t i = 0; i < DROP_REASON_MAX; i++)
+		t->drops[i] = harness_counter(gw.drops_fd, i);
+	t->rx = harness_counter(gw.datapath_fd, COUNT_RX);
+}
+
+/* Runs a frame and checks what holds for every frame; returns the result. */
+static struct harness_result run_checked(int iface, const struct frame *in, struct tally *t)
+{
+	struct harness_result r = harness_run(&gw, iface, in);
+
+	assert_int_equal(r.rc, 0);
+	switch (r.verdict) {
+	case XDP_DROP:
+		assert_true(r.trace.drop_reason > DROP_NONE && r.trace.drop_reason < DROP_REASON_MAX);
+		t->drops[r.trace.drop_reason] += r.runs;
+		break;
+	case XDP_PASS:
+		assert_int_equal(r.out.len, in->len);
+		assert_memory_equal(r.out.data, in->data, in->len);
+		break;
+	case XDP_REDIRECT:
+		assert_forwarded_well_formed(in, &r);
+		break;
+	default:
+		fail_msg("verdict %d is not one the datapath defines", r.verdict);
+	}
+	t->verdicts[r.verdict]++;
+	t->rx += r.runs;
+	return r;
+}
+
+/* Every verdict was counted under its reason: the counters moved exactly as the runs. */
+static void assert_counters_match(const struct tally *t)
+{
+	for (uint32_t i = 0; i < DROP_REASON_MAX; i++)
+		assert_int_equal(harness_counter(gw.drops_fd, i), t->drops[i]);
+	/* The VMs' own router solicitations reach the real interfaces meanwhile. */
+	assert_true(harness_counter(gw.datapath_fd, COUNT_RX) >= t->rx);
+}
+
+/* ---- mutations ---- */
+
+static void frame_truncate(struct frame *f)
+{
+	f->len = below(f->len);
+}
+
+static void frame_flip_bytes(struct frame *f)
+{
+	for (uint32_t n = 1 + below(4); n && f->len; n--)
+		f->data[below(f->len)] ^= 1 + below(255);
+}
+
+static void frame_garbage_tail(struct frame *f)
+{
+	size_t extra = below(64);
+
+	for (size_t i = 0; i < extra && f->len < FRAME_MAX; i++)
+		f->data[f->len++] = rng();
+}
+
+static void frame_insert(struct frame *f, size_t at, const uint8_t *bytes, size_t n)
+{
+	if (at > f->len || f->len + n > FRAME_MAX)
+		return;
+	memmove(f->data + at + n, f->data + at, f->len - at);
+	memcpy(f->data + at, bytes, n);
+	f->len += n;
+}
+
+static void frame_stack_vlans(struct frame *f)
+{
+	uint32_t tags = 1 + below(4);
+
+	for (uint32_t i = 0; i < tags; i++) {
+		uint8_t tag[4] = { 0, 0, below(16), below(256) };
+		uint16_t tpid = chance(50) ? 0x8100 : 0x88a8;
+
+		/* The new tag goes in front of the ethertype, which then names the tag. */
+		tag[0] = f->data[12];
+		tag[1] = f->data[13];
+		frame_insert(f, 14, tag, 4);
+		put16(f->data + 12, tpid);
+		memcpy(tag, f->data + 14, 4);
+		f->data[14] = tag[2] & 0x0f;
+		f->data[15] = tag[3];
+		f->data[16] = tag[0];
+		f->data[17] = tag[1];
+	}
+}
+
+static void ipv4_bad_ihl(struct frame *f)
+{
+	f->data[14] = 0x40 | below(16);
+	ipv4_header_checksum(f->data + 14);
+}
+
+static void ipv4_random_options(struct frame *f)
+{
+	uint8_t options[40];
+	size_t n = 4 * (1 + below(10));
+	uint8_t *ip = f->data + 14;
+
+	if ((ip[0] & 0xf) != 5)
+		return;
+	for (size_t i = 0; i < n; i++)
+		options[i] = chance(50) ? 1 : rng();
+	frame_insert(f, 14 + 20, options, n);
+	ip[0] = 0x40 | (uint8_t)((20 + n) / 4);
+	put16(ip + 2, get16(ip + 2) + n);
+	ipv4_header_checksum(ip);
+}
+
+static void ipv4_fragment(struct frame *f)
+{
+	uint8_t *ip = f->data + 14;
+	uint16_t frag = (chance(50) ? 0x2000 : 0) | (chance(50) ? below(0x2000) : 0);
+
+	put16(ip + 6, frag);
+	if (chance(30)) { /* a first fragment too short to hold its transport header */
+		size_t hlen = (ip[0] & 0xf) * 4;
+
+		f->len = 14 + hlen + below(8);
+		put16(ip + 2, f->len - 14);
+	}
+	ipv4_header_checksum(ip);
+}
+
+static void ipv6_extension_chain(struct frame *f)
+{
+	static const uint8_t types[] = { 0 /* hop-by-hop */, 60 /* destination */, 43 /* routing */,
+					 44 /* fragment */ };
+	uint32_t n = 1 + below(12);
+	uint8_t *ip = f->data + 14;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t ext[24] = { 0 };
+		uint8_t type = types[below(4)];
+		size_t len = type == 44 ? 8 : 8 * (1 + below(3));
+
+		ext[0] = ip[6];
+		ext[1] = type == 44 ? 0 : len / 8 - 1;
+		if (type == 44)
+			put16(ext + 2, chance(50) ? below(0x10000) & 0xfff9 : 0);
+		if (chance(10))
+			ext[1] = rng(); /* a length that runs past the frame */
+		frame_insert(f, 14 + 40, ext, len);
+		ip[6] = type;
+		put16(ip + 4, get16(ip + 4) + len);
+	}
+}
+
+static void icmp_error_with_garbage(struct frame *f, int family)
+{
+	uint8_t *ip = f->data + 14;
+	size_t hlen = family == AF_INET ? (size_t)(ip[0] & 0xf) * 4 : 40;
+	uint8_t *icmp = ip + hlen;
+	size_t inner = below(80);
+
+	if (14 + hlen + 8 + inner > FRAME_MAX)
+		return;
+	if (family == AF_INET) {
+		ip[9] = IPPROTO_ICMP;
+		icmp[0] = chance(50) ? 3 : 11;
+	} else {
+		ip[6] = IPPROTO_ICMPV6;
+		icmp[0] = chance(50) ? 1 : 3;
+	}
+	icmp[1] = below(16);
+	memset(icmp + 2, 0, 6);
+	for (size_t i = 0; i < inner; i++)
+		icmp[8 + i] = rng();
+	f->len = 14 + hlen + 8 + inner;
+	if (family == AF_INET) {
+		put16(ip + 2, hlen + 8 + inner);
+		ipv4_header_checksum(ip);
+	} else {
+		put16(ip + 4, 8 + inner);
+	}
+}
+
+/* Builds a well-formed frame, then breaks it in one or more ways. */
+static void mutated_frame(struct frame *f, int *iface)
+{
+	int from = below(3), to = below(3), family = chance(50) ? AF_INET : AF_INET6;
+	char src[64], dst[64];
+	struct flow fl;
+
+	*iface = chance(10) ? UPLINK : from;
+	address_of(src, sizeof(src), family, vnet_octet[from], 4);
+	address_of(dst, sizeof(dst), family, vnet_octet[to], 4);
+	fl = random_flow(family, src, dst);
+	frame_build(f, gw_mac[from], vm_mac[from], &fl);
+	for (uint32_t n = 1 + below(2); n; n--) {
+		switch (below(9)) {
+		case 0: frame_truncate(f); break;
+		case 1: frame_flip_bytes(f); break;
+		case 2: frame_garbage_tail(f); break;
+		case 3: frame_stack_vlans(f); break;
+		case 4: if (family == AF_INET) ipv4_bad_ihl(f); else frame_truncate(f); break;
+		case 5: if (family == AF_INET) ipv4_random_options(f); else ipv6_extension_chain(f); break;
+		case 6: if (family == AF_INET) ipv4_fragment(f); else ipv6_extension_chain(f); break;
+		case 7: icmp_error_with_garbage(f, family); break;
+		default: /* random bytes of a random length */
+			f->len = below(FRAME_MAX);
+			for (size_t i = 0; i < f->len; i++)
+				f->data[i] = rng();
+		}
+	}
+	/* BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header: a NIC never
+	 * delivers one either. */
+	if (f->len < 14)
+		f->len = 14;
+}
+
+/* ---- tests ---- */
+
+static void well_formed_frames_match_the_reference_model(void **state)
+{
+	size_t frames = frames_from_env(20000), mismatches = 0;
+	struct tally t = { 0 };
+
+	require_gateway();
+	tally_baseline(&t);
+	for (size_t i = 0; i < frames; i++) {
+		int from = below(3), to = below(3), family = chance(50) ? AF_INET : AF_INET6;
+		int hosts[] = { 1, 4, 5 }, host = hosts[below(3)], spoofed = chance(10);
+		char src[64], dst[64];
+		struct expectation want;
+		struct harness_result r;
+		struct frame in;
+		struct flow fl;
+
+		/* A spoofed source claims a VM address of another VNet (or of no VNet). */
+		address_of(src, sizeof(src), family, spoofed ? (from == 2 ? 40 : vnet_octet[from + 1]) :
+							       vnet_octet[from], 4);
+		address_of(dst, sizeof(dst), family, vnet_octet[to], host);
+		fl = random_flow(family, src, dst);
+		if (chance(10)) /* options and extension headers must not change the verdict */
+			fl.payload = fl.payload > 20 ? fl.payload : 20;
+		frame_build(&in, gw_mac[from], vm_mac[from], &fl);
+		if (chance(20)) {
+			if (family == AF_INET)
+				ipv4_random_options(&in);
+		}
+		want = expected_forwarding(from, to, host, spoofed, family, fl.ttl);
+		r = run_checked(from, &in, &t);
+		if (r.verdict != want.verdict ||
+		    (want.verdict == XDP_DROP && r.trace.drop_reason != want.drop_reason) ||
+		    (want.verdict == XDP_PASS && r.trace.counter != want.counter) ||
+		    (want.verdict == XDP_REDIRECT && r.trace.egress_ifindex != gw.ifaces[want.egress].ifindex)) {
+			if (mismatches++ < 5)
+				print_message("mismatch: %s -> %s proto %u ttl %u from %d: verdict %d reason %u "
+					      "counter %u, model %d reason %u counter %u\n",
+					      src, dst, fl.proto, fl.ttl, from, r.verdict, r.trace.drop_reason,
+					      r.trace.counter, want.verdict, want.drop_reason, want.counter);
+		}
+	}
+	print_message("%zu frames: %zu forwarded, %zu passed, %zu dropped, %zu mismatches\n", frames,
+		      t.verdicts[XDP_REDIRECT], t.verdicts[XDP_PASS], t.verdicts[XDP_DROP], mismatches);
+	assert_int_equal(mismatches, 0);
+	assert_true(t.verdicts[XDP_REDIRECT] > 0 && t.verdicts[XDP_PASS] > 0 && t.verdicts[XDP_DROP] > 0);
+	assert_counters_match(&t);
+}
+
+static void mutated_frames_get_defined_verdicts(void **state)
+{
+	size_t frames = frames_from_env(50000);
+	struct tally t = { 0 };
+	size_t reasons = 0;
+
+	require_gateway();
+	tally_baseline(&t);
+	for (size_t i = 0; i < frames; i++) {
+		struct frame in;
+		int iface;
+
+		memset(&in, 0, sizeof(in));
+		mutated_frame(&in, &iface);
+		run_checked(iface, &in, &t);
+	}
+	assert_counters_match(&t);
+	for (uint32_t i = 1; i < DROP_REASON_MAX; i++)
+		reasons += harness_counter(gw.drops_fd, i) > 0;
+	print_message("%zu frames: %zu forwarded, %zu passed, %zu dropped under %zu reasons\n", frames,
+		      t.verdicts[XDP_REDIRECT], t.verdicts[XDP_PASS], t.verdicts[XDP_DROP], reasons);
+	/* The mutations reach the parser's malformed cases, not just one of them. */
+	assert_true(reasons >= 8);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(well_formed_frames_match_the_reference_model),
+		cmocka_unit_test(mutated_frames_get_defined_verdicts),
+	};
+
+	rng_seed_from_env();
+	return cmocka_run_group_tests_name("datapath fuzz", tests, setup_gateway, teardown_gateway);
+}
