@@ -67,10 +67,28 @@ int gateway_resolve_name(const char *name, char *out, size_t size)
 	return 0;
 }
 
+/* Fault injection for the crash-safety tests: VNET_XDP_FAULT=POINT:N kills this process
+ * (SIGKILL, as an OOM kill or `kill -9` would) when it reaches POINT the Nth time. */
+static void fault_point(const char *point, size_t count)
+{
+	const char *fault = getenv("VNET_XDP_FAULT");
+	size_t len = strlen(point);
+
+	if (fault && !strncmp(fault, point, len) && fault[len] == ':' &&
+	    strtoul(fault + len + 1, NULL, 10) == count)
+		raise(SIGKILL);
+}
+
+static enum xdp_attach_mode mode_of_name(const char *name)
+{
+	return name && !strcmp(name, "generic") ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+}
+
 /* Everything `up` did so far, so that a failure can undo exactly that. */
 struct up_progress {
 	char pin_dir[256];
 	bool created_pins;
+	bool journal_written;
 	uint32_t attached[MAX_INTERFACES];
 	size_t n_attached;
 	int ipv4_forwarding, ipv6_forwarding; /* previous values, -1 untouched */
@@ -86,6 +104,8 @@ static void up_undo(const char *gateway, struct up_progress *progress)
 		sysctl_write(IPV6_FORWARDING, progress->ipv6_forwarding);
 	if (progress->created_pins)
 		gateway_pins_remove(gateway);
+	if (progress->journal_written)
+		state_remove(gateway);
 }
 
 static int resolve_ifindexes(const struct config *cfg, uint32_t *ifindexes)
@@ -147,9 +167,17 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	return state;
 }
 
+/* Up means: every interface runs our program and `up` got to write the final state (a
+ * state that still carries the "upInProgress" journal belongs to an `up` that died). */
 static bool gateway_fully_up(const struct config *cfg, const char *pin_dir,
 			     const uint32_t *ifindexes)
 {
+	json_t *state = state_load(cfg->gateway_name);
+	bool complete = state && !json_object_get(state, "upInProgress");
+
+	json_decref(state);
+	if (!complete)
+		return false;
 	for (size_t i = 0; i < cfg->n_ifaces; i++) {
 		const char *mode;
 		uint32_t id;
@@ -161,21 +189,57 @@ static bool gateway_fully_up(const struct config *cfg, const char *pin_dir,
 	return true;
 }
 
-static int forwarding_enable(struct up_progress *progress)
+/* Records, before `up` changes anything, what `down` must restore. An `up` killed
+ * midway leaves this journal; the next `up` keeps its values rather than reading the
+ * forwarding that the dead `up` may already have switched on. */
+static int up_journal_write(const char *gateway, struct up_progress *progress)
 {
-	int v4 = sysctl_read(IPV4_FORWARDING), v6 = sysctl_read(IPV6_FORWARDING), err;
+	json_t *state = state_load(gateway), *fwd;
+	int err;
 
-	if (v4 < 0)
-		return v4;
-	progress->ipv4_forwarding = v4;
-	err = sysctl_write(IPV4_FORWARDING, 1);
-	if (err)
-		return err;
-	if (v6 >= 0) { /* a kernel without IPv6 has no such file: IPv4 alone is fine */
-		progress->ipv6_forwarding = v6;
-		err = sysctl_write(IPV6_FORWARDING, 1);
+	fwd = state && json_object_get(state, "upInProgress") ?
+		      json_object_get(state, "previousForwarding") : NULL;
+	if (fwd) {
+		progress->ipv4_forwarding = json_integer_value(json_object_get(fwd, "ipv4"));
+		progress->ipv6_forwarding = json_integer_value(json_object_get(fwd, "ipv6"));
+		json_decref(state);
+		return 0;
 	}
+	json_decref(state);
+	progress->ipv4_forwarding = sysctl_read(IPV4_FORWARDING);
+	if (progress->ipv4_forwarding < 0)
+		return progress->ipv4_forwarding;
+	progress->ipv6_forwarding = sysctl_read(IPV6_FORWARDING); /* -1: no IPv6, fine */
+	state = json_pack("{s:s, s:b, s:{s:i, s:i}}", "gateway", gateway, "upInProgress", 1,
+			  "previousForwarding", "ipv4", progress->ipv4_forwarding, "ipv6",
+			  progress->ipv6_forwarding);
+	err = state_save(gateway, state);
+	json_decref(state);
+	progress->journal_written = err == 0;
 	return err;
+}
+
+static int forwarding_enable(const struct up_progress *progress)
+{
+	int err = sysctl_write(IPV4_FORWARDING, 1);
+
+	if (!err && progress->ipv6_forwarding >= 0)
+		err = sysctl_write(IPV6_FORWARDING, 1);
+	return err;
+}
+
+/* An interface that still runs our program from an `up` that died keeps it: the
+ * program uses the same pinned maps, and re-attaching would drop packets. */
+static bool adopt_attached(const char *pin_dir, uint32_t ifindex, uint32_t *prog_id,
+			   enum xdp_attach_mode *mode)
+{
+	const char *mode_name;
+	bool attached;
+
+	if (xdp_attached_program(pin_dir, ifindex, prog_id, &attached, &mode_name) || !attached)
+		return false;
+	*mode = mode_of_name(mode_name);
+	return true;
 }
 
 /* Fills every map that the config determines: the same for `up` and for a reload
@@ -239,6 +303,11 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 	}
 
 	progress.created_pins = !gateway_pins_exist(cfg->gateway_name);
+	err = up_journal_write(cfg->gateway_name, &progress);
+	if (err) {
+		log_error("cannot write the gateway state under %s: %s", STATE_ROOT, strerror(-err));
+		goto fail;
+	}
 	if ((mkdir(VNET_XDP_PIN_ROOT, 0700) && errno != EEXIST) ||
 	    (mkdir(progress.pin_dir, 0700) && errno != EEXIST)) {
 		err = -errno;
@@ -255,6 +324,10 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 	if (err)
 		goto fail;
 	for (size_t i = 0; i < cfg->n_ifaces; i++) {
+		if (!progress.created_pins &&
+		    adopt_attached(progress.pin_dir, ifindexes[i], &prog_ids[i], &modes[i]))
+			continue;
+		fault_point("up-attach", i);
 		err = xdp_attach_interface(progress.pin_dir, ifindexes[i], mode, &prog_ids[i], &modes[i]);
 		if (err) {
 			log_error("cannot attach XDP to %s (%s mode): %s", cfg->ifaces[i].name,
@@ -291,12 +364,14 @@ static int detach_all(const char *gateway, const char *pin_dir)
 {
 	struct datapath_maps maps;
 	uint32_t key, next, *prev = NULL;
+	size_t detached = 0;
 	int err = 0, rc;
 
 	rc = datapath_maps_open(gateway, &maps);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
 	while (!bpf_map_get_next_key(maps.interfaces, prev, &next)) {
+		fault_point("down-detach", detached++);
 		rc = xdp_detach_interface(pin_dir, next);
 		if (rc && !err)
 			err = rc;
@@ -366,6 +441,8 @@ static json_t *status_of(const char *gateway)
 	if (state) {
 		json_object_set(out, "config", json_object_get(state, "config"));
 		json_object_set(out, "generation", json_object_get(state, "generation"));
+		if (json_object_get(state, "upInProgress"))
+			json_object_set_new(out, "incomplete", json_true());
 	}
 	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
 		uint32_t ifindex = json_integer_value(json_object_get(it, "ifindex")), id = 0;
@@ -414,6 +491,9 @@ int gateway_status(const char *name, bool as_json)
 		       json_string_value(json_object_get(g, "gateway")),
 		       json_integer_value(json_object_get(g, "generation")),
 		       json_string_value(json_object_get(g, "config")) ?: "-");
+		if (json_is_true(json_object_get(g, "incomplete")))
+			printf("  INCOMPLETE: an `up` was interrupted; `vnet-xdp up` finishes it, "
+			       "`vnet-xdp down` removes it\n");
 		json_array_foreach(json_object_get(g, "interfaces"), j, it) {
 			const char *vnet = json_string_value(json_object_get(it, "virtualNetwork"));
 			const char *subnet = json_string_value(json_object_get(it, "subnet"));
@@ -441,22 +521,6 @@ int gateway_status(const char *name, bool as_json)
 
 #define STAGE_NAME "next"
 
-/* Fault injection for the crash-safety tests: VNET_XDP_FAULT=POINT:N kills this process
- * (SIGKILL, as an OOM kill or `kill -9` would) when it reaches POINT the Nth time. */
-static void fault_point(const char *point, size_t count)
-{
-	const char *fault = getenv("VNET_XDP_FAULT");
-	size_t len = strlen(point);
-
-	if (fault && !strncmp(fault, point, len) && fault[len] == ':' &&
-	    strtoul(fault + len + 1, NULL, 10) == count)
-		raise(SIGKILL);
-}
-
-static enum xdp_attach_mode mode_of_name(const char *name)
-{
-	return name && !strcmp(name, "generic") ? XDP_MODE_SKB : XDP_MODE_NATIVE;
-}
 
 static void stage_path(const char *pin_dir, char *buf, size_t size)
 {
