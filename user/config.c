@@ -463,8 +463,9 @@ bool resolve_subnet_reference(struct loader *l, struct node n, int *vnet, int *s
 	*subnet = find_named(cfg->vnets[*vnet].subnets, cfg->vnets[*vnet].n_subnets,
 			     sizeof(struct config_subnet), ref.names[1]);
 	if (*subnet == CONFIG_NONE) {
-		reader_problem(&l->r, n.path, "virtual network \"%s\" has no subnet \"%s\"",
-			       ref.names[0], ref.names[1]);
+		reader_problem(&l->r, n.path, "virtual network \"%s\" has no subnet \"%s\"; "
+			       "allowed: a subnet declared in \"%s\"", ref.names[0], ref.names[1],
+			       ref.names[0]);
 		*vnet = CONFIG_NONE;
 		return false;
 	}

@@ -76,6 +76,15 @@ static int required_vnet(struct loader *l, struct node obj, const char *key)
 	return vnet;
 }
 
+/* `vnet-xdp import` writes FILL-IN where only the user knows the value. */
+static bool still_fill_in(struct loader *l, struct node n, const char *allowed)
+{
+	if (!json_is_string(n.value) || strcmp(json_string_value(n.value), "FILL-IN"))
+		return false;
+	reader_problem(&l->r, n.path, "still FILL-IN; allowed: %s", allowed);
+	return true;
+}
+
 /* ---- interfaces ----------------------------------------------------------------------- */
 
 static void read_interface(struct loader *l, struct node n, struct config_gateway_iface *iface)
@@ -98,8 +107,8 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 			       "1-%d characters without '/', ':' or spaces", name, IFNAMSIZ - 1);
 	else if (name)
 		iface->name = copy_string(name);
-	if (role_node.value)
-		read_enum(l, role_node, roles, 2, &role);
+	if (role_node.value && !read_enum(l, role_node, roles, 2, &role))
+		return; /* neither a VNet interface nor the uplink: nothing more to check */
 	iface->role = (enum gateway_iface_role)role;
 	if (iface->role == IFACE_UPLINK) {
 		if (json_object_get(n.value, "virtualNetwork"))
@@ -117,7 +126,8 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 				   sizeof(struct config_subnet), subnet);
 	if (iface->subnet == CONFIG_NONE)
 		reader_problem(&l->r, path_key(&l->r, n.path, "subnet"), "virtual network \"%s\" has "
-			       "no subnet \"%s\"", cfg->vnets[iface->vnet].name, subnet);
+			       "no subnet \"%s\"; allowed: one of its subnets, or leave \"subnet\" "
+			       "out for the whole VNet", cfg->vnets[iface->vnet].name, subnet);
 }
 
 static void read_interfaces(struct loader *l, struct node list)
@@ -168,6 +178,9 @@ static bool vip_known(const struct config_gateway_vnet *gv, const struct ip_addr
 	return false;
 }
 
+#define VIP_ALLOWED "the public IPv4 or IPv6 address this VNet's outbound traffic is " \
+	"NATed to, or leave \"vip\" out for no outbound NAT"
+
 static void read_vips(struct loader *l, struct node n, struct config_gateway_vnet *gv)
 {
 	struct node vip = node_child(&l->r, n, "vip"), vips = node_child(&l->r, n, "vips");
@@ -176,13 +189,13 @@ static void read_vips(struct loader *l, struct node n, struct config_gateway_vne
 	gv->vips = calloc(json_array_size(vips.value) + 2, sizeof(*gv->vips));
 	if (!gv->vips)
 		return;
-	if (vip.value && read_address(l, vip, &a))
+	if (vip.value && !still_fill_in(l, vip, VIP_ALLOWED) && read_address(l, vip, &a))
 		gv->vips[gv->n_vips++] = a;
 	if (vips.value && is_array_or_report(&l->r, vips))
 		for (size_t i = 0; i < json_array_size(vips.value); i++) {
 			struct node element = node_element(&l->r, vips, i);
 
-			if (!read_address(l, element, &a))
+			if (still_fill_in(l, element, VIP_ALLOWED) || !read_address(l, element, &a))
 				continue;
 			if (vip_known(gv, &a))
 				reader_problem(&l->r, element.path, "VIP listed twice");
@@ -250,7 +263,8 @@ static void read_tunnel_endpoints(struct loader *l, struct node list)
 		if (gw->local_address.family)
 			reader_problem(&l->r, element.path, "virtual network gateway \"%s\" is bound "
 				       "twice; allowed: once", gw->name);
-		else
+		else if (!still_fill_in(l, address, "this box's tunnel endpoint address for the "
+					"gateway, an IPv4 or IPv6 address"))
 			read_address(l, address, &gw->local_address);
 	}
 }

@@ -60,19 +60,25 @@ static size_t for_each_child(struct loader *l, const struct record *parent, cons
 	struct node list = node_child(&l->r, parent->props, inline_key);
 	size_t n = 0;
 
-	if (list.value && is_array_or_report(&l->r, list))
+	/* The counting pass (each NULL) stays quiet: the reading pass reports. */
+	if (list.value && (each ? is_array_or_report(&l->r, list) : json_is_array(list.value)))
 		for (size_t i = 0; i < json_array_size(list.value); i++) {
 			struct node child = node_element(&l->r, list, i);
 			const char *name = NULL;
 
+			if (!each) {
+				n += json_is_object(child.value) &&
+				     json_is_string(json_object_get(child.value, "name"));
+				continue;
+			}
 			if (!is_object_or_report(&l->r, child))
 				continue;
 			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
-				reader_problem(&l->r, child.path, "missing \"name\"");
+				reader_problem(&l->r, child.path, "missing \"name\"; allowed: a "
+					       "name unique in its parent");
 				continue;
 			}
-			if (each)
-				each(l, child, name, ctx);
+			each(l, child, name, ctx);
 			n++;
 		}
 	for (size_t i = 0; i < l->n_records; i++) {
@@ -107,7 +113,8 @@ static void add_route(struct loader *l, struct node res, const char *name, void 
 
 	if (find_named(table->routes, table->n_routes, sizeof(route), name) != CONFIG_NONE) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate route name "
-			       "\"%s\" in route table \"%s\"", name, table->name);
+			       "\"%s\" in route table \"%s\"; allowed: unique names, compared "
+			       "without case", name, table->name);
 		return;
 	}
 	if (!read_prefix(l, node_child(&l->r, props, "addressPrefix"), &route.prefix)) {
@@ -267,7 +274,8 @@ static void add_subnet(struct loader *l, struct node res, const char *name, void
 
 	if (find_named(vnet->subnets, vnet->n_subnets, sizeof(subnet), name) != CONFIG_NONE) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate subnet name "
-			       "\"%s\" in virtual network \"%s\"", name, vnet->name);
+			       "\"%s\" in virtual network \"%s\"; allowed: unique names, "
+			       "compared without case", name, vnet->name);
 		return;
 	}
 	subnet.n_prefixes = read_prefix_list(l, node_child(&l->r, props, "addressPrefix"),
@@ -482,7 +490,8 @@ static void add_peering(struct loader *l, struct node res, const char *name, voi
 
 	if (find_named(vnet->peerings, vnet->n_peerings, sizeof(peering), name) != CONFIG_NONE) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate peering name "
-			       "\"%s\" in virtual network \"%s\"", name, vnet->name);
+			       "\"%s\" in virtual network \"%s\"; allowed: unique names, "
+			       "compared without case", name, vnet->name);
 		return;
 	}
 	if (!remote.value) {

@@ -219,7 +219,8 @@ static void add_rule(struct loader *l, struct node res, const char *name, void *
 
 	if (find_named(nsg->rules, nsg->n_rules, sizeof(rule), name) != CONFIG_NONE) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate security rule "
-			       "name \"%s\" in network security group \"%s\"", name, nsg->name);
+			       "name \"%s\" in network security group \"%s\"; allowed: unique "
+			       "names, compared without case", name, nsg->name);
 		return;
 	}
 	if (!priority_node.value)
@@ -309,15 +310,24 @@ static void for_each_rule(struct loader *l, const struct record *rec,
 {
 	struct node list = node_child(&l->r, rec->props, "securityRules");
 
-	if (list.value && is_array_or_report(&l->r, list))
+	bool counting = each == count_rule; /* the reading pass reports, once */
+
+	if (list.value && (counting ? json_is_array(list.value) : is_array_or_report(&l->r, list)))
 		for (size_t i = 0; i < json_array_size(list.value); i++) {
 			struct node child = node_element(&l->r, list, i);
 			const char *name;
 
+			if (counting) {
+				if (json_is_object(child.value) &&
+				    json_is_string(json_object_get(child.value, "name")))
+					each(l, child, NULL, ctx);
+				continue;
+			}
 			if (!is_object_or_report(&l->r, child))
 				continue;
 			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
-				reader_problem(&l->r, child.path, "a security rule without \"name\"");
+				reader_problem(&l->r, child.path, "a security rule without \"name\"; "
+					       "allowed: a name unique in its network security group");
 				continue;
 			}
 			each(l, child, name, ctx);
@@ -346,7 +356,8 @@ void build_security_groups(struct loader *l)
 			continue;
 		if (find_named(cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs), rec->name) != CONFIG_NONE) {
 			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"), "duplicate "
-				       "network security group name \"%s\"", rec->name);
+				       "network security group name \"%s\"; allowed: unique names, "
+				       "compared without case", rec->name);
 			continue;
 		}
 		nsg = &cfg->nsgs[cfg->n_nsgs++];

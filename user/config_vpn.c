@@ -23,7 +23,8 @@ static bool first_of_name(struct loader *l, size_t index)
 		if (l->records[i].kind == l->records[index].kind &&
 		    !strcasecmp(l->records[i].name, l->records[index].name)) {
 			reader_problem(&l->r, path_key(&l->r, l->records[index].resource.path, "name"),
-				       "duplicate %s name \"%s\" (also at %s)",
+				       "duplicate %s name \"%s\" (also at %s); allowed: unique "
+				       "names, compared without case",
 				       record_kind_type(l->records[i].kind), l->records[i].name,
 				       l->records[i].resource.path);
 			return false;
@@ -306,8 +307,13 @@ void build_connections(struct loader *l)
 		c->type = (enum connection_type)type;
 		c->vnet_gateway1 = c->vnet_gateway2 = c->local_network_gateway2 = CONFIG_NONE;
 		read_connection_ends(l, c, rec->props);
-		if (get_string(&l->r, node_child(&l->r, rec->props, "sharedKey"), &key))
+		if (get_string(&l->r, node_child(&l->r, rec->props, "sharedKey"), &key)) {
+			if (!strcmp(key, "FILL-IN")) /* the importer's stand-in for a secret */
+				reader_problem(&l->r, path_key(&l->r, rec->props.path, "sharedKey"),
+					       "still FILL-IN; allowed: the pre-shared key (import "
+					       "with --param NAME=KEY, or write it here)");
 			c->shared_key = copy_string(key);
+		}
 		read_ipsec_policies(l, c, node_child(&l->r, rec->props, "ipsecPolicies"));
 		get_bool(&l->r, node_child(&l->r, rec->props, "usePolicyBasedTrafficSelectors"),
 			 &c->use_policy_based_traffic_selectors);
