@@ -7,6 +7,7 @@
 #include "counters.h"
 #include "parse.h"
 #include "forward.h"
+#include "tunnel.h"
 
 struct decision {
 	__u32 verdict;
@@ -117,6 +118,16 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 		return drop(d, DROP_VLAN_NOT_BOUND);
 	if (!pkt->family)
 		return pass(d, COUNT_PASS_NOT_IP);
+	if (iface->role == INTERFACE_UPLINK) {
+		switch (tunnel_classify(pkt)) {
+		case TUNNEL_PASS_ESP:
+			return pass(d, COUNT_PASS_ESP);
+		case TUNNEL_PASS_IKE:
+			return pass(d, COUNT_PASS_IKE);
+		case TUNNEL_DROP_UNKNOWN_PEER:
+			return drop(d, DROP_TUNNEL_UNKNOWN_PEER);
+		}
+	}
 	if (is_control_traffic(pkt))
 		return pass(d, COUNT_PASS_CONTROL);
 	if (is_local_destination(pkt))
@@ -135,6 +146,8 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 	d->route = *route;
 	if (route->type == ROUTE_NONE)
 		return drop(d, DROP_ROUTE_NONE);
+	if (route->type == ROUTE_TUNNEL) /* XDP cannot transmit on xfrm: the kernel routes it */
+		return pass(d, COUNT_PASS_TUNNEL);
 	return forward(ctx, pkt, d);
 }
 
@@ -157,6 +170,20 @@ int xdp_gateway(struct xdp_md *ctx)
 		count_datapath(d.counter, bytes);
 	trace_decision(ctx, &pkt, &d);
 	return verdict;
+}
+
+/* On each connection's xfrm interface (clsact): decrypted packets coming in, cleartext
+ * packets going out into the tunnel. */
+SEC("tc")
+int tc_tunnel_ingress(struct __sk_buff *skb)
+{
+	return tunnel_ingress(skb);
+}
+
+SEC("tc")
+int tc_tunnel_egress(struct __sk_buff *skb)
+{
+	return tunnel_egress(skb);
 }
 
 char LICENSE[] SEC("license") = "GPL";

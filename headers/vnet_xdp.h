@@ -13,6 +13,8 @@
 #define MAX_ROUTES       262144
 #define MAX_SOURCE_PREFIXES 65536
 #define MAX_LOCAL_ADDRESSES 4096
+#define MAX_TUNNELS      256
+#define MAX_TUNNEL_SPIS  4096
 
 /* LPM key for both address families: the scope (a VNet id for routes, an ifindex for
  * source checks) and the family sit in front of the address, so one trie serves IPv4
@@ -45,7 +47,13 @@ enum route_type {
 	ROUTE_VNET_LOCAL = 1,
 	ROUTE_VNET_PEERING = 2,
 	ROUTE_NONE = 3,        /* Azure's system routes that drop (10/8, 192.168/16, 100.64/10) */
+	ROUTE_TUNNEL = 4,      /* VirtualNetworkGateway: into a connection's xfrm interface */
 };
+
+/* Routes that decrypted packets of a tunnel look up live in `routes` under this scope
+ * (| tunnel id), apart from every VNet's own table: a connection reaches its gateway's
+ * VNet and the spokes that use that gateway, nothing else. */
+#define TUNNEL_ROUTE_SCOPE 0x80000000u
 
 struct route_info {
 	__u32 type;            /* enum route_type */
@@ -73,6 +81,10 @@ enum drop_reason {
 	DROP_FIB_FAILED,
 	DROP_REDIRECT_FAILED,
 	DROP_UPLINK_UNSOLICITED,
+	DROP_TUNNEL_UNKNOWN_PEER,  /* ESP to a tunnel endpoint from no configured peer */
+	DROP_TUNNEL_SPOOFED_INNER, /* decrypted source outside the connection's remote spaces */
+	DROP_TUNNEL_NO_ROUTE,      /* decrypted destination neither in the VNet nor a transit spoke */
+	DROP_TUNNEL_REDIRECT_FAILED,
 	DROP_REASON_MAX,
 };
 
@@ -82,7 +94,8 @@ enum drop_reason {
 	  "malformed_ipv4", "ipv4_bad_checksum", "malformed_ipv6",                        \
 	  "malformed_ipv6_extension", "malformed_l4", "unsupported_ethertype",            \
 	  "spoofed_source", "no_route", "route_none", "fib_mismatch", "fib_failed",       \
-	  "redirect_failed", "uplink_unsolicited" }
+	  "redirect_failed", "uplink_unsolicited", "tunnel_unknown_peer",                 \
+	  "tunnel_spoofed_inner", "tunnel_no_route", "tunnel_redirect_failed" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -96,13 +109,16 @@ enum datapath_counter {
 	COUNT_PASS_FRAG_NEEDED,    /* larger than the egress MTU: the kernel answers */
 	COUNT_PASS_UNBOUND,        /* arrived on an interface the config does not bind */
 	COUNT_DROPPED,
+	COUNT_PASS_ESP,            /* ESP from a tunnel's peer: the kernel's xfrm decrypts */
+	COUNT_PASS_IKE,            /* IKE (UDP 500, 4500 with the non-ESP marker) for charon */
+	COUNT_PASS_TUNNEL,         /* to an on-premises prefix: the kernel routes it into xfrm */
 	DATAPATH_COUNTER_MAX,
 };
 
 #define DATAPATH_COUNTER_NAMES                                                             \
 	{ "rx", "forwarded", "pass_not_ip", "pass_local", "pass_control",                 \
 	  "pass_ttl_expired", "pass_neighbour", "pass_frag_needed", "pass_unbound",       \
-	  "dropped" }
+	  "dropped", "pass_esp", "pass_ike", "pass_tunnel" }
 
 struct packet_counter {
 	__u64 packets;
@@ -123,6 +139,42 @@ struct decision_trace {
 	__u32 dst_vnet;
 	__u32 fingerprint;      /* IPv4 id or IPv6 flow label of the packet */
 };
+
+/* ---- tunnels (IPsec connections punted to xfrm interfaces) ---- */
+
+/* tunnel_peers: the peer's public address -> the connection it belongs to. */
+struct tunnel_peer {
+	__u32 tunnel;            /* tunnel id: index into tunnel_counters */
+	__u32 xfrm_ifindex;      /* the connection's xfrm interface */
+	struct address_key local; /* this box's endpoint the peer talks to */
+};
+
+/* tunnel_interfaces: an xfrm interface's ifindex -> its connection. */
+struct tunnel_interface {
+	__u32 tunnel;
+	__u32 vnet;     /* the VNet whose gateway terminates the connection */
+	__u32 l2_len;   /* bytes before the IP header: 0 on xfrm interfaces (no link header) */
+};
+
+/* tunnel_spi_counters (LRU): encrypted packets by the peer that sent them and the SPI. */
+struct tunnel_spi_key {
+	struct address_key peer;
+	__u32 spi;      /* host byte order */
+};
+
+/* tunnel_counters[tunnel * TUNNEL_COUNTER_MAX + counter] */
+enum tunnel_counter {
+	TUNNEL_ESP_IN = 0,         /* encrypted, from the peer, before xfrm (outer bytes) */
+	TUNNEL_INGRESS,            /* decrypted and let into the VNet (Azure TunnelIngress*) */
+	TUNNEL_EGRESS,             /* leaving into the tunnel, before encryption (TunnelEgress*) */
+	TUNNEL_DROP_INGRESS_SPOOFED,
+	TUNNEL_DROP_INGRESS_NO_ROUTE,
+	TUNNEL_DROP_INGRESS_REDIRECT,
+	TUNNEL_COUNTER_MAX,
+};
+
+#define TUNNEL_COUNTER_NAMES                                                               \
+	{ "esp_in", "ingress", "egress", "spoofed_source", "no_route", "redirect_failed" }
 
 /* Settings the loader writes once per config generation. */
 struct gateway_settings {

@@ -48,6 +48,7 @@ bool gateway_pins_exist(const char *gateway)
  * fills them, then swaps programs, so a packet sees either the old set or the new one. */
 static const char *const config_map_names[] = {
 	"interfaces", "routes", "source_prefixes", "local_addresses", "settings",
+	"tunnel_peers", "tunnel_endpoints", "tunnel_interfaces",
 };
 
 bool datapath_is_config_map(const char *name)

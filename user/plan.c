@@ -25,6 +25,7 @@ const char *route_type_name(uint32_t type)
 	case ROUTE_VNET_LOCAL: return "VnetLocal";
 	case ROUTE_VNET_PEERING: return "VNetPeering";
 	case ROUTE_NONE: return "None";
+	case ROUTE_TUNNEL: return "VirtualNetworkGateway";
 	default: return "Unknown";
 	}
 }

@@ -1,0 +1,273 @@
+/* The tunnel stage: IPsec connections whose ESP the kernel's xfrm decrypts.
+ *
+ * On the uplink (XDP), ESP and ESP-in-UDP (port 4500) from a connection's peer to this
+ * box's endpoint are counted per peer and SPI and handed to the kernel; IKE (UDP 500,
+ * and 4500 with the non-ESP marker) goes to charon; ESP to an endpoint from anyone else
+ * is dropped. After decryption the inner packet appears on the connection's xfrm
+ * interface, where the tc programs below carry on the pipeline: anti-spoofing by the
+ * connection's remote address spaces, the tunnel's routes (the gateway's VNet and the
+ * spokes that use it for transit), then forwarding into the VNet. Packets routed into
+ * the tunnel are counted on the xfrm interface's egress. */
+#ifndef BPF_TUNNEL_H
+#define BPF_TUNNEL_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "vnet_xdp.h"
+#include "maps.h"
+#include "counters.h"
+#include "parse.h"
+#include "forward.h"
+
+#ifndef IPPROTO_ESP
+#define IPPROTO_ESP 50
+#endif
+#define IKE_PORT 500
+#define IKE_NAT_T_PORT 4500
+
+/* Config maps: filled from the connections of the config. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNELS);
+	__type(key, struct address_key); /* the peer's public address */
+	__type(value, struct tunnel_peer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNELS);
+	__type(key, struct address_key); /* this box's tunnel endpoints */
+	__type(value, __u32);            /* connections that use it */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TUNNELS);
+	__type(key, __u32); /* the xfrm interface's ifindex */
+	__type(value, struct tunnel_interface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_interfaces SEC(".maps");
+
+/* State maps: counters that outlive a reload. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_TUNNELS * TUNNEL_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, struct packet_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_counters SEC(".maps");
+
+/* LRU: SPIs change with every rekey; stale ones age out instead of filling the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, MAX_TUNNEL_SPIS);
+	__type(key, struct tunnel_spi_key);
+	__type(value, struct packet_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_spi_counters SEC(".maps");
+
+enum tunnel_verdict {
+	TUNNEL_NOT_OURS = 0, /* not tunnel traffic: the pipeline carries on */
+	TUNNEL_PASS_ESP,
+	TUNNEL_PASS_IKE,
+	TUNNEL_DROP_UNKNOWN_PEER,
+};
+
+static __always_inline void count_tunnel(__u32 tunnel, __u32 counter, __u64 bytes)
+{
+	if (tunnel < MAX_TUNNELS)
+		counter_add(&tunnel_counters, tunnel * TUNNEL_COUNTER_MAX + counter, bytes);
+}
+
+static __always_inline void address_key_fill(struct address_key *key, const struct packet *pkt,
+					     int source)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->family = pkt->family;
+	address_copy(key->addr, pkt, source);
+}
+
+static __always_inline int address_key_equal(const struct address_key *a,
+					     const struct address_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < sizeof(*a) / 4; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline void count_spi(const struct address_key *peer, __u32 spi, __u64 bytes)
+{
+	struct tunnel_spi_key key = { .peer = *peer, .spi = spi };
+	struct packet_counter *c = bpf_map_lookup_elem(&tunnel_spi_counters, &key);
+
+	if (!c) {
+		struct packet_counter zero = {};
+
+		bpf_map_update_elem(&tunnel_spi_counters, &key, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&tunnel_spi_counters, &key);
+		if (!c)
+			return;
+	}
+	c->packets++;
+	c->bytes += bytes;
+}
+
+/* Reads the 32-bit word at the start of the transport payload: the SPI of ESP, or
+ * the non-ESP marker (zero) of IKE on port 4500. Returns -1 when it is not there. */
+static __always_inline int first_word(const struct packet *pkt, void *at, __u32 *word)
+{
+	__be32 *p = at;
+
+	if ((void *)(p + 1) > pkt->data_end)
+		return -1;
+	*word = bpf_ntohl(*p);
+	return 0;
+}
+
+/* ESP from the peer to the endpoint it is configured with: counted and handed on. */
+static __always_inline int tunnel_accept_esp(const struct packet *pkt, const struct address_key *dst,
+					     int has_spi, __u32 spi)
+{
+	struct address_key src;
+	struct tunnel_peer *peer;
+
+	address_key_fill(&src, pkt, 1);
+	peer = bpf_map_lookup_elem(&tunnel_peers, &src);
+	if (!peer || !address_key_equal(&peer->local, dst))
+		return TUNNEL_DROP_UNKNOWN_PEER;
+	count_tunnel(peer->tunnel, TUNNEL_ESP_IN, pkt->len);
+	if (has_spi)
+		count_spi(&src, spi, pkt->len);
+	return TUNNEL_PASS_ESP;
+}
+
+/* Classifies traffic arriving on the uplink for one of this box's tunnel endpoints. */
+static __always_inline int tunnel_classify(const struct packet *pkt)
+{
+	struct address_key dst;
+	__u32 word;
+
+	if (pkt->l4_proto != IPPROTO_ESP && pkt->l4_proto != IPPROTO_UDP)
+		return TUNNEL_NOT_OURS;
+	address_key_fill(&dst, pkt, 0);
+	if (!bpf_map_lookup_elem(&tunnel_endpoints, &dst))
+		return TUNNEL_NOT_OURS;
+
+	if (pkt->l4_proto == IPPROTO_ESP) {
+		/* Later fragments carry no SPI: the kernel reassembles, xfrm decrypts. */
+		if (!pkt->l4)
+			return tunnel_accept_esp(pkt, &dst, 0, 0);
+		if (first_word(pkt, pkt->l4, &word))
+			return TUNNEL_DROP_UNKNOWN_PEER;
+		return tunnel_accept_esp(pkt, &dst, 1, word);
+	}
+	if (!pkt->l4)
+		return TUNNEL_NOT_OURS; /* a later UDP fragment: the kernel reassembles */
+	if (pkt->dport == IKE_PORT)
+		return TUNNEL_PASS_IKE;
+	if (pkt->dport != IKE_NAT_T_PORT)
+		return TUNNEL_NOT_OURS;
+	/* RFC 3948: four zero bytes mark IKE; a lone 0xff byte is a NAT keepalive. */
+	if (first_word(pkt, pkt->l4 + sizeof(struct udphdr), &word) || word == 0)
+		return TUNNEL_PASS_IKE;
+	return tunnel_accept_esp(pkt, &dst, 1, word);
+}
+
+/* ---- tc on the xfrm interfaces ---- */
+
+/* Parses the inner packet from the IP header on; the xfrm interface has no link header. */
+static __always_inline int tunnel_parse_inner(struct __sk_buff *skb, struct packet *pkt, __u32 l2_len)
+{
+	void *start;
+	int reason;
+
+	if (skb->data_end - skb->data < skb->len)
+		bpf_skb_pull_data(skb, skb->len);
+	pkt->data = (void *)(long)skb->data;
+	pkt->data_end = (void *)(long)skb->data_end;
+	if (l2_len > 64)
+		return DROP_MALFORMED_ETHERNET;
+	start = pkt->data + l2_len;
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		reason = parse_ipv4(pkt, start);
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		reason = parse_ipv6(pkt, start);
+	else
+		return DROP_UNSUPPORTED_ETHERTYPE;
+	if (reason)
+		return reason;
+	return parse_transport(pkt);
+}
+
+static __always_inline int tunnel_drop(__u32 tunnel, __u32 counter, __u32 reason, __u64 bytes)
+{
+	count_tunnel(tunnel, counter, bytes);
+	count_drop(reason, bytes);
+	return TC_ACT_SHOT;
+}
+
+/* The decrypted packet, on its way from on-premises (or the other VNet) into the VNet. */
+static __always_inline int tunnel_ingress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct tunnel_interface *ti = bpf_map_lookup_elem(&tunnel_interfaces, &ifindex);
+	struct packet pkt = {};
+	struct route_info *route;
+	int reason;
+
+	if (!ti)
+		return TC_ACT_OK; /* not one of ours */
+	reason = tunnel_parse_inner(skb, &pkt, ti->l2_len);
+	if (reason)
+		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_REDIRECT, reason, skb->len);
+	if (is_control_traffic(&pkt) || is_local_destination(&pkt)) {
+		count_tunnel(ti->tunnel, TUNNEL_INGRESS, pkt.len);
+		return TC_ACT_OK;
+	}
+	if (source_vnet(&pkt, ifindex) < 0)
+		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_SPOOFED,
+				   DROP_TUNNEL_SPOOFED_INNER, pkt.len);
+	route = route_lookup(&pkt, TUNNEL_ROUTE_SCOPE | ti->tunnel);
+	if (!route || (route->type != ROUTE_VNET_LOCAL && route->type != ROUTE_VNET_PEERING))
+		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_NO_ROUTE, DROP_TUNNEL_NO_ROUTE,
+				   pkt.len);
+	/* The inbound NSG of the destination decides here once the NSG stage exists. */
+	count_tunnel(ti->tunnel, TUNNEL_INGRESS, pkt.len);
+	if (route->type == ROUTE_VNET_PEERING)
+		count_peering(route->peering, pkt.len);
+	if (hop_limit_expired(&pkt))
+		return TC_ACT_OK; /* the kernel answers with time exceeded */
+	hop_limit_decrement(&pkt);
+	return bpf_redirect_neigh(route->egress_ifindex, NULL, 0, 0);
+}
+
+/* Leaving into the tunnel: the kernel routed it here, xfrm encrypts it next. */
+static __always_inline int tunnel_egress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct tunnel_interface *ti = bpf_map_lookup_elem(&tunnel_interfaces, &ifindex);
+	__u32 segments = skb->gso_segs ? skb->gso_segs : 1;
+	__u32 index;
+	struct packet_counter *c;
+
+	if (!ti || ti->tunnel >= MAX_TUNNELS)
+		return TC_ACT_OK;
+	index = ti->tunnel * TUNNEL_COUNTER_MAX + TUNNEL_EGRESS;
+	c = bpf_map_lookup_elem(&tunnel_counters, &index);
+	if (c) {
+		c->packets += segments;
+		c->bytes += skb->len - ti->l2_len;
+	}
+	return TC_ACT_OK;
+}
+
+#endif

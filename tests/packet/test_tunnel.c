@@ -1,0 +1,538 @@
+/* Packet tests of the tunnel stage: ESP, ESP-in-UDP and IKE arriving on the uplink, and
+ * decrypted packets on a connection's interface, run through the gateway's programs with
+ * BPF_PROG_TEST_RUN. The host kernel has no ESP and no xfrm interfaces, so the tunnel
+ * maps are filled here as `up` fills them for a connection, and a veth stands in for the
+ * xfrm interface (with the link header it has and xfrm has not). */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/pkt_cls.h>
+#include "vnet_xdp.h"
+#include "packet/packet_builder.h"
+
+#define PREFIX "vxtun"
+#define GATEWAY "pkttun"
+#define PIN_DIR VNET_XDP_PIN_ROOT "/" GATEWAY
+
+#define HUB_VM_MAC "02:00:00:00:10:04"
+#define HUB_GW_MAC "02:00:00:00:10:01"
+#define UPLINK_PEER_MAC "02:00:00:00:99:02"
+#define UPLINK_GW_MAC "02:00:00:00:99:01"
+
+#define LOCAL_ENDPOINT "198.51.100.1"
+#define PEER "198.51.100.2"
+#define STRANGER "198.51.100.3"
+#define TUNNEL 3
+#define HUB_VNET 0
+#define ONPREM_VM "192.168.50.10"
+#define SPI 0xc0ffee01u
+
+static struct {
+	bool ready;
+	const char *why_not;
+	int host_netns;
+	uint32_t hub, uplink, tunnel_if;
+	int xdp_uplink, xdp_hub, tc_in, tc_out;
+	int drops_fd, datapath_fd, tunnel_fd, spi_fd;
+	struct bpf_object *obj;
+} gw;
+
+static int shell(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static void address_key_of(struct address_key *key, const char *text)
+{
+	memset(key, 0, sizeof(*key));
+	key->family = strchr(text, ':') ? AF_INET6 : AF_INET;
+	inet_pton(key->family, text, key->addr);
+}
+
+static void lpm_key_of(struct lpm_key *key, uint32_t scope, const char *addr, int len)
+{
+	memset(key, 0, sizeof(*key));
+	key->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	key->scope = scope;
+	key->prefixlen = LPM_SCOPE_BITS + len;
+	inet_pton(key->family, addr, key->addr);
+}
+
+static int map_fd(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), PIN_DIR "/%s", name);
+	return bpf_obj_get(path);
+}
+
+/* What `up` writes for one IPsec connection from the hub's gateway to 198.51.100.2
+ * whose on-premises space is 192.168.50.0/24, with its xfrm interface at tunnel_if. */
+static int connection_fill(void)
+{
+	struct address_key peer_key, local_key;
+	struct tunnel_peer peer = { .tunnel = TUNNEL };
+	struct tunnel_interface ti = { .tunnel = TUNNEL, .vnet = HUB_VNET, .l2_len = 14 };
+	struct route_info to_onprem = { .type = ROUTE_TUNNEL };
+	struct route_info to_hub = { .type = ROUTE_VNET_LOCAL, .dst_vnet = HUB_VNET };
+	struct lpm_key key;
+	uint32_t one = 1, vnet = HUB_VNET;
+	int peers = map_fd("tunnel_peers"), endpoints = map_fd("tunnel_endpoints"),
+	    ifaces = map_fd("tunnel_interfaces"), routes = map_fd("routes"),
+	    sources = map_fd("source_prefixes"), err = 0;
+
+	if (peers < 0 || endpoints < 0 || ifaces < 0 || routes < 0 || sources < 0)
+		return -1;
+	address_key_of(&peer_key, PEER);
+	address_key_of(&local_key, LOCAL_ENDPOINT);
+	peer.xfrm_ifindex = gw.tunnel_if;
+	peer.local = local_key;
+	to_onprem.egress_ifindex = gw.tunnel_if;
+	to_hub.egress_ifindex = gw.hub;
+	err |= bpf_map_update_elem(peers, &peer_key, &peer, BPF_ANY);
+	err |= bpf_map_update_elem(endpoints, &local_key, &one, BPF_ANY);
+	err |= bpf_map_update_elem(ifaces, &gw.tunnel_if, &ti, BPF_ANY);
+	/* The hub's route to on-premises, more specific than Azure's None for 192.168/16. */
+	lpm_key_of(&key, HUB_VNET, "192.168.50.0", 24);
+	err |= bpf_map_update_elem(routes, &key, &to_onprem, BPF_ANY);
+	/* The tunnel's own table: the hub only. */
+	lpm_key_of(&key, TUNNEL_ROUTE_SCOPE | TUNNEL, "10.10.0.0", 16);
+	err |= bpf_map_update_elem(routes, &key, &to_hub, BPF_ANY);
+	/* Decrypted sources must be in the connection's remote address space. */
+	lpm_key_of(&key, gw.tunnel_if, "192.168.50.0", 24);
+	err |= bpf_map_update_elem(sources, &key, &vnet, BPF_ANY);
+	close(peers);
+	close(endpoints);
+	close(ifaces);
+	close(routes);
+	close(sources);
+	return err ? -1 : 0;
+}
+
+static int program_fd(const char *name)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(gw.obj, name);
+
+	return prog ? bpf_program__fd(prog) : -1;
+}
+
+static int setup_gateway(void **state)
+{
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	char path[256];
+	int ns;
+
+	if (geteuid() != 0) {
+		gw.why_not = "needs root for network namespaces and BPF";
+		return 0;
+	}
+	if (shell("bash -c '. scripts/topology.sh && topology_down " PREFIX " && topology_up " PREFIX
+		  " && topology_config " GATEWAY " > /tmp/vnet-xdp-" GATEWAY ".json"
+		  " && ip -n " PREFIX "-gw link add tuntest0 type veth peer name tuntest1"
+		  " && ip -n " PREFIX "-gw link set tuntest0 up && ip -n " PREFIX "-gw link set tuntest1 up"
+		  " && ip -n " PREFIX "-gw neigh replace 10.10.1.4 lladdr " HUB_VM_MAC " dev to-hub nud permanent"
+		  " && nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null 2>&1;"
+		  " nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp up -c /tmp/vnet-xdp-" GATEWAY ".json'",
+		  build, build)) {
+		gw.why_not = "could not build the topology or bring the gateway up";
+		return -1;
+	}
+	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
+	ns = open("/run/netns/" PREFIX "-gw", O_RDONLY);
+	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
+		gw.why_not = "cannot enter the gateway's namespace";
+		return -1;
+	}
+	close(ns);
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+
+	gw.hub = if_nametoindex("to-hub");
+	gw.uplink = if_nametoindex("uplink0");
+	gw.tunnel_if = if_nametoindex("tuntest0");
+	snprintf(path, sizeof(path), PIN_DIR "/xdp_%u", gw.uplink);
+	gw.xdp_uplink = bpf_obj_get(path);
+	snprintf(path, sizeof(path), PIN_DIR "/xdp_%u", gw.hub);
+	gw.xdp_hub = bpf_obj_get(path);
+	/* The tc programs of the same object, sharing the gateway's pinned maps. */
+	snprintf(path, sizeof(path), "%s/vnet_xdp.bpf.o", build);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = PIN_DIR);
+	gw.obj = bpf_object__open_file(path, &opts);
+	if (!gw.obj || bpf_object__load(gw.obj)) {
+		gw.why_not = "cannot load the BPF object";
+		return -1;
+	}
+	gw.tc_in = program_fd("tc_tunnel_ingress");
+	gw.tc_out = program_fd("tc_tunnel_egress");
+	gw.drops_fd = map_fd("drop_counters");
+	gw.datapath_fd = map_fd("datapath_counters");
+	gw.tunnel_fd = map_fd("tunnel_counters");
+	gw.spi_fd = map_fd("tunnel_spi_counters");
+	if (gw.xdp_uplink < 0 || gw.xdp_hub < 0 || gw.tc_in < 0 || gw.tc_out < 0 ||
+	    gw.drops_fd < 0 || gw.datapath_fd < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0) {
+		gw.why_not = "the gateway's programs or maps are not there";
+		return -1;
+	}
+	if (connection_fill()) {
+		gw.why_not = "cannot fill the tunnel maps";
+		return -1;
+	}
+	gw.ready = true;
+	return 0;
+}
+
+static int teardown_gateway(void **state)
+{
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+
+	if (gw.obj)
+		bpf_object__close(gw.obj);
+	if (gw.host_netns > 0)
+		setns(gw.host_netns, CLONE_NEWNET);
+	if (geteuid() == 0)
+		shell("nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null;"
+		      " bash -c '. scripts/topology.sh && topology_down " PREFIX "'; rm -f /tmp/vnet-xdp-" GATEWAY ".json",
+		      build);
+	return 0;
+}
+
+static void require_gateway(void)
+{
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+}
+
+static int run_xdp(int prog_fd, uint32_t ifindex, const struct frame *in)
+{
+	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = ifindex };
+	uint8_t out[FRAME_MAX];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &opts), 0);
+	/* What the kernel gets is what came in. */
+	if (opts.retval == XDP_PASS) {
+		assert_int_equal(opts.data_size_out, in->len);
+		assert_memory_equal(out, in->data, in->len);
+	}
+	return opts.retval;
+}
+
+static int run_tc(int prog_fd, uint32_t ifindex, const struct frame *in)
+{
+	struct __sk_buff ctx = { .ifindex = ifindex };
+	uint8_t out[FRAME_MAX];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &opts), 0);
+	return opts.retval;
+}
+
+static struct packet_counter counter_of(int fd, const void *key)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct packet_counter values[cpus], sum = { 0 };
+
+	if (bpf_map_lookup_elem(fd, key, values))
+		return sum;
+	for (int c = 0; c < cpus; c++) {
+		sum.packets += values[c].packets;
+		sum.bytes += values[c].bytes;
+	}
+	return sum;
+}
+
+static struct packet_counter tunnel_counter(uint32_t counter)
+{
+	uint32_t index = TUNNEL * TUNNEL_COUNTER_MAX + counter;
+
+	return counter_of(gw.tunnel_fd, &index);
+}
+
+static struct packet_counter spi_counter(const char *peer, uint32_t spi)
+{
+	struct tunnel_spi_key key = { .spi = spi };
+
+	address_key_of(&key.peer, peer);
+	return counter_of(gw.spi_fd, &key);
+}
+
+static uint64_t packets_of(int fd, uint32_t index)
+{
+	return counter_of(fd, &index).packets;
+}
+
+/* An IPv4 ESP packet: SPI, sequence number and `payload` bytes of ciphertext. */
+static void frame_esp(struct frame *f, const char *src, const char *dst, uint32_t spi,
+		      size_t payload)
+{
+	struct flow fl = { .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_UDP,
+			   .sport = 1, .dport = 1, .ip_id = 7, .payload = payload };
+	uint8_t *ip;
+
+	frame_build(f, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	ip = f->data + 14;
+	ip[9] = 50; /* ESP: the bytes after the header are SPI, sequence, ciphertext */
+	put16(ip + 20, spi >> 16);
+	put16(ip + 22, spi & 0xffff);
+	put16(ip + 24, 0);
+	put16(ip + 26, 1);
+	ipv4_header_checksum(ip);
+}
+
+/* UDP from port 4500 to 4500 whose payload starts with `first_word` (an SPI, or zero for
+ * IKE's non-ESP marker); payload of one byte: the NAT keepalive 0xff. */
+static void frame_udp_encap(struct frame *f, const char *src, const char *dst, uint16_t dport,
+			    uint32_t first_word, size_t payload)
+{
+	struct flow fl = { .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_UDP,
+			   .sport = 4500, .dport = dport, .ip_id = 9, .payload = payload };
+	uint8_t *udp;
+
+	frame_build(f, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	udp = f->data + 14 + 20;
+	if (payload == 1) {
+		udp[8] = 0xff;
+	} else {
+		put16(udp + 8, first_word >> 16);
+		put16(udp + 10, first_word & 0xffff);
+	}
+	put16(udp + 6, 0); /* no UDP checksum: allowed over IPv4 */
+}
+
+/* ---- the uplink ---- */
+
+static void esp_from_the_peer_is_counted_by_spi_and_passed(void **state)
+{
+	struct packet_counter esp, spi, esp_after, spi_after;
+	uint64_t passed = packets_of(gw.datapath_fd, COUNT_PASS_ESP);
+	struct frame in;
+
+	require_gateway();
+	frame_esp(&in, PEER, LOCAL_ENDPOINT, SPI, 100);
+	esp = tunnel_counter(TUNNEL_ESP_IN);
+	spi = spi_counter(PEER, SPI);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	esp_after = tunnel_counter(TUNNEL_ESP_IN);
+	spi_after = spi_counter(PEER, SPI);
+	assert_int_equal(esp_after.packets, esp.packets + 3);
+	assert_int_equal(esp_after.bytes, esp.bytes + 3 * (in.len - 14));
+	assert_int_equal(spi_after.packets, spi.packets + 3);
+	assert_int_equal(spi_after.bytes, spi.bytes + 3 * (in.len - 14));
+	assert_int_equal(packets_of(gw.datapath_fd, COUNT_PASS_ESP), passed + 3);
+	/* Another SPI (after a rekey) has its own counter. */
+	frame_esp(&in, PEER, LOCAL_ENDPOINT, SPI + 1, 64);
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	assert_int_equal(spi_counter(PEER, SPI + 1).packets, 1);
+	assert_int_equal(spi_counter(PEER, SPI).packets, spi_after.packets);
+}
+
+static void esp_in_udp_from_the_peer_is_counted_and_passed(void **state)
+{
+	struct packet_counter before = spi_counter(PEER, SPI + 2);
+	uint64_t esp = tunnel_counter(TUNNEL_ESP_IN).packets;
+	struct frame in;
+
+	require_gateway();
+	frame_udp_encap(&in, PEER, LOCAL_ENDPOINT, 4500, SPI + 2, 120);
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	assert_int_equal(spi_counter(PEER, SPI + 2).packets, before.packets + 1);
+	assert_int_equal(spi_counter(PEER, SPI + 2).bytes, before.bytes + in.len - 14);
+	assert_int_equal(tunnel_counter(TUNNEL_ESP_IN).packets, esp + 1);
+}
+
+static void ike_goes_to_the_kernel_uncounted(void **state)
+{
+	uint64_t ike = packets_of(gw.datapath_fd, COUNT_PASS_IKE);
+	uint64_t esp = tunnel_counter(TUNNEL_ESP_IN).packets;
+	struct frame in;
+
+	require_gateway();
+	frame_udp_encap(&in, PEER, LOCAL_ENDPOINT, 500, 0x12345678, 200); /* IKE_SA_INIT */
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	frame_udp_encap(&in, PEER, LOCAL_ENDPOINT, 4500, 0, 200); /* non-ESP marker */
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	frame_udp_encap(&in, PEER, LOCAL_ENDPOINT, 4500, 0, 1); /* NAT keepalive */
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	/* IKE from anyone reaches charon: it is charon that authenticates peers. */
+	frame_udp_encap(&in, STRANGER, LOCAL_ENDPOINT, 500, 0x12345678, 200);
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_PASS);
+	assert_int_equal(packets_of(gw.datapath_fd, COUNT_PASS_IKE), ike + 4);
+	assert_int_equal(tunnel_counter(TUNNEL_ESP_IN).packets, esp);
+	assert_int_equal(spi_counter(PEER, 0).packets, 0);
+}
+
+static void esp_from_an_unknown_peer_is_dropped(void **state)
+{
+	uint64_t drops = packets_of(gw.drops_fd, DROP_TUNNEL_UNKNOWN_PEER);
+	uint64_t esp = tunnel_counter(TUNNEL_ESP_IN).packets;
+	struct frame in;
+
+	require_gateway();
+	frame_esp(&in, STRANGER, LOCAL_ENDPOINT, SPI, 100);
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_DROP);
+	frame_udp_encap(&in, STRANGER, LOCAL_ENDPOINT, 4500, SPI, 100);
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_DROP);
+	/* ESP too short to hold an SPI. */
+	frame_esp(&in, PEER, LOCAL_ENDPOINT, SPI, 0);
+	in.len = 14 + 20 + 2;
+	in.data[14 + 3] = 22;
+	ipv4_header_checksum(in.data + 14);
+	assert_int_equal(run_xdp(gw.xdp_uplink, gw.uplink, &in), XDP_DROP);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_TUNNEL_UNKNOWN_PEER), drops + 3);
+	assert_int_equal(tunnel_counter(TUNNEL_ESP_IN).packets, esp);
+	assert_int_equal(spi_counter(STRANGER, SPI).packets, 0);
+}
+
+static void esp_between_vms_is_forwarded_like_any_traffic(void **state)
+{
+	struct frame in;
+	struct flow fl = { .family = AF_INET, .src = "10.10.1.4", .dst = "10.11.1.4",
+			   .proto = IPPROTO_UDP, .sport = 1, .dport = 1, .payload = 40 };
+	uint64_t esp = tunnel_counter(TUNNEL_ESP_IN).packets;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	in.data[14 + 9] = 50;
+	ipv4_header_checksum(in.data + 14);
+	/* A VM's own IPsec is not the gateway's: it follows the VNet's routes (here a peering
+	 * whose neighbour the kernel resolves first). */
+	assert_int_not_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_DROP);
+	assert_int_equal(tunnel_counter(TUNNEL_ESP_IN).packets, esp);
+}
+
+static void vnet_traffic_to_onprem_goes_to_the_kernel_for_xfrm(void **state)
+{
+	struct flow fl = { .family = AF_INET, .src = "10.10.1.4", .dst = ONPREM_VM,
+			   .proto = IPPROTO_TCP, .sport = 40000, .dport = 22 };
+	uint64_t tunnel = packets_of(gw.datapath_fd, COUNT_PASS_TUNNEL);
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_PASS);
+	assert_int_equal(packets_of(gw.datapath_fd, COUNT_PASS_TUNNEL), tunnel + 1);
+	/* The rest of 192.168/16 keeps Azure's None route. */
+	fl.dst = "192.168.51.10";
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_DROP);
+}
+
+/* ---- the connection's interface ---- */
+
+static void frame_inner(struct frame *f, const char *src, const char *dst, size_t payload)
+{
+	struct flow fl = { .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_ICMP,
+			   .sport = 77, .ip_id = 5, .payload = payload };
+
+	frame_build(f, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
+}
+
+static void decrypted_packet_is_counted_and_forwarded_into_the_vnet(void **state)
+{
+	struct packet_counter before = tunnel_counter(TUNNEL_INGRESS), after;
+	struct frame in;
+
+	require_gateway();
+	frame_inner(&in, ONPREM_VM, "10.10.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	after = tunnel_counter(TUNNEL_INGRESS);
+	assert_int_equal(after.packets, before.packets + 1);
+	assert_int_equal(after.bytes, before.bytes + in.len - 14);
+}
+
+static void decrypted_packet_with_a_foreign_source_is_dropped(void **state)
+{
+	uint64_t drops = packets_of(gw.drops_fd, DROP_TUNNEL_SPOOFED_INNER);
+	uint64_t spoofed = tunnel_counter(TUNNEL_DROP_INGRESS_SPOOFED).packets;
+	uint64_t ingress = tunnel_counter(TUNNEL_INGRESS).packets;
+	struct frame in;
+
+	require_gateway();
+	frame_inner(&in, "192.168.60.10", "10.10.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	frame_inner(&in, "10.11.1.4", "10.10.1.4", 56); /* a VNet's address from outside */
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_TUNNEL_SPOOFED_INNER), drops + 2);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_SPOOFED).packets, spoofed + 2);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, ingress);
+}
+
+static void decrypted_packet_outside_the_tunnel_routes_is_dropped(void **state)
+{
+	uint64_t drops = packets_of(gw.drops_fd, DROP_TUNNEL_NO_ROUTE);
+	uint64_t no_route = tunnel_counter(TUNNEL_DROP_INGRESS_NO_ROUTE).packets;
+	struct frame in;
+
+	require_gateway();
+	/* spoke1 is peered with the hub, but without gateway transit on-premises does not
+	 * reach it. */
+	frame_inner(&in, ONPREM_VM, "10.11.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	frame_inner(&in, ONPREM_VM, "203.0.113.99", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_TUNNEL_NO_ROUTE), drops + 2);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_NO_ROUTE).packets, no_route + 2);
+}
+
+static void packets_into_the_tunnel_are_counted(void **state)
+{
+	struct packet_counter before = tunnel_counter(TUNNEL_EGRESS), after;
+	struct frame in;
+
+	require_gateway();
+	frame_inner(&in, "10.10.1.4", ONPREM_VM, 1000);
+	assert_int_equal(run_tc(gw.tc_out, gw.tunnel_if, &in), TC_ACT_OK);
+	assert_int_equal(run_tc(gw.tc_out, gw.tunnel_if, &in), TC_ACT_OK);
+	after = tunnel_counter(TUNNEL_EGRESS);
+	assert_int_equal(after.packets, before.packets + 2);
+	assert_int_equal(after.bytes, before.bytes + 2 * (in.len - 14));
+	/* Other interfaces are not tunnels: nothing counted. */
+	assert_int_equal(run_tc(gw.tc_out, gw.hub, &in), TC_ACT_OK);
+	assert_int_equal(tunnel_counter(TUNNEL_EGRESS).packets, after.packets);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(esp_from_the_peer_is_counted_by_spi_and_passed),
+		cmocka_unit_test(esp_in_udp_from_the_peer_is_counted_and_passed),
+		cmocka_unit_test(ike_goes_to_the_kernel_uncounted),
+		cmocka_unit_test(esp_from_an_unknown_peer_is_dropped),
+		cmocka_unit_test(esp_between_vms_is_forwarded_like_any_traffic),
+		cmocka_unit_test(vnet_traffic_to_onprem_goes_to_the_kernel_for_xfrm),
+		cmocka_unit_test(decrypted_packet_is_counted_and_forwarded_into_the_vnet),
+		cmocka_unit_test(decrypted_packet_with_a_foreign_source_is_dropped),
+		cmocka_unit_test(decrypted_packet_outside_the_tunnel_routes_is_dropped),
+		cmocka_unit_test(packets_into_the_tunnel_are_counted),
+	};
+
+	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);
+}
