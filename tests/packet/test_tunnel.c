@@ -21,16 +21,11 @@
 #include <linux/if_link.h>
 #include <linux/pkt_cls.h>
 #include "vnet_xdp.h"
-#include "packet/packet_builder.h"
+#include "packet/gateway_harness.h"
 
 #define PREFIX "vxtun"
 #define GATEWAY "pkttun"
 #define PIN_DIR VNET_XDP_PIN_ROOT "/" GATEWAY
-
-#define HUB_VM_MAC "02:00:00:00:10:04"
-#define HUB_GW_MAC "02:00:00:00:10:01"
-#define UPLINK_PEER_MAC "02:00:00:00:99:02"
-#define UPLINK_GW_MAC "02:00:00:00:99:01"
 
 #define LOCAL_ENDPOINT "198.51.100.1"
 #define PEER "198.51.100.2"
@@ -40,26 +35,17 @@
 #define ONPREM_VM "192.168.50.10"
 #define SPI 0xc0ffee01u
 
+static struct gateway_harness harness = { .prefix = PREFIX, .gateway = GATEWAY,
+					  .config_command = "" };
+
 static struct {
 	bool ready;
 	const char *why_not;
-	int host_netns;
 	uint32_t hub, uplink, tunnel_if;
 	int xdp_uplink, xdp_hub, tc_in, tc_out;
 	int drops_fd, datapath_fd, tunnel_fd, spi_fd;
 	struct bpf_object *obj;
 } gw;
-
-static int shell(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
 
 static void address_key_of(struct address_key *key, const char *text)
 {
@@ -137,46 +123,29 @@ static int program_fd(const char *name)
 
 static int setup_gateway(void **state)
 {
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
 	char path[256];
-	int ns;
 
-	if (geteuid() != 0) {
-		gw.why_not = "needs root for network namespaces and BPF";
+	if (harness_up(&harness)) {
+		gw.why_not = harness.why_not;
+		return -1;
+	}
+	if (!harness.ready) {
+		gw.why_not = harness.why_not;
 		return 0;
 	}
-	if (shell("bash -c '. scripts/topology.sh && topology_down " PREFIX " && topology_up " PREFIX
-		  " && topology_config " GATEWAY " > /tmp/vnet-xdp-" GATEWAY ".json"
-		  " && ip -n " PREFIX "-gw link add tuntest0 type veth peer name tuntest1"
-		  " && ip -n " PREFIX "-gw link set tuntest0 up && ip -n " PREFIX "-gw link set tuntest1 up"
-		  " && ip -n " PREFIX "-gw neigh replace 10.10.1.4 lladdr " HUB_VM_MAC " dev to-hub nud permanent"
-		  " && nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null 2>&1;"
-		  " nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp up -c /tmp/vnet-xdp-" GATEWAY ".json'",
-		  build, build)) {
-		gw.why_not = "could not build the topology or bring the gateway up";
+	/* A veth in the gateway's namespace stands in for the connection's xfrm interface. */
+	if (harness_shell("ip link add tuntest0 type veth peer name tuntest1 && "
+			  "ip link set tuntest0 up && ip link set tuntest1 up")) {
+		gw.why_not = "cannot create the stand-in for the xfrm interface";
 		return -1;
 	}
-	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
-	ns = open("/run/netns/" PREFIX "-gw", O_RDONLY);
-	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
-		gw.why_not = "cannot enter the gateway's namespace";
-		return -1;
-	}
-	close(ns);
-	cpu_set_t cpus;
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-
-	gw.hub = if_nametoindex("to-hub");
-	gw.uplink = if_nametoindex("uplink0");
+	gw.hub = harness.ifaces[HUB].ifindex;
+	gw.uplink = harness.ifaces[UPLINK].ifindex;
 	gw.tunnel_if = if_nametoindex("tuntest0");
-	snprintf(path, sizeof(path), PIN_DIR "/xdp_%u", gw.uplink);
-	gw.xdp_uplink = bpf_obj_get(path);
-	snprintf(path, sizeof(path), PIN_DIR "/xdp_%u", gw.hub);
-	gw.xdp_hub = bpf_obj_get(path);
+	gw.xdp_uplink = harness.ifaces[UPLINK].prog_fd;
+	gw.xdp_hub = harness.ifaces[HUB].prog_fd;
 	/* The tc programs of the same object, sharing the gateway's pinned maps. */
-	snprintf(path, sizeof(path), "%s/vnet_xdp.bpf.o", build);
+	snprintf(path, sizeof(path), "%s/vnet_xdp.bpf.o", harness_build_dir());
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = PIN_DIR);
 	gw.obj = bpf_object__open_file(path, &opts);
 	if (!gw.obj || bpf_object__load(gw.obj)) {
@@ -185,13 +154,12 @@ static int setup_gateway(void **state)
 	}
 	gw.tc_in = program_fd("tc_tunnel_ingress");
 	gw.tc_out = program_fd("tc_tunnel_egress");
-	gw.drops_fd = map_fd("drop_counters");
-	gw.datapath_fd = map_fd("datapath_counters");
+	gw.drops_fd = harness.drops_fd;
+	gw.datapath_fd = harness.datapath_fd;
 	gw.tunnel_fd = map_fd("tunnel_counters");
 	gw.spi_fd = map_fd("tunnel_spi_counters");
-	if (gw.xdp_uplink < 0 || gw.xdp_hub < 0 || gw.tc_in < 0 || gw.tc_out < 0 ||
-	    gw.drops_fd < 0 || gw.datapath_fd < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0) {
-		gw.why_not = "the gateway's programs or maps are not there";
+	if (gw.tc_in < 0 || gw.tc_out < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0) {
+		gw.why_not = "the tunnel programs or maps are not there";
 		return -1;
 	}
 	if (connection_fill()) {
@@ -204,16 +172,9 @@ static int setup_gateway(void **state)
 
 static int teardown_gateway(void **state)
 {
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-
 	if (gw.obj)
 		bpf_object__close(gw.obj);
-	if (gw.host_netns > 0)
-		setns(gw.host_netns, CLONE_NEWNET);
-	if (geteuid() == 0)
-		shell("nsenter --net=/run/netns/" PREFIX "-gw %s/vnet-xdp down -n " GATEWAY " >/dev/null;"
-		      " bash -c '. scripts/topology.sh && topology_down " PREFIX "'; rm -f /tmp/vnet-xdp-" GATEWAY ".json",
-		      build);
+	harness_down(&harness);
 	return 0;
 }
 
