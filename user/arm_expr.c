@@ -34,6 +34,9 @@ struct arm_context {
 	struct copy_frame *copies;
 	size_t n_copies, cap_copies;
 	int depth;
+	arm_reference_fn reference;  /* may be NULL: reference() is then unsupported */
+	void *reference_opaque;
+	const char *current_path;    /* the tree path being evaluated, for warnings */
 };
 
 struct parser {
@@ -157,18 +160,22 @@ json_t *arm_context_take_warnings(struct arm_context *ctx)
 	return taken;
 }
 
-static void warn(struct arm_context *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void warn(struct arm_context *ctx, const char *fmt, ...)
+void arm_context_warn(struct arm_context *ctx, const char *fmt, ...)
 {
-	char line[512];
+	char line[768];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	json_array_append_new(ctx->warnings, json_string(line));
+}
+
+void arm_context_set_reference_resolver(struct arm_context *ctx, arm_reference_fn fn,
+					void *opaque)
+{
+	ctx->reference = fn;
+	ctx->reference_opaque = opaque;
 }
 
 bool arm_is_expression(const char *text)
@@ -321,12 +328,12 @@ static json_t *parameter_value(struct arm_context *ctx, const char *name,
 	} else if (type && (!strcasecmp(type, "securestring") ||
 			    !strcasecmp(type, "secureObject"))) {
 		/* Not cached: every use warns, so the one that is kept is reported. */
-		warn(ctx, "parameter '%s' (%s) has no value: \"%s\" stands in for it; "
+		arm_context_warn(ctx, "parameter '%s' (%s) has no value: \"%s\" stands in for it; "
 		     "set it with --param %s=VALUE", name, type, ARM_SECRET_PLACEHOLDER, name);
 		free(key);
 		return json_string(ARM_SECRET_PLACEHOLDER);
 	} else if (!type || !strcasecmp(type, "string")) {
-		warn(ctx, "parameter '%s' has no value: its name stands in for it; "
+		arm_context_warn(ctx, "parameter '%s' has no value: its name stands in for it; "
 		     "set it with --param %s=VALUE", name, name);
 		free(key);
 		return json_string(name);
@@ -1237,6 +1244,35 @@ static json_t *parse_list(struct parser *p, char close)
 	}
 }
 
+/* reference(id [, apiVersion [, 'Full']]) through the installed resolver: the runtime
+ * properties, or with 'Full' the resource around them. */
+static json_t *call_reference(struct parser *p, int position, json_t *args)
+{
+	struct arm_context *ctx = p->ctx;
+	const char *path = ctx->current_path, *full;
+	size_t n = json_array_size(args);
+	char why[256] = "";
+	json_t *props;
+
+	if (n < 1 || n > 3 || !json_is_string(json_array_get(args, 0))) {
+		set_error(p->err, ARM_ERROR_EVAL, position,
+			  "reference() takes a resource id and an optional apiVersion and 'Full'");
+		return NULL;
+	}
+	props = ctx->reference(ctx->reference_opaque, ctx,
+			       json_string_value(json_array_get(args, 0)),
+			       path ? path : "expression", why, sizeof(why));
+	ctx->current_path = path; /* the resolver evaluated other trees */
+	if (!props) {
+		set_error(p->err, ARM_ERROR_UNSUPPORTED, position, "%s", why);
+		return NULL;
+	}
+	full = json_string_value(json_array_get(args, 2));
+	if (full && !strcasecmp(full, "Full"))
+		return json_pack("{s:o}", "properties", props);
+	return props;
+}
+
 static json_t *call_function(struct parser *p, const char *name, int position, json_t *args)
 {
 	struct call c = { .p = p, .name = name, .position = position,
@@ -1260,6 +1296,8 @@ static json_t *call_function(struct parser *p, const char *name, int position, j
 		c.name = f->name;
 		return f->fn(&c);
 	}
+	if (!strcasecmp(name, "reference") && p->ctx->reference)
+		return call_reference(p, position, args);
 	if (needs_deployment(name))
 		set_error(p->err, ARM_ERROR_UNSUPPORTED, position,
 			  "%s() needs a deployment and is not supported", name);
@@ -1538,7 +1576,9 @@ static json_t *eval_tree(struct arm_context *ctx, json_t *value, const char *pat
 	}
 	switch (json_typeof(value)) {
 	case JSON_STRING:
+		ctx->current_path = path;
 		out = arm_eval_string(ctx, json_string_value(value), err);
+		ctx->current_path = NULL;
 		if (!out && on_error && on_error(opaque, path, err)) {
 			memset(err, 0, sizeof(*err));
 			*omitted = true;

@@ -46,6 +46,19 @@ void arm_context_pop_copy(struct arm_context *ctx);
  * takes ownership of the returned array of strings; the context starts a new one. */
 json_t *arm_context_take_warnings(struct arm_context *ctx);
 
+/* reference() needs a deployment, but for some resources the template alone says what
+ * Azure will answer (an Azure Firewall's private IP is the first usable address of its
+ * subnet). A resolver installed here gets reference()'s resource id and returns the
+ * resource's runtime properties (a new reference), or NULL with a reason in `why`.
+ * `path` names the string being evaluated, for warnings (arm_context_warn). */
+typedef json_t *(*arm_reference_fn)(void *opaque, struct arm_context *ctx, const char *id,
+				    const char *path, char *why, size_t why_size);
+void arm_context_set_reference_resolver(struct arm_context *ctx, arm_reference_fn fn,
+					void *opaque);
+/* Adds a warning, taken later with arm_context_take_warnings(). */
+void arm_context_warn(struct arm_context *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* True when the string is an expression ("[...]" but not the "[[" escape). */
 bool arm_is_expression(const char *text);
 

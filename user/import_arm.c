@@ -2,6 +2,7 @@
  * resources whose condition is false, flattens nested child resources to their full
  * "parent/child" names and hands the results to the collector. dependsOn is ignored:
  * order does not matter to a config. */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,175 @@ static void expand_resource(struct importer *imp, struct arm_context *ctx, json_
 	json_decref(loop_name);
 }
 
+/* ---- reference(): what the template alone tells ------------------------------------- */
+
+#define AZURE_FIREWALLS "Microsoft.Network/azureFirewalls"
+
+/* The template resource of `type` and `name` (top level, as evaluated), borrowed. */
+static json_t *template_resource(struct arm_context *ctx, json_t *doc, const char *type,
+				 const char *name)
+{
+	json_t *res;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "resources"), i, res) {
+		json_t *t = json_object_get(res, "type"), *n = json_object_get(res, "name");
+		struct arm_error err;
+		json_t *tv, *nv;
+		bool match;
+
+		if (!json_is_string(t) || !json_is_string(n) ||
+		    strcasecmp(json_string_value(t), type))
+			continue;
+		tv = arm_eval_string(ctx, json_string_value(t), &err);
+		nv = tv ? arm_eval_string(ctx, json_string_value(n), &err) : NULL;
+		match = json_is_string(nv) && !strcasecmp(json_string_value(nv), name);
+		json_decref(tv);
+		json_decref(nv);
+		if (match)
+			return res;
+	}
+	return NULL;
+}
+
+static bool quietly_leave_out(void *opaque, const char *path, const struct arm_error *err)
+{
+	return true;
+}
+
+/* A resource's properties evaluated, unevaluable leaves left out (the resource itself
+ * gets its warnings when it is imported). */
+static json_t *evaluated_properties(struct arm_context *ctx, json_t *res)
+{
+	struct arm_error err;
+
+	return arm_eval_tree(ctx, json_object_get(res, "properties"), "properties",
+			     quietly_leave_out, NULL, &err);
+}
+
+/* The address prefix of subnet `subnet` of VNet `vnet`, declared inline in the VNet or as
+ * a virtualNetworks/subnets resource; a new string or NULL. */
+static char *subnet_prefix(struct arm_context *ctx, json_t *doc, const char *vnet,
+			   const char *subnet)
+{
+	json_t *res = template_resource(ctx, doc, "Microsoft.Network/virtualNetworks", vnet);
+	json_t *props = res ? evaluated_properties(ctx, res) : NULL, *s, *sprops = NULL;
+	char *full = NULL, *out = NULL;
+	const char *prefix;
+	size_t i;
+
+	json_array_foreach(json_object_get(props, "subnets"), i, s)
+		if (!strcasecmp(json_string_value(json_object_get(s, "name")) ?: "", subnet))
+			sprops = json_incref(json_object_get(s, "properties"));
+	json_decref(props);
+	if (!sprops && asprintf(&full, "%s/%s", vnet, subnet) >= 0) {
+		res = template_resource(ctx, doc, "Microsoft.Network/virtualNetworks/subnets", full);
+		sprops = res ? evaluated_properties(ctx, res) : NULL;
+	}
+	prefix = json_string_value(json_object_get(sprops, "addressPrefix"));
+	if (!prefix)
+		prefix = json_string_value(json_array_get(json_object_get(sprops, "addressPrefixes"),
+							  0));
+	if (prefix)
+		out = strdup(prefix);
+	json_decref(sprops);
+	free(full);
+	return out;
+}
+
+/* Azure keeps the first four addresses of a subnet (network, gateway, two for DNS) and
+ * gives the next one to the first resource placed there: network + 4. */
+static bool first_usable_address(const char *prefix, char *out, size_t size)
+{
+	char net[INET_ADDRSTRLEN];
+	const char *slash = strchr(prefix, '/');
+	struct in_addr a;
+	int len;
+
+	if (!slash || (size_t)(slash - prefix) >= sizeof(net))
+		return false;
+	memcpy(net, prefix, (size_t)(slash - prefix));
+	net[slash - prefix] = '\0';
+	len = atoi(slash + 1);
+	if (inet_pton(AF_INET, net, &a) != 1 || len < 0 || len > 29)
+		return false;
+	a.s_addr = htonl((ntohl(a.s_addr) & (len ? ~0u << (32 - len) : 0)) + 4);
+	return inet_ntop(AF_INET, &a, out, (socklen_t)size) != NULL;
+}
+
+/* reference() of an Azure Firewall: its properties from the template, each
+ * ipConfiguration's privateIPAddress derived from its subnet (AzureFirewallSubnet). */
+static json_t *resolve_reference(void *opaque, struct arm_context *ctx, const char *id,
+				 const char *path, char *why, size_t why_size)
+{
+	json_t *doc = opaque, *res, *props = NULL, *ipc;
+	char *sub = NULL, *group = NULL, *type = NULL, *name = NULL;
+	size_t i;
+
+	if (!import_parse_id(id, &sub, &group, &type, &name)) {
+		snprintf(why, why_size, "reference() to '%s' needs a deployment and is not "
+			 "supported; only a resource id of an Azure Firewall is resolved", id);
+		return NULL;
+	}
+	if (strcasecmp(type, AZURE_FIREWALLS)) {
+		snprintf(why, why_size, "reference() to %s '%s' needs a deployment and is not "
+			 "supported; only an Azure Firewall's private IP follows from the template",
+			 type, name);
+		goto out;
+	}
+	res = template_resource(ctx, doc, AZURE_FIREWALLS, name);
+	if (!res) {
+		snprintf(why, why_size, "reference() to Azure Firewall '%s', which the template "
+			 "does not declare", name);
+		goto out;
+	}
+	props = evaluated_properties(ctx, res);
+	json_array_foreach(json_object_get(props, "ipConfigurations"), i, ipc) {
+		json_t *ipprops = json_object_get(ipc, "properties");
+		const char *subnet_id = json_string_value(json_object_get(
+			json_object_get(ipprops, "subnet"), "id"));
+		char *s_sub = NULL, *s_group = NULL, *s_type = NULL, *s_name = NULL, *slash;
+		char *prefix = NULL, address[INET_ADDRSTRLEN];
+
+		if (!subnet_id ||
+		    !import_parse_id(subnet_id, &s_sub, &s_group, &s_type, &s_name))
+			continue;
+		slash = strchr(s_name, '/');
+		if (slash) {
+			*slash = '\0';
+			prefix = subnet_prefix(ctx, doc, s_name, slash + 1);
+		}
+		if (prefix && first_usable_address(prefix, address, sizeof(address))) {
+			json_object_set_new(ipprops, "privateIPAddress", json_string(address));
+			arm_context_warn(ctx, "%s: reference() to Azure Firewall '%s' is resolved "
+					 "without a deployment: ipConfigurations[%zu] gets %s, the "
+					 "first usable address (network + 4) of its subnet %s %s, as "
+					 "Azure assigns it; check it after deploying", path, name, i,
+					 address, slash + 1, prefix);
+		}
+		free(prefix);
+		free(s_sub);
+		free(s_group);
+		free(s_type);
+		free(s_name);
+	}
+	if (!json_is_string(json_object_get(json_object_get(json_array_get(
+		    json_object_get(props, "ipConfigurations"), 0), "properties"),
+		    "privateIPAddress"))) {
+		snprintf(why, why_size, "reference() to Azure Firewall '%s': its subnet's "
+			 "address prefix is not in the template, so its private IP is unknown",
+			 name);
+		json_decref(props);
+		props = NULL;
+	}
+out:
+	free(sub);
+	free(group);
+	free(type);
+	free(name);
+	return props;
+}
+
 int import_arm_template(struct importer *imp, json_t *doc)
 {
 	json_t *resources = json_object_get(doc, "resources"), *res;
@@ -255,6 +425,7 @@ int import_arm_template(struct importer *imp, json_t *doc)
 	ctx = arm_context_new(doc, imp->params);
 	if (!ctx)
 		return 1;
+	arm_context_set_reference_resolver(ctx, resolve_reference, doc);
 	json_array_foreach(resources, i, res) {
 		char *path = NULL;
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include "arm_expr.h"
 #include "import.h"
+#include "azure_samples.h"
 
 enum kind { VNET, SUBNET, PEERING, RULE, DEFAULT_RULE, ROUTE, LNG, CONNECTION, NAT_GATEWAY,
 	    N_KINDS };
@@ -262,47 +263,6 @@ static void count_output(struct counts *c, json_t *config)
 
 /* ---- the tests ---- */
 
-static char samples_dir[1024];
-
-static int find_samples(void **state)
-{
-	const char *shared = getenv("VNET_XDP_SHARED");
-
-	snprintf(samples_dir, sizeof(samples_dir), "%s/azure-samples",
-		 shared && *shared ? shared : "../shared");
-	return 0;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The sample files, sorted; NULL (after skip()) when the directory is absent. */
-static char **list_samples(size_t *n)
-{
-	DIR *dir = opendir(samples_dir);
-	struct dirent *e;
-	char **names = NULL;
-
-	*n = 0;
-	if (!dir) {
-		printf("skipped: %s not found (set VNET_XDP_SHARED to the shared directory)\n",
-		       samples_dir);
-		return NULL;
-	}
-	while ((e = readdir(dir))) {
-		size_t len = strlen(e->d_name);
-
-		if (len > 5 && !strcmp(e->d_name + len - 5, ".json")) {
-			names = realloc(names, (*n + 1) * sizeof(*names));
-			names[(*n)++] = strdup(e->d_name);
-		}
-	}
-	closedir(dir);
-	qsort(names, *n, sizeof(*names), compare_names);
-	return names;
-}
 
 static json_t *import_one(const char *path, int *rc)
 {
