@@ -8,8 +8,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/topology.sh
 
-PREFIX=vxdemo
-GATEWAY=demo
+PREFIX=${DEMO_PREFIX:-vxdemo}   # the tests run the demo under their own names
+GATEWAY=${DEMO_GATEWAY:-demo}
 VNET_XDP=${VNET_XDP:-$PWD/${BUILD:-build}/vnet-xdp}
 KEEP=0
 [ "${1:-}" = "--keep" ] && KEEP=1
@@ -38,9 +38,10 @@ expect() { # expect ok|refused DESCRIPTION COMMAND...
 	fi
 }
 tcp_transfer() { # tcp_transfer FROM TO_ADDR: 1 MiB over TCP, received byte count checked
-	local from=$1 to_ns=$2 addr=$3 port=5201 out
+	local from=$1 to_ns=$2 addr=$3 port=5201 out family=-4
+	case $addr in *:*) family=-6 ;; esac # nc listens on IPv4 only unless told
 	out=$(mktemp)
-	ip netns exec "$to_ns" timeout 8 nc -l -N -p $port >"$out" 2>/dev/null &
+	ip netns exec "$to_ns" timeout 8 nc $family -l -N -p $port >"$out" 2>/dev/null &
 	sleep 0.3
 	head -c 1048576 /dev/zero | ip netns exec "$from" timeout 5 nc -N -w 3 "$addr" $port 2>/dev/null
 	wait
@@ -76,13 +77,14 @@ expect ok      "TCP 1 MiB hub -> spoke1"               tcp_transfer $PREFIX-hub 
 expect ok      "TCP 1 MiB spoke2 -> hub over IPv6"     tcp_transfer $PREFIX-spoke2 $PREFIX-hub fd00:10:0:1::4
 expect refused "TCP spoke1 -> spoke2"                  tcp_transfer $PREFIX-spoke1 $PREFIX-spoke2 10.12.1.4
 
-step "vnet-xdp stats"
-gw stats
+step "vnet-xdp stats -n $GATEWAY"
+gw stats -n "$GATEWAY"
 
 if [ "$KEEP" -eq 1 ]; then
 	step "left running (--keep): namespaces $PREFIX-*, config $CONFIG"
 	echo "  try: ip netns exec $PREFIX-hub ping 10.11.1.4"
-	echo "  stop: nsenter --net=/run/netns/$PREFIX-gw $VNET_XDP down -n $GATEWAY; ip -all netns delete"
+	echo "  stop: nsenter --net=/run/netns/$PREFIX-gw $VNET_XDP down -n $GATEWAY;" \
+		"for ns in gw hub spoke1 spoke2 internet; do ip netns del $PREFIX-\$ns; done"
 else
 	step "vnet-xdp down, topology removed"
 fi
