@@ -34,11 +34,12 @@ BIN       := $(BUILD)/vnet-xdp
 UNIT_SRCS := $(wildcard tests/unit/test_*.c) $(wildcard tests/packet/test_*.c)
 UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+BENCH_BIN := $(BUILD)/bench/vxbench
 
 .PHONY: all test demo install clean deps bench
 .SECONDARY:
 
-all: $(BIN) $(UNIT_BINS) $(TOOL_BINS)
+all: $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BIN)
 
 deps:
 	@scripts/install-deps.sh
@@ -65,6 +66,17 @@ $(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h tests/*/*.h)
 $(BUILD)/tests/tools/%: tests/tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS)
+
+# The benchmark's traffic source and meters (scripts/bench/vxbench.c).
+$(BUILD)/bench/vxbench.bpf.o: scripts/bench/vxbench.bpf.c
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench/vxbench.skel.h: $(BUILD)/bench/vxbench.bpf.o
+	$(BPFTOOL) gen skeleton $< name vxbench_bpf > $@
+
+$(BENCH_BIN): scripts/bench/vxbench.c $(BUILD)/bench/vxbench.skel.h
+	$(CC) $(CFLAGS) -I$(BUILD)/bench $< -o $@ $(LDFLAGS) -lbpf -lelf -lz
 
 # The one test command of README.md: installs what it needs, builds, runs every suite.
 test: deps

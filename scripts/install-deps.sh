@@ -14,6 +14,8 @@ PACKAGES=(
   iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux jq
   # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
   prometheus curl
+  # benchmarks (make bench): the kernel path's rules and state, the plot
+  nftables conntrack gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,78 @@
+# What the benchmark configures, twice: the gateway's config (Azure JSON for `vnet-xdp
+# up`) and the kernel path's nftables ruleset for the same job. Sourced by run.sh after
+# scripts/topology.sh.
+#
+# NSG rule sets: N rules on the hub subnet, inbound. Rules 1..N-1 deny UDP from
+# addresses the test traffic never uses (172.16.x.y) to other ports; rule N, the
+# lowest priority (highest number), allows the test traffic (spoke1 -> hub VM, UDP port
+# 9). So the traffic is decided by the last rule: the worst case for a linear evaluator
+# and exactly what nftables walks through.
+
+BENCH_FLOW_TABLE=${BENCH_FLOW_TABLE:-1048576}
+
+# nsg_rules_json N: the securityRules array.
+nsg_rules_json() {
+	awk -v n="$1" 'BEGIN {
+		printf "["
+		for (i = 0; i < n - 1; i++)
+			printf "{\"name\":\"deny-%d\",\"properties\":{\"priority\":%d,\"direction\":\"Inbound\",\"access\":\"Deny\",\"protocol\":\"Udp\",\"sourceAddressPrefix\":\"172.16.%d.%d\",\"sourcePortRange\":\"*\",\"destinationAddressPrefix\":\"10.10.1.4\",\"destinationPortRange\":\"%d\"}},",
+			       i, 100 + i, int(i / 256), i % 256, 10000 + i
+		printf "{\"name\":\"allow-bench\",\"properties\":{\"priority\":%d,\"direction\":\"Inbound\",\"access\":\"Allow\",\"protocol\":\"Udp\",\"sourceAddressPrefix\":\"10.11.0.0/16\",\"sourcePortRange\":\"*\",\"destinationAddressPrefix\":\"10.10.1.4\",\"destinationPortRange\":\"9\"}}]\n", 100 + n - 1
+	}'
+}
+
+# bench_config GATEWAY [NSG_RULES]: the demo topology's config with a big flow table and,
+# given a rule count, an NSG of that many rules on the hub's subnet.
+bench_config() {
+	local gateway=$1 rules=${2:-0}
+	if [ "$rules" -eq 0 ]; then
+		topology_config "$gateway" |
+			jq --argjson size "$BENCH_FLOW_TABLE" '.gateway.limits = {flowTableSize: $size}'
+		return
+	fi
+	topology_config "$gateway" | jq --argjson size "$BENCH_FLOW_TABLE" \
+		--slurpfile rules <(nsg_rules_json "$rules") '
+		.gateway.limits = {flowTableSize: $size}
+		| .resources += [{type: "Microsoft.Network/networkSecurityGroups", name: "bench-nsg",
+				  location: "westeurope", properties: {securityRules: $rules[0]}}]
+		| (.resources[] | select(.name == "hub") | .properties.subnets[0].properties.networkSecurityGroup)
+			= {id: "[resourceId(\u0027Microsoft.Network/networkSecurityGroups\u0027, \u0027bench-nsg\u0027)]"}'
+}
+
+# The kernel path's rules, as `nft -f` input. Every table lives in the gateway namespace.
+nft_plain() {
+	echo 'flush ruleset'
+}
+
+# nft_nsg N: conntrack for state (Azure's NSGs are stateful), the same N rules in the
+# same order, then Azure's default inbound rules (AllowVnetInBound, DenyAllInBound).
+nft_nsg() {
+	echo 'flush ruleset'
+	echo 'table inet vxbench {'
+	echo '  chain forward {'
+	echo '    type filter hook forward priority 0; policy accept;'
+	echo '    ct state established,related accept'
+	echo '    oifname "to-hub" jump hub_inbound'
+	echo '  }'
+	echo '  chain hub_inbound {'
+	awk -v n="$1" 'BEGIN {
+		for (i = 0; i < n - 1; i++)
+			printf "    ip saddr 172.16.%d.%d ip daddr 10.10.1.4 udp dport %d drop\n", int(i / 256), i % 256, 10000 + i
+		print "    ip saddr 10.11.0.0/16 ip daddr 10.10.1.4 udp dport 9 accept"
+	}'
+	echo '    ip saddr { 10.10.0.0/16, 10.11.0.0/16, 10.12.0.0/16 } ip daddr 10.10.0.0/16 accept'
+	echo '    drop'
+	echo '  }'
+	echo '}'
+}
+
+# nft_snat VIP: the kernel's outbound NAT of spoke1 to its VIP on the uplink.
+nft_snat() {
+	echo 'flush ruleset'
+	echo 'table ip vxbench_nat {'
+	echo '  chain postrouting {'
+	echo '    type nat hook postrouting priority srcnat; policy accept;'
+	echo "    ip saddr 10.11.0.0/16 oifname \"uplink0\" snat to $1"
+	echo '  }'
+	echo '}'
+}

@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# make bench: the gateway's fast path against the Linux kernel path configured for the
+# same job, side by side in one run on one topology (README.md, "Benchmarks").
+#
+#   vxbench-spoke1 (sender) --> vxbench-gw (gateway bench1) --> vxbench-hub (receiver)
+#                                                           --> vxbench-internet (receiver)
+#
+# Traffic: build/bench/vxbench sends 60-byte frames with BPF_PROG_TEST_RUN in live-frames
+# mode from the sender's veth; the receivers count and drop them in XDP. Each pair of
+# measurements runs the same frames through the same namespaces twice: once with our
+# XDP program on the gateway's ingress ("ours"), once with it detached so the kernel
+# routes (ip_forward, nftables rules equivalent to the NSG, nftables SNAT to the VIP).
+#
+# On a 2-core machine the sender, the gateway and the receivers share one core (the
+# veths' NAPI runs in the sender's softirq), so packets per second measure the whole
+# chain; cost per packet (CPU time of the core / packets, minus the cost of the sender
+# alone) is the figure to compare. Knobs: BENCH_SECONDS (per run), BENCH_REPS,
+# BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib.sh
+. scripts/topology.sh
+. scripts/bench/config.sh
+
+PREFIX=vxbench
+GATEWAY=bench1
+GWNS=$PREFIX-gw
+BUILD=${BUILD:-build}
+OUT=$BUILD/bench
+VXBENCH=$PWD/$BUILD/bench/vxbench
+RUN_SECONDS=${BENCH_SECONDS:-1}
+REPS=${BENCH_REPS:-3}
+NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
+RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
+CPU=${BENCH_CPU:-1}
+PINS=/sys/fs/bpf/$PREFIX
+GW_PINS=/sys/fs/bpf/vnet-xdp/$GATEWAY
+WORK=$(mktemp -d /tmp/vnet-xdp-bench.XXXXXX)
+CLK_TCK=$(getconf CLK_TCK)
+STARTED=$(date +%s)
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: needs root (namespaces, BPF)" >&2; exit 1; }
+for f in "$VNET_XDP" "$VXBENCH"; do
+	[ -x "$f" ] || { echo "bench: $f missing: run make first" >&2; exit 1; }
+done
+for tool in nft jq gnuplot conntrack bpftool; do
+	command -v $tool >/dev/null || { echo "bench: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
+done
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+mkdir -p "$OUT" "$PINS"
+
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+cleanup() {
+	sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
+	ours_attach_all
+	in_ns $GWNS "$VNET_XDP" down -n $GATEWAY >/dev/null 2>&1 || true
+	topology_down $PREFIX
+	rm -rf "$PINS" "$WORK"
+}
+[ "${BENCH_KEEP:-0}" = 1 ] || trap cleanup EXIT
+
+log() { printf '%s\n' "$*" >&2; }
+gw() { in_ns $GWNS "$VNET_XDP" "$@"; }
+ifindex() { ip -n $GWNS -j link show "$1" | jq '.[0].ifindex'; }
+
+# ---- the two paths -------------------------------------------------------------------------
+# Ours: the gateway's pinned programs on its veths. Kernel: none (the kernel still
+# receives through the veths' NAPI, GRO on), ip_forward on.
+GW_IFACES="to-hub to-spoke1 to-spoke2 uplink0"
+ours_attach() {
+	ip -n $GWNS link set dev "$1" xdp off 2>/dev/null
+	# not `ip -n`: it remounts /sys, and the pins in bpffs with it
+	[ -e "$GW_PINS/xdp_$(ifindex "$1")" ] &&
+		in_ns $GWNS ip link set dev "$1" xdpdrv pinned "$GW_PINS/xdp_$(ifindex "$1")"
+}
+ours_attach_all() { local i; for i in $GW_IFACES; do ours_attach $i 2>/dev/null; done; }
+kernel_attach_all() {
+	local i
+	for i in $GW_IFACES; do ip -n $GWNS link set dev $i xdp off; done
+	in_ns $GWNS sysctl -qw net.ipv4.ip_forward=1
+}
+use_path() { if [ "$1" = ours ]; then ours_attach_all; else kernel_attach_all; fi; }
+
+gateway_up() { # gateway_up CONFIG-FILE
+	gw down -n $GATEWAY >/dev/null 2>&1
+	gw up -c "$1" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; return 1; }
+}
+
+# ---- senders and meters --------------------------------------------------------------------
+SPOKE1=(--dev eth0 --src-mac 02:00:00:00:11:04 --dst-mac 02:00:00:00:11:01)
+INTERNET=(--dev eth0 --src-mac 02:00:00:00:99:02 --dst-mac 02:00:00:00:99:01)
+HUB=(--dev eth0 --src-mac 02:00:00:00:10:04 --dst-mac 02:00:00:00:10:01)
+send_from() { local ns=$1; shift; in_ns $PREFIX-$ns "$VXBENCH" send --cpu "$CPU" "$@"; }
+sink_count() { "$VXBENCH" count --pin "$PINS/$1"; }
+cpu_ticks() { awk -v c="cpu$CPU" '$1 == c { print $4, $8 }' /proc/stat; } # system softirq
+prog_stat() { "$VXBENCH" stat --prog "$GW_PINS/xdp_$(ifindex "$1")" | awk '{ print $2, $4 }'; }
+
+# Each run of new flows gets source addresses of its own (10.11.NET.x), so no run meets a
+# flow, a conntrack entry or a NAT mapping an earlier run left behind.
+NEXT_NET=10
+fresh_source() { # sets SRC
+	if [ "$1" = internet ]; then SRC=198.51.100.2; return; fi
+	NEXT_NET=$((NEXT_NET + 1))
+	SRC=10.11.$NEXT_NET.1
+}
+
+# measure SINK SENDER-NS SEND-ARGS...: one run; prints "pps cpu_ns softirq_ns delivered".
+# cpu_ns: the sending thread's CPU time (the veths' NAPI, so the gateway's and the
+# receivers' work, runs in its softirqs) plus what ksoftirqd on that core took over,
+# per delivered packet. softirq_ns: the core's softirq time from /proc/stat (tick
+# sampled, other tenants included). SINK "-": the packets end in the gateway (ESP
+# punt), delivered = sent.
+KSOFTIRQD=$(pgrep -x "ksoftirqd/$CPU" | head -1)
+ksoftirqd_ns() { awk '{ print $1 }' "/proc/$KSOFTIRQD/schedstat" 2>/dev/null || echo 0; }
+measure() {
+	local sink=$1 ns=$2 before=0 after sent secs cpu t0 t1 k0 k1
+	shift 2
+	[ "$sink" != - ] && before=$(sink_count "$sink")
+	t0=$(cpu_ticks)
+	k0=$(ksoftirqd_ns)
+	read -r _ sent _ secs _ _ _ cpu < <(send_from "$ns" "$@") || return 1
+	k1=$(ksoftirqd_ns)
+	t1=$(cpu_ticks)
+	if [ "$sink" != - ]; then after=$(sink_count "$sink"); else after=$sent; fi
+	awk -v t0="$t0" -v t1="$t1" -v n=$((after - before)) -v s="$secs" -v hz="$CLK_TCK" \
+	    -v cpu="$cpu" -v k=$((k1 - k0)) 'BEGIN {
+		split(t0, a, " "); split(t1, b, " ")
+		if (n <= 0) { print "0 0 0 0"; exit }
+		si = (b[2] - a[2]) / hz
+		printf "%.0f %.1f %.1f %d\n", n / s, (cpu + k / 1e9) * 1e9 / n, si * 1e9 / n, n
+	}'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
+
+# ---- results -------------------------------------------------------------------------------
+CSV=$OUT/results.csv
+echo "scenario,path,rx_pps,cpu_ns_per_packet,softirq_ns_per_packet,gateway_ns_per_packet,bpf_ns_per_packet,testrun_ns_per_packet,delivered,note" >"$CSV"
+BASELINE_NS=0
+
+# record SCENARIO PATH PPS CPU_NS SOFTIRQ_NS BPF_NS TESTRUN_NS DELIVERED NOTE
+record() {
+	local gwns
+	gwns=$(awk -v c="$4" -v b="$BASELINE_NS" 'BEGIN { if (c == "") print ""; else printf "%.1f", c - b }')
+	echo "$1,$2,$3,$4,$5,$gwns,$6,$7,$8,$9" >>"$CSV"
+}
+not_built() { # not_built SCENARIO WHY: our row says so; no figures are invented
+	echo "$1,ours,,,,,,,,n/a: feature not built ($2)" >>"$CSV"
+}
+
+# pair SCENARIO KIND INGRESS SINK SENDER-NS DST-ARGS...: REPS runs of each path,
+# alternating, medians recorded. KIND "first": every packet opens a new flow; KIND
+# "established": one flow, opened (and for NSG rows answered once, so conntrack calls it
+# established) before the measured run. OURS=0 measures the kernel only.
+pair() {
+	local scenario=$1 kind=$2 ingress=$3 sink=$4 ns=$5
+	shift 5
+	local path rep src args r
+	for rep in $(seq "$REPS"); do
+		for path in kernel ours; do
+			[ "$path" = ours ] && [ "${OURS:-1}" = 0 ] && continue
+			use_path $path "$ingress"
+			fresh_source "$ns"
+			src=$SRC
+			if [ "$kind" = first ]; then
+				state_reset $path
+				args=(--src "$src" --flows "$NEW_FLOWS" --count "$NEW_FLOWS" --seconds "$RUN_SECONDS")
+			else
+				args=(--src "$src" --seconds "$RUN_SECONDS")
+				prime "$ns" "$src" "$@"
+			fi
+			r=$(measure "$sink" "$ns" "${!ns_args}" "$@" "${args[@]}") || r="0 0 0 0"
+			echo "$path $r" >>"$WORK/$scenario.runs"
+		done
+	done
+	for path in kernel ours; do
+		[ "$path" = ours ] && [ "${OURS:-1}" = 0 ] && continue
+		local pps cpu si n bpf="" testrun=""
+		pps=$(awk -v p=$path '$1 == p { print $2 }' "$WORK/$scenario.runs" | median)
+		cpu=$(awk -v p=$path '$1 == p { print $3 }' "$WORK/$scenario.runs" | median)
+		si=$(awk -v p=$path '$1 == p { print $4 }' "$WORK/$scenario.runs" | median)
+		n=$(awk -v p=$path '$1 == p { s += $5 } END { print s + 0 }' "$WORK/$scenario.runs")
+		if [ "$path" = ours ]; then
+			fresh_source "$ns"
+			bpf=$(bpf_cost "$SRC" "$kind" "$ingress" "$ns" "$@")
+			fresh_source "$ns"
+			[ "$kind" = established ] && testrun=$(testrun_cost "$SRC" "$ingress" "$ns" "$@")
+		fi
+		record "$scenario" $path "$pps" "$cpu" "$si" "$bpf" "$testrun" "$n" ""
+		log "  $scenario $path: $pps pps, $cpu ns/packet on the core, bpf ${bpf:-n/a} ns, test_run ${testrun:-n/a} ns"
+	done
+}
+
+# Runs of new flows start from empty state: the kernel's conntrack table (262144 entries
+# here) and the NAT's ports (64512 per VIP and destination) would fill up over the
+# runs; RESET_OURS=1 brings the gateway up afresh too (its SNAT mappings live minutes).
+state_reset() {
+	if [ "$1" = kernel ]; then
+		ip netns exec $GWNS conntrack -F >/dev/null 2>&1
+	elif [ "${RESET_OURS:-0}" = 1 ]; then
+		gateway_up "$CONFIG" && ours_attach_all
+	fi
+	return 0
+}
+
+# prime NS SRC DST-ARGS...: the flow's first packet, then for the hub one reply.
+prime() {
+	local ns=$1 src=$2
+	shift 2
+	send_from "$ns" "${!ns_args}" "$@" --src "$src" --count 1 >/dev/null
+	[ "$ns" = spoke1 ] && [ "$(arg_value --dst "$@")" = 10.10.1.4 ] &&
+		send_from hub "${HUB[@]}" --src 10.10.1.4 --dst "$src" --sport "$(arg_value --dport "$@")" \
+			--dport "$(arg_value --sport "$@" || echo 1024)" --count 1 >/dev/null
+	return 0
+}
+arg_value() { # arg_value OPTION ARGS...: the value after OPTION
+	local want=$1
+	shift
+	while [ $# -gt 1 ]; do [ "$1" = "$want" ] && { echo "$2"; return 0; }; shift; done
+	return 1
+}
+
+# bpf_cost SRC KIND INGRESS NS DST-ARGS...: the kernel's run-time statistics of our
+# program (run_time_ns / run_cnt) over a run of its own, with kernel.bpf_stats_enabled=1.
+bpf_cost() {
+	local src=$1 kind=$2 ingress=$3 ns=$4 c0 c1 args
+	shift 4
+	if [ "$kind" = first ]; then
+		state_reset ours >&2
+		args=(--src "$src" --flows "$NEW_FLOWS" --count "$NEW_FLOWS" --seconds "$RUN_SECONDS")
+	else
+		prime "$ns" "$src" "$@"
+		args=(--src "$src" --count 500000 --seconds "$RUN_SECONDS")
+	fi
+	ours_attach_all
+	sysctl -qw kernel.bpf_stats_enabled=1
+	c0=$(prog_stat "$ingress")
+	send_from "$ns" "${!ns_args}" "$@" "${args[@]}" >/dev/null
+	c1=$(prog_stat "$ingress")
+	sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
+	awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+		if (y[1] > x[1]) printf "%.1f", (y[2] - x[2]) / (y[1] - x[1]) }'
+}
+
+# testrun_cost SRC INGRESS NS DST-ARGS...: BPF_PROG_TEST_RUN with repeat of the flow's
+# frame through our program, in the gateway's namespace (the pure program cost).
+testrun_cost() {
+	local src=$1 ingress=$2 ns=$3
+	shift 3
+	prime "$ns" "$src" "$@"
+	local -n mac=${ns_args%%[*}
+	in_ns $GWNS "$VXBENCH" run --prog "$GW_PINS/xdp_$(ifindex "$ingress")" --dev "$ingress" \
+		--src-mac "${mac[3]}" --dst-mac "${mac[5]}" --src "$src" --cpu "$CPU" --repeat 600000 \
+		"$@" | awk '{ print $2 }'
+}
+
+# ---- the run -------------------------------------------------------------------------------
+log "bench: topology $PREFIX-*, gateway $GATEWAY, sender and receivers on CPU $CPU, $REPS runs per path"
+topology_down $PREFIX
+topology_up $PREFIX
+# Static neighbours: the receivers' sinks drop ARP, and both paths should find the MACs.
+ip -n $GWNS neigh replace 10.10.1.4 lladdr 02:00:00:00:10:04 dev to-hub nud permanent
+ip -n $GWNS neigh replace 198.51.100.2 lladdr 02:00:00:00:99:02 dev uplink0 nud permanent
+# The kernel path receives the sender's XDP frames only with NAPI on the ingress veths.
+for i in $GW_IFACES; do ip netns exec $GWNS ethtool -K $i gro on >/dev/null; done
+in_ns $PREFIX-hub "$VXBENCH" sink --dev eth0 --pin "$PINS/hub" || exit 1
+in_ns $PREFIX-internet "$VXBENCH" sink --dev eth0 --pin "$PINS/internet" || exit 1
+
+# The sender alone: its frames die in a sink on the gateway's ingress. What the paths
+# cost beyond this is the gateway's (and the receiver's) work.
+in_ns $GWNS "$VXBENCH" sink --dev to-spoke1 --pin "$PINS/ingress" || exit 1
+ns_args="SPOKE1[@]"
+for rep in $(seq "$REPS"); do
+	measure ingress spoke1 "${SPOKE1[@]}" --src 10.11.1.4 --dst 10.10.1.4 --seconds "$RUN_SECONDS"
+done | awk '{ print $2 }' | median >"$WORK/baseline"
+BASELINE_NS=$(cat "$WORK/baseline")
+record sender-alone - "" "$BASELINE_NS" "" "" "" "" "sender and sink only; subtracted from gateway_ns"
+ip -n $GWNS link set dev to-spoke1 xdp off
+log "  sender alone: $BASELINE_NS ns/packet on the core"
+
+# Peering: plain forwarding spoke1 -> hub; the kernel path is ip_forward with no rules.
+bench_config $GATEWAY >"$WORK/peering.json"
+CONFIG=$WORK/peering.json
+gateway_up "$CONFIG" || exit 1
+ip netns exec $GWNS nft -f - < <(nft_plain)
+pair peering established to-spoke1 hub spoke1 --dst 10.10.1.4 --dport 9
+
+# NSG: N rules on the hub's subnet; the kernel path walks the same rules in nftables.
+for n in $RULE_COUNTS; do
+	bench_config $GATEWAY "$n" >"$WORK/nsg-$n.json"
+	ip netns exec $GWNS nft -f - < <(nft_nsg "$n") || exit 1
+	OURS=1
+	if [ ! -f bpf/nsg.h ]; then
+		OURS=0
+		not_built "nsg-$n-first" "no bpf/nsg.h"
+		not_built "nsg-$n-established" "no bpf/nsg.h"
+	else
+		CONFIG=$WORK/nsg-$n.json
+		gateway_up "$CONFIG" || exit 1
+	fi
+	ip netns exec $GWNS conntrack -F >/dev/null 2>&1
+	OURS=$OURS pair "nsg-$n-first" first to-spoke1 hub spoke1 --dst 10.10.1.4 --dport 9
+	OURS=$OURS pair "nsg-$n-established" established to-spoke1 hub spoke1 --dst 10.10.1.4 --dport 9
+done
+
+# SNAT: spoke1 -> the internet host, translated to spoke1's VIP.
+CONFIG=$WORK/peering.json
+gateway_up "$CONFIG" || exit 1
+ip netns exec $GWNS nft -f - < <(nft_snat 203.0.113.11) || exit 1
+ip netns exec $GWNS conntrack -F >/dev/null 2>&1
+OURS=1
+if [ ! -f bpf/snat.h ]; then
+	OURS=0
+	not_built snat-new "no bpf/snat.h"
+	not_built snat-established "no bpf/snat.h"
+fi
+RESET_OURS=1 OURS=$OURS pair snat-new first to-spoke1 internet spoke1 --dst 198.51.100.2 --dport 9
+OURS=$OURS pair snat-established established to-spoke1 internet spoke1 --dst 198.51.100.2 --dport 9
+
+# ESP punt: ESP from the internet host to the gateway's uplink address, handed to the
+# kernel (which has no ESP here and drops it after the IP layer: the same for both).
+ip netns exec $GWNS nft -f - < <(nft_plain)
+ns_args="INTERNET[@]"
+OURS=1 pair esp-punt established uplink0 - internet --dst 198.51.100.1 --proto esp
+ns_args="SPOKE1[@]"
+
+ELAPSED=$(($(date +%s) - STARTED))
+scripts/bench/report.sh "$CSV" "$OUT" "$ELAPSED"
+
+if [ "${BENCH_IPSEC:-1}" != 0 ] && [ -x scripts/bench/ipsec.sh ]; then
+	log "bench: tunnel throughput through xfrm (scripts/bench/ipsec.sh)"
+	timeout 600 scripts/bench/ipsec.sh | tee -a "$OUT/results.txt"
+fi
