@@ -16,6 +16,8 @@ PACKAGES=(
   prometheus curl
   # benchmarks (make bench): the kernel path's rules and state, the plot
   nftables conntrack gnuplot-nox
+  # IPsec: charon (IKE) and swanctl, which `up` drives over charon's vici socket
+  strongswan-charon strongswan-swanctl
 )
 
 missing=()

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "plan.h"
 #include "state.h"
+#include "tunnel.h"
 
 #define IPV4_FORWARDING "/proc/sys/net/ipv4/ip_forward"
 #define IPV6_FORWARDING "/proc/sys/net/ipv6/conf/all/forwarding"
@@ -92,10 +93,12 @@ struct up_progress {
 	uint32_t attached[MAX_INTERFACES];
 	size_t n_attached;
 	int ipv4_forwarding, ipv6_forwarding; /* previous values, -1 untouched */
+	struct tunnels_progress tunnels;
 };
 
 static void up_undo(const char *gateway, struct up_progress *progress)
 {
+	tunnels_undo(gateway, &progress->tunnels);
 	for (size_t i = 0; i < progress->n_attached; i++)
 		xdp_detach_interface(progress->pin_dir, progress->attached[i]);
 	if (progress->ipv4_forwarding >= 0)
@@ -161,6 +164,7 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "virtualNetworks", vnets);
 	json_object_set_new(state, "interfaces", ifaces);
 	json_object_set_new(state, "peerings", peerings);
+	json_object_set_new(state, "tunnels", tunnels_state(cfg->gateway_name, plan));
 	json_object_set_new(state, "previousForwarding",
 			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
 				      "ipv6", progress->ipv6_forwarding));
@@ -257,6 +261,8 @@ static int datapath_fill(const struct config *cfg, const struct plan *plan, uint
 	err = datapath_write_plan(&maps, plan, generation);
 	if (!err)
 		err = datapath_write_local_addresses(&maps);
+	if (!err)
+		err = tunnel_maps_write(cfg->gateway_name, plan->tunnels, plan->n_tunnels);
 	datapath_maps_close(&maps);
 	if (err)
 		log_error("cannot fill the datapath maps: %s", strerror(-err));
@@ -296,9 +302,19 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 			 cfg->gateway_name);
 		return 0;
 	}
+	err = tunnel_check_secret_file(cfg);
+	if (err)
+		return err;
+	/* The connections' xfrm interfaces first: the plan routes into them by index. */
+	err = tunnels_create_interfaces(cfg, &progress.tunnels);
+	if (err) {
+		tunnels_undo(cfg->gateway_name, &progress.tunnels);
+		return err;
+	}
 	err = plan_build(cfg, ifindexes, &plan);
 	if (err) {
 		log_error("cannot compute the datapath plan: %s", strerror(-err));
+		tunnels_undo(cfg->gateway_name, &progress.tunnels);
 		return err;
 	}
 
@@ -342,6 +358,9 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 		log_error("cannot enable IP forwarding: %s", strerror(-err));
 		goto fail;
 	}
+	err = tunnels_start(cfg, progress.pin_dir, &plan, &progress.tunnels);
+	if (err)
+		goto fail;
 	state = state_build(cfg, &plan, prog_ids, modes, &progress, 1);
 	err = state_save(cfg->gateway_name, state);
 	json_decref(state);
@@ -349,6 +368,9 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 		log_error("cannot write the gateway state under %s: %s", STATE_ROOT, strerror(-err));
 		goto fail;
 	}
+	progress.tunnels.n_created = 0; /* kept: `down` removes them */
+	progress.tunnels.loaded = false;
+	tunnels_undo(cfg->gateway_name, &progress.tunnels);
 	plan_free(&plan);
 	return 0;
 
@@ -409,6 +431,8 @@ int gateway_down(const char *requested)
 		return err;
 	}
 	state = state_load(gateway);
+	if (state && tunnels_down(gateway, state))
+		log_warn("gateway %s: some xfrm interfaces could not be removed", gateway);
 	if (state) {
 		json_t *fwd = json_object_get(state, "previousForwarding");
 		int v4 = json_integer_value(json_object_get(fwd, "ipv4"));
@@ -806,6 +830,9 @@ int gateway_reload(const struct config *cfg)
 	}
 	json_array_foreach(json_object_get(next, "interfaces"), i, it)
 		json_object_set_new(it, "programId", json_integer(prog_ids[i]));
+	/* The tunnels' tc programs still hold the old config maps until attached afresh. */
+	if (tunnels_reattach(pin_dir, &plan))
+		log_warn("decrypted traffic follows the previous routes until the next reload");
 	err = state_save(cfg->gateway_name, next);
 	if (err)
 		log_error("the new generation runs, but the state file was not written: %s",

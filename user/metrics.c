@@ -76,6 +76,15 @@ static const struct metric_family families[] = {
 	{ "vnetxdp_tunnel_drop_packets_total", METRIC_COUNTER,
 	  "Packets of a tunnel dropped, by reason (Azure: TunnelEgressPacketDropCount, ...).",
 	  "tunnelDrops", "packets", { { "tunnel", "tunnel" }, { "reason", "reason" } } },
+	{ "vnetxdp_tunnel_esp_packets_total", METRIC_COUNTER,
+	  "Encrypted packets from the tunnel's peer handed to xfrm, before decryption.",
+	  "tunnels", "espPackets", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_replay_errors_total", METRIC_COUNTER,
+	  "Packets the kernel's SAs of the tunnel refused as replayed.",
+	  "tunnels", "replayErrors", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_integrity_failures_total", METRIC_COUNTER,
+	  "Packets the kernel's SAs of the tunnel refused for a failed integrity check.",
+	  "tunnels", "integrityFailures", { { "tunnel", "name" } } },
 
 	/* NSG rules: "nsgRuleHits" is an array of {nsg, rule, direction, access, hits}. */
 	{ "vnetxdp_nsg_rule_hits_total", METRIC_COUNTER,

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "log.h"
 #include "plan.h"
 
 /* Azure's system routes with next hop None: reserved ranges a VNet does not reach
@@ -147,6 +148,122 @@ static int peering_add(struct plan *plan, const struct config *cfg, uint32_t vne
 	return 0;
 }
 
+/* ---- tunnels: routes of VirtualNetworkGateway type, gateway transit ---- */
+
+static const struct config_peering *peering_to(const struct config *cfg, int from, int to)
+{
+	const struct config_vnet *v = &cfg->vnets[from];
+
+	for (size_t p = 0; p < v->n_peerings; p++)
+		if (v->peerings[p].remote_vnet == to)
+			return &v->peerings[p];
+	return NULL;
+}
+
+/* Whether spoke reaches on-premises through hub's gateway: its peering uses the remote
+ * gateways and the hub's peering back allows gateway transit. */
+static bool uses_gateway_of(const struct config *cfg, int spoke, int hub)
+{
+	const struct config_peering *out = peering_to(cfg, spoke, hub);
+	const struct config_peering *back = peering_to(cfg, hub, spoke);
+
+	return out && back && out->connected && out->use_remote_gateways &&
+	       back->allow_gateway_transit;
+}
+
+/* The remote spaces of every tunnel terminating in gateway_vnet, as routes of vnet. */
+static int tunnel_routes_of(struct plan *plan, uint32_t vnet, uint32_t gateway_vnet)
+{
+	for (size_t t = 0; t < plan->n_tunnels; t++) {
+		const struct tunnel *tunnel = &plan->tunnels[t];
+
+		if (tunnel->vnet != gateway_vnet)
+			continue;
+		for (size_t p = 0; p < tunnel->n_remote_prefixes; p++) {
+			struct route_info info = {
+				.type = ROUTE_TUNNEL, .egress_ifindex = tunnel->ifindex,
+				.peering = tunnel->id, .dst_vnet = gateway_vnet,
+			};
+			int err = route_add(plan, vnet, &tunnel->remote_prefixes[p], &info);
+
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* A VNet's routes to on-premises: its own gateway's tunnels, or those of the hub whose
+ * gateway it uses. */
+static int tunnel_routes_of_vnet(struct plan *plan, const struct config *cfg, uint32_t vnet)
+{
+	const struct config_vnet *v = &cfg->vnets[vnet];
+	int err = tunnel_routes_of(plan, vnet, vnet);
+
+	for (size_t p = 0; !err && p < v->n_peerings; p++)
+		if (v->peerings[p].remote_vnet != CONFIG_NONE &&
+		    uses_gateway_of(cfg, (int)vnet, v->peerings[p].remote_vnet))
+			err = tunnel_routes_of(plan, vnet, (uint32_t)v->peerings[p].remote_vnet);
+	return err;
+}
+
+static int peering_slot(const struct plan *plan, uint32_t vnet, uint32_t remote, uint32_t *slot)
+{
+	for (size_t i = 0; i < plan->n_peerings; i++)
+		if (plan->peerings[i].vnet == vnet && plan->peerings[i].remote_vnet == remote) {
+			*slot = (uint32_t)i;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+/* What a decrypted packet of the tunnel may reach: the gateway's VNet and the spokes
+ * that use its gateway (gateway transit), in the tunnel's own scope; and the sources it
+ * may come from: the connection's remote address spaces. */
+static int tunnel_ingress_plan(struct plan *plan, const struct config *cfg,
+			       const uint32_t *ifindexes, const struct tunnel *t)
+{
+	uint32_t scope = TUNNEL_ROUTE_SCOPE | t->id;
+	int err = routes_to_vnet(plan, cfg, ifindexes, scope, t->vnet, ROUTE_VNET_LOCAL, 0);
+
+	for (size_t s = 0; !err && s < cfg->n_vnets; s++) {
+		uint32_t slot;
+
+		if (s == t->vnet || !vnet_is_bound(cfg, (int)s) ||
+		    !uses_gateway_of(cfg, (int)s, (int)t->vnet) ||
+		    peering_slot(plan, t->vnet, (uint32_t)s, &slot))
+			continue;
+		err = routes_to_vnet(plan, cfg, ifindexes, scope, (uint32_t)s, ROUTE_VNET_PEERING,
+				     slot);
+	}
+	for (size_t p = 0; !err && t->ifindex && p < t->n_remote_prefixes; p++)
+		err = source_prefix_add(plan, t->ifindex, t->vnet, &t->remote_prefixes[p]);
+	return err;
+}
+
+static int tunnels_plan(struct plan *plan, const struct config *cfg)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *errors = open_memstream(&text, &size);
+	int err;
+
+	if (!errors)
+		return -ENOMEM;
+	err = tunnels_of_config(cfg, errors, &plan->tunnels, &plan->n_tunnels);
+	fclose(errors);
+	for (char *line = text, *end; line && *line; line = end + 1) {
+		end = strchrnul(line, '\n');
+		log_error("%s: %.*s", cfg->path ? cfg->path : "config", (int)(end - line), line);
+		if (!*end)
+			break;
+	}
+	free(text);
+	if (!err)
+		tunnels_resolve_ifindexes(plan->tunnels, plan->n_tunnels);
+	return err;
+}
+
 /* A VNet's effective routes, most specific first by construction of the LPM trie:
  * its own space, then its connected peers' spaces, then Azure's None routes. */
 static int routes_of_vnet(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
@@ -167,6 +284,9 @@ static int routes_of_vnet(struct plan *plan, const struct config *cfg, const uin
 			err = routes_to_vnet(plan, cfg, ifindexes, vnet, peering->remote_vnet,
 					     ROUTE_VNET_PEERING, index);
 	}
+	/* Routes to on-premises prefixes override Azure's None routes of the same prefix. */
+	if (!err)
+		err = tunnel_routes_of_vnet(plan, cfg, vnet);
 	for (size_t n = 0; !err && n < sizeof(none_route_prefixes) / sizeof(*none_route_prefixes); n++) {
 		struct route_info info = { .type = ROUTE_NONE };
 		struct ip_prefix prefix;
@@ -182,9 +302,14 @@ int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan 
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
+	err = tunnels_plan(out, cfg);
+	if (err)
+		return err;
 	out->interfaces = calloc(cfg->n_ifaces ? cfg->n_ifaces : 1, sizeof(*out->interfaces));
-	if (!out->interfaces)
+	if (!out->interfaces) {
+		plan_free(out);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < cfg->n_ifaces; i++) {
 		const struct config_gateway_iface *iface = &cfg->ifaces[i];
 		struct plan_interface *pi = &out->interfaces[out->n_interfaces++];
@@ -205,6 +330,8 @@ int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan 
 	for (size_t v = 0; !err && v < cfg->n_vnets; v++)
 		if (vnet_is_bound(cfg, v))
 			err = routes_of_vnet(out, cfg, ifindexes, v);
+	for (size_t t = 0; !err && t < out->n_tunnels; t++)
+		err = tunnel_ingress_plan(out, cfg, ifindexes, &out->tunnels[t]);
 	if (err)
 		plan_free(out);
 	return err;
@@ -216,6 +343,7 @@ void plan_free(struct plan *plan)
 	free(plan->source_prefixes);
 	free(plan->routes);
 	free(plan->peerings);
+	free(plan->tunnels);
 	memset(plan, 0, sizeof(*plan));
 }
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config.h"
+#include "tunnel.h"
 #include "vnet_xdp.h"
 
 struct plan_interface {
@@ -42,9 +43,12 @@ struct plan {
 	size_t n_routes;
 	struct plan_peering *peerings;
 	size_t n_peerings;
+	struct tunnel *tunnels;  /* the connections this box terminates (tunnel.h) */
+	size_t n_tunnels;
 };
 
-/* ifindexes[i] is the kernel's index of cfg->ifaces[i]. Returns 0 or -errno. */
+/* ifindexes[i] is the kernel's index of cfg->ifaces[i]. The xfrm interfaces of tunnels
+ * are found by name (index 0 while they do not exist). Returns 0 or -errno. */
 int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan *out);
 void plan_free(struct plan *plan);
 

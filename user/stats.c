@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "state.h"
 #include "stats.h"
+#include "tunnel_stats.h"
 
 static const char *const drop_reason_names[] = DROP_REASON_NAMES;
 static const char *const datapath_counter_names[] = DATAPATH_COUNTER_NAMES;
@@ -183,6 +184,7 @@ json_t *stats_collect(const char *gateway)
 	json_object_set_new(out, "datapath", datapath);
 	json_object_set_new(out, "drops", drops);
 	json_object_set_new(out, "peerings", peerings);
+	tunnel_stats_add(gateway, state, out);
 	json_object_set_new(out, "maps", maps_json(gateway));
 	json_decref(state);
 	datapath_maps_close(&maps);

@@ -1,0 +1,581 @@
+#include <errno.h>
+#include <ifaddrs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <jansson.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "datapath.h"
+#include "log.h"
+#include "plan.h"
+#include "swanctl.h"
+#include "tunnel.h"
+#include "vnet_xdp.h"
+#include "vnet_xdp.skel.h"
+
+/* ---- the model ---------------------------------------------------------------------- */
+
+static bool gateway_is_local(const struct config *cfg, int g)
+{
+	return g != CONFIG_NONE && cfg->vnet_gateways[g].local_address.family != 0;
+}
+
+static bool same_pair(const struct tunnel *t, const struct ip_address *local,
+		      const struct ip_address *peer)
+{
+	return !memcmp(&t->local, local, sizeof(*local)) && !memcmp(&t->peer, peer, sizeof(*peer));
+}
+
+/* This side (a local gateway) and the other of connection c; false when c is not ours. */
+static bool connection_ends(const struct config *cfg, const struct config_connection *c,
+			    int *this_side, int *other_gateway)
+{
+	*other_gateway = CONFIG_NONE;
+	if (gateway_is_local(cfg, c->vnet_gateway1)) {
+		*this_side = c->vnet_gateway1;
+		*other_gateway = c->vnet_gateway2;
+		return true;
+	}
+	/* A Vnet2Vnet connection written from the other side's point of view. */
+	if (c->type == CONNECTION_VNET2VNET && gateway_is_local(cfg, c->vnet_gateway2)) {
+		*this_side = c->vnet_gateway2;
+		*other_gateway = c->vnet_gateway1;
+		return true;
+	}
+	return false;
+}
+
+static int tunnel_fill(const struct config *cfg, const struct config_connection *c,
+		       int this_side, int other, FILE *errors, struct tunnel *t)
+{
+	const struct config_vnet_gateway *gw = &cfg->vnet_gateways[this_side];
+
+	t->name = c->name;
+	t->connection = c;
+	t->vnet = (uint32_t)gw->vnet;
+	t->local = gw->local_address;
+	if (c->type == CONNECTION_IPSEC) {
+		const struct config_local_network_gateway *lng =
+			&cfg->local_network_gateways[c->local_network_gateway2];
+
+		t->peer = lng->gateway_ip;
+		t->remote_prefixes = lng->prefixes;
+		t->n_remote_prefixes = lng->n_prefixes;
+	} else {
+		const struct config_vnet_gateway *o = &cfg->vnet_gateways[other];
+
+		if (o->n_public_ips)
+			t->peer = o->public_ips[0];
+		t->remote_prefixes = cfg->vnets[o->vnet].prefixes;
+		t->n_remote_prefixes = cfg->vnets[o->vnet].n_prefixes;
+	}
+	if (!t->peer.family) {
+		fprintf(errors, "connection \"%s\": the other side has no address to reach; allowed: "
+			"a localNetworkGateway gatewayIpAddress, or a publicIPAddress with ipAddress on "
+			"the other virtual network gateway\n", c->name);
+		return -EDESTADDRREQ;
+	}
+	if (t->peer.family != t->local.family) {
+		fprintf(errors, "connection \"%s\": this side's address and the peer's are of "
+			"different families; allowed: both IPv4 or both IPv6\n", c->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **out, size_t *count)
+{
+	struct tunnel *tunnels = calloc(cfg->n_connections + 1, sizeof(*tunnels));
+	size_t n = 0;
+	int err = 0;
+
+	if (!tunnels)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_connections; i++) {
+		const struct config_connection *c = &cfg->connections[i];
+		struct tunnel t = { 0 };
+		int this_side, other, rc;
+		bool duplicate = false;
+
+		if (!connection_ends(cfg, c, &this_side, &other))
+			continue;
+		rc = tunnel_fill(cfg, c, this_side, other, errors, &t);
+		if (rc) {
+			err = err ? err : rc;
+			continue;
+		}
+		/* Azure models a Vnet2Vnet link as two connections, one per direction: both in
+		 * one config make one tunnel. */
+		for (size_t k = 0; k < n; k++)
+			duplicate |= same_pair(&tunnels[k], &t.local, &t.peer);
+		if (duplicate)
+			continue;
+		if (n == MAX_TUNNELS) {
+			fprintf(errors, "more than %d connections on this gateway\n", MAX_TUNNELS);
+			err = -E2BIG;
+			break;
+		}
+		t.id = (uint32_t)n;
+		t.if_id = TUNNEL_IF_ID_BASE + t.id;
+		snprintf(t.ifname, sizeof(t.ifname), "vx%u-%s", t.id, cfg->gateway_name);
+		tunnels[n++] = t;
+	}
+	if (err) {
+		free(tunnels);
+		return err;
+	}
+	*out = tunnels;
+	*count = n;
+	return 0;
+}
+
+void tunnels_resolve_ifindexes(struct tunnel *tunnels, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		tunnels[i].ifindex = if_nametoindex(tunnels[i].ifname);
+}
+
+/* ---- rtnetlink ---------------------------------------------------------------------- */
+
+/* Sends one request and waits for its acknowledgement. Returns 0 or -errno. */
+static int rtnl_talk(struct nlmsghdr *nlh)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+	unsigned int portid;
+	int err = 0, len;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = (uint32_t)time(NULL);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		err = -errno;
+		goto out;
+	}
+	len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (len < 0)
+		err = -errno;
+	else if (mnl_cb_run(buf, len, nlh->nlmsg_seq, portid, NULL, NULL) < 0)
+		err = -errno;
+out:
+	mnl_socket_close(nl);
+	return err;
+}
+
+int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	struct nlattr *linkinfo, *data;
+	int err;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_flags = IFF_UP;
+	ifm->ifi_change = IFF_UP;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, t->ifname);
+	linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "xfrm");
+	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	mnl_attr_put_u32(nlh, IFLA_XFRM_LINK, uplink_ifindex);
+	mnl_attr_put_u32(nlh, IFLA_XFRM_IF_ID, t->if_id);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, linkinfo);
+	err = rtnl_talk(nlh);
+	if (err == -EOPNOTSUPP || err == -ENOENT) {
+		log_error("connection %s: this kernel has no xfrm interfaces (CONFIG_XFRM_INTERFACE, "
+			  "module xfrm_interface), which IPsec connections need; it also needs ESP "
+			  "(CONFIG_INET_ESP, module esp4/esp6)", t->name);
+		return -EOPNOTSUPP;
+	}
+	if (err)
+		log_error("connection %s: cannot create xfrm interface %s (if_id %u): %s", t->name,
+			  t->ifname, t->if_id, strerror(-err));
+	return err;
+}
+
+int tunnel_interface_delete(const char *ifname)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	int err;
+
+	nlh->nlmsg_type = RTM_DELLINK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	(void)ifm;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	err = rtnl_talk(nlh);
+	if (err == -ENODEV)
+		return 0;
+	if (err)
+		log_error("cannot delete xfrm interface %s: %s", ifname, strerror(-err));
+	return err;
+}
+
+static int route_add(const struct tunnel *t, const struct ip_prefix *p)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = p->family;
+	rtm->rtm_dst_len = p->len;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = RT_SCOPE_LINK;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_DST, p->family == AF_INET ? 4 : 16, p->addr);
+	mnl_attr_put_u32(nlh, RTA_OIF, t->ifindex);
+	return rtnl_talk(nlh);
+}
+
+int tunnel_routes_add(const struct tunnel *t)
+{
+	for (size_t i = 0; i < t->n_remote_prefixes; i++) {
+		int err = route_add(t, &t->remote_prefixes[i]);
+
+		if (err) {
+			char addr[INET6_ADDRSTRLEN];
+
+			inet_ntop(t->remote_prefixes[i].family, t->remote_prefixes[i].addr, addr,
+				  sizeof(addr));
+			log_error("connection %s: cannot route %s/%u into %s: %s", t->name, addr,
+				  t->remote_prefixes[i].len, t->ifname, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static bool address_equal(const struct sockaddr *sa, const struct ip_address *a)
+{
+	if (sa->sa_family != a->family)
+		return false;
+	if (a->family == AF_INET)
+		return !memcmp(&((const struct sockaddr_in *)sa)->sin_addr, a->addr, 4);
+	return !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, a->addr, 16);
+}
+
+uint32_t tunnel_uplink_ifindex(const struct config *cfg, const struct tunnel *t)
+{
+	struct ifaddrs *list, *ifa;
+	uint32_t ifindex = 0;
+
+	if (getifaddrs(&list) == 0) {
+		for (ifa = list; ifa && !ifindex; ifa = ifa->ifa_next)
+			if (ifa->ifa_addr && address_equal(ifa->ifa_addr, &t->local))
+				ifindex = if_nametoindex(ifa->ifa_name);
+		freeifaddrs(list);
+	}
+	for (size_t i = 0; !ifindex && i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].role == IFACE_UPLINK)
+			ifindex = if_nametoindex(cfg->ifaces[i].name);
+	return ifindex;
+}
+
+/* ---- tc ----------------------------------------------------------------------------- */
+
+static int tc_attach_one(int prog_fd, uint32_t ifindex, enum bpf_tc_attach_point where)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1, .prog_fd = prog_fd,
+		    .flags = BPF_TC_F_REPLACE);
+	int err;
+
+	hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS; /* the clsact qdisc */
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST)
+		return err;
+	hook.attach_point = where;
+	return bpf_tc_attach(&hook, &opts);
+}
+
+static void program_pin(const char *pin_dir, const char *what, uint32_t ifindex, int fd)
+{
+	char path[300];
+
+	/* Pinned so that status and reload find them; the attachment itself holds them. */
+	snprintf(path, sizeof(path), "%s/%s_%u", pin_dir, what, ifindex);
+	unlink(path);
+	if (bpf_obj_pin(fd, path))
+		log_debug("cannot pin %s: %s", path, strerror(errno));
+}
+
+int tunnel_programs_attach(const char *pin_dir, uint32_t ifindex)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	struct vnet_xdp_bpf *skel = vnet_xdp_bpf__open_opts(&opts);
+	int err, in, out;
+
+	if (!skel)
+		return -errno;
+	bpf_program__set_autoload(skel->progs.xdp_gateway, false);
+	err = vnet_xdp_bpf__load(skel);
+	if (err)
+		goto out;
+	in = bpf_program__fd(skel->progs.tc_tunnel_ingress);
+	out = bpf_program__fd(skel->progs.tc_tunnel_egress);
+	err = tc_attach_one(in, ifindex, BPF_TC_INGRESS);
+	if (!err)
+		err = tc_attach_one(out, ifindex, BPF_TC_EGRESS);
+	if (!err) {
+		program_pin(pin_dir, "tc_in", ifindex, in);
+		program_pin(pin_dir, "tc_out", ifindex, out);
+	}
+out:
+	vnet_xdp_bpf__destroy(skel);
+	return err;
+}
+
+/* ---- maps --------------------------------------------------------------------------- */
+
+static void address_key_from(struct address_key *key, const struct ip_address *a)
+{
+	memset(key, 0, sizeof(*key));
+	key->family = a->family;
+	memcpy(key->addr, a->addr, a->family == AF_INET ? 4 : 16);
+}
+
+static int map_clear_all(int fd, size_t key_size)
+{
+	unsigned char key[64];
+
+	while (bpf_map_get_next_key(fd, NULL, key) == 0)
+		if (bpf_map_delete_elem(fd, key))
+			return -errno;
+	(void)key_size;
+	return 0;
+}
+
+int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t count)
+{
+	int peers = datapath_map_open(gateway, "tunnel_peers");
+	int endpoints = datapath_map_open(gateway, "tunnel_endpoints");
+	int ifaces = datapath_map_open(gateway, "tunnel_interfaces");
+	int err = 0;
+
+	if (peers < 0 || endpoints < 0 || ifaces < 0) {
+		err = peers < 0 ? peers : endpoints < 0 ? endpoints : ifaces;
+		goto out;
+	}
+	if ((err = map_clear_all(peers, sizeof(struct address_key))) ||
+	    (err = map_clear_all(endpoints, sizeof(struct address_key))) ||
+	    (err = map_clear_all(ifaces, sizeof(uint32_t))))
+		goto out;
+	for (size_t i = 0; i < count && !err; i++) {
+		const struct tunnel *t = &tunnels[i];
+		struct tunnel_peer peer = { .tunnel = t->id, .xfrm_ifindex = t->ifindex };
+		struct tunnel_interface ti = { .tunnel = t->id, .vnet = t->vnet, .l2_len = 0 };
+		struct address_key key;
+		uint32_t users = 0;
+
+		address_key_from(&peer.local, &t->local);
+		address_key_from(&key, &t->peer);
+		if (bpf_map_update_elem(peers, &key, &peer, BPF_ANY))
+			err = -errno;
+		bpf_map_lookup_elem(endpoints, &peer.local, &users);
+		users++;
+		if (!err && bpf_map_update_elem(endpoints, &peer.local, &users, BPF_ANY))
+			err = -errno;
+		if (!err && t->ifindex && bpf_map_update_elem(ifaces, &t->ifindex, &ti, BPF_ANY))
+			err = -errno;
+	}
+out:
+	if (peers >= 0)
+		close(peers);
+	if (endpoints >= 0)
+		close(endpoints);
+	if (ifaces >= 0)
+		close(ifaces);
+	return err;
+}
+
+/* ---- the secret --------------------------------------------------------------------- */
+
+int tunnel_check_secret_file(const struct config *cfg)
+{
+	struct stat st;
+	bool has_key = false;
+
+	for (size_t i = 0; i < cfg->n_connections; i++)
+		has_key |= cfg->connections[i].shared_key != NULL;
+	if (!has_key || !cfg->path)
+		return 0;
+	if (stat(cfg->path, &st))
+		return 0; /* read from elsewhere (stdin): nothing on disk to protect */
+	if (st.st_mode & 077) {
+		log_error("%s holds a sharedKey and other users may read it (mode %04o); allowed: "
+			  "readable by its owner only (chmod 600 %s)", cfg->path,
+			  (unsigned)(st.st_mode & 07777), cfg->path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* ---- the life cycle ----------------------------------------------------------------- */
+
+int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress *progress)
+{
+	struct tunnel *tunnels;
+	size_t count;
+	int err;
+
+	err = tunnels_of_config(cfg, stderr, &tunnels, &count);
+	if (err)
+		return err;
+	for (size_t i = 0; !err && i < count; i++) {
+		uint32_t uplink;
+
+		if (if_nametoindex(tunnels[i].ifname))
+			continue; /* left by an earlier `up`: adopted */
+		uplink = tunnel_uplink_ifindex(cfg, &tunnels[i]);
+		if (!uplink) {
+			log_error("connection %s: no uplink interface to carry it; allowed: an "
+				  "interface with role uplink in gateway.interfaces", tunnels[i].name);
+			err = -ENODEV;
+			break;
+		}
+		err = tunnel_interface_create(&tunnels[i], uplink);
+		if (!err)
+			snprintf(progress->created[progress->n_created++], IF_NAMESIZE, "%s",
+				 tunnels[i].ifname);
+	}
+	free(tunnels);
+	return err;
+}
+
+int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
+		  struct tunnels_progress *progress)
+{
+	int err = 0;
+
+	if (!plan->n_tunnels)
+		return 0;
+	for (size_t i = 0; !err && i < plan->n_tunnels; i++) {
+		const struct tunnel *t = &plan->tunnels[i];
+
+		err = tunnel_programs_attach(pin_dir, t->ifindex);
+		if (err) {
+			log_error("connection %s: cannot attach the tc programs to %s: %s", t->name,
+				  t->ifname, strerror(-err));
+			break;
+		}
+		err = tunnel_routes_add(t);
+	}
+	if (err)
+		return err;
+	progress->swanctl_names = calloc(plan->n_tunnels, sizeof(char *));
+	if (!progress->swanctl_names)
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_tunnels; i++) {
+		char name[200];
+
+		swanctl_connection_name(cfg->gateway_name, &plan->tunnels[i], name, sizeof(name));
+		progress->swanctl_names[progress->n_names++] = strdup(name);
+	}
+	err = swanctl_load(cfg->gateway_name, cfg, plan->tunnels, plan->n_tunnels);
+	progress->loaded = err == 0;
+	return err;
+}
+
+int tunnels_reattach(const char *pin_dir, const struct plan *plan)
+{
+	for (size_t i = 0; i < plan->n_tunnels; i++) {
+		int err;
+
+		if (!plan->tunnels[i].ifindex)
+			continue;
+		err = tunnel_programs_attach(pin_dir, plan->tunnels[i].ifindex);
+		if (err) {
+			log_error("connection %s: cannot re-attach the tc programs to %s: %s",
+				  plan->tunnels[i].name, plan->tunnels[i].ifname, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void names_free(struct tunnels_progress *progress)
+{
+	for (size_t i = 0; i < progress->n_names; i++)
+		free(progress->swanctl_names[i]);
+	free(progress->swanctl_names);
+	progress->swanctl_names = NULL;
+	progress->n_names = 0;
+}
+
+void tunnels_undo(const char *gateway, struct tunnels_progress *progress)
+{
+	if (progress->loaded)
+		swanctl_unload(gateway, (const char *const *)progress->swanctl_names,
+			       progress->n_names);
+	for (size_t i = 0; i < progress->n_created; i++)
+		tunnel_interface_delete(progress->created[i]);
+	progress->n_created = 0;
+	progress->loaded = false;
+	names_free(progress);
+}
+
+json_t *tunnels_state(const char *gateway, const struct plan *plan)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < plan->n_tunnels; i++) {
+		const struct tunnel *t = &plan->tunnels[i];
+		char name[200], peer[INET6_ADDRSTRLEN] = "", local[INET6_ADDRSTRLEN] = "";
+
+		swanctl_connection_name(gateway, t, name, sizeof(name));
+		inet_ntop(t->peer.family, t->peer.addr, peer, sizeof(peer));
+		inet_ntop(t->local.family, t->local.addr, local, sizeof(local));
+		json_array_append_new(list, json_pack("{s:s, s:i, s:s, s:i, s:i, s:s, s:s, s:s}",
+			"name", t->name, "id", (json_int_t)t->id, "interface", t->ifname,
+			"ifindex", (json_int_t)t->ifindex, "ifId", (json_int_t)t->if_id,
+			"swanctl", name, "peer", peer, "local", local));
+	}
+	return list;
+}
+
+int tunnels_down(const char *gateway, json_t *state)
+{
+	json_t *list = json_object_get(state, "tunnels"), *it;
+	size_t n = json_array_size(list), i;
+	const char **names;
+	int err = 0;
+
+	if (!n)
+		return 0;
+	names = calloc(n, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	json_array_foreach(list, i, it)
+		names[i] = json_string_value(json_object_get(it, "swanctl")) ?: "";
+	swanctl_unload(gateway, names, n); /* charon gone is not a reason to keep the rest */
+	json_array_foreach(list, i, it) {
+		const char *ifname = json_string_value(json_object_get(it, "interface"));
+		int rc = ifname ? tunnel_interface_delete(ifname) : 0;
+
+		if (rc && !err)
+			err = rc;
+	}
+	free(names);
+	return err;
+}

@@ -1,0 +1,84 @@
+/* IPsec connections on this box: which connections it terminates (the model, pure),
+ * their xfrm interfaces and kernel routes (netlink), and the tunnel maps. */
+#ifndef VNET_XDP_TUNNEL_H
+#define VNET_XDP_TUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <net/if.h>
+#include <jansson.h>
+#include "config.h"
+#include "vnet_xdp.h"
+
+#define TUNNEL_IF_ID_BASE 0x7600 /* xfrm if_id of tunnel 0; one per connection */
+
+struct tunnel {
+	const char *name;   /* the connection's name */
+	const struct config_connection *connection;
+	uint32_t id;        /* index in the tunnel list: counters and routes key on it */
+	uint32_t vnet;      /* the VNet whose gateway is this side */
+	struct ip_address local, peer; /* this box's endpoint, the other side's */
+	const struct ip_prefix *remote_prefixes; /* on-premises space or the other VNet's */
+	size_t n_remote_prefixes;
+	char ifname[IF_NAMESIZE]; /* its xfrm interface */
+	uint32_t if_id;
+	uint32_t ifindex;   /* 0 while the interface does not exist */
+};
+
+/* The connections this box terminates: those whose virtual network gateway is bound to
+ * a local address in the gateway section. Problems (an other side without an address)
+ * are written to `errors`, one line each. Returns 0 or -errno; *out is freed with free(). */
+int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **out, size_t *count);
+/* Fills each tunnel's ifindex from the interfaces of this network namespace. */
+void tunnels_resolve_ifindexes(struct tunnel *tunnels, size_t count);
+
+/* The kernel side, all through rtnetlink. Each returns 0 or -errno after logging one
+ * line; -EOPNOTSUPP when the kernel has no xfrm interfaces. */
+int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex);
+int tunnel_interface_delete(const char *ifname);
+int tunnel_routes_add(const struct tunnel *t);
+/* The uplink carrying the tunnel's local address, else the config's first uplink. */
+uint32_t tunnel_uplink_ifindex(const struct config *cfg, const struct tunnel *t);
+
+/* Attaches the tc programs (clsact ingress and egress) of the gateway's object to the
+ * tunnel's xfrm interface, bound to the pinned maps in pin_dir. */
+int tunnel_programs_attach(const char *pin_dir, uint32_t ifindex);
+
+/* Fills tunnel_peers, tunnel_endpoints and tunnel_interfaces of the gateway (the staged
+ * copies during a reload). */
+int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t count);
+
+/* ---- the life cycle, as `up`, `reload` and `down` use it ---- */
+
+struct plan;
+struct tunnels_progress {
+	char created[MAX_TUNNELS][IF_NAMESIZE]; /* xfrm interfaces `up` created */
+	size_t n_created;
+	bool loaded;        /* strongSwan has the connections */
+	char **swanctl_names;
+	size_t n_names;
+};
+
+/* Creates the xfrm interface of every connection this box terminates (before the plan,
+ * which needs their indexes). Returns 0 or -errno after logging. */
+int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress *progress);
+/* With the datapath up: tc programs on each xfrm interface, the kernel routes of the
+ * remote spaces into it, and the connections loaded into charon. */
+int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
+		  struct tunnels_progress *progress);
+/* Re-attaches the tc programs after a reload swapped the config maps. */
+int tunnels_reattach(const char *pin_dir, const struct plan *plan);
+/* Undoes what progress records. */
+void tunnels_undo(const char *gateway, struct tunnels_progress *progress);
+/* The tunnels for the state file: name, interface, ifindex, if_id, swanctl name. */
+json_t *tunnels_state(const char *gateway, const struct plan *plan);
+/* `down`: unloads the connections and deletes the interfaces the state names. */
+int tunnels_down(const char *gateway, json_t *state);
+
+/* `up` refuses a config whose sharedKey other users can read. Returns 0 or -EPERM after
+ * saying so. */
+int tunnel_check_secret_file(const struct config *cfg);
+
+#endif

@@ -1,0 +1,250 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/xfrm.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "datapath.h"
+#include "swanctl.h"
+#include "tunnel_stats.h"
+#include "vnet_xdp.h"
+
+static const char *const tunnel_counter_names[] = TUNNEL_COUNTER_NAMES;
+_Static_assert(sizeof(tunnel_counter_names) / sizeof(*tunnel_counter_names) == TUNNEL_COUNTER_MAX,
+	       "a tunnel counter without a name");
+
+/* ---- the kernel's SA statistics, per if_id ---- */
+
+struct sa_totals {
+	uint32_t if_id;
+	uint64_t replay, integrity_failed, replay_window;
+};
+
+struct sa_walk {
+	struct sa_totals *totals;
+	size_t n;
+};
+
+static int sa_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(attr, XFRMA_MAX) > 0)
+		tb[mnl_attr_get_type(attr)] = attr;
+	return MNL_CB_OK;
+}
+
+static int sa_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct sa_walk *walk = data;
+	const struct xfrm_usersa_info *sa = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[XFRMA_MAX + 1] = { 0 };
+	uint32_t if_id;
+
+	mnl_attr_parse(nlh, sizeof(*sa), sa_attr, tb);
+	if (!tb[XFRMA_IF_ID])
+		return MNL_CB_OK;
+	if_id = mnl_attr_get_u32(tb[XFRMA_IF_ID]);
+	for (size_t i = 0; i < walk->n; i++)
+		if (walk->totals[i].if_id == if_id) {
+			walk->totals[i].replay += sa->stats.replay;
+			walk->totals[i].integrity_failed += sa->stats.integrity_failed;
+			walk->totals[i].replay_window += sa->stats.replay_window;
+		}
+	return MNL_CB_OK;
+}
+
+/* Dumps every SA of this network namespace; 0 or -errno (no xfrm_user: -EPROTONOSUPPORT). */
+static int sa_stats(struct sa_totals *totals, size_t n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_XFRM);
+	struct nlmsghdr *nlh;
+	struct sa_walk walk = { totals, n };
+	unsigned int portid, seq = (unsigned int)time(NULL);
+	int len, rc = 0;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = XFRM_MSG_GETSA;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct xfrm_usersa_id));
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while ((len = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		rc = mnl_cb_run(buf, len, seq, portid, sa_cb, &walk);
+		if (rc <= MNL_CB_STOP)
+			break;
+	}
+	rc = rc < 0 ? -errno : 0;
+out:
+	mnl_socket_close(nl);
+	return rc;
+}
+
+/* ---- charon ---- */
+
+int swanctl_sa_is_up(const char *list_sas, const char *name)
+{
+	size_t len = strlen(name);
+
+	/* --raw prints one line per IKE SA: "list-sa event {NAME {... state=ESTABLISHED ...
+	 * child-sas {... state=INSTALLED ...}}}". */
+	for (const char *line = list_sas; line && *line;) {
+		const char *end = strchr(line, '\n'), *at = strstr(line, "list-sa event {");
+
+		if (!end)
+			end = line + strlen(line);
+		if (at && at < end) {
+			at += strlen("list-sa event {");
+			if (!strncmp(at, name, len) && at[len] == ' ' && at[len + 1] == '{') {
+				const char *established = strstr(at, "state=ESTABLISHED");
+				const char *installed = strstr(at, "state=INSTALLED");
+
+				if (established && established < end && installed && installed < end)
+					return 1;
+			}
+		}
+		line = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+static char *list_sas(void)
+{
+	char cmd[512], *text = NULL;
+	size_t size = 0, n;
+	FILE *p, *out;
+
+	snprintf(cmd, sizeof(cmd), "swanctl --list-sas --raw%s%s 2>/dev/null",
+		 swanctl_uri() ? " --uri " : "", swanctl_uri() ? swanctl_uri() : "");
+	p = popen(cmd, "r");
+	if (!p)
+		return NULL;
+	out = open_memstream(&text, &size);
+	if (out) {
+		char buf[4096];
+
+		while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+			fwrite(buf, 1, n, out);
+		fclose(out);
+	}
+	pclose(p);
+	return text;
+}
+
+/* ---- the document ---- */
+
+static struct packet_counter read_counter(int fd, uint32_t tunnel, uint32_t counter)
+{
+	struct packet_counter c = { 0 };
+
+	if (fd >= 0)
+		datapath_read_counter(fd, tunnel * TUNNEL_COUNTER_MAX + counter, &c);
+	return c;
+}
+
+static json_t *spi_json(uint32_t spi, const struct packet_counter *values, int cpus)
+{
+	struct packet_counter sum = { 0 };
+	char text[16];
+
+	for (int c = 0; c < cpus; c++) {
+		sum.packets += values[c].packets;
+		sum.bytes += values[c].bytes;
+	}
+	snprintf(text, sizeof(text), "0x%08x", spi);
+	return json_pack("{s:s, s:I, s:I}", "spi", text, "packets", (json_int_t)sum.packets,
+			 "bytes", (json_int_t)sum.bytes);
+}
+
+static json_t *spis_of(int fd, const char *peer)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct tunnel_spi_key key, next, *prev = NULL;
+	struct packet_counter *values = calloc(cpus > 0 ? cpus : 1, sizeof(*values));
+	struct address_key want = { 0 };
+	json_t *list = json_array();
+
+	want.family = strchr(peer, ':') ? AF_INET6 : AF_INET;
+	inet_pton(want.family, peer, want.addr);
+	while (values && fd >= 0 && !bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (memcmp(&key.peer, &want, sizeof(want)) ||
+		    bpf_map_lookup_elem(fd, &key, values))
+			continue;
+		json_array_append_new(list, spi_json(key.spi, values, cpus));
+	}
+	free(values);
+	return list;
+}
+
+void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
+{
+	json_t *list = json_object_get(state, "tunnels"), *tunnels = json_array(),
+	       *drops = json_array(), *it;
+	int counters = datapath_map_open(gateway, "tunnel_counters");
+	int spis = datapath_map_open(gateway, "tunnel_spi_counters");
+	size_t n = json_array_size(list), i;
+	struct sa_totals *totals = calloc(n + 1, sizeof(*totals));
+	char *sas = n ? list_sas() : NULL;
+	bool have_sa_stats;
+
+	json_array_foreach(list, i, it)
+		totals[i].if_id = (uint32_t)json_integer_value(json_object_get(it, "ifId"));
+	have_sa_stats = totals && n && sa_stats(totals, n) == 0;
+	json_array_foreach(list, i, it) {
+		const char *name = json_string_value(json_object_get(it, "name")) ?: "";
+		const char *peer = json_string_value(json_object_get(it, "peer")) ?: "";
+		const char *ike = json_string_value(json_object_get(it, "swanctl")) ?: "";
+		uint32_t id = (uint32_t)json_integer_value(json_object_get(it, "id"));
+		struct packet_counter in = read_counter(counters, id, TUNNEL_INGRESS);
+		struct packet_counter out = read_counter(counters, id, TUNNEL_EGRESS);
+		struct packet_counter esp = read_counter(counters, id, TUNNEL_ESP_IN);
+		json_t *t = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
+			"name", name, "peer", peer,
+			"ingressBytes", (json_int_t)in.bytes, "ingressPackets", (json_int_t)in.packets,
+			"egressBytes", (json_int_t)out.bytes, "egressPackets", (json_int_t)out.packets,
+			"espBytes", (json_int_t)esp.bytes, "espPackets", (json_int_t)esp.packets,
+			"up", sas ? swanctl_sa_is_up(sas, ike) : 0);
+
+		json_object_set_new(t, "spis", spis_of(spis, peer));
+		if (have_sa_stats) {
+			json_object_set_new(t, "replayErrors", json_integer(totals[i].replay));
+			json_object_set_new(t, "integrityFailures",
+					    json_integer(totals[i].integrity_failed));
+		}
+		json_array_append_new(tunnels, t);
+		for (uint32_t c = TUNNEL_DROP_INGRESS_SPOOFED; c < TUNNEL_COUNTER_MAX; c++) {
+			struct packet_counter d = read_counter(counters, id, c);
+
+			json_array_append_new(drops, json_pack("{s:s, s:s, s:s, s:I, s:I}",
+				"tunnel", name, "direction", "ingress", "reason",
+				tunnel_counter_names[c], "packets", (json_int_t)d.packets,
+				"bytes", (json_int_t)d.bytes));
+		}
+	}
+	json_object_set_new(doc, "tunnels", tunnels);
+	json_object_set_new(doc, "tunnelDrops", drops);
+	free(totals);
+	free(sas);
+	if (counters >= 0)
+		close(counters);
+	if (spis >= 0)
+		close(spis);
+}
