@@ -50,6 +50,9 @@ machine() {
 			       fmt(bpf[k, "ours"], 1), fmt(tr[k, "ours"], 1)
 		}
 		printf "\nsender alone (subtracted from gw ns/pkt): %s ns/packet\n", fmt(baseline, 0)
+		for (i = 1; i <= n; i++)
+			if (note[order[i], "ours"] != "" && note[order[i], "ours"] !~ /^n\/a/)
+				printf "%s: %s\n", order[i], note[order[i], "ours"]
 	}' "$CSV"
 	echo
 	echo "targets:"
@@ -103,7 +106,7 @@ awk '{ k[$1] = 1; v[$1, $2] = $3; b[$1, $2] = $4; if (!($1 in o)) o[$1] = ++n; n
 	   (s SUBSEP "ours") in v ? v[s, "ours"] : "NaN" } }' "$OUT/plot.dat" >"$OUT/plot-bars.dat"
 awk '$1 ~ /^nsg-[0-9]+-(first|established)$/ { split($1, p, "-"); print p[2], p[3], $2, $3, $4 }' "$OUT/plot.dat" |
 	sort -n >"$OUT/plot-nsg.dat"
-gnuplot <<GNUPLOT || echo "report: gnuplot failed; the table above stands" >&2
+gnuplot 2>/dev/null <<GNUPLOT || echo "report: gnuplot failed; the table above stands" >&2
 set terminal pngcairo size 1400,600 font ",10" noenhanced
 set output "$PNG"
 set multiplot layout 1,2 title "vnet-xdp against the kernel path (gateway ns per packet, lower is better)"

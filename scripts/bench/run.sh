@@ -186,7 +186,7 @@ pair() {
 			fresh_source "$ns"
 			[ "$kind" = established ] && testrun=$(testrun_cost "$SRC" "$ingress" "$ns" "$@")
 		fi
-		record "$scenario" $path "$pps" "$cpu" "$si" "$bpf" "$testrun" "$n" ""
+		record "$scenario" $path "$pps" "$cpu" "$si" "$bpf" "$testrun" "$n" "${NOTE:-}"
 		log "  $scenario $path: $pps pps, $cpu ns/packet on the core, bpf ${bpf:-n/a} ns, test_run ${testrun:-n/a} ns"
 	done
 }
@@ -254,6 +254,22 @@ testrun_cost() {
 		"$@" | awk '{ print $2 }'
 }
 
+# address_key {u32 family; u8 addr[16]} of an IPv4 address, as bpftool hex bytes.
+address_key_hex() {
+	printf '02 00 00 00 '
+	printf '%02x ' ${1//./ }
+	printf '00 %.0s' $(seq 12)
+}
+
+# One IPsec connection: the internet host (198.51.100.2) is the peer of the uplink's
+# endpoint (198.51.100.1), tunnel 0, no xfrm interface.
+tunnel_peer_fill() {
+	bpftool map update pinned "$GW_PINS/tunnel_endpoints" key hex $(address_key_hex 198.51.100.1) \
+		value hex 01 00 00 00 &&
+	bpftool map update pinned "$GW_PINS/tunnel_peers" key hex $(address_key_hex 198.51.100.2) \
+		value hex 00 00 00 00 00 00 00 00 $(address_key_hex 198.51.100.1)
+}
+
 # ---- the run -------------------------------------------------------------------------------
 log "bench: topology $PREFIX-*, gateway $GATEWAY, sender and receivers on CPU $CPU, $REPS runs per path"
 topology_down $PREFIX
@@ -319,9 +335,22 @@ OURS=$OURS pair snat-established established to-spoke1 internet spoke1 --dst 198
 
 # ESP punt: ESP from the internet host to the gateway's uplink address, handed to the
 # kernel (which has no ESP here and drops it after the IP layer: the same for both).
+# With the tunnel stage built, the internet host is a connection's peer: its ESP is
+# classified and counted per tunnel and SPI on the way. The host kernel has no xfrm
+# interfaces, so the tunnel maps are filled here as `up` fills them for a connection.
 ip netns exec $GWNS nft -f - < <(nft_plain)
+if [ -e "$GW_PINS/tunnel_peers" ]; then
+	tunnel_peer_fill || exit 1
+	ESP_NOTE="classified per tunnel"
+else
+	ESP_NOTE="no bpf/tunnel.h: passed as traffic to the gateway's own address"
+fi
 ns_args="INTERNET[@]"
-OURS=1 pair esp-punt established uplink0 - internet --dst 198.51.100.1 --proto esp
+OURS=1 NOTE=$ESP_NOTE pair esp-punt established uplink0 - internet --dst 198.51.100.1 --proto esp
+if [ -e "$GW_PINS/tunnel_peers" ]; then
+	esp=$(gw stats -n $GATEWAY -j | jq '.datapath.pass_esp.packets // 0')
+	[ "$esp" -gt 0 ] || log "bench: ESP was not classified per tunnel (pass_esp $esp)"
+fi
 ns_args="SPOKE1[@]"
 
 ELAPSED=$(($(date +%s) - STARTED))
