@@ -23,9 +23,8 @@
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
-#define PREFIX "vxtun"
-#define GATEWAY "pkttun"
-#define PIN_DIR VNET_XDP_PIN_ROOT "/" GATEWAY
+/* Names carry the process id: the same suite may run from several checkouts at once. */
+static char prefix[32], gateway[32], pin_dir[96];
 
 #define LOCAL_ENDPOINT "198.51.100.1"
 #define PEER "198.51.100.2"
@@ -35,7 +34,7 @@
 #define ONPREM_VM "192.168.50.10"
 #define SPI 0xc0ffee01u
 
-static struct gateway_harness harness = { .prefix = PREFIX, .gateway = GATEWAY,
+static struct gateway_harness harness = { .prefix = prefix, .gateway = gateway,
 					  .config_command = "" };
 
 static struct {
@@ -67,7 +66,7 @@ static int map_fd(const char *name)
 {
 	char path[256];
 
-	snprintf(path, sizeof(path), PIN_DIR "/%s", name);
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
 	return bpf_obj_get(path);
 }
 
@@ -125,6 +124,10 @@ static int setup_gateway(void **state)
 {
 	char path[256];
 
+	snprintf(prefix, sizeof(prefix), "vxtun%d", (int)getpid() % 100000);
+	snprintf(gateway, sizeof(gateway), "pkttun%d", (int)getpid() % 100000);
+	snprintf(pin_dir, sizeof(pin_dir), VNET_XDP_PIN_ROOT "/%s", gateway);
+
 	if (harness_up(&harness)) {
 		gw.why_not = harness.why_not;
 		return -1;
@@ -146,7 +149,7 @@ static int setup_gateway(void **state)
 	gw.xdp_hub = harness.ifaces[HUB].prog_fd;
 	/* The tc programs of the same object, sharing the gateway's pinned maps. */
 	snprintf(path, sizeof(path), "%s/vnet_xdp.bpf.o", harness_build_dir());
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = PIN_DIR);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	gw.obj = bpf_object__open_file(path, &opts);
 	if (!gw.obj || bpf_object__load(gw.obj)) {
 		gw.why_not = "cannot load the BPF object";
