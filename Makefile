@@ -36,7 +36,7 @@ UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 BENCH_BIN := $(BUILD)/bench/vxbench
 
-.PHONY: all test demo install clean deps bench
+.PHONY: all test demo install clean deps bench vm-prepare vm-test
 .SECONDARY:
 
 all: $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BIN)
@@ -82,6 +82,14 @@ $(BENCH_BIN): scripts/bench/vxbench.c $(BUILD)/bench/vxbench.skel.h
 test: deps
 	$(MAKE) all
 	BUILD=$(BUILD) tests/run.sh
+
+# The QEMU guest (Debian's kernel, for ESP and xfrm interfaces) the vm suite runs in:
+# downloaded and built once into build/vm/; `make vm-test` runs that suite alone.
+vm-prepare:
+	scripts/vm/prepare.sh >/dev/null
+
+vm-test: all vm-prepare
+	BUILD=$(BUILD) tests/run.sh vm
 
 demo: deps
 	$(MAKE) all

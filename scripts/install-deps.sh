@@ -18,6 +18,8 @@ PACKAGES=(
   nftables conntrack gnuplot-nox
   # IPsec: charon (IKE) and swanctl, which `up` drives over charon's vici socket
   strongswan-charon strongswan-swanctl
+  # the QEMU guest of the vm suite (Debian's kernel for ESP; scripts/vm/prepare.sh)
+  qemu-system-x86 busybox-static cpio kmod xz-utils
 )
 
 missing=()

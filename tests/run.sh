@@ -3,6 +3,8 @@
 #   unit    build/tests/unit/test_*    cmocka, user space only
 #   packet  build/tests/packet/test_*  cmocka, BPF_PROG_TEST_RUN on a real gateway
 #   e2e     tests/e2e/*.sh             real traffic through namespaces
+#   vm      tests/vm/*.sh              in a QEMU guest on Debian's kernel (ESP, xfrm
+#                                      interfaces), one guest per script: scripts/vm/run.sh
 #   sanitize build-san/tests/unit/*    the unit tests again, built with ASan and UBSan
 #   fuzz    tests/fuzz/run.sh          libFuzzer on the config reader and the importer
 # A suite may be picked: tests/run.sh unit packet
@@ -12,7 +14,7 @@ export BUILD=${BUILD:-build}
 export VNET_XDP=$PWD/$BUILD/vnet-xdp
 
 passed=0 failed=0 skipped=0
-suites=${*:-unit packet e2e sanitize fuzz}
+suites=${*:-unit packet e2e vm sanitize fuzz}
 
 count_cmocka() { # counts a cmocka run's closing lines
 	local log=$1 n
@@ -43,13 +45,16 @@ run_cmocka() {
 	rm -f "$log"
 }
 
-run_shell() {
-	local script=$1 log rc
+run_shell() { # run_shell SCRIPT [RUNNER]: RUNNER (default bash) runs SCRIPT
+	local script=$1 runner=${2:-bash} log rc
 	log=$(mktemp)
 	echo "== $script"
-	bash "$script" 2>&1 | tee "$log"
+	$runner "$script" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
-	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+	# 77: skipped as a whole (e.g. no qemu), said so on a SKIP line
+	if [ "$rc" -eq 77 ] && grep -q '^SKIP ' "$log"; then
+		:
+	elif [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
 		echo "FAIL $script: exited $rc before finishing"
 		failed=$((failed + 1))
 	fi
@@ -83,6 +88,12 @@ for suite in $suites; do
 	e2e)
 		for script in tests/e2e/*.sh; do
 			[ -f "$script" ] && run_shell "$script"
+		done
+		;;
+	vm)
+		for script in tests/vm/*.sh; do
+			[ "$script" = tests/vm/lib.sh ] && continue
+			[ -f "$script" ] && run_shell "$script" scripts/vm/run.sh
 		done
 		;;
 	*) echo "unknown suite $suite"; exit 2 ;;
