@@ -1,0 +1,149 @@
+/* Packet tests for the malformed classes the parser must refuse without reading past the
+ * frame, one class per test, each with its headers otherwise consistent (IP lengths and
+ * checksums match the cut frame) so that only the class under test is wrong: an IPv4
+ * header shorter than 20 bytes, and TCP, UDP, ICMP and ICMPv6 headers that the frame
+ * ends inside. Each is dropped with its reason and counted once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+#include "vnet_xdp.h"
+#include "packet/gateway_harness.h"
+
+static struct gateway_harness gw = { .prefix = "vxmal", .gateway = "mal", .config_command = "" };
+
+static int setup_gateway(void **state) { return harness_up(&gw); }
+static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
+
+#define ETH 14
+#define IP4 20
+#define IP6 40
+
+static void require_gateway(void)
+{
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+}
+
+static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
+{
+	uint64_t before = harness_counter(gw.drops_fd, reason);
+	struct harness_result r = harness_run(&gw, iface, in);
+
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, reason);
+	assert_int_equal(harness_counter(gw.drops_fd, reason), before + 1);
+}
+
+static struct flow flow4(uint8_t proto)
+{
+	return (struct flow){ .family = AF_INET, .src = "10.10.1.4", .dst = "10.11.1.4",
+			      .proto = proto, .sport = 40000, .dport = 80, .ip_id = 7,
+			      .payload = 0 };
+}
+
+/* Cuts an IPv4 frame to `l4_bytes` of transport header and makes the IP header agree. */
+static void cut_ipv4(struct frame *f, size_t l4_bytes)
+{
+	f->len = ETH + IP4 + l4_bytes;
+	put16(f->data + ETH + 2, (uint16_t)(IP4 + l4_bytes));
+	ipv4_header_checksum(f->data + ETH);
+}
+
+static void cut_ipv6(struct frame *f, size_t l4_bytes)
+{
+	f->len = ETH + IP6 + l4_bytes;
+	put16(f->data + ETH + 4, (uint16_t)l4_bytes);
+}
+
+/* A frame of the same flow, whole, is forwarded: what follows fails only for the cut. */
+static void assert_whole_frame_forwarded(const struct flow *fl)
+{
+	struct frame in;
+	struct harness_result r;
+
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, fl);
+	r = harness_run(&gw, HUB, &in);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+}
+
+static void ipv4_header_shorter_than_20_bytes_is_dropped(void **state)
+{
+	struct flow fl = flow4(IPPROTO_UDP);
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	in.len = ETH + 12; /* the frame ends inside the IPv4 header */
+	assert_dropped(&in, HUB, DROP_MALFORMED_IPV4);
+}
+
+static void tcp_header_cut_by_the_frame_is_dropped(void **state)
+{
+	struct flow fl = flow4(IPPROTO_TCP);
+	struct frame in;
+
+	require_gateway();
+	assert_whole_frame_forwarded(&fl);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	cut_ipv4(&in, 12); /* 12 of TCP's 20 bytes */
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+}
+
+static void udp_header_cut_by_the_frame_is_dropped(void **state)
+{
+	struct flow fl = flow4(IPPROTO_UDP);
+	struct frame in;
+
+	require_gateway();
+	assert_whole_frame_forwarded(&fl);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	cut_ipv4(&in, 6); /* 6 of UDP's 8 bytes */
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+}
+
+static void icmp_header_cut_by_the_frame_is_dropped(void **state)
+{
+	struct flow fl = flow4(IPPROTO_ICMP);
+	struct frame in;
+
+	require_gateway();
+	fl.sport = 9; /* echo identifier */
+	assert_whole_frame_forwarded(&fl);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	cut_ipv4(&in, 4); /* type, code and checksum, no identifier */
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+}
+
+static void icmpv6_header_cut_by_the_frame_is_dropped(void **state)
+{
+	struct flow fl = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "fd00:11:0:1::4",
+			   .proto = IPPROTO_ICMPV6, .sport = 9, .ip_id = 7, .payload = 0 };
+	struct frame in;
+
+	require_gateway();
+	assert_whole_frame_forwarded(&fl);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	cut_ipv6(&in, 3);
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(ipv4_header_shorter_than_20_bytes_is_dropped),
+		cmocka_unit_test(tcp_header_cut_by_the_frame_is_dropped),
+		cmocka_unit_test(udp_header_cut_by_the_frame_is_dropped),
+		cmocka_unit_test(icmp_header_cut_by_the_frame_is_dropped),
+		cmocka_unit_test(icmpv6_header_cut_by_the_frame_is_dropped),
+	};
+
+	return cmocka_run_group_tests_name("malformed", tests, setup_gateway, teardown_gateway);
+}
