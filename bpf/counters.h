@@ -6,8 +6,11 @@
 
 static __always_inline void counter_add(void *map, __u32 index, __u64 bytes)
 {
-	struct packet_counter *c = bpf_map_lookup_elem(map, &index);
+	struct packet_counter *c;
 
+	if (dry_run)
+		return;
+	c = bpf_map_lookup_elem(map, &index);
 	if (c) {
 		c->packets++;
 		c->bytes += bytes;

@@ -7,6 +7,11 @@
 #include <bpf/bpf_helpers.h>
 #include "vnet_xdp.h"
 
+/* Set before load by `vnet-xdp verify` for its second instance of this program: the
+ * same code judges a synthesized packet against the pinned maps, but writes no flow and
+ * counts nothing, so the live datapath's state and counters stay untouched. */
+const volatile __u32 dry_run = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_INTERFACES);

@@ -8,6 +8,8 @@
 #include "parse.h"
 #include "forward.h"
 #include "tunnel.h"
+#include "nsg.h"
+#include "flow.h"
 
 struct decision {
 	__u32 verdict;
@@ -15,6 +17,7 @@ struct decision {
 	__u32 counter;
 	__u32 src_vnet;
 	struct route_info route;
+	struct nsg_result nsg;
 };
 
 static __always_inline void trace_decision(struct xdp_md *ctx, const struct packet *pkt,
@@ -41,6 +44,9 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 		t->fingerprint = bpf_ntohl(*(__be32 *)pkt->ip6 & bpf_htonl(0x000fffff));
 	else
 		t->fingerprint = 0;
+	for (int i = 0; i < NSG_STAGES; i++)
+		t->nsg[i] = d->nsg.stages[i];
+	t->flow = d->nsg.outcome;
 }
 
 static __always_inline int drop(struct decision *d, __u32 reason)
@@ -99,6 +105,14 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 	return XDP_REDIRECT;
 }
 
+/* The VNet the destination sits in, for its inbound NSGs; NSG_VNET_NONE outside VNets. */
+static __always_inline __u32 route_destination_vnet(const struct route_info *route)
+{
+	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING)
+		return route->dst_vnet;
+	return NSG_VNET_NONE;
+}
+
 static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
 {
 	struct interface_info *iface;
@@ -146,6 +160,10 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 	d->route = *route;
 	if (route->type == ROUTE_NONE)
 		return drop(d, DROP_ROUTE_NONE);
+
+	reason = nsg_stage(pkt, vnet, route_destination_vnet(route), &d->nsg);
+	if (reason)
+		return drop(d, reason);
 	if (route->type == ROUTE_TUNNEL) /* XDP cannot transmit on xfrm: the kernel routes it */
 		return pass(d, COUNT_PASS_TUNNEL);
 	return forward(ctx, pkt, d);
@@ -159,9 +177,14 @@ int xdp_gateway(struct xdp_md *ctx)
 		.data_end = (void *)(long)ctx->data_end,
 	};
 	struct decision d = {};
+	int i;
 	__u64 bytes = pkt.data_end - pkt.data;
 	int verdict;
 
+	for (i = 0; i < NSG_STAGES; i++) {
+		d.nsg.stages[i].nsg_id = NSG_NONE;
+		d.nsg.stages[i].rule_id = NSG_NONE;
+	}
 	count_datapath(COUNT_RX, bytes);
 	verdict = process(ctx, &pkt, &d);
 	if (verdict == XDP_DROP)

@@ -85,6 +85,8 @@ enum drop_reason {
 	DROP_TUNNEL_SPOOFED_INNER, /* decrypted source outside the connection's remote spaces */
 	DROP_TUNNEL_NO_ROUTE,      /* decrypted destination neither in the VNet nor a transit spoke */
 	DROP_TUNNEL_REDIRECT_FAILED,
+	DROP_NSG_DENIED_OUTBOUND,  /* an outbound rule of the source's NIC or subnet NSG */
+	DROP_NSG_DENIED_INBOUND,   /* an inbound rule of the destination's subnet or NIC NSG */
 	DROP_REASON_MAX,
 };
 
@@ -95,7 +97,8 @@ enum drop_reason {
 	  "malformed_ipv6_extension", "malformed_l4", "unsupported_ethertype",            \
 	  "spoofed_source", "no_route", "route_none", "fib_mismatch", "fib_failed",       \
 	  "redirect_failed", "uplink_unsolicited", "tunnel_unknown_peer",                 \
-	  "tunnel_spoofed_inner", "tunnel_no_route", "tunnel_redirect_failed" }
+	  "tunnel_spoofed_inner", "tunnel_no_route", "tunnel_redirect_failed",            \
+	  "nsg_denied_outbound", "nsg_denied_inbound" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -125,6 +128,133 @@ struct packet_counter {
 	__u64 bytes;
 };
 
+/* ---- Network security groups ----------------------------------------------------------
+ * Bit-vector classification (LBVS): the rules of one NSG table (one NSG, one direction,
+ * seen from one VNet, whose VirtualNetwork tag it fixes) are numbered by priority; each
+ * field lookup returns the bit vector of the rules that field admits; the first bit set
+ * in all five vectors is the deciding rule. The summary word has bit w set when words[w]
+ * is not zero, so the AND visits only words that can hold a match. */
+#define NSG_MAX_RULES        4096   /* per NSG and direction, defaults included */
+#define NSG_BITMAP_WORDS     (NSG_MAX_RULES / 64)
+#define MAX_NSG_TABLES       1024   /* (NSG, VNet) pairs x 2 directions */
+#define MAX_NSG_RULE_SLOTS   65536  /* rules of every table, by table rule_base + bit */
+#define MAX_NSG_RULE_IDS     65536  /* stable per-rule counter slots */
+#define MAX_NSG_IDS          4096   /* stable NSG ids (flushConnection) */
+#define MAX_NSG_PREFIXES     524288 /* address LPM entries, both sides of every table */
+#define MAX_NSG_PORT_PREFIXES 1048576
+#define MAX_NSG_PORT_INTERVALS 262144
+#define MAX_NSG_BINDINGS     65536
+#define NSG_PROTO_CLASSES    8
+#define NSG_STAGES           4      /* source NIC, source subnet (outbound); destination
+				     * subnet, destination NIC (inbound) */
+#define NSG_NONE             0xffffffffu
+#define NSG_VNET_NONE        0xffff /* an endpoint outside every VNet (Internet, on-premises) */
+
+enum nsg_proto_class { NSG_CLASS_OTHER = 0, NSG_CLASS_TCP, NSG_CLASS_UDP, NSG_CLASS_ICMP,
+		       NSG_CLASS_ESP, NSG_CLASS_AH };
+enum nsg_stage_index { NSG_STAGE_SOURCE_NIC = 0, NSG_STAGE_SOURCE_SUBNET,
+		       NSG_STAGE_DESTINATION_SUBNET, NSG_STAGE_DESTINATION_NIC };
+
+struct nsg_bitmap {
+	__u64 summary;
+	__u64 words[NSG_BITMAP_WORDS];
+};
+
+/* Port LPM key: scope = table * 2 + side (0 source, 1 destination); data[0] is 1 when the
+ * packet has ports (TCP, UDP), data[1..2] the port in network order. A packet without
+ * ports matches the 8-bit entry data[0] = 0: only rules whose ranges cover every port. */
+struct nsg_port_key {
+	__u32 prefixlen; /* 32 + 8 + port bits */
+	__u32 scope;
+	__u8 data[4];
+};
+#define NSG_PORT_KEY_BITS (32 + 8 + 16)
+
+struct nsg_table {
+	__u32 rule_base;  /* slot of bit 0 in nsg_rules */
+	__u32 n_rules;
+	__u32 nsg_id;     /* stable NSG id */
+	__u32 direction;  /* 0 inbound, 1 outbound */
+};
+
+struct nsg_rule {
+	__u32 rule_id;    /* stable counter slot */
+	__u16 priority;
+	__u8 access;      /* 0 Allow, 1 Deny */
+	__u8 pad;
+};
+
+/* Where the NSGs of an address sit: the subnet's and, for a NIC's address, the NIC's.
+ * Values are NSG table pair indexes + 1 (0: none); the inbound table of pair p is 2p,
+ * the outbound one 2p + 1. LPM scope: the VNet id. */
+struct nsg_binding {
+	__u32 subnet_pair;
+	__u32 nic_pair;
+};
+
+struct nsg_rule_counter {
+	__u64 hits;       /* flows (first packets) the rule decided */
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* One NSG stage of one decision, for `verify` and the flow entry. */
+struct nsg_decision {
+	__u32 nsg_id;     /* NSG_NONE: no NSG at this stage */
+	__u32 rule_id;
+	__u16 priority;
+	__u8 access;
+	__u8 pad;
+};
+
+enum nsg_flow_outcome { NSG_FLOW_NONE = 0, NSG_FLOW_EXEMPT, NSG_FLOW_NEW, NSG_FLOW_HIT,
+			NSG_FLOW_EXPIRED, NSG_FLOW_REVALIDATED, NSG_FLOW_DENIED };
+
+/* ---- Flow table (stateful NSGs) -------------------------------------------------------
+ * One entry per connection, keyed canonically so both directions find it: the endpoint
+ * with the smaller (address, port) is a. The VNet of each endpoint keeps flows of VNets
+ * with overlapping address spaces apart. */
+struct flow_key {
+	__u8 addr_a[16];
+	__u8 addr_b[16];
+	__u16 port_a, port_b;  /* ICMP: the echo identifier on both */
+	__u16 vnet_a, vnet_b;
+	__u8 family, proto;
+	__u8 pad[2];
+};
+
+enum tcp_flow_state { TCP_FLOW_OPENING = 0, TCP_FLOW_ESTABLISHED, TCP_FLOW_CLOSING,
+		      TCP_FLOW_CLOSED };
+
+struct flow_entry {
+	__u64 last_seen_ns;     /* bpf_ktime_get_ns() */
+	__u64 created_ns;
+	__u32 generation;       /* config generation whose NSGs allowed it */
+	__u8 initiator_is_b;    /* the first packet went from b to a */
+	__u8 tcp_state;         /* enum tcp_flow_state */
+	__u8 fin_seen;          /* bit 0: from the initiator, bit 1: from the responder */
+	__u8 pad;
+	__u32 nsg_id[NSG_STAGES];  /* stable NSG ids passed (NSG_NONE: none), for flushes */
+	__u32 rule_id[NSG_STAGES]; /* the rule that allowed it at each stage */
+	__u64 packets[2], bytes[2]; /* [0] from the initiator, [1] from the responder */
+};
+
+enum flow_counter {
+	FLOW_CREATED = 0,
+	FLOW_HIT,
+	FLOW_EXPIRED,        /* found idle past its timeout on lookup, classified anew */
+	FLOW_REVALIDATED,    /* re-evaluated after a flushConnection rule change */
+	FLOW_CLOSED,         /* RST, or FIN both ways: kept for the transitory timeout */
+	FLOW_DELETED,        /* removed by the datapath: denied on re-evaluation */
+	FLOW_INSERT_FAILED,
+	FLOW_GC_REMOVED,     /* written by user space: removed by its garbage collection */
+	FLOW_COUNTER_MAX,
+};
+
+#define FLOW_COUNTER_NAMES                                                                 \
+	{ "created", "hit", "expired", "revalidated", "closed", "deleted", "insert_failed", \
+	  "gc_removed" }
+
 /* The last decision on this CPU: `verify` reads it after BPF_PROG_TEST_RUN. */
 struct decision_trace {
 	__u64 sequence;
@@ -138,6 +268,9 @@ struct decision_trace {
 	__u32 peering;
 	__u32 dst_vnet;
 	__u32 fingerprint;      /* IPv4 id or IPv6 flow label of the packet */
+	struct nsg_decision nsg[NSG_STAGES]; /* what each NSG stage decided (see nsg_stage) */
+	__u32 flow;             /* enum nsg_flow_outcome */
+	__u32 pad;
 };
 
 /* ---- tunnels (IPsec connections punted to xfrm interfaces) ---- */
@@ -180,6 +313,15 @@ enum tunnel_counter {
 struct gateway_settings {
 	__u32 generation;
 	__u32 flags;
+	/* Idle timeouts of flows, in seconds (config limits); 0 falls back to defaults. */
+	__u32 tcp_idle_timeout;
+	__u32 tcp_transitory_timeout;
+	__u32 udp_idle_timeout;
+	__u32 icmp_idle_timeout;
+	/* Flows allowed before this generation pass NSGs whose flushConnection rules changed
+	 * since: they are re-evaluated when nsg_flush says so. */
+	__u32 flush_generation;
+	__u32 pad;
 };
 
 #endif

@@ -32,12 +32,40 @@ void xdp_stage_set(const char *stage_dir)
 	snprintf(staging, sizeof(staging), "%s", stage_dir ? stage_dir : "");
 }
 
+static uint32_t flow_table_size;
+
+void xdp_flow_table_size_set(uint32_t entries)
+{
+	flow_table_size = entries;
+}
+
+/* The pinned flow table's size when there is one (libbpf reuses a pin only when the
+ * definitions agree), else the configured one. */
+static void flow_table_size_apply(struct vnet_xdp_bpf *skel, const char *pin_dir)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/flows", pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+		bpf_map__set_max_entries(skel->maps.flows, info.max_entries);
+	else if (flow_table_size)
+		bpf_map__set_max_entries(skel->maps.flows, flow_table_size);
+	if (fd >= 0)
+		close(fd);
+}
+
 static struct vnet_xdp_bpf *skeleton_open(const char *pin_dir)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	struct vnet_xdp_bpf *skel = vnet_xdp_bpf__open_opts(&opts);
 	struct bpf_map *map;
 
+	if (skel)
+		flow_table_size_apply(skel, pin_dir);
 	if (!skel || !staging[0])
 		return skel;
 	bpf_object__for_each_map(map, skel->obj) {

@@ -19,6 +19,10 @@ int xdp_attached_program(const char *pin_dir, uint32_t ifindex, uint32_t *prog_i
 			 bool *attached, const char **mode_name);
 const char *xdp_mode_name(enum xdp_attach_mode mode);
 
+/* The flow table's capacity for the first load (limits.flowTableSize); a pinned table
+ * keeps the size it was created with. */
+void xdp_flow_table_size_set(uint32_t entries);
+
 /* Reload: config maps of programs loaded from now on come from stage_dir (NULL: back to
  * the pinned ones). */
 void xdp_stage_set(const char *stage_dir);

@@ -49,6 +49,8 @@ bool gateway_pins_exist(const char *gateway)
 static const char *const config_map_names[] = {
 	"interfaces", "routes", "source_prefixes", "local_addresses", "settings",
 	"tunnel_peers", "tunnel_endpoints", "tunnel_interfaces",
+	"nsg_addresses", "nsg_ports", "nsg_port_intervals", "nsg_protocols", "nsg_tables",
+	"nsg_rules", "nsg_bindings",
 };
 
 bool datapath_is_config_map(const char *name)
@@ -131,7 +133,7 @@ void datapath_maps_close(struct datapath_maps *maps)
 
 /* Deletes every key of a hash or LPM map. Keys are collected first: deleting while
  * iterating would skip entries. */
-static int map_clear(int fd, size_t key_size)
+int datapath_map_clear(int fd, size_t key_size)
 {
 	size_t count = 0, capacity = 64;
 	unsigned char *keys = malloc(capacity * key_size), *key = NULL;
@@ -169,9 +171,9 @@ int datapath_write_plan(const struct datapath_maps *maps, const struct plan *pla
 	uint32_t zero = 0;
 	int err;
 
-	if ((err = map_clear(maps->interfaces, sizeof(uint32_t))) ||
-	    (err = map_clear(maps->routes, sizeof(struct lpm_key))) ||
-	    (err = map_clear(maps->source_prefixes, sizeof(struct lpm_key))))
+	if ((err = datapath_map_clear(maps->interfaces, sizeof(uint32_t))) ||
+	    (err = datapath_map_clear(maps->routes, sizeof(struct lpm_key))) ||
+	    (err = datapath_map_clear(maps->source_prefixes, sizeof(struct lpm_key))))
 		return err;
 	for (size_t i = 0; i < plan->n_source_prefixes; i++)
 		if (bpf_map_update_elem(maps->source_prefixes, &plan->source_prefixes[i].key,
@@ -199,7 +201,7 @@ int datapath_write_local_addresses(const struct datapath_maps *maps)
 
 	if (getifaddrs(&list))
 		return -errno;
-	err = map_clear(maps->local_addresses, sizeof(struct address_key));
+	err = datapath_map_clear(maps->local_addresses, sizeof(struct address_key));
 	for (ifa = list; ifa && !err; ifa = ifa->ifa_next) {
 		struct address_key key = { 0 };
 		uint32_t ifindex;

@@ -34,6 +34,8 @@ int datapath_write_plan(const struct datapath_maps *maps, const struct plan *pla
 			uint32_t generation);
 /* Records every address of this network namespace, which the datapath hands to the kernel. */
 int datapath_write_local_addresses(const struct datapath_maps *maps);
+/* Deletes every key of a hash or LPM map. Returns 0 or -errno. */
+int datapath_map_clear(int fd, size_t key_size);
 /* Sums a per-CPU packet counter over all CPUs. */
 int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum);
 /* Zeroes the peering counter slots that a reload gives to new peerings. */

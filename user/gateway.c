@@ -15,6 +15,7 @@
 #include "datapath.h"
 #include "gateway.h"
 #include "log.h"
+#include "nsg.h"
 #include "plan.h"
 #include "state.h"
 #include "tunnel.h"
@@ -264,6 +265,8 @@ static int datapath_fill(const struct config *cfg, const struct plan *plan, uint
 	if (!err)
 		err = tunnel_maps_write(cfg->gateway_name, plan->tunnels, plan->n_tunnels);
 	datapath_maps_close(&maps);
+	if (!err)
+		err = nsg_fill(cfg, cfg->gateway_name, generation);
 	if (err)
 		log_error("cannot fill the datapath maps: %s", strerror(-err));
 	return err;
@@ -330,6 +333,7 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 		log_error("cannot create %s: %s", progress.pin_dir, strerror(-err));
 		goto fail;
 	}
+	xdp_flow_table_size_set(nsg_flow_table_size(cfg));
 	err = xdp_maps_create(progress.pin_dir);
 	if (err) {
 		log_error("cannot load the XDP object (run with -v for the verifier's log): %s",
@@ -450,6 +454,8 @@ int gateway_down(const char *requested)
 		return err;
 	}
 	state_remove(gateway);
+	nsg_ids_path(gateway, pin_dir, sizeof(pin_dir));
+	unlink(pin_dir);
 	return 0;
 }
 

@@ -1,0 +1,386 @@
+/* The stateful part of NSGs: a flow table that remembers every allowed connection for
+ * both directions, so that return traffic passes without a rule, with idle timeouts per
+ * protocol and TCP's FIN/RST shortening them. A full table evicts the least recently used
+ * flow (LRU hash); the eviction is visible as created - expired - deleted - gc_removed -
+ * active (see FLOW_* counters). */
+#ifndef BPF_FLOW_H
+#define BPF_FLOW_H
+
+#include <linux/bpf.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "vnet_xdp.h"
+#include "maps.h"
+#include "parse.h"
+#include "nsg.h"
+
+#define NS_PER_SECOND 1000000000ULL
+
+/* Sized by the loader from limits.flowTableSize before the first load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow_key);
+	__type(value, struct flow_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FLOW_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_counters SEC(".maps");
+
+/* Room for what does not fit the 512-byte stack beside the pipeline's own. */
+struct flow_scratch {
+	struct flow_key key;
+	struct nsg_tuple original;
+	struct flow_entry entry;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_scratch);
+} flow_scratch SEC(".maps");
+
+static __always_inline void flow_count(__u32 counter)
+{
+	__u64 *c;
+
+	if (dry_run)
+		return;
+	c = bpf_map_lookup_elem(&flow_counters, &counter);
+	if (c)
+		(*c)++;
+}
+
+static __always_inline int is_echo(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == 8 || type == 0;
+	return proto == IPPROTO_ICMPV6 && (type == 128 || type == 129);
+}
+
+/* The rules' view of the packet: addresses, ports (none for ICMP and non-first
+ * fragments) and the VNet of each end. */
+static __always_inline void nsg_tuple_from_packet(const struct packet *pkt, __u32 src_vnet,
+						  __u32 dst_vnet, struct nsg_tuple *t)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	t->family = pkt->family;
+	if (pkt->family == AF_INET) {
+		__builtin_memcpy(t->src, &pkt->ip4->saddr, 4);
+		__builtin_memcpy(t->dst, &pkt->ip4->daddr, 4);
+	} else {
+		__builtin_memcpy(t->src, &pkt->ip6->saddr, 16);
+		__builtin_memcpy(t->dst, &pkt->ip6->daddr, 16);
+	}
+	t->proto = pkt->l4_proto;
+	t->has_ports = pkt->l4 && (pkt->l4_proto == IPPROTO_TCP || pkt->l4_proto == IPPROTO_UDP);
+	if (t->has_ports) {
+		t->sport = pkt->sport;
+		t->dport = pkt->dport;
+	} else if (pkt->l4 && is_echo(pkt->l4_proto, pkt->icmp_type)) {
+		/* Echo request and reply share the identifier: it keys the flow both ways. */
+		t->sport = t->dport = pkt->sport;
+	}
+	t->src_vnet = src_vnet;
+	t->dst_vnet = dst_vnet;
+}
+
+static __always_inline void nsg_tuple_reverse(const struct nsg_tuple *in, struct nsg_tuple *out)
+{
+	*out = *in;
+	__builtin_memcpy(out->src, in->dst, 16);
+	__builtin_memcpy(out->dst, in->src, 16);
+	out->sport = in->dport;
+	out->dport = in->sport;
+	out->src_vnet = in->dst_vnet;
+	out->dst_vnet = in->src_vnet;
+}
+
+/* -1, 0, 1 as (addr a, port a) compares to (addr b, port b). */
+static __always_inline int endpoint_compare(const __u8 *a, __u16 pa, const __u8 *b, __u16 pb)
+{
+	const __u32 *wa = (const __u32 *)a, *wb = (const __u32 *)b;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 x = bpf_ntohl(wa[i]), y = bpf_ntohl(wb[i]);
+
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return pa < pb ? -1 : pa > pb;
+}
+
+/* Returns 1 when the packet goes from endpoint b to endpoint a of the key. */
+static __always_inline int flow_key_build(const struct nsg_tuple *t, struct flow_key *key)
+{
+	int from_b = endpoint_compare(t->src, t->sport, t->dst, t->dport) > 0;
+
+	__builtin_memset(key, 0, sizeof(*key));
+	key->family = t->family;
+	key->proto = t->proto;
+	if (from_b) {
+		__builtin_memcpy(key->addr_a, t->dst, 16);
+		__builtin_memcpy(key->addr_b, t->src, 16);
+		key->port_a = t->dport;
+		key->port_b = t->sport;
+		key->vnet_a = t->dst_vnet;
+		key->vnet_b = t->src_vnet;
+	} else {
+		__builtin_memcpy(key->addr_a, t->src, 16);
+		__builtin_memcpy(key->addr_b, t->dst, 16);
+		key->port_a = t->sport;
+		key->port_b = t->dport;
+		key->vnet_a = t->src_vnet;
+		key->vnet_b = t->dst_vnet;
+	}
+	return from_b;
+}
+
+static __always_inline __u64 seconds_or(__u32 configured, __u32 fallback)
+{
+	return (configured ? configured : fallback) * NS_PER_SECOND;
+}
+
+static __always_inline __u64 flow_timeout_ns(const struct flow_key *key,
+					     const struct flow_entry *f,
+					     const struct gateway_settings *s)
+{
+	struct gateway_settings none = {};
+
+	if (!s)
+		s = &none;
+	switch (key->proto) {
+	case IPPROTO_TCP:
+		if (f->tcp_state == TCP_FLOW_ESTABLISHED)
+			return seconds_or(s->tcp_idle_timeout, 240);
+		return seconds_or(s->tcp_transitory_timeout, 30);
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return seconds_or(s->icmp_idle_timeout, 30);
+	default:
+		return seconds_or(s->udp_idle_timeout, 240);
+	}
+}
+
+static __always_inline __u32 tcp_flags_of(const struct packet *pkt)
+{
+	struct tcphdr *tcp = pkt->l4;
+
+	if (pkt->l4_proto != IPPROTO_TCP || !tcp || (void *)(tcp + 1) > pkt->data_end)
+		return 0;
+	return ((__u8 *)tcp)[13];
+}
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+/* TCP's life: opening until the responder answers, established, then closing once both
+ * sides sent FIN or either sent RST; opening and closing flows age out sooner. */
+static __always_inline void flow_tcp_update(struct flow_entry *f, __u8 flags, int responder)
+{
+	if (flags & TCP_FLAG_RST) {
+		if (f->tcp_state != TCP_FLOW_CLOSED)
+			flow_count(FLOW_CLOSED);
+		f->tcp_state = TCP_FLOW_CLOSED;
+		return;
+	}
+	if (flags & TCP_FLAG_FIN) {
+		f->fin_seen |= responder ? 2 : 1;
+		if (f->fin_seen == 3 && f->tcp_state != TCP_FLOW_CLOSING) {
+			f->tcp_state = TCP_FLOW_CLOSING;
+			flow_count(FLOW_CLOSED);
+		}
+		return;
+	}
+	if (f->tcp_state == TCP_FLOW_OPENING && responder)
+		f->tcp_state = TCP_FLOW_ESTABLISHED;
+	else if (f->tcp_state == TCP_FLOW_CLOSED && (flags & TCP_FLAG_SYN) && !responder)
+		f->tcp_state = TCP_FLOW_OPENING; /* the same ports reused for a new connection */
+}
+
+static __always_inline void flow_touch(struct flow_entry *f, const struct flow_key *key,
+				       __u32 len, __u32 tcp_flags, int responder, __u64 now)
+{
+	if (dry_run)
+		return;
+	f->last_seen_ns = now;
+	f->packets[responder & 1]++;
+	f->bytes[responder & 1] += len;
+	if (key->proto == IPPROTO_TCP)
+		flow_tcp_update(f, tcp_flags, responder);
+}
+
+/* A flushConnection NSG on the flow's path changed its rules after the flow was allowed. */
+static __always_inline int flow_needs_revalidation(const struct flow_entry *f,
+						   const struct gateway_settings *s)
+{
+	if (!s || f->generation >= s->flush_generation)
+		return 0;
+	for (int i = 0; i < NSG_STAGES; i++) {
+		__u32 id = f->nsg_id[i];
+		__u32 *since;
+
+		if (id == NSG_NONE)
+			continue;
+		since = bpf_map_lookup_elem(&nsg_flush, &id);
+		if (since && *since > f->generation)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline void flow_record_stages(struct flow_entry *f,
+					       const struct nsg_decision *stages)
+{
+	for (int i = 0; i < NSG_STAGES; i++) {
+		f->nsg_id[i] = stages[i].nsg_id;
+		f->rule_id[i] = stages[i].rule_id;
+	}
+}
+
+static __always_inline void nsg_count_stages(const struct nsg_decision *stages, __u64 hits,
+					     __u64 bytes)
+{
+	for (int i = 0; i < NSG_STAGES; i++)
+		nsg_count_rule(stages[i].rule_id, hits, bytes);
+}
+
+static __always_inline void flow_create(struct flow_scratch *scratch, __u32 len, __u32 flags,
+					int from_b, const struct nsg_decision *stages,
+					const struct gateway_settings *s, __u64 now)
+{
+	struct flow_entry *f = &scratch->entry;
+
+	if (dry_run)
+		return;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->last_seen_ns = now;
+	f->created_ns = now;
+	f->generation = s ? s->generation : 0;
+	f->initiator_is_b = from_b;
+	f->packets[0] = 1;
+	f->bytes[0] = len;
+	if (scratch->key.proto == IPPROTO_TCP) {
+		/* A flow first seen mid-stream (after its entry expired or was evicted) is
+		 * taken as established. */
+		f->tcp_state = (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN ?
+				       TCP_FLOW_OPENING : TCP_FLOW_ESTABLISHED;
+		if (flags & TCP_FLAG_RST)
+			f->tcp_state = TCP_FLOW_CLOSED;
+	}
+	flow_record_stages(f, stages);
+	if (bpf_map_update_elem(&flows, &scratch->key, f, BPF_ANY))
+		flow_count(FLOW_INSERT_FAILED);
+	else
+		flow_count(FLOW_CREATED);
+}
+
+/* The NSG stage of the pipeline: a packet of a known flow passes (re-evaluated first when
+ * a flushConnection change asks for it); the first packet of a flow is classified and,
+ * when allowed, remembered. Returns DROP_NONE or the drop reason. A global function, so
+ * the verifier checks it once; the caller hands over what it needs of the packet. */
+__noinline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len, __u32 tcp_flags,
+			      struct nsg_result *res)
+{
+	struct gateway_settings *s;
+	struct flow_scratch *scratch;
+	struct flow_key *key;
+	struct flow_entry *f;
+	__u32 zero = 0;
+	__u64 now;
+	int from_b, reason;
+
+	if (!t || !res)
+		return DROP_NONE;
+	for (int i = 0; i < NSG_STAGES; i++) {
+		res->stages[i].nsg_id = NSG_NONE;
+		res->stages[i].rule_id = NSG_NONE;
+	}
+	res->outcome = NSG_FLOW_NONE;
+	if (nsg_exempt(t)) {
+		res->outcome = NSG_FLOW_EXEMPT;
+		return DROP_NONE;
+	}
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_NONE;
+	key = &scratch->key;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	from_b = flow_key_build(t, key);
+	now = bpf_ktime_get_ns();
+	f = bpf_map_lookup_elem(&flows, key);
+	if (f && now - f->last_seen_ns > flow_timeout_ns(key, f, s)) {
+		flow_count(FLOW_EXPIRED);
+		res->outcome = NSG_FLOW_EXPIRED;
+		f = NULL;
+	}
+	if (f) {
+		int responder = from_b != f->initiator_is_b;
+
+		if (flow_needs_revalidation(f, s)) {
+			/* Judged as the connection was opened, whichever side sends now. */
+			if (responder)
+				nsg_tuple_reverse(t, &scratch->original);
+			else
+				scratch->original = *t;
+			reason = nsg_classify(&scratch->original, res);
+			nsg_count_stages(res->stages, 1, len);
+			if (reason) {
+				if (!dry_run && !bpf_map_delete_elem(&flows, key))
+					flow_count(FLOW_DELETED);
+				res->outcome = NSG_FLOW_DENIED;
+				return reason;
+			}
+			if (!dry_run) {
+				f->generation = s ? s->generation : 0;
+				flow_record_stages(f, res->stages);
+			}
+			flow_count(FLOW_REVALIDATED);
+			res->outcome = NSG_FLOW_REVALIDATED;
+		} else {
+			for (int i = 0; i < NSG_STAGES; i++) {
+				res->stages[i].nsg_id = f->nsg_id[i];
+				res->stages[i].rule_id = f->rule_id[i];
+			}
+			nsg_count_stages(res->stages, 0, len);
+			flow_count(FLOW_HIT);
+			res->outcome = NSG_FLOW_HIT;
+		}
+		flow_touch(f, key, len, tcp_flags, responder, now);
+		return DROP_NONE;
+	}
+
+	reason = nsg_classify(t, res);
+	nsg_count_stages(res->stages, 1, len);
+	if (reason) {
+		res->outcome = NSG_FLOW_DENIED;
+		return reason;
+	}
+	flow_create(scratch, len, tcp_flags, from_b, res->stages, s, now);
+	if (res->outcome != NSG_FLOW_EXPIRED)
+		res->outcome = NSG_FLOW_NEW;
+	return DROP_NONE;
+}
+
+/* The NSG stage for one packet of the pipeline. */
+static __always_inline int nsg_stage(const struct packet *pkt, __u32 src_vnet, __u32 dst_vnet,
+				     struct nsg_result *res)
+{
+	struct nsg_tuple t;
+
+	nsg_tuple_from_packet(pkt, src_vnet, dst_vnet, &t);
+	return nsg_flow_stage(&t, pkt->len, tcp_flags_of(pkt), res);
+}
+
+#endif

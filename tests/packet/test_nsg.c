@@ -1,0 +1,445 @@
+/* Packet tests of network security groups: frames run through the attached program with
+ * BPF_PROG_TEST_RUN on a gateway whose subnets and NIC carry NSGs. Each test checks the
+ * verdict, the drop reason and which NSG stage decided with which rule (priority, access)
+ * as the program's decision trace reports them, and the flow table for stateful cases. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include "packet/nsg_harness.h"
+
+#define WEB_NSG "hub-web"
+#define SUBNET_NSG "spoke1-subnet"
+#define NIC_NSG "vm1-nic-nsg"
+
+static char *rule(const char *name, int priority, const char *direction, const char *access,
+		  const char *protocol, const char *src, const char *sport, const char *dst,
+		  const char *dport)
+{
+	return nsg_rule_json(name, priority, direction, access, protocol, src, sport, dst, dport);
+}
+
+/* ssh_access: the access of AllowSsh (200); flush: spoke1-subnet's flushConnection. */
+static int write_config(const char *ssh_access, bool flush)
+{
+	char *r[16], resources[16384];
+	int n = 0, err;
+
+	r[n++] = rule("DenySshFromWeb", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "22");
+	r[n++] = rule("DenySshFromWeb6", 110, "Inbound", "Deny", "Tcp", "fd00:10:0:1::/64", "*", "*", "22");
+	r[n++] = rule("DenyFromInternet", 150, "Inbound", "Deny", "*", "Internet", "*", "*", "*");
+	r[n++] = rule("DenyVnetTelnet", 160, "Inbound", "Deny", "Tcp", "VirtualNetwork", "*", "*", "23");
+	r[n++] = rule("DenyLoadBalancer", 170, "Inbound", "Deny", "*", "AzureLoadBalancer", "*", "*", "24");
+	r[n++] = rule("AllowSsh", 200, "Inbound", ssh_access, "Tcp", "*", "*", "*", "22");
+	r[n++] = rule("DenyPlural", 300, "Inbound", "Deny", "*", "[\"10.10.2.0/24\", \"10.10.3.7\"]",
+		      "*", "*", "[\"1000-2000\", \"3000\"]");
+	r[n++] = rule("AllowWeb", 400, "Inbound", "Allow", "Tcp", "*", "*", "*", "[\"80\", \"8443\"]");
+	r[n++] = rule("DenySubnet5001", 300, "Outbound", "Deny", "Tcp", "*", "*", "*", "5001");
+	r[n++] = rule("DenyAllOut", 4000, "Outbound", "Deny", "*", "*", "*", "*", "*");
+	r[n++] = rule("DenyNic8443", 100, "Inbound", "Deny", "Tcp", "*", "*", "*", "8443");
+	r[n++] = rule("DenyNic5000", 100, "Outbound", "Deny", "Tcp", "*", "*", "*", "5000");
+	r[n++] = rule("DenyWeb9000", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "9000");
+	snprintf(resources, sizeof(resources),
+		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET_NSG "\","
+		 " \"properties\": {\"flushConnection\": %s, \"securityRules\": [%s, %s, %s, %s, %s, %s, %s, %s, %s, %s]}},\n"
+		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" NIC_NSG "\","
+		 " \"properties\": {\"securityRules\": [%s, %s]}},\n"
+		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" WEB_NSG "\","
+		 " \"properties\": {\"securityRules\": [%s]}},\n"
+		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"vm1-nic\", \"properties\": {"
+		 " \"networkSecurityGroup\": {\"id\": \"" NIC_NSG "\"}, \"ipConfigurations\": ["
+		 "  {\"name\": \"ipconfig1\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\","
+		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}},"
+		 "  {\"name\": \"ipconfig2\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
+		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}",
+		 flush ? "true" : "false", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+		 r[10], r[11], r[12]);
+	err = harness_write_config(WEB_NSG, "", SUBNET_NSG, resources,
+				   "\"udpIdleTimeoutSeconds\": 60");
+	for (int i = 0; i < n; i++)
+		free(r[i]);
+	return err;
+}
+
+static int setup(void **state)
+{
+	harness_init("vxnsgp", "nsgp");
+	if (geteuid() != 0) {
+		gw.why_not = "needs root for network namespaces and BPF";
+		return 0;
+	}
+	if (write_config("Allow", false))
+		return -1;
+	return harness_up();
+}
+
+static int teardown(void **state)
+{
+	harness_down();
+	return 0;
+}
+
+static void require_gateway(void)
+{
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+}
+
+static struct flow tcp4(const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+	return (struct flow){ .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_TCP,
+			      .sport = sport, .dport = dport, .ip_id = 0x4242 };
+}
+
+static struct flow udp4(const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+	struct flow fl = tcp4(src, sport, dst, dport);
+
+	fl.proto = IPPROTO_UDP;
+	fl.payload = 16;
+	return fl;
+}
+
+/* From the VNet side `iface` faces; tcp_flags 0 keeps the builder's SYN. */
+static struct run_result send_flags(int iface, struct flow fl, uint8_t tcp_flags)
+{
+	static const char *gw_macs[] = { HUB_GW_MAC, SPOKE1_GW_MAC, "02:00:00:00:12:01" };
+	static const char *vm_macs[] = { HUB_VM_MAC, SPOKE1_VM_MAC, "02:00:00:00:12:04" };
+	struct frame in;
+	size_t ip;
+
+	ip = frame_build(&in, gw_macs[iface], vm_macs[iface], &fl);
+	if (tcp_flags && fl.proto == IPPROTO_TCP)
+		in.data[ip + (fl.family == AF_INET ? 20 : 40) + 13] = tcp_flags;
+	return harness_run(iface, &in);
+}
+
+static struct run_result send_packet(int iface, struct flow fl)
+{
+	return send_flags(iface, fl, 0);
+}
+
+static void assert_denied(struct run_result r, enum drop_reason reason, int stage, int priority)
+{
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, reason);
+	assert_int_equal(r.trace.nsg[stage].priority, priority);
+	assert_int_equal(r.trace.nsg[stage].access, 1);
+	assert_int_equal(r.trace.flow, NSG_FLOW_DENIED);
+}
+
+static void assert_allowed(struct run_result r)
+{
+	assert_int_not_equal(r.verdict, XDP_DROP);
+	assert_int_not_equal(r.verdict, -1);
+	assert_int_equal(r.trace.drop_reason, DROP_NONE);
+}
+
+static void assert_stage(struct run_result r, int stage, int priority, int access)
+{
+	assert_int_not_equal(r.trace.nsg[stage].nsg_id, NSG_NONE);
+	assert_int_equal(r.trace.nsg[stage].priority, priority);
+	assert_int_equal(r.trace.nsg[stage].access, access);
+}
+
+static void nsg_priority_first_match(void **state)
+{
+	int64_t deny_id;
+	uint64_t before;
+	struct run_result r;
+
+	require_gateway();
+	deny_id = harness_rule_id(SUBNET_NSG, "Inbound", "DenySshFromWeb");
+	assert_true(deny_id >= 0);
+	before = harness_rule_hits((uint32_t)deny_id);
+	/* 100 denies ssh from web before 200 allows ssh from anywhere */
+	r = send_packet(HUB, tcp4("10.10.1.5", 40000, "10.11.1.4", 22));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 100);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_DESTINATION_SUBNET].rule_id, deny_id);
+	assert_int_equal(harness_rule_hits((uint32_t)deny_id), before + 1);
+	/* from elsewhere only 200 matches */
+	r = send_packet(HUB, tcp4("10.10.2.5", 40000, "10.11.1.4", 22));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 200, 0);
+	assert_stage(r, NSG_STAGE_DESTINATION_NIC, 65000, 0);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_SOURCE_SUBNET].nsg_id, NSG_NONE);
+	assert_int_equal(r.trace.flow, NSG_FLOW_NEW);
+}
+
+static void nsg_default_rules_in_force(void **state)
+{
+	struct run_result r;
+	int64_t vnet_in = harness_rule_id(SUBNET_NSG, "Inbound", "AllowVnetInBound");
+
+	require_gateway();
+	assert_true(vnet_in >= 0);
+	assert_true(harness_rule_id(SUBNET_NSG, "Outbound", "DenyAllOutBound") >= 0);
+	r = send_packet(HUB, tcp4("10.10.3.9", 41000, "10.11.1.4", 8080));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_DESTINATION_SUBNET].rule_id, vnet_in);
+	/* hub/web's NSG applies outbound to its sources: AllowVnetOutBound */
+	r = send_packet(HUB, tcp4("10.10.1.7", 41000, "10.11.1.4", 8080));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_SOURCE_SUBNET, 65000, 0);
+}
+
+static void nsg_service_tags(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	/* VirtualNetwork holds the peered hub: 160 matches */
+	r = send_packet(HUB, tcp4("10.10.3.9", 42000, "10.11.1.4", 23));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 160);
+	/* neither Internet (150) nor AzureLoadBalancer (170) holds a VNet source */
+	r = send_packet(HUB, udp4("10.10.3.9", 42000, "10.11.1.4", 24));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
+	/* IPv6 of the peered VNet is VirtualNetwork too */
+	r = send_packet(HUB, (struct flow){ .family = AF_INET6, .src = "fd00:10:0:3::9", .dst = "fd00:11:0:1::4",
+				      .proto = IPPROTO_TCP, .sport = 42000, .dport = 23 });
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 160);
+}
+
+static void nsg_plural_prefixes_and_ports(void **state)
+{
+	require_gateway();
+	assert_denied(send_packet(HUB, udp4("10.10.2.9", 43000, "10.11.1.4", 1500)),
+		      DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 300);
+	assert_denied(send_packet(HUB, udp4("10.10.2.9", 43000, "10.11.1.4", 1000)),
+		      DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 300);
+	assert_denied(send_packet(HUB, udp4("10.10.3.7", 43000, "10.11.1.4", 3000)),
+		      DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 300);
+	assert_allowed(send_packet(HUB, udp4("10.10.3.8", 43000, "10.11.1.4", 3000)));
+	assert_allowed(send_packet(HUB, udp4("10.10.2.9", 43000, "10.11.1.4", 2500)));
+	assert_allowed(send_packet(HUB, udp4("10.10.2.9", 43000, "10.11.1.4", 2001)));
+	assert_allowed(send_packet(HUB, udp4("10.10.3.7", 43000, "10.11.1.4", 2999)));
+}
+
+static void nsg_inbound_subnet_then_nic(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	/* the subnet allows 8443 (400), the NIC denies it (100) */
+	r = send_packet(HUB, tcp4("10.10.3.9", 44000, "10.11.1.4", 8443));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_NIC, 100);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 400, 0);
+	/* another VM of the subnet has no NIC NSG */
+	r = send_packet(HUB, tcp4("10.10.3.9", 44000, "10.11.1.5", 8443));
+	assert_allowed(r);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_DESTINATION_NIC].nsg_id, NSG_NONE);
+	/* the subnet denies first: the NIC is not consulted */
+	r = send_packet(HUB, tcp4("10.10.1.5", 44000, "10.11.1.4", 22));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 100);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_DESTINATION_NIC].nsg_id, NSG_NONE);
+}
+
+static void nsg_outbound_nic_then_subnet(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	r = send_packet(SPOKE1, tcp4("10.11.1.4", 45000, "10.10.3.9", 5000));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_NIC, 100);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_SOURCE_SUBNET].nsg_id, NSG_NONE);
+	r = send_packet(SPOKE1, tcp4("10.11.1.4", 45000, "10.10.3.9", 5001));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 300);
+	assert_stage(r, NSG_STAGE_SOURCE_NIC, 65000, 0);
+	/* a VM without NIC NSG meets the subnet's rules only */
+	r = send_packet(SPOKE1, tcp4("10.11.1.5", 45000, "10.10.3.9", 5000));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_SOURCE_NIC].nsg_id, NSG_NONE);
+}
+
+static void nsg_intra_subnet(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	r = send_packet(HUB, tcp4("10.10.1.5", 46000, "10.10.1.6", 9000));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 100);
+	assert_stage(r, NSG_STAGE_SOURCE_SUBNET, 65000, 0);
+	r = send_packet(HUB, tcp4("10.10.1.5", 46000, "10.10.1.6", 9001));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
+	/* a subnet without NSG, inside the same VNet: nothing to judge */
+	r = send_packet(HUB, tcp4("10.10.3.5", 46000, "10.10.3.6", 9000));
+	assert_allowed(r);
+	for (int i = 0; i < NSG_STAGES; i++)
+		assert_int_equal(r.trace.nsg[i].nsg_id, NSG_NONE);
+}
+
+static void nsg_stateful_return_traffic(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	r = send_packet(HUB, tcp4("10.10.3.9", 47000, "10.11.1.4", 80));
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_NEW);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 400, 0);
+	/* the answer passes spoke1's outbound DenyAllOut (4000) on the flow */
+	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 47000), 0x12);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	r = send_flags(HUB, tcp4("10.10.3.9", 47000, "10.11.1.4", 80), 0x10);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	/* the same ports, not an answer: a new flow out of spoke1, denied */
+	r = send_packet(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 47001));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+}
+
+static void nsg_ipv6(void **state)
+{
+	struct flow fl = { .family = AF_INET6, .src = "fd00:10:0:1::5", .dst = "fd00:11:0:1::4",
+			   .proto = IPPROTO_TCP, .sport = 48000, .dport = 22 };
+	struct flow back = { .family = AF_INET6, .src = "fd00:11:0:1::4", .dst = "fd00:10:0:1::5",
+			     .proto = IPPROTO_TCP, .sport = 80, .dport = 48000 };
+	struct run_result r;
+
+	require_gateway();
+	/* 100 is IPv4 only; 110 holds the web subnet's IPv6 prefix */
+	assert_denied(send_packet(HUB, fl), DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 110);
+	fl.dport = 80;
+	r = send_packet(HUB, fl);
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 400, 0);
+	r = send_flags(SPOKE1, back, 0x12);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	back.dport = 48001;
+	assert_denied(send_packet(SPOKE1, back), DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+}
+
+/* ICMP echo: the identifier keys the flow both ways. */
+static struct flow echo(const char *src, const char *dst, uint16_t id)
+{
+	return (struct flow){ .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_ICMP,
+			      .sport = id, .payload = 8 };
+}
+
+static struct run_result send_echo_reply(int iface, struct flow fl)
+{
+	static const char *gw_macs[] = { HUB_GW_MAC, SPOKE1_GW_MAC };
+	static const char *vm_macs[] = { HUB_VM_MAC, SPOKE1_VM_MAC };
+	struct frame in;
+	size_t ip = frame_build(&in, gw_macs[iface], vm_macs[iface], &fl);
+
+	in.data[ip + 20] = 0; /* echo reply */
+	return harness_run(iface, &in);
+}
+
+static void nsg_idle_expiry(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	harness_clear_flows();
+	/* UDP: limits.udpIdleTimeoutSeconds is 60 in this config */
+	assert_allowed(send_packet(HUB, udp4("10.10.3.9", 5353, "10.11.1.4", 8080)));
+	assert_int_equal(harness_age_flows(50), 1);
+	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 5353));
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	assert_int_equal(harness_age_flows(61), 1);
+	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 5353));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+
+	/* ICMP echo: 30 s */
+	harness_clear_flows();
+	assert_allowed(send_packet(HUB, echo("10.10.3.9", "10.11.1.4", 77)));
+	r = send_echo_reply(SPOKE1, echo("10.11.1.4", "10.10.3.9", 77));
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	harness_age_flows(31);
+	r = send_echo_reply(SPOKE1, echo("10.11.1.4", "10.10.3.9", 77));
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, DROP_NSG_DENIED_OUTBOUND);
+
+	/* TCP: established lives 240 s; after RST, the transitory 30 s */
+	harness_clear_flows();
+	assert_allowed(send_packet(HUB, tcp4("10.10.3.9", 49000, "10.11.1.4", 80)));
+	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x12));
+	harness_age_flows(200);
+	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x10);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	r = send_flags(HUB, tcp4("10.10.3.9", 49000, "10.11.1.4", 80), 0x04); /* RST */
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	harness_age_flows(31);
+	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x10);
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+
+	/* FIN both ways closes too */
+	harness_clear_flows();
+	assert_allowed(send_packet(HUB, tcp4("10.10.3.9", 49001, "10.11.1.4", 80)));
+	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x12));
+	assert_allowed(send_flags(HUB, tcp4("10.10.3.9", 49001, "10.11.1.4", 80), 0x11));
+	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x11));
+	harness_age_flows(31);
+	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x10);
+	assert_int_equal(r.verdict, XDP_DROP);
+}
+
+/* A rule change reaches existing flows only through NSGs with flushConnection. */
+static void nsg_flush_connection(void **state)
+{
+	struct flow ssh = tcp4("10.10.3.9", 50000, "10.11.1.4", 22);
+	struct flow answer = tcp4("10.11.1.4", 22, "10.10.3.9", 50000);
+	struct run_result r;
+
+	require_gateway();
+	harness_clear_flows();
+	assert_allowed(send_packet(HUB, ssh));
+	assert_allowed(send_flags(SPOKE1, answer, 0x12));
+
+	/* AllowSsh becomes Deny, no flushConnection: the flow goes on, new ones are denied */
+	assert_int_equal(write_config("Deny", false), 0);
+	assert_int_equal(harness_reload(), 0);
+	r = send_flags(SPOKE1, answer, 0x10);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	ssh.sport = 50001;
+	assert_denied(send_packet(HUB, ssh), DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 200);
+
+	/* back to Allow with flushConnection: re-evaluated, still allowed */
+	assert_int_equal(write_config("Allow", true), 0);
+	assert_int_equal(harness_reload(), 0);
+	r = send_flags(SPOKE1, answer, 0x10);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_REVALIDATED);
+	r = send_flags(SPOKE1, answer, 0x10);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+
+	/* Deny with flushConnection: the flow is judged again, as opened, and ends */
+	assert_int_equal(write_config("Deny", true), 0);
+	assert_int_equal(harness_reload(), 0);
+	r = send_flags(SPOKE1, answer, 0x10);
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 200);
+	ssh.sport = 50000;
+	r = send_flags(HUB, ssh, 0x10);
+	assert_int_equal(r.verdict, XDP_DROP);
+
+	assert_int_equal(write_config("Allow", false), 0);
+	assert_int_equal(harness_reload(), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(nsg_priority_first_match),
+		cmocka_unit_test(nsg_default_rules_in_force),
+		cmocka_unit_test(nsg_service_tags),
+		cmocka_unit_test(nsg_plural_prefixes_and_ports),
+		cmocka_unit_test(nsg_inbound_subnet_then_nic),
+		cmocka_unit_test(nsg_outbound_nic_then_subnet),
+		cmocka_unit_test(nsg_intra_subnet),
+		cmocka_unit_test(nsg_stateful_return_traffic),
+		cmocka_unit_test(nsg_ipv6),
+		cmocka_unit_test(nsg_idle_expiry),
+		cmocka_unit_test(nsg_flush_connection),
+	};
+
+	return cmocka_run_group_tests_name("nsg", tests, setup, teardown);
+}

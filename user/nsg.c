@@ -1,0 +1,868 @@
+/* Compiles the config's network security groups into the bit-vector maps of bpf/nsg.h.
+ * See nsg.h for the layout; README.md ("Network security groups") for why. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "datapath.h"
+#include "log.h"
+#include "nsg.h"
+#include "plan.h"
+#include "state.h"
+
+/* ---- stable ids --------------------------------------------------------------------- */
+
+void nsg_ids_path(const char *gateway, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s.nsg-ids.json", STATE_ROOT, gateway);
+}
+
+static uint32_t counters_map_id(const char *gateway)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	int fd = datapath_map_open(gateway, "nsg_rule_counters");
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	close(fd);
+	return info.id;
+}
+
+int nsg_ids_load(const char *gateway, struct nsg_ids *ids)
+{
+	char path[512];
+	uint32_t map_id = counters_map_id(gateway);
+
+	nsg_ids_path(gateway, path, sizeof(path));
+	ids->doc = json_load_file(path, 0, NULL);
+	/* Ids belong to one set of counters: a file left from an earlier `up` is stale. */
+	if (ids->doc && map_id &&
+	    (uint32_t)json_integer_value(json_object_get(ids->doc, "countersMap")) != map_id) {
+		json_decref(ids->doc);
+		ids->doc = NULL;
+	}
+	if (!ids->doc)
+		ids->doc = json_pack("{s:i, s:i, s:{}, s:{}}", "countersMap", (json_int_t)map_id,
+				     "generation", 0, "nsgs", "rules");
+	return ids->doc ? 0 : -ENOMEM;
+}
+
+int nsg_ids_save(const char *gateway, const struct nsg_ids *ids)
+{
+	char path[512], tmp[600];
+
+	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
+		return -errno;
+	nsg_ids_path(gateway, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (json_dump_file(ids->doc, tmp, JSON_COMPACT))
+		return -EIO;
+	if (rename(tmp, path))
+		return -errno;
+	return 0;
+}
+
+void nsg_ids_free(struct nsg_ids *ids)
+{
+	json_decref(ids->doc);
+	ids->doc = NULL;
+}
+
+json_t *nsg_ids_rule(const struct nsg_ids *ids, uint32_t rule_id)
+{
+	const char *key;
+	json_t *rule;
+
+	json_object_foreach(json_object_get(ids->doc, "rules"), key, rule)
+		if ((uint32_t)json_integer_value(json_object_get(rule, "id")) == rule_id)
+			return rule;
+	return NULL;
+}
+
+const char *nsg_ids_nsg_name(const struct nsg_ids *ids, uint32_t nsg_id)
+{
+	const char *key;
+	json_t *nsg;
+
+	json_object_foreach(json_object_get(ids->doc, "nsgs"), key, nsg)
+		if ((uint32_t)json_integer_value(json_object_get(nsg, "id")) == nsg_id)
+			return key;
+	return NULL;
+}
+
+static const char *direction_name(enum nsg_direction d)
+{
+	return d == NSG_INBOUND ? "Inbound" : "Outbound";
+}
+
+/* The lowest id no entry of `list` holds. */
+static int64_t free_id(json_t *list, uint32_t max)
+{
+	uint8_t *used = calloc(max, 1);
+	const char *key;
+	json_t *it;
+	int64_t id = -1;
+
+	if (!used)
+		return -ENOMEM;
+	json_object_foreach(list, key, it) {
+		json_int_t v = json_integer_value(json_object_get(it, "id"));
+
+		if (v >= 0 && v < max)
+			used[v] = 1;
+	}
+	for (uint32_t i = 0; i < max; i++)
+		if (!used[i]) {
+			id = i;
+			break;
+		}
+	free(used);
+	return id < 0 ? -ENOSPC : id;
+}
+
+/* Zeroes a counter slot handed to a new rule (it may have served a removed one). */
+static void rule_counter_reset(int counters_fd, uint32_t id)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct nsg_rule_counter *zero;
+
+	if (counters_fd < 0 || cpus <= 0 || !(zero = calloc(cpus, sizeof(*zero))))
+		return;
+	bpf_map_update_elem(counters_fd, &id, zero, BPF_ANY);
+	free(zero);
+}
+
+/* Drops rules that no current config holds, to make room for new ones. */
+static void rules_forget_inactive(json_t *rules, uint32_t generation)
+{
+	const char *key;
+	json_t *it;
+	void *tmp;
+
+	json_object_foreach_safe(rules, tmp, key, it)
+		if ((uint32_t)json_integer_value(json_object_get(it, "generation")) != generation)
+			json_object_del(rules, key);
+}
+
+static int64_t rule_id_for(struct nsg_ids *ids, const char *nsg,
+			   const struct config_security_rule *rule, uint32_t generation,
+			   int counters_fd)
+{
+	json_t *rules = json_object_get(ids->doc, "rules"), *entry;
+	char key[600];
+	int64_t id;
+
+	snprintf(key, sizeof(key), "%s/%s/%s", nsg, direction_name(rule->direction), rule->name);
+	entry = json_object_get(rules, key);
+	if (!entry) {
+		id = free_id(rules, MAX_NSG_RULE_IDS);
+		if (id == -ENOSPC) {
+			rules_forget_inactive(rules, generation);
+			id = free_id(rules, MAX_NSG_RULE_IDS);
+		}
+		if (id < 0)
+			return id;
+		rule_counter_reset(counters_fd, (uint32_t)id);
+		entry = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "nsg", nsg,
+				  "direction", direction_name(rule->direction), "rule", rule->name);
+		json_object_set_new(rules, key, entry);
+	}
+	json_object_set_new(entry, "access", json_string(rule->access == NSG_ALLOW ? "Allow" : "Deny"));
+	json_object_set_new(entry, "priority", json_integer(rule->priority));
+	json_object_set_new(entry, "generation", json_integer(generation));
+	return json_integer_value(json_object_get(entry, "id"));
+}
+
+/* FNV-1a over what the rules say, to tell whether an NSG changed between generations. */
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t nsg_fingerprint(const struct config_nsg *nsg)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t r = 0; r < nsg->n_rules; r++) {
+		const struct config_security_rule *rule = &nsg->rules[r];
+		int fields[] = { rule->priority, rule->direction, rule->access, rule->protocol };
+
+		h = fnv(h, rule->name, strlen(rule->name) + 1);
+		h = fnv(h, fields, sizeof(fields));
+		for (size_t i = 0; i < rule->n_sources; i++)
+			h = fnv(fnv(h, &rule->sources[i].kind, sizeof(int)), &rule->sources[i].prefix,
+				sizeof(struct ip_prefix));
+		for (size_t i = 0; i < rule->n_destinations; i++)
+			h = fnv(fnv(h, &rule->destinations[i].kind, sizeof(int)),
+				&rule->destinations[i].prefix, sizeof(struct ip_prefix));
+		h = fnv(h, rule->source_ports, rule->n_source_ports * sizeof(struct port_range));
+		h = fnv(h, rule->destination_ports,
+			rule->n_destination_ports * sizeof(struct port_range));
+		h = fnv(h, "|", 1);
+	}
+	return h;
+}
+
+/* ---- the VirtualNetwork tag ---------------------------------------------------------- */
+
+static int prefixes_append(struct ip_prefix **list, size_t *n, const struct ip_prefix *add,
+			   size_t count)
+{
+	struct ip_prefix *bigger;
+
+	if (!count)
+		return 0;
+	bigger = realloc(*list, (*n + count) * sizeof(**list));
+	if (!bigger)
+		return -ENOMEM;
+	memcpy(bigger + *n, add, count * sizeof(*add));
+	*list = bigger;
+	*n += count;
+	return 0;
+}
+
+/* On-premises and remote-VNet spaces a virtual network gateway reaches by its connections. */
+static int gateway_reach(const struct config *cfg, int gateway, struct ip_prefix **out, size_t *n)
+{
+	int err = 0;
+
+	for (size_t c = 0; !err && gateway != CONFIG_NONE && c < cfg->n_connections; c++) {
+		const struct config_connection *conn = &cfg->connections[c];
+		int other = CONFIG_NONE;
+
+		if (conn->vnet_gateway1 == gateway)
+			other = conn->vnet_gateway2;
+		else if (conn->vnet_gateway2 == gateway)
+			other = conn->vnet_gateway1;
+		else
+			continue;
+		if (conn->type == CONNECTION_IPSEC && conn->local_network_gateway2 != CONFIG_NONE) {
+			const struct config_local_network_gateway *lng =
+				&cfg->local_network_gateways[conn->local_network_gateway2];
+
+			err = prefixes_append(out, n, lng->prefixes, lng->n_prefixes);
+		} else if (other != CONFIG_NONE && cfg->vnet_gateways[other].vnet != CONFIG_NONE) {
+			const struct config_vnet *v = &cfg->vnets[cfg->vnet_gateways[other].vnet];
+
+			err = prefixes_append(out, n, v->prefixes, v->n_prefixes);
+		}
+	}
+	return err;
+}
+
+int nsg_virtual_network_prefixes(const struct config *cfg, int vnet, struct ip_prefix **out,
+				 size_t *n)
+{
+	const struct config_vnet *v = &cfg->vnets[vnet];
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	err = prefixes_append(out, n, v->prefixes, v->n_prefixes);
+	for (size_t p = 0; !err && p < v->n_peerings; p++) {
+		const struct config_peering *peering = &v->peerings[p];
+
+		if (!peering->connected || peering->remote_vnet == CONFIG_NONE)
+			continue;
+		err = prefixes_append(out, n, cfg->vnets[peering->remote_vnet].prefixes,
+				      cfg->vnets[peering->remote_vnet].n_prefixes);
+		if (!err && peering->use_remote_gateways)
+			err = gateway_reach(cfg, cfg->vnets[peering->remote_vnet].virtual_network_gateway,
+					    out, n);
+	}
+	if (!err)
+		err = gateway_reach(cfg, v->virtual_network_gateway, out, n);
+	if (err) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return err;
+}
+
+/* ---- compiling one table ------------------------------------------------------------- */
+
+struct nsg_maps {
+	int addresses, ports, intervals, protocols, tables, rules, bindings, counters, flush,
+		settings;
+};
+
+struct table_build {
+	const struct config_security_rule **rules; /* by priority */
+	size_t n_rules;
+	const struct ip_prefix *vnet_prefixes;     /* the VirtualNetwork tag here */
+	size_t n_vnet_prefixes;
+	uint32_t table;
+};
+
+static void bit_set(struct nsg_bitmap *b, size_t bit)
+{
+	b->words[bit / 64] |= 1ULL << (bit % 64);
+	b->summary |= 1ULL << (bit / 64);
+}
+
+static const struct ip_prefix azure_load_balancer = { .family = AF_INET, .len = 32,
+						      .addr = { 168, 63, 129, 16 } };
+
+static bool in_any(const struct ip_prefix *list, size_t n, const struct ip_prefix *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ip_prefix_contains(&list[i], p))
+			return true;
+	return false;
+}
+
+/* Whether an address spec holds every address of p (p is an entry of the trie, so no
+ * spec boundary falls inside it: holding one address of it is holding all). */
+static bool address_holds(const struct nsg_address *a, const struct ip_prefix *p, bool in_vnet)
+{
+	switch (a->kind) {
+	case NSG_ADDR_ANY: return true;
+	case NSG_ADDR_PREFIX: return ip_prefix_contains(&a->prefix, p);
+	case NSG_ADDR_TAG_VIRTUAL_NETWORK: return in_vnet;
+	case NSG_ADDR_TAG_INTERNET: return !in_vnet;
+	case NSG_ADDR_TAG_AZURE_LOAD_BALANCER: return ip_prefix_contains(&azure_load_balancer, p);
+	default: return false;
+	}
+}
+
+static int prefix_compare(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct ip_prefix));
+}
+
+static int address_side_write(const struct nsg_maps *m, const struct table_build *t, int side)
+{
+	struct ip_prefix *entries = NULL;
+	size_t n = 0, unique = 0;
+	bool tags = false;
+	int err = 0;
+
+	entries = calloc(2, sizeof(*entries));
+	if (!entries)
+		return -ENOMEM;
+	entries[n++] = (struct ip_prefix){ .family = AF_INET };
+	entries[n++] = (struct ip_prefix){ .family = AF_INET6 };
+	for (size_t r = 0; !err && r < t->n_rules; r++) {
+		const struct config_security_rule *rule = t->rules[r];
+		const struct nsg_address *list = side ? rule->destinations : rule->sources;
+		size_t count = side ? rule->n_destinations : rule->n_sources;
+
+		for (size_t i = 0; !err && i < count; i++) {
+			if (list[i].kind == NSG_ADDR_PREFIX)
+				err = prefixes_append(&entries, &n, &list[i].prefix, 1);
+			else if (list[i].kind == NSG_ADDR_TAG_AZURE_LOAD_BALANCER)
+				err = prefixes_append(&entries, &n, &azure_load_balancer, 1);
+			else if (list[i].kind == NSG_ADDR_TAG_VIRTUAL_NETWORK ||
+				 list[i].kind == NSG_ADDR_TAG_INTERNET)
+				tags = true;
+		}
+	}
+	if (!err && tags)
+		err = prefixes_append(&entries, &n, t->vnet_prefixes, t->n_vnet_prefixes);
+	if (err) {
+		free(entries);
+		return err;
+	}
+	qsort(entries, n, sizeof(*entries), prefix_compare);
+	for (size_t i = 0; i < n; i++)
+		if (!unique || prefix_compare(&entries[unique - 1], &entries[i]))
+			entries[unique++] = entries[i];
+
+	for (size_t e = 0; !err && e < unique; e++) {
+		const struct ip_prefix *p = &entries[e];
+		bool in_vnet = in_any(t->vnet_prefixes, t->n_vnet_prefixes, p);
+		struct nsg_bitmap bits = { 0 };
+		struct lpm_key key;
+
+		for (size_t r = 0; r < t->n_rules; r++) {
+			const struct config_security_rule *rule = t->rules[r];
+			const struct nsg_address *list = side ? rule->destinations : rule->sources;
+			size_t count = side ? rule->n_destinations : rule->n_sources;
+
+			for (size_t i = 0; i < count; i++)
+				if (address_holds(&list[i], p, in_vnet)) {
+					bit_set(&bits, r);
+					break;
+				}
+		}
+		lpm_key_from_prefix(&key, t->table * 2 + side, p);
+		if (bpf_map_update_elem(m->addresses, &key, &bits, BPF_ANY))
+			err = -errno;
+	}
+	free(entries);
+	return err;
+}
+
+static int u16_compare(const void *a, const void *b)
+{
+	return (int)*(const uint32_t *)a - (int)*(const uint32_t *)b;
+}
+
+static bool ranges_cover(const struct port_range *ranges, size_t n, uint32_t lo, uint32_t hi)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ranges[i].from <= lo && hi <= ranges[i].to)
+			return true;
+	return false;
+}
+
+static int port_entry_write(const struct nsg_maps *m, uint32_t scope, bool has_port,
+			    uint32_t value, unsigned bits, uint32_t interval)
+{
+	struct nsg_port_key key = { .prefixlen = 32 + 8 + bits, .scope = scope };
+
+	key.data[0] = has_port;
+	key.data[1] = value >> 8;
+	key.data[2] = value & 0xff;
+	return bpf_map_update_elem(m->ports, &key, &interval, BPF_ANY) ? -errno : 0;
+}
+
+/* [lo, hi] as the fewest aligned power-of-two blocks: one LPM entry each. */
+static int port_interval_write(const struct nsg_maps *m, uint32_t scope, uint32_t lo,
+			       uint32_t hi, uint32_t interval)
+{
+	int err = 0;
+
+	while (!err && lo <= hi) {
+		unsigned bits = 0;
+
+		while (bits < 16 && !(lo & (1u << bits)) && lo + (2u << bits) - 1 <= hi)
+			bits++;
+		err = port_entry_write(m, scope, true, lo, 16 - bits, interval);
+		lo += 1u << bits;
+	}
+	return err;
+}
+
+static int port_side_write(const struct nsg_maps *m, const struct table_build *t, int side,
+			   uint32_t *next_interval)
+{
+	uint32_t *bounds, scope = t->table * 2 + side;
+	size_t n = 0, unique = 0, capacity = 2;
+	struct nsg_bitmap bits;
+	int err = 0;
+
+	for (size_t r = 0; r < t->n_rules; r++)
+		capacity += 2 * (side ? t->rules[r]->n_destination_ports : t->rules[r]->n_source_ports);
+	bounds = calloc(capacity, sizeof(*bounds));
+	if (!bounds)
+		return -ENOMEM;
+	bounds[n++] = 0;
+	bounds[n++] = 65536;
+	for (size_t r = 0; r < t->n_rules; r++) {
+		const struct port_range *ranges = side ? t->rules[r]->destination_ports
+						       : t->rules[r]->source_ports;
+		size_t count = side ? t->rules[r]->n_destination_ports : t->rules[r]->n_source_ports;
+
+		for (size_t i = 0; i < count; i++) {
+			bounds[n++] = ranges[i].from;
+			bounds[n++] = (uint32_t)ranges[i].to + 1;
+		}
+	}
+	qsort(bounds, n, sizeof(*bounds), u16_compare);
+	for (size_t i = 0; i < n; i++)
+		if (!unique || bounds[unique - 1] != bounds[i])
+			bounds[unique++] = bounds[i];
+
+	/* Packets without ports: rules whose ranges cover every port. */
+	memset(&bits, 0, sizeof(bits));
+	for (size_t r = 0; r < t->n_rules; r++)
+		if (ranges_cover(side ? t->rules[r]->destination_ports : t->rules[r]->source_ports,
+				 side ? t->rules[r]->n_destination_ports : t->rules[r]->n_source_ports,
+				 0, 65535))
+			bit_set(&bits, r);
+	if (bpf_map_update_elem(m->intervals, next_interval, &bits, BPF_ANY))
+		err = -errno;
+	if (!err)
+		err = port_entry_write(m, scope, false, 0, 0, (*next_interval)++);
+
+	for (size_t i = 0; !err && i + 1 < unique; i++) {
+		uint32_t lo = bounds[i], hi = bounds[i + 1] - 1;
+
+		memset(&bits, 0, sizeof(bits));
+		for (size_t r = 0; r < t->n_rules; r++)
+			if (ranges_cover(side ? t->rules[r]->destination_ports
+					      : t->rules[r]->source_ports,
+					 side ? t->rules[r]->n_destination_ports
+					      : t->rules[r]->n_source_ports, lo, hi))
+				bit_set(&bits, r);
+		if (*next_interval >= MAX_NSG_PORT_INTERVALS) {
+			err = -ENOSPC;
+			break;
+		}
+		if (bpf_map_update_elem(m->intervals, next_interval, &bits, BPF_ANY))
+			err = -errno;
+		if (!err)
+			err = port_interval_write(m, scope, lo, hi, (*next_interval)++);
+	}
+	free(bounds);
+	return err;
+}
+
+static bool protocol_admits(enum nsg_protocol protocol, unsigned class)
+{
+	switch (protocol) {
+	case NSG_PROTO_ANY: return true;
+	case NSG_PROTO_TCP: return class == NSG_CLASS_TCP;
+	case NSG_PROTO_UDP: return class == NSG_CLASS_UDP;
+	case NSG_PROTO_ICMP: return class == NSG_CLASS_ICMP;
+	case NSG_PROTO_ESP: return class == NSG_CLASS_ESP;
+	case NSG_PROTO_AH: return class == NSG_CLASS_AH;
+	}
+	return false;
+}
+
+static int protocols_write(const struct nsg_maps *m, const struct table_build *t)
+{
+	for (unsigned class = 0; class < NSG_PROTO_CLASSES; class++) {
+		struct nsg_bitmap bits = { 0 };
+		uint32_t index = t->table * NSG_PROTO_CLASSES + class;
+
+		for (size_t r = 0; r < t->n_rules; r++)
+			if (protocol_admits(t->rules[r]->protocol, class))
+				bit_set(&bits, r);
+		if (bpf_map_update_elem(m->protocols, &index, &bits, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int rule_priority_compare(const void *a, const void *b)
+{
+	const struct config_security_rule *x = *(const struct config_security_rule *const *)a;
+	const struct config_security_rule *y = *(const struct config_security_rule *const *)b;
+
+	return x->priority - y->priority;
+}
+
+struct compile_state {
+	const struct config *cfg;
+	const char *gateway;
+	struct nsg_ids *ids;
+	struct nsg_maps maps;
+	uint32_t generation;
+	uint32_t next_slot, next_interval;
+};
+
+static int table_write(struct compile_state *cs, int nsg_index, int vnet, int direction,
+		       uint32_t table, uint32_t nsg_id)
+{
+	const struct config_nsg *nsg = &cs->cfg->nsgs[nsg_index];
+	struct table_build t = { .table = table };
+	struct ip_prefix *vnet_prefixes = NULL;
+	struct nsg_table info = { .nsg_id = nsg_id, .direction = direction };
+	int err;
+
+	t.rules = calloc(nsg->n_rules + 1, sizeof(*t.rules));
+	if (!t.rules)
+		return -ENOMEM;
+	for (size_t r = 0; r < nsg->n_rules; r++)
+		if ((int)nsg->rules[r].direction == direction)
+			t.rules[t.n_rules++] = &nsg->rules[r];
+	qsort(t.rules, t.n_rules, sizeof(*t.rules), rule_priority_compare);
+	if (t.n_rules > NSG_MAX_RULES || cs->next_slot + t.n_rules > MAX_NSG_RULE_SLOTS) {
+		log_error("network security group %s: %zu %s rules; at most %d per direction",
+			  nsg->name, t.n_rules, direction ? "outbound" : "inbound", NSG_MAX_RULES);
+		free(t.rules);
+		return -E2BIG;
+	}
+	err = nsg_virtual_network_prefixes(cs->cfg, vnet, &vnet_prefixes, &t.n_vnet_prefixes);
+	t.vnet_prefixes = vnet_prefixes;
+	info.rule_base = cs->next_slot;
+	info.n_rules = t.n_rules;
+	for (size_t r = 0; !err && r < t.n_rules; r++) {
+		int64_t id = rule_id_for(cs->ids, nsg->name, t.rules[r], cs->generation,
+					 cs->maps.counters);
+		struct nsg_rule slot = { .priority = (uint16_t)t.rules[r]->priority,
+					 .access = t.rules[r]->access == NSG_DENY };
+		uint32_t index = cs->next_slot + r;
+
+		if (id < 0) {
+			err = (int)id;
+			break;
+		}
+		slot.rule_id = (uint32_t)id;
+		if (bpf_map_update_elem(cs->maps.rules, &index, &slot, BPF_ANY))
+			err = -errno;
+	}
+	cs->next_slot += t.n_rules;
+	for (int side = 0; !err && side < 2; side++) {
+		err = address_side_write(&cs->maps, &t, side);
+		if (!err)
+			err = port_side_write(&cs->maps, &t, side, &cs->next_interval);
+	}
+	if (!err)
+		err = protocols_write(&cs->maps, &t);
+	if (!err && bpf_map_update_elem(cs->maps.tables, &table, &info, BPF_ANY))
+		err = -errno;
+	free(vnet_prefixes);
+	free(t.rules);
+	return err;
+}
+
+/* ---- pairs and bindings -------------------------------------------------------------- */
+
+struct pair { int nsg, vnet; };
+
+static int pair_index(struct pair **pairs, size_t *n, int nsg, int vnet)
+{
+	struct pair *bigger;
+
+	for (size_t i = 0; i < *n; i++)
+		if ((*pairs)[i].nsg == nsg && (*pairs)[i].vnet == vnet)
+			return (int)i;
+	if (*n * 2 + 2 > MAX_NSG_TABLES)
+		return -E2BIG;
+	bigger = realloc(*pairs, (*n + 1) * sizeof(**pairs));
+	if (!bigger)
+		return -ENOMEM;
+	*pairs = bigger;
+	(*pairs)[*n] = (struct pair){ nsg, vnet };
+	return (int)(*n)++;
+}
+
+static int binding_write(const struct nsg_maps *m, int vnet, const struct ip_prefix *prefix,
+			 uint32_t subnet_pair, uint32_t nic_pair)
+{
+	struct nsg_binding b = { .subnet_pair = subnet_pair, .nic_pair = nic_pair };
+	struct lpm_key key;
+
+	lpm_key_from_prefix(&key, (uint32_t)vnet, prefix);
+	return bpf_map_update_elem(m->bindings, &key, &b, BPF_ANY) ? -errno : 0;
+}
+
+/* The pair index + 1 of the subnet's NSG, 0 without one. */
+static int subnet_pair(struct pair **pairs, size_t *n, const struct config *cfg, int vnet,
+		       int subnet)
+{
+	int nsg, p;
+
+	if (vnet == CONFIG_NONE || subnet == CONFIG_NONE)
+		return 0;
+	nsg = cfg->vnets[vnet].subnets[subnet].network_security_group;
+	if (nsg == CONFIG_NONE)
+		return 0;
+	p = pair_index(pairs, n, nsg, vnet);
+	return p < 0 ? p : p + 1;
+}
+
+static int bindings_write(const struct nsg_maps *m, const struct config *cfg,
+			  struct pair **pairs, size_t *n_pairs)
+{
+	int err = 0;
+
+	for (size_t v = 0; !err && v < cfg->n_vnets; v++)
+		for (size_t s = 0; !err && s < cfg->vnets[v].n_subnets; s++) {
+			const struct config_subnet *subnet = &cfg->vnets[v].subnets[s];
+			int p = subnet_pair(pairs, n_pairs, cfg, v, s);
+
+			if (p < 0)
+				return p;
+			for (size_t i = 0; p && !err && i < subnet->n_prefixes; i++)
+				err = binding_write(m, v, &subnet->prefixes[i], p, 0);
+		}
+	for (size_t i = 0; !err && i < cfg->n_nics; i++) {
+		const struct config_nic *nic = &cfg->nics[i];
+		int sp, np = 0;
+
+		if (nic->network_security_group == CONFIG_NONE)
+			continue;
+		if (nic->vnet == CONFIG_NONE) {
+			log_info("network interface %s: no subnet known, its NSG %s is not applied",
+				 nic->name, cfg->nsgs[nic->network_security_group].name);
+			continue;
+		}
+		sp = subnet_pair(pairs, n_pairs, cfg, nic->vnet, nic->subnet);
+		np = pair_index(pairs, n_pairs, nic->network_security_group, nic->vnet);
+		if (sp < 0 || np < 0)
+			return sp < 0 ? sp : np;
+		for (size_t a = 0; !err && a < nic->n_addresses; a++) {
+			struct ip_prefix host = { .family = nic->addresses[a].family,
+						  .len = nic->addresses[a].family == AF_INET ? 32 : 128 };
+
+			memcpy(host.addr, nic->addresses[a].addr, 16);
+			err = binding_write(m, nic->vnet, &host, sp, np + 1);
+		}
+	}
+	return err;
+}
+
+/* ---- filling the maps ---------------------------------------------------------------- */
+
+static const char *const config_maps[] = { "nsg_addresses", "nsg_ports", "nsg_port_intervals",
+					   "nsg_protocols", "nsg_tables", "nsg_rules",
+					   "nsg_bindings", "nsg_rule_counters", "nsg_flush",
+					   "settings" };
+
+static void maps_close(struct nsg_maps *m)
+{
+	int *fds = (int *)m;
+
+	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+static int maps_open(const char *gateway, struct nsg_maps *m)
+{
+	int *fds = (int *)m;
+
+	_Static_assert(sizeof(*m) / sizeof(int) == sizeof(config_maps) / sizeof(*config_maps),
+		       "one name per map");
+	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++) {
+		fds[i] = datapath_map_open(gateway, config_maps[i]);
+		if (fds[i] < 0) {
+			int err = fds[i];
+
+			log_error("cannot open the pinned map %s of %s: %s", config_maps[i], gateway,
+				  strerror(-err));
+			maps_close(m);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int maps_clear(const struct nsg_maps *m)
+{
+	int err;
+
+	if ((err = datapath_map_clear(m->bindings, sizeof(struct lpm_key))) ||
+	    (err = datapath_map_clear(m->addresses, sizeof(struct lpm_key))) ||
+	    (err = datapath_map_clear(m->ports, sizeof(struct nsg_port_key))) ||
+	    (err = datapath_map_clear(m->intervals, sizeof(uint32_t))))
+		return err;
+	return 0;
+}
+
+static uint32_t seconds_or_default(uint32_t value, uint32_t fallback)
+{
+	return value ? value : fallback;
+}
+
+/* flushConnection: an NSG whose rules changed since the last generation re-evaluates
+ * the flows it allowed. Returns the newest flush generation of the config's NSGs. */
+static uint32_t flush_generations_update(struct compile_state *cs)
+{
+	json_t *nsgs = json_object_get(cs->ids->doc, "nsgs");
+	uint32_t newest = 0;
+
+	for (size_t i = 0; i < cs->cfg->n_nsgs; i++) {
+		const struct config_nsg *nsg = &cs->cfg->nsgs[i];
+		json_t *entry = json_object_get(nsgs, nsg->name);
+		char fingerprint[32];
+		uint32_t since, id;
+
+		snprintf(fingerprint, sizeof(fingerprint), "%016llx",
+			 (unsigned long long)nsg_fingerprint(nsg));
+		if (!entry)
+			continue;
+		since = (uint32_t)json_integer_value(json_object_get(entry, "flushGeneration"));
+		id = (uint32_t)json_integer_value(json_object_get(entry, "id"));
+		if (nsg->flush_connection && json_string_value(json_object_get(entry, "fingerprint")) &&
+		    strcmp(json_string_value(json_object_get(entry, "fingerprint")), fingerprint)) {
+			since = cs->generation;
+			json_object_set_new(entry, "flushGeneration", json_integer(since));
+		}
+		json_object_set_new(entry, "fingerprint", json_string(fingerprint));
+		if (bpf_map_update_elem(cs->maps.flush, &id, &since, BPF_ANY))
+			log_error("cannot record the flush generation of %s: %s", nsg->name,
+				  strerror(errno));
+		if (since > newest)
+			newest = since;
+	}
+	return newest;
+}
+
+static int64_t nsg_id_for(struct nsg_ids *ids, const char *name)
+{
+	json_t *nsgs = json_object_get(ids->doc, "nsgs"), *entry = json_object_get(nsgs, name);
+	int64_t id;
+
+	if (entry)
+		return json_integer_value(json_object_get(entry, "id"));
+	id = free_id(nsgs, MAX_NSG_IDS);
+	if (id < 0)
+		return id;
+	json_object_set_new(nsgs, name, json_pack("{s:I, s:i}", "id", (json_int_t)id,
+						  "flushGeneration", 0));
+	return id;
+}
+
+static int settings_write(struct compile_state *cs, uint32_t flush_generation)
+{
+	const struct config_limits *lim = &cs->cfg->limits;
+	struct gateway_settings s = { 0 };
+	uint32_t zero = 0;
+
+	bpf_map_lookup_elem(cs->maps.settings, &zero, &s);
+	s.generation = cs->generation;
+	s.tcp_idle_timeout = seconds_or_default(lim->tcp_idle_timeout_seconds, 240);
+	s.tcp_transitory_timeout = seconds_or_default(lim->tcp_transitory_timeout_seconds, 30);
+	s.udp_idle_timeout = seconds_or_default(lim->udp_idle_timeout_seconds, 240);
+	s.icmp_idle_timeout = seconds_or_default(lim->icmp_idle_timeout_seconds, 30);
+	s.flush_generation = flush_generation;
+	return bpf_map_update_elem(cs->maps.settings, &zero, &s, BPF_ANY) ? -errno : 0;
+}
+
+int nsg_fill(const struct config *cfg, const char *gateway, uint32_t generation)
+{
+	struct compile_state cs = { .cfg = cfg, .gateway = gateway, .generation = generation };
+	struct nsg_ids ids = { 0 };
+	struct pair *pairs = NULL;
+	size_t n_pairs = 0;
+	int err;
+
+	cs.ids = &ids;
+	err = maps_open(gateway, &cs.maps);
+	if (err)
+		return err;
+	err = nsg_ids_load(gateway, &ids);
+	if (!err)
+		err = maps_clear(&cs.maps);
+	if (!err)
+		err = bindings_write(&cs.maps, cfg, &pairs, &n_pairs);
+	for (size_t p = 0; !err && p < n_pairs; p++) {
+		int64_t nsg_id = nsg_id_for(&ids, cfg->nsgs[pairs[p].nsg].name);
+
+		if (nsg_id < 0) {
+			err = (int)nsg_id;
+			break;
+		}
+		for (int direction = 0; !err && direction < 2; direction++)
+			err = table_write(&cs, pairs[p].nsg, pairs[p].vnet, direction,
+					  (uint32_t)(p * 2 + direction), (uint32_t)nsg_id);
+	}
+	if (!err) {
+		json_object_set_new(ids.doc, "generation", json_integer(generation));
+		err = settings_write(&cs, flush_generations_update(&cs));
+	}
+	if (!err)
+		err = nsg_ids_save(gateway, &ids);
+	if (err)
+		log_error("cannot fill the network security group maps: %s", strerror(-err));
+	nsg_ids_free(&ids);
+	free(pairs);
+	maps_close(&cs.maps);
+	return err;
+}
+
+uint32_t nsg_flow_table_size(const struct config *cfg)
+{
+	return cfg->limits.flow_table_size ? cfg->limits.flow_table_size : 262144;
+}
