@@ -34,8 +34,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flow_counters SEC(".maps");
 
-/* Room for what does not fit the 512-byte stack beside the pipeline's own. */
+/* What the pipeline knows of the packet, as plain numbers: a global function cannot take
+ * packet pointers, so nsg_packet_stage reads addresses and TCP flags from the frame at
+ * these offsets itself. Keeping that work out of the pipeline keeps its verification
+ * within the verifier's budget. */
+struct nsg_packet_info {
+	__u32 l3_offset;
+	__u32 l4_offset;   /* 0: no transport header (a non-first fragment) */
+	__u32 family;
+	__u32 len;
+	__u16 sport, dport; /* ICMP: the echo identifier in sport */
+	__u16 src_vnet, dst_vnet;
+	__u8 proto, icmp_type;
+	__u8 pad[2];
+};
+
+/* Room for what does not fit the 512-byte stack beside the pipeline's own; the NSG
+ * stage's result stays here for the decision trace. */
 struct flow_scratch {
+	struct nsg_packet_info info;
+	struct nsg_result result;
+	struct nsg_tuple tuple;
 	struct flow_key key;
 	struct nsg_tuple original;
 	struct flow_entry entry;
@@ -64,33 +83,6 @@ static __always_inline int is_echo(__u8 proto, __u8 type)
 	if (proto == IPPROTO_ICMP)
 		return type == 8 || type == 0;
 	return proto == IPPROTO_ICMPV6 && (type == 128 || type == 129);
-}
-
-/* The rules' view of the packet: addresses, ports (none for ICMP and non-first
- * fragments) and the VNet of each end. */
-static __always_inline void nsg_tuple_from_packet(const struct packet *pkt, __u32 src_vnet,
-						  __u32 dst_vnet, struct nsg_tuple *t)
-{
-	__builtin_memset(t, 0, sizeof(*t));
-	t->family = pkt->family;
-	if (pkt->family == AF_INET) {
-		__builtin_memcpy(t->src, &pkt->ip4->saddr, 4);
-		__builtin_memcpy(t->dst, &pkt->ip4->daddr, 4);
-	} else {
-		__builtin_memcpy(t->src, &pkt->ip6->saddr, 16);
-		__builtin_memcpy(t->dst, &pkt->ip6->daddr, 16);
-	}
-	t->proto = pkt->l4_proto;
-	t->has_ports = pkt->l4 && (pkt->l4_proto == IPPROTO_TCP || pkt->l4_proto == IPPROTO_UDP);
-	if (t->has_ports) {
-		t->sport = pkt->sport;
-		t->dport = pkt->dport;
-	} else if (pkt->l4 && is_echo(pkt->l4_proto, pkt->icmp_type)) {
-		/* Echo request and reply share the identifier: it keys the flow both ways. */
-		t->sport = t->dport = pkt->sport;
-	}
-	t->src_vnet = src_vnet;
-	t->dst_vnet = dst_vnet;
 }
 
 static __always_inline void nsg_tuple_reverse(const struct nsg_tuple *in, struct nsg_tuple *out)
@@ -288,10 +280,9 @@ static __always_inline void flow_create(struct flow_scratch *scratch, __u32 len,
 
 /* The NSG stage of the pipeline: a packet of a known flow passes (re-evaluated first when
  * a flushConnection change asks for it); the first packet of a flow is classified and,
- * when allowed, remembered. Returns DROP_NONE or the drop reason. A global function, so
- * the verifier checks it once; the caller hands over what it needs of the packet. */
-__noinline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len, __u32 tcp_flags,
-			      struct nsg_result *res)
+ * when allowed, remembered. Returns DROP_NONE or the drop reason. */
+static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
+					  __u32 tcp_flags, struct nsg_result *res)
 {
 	struct gateway_settings *s;
 	struct flow_scratch *scratch;
@@ -373,14 +364,92 @@ __noinline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len, __u32 tcp_fl
 	return DROP_NONE;
 }
 
-/* The NSG stage for one packet of the pipeline. */
-static __always_inline int nsg_stage(const struct packet *pkt, __u32 src_vnet, __u32 dst_vnet,
-				     struct nsg_result *res)
+/* The rules' view of the packet: addresses, ports (none for ICMP and non-first
+ * fragments; ICMP echo keys its flow by the identifier both ways) and each end's VNet. */
+__noinline int nsg_packet_stage(struct xdp_md *ctx, const struct nsg_packet_info *info,
+				struct nsg_result *res)
 {
-	struct nsg_tuple t;
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct flow_scratch *scratch;
+	struct nsg_tuple *t;
+	__u32 zero = 0, flags = 0, l3, l4;
 
-	nsg_tuple_from_packet(pkt, src_vnet, dst_vnet, &t);
-	return nsg_flow_stage(&t, pkt->len, tcp_flags_of(pkt), res);
+	if (!info || !res)
+		return DROP_NONE;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_NONE;
+	t = &scratch->tuple;
+	__builtin_memset(t, 0, sizeof(*t));
+	l3 = info->l3_offset & 0xff; /* after at most two VLAN tags */
+	if (info->family == AF_INET) {
+		struct iphdr *ip = data + l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return DROP_MALFORMED_IPV4;
+		__builtin_memcpy(t->src, &ip->saddr, 4);
+		__builtin_memcpy(t->dst, &ip->daddr, 4);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return DROP_MALFORMED_IPV6;
+		__builtin_memcpy(t->src, &ip6->saddr, 16);
+		__builtin_memcpy(t->dst, &ip6->daddr, 16);
+	}
+	t->family = info->family;
+	t->proto = info->proto;
+	t->src_vnet = info->src_vnet;
+	t->dst_vnet = info->dst_vnet;
+	t->has_ports = info->l4_offset && (info->proto == IPPROTO_TCP || info->proto == IPPROTO_UDP);
+	if (t->has_ports) {
+		t->sport = info->sport;
+		t->dport = info->dport;
+	} else if (info->l4_offset && is_echo(info->proto, info->icmp_type)) {
+		t->sport = t->dport = info->sport;
+	}
+	l4 = info->l4_offset & 0x3ff;
+	if (info->proto == IPPROTO_TCP && l4) {
+		__u8 *tcp = data + l4;
+
+		if ((void *)(tcp + 14) <= data_end)
+			flags = tcp[13];
+	}
+	return nsg_flow_stage(t, info->len, flags, res);
+}
+
+/* The NSG stage for one packet of the pipeline; its result is left in flow_scratch. */
+static __always_inline int nsg_stage(struct xdp_md *ctx, const struct packet *pkt,
+				     __u32 src_vnet, __u32 dst_vnet)
+{
+	struct flow_scratch *scratch;
+	struct nsg_packet_info *info;
+	__u32 zero = 0;
+
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_NSG_DENIED_OUTBOUND; /* cannot happen: a per-CPU array of one */
+	info = &scratch->info;
+	info->l3_offset = pkt->l3 - pkt->data;
+	info->l4_offset = pkt->l4 ? pkt->l4 - pkt->data : 0;
+	info->family = pkt->family;
+	info->len = pkt->len;
+	info->sport = pkt->sport;
+	info->dport = pkt->dport;
+	info->src_vnet = src_vnet;
+	info->dst_vnet = dst_vnet;
+	info->proto = pkt->l4_proto;
+	info->icmp_type = pkt->icmp_type;
+	return nsg_packet_stage(ctx, &scratch->info, &scratch->result);
+}
+
+/* The last NSG stage's decisions on this CPU, for the decision trace. */
+static __always_inline const struct nsg_result *nsg_last_result(void)
+{
+	__u32 zero = 0;
+	struct flow_scratch *scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+
+	return scratch ? &scratch->result : NULL;
 }
 
 #endif

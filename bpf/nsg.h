@@ -92,6 +92,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nsg_flush SEC(".maps");
 
+/* Lookup keys of the classifier, off the stack: the pipeline's frame and the NSG stage's
+ * leave little of the 512 bytes for it. */
+struct nsg_keys {
+	struct lpm_key address;
+	struct nsg_port_key port;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nsg_keys);
+} nsg_scratch SEC(".maps");
+
 /* The packet's fields as the rules see them; for a flow's return packet, swapped. */
 struct nsg_tuple {
 	__u8 src[16];
@@ -131,29 +145,31 @@ static __always_inline __u32 lowest_bit(__u64 x)
 }
 
 static __always_inline struct nsg_bitmap *nsg_address_vector(const struct nsg_tuple *t,
-							     __u32 table, __u32 side)
+							     struct lpm_key *key, __u32 table,
+							     __u32 side)
 {
-	struct lpm_key key;
-
-	__builtin_memset(&key, 0, sizeof(key));
-	key.prefixlen = LPM_SCOPE_BITS + (t->family == AF_INET ? 32 : 128);
-	key.scope = table * 2 + side;
-	key.family = t->family;
-	__builtin_memcpy(key.addr, side ? t->dst : t->src, 16);
-	return bpf_map_lookup_elem(&nsg_addresses, &key);
+	__builtin_memset(key, 0, sizeof(*key));
+	key->prefixlen = LPM_SCOPE_BITS + (t->family == AF_INET ? 32 : 128);
+	key->scope = table * 2 + side;
+	key->family = t->family;
+	__builtin_memcpy(key->addr, side ? t->dst : t->src, 16);
+	return bpf_map_lookup_elem(&nsg_addresses, key);
 }
 
 static __always_inline struct nsg_bitmap *nsg_port_vector(const struct nsg_tuple *t,
-							  __u32 table, __u32 side)
+							  struct nsg_port_key *key, __u32 table,
+							  __u32 side)
 {
-	struct nsg_port_key key = { .prefixlen = NSG_PORT_KEY_BITS, .scope = table * 2 + side };
 	__u16 port = side ? t->dport : t->sport;
 	__u32 *interval;
 
-	key.data[0] = t->has_ports;
-	key.data[1] = t->has_ports ? port >> 8 : 0;
-	key.data[2] = t->has_ports ? port & 0xff : 0;
-	interval = bpf_map_lookup_elem(&nsg_ports, &key);
+	key->prefixlen = NSG_PORT_KEY_BITS;
+	key->scope = table * 2 + side;
+	key->data[0] = t->has_ports;
+	key->data[1] = t->has_ports ? port >> 8 : 0;
+	key->data[2] = t->has_ports ? port & 0xff : 0;
+	key->data[3] = 0;
+	interval = bpf_map_lookup_elem(&nsg_ports, key);
 	if (!interval)
 		return NULL;
 	return bpf_map_lookup_elem(&nsg_port_intervals, interval);
@@ -168,21 +184,25 @@ __noinline int nsg_table_classify(const struct nsg_tuple *t, __u32 table,
 	struct nsg_bitmap *src, *dst, *sport, *dport, *proto;
 	struct nsg_table *info;
 	struct nsg_rule *rule;
-	__u32 proto_index, slot, bit = NSG_MAX_RULES;
+	struct nsg_keys *keys;
+	__u32 proto_index, slot, bit = NSG_MAX_RULES, zero = 0;
 	__u64 candidates;
 	int i;
 
 	if (!t || !out)
+		return -1;
+	keys = bpf_map_lookup_elem(&nsg_scratch, &zero);
+	if (!keys)
 		return -1;
 	info = bpf_map_lookup_elem(&nsg_tables, &table);
 	if (!info)
 		return -1;
 	out->nsg_id = info->nsg_id;
 	proto_index = table * NSG_PROTO_CLASSES + nsg_proto_class(t->proto);
-	src = nsg_address_vector(t, table, 0);
-	dst = nsg_address_vector(t, table, 1);
-	sport = nsg_port_vector(t, table, 0);
-	dport = nsg_port_vector(t, table, 1);
+	src = nsg_address_vector(t, &keys->address, table, 0);
+	dst = nsg_address_vector(t, &keys->address, table, 1);
+	sport = nsg_port_vector(t, &keys->port, table, 0);
+	dport = nsg_port_vector(t, &keys->port, table, 1);
 	proto = bpf_map_lookup_elem(&nsg_protocols, &proto_index);
 	if (!src || !dst || !sport || !dport || !proto)
 		return -1;
@@ -229,16 +249,20 @@ static __always_inline void nsg_count_rule(__u32 rule_id, __u64 hits, __u64 byte
 static __always_inline struct nsg_binding *nsg_binding_of(const __u8 *addr, __u32 family,
 							  __u16 vnet)
 {
-	struct lpm_key key;
+	struct nsg_keys *keys;
+	__u32 zero = 0;
 
 	if (vnet == NSG_VNET_NONE)
 		return NULL;
-	__builtin_memset(&key, 0, sizeof(key));
-	key.prefixlen = LPM_SCOPE_BITS + (family == AF_INET ? 32 : 128);
-	key.scope = vnet;
-	key.family = family;
-	__builtin_memcpy(key.addr, addr, 16);
-	return bpf_map_lookup_elem(&nsg_bindings, &key);
+	keys = bpf_map_lookup_elem(&nsg_scratch, &zero);
+	if (!keys)
+		return NULL;
+	__builtin_memset(&keys->address, 0, sizeof(keys->address));
+	keys->address.prefixlen = LPM_SCOPE_BITS + (family == AF_INET ? 32 : 128);
+	keys->address.scope = vnet;
+	keys->address.family = family;
+	__builtin_memcpy(keys->address.addr, addr, 16);
+	return bpf_map_lookup_elem(&nsg_bindings, &keys->address);
 }
 
 /* Azure's platform addresses (the host's DNS/health probe address and the instance
@@ -280,31 +304,31 @@ struct nsg_result {
 /* Azure's order: outbound the source NIC's NSG then its subnet's, inbound the
  * destination subnet's then its NIC's; every NSG on the way must allow. Returns
  * DROP_NONE or the direction's deny reason; stages holds every stage's decision. */
-__noinline int nsg_classify(const struct nsg_tuple *t, struct nsg_result *res)
+static __always_inline int nsg_classify(const struct nsg_tuple *t, struct nsg_result *res)
 {
-	struct nsg_decision *stages;
-	struct nsg_binding *src;
-	struct nsg_binding none = {};
-	struct nsg_binding dst;
-	struct nsg_binding *found;
-	struct nsg_binding s;
+	struct nsg_decision *stages = res->stages;
+	struct nsg_binding *b;
+	__u32 src_nic = 0, src_subnet = 0, dst_subnet = 0, dst_nic = 0;
 
-	if (!t || !res)
-		return DROP_NSG_DENIED_OUTBOUND;
-	stages = res->stages;
-	src = nsg_binding_of(t->src, t->family, t->src_vnet);
-	s = src ? *src : none;
-	found = nsg_binding_of(t->dst, t->family, t->dst_vnet);
-	dst = found ? *found : none;
+	b = nsg_binding_of(t->src, t->family, t->src_vnet);
+	if (b) {
+		src_nic = b->nic_pair;
+		src_subnet = b->subnet_pair;
+	}
+	b = nsg_binding_of(t->dst, t->family, t->dst_vnet);
+	if (b) {
+		dst_subnet = b->subnet_pair;
+		dst_nic = b->nic_pair;
+	}
 	for (int i = 0; i < NSG_STAGES; i++) {
 		stages[i].nsg_id = NSG_NONE;
 		stages[i].rule_id = NSG_NONE;
 	}
-	if (nsg_stage_run(t, s.nic_pair, 1, &stages[NSG_STAGE_SOURCE_NIC]) ||
-	    nsg_stage_run(t, s.subnet_pair, 1, &stages[NSG_STAGE_SOURCE_SUBNET]))
+	if (nsg_stage_run(t, src_nic, 1, &stages[NSG_STAGE_SOURCE_NIC]) ||
+	    nsg_stage_run(t, src_subnet, 1, &stages[NSG_STAGE_SOURCE_SUBNET]))
 		return DROP_NSG_DENIED_OUTBOUND;
-	if (nsg_stage_run(t, dst.subnet_pair, 0, &stages[NSG_STAGE_DESTINATION_SUBNET]) ||
-	    nsg_stage_run(t, dst.nic_pair, 0, &stages[NSG_STAGE_DESTINATION_NIC]))
+	if (nsg_stage_run(t, dst_subnet, 0, &stages[NSG_STAGE_DESTINATION_SUBNET]) ||
+	    nsg_stage_run(t, dst_nic, 0, &stages[NSG_STAGE_DESTINATION_NIC]))
 		return DROP_NSG_DENIED_INBOUND;
 	return DROP_NONE;
 }

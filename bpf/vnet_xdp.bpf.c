@@ -17,7 +17,7 @@ struct decision {
 	__u32 counter;
 	__u32 src_vnet;
 	struct route_info route;
-	struct nsg_result nsg;
+	__u32 nsg_ran; /* the NSG stage ran: its result is in flow_scratch */
 };
 
 static __always_inline void trace_decision(struct xdp_md *ctx, const struct packet *pkt,
@@ -25,6 +25,7 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 {
 	__u32 zero = 0;
 	struct decision_trace *t = bpf_map_lookup_elem(&decision_traces, &zero);
+	const struct nsg_result *nsg;
 
 	if (!t)
 		return;
@@ -44,9 +45,16 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 		t->fingerprint = bpf_ntohl(*(__be32 *)pkt->ip6 & bpf_htonl(0x000fffff));
 	else
 		t->fingerprint = 0;
-	for (int i = 0; i < NSG_STAGES; i++)
-		t->nsg[i] = d->nsg.stages[i];
-	t->flow = d->nsg.outcome;
+	nsg = d->nsg_ran ? nsg_last_result() : NULL;
+	for (int i = 0; i < NSG_STAGES; i++) {
+		if (nsg) {
+			t->nsg[i] = nsg->stages[i];
+		} else {
+			t->nsg[i].nsg_id = NSG_NONE;
+			t->nsg[i].rule_id = NSG_NONE;
+		}
+	}
+	t->flow = nsg ? nsg->outcome : NSG_FLOW_NONE;
 }
 
 static __always_inline int drop(struct decision *d, __u32 reason)
@@ -67,9 +75,18 @@ static __always_inline int pass(struct decision *d, __u32 counter)
 /* Hands the packet to the egress the route chose, with the MACs the kernel's neighbour
  * table knows. What the kernel must do itself (resolve a neighbour, answer an expired
  * TTL or a too-big packet) goes to the kernel, after the policy decision was made. */
+/* The FIB lookup's parameters live off the stack: the NSG stage's calls need the room. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_fib_lookup);
+} fib_scratch SEC(".maps");
+
 static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
 {
-	struct bpf_fib_lookup params;
+	struct bpf_fib_lookup *params;
+	__u32 zero = 0;
 	int rc;
 
 	if (d->route.type == ROUTE_VNET_PEERING)
@@ -77,7 +94,10 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 	if (hop_limit_expired(pkt))
 		return pass(d, COUNT_PASS_TTL_EXPIRED);
 
-	rc = next_hop_lookup(ctx, pkt, &params);
+	params = bpf_map_lookup_elem(&fib_scratch, &zero);
+	if (!params)
+		return drop(d, DROP_FIB_FAILED);
+	rc = next_hop_lookup(ctx, pkt, params);
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
@@ -92,13 +112,13 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 	}
 	/* The kernel's routes must agree with the VNet's: a mismatch is a config error on
 	 * the gateway host, not something to paper over by trusting either side. */
-	if (params.ifindex != d->route.egress_ifindex)
+	if (params->ifindex != d->route.egress_ifindex)
 		return drop(d, DROP_FIB_MISMATCH);
 
 	hop_limit_decrement(pkt);
-	__builtin_memcpy(pkt->eth->h_dest, params.dmac, ETH_ALEN);
-	__builtin_memcpy(pkt->eth->h_source, params.smac, ETH_ALEN);
-	if (bpf_redirect(params.ifindex, 0) != XDP_REDIRECT)
+	__builtin_memcpy(pkt->eth->h_dest, params->dmac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_source, params->smac, ETH_ALEN);
+	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
 		return drop(d, DROP_REDIRECT_FAILED);
 	d->verdict = XDP_REDIRECT;
 	d->counter = COUNT_FORWARDED;
@@ -161,7 +181,8 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 	if (route->type == ROUTE_NONE)
 		return drop(d, DROP_ROUTE_NONE);
 
-	reason = nsg_stage(pkt, vnet, route_destination_vnet(route), &d->nsg);
+	d->nsg_ran = 1;
+	reason = nsg_stage(ctx, pkt, vnet, route_destination_vnet(route));
 	if (reason)
 		return drop(d, reason);
 	if (route->type == ROUTE_TUNNEL) /* XDP cannot transmit on xfrm: the kernel routes it */
@@ -177,14 +198,9 @@ int xdp_gateway(struct xdp_md *ctx)
 		.data_end = (void *)(long)ctx->data_end,
 	};
 	struct decision d = {};
-	int i;
 	__u64 bytes = pkt.data_end - pkt.data;
 	int verdict;
 
-	for (i = 0; i < NSG_STAGES; i++) {
-		d.nsg.stages[i].nsg_id = NSG_NONE;
-		d.nsg.stages[i].rule_id = NSG_NONE;
-	}
 	count_datapath(COUNT_RX, bytes);
 	verdict = process(ctx, &pkt, &d);
 	if (verdict == XDP_DROP)
