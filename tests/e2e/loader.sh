@@ -102,6 +102,21 @@ failed_attach_part_way_undoes_everything() {
 	gw down -n $GATEWAY && nothing_left
 }
 
+# bpffs missing (a fresh boot): `up` mounts it. Run in a private mount namespace, whose
+# unmounted /sys/fs/bpf nobody else sees.
+up_mounts_bpffs_where_missing() {
+	unshare -m --propagation private bash -c '
+		umount /sys/fs/bpf 2>/dev/null
+		[ "$(findmnt -n -o FSTYPE /sys/fs/bpf)" != bpf ] || { echo "bpffs still mounted"; exit 1; }
+		nsenter --net=/run/netns/'$PREFIX'-gw "'$VNET_XDP'" up -c "'$WORK'/gw.json" || exit 1
+		[ "$(findmnt -n -o FSTYPE /sys/fs/bpf)" = bpf ] || { echo "bpffs not mounted"; exit 1; }
+		[ -e /sys/fs/bpf/vnet-xdp/'$GATEWAY'/routes ] || { echo "no pins"; exit 1; }
+		nsenter --net=/run/netns/'$PREFIX'-gw "'$VNET_XDP'" down -n '$GATEWAY'
+	' || return 1
+	nothing_left
+}
+
+run_case up_mounts_bpffs_where_missing
 run_case up_without_a_mode_picks_native_on_veth
 run_case up_mode_generic_forces_generic
 run_case up_mode_native_forces_native
