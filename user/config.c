@@ -352,6 +352,24 @@ static enum record_kind kind_of_nested_type(const char *type, enum record_kind p
 	return kind_of_type(full);
 }
 
+/* List responses of some API versions leave "type" out of each entry; the entry's
+ * resource id says it ("/subscriptions/../providers/Microsoft.Network/T1/N1/T2/N2"). */
+static bool kind_of_id(json_t *resource, enum record_kind *kind)
+{
+	const char *id = json_string_value(json_object_get(resource, "id")), *why;
+	char full[256];
+	struct reference ref;
+
+	if (!id || id[0] != '/' || reference_parse(id, &ref, &why) || !ref.type[0])
+		return false;
+	*kind = KIND_OTHER; /* another namespace: not modeled */
+	if (strcasestr(id, "/providers/" NETWORK_NAMESPACE)) {
+		snprintf(full, sizeof(full), NETWORK_NAMESPACE "%s", ref.type);
+		*kind = kind_of_type(full);
+	}
+	return true;
+}
+
 static int collect_one(struct loader *l, struct node res, const char *parent,
 		       enum record_kind parent_kind)
 {
@@ -360,12 +378,15 @@ static int collect_one(struct loader *l, struct node res, const char *parent,
 
 	if (!is_object_or_report(&l->r, res))
 		return 0;
-	if (!get_string(&l->r, node_child(&l->r, res, "type"), &type)) {
+	if (!json_object_get(res.value, "type") && !parent && kind_of_id(res.value, &rec.kind)) {
+		type = NULL;
+	} else if (!get_string(&l->r, node_child(&l->r, res, "type"), &type)) {
 		reader_problem(&l->r, res.path, "a resource without \"type\"; allowed: "
 			       "\"Microsoft.Network/<type>\"");
 		return 0;
 	}
-	rec.kind = parent ? kind_of_nested_type(type, parent_kind) : kind_of_type(type);
+	if (type)
+		rec.kind = parent ? kind_of_nested_type(type, parent_kind) : kind_of_type(type);
 	if (rec.kind == KIND_OTHER)
 		return 0; /* not modeled: VMs, bastions, firewalls... */
 	if (!get_string(&l->r, node_child(&l->r, res, "name"), &name)) {

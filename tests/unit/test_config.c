@@ -265,6 +265,9 @@ static void subnets_do_not_overlap(void **state)
 		"@8:20: resources[1].properties: subnet \"s2\" prefix 10.0.0.128/25 overlaps subnet \"s1\" prefix 10.0.0.0/24; allowed: subnets that do not overlap\n");
 	expect_problems("subnet-overlap-flat.json", 1,
 		"@7:18: resources[0].subnets[1]: subnet \"s2\" prefix fd00::/56 overlaps subnet \"s1\" prefix fd00:0:0:1::/64; allowed: subnets that do not overlap\n");
+	/* the same with CRLF line ends, as az on Windows writes them: same positions */
+	expect_problems("subnet-overlap-crlf.json", 1,
+		"@7:18: resources[0].subnets[1]: subnet \"s2\" prefix fd00::/56 overlaps subnet \"s1\" prefix fd00:0:0:1::/64; allowed: subnets that do not overlap\n");
 }
 
 /* At most one peering per VNet sets useRemoteGateways. */
@@ -458,6 +461,46 @@ static void reference_forms(void **state)
 	assert_int_not_equal(reference_parse("hub//apps", &ref, &why), 0);
 }
 
+/* A list response's entries may leave "type" out; their resource id says it. */
+#define LIST_HEAD                                                                          \
+	"{\"gateway\": {\"name\": \"t\", \"interfaces\": [{\"name\": \"a0\", "              \
+	"\"virtualNetwork\": \"a\"}]},\n"                                                       \
+	" \"resources\": [\n"                                                                  \
+	"  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"a\", "                 \
+	"\"properties\": {\"addressSpace\": {\"addressPrefixes\": [\"10.0.0.0/16\"]}}},\n"      \
+	"  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"b\", "                 \
+	"\"properties\": {\"addressSpace\": {\"addressPrefixes\": [\"10.1.0.0/16\"]}}},\n"      \
+	"  {\"id\": \"/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/"           \
+	"virtualNetworks/a/virtualNetworkPeerings/a-b\", \"name\": \"a-b\", "                   \
+	"\"properties\": {\"remoteVirtualNetwork\": {\"id\": \"b\"}}},\n"                      \
+	"  {\"id\": \"/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/"           \
+	"virtualMachines/vm1\", \"name\": \"vm1\"}"
+
+static void type_taken_from_the_id_when_missing(void **state)
+{
+	char *problems = NULL;
+	size_t len = 0;
+	FILE *errors = open_memstream(&problems, &len);
+	struct config *cfg;
+
+	/* the peering is read, the VM is not modeled */
+	if (config_load_string(LIST_HEAD "]}\n", "list.json", errors, &cfg)) {
+		fflush(errors);
+		fail_msg("refused:\n%s", problems);
+	}
+	assert_int_equal(cfg->vnets[0].n_peerings, 1);
+	assert_string_equal(cfg->vnets[0].peerings[0].name, "a-b");
+	assert_int_equal(cfg->vnets[0].peerings[0].remote_vnet, 1);
+	config_free(cfg);
+	/* an entry with neither type nor id is refused */
+	assert_int_equal(config_load_string(LIST_HEAD ",\n  {\"name\": \"x\"}]}\n", "list.json",
+					    errors, &cfg), 1);
+	fclose(errors);
+	assert_string_equal(problems, "list.json:7:3: resources[4]: a resource without "
+			    "\"type\"; allowed: \"Microsoft.Network/<type>\"\n");
+	free(problems);
+}
+
 /* ---- vnet-xdp check ---------------------------------------------------------------- */
 
 static const char *binary(void)
@@ -587,6 +630,7 @@ int main(void)
 		cmocka_unit_test(valid_flattened_shape_gives_the_same_model),
 		cmocka_unit_test(peering_connected_only_when_both_sides_allow),
 		cmocka_unit_test(reference_forms),
+		cmocka_unit_test(type_taken_from_the_id_when_missing),
 		cmocka_unit_test(cidr_syntax_ipv4),
 		cmocka_unit_test(cidr_syntax_ipv6),
 		cmocka_unit_test(address_syntax_ipv4_and_ipv6),
