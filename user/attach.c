@@ -310,6 +310,23 @@ struct xdp_generation *xdp_generation_load(const char *pin_dir)
 	return (struct xdp_generation *)skel;
 }
 
+struct xdp_generation *xdp_dry_run_load(const char *pin_dir)
+{
+	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
+	int err;
+
+	if (!skel)
+		return NULL;
+	skel->rodata->dry_run = 1;
+	err = vnet_xdp_bpf__load(skel);
+	if (err) {
+		vnet_xdp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return (struct xdp_generation *)skel;
+}
+
 int xdp_generation_fd(const struct xdp_generation *gen)
 {
 	return bpf_program__fd(((const struct vnet_xdp_bpf *)gen)->progs.xdp_gateway);

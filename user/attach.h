@@ -31,6 +31,10 @@ void xdp_stage_set(const char *stage_dir);
 struct xdp_generation;
 struct xdp_generation *xdp_generation_load(const char *pin_dir);
 int xdp_generation_fd(const struct xdp_generation *gen);
+/* Another instance of the same program on the pinned maps, with dry_run set: it judges
+ * packets exactly as the attached one does, but writes no flow and counts nothing
+ * (`vnet-xdp verify`). Never attached. NULL with errno set on failure. */
+struct xdp_generation *xdp_dry_run_load(const char *pin_dir);
 void xdp_generation_close(struct xdp_generation *gen);
 /* Atomically replaces our program running on ifindex by new_fd (XDP_FLAGS_REPLACE), then
  * re-pins. *old_fd keeps the old program so that a failed reload can swap it back.

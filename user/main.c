@@ -14,6 +14,8 @@
 #include "state.h"
 #include "serve.h"
 #include "stats.h"
+#include "verify.h"
+#include "flows.h"
 
 #define EXIT_INVALID 1
 #define EXIT_USAGE 2
@@ -33,7 +35,11 @@ static const char usage_text[] =
 	"                                      counters\n"
 	"  serve  -c FILE [--listen ADDR:PORT] [--textfile DIR]\n"
 	"                                      up, then /metrics over HTTP until stopped\n"
-	"  routes --vnet NAME [-c FILE] [-j]   effective routes of a VNet\n";
+	"  routes --vnet NAME [-c FILE] [-j]   effective routes of a VNet\n"
+	"  verify --in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp [-j] [--repeat N]\n"
+	"                                      run a synthesized packet through the loaded program:\n"
+	"                                      verdict, route, the NSG rule of every stage\n"
+	"  flows  [-n NAME] [-j] [--gc]        the flow table; --gc removes idle flows\n";
 
 static int usage(const char *problem)
 {
@@ -272,6 +278,7 @@ static const struct command {
 	{ "reload", cmd_reload }, { "down", cmd_down },     { "status", cmd_status },  { "stats", stats_main },
 	{ "serve", serve_main },
 	{ "routes", cmd_routes },
+	{ "verify", verify_main }, { "flows", flows_main },
 };
 
 int main(int argc, char **argv)

@@ -93,6 +93,17 @@ static const struct metric_family families[] = {
 	  { { "nsg", "nsg" }, { "rule", "rule" }, { "direction", "direction" },
 	    { "access", "access" } } },
 
+	{ "vnetxdp_nsg_rule_packets_total", METRIC_COUNTER,
+	  "Packets of the flows a network security group rule decided.",
+	  "nsgRuleHits", "packets",
+	  { { "nsg", "nsg" }, { "rule", "rule" }, { "direction", "direction" },
+	    { "access", "access" } } },
+	{ "vnetxdp_nsg_rule_bytes_total", METRIC_COUNTER,
+	  "Bytes of the flows a network security group rule decided.",
+	  "nsgRuleHits", "bytes",
+	  { { "nsg", "nsg" }, { "rule", "rule" }, { "direction", "direction" },
+	    { "access", "access" } } },
+
 	/* SNAT: "snat" is an array of {vip, portsInUse, portsTotal, flows, portExhausted}. */
 	{ "vnetxdp_snat_ports_in_use", METRIC_GAUGE, "SNAT ports of a VIP in use.",
 	  "snat", "portsInUse", { { "vip", "vip" } } },
@@ -107,6 +118,12 @@ static const struct metric_family families[] = {
 	/* Flow cache: "flows" is an object {active}. */
 	{ "vnetxdp_flows_active", METRIC_GAUGE, "Entries in the flow cache.",
 	  "flows", "active" },
+	{ "vnetxdp_flows_capacity", METRIC_GAUGE, "Entries the flow cache holds at most.",
+	  "flows", "capacity" },
+	{ "vnetxdp_flows_created_total", METRIC_COUNTER, "Flows the NSG stage allowed and cached.",
+	  "flows", "created" },
+	{ "vnetxdp_flows_evicted_total", METRIC_COUNTER,
+	  "Flows the full flow cache pushed out (least recently used).", "flows", "evicted" },
 
 	{ "vnetxdp_map_entries", METRIC_GAUGE,
 	  "Entries in a pinned BPF map of the datapath (an array counts its size).",
@@ -207,6 +224,8 @@ static void family_render(FILE *out, const struct metric_family *family, json_t 
 	else if (json_is_array(source))
 		json_array_foreach(source, i, it)
 			sample(out, family, NULL, it);
+	else if (family->value && json_is_integer(json_object_get(source, family->value)))
+		sample(out, family, NULL, source); /* one object holding the value: one sample */
 	else
 		json_object_foreach(source, key, it)
 			sample(out, family, key, it);

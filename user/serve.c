@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
+#include "flows.h"
 #include "state.h"
 #include "stats.h"
 
@@ -379,12 +380,13 @@ int serve_main(int argc, char **argv)
 
 	for (;;) {
 		struct timespec interval = { .tv_sec = TEXTFILE_INTERVAL_SECONDS };
-		int sig = o.textfile ? sigtimedwait(&signals, NULL, &interval)
-				     : sigwaitinfo(&signals, NULL);
+		int sig = sigtimedwait(&signals, NULL, &interval);
 
 		if (sig < 0) {
-			if (errno == EAGAIN)
+			if (errno == EAGAIN && o.textfile)
 				textfile_update(o.textfile, exporter.gateway, &textfile_failing);
+			if (errno == EAGAIN)
+				flows_gc(exporter.gateway); /* idle flows out, before LRU must evict */
 			continue;
 		}
 		if (sig == SIGHUP) {

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "state.h"
 #include "stats.h"
+#include "flows.h"
 #include "tunnel_stats.h"
 
 static const char *const drop_reason_names[] = DROP_REASON_NAMES;
@@ -185,6 +186,9 @@ json_t *stats_collect(const char *gateway)
 	json_object_set_new(out, "drops", drops);
 	json_object_set_new(out, "peerings", peerings);
 	tunnel_stats_add(gateway, state, out);
+	json_object_set_new(out, "nsgRuleHits", nsg_rule_stats(gateway));
+	if ((p = flows_stats(gateway)))
+		json_object_set_new(out, "flows", p);
 	json_object_set_new(out, "maps", maps_json(gateway));
 	json_decref(state);
 	datapath_maps_close(&maps);
@@ -220,6 +224,22 @@ void stats_print_text(FILE *out, json_t *stats)
 			json_string_value(json_object_get(v, "vnet")),
 			json_string_value(json_object_get(v, "remoteVnet")),
 			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
+	if (json_array_size(json_object_get(stats, "nsgRuleHits")))
+		fprintf(out, "network security group rules:\n");
+	json_array_foreach(json_object_get(stats, "nsgRuleHits"), i, v)
+		fprintf(out, "  %-20s %-8s %-28s %5lld %-5s %10llu hits %12llu packets %14llu bytes\n",
+			json_string_value(json_object_get(v, "nsg")),
+			json_string_value(json_object_get(v, "direction")),
+			json_string_value(json_object_get(v, "rule")), field(v, "priority"),
+			json_string_value(json_object_get(v, "access")),
+			(unsigned long long)field(v, "hits"), (unsigned long long)field(v, "packets"),
+			(unsigned long long)field(v, "bytes"));
+	if (json_object_get(stats, "flows")) {
+		fprintf(out, "flows:\n ");
+		json_object_foreach(json_object_get(stats, "flows"), key, v)
+			fprintf(out, " %s %lld", key, (long long)json_integer_value(v));
+		fprintf(out, "\n");
+	}
 	fprintf(out, "maps:\n");
 	json_array_foreach(json_object_get(stats, "maps"), i, v) {
 		json_t *entries = json_object_get(v, "entries");

@@ -1,0 +1,377 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "datapath.h"
+#include "flows.h"
+#include "gateway.h"
+#include "log.h"
+#include "nsg.h"
+#include "state.h"
+#include "stats.h"
+
+#define NS_PER_SECOND 1000000000ULL
+
+static const char *const flow_counter_names[] = FLOW_COUNTER_NAMES;
+_Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_COUNTER_MAX,
+	       "a flow counter without a name");
+
+/* bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec;
+}
+
+static uint64_t seconds_or(uint32_t configured, uint32_t fallback)
+{
+	return (uint64_t)(configured ? configured : fallback) * NS_PER_SECOND;
+}
+
+/* Mirrors flow_timeout_ns in bpf/flow.h. */
+static uint64_t flow_timeout(const struct flow_key *key, const struct flow_entry *f,
+			     const struct gateway_settings *s)
+{
+	switch (key->proto) {
+	case IPPROTO_TCP:
+		if (f->tcp_state == TCP_FLOW_ESTABLISHED)
+			return seconds_or(s->tcp_idle_timeout, 240);
+		return seconds_or(s->tcp_transitory_timeout, 30);
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return seconds_or(s->icmp_idle_timeout, 30);
+	default:
+		return seconds_or(s->udp_idle_timeout, 240);
+	}
+}
+
+static int settings_read(const char *gateway, struct gateway_settings *s)
+{
+	int fd = datapath_map_open(gateway, "settings");
+	uint32_t zero = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (fd < 0)
+		return fd;
+	bpf_map_lookup_elem(fd, &zero, s);
+	close(fd);
+	return 0;
+}
+
+static uint64_t counter_sum(int fd, uint32_t index)
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t *values, sum = 0;
+
+	if (cpus <= 0 || !(values = calloc(cpus, sizeof(*values))))
+		return 0;
+	if (!bpf_map_lookup_elem(fd, &index, values))
+		for (int c = 0; c < cpus; c++)
+			sum += values[c];
+	free(values);
+	return sum;
+}
+
+/* Adds to a per-CPU counter from user space: its share sits on the first CPU. */
+static void counter_add_user(int fd, uint32_t index, uint64_t n)
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t *values;
+
+	if (cpus <= 0 || !(values = calloc(cpus, sizeof(*values))))
+		return;
+	if (!bpf_map_lookup_elem(fd, &index, values)) {
+		values[0] += n;
+		bpf_map_update_elem(fd, &index, values, BPF_EXIST);
+	}
+	free(values);
+}
+
+long flows_gc(const char *gateway)
+{
+	struct gateway_settings s;
+	struct flow_key key, *prev = NULL, *doomed = NULL;
+	struct flow_entry entry;
+	size_t n_doomed = 0, capacity = 0;
+	uint64_t now = now_ns();
+	long removed = 0;
+	int flows_fd, counters_fd;
+
+	if (settings_read(gateway, &s))
+		return -ENOENT;
+	flows_fd = datapath_map_open(gateway, "flows");
+	counters_fd = datapath_map_open(gateway, "flow_counters");
+	if (flows_fd < 0 || counters_fd < 0) {
+		if (flows_fd >= 0)
+			close(flows_fd);
+		if (counters_fd >= 0)
+			close(counters_fd);
+		return -ENOENT;
+	}
+	/* Collected first: deleting while walking would restart the walk. */
+	while (!bpf_map_get_next_key(flows_fd, prev, &key)) {
+		if (!bpf_map_lookup_elem(flows_fd, &key, &entry) && now > entry.last_seen_ns &&
+		    now - entry.last_seen_ns > flow_timeout(&key, &entry, &s)) {
+			if (n_doomed == capacity) {
+				struct flow_key *bigger;
+
+				capacity = capacity ? capacity * 2 : 256;
+				bigger = realloc(doomed, capacity * sizeof(*doomed));
+				if (!bigger)
+					break;
+				doomed = bigger;
+			}
+			doomed[n_doomed++] = key;
+		}
+		prev = &key;
+	}
+	for (size_t i = 0; i < n_doomed; i++) {
+		/* It may have come back to life since: look again. */
+		if (bpf_map_lookup_elem(flows_fd, &doomed[i], &entry) ||
+		    now_ns() - entry.last_seen_ns <= flow_timeout(&doomed[i], &entry, &s))
+			continue;
+		if (!bpf_map_delete_elem(flows_fd, &doomed[i]))
+			removed++;
+	}
+	if (removed)
+		counter_add_user(counters_fd, FLOW_GC_REMOVED, (uint64_t)removed);
+	free(doomed);
+	close(flows_fd);
+	close(counters_fd);
+	return removed;
+}
+
+json_t *flows_stats(const char *gateway)
+{
+	int flows_fd = datapath_map_open(gateway, "flows");
+	int counters_fd = datapath_map_open(gateway, "flow_counters");
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	uint64_t c[FLOW_COUNTER_MAX], gone;
+	long long active;
+	json_t *out;
+
+	if (flows_fd < 0 || counters_fd < 0) {
+		if (flows_fd >= 0)
+			close(flows_fd);
+		if (counters_fd >= 0)
+			close(counters_fd);
+		return NULL;
+	}
+	active = stats_map_entries(flows_fd);
+	bpf_obj_get_info_by_fd(flows_fd, &info, &len);
+	out = json_pack("{s:I, s:I}", "active", (json_int_t)(active > 0 ? active : 0), "capacity",
+			(json_int_t)info.max_entries);
+	for (uint32_t i = 0; i < FLOW_COUNTER_MAX; i++) {
+		c[i] = counter_sum(counters_fd, i);
+		json_object_set_new(out, flow_counter_names[i], json_integer((json_int_t)c[i]));
+	}
+	/* What the LRU table pushed out when full: every entry made and not accounted for. */
+	gone = c[FLOW_EXPIRED] + c[FLOW_DELETED] + c[FLOW_GC_REMOVED] + (uint64_t)(active > 0 ? active : 0);
+	json_object_set_new(out, "evicted",
+			    json_integer((json_int_t)(c[FLOW_CREATED] > gone ? c[FLOW_CREATED] - gone : 0)));
+	close(flows_fd);
+	close(counters_fd);
+	return out;
+}
+
+json_t *nsg_rule_stats(const char *gateway)
+{
+	struct nsg_ids ids = { 0 };
+	int fd = datapath_map_open(gateway, "nsg_rule_counters");
+	int cpus = libbpf_num_possible_cpus();
+	struct nsg_rule_counter *values;
+	json_t *out = json_array(), *rule;
+	json_int_t generation;
+	const char *key;
+
+	if (fd < 0 || cpus <= 0 || !(values = calloc(cpus, sizeof(*values)))) {
+		if (fd >= 0)
+			close(fd);
+		return out;
+	}
+	nsg_ids_load(gateway, &ids);
+	generation = json_integer_value(json_object_get(ids.doc, "generation"));
+	json_object_foreach(json_object_get(ids.doc, "rules"), key, rule) {
+		uint32_t id = (uint32_t)json_integer_value(json_object_get(rule, "id"));
+		struct nsg_rule_counter sum = { 0 };
+
+		if (json_integer_value(json_object_get(rule, "generation")) != generation)
+			continue; /* no longer in the config */
+		if (!bpf_map_lookup_elem(fd, &id, values))
+			for (int c = 0; c < cpus; c++) {
+				sum.hits += values[c].hits;
+				sum.packets += values[c].packets;
+				sum.bytes += values[c].bytes;
+			}
+		json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
+			"nsg", json_object_get(rule, "nsg"), "rule", json_object_get(rule, "rule"),
+			"direction", json_object_get(rule, "direction"), "access",
+			json_object_get(rule, "access"), "priority", json_object_get(rule, "priority"),
+			"hits", (json_int_t)sum.hits, "packets", (json_int_t)sum.packets,
+			"bytes", (json_int_t)sum.bytes));
+	}
+	nsg_ids_free(&ids);
+	free(values);
+	close(fd);
+	return out;
+}
+
+static const char *const tcp_state_names[] = { "opening", "established", "closing", "closed" };
+
+static void endpoint_text(uint8_t family, const uint8_t *addr, uint16_t port, bool with_port,
+			  char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(family, addr, a, sizeof(a));
+	if (!with_port)
+		snprintf(buf, size, "%s", a);
+	else if (family == AF_INET6)
+		snprintf(buf, size, "[%s]:%u", a, port);
+	else
+		snprintf(buf, size, "%s:%u", a, port);
+}
+
+static const char *protocol_name(uint8_t proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_ICMP: return "icmp";
+	case IPPROTO_ICMPV6: return "icmpv6";
+	default: return "other";
+	}
+}
+
+static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
+			 const struct gateway_settings *s, json_t *vnets, uint64_t now)
+{
+	bool b_first = f->initiator_is_b, ports = k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP;
+	char src[80], dst[80];
+	uint16_t src_vnet = b_first ? k->vnet_b : k->vnet_a, dst_vnet = b_first ? k->vnet_a : k->vnet_b;
+	uint64_t idle = now > f->last_seen_ns ? now - f->last_seen_ns : 0;
+	json_t *o;
+
+	endpoint_text(k->family, b_first ? k->addr_b : k->addr_a, b_first ? k->port_b : k->port_a,
+		      ports, src, sizeof(src));
+	endpoint_text(k->family, b_first ? k->addr_a : k->addr_b, b_first ? k->port_a : k->port_b,
+		      ports, dst, sizeof(dst));
+	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
+		      "protocol", protocol_name(k->proto), "source", src, "destination", dst,
+		      "ageSeconds", (json_int_t)((now > f->created_ns ? now - f->created_ns : 0) / NS_PER_SECOND),
+		      "idleSeconds", (json_int_t)(idle / NS_PER_SECOND),
+		      "packetsForward", (json_int_t)f->packets[0], "bytesForward", (json_int_t)f->bytes[0],
+		      "packetsReverse", (json_int_t)f->packets[1], "bytesReverse", (json_int_t)f->bytes[1],
+		      "expired", idle > flow_timeout(k, f, s), "generation", (json_int_t)f->generation);
+	if (k->proto == IPPROTO_TCP && f->tcp_state < 4)
+		json_object_set_new(o, "tcpState", json_string(tcp_state_names[f->tcp_state]));
+	if (src_vnet != NSG_VNET_NONE && json_array_get(vnets, src_vnet))
+		json_object_set(o, "sourceVirtualNetwork", json_array_get(vnets, src_vnet));
+	if (dst_vnet != NSG_VNET_NONE && json_array_get(vnets, dst_vnet))
+		json_object_set(o, "destinationVirtualNetwork", json_array_get(vnets, dst_vnet));
+	return o;
+}
+
+static json_t *flows_list(const char *gateway)
+{
+	struct gateway_settings s;
+	struct flow_key key, prev_key, *prev = NULL;
+	struct flow_entry entry;
+	json_t *state = state_load(gateway), *out = json_array();
+	uint64_t now = now_ns();
+	int fd = datapath_map_open(gateway, "flows");
+
+	settings_read(gateway, &s);
+	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
+		if (!bpf_map_lookup_elem(fd, &key, &entry))
+			json_array_append_new(out, flow_json(&key, &entry, &s,
+					      json_object_get(state, "virtualNetworks"), now));
+		prev_key = key;
+		prev = &prev_key;
+	}
+	if (fd >= 0)
+		close(fd);
+	json_decref(state);
+	return out;
+}
+
+static const char flows_usage[] = "usage: vnet-xdp flows [-n NAME] [-j] [--gc]\n";
+
+int flows_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "gc", no_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = NULL;
+	bool json = false, gc = false;
+	char gateway[128];
+	json_t *list, *it;
+	size_t i;
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "n:j", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': name = optarg; break;
+		case 'j': json = true; break;
+		case 'g': gc = true; break;
+		default:
+			fputs(flows_usage, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fputs(flows_usage, stderr);
+		return 2;
+	}
+	if (gateway_resolve_name(name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
+		log_error(name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
+			  name);
+		return 1;
+	}
+	if (gc) {
+		long removed = flows_gc(gateway);
+
+		if (removed < 0) {
+			log_error("cannot collect idle flows: %s", strerror((int)-removed));
+			return 1;
+		}
+		log_info("removed %ld idle flows", removed);
+	}
+	list = flows_list(gateway);
+	if (json) {
+		json_dumpf(list, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		printf("%-6s %-42s %-42s %-12s %6s %6s %10s %10s\n", "PROTO", "SOURCE", "DESTINATION",
+		       "STATE", "AGE", "IDLE", "PKTS FWD", "PKTS REV");
+		json_array_foreach(list, i, it)
+			printf("%-6s %-42s %-42s %-12s %6lld %6lld %10lld %10lld\n",
+			       json_string_value(json_object_get(it, "protocol")),
+			       json_string_value(json_object_get(it, "source")),
+			       json_string_value(json_object_get(it, "destination")),
+			       json_is_true(json_object_get(it, "expired")) ? "expired" :
+			       json_object_get(it, "tcpState") ?
+				       json_string_value(json_object_get(it, "tcpState")) : "active",
+			       json_integer_value(json_object_get(it, "ageSeconds")),
+			       json_integer_value(json_object_get(it, "idleSeconds")),
+			       json_integer_value(json_object_get(it, "packetsForward")),
+			       json_integer_value(json_object_get(it, "packetsReverse")));
+	}
+	json_decref(list);
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* The stateful NSG flow table seen from user space: `vnet-xdp flows`, its counters for
+ * `stats` and metrics, and the garbage collection of idle flows that `serve` runs. */
+#ifndef VNET_XDP_FLOWS_H
+#define VNET_XDP_FLOWS_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+/* Deletes every flow idle past its timeout (the datapath's own rule: see flow_timeout_ns
+ * in bpf/flow.h) and counts them as gc_removed. Returns the number removed or -errno. */
+long flows_gc(const char *gateway);
+/* {"active", "created", "hit", ..., "evicted"} for stats; NULL when the maps are missing. */
+json_t *flows_stats(const char *gateway);
+/* [{nsg, rule, direction, access, priority, hits, packets, bytes}] of the rules in force. */
+json_t *nsg_rule_stats(const char *gateway);
+/* `vnet-xdp flows`: returns the exit code. */
+int flows_main(int argc, char **argv);
+
+#endif
