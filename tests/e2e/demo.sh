@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 . scripts/topology.sh
 need_root e2e_demo
 
-export DEMO_PREFIX=vxdt DEMO_GATEWAY=demotest
+export DEMO_PREFIX=vxdt$(($$ % 100000)) DEMO_GATEWAY=demotest$(($$ % 100000))
 LOG=$(mktemp /tmp/vnet-xdp-demo-test.XXXXXX)
 gw() { in_ns $DEMO_PREFIX-gw "$VNET_XDP" "$@"; }
 cleanup() {

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 . scripts/topology.sh
 need_root e2e_loader
 
-PREFIX=vxldr
-GATEWAY=ldr
+PREFIX=vxldr$(($$ % 100000)) # checkouts running the suite at once do not collide
+GATEWAY=ldr$(($$ % 100000))
 WORK=$(mktemp -d /tmp/vnet-xdp-loader.XXXXXX)
 gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
 vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
