@@ -78,13 +78,16 @@ wait_listening() {
 reloads_under_traffic_lose_nothing() {
 	local none_before none_after other_before other_after retrans_before retrans_after
 	local sent1 sent2 got1 got2 lost1 dup1 dup2 tcp_sent tcp_got tcp_errors
-	vm spoke1 "$SEQ" recv 5001 3 >"$WORK/r1" &
+	# The receivers wait as long as it takes (spoke2 hears nothing while B is in force):
+	# they stop when told, after the senders.
+	vm spoke1 "$SEQ" recv 5001 600 >"$WORK/r1" &
 	local r1=$!
-	vm spoke2 "$SEQ" recv 5002 3 >"$WORK/r2" &
+	vm spoke2 "$SEQ" recv 5002 600 >"$WORK/r2" &
 	local r2=$!
 	vm spoke1 "$SEQ" tcp-recv 5003 >"$WORK/rt" &
 	local rt=$!
 	wait_listening "$WORK/r1" && wait_listening "$WORK/r2" && wait_listening "$WORK/rt" || return 1
+	gw stats -n $GATEWAY -j | jq -c '.datapath | map_values(.packets)' >"$WORK/dp_before"
 	none_before=$(stat_value '.drops.route_none.packets')
 	other_before=$(stat_value '[.drops[].packets] | add')
 	retrans_before=$(vm hub nstat -az TcpRetransSegs | awk '/TcpRetransSegs/ {print $2}')
@@ -105,6 +108,8 @@ reloads_under_traffic_lose_nothing() {
 	# The senders run under a backgrounded shell function: signal the programs themselves.
 	pkill -TERM -P $s1; pkill -TERM -P $s2; pkill -TERM -P $st
 	wait $s1 $s2 $st
+	sleep 1 # the last datagrams in flight
+	pkill -TERM -P $r1; pkill -TERM -P $r2
 	wait $r1 $r2 $rt
 	none_after=$(stat_value '.drops.route_none.packets')
 	other_after=$(stat_value '[.drops[].packets] | add')
@@ -120,6 +125,13 @@ reloads_under_traffic_lose_nothing() {
 	echo "hub->spoke2 udp: sent $sent2 received $got2 dropped as route None $((none_after - none_before)) duplicated $dup2"
 	echo "hub->spoke1 tcp: sent $tcp_sent bytes received $tcp_got errors $tcp_errors retransmitted segments $((retrans_after - retrans_before))"
 	echo "drops for other reasons: $((other_after - other_before - (none_after - none_before)))"
+	# Where a datagram could go missing besides the datapath: the kernel's own paths
+	# (verdicts handed to it), the veths, the receivers' sockets.
+	echo "datapath before: $(cat "$WORK/dp_before")"
+	echo "datapath after:  $(gw stats -n $GATEWAY -j | jq -c '.datapath | map_values(.packets)')"
+	echo "spoke2 udp: $(vm spoke2 nstat -az UdpRcvbufErrors UdpInErrors UdpNoPorts UdpInCsumErrors | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
+	echo "to-spoke2: $(ip -n $PREFIX-gw -s link show to-spoke2 | awk '/TX:/ {getline; print "tx packets " $2 " dropped " $4}')"
+	echo "spoke2 eth0: $(ip -n $PREFIX-spoke2 -s link show eth0 | awk '/RX:/ {getline; print "rx packets " $2 " dropped " $4}')"
 	[ "$sent1" -gt 0 ] && [ "$got1" -eq "$sent1" ] && [ "$lost1" -eq 0 ] && [ "$dup1" -eq 0 ] || return 1
 	[ "$((got2 + none_after - none_before))" -eq "$sent2" ] && [ "$dup2" -eq 0 ] || return 1
 	[ "$got2" -gt 0 ] && [ "$((none_after - none_before))" -gt 0 ] || { echo "B never applied"; return 1; }

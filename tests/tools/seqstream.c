@@ -1,7 +1,7 @@
 /* Streams with sequence numbers, to prove that nothing is lost, duplicated or misjudged
  * while the gateway changes underneath them.
  *   seqstream send ADDR PORT PPS        UDP until SIGINT/SIGTERM, then prints "sent N"
- *   seqstream recv PORT IDLE_SECONDS    UDP until idle, then prints
+ *   seqstream recv PORT IDLE_SECONDS    UDP until idle or SIGINT/SIGTERM, then prints
  *                                       "received N lost N duplicated N reordered N highest N"
  *   seqstream tcp-send ADDR PORT KBPS   TCP: 32-bit counters until SIGINT/SIGTERM,
  *                                       then prints "sent N bytes"
@@ -82,8 +82,12 @@ static int receive_stream(const char *port, int idle)
 	long highest = -1;
 	int fd = socket(AF_INET6, SOCK_DGRAM, 0), off = 0;
 
+	struct sigaction stop_action = { .sa_handler = on_signal }; /* no SA_RESTART: recv returns */
+
 	if (!seen || fd < 0)
 		return 1;
+	sigaction(SIGINT, &stop_action, NULL);
+	sigaction(SIGTERM, &stop_action, NULL);
 	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		perror("seqstream: bind");
@@ -100,7 +104,7 @@ static int receive_stream(const char *port, int idle)
 		if (received)
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 		n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0)
+		if (n < 0 || stop)
 			break;
 		if (n < 4)
 			continue;
