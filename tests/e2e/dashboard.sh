@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: the Grafana dashboard in dashboards/ asks a real Prometheus server (Debian's
 # package) questions it can answer. `vnet-xdp serve` runs the hub-and-spoke gateway, the
-# test sends traffic that is forwarded and traffic that is dropped, Prometheus scrapes,
+# test sends traffic that is forwarded, dropped by routing and denied by an NSG rule,
+# Prometheus scrapes and holds the per-rule and per-peering values that traffic made,
 # and every query of every panel and of the instance variable is run through Prometheus'
 # HTTP API with Grafana's variables filled in: each must parse, and each over families
 # the exporter exports must return series. A family the exporter leaves out (its datapath
@@ -47,7 +48,17 @@ if ! command -v prometheus >/dev/null; then
 fi
 topology_down $PREFIX
 topology_up $PREFIX
-topology_config $GATEWAY | jq --arg l "$LISTEN" '.gateway.metrics = {"listen": $l}' >"$WORK/gw.json"
+# spoke2's subnet NSG denies ICMP in: each ping from the hub is one packet on that rule
+DENIED_PINGS=4
+NSG='{"type": "Microsoft.Network/networkSecurityGroups", "name": "spoke2-nsg", "properties": {
+  "securityRules": [{"name": "DenyPing", "properties": {"priority": 100, "direction": "Inbound",
+    "access": "Deny", "protocol": "Icmp", "sourceAddressPrefix": "*", "sourcePortRange": "*",
+    "destinationAddressPrefix": "*", "destinationPortRange": "*"}}]}}'
+topology_config $GATEWAY | jq --arg l "$LISTEN" --argjson nsg "$NSG" '
+	.gateway.metrics = {"listen": $l}
+	| .resources += [$nsg]
+	| (.resources[] | select(.name == "spoke2") | .properties.subnets[0].properties.networkSecurityGroup)
+		= {"id": "spoke2-nsg"}' >"$WORK/gw.json"
 
 query() { # query PROMQL: Prometheus' JSON answer
 	in_gw curl -sfG --max-time 5 --data-urlencode "query=$1" "http://$PROMETHEUS_LISTEN/api/v1/query"
@@ -79,10 +90,12 @@ YAML
 		--storage.tsdb.path="$WORK/tsdb" --web.listen-address=$PROMETHEUS_LISTEN \
 		>"$WORK/prometheus.log" 2>&1 &
 	echo $! >"$WORK/prometheus.pid"
-	# forwarded both ways, and refused (route_none) for the drop panels, while scraped
-	for _ in 1 2 3 4; do
+	# forwarded both ways, refused by routing (route_none) and denied by the NSG, while
+	# Prometheus scrapes
+	for _ in $(seq $DENIED_PINGS); do
 		vm hub ping -c 3 -i 0.2 -W 1 10.11.1.4 >/dev/null || return 1
 		vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4 >/dev/null && return 1
+		vm hub ping -c 1 -W 1 10.12.1.4 >/dev/null && { echo "the NSG let a ping in"; return 1; }
 		sleep 1
 	done
 	for _ in $(seq 60); do
@@ -127,6 +140,21 @@ every_dashboard_query_answers() {
 	[ "$n" -gt 5 ] && [ "$empty" -eq 0 ]
 }
 
+# The values the traffic produced, as Prometheus stored them from its scrapes.
+prometheus_holds_the_rule_and_peering_values() {
+	local rule peering
+	for _ in $(seq 30); do
+		rule=$(query 'vnetxdp_nsg_rule_packets_total{nsg="spoke2-nsg",rule="DenyPing",direction="Inbound",access="Deny"}' |
+			jq -r '.data.result[0].value[1] // empty')
+		[ "$rule" = $DENIED_PINGS ] && break
+		sleep 0.5
+	done
+	peering=$(query 'vnetxdp_peering_packets_total{vnet="hub",remote_vnet="spoke1"}' |
+		jq -r '.data.result[0].value[1] // empty')
+	echo "Prometheus: DenyPing packets $rule, hub->spoke1 packets $peering"
+	[ "$rule" = $DENIED_PINGS ] && [ -n "$peering" ] && [ "$peering" -ge $((3 * DENIED_PINGS)) ]
+}
+
 instance_variable_lists_the_exporter() {
 	local q values
 	q=$(jq -r '.templating.list[] | select(.name == "instance") | .query.query' "$DASHBOARD")
@@ -138,5 +166,6 @@ instance_variable_lists_the_exporter() {
 
 run_case dashboard_is_grafana_json
 run_case serve_traffic_and_prometheus
+run_case prometheus_holds_the_rule_and_peering_values
 run_case every_dashboard_query_answers
 run_case instance_variable_lists_the_exporter
