@@ -86,4 +86,58 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
+/* ---- SNAT (bpf/snat.h). Config: sources, pools, VIPs. State, kept across reloads:
+ * the mappings both ways and the per-VIP counters. The loader sizes the mapping maps
+ * from limits.snatTableSize before the first load; no entry is preallocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_SNAT_SOURCES);
+	__type(key, struct lpm_key); /* scope: source VNet id */
+	__type(value, __u32);        /* snat_pools index */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_sources SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SNAT_POOLS);
+	__type(key, __u32);
+	__type(value, struct snat_pool);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_pools SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SNAT_VIPS);
+	__type(key, struct address_key);
+	__type(value, __u32); /* snat_pools index */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1048576);
+	__type(key, struct snat_flow_key);   /* the VM's flow */
+	__type(value, struct snat_mapping);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_mappings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1048576);
+	__type(key, struct snat_flow_key);   /* a reply: remote -> VIP:port */
+	__type(value, struct snat_reverse);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_reverse SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_SNAT_VIPS);
+	__type(key, struct address_key); /* the VIP: counters follow it across reloads */
+	__type(value, struct snat_vip_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_vip_counters SEC(".maps");
+
 #endif

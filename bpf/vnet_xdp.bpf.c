@@ -10,6 +10,7 @@
 #include "tunnel.h"
 #include "nsg.h"
 #include "flow.h"
+#include "snat.h"
 
 struct decision {
 	__u32 verdict;
@@ -133,6 +134,26 @@ static __always_inline __u32 route_destination_vnet(const struct route_info *rou
 	return NSG_VNET_NONE;
 }
 
+static __always_inline int snat_decided(struct decision *d, const struct snat_verdict *v)
+{
+	d->verdict = v->verdict;
+	d->drop_reason = v->drop_reason;
+	d->counter = v->counter;
+	d->route.egress_ifindex = v->egress_ifindex;
+	return d->verdict;
+}
+
+/* Out the uplink with SNAT: a stage of its own (bpf/snat.h), verified once. */
+static __always_inline int forward_to_internet(struct xdp_md *ctx, struct packet *pkt,
+					       struct decision *d)
+{
+	struct snat_verdict *v = snat_to_internet(ctx, pkt, d->src_vnet, d->route.egress_ifindex);
+
+	if (!v)
+		return drop(d, DROP_SNAT_MAP_UPDATE_FAILED);
+	return snat_decided(d, v);
+}
+
 static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
 {
 	struct interface_info *iface;
@@ -161,6 +182,15 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 		case TUNNEL_DROP_UNKNOWN_PEER:
 			return drop(d, DROP_TUNNEL_UNKNOWN_PEER);
 		}
+		/* A reply to a VIP goes back to its VM (or is dropped) by a stage of its own;
+		 * it belongs to a flow the VM opened, which the outbound NSGs allowed. */
+		struct snat_verdict *v = snat_from_internet(ctx, pkt);
+
+		if (v) {
+			d->route.type = ROUTE_VNET_LOCAL;
+			d->route.dst_vnet = v->vnet;
+			return snat_decided(d, v);
+		}
 	}
 	if (is_control_traffic(pkt))
 		return pass(d, COUNT_PASS_CONTROL);
@@ -187,6 +217,8 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 		return drop(d, reason);
 	if (route->type == ROUTE_TUNNEL) /* XDP cannot transmit on xfrm: the kernel routes it */
 		return pass(d, COUNT_PASS_TUNNEL);
+	if (route->type == ROUTE_INTERNET)
+		return forward_to_internet(ctx, pkt, d);
 	return forward(ctx, pkt, d);
 }
 

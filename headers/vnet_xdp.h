@@ -48,6 +48,7 @@ enum route_type {
 	ROUTE_VNET_PEERING = 2,
 	ROUTE_NONE = 3,        /* Azure's system routes that drop (10/8, 192.168/16, 100.64/10) */
 	ROUTE_TUNNEL = 4,      /* VirtualNetworkGateway: into a connection's xfrm interface */
+	ROUTE_INTERNET = 5,    /* 0.0.0.0/0 and UDRs to Internet: out the uplink, SNAT to a VIP */
 };
 
 /* Routes that decrypted packets of a tunnel look up live in `routes` under this scope
@@ -87,6 +88,14 @@ enum drop_reason {
 	DROP_TUNNEL_REDIRECT_FAILED,
 	DROP_NSG_DENIED_OUTBOUND,  /* an outbound rule of the source's NIC or subnet NSG */
 	DROP_NSG_DENIED_INBOUND,   /* an inbound rule of the destination's subnet or NIC NSG */
+	DROP_SNAT_UNSOLICITED,      /* to a VIP, but no mapping: nobody inside asked for it */
+	DROP_SNAT_EXPIRED,          /* to a VIP, for a mapping past its idle timeout */
+	DROP_SNAT_PORT_EXHAUSTED,   /* no free port on the VIPs toward that destination */
+	DROP_SNAT_TABLE_FULL,       /* the mapping tables hold snatTableSize entries */
+	DROP_SNAT_MAP_UPDATE_FAILED,/* the kernel refused a mapping insert for another reason */
+	DROP_SNAT_NO_PUBLIC_ADDRESS,/* Internet route, but no VIP or NAT gateway for the source */
+	DROP_SNAT_UNSUPPORTED,      /* a protocol or ICMP type SNAT cannot translate */
+	DROP_SNAT_FRAGMENT,         /* IP fragments carry no ports to translate */
 	DROP_REASON_MAX,
 };
 
@@ -98,7 +107,9 @@ enum drop_reason {
 	  "spoofed_source", "no_route", "route_none", "fib_mismatch", "fib_failed",       \
 	  "redirect_failed", "uplink_unsolicited", "tunnel_unknown_peer",                 \
 	  "tunnel_spoofed_inner", "tunnel_no_route", "tunnel_redirect_failed",            \
-	  "nsg_denied_outbound", "nsg_denied_inbound" }
+	  "nsg_denied_outbound", "nsg_denied_inbound", "snat_unsolicited", "snat_expired",  \
+	  "snat_port_exhausted", "snat_table_full", "snat_map_update_failed",             \
+	  "snat_no_public_address", "snat_unsupported", "snat_fragment" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -308,6 +319,77 @@ enum tunnel_counter {
 
 #define TUNNEL_COUNTER_NAMES                                                               \
 	{ "esp_in", "ingress", "egress", "spoofed_source", "no_route", "redirect_failed" }
+
+/* ---- SNAT: outbound NAT of VM traffic to the VNet's VIP ----------------------------- */
+
+#define MAX_SNAT_POOLS     1024 /* one per VNet with a VIP, one per NAT gateway */
+#define MAX_SNAT_POOL_VIPS 16   /* VIPs of one pool share its port range */
+#define MAX_SNAT_VIPS      4096
+#define MAX_SNAT_SOURCES   65536
+
+/* A flow as one packet shows it: on egress (VM -> remote) the mapping's key, on ingress
+ * (remote -> VIP) the reverse key. ICMP echo: the identifier sits in src_port on egress
+ * (dst_port 0) and in dst_port on ingress (src_port 0), where a reply carries it. */
+struct snat_flow_key {
+	__u8 family;
+	__u8 proto;
+	__u16 pad;
+	__be16 src_port;
+	__be16 dst_port;
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+enum snat_tcp_state {
+	SNAT_TCP_OPENING = 0,     /* SYN seen, no answer yet: transitory timeout */
+	SNAT_TCP_ESTABLISHED = 1, /* the remote answered: idle timeout */
+	SNAT_TCP_CLOSING = 2,     /* FIN or RST seen: transitory timeout */
+};
+
+/* Egress map value: what the VM's flow leaves as. last_seen_ns is bpf_ktime_get_coarse_ns
+ * (CLOCK_MONOTONIC), refreshed by packets both ways; the timeouts are copied from the
+ * pool at creation so that expiry needs no other lookup (user-space GC included). */
+struct snat_mapping {
+	__u8 vip[16];
+	__be16 vip_port;
+	__u8 tcp_state;      /* enum snat_tcp_state */
+	__u8 fin_seen;       /* bit 0: from the VM, bit 1: from the remote */
+	__u32 vnet;          /* the VM's VNet: replies are routed in it */
+	__u32 idle_timeout_seconds;      /* established TCP, UDP or ICMP */
+	__u32 transitory_timeout_seconds; /* opening or closing TCP; also the port cool-down */
+	__u64 last_seen_ns;
+	__u64 created_ns;
+};
+
+/* Reverse map value: the VM's flow a reply belongs to. released_ns is set by the GC when
+ * the mapping ended; the entry stays (the port toward that destination stays taken) for
+ * a cool-down of transitory_timeout_seconds, then the GC removes it. */
+struct snat_reverse {
+	struct snat_flow_key flow;
+	__u64 released_ns;
+	__u32 transitory_timeout_seconds;
+	__u32 pad;
+};
+
+/* One source of public addresses: a VNet's gateway binding (vip/vips) or an Azure NAT
+ * gateway (its publicIpAddresses), with the port range its VIPs pool. */
+struct snat_pool {
+	__u32 n_vips;
+	__u16 port_min, port_max;
+	__u32 tcp_idle_timeout_seconds;
+	__u32 tcp_transitory_timeout_seconds;
+	__u32 udp_idle_timeout_seconds;
+	__u32 icmp_idle_timeout_seconds;
+	struct address_key vips[MAX_SNAT_POOL_VIPS];
+};
+
+/* Per VIP, per CPU. */
+struct snat_vip_counter {
+	__u64 flows;            /* mappings created */
+	__u64 port_exhausted;   /* new flows dropped for want of a port */
+	__u64 egress_packets, egress_bytes;   /* translated VM -> Internet */
+	__u64 ingress_packets, ingress_bytes; /* translated back Internet -> VM */
+};
 
 /* Settings the loader writes once per config generation. */
 struct gateway_settings {

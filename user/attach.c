@@ -9,6 +9,7 @@
 #include "attach.h"
 #include "datapath.h"
 #include "log.h"
+#include "snat.h"
 #include "vnet_xdp.skel.h"
 
 #define PROGRAM_NAME "xdp_gateway"
@@ -66,6 +67,11 @@ static struct vnet_xdp_bpf *skeleton_open(const char *pin_dir)
 
 	if (skel)
 		flow_table_size_apply(skel, pin_dir);
+	if (skel && snat_maps_size(skel->obj, pin_dir)) {
+		vnet_xdp_bpf__destroy(skel);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (!skel || !staging[0])
 		return skel;
 	bpf_object__for_each_map(map, skel->obj) {

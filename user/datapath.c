@@ -51,6 +51,7 @@ static const char *const config_map_names[] = {
 	"tunnel_peers", "tunnel_endpoints", "tunnel_interfaces",
 	"nsg_addresses", "nsg_ports", "nsg_port_intervals", "nsg_protocols", "nsg_tables",
 	"nsg_rules", "nsg_bindings",
+	"snat_sources", "snat_pools", "snat_vips",
 };
 
 bool datapath_is_config_map(const char *name)

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "nsg.h"
 #include "plan.h"
+#include "snat.h"
 #include "state.h"
 #include "tunnel.h"
 
@@ -267,9 +268,11 @@ static int datapath_fill(const struct config *cfg, const struct plan *plan, uint
 	datapath_maps_close(&maps);
 	if (!err)
 		err = nsg_fill(cfg, cfg->gateway_name, generation);
-	if (err)
+	if (err) {
 		log_error("cannot fill the datapath maps: %s", strerror(-err));
-	return err;
+		return err;
+	}
+	return snat_maps_fill(cfg->gateway_name, cfg);
 }
 
 int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
@@ -334,6 +337,7 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 		goto fail;
 	}
 	xdp_flow_table_size_set(nsg_flow_table_size(cfg));
+	snat_table_size_set(cfg->limits.snat_table_size);
 	err = xdp_maps_create(progress.pin_dir);
 	if (err) {
 		log_error("cannot load the XDP object (run with -v for the verifier's log): %s",

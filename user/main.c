@@ -13,6 +13,7 @@
 #include "plan.h"
 #include "state.h"
 #include "serve.h"
+#include "snat.h"
 #include "stats.h"
 #include "verify.h"
 #include "flows.h"
@@ -39,7 +40,9 @@ static const char usage_text[] =
 	"  verify --in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp [-j] [--repeat N]\n"
 	"                                      run a synthesized packet through the loaded program:\n"
 	"                                      verdict, route, the NSG rule of every stage\n"
-	"  flows  [-n NAME] [-j] [--gc]        the flow table; --gc removes idle flows\n";
+	"  flows  [-n NAME] [-j] [--gc]        the flow table; --gc removes idle flows\n"
+	"  snat   [-n NAME] [-j] [--gc]        SNAT mappings and per-VIP ports; --gc collects\n"
+	"                                      expired mappings first\n";
 
 static int usage(const char *problem)
 {
@@ -279,6 +282,7 @@ static const struct command {
 	{ "serve", serve_main },
 	{ "routes", cmd_routes },
 	{ "verify", verify_main }, { "flows", flows_main },
+	{ "snat", snat_main },
 };
 
 int main(int argc, char **argv)

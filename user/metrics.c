@@ -114,6 +114,18 @@ static const struct metric_family families[] = {
 	{ "vnetxdp_snat_port_exhausted_total", METRIC_COUNTER,
 	  "Flows that found no free SNAT port on a VIP.",
 	  "snat", "portExhausted", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_egress_packets_total", METRIC_COUNTER,
+	  "Packets translated from a VM's address to a VIP.",
+	  "snat", "egressPackets", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_egress_bytes_total", METRIC_COUNTER,
+	  "Bytes translated from a VM's address to a VIP.",
+	  "snat", "egressBytes", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_ingress_packets_total", METRIC_COUNTER,
+	  "Replies to a VIP translated back to a VM.",
+	  "snat", "ingressPackets", { { "vip", "vip" } } },
+	{ "vnetxdp_snat_ingress_bytes_total", METRIC_COUNTER,
+	  "Bytes of replies to a VIP translated back to a VM.",
+	  "snat", "ingressBytes", { { "vip", "vip" } } },
 
 	/* Flow cache: "flows" is an object {active}. */
 	{ "vnetxdp_flows_active", METRIC_GAUGE, "Entries in the flow cache.",

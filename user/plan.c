@@ -27,6 +27,7 @@ const char *route_type_name(uint32_t type)
 	case ROUTE_VNET_PEERING: return "VNetPeering";
 	case ROUTE_NONE: return "None";
 	case ROUTE_TUNNEL: return "VirtualNetworkGateway";
+	case ROUTE_INTERNET: return "Internet";
 	default: return "Unknown";
 	}
 }
@@ -264,15 +265,66 @@ static int tunnels_plan(struct plan *plan, const struct config *cfg)
 	return err;
 }
 
+static int uplink_ifindex(const struct config *cfg, const uint32_t *ifindexes, uint32_t *out)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].role == IFACE_UPLINK) {
+			*out = ifindexes[i];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+/* Routes with next hop Internet: the user's (UDRs in the route tables of the VNet's
+ * subnets; a longest match picks them) and Azure's system default routes, 0.0.0.0/0 and,
+ * when the gateway does NAT66, ::/0. They leave by the uplink, translated by SNAT. A
+ * gateway without an uplink has none: such traffic finds no route. */
+static int internet_routes(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
+			   uint32_t vnet, bool user_defined)
+{
+	struct route_info info = { .type = ROUTE_INTERNET };
+	const struct config_vnet *v = &cfg->vnets[vnet];
+	struct ip_prefix prefix;
+	int err = 0;
+
+	if (uplink_ifindex(cfg, ifindexes, &info.egress_ifindex))
+		return 0;
+	if (user_defined) {
+		for (size_t s = 0; !err && s < v->n_subnets; s++) {
+			const struct config_route_table *table;
+
+			if (v->subnets[s].route_table == CONFIG_NONE)
+				continue;
+			table = &cfg->route_tables[v->subnets[s].route_table];
+			for (size_t r = 0; !err && r < table->n_routes; r++)
+				if (table->routes[r].next_hop_type == NEXT_HOP_INTERNET &&
+				    (table->routes[r].prefix.family == AF_INET || cfg->nat66))
+					err = route_add(plan, vnet, &table->routes[r].prefix, &info);
+		}
+		return err;
+	}
+	ip_prefix_parse("0.0.0.0/0", &prefix);
+	err = route_add(plan, vnet, &prefix, &info);
+	if (!err && cfg->nat66) {
+		ip_prefix_parse("::/0", &prefix);
+		err = route_add(plan, vnet, &prefix, &info);
+	}
+	return err;
+}
+
 /* A VNet's effective routes, most specific first by construction of the LPM trie:
- * its own space, then its connected peers' spaces, then Azure's None routes. */
+ * UDRs to the Internet (a user's route wins over a system route of the same prefix), its
+ * own space, then its connected peers' spaces, on-premises, Azure's None routes and the
+ * default route to the Internet. */
 static int routes_of_vnet(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
 			  uint32_t vnet)
 {
 	const struct config_vnet *v = &cfg->vnets[vnet];
 	int err;
 
-	err = routes_to_vnet(plan, cfg, ifindexes, vnet, vnet, ROUTE_VNET_LOCAL, 0);
+	err = internet_routes(plan, cfg, ifindexes, vnet, true);
+	if (!err)
+		err = routes_to_vnet(plan, cfg, ifindexes, vnet, vnet, ROUTE_VNET_LOCAL, 0);
 	for (size_t p = 0; !err && p < v->n_peerings; p++) {
 		const struct config_peering *peering = &v->peerings[p];
 		uint32_t index;
@@ -294,6 +346,8 @@ static int routes_of_vnet(struct plan *plan, const struct config *cfg, const uin
 		ip_prefix_parse(none_route_prefixes[n], &prefix);
 		err = route_add(plan, vnet, &prefix, &info);
 	}
+	if (!err)
+		err = internet_routes(plan, cfg, ifindexes, vnet, false);
 	return err;
 }
 

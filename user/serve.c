@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
+#include "snat.h"
 #include "flows.h"
 #include "state.h"
 #include "stats.h"
@@ -312,6 +313,30 @@ static int gateway_prepare(const struct serve_options *o, struct exporter *expor
 	return 0;
 }
 
+/* One GC pass, skipped while the previous ones took more than half the time (a table
+ * of a million entries takes seconds to read); a failure is logged once until a pass
+ * succeeds again. */
+static void snat_gc_tick(const char *gateway)
+{
+	static bool failing;
+	static uint64_t next_ns;
+	struct snat_gc_result r;
+	uint64_t start = snat_clock_ns();
+	int err;
+
+	if (start < next_ns)
+		return;
+	err = snat_gc(gateway, start, &r);
+	next_ns = start + 2 * (snat_clock_ns() - start);
+
+	if (err && !failing)
+		log_warn("gateway %s: SNAT GC failed: %s", gateway, strerror(-err));
+	else if (!err && (r.mappings_expired || r.reverse_freed))
+		log_debug("gateway %s: SNAT GC: %zu mappings expired, %zu ports freed", gateway,
+			  r.mappings_expired, r.reverse_freed);
+	failing = err != 0;
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_options o = { 0 };
@@ -385,8 +410,10 @@ int serve_main(int argc, char **argv)
 		if (sig < 0) {
 			if (errno == EAGAIN && o.textfile)
 				textfile_update(o.textfile, exporter.gateway, &textfile_failing);
-			if (errno == EAGAIN)
+			if (errno == EAGAIN) {
 				flows_gc(exporter.gateway); /* idle flows out, before LRU must evict */
+				snat_gc_tick(exporter.gateway); /* expired SNAT mappings, ports back */
+			}
 			continue;
 		}
 		if (sig == SIGHUP) {

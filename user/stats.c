@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
+#include "snat.h"
 #include "state.h"
 #include "stats.h"
 #include "flows.h"
@@ -189,6 +190,7 @@ json_t *stats_collect(const char *gateway)
 	json_object_set_new(out, "nsgRuleHits", nsg_rule_stats(gateway));
 	if ((p = flows_stats(gateway)))
 		json_object_set_new(out, "flows", p);
+	json_object_set_new(out, "snat", snat_stats_json(gateway));
 	json_object_set_new(out, "maps", maps_json(gateway));
 	json_decref(state);
 	datapath_maps_close(&maps);

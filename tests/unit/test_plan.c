@@ -124,7 +124,13 @@ static void peering_is_not_transitive(void **state)
 	/* Reserved range: Azure's system route with next hop None. */
 	assert_non_null(r);
 	assert_int_equal(r->info.type, ROUTE_NONE);
-	assert_null(route_for(*state, "spoke2", "203.0.113.9"));
+	/* A public address: Azure's default route, out the uplink to SNAT. */
+	r = route_for(*state, "spoke2", "203.0.113.9");
+	assert_non_null(r);
+	assert_int_equal(r->info.type, ROUTE_INTERNET);
+	assert_int_equal(r->info.egress_ifindex, 15);
+	/* No ::/0 without NAT66. */
+	assert_null(route_for(*state, "hub", "2001:db8::9"));
 }
 
 static void one_sided_peering_is_not_connected(void **state)

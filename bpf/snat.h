@@ -1,0 +1,1107 @@
+/* Outbound NAT of VM traffic to a public VIP, as Azure does it for a VNet (its binding's
+ * VIPs) or a subnet (its NAT gateway): egress rewrites the source to VIP:port, replies
+ * on the uplink are rewritten back to the VM, and nothing else reaches a VM through a
+ * VIP. Mappings live in two hash maps (the VM's flow -> VIP:port, the reply's flow -> the
+ * VM's flow); ports are handed out per destination, so one VIP:port serves many remote
+ * endpoints at once, and an entry that exists is never handed out again: a port comes
+ * back only when the user-space GC removes its reverse entry after a cool-down.
+ *
+ * Checksums: a VM's veth often leaves TCP/UDP checksums to offload (CHECKSUM_PARTIAL):
+ * the field then holds only the folded pseudo-header sum. XDP cannot see skb->ip_summed,
+ * so a field equal to that sum is taken as partial. A partial packet that the kernel will
+ * forward (XDP_PASS) keeps that form with the new addresses (the kernel completes it); one
+ * that is redirected loses the skb's offload state, so its checksum is computed in full
+ * just before the redirect. Every other checksum is updated incrementally (RFC 1624). */
+#ifndef BPF_SNAT_H
+#define BPF_SNAT_H
+
+#include <linux/bpf.h>
+#include <linux/errno.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "vnet_xdp.h"
+#include "maps.h"
+#include "parse.h"
+#include "forward.h"
+
+#define SNAT_PROBES 16             /* ports tried for one new flow before giving up */
+#define SNAT_REFRESH_NS 1000000000ULL /* last_seen is written at most once a second */
+#define NSEC_PER_SEC 1000000000ULL
+#define L4_CHECKSUM_MAX_BYTES 9216 /* a jumbo frame */ /* longer segments are not completed (see above) */
+
+#define ICMP_ECHO_REPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO_REQUEST 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETER_PROBLEM 12
+
+/* What SNAT did to the packet, for the stages after it. */
+struct snat_state {
+	__u8 translated;        /* a reply rewritten back to a VM, or an egress rewritten */
+	__u8 checksum_partial;  /* the L4 checksum is in partial form; complete on redirect */
+	__u16 pad;
+	__u32 vnet;             /* replies: the VM's VNet, whose routes deliver it */
+};
+
+/* ---- checksums (one's complement sums over raw memory words) ---- */
+
+static __always_inline __u16 csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* diff: sum(new words) - sum(old words). A full checksum field holds ~sum; a partial one
+ * holds the pseudo-header sum itself. */
+static __always_inline void csum_apply(__u16 *field, __u64 diff, int partial)
+{
+	if (partial)
+		*field = csum_fold((__u64)*field + diff);
+	else
+		*field = ~csum_fold((__u64)(__u16)~*field + diff);
+}
+
+static __always_inline __u64 csum16_diff(__u16 from, __u16 to)
+{
+	return (__u64)(__u16)~from + to;
+}
+
+static __always_inline __u64 csum_addr_diff(const __u8 *from, const __u8 *to, __u32 family)
+{
+	const __u32 *a = (const __u32 *)from, *b = (const __u32 *)to;
+
+	if (family == AF_INET)
+		return (__u64)(__u32)~a[0] + b[0];
+	return (__u64)(__u32)~a[0] + b[0] + (__u32)~a[1] + b[1] + (__u32)~a[2] + b[2] +
+	       (__u32)~a[3] + b[3];
+}
+
+static __always_inline __u16 *l4_checksum_field(const struct packet *pkt)
+{
+	void *l4 = pkt->l4;
+
+	if (!l4)
+		return NULL;
+	if (pkt->l4_proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > pkt->data_end)
+			return NULL;
+		return (__u16 *)&tcp->check;
+	}
+	if (pkt->l4_proto == IPPROTO_UDP) {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > pkt->data_end)
+			return NULL;
+		return (__u16 *)&udp->check;
+	}
+	return NULL;
+}
+
+static __always_inline __u32 l4_length(const struct packet *pkt)
+{
+	if (pkt->family == AF_INET)
+		return pkt->len - pkt->ip4->ihl * 4;
+	return pkt->len - (__u32)((void *)pkt->l4 - (void *)pkt->ip6);
+}
+
+static __always_inline __u64 pseudo_header_sum(const struct packet *pkt)
+{
+	__u32 addrs[8];
+	__u64 sum = bpf_htons((__u16)pkt->l4_proto) + bpf_htons((__u16)l4_length(pkt));
+
+	if (pkt->family == AF_INET) {
+		__builtin_memcpy(addrs, &pkt->ip4->saddr, 8);
+		return sum + addrs[0] + addrs[1];
+	}
+	__builtin_memcpy(addrs, &pkt->ip6->saddr, 32);
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		sum += addrs[i];
+	return sum;
+}
+
+/* A TCP/UDP checksum left to offload holds the folded pseudo-header sum, not its
+ * complement; a full checksum equals it only by a 1 in 65536 chance. */
+static __always_inline int l4_checksum_is_partial(const struct packet *pkt)
+{
+	__u16 *field = l4_checksum_field(pkt);
+
+	if (!field || pkt->is_fragment || *field == 0)
+		return 0;
+	return *field == csum_fold(pseudo_header_sum(pkt));
+}
+
+/* Whether n bytes at p lie within the frame. The barrier keeps clang from turning the
+ * test into arithmetic on the end pointer, which the verifier refuses. */
+static __always_inline int packet_has(void *p, __u32 n, void *end)
+{
+	void *last = p + n;
+
+	asm volatile("" : "+r"(last));
+	return last <= end;
+}
+
+/* Computes the TCP/UDP checksum over the whole segment; the packet is redirected, so the
+ * offload that a partial checksum relied on is gone. A function of its own (verified
+ * once, not once per path of the pipeline): it sees the packet through offsets. */
+__attribute__((noinline)) int l4_checksum_compute(struct xdp_md *ctx, __u32 offsets,
+						   __u32 length, __u64 sum, __u32 udp)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	__u32 l4_offset = offsets & 0xffff, field_offset = offsets >> 16, remaining = length;
+	void *cursor;
+	__u16 old, result;
+	int i;
+
+	if (l4_offset > 2048 || field_offset > 2048 || length > L4_CHECKSUM_MAX_BYTES)
+		return -1;
+	/* The sum below runs over the field too: take its current value back out. */
+	if (bpf_xdp_load_bytes(ctx, field_offset, &old, sizeof(old)))
+		return -1;
+	sum += (__u16)~old;
+	cursor = data + l4_offset;
+	for (i = 0; i < L4_CHECKSUM_MAX_BYTES / 4; i++) {
+		if (remaining < 4)
+			break;
+		if (!packet_has(cursor, 4, end))
+			return -1;
+		sum += *(__u32 *)cursor;
+		cursor += 4;
+		remaining -= 4;
+	}
+	if (remaining & 2) {
+		if (cursor + 2 > end)
+			return -1;
+		sum += *(__u16 *)cursor;
+		cursor += 2;
+	}
+	if (remaining & 1) {
+		if (cursor + 1 > end)
+			return -1;
+		sum += *(__u8 *)cursor; /* the odd byte is the first of a zero-padded word */
+	}
+	result = ~csum_fold(sum);
+	if (udp && result == 0)
+		result = 0xffff;
+	return bpf_xdp_store_bytes(ctx, field_offset, &result, sizeof(result)) ? -1 : 0;
+}
+
+static __always_inline void l4_checksum_complete(struct xdp_md *ctx, struct packet *pkt)
+{
+	__u16 *field = l4_checksum_field(pkt);
+
+	if (!field)
+		return;
+	/* Offsets within the first 64 KiB: the l4 one low, the checksum field's high. */
+	l4_checksum_compute(ctx, (__u32)(pkt->l4 - pkt->data) | (__u32)((void *)field - pkt->data) << 16,
+			    l4_length(pkt), pseudo_header_sum(pkt), pkt->l4_proto == IPPROTO_UDP);
+}
+
+/* ---- mappings ---- */
+
+static __always_inline void snat_count(const __u8 *vip, __u32 family, int egress, __u32 bytes)
+{
+	struct address_key key = { .family = family };
+	struct snat_vip_counter *c;
+
+	__builtin_memcpy(key.addr, vip, 16);
+	c = bpf_map_lookup_elem(&snat_vip_counters, &key);
+	if (!c)
+		return;
+	if (egress) {
+		c->egress_packets++;
+		c->egress_bytes += bytes;
+	} else {
+		c->ingress_packets++;
+		c->ingress_bytes += bytes;
+	}
+}
+
+static __always_inline void snat_count_event(const __u8 *vip, __u32 family, int exhausted)
+{
+	struct address_key key = { .family = family };
+	struct snat_vip_counter *c;
+
+	__builtin_memcpy(key.addr, vip, 16);
+	c = bpf_map_lookup_elem(&snat_vip_counters, &key);
+	if (!c)
+		return;
+	if (exhausted)
+		c->port_exhausted++;
+	else
+		c->flows++;
+}
+
+static __always_inline int snat_mapping_expired(const struct snat_mapping *m, __u8 proto, __u64 now)
+{
+	__u32 seconds = proto == IPPROTO_TCP && m->tcp_state != SNAT_TCP_ESTABLISHED ?
+				m->transitory_timeout_seconds : m->idle_timeout_seconds;
+
+	return now > m->last_seen_ns + (__u64)seconds * NSEC_PER_SEC;
+}
+
+static __always_inline void snat_mapping_touch(struct snat_mapping *m, __u64 now)
+{
+	if (now > m->last_seen_ns + SNAT_REFRESH_NS)
+		m->last_seen_ns = now;
+}
+
+/* FIN/RST tracking: a closing flow keeps its mapping for the transitory timeout only;
+ * an answer from the remote turns an opening flow into an established one. */
+static __always_inline void snat_track_tcp(struct snat_mapping *m, const struct packet *pkt,
+					   int from_vm, __u64 now)
+{
+	struct tcphdr *tcp = pkt->l4;
+
+	if (pkt->l4_proto != IPPROTO_TCP || !tcp || (void *)(tcp + 1) > pkt->data_end)
+		return;
+	if (tcp->rst) {
+		if (m->tcp_state != SNAT_TCP_CLOSING) {
+			m->tcp_state = SNAT_TCP_CLOSING;
+			m->last_seen_ns = now;
+		}
+		return;
+	}
+	if (tcp->syn && !tcp->ack && from_vm && m->tcp_state == SNAT_TCP_CLOSING) {
+		m->tcp_state = SNAT_TCP_OPENING; /* the VM opens the same 4-tuple anew */
+		m->fin_seen = 0;
+		m->last_seen_ns = now;
+		return;
+	}
+	if (tcp->fin) {
+		__u8 bit = from_vm ? 1 : 2;
+
+		if (!(m->fin_seen & bit) || m->tcp_state != SNAT_TCP_CLOSING) {
+			m->fin_seen |= bit;
+			m->tcp_state = SNAT_TCP_CLOSING;
+			m->last_seen_ns = now;
+		}
+		return;
+	}
+	if (!from_vm && tcp->ack && m->tcp_state == SNAT_TCP_OPENING) {
+		m->tcp_state = SNAT_TCP_ESTABLISHED;
+		m->last_seen_ns = now;
+	}
+}
+
+/* The flow key of a packet as it is: source first. ICMP echo keeps its identifier on
+ * the VM's side of the key (src_port on egress, dst_port on a reply). */
+static __always_inline void snat_key_of_packet(struct snat_flow_key *key, const struct packet *pkt,
+					       int egress)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->family = pkt->family;
+	key->proto = pkt->l4_proto;
+	address_copy(key->src, pkt, 1);
+	address_copy(key->dst, pkt, 0);
+	if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6) {
+		if (egress)
+			key->src_port = bpf_htons(pkt->sport);
+		else
+			key->dst_port = bpf_htons(pkt->sport);
+	} else {
+		key->src_port = bpf_htons(pkt->sport);
+		key->dst_port = bpf_htons(pkt->dport);
+	}
+}
+
+static __always_inline int snat_update_failure(long err)
+{
+	return err == -E2BIG || err == -ENOMEM ? DROP_SNAT_TABLE_FULL : DROP_SNAT_MAP_UPDATE_FAILED;
+}
+
+/* Scratch space: the keys and values of one allocation do not fit the BPF stack beside
+ * the rest of the pipeline. */
+struct snat_scratch {
+	struct snat_flow_key key;         /* the VM's flow */
+	struct snat_flow_key reverse_key;
+	struct snat_reverse reverse;
+	struct snat_mapping mapping;
+	struct lpm_key source;
+	struct bpf_fib_lookup params;
+	struct address_key address;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct snat_scratch);
+} snat_scratch_space SEC(".maps");
+
+/* Finds a VIP:port of the source's pool that is free toward this destination and takes
+ * it by inserting the reverse entry (BPF_NOEXIST: never an entry that exists). Small
+ * pools are probed in order from a random start, so every port is tried; large ones at
+ * random, SNAT_PROBES times. */
+static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u64 now)
+{
+	struct snat_flow_key *key;
+	struct snat_pool *pool;
+	__u32 *pool_id, range, space, start, i;
+
+	if (!s)
+		return DROP_SNAT_MAP_UPDATE_FAILED;
+	key = &s->key;
+	pool_id = bpf_map_lookup_elem(&snat_sources, &s->source);
+	if (!pool_id)
+		return DROP_SNAT_NO_PUBLIC_ADDRESS;
+	pool = bpf_map_lookup_elem(&snat_pools, pool_id);
+	if (!pool || pool->n_vips == 0 || pool->n_vips > MAX_SNAT_POOL_VIPS ||
+	    pool->port_max < pool->port_min)
+		return DROP_SNAT_NO_PUBLIC_ADDRESS;
+	range = (__u32)pool->port_max - pool->port_min + 1;
+	space = range * pool->n_vips;
+	start = bpf_get_prandom_u32() % space;
+
+	__builtin_memset(&s->reverse, 0, sizeof(s->reverse));
+	s->reverse.flow = *key;
+	s->reverse.transitory_timeout_seconds = pool->tcp_transitory_timeout_seconds;
+	__builtin_memset(&s->reverse_key, 0, sizeof(s->reverse_key));
+	s->reverse_key.family = key->family;
+	s->reverse_key.proto = key->proto;
+	__builtin_memcpy(s->reverse_key.src, key->dst, 16);
+	if (key->proto != IPPROTO_ICMP && key->proto != IPPROTO_ICMPV6)
+		s->reverse_key.src_port = key->dst_port;
+
+	for (i = 0; i < SNAT_PROBES; i++) {
+		__u32 k = space <= SNAT_PROBES ? (start + i) % space : bpf_get_prandom_u32() % space;
+		__u32 v = k / range;
+		__u16 port = pool->port_min + k % range;
+		long err;
+
+		if (v >= MAX_SNAT_POOL_VIPS)
+			break;
+		__builtin_memcpy(s->reverse_key.dst, pool->vips[v].addr, 16);
+		s->reverse_key.dst_port = bpf_htons(port);
+		err = bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_NOEXIST);
+		if (err == -EEXIST)
+			continue;
+		if (err)
+			return snat_update_failure(err);
+
+		__builtin_memset(&s->mapping, 0, sizeof(s->mapping));
+		__builtin_memcpy(s->mapping.vip, pool->vips[v].addr, 16);
+		s->mapping.vip_port = bpf_htons(port);
+		s->mapping.vnet = vnet;
+		s->mapping.transitory_timeout_seconds = pool->tcp_transitory_timeout_seconds;
+		s->mapping.idle_timeout_seconds =
+			key->proto == IPPROTO_TCP ? pool->tcp_idle_timeout_seconds :
+			key->proto == IPPROTO_UDP ? pool->udp_idle_timeout_seconds :
+						    pool->icmp_idle_timeout_seconds;
+		s->mapping.last_seen_ns = now;
+		s->mapping.created_ns = now;
+		return DROP_NONE;
+	}
+	snat_count_event(pool->vips[0].addr, key->family, 1);
+	return DROP_SNAT_PORT_EXHAUSTED;
+}
+
+/* The live mapping of the VM's flow, a new one when it has none or only an expired one.
+ * Returns the mapping or NULL with *reason set. */
+static __always_inline struct snat_mapping *snat_mapping_get(const struct packet *pkt,
+							     struct snat_scratch *s,
+							     __u32 vnet, __u64 now, int *reason)
+{
+	struct snat_flow_key *key = &s->key;
+	struct snat_mapping *m = bpf_map_lookup_elem(&snat_mappings, key);
+	long err;
+
+	if (m && !snat_mapping_expired(m, key->proto, now))
+		return m;
+	/* A function of its own: its probe loop is verified once, not on every path. */
+	lpm_key_fill(&s->source, vnet, pkt, 1);
+	*reason = snat_allocate(s, vnet, now);
+	if (*reason)
+		return NULL;
+	/* An expired mapping is replaced; its reverse entry stays behind for the cool-down
+	 * (the GC sees it no longer matches and releases it). */
+	err = bpf_map_update_elem(&snat_mappings, key, &s->mapping, m ? BPF_ANY : BPF_NOEXIST);
+	if (err) {
+		bpf_map_delete_elem(&snat_reverse, &s->reverse_key);
+		if (err != -EEXIST) {
+			*reason = snat_update_failure(err);
+			return NULL;
+		}
+		/* Another CPU created it for the same flow first: use that one. */
+		m = bpf_map_lookup_elem(&snat_mappings, key);
+		if (!m)
+			*reason = DROP_SNAT_MAP_UPDATE_FAILED;
+		return m;
+	}
+	snat_count_event(s->mapping.vip, key->family, 0);
+	m = bpf_map_lookup_elem(&snat_mappings, key);
+	if (!m)
+		*reason = DROP_SNAT_MAP_UPDATE_FAILED;
+	return m;
+}
+
+/* ---- rewriting ---- */
+
+/* Rewrites the source (source != 0) or destination address and port of the packet.
+ * The IPv4 header checksum and the L4 checksum follow; for ICMP echo the identifier is
+ * the port. */
+static __always_inline void snat_rewrite(struct packet *pkt, int source, const __u8 *addr,
+					 __be16 port, int partial)
+{
+	__u64 addr_diff;
+	__u16 *field;
+
+	if (!pkt->l4)
+		return;
+	if (pkt->family == AF_INET) {
+		__be32 *slot = source ? &pkt->ip4->saddr : &pkt->ip4->daddr;
+
+		addr_diff = csum_addr_diff((const __u8 *)slot, addr, AF_INET);
+		csum_apply((__u16 *)&pkt->ip4->check, addr_diff, 0);
+		__builtin_memcpy(slot, addr, 4);
+	} else {
+		struct in6_addr *slot = source ? &pkt->ip6->saddr : &pkt->ip6->daddr;
+
+		addr_diff = csum_addr_diff((const __u8 *)slot, addr, AF_INET6);
+		__builtin_memcpy(slot, addr, 16);
+	}
+
+	if (pkt->l4_proto == IPPROTO_TCP || pkt->l4_proto == IPPROTO_UDP) {
+		struct udphdr *ports = pkt->l4; /* TCP and UDP both start with the ports */
+		__be16 *slot;
+
+		field = l4_checksum_field(pkt);
+		if (!field || (void *)(ports + 1) > pkt->data_end)
+			return;
+		slot = source ? &ports->source : &ports->dest;
+		if (pkt->l4_proto == IPPROTO_UDP && *field == 0) {
+			*slot = port; /* IPv4 UDP without a checksum stays without */
+		} else if (partial) {
+			csum_apply(field, addr_diff, 1); /* the port is summed by the offload */
+			*slot = port;
+		} else {
+			csum_apply(field, addr_diff + csum16_diff(*slot, port), 0);
+			if (pkt->l4_proto == IPPROTO_UDP && *field == 0)
+				*field = 0xffff;
+			*slot = port;
+		}
+	} else if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6) {
+		struct icmp_header *icmp = pkt->l4;
+		__u64 diff;
+
+		if ((void *)(icmp + 1) > pkt->data_end)
+			return;
+		diff = csum16_diff(icmp->id, port);
+		if (pkt->l4_proto == IPPROTO_ICMPV6)
+			diff += addr_diff; /* ICMPv6 sums a pseudo header */
+		csum_apply((__u16 *)&icmp->checksum, diff, 0);
+		icmp->id = port;
+	}
+}
+
+static __always_inline int icmp_is_error(__u8 type)
+{
+	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+	       type == ICMP_PARAMETER_PROBLEM;
+}
+
+/* An ICMPv4 error about a translated flow: the quoted packet left with VIP:port as its
+ * source. Its reverse key is that of a reply: remote -> VIP:port. */
+struct icmp_quote {
+	struct iphdr *ip;
+	void *l4;
+	__u8 proto;
+};
+
+static __always_inline int icmp_quote_parse(const struct packet *pkt, struct icmp_quote *q)
+{
+	struct iphdr *ip;
+	void *l4;
+
+	if (!pkt->l4)
+		return -1;
+	ip = pkt->l4 + sizeof(struct icmp_header);
+	if ((void *)(ip + 1) > pkt->data_end || ip->version != 4 || ip->ihl < 5)
+		return -1;
+	l4 = (void *)ip + ip->ihl * 4;
+	if (l4 + 8 > pkt->data_end) /* RFC 792: the IP header and 8 bytes of what follows */
+		return -1;
+	if (bpf_ntohs(ip->frag_off) & IP_OFFSET)
+		return -1;
+	q->ip = ip;
+	q->l4 = l4;
+	q->proto = ip->protocol;
+	return 0;
+}
+
+static __always_inline int icmp_quote_key(const struct icmp_quote *q, struct snat_flow_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->family = AF_INET;
+	key->proto = q->proto;
+	__builtin_memcpy(key->src, &q->ip->daddr, 4);
+	__builtin_memcpy(key->dst, &q->ip->saddr, 4);
+	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP) {
+		__be16 *ports = q->l4;
+
+		key->src_port = ports[1];
+		key->dst_port = ports[0];
+		return 0;
+	}
+	if (q->proto == IPPROTO_ICMP) {
+		struct icmp_header *echo = q->l4;
+
+		if (echo->type != ICMP_ECHO_REQUEST)
+			return -1;
+		key->dst_port = echo->id;
+		return 0;
+	}
+	return -1;
+}
+
+/* Rewrites the outer destination, the quoted source address and port and every checksum
+ * that covers them: outer IP, quoted IP, quoted L4 (where quoted), and the ICMP message. */
+static __always_inline void icmp_quote_rewrite(struct packet *pkt, const struct icmp_quote *q,
+					       const __u8 *vm_addr, __be16 vm_port)
+{
+	struct icmp_header *icmp = pkt->l4;
+	struct iphdr *ip = q->ip;
+	__u8 old[16] = {};
+	__u64 icmp_diff, addr_diff;
+	__u16 old_check;
+
+	if (!icmp || (void *)(icmp + 1) > pkt->data_end || (void *)(ip + 1) > pkt->data_end)
+		return;
+	/* Outer destination. */
+	__builtin_memcpy(old, &pkt->ip4->daddr, 4);
+	csum_apply((__u16 *)&pkt->ip4->check, csum_addr_diff(old, vm_addr, AF_INET), 0);
+	__builtin_memcpy(&pkt->ip4->daddr, vm_addr, 4);
+
+	/* Quoted source address and the quoted IP header checksum. */
+	__builtin_memcpy(old, &ip->saddr, 4);
+	addr_diff = csum_addr_diff(old, vm_addr, AF_INET);
+	old_check = ip->check;
+	csum_apply((__u16 *)&ip->check, addr_diff, 0);
+	__builtin_memcpy(&ip->saddr, vm_addr, 4);
+	icmp_diff = addr_diff + csum16_diff(old_check, ip->check);
+
+	/* Quoted port (or echo identifier) and the quoted L4 checksum when it was quoted. */
+	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP) {
+		__be16 *ports = q->l4;
+		__u16 *check = NULL;
+
+		if ((void *)(ports + 2) > pkt->data_end)
+			return;
+		if (q->proto == IPPROTO_UDP)
+			check = (__u16 *)(q->l4 + 6);
+		else if (q->l4 + 18 <= pkt->data_end)
+			check = (__u16 *)(q->l4 + 16);
+		if (check && (void *)(check + 1) <= pkt->data_end &&
+		    !(q->proto == IPPROTO_UDP && *check == 0)) {
+			old_check = *check;
+			csum_apply(check, addr_diff + csum16_diff(ports[0], vm_port), 0);
+			if (q->proto == IPPROTO_UDP && *check == 0)
+				*check = 0xffff;
+			icmp_diff += csum16_diff(old_check, *check);
+		}
+		icmp_diff += csum16_diff(ports[0], vm_port);
+		ports[0] = vm_port;
+	} else {
+		struct icmp_header *echo = q->l4;
+
+		if ((void *)(echo + 1) > pkt->data_end)
+			return;
+		old_check = echo->checksum;
+		csum_apply((__u16 *)&echo->checksum, csum16_diff(echo->id, vm_port), 0);
+		icmp_diff += csum16_diff(old_check, echo->checksum) + csum16_diff(echo->id, vm_port);
+		echo->id = vm_port;
+	}
+	csum_apply((__u16 *)&icmp->checksum, icmp_diff, 0);
+}
+
+/* ---- the two stages ---- */
+
+static __always_inline int address_equal(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+static __always_inline int snat_vip_lookup(const struct packet *pkt)
+{
+	struct snat_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->address, 0, sizeof(s->address));
+	s->address.family = pkt->family;
+	address_copy(s->address.addr, pkt, 0);
+	return bpf_map_lookup_elem(&snat_vips, &s->address) != NULL;
+}
+
+/* Uplink ingress: a packet to a VIP is a reply to a mapping (or an ICMP error about one)
+ * and goes back to the VM, or it is dropped: a VIP never opens a way in. Packets to
+ * other addresses are left alone (DROP_NONE, st->translated 0). */
+static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *st)
+{
+	struct icmp_quote quote = {};
+	struct snat_flow_key *key;
+	struct snat_scratch *s;
+	__u32 zero = 0;
+	struct snat_reverse *rev;
+	struct snat_mapping *m;
+	int is_error = 0;
+	__u64 now;
+
+	if (!pkt->family || !snat_vip_lookup(pkt))
+		return DROP_NONE;
+	if (pkt->family == AF_INET6)
+		return DROP_SNAT_UNSOLICITED; /* NAT66 is not translated yet */
+	if (pkt->is_fragment)
+		return DROP_SNAT_FRAGMENT;
+	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
+	if (!s)
+		return DROP_SNAT_MAP_UPDATE_FAILED;
+	key = &s->key;
+	switch (pkt->l4_proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		snat_key_of_packet(key, pkt, 0);
+		break;
+	case IPPROTO_ICMP:
+		if (pkt->icmp_type == ICMP_ECHO_REPLY) {
+			snat_key_of_packet(key, pkt, 0);
+			break;
+		}
+		if (!icmp_is_error(pkt->icmp_type) || icmp_quote_parse(pkt, &quote) ||
+		    icmp_quote_key(&quote, key))
+			return DROP_SNAT_UNSOLICITED;
+		is_error = 1;
+		break;
+	default:
+		return DROP_SNAT_UNSOLICITED;
+	}
+
+	rev = bpf_map_lookup_elem(&snat_reverse, key);
+	if (!rev)
+		return DROP_SNAT_UNSOLICITED;
+	m = bpf_map_lookup_elem(&snat_mappings, &rev->flow);
+	now = bpf_ktime_get_coarse_ns();
+	/* A reverse entry whose mapping ended or moved on is cooling down: not a way in. */
+	if (!m || m->vip_port != key->dst_port || !address_equal(m->vip, key->dst) ||
+	    snat_mapping_expired(m, key->proto, now))
+		return DROP_SNAT_EXPIRED;
+
+	st->translated = 1;
+	st->vnet = m->vnet;
+	if (is_error) {
+		icmp_quote_rewrite(pkt, &quote, rev->flow.src, rev->flow.src_port);
+	} else {
+		snat_track_tcp(m, pkt, 0, now);
+		snat_mapping_touch(m, now);
+		st->checksum_partial = l4_checksum_is_partial(pkt);
+		snat_rewrite(pkt, 0, rev->flow.src, rev->flow.src_port, st->checksum_partial);
+	}
+	snat_count(key->dst, key->family, 0, pkt->len);
+	return DROP_NONE;
+}
+
+/* Whether the kernel, not the Internet, gets this packet next: it answers the VM itself
+ * (fragmentation needed with DF, a local destination, no route), so the VM's own
+ * address must stay. */
+static __always_inline int snat_leaves_untranslated(const struct packet *pkt, int fib_rc)
+{
+	if (fib_rc == BPF_FIB_LKUP_RET_SUCCESS || fib_rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	if (fib_rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return pkt->family == AF_INET6 || (pkt->ip4->frag_off & bpf_htons(0x4000));
+	return 1;
+}
+
+/* Egress toward the Internet (route type Internet), after the policy decision and the
+ * FIB lookup: the VM's flow leaves with source VIP:port. */
+/* What egress translates to, found before the packet is touched. */
+struct snat_egress_plan {
+	__u8 vip[16];
+	__be16 vip_port;
+	__u8 translate;
+	__u8 pad;
+	__s32 fib_rc;
+};
+
+static __always_inline int snat_outbound(struct packet *pkt, struct snat_egress_plan *plan,
+					 __u32 vnet, int fib_rc)
+{
+	struct snat_scratch *s;
+	struct snat_mapping *m;
+	int reason = DROP_NONE;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (snat_leaves_untranslated(pkt, fib_rc))
+		return DROP_NONE;
+	if (pkt->family == AF_INET6)
+		return DROP_SNAT_UNSUPPORTED; /* NAT66 is not translated yet */
+	if (pkt->is_fragment)
+		return DROP_SNAT_FRAGMENT;
+	if (pkt->l4_proto == IPPROTO_ICMP && pkt->icmp_type != ICMP_ECHO_REQUEST)
+		return DROP_SNAT_UNSUPPORTED;
+	if (pkt->l4_proto != IPPROTO_TCP && pkt->l4_proto != IPPROTO_UDP &&
+	    pkt->l4_proto != IPPROTO_ICMP)
+		return DROP_SNAT_UNSUPPORTED;
+
+	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
+	if (!s)
+		return DROP_SNAT_MAP_UPDATE_FAILED;
+	snat_key_of_packet(&s->key, pkt, 1);
+	now = bpf_ktime_get_coarse_ns();
+	m = snat_mapping_get(pkt, s, vnet, now, &reason);
+	if (!m)
+		return reason;
+	snat_track_tcp(m, pkt, 1, now);
+	snat_mapping_touch(m, now);
+	__builtin_memcpy(plan->vip, m->vip, 16);
+	plan->vip_port = m->vip_port;
+	plan->translate = 1;
+	return DROP_NONE;
+}
+
+static __always_inline void snat_outbound_rewrite(struct packet *pkt, struct snat_state *st,
+						  const struct snat_egress_plan *plan)
+{
+	st->translated = 1;
+	st->checksum_partial = l4_checksum_is_partial(pkt);
+	snat_rewrite(pkt, 1, plan->vip, plan->vip_port, st->checksum_partial);
+	snat_count(plan->vip, pkt->family, 1, pkt->len);
+}
+
+/* ---- entry points for the pipeline ----
+ * SNAT runs as functions of their own that the verifier checks once, whatever path of
+ * the pipeline leads to them; they see the packet through offsets the parser found. */
+
+struct snat_packet_info {
+	__u32 l3_offset;
+	__u32 l4_offset;  /* 0: no transport header (a later fragment) */
+	__u32 len;
+	__u32 family;
+	__u32 vnet;       /* egress: the source VNet */
+	__u32 egress_ifindex; /* egress: the uplink the route names */
+	__u16 sport, dport;
+	__u8 l4_proto, is_fragment, icmp_type, icmp_code;
+};
+
+static __always_inline void snat_info_fill(struct snat_packet_info *info, const struct packet *pkt)
+{
+	__builtin_memset(info, 0, sizeof(*info));
+	info->l3_offset = (__u32)(pkt->l3 - pkt->data);
+	info->l4_offset = pkt->l4 ? (__u32)(pkt->l4 - pkt->data) : 0;
+	info->len = pkt->len;
+	info->family = pkt->family;
+	info->sport = pkt->sport;
+	info->dport = pkt->dport;
+	info->l4_proto = pkt->l4_proto;
+	info->is_fragment = pkt->is_fragment;
+	info->icmp_type = pkt->icmp_type;
+	info->icmp_code = pkt->icmp_code;
+}
+
+/* The parser's view again, from offsets, each pointer checked against the frame. */
+static __always_inline int snat_packet_of(struct xdp_md *ctx, const struct snat_packet_info *info,
+					  struct packet *pkt)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	if (info->l3_offset > 64 || info->l4_offset > 1024)
+		return -1;
+	pkt->data = data;
+	pkt->data_end = end;
+	pkt->l3 = data + info->l3_offset;
+	pkt->family = info->family;
+	pkt->len = info->len;
+	pkt->l4_proto = info->l4_proto;
+	pkt->is_fragment = info->is_fragment;
+	pkt->sport = info->sport;
+	pkt->dport = info->dport;
+	pkt->icmp_type = info->icmp_type;
+	pkt->icmp_code = info->icmp_code;
+	if (info->family == AF_INET) {
+		struct iphdr *ip = pkt->l3;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		pkt->ip4 = ip;
+	} else if (info->family == AF_INET6) {
+		struct ipv6hdr *ip6 = pkt->l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		pkt->ip6 = ip6;
+	} else {
+		return -1;
+	}
+	if (info->l4_offset) {
+		void *l4 = data + info->l4_offset;
+
+		if (l4 + 8 > end) /* every header SNAT reads starts with 8 bytes */
+			return -1;
+		pkt->l4 = l4;
+	}
+	return 0;
+}
+
+
+/* What a SNAT stage decided, for the pipeline's counters and trace. */
+struct snat_verdict {
+	__u32 handled;      /* 0: not a SNAT packet, the pipeline goes on */
+	__u32 verdict;
+	__u32 drop_reason;
+	__u32 counter;
+	__u32 vnet;         /* replies: the VM's VNet */
+	__u32 egress_ifindex;
+	__u8 translated;    /* replies: rewritten for the VM, to be delivered */
+	__u8 checksum_partial;
+	__u16 pad;
+};
+
+static __always_inline int snat_verdict_set(struct snat_verdict *v, __u32 verdict, __u32 reason,
+					    __u32 counter)
+{
+	v->handled = 1;
+	v->verdict = verdict;
+	v->drop_reason = reason;
+	v->counter = counter;
+	return verdict;
+}
+
+/* After the FIB lookup: what forward() in the pipeline does, for a translated packet.
+ * What the kernel must do itself (resolve a neighbour, answer a too-big packet) goes to
+ * the kernel; a redirected packet gets its partial checksum completed. */
+static __always_inline int snat_redirect(struct xdp_md *ctx, struct packet *pkt,
+					 const struct snat_state *st,
+					 const struct bpf_fib_lookup *params, int rc,
+					 __u32 egress_ifindex, struct snat_verdict *v)
+{
+	struct ethhdr *eth = pkt->data;
+
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_NEIGHBOUR);
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_FRAG_NEEDED);
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_LOCAL);
+	default:
+		return snat_verdict_set(v, XDP_DROP, DROP_FIB_FAILED, COUNT_DROPPED);
+	}
+	if (params->ifindex != egress_ifindex)
+		return snat_verdict_set(v, XDP_DROP, DROP_FIB_MISMATCH, COUNT_DROPPED);
+	if ((void *)(eth + 1) > pkt->data_end)
+		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_ETHERNET, COUNT_DROPPED);
+	hop_limit_decrement(pkt);
+	__builtin_memcpy(eth->h_dest, params->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, params->smac, ETH_ALEN);
+	if (st->checksum_partial)
+		l4_checksum_complete(ctx, pkt);
+	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
+		return snat_verdict_set(v, XDP_DROP, DROP_REDIRECT_FAILED, COUNT_DROPPED);
+	return snat_verdict_set(v, XDP_REDIRECT, DROP_NONE, COUNT_FORWARDED);
+}
+
+static __always_inline struct bpf_fib_lookup *snat_fib_params(void)
+{
+	struct snat_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
+	return s ? &s->params : NULL;
+}
+
+/* route_lookup() with its key in the scratch space: the stack is short here. */
+static __always_inline struct route_info *snat_route_lookup(const struct packet *pkt, __u32 vnet)
+{
+	struct snat_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
+	if (!s)
+		return NULL;
+	lpm_key_fill(&s->source, vnet, pkt, 0);
+	return bpf_map_lookup_elem(&routes, &s->source);
+}
+
+/* The forwarding stage for a route to the Internet, in two functions that the verifier
+ * checks once each (one holding the port allocation, one the rewrite: together they
+ * would not fit the stack beside the pipeline). The first looks up the next hop and
+ * the mapping; it leaves untranslated what the kernel answers to the VM itself (TTL
+ * expired, fragmentation needed). */
+__attribute__((noinline)) int snat_internet_prepare(struct xdp_md *ctx, struct snat_packet_info *info,
+						   struct snat_verdict *v,
+						   struct snat_egress_plan *plan)
+{
+	struct bpf_fib_lookup *params = snat_fib_params();
+	struct packet pkt;
+	int reason;
+
+	if (!info || !v || !plan)
+		return XDP_DROP;
+	v->egress_ifindex = info->egress_ifindex;
+	if (!params)
+		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
+	if (snat_packet_of(ctx, info, &pkt))
+		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
+	if (hop_limit_expired(&pkt))
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
+	plan->translate = 0;
+	plan->fib_rc = next_hop_lookup(ctx, &pkt, params);
+	/* The FIB names no egress for a too-big packet, which the kernel fragments (then it
+	 * must leave translated) or answers (then it must not be). */
+	if (params->ifindex == info->egress_ifindex || plan->fib_rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		reason = snat_outbound(&pkt, plan, info->vnet, plan->fib_rc);
+		if (reason)
+			return snat_verdict_set(v, XDP_DROP, reason, COUNT_DROPPED);
+	}
+	return XDP_PASS; /* not handled yet: the rewrite follows */
+}
+
+/* The second: rewrite, MACs, redirect (or the kernel). */
+__attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct snat_packet_info *info,
+						   struct snat_verdict *v,
+						   struct snat_egress_plan *plan)
+{
+	struct bpf_fib_lookup *params = snat_fib_params();
+	struct snat_state st = {};
+	struct packet pkt;
+
+	if (!info || !v || !plan)
+		return XDP_DROP;
+	if (!params)
+		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
+	if (snat_packet_of(ctx, info, &pkt))
+		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
+	if (plan->translate)
+		snat_outbound_rewrite(&pkt, &st, plan);
+	return snat_redirect(ctx, &pkt, &st, params, plan->fib_rc, info->egress_ifindex, v);
+}
+
+/* Uplink ingress, first of all: a packet to a VIP is a reply to a mapping (or an ICMP
+ * error about one) and is delivered to its VM by the VM's VNet's own route, or dropped.
+ * Replies skip the NSG stage: they belong to a flow the VM opened, which the outbound
+ * rules allowed, and Azure's NSGs are stateful. Packets to other addresses: handled 0.
+ * Two functions again, for the stack: this one translates, the next one delivers. */
+__attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct snat_packet_info *info,
+						 struct snat_verdict *v)
+{
+	struct snat_state st = {};
+	struct route_info *route;
+	struct packet pkt;
+	int reason;
+
+	if (!info || !v)
+		return XDP_DROP;
+	v->handled = 0;
+	v->translated = 0;
+	if (snat_packet_of(ctx, info, &pkt))
+		return 0;
+	reason = snat_inbound(&pkt, &st);
+	if (reason)
+		return snat_verdict_set(v, XDP_DROP, reason, COUNT_DROPPED);
+	if (!st.translated)
+		return 0;
+	v->vnet = st.vnet;
+	route = snat_route_lookup(&pkt, st.vnet);
+	if (!route || route->type != ROUTE_VNET_LOCAL)
+		return snat_verdict_set(v, XDP_DROP, DROP_NO_ROUTE, COUNT_DROPPED);
+	v->egress_ifindex = route->egress_ifindex;
+	v->translated = 1;
+	v->checksum_partial = st.checksum_partial;
+	return 0;
+}
+
+__attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct snat_packet_info *info,
+						struct snat_verdict *v)
+{
+	struct bpf_fib_lookup *params = snat_fib_params();
+	struct snat_state st = {};
+	struct packet pkt;
+	int rc;
+
+	if (!info || !v)
+		return XDP_DROP;
+	if (!params)
+		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
+	if (snat_packet_of(ctx, info, &pkt))
+		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
+	if (hop_limit_expired(&pkt))
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
+	st.checksum_partial = v->checksum_partial;
+	rc = next_hop_lookup(ctx, &pkt, params);
+	return snat_redirect(ctx, &pkt, &st, params, rc, v->egress_ifindex, v);
+}
+
+/* The arguments of a call into a SNAT stage live in a per-CPU map, not on the stack:
+ * the stack of the pipeline and the stage together must stay within 512 bytes. */
+struct snat_call {
+	struct snat_packet_info info;
+	struct snat_verdict verdict;
+	struct snat_egress_plan plan;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct snat_call);
+} snat_calls SEC(".maps");
+
+static __always_inline struct snat_call *snat_call_prepare(const struct packet *pkt)
+{
+	__u32 zero = 0;
+	struct snat_call *call = bpf_map_lookup_elem(&snat_calls, &zero);
+
+	if (call) {
+		snat_info_fill(&call->info, pkt);
+		__builtin_memset(&call->verdict, 0, sizeof(call->verdict));
+	}
+	return call;
+}
+
+/* Uplink ingress: the verdict when the packet was for a VIP (handled), else NULL. */
+static __always_inline struct snat_verdict *snat_from_internet(struct xdp_md *ctx,
+							       const struct packet *pkt)
+{
+	struct snat_call *call = snat_call_prepare(pkt);
+
+	if (!call)
+		return NULL;
+	snat_internet_reply(ctx, &call->info, &call->verdict);
+	if (call->verdict.translated)
+		snat_reply_deliver(ctx, &call->info, &call->verdict);
+	return call->verdict.handled ? &call->verdict : NULL;
+}
+
+/* Egress by an Internet route, instead of forward(). */
+static __always_inline struct snat_verdict *snat_to_internet(struct xdp_md *ctx,
+							     const struct packet *pkt, __u32 vnet,
+							     __u32 egress_ifindex)
+{
+	struct snat_call *call = snat_call_prepare(pkt);
+
+	if (!call)
+		return NULL;
+	call->info.vnet = vnet;
+	call->info.egress_ifindex = egress_ifindex;
+	snat_internet_prepare(ctx, &call->info, &call->verdict, &call->plan);
+	if (!call->verdict.handled)
+		snat_internet_forward(ctx, &call->info, &call->verdict, &call->plan);
+	return &call->verdict;
+}
+
+#endif

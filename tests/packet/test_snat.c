@@ -1,0 +1,883 @@
+/* SNAT packet tests: frames through the loaded XDP program (BPF_PROG_TEST_RUN) of a real
+ * gateway in network namespaces, with the config tests/data/snat/packet.json (8 ports
+ * per VIP, spoke1 pooling two VIPs, spoke2's subnet behind a NAT gateway, UDP idle
+ * timeout 2 s). Every checksum of every frame that comes out is recomputed here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include "vnet_xdp.h"
+#include "snat.h"
+#include "stats.h"
+#include "packet/packet_builder.h"
+
+/* Names carry the process id: checkouts running the suite at once do not collide. */
+static char prefix[32], gateway_name[32], pin_dir[96], config_path[96];
+#define GATEWAY gateway_name
+
+#define HUB_VM_MAC "02:00:00:00:10:04"
+#define HUB_GW_MAC "02:00:00:00:10:01"
+#define SPOKE1_VM_MAC "02:00:00:00:11:04"
+#define SPOKE1_GW_MAC "02:00:00:00:11:01"
+#define SPOKE2_VM_MAC "02:00:00:00:12:04"
+#define SPOKE2_GW_MAC "02:00:00:00:12:01"
+#define UPLINK_PEER_MAC "02:00:00:00:99:02"
+#define UPLINK_GW_MAC "02:00:00:00:99:01"
+
+#define HUB_VIP "203.0.113.10"
+#define PORT_MIN 1024
+#define PORT_MAX 1031
+
+enum { HUB, SPOKE1, SPOKE2, UPLINK };
+
+static struct {
+	bool ready;
+	const char *why_not;
+	int host_netns;
+	struct { const char *name; uint32_t ifindex; int prog_fd; } ifaces[4];
+	int traces_fd, drops_fd, mappings_fd, reverse_fd;
+} gw;
+
+static int shell(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int pinned(char *path, size_t size, const char *name)
+{
+	snprintf(path, size, "%s/%s", pin_dir, name);
+	return bpf_obj_get(path);
+}
+
+static int setup_gateway(void **state)
+{
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	char path[256];
+	int ns;
+
+	gw.ifaces[HUB].name = "to-hub";
+	gw.ifaces[SPOKE1].name = "to-spoke1";
+	gw.ifaces[SPOKE2].name = "to-spoke2";
+	gw.ifaces[UPLINK].name = "uplink0";
+	if (geteuid() != 0) {
+		gw.why_not = "needs root for network namespaces and BPF";
+		return 0;
+	}
+	snprintf(prefix, sizeof(prefix), "vxsn%d", (int)getpid() % 100000);
+	snprintf(gateway_name, sizeof(gateway_name), "snatpkt%d", (int)getpid() % 100000);
+	snprintf(pin_dir, sizeof(pin_dir), VNET_XDP_PIN_ROOT "/%s", gateway_name);
+	snprintf(config_path, sizeof(config_path), "/tmp/vnet-xdp-%s.json", gateway_name);
+	/* Static neighbours and a default route via the Internet peer make the FIB's
+	 * answer, and so every MAC of a forwarded frame, known in advance. */
+	if (shell("sed 's/\"snatpkt\"/\"%s\"/' tests/data/snat/packet.json > %s &&"
+		  " bash -c '. scripts/topology.sh && topology_down %s && topology_up %s"
+		  " && for n in 10 11 12; do v=$([ $n = 10 ] && echo hub || echo spoke$((n-10)));"
+		  " ip -n %s-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
+		  " && ip -n %s-gw neigh replace 198.51.100.2 lladdr " UPLINK_PEER_MAC " dev uplink0 nud permanent"
+		  " && ip -n %s-gw route add default via 198.51.100.2"
+		  " && nsenter --net=/run/netns/%s-gw %s/vnet-xdp up -c %s'",
+		  gateway_name, config_path, prefix, prefix, prefix, prefix, prefix, prefix, build,
+		  config_path)) {
+		gw.why_not = "could not build the topology or bring the gateway up";
+		return -1;
+	}
+	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
+	snprintf(path, sizeof(path), "/run/netns/%s-gw", prefix);
+	ns = open(path, O_RDONLY);
+	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
+		gw.why_not = "cannot enter the gateway's namespace";
+		return -1;
+	}
+	close(ns);
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+
+	for (int i = 0; i < 4; i++) {
+		gw.ifaces[i].ifindex = if_nametoindex(gw.ifaces[i].name);
+		snprintf(path, sizeof(path), "%s/xdp_%u", pin_dir, gw.ifaces[i].ifindex);
+		gw.ifaces[i].prog_fd = bpf_obj_get(path);
+		if (gw.ifaces[i].prog_fd < 0) {
+			gw.why_not = "the gateway's program is not pinned";
+			return -1;
+		}
+	}
+	gw.traces_fd = pinned(path, sizeof(path), "decision_traces");
+	gw.drops_fd = pinned(path, sizeof(path), "drop_counters");
+	gw.mappings_fd = pinned(path, sizeof(path), "snat_mappings");
+	gw.reverse_fd = pinned(path, sizeof(path), "snat_reverse");
+	gw.ready = gw.traces_fd >= 0 && gw.drops_fd >= 0 && gw.mappings_fd >= 0 && gw.reverse_fd >= 0;
+	return gw.ready ? 0 : -1;
+}
+
+static int teardown_gateway(void **state)
+{
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+
+	if (gw.host_netns > 0)
+		setns(gw.host_netns, CLONE_NEWNET);
+	if (geteuid() == 0)
+		shell("nsenter --net=/run/netns/%s-gw %s/vnet-xdp down -n %s >/dev/null;"
+		      " bash -c '. scripts/topology.sh && topology_down %s'; rm -f %s", prefix, build,
+		      gateway_name, prefix, config_path);
+	return 0;
+}
+
+static void require_gateway(void)
+{
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+}
+
+struct result {
+	int verdict;
+	struct frame out;
+	struct decision_trace trace;
+};
+
+static struct result run(int iface, const struct frame *in)
+{
+	struct result r = { 0 };
+	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = gw.ifaces[iface].ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = r.out.data, .data_size_out = sizeof(r.out.data), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+	int cpus = libbpf_num_possible_cpus();
+	struct decision_trace traces[cpus];
+	uint32_t zero = 0;
+
+	assert_int_equal(bpf_prog_test_run_opts(gw.ifaces[iface].prog_fd, &opts), 0);
+	r.verdict = opts.retval;
+	r.out.len = opts.data_size_out;
+	assert_int_equal(bpf_map_lookup_elem(gw.traces_fd, &zero, traces), 0);
+	r.trace = traces[0];
+	return r;
+}
+
+static uint64_t drops(enum drop_reason reason)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct packet_counter values[cpus];
+	uint32_t index = reason;
+	uint64_t sum = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(gw.drops_fd, &index, values), 0);
+	for (int c = 0; c < cpus; c++)
+		sum += values[c].packets;
+	return sum;
+}
+
+static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
+{
+	uint64_t before = drops(reason);
+	struct result r = run(iface, in);
+
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, reason);
+	assert_int_equal(drops(reason), before + 1);
+}
+
+/* ---- reading frames back, checksums recomputed from scratch ---- */
+
+static uint8_t *ip_of(struct frame *f) { return f->data + 14; }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static size_t ip_header_len(const uint8_t *ip) { return (ip[0] & 0xf) * 4; }
+static uint8_t *l4_of(struct frame *f) { return ip_of(f) + ip_header_len(ip_of(f)); }
+
+static uint16_t fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static void assert_ipv4_checksum(const uint8_t *ip)
+{
+	assert_int_equal(fold(checksum_add(0, ip, ip_header_len(ip))), 0xffff);
+}
+
+/* An L4 checksum over len bytes of segment: pseudo header for TCP/UDP, none for ICMP. */
+static void assert_l4_checksum(const uint8_t *ip, const uint8_t *l4, size_t len)
+{
+	uint32_t sum = 0;
+
+	if (ip[9] == IPPROTO_UDP && get16(l4 + 6) == 0)
+		return; /* no checksum */
+	if (ip[9] != IPPROTO_ICMP) {
+		sum = checksum_add(sum, ip + 12, 8);
+		sum += ip[9] + len;
+	}
+	sum = checksum_add(sum, l4, len);
+	assert_int_equal(fold(sum), 0xffff);
+}
+
+static void assert_packet_checksums(struct frame *f)
+{
+	uint8_t *ip = ip_of(f);
+
+	assert_ipv4_checksum(ip);
+	assert_l4_checksum(ip, l4_of(f), get16(ip + 2) - ip_header_len(ip));
+}
+
+static void assert_address(const uint8_t *at, const char *text)
+{
+	uint8_t want[4];
+
+	inet_pton(AF_INET, text, want);
+	assert_memory_equal(at, want, 4);
+}
+
+/* Rewrites the transport checksum after a test changed the header. */
+static void l4_checksum_fix(struct frame *f)
+{
+	uint8_t *ip = ip_of(f), *l4 = l4_of(f);
+	size_t len = get16(ip + 2) - ip_header_len(ip);
+	size_t at = ip[9] == IPPROTO_TCP ? 16 : ip[9] == IPPROTO_UDP ? 6 : 2;
+	uint32_t sum = 0;
+
+	l4[at] = l4[at + 1] = 0;
+	if (ip[9] != IPPROTO_ICMP) {
+		sum = checksum_add(sum, ip + 12, 8);
+		sum += ip[9] + len;
+	}
+	sum = checksum_add(sum, l4, len);
+	put16(l4 + at, (uint16_t)~fold(sum));
+}
+
+/* What a veth leaves in the field when the checksum is offloaded: the folded pseudo
+ * header sum, not complemented. */
+static void l4_checksum_make_partial(struct frame *f)
+{
+	uint8_t *ip = ip_of(f), *l4 = l4_of(f);
+	size_t len = get16(ip + 2) - ip_header_len(ip);
+	size_t at = ip[9] == IPPROTO_TCP ? 16 : 6;
+	uint32_t sum = checksum_add(0, ip + 12, 8) + ip[9] + len;
+
+	put16(l4 + at, fold(sum));
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+static struct flow flow4(const char *src, const char *dst, uint8_t proto, uint16_t sport,
+			 uint16_t dport)
+{
+	return (struct flow){ .family = AF_INET, .src = src, .dst = dst, .proto = proto,
+			      .sport = sport, .dport = dport, .ip_id = 0x4242, .payload = 24 };
+}
+
+static const char *const vm_mac[] = { HUB_VM_MAC, SPOKE1_VM_MAC, SPOKE2_VM_MAC };
+static const char *const gw_mac[] = { HUB_GW_MAC, SPOKE1_GW_MAC, SPOKE2_GW_MAC };
+
+/* Sends a VM's frame out; asserts it left by the uplink, fully rewritten and checksummed.
+ * Returns the frame as it left. */
+static struct frame egress(int vnet, const struct flow *fl)
+{
+	struct frame in;
+	struct result r;
+	uint8_t mac[6];
+
+	frame_build(&in, gw_mac[vnet], vm_mac[vnet], fl);
+	r = run(vnet, &in);
+	if (r.verdict != XDP_REDIRECT)
+		print_message("verdict %d drop reason %u\n", r.verdict, r.trace.drop_reason);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.egress_ifindex, gw.ifaces[UPLINK].ifindex);
+	mac_parse(UPLINK_PEER_MAC, mac);
+	assert_memory_equal(r.out.data, mac, 6);
+	mac_parse(UPLINK_GW_MAC, mac);
+	assert_memory_equal(r.out.data + 6, mac, 6);
+	assert_int_equal(ip_of(&r.out)[8], (fl->ttl ? fl->ttl : 64) - 1);
+	assert_address(ip_of(&r.out) + 16, fl->dst);
+	assert_packet_checksums(&r.out);
+	return r.out;
+}
+
+static uint16_t source_port(struct frame *f)
+{
+	return ip_of(f)[9] == IPPROTO_ICMP ? get16(l4_of(f) + 4) : get16(l4_of(f));
+}
+
+/* The Internet's answer to a frame that left: addresses and ports swapped. */
+static struct frame reply_to(struct frame *left, uint8_t tcp_flags)
+{
+	struct frame f = *left;
+	uint8_t *ip = ip_of(&f), *l4 = l4_of(&f), tmp[4];
+	uint8_t mac[6];
+
+	mac_parse(UPLINK_GW_MAC, mac);
+	memcpy(f.data, mac, 6);
+	mac_parse(UPLINK_PEER_MAC, mac);
+	memcpy(f.data + 6, mac, 6);
+	memcpy(tmp, ip + 12, 4);
+	memcpy(ip + 12, ip + 16, 4);
+	memcpy(ip + 16, tmp, 4);
+	ip[8] = 60;
+	if (ip[9] == IPPROTO_ICMP) {
+		l4[0] = 0; /* echo reply */
+	} else {
+		memcpy(tmp, l4, 2);
+		memcpy(l4, l4 + 2, 2);
+		memcpy(l4 + 2, tmp, 2);
+		if (ip[9] == IPPROTO_TCP)
+			l4[13] = tcp_flags;
+	}
+	ipv4_header_checksum(ip);
+	l4_checksum_fix(&f);
+	return f;
+}
+
+/* Sends an Internet frame to the uplink; asserts it reached the VM of vnet with dst and
+ * port restored and every checksum right. */
+static struct frame ingress(const struct frame *in, int vnet, const char *vm, uint16_t vm_port)
+{
+	struct result r = run(UPLINK, in);
+	uint8_t mac[6];
+
+	if (r.verdict != XDP_REDIRECT)
+		print_message("verdict %d drop reason %u\n", r.verdict, r.trace.drop_reason);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.egress_ifindex, gw.ifaces[vnet].ifindex);
+	mac_parse(vm_mac[vnet], mac);
+	assert_memory_equal(r.out.data, mac, 6);
+	assert_address(ip_of(&r.out) + 16, vm);
+	if (ip_of(&r.out)[9] == IPPROTO_ICMP && l4_of(&r.out)[0] == 0)
+		assert_int_equal(get16(l4_of(&r.out) + 4), vm_port);
+	else if (ip_of(&r.out)[9] != IPPROTO_ICMP)
+		assert_int_equal(get16(l4_of(&r.out) + 2), vm_port);
+	assert_packet_checksums(&r.out);
+	return r.out;
+}
+
+/* ---- TCP, UDP, ICMP echo ---- */
+
+static void snat_tcp_leaves_with_the_vip_and_replies_come_back(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.80", IPPROTO_TCP, 40000, 443);
+	struct frame out, again, back;
+	uint16_t port;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	assert_address(ip_of(&out) + 12, HUB_VIP);
+	port = source_port(&out);
+	assert_in_range(port, PORT_MIN, PORT_MAX);
+	/* The same flow keeps its port. */
+	again = egress(HUB, &fl);
+	assert_int_equal(source_port(&again), port);
+
+	back = reply_to(&out, TCP_SYN | TCP_ACK);
+	ingress(&back, HUB, "10.10.1.4", 40000);
+}
+
+static void snat_udp_round_trip(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.80", IPPROTO_UDP, 40001, 53);
+	struct frame out, back;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	assert_address(ip_of(&out) + 12, HUB_VIP);
+	assert_int_not_equal(get16(l4_of(&out) + 6), 0);
+	back = reply_to(&out, 0);
+	ingress(&back, HUB, "10.10.1.4", 40001);
+}
+
+/* IPv4 UDP may go without a checksum: it must stay without, both ways. */
+static void snat_udp_zero_checksum_stays_zero(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.80", IPPROTO_UDP, 40002, 123);
+	struct frame in, back, vm;
+	struct result r;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	put16(l4_of(&in) + 6, 0);
+	r = run(HUB, &in);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_address(ip_of(&r.out) + 12, HUB_VIP);
+	assert_int_equal(get16(l4_of(&r.out) + 6), 0);
+	assert_ipv4_checksum(ip_of(&r.out));
+
+	back = reply_to(&r.out, 0);
+	put16(l4_of(&back) + 6, 0);
+	vm = ingress(&back, HUB, "10.10.1.4", 40002);
+	assert_int_equal(get16(l4_of(&vm) + 6), 0);
+}
+
+static void snat_icmp_echo_identifier_is_translated(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.80", IPPROTO_ICMP, 0x1234, 0);
+	struct frame out, back;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	assert_address(ip_of(&out) + 12, HUB_VIP);
+	assert_int_equal(l4_of(&out)[0], 8);
+	assert_in_range(source_port(&out), PORT_MIN, PORT_MAX);
+	back = reply_to(&out, 0);
+	ingress(&back, HUB, "10.10.1.4", 0x1234);
+}
+
+/* A veth leaves TCP and UDP checksums to offload: the frame carries only the pseudo
+ * header sum. What leaves by redirect must carry the full checksum. */
+static void snat_partial_checksum_is_completed_both_ways(void **state)
+{
+	struct flow tcp = flow4("10.10.1.4", "192.0.2.82", IPPROTO_TCP, 40003, 80);
+	struct flow udp = flow4("10.10.1.4", "192.0.2.82", IPPROTO_UDP, 40003, 80);
+	struct flow *flows[] = { &tcp, &udp };
+
+	require_gateway();
+	for (int i = 0; i < 2; i++) {
+		struct frame in, back;
+		struct result r;
+
+		flows[i]->payload = 333; /* odd, and longer than one block */
+		frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, flows[i]);
+		l4_checksum_make_partial(&in);
+		r = run(HUB, &in);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_address(ip_of(&r.out) + 12, HUB_VIP);
+		assert_packet_checksums(&r.out);
+
+		back = reply_to(&r.out, TCP_SYN | TCP_ACK);
+		l4_checksum_make_partial(&back);
+		ingress(&back, HUB, "10.10.1.4", 40003);
+	}
+}
+
+/* ---- ICMP errors about a translated flow ---- */
+
+/* An ICMP error from a router on the way (src) about the frame that left, quoting its
+ * IP header and `quote` bytes of what follows. */
+static struct frame icmp_error(struct frame *left, const char *router, uint8_t type,
+			       uint8_t code, size_t quote)
+{
+	struct frame f;
+	uint8_t *ip, *icmp, *quoted = ip_of(left);
+	size_t qlen = ip_header_len(quoted) + quote, total;
+
+	frame_ethernet(&f, UPLINK_GW_MAC, UPLINK_PEER_MAC, 0x0800);
+	ip = f.data + 14;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[8] = 60;
+	ip[9] = IPPROTO_ICMP;
+	inet_pton(AF_INET, router, ip + 12);
+	memcpy(ip + 16, quoted + 12, 4); /* to the VIP the quoted packet came from */
+	icmp = ip + 20;
+	memset(icmp, 0, 8);
+	icmp[0] = type;
+	icmp[1] = code;
+	if (type == 3 && code == 4)
+		put16(icmp + 6, 1400); /* next-hop MTU */
+	memcpy(icmp + 8, quoted, qlen);
+	total = 20 + 8 + qlen;
+	put16(ip + 2, total);
+	ipv4_header_checksum(ip);
+	put16(icmp + 2, 0);
+	memcpy(icmp + 2, &(uint16_t){ checksum_fold(checksum_add(0, icmp, 8 + qlen)) }, 2);
+	f.len = 14 + total;
+	return f;
+}
+
+/* The error reaches the VM with the outer destination, the quoted source and port
+ * translated back, and the outer IP, ICMP, quoted IP (and quoted L4, where whole)
+ * checksums right. */
+static void assert_icmp_error_translated(struct frame *err, const char *vm, uint16_t vm_port,
+					 bool quoted_l4_whole)
+{
+	struct result r = run(UPLINK, err);
+	uint8_t *ip, *icmp, *quoted, *ql4;
+	size_t icmp_len;
+
+	if (r.verdict != XDP_REDIRECT)
+		print_message("verdict %d drop reason %u\n", r.verdict, r.trace.drop_reason);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.egress_ifindex, gw.ifaces[HUB].ifindex);
+	ip = ip_of(&r.out);
+	icmp = ip + ip_header_len(ip);
+	icmp_len = get16(ip + 2) - ip_header_len(ip);
+	quoted = icmp + 8;
+	ql4 = quoted + ip_header_len(quoted);
+	assert_ipv4_checksum(ip);
+	assert_address(ip + 16, vm);
+	assert_int_equal(fold(checksum_add(0, icmp, icmp_len)), 0xffff);
+	assert_address(quoted + 12, vm);
+	assert_ipv4_checksum(quoted);
+	assert_int_equal(quoted[9] == IPPROTO_ICMP ? get16(ql4 + 4) : get16(ql4), vm_port);
+	if (quoted_l4_whole)
+		assert_l4_checksum(quoted, ql4, get16(quoted + 2) - ip_header_len(quoted));
+}
+
+static void snat_icmp_port_unreachable_reaches_the_vm(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.83", IPPROTO_UDP, 40010, 5000);
+	struct frame out, err;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	/* The host itself answers, quoting the whole datagram. */
+	err = icmp_error(&out, "192.0.2.83", 3, 3, get16(ip_of(&out) + 2) - 20);
+	assert_icmp_error_translated(&err, "10.10.1.4", 40010, true);
+}
+
+static void snat_icmp_fragmentation_needed_reaches_the_vm(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.84", IPPROTO_TCP, 40011, 443);
+	struct frame out, err;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	/* A router on the way, quoting the whole TCP segment. */
+	err = icmp_error(&out, "198.51.100.2", 3, 4, get16(ip_of(&out) + 2) - 20);
+	assert_icmp_error_translated(&err, "10.10.1.4", 40011, true);
+	/* And one quoting only the 8 bytes RFC 792 asks for. */
+	err = icmp_error(&out, "198.51.100.2", 3, 4, 8);
+	assert_icmp_error_translated(&err, "10.10.1.4", 40011, false);
+}
+
+static void snat_icmp_time_exceeded_reaches_the_vm(void **state)
+{
+	struct flow udp = flow4("10.10.1.4", "192.0.2.85", IPPROTO_UDP, 40012, 33434);
+	struct flow echo = flow4("10.10.1.4", "192.0.2.85", IPPROTO_ICMP, 0x7777, 0);
+	struct frame out, err;
+
+	require_gateway();
+	out = egress(HUB, &udp);
+	err = icmp_error(&out, "198.51.100.2", 11, 0, 8);
+	assert_icmp_error_translated(&err, "10.10.1.4", 40012, false);
+	/* traceroute with ping: the quoted packet is an echo request. */
+	out = egress(HUB, &echo);
+	err = icmp_error(&out, "198.51.100.2", 11, 0, get16(ip_of(&out) + 2) - 20);
+	assert_icmp_error_translated(&err, "10.10.1.4", 0x7777, true);
+}
+
+/* ---- nothing gets in unasked ---- */
+
+static void snat_unsolicited_inbound_to_a_vip_is_dropped(void **state)
+{
+	struct flow fl = flow4("192.0.2.90", HUB_VIP, IPPROTO_TCP, 50000, PORT_MIN);
+	struct frame in, err;
+
+	require_gateway();
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	assert_dropped(&in, UPLINK, DROP_SNAT_UNSOLICITED);
+	fl.proto = IPPROTO_UDP;
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	assert_dropped(&in, UPLINK, DROP_SNAT_UNSOLICITED);
+	fl.proto = IPPROTO_ICMP; /* an echo request to the VIP */
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	assert_dropped(&in, UPLINK, DROP_SNAT_UNSOLICITED);
+	/* An ICMP error about a flow that never was. */
+	fl = flow4(HUB_VIP, "192.0.2.91", IPPROTO_UDP, PORT_MIN, 53);
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	err = icmp_error(&in, "192.0.2.91", 3, 3, 8);
+	assert_dropped(&err, UPLINK, DROP_SNAT_UNSOLICITED);
+	/* Straight to a VM's private address. */
+	fl = flow4("192.0.2.90", "10.10.1.4", IPPROTO_TCP, 50000, 22);
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	assert_dropped(&in, UPLINK, DROP_UPLINK_UNSOLICITED);
+}
+
+/* A reply that answers from another port than the one the VM talked to is not a reply. */
+static void snat_reply_from_another_port_is_dropped(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.86", IPPROTO_TCP, 40020, 443);
+	struct frame out, back;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	back = reply_to(&out, TCP_SYN | TCP_ACK);
+	put16(l4_of(&back), 444);
+	l4_checksum_fix(&back);
+	assert_dropped(&back, UPLINK, DROP_SNAT_UNSOLICITED);
+}
+
+static void snat_reply_after_idle_timeout_is_dropped(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.87", IPPROTO_UDP, 40030, 53);
+	struct frame out, back, again;
+	struct snat_gc_result gc;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	back = reply_to(&out, 0);
+	ingress(&back, HUB, "10.10.1.4", 40030);
+	sleep(3); /* udpIdleTimeoutSeconds is 2 */
+	assert_dropped(&back, UPLINK, DROP_SNAT_EXPIRED);
+
+	/* The GC removes the mapping and holds the port toward that destination for the
+	 * cool-down; the VM's next packet gets a new mapping, on another port. */
+	assert_int_equal(snat_gc(GATEWAY, snat_clock_ns(), &gc), 0);
+	assert_true(gc.mappings_expired >= 1);
+	assert_true(gc.reverse_released >= 1);
+	again = egress(HUB, &fl);
+	assert_int_not_equal(source_port(&again), source_port(&out));
+	assert_dropped(&back, UPLINK, DROP_SNAT_EXPIRED); /* the old port is cooling down */
+	back = reply_to(&again, 0);
+	ingress(&back, HUB, "10.10.1.4", 40030);
+}
+
+static void snat_tcp_rst_shortens_the_timeout(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.88", IPPROTO_TCP, 40040, 443);
+	struct frame out, back, data;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	back = reply_to(&out, TCP_SYN | TCP_ACK);
+	ingress(&back, HUB, "10.10.1.4", 40040);
+	/* Established: a reply still gets through after the transitory timeout (2 s)... */
+	sleep(3);
+	data = reply_to(&out, TCP_ACK);
+	ingress(&data, HUB, "10.10.1.4", 40040);
+	/* ...until a RST closes the flow: then only for the transitory timeout. */
+	data = reply_to(&out, TCP_RST | TCP_ACK);
+	ingress(&data, HUB, "10.10.1.4", 40040);
+	sleep(3);
+	data = reply_to(&out, TCP_ACK);
+	assert_dropped(&data, UPLINK, DROP_SNAT_EXPIRED);
+}
+
+/* ---- ports ---- */
+
+static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
+{
+	uint16_t ports[8], port_set[PORT_MAX - PORT_MIN + 1] = { 0 };
+	json_t *vips, *it;
+	uint64_t exhausted_before = 0, exhausted_after = 0;
+	struct frame in;
+	size_t i;
+
+	require_gateway();
+	vips = snat_stats_json(GATEWAY);
+	json_array_foreach(vips, i, it)
+		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP))
+			exhausted_before = json_integer_value(json_object_get(it, "portExhausted"));
+	json_decref(vips);
+
+	for (int n = 0; n < 8; n++) {
+		struct flow fl = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41000 + n, 9999);
+		struct frame out = egress(HUB, &fl);
+
+		ports[n] = source_port(&out);
+		assert_in_range(ports[n], PORT_MIN, PORT_MAX);
+		assert_int_equal(port_set[ports[n] - PORT_MIN]++, 0); /* each port once */
+	}
+	/* All 8 ports are taken toward 192.0.2.99:9999: the ninth flow is dropped. */
+	struct flow ninth = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41008, 9999);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &ninth);
+	assert_dropped(&in, HUB, DROP_SNAT_PORT_EXHAUSTED);
+	vips = snat_stats_json(GATEWAY);
+	json_array_foreach(vips, i, it)
+		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP)) {
+			exhausted_after = json_integer_value(json_object_get(it, "portExhausted"));
+			assert_int_equal(json_integer_value(json_object_get(it, "portsTotal")), 8);
+			assert_int_equal(json_integer_value(json_object_get(it, "portsInUse")), 8);
+		}
+	json_decref(vips);
+	assert_int_equal(exhausted_after, exhausted_before + 1);
+
+	/* No live mapping was taken over: each flow still has its port, and replies reach
+	 * the flow they belong to. */
+	for (int n = 0; n < 8; n++) {
+		struct flow fl = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41000 + n, 9999);
+		struct frame out = egress(HUB, &fl), back;
+
+		assert_int_equal(source_port(&out), ports[n]);
+		back = reply_to(&out, TCP_SYN | TCP_ACK);
+		ingress(&back, HUB, "10.10.1.4", 41000 + n);
+	}
+	/* A port serves several destinations: toward another one, all 8 are free again. */
+	memset(port_set, 0, sizeof(port_set));
+	for (int n = 0; n < 8; n++) {
+		struct flow fl = flow4("10.10.1.4", "192.0.2.98", IPPROTO_TCP, 41000 + n, 9999);
+		struct frame out = egress(HUB, &fl);
+
+		assert_int_equal(port_set[source_port(&out) - PORT_MIN]++, 0);
+	}
+}
+
+static void snat_vips_of_a_vnet_pool_their_ports(void **state)
+{
+	int seen11 = 0, seen21 = 0;
+	struct frame in;
+
+	require_gateway();
+	for (int n = 0; n < 16; n++) {
+		struct flow fl = flow4("10.11.1.4", "192.0.2.97", IPPROTO_UDP, 42000 + n, 443);
+		struct frame out = egress(SPOKE1, &fl);
+		uint8_t vip11[4], vip21[4];
+
+		inet_pton(AF_INET, "203.0.113.11", vip11);
+		inet_pton(AF_INET, "203.0.113.21", vip21);
+		if (!memcmp(ip_of(&out) + 12, vip11, 4))
+			seen11++;
+		else if (!memcmp(ip_of(&out) + 12, vip21, 4))
+			seen21++;
+		else
+			fail_msg("left with a source that is not one of spoke1's VIPs");
+	}
+	/* 8 ports on each: the 16 flows fill both, the 17th finds none. */
+	assert_int_equal(seen11, 8);
+	assert_int_equal(seen21, 8);
+	struct flow fl = flow4("10.11.1.4", "192.0.2.97", IPPROTO_UDP, 42016, 443);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	assert_dropped(&in, SPOKE1, DROP_SNAT_PORT_EXHAUSTED);
+}
+
+static void snat_nat_gateway_wins_for_its_subnet(void **state)
+{
+	struct flow fl = flow4("10.12.1.4", "192.0.2.96", IPPROTO_TCP, 43000, 443);
+	struct frame out, back;
+
+	require_gateway();
+	out = egress(SPOKE2, &fl);
+	assert_address(ip_of(&out) + 12, "203.0.113.30");
+	back = reply_to(&out, TCP_SYN | TCP_ACK);
+	ingress(&back, SPOKE2, "10.12.1.4", 43000);
+}
+
+static void snat_counts_translations_each_way(void **state)
+{
+	json_t *vips, *it;
+	size_t i;
+	bool found = false;
+
+	require_gateway();
+	vips = snat_stats_json(GATEWAY);
+	json_array_foreach(vips, i, it)
+		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP)) {
+			found = true;
+			assert_true(json_integer_value(json_object_get(it, "flows")) >= 10);
+			assert_true(json_integer_value(json_object_get(it, "egressPackets")) >= 10);
+			assert_true(json_integer_value(json_object_get(it, "ingressPackets")) >= 10);
+			assert_true(json_integer_value(json_object_get(it, "egressBytes")) >
+				    json_integer_value(json_object_get(it, "egressPackets")) * 40);
+		}
+	json_decref(vips);
+	assert_true(found);
+}
+
+/* ---- capacity and GC ---- */
+
+static void snat_a_million_mappings_fit_and_the_gc_collects_them(void **state)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	const uint32_t n = 1000000;
+	struct snat_gc_result gc;
+	struct timespec t0, t1;
+	uint32_t live_before;
+
+	require_gateway();
+	assert_int_equal(bpf_obj_get_info_by_fd(gw.mappings_fd, &info, &len), 0);
+	assert_int_equal(info.max_entries, 1048576); /* limits.snatTableSize's default */
+	len = sizeof(info);
+	assert_int_equal(bpf_obj_get_info_by_fd(gw.reverse_fd, &info, &len), 0);
+	assert_int_equal(info.max_entries, 1048576);
+	live_before = (uint32_t)stats_map_entries(gw.mappings_fd);
+
+	/* A million expired mappings (last seen at boot), each with its reverse entry
+	 * released long ago, written in batches as a restarted loader would find them. */
+	struct snat_flow_key *keys = calloc(n, sizeof(*keys)), *rkeys = calloc(n, sizeof(*rkeys));
+	struct snat_mapping *values = calloc(n, sizeof(*values));
+	struct snat_reverse *rvalues = calloc(n, sizeof(*rvalues));
+
+	assert_non_null(keys);
+	assert_non_null(rkeys);
+	assert_non_null(values);
+	assert_non_null(rvalues);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t src = htonl(0x0a630000 + (i >> 8)), dst = htonl(0xc6336400 + (i & 0xff));
+		uint32_t vip = htonl(0xcb007101 + (i >> 15));
+
+		keys[i].family = rkeys[i].family = AF_INET;
+		keys[i].proto = rkeys[i].proto = IPPROTO_UDP;
+		memcpy(keys[i].src, &src, 4);
+		memcpy(keys[i].dst, &dst, 4);
+		keys[i].src_port = htons(1000 + (i & 0xff));
+		keys[i].dst_port = htons(53);
+		values[i].idle_timeout_seconds = values[i].transitory_timeout_seconds = 1;
+		memcpy(values[i].vip, &vip, 4);
+		values[i].vip_port = htons(1024 + (i & 0x7fff));
+		memcpy(rkeys[i].src, keys[i].dst, 16);
+		rkeys[i].src_port = keys[i].dst_port;
+		memcpy(rkeys[i].dst, &vip, 4);
+		rkeys[i].dst_port = values[i].vip_port;
+		rvalues[i].flow = keys[i];
+		rvalues[i].released_ns = 1;
+	}
+	for (uint32_t i = 0; i < n; i += 65536) {
+		uint32_t count = n - i < 65536 ? n - i : 65536, count2 = count;
+		if (bpf_map_update_batch(gw.mappings_fd, keys + i, values + i, &count, NULL) ||
+		    bpf_map_update_batch(gw.reverse_fd, rkeys + i, rvalues + i, &count2, NULL))
+			fail_msg("insert at %u failed: %s", i, strerror(errno));
+	}
+	free(keys);
+	free(rkeys);
+	free(values);
+	free(rvalues);
+	assert_true(stats_map_entries(gw.mappings_fd) >= n);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(snat_gc(GATEWAY, snat_clock_ns(), &gc), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	print_message("gc pass over %zu mappings and %zu reverse entries: %.2f s\n", gc.mappings,
+		      gc.reverse, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	assert_true(gc.mappings_expired >= n);
+	assert_true(gc.reverse_freed >= n);
+	/* The live mappings of the other tests are still there (none expired inside a
+	 * second), and none of the million. */
+	assert_true(stats_map_entries(gw.mappings_fd) <= live_before);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(snat_tcp_leaves_with_the_vip_and_replies_come_back),
+		cmocka_unit_test(snat_udp_round_trip),
+		cmocka_unit_test(snat_udp_zero_checksum_stays_zero),
+		cmocka_unit_test(snat_icmp_echo_identifier_is_translated),
+		cmocka_unit_test(snat_partial_checksum_is_completed_both_ways),
+		cmocka_unit_test(snat_icmp_port_unreachable_reaches_the_vm),
+		cmocka_unit_test(snat_icmp_fragmentation_needed_reaches_the_vm),
+		cmocka_unit_test(snat_icmp_time_exceeded_reaches_the_vm),
+		cmocka_unit_test(snat_unsolicited_inbound_to_a_vip_is_dropped),
+		cmocka_unit_test(snat_reply_from_another_port_is_dropped),
+		cmocka_unit_test(snat_exhaustion_drops_new_flows_and_keeps_live_ones),
+		cmocka_unit_test(snat_vips_of_a_vnet_pool_their_ports),
+		cmocka_unit_test(snat_nat_gateway_wins_for_its_subnet),
+		cmocka_unit_test(snat_counts_translations_each_way),
+		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
+		cmocka_unit_test(snat_tcp_rst_shortens_the_timeout),
+		cmocka_unit_test(snat_a_million_mappings_fit_and_the_gc_collects_them),
+	};
+
+	return cmocka_run_group_tests_name("snat", tests, setup_gateway, teardown_gateway);
+}
