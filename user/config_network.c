@@ -586,6 +586,12 @@ static void check_peerings_of(struct loader *l, int v, const char **paths)
 			reader_problem(&l->r, paths[p], "virtual network \"%s\" sets "
 				       "useRemoteGateways on more than one peering; allowed: at "
 				       "most one", vnet->name);
+		if (peering->remote_vnet != CONFIG_NONE &&
+		    cfg->vnets[peering->remote_vnet].virtual_network_gateway == CONFIG_NONE)
+			reader_problem(&l->r, paths[p], "peering \"%s\" sets useRemoteGateways but "
+				       "\"%s\" has no virtual network gateway; allowed: "
+				       "useRemoteGateways toward a virtual network with one",
+				       peering->name, cfg->vnets[peering->remote_vnet].name);
 		if (vnet->virtual_network_gateway != CONFIG_NONE)
 			reader_problem(&l->r, paths[p], "peering \"%s\" sets useRemoteGateways but "
 				       "\"%s\" has its own virtual network gateway \"%s\"; allowed: "

@@ -277,6 +277,13 @@ static void at_most_one_use_remote_gateways(void **state)
 		"@8:41: resources[0].properties.virtualNetworkPeerings[1].properties: virtual network \"s\" sets useRemoteGateways on more than one peering; allowed: at most one\n");
 }
 
+/* useRemoteGateways needs a gateway on the remote side (Azure: RemoteVnetHasNoGateways). */
+static void use_remote_gateways_needs_a_remote_gateway(void **state)
+{
+	expect_problems("remote-gateways-none.json", 1,
+		"@7:41: resources[0].properties.virtualNetworkPeerings[0].properties: peering \"s-h1\" sets useRemoteGateways but \"h1\" has no virtual network gateway; allowed: useRemoteGateways toward a virtual network with one\n");
+}
+
 /* useRemoteGateways is refused on a VNet that has its own gateway. */
 static void use_remote_gateways_not_with_own_gateway(void **state)
 {
@@ -640,6 +647,7 @@ int main(void)
 		cmocka_unit_test(subnets_do_not_overlap),
 		cmocka_unit_test(at_most_one_use_remote_gateways),
 		cmocka_unit_test(use_remote_gateways_not_with_own_gateway),
+		cmocka_unit_test(use_remote_gateways_needs_a_remote_gateway),
 		cmocka_unit_test(gateway_vnet_needs_gateway_subnet),
 		cmocka_unit_test(unknown_references),
 		cmocka_unit_test(duplicate_names),
