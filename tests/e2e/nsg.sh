@@ -8,8 +8,8 @@ cd "$(dirname "$0")/../.."
 . scripts/topology.sh
 need_root e2e_nsg
 
-PREFIX=vxnsg
-GATEWAY=nsg1
+PREFIX=vxnsg$$   # the process id: checkouts running the suite at once do not collide
+GATEWAY=nsg1-$$
 CONFIG=$(mktemp /tmp/vnet-xdp-nsg.XXXXXX.json)
 gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
 vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }

@@ -39,6 +39,7 @@ struct nsg_gateway {
 	bool ready;
 	const char *why_not;
 	const char *prefix, *name;
+	char prefix_buf[32], name_buf[32];
 	char config_path[128], pin_dir[128];
 	int host_netns;
 	struct { const char *name; uint32_t ifindex; int prog_fd; } ifaces[4];
@@ -202,12 +203,15 @@ static inline int harness_up(void)
 	return gw.ready ? 0 : -1;
 }
 
+/* Names carry the process id: checkouts running the suites at once do not collide. */
 static inline void harness_init(const char *prefix, const char *name)
 {
-	gw.prefix = prefix;
-	gw.name = name;
-	snprintf(gw.config_path, sizeof(gw.config_path), "/tmp/vnet-xdp-%s.json", name);
-	snprintf(gw.pin_dir, sizeof(gw.pin_dir), VNET_XDP_PIN_ROOT "/%s", name);
+	snprintf(gw.prefix_buf, sizeof(gw.prefix_buf), "%s%d", prefix, (int)getpid());
+	snprintf(gw.name_buf, sizeof(gw.name_buf), "%s%d", name, (int)getpid());
+	gw.prefix = gw.prefix_buf;
+	gw.name = gw.name_buf;
+	snprintf(gw.config_path, sizeof(gw.config_path), "/tmp/vnet-xdp-%s.json", gw.name);
+	snprintf(gw.pin_dir, sizeof(gw.pin_dir), VNET_XDP_PIN_ROOT "/%s", gw.name);
 	gw.ifaces[HUB].name = "to-hub";
 	gw.ifaces[SPOKE1].name = "to-spoke1";
 	gw.ifaces[SPOKE2].name = "to-spoke2";

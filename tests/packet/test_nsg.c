@@ -132,9 +132,9 @@ static void assert_denied(struct run_result r, enum drop_reason reason, int stag
 
 static void assert_allowed(struct run_result r)
 {
-	assert_int_not_equal(r.verdict, XDP_DROP);
 	assert_int_not_equal(r.verdict, -1);
-	assert_int_equal(r.trace.drop_reason, DROP_NONE);
+	assert_int_equal(r.trace.drop_reason, DROP_NONE); /* first: a failure names the reason */
+	assert_int_not_equal(r.verdict, XDP_DROP);
 }
 
 static void assert_stage(struct run_result r, int stage, int priority, int access)

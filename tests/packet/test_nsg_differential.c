@@ -1,0 +1,395 @@
+/* Differential test: thousands of random NSG rule sets on a subnet of each side and on a
+ * NIC, random packets through the attached program (BPF_PROG_TEST_RUN), each verdict and
+ * each stage's deciding rule compared with the linear reference model of
+ * tests/nsg_reference.h. Zero mismatches. NSG_SEED replays a run; NSG_RULE_SETS and
+ * NSG_PACKETS size it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <time.h>
+#include <cmocka.h>
+#include "packet/nsg_harness.h"
+#include "nsg_reference.h"
+#include "config.h"
+#include "nsg.h"
+
+#define WEB "randweb"
+#define SUBNET "randsubnet"
+#define NIC "randnic"
+
+static uint64_t rng_state;
+
+static uint32_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 16);
+}
+
+static uint32_t below(uint32_t n) { return rnd() % n; }
+static const char *pick(const char *const *list, size_t n) { return list[below(n)]; }
+#define PICK(list) pick(list, sizeof(list) / sizeof(*list))
+
+static const char *const address_pool[] = {
+	"*", "VirtualNetwork", "Internet", "AzureLoadBalancer", "Storage",
+	"10.10.0.0/16", "10.10.1.0/24", "10.10.1.0/25", "10.10.1.128/25", "10.10.1.4",
+	"10.10.1.5/32", "10.10.2.0/23", "10.10.0.0/17", "10.11.0.0/16", "10.11.1.0/24",
+	"10.11.1.4", "10.11.1.0/30", "10.11.1.8/29", "10.0.0.0/8", "0.0.0.0/0", "10.12.0.0/16",
+	"192.168.1.0/24", "fd00:10::/48", "fd00:10:0:1::/64", "fd00:11:0:1::4", "fd00::/8",
+	"::/0", "fd00:11::/48", "fd00:11:0:1::/120", "fd00:10:0:1::5",
+};
+static const char *const port_pool[] = {
+	"*", "22", "80", "80-81", "1000-2000", "1500", "2000-65535", "0-999", "443", "3000",
+	"65535", "0", "1-65535", "53", "1000", "2001-2999",
+};
+static const char *const protocol_pool[] = { "*", "*", "Tcp", "Tcp", "Udp", "Udp", "Icmp", "Esp", "Ah" };
+
+/* One side's value: "*" often (so that rules match often enough to matter), a single
+ * item, or a JSON list of one to three. */
+static void side_value(const char *const *pool, size_t n, char *buf, size_t size)
+{
+	if (!below(3)) {
+		snprintf(buf, size, "*");
+		return;
+	}
+	if (below(4)) {
+		snprintf(buf, size, "%s", pool[below(n)]);
+		return;
+	}
+	size_t count = 1 + below(3), at = 0;
+
+	at += snprintf(buf + at, size - at, "[");
+	for (size_t i = 0; i < count; i++)
+		at += snprintf(buf + at, size - at, "%s\"%s\"", i ? ", " : "", pool[below(n)]);
+	snprintf(buf + at, size - at, "]");
+}
+
+/* A random NSG resource: up to 12 rules per direction, unique priorities. */
+static size_t random_nsg(const char *name, char *out, size_t size)
+{
+	size_t at = 0;
+	int n = 0;
+
+	at += snprintf(out + at, size - at, "{\"type\": \"Microsoft.Network/networkSecurityGroups\","
+		       " \"name\": \"%s\", \"properties\": {\"securityRules\": [", name);
+	for (int direction = 0; direction < 2; direction++) {
+		int count = (int)below(13), used[13];
+
+		for (int i = 0; i < count; i++) {
+			char src[160], dst[160], sport[80], dport[80], rule_name[16], *rule;
+			int priority;
+			bool unique;
+
+			do {
+				priority = 100 + (int)below(3997);
+				unique = true;
+				for (int j = 0; j < i; j++)
+					unique &= used[j] != priority;
+			} while (!unique);
+			used[i] = priority;
+			side_value(address_pool, sizeof(address_pool) / sizeof(*address_pool), src, sizeof(src));
+			side_value(address_pool, sizeof(address_pool) / sizeof(*address_pool), dst, sizeof(dst));
+			/* source ports are mostly "*" in real NSGs; keep them varied anyway */
+			if (below(3))
+				snprintf(sport, sizeof(sport), "*");
+			else
+				side_value(port_pool, sizeof(port_pool) / sizeof(*port_pool), sport, sizeof(sport));
+			side_value(port_pool, sizeof(port_pool) / sizeof(*port_pool), dport, sizeof(dport));
+			snprintf(rule_name, sizeof(rule_name), "%c%d", direction ? 'o' : 'i', i);
+			rule = nsg_rule_json(rule_name, priority, direction ? "Outbound" : "Inbound",
+					     below(2) ? "Allow" : "Deny", PICK(protocol_pool), src, sport,
+					     dst, dport);
+			at += snprintf(out + at, size - at, "%s%s", n++ ? ", " : "", rule);
+			free(rule);
+		}
+	}
+	at += snprintf(out + at, size - at, "]}}");
+	return at;
+}
+
+static int write_random_config(void)
+{
+	static char resources[65536];
+	size_t at = 0;
+
+	at += random_nsg(WEB, resources + at, sizeof(resources) - at);
+	at += snprintf(resources + at, sizeof(resources) - at, ",\n");
+	at += random_nsg(SUBNET, resources + at, sizeof(resources) - at);
+	at += snprintf(resources + at, sizeof(resources) - at, ",\n");
+	at += random_nsg(NIC, resources + at, sizeof(resources) - at);
+	snprintf(resources + at, sizeof(resources) - at,
+		 ",\n{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"vm-nic\", \"properties\": {"
+		 " \"networkSecurityGroup\": {\"id\": \"" NIC "\"}, \"ipConfigurations\": ["
+		 "  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\","
+		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}},"
+		 "  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
+		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}");
+	/* A small flow table: every packet clears it, and a walk costs its bucket count. */
+	return harness_write_config(WEB, "", SUBNET, resources, "\"flowTableSize\": 1024");
+}
+
+static int setup(void **state)
+{
+	const char *seed = getenv("NSG_SEED");
+
+	rng_state = seed ? strtoull(seed, NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
+	if (!rng_state)
+		rng_state = 1;
+	print_message("nsg differential seed %llu (replay with NSG_SEED)\n",
+		      (unsigned long long)rng_state);
+	harness_init("vxnsgd", "nsgd");
+	if (geteuid() != 0) {
+		gw.why_not = "needs root for network namespaces and BPF";
+		return 0;
+	}
+	if (write_random_config())
+		return -1;
+	return harness_up();
+}
+
+static int teardown(void **state)
+{
+	harness_down();
+	return 0;
+}
+
+/* ---- packets ---- */
+
+static const char *const hub4[] = { "10.10.1.4", "10.10.1.5", "10.10.1.130", "10.10.2.9",
+				     "10.10.3.7", "10.10.200.1", "10.10.1.127", "10.10.0.9" };
+static const char *const spoke4[] = { "10.11.1.4", "10.11.1.5", "10.11.1.3", "10.11.1.9",
+				       "10.11.2.1", "10.11.1.200" };
+static const char *const hub6[] = { "fd00:10:0:1::4", "fd00:10:0:1::5", "fd00:10:0:2::9",
+				     "fd00:10:0:ff::1" };
+static const char *const spoke6[] = { "fd00:11:0:1::4", "fd00:11:0:1::9", "fd00:11:0:2::1",
+				       "fd00:11:0:1::ff" };
+static const uint16_t port_values[] = { 0, 1, 22, 53, 79, 80, 81, 82, 443, 999, 1000, 1001,
+					1500, 1999, 2000, 2001, 2999, 3000, 8080, 65534, 65535 };
+
+struct case_packet {
+	int iface;
+	struct flow fl;
+	uint8_t proto;  /* the IP protocol actually sent (ESP and GRE ride on a UDP frame) */
+};
+
+static uint16_t random_port(void)
+{
+	return below(4) ? port_values[below(sizeof(port_values) / sizeof(*port_values))]
+			: (uint16_t)rnd();
+}
+
+static struct case_packet random_packet(void)
+{
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDP,
+					  IPPROTO_ICMP, IPPROTO_ESP, 47 };
+	struct case_packet c = { 0 };
+	bool v6 = below(10) < 3, from_hub = below(10) < 6, to_hub = below(10) < (from_hub ? 3 : 7);
+	const char *const *src_pool = from_hub ? (v6 ? hub6 : hub4) : (v6 ? spoke6 : spoke4);
+	const char *const *dst_pool = to_hub ? (v6 ? hub6 : hub4) : (v6 ? spoke6 : spoke4);
+	size_t src_n = from_hub ? (v6 ? 4 : 8) : (v6 ? 4 : 6);
+	size_t dst_n = to_hub ? (v6 ? 4 : 8) : (v6 ? 4 : 6);
+
+	c.iface = from_hub ? HUB : SPOKE1;
+	do {
+		c.fl.src = src_pool[below(src_n)];
+		c.fl.dst = dst_pool[below(dst_n)];
+	} while (!strcmp(c.fl.src, c.fl.dst));
+	c.fl.family = v6 ? AF_INET6 : AF_INET;
+	c.proto = protos[below(sizeof(protos))];
+	c.fl.proto = c.proto == IPPROTO_ICMP && v6 ? IPPROTO_ICMPV6 : c.proto;
+	if (c.proto == IPPROTO_ESP || c.proto == 47)
+		c.fl.proto = IPPROTO_UDP;
+	c.fl.sport = random_port();
+	c.fl.dport = random_port();
+	c.fl.ip_id = below(65536);
+	c.fl.payload = 8;
+	if (c.proto == IPPROTO_ICMP)
+		c.proto = c.fl.proto;
+	return c;
+}
+
+static struct run_result send_case(const struct case_packet *c)
+{
+	struct frame in;
+	size_t ip = frame_build(&in, c->iface == HUB ? HUB_GW_MAC : SPOKE1_GW_MAC,
+				c->iface == HUB ? HUB_VM_MAC : SPOKE1_VM_MAC, &c->fl);
+
+	if (c->proto != c->fl.proto) { /* ESP or GRE: the UDP bytes are its payload */
+		if (c->fl.family == AF_INET) {
+			in.data[ip + 9] = c->proto;
+			ipv4_header_checksum(in.data + ip);
+		} else {
+			in.data[ip + 6] = c->proto;
+		}
+	}
+	return harness_run(c->iface, &in);
+}
+
+/* ---- the reference's view of the same config ---- */
+
+struct world {
+	struct config *cfg;
+	const struct config_nsg *web, *subnet, *nic;
+	struct ip_prefix hub_view[6], spoke1_view[4];
+	struct ip_prefix web_prefixes[2], spoke1_prefixes[2];
+	struct ip_address nic_addresses[2];
+};
+
+static const struct config_nsg *nsg_named(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_nsgs; i++)
+		if (!strcmp(cfg->nsgs[i].name, name))
+			return &cfg->nsgs[i];
+	return NULL;
+}
+
+static void world_init(struct world *w)
+{
+	static const char *const hub_view[] = { "10.10.0.0/16", "fd00:10::/48", "10.11.0.0/16",
+						"fd00:11::/48", "10.12.0.0/16", "fd00:12::/48" };
+	static const char *const spoke1_view[] = { "10.11.0.0/16", "fd00:11::/48", "10.10.0.0/16",
+						   "fd00:10::/48" };
+
+	for (int i = 0; i < 6; i++)
+		ip_prefix_parse(hub_view[i], &w->hub_view[i]);
+	for (int i = 0; i < 4; i++)
+		ip_prefix_parse(spoke1_view[i], &w->spoke1_view[i]);
+	ip_prefix_parse("10.10.1.0/24", &w->web_prefixes[0]);
+	ip_prefix_parse("fd00:10:0:1::/64", &w->web_prefixes[1]);
+	ip_prefix_parse("10.11.1.0/24", &w->spoke1_prefixes[0]);
+	ip_prefix_parse("fd00:11:0:1::/64", &w->spoke1_prefixes[1]);
+	ip_address_parse("10.11.1.4", &w->nic_addresses[0]);
+	ip_address_parse("fd00:11:0:1::4", &w->nic_addresses[1]);
+}
+
+static struct reference_nsg subnet_nsg_of(const struct world *w, const uint8_t *addr, int family)
+{
+	if (reference_in_list(addr, family, w->web_prefixes, 2))
+		return (struct reference_nsg){ w->web, w->hub_view, 6 };
+	if (reference_in_list(addr, family, w->spoke1_prefixes, 2))
+		return (struct reference_nsg){ w->subnet, w->spoke1_view, 4 };
+	return (struct reference_nsg){ NULL };
+}
+
+static struct reference_nsg nic_nsg_of(const struct world *w, const uint8_t *addr, int family)
+{
+	for (int i = 0; i < 2; i++)
+		if (w->nic_addresses[i].family == family &&
+		    !memcmp(w->nic_addresses[i].addr, addr, family == AF_INET ? 4 : 16))
+			return (struct reference_nsg){ w->nic, w->spoke1_view, 4 };
+	return (struct reference_nsg){ NULL };
+}
+
+static struct reference_verdict reference_of(const struct world *w, const struct case_packet *c)
+{
+	struct reference_packet p = { .family = c->fl.family, .proto = c->proto };
+	struct reference_nsg stages[REFERENCE_STAGES];
+
+	inet_pton(c->fl.family, c->fl.src, p.src);
+	inet_pton(c->fl.family, c->fl.dst, p.dst);
+	p.has_ports = c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP;
+	p.sport = c->fl.sport;
+	p.dport = c->fl.dport;
+	stages[REFERENCE_SOURCE_NIC] = nic_nsg_of(w, p.src, p.family);
+	stages[REFERENCE_SOURCE_SUBNET] = subnet_nsg_of(w, p.src, p.family);
+	stages[REFERENCE_DESTINATION_SUBNET] = subnet_nsg_of(w, p.dst, p.family);
+	stages[REFERENCE_DESTINATION_NIC] = nic_nsg_of(w, p.dst, p.family);
+	return reference_evaluate(stages, &p);
+}
+
+/* Returns true when the datapath agrees with the reference on this packet. */
+static bool compare(const struct case_packet *c, const struct run_result *r,
+		    const struct reference_verdict *v, char *why, size_t size)
+{
+	bool nsg_drop = r->verdict == XDP_DROP && (r->trace.drop_reason == DROP_NSG_DENIED_INBOUND ||
+						   r->trace.drop_reason == DROP_NSG_DENIED_OUTBOUND);
+
+	if (r->verdict == XDP_DROP && !nsg_drop) {
+		snprintf(why, size, "dropped for reason %u, not by an NSG", r->trace.drop_reason);
+		return false;
+	}
+	if (nsg_drop == v->allowed) {
+		snprintf(why, size, "datapath %s, reference %s (stage %d)", nsg_drop ? "denies" : "allows",
+			 v->allowed ? "allows" : "denies", v->deciding_stage);
+		return false;
+	}
+	if (!v->allowed && r->trace.drop_reason != (v->deciding_stage < REFERENCE_DESTINATION_SUBNET ?
+						    DROP_NSG_DENIED_OUTBOUND : DROP_NSG_DENIED_INBOUND)) {
+		snprintf(why, size, "denied in the wrong direction");
+		return false;
+	}
+	for (int s = 0; s < REFERENCE_STAGES; s++) {
+		const struct nsg_decision *d = &r->trace.nsg[s];
+
+		if (!v->rules[s] && d->nsg_id != NSG_NONE) {
+			snprintf(why, size, "stage %d ran in the datapath only (priority %u)", s, d->priority);
+			return false;
+		}
+		if (v->rules[s] && (d->nsg_id == NSG_NONE || d->priority != v->rules[s]->priority ||
+				    d->access != (v->rules[s]->access == NSG_DENY))) {
+			snprintf(why, size, "stage %d: datapath priority %u access %u, reference %s %d",
+				 s, d->priority, d->access, v->rules[s]->name, v->rules[s]->priority);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void nsg_random_rule_sets_match_the_reference(void **state)
+{
+	long sets = getenv("NSG_RULE_SETS") ? strtol(getenv("NSG_RULE_SETS"), NULL, 10) : 2000;
+	long packets = getenv("NSG_PACKETS") ? strtol(getenv("NSG_PACKETS"), NULL, 10) : 40;
+	long compared = 0, mismatches = 0, denied = 0;
+	struct world w;
+
+	if (!gw.ready) {
+		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
+		skip();
+	}
+	world_init(&w);
+	for (long set = 0; set < sets; set++) {
+		if (set && write_random_config())
+			fail_msg("cannot write the config");
+		assert_int_equal(config_load(gw.config_path, stderr, &w.cfg), 0);
+		w.web = nsg_named(w.cfg, WEB);
+		w.subnet = nsg_named(w.cfg, SUBNET);
+		w.nic = nsg_named(w.cfg, NIC);
+		assert_non_null(w.web);
+		assert_int_equal(nsg_fill(w.cfg, gw.name, 1), 0);
+		for (long i = 0; i < packets; i++) {
+			struct case_packet c = random_packet();
+			struct reference_verdict v = reference_of(&w, &c);
+			struct run_result r;
+			char why[256];
+
+			harness_clear_flows(); /* every packet is a first packet */
+			r = send_case(&c);
+			compared++;
+			denied += !v.allowed;
+			if (!compare(&c, &r, &v, why, sizeof(why))) {
+				if (mismatches < 10)
+					print_message("mismatch: set %ld %s %s -> %s proto %u ports %u -> %u: %s\n",
+						      set, c.iface == HUB ? "to-hub" : "to-spoke1", c.fl.src,
+						      c.fl.dst, c.proto, c.fl.sport, c.fl.dport, why);
+				if (mismatches < 3)
+					harness_shell("cat %s >> /tmp/vnet-xdp-nsgd-mismatch.json", gw.config_path);
+				mismatches++;
+			}
+		}
+		config_free(w.cfg);
+	}
+	print_message("%ld rule sets, %ld packets (%ld denied): %ld mismatches\n", sets, compared,
+		      denied, mismatches);
+	assert_int_equal(mismatches, 0);
+	assert_true(denied > compared / 20 && denied < compared - compared / 20);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(nsg_random_rule_sets_match_the_reference),
+	};
+
+	return cmocka_run_group_tests_name("nsg differential", tests, setup, teardown);
+}
