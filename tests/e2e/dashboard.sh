@@ -54,9 +54,9 @@ NSG='{"type": "Microsoft.Network/networkSecurityGroups", "name": "spoke2-nsg", "
   "securityRules": [{"name": "DenyPing", "properties": {"priority": 100, "direction": "Inbound",
     "access": "Deny", "protocol": "Icmp", "sourceAddressPrefix": "*", "sourcePortRange": "*",
     "destinationAddressPrefix": "*", "destinationPortRange": "*"}}]}}'
-topology_config $GATEWAY | jq --arg l "$LISTEN" --argjson nsg "$NSG" '
-	.gateway.metrics = {"listen": $l}
-	| .resources += [$nsg]
+# the config keeps the default listen address; `serve --listen` overrides it
+topology_config $GATEWAY | jq --argjson nsg "$NSG" '
+	.resources += [$nsg]
 	| (.resources[] | select(.name == "spoke2") | .properties.subnets[0].properties.networkSecurityGroup)
 		= {"id": "spoke2-nsg"}' >"$WORK/gw.json"
 
@@ -71,12 +71,16 @@ dashboard_is_grafana_json() {
 }
 
 serve_traffic_and_prometheus() {
-	nsenter --net=/run/netns/$NS "$VNET_XDP" serve -c "$WORK/gw.json" >"$WORK/serve.log" 2>&1 &
+	nsenter --net=/run/netns/$NS "$VNET_XDP" serve -c "$WORK/gw.json" --listen $LISTEN \
+		>"$WORK/serve.log" 2>&1 &
 	echo $! >"$WORK/serve.pid"
 	for _ in $(seq 100); do
 		in_gw curl -sf --max-time 2 "http://$LISTEN/metrics" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
+	# --listen won over the config's default, and only that address is bound
+	[ "$(in_gw ss -Hltn | awk '$4 ~ /:94(69|79)$/ {print $4}')" = $LISTEN ] ||
+		{ in_gw ss -Hltn; return 1; }
 	cat >"$WORK/prometheus.yml" <<YAML
 global:
   scrape_interval: 1s
