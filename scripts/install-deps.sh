@@ -12,6 +12,7 @@ PACKAGES=(
   libclang-rt-14-dev
   # datapath tooling, demo and end-to-end tests
   iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux jq
+  python3
   # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
   prometheus curl
   # benchmarks (make bench): the kernel path's rules and state, the plot

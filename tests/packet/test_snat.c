@@ -786,7 +786,7 @@ static void snat_counts_translations_each_way(void **state)
 
 /* ---- capacity and GC ---- */
 
-static void snat_a_million_mappings_fit_and_the_gc_collects_them(void **state)
+static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(void **state)
 {
 	struct bpf_map_info info = { 0 };
 	uint32_t len = sizeof(info);
@@ -843,6 +843,35 @@ static void snat_a_million_mappings_fit_and_the_gc_collects_them(void **state)
 	free(rkeys);
 	free(values);
 	free(rvalues);
+
+	/* Fill the reverse table to its capacity: a new flow then finds no room, is dropped
+	 * as snat_table_full, and leaves nothing half made behind. */
+	for (uint32_t i = 0;; i++) {
+		struct snat_flow_key rkey = { .family = AF_INET, .proto = IPPROTO_TCP };
+		struct snat_reverse rev = { .released_ns = 1 };
+		uint32_t addr = htonl(0xc6336500 + i);
+
+		memcpy(rkey.src, &addr, 4);
+		if (bpf_map_update_elem(gw.reverse_fd, &rkey, &rev, BPF_NOEXIST)) {
+			assert_int_equal(errno, E2BIG);
+			break;
+		}
+		assert_true(i < 100000);
+	}
+	{
+		struct flow fl = flow4("10.10.1.4", "192.0.2.95", IPPROTO_TCP, 44000, 443);
+		struct snat_flow_key key = { .family = AF_INET, .proto = IPPROTO_TCP };
+		struct snat_mapping m;
+		struct frame in;
+
+		frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+		assert_dropped(&in, HUB, DROP_SNAT_TABLE_FULL);
+		inet_pton(AF_INET, "10.10.1.4", key.src);
+		inet_pton(AF_INET, "192.0.2.95", key.dst);
+		key.src_port = htons(44000);
+		key.dst_port = htons(443);
+		assert_int_not_equal(bpf_map_lookup_elem(gw.mappings_fd, &key, &m), 0);
+	}
 	assert_true(stats_map_entries(gw.mappings_fd) >= n);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -876,7 +905,7 @@ int main(void)
 		cmocka_unit_test(snat_counts_translations_each_way),
 		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
 		cmocka_unit_test(snat_tcp_rst_shortens_the_timeout),
-		cmocka_unit_test(snat_a_million_mappings_fit_and_the_gc_collects_them),
+		cmocka_unit_test(snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects),
 	};
 
 	return cmocka_run_group_tests_name("snat", tests, setup_gateway, teardown_gateway);
