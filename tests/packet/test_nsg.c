@@ -55,7 +55,7 @@ static int write_config(const char *ssh_access, bool flush)
 		 flush ? "true" : "false", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
 		 r[10], r[11], r[12]);
 	err = harness_write_config(WEB_NSG, "", SUBNET_NSG, resources,
-				   "\"udpIdleTimeoutSeconds\": 60");
+				   "\"udpIdleTimeoutSeconds\": 60, \"flowTableSize\": 1024");
 	for (int i = 0; i < n; i++)
 		free(r[i]);
 	return err;
@@ -382,6 +382,58 @@ static void nsg_idle_expiry(void **state)
 	assert_int_equal(r.verdict, XDP_DROP);
 }
 
+static uint64_t flow_counter(uint32_t counter)
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t values[cpus], sum = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(gw.flow_counters_fd, &counter, values), 0);
+	for (int c = 0; c < cpus; c++)
+		sum += values[c];
+	return sum;
+}
+
+static long flow_entries(void)
+{
+	struct flow_key key, *prev = NULL;
+	long n = 0;
+
+	while (!bpf_map_get_next_key(gw.flows_fd, prev, &key)) {
+		n++;
+		prev = &key;
+	}
+	return n;
+}
+
+/* limits.flowTableSize 1024: a full table pushes out the least recently used flow; the
+ * evicted count says so, and the evicted flow's answer is judged as a new flow. */
+static void nsg_full_flow_table_evicts_least_recent(void **state)
+{
+	uint64_t created, gone;
+	long active;
+	struct run_result r;
+
+	require_gateway();
+	harness_clear_flows();
+	created = flow_counter(FLOW_CREATED);
+	gone = flow_counter(FLOW_EXPIRED) + flow_counter(FLOW_DELETED) + flow_counter(FLOW_GC_REMOVED);
+	for (int i = 0; i < 3000; i++)
+		assert_allowed(send_packet(HUB, udp4("10.10.3.9", (uint16_t)(10000 + i), "10.11.1.4", 8080)));
+	active = flow_entries();
+	assert_true(active <= 1024);
+	assert_int_equal(flow_counter(FLOW_CREATED) - created, 3000);
+	/* evicted = created - expired - deleted - gc_removed - active, as stats computes it */
+	assert_true(3000 - (flow_counter(FLOW_EXPIRED) + flow_counter(FLOW_DELETED) +
+			    flow_counter(FLOW_GC_REMOVED) - gone) - active >= 3000 - 1024);
+	assert_int_equal(flow_counter(FLOW_INSERT_FAILED), 0);
+	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 12999));
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 10000));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	harness_clear_flows();
+}
+
 /* A rule change reaches existing flows only through NSGs with flushConnection. */
 static void nsg_flush_connection(void **state)
 {
@@ -438,6 +490,7 @@ int main(void)
 		cmocka_unit_test(nsg_stateful_return_traffic),
 		cmocka_unit_test(nsg_ipv6),
 		cmocka_unit_test(nsg_idle_expiry),
+		cmocka_unit_test(nsg_full_flow_table_evicts_least_recent),
 		cmocka_unit_test(nsg_flush_connection),
 	};
 
