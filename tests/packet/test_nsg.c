@@ -22,7 +22,7 @@ static char *rule(const char *name, int priority, const char *direction, const c
 /* ssh_access: the access of AllowSsh (200); flush: spoke1-subnet's flushConnection. */
 static int write_config(const char *ssh_access, bool flush)
 {
-	char *r[16], resources[16384];
+	char *r[16], resources[20000];
 	int n = 0, err;
 
 	r[n++] = rule("DenySshFromWeb", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "22");
@@ -35,13 +35,15 @@ static int write_config(const char *ssh_access, bool flush)
 		      "*", "*", "[\"1000-2000\", \"3000\"]");
 	r[n++] = rule("AllowWeb", 400, "Inbound", "Allow", "Tcp", "*", "*", "*", "[\"80\", \"8443\"]");
 	r[n++] = rule("DenySubnet5001", 300, "Outbound", "Deny", "Tcp", "*", "*", "*", "5001");
+	r[n++] = rule("DenySmtpToInternet", 200, "Outbound", "Deny", "Tcp", "*", "*", "Internet", "25");
+	r[n++] = rule("AllowHttpsToInternet", 210, "Outbound", "Allow", "Tcp", "*", "*", "Internet", "443");
 	r[n++] = rule("DenyAllOut", 4000, "Outbound", "Deny", "*", "*", "*", "*", "*");
 	r[n++] = rule("DenyNic8443", 100, "Inbound", "Deny", "Tcp", "*", "*", "*", "8443");
 	r[n++] = rule("DenyNic5000", 100, "Outbound", "Deny", "Tcp", "*", "*", "*", "5000");
 	r[n++] = rule("DenyWeb9000", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "9000");
 	snprintf(resources, sizeof(resources),
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET_NSG "\","
-		 " \"properties\": {\"flushConnection\": %s, \"securityRules\": [%s, %s, %s, %s, %s, %s, %s, %s, %s, %s]}},\n"
+		 " \"properties\": {\"flushConnection\": %s, \"securityRules\": [%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s]}},\n"
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" NIC_NSG "\","
 		 " \"properties\": {\"securityRules\": [%s, %s]}},\n"
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" WEB_NSG "\","
@@ -53,7 +55,7 @@ static int write_config(const char *ssh_access, bool flush)
 		 "  {\"name\": \"ipconfig2\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
 		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}",
 		 flush ? "true" : "false", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-		 r[10], r[11], r[12]);
+		 r[10], r[11], r[12], r[13], r[14]);
 	err = harness_write_config(WEB_NSG, "", SUBNET_NSG, resources,
 				   "\"udpIdleTimeoutSeconds\": 60, \"flowTableSize\": 1024");
 	for (int i = 0; i < n; i++)
@@ -202,6 +204,23 @@ static void nsg_service_tags(void **state)
 	r = send_packet(HUB, (struct flow){ .family = AF_INET6, .src = "fd00:10:0:3::9", .dst = "fd00:11:0:1::4",
 				      .proto = IPPROTO_TCP, .sport = 42000, .dport = 23 });
 	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 160);
+}
+
+/* Internet is everything outside VirtualNetwork: the Internet route's destinations. */
+static void nsg_internet_tag_outbound(void **state)
+{
+	struct run_result r;
+
+	require_gateway();
+	r = send_packet(SPOKE1, tcp4("10.11.1.5", 43100, "198.51.100.2", 25));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 200);
+	assert_int_equal(r.trace.route_type, ROUTE_INTERNET);
+	r = send_packet(SPOKE1, tcp4("10.11.1.5", 43100, "198.51.100.2", 443));
+	assert_int_not_equal(r.trace.drop_reason, DROP_NSG_DENIED_OUTBOUND);
+	assert_stage(r, NSG_STAGE_SOURCE_SUBNET, 210, 0);
+	/* the same port toward the peered hub is not Internet: DenyAllOut (4000) decides */
+	r = send_packet(SPOKE1, tcp4("10.11.1.5", 43100, "10.10.3.9", 25));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
 }
 
 static void nsg_plural_prefixes_and_ports(void **state)
@@ -483,6 +502,7 @@ int main(void)
 		cmocka_unit_test(nsg_priority_first_match),
 		cmocka_unit_test(nsg_default_rules_in_force),
 		cmocka_unit_test(nsg_service_tags),
+		cmocka_unit_test(nsg_internet_tag_outbound),
 		cmocka_unit_test(nsg_plural_prefixes_and_ports),
 		cmocka_unit_test(nsg_inbound_subnet_then_nic),
 		cmocka_unit_test(nsg_outbound_nic_then_subnet),
