@@ -62,6 +62,15 @@ struct packet {
 	__u8 icmp_type, icmp_code;
 };
 
+/* Older verifiers (Debian's 6.1) know nothing of a value after a byte swap: a length
+ * from the packet is bounded again, opaquely to the compiler, before it meets a packet
+ * pointer. */
+static __always_inline __u32 bounded16(__u32 value)
+{
+	asm volatile("" : "+r"(value));
+	return value & 0xffff;
+}
+
 static __always_inline int parse_ethernet(struct packet *pkt, __u16 *proto)
 {
 	struct ethhdr *eth = pkt->data;
@@ -125,6 +134,7 @@ static __always_inline int parse_ipv4(struct packet *pkt, void *start)
 	total_len = bpf_ntohs(ip->tot_len);
 	if (ip->version != 4 || header_len < sizeof(*ip) || total_len < header_len)
 		return DROP_MALFORMED_IPV4;
+	total_len = bounded16(total_len);
 	if (start + header_len > pkt->data_end || start + total_len > pkt->data_end)
 		return DROP_MALFORMED_IPV4;
 	if (!ipv4_header_checksum_ok(ip, pkt->data_end))
@@ -155,7 +165,7 @@ static __always_inline int parse_ipv6(struct packet *pkt, void *start)
 
 	if ((void *)(ip6 + 1) > pkt->data_end)
 		return DROP_MALFORMED_IPV6;
-	if (ip6->version != 6 || cursor + bpf_ntohs(ip6->payload_len) > pkt->data_end)
+	if (ip6->version != 6 || cursor + bounded16(bpf_ntohs(ip6->payload_len)) > pkt->data_end)
 		return DROP_MALFORMED_IPV6;
 	pkt->ip6 = ip6;
 	pkt->family = AF_INET6;

@@ -184,28 +184,77 @@ static __always_inline int tunnel_classify(const struct packet *pkt)
 
 /* ---- tc on the xfrm interfaces ---- */
 
-/* Parses the inner packet from the IP header on; the xfrm interface has no link header. */
-static __always_inline int tunnel_parse_inner(struct __sk_buff *skb, struct packet *pkt, __u32 l2_len)
+/* Where the IP header starts. An xfrm interface has no link header of its own, but tc
+ * ingress shows the skb from its MAC header on, and tunnel-mode decapsulation keeps the
+ * outer Ethernet header's room (mac_len 14): so the offset is found, not assumed, as the
+ * one where an IP header of the skb's family spans exactly the rest of the skb. */
+static __always_inline int tunnel_l3_offset(struct __sk_buff *skb)
 {
-	void *start;
-	int reason;
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	int offsets[2] = { 0, ETH_HLEN };
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 2; i++) {
+		__u8 *ip = data + offsets[i];
+
+		if ((void *)(ip + 6) > data_end)
+			continue;
+		if (skb->protocol == bpf_htons(ETH_P_IP) && (ip[0] >> 4) == 4 &&
+		    ((ip[2] << 8) | ip[3]) == skb->len - offsets[i])
+			return offsets[i];
+		if (skb->protocol == bpf_htons(ETH_P_IPV6) && (ip[0] >> 4) == 6 &&
+		    ((ip[4] << 8) | ip[5]) + 40 == skb->len - offsets[i])
+			return offsets[i];
+	}
+	return -1;
+}
+
+/* Parses the decrypted packet from its IP header on. */
+static __always_inline int tunnel_parse_inner(struct __sk_buff *skb, struct packet *pkt)
+{
+	int offset, reason;
 
 	if (skb->data_end - skb->data < skb->len)
 		bpf_skb_pull_data(skb, skb->len);
 	pkt->data = (void *)(long)skb->data;
 	pkt->data_end = (void *)(long)skb->data_end;
-	if (l2_len > 64)
-		return DROP_MALFORMED_ETHERNET;
-	start = pkt->data + l2_len;
+	offset = tunnel_l3_offset(skb);
+	if (offset < 0)
+		return skb->protocol == bpf_htons(ETH_P_IPV6) ? DROP_MALFORMED_IPV6
+							      : DROP_MALFORMED_IPV4;
+	pkt->l3 = pkt->data + (offset ? ETH_HLEN : 0);
 	if (skb->protocol == bpf_htons(ETH_P_IP))
-		reason = parse_ipv4(pkt, start);
-	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		reason = parse_ipv6(pkt, start);
+		reason = parse_ipv4(pkt, pkt->l3);
 	else
-		return DROP_UNSUPPORTED_ETHERTYPE;
+		reason = parse_ipv6(pkt, pkt->l3);
 	if (reason)
 		return reason;
 	return parse_transport(pkt);
+}
+
+/* Packets and bytes as they crossed the tunnel: GRO on the xfrm interface may have merged
+ * several decrypted TCP segments into this skb, each of which carried the headers. */
+static __always_inline void count_tunnel_ingress(struct __sk_buff *skb, __u32 tunnel,
+						 const struct packet *pkt)
+{
+	__u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1, headers = 0, index;
+	struct packet_counter *c;
+
+	if (segments > 1 && pkt->l4 && pkt->l4_proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = pkt->l4;
+
+		if ((void *)(tcp + 1) <= pkt->data_end)
+			headers = (__u32)(pkt->l4 - pkt->l3) + tcp->doff * 4;
+	}
+	if (tunnel >= MAX_TUNNELS)
+		return;
+	index = tunnel * TUNNEL_COUNTER_MAX + TUNNEL_INGRESS;
+	c = bpf_map_lookup_elem(&tunnel_counters, &index);
+	if (c) {
+		c->packets += segments;
+		c->bytes += pkt->len + (segments - 1) * (headers & 0xffff);
+	}
 }
 
 static __always_inline int tunnel_drop(__u32 tunnel, __u32 counter, __u32 reason, __u64 bytes)
@@ -226,11 +275,11 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 
 	if (!ti)
 		return TC_ACT_OK; /* not one of ours */
-	reason = tunnel_parse_inner(skb, &pkt, ti->l2_len);
+	reason = tunnel_parse_inner(skb, &pkt);
 	if (reason)
-		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_REDIRECT, reason, skb->len);
+		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_MALFORMED, reason, skb->len);
 	if (is_control_traffic(&pkt) || is_local_destination(&pkt)) {
-		count_tunnel(ti->tunnel, TUNNEL_INGRESS, pkt.len);
+		count_tunnel_ingress(skb, ti->tunnel, &pkt);
 		return TC_ACT_OK;
 	}
 	if (source_vnet(&pkt, ifindex) < 0)
@@ -241,7 +290,7 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_NO_ROUTE, DROP_TUNNEL_NO_ROUTE,
 				   pkt.len);
 	/* The inbound NSG of the destination decides here once the NSG stage exists. */
-	count_tunnel(ti->tunnel, TUNNEL_INGRESS, pkt.len);
+	count_tunnel_ingress(skb, ti->tunnel, &pkt);
 	if (route->type == ROUTE_VNET_PEERING)
 		count_peering(route->peering, pkt.len);
 	if (hop_limit_expired(&pkt))
@@ -250,22 +299,51 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 	return bpf_redirect_neigh(route->egress_ifindex, NULL, 0, 0);
 }
 
-/* Leaving into the tunnel: the kernel routed it here, xfrm encrypts it next. */
+/* Header bytes that each segment of a GSO TCP skb will carry (IP and TCP), read without
+ * pulling the whole skb into its linear part. 0 when it is not TCP. */
+static __always_inline __u32 gso_headers(struct __sk_buff *skb, int offset)
+{
+	__u8 ip[40], doff;
+	__u32 ip_len;
+
+	if (bpf_skb_load_bytes(skb, offset, ip, 1))
+		return 0;
+	if ((ip[0] >> 4) == 4) {
+		if (bpf_skb_load_bytes(skb, offset, ip, 20) || ip[9] != IPPROTO_TCP)
+			return 0;
+		ip_len = (ip[0] & 0xf) * 4;
+	} else {
+		if (bpf_skb_load_bytes(skb, offset, ip, 40) || ip[6] != IPPROTO_TCP)
+			return 0;
+		ip_len = 40;
+	}
+	if (bpf_skb_load_bytes(skb, offset + ip_len + 12, &doff, 1))
+		return 0;
+	return ip_len + (doff >> 4) * 4;
+}
+
+/* Leaving into the tunnel: the kernel routed it here, xfrm encrypts it next. Counted as
+ * the packets it becomes: a GSO skb is as many segments, each with its headers. */
 static __always_inline int tunnel_egress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
 	struct tunnel_interface *ti = bpf_map_lookup_elem(&tunnel_interfaces, &ifindex);
-	__u32 segments = skb->gso_segs ? skb->gso_segs : 1;
-	__u32 index;
+	__u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1, headers = 0, index;
 	struct packet_counter *c;
+	int offset;
 
 	if (!ti || ti->tunnel >= MAX_TUNNELS)
 		return TC_ACT_OK;
+	offset = tunnel_l3_offset(skb);
+	if (offset < 0)
+		offset = 0;
+	if (segments > 1)
+		headers = gso_headers(skb, offset);
 	index = ti->tunnel * TUNNEL_COUNTER_MAX + TUNNEL_EGRESS;
 	c = bpf_map_lookup_elem(&tunnel_counters, &index);
 	if (c) {
 		c->packets += segments;
-		c->bytes += skb->len - ti->l2_len;
+		c->bytes += skb->len - offset + (segments - 1) * headers;
 	}
 	return TC_ACT_OK;
 }

@@ -85,7 +85,6 @@ enum drop_reason {
 	DROP_TUNNEL_UNKNOWN_PEER,  /* ESP to a tunnel endpoint from no configured peer */
 	DROP_TUNNEL_SPOOFED_INNER, /* decrypted source outside the connection's remote spaces */
 	DROP_TUNNEL_NO_ROUTE,      /* decrypted destination neither in the VNet nor a transit spoke */
-	DROP_TUNNEL_REDIRECT_FAILED,
 	DROP_NSG_DENIED_OUTBOUND,  /* an outbound rule of the source's NIC or subnet NSG */
 	DROP_NSG_DENIED_INBOUND,   /* an inbound rule of the destination's subnet or NIC NSG */
 	DROP_SNAT_UNSOLICITED,      /* to a VIP, but no mapping: nobody inside asked for it */
@@ -106,7 +105,7 @@ enum drop_reason {
 	  "malformed_ipv6_extension", "malformed_l4", "unsupported_ethertype",            \
 	  "spoofed_source", "no_route", "route_none", "fib_mismatch", "fib_failed",       \
 	  "redirect_failed", "uplink_unsolicited", "tunnel_unknown_peer",                 \
-	  "tunnel_spoofed_inner", "tunnel_no_route", "tunnel_redirect_failed",            \
+	  "tunnel_spoofed_inner", "tunnel_no_route",                                      \
 	  "nsg_denied_outbound", "nsg_denied_inbound", "snat_unsolicited", "snat_expired",  \
 	  "snat_port_exhausted", "snat_table_full", "snat_map_update_failed",             \
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment" }
@@ -297,7 +296,6 @@ struct tunnel_peer {
 struct tunnel_interface {
 	__u32 tunnel;
 	__u32 vnet;     /* the VNet whose gateway terminates the connection */
-	__u32 l2_len;   /* bytes before the IP header: 0 on xfrm interfaces (no link header) */
 };
 
 /* tunnel_spi_counters (LRU): encrypted packets by the peer that sent them and the SPI. */
@@ -313,12 +311,12 @@ enum tunnel_counter {
 	TUNNEL_EGRESS,             /* leaving into the tunnel, before encryption (TunnelEgress*) */
 	TUNNEL_DROP_INGRESS_SPOOFED,
 	TUNNEL_DROP_INGRESS_NO_ROUTE,
-	TUNNEL_DROP_INGRESS_REDIRECT,
+	TUNNEL_DROP_INGRESS_MALFORMED, /* the drop reason names what */
 	TUNNEL_COUNTER_MAX,
 };
 
 #define TUNNEL_COUNTER_NAMES                                                               \
-	{ "esp_in", "ingress", "egress", "spoofed_source", "no_route", "redirect_failed" }
+	{ "esp_in", "ingress", "egress", "spoofed_source", "no_route", "malformed" }
 
 /* ---- SNAT: outbound NAT of VM traffic to the VNet's VIP ----------------------------- */
 

@@ -384,7 +384,7 @@ int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t 
 	for (size_t i = 0; i < count && !err; i++) {
 		const struct tunnel *t = &tunnels[i];
 		struct tunnel_peer peer = { .tunnel = t->id, .xfrm_ifindex = t->ifindex };
-		struct tunnel_interface ti = { .tunnel = t->id, .vnet = t->vnet, .l2_len = 0 };
+		struct tunnel_interface ti = { .tunnel = t->id, .vnet = t->vnet };
 		struct address_key key;
 		uint32_t users = 0;
 

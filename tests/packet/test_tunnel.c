@@ -2,7 +2,8 @@
  * decrypted packets on a connection's interface, run through the gateway's programs with
  * BPF_PROG_TEST_RUN. The host kernel has no ESP and no xfrm interfaces, so the tunnel
  * maps are filled here as `up` fills them for a connection, and a veth stands in for the
- * xfrm interface (with the link header it has and xfrm has not). */
+ * xfrm interface (tc sees a decapsulated packet behind the room of the outer Ethernet
+ * header, as BPF_PROG_TEST_RUN gives it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -76,7 +77,7 @@ static int connection_fill(void)
 {
 	struct address_key peer_key, local_key;
 	struct tunnel_peer peer = { .tunnel = TUNNEL };
-	struct tunnel_interface ti = { .tunnel = TUNNEL, .vnet = HUB_VNET, .l2_len = 14 };
+	struct tunnel_interface ti = { .tunnel = TUNNEL, .vnet = HUB_VNET };
 	struct route_info to_onprem = { .type = ROUTE_TUNNEL };
 	struct route_info to_hub = { .type = ROUTE_VNET_LOCAL, .dst_vnet = HUB_VNET };
 	struct lpm_key key;
