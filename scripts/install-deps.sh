@@ -16,7 +16,7 @@ PACKAGES=(
   # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
   prometheus curl
   # benchmarks (make bench): the kernel path's rules and state, the plot
-  nftables conntrack gnuplot-nox
+  nftables conntrack gnuplot-nox linux-perf
   # IPsec: charon (IKE) and swanctl, which `up` drives over charon's vici socket
   strongswan-charon strongswan-swanctl
   # the QEMU guest of the vm suite (Debian's kernel for ESP; scripts/vm/prepare.sh)

@@ -28,8 +28,8 @@ GWNS=$PREFIX-gw
 BUILD=${BUILD:-build}
 OUT=$BUILD/bench
 VXBENCH=$PWD/$BUILD/bench/vxbench
-RUN_SECONDS=${BENCH_SECONDS:-1}
-REPS=${BENCH_REPS:-3}
+RUN_SECONDS=${BENCH_SECONDS:-0.5}
+REPS=${BENCH_REPS:-5}
 NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
 RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
 CPU=${BENCH_CPU:-1}
@@ -48,6 +48,7 @@ for tool in nft jq gnuplot conntrack bpftool; do
 done
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 mkdir -p "$OUT" "$PINS"
+rm -f "$OUT/profile.txt"
 
 STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
@@ -270,6 +271,23 @@ tunnel_peer_fill() {
 		value hex 00 00 00 00 00 00 00 00 $(address_key_hex 198.51.100.1)
 }
 
+# profile_program SCENARIO INGRESS FRAME-ARGS...: where our program's time goes, by
+# kernel symbol (perf over BPF_PROG_TEST_RUN of one frame), into profile.txt.
+profile_program() {
+	local scenario=$1 ingress=$2
+	shift 2
+	command -v perf >/dev/null || { echo "$scenario: perf not installed" >"$OUT/profile.txt"; return 0; }
+	perf record -q -o "$WORK/perf.data" -- nsenter --net=/run/netns/$GWNS "$VXBENCH" run \
+		--prog "$GW_PINS/xdp_$(ifindex "$ingress")" --dev "$ingress" --src-mac "${SPOKE1[3]}" \
+		--dst-mac "${SPOKE1[5]}" --cpu "$CPU" --repeat 2000000 "$@" >/dev/null 2>&1 || return 0
+	{
+		echo "where the time of BPF_PROG_TEST_RUN of one $scenario frame goes (perf, share of samples;"
+		echo "the rest is the syscall around each batch of 60 repetitions):"
+		perf report -i "$WORK/perf.data" --no-children --sort symbol -q -g none --percent-limit 2 2>/dev/null |
+			awk 'NF >= 3 { printf "  %7s  %s\n", $1, $3 }'
+	} >"$OUT/profile.txt"
+}
+
 # ---- the run -------------------------------------------------------------------------------
 log "bench: topology $PREFIX-*, gateway $GATEWAY, sender and receivers on CPU $CPU, $REPS runs per path"
 topology_down $PREFIX
@@ -300,6 +318,7 @@ CONFIG=$WORK/peering.json
 gateway_up "$CONFIG" || exit 1
 ip netns exec $GWNS nft -f - < <(nft_plain)
 pair peering established to-spoke1 hub spoke1 --dst 10.10.1.4 --dport 9
+profile_program peering to-spoke1 --src 10.11.1.4 --dst 10.10.1.4 --dport 9
 
 # NSG: N rules on the hub's subnet; the kernel path walks the same rules in nftables.
 for n in $RULE_COUNTS; do
