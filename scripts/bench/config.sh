@@ -10,13 +10,22 @@
 
 BENCH_FLOW_TABLE=${BENCH_FLOW_TABLE:-1048576}
 
+# Azure's priorities (100-4096, unique per direction) leave room for 3,997 rules in one
+# direction: an NSG of more rules holds the rest as outbound rules, which inbound
+# traffic never meets.
+NSG_DIRECTION_MAX=3997
+nsg_inbound_count() { echo $(($1 < NSG_DIRECTION_MAX ? $1 : NSG_DIRECTION_MAX)); }
+
 # nsg_rules_json N: the securityRules array.
 nsg_rules_json() {
-	awk -v n="$1" 'BEGIN {
+	awk -v n="$(nsg_inbound_count "$1")" -v out=$(($1 - $(nsg_inbound_count "$1"))) 'BEGIN {
 		printf "["
 		for (i = 0; i < n - 1; i++)
 			printf "{\"name\":\"deny-%d\",\"properties\":{\"priority\":%d,\"direction\":\"Inbound\",\"access\":\"Deny\",\"protocol\":\"Udp\",\"sourceAddressPrefix\":\"172.16.%d.%d\",\"sourcePortRange\":\"*\",\"destinationAddressPrefix\":\"10.10.1.4\",\"destinationPortRange\":\"%d\"}},",
 			       i, 100 + i, int(i / 256), i % 256, 10000 + i
+		for (i = 0; i < out; i++)
+			printf "{\"name\":\"deny-out-%d\",\"properties\":{\"priority\":%d,\"direction\":\"Outbound\",\"access\":\"Deny\",\"protocol\":\"Udp\",\"sourceAddressPrefix\":\"10.10.1.4\",\"sourcePortRange\":\"*\",\"destinationAddressPrefix\":\"172.17.%d.%d\",\"destinationPortRange\":\"%d\"}},",
+			       i, 100 + i, int(i / 256), i % 256, 20000 + i
 		printf "{\"name\":\"allow-bench\",\"properties\":{\"priority\":%d,\"direction\":\"Inbound\",\"access\":\"Allow\",\"protocol\":\"Udp\",\"sourceAddressPrefix\":\"10.11.0.0/16\",\"sourcePortRange\":\"*\",\"destinationAddressPrefix\":\"10.10.1.4\",\"destinationPortRange\":\"9\"}}]\n", 100 + n - 1
 	}'
 }
@@ -47,21 +56,30 @@ nft_plain() {
 # nft_nsg N: conntrack for state (Azure's NSGs are stateful), the same N rules in the
 # same order, then Azure's default inbound rules (AllowVnetInBound, DenyAllInBound).
 nft_nsg() {
+	local inbound
+	inbound=$(nsg_inbound_count "$1")
 	echo 'flush ruleset'
 	echo 'table inet vxbench {'
 	echo '  chain forward {'
 	echo '    type filter hook forward priority 0; policy accept;'
 	echo '    ct state established,related accept'
+	echo '    iifname "to-hub" jump hub_outbound'
 	echo '    oifname "to-hub" jump hub_inbound'
 	echo '  }'
 	echo '  chain hub_inbound {'
-	awk -v n="$1" 'BEGIN {
+	awk -v n="$inbound" 'BEGIN {
 		for (i = 0; i < n - 1; i++)
 			printf "    ip saddr 172.16.%d.%d ip daddr 10.10.1.4 udp dport %d drop\n", int(i / 256), i % 256, 10000 + i
 		print "    ip saddr 10.11.0.0/16 ip daddr 10.10.1.4 udp dport 9 accept"
 	}'
 	echo '    ip saddr { 10.10.0.0/16, 10.11.0.0/16, 10.12.0.0/16 } ip daddr 10.10.0.0/16 accept'
 	echo '    drop'
+	echo '  }'
+	echo '  chain hub_outbound {'
+	awk -v n=$(($1 - inbound)) 'BEGIN {
+		for (i = 0; i < n; i++)
+			printf "    ip saddr 10.10.1.4 ip daddr 172.17.%d.%d udp dport %d drop\n", int(i / 256), i % 256, 20000 + i
+	}'
 	echo '  }'
 	echo '}'
 }

@@ -70,7 +70,7 @@ machine() {
 		} else
 			print "  n/a established-flow forwarding >= 3x the kernel pps: no figures"
 		# 2. NSG first-packet cost flat from 10 to 4096 rules; the kernel grows.
-		if (note["nsg-10-first", "ours"] ~ /^n\/a/ || bpf["nsg-4096-first", "ours"] == "")
+		if (note["nsg-10-first", "ours"] ~ /^n\/a/ || bpf["nsg-4096-first", "ours"] == "" || bpf["nsg-10-first", "ours"] + 0 == 0)
 			printf "  n/a NSG first-packet cost at 4096 rules <= 2x at 10: %s\n", note["nsg-10-first", "ours"] != "" ? note["nsg-10-first", "ours"] : "no figures"
 		else {
 			r = bpf["nsg-4096-first", "ours"] / bpf["nsg-10-first", "ours"]
