@@ -107,7 +107,7 @@ static const struct metric_family families[] = {
 	/* SNAT: "snat" is an array of {vip, portsInUse, portsTotal, flows, portExhausted}. */
 	{ "vnetxdp_snat_ports_in_use", METRIC_GAUGE, "SNAT ports of a VIP in use.",
 	  "snat", "portsInUse", { { "vip", "vip" } } },
-	{ "vnetxdp_snat_ports_total", METRIC_GAUGE, "SNAT ports of a VIP that can be handed out.",
+	{ "vnetxdp_snat_ports_capacity", METRIC_GAUGE, "SNAT ports of a VIP that can be handed out.",
 	  "snat", "portsTotal", { { "vip", "vip" } } },
 	{ "vnetxdp_snat_flows_total", METRIC_COUNTER, "Flows translated to a VIP.",
 	  "snat", "flows", { { "vip", "vip" } } },

@@ -69,6 +69,8 @@ reload_applies_the_new_config() {
 	[ "$(generation)" -eq $((gen + 2)) ]
 }
 
+tcp_counter() { vm hub nstat -az "$1" | awk -v name="$1" '$1 == name {print $2}'; }
+
 # Waits until a background receiver prints "listening".
 wait_listening() {
 	for _ in $(seq 50); do grep -q listening "$1" 2>/dev/null && return 0; sleep 0.1; done
@@ -77,6 +79,7 @@ wait_listening() {
 
 reloads_under_traffic_lose_nothing() {
 	local none_before none_after other_before other_after retrans_before retrans_after
+	local dsack_before dsack_after lost_segments
 	local sent1 sent2 got1 got2 lost1 dup1 dup2 tcp_sent tcp_got tcp_errors
 	# The receivers wait as long as it takes (spoke2 hears nothing while B is in force):
 	# they stop when told, after the senders.
@@ -90,7 +93,7 @@ reloads_under_traffic_lose_nothing() {
 	gw stats -n $GATEWAY -j | jq -c '.datapath | map_values(.packets)' >"$WORK/dp_before"
 	none_before=$(stat_value '.drops.route_none.packets')
 	other_before=$(stat_value '[.drops[].packets] | add')
-	retrans_before=$(vm hub nstat -az TcpRetransSegs | awk '/TcpRetransSegs/ {print $2}')
+	retrans_before=$(tcp_counter TcpRetransSegs) dsack_before=$(tcp_counter TcpExtTCPDSACKRecv)
 
 	vm hub "$SEQ" send 10.11.1.4 5001 2000 >"$WORK/s1" &
 	local s1=$!
@@ -113,7 +116,10 @@ reloads_under_traffic_lose_nothing() {
 	wait $r1 $r2 $rt
 	none_after=$(stat_value '.drops.route_none.packets')
 	other_after=$(stat_value '[.drops[].packets] | add')
-	retrans_after=$(vm hub nstat -az TcpRetransSegs | awk '/TcpRetransSegs/ {print $2}')
+	retrans_after=$(tcp_counter TcpRetransSegs) dsack_after=$(tcp_counter TcpExtTCPDSACKRecv)
+	# A retransmission that the receiver reports as a duplicate (D-SACK) was spurious: a
+	# timer fired on a starved CPU, the original had arrived. Any other one was a loss.
+	lost_segments=$((retrans_after - retrans_before - (dsack_after - dsack_before)))
 
 	sent1=$(awk '{print $2}' "$WORK/s1") sent2=$(awk '{print $2}' "$WORK/s2")
 	read -r _ got1 _ lost1 _ dup1 _ _ _ _ < <(tail -n1 "$WORK/r1")
@@ -123,7 +129,7 @@ reloads_under_traffic_lose_nothing() {
 	echo "reloads: $RELOADS, generation now $(generation)"
 	echo "hub->spoke1 udp: sent $sent1 received $got1 lost $lost1 duplicated $dup1"
 	echo "hub->spoke2 udp: sent $sent2 received $got2 dropped as route None $((none_after - none_before)) duplicated $dup2"
-	echo "hub->spoke1 tcp: sent $tcp_sent bytes received $tcp_got errors $tcp_errors retransmitted segments $((retrans_after - retrans_before))"
+	echo "hub->spoke1 tcp: sent $tcp_sent bytes received $tcp_got errors $tcp_errors retransmitted segments $((retrans_after - retrans_before)), reported duplicate by the receiver $((dsack_after - dsack_before))"
 	echo "drops for other reasons: $((other_after - other_before - (none_after - none_before)))"
 	# Where a datagram could go missing besides the datapath: the kernel's own paths
 	# (verdicts handed to it), the veths, the receivers' sockets.
@@ -136,7 +142,7 @@ reloads_under_traffic_lose_nothing() {
 	[ "$((got2 + none_after - none_before))" -eq "$sent2" ] && [ "$dup2" -eq 0 ] || return 1
 	[ "$got2" -gt 0 ] && [ "$((none_after - none_before))" -gt 0 ] || { echo "B never applied"; return 1; }
 	[ "$tcp_got" -eq "$tcp_sent" ] && [ "$tcp_errors" -eq 0 ] || return 1
-	[ "$((retrans_after - retrans_before))" -eq 0 ] || return 1
+	[ "$lost_segments" -le 0 ] || return 1
 	[ "$((other_after - other_before))" -eq "$((none_after - none_before))" ]
 }
 

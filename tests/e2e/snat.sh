@@ -250,12 +250,12 @@ internet_cannot_open_a_connection_to_a_vm() {
 metrics_show_snat_per_vip() {
 	local text
 	text=$(gw stats -n $GATEWAY --prometheus)
-	for family in vnetxdp_snat_ports_in_use vnetxdp_snat_ports_total vnetxdp_snat_flows_total \
+	for family in vnetxdp_snat_ports_in_use vnetxdp_snat_ports_capacity vnetxdp_snat_flows_total \
 		vnetxdp_snat_port_exhausted_total vnetxdp_snat_egress_packets_total \
 		vnetxdp_snat_ingress_packets_total; do
 		echo "$text" | grep -q "^$family{vip=\"203.0.113.10\"}" || { echo "no $family"; return 1; }
 	done
-	echo "$text" | grep -q '^vnetxdp_snat_ports_total{vip="203.0.113.11"} 4$' || return 1
+	echo "$text" | grep -q '^vnetxdp_snat_ports_capacity{vip="203.0.113.11"} 4$' || return 1
 	echo "$text" | awk '/^vnetxdp_snat_flows_total\{vip="203.0.113.10"\}/ { exit !($2 >= 5) }'
 }
 
