@@ -1,0 +1,139 @@
+# Helpers the IPsec scenarios (tests/vm/ipsec_*.sh) share, on top of tests/vm/lib.sh:
+# vnet-xdp gateways in guest namespaces, each with its own charon, and their per-tunnel
+# counters. (Named .bash so the vm suite does not run it as a test.)
+
+# vx NS ARGS...: vnet-xdp in namespace NS, talking to that namespace's charon.
+vx() {
+	local ns=$1
+	shift
+	STRONGSWAN_CONF=$(charon_dir "$ns")/strongswan.conf \
+		VNET_XDP_VICI="unix://$(charon_dir "$ns")/charon.vici" \
+		nsenter --net=/run/netns/"$ns" "$VNET_XDP" "$@"
+}
+
+# tunnel_field NS GATEWAY TUNNEL FIELD: one member of the tunnel's entry in `stats -j`.
+tunnel_field() {
+	vx "$1" stats -n "$2" -j | jq -r --arg t "$3" --arg f "$4" \
+		'.tunnels[] | select(.name == $t) | .[$f]'
+}
+
+# tunnel_spi_packets NS GATEWAY TUNNEL: ESP packets over all SPIs of the tunnel's peer.
+tunnel_spi_packets() {
+	vx "$1" stats -n "$2" -j | jq -r --arg t "$3" \
+		'[.tunnels[] | select(.name == $t) | .spis[].packets] | add // 0'
+}
+
+# tunnel_drops NS GATEWAY TUNNEL REASON
+tunnel_drops() {
+	vx "$1" stats -n "$2" -j | jq -r --arg t "$3" --arg r "$4" \
+		'.tunnelDrops[] | select(.tunnel == $t and .reason == $r) | .packets'
+}
+
+# wait_tunnel_up NS GATEWAY TUNNEL SECONDS: until charon has the tunnel's SAs (as our
+# stats report them).
+wait_tunnel_up() {
+	local i
+	for ((i = 0; i < $4 * 2; i++)); do
+		[ "$(tunnel_field "$1" "$2" "$3" up)" = 1 ] && return 0
+		sleep 0.5
+	done
+	echo "tunnel $3 of $2 not up after $4 s"
+	swanctl_in "$1" --list-sas
+	charon_log "$1" | grep -E 'IKE|CHILD|error|failed' | tail -20
+	return 1
+}
+
+# vm_host NS GW_NS GW_IF ADDR/LEN GW_ADDR: a VM behind a gateway interface.
+vm_host() {
+	veth_link "$1" eth0 "$2" "$3"
+	ip -n "$2" addr add "$5/${4#*/}" dev "$3"
+	ip -n "$1" addr add "$4" dev eth0
+	ip -n "$1" route add default via "$5"
+	vm_nic_setup "$1" eth0
+}
+
+# counters_snapshot NS GATEWAY TUNNEL: "ingressPackets egressPackets espPackets
+# ingressBytes egressBytes" of the tunnel.
+counters_snapshot() {
+	vx "$1" stats -n "$2" -j | jq -r --arg t "$3" \
+		'.tunnels[] | select(.name == $t) |
+		 "\(.ingressPackets) \(.egressPackets) \(.espPackets) \(.ingressBytes) \(.egressBytes)"'
+}
+
+# delta BEFORE AFTER INDEX: the difference of one field of two snapshots (1-based).
+delta() {
+	local a b
+	a=$(echo "$1" | cut -d' ' -f"$3")
+	b=$(echo "$2" | cut -d' ' -f"$3")
+	echo $((b - a))
+}
+
+# tcp_transfer SRC_NS DST_NS DST_ADDR BYTES DIR: sends BYTES random bytes with nc and
+# checks they arrived intact.
+tcp_transfer() {
+	local src=$1 dst=$2 addr=$3 bytes=$4 dir=$5 server
+	head -c "$bytes" /dev/urandom >"$dir/payload"
+	ip netns exec "$dst" timeout 120 nc -l -N "$addr" 5001 >"$dir/received" &
+	server=$!
+	sleep 0.5
+	ip netns exec "$src" timeout 120 nc -N "$addr" 5001 <"$dir/payload" || { kill $server; return 1; }
+	wait $server || return 1
+	[ "$(sha256sum <"$dir/payload")" = "$(sha256sum <"$dir/received")" ] ||
+		{ echo "payload changed on the way"; return 1; }
+}
+
+# gateway_dump NS GATEWAY: what the datapath did, for a failing case's output.
+gateway_dump() {
+	echo "--- $2: datapath, drops, tunnels"
+	vx "$1" stats -n "$2" -j | jq -c '[.datapath | to_entries[] | select(.value.packets > 0) |
+		"\(.key)=\(.value.packets)"], [.drops | to_entries[] | select(.value.packets > 0) |
+		"\(.key)=\(.value.packets)"], [.tunnels[] | del(.spis)], [.tunnelDrops[] |
+		select(.packets > 0)]'
+	ip -n "$1" -s link show | grep -A3 -E "vx[0-9]|to-|uplink" | grep -vE "^ +link|altname" | head -30
+	ip -n "$1" route
+	ip -n "$1" -s xfrm state | grep -E "^src|if_id|lifetime current" -A1 | head -20
+}
+
+# VNet-to-VNet: vnet-a 10.1.0.0/16 behind gateway 192.0.2.1, vnet-b 10.2.0.0/16 behind
+# 192.0.2.2; $KEY is the shared key.
+# v2v_config GATEWAY LOCAL_VNG ADDRESS IFACE VNET: both VNets, both gateways with their
+# public IPs and both connections; the gateway section binds this side only.
+v2v_config() {
+	cat <<-JSON
+	{
+	  "gateway": {
+	    "name": "$1",
+	    "interfaces": [
+	      {"name": "$4", "virtualNetwork": "$5"},
+	      {"name": "uplink0", "role": "uplink"}
+	    ],
+	    "virtualNetworks": [{"name": "$5"}],
+	    "virtualNetworkGateways": [{"name": "$2", "address": "$3"}]
+	  },
+	  "resources": [
+	    {"type": "Microsoft.Network/virtualNetworks", "name": "vnet-a",
+	     "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
+	       "subnets": [{"name": "default", "properties": {"addressPrefix": "10.1.1.0/24"}},
+	                   {"name": "GatewaySubnet", "properties": {"addressPrefix": "10.1.255.0/27"}}]}},
+	    {"type": "Microsoft.Network/virtualNetworks", "name": "vnet-b",
+	     "properties": {"addressSpace": {"addressPrefixes": ["10.2.0.0/16"]},
+	       "subnets": [{"name": "default", "properties": {"addressPrefix": "10.2.1.0/24"}},
+	                   {"name": "GatewaySubnet", "properties": {"addressPrefix": "10.2.255.0/27"}}]}},
+	    {"type": "Microsoft.Network/publicIPAddresses", "name": "pip-a", "properties": {"ipAddress": "192.0.2.1"}},
+	    {"type": "Microsoft.Network/publicIPAddresses", "name": "pip-b", "properties": {"ipAddress": "192.0.2.2"}},
+	    {"type": "Microsoft.Network/virtualNetworkGateways", "name": "vng-a",
+	     "properties": {"ipConfigurations": [{"name": "c", "properties": {
+	       "subnet": {"id": "vnet-a/GatewaySubnet"}, "publicIPAddress": {"id": "pip-a"}}}]}},
+	    {"type": "Microsoft.Network/virtualNetworkGateways", "name": "vng-b",
+	     "properties": {"ipConfigurations": [{"name": "c", "properties": {
+	       "subnet": {"id": "vnet-b/GatewaySubnet"}, "publicIPAddress": {"id": "pip-b"}}}]}},
+	    {"type": "Microsoft.Network/connections", "name": "a-to-b",
+	     "properties": {"connectionType": "Vnet2Vnet", "sharedKey": "$KEY", "dpdTimeoutSeconds": 45,
+	       "virtualNetworkGateway1": {"id": "vng-a"}, "virtualNetworkGateway2": {"id": "vng-b"}}},
+	    {"type": "Microsoft.Network/connections", "name": "b-to-a",
+	     "properties": {"connectionType": "Vnet2Vnet", "sharedKey": "$KEY", "dpdTimeoutSeconds": 45,
+	       "virtualNetworkGateway1": {"id": "vng-b"}, "virtualNetworkGateway2": {"id": "vng-a"}}}
+	  ]
+	}
+	JSON
+}

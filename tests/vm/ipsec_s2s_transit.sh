@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Site-to-site IPsec with gateway transit, end to end in the QEMU guest (Debian's kernel):
+# a gateway namespace running vnet-xdp for a hub VNet with its VPN gateway and two peered
+# spokes (spoke1 uses the hub's gateway, spoke2 does not), and an on-premises namespace
+# whose own charon and xfrm interface play the customer's VPN device, with a host behind
+# it. The config is tests/data/config/ipsec-transit.json. The hub and spoke1 reach
+# on-premises and back through real ESP; spoke2 does not, either way; the per-tunnel
+# counters equal the traffic sent.
+cd "$(dirname "$0")/../.."
+. tests/vm/lib.sh
+export VM_TIMEOUT=${VM_TIMEOUT:-1200}
+vm_enter "$@"
+. tests/vm/ipsec_helpers.bash
+
+P=vxs2s
+GW=$P-gw ONPREM=$P-onprem HOST=$P-host HUB=$P-hub SPOKE1=$P-spoke1 SPOKE2=$P-spoke2
+DIR=$(mktemp -d /tmp/$P.XXXXXX)
+CONFIG=tests/data/config/ipsec-transit.json
+ONPREM_IF_ID=9
+
+# The on-premises device: Azure's default proposals are among what it offers.
+onprem_conf() {
+	cat <<-'CONF'
+	connections {
+	    azure {
+	        version = 2
+	        local_addrs = 198.51.100.2
+	        remote_addrs = 198.51.100.1
+	        proposals = aes256-sha1-modp1024
+	        local {
+	            auth = psk
+	            id = 198.51.100.2
+	        }
+	        remote {
+	            auth = psk
+	            id = 198.51.100.1
+	        }
+	        children {
+	            azure {
+	                local_ts = 0.0.0.0/0
+	                remote_ts = 0.0.0.0/0
+	                esp_proposals = aes256gcm16
+	                if_id_in = 9
+	                if_id_out = 9
+	                start_action = none
+	            }
+	        }
+	    }
+	}
+	secrets {
+	    ike-azure {
+	        id-a = 198.51.100.1
+	        id-b = 198.51.100.2
+	        secret = "s3cret \"quoted\""
+	    }
+	}
+	CONF
+}
+
+set_up() {
+	vm_modules_load || return 1
+	vm_ns_add $GW $ONPREM $HOST $HUB $SPOKE1 $SPOKE2 || return 1
+	veth_link $GW uplink0 $ONPREM uplink0
+	ip -n $GW addr add 198.51.100.1/24 dev uplink0
+	ip -n $ONPREM addr add 198.51.100.2/24 dev uplink0
+	vm_host $HUB $GW to-hub 10.10.1.4/16 10.10.0.1
+	vm_host $SPOKE1 $GW to-spoke1 10.11.1.4/16 10.11.0.1
+	vm_host $SPOKE2 $GW to-spoke2 10.12.1.4/16 10.12.0.1
+	vm_host $HOST $ONPREM lan 192.168.50.10/24 192.168.50.1
+	vm_xfrm_if $ONPREM ipsec0 uplink0 $ONPREM_IF_ID || return 1
+	for p in 10.10.0.0/16 10.11.0.0/16 10.12.0.0/16; do
+		ip -n $ONPREM route add $p dev ipsec0
+	done
+	install -m 600 $CONFIG "$DIR/gw.json"
+	onprem_conf >"$DIR/onprem.conf"
+	charon_start $GW || return 1
+	charon_start $ONPREM || return 1
+	swanctl_load $ONPREM "$DIR/onprem.conf"
+}
+
+up_brings_the_connection_up() {
+	vx $GW up -c "$DIR/gw.json" || return 1
+	wait_tunnel_up $GW ipsecgw to-onprem 120 || return 1
+	vx $GW routes -c "$DIR/gw.json" --vnet spoke1 | grep -E '^192.168.50.0/24 +VirtualNetworkGateway' &&
+	! vx $GW routes -c "$DIR/gw.json" --vnet spoke2 | grep -q VirtualNetworkGateway
+}
+
+# ping_counted SRC_NS DST: 3 echoes that must each cross the tunnel once each way.
+ping_counted() {
+	local before after
+	before=$(counters_snapshot $GW ipsecgw to-onprem)
+	ip netns exec "$1" ping -c 3 -i 0.3 -W 5 "$2" || return 1
+	after=$(counters_snapshot $GW ipsecgw to-onprem)
+	echo "into the tunnel +$(delta "$before" "$after" 2), ESP +$(delta "$before" "$after" 3)," \
+		"decrypted +$(delta "$before" "$after" 1)"
+	[ "$(delta "$before" "$after" 2)" -eq 3 ] && [ "$(delta "$before" "$after" 3)" -eq 3 ] &&
+	[ "$(delta "$before" "$after" 1)" -eq 3 ]
+}
+
+hub_and_onprem_reach_each_other() {
+	ping_counted $HUB 192.168.50.10 && ping_counted $HOST 10.10.1.4
+}
+
+transit_spoke_and_onprem_reach_each_other() {
+	ping_counted $SPOKE1 192.168.50.10 && ping_counted $HOST 10.11.1.4
+}
+
+spoke_without_transit_is_cut_off_both_ways() {
+	local drops0 drops1 tdrops0 tdrops1
+	drops0=$(vx $GW stats -n ipsecgw -j | jq '.drops.route_none.packets')
+	tdrops0=$(tunnel_drops $GW ipsecgw to-onprem no_route)
+	! ip netns exec $SPOKE2 ping -c 2 -i 0.3 -W 2 192.168.50.10 || return 1
+	! ip netns exec $HOST ping -c 2 -i 0.3 -W 2 10.12.1.4 || return 1
+	drops1=$(vx $GW stats -n ipsecgw -j | jq '.drops.route_none.packets')
+	tdrops1=$(tunnel_drops $GW ipsecgw to-onprem no_route)
+	echo "spoke2 -> on-premises: $((drops1 - drops0)) dropped by Azure's None route;" \
+		"on-premises -> spoke2: $((tdrops1 - tdrops0)) dropped at the tunnel's ingress"
+	[ $((drops1 - drops0)) -eq 2 ] && [ $((tdrops1 - tdrops0)) -eq 2 ]
+}
+
+tcp_from_onprem_to_the_transit_spoke() {
+	local before after
+	before=$(counters_snapshot $GW ipsecgw to-onprem)
+	tcp_transfer $HOST $SPOKE1 10.11.1.4 500000 "$DIR" || return 1
+	after=$(counters_snapshot $GW ipsecgw to-onprem)
+	echo "decrypted +$(delta "$before" "$after" 1) packets, +$(delta "$before" "$after" 4) bytes;" \
+		"ESP +$(delta "$before" "$after" 3)"
+	[ "$(delta "$before" "$after" 4)" -gt 500000 ] &&
+	[ "$(delta "$before" "$after" 3)" -eq "$(delta "$before" "$after" 1)" ]
+}
+
+down_removes_it() {
+	vx $GW down -n ipsecgw || return 1
+	! ip -n $GW link show vx0-ipsecgw 2>/dev/null
+}
+
+start=$SECONDS
+if ! set_up >"$DIR/setup.log" 2>&1; then
+	fail ipsec_s2s_transit_setup "$(tail -5 "$DIR/setup.log")"
+	exit 1
+fi
+echo "    (set_up: $((SECONDS - start))s)"
+for t in up_brings_the_connection_up hub_and_onprem_reach_each_other \
+	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
+	tcp_from_onprem_to_the_transit_spoke down_removes_it; do
+	start=$SECONDS
+	run_case $t
+	echo "    ($t: $((SECONDS - start))s)"
+done
+charon_stop $GW
+charon_stop $ONPREM
+[ -z "${FAILED:-}" ]
