@@ -239,15 +239,15 @@ static inline void harness_down(void)
 struct run_result {
 	int verdict;
 	struct decision_trace trace;
+	struct frame out;
 };
 
 static inline struct run_result harness_run(int iface, const struct frame *in)
 {
 	struct run_result r = { .verdict = -1 };
-	struct frame out;
 	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = gw.ifaces[iface].ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
-		    .data_out = out.data, .data_size_out = sizeof(out.data), .ctx_in = &ctx,
+		    .data_out = r.out.data, .data_size_out = sizeof(r.out.data), .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .repeat = 1);
 	int cpus = libbpf_num_possible_cpus();
 	struct decision_trace traces[cpus];
@@ -256,6 +256,7 @@ static inline struct run_result harness_run(int iface, const struct frame *in)
 	if (bpf_prog_test_run_opts(gw.ifaces[iface].prog_fd, &opts))
 		return r;
 	r.verdict = opts.retval;
+	r.out.len = opts.data_size_out;
 	if (!bpf_map_lookup_elem(gw.traces_fd, &zero, traces))
 		r.trace = traces[0];
 	return r;

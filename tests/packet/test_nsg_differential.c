@@ -1,7 +1,9 @@
 /* Differential test: thousands of random NSG rule sets on a subnet of each side and on a
  * NIC, random packets through the attached program (BPF_PROG_TEST_RUN), each verdict and
  * each stage's deciding rule compared with the linear reference model of
- * tests/nsg_reference.h. Zero mismatches. NSG_SEED replays a run; NSG_RULE_SETS and
+ * tests/nsg_reference.h. Zero mismatches. Packets are also mutated: IPv4 options and
+ * IPv6 extension headers must not change the verdict, a frame cut short must be dropped
+ * as malformed (never judged), and an allowed frame must leave well-formed. NSG_SEED replays a run; NSG_RULE_SETS and
  * NSG_PACKETS size it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,7 +211,46 @@ static struct case_packet random_packet(void)
 	return c;
 }
 
-static struct run_result send_case(const struct case_packet *c)
+enum mutation {
+	MUTATION_NONE,
+	MUTATION_HEADER_OPTIONS, /* IPv4 options or an IPv6 destination options header */
+	MUTATION_CUT_SHORT,      /* the frame ends before the IP packet does */
+	MUTATIONS,
+};
+
+static void frame_insert_after_ip_header(struct frame *f, size_t ip, size_t header_len,
+					 const uint8_t *bytes, size_t n)
+{
+	size_t at = ip + header_len;
+
+	memmove(f->data + at + n, f->data + at, f->len - at);
+	memcpy(f->data + at, bytes, n);
+	f->len += n;
+}
+
+static void add_header_options(struct frame *f, size_t ip, int family)
+{
+	uint8_t *h = f->data + ip;
+
+	if (family == AF_INET) {
+		uint8_t nops[40];
+		size_t n = 4 * (1 + below(10));
+
+		memset(nops, 1, n);
+		frame_insert_after_ip_header(f, ip, 20, nops, n);
+		h[0] = 0x40 | (uint8_t)((20 + n) / 4);
+		put16(h + 2, ((h[2] << 8) | h[3]) + n);
+		ipv4_header_checksum(h);
+	} else {
+		uint8_t dstopts[8] = { h[6], 0, 1 /* PadN */, 4, 0, 0, 0, 0 };
+
+		frame_insert_after_ip_header(f, ip, 40, dstopts, sizeof(dstopts));
+		h[6] = 60;
+		put16(h + 4, ((h[4] << 8) | h[5]) + sizeof(dstopts));
+	}
+}
+
+static struct run_result send_case(const struct case_packet *c, enum mutation m)
 {
 	struct frame in;
 	size_t ip = frame_build(&in, c->iface == HUB ? HUB_GW_MAC : SPOKE1_GW_MAC,
@@ -223,7 +264,32 @@ static struct run_result send_case(const struct case_packet *c)
 			in.data[ip + 6] = c->proto;
 		}
 	}
+	if (m == MUTATION_HEADER_OPTIONS)
+		add_header_options(&in, ip, c->fl.family);
+	else if (m == MUTATION_CUT_SHORT)
+		in.len = ip + (c->fl.family == AF_INET ? 20 : 40) + below(8);
 	return harness_run(c->iface, &in);
+}
+
+static bool dropped_as_malformed(const struct run_result *r)
+{
+	return r->verdict == XDP_DROP && (r->trace.drop_reason == DROP_MALFORMED_IPV4 ||
+					  r->trace.drop_reason == DROP_MALFORMED_IPV6 ||
+					  r->trace.drop_reason == DROP_MALFORMED_L4);
+}
+
+/* An allowed frame leaves as a router sends it: IPv4 header checksum valid, TTL or hop
+ * limit one lower than it came in. */
+static bool left_well_formed(const struct case_packet *c, const struct run_result *r)
+{
+	const uint8_t *ip = r->out.data + 14;
+
+	if (r->verdict != XDP_REDIRECT)
+		return true;
+	if (c->fl.family == AF_INET6)
+		return r->out.len >= 54 && (ip[0] >> 4) == 6 && ip[7] == 63;
+	return r->out.len >= 34 && (ip[0] >> 4) == 4 && ip[8] == 63 &&
+	       checksum_fold(checksum_add(0, ip, (ip[0] & 0xf) * 4)) == 0;
 }
 
 /* ---- the reference's view of the same config ---- */
@@ -340,7 +406,7 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 {
 	long sets = getenv("NSG_RULE_SETS") ? strtol(getenv("NSG_RULE_SETS"), NULL, 10) : 2000;
 	long packets = getenv("NSG_PACKETS") ? strtol(getenv("NSG_PACKETS"), NULL, 10) : 40;
-	long compared = 0, mismatches = 0, denied = 0;
+	long compared = 0, mismatches = 0, denied = 0, mutated = 0;
 	struct world w;
 
 	if (!gw.ready) {
@@ -360,14 +426,28 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 		for (long i = 0; i < packets; i++) {
 			struct case_packet c = random_packet();
 			struct reference_verdict v = reference_of(&w, &c);
+			enum mutation m = below(4) ? MUTATION_NONE : 1 + below(MUTATIONS - 1);
 			struct run_result r;
-			char why[256];
+			char why[256] = "";
+			bool agrees;
 
 			harness_clear_flows(); /* every packet is a first packet */
-			r = send_case(&c);
+			r = send_case(&c, m);
 			compared++;
+			mutated += m != MUTATION_NONE;
 			denied += !v.allowed;
-			if (!compare(&c, &r, &v, why, sizeof(why))) {
+			if (m == MUTATION_CUT_SHORT) {
+				agrees = dropped_as_malformed(&r);
+				snprintf(why, sizeof(why), "cut short: verdict %d reason %u", r.verdict,
+					 r.trace.drop_reason);
+			} else {
+				agrees = compare(&c, &r, &v, why, sizeof(why));
+				if (agrees && !left_well_formed(&c, &r)) {
+					agrees = false;
+					snprintf(why, sizeof(why), "left malformed (mutation %d)", m);
+				}
+			}
+			if (!agrees) {
 				if (mismatches < 10)
 					print_message("mismatch: set %ld %s %s -> %s proto %u ports %u -> %u: %s\n",
 						      set, c.iface == HUB ? "to-hub" : "to-spoke1", c.fl.src,
@@ -379,8 +459,8 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 		}
 		config_free(w.cfg);
 	}
-	print_message("%ld rule sets, %ld packets (%ld denied): %ld mismatches\n", sets, compared,
-		      denied, mismatches);
+	print_message("%ld rule sets, %ld packets (%ld denied, %ld mutated): %ld mismatches\n", sets,
+		      compared, denied, mutated, mismatches);
 	assert_int_equal(mismatches, 0);
 	assert_true(denied > compared / 20 && denied < compared - compared / 20);
 }
