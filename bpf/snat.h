@@ -36,6 +36,8 @@
 #define ICMP_ECHO_REQUEST 8
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETER_PROBLEM 12
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
 
 /* What SNAT did to the packet, for the stages after it. */
 struct snat_state {
@@ -340,11 +342,49 @@ struct {
  * it by inserting the reverse entry (BPF_NOEXIST: never an entry that exists). Small
  * pools are probed in order from a random start, so every port is tried; large ones at
  * random, SNAT_PROBES times. */
+/* One probe of the allocation loop (a bpf_loop callback: verified once, not once per
+ * probe). Returns 0 to go on, 1 to stop; c->result says how it ended. */
+struct snat_probe {
+	struct snat_scratch *s;
+	struct snat_pool *pool;
+	__u32 range, space, start, vip;
+	int result;          /* -1 while no port was taken */
+	__u16 port;
+};
+
+static long snat_probe_one(__u32 i, void *data)
+{
+	struct snat_probe *c = data;
+	struct snat_scratch *s = c->s;
+	struct snat_pool *pool = c->pool;
+	__u32 k, v;
+	long err;
+
+	if (!s || !pool || !c->space || !c->range) {
+		c->result = DROP_SNAT_MAP_UPDATE_FAILED;
+		return 1;
+	}
+	k = c->space <= SNAT_PROBES ? (c->start + i) % c->space : bpf_get_prandom_u32() % c->space;
+	v = k / c->range;
+	if (v >= MAX_SNAT_POOL_VIPS)
+		return 1;
+	c->port = pool->port_min + k % c->range;
+	__builtin_memcpy(s->reverse_key.dst, pool->vips[v].addr, 16);
+	s->reverse_key.dst_port = bpf_htons(c->port);
+	err = bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_NOEXIST);
+	if (err == -EEXIST)
+		return 0;
+	c->result = err ? snat_update_failure(err) : DROP_NONE;
+	c->vip = v;
+	return 1;
+}
+
 static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u64 now)
 {
+	struct snat_probe probe = { .s = s, .result = -1 };
 	struct snat_flow_key *key;
 	struct snat_pool *pool;
-	__u32 *pool_id, range, space, start, i;
+	__u32 *pool_id;
 
 	if (!s)
 		return DROP_SNAT_MAP_UPDATE_FAILED;
@@ -356,9 +396,10 @@ static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u
 	if (!pool || pool->n_vips == 0 || pool->n_vips > MAX_SNAT_POOL_VIPS ||
 	    pool->port_max < pool->port_min)
 		return DROP_SNAT_NO_PUBLIC_ADDRESS;
-	range = (__u32)pool->port_max - pool->port_min + 1;
-	space = range * pool->n_vips;
-	start = bpf_get_prandom_u32() % space;
+	probe.pool = pool;
+	probe.range = (__u32)pool->port_max - pool->port_min + 1;
+	probe.space = probe.range * pool->n_vips;
+	probe.start = bpf_get_prandom_u32() % probe.space;
 
 	__builtin_memset(&s->reverse, 0, sizeof(s->reverse));
 	s->reverse.flow = *key;
@@ -370,37 +411,25 @@ static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u
 	if (key->proto != IPPROTO_ICMP && key->proto != IPPROTO_ICMPV6)
 		s->reverse_key.src_port = key->dst_port;
 
-	for (i = 0; i < SNAT_PROBES; i++) {
-		__u32 k = space <= SNAT_PROBES ? (start + i) % space : bpf_get_prandom_u32() % space;
-		__u32 v = k / range;
-		__u16 port = pool->port_min + k % range;
-		long err;
-
-		if (v >= MAX_SNAT_POOL_VIPS)
-			break;
-		__builtin_memcpy(s->reverse_key.dst, pool->vips[v].addr, 16);
-		s->reverse_key.dst_port = bpf_htons(port);
-		err = bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_NOEXIST);
-		if (err == -EEXIST)
-			continue;
-		if (err)
-			return snat_update_failure(err);
-
-		__builtin_memset(&s->mapping, 0, sizeof(s->mapping));
-		__builtin_memcpy(s->mapping.vip, pool->vips[v].addr, 16);
-		s->mapping.vip_port = bpf_htons(port);
-		s->mapping.vnet = vnet;
-		s->mapping.transitory_timeout_seconds = pool->tcp_transitory_timeout_seconds;
-		s->mapping.idle_timeout_seconds =
-			key->proto == IPPROTO_TCP ? pool->tcp_idle_timeout_seconds :
-			key->proto == IPPROTO_UDP ? pool->udp_idle_timeout_seconds :
-						    pool->icmp_idle_timeout_seconds;
-		s->mapping.last_seen_ns = now;
-		s->mapping.created_ns = now;
-		return DROP_NONE;
+	bpf_loop(SNAT_PROBES, snat_probe_one, &probe, 0);
+	if (probe.result > 0)
+		return probe.result;
+	if (probe.result < 0 || probe.vip >= MAX_SNAT_POOL_VIPS) {
+		snat_count_event(pool->vips[0].addr, key->family, 1);
+		return DROP_SNAT_PORT_EXHAUSTED;
 	}
-	snat_count_event(pool->vips[0].addr, key->family, 1);
-	return DROP_SNAT_PORT_EXHAUSTED;
+	__builtin_memset(&s->mapping, 0, sizeof(s->mapping));
+	__builtin_memcpy(s->mapping.vip, pool->vips[probe.vip].addr, 16);
+	s->mapping.vip_port = bpf_htons(probe.port);
+	s->mapping.vnet = vnet;
+	s->mapping.transitory_timeout_seconds = pool->tcp_transitory_timeout_seconds;
+	s->mapping.idle_timeout_seconds =
+		key->proto == IPPROTO_TCP ? pool->tcp_idle_timeout_seconds :
+		key->proto == IPPROTO_UDP ? pool->udp_idle_timeout_seconds :
+					    pool->icmp_idle_timeout_seconds;
+	s->mapping.last_seen_ns = now;
+	s->mapping.created_ns = now;
+	return DROP_NONE;
 }
 
 /* The live mapping of the VM's flow, a new one when it has none or only an expired one.
@@ -572,7 +601,8 @@ static __always_inline void icmp_quote_rewrite(struct packet *pkt, const struct 
 	__u64 icmp_diff, addr_diff;
 	__u16 old_check;
 
-	if (!icmp || (void *)(icmp + 1) > pkt->data_end || (void *)(ip + 1) > pkt->data_end)
+	if (!pkt->ip4 || !icmp || (void *)(icmp + 1) > pkt->data_end ||
+	    (void *)(ip + 1) > pkt->data_end)
 		return;
 	/* Outer destination. */
 	__builtin_memcpy(old, &pkt->ip4->daddr, 4);
@@ -660,8 +690,6 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 
 	if (!pkt->family || !snat_vip_lookup(pkt))
 		return DROP_NONE;
-	if (pkt->family == AF_INET6)
-		return DROP_SNAT_UNSOLICITED; /* NAT66 is not translated yet */
 	if (pkt->is_fragment)
 		return DROP_SNAT_FRAGMENT;
 	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
@@ -682,6 +710,11 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 		    icmp_quote_key(&quote, key))
 			return DROP_SNAT_UNSOLICITED;
 		is_error = 1;
+		break;
+	case IPPROTO_ICMPV6: /* NAT66: echo replies; errors are not translated */
+		if (pkt->icmp_type != ICMPV6_ECHO_REPLY)
+			return DROP_SNAT_UNSOLICITED;
+		snat_key_of_packet(key, pkt, 0);
 		break;
 	default:
 		return DROP_SNAT_UNSOLICITED;
@@ -745,14 +778,14 @@ static __always_inline int snat_outbound(struct packet *pkt, struct snat_egress_
 
 	if (snat_leaves_untranslated(pkt, fib_rc))
 		return DROP_NONE;
-	if (pkt->family == AF_INET6)
-		return DROP_SNAT_UNSUPPORTED; /* NAT66 is not translated yet */
 	if (pkt->is_fragment)
 		return DROP_SNAT_FRAGMENT;
 	if (pkt->l4_proto == IPPROTO_ICMP && pkt->icmp_type != ICMP_ECHO_REQUEST)
 		return DROP_SNAT_UNSUPPORTED;
+	if (pkt->l4_proto == IPPROTO_ICMPV6 && pkt->icmp_type != ICMPV6_ECHO_REQUEST)
+		return DROP_SNAT_UNSUPPORTED;
 	if (pkt->l4_proto != IPPROTO_TCP && pkt->l4_proto != IPPROTO_UDP &&
-	    pkt->l4_proto != IPPROTO_ICMP)
+	    pkt->l4_proto != IPPROTO_ICMP && pkt->l4_proto != IPPROTO_ICMPV6)
 		return DROP_SNAT_UNSUPPORTED;
 
 	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);

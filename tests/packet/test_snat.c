@@ -91,12 +91,16 @@ static int setup_gateway(void **state)
 	if (shell("sed 's/\"snatpkt\"/\"%s\"/' tests/data/snat/packet.json > %s &&"
 		  " bash -c '. scripts/topology.sh && topology_down %s && topology_up %s"
 		  " && for n in 10 11 12; do v=$([ $n = 10 ] && echo hub || echo spoke$((n-10)));"
-		  " ip -n %s-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
+		  " ip -n %s-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent;"
+		  " ip -n %s-gw neigh replace fd00:$n:0:1::4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
 		  " && ip -n %s-gw neigh replace 198.51.100.2 lladdr " UPLINK_PEER_MAC " dev uplink0 nud permanent"
 		  " && ip -n %s-gw route add default via 198.51.100.2"
+		  " && ip -n %s-gw addr add 2001:db8:100::1/64 dev uplink0 nodad"
+		  " && ip -n %s-gw neigh replace 2001:db8:100::2 lladdr " UPLINK_PEER_MAC " dev uplink0 nud permanent"
+		  " && ip -n %s-gw -6 route add default via 2001:db8:100::2"
 		  " && nsenter --net=/run/netns/%s-gw %s/vnet-xdp up -c %s'",
-		  gateway_name, config_path, prefix, prefix, prefix, prefix, prefix, prefix, build,
-		  config_path)) {
+		  gateway_name, config_path, prefix, prefix, prefix, prefix, prefix, prefix, prefix,
+		  prefix, prefix, prefix, build, config_path)) {
 		gw.why_not = "could not build the topology or bring the gateway up";
 		return -1;
 	}
@@ -784,6 +788,92 @@ static void snat_counts_translations_each_way(void **state)
 	assert_true(found);
 }
 
+/* ---- NAT66 ---- */
+
+static void assert_ipv6_l4_checksum(const uint8_t *ip6)
+{
+	size_t len = get16(ip6 + 4);
+	uint32_t sum = checksum_add(0, ip6 + 8, 32) + ip6[6] + len;
+
+	sum = checksum_add(sum, ip6 + 40, len);
+	assert_int_equal(fold(sum), 0xffff);
+}
+
+static void swap_ipv6(struct frame *f)
+{
+	uint8_t *ip6 = f->data + 14, tmp[16], mac[6];
+
+	mac_parse(UPLINK_GW_MAC, mac);
+	memcpy(f->data, mac, 6);
+	mac_parse(UPLINK_PEER_MAC, mac);
+	memcpy(f->data + 6, mac, 6);
+	memcpy(tmp, ip6 + 8, 16);
+	memcpy(ip6 + 8, ip6 + 24, 16);
+	memcpy(ip6 + 24, tmp, 16);
+	ip6[7] = 60;
+}
+
+static void snat_nat66_tcp_and_echo_round_trip(void **state)
+{
+	struct flow tcp = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "2001:db8:200::80",
+			    .proto = IPPROTO_TCP, .sport = 45000, .dport = 443, .payload = 20 };
+	struct flow echo = tcp;
+	uint8_t vip[16], vm[16];
+	struct frame in;
+	struct result r;
+
+	require_gateway();
+	inet_pton(AF_INET6, "2001:db8:f::10", vip);
+	inet_pton(AF_INET6, "fd00:10:0:1::4", vm);
+	echo.proto = IPPROTO_ICMPV6;
+	echo.sport = 0x4321;
+	struct flow *flows[] = { &tcp, &echo };
+	for (int i = 0; i < 2; i++) {
+		uint8_t *ip6, *l4;
+		uint16_t port;
+
+		frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, flows[i]);
+		r = run(HUB, &in);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[UPLINK].ifindex);
+		ip6 = r.out.data + 14;
+		l4 = ip6 + 40;
+		assert_memory_equal(ip6 + 8, vip, 16);
+		assert_int_equal(ip6[7], 63);
+		port = i == 0 ? get16(l4) : get16(l4 + 4);
+		assert_in_range(port, PORT_MIN, PORT_MAX);
+		assert_ipv6_l4_checksum(ip6);
+
+		/* The answer comes back to the VM. */
+		swap_ipv6(&r.out);
+		if (i == 0) {
+			uint8_t tmp[2];
+
+			memcpy(tmp, l4, 2);
+			memcpy(l4, l4 + 2, 2);
+			memcpy(l4 + 2, tmp, 2);
+			l4[13] = 0x12; /* SYN ACK */
+		} else {
+			l4[0] = 129; /* echo reply */
+		}
+		put16(l4 + (i == 0 ? 16 : 2), 0);
+		{
+			uint32_t sum = checksum_add(0, ip6 + 8, 32) + ip6[6] + get16(ip6 + 4);
+
+			sum = checksum_add(sum, l4, get16(ip6 + 4));
+			memcpy(l4 + (i == 0 ? 16 : 2), &(uint16_t){ checksum_fold(sum) }, 2);
+		}
+		r = run(UPLINK, &r.out);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[HUB].ifindex);
+		ip6 = r.out.data + 14;
+		l4 = ip6 + 40;
+		assert_memory_equal(ip6 + 24, vm, 16);
+		assert_int_equal(i == 0 ? get16(l4 + 2) : get16(l4 + 4), i == 0 ? 45000 : 0x4321);
+		assert_ipv6_l4_checksum(ip6);
+	}
+}
+
 /* ---- capacity and GC ---- */
 
 static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(void **state)
@@ -903,6 +993,7 @@ int main(void)
 		cmocka_unit_test(snat_vips_of_a_vnet_pool_their_ports),
 		cmocka_unit_test(snat_nat_gateway_wins_for_its_subnet),
 		cmocka_unit_test(snat_counts_translations_each_way),
+		cmocka_unit_test(snat_nat66_tcp_and_echo_round_trip),
 		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
 		cmocka_unit_test(snat_tcp_rst_shortens_the_timeout),
 		cmocka_unit_test(snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects),
