@@ -19,8 +19,12 @@ VIPS="203.0.113.10 203.0.113.11 203.0.113.12"
 INTERNET=198.51.100.2
 gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
 in_vm() { local ns=$1; shift; in_ns "$PREFIX-$ns" "$@"; }
+# Servers run as direct children (nsenter execs them) so that their ids are known and
+# they end with the test.
+SERVERS=()
+serve_in() { local ns=$1; shift; nsenter --net=/run/netns/"$PREFIX-$ns" "$@" & SERVERS+=($!); }
 cleanup() {
-	jobs -p | xargs -r kill 2>/dev/null
+	[ ${#SERVERS[@]} -gt 0 ] && kill "${SERVERS[@]}" 2>/dev/null
 	gw down -n $GATEWAY >/dev/null 2>&1
 	topology_down $PREFIX
 	rm -rf "$CONFIG" "$WORK"
@@ -53,11 +57,11 @@ vip_stat() { stat ".snat[] | select(.vip == \"$1\") | .$2"; }
 # The Internet host: a web server, an iperf3 server, a UDP echo that also answers
 # once more after 6 s (later than the idle timeout), and a TCP sink that keeps
 # connections open. Everything it receives is captured.
-in_vm internet tcpdump -i eth0 -nn -U -w "$WORK/internet.pcap" ip 2>/dev/null &
+serve_in internet tcpdump -i eth0 -nn -U -w "$WORK/internet.pcap" ip 2>/dev/null
 echo hello-from-the-internet >"$WORK/index.html"
-(cd "$WORK" && in_vm internet $PY -m http.server 8080 --bind $INTERNET) >/dev/null 2>&1 &
-in_vm internet iperf3 -s -B $INTERNET -p 5201 >/dev/null 2>&1 &
-in_vm internet $PY - >/dev/null 2>&1 <<'EOF' &
+serve_in internet $PY -m http.server 8080 --bind $INTERNET --directory "$WORK" >/dev/null 2>&1
+serve_in internet iperf3 -s -B $INTERNET -p 5201 >/dev/null 2>&1
+cat >"$WORK/udp_echo.py" <<'EOF'
 import socket, threading, time
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.bind(("198.51.100.2", 9000))
@@ -70,7 +74,7 @@ while True:
     if data.startswith(b"expire"):
         threading.Thread(target=late, args=(addr,), daemon=True).start()
 EOF
-in_vm internet $PY - >/dev/null 2>&1 <<'EOF' &
+cat >"$WORK/tcp_echo.py" <<'EOF'
 import socket, threading
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -86,6 +90,9 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 EOF
+# (a background job's stdin is /dev/null: the servers read their code from files)
+serve_in internet $PY "$WORK/udp_echo.py" >/dev/null 2>&1
+serve_in internet $PY "$WORK/tcp_echo.py" >/dev/null 2>&1
 sleep 1
 
 up_with_snat() {
@@ -235,7 +242,7 @@ internet_cannot_open_a_connection_to_a_vm() {
 	local unsolicited_before uplink_before
 	unsolicited_before=$(stat '.drops.snat_unsolicited.packets')
 	uplink_before=$(stat '.drops.uplink_unsolicited.packets')
-	in_vm hub timeout 12 nc -l -p 2222 >/dev/null 2>&1 &
+	serve_in hub timeout 12 nc -l -p 2222 >/dev/null 2>&1
 	sleep 0.3
 	# To the VM's own address, and to the VIP on every port the pool hands out.
 	if in_vm internet nc -z -w 2 10.10.1.4 2222; then echo "reached the VM directly"; return 1; fi
