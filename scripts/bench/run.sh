@@ -393,7 +393,12 @@ ns_args="SPOKE1[@]"
 ELAPSED=$(($(date +%s) - STARTED))
 scripts/bench/report.sh "$CSV" "$OUT" "$ELAPSED"
 
+# The tunnel throughput ratio boots a QEMU guest: bounded here so that `make bench`
+# stays within its time; when it does not finish, run it alone.
 if [ "${BENCH_IPSEC:-1}" != 0 ] && [ -x scripts/bench/ipsec.sh ]; then
-	log "bench: tunnel throughput through xfrm (scripts/bench/ipsec.sh)"
-	timeout 600 scripts/bench/ipsec.sh | tee -a "$OUT/results.txt"
+	log "bench: tunnel throughput through xfrm (scripts/bench/ipsec.sh 5, at most 240 s)"
+	{ echo; echo "tunnel throughput through xfrm (scripts/bench/ipsec.sh, QEMU guest):"; } >>"$OUT/results.txt"
+	timeout 240 scripts/bench/ipsec.sh 5 2>&1 | tee -a "$OUT/results.txt"
+	[ "${PIPESTATUS[0]}" = 0 ] ||
+		echo "  n/a: did not finish within 240 s here; run scripts/bench/ipsec.sh alone" | tee -a "$OUT/results.txt"
 fi
