@@ -134,6 +134,10 @@ down_removes_it() {
 	! ip -n $GW link show vx0-ipsecgw 2>/dev/null
 }
 
+skip_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_each_other \
+	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
+	tcp_from_onprem_to_the_transit_spoke down_removes_it
+
 start=$SECONDS
 if ! set_up >"$DIR/setup.log" 2>&1; then
 	fail ipsec_s2s_transit_setup "$(tail -5 "$DIR/setup.log")"

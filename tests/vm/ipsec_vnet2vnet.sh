@@ -113,6 +113,10 @@ down_removes_interface_routes_and_connection() {
 	! ls /run/vnet-xdp/gwa.swanctl.conf 2>/dev/null
 }
 
+skip_unless_the_datapath_loads up_creates_the_tunnel_on_both_sides ping_counts_equal_the_packets_sent \
+	tcp_transfer_counts_match_on_both_sides spi_counters_and_metrics_agree \
+	down_removes_interface_routes_and_connection
+
 start=$SECONDS
 if ! set_up >"$DIR/setup.log" 2>&1; then
 	fail ipsec_vnet2vnet_setup "$(tail -5 "$DIR/setup.log")"
