@@ -12,6 +12,7 @@ finish() {
 	echo "$1" >/vmio/rc
 	sync
 	echo "VM-EXIT $1"
+	echo 1 >/proc/sys/kernel/printk # no "Power down" chatter after the marker
 	echo o >/proc/sysrq-trigger
 	sleep 10
 	exit "$1" # PID 1 exiting panics the kernel; with panic=-1 and -no-reboot qemu stops
@@ -26,8 +27,9 @@ ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
+# /run is the guest's own (the host's holds its netns mounts and pid files); /tmp stays
+# the host's, seen through the overlay, so scripts and data the host put there are found.
 mount -t tmpfs -o mode=0755 run /run
-mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true

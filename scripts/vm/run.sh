@@ -70,13 +70,15 @@ trap 'rm -rf "$rundir"' EXIT
 	done
 } >"$rundir/job"
 
+# mitigations=off: nothing in the guest to protect from; cryptomgr.notests=1: the crypto
+# self-tests take seconds per module under emulation.
 echo "vm: booting $VM_KERNEL_VERSION under TCG ($cpus cpu, $memory MB, timeout ${timeout_s}s)" >&2
 boot=$(now)
 timeout -k 10 "$timeout_s" qemu-system-x86_64 \
 	-accel tcg -cpu max -m "$memory" -smp "$cpus" \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
-	-append "console=ttyS0 quiet panic=-1 mitigations=off vm.modules=$VM_MODULES vm.stage2=$ROOT/scripts/vm/guest-init.sh" \
+	-append "console=ttyS0 quiet panic=-1 mitigations=off cryptomgr.notests=1 vm.modules=$VM_MODULES vm.stage2=$ROOT/scripts/vm/guest-init.sh" \
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
 	-fsdev local,id=vmio,path="$rundir",security_model=none \

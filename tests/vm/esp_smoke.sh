@@ -15,6 +15,7 @@ IF_ID=7
 DIR=$(mktemp -d /tmp/$P.XXXXXX)
 
 set_up() {
+	CHARON_PLUGINS=$CHARON_PLUGINS_IKE # the short list, to keep it covered
 	vm_modules_load || return 1
 	vm_ns_add $GW_A $GW_B $VM_A $VM_B || return 1
 	# underlay: 192.0.2.1 <-> 192.0.2.2
