@@ -93,7 +93,16 @@ EOF
 # (a background job's stdin is /dev/null: the servers read their code from files)
 serve_in internet $PY "$WORK/udp_echo.py" >/dev/null 2>&1
 serve_in internet $PY "$WORK/tcp_echo.py" >/dev/null 2>&1
-sleep 1
+# Python servers take a while to start on a loaded machine: wait until each listens.
+servers_listening() {
+	local sockets
+	sockets=$(ip netns exec $PREFIX-internet ss -Hlntu)
+	for port in 8080 5201 7000 9000; do
+		echo "$sockets" | grep -q ":$port " || return 1
+	done
+}
+for _ in $(seq 100); do servers_listening && break; sleep 0.2; done
+servers_listening || echo "the Internet host's servers did not start listening"
 
 up_with_snat() {
 	gw up -c "$CONFIG" || return 1
@@ -103,7 +112,7 @@ up_with_snat() {
 tcp_from_every_vm_with_curl() {
 	local vm body
 	for vm in hub spoke1 spoke2; do
-		body=$(in_vm $vm curl -s --max-time 5 http://$INTERNET:8080/index.html) ||
+		body=$(in_vm $vm curl -s --max-time 15 http://$INTERNET:8080/index.html) ||
 			{ echo "curl from $vm failed"; return 1; }
 		[ "$body" = hello-from-the-internet ] || { echo "$vm got '$body'"; return 1; }
 	done
