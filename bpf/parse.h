@@ -279,4 +279,122 @@ static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
 	return parse_transport(pkt);
 }
 
+/* The parser's findings as offsets: what the pipeline hands to the stages that run as
+ * functions of their own (global functions, verified once whatever path leads to them),
+ * which rebuild their view of the packet with packet_of(). */
+struct packet_info {
+	__u32 l3_offset;
+	__u32 l4_offset;  /* 0: no transport header (a later fragment) */
+	__u32 len;
+	__u32 family;
+	__u32 vnet;       /* egress: the source VNet */
+	__u32 egress_ifindex; /* egress: the uplink the route names */
+	__u16 sport, dport;
+	__u8 l4_proto, is_fragment, icmp_type, icmp_code;
+	__u16 vlan_tags;
+	__u16 pad;
+};
+
+static __always_inline void packet_info_fill(struct packet_info *info, const struct packet *pkt)
+{
+	__builtin_memset(info, 0, sizeof(*info));
+	info->l3_offset = (__u32)(pkt->l3 - pkt->data);
+	info->l4_offset = pkt->l4 ? (__u32)(pkt->l4 - pkt->data) : 0;
+	info->len = pkt->len;
+	info->family = pkt->family;
+	info->sport = pkt->sport;
+	info->dport = pkt->dport;
+	info->l4_proto = pkt->l4_proto;
+	info->is_fragment = pkt->is_fragment;
+	info->icmp_type = pkt->icmp_type;
+	info->icmp_code = pkt->icmp_code;
+	info->vlan_tags = pkt->vlan_tags;
+}
+
+/* The parser as a function of its own: returns the drop reason, or DROP_NONE with the
+ * findings in info (family 0: not IP). */
+__noinline int parse_frame(struct xdp_md *ctx, struct packet_info *info)
+{
+	struct packet pkt = {
+		.data = (void *)(long)ctx->data,
+		.data_end = (void *)(long)ctx->data_end,
+	};
+	__u16 proto = 0;
+	int reason;
+
+	if (!info)
+		return DROP_NONE;
+	__builtin_memset(info, 0, sizeof(*info));
+	reason = parse_packet(&pkt, &proto);
+	if (reason)
+		return reason;
+	if (pkt.family)
+		packet_info_fill(info, &pkt);
+	else
+		info->vlan_tags = pkt.vlan_tags;
+	return DROP_NONE;
+}
+
+static __always_inline int transport_header_checked(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_ICMP ||
+	       proto == IPPROTO_ICMPV6;
+}
+
+/* The parser's view again, from offsets, each pointer checked against the frame. */
+static __always_inline int packet_of(void *data, void *end, const struct packet_info *info,
+				     struct packet *pkt)
+{
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	if (info->l3_offset > 64 || info->l4_offset > 1024 || data + sizeof(struct ethhdr) > end)
+		return -1;
+	pkt->eth = data;
+	pkt->data = data;
+	pkt->data_end = end;
+	pkt->l3 = data + info->l3_offset;
+	pkt->len = info->len;
+	pkt->l4_proto = info->l4_proto;
+	pkt->is_fragment = info->is_fragment;
+	pkt->sport = info->sport;
+	pkt->dport = info->dport;
+	pkt->icmp_type = info->icmp_type;
+	pkt->icmp_code = info->icmp_code;
+	if (info->family == AF_INET) {
+		struct iphdr *ip = pkt->l3;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		pkt->ip4 = ip;
+		/* A constant, not info's copy: Debian 6.1's verifier then knows on each path
+		 * which of ip4 and ip6 is set. */
+		pkt->family = AF_INET;
+	} else if (info->family == AF_INET6) {
+		struct ipv6hdr *ip6 = pkt->l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		pkt->ip6 = ip6;
+		pkt->family = AF_INET6;
+	} else {
+		return -1;
+	}
+	if (info->l4_offset) {
+		void *l4 = data + info->l4_offset;
+
+		/* The parser checked at least 8 bytes of TCP, UDP and ICMP; a shorter payload
+		 * of another protocol (ESP without room for an SPI) is left without l4. */
+		if (l4 + 8 <= end)
+			pkt->l4 = l4;
+		else if (transport_header_checked(info->l4_proto))
+			return -1;
+	}
+	return 0;
+}
+
+static __always_inline int xdp_packet_of(struct xdp_md *ctx, const struct packet_info *info,
+					 struct packet *pkt)
+{
+	return packet_of((void *)(long)ctx->data, (void *)(long)ctx->data_end, info, pkt);
+}
+
 #endif

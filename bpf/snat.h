@@ -817,78 +817,6 @@ static __always_inline void snat_outbound_rewrite(struct packet *pkt, struct sna
  * SNAT runs as functions of their own that the verifier checks once, whatever path of
  * the pipeline leads to them; they see the packet through offsets the parser found. */
 
-struct snat_packet_info {
-	__u32 l3_offset;
-	__u32 l4_offset;  /* 0: no transport header (a later fragment) */
-	__u32 len;
-	__u32 family;
-	__u32 vnet;       /* egress: the source VNet */
-	__u32 egress_ifindex; /* egress: the uplink the route names */
-	__u16 sport, dport;
-	__u8 l4_proto, is_fragment, icmp_type, icmp_code;
-};
-
-static __always_inline void snat_info_fill(struct snat_packet_info *info, const struct packet *pkt)
-{
-	__builtin_memset(info, 0, sizeof(*info));
-	info->l3_offset = (__u32)(pkt->l3 - pkt->data);
-	info->l4_offset = pkt->l4 ? (__u32)(pkt->l4 - pkt->data) : 0;
-	info->len = pkt->len;
-	info->family = pkt->family;
-	info->sport = pkt->sport;
-	info->dport = pkt->dport;
-	info->l4_proto = pkt->l4_proto;
-	info->is_fragment = pkt->is_fragment;
-	info->icmp_type = pkt->icmp_type;
-	info->icmp_code = pkt->icmp_code;
-}
-
-/* The parser's view again, from offsets, each pointer checked against the frame. */
-static __always_inline int snat_packet_of(struct xdp_md *ctx, const struct snat_packet_info *info,
-					  struct packet *pkt)
-{
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-
-	__builtin_memset(pkt, 0, sizeof(*pkt));
-	if (info->l3_offset > 64 || info->l4_offset > 1024)
-		return -1;
-	pkt->data = data;
-	pkt->data_end = end;
-	pkt->l3 = data + info->l3_offset;
-	pkt->family = info->family;
-	pkt->len = info->len;
-	pkt->l4_proto = info->l4_proto;
-	pkt->is_fragment = info->is_fragment;
-	pkt->sport = info->sport;
-	pkt->dport = info->dport;
-	pkt->icmp_type = info->icmp_type;
-	pkt->icmp_code = info->icmp_code;
-	if (info->family == AF_INET) {
-		struct iphdr *ip = pkt->l3;
-
-		if ((void *)(ip + 1) > end)
-			return -1;
-		pkt->ip4 = ip;
-	} else if (info->family == AF_INET6) {
-		struct ipv6hdr *ip6 = pkt->l3;
-
-		if ((void *)(ip6 + 1) > end)
-			return -1;
-		pkt->ip6 = ip6;
-	} else {
-		return -1;
-	}
-	if (info->l4_offset) {
-		void *l4 = data + info->l4_offset;
-
-		if (l4 + 8 > end) /* every header SNAT reads starts with 8 bytes */
-			return -1;
-		pkt->l4 = l4;
-	}
-	return 0;
-}
-
-
 /* What a SNAT stage decided, for the pipeline's counters and trace. */
 struct snat_verdict {
 	__u32 handled;      /* 0: not a SNAT packet, the pipeline goes on */
@@ -975,7 +903,7 @@ static __always_inline struct route_info *snat_route_lookup(const struct packet 
  * would not fit the stack beside the pipeline). The first looks up the next hop and
  * the mapping; it leaves untranslated what the kernel answers to the VM itself (TTL
  * expired, fragmentation needed). */
-__attribute__((noinline)) int snat_internet_prepare(struct xdp_md *ctx, struct snat_packet_info *info,
+__attribute__((noinline)) int snat_internet_prepare(struct xdp_md *ctx, struct packet_info *info,
 						   struct snat_verdict *v,
 						   struct snat_egress_plan *plan)
 {
@@ -988,7 +916,7 @@ __attribute__((noinline)) int snat_internet_prepare(struct xdp_md *ctx, struct s
 	v->egress_ifindex = info->egress_ifindex;
 	if (!params)
 		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
-	if (snat_packet_of(ctx, info, &pkt))
+	if (xdp_packet_of(ctx, info, &pkt))
 		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
 	if (hop_limit_expired(&pkt))
 		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
@@ -1005,7 +933,7 @@ __attribute__((noinline)) int snat_internet_prepare(struct xdp_md *ctx, struct s
 }
 
 /* The second: rewrite, MACs, redirect (or the kernel). */
-__attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct snat_packet_info *info,
+__attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct packet_info *info,
 						   struct snat_verdict *v,
 						   struct snat_egress_plan *plan)
 {
@@ -1017,7 +945,7 @@ __attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct s
 		return XDP_DROP;
 	if (!params)
 		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
-	if (snat_packet_of(ctx, info, &pkt))
+	if (xdp_packet_of(ctx, info, &pkt))
 		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
 	if (plan->translate)
 		snat_outbound_rewrite(&pkt, &st, plan);
@@ -1029,7 +957,7 @@ __attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct s
  * Replies skip the NSG stage: they belong to a flow the VM opened, which the outbound
  * rules allowed, and Azure's NSGs are stateful. Packets to other addresses: handled 0.
  * Two functions again, for the stack: this one translates, the next one delivers. */
-__attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct snat_packet_info *info,
+__attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct packet_info *info,
 						 struct snat_verdict *v)
 {
 	struct snat_state st = {};
@@ -1041,7 +969,7 @@ __attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct sna
 		return XDP_DROP;
 	v->handled = 0;
 	v->translated = 0;
-	if (snat_packet_of(ctx, info, &pkt))
+	if (xdp_packet_of(ctx, info, &pkt))
 		return 0;
 	reason = snat_inbound(&pkt, &st);
 	if (reason)
@@ -1058,7 +986,7 @@ __attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct sna
 	return 0;
 }
 
-__attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct snat_packet_info *info,
+__attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct packet_info *info,
 						struct snat_verdict *v)
 {
 	struct bpf_fib_lookup *params = snat_fib_params();
@@ -1070,7 +998,7 @@ __attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct snat
 		return XDP_DROP;
 	if (!params)
 		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
-	if (snat_packet_of(ctx, info, &pkt))
+	if (xdp_packet_of(ctx, info, &pkt))
 		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
 	if (hop_limit_expired(&pkt))
 		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
@@ -1082,7 +1010,7 @@ __attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct snat
 /* The arguments of a call into a SNAT stage live in a per-CPU map, not on the stack:
  * the stack of the pipeline and the stage together must stay within 512 bytes. */
 struct snat_call {
-	struct snat_packet_info info;
+	struct packet_info info;
 	struct snat_verdict verdict;
 	struct snat_egress_plan plan;
 };
@@ -1100,7 +1028,7 @@ static __always_inline struct snat_call *snat_call_prepare(const struct packet *
 	struct snat_call *call = bpf_map_lookup_elem(&snat_calls, &zero);
 
 	if (call) {
-		snat_info_fill(&call->info, pkt);
+		packet_info_fill(&call->info, pkt);
 		__builtin_memset(&call->verdict, 0, sizeof(call->verdict));
 	}
 	return call;

@@ -163,9 +163,12 @@ static __always_inline int tunnel_classify(const struct packet *pkt)
 		return TUNNEL_NOT_OURS;
 
 	if (pkt->l4_proto == IPPROTO_ESP) {
-		/* Later fragments carry no SPI: the kernel reassembles, xfrm decrypts. */
-		if (!pkt->l4)
+		/* Later fragments carry no SPI: the kernel reassembles, xfrm decrypts. A
+		 * whole packet without room for one is not ESP from a peer. */
+		if (!pkt->l4 && pkt->is_fragment)
 			return tunnel_accept_esp(pkt, &dst, 0, 0);
+		if (!pkt->l4)
+			return TUNNEL_DROP_UNKNOWN_PEER;
 		if (first_word(pkt, pkt->l4, &word))
 			return TUNNEL_DROP_UNKNOWN_PEER;
 		return tunnel_accept_esp(pkt, &dst, 1, word);

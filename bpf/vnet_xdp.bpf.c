@@ -21,7 +21,27 @@ struct decision {
 	__u32 nsg_ran; /* the NSG stage ran: its result is in flow_scratch */
 };
 
-static __always_inline void trace_decision(struct xdp_md *ctx, const struct packet *pkt,
+/* What identifies the packet in a trace: the IPv4 identification or the IPv6 flow label. */
+static __always_inline __u32 packet_fingerprint(struct xdp_md *ctx, const struct packet_info *info)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	void *l3 = data + (info->l3_offset & 0x7f);
+
+	if (info->family == AF_INET) {
+		struct iphdr *ip = l3;
+
+		return (void *)(ip + 1) <= end ? bpf_ntohs(ip->id) : 0;
+	}
+	if (info->family == AF_INET6) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) <= end)
+			return bpf_ntohl(*(__be32 *)ip6 & bpf_htonl(0x000fffff));
+	}
+	return 0;
+}
+
+static __always_inline void trace_decision(struct xdp_md *ctx, const struct packet_info *info,
 					   const struct decision *d)
 {
 	__u32 zero = 0;
@@ -40,12 +60,7 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 	t->egress_ifindex = d->route.egress_ifindex;
 	t->peering = d->route.peering;
 	t->dst_vnet = d->route.dst_vnet;
-	if (pkt->ip4)
-		t->fingerprint = bpf_ntohs(pkt->ip4->id);
-	else if (pkt->ip6)
-		t->fingerprint = bpf_ntohl(*(__be32 *)pkt->ip6 & bpf_htonl(0x000fffff));
-	else
-		t->fingerprint = 0;
+	t->fingerprint = packet_fingerprint(ctx, info);
 	nsg = d->nsg_ran ? nsg_last_result() : NULL;
 	for (int i = 0; i < NSG_STAGES; i++) {
 		if (nsg) {
@@ -154,25 +169,26 @@ static __always_inline int forward_to_internet(struct xdp_md *ctx, struct packet
 	return snat_decided(d, v);
 }
 
-static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
+/* Everything after the parser, for a bound interface and an IP packet. A function of its
+ * own, verified once from the parser's offsets: the parser's many outcomes (VLAN tags,
+ * extension headers, fragments) would otherwise each carry their own copy of every later
+ * stage through the verifier, which Debian 6.1's refuses as too complex. */
+__noinline int process_ip(struct xdp_md *ctx, const struct packet_info *info,
+			  struct decision *d)
 {
 	struct interface_info *iface;
 	struct route_info *route;
 	__u32 ifindex = ctx->ingress_ifindex;
-	__u16 proto = 0;
+	struct packet parsed, *pkt = &parsed;
 	int reason, vnet;
 
-	reason = parse_packet(pkt, &proto);
-	if (reason)
-		return drop(d, reason);
-
+	if (!info || !d)
+		return XDP_DROP;
+	if (xdp_packet_of(ctx, info, pkt))
+		return drop(d, DROP_MALFORMED_IPV4);
 	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
 	if (!iface)
 		return pass(d, COUNT_PASS_UNBOUND);
-	if (pkt->vlan_tags)
-		return drop(d, DROP_VLAN_NOT_BOUND);
-	if (!pkt->family)
-		return pass(d, COUNT_PASS_NOT_IP);
 	if (iface->role == INTERFACE_UPLINK) {
 		switch (tunnel_classify(pkt)) {
 		case TUNNEL_PASS_ESP:
@@ -222,24 +238,59 @@ static __always_inline int process(struct xdp_md *ctx, struct packet *pkt, struc
 	return forward(ctx, pkt, d);
 }
 
+/* The parser's findings and the decision live off the stack: the pipeline and its
+ * deepest stage share 512 bytes of stack. */
+struct pipeline_state {
+	struct packet_info info;
+	struct decision decision;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pipeline_state);
+} pipeline_scratch SEC(".maps");
+
+static __always_inline int process(struct xdp_md *ctx, struct packet_info *info,
+				   struct decision *d)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	int reason;
+
+	reason = parse_frame(ctx, info);
+	if (reason)
+		return drop(d, reason);
+	if (!bpf_map_lookup_elem(&interfaces, &ifindex))
+		return pass(d, COUNT_PASS_UNBOUND);
+	if (info->vlan_tags)
+		return drop(d, DROP_VLAN_NOT_BOUND);
+	if (!info->family)
+		return pass(d, COUNT_PASS_NOT_IP);
+	return process_ip(ctx, info, d);
+}
+
 SEC("xdp")
 int xdp_gateway(struct xdp_md *ctx)
 {
-	struct packet pkt = {
-		.data = (void *)(long)ctx->data,
-		.data_end = (void *)(long)ctx->data_end,
-	};
-	struct decision d = {};
-	__u64 bytes = pkt.data_end - pkt.data;
+	__u64 bytes = ctx->data_end - ctx->data;
+	struct pipeline_state *st;
+	__u32 zero = 0;
 	int verdict;
 
 	count_datapath(COUNT_RX, bytes);
-	verdict = process(ctx, &pkt, &d);
+	st = bpf_map_lookup_elem(&pipeline_scratch, &zero);
+	if (!st) { /* cannot happen: a per-CPU array of one */
+		count_drop(DROP_FIB_FAILED, bytes);
+		return XDP_DROP;
+	}
+	__builtin_memset(&st->decision, 0, sizeof(st->decision));
+	verdict = process(ctx, &st->info, &st->decision);
 	if (verdict == XDP_DROP)
-		count_drop(d.drop_reason, bytes);
+		count_drop(st->decision.drop_reason, bytes);
 	else
-		count_datapath(d.counter, bytes);
-	trace_decision(ctx, &pkt, &d);
+		count_datapath(st->decision.counter, bytes);
+	trace_decision(ctx, &st->info, &st->decision);
 	return verdict;
 }
 

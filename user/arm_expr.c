@@ -36,6 +36,7 @@ struct arm_context {
 	int depth;
 	arm_reference_fn reference;  /* may be NULL: reference() is then unsupported */
 	void *reference_opaque;
+	bool in_reference;           /* a resolver is running: reference() does not nest */
 	const char *current_path;    /* the tree path being evaluated, for warnings */
 };
 
@@ -1259,9 +1260,20 @@ static json_t *call_reference(struct parser *p, int position, json_t *args)
 			  "reference() takes a resource id and an optional apiVersion and 'Full'");
 		return NULL;
 	}
+	/* The resolver evaluates the referenced resource's properties, which may call
+	 * reference() again: nesting would let a template make the importer's work grow
+	 * without bound, so only the outermost call is resolved. */
+	if (ctx->in_reference) {
+		set_error(p->err, ARM_ERROR_UNSUPPORTED, position,
+			  "reference() inside a resource that reference() resolves is not "
+			  "supported");
+		return NULL;
+	}
+	ctx->in_reference = true;
 	props = ctx->reference(ctx->reference_opaque, ctx,
 			       json_string_value(json_array_get(args, 0)),
 			       path ? path : "expression", why, sizeof(why));
+	ctx->in_reference = false;
 	ctx->current_path = path; /* the resolver evaluated other trees */
 	if (!props) {
 		set_error(p->err, ARM_ERROR_UNSUPPORTED, position, "%s", why);

@@ -424,10 +424,12 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	if (!name.value)
 		reader_problem(&l->r, name.path, "missing; allowed: a name of letters, digits, '.', "
 			       "'_' and '-'");
-	else if (get_string(&l->r, name, &text) && !valid_gateway_name(text))
+	else if (!get_string(&l->r, name, &text))
+		; /* get_string reported the wrong type */
+	else if (!valid_gateway_name(text))
 		reader_problem(&l->r, name.path, "\"%s\" is not a gateway name; allowed: 1-64 "
 			       "letters, digits, '.', '_' and '-'", text);
-	else if (name.value)
+	else
 		l->cfg->gateway_name = copy_string(text);
 	read_interfaces(l, node_child(&l->r, gateway, "interfaces"));
 	read_gateway_vnets(l, node_child(&l->r, gateway, "virtualNetworks"));

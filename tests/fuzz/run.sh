@@ -26,6 +26,7 @@ seed_corpus() { # the project's fixtures, plus the shared Azure samples when bes
 	mkdir -p "$dir"
 	cp tests/data/import/*.json "$dir"/ 2>/dev/null
 	cp tests/data/config/*.json "$dir"/ 2>/dev/null
+	cp tests/data/fuzz/* "$dir"/ 2>/dev/null # inputs that once crashed or hung a target
 	if [ -d ../shared/azure-samples ]; then
 		cp ../shared/azure-samples/*.json "$dir"/
 	else
@@ -33,6 +34,19 @@ seed_corpus() { # the project's fixtures, plus the shared Azure samples when bes
 	fi
 	# the demo config, a complete valid one
 	bash -c '. scripts/topology.sh; topology_config fuzz' >"$dir/demo.json" 2>/dev/null
+}
+
+# What a clean clone's log needs to reproduce a finding: the sanitizer's report from its
+# first line, and the input itself when it is small enough to paste.
+report_finding() {
+	local log=$1 dir=$2 input
+	grep -m1 -A30 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|ALARM' "$log" |
+		grep -vE '^ +#[0-9]+ .* in (fuzzer::|__libc|_start|main )'
+	input=$(ls -t "$dir"/* 2>/dev/null | head -1)
+	if [ -n "$input" ] && [ "$(stat -c %s "$input")" -le 4096 ]; then
+		echo "the input, base64 (add it to tests/data/fuzz/ once fixed):"
+		base64 -w 100 "$input"
+	fi
 }
 
 for target in config import; do
@@ -52,7 +66,7 @@ for target in config import; do
 		-print_final_stats=1 "$OUT/corpus_$target" >"$OUT/run_$target.log" 2>&1; then
 		pass "$name: $(grep -oP 'stat::number_of_executed_units: *\K[0-9]+' "$OUT/run_$target.log") runs in ${SECONDS_PER_TARGET}s"
 	else
-		tail -40 "$OUT/run_$target.log"
+		report_finding "$OUT/run_$target.log" "$OUT/crashes_$target"
 		fail "$name" "see $OUT/crashes_$target/"
 	fi
 done

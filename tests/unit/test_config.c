@@ -340,12 +340,13 @@ static void wrong_types(void **state)
 		"@8:86: resources[1].properties.subnets: an object where an array is expected\n"
 		"@6:128: resources[0].properties.virtualNetworkPeerings[0].properties.allowForwardedTraffic: a string where a boolean is expected; allowed: true, false\n"
 		"@2:95: gateway.nat66: a string where a boolean is expected; allowed: true, false\n");
-	expect_problems("wrong-types-flat.json", 5,
+	expect_problems("wrong-types-flat.json", 6,
 		"@9:34: resources[1].securityRules[0].priority: a number where an integer is expected; allowed: 100-4096\n"
 		"@9:75: resources[1].securityRules[0].access: a boolean where a string is expected\n"
 		"@5:43: resources[0].addressSpace.addressPrefixes[0]: an integer where a string is expected\n"
 		"@6:49: resources[0].subnets[0].addressPrefix: an array where a string is expected\n"
-		"@2:43: gateway.interfaces: an object where an array is expected\n");
+		"@2:23: gateway.name: an integer where a string is expected\n"
+		"@2:41: gateway.interfaces: an object where an array is expected\n");
 }
 
 /* Unknown enum values: direction, access, protocol, nextHopType, role, connectionType. */
