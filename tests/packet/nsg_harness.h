@@ -11,10 +11,6 @@
 #define TESTS_PACKET_NSG_HARNESS_H
 
 #include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
-#include <sched.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,46 +19,17 @@
 #include <netinet/in.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/if_link.h>
 #include <jansson.h>
 #include "vnet_xdp.h"
-#include "packet/packet_builder.h"
+#include "packet/gateway_harness.h"
 
-#define HUB_VM_MAC "02:00:00:00:10:04"
-#define HUB_GW_MAC "02:00:00:00:10:01"
-#define SPOKE1_VM_MAC "02:00:00:00:11:04"
-#define SPOKE1_GW_MAC "02:00:00:00:11:01"
+/* The gateway of the test file; it writes its own config (nsg_write_config). */
+static struct gateway_harness gw = { .config_written = true };
 
-enum { HUB, SPOKE1, SPOKE2, UPLINK };
-
-struct nsg_gateway {
-	bool ready;
-	const char *why_not;
-	const char *prefix, *name;
-	char prefix_buf[32], name_buf[32];
-	char config_path[128], pin_dir[128];
-	int host_netns;
-	struct { const char *name; uint32_t ifindex; int prog_fd; } ifaces[4];
-	int traces_fd, drops_fd, flows_fd, rule_counters_fd, flow_counters_fd;
-};
-
-static struct nsg_gateway gw;
-
-static inline int harness_shell(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static inline const char *harness_build(void)
-{
-	return getenv("BUILD") ? getenv("BUILD") : "build";
-}
+/* The NSG's state maps, opened by nsg_up. */
+static struct {
+	int flows_fd, rule_counters_fd, flow_counters_fd;
+} nsg_maps;
 
 /* One securityRules entry. A value starting with '[' is a JSON list and goes to the plural
  * key (sourceAddressPrefixes, destinationPortRanges, ...). */
@@ -86,9 +53,8 @@ static inline char *nsg_rule_json(const char *name, int priority, const char *di
 
 /* The config: subnet_nsgs names the NSG of hub/web, hub/db, spoke1/default ("" for none);
  * resources is a comma-separated list of extra resources (NSGs, NICs), may be "". */
-static inline int harness_write_config(const char *hub_web, const char *hub_db,
-				       const char *spoke1, const char *resources,
-				       const char *limits)
+static inline int nsg_write_config(const char *hub_web, const char *hub_db,
+				   const char *spoke1, const char *resources, const char *limits)
 {
 	FILE *f = fopen(gw.config_path, "w");
 	char web_ref[128] = "", db_ref[128] = "", spoke1_ref[128] = "";
@@ -133,146 +99,43 @@ static inline int harness_write_config(const char *hub_web, const char *hub_db,
 	return fclose(f) ? -errno : 0;
 }
 
-static inline int harness_open_programs(void)
+/* Names the gateway (prefix and name get the pid); call before writing the config. */
+static inline void nsg_init(const char *prefix, const char *name)
 {
-	char path[256];
-
-	for (int i = 0; i < 4; i++) {
-		if (gw.ifaces[i].prog_fd > 0)
-			close(gw.ifaces[i].prog_fd);
-		snprintf(path, sizeof(path), "%s/xdp_%u", gw.pin_dir, gw.ifaces[i].ifindex);
-		gw.ifaces[i].prog_fd = bpf_obj_get(path);
-		if (gw.ifaces[i].prog_fd < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static inline int harness_map(const char *name)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", gw.pin_dir, name);
-	return bpf_obj_get(path);
+	gw.prefix = prefix;
+	gw.gateway = name;
+	harness_init(&gw);
 }
 
 /* Builds the namespaces and brings the gateway up with the config already written by
- * harness_write_config (call harness_init first). */
-static inline int harness_up(void)
+ * nsg_write_config, then opens the NSG's maps. */
+static inline int nsg_up(void)
 {
-	char path[128];
-	int ns;
-
-	if (harness_shell("bash -c '. scripts/topology.sh && topology_down %s && topology_up %s"
-			  " && for n in 10 11 12; do v=$([ $n = 10 ] && echo hub || echo spoke$((n-10)));"
-			  " ip -n %s-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent;"
-			  " ip -n %s-gw neigh replace fd00:$n:0:1::4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
-			  " && nsenter --net=/run/netns/%s-gw %s/vnet-xdp down -n %s >/dev/null 2>&1;"
-			  " nsenter --net=/run/netns/%s-gw %s/vnet-xdp up -c %s'",
-			  gw.prefix, gw.prefix, gw.prefix, gw.prefix, gw.prefix, harness_build(), gw.name,
-			  gw.prefix, harness_build(), gw.config_path)) {
-		gw.why_not = "could not build the topology or bring the gateway up";
+	if (harness_up(&gw))
 		return -1;
-	}
-	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
-	snprintf(path, sizeof(path), "/run/netns/%s-gw", gw.prefix);
-	ns = open(path, O_RDONLY);
-	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
-		gw.why_not = "cannot enter the gateway's namespace";
-		return -1;
-	}
-	close(ns);
-	/* Traces are per CPU: BPF_PROG_TEST_RUN runs on the caller's CPU. */
-	cpu_set_t cpus;
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-	for (int i = 0; i < 4; i++)
-		gw.ifaces[i].ifindex = if_nametoindex(gw.ifaces[i].name);
-	if (harness_open_programs()) {
-		gw.why_not = "the gateway's program is not pinned";
-		return -1;
-	}
-	gw.traces_fd = harness_map("decision_traces");
-	gw.drops_fd = harness_map("drop_counters");
-	gw.flows_fd = harness_map("flows");
-	gw.rule_counters_fd = harness_map("nsg_rule_counters");
-	gw.flow_counters_fd = harness_map("flow_counters");
-	gw.ready = gw.traces_fd >= 0 && gw.drops_fd >= 0 && gw.flows_fd >= 0 &&
-		   gw.rule_counters_fd >= 0 && gw.flow_counters_fd >= 0;
+	if (!gw.ready) /* skipped, with the reason */
+		return 0;
+	nsg_maps.flows_fd = harness_map(&gw, "flows");
+	nsg_maps.rule_counters_fd = harness_map(&gw, "nsg_rule_counters");
+	nsg_maps.flow_counters_fd = harness_map(&gw, "flow_counters");
+	gw.ready = nsg_maps.flows_fd >= 0 && nsg_maps.rule_counters_fd >= 0 &&
+		   nsg_maps.flow_counters_fd >= 0;
+	if (!gw.ready)
+		gw.why_not = "the NSG maps are not pinned";
 	return gw.ready ? 0 : -1;
 }
 
-/* Names carry the process id: checkouts running the suites at once do not collide. */
-static inline void harness_init(const char *prefix, const char *name)
-{
-	snprintf(gw.prefix_buf, sizeof(gw.prefix_buf), "%s%d", prefix, (int)getpid());
-	snprintf(gw.name_buf, sizeof(gw.name_buf), "%s%d", name, (int)getpid());
-	gw.prefix = gw.prefix_buf;
-	gw.name = gw.name_buf;
-	snprintf(gw.config_path, sizeof(gw.config_path), "/tmp/vnet-xdp-%s.json", gw.name);
-	snprintf(gw.pin_dir, sizeof(gw.pin_dir), VNET_XDP_PIN_ROOT "/%s", gw.name);
-	gw.ifaces[HUB].name = "to-hub";
-	gw.ifaces[SPOKE1].name = "to-spoke1";
-	gw.ifaces[SPOKE2].name = "to-spoke2";
-	gw.ifaces[UPLINK].name = "uplink0";
-}
-
-/* `vnet-xdp reload` of the config file as it is now; the programs are new afterwards. */
-static inline int harness_reload(void)
-{
-	if (harness_shell("%s/vnet-xdp reload -c %s", harness_build(), gw.config_path))
-		return -1;
-	return harness_open_programs();
-}
-
-static inline void harness_down(void)
-{
-	if (gw.host_netns > 0)
-		setns(gw.host_netns, CLONE_NEWNET);
-	if (geteuid() == 0 && gw.prefix)
-		harness_shell("nsenter --net=/run/netns/%s-gw %s/vnet-xdp down -n %s >/dev/null;"
-			      " bash -c '. scripts/topology.sh && topology_down %s'; rm -f %s",
-			      gw.prefix, harness_build(), gw.name, gw.prefix, gw.config_path);
-}
-
-struct run_result {
-	int verdict;
-	struct decision_trace trace;
-	struct frame out;
-};
-
-static inline struct run_result harness_run(int iface, const struct frame *in)
-{
-	struct run_result r = { .verdict = -1 };
-	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = gw.ifaces[iface].ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
-		    .data_out = r.out.data, .data_size_out = sizeof(r.out.data), .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .repeat = 1);
-	int cpus = libbpf_num_possible_cpus();
-	struct decision_trace traces[cpus];
-	uint32_t zero = 0;
-
-	if (bpf_prog_test_run_opts(gw.ifaces[iface].prog_fd, &opts))
-		return r;
-	r.verdict = opts.retval;
-	r.out.len = opts.data_size_out;
-	if (!bpf_map_lookup_elem(gw.traces_fd, &zero, traces))
-		r.trace = traces[0];
-	return r;
-}
-
 /* Moves every flow's last activity back by `seconds`, as if it had been idle that long. */
-static inline int harness_age_flows(uint64_t seconds)
+static inline int nsg_age_flows(uint64_t seconds)
 {
 	struct flow_key key, next, *prev = NULL;
 	struct flow_entry entry;
 	int n = 0;
 
-	while (!bpf_map_get_next_key(gw.flows_fd, prev, &next)) {
-		if (!bpf_map_lookup_elem(gw.flows_fd, &next, &entry)) {
+	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
 			entry.last_seen_ns -= seconds * 1000000000ULL;
-			if (!bpf_map_update_elem(gw.flows_fd, &next, &entry, BPF_EXIST))
+			if (!bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST))
 				n++;
 		}
 		key = next;
@@ -281,21 +144,21 @@ static inline int harness_age_flows(uint64_t seconds)
 	return n;
 }
 
-static inline void harness_clear_flows(void)
+static inline void nsg_clear_flows(void)
 {
 	struct flow_key key;
 
-	while (!bpf_map_get_next_key(gw.flows_fd, NULL, &key))
-		bpf_map_delete_elem(gw.flows_fd, &key);
+	while (!bpf_map_get_next_key(nsg_maps.flows_fd, NULL, &key))
+		bpf_map_delete_elem(nsg_maps.flows_fd, &key);
 }
 
-static inline uint64_t harness_rule_hits(uint32_t rule_id)
+static inline uint64_t nsg_rule_hits(uint32_t rule_id)
 {
 	int cpus = libbpf_num_possible_cpus();
 	struct nsg_rule_counter values[cpus];
 	uint64_t sum = 0;
 
-	if (bpf_map_lookup_elem(gw.rule_counters_fd, &rule_id, values))
+	if (bpf_map_lookup_elem(nsg_maps.rule_counters_fd, &rule_id, values))
 		return 0;
 	for (int c = 0; c < cpus; c++)
 		sum += values[c].hits;
@@ -303,7 +166,7 @@ static inline uint64_t harness_rule_hits(uint32_t rule_id)
 }
 
 /* The stable id of a rule, from the ids file the loader keeps; -1 when unknown. */
-static inline int64_t harness_rule_id(const char *nsg, const char *direction, const char *rule)
+static inline int64_t nsg_rule_id(const char *nsg, const char *direction, const char *rule)
 {
 	char path[256], key[256];
 	json_t *doc, *entry;

@@ -21,7 +21,7 @@
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
-static struct gateway_harness gw = { .prefix = "vxpkt", .gateway = "pkt", .config_command = "" };
+static struct gateway_harness gw = { .prefix = "vxpkt", .gateway = "pkt" };
 
 static int setup_gateway(void **state) { return harness_up(&gw); }
 static int teardown_gateway(void **state) { harness_down(&gw); return 0; }

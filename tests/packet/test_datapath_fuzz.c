@@ -18,7 +18,7 @@
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
-static struct gateway_harness gw = { .prefix = "vxfuzz", .gateway = "fuzz", .config_command = "" };
+static struct gateway_harness gw = { .prefix = "vxfuzz", .gateway = "fuzz" };
 
 static int setup_gateway(void **state) { return harness_up(&gw); }
 static int teardown_gateway(void **state) { harness_down(&gw); return 0; }

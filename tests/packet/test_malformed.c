@@ -14,16 +14,9 @@
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
-/* Names carry the process id: checkouts running the suite at once do not collide. */
-static char prefix[32], gateway[32];
-static struct gateway_harness gw = { .prefix = prefix, .gateway = gateway, .config_command = "" };
+static struct gateway_harness gw = { .prefix = "vxmal", .gateway = "mal" };
 
-static int setup_gateway(void **state)
-{
-	snprintf(prefix, sizeof(prefix), "vxmal%d", (int)getpid() % 100000);
-	snprintf(gateway, sizeof(gateway), "mal%d", (int)getpid() % 100000);
-	return harness_up(&gw);
-}
+static int setup_gateway(void **state) { return harness_up(&gw); }
 static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
 
 #define ETH 14

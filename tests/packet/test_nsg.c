@@ -56,7 +56,7 @@ static int write_config(const char *ssh_access, bool flush)
 		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}",
 		 flush ? "true" : "false", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
 		 r[10], r[11], r[12], r[13], r[14]);
-	err = harness_write_config(WEB_NSG, "", SUBNET_NSG, resources,
+	err = nsg_write_config(WEB_NSG, "", SUBNET_NSG, resources,
 				   "\"udpIdleTimeoutSeconds\": 60, \"flowTableSize\": 1024");
 	for (int i = 0; i < n; i++)
 		free(r[i]);
@@ -65,19 +65,19 @@ static int write_config(const char *ssh_access, bool flush)
 
 static int setup(void **state)
 {
-	harness_init("vxnsgp", "nsgp");
+	nsg_init("vxnsgp", "nsgp");
 	if (geteuid() != 0) {
 		gw.why_not = "needs root for network namespaces and BPF";
 		return 0;
 	}
 	if (write_config("Allow", false))
 		return -1;
-	return harness_up();
+	return nsg_up();
 }
 
 static int teardown(void **state)
 {
-	harness_down();
+	harness_down(&gw);
 	return 0;
 }
 
@@ -105,7 +105,7 @@ static struct flow udp4(const char *src, uint16_t sport, const char *dst, uint16
 }
 
 /* From the VNet side `iface` faces; tcp_flags 0 keeps the builder's SYN. */
-static struct run_result send_flags(int iface, struct flow fl, uint8_t tcp_flags)
+static struct harness_result send_flags(int iface, struct flow fl, uint8_t tcp_flags)
 {
 	static const char *gw_macs[] = { HUB_GW_MAC, SPOKE1_GW_MAC, "02:00:00:00:12:01" };
 	static const char *vm_macs[] = { HUB_VM_MAC, SPOKE1_VM_MAC, "02:00:00:00:12:04" };
@@ -115,15 +115,15 @@ static struct run_result send_flags(int iface, struct flow fl, uint8_t tcp_flags
 	ip = frame_build(&in, gw_macs[iface], vm_macs[iface], &fl);
 	if (tcp_flags && fl.proto == IPPROTO_TCP)
 		in.data[ip + (fl.family == AF_INET ? 20 : 40) + 13] = tcp_flags;
-	return harness_run(iface, &in);
+	return harness_run(&gw, iface, &in);
 }
 
-static struct run_result send_packet(int iface, struct flow fl)
+static struct harness_result send_packet(int iface, struct flow fl)
 {
 	return send_flags(iface, fl, 0);
 }
 
-static void assert_denied(struct run_result r, enum drop_reason reason, int stage, int priority)
+static void assert_denied(struct harness_result r, enum drop_reason reason, int stage, int priority)
 {
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, reason);
@@ -132,14 +132,14 @@ static void assert_denied(struct run_result r, enum drop_reason reason, int stag
 	assert_int_equal(r.trace.flow, NSG_FLOW_DENIED);
 }
 
-static void assert_allowed(struct run_result r)
+static void assert_allowed(struct harness_result r)
 {
 	assert_int_not_equal(r.verdict, -1);
 	assert_int_equal(r.trace.drop_reason, DROP_NONE); /* first: a failure names the reason */
 	assert_int_not_equal(r.verdict, XDP_DROP);
 }
 
-static void assert_stage(struct run_result r, int stage, int priority, int access)
+static void assert_stage(struct harness_result r, int stage, int priority, int access)
 {
 	assert_int_not_equal(r.trace.nsg[stage].nsg_id, NSG_NONE);
 	assert_int_equal(r.trace.nsg[stage].priority, priority);
@@ -150,17 +150,17 @@ static void nsg_priority_first_match(void **state)
 {
 	int64_t deny_id;
 	uint64_t before;
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
-	deny_id = harness_rule_id(SUBNET_NSG, "Inbound", "DenySshFromWeb");
+	deny_id = nsg_rule_id(SUBNET_NSG, "Inbound", "DenySshFromWeb");
 	assert_true(deny_id >= 0);
-	before = harness_rule_hits((uint32_t)deny_id);
+	before = nsg_rule_hits((uint32_t)deny_id);
 	/* 100 denies ssh from web before 200 allows ssh from anywhere */
 	r = send_packet(HUB, tcp4("10.10.1.5", 40000, "10.11.1.4", 22));
 	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 100);
 	assert_int_equal(r.trace.nsg[NSG_STAGE_DESTINATION_SUBNET].rule_id, deny_id);
-	assert_int_equal(harness_rule_hits((uint32_t)deny_id), before + 1);
+	assert_int_equal(nsg_rule_hits((uint32_t)deny_id), before + 1);
 	/* from elsewhere only 200 matches */
 	r = send_packet(HUB, tcp4("10.10.2.5", 40000, "10.11.1.4", 22));
 	assert_allowed(r);
@@ -172,12 +172,12 @@ static void nsg_priority_first_match(void **state)
 
 static void nsg_default_rules_in_force(void **state)
 {
-	struct run_result r;
-	int64_t vnet_in = harness_rule_id(SUBNET_NSG, "Inbound", "AllowVnetInBound");
+	struct harness_result r;
+	int64_t vnet_in = nsg_rule_id(SUBNET_NSG, "Inbound", "AllowVnetInBound");
 
 	require_gateway();
 	assert_true(vnet_in >= 0);
-	assert_true(harness_rule_id(SUBNET_NSG, "Outbound", "DenyAllOutBound") >= 0);
+	assert_true(nsg_rule_id(SUBNET_NSG, "Outbound", "DenyAllOutBound") >= 0);
 	r = send_packet(HUB, tcp4("10.10.3.9", 41000, "10.11.1.4", 8080));
 	assert_allowed(r);
 	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
@@ -190,7 +190,7 @@ static void nsg_default_rules_in_force(void **state)
 
 static void nsg_service_tags(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	/* VirtualNetwork holds the peered hub: 160 matches */
@@ -209,7 +209,7 @@ static void nsg_service_tags(void **state)
 /* Internet is everything outside VirtualNetwork: the Internet route's destinations. */
 static void nsg_internet_tag_outbound(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	r = send_packet(SPOKE1, tcp4("10.11.1.5", 43100, "198.51.100.2", 25));
@@ -240,7 +240,7 @@ static void nsg_plural_prefixes_and_ports(void **state)
 
 static void nsg_inbound_subnet_then_nic(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	/* the subnet allows 8443 (400), the NIC denies it (100) */
@@ -259,7 +259,7 @@ static void nsg_inbound_subnet_then_nic(void **state)
 
 static void nsg_outbound_nic_then_subnet(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	r = send_packet(SPOKE1, tcp4("10.11.1.4", 45000, "10.10.3.9", 5000));
@@ -276,7 +276,7 @@ static void nsg_outbound_nic_then_subnet(void **state)
 
 static void nsg_intra_subnet(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	r = send_packet(HUB, tcp4("10.10.1.5", 46000, "10.10.1.6", 9000));
@@ -294,7 +294,7 @@ static void nsg_intra_subnet(void **state)
 
 static void nsg_stateful_return_traffic(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	r = send_packet(HUB, tcp4("10.10.3.9", 47000, "10.11.1.4", 80));
@@ -318,7 +318,7 @@ static void nsg_ipv6(void **state)
 			   .proto = IPPROTO_TCP, .sport = 48000, .dport = 22 };
 	struct flow back = { .family = AF_INET6, .src = "fd00:11:0:1::4", .dst = "fd00:10:0:1::5",
 			     .proto = IPPROTO_TCP, .sport = 80, .dport = 48000 };
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
 	/* 100 is IPv4 only; 110 holds the web subnet's IPv6 prefix */
@@ -341,7 +341,7 @@ static struct flow echo(const char *src, const char *dst, uint16_t id)
 			      .sport = id, .payload = 8 };
 }
 
-static struct run_result send_echo_reply(int iface, struct flow fl)
+static struct harness_result send_echo_reply(int iface, struct flow fl)
 {
 	static const char *gw_macs[] = { HUB_GW_MAC, SPOKE1_GW_MAC };
 	static const char *vm_macs[] = { HUB_VM_MAC, SPOKE1_VM_MAC };
@@ -349,54 +349,54 @@ static struct run_result send_echo_reply(int iface, struct flow fl)
 	size_t ip = frame_build(&in, gw_macs[iface], vm_macs[iface], &fl);
 
 	in.data[ip + 20] = 0; /* echo reply */
-	return harness_run(iface, &in);
+	return harness_run(&gw, iface, &in);
 }
 
 static void nsg_idle_expiry(void **state)
 {
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
-	harness_clear_flows();
+	nsg_clear_flows();
 	/* UDP: limits.udpIdleTimeoutSeconds is 60 in this config */
 	assert_allowed(send_packet(HUB, udp4("10.10.3.9", 5353, "10.11.1.4", 8080)));
-	assert_int_equal(harness_age_flows(50), 1);
+	assert_int_equal(nsg_age_flows(50), 1);
 	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 5353));
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
-	assert_int_equal(harness_age_flows(61), 1);
+	assert_int_equal(nsg_age_flows(61), 1);
 	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 5353));
 	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
 
 	/* ICMP echo: 30 s */
-	harness_clear_flows();
+	nsg_clear_flows();
 	assert_allowed(send_packet(HUB, echo("10.10.3.9", "10.11.1.4", 77)));
 	r = send_echo_reply(SPOKE1, echo("10.11.1.4", "10.10.3.9", 77));
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
-	harness_age_flows(31);
+	nsg_age_flows(31);
 	r = send_echo_reply(SPOKE1, echo("10.11.1.4", "10.10.3.9", 77));
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, DROP_NSG_DENIED_OUTBOUND);
 
 	/* TCP: established lives 240 s; after RST, the transitory 30 s */
-	harness_clear_flows();
+	nsg_clear_flows();
 	assert_allowed(send_packet(HUB, tcp4("10.10.3.9", 49000, "10.11.1.4", 80)));
 	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x12));
-	harness_age_flows(200);
+	nsg_age_flows(200);
 	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x10);
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
 	r = send_flags(HUB, tcp4("10.10.3.9", 49000, "10.11.1.4", 80), 0x04); /* RST */
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
-	harness_age_flows(31);
+	nsg_age_flows(31);
 	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x10);
 	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
 
 	/* FIN both ways closes too */
-	harness_clear_flows();
+	nsg_clear_flows();
 	assert_allowed(send_packet(HUB, tcp4("10.10.3.9", 49001, "10.11.1.4", 80)));
 	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x12));
 	assert_allowed(send_flags(HUB, tcp4("10.10.3.9", 49001, "10.11.1.4", 80), 0x11));
 	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x11));
-	harness_age_flows(31);
+	nsg_age_flows(31);
 	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x10);
 	assert_int_equal(r.verdict, XDP_DROP);
 }
@@ -406,7 +406,7 @@ static uint64_t flow_counter(uint32_t counter)
 	int cpus = libbpf_num_possible_cpus();
 	uint64_t values[cpus], sum = 0;
 
-	assert_int_equal(bpf_map_lookup_elem(gw.flow_counters_fd, &counter, values), 0);
+	assert_int_equal(bpf_map_lookup_elem(nsg_maps.flow_counters_fd, &counter, values), 0);
 	for (int c = 0; c < cpus; c++)
 		sum += values[c];
 	return sum;
@@ -417,7 +417,7 @@ static long flow_entries(void)
 	struct flow_key key, *prev = NULL;
 	long n = 0;
 
-	while (!bpf_map_get_next_key(gw.flows_fd, prev, &key)) {
+	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &key)) {
 		n++;
 		prev = &key;
 	}
@@ -430,10 +430,10 @@ static void nsg_full_flow_table_evicts_least_recent(void **state)
 {
 	uint64_t created, gone;
 	long active;
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
-	harness_clear_flows();
+	nsg_clear_flows();
 	created = flow_counter(FLOW_CREATED);
 	gone = flow_counter(FLOW_EXPIRED) + flow_counter(FLOW_DELETED) + flow_counter(FLOW_GC_REMOVED);
 	for (int i = 0; i < 3000; i++)
@@ -450,7 +450,7 @@ static void nsg_full_flow_table_evicts_least_recent(void **state)
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
 	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 10000));
 	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
-	harness_clear_flows();
+	nsg_clear_flows();
 }
 
 /* A rule change reaches existing flows only through NSGs with flushConnection. */
@@ -458,16 +458,16 @@ static void nsg_flush_connection(void **state)
 {
 	struct flow ssh = tcp4("10.10.3.9", 50000, "10.11.1.4", 22);
 	struct flow answer = tcp4("10.11.1.4", 22, "10.10.3.9", 50000);
-	struct run_result r;
+	struct harness_result r;
 
 	require_gateway();
-	harness_clear_flows();
+	nsg_clear_flows();
 	assert_allowed(send_packet(HUB, ssh));
 	assert_allowed(send_flags(SPOKE1, answer, 0x12));
 
 	/* AllowSsh becomes Deny, no flushConnection: the flow goes on, new ones are denied */
 	assert_int_equal(write_config("Deny", false), 0);
-	assert_int_equal(harness_reload(), 0);
+	assert_int_equal(harness_reload(&gw), 0);
 	r = send_flags(SPOKE1, answer, 0x10);
 	assert_allowed(r);
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
@@ -476,7 +476,7 @@ static void nsg_flush_connection(void **state)
 
 	/* back to Allow with flushConnection: re-evaluated, still allowed */
 	assert_int_equal(write_config("Allow", true), 0);
-	assert_int_equal(harness_reload(), 0);
+	assert_int_equal(harness_reload(&gw), 0);
 	r = send_flags(SPOKE1, answer, 0x10);
 	assert_allowed(r);
 	assert_int_equal(r.trace.flow, NSG_FLOW_REVALIDATED);
@@ -485,7 +485,7 @@ static void nsg_flush_connection(void **state)
 
 	/* Deny with flushConnection: the flow is judged again, as opened, and ends */
 	assert_int_equal(write_config("Deny", true), 0);
-	assert_int_equal(harness_reload(), 0);
+	assert_int_equal(harness_reload(&gw), 0);
 	r = send_flags(SPOKE1, answer, 0x10);
 	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 200);
 	ssh.sport = 50000;
@@ -493,7 +493,7 @@ static void nsg_flush_connection(void **state)
 	assert_int_equal(r.verdict, XDP_DROP);
 
 	assert_int_equal(write_config("Allow", false), 0);
-	assert_int_equal(harness_reload(), 0);
+	assert_int_equal(harness_reload(&gw), 0);
 }
 
 int main(void)

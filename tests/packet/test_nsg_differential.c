@@ -128,7 +128,7 @@ static int write_random_config(void)
 		 "  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
 		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}");
 	/* A small flow table: every packet clears it, and a walk costs its bucket count. */
-	return harness_write_config(WEB, "", SUBNET, resources, "\"flowTableSize\": 1024");
+	return nsg_write_config(WEB, "", SUBNET, resources, "\"flowTableSize\": 1024");
 }
 
 static int setup(void **state)
@@ -140,19 +140,19 @@ static int setup(void **state)
 		rng_state = 1;
 	print_message("nsg differential seed %llu (replay with NSG_SEED)\n",
 		      (unsigned long long)rng_state);
-	harness_init("vxnsgd", "nsgd");
+	nsg_init("vxnsgd", "nsgd");
 	if (geteuid() != 0) {
 		gw.why_not = "needs root for network namespaces and BPF";
 		return 0;
 	}
 	if (write_random_config())
 		return -1;
-	return harness_up();
+	return nsg_up();
 }
 
 static int teardown(void **state)
 {
-	harness_down();
+	harness_down(&gw);
 	return 0;
 }
 
@@ -250,7 +250,7 @@ static void add_header_options(struct frame *f, size_t ip, int family)
 	}
 }
 
-static struct run_result send_case(const struct case_packet *c, enum mutation m)
+static struct harness_result send_case(const struct case_packet *c, enum mutation m)
 {
 	struct frame in;
 	size_t ip = frame_build(&in, c->iface == HUB ? HUB_GW_MAC : SPOKE1_GW_MAC,
@@ -268,10 +268,10 @@ static struct run_result send_case(const struct case_packet *c, enum mutation m)
 		add_header_options(&in, ip, c->fl.family);
 	else if (m == MUTATION_CUT_SHORT)
 		in.len = ip + (c->fl.family == AF_INET ? 20 : 40) + below(8);
-	return harness_run(c->iface, &in);
+	return harness_run(&gw, c->iface, &in);
 }
 
-static bool dropped_as_malformed(const struct run_result *r)
+static bool dropped_as_malformed(const struct harness_result *r)
 {
 	return r->verdict == XDP_DROP && (r->trace.drop_reason == DROP_MALFORMED_IPV4 ||
 					  r->trace.drop_reason == DROP_MALFORMED_IPV6 ||
@@ -280,7 +280,7 @@ static bool dropped_as_malformed(const struct run_result *r)
 
 /* An allowed frame leaves as a router sends it: IPv4 header checksum valid, TTL or hop
  * limit one lower than it came in. */
-static bool left_well_formed(const struct case_packet *c, const struct run_result *r)
+static bool left_well_formed(const struct case_packet *c, const struct harness_result *r)
 {
 	const uint8_t *ip = r->out.data + 14;
 
@@ -365,7 +365,7 @@ static struct reference_verdict reference_of(const struct world *w, const struct
 }
 
 /* Returns true when the datapath agrees with the reference on this packet. */
-static bool compare(const struct case_packet *c, const struct run_result *r,
+static bool compare(const struct case_packet *c, const struct harness_result *r,
 		    const struct reference_verdict *v, char *why, size_t size)
 {
 	bool nsg_drop = r->verdict == XDP_DROP && (r->trace.drop_reason == DROP_NSG_DENIED_INBOUND ||
@@ -427,11 +427,11 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 			struct case_packet c = random_packet();
 			struct reference_verdict v = reference_of(&w, &c);
 			enum mutation m = below(4) ? MUTATION_NONE : 1 + below(MUTATIONS - 1);
-			struct run_result r;
+			struct harness_result r;
 			char why[256] = "";
 			bool agrees;
 
-			harness_clear_flows(); /* every packet is a first packet */
+			nsg_clear_flows(); /* every packet is a first packet */
 			r = send_case(&c, m);
 			compared++;
 			mutated += m != MUTATION_NONE;

@@ -21,7 +21,7 @@ static int setup(void **state)
 	char *resources, src[32], dport[16], name[32];
 	int err;
 
-	harness_init("vxnsgs", "nsgs");
+	nsg_init("vxnsgs", "nsgs");
 	if (geteuid() != 0) {
 		gw.why_not = "needs root for network namespaces and BPF";
 		return 0;
@@ -46,18 +46,18 @@ static int setup(void **state)
 		free(rule);
 	}
 	snprintf(resources + at, size - at, "]}}");
-	err = harness_write_config("", "", "big", resources, NULL);
+	err = nsg_write_config("", "", "big", resources, NULL);
 	free(resources);
-	return err ? -1 : harness_up();
+	return err ? -1 : nsg_up();
 }
 
 static int teardown(void **state)
 {
-	harness_down();
+	harness_down(&gw);
 	return 0;
 }
 
-static struct run_result tcp_from(int p, uint16_t dport)
+static struct harness_result tcp_from(int p, uint16_t dport)
 {
 	char src[32];
 	struct frame in;
@@ -66,7 +66,7 @@ static struct run_result tcp_from(int p, uint16_t dport)
 
 	source_of(p, src, sizeof(src));
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
-	return harness_run(HUB, &in);
+	return harness_run(&gw, HUB, &in);
 }
 
 static void nsg_4096_rules_classify(void **state)
@@ -77,18 +77,18 @@ static void nsg_4096_rules_classify(void **state)
 		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
 		skip();
 	}
-	assert_true(harness_rule_id("big", "Inbound", "in4096") >= 0);
-	assert_true(harness_rule_id("big", "Outbound", "out198") >= 0);
+	assert_true(nsg_rule_id("big", "Inbound", "in4096") >= 0);
+	assert_true(nsg_rule_id("big", "Outbound", "out198") >= 0);
 	for (size_t i = 0; i < sizeof(samples) / sizeof(*samples); i++) {
 		int p = samples[i];
-		struct run_result r = tcp_from(p, (uint16_t)p);
+		struct harness_result r = tcp_from(p, (uint16_t)p);
 		struct nsg_decision *d = &r.trace.nsg[NSG_STAGE_DESTINATION_SUBNET];
 		char name[16];
 
 		snprintf(name, sizeof(name), "in%d", p);
 		assert_int_equal(d->priority, p);
 		assert_int_equal(d->access, p % 2);
-		assert_int_equal(d->rule_id, harness_rule_id("big", "Inbound", name));
+		assert_int_equal(d->rule_id, nsg_rule_id("big", "Inbound", name));
 		assert_int_equal(r.verdict == XDP_DROP, p % 2);
 		/* the neighbour port belongs to another source: the default rule decides */
 		r = tcp_from(p, (uint16_t)(p == 4096 ? 99 : p + 1));

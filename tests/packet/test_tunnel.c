@@ -24,8 +24,6 @@
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
-/* Names carry the process id: the same suite may run from several checkouts at once. */
-static char prefix[32], gateway[32], pin_dir[96];
 
 #define LOCAL_ENDPOINT "198.51.100.1"
 #define PEER "198.51.100.2"
@@ -35,8 +33,7 @@ static char prefix[32], gateway[32], pin_dir[96];
 #define ONPREM_VM "192.168.50.10"
 #define SPI 0xc0ffee01u
 
-static struct gateway_harness harness = { .prefix = prefix, .gateway = gateway,
-					  .config_command = "" };
+static struct gateway_harness harness = { .prefix = "vxtun", .gateway = "pkttun" };
 
 static struct {
 	bool ready;
@@ -63,14 +60,6 @@ static void lpm_key_of(struct lpm_key *key, uint32_t scope, const char *addr, in
 	inet_pton(key->family, addr, key->addr);
 }
 
-static int map_fd(const char *name)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-	return bpf_obj_get(path);
-}
-
 /* What `up` writes for one IPsec connection from the hub's gateway to 198.51.100.2
  * whose on-premises space is 192.168.50.0/24, with its xfrm interface at tunnel_if. */
 static int connection_fill(void)
@@ -82,9 +71,11 @@ static int connection_fill(void)
 	struct route_info to_hub = { .type = ROUTE_VNET_LOCAL, .dst_vnet = HUB_VNET };
 	struct lpm_key key;
 	uint32_t one = 1, vnet = HUB_VNET;
-	int peers = map_fd("tunnel_peers"), endpoints = map_fd("tunnel_endpoints"),
-	    ifaces = map_fd("tunnel_interfaces"), routes = map_fd("routes"),
-	    sources = map_fd("source_prefixes"), err = 0;
+	int peers = harness_map(&harness, "tunnel_peers");
+	int endpoints = harness_map(&harness, "tunnel_endpoints");
+	int ifaces = harness_map(&harness, "tunnel_interfaces");
+	int routes = harness_map(&harness, "routes");
+	int sources = harness_map(&harness, "source_prefixes"), err = 0;
 
 	if (peers < 0 || endpoints < 0 || ifaces < 0 || routes < 0 || sources < 0)
 		return -1;
@@ -125,10 +116,6 @@ static int setup_gateway(void **state)
 {
 	char path[256];
 
-	snprintf(prefix, sizeof(prefix), "vxtun%d", (int)getpid() % 100000);
-	snprintf(gateway, sizeof(gateway), "pkttun%d", (int)getpid() % 100000);
-	snprintf(pin_dir, sizeof(pin_dir), VNET_XDP_PIN_ROOT "/%s", gateway);
-
 	if (harness_up(&harness)) {
 		gw.why_not = harness.why_not;
 		return -1;
@@ -150,7 +137,7 @@ static int setup_gateway(void **state)
 	gw.xdp_hub = harness.ifaces[HUB].prog_fd;
 	/* The tc programs of the same object, sharing the gateway's pinned maps. */
 	snprintf(path, sizeof(path), "%s/vnet_xdp.bpf.o", harness_build_dir());
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = harness.pin_dir);
 	gw.obj = bpf_object__open_file(path, &opts);
 	if (!gw.obj || bpf_object__load(gw.obj)) {
 		gw.why_not = "cannot load the BPF object";
@@ -160,8 +147,8 @@ static int setup_gateway(void **state)
 	gw.tc_out = program_fd("tc_tunnel_egress");
 	gw.drops_fd = harness.drops_fd;
 	gw.datapath_fd = harness.datapath_fd;
-	gw.tunnel_fd = map_fd("tunnel_counters");
-	gw.spi_fd = map_fd("tunnel_spi_counters");
+	gw.tunnel_fd = harness_map(&harness, "tunnel_counters");
+	gw.spi_fd = harness_map(&harness, "tunnel_spi_counters");
 	if (gw.tc_in < 0 || gw.tc_out < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0) {
 		gw.why_not = "the tunnel programs or maps are not there";
 		return -1;
