@@ -530,16 +530,22 @@ static __always_inline void snat_rewrite(struct packet *pkt, int source, const _
 	}
 }
 
-static __always_inline int icmp_is_error(__u8 type)
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PARAMETER_PROBLEM 4 /* 1-4: unreachable, too big, time exceeded, parameter */
+
+static __always_inline int icmp_is_error(__u8 proto, __u8 type)
 {
+	if (proto == IPPROTO_ICMPV6)
+		return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMETER_PROBLEM;
 	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
 	       type == ICMP_PARAMETER_PROBLEM;
 }
 
-/* An ICMPv4 error about a translated flow: the quoted packet left with VIP:port as its
+/* An ICMP error about a translated flow: the quoted packet left with VIP:port as its
  * source. Its reverse key is that of a reply: remote -> VIP:port. */
 struct icmp_quote {
-	struct iphdr *ip;
+	struct iphdr *ip;     /* an ICMPv4 error's quote */
+	struct ipv6hdr *ip6;  /* an ICMPv6 error's quote */
 	void *l4;
 	__u8 proto;
 };
@@ -565,13 +571,45 @@ static __always_inline int icmp_quote_parse(const struct packet *pkt, struct icm
 	return 0;
 }
 
+/* RFC 4443 quotes as much of the packet as fits. A quote whose transport header follows
+ * extension headers is not followed: the flows SNAT translates carry none. */
+static __always_inline int icmp6_quote_parse(const struct packet *pkt, struct icmp_quote *q)
+{
+	struct ipv6hdr *ip6;
+	void *l4;
+
+	if (!pkt->l4)
+		return -1;
+	ip6 = pkt->l4 + sizeof(struct icmp_header);
+	if ((void *)(ip6 + 1) > pkt->data_end || ip6->version != 6)
+		return -1;
+	l4 = (void *)(ip6 + 1);
+	if (l4 + 8 > pkt->data_end)
+		return -1;
+	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP &&
+	    ip6->nexthdr != IPPROTO_ICMPV6)
+		return -1;
+	q->ip6 = ip6;
+	q->l4 = l4;
+	q->proto = ip6->nexthdr;
+	return 0;
+}
+
 static __always_inline int icmp_quote_key(const struct icmp_quote *q, struct snat_flow_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
-	key->family = AF_INET;
 	key->proto = q->proto;
-	__builtin_memcpy(key->src, &q->ip->daddr, 4);
-	__builtin_memcpy(key->dst, &q->ip->saddr, 4);
+	if (q->ip) {
+		key->family = AF_INET;
+		__builtin_memcpy(key->src, &q->ip->daddr, 4);
+		__builtin_memcpy(key->dst, &q->ip->saddr, 4);
+	} else if (q->ip6) {
+		key->family = AF_INET6;
+		__builtin_memcpy(key->src, &q->ip6->daddr, 16);
+		__builtin_memcpy(key->dst, &q->ip6->saddr, 16);
+	} else {
+		return -1;
+	}
 	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP) {
 		__be16 *ports = q->l4;
 
@@ -579,10 +617,10 @@ static __always_inline int icmp_quote_key(const struct icmp_quote *q, struct sna
 		key->dst_port = ports[0];
 		return 0;
 	}
-	if (q->proto == IPPROTO_ICMP) {
+	if (q->proto == IPPROTO_ICMP || q->proto == IPPROTO_ICMPV6) {
 		struct icmp_header *echo = q->l4;
 
-		if (echo->type != ICMP_ECHO_REQUEST)
+		if (echo->type != (q->proto == IPPROTO_ICMP ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST))
 			return -1;
 		key->dst_port = echo->id;
 		return 0;
@@ -590,40 +628,22 @@ static __always_inline int icmp_quote_key(const struct icmp_quote *q, struct sna
 	return -1;
 }
 
-/* Rewrites the outer destination, the quoted source address and port and every checksum
- * that covers them: outer IP, quoted IP, quoted L4 (where quoted), and the ICMP message. */
-static __always_inline void icmp_quote_rewrite(struct packet *pkt, const struct icmp_quote *q,
-					       const __u8 *vm_addr, __be16 vm_port)
+/* The quoted source port (or echo identifier) back to the VM's, with the quoted L4
+ * checksum where it was quoted. addr_diff is the quoted source address's change, which
+ * that checksum covers through its pseudo-header (ICMPv4 echo has none). Returns what
+ * the change adds to the ICMP message's own checksum. */
+static __always_inline __u64 icmp_quote_rewrite_l4(struct packet *pkt, const struct icmp_quote *q,
+						   __u64 addr_diff, __be16 vm_port)
 {
-	struct icmp_header *icmp = pkt->l4;
-	struct iphdr *ip = q->ip;
-	__u8 old[16] = {};
-	__u64 icmp_diff, addr_diff;
+	__u64 icmp_diff = 0;
 	__u16 old_check;
 
-	if (!pkt->ip4 || !icmp || (void *)(icmp + 1) > pkt->data_end ||
-	    (void *)(ip + 1) > pkt->data_end)
-		return;
-	/* Outer destination. */
-	__builtin_memcpy(old, &pkt->ip4->daddr, 4);
-	csum_apply((__u16 *)&pkt->ip4->check, csum_addr_diff(old, vm_addr, AF_INET), 0);
-	__builtin_memcpy(&pkt->ip4->daddr, vm_addr, 4);
-
-	/* Quoted source address and the quoted IP header checksum. */
-	__builtin_memcpy(old, &ip->saddr, 4);
-	addr_diff = csum_addr_diff(old, vm_addr, AF_INET);
-	old_check = ip->check;
-	csum_apply((__u16 *)&ip->check, addr_diff, 0);
-	__builtin_memcpy(&ip->saddr, vm_addr, 4);
-	icmp_diff = addr_diff + csum16_diff(old_check, ip->check);
-
-	/* Quoted port (or echo identifier) and the quoted L4 checksum when it was quoted. */
 	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP) {
 		__be16 *ports = q->l4;
 		__u16 *check = NULL;
 
 		if ((void *)(ports + 2) > pkt->data_end)
-			return;
+			return 0;
 		if (q->proto == IPPROTO_UDP)
 			check = (__u16 *)(q->l4 + 6);
 		else if (q->l4 + 18 <= pkt->data_end)
@@ -642,12 +662,71 @@ static __always_inline void icmp_quote_rewrite(struct packet *pkt, const struct 
 		struct icmp_header *echo = q->l4;
 
 		if ((void *)(echo + 1) > pkt->data_end)
-			return;
+			return 0;
+		if (q->proto == IPPROTO_ICMP)
+			addr_diff = 0;
 		old_check = echo->checksum;
-		csum_apply((__u16 *)&echo->checksum, csum16_diff(echo->id, vm_port), 0);
+		csum_apply((__u16 *)&echo->checksum, addr_diff + csum16_diff(echo->id, vm_port), 0);
 		icmp_diff += csum16_diff(old_check, echo->checksum) + csum16_diff(echo->id, vm_port);
 		echo->id = vm_port;
 	}
+	return icmp_diff;
+}
+
+/* Rewrites the outer destination, the quoted source address and port and every checksum
+ * that covers them: outer IP, quoted IP, quoted L4 (where quoted), and the ICMP message. */
+static __always_inline void icmp_quote_rewrite(struct packet *pkt, const struct icmp_quote *q,
+					       const __u8 *vm_addr, __be16 vm_port)
+{
+	struct icmp_header *icmp = pkt->l4;
+	struct iphdr *ip = q->ip;
+	__u8 old[16] = {};
+	__u64 icmp_diff, addr_diff;
+	__u16 old_check;
+
+	if (!pkt->ip4 || !ip || !icmp || (void *)(icmp + 1) > pkt->data_end ||
+	    (void *)(ip + 1) > pkt->data_end)
+		return;
+	/* Outer destination. */
+	__builtin_memcpy(old, &pkt->ip4->daddr, 4);
+	csum_apply((__u16 *)&pkt->ip4->check, csum_addr_diff(old, vm_addr, AF_INET), 0);
+	__builtin_memcpy(&pkt->ip4->daddr, vm_addr, 4);
+
+	/* Quoted source address and the quoted IP header checksum. */
+	__builtin_memcpy(old, &ip->saddr, 4);
+	addr_diff = csum_addr_diff(old, vm_addr, AF_INET);
+	old_check = ip->check;
+	csum_apply((__u16 *)&ip->check, addr_diff, 0);
+	__builtin_memcpy(&ip->saddr, vm_addr, 4);
+	icmp_diff = addr_diff + csum16_diff(old_check, ip->check);
+
+	icmp_diff += icmp_quote_rewrite_l4(pkt, q, addr_diff, vm_port);
+	csum_apply((__u16 *)&icmp->checksum, icmp_diff, 0);
+}
+
+/* The same for ICMPv6, whose checksum also covers the outer addresses (pseudo-header);
+ * IPv6 headers carry no checksum of their own. */
+static __always_inline void icmp6_quote_rewrite(struct packet *pkt, const struct icmp_quote *q,
+						const __u8 *vm_addr, __be16 vm_port)
+{
+	struct icmp_header *icmp = pkt->l4;
+	struct ipv6hdr *ip6 = q->ip6;
+	__u8 old[16];
+	__u64 icmp_diff, addr_diff;
+
+	if (!pkt->ip6 || !ip6 || !icmp || (void *)(icmp + 1) > pkt->data_end ||
+	    (void *)(ip6 + 1) > pkt->data_end)
+		return;
+	__builtin_memcpy(old, &pkt->ip6->daddr, 16);
+	icmp_diff = csum_addr_diff(old, vm_addr, AF_INET6);
+	__builtin_memcpy(&pkt->ip6->daddr, vm_addr, 16);
+
+	__builtin_memcpy(old, &ip6->saddr, 16);
+	addr_diff = csum_addr_diff(old, vm_addr, AF_INET6);
+	__builtin_memcpy(&ip6->saddr, vm_addr, 16);
+	icmp_diff += addr_diff;
+
+	icmp_diff += icmp_quote_rewrite_l4(pkt, q, addr_diff, vm_port);
 	csum_apply((__u16 *)&icmp->checksum, icmp_diff, 0);
 }
 
@@ -706,15 +785,20 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 			snat_key_of_packet(key, pkt, 0);
 			break;
 		}
-		if (!icmp_is_error(pkt->icmp_type) || icmp_quote_parse(pkt, &quote) ||
+		if (!icmp_is_error(IPPROTO_ICMP, pkt->icmp_type) || icmp_quote_parse(pkt, &quote) ||
 		    icmp_quote_key(&quote, key))
 			return DROP_SNAT_UNSOLICITED;
 		is_error = 1;
 		break;
-	case IPPROTO_ICMPV6: /* NAT66: echo replies; errors are not translated */
-		if (pkt->icmp_type != ICMPV6_ECHO_REPLY)
+	case IPPROTO_ICMPV6: /* NAT66 */
+		if (pkt->icmp_type == ICMPV6_ECHO_REPLY) {
+			snat_key_of_packet(key, pkt, 0);
+			break;
+		}
+		if (!icmp_is_error(IPPROTO_ICMPV6, pkt->icmp_type) ||
+		    icmp6_quote_parse(pkt, &quote) || icmp_quote_key(&quote, key))
 			return DROP_SNAT_UNSOLICITED;
-		snat_key_of_packet(key, pkt, 0);
+		is_error = 1;
 		break;
 	default:
 		return DROP_SNAT_UNSOLICITED;
@@ -732,7 +816,9 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 
 	st->translated = 1;
 	st->vnet = m->vnet;
-	if (is_error) {
+	if (is_error && quote.ip6) {
+		icmp6_quote_rewrite(pkt, &quote, rev->flow.src, rev->flow.src_port);
+	} else if (is_error) {
 		icmp_quote_rewrite(pkt, &quote, rev->flow.src, rev->flow.src_port);
 	} else {
 		snat_track_tcp(m, pkt, 0, now);

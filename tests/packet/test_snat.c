@@ -874,6 +874,85 @@ static void snat_nat66_tcp_and_echo_round_trip(void **state)
 	}
 }
 
+/* An ICMPv6 error from a router on the way about the frame that left, quoting `quote`
+ * bytes of it from its IPv6 header on (RFC 4443: as much as fits). */
+static struct frame icmp6_error(struct frame *left, uint8_t type, uint8_t code, size_t quote)
+{
+	struct frame f;
+	uint8_t *ip6, *icmp, *quoted = left->data + 14;
+	uint32_t sum;
+
+	frame_ethernet(&f, UPLINK_GW_MAC, UPLINK_PEER_MAC, 0x86dd);
+	ip6 = f.data + 14;
+	memset(ip6, 0, 40);
+	ip6[0] = 0x60;
+	ip6[6] = IPPROTO_ICMPV6;
+	ip6[7] = 60;
+	inet_pton(AF_INET6, "2001:db8:100::2", ip6 + 8);
+	memcpy(ip6 + 24, quoted + 8, 16); /* to the VIP the quoted packet came from */
+	icmp = ip6 + 40;
+	memset(icmp, 0, 8);
+	icmp[0] = type;
+	icmp[1] = code;
+	if (type == 2)
+		put16(icmp + 6, 1280); /* the MTU, low half */
+	memcpy(icmp + 8, quoted, quote);
+	put16(ip6 + 4, 8 + quote);
+	sum = checksum_add(0, ip6 + 8, 32) + IPPROTO_ICMPV6 + 8 + quote;
+	sum = checksum_add(sum, icmp, 8 + quote);
+	memcpy(icmp + 2, &(uint16_t){ checksum_fold(sum) }, 2);
+	f.len = 14 + 40 + 8 + quote;
+	return f;
+}
+
+/* NAT66: ICMPv6 errors about a translated flow reach the VM with the outer destination,
+ * the quoted source and port (or echo identifier) translated back and every checksum
+ * right: the ICMPv6 message's (which covers the outer addresses) and the quoted one's. */
+static void snat_nat66_icmpv6_errors_reach_the_vm(void **state)
+{
+	static const struct { uint8_t proto, type, code; uint16_t sport; bool whole; } cases[] = {
+		{ IPPROTO_UDP, 1, 4, 45100, true },     /* port unreachable */
+		{ IPPROTO_TCP, 2, 0, 45101, true },     /* packet too big */
+		{ IPPROTO_ICMPV6, 3, 0, 0x5151, true }, /* time exceeded, about an echo */
+		{ IPPROTO_TCP, 3, 0, 45102, false },    /* a quote cut after 8 bytes of TCP */
+	};
+	uint8_t vm[16];
+
+	require_gateway();
+	inet_pton(AF_INET6, "fd00:10:0:1::4", vm);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct flow fl = { .family = AF_INET6, .src = "fd00:10:0:1::4",
+				   .dst = "2001:db8:200::81", .proto = cases[i].proto,
+				   .sport = cases[i].sport, .dport = 5353, .payload = 16 };
+		struct frame out, err;
+		struct result r;
+		uint8_t *ip6, *quoted, *ql4;
+		size_t quote;
+
+		frame_build(&out, HUB_GW_MAC, HUB_VM_MAC, &fl);
+		r = run(HUB, &out);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		quote = cases[i].whole ? r.out.len - 14 : 40 + 8;
+		err = icmp6_error(&r.out, cases[i].type, cases[i].code, quote);
+		r = run(UPLINK, &err);
+		if (r.verdict != XDP_REDIRECT)
+			print_message("case %zu: verdict %d drop reason %u\n", i, r.verdict,
+				      r.trace.drop_reason);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[HUB].ifindex);
+		ip6 = r.out.data + 14;
+		quoted = ip6 + 48;
+		ql4 = quoted + 40;
+		assert_memory_equal(ip6 + 24, vm, 16);
+		assert_ipv6_l4_checksum(ip6);
+		assert_memory_equal(quoted + 8, vm, 16);
+		assert_int_equal(cases[i].proto == IPPROTO_ICMPV6 ? get16(ql4 + 4) : get16(ql4),
+				 cases[i].sport);
+		if (cases[i].whole)
+			assert_ipv6_l4_checksum(quoted);
+	}
+}
+
 /* ---- capacity and GC ---- */
 
 static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(void **state)
@@ -994,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(snat_nat_gateway_wins_for_its_subnet),
 		cmocka_unit_test(snat_counts_translations_each_way),
 		cmocka_unit_test(snat_nat66_tcp_and_echo_round_trip),
+		cmocka_unit_test(snat_nat66_icmpv6_errors_reach_the_vm),
 		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
 		cmocka_unit_test(snat_tcp_rst_shortens_the_timeout),
 		cmocka_unit_test(snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects),
