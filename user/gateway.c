@@ -127,6 +127,25 @@ static int resolve_ifindexes(const struct config *cfg, uint32_t *ifindexes)
 	return 0;
 }
 
+/* The namespace whose interfaces the state's ifindexes name. */
+static void state_set_netns(json_t *state)
+{
+	char netns[64];
+
+	if (!netns_current(netns, sizeof(netns)))
+		json_object_set_new(state, "networkNamespace", json_string(netns));
+}
+
+/* A gateway of this name that runs in another network namespace is not ours to touch. */
+static int gateway_netns_check(const char *gateway)
+{
+	json_t *state = state_load(gateway);
+	int err = state ? state_netns_check(gateway, state) : 0;
+
+	json_decref(state);
+	return err;
+}
+
 static json_t *state_build(const struct config *cfg, const struct plan *plan,
 			   const uint32_t *prog_ids, const enum xdp_attach_mode *modes,
 			   const struct up_progress *progress, uint32_t generation)
@@ -139,6 +158,7 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	if (cfg->path && realpath(cfg->path, abspath))
 		json_object_set_new(state, "config", json_string(abspath));
 	json_object_set_new(state, "generation", json_integer(generation));
+	state_set_netns(state);
 	json_object_set_new(state, "metricsListen", json_string(cfg->metrics_listen ? cfg->metrics_listen : ""));
 	for (size_t v = 0; v < cfg->n_vnets; v++)
 		json_array_append_new(vnets, json_string(cfg->vnets[v].name));
@@ -219,6 +239,7 @@ static int up_journal_write(const char *gateway, struct up_progress *progress)
 	state = json_pack("{s:s, s:b, s:{s:i, s:i}}", "gateway", gateway, "upInProgress", 1,
 			  "previousForwarding", "ipv4", progress->ipv4_forwarding, "ipv6",
 			  progress->ipv6_forwarding);
+	state_set_netns(state);
 	err = state_save(gateway, state);
 	json_decref(state);
 	progress->journal_written = err == 0;
@@ -288,6 +309,9 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 		log_error("%zu interfaces bound; at most %d", cfg->n_ifaces, MAX_INTERFACES);
 		return -E2BIG;
 	}
+	err = gateway_netns_check(cfg->gateway_name);
+	if (err)
+		return err;
 	err = resolve_ifindexes(cfg, ifindexes);
 	if (err)
 		return err;
@@ -427,6 +451,9 @@ int gateway_down(const char *requested)
 		log_error("several gateways are up; name one with -n");
 		return err;
 	}
+	err = gateway_netns_check(gateway);
+	if (err)
+		return err;
 	if (!gateway_pins_exist(gateway)) {
 		log_info("gateway %s is not up", gateway);
 		state_remove(gateway);
@@ -477,7 +504,16 @@ static json_t *status_of(const char *gateway)
 		json_object_set(out, "generation", json_object_get(state, "generation"));
 		if (json_object_get(state, "upInProgress"))
 			json_object_set_new(out, "incomplete", json_true());
+		json_object_set(out, "networkNamespace", json_object_get(state, "networkNamespace"));
 	}
+	if (!state_in_this_netns(state)) {
+		/* Its ifindexes name other interfaces here: what is attached is not ours to say. */
+		json_object_set_new(out, "inThisNetworkNamespace", json_false());
+		json_object_set_new(out, "interfaces", ifaces);
+		json_decref(state);
+		return out;
+	}
+	json_object_set_new(out, "inThisNetworkNamespace", json_true());
 	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
 		uint32_t ifindex = json_integer_value(json_object_get(it, "ifindex")), id = 0;
 		const char *mode;
@@ -525,6 +561,10 @@ int gateway_status(const char *name, bool as_json)
 		       json_string_value(json_object_get(g, "gateway")),
 		       json_integer_value(json_object_get(g, "generation")),
 		       json_string_value(json_object_get(g, "config")) ?: "-");
+		if (!json_is_true(json_object_get(g, "inThisNetworkNamespace")))
+			printf("  in network namespace %s, not this one: run status there to see "
+			       "its interfaces\n",
+			       json_string_value(json_object_get(g, "networkNamespace")));
 		if (json_is_true(json_object_get(g, "incomplete")))
 			printf("  INCOMPLETE: an `up` was interrupted; `vnet-xdp up` finishes it, "
 			       "`vnet-xdp down` removes it\n");
@@ -762,6 +802,9 @@ int gateway_reload(const struct config *cfg)
 		log_error("gateway %s is not up; `vnet-xdp up -c FILE` starts it", cfg->gateway_name);
 		return -ENOENT;
 	}
+	err = state_netns_check(cfg->gateway_name, state);
+	if (err)
+		goto out;
 	err = reload_recover(cfg->gateway_name, state);
 	if (err)
 		goto out;

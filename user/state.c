@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "datapath.h"
+#include "log.h"
 #include "state.h"
 
 void state_path(const char *gateway, char *buf, size_t size)
@@ -48,6 +49,39 @@ int state_remove(const char *gateway)
 	if (unlink(path) && errno != ENOENT)
 		return -errno;
 	return 0;
+}
+
+int netns_current(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/ns/net", buf, size - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+bool state_in_this_netns(json_t *state)
+{
+	const char *recorded = json_string_value(json_object_get(state, "networkNamespace"));
+	char here[64];
+
+	return !recorded || netns_current(here, sizeof(here)) || !strcmp(recorded, here);
+}
+
+int state_netns_check(const char *gateway, json_t *state)
+{
+	char here[64] = "?";
+
+	if (state_in_this_netns(state))
+		return 0;
+	netns_current(here, sizeof(here));
+	/* Interface indexes mean other interfaces here: acting on them could detach or
+	 * replace another namespace's programs. */
+	log_error("gateway %s runs in network namespace %s, this command in %s: run it there "
+		  "(nsenter --net=/run/netns/NAME or ip netns exec)", gateway,
+		  json_string_value(json_object_get(state, "networkNamespace")), here);
+	return -EXDEV;
 }
 
 int gateway_names(char ***names, size_t *count)

@@ -5,6 +5,7 @@
 #define VNET_XDP_STATE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* STATE_ROOT/<gateway>.json */
@@ -14,6 +15,14 @@ int state_save(const char *gateway, json_t *state);
 /* Returns a new reference or NULL when there is none. */
 json_t *state_load(const char *gateway);
 int state_remove(const char *gateway);
+/* The network namespace this process runs in, as the kernel names it
+ * ("net:[4026531840]"). Interfaces, and so a gateway's attachments, belong to one. */
+int netns_current(char *buf, size_t size);
+/* Whether `state` was written in this network namespace (a state that does not say is
+ * taken to be). */
+bool state_in_this_netns(json_t *state);
+/* The same as 0, or -EXDEV with a message naming both namespaces. */
+int state_netns_check(const char *gateway, json_t *state);
 /* Names of the gateways that have pins; *names is NULL-terminated, free with
  * state_names_free. */
 int gateway_names(char ***names, size_t *count);

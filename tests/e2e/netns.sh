@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End to end: a gateway belongs to the network namespace it was brought up in. Its pins
+# and state are visible from every namespace (one bpffs, one /run), but its interface
+# indexes name other interfaces elsewhere: from another namespace, `status` says where
+# it runs instead of probing those indexes, and `down`, `reload` and `up` of the same
+# name refuse with one clear line and touch nothing.
+cd "$(dirname "$0")/../.."
+. tests/lib.sh
+. scripts/topology.sh
+need_root e2e_netns
+
+PREFIX=vxnns$(($$ % 100000)) # checkouts running the suite at once do not collide
+GATEWAY=nns$(($$ % 100000))
+OTHER=$PREFIX-other
+WORK=$(mktemp -d /tmp/vnet-xdp-netns.XXXXXX)
+gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
+other() { in_ns $OTHER "$VNET_XDP" "$@"; }
+cleanup() {
+	gw down -n $GATEWAY >/dev/null 2>&1
+	topology_down $PREFIX
+	ip netns del $OTHER 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+topology_down $PREFIX
+ip netns del $OTHER 2>/dev/null
+topology_up $PREFIX
+topology_config $GATEWAY >"$WORK/gw.json"
+ip netns add $OTHER
+# the other namespace has interfaces of the same names, so nothing but the namespace
+# tells them apart
+for i in to-hub to-spoke1 to-spoke2 uplink0; do
+	ip -n $OTHER link add $i type veth peer name $i-p && ip -n $OTHER link set $i up
+done
+
+attached_ids() { gw status -n $GATEWAY -j | jq -r '[.[0].interfaces[] | select(.attached) | .programId] | join(",")'; }
+
+up_records_its_namespace() {
+	gw up -c "$WORK/gw.json" || return 1
+	[ "$(gw status -n $GATEWAY -j | jq -r '.[0].networkNamespace')" = \
+		"$(in_ns $PREFIX-gw readlink /proc/self/ns/net)" ] || return 1
+	[ "$(gw status -n $GATEWAY -j | jq -r '.[0].inThisNetworkNamespace')" = true ]
+}
+
+status_elsewhere_says_where_it_runs() {
+	local out
+	out=$(other status -n $GATEWAY) || return 1
+	echo "$out"
+	grep -q "in network namespace net:\[[0-9]*\], not this one" <<<"$out" || return 1
+	[ "$(other status -n $GATEWAY -j | jq -r '.[0].inThisNetworkNamespace, (.[0].interfaces | length)' | tr '\n' ' ')" = "false 0 " ]
+}
+
+down_reload_and_up_elsewhere_refuse_and_touch_nothing() {
+	local before out cmd
+	before=$(attached_ids)
+	[ -n "$before" ] || return 1
+	for cmd in "down -n $GATEWAY" "reload -c $WORK/gw.json" "up -c $WORK/gw.json"; do
+		# shellcheck disable=SC2086
+		if out=$(other $cmd 2>&1); then
+			echo "$cmd succeeded in the other namespace"
+			return 1
+		fi
+		grep -q "runs in network namespace .*, this command in .*: run it there" <<<"$out" ||
+			{ echo "$cmd: $out"; return 1; }
+	done
+	[ "$(attached_ids)" = "$before" ] || { echo "attachments changed: $(attached_ids)"; return 1; }
+	! ip -n $OTHER -d link show | grep -q "prog/xdp" || { echo "XDP in the other namespace"; return 1; }
+	in_ns $PREFIX-hub ping -c 2 -i 0.2 -W 1 10.11.1.4 >/dev/null
+}
+
+down_in_its_own_namespace_works() {
+	gw down -n $GATEWAY || return 1
+	[ ! -e /run/vnet-xdp/$GATEWAY.json ]
+}
+
+run_case up_records_its_namespace
+run_case status_elsewhere_says_where_it_runs
+run_case down_reload_and_up_elsewhere_refuse_and_touch_nothing
+run_case down_in_its_own_namespace_works
