@@ -3,9 +3,6 @@
  * per VIP, spoke1 pooling two VIPs, spoke2's subnet behind a NAT gateway, UDP idle
  * timeout 2 s). Every checksum of every frame that comes out is recomputed here. */
 #include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,132 +15,51 @@
 #include <cmocka.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/if_link.h>
 #include "vnet_xdp.h"
 #include "snat.h"
 #include "stats.h"
-#include "packet/packet_builder.h"
-
-/* Names carry the process id: checkouts running the suite at once do not collide. */
-static char prefix[32], gateway_name[32], pin_dir[96], config_path[96];
-#define GATEWAY gateway_name
-
-#define HUB_VM_MAC "02:00:00:00:10:04"
-#define HUB_GW_MAC "02:00:00:00:10:01"
-#define SPOKE1_VM_MAC "02:00:00:00:11:04"
-#define SPOKE1_GW_MAC "02:00:00:00:11:01"
-#define SPOKE2_VM_MAC "02:00:00:00:12:04"
-#define SPOKE2_GW_MAC "02:00:00:00:12:01"
-#define UPLINK_PEER_MAC "02:00:00:00:99:02"
-#define UPLINK_GW_MAC "02:00:00:00:99:01"
+#include "packet/gateway_harness.h"
 
 #define HUB_VIP "203.0.113.10"
 #define PORT_MIN 1024
 #define PORT_MAX 1031
 
-enum { HUB, SPOKE1, SPOKE2, UPLINK };
+/* The config is tests/data/snat/packet.json under this gateway's name. Default routes via
+ * the Internet peer make the FIB's answer, and so every MAC of a frame leaving for the
+ * Internet, known in advance. */
+static struct gateway_harness gw = {
+	.prefix = "vxsn",
+	.gateway = "snatpkt",
+	.config_command = "sed \"s/\\\"snatpkt\\\"/\\\"$GATEWAY\\\"/\" tests/data/snat/packet.json",
+	.gateway_setup = "ip -n $GATEWAY_NS route add default via 198.51.100.2"
+			 " && ip -n $GATEWAY_NS addr add 2001:db8:100::1/64 dev uplink0 nodad"
+			 " && ip -n $GATEWAY_NS neigh replace 2001:db8:100::2 lladdr " UPLINK_PEER_MAC
+			 " dev uplink0 nud permanent"
+			 " && ip -n $GATEWAY_NS -6 route add default via 2001:db8:100::2",
+};
+#define GATEWAY gw.name
 
 static struct {
-	bool ready;
-	const char *why_not;
-	int host_netns;
-	struct { const char *name; uint32_t ifindex; int prog_fd; } ifaces[4];
-	int traces_fd, drops_fd, mappings_fd, reverse_fd;
-} gw;
-
-static int shell(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static int pinned(char *path, size_t size, const char *name)
-{
-	snprintf(path, size, "%s/%s", pin_dir, name);
-	return bpf_obj_get(path);
-}
+	int mappings_fd, reverse_fd;
+} snat_maps;
 
 static int setup_gateway(void **state)
 {
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-	char path[256];
-	int ns;
-
-	gw.ifaces[HUB].name = "to-hub";
-	gw.ifaces[SPOKE1].name = "to-spoke1";
-	gw.ifaces[SPOKE2].name = "to-spoke2";
-	gw.ifaces[UPLINK].name = "uplink0";
-	if (geteuid() != 0) {
-		gw.why_not = "needs root for network namespaces and BPF";
+	if (harness_up(&gw))
+		return -1;
+	if (!gw.ready) /* skipped, with the reason */
 		return 0;
-	}
-	snprintf(prefix, sizeof(prefix), "vxsn%d", (int)getpid() % 100000);
-	snprintf(gateway_name, sizeof(gateway_name), "snatpkt%d", (int)getpid() % 100000);
-	snprintf(pin_dir, sizeof(pin_dir), VNET_XDP_PIN_ROOT "/%s", gateway_name);
-	snprintf(config_path, sizeof(config_path), "/tmp/vnet-xdp-%s.json", gateway_name);
-	/* Static neighbours and a default route via the Internet peer make the FIB's
-	 * answer, and so every MAC of a forwarded frame, known in advance. */
-	if (shell("sed 's/\"snatpkt\"/\"%s\"/' tests/data/snat/packet.json > %s &&"
-		  " bash -c '. scripts/topology.sh && topology_down %s && topology_up %s"
-		  " && for n in 10 11 12; do v=$([ $n = 10 ] && echo hub || echo spoke$((n-10)));"
-		  " ip -n %s-gw neigh replace 10.$n.1.4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent;"
-		  " ip -n %s-gw neigh replace fd00:$n:0:1::4 lladdr 02:00:00:00:$n:04 dev to-$v nud permanent; done"
-		  " && ip -n %s-gw neigh replace 198.51.100.2 lladdr " UPLINK_PEER_MAC " dev uplink0 nud permanent"
-		  " && ip -n %s-gw route add default via 198.51.100.2"
-		  " && ip -n %s-gw addr add 2001:db8:100::1/64 dev uplink0 nodad"
-		  " && ip -n %s-gw neigh replace 2001:db8:100::2 lladdr " UPLINK_PEER_MAC " dev uplink0 nud permanent"
-		  " && ip -n %s-gw -6 route add default via 2001:db8:100::2"
-		  " && nsenter --net=/run/netns/%s-gw %s/vnet-xdp up -c %s'",
-		  gateway_name, config_path, prefix, prefix, prefix, prefix, prefix, prefix, prefix,
-		  prefix, prefix, prefix, build, config_path)) {
-		gw.why_not = "could not build the topology or bring the gateway up";
-		return -1;
-	}
-	gw.host_netns = open("/proc/self/ns/net", O_RDONLY);
-	snprintf(path, sizeof(path), "/run/netns/%s-gw", prefix);
-	ns = open(path, O_RDONLY);
-	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
-		gw.why_not = "cannot enter the gateway's namespace";
-		return -1;
-	}
-	close(ns);
-	cpu_set_t cpus;
-	CPU_ZERO(&cpus);
-	CPU_SET(0, &cpus);
-	sched_setaffinity(0, sizeof(cpus), &cpus);
-
-	for (int i = 0; i < 4; i++) {
-		gw.ifaces[i].ifindex = if_nametoindex(gw.ifaces[i].name);
-		snprintf(path, sizeof(path), "%s/xdp_%u", pin_dir, gw.ifaces[i].ifindex);
-		gw.ifaces[i].prog_fd = bpf_obj_get(path);
-		if (gw.ifaces[i].prog_fd < 0) {
-			gw.why_not = "the gateway's program is not pinned";
-			return -1;
-		}
-	}
-	gw.traces_fd = pinned(path, sizeof(path), "decision_traces");
-	gw.drops_fd = pinned(path, sizeof(path), "drop_counters");
-	gw.mappings_fd = pinned(path, sizeof(path), "snat_mappings");
-	gw.reverse_fd = pinned(path, sizeof(path), "snat_reverse");
-	gw.ready = gw.traces_fd >= 0 && gw.drops_fd >= 0 && gw.mappings_fd >= 0 && gw.reverse_fd >= 0;
+	snat_maps.mappings_fd = harness_map(&gw, "snat_mappings");
+	snat_maps.reverse_fd = harness_map(&gw, "snat_reverse");
+	gw.ready = snat_maps.mappings_fd >= 0 && snat_maps.reverse_fd >= 0;
+	if (!gw.ready)
+		gw.why_not = "the SNAT maps are not pinned";
 	return gw.ready ? 0 : -1;
 }
 
 static int teardown_gateway(void **state)
 {
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-
-	if (gw.host_netns > 0)
-		setns(gw.host_netns, CLONE_NEWNET);
-	if (geteuid() == 0)
-		shell("nsenter --net=/run/netns/%s-gw %s/vnet-xdp down -n %s >/dev/null;"
-		      " bash -c '. scripts/topology.sh && topology_down %s'; rm -f %s", prefix, build,
-		      gateway_name, prefix, config_path);
+	harness_down(&gw);
 	return 0;
 }
 
@@ -155,48 +71,23 @@ static void require_gateway(void)
 	}
 }
 
-struct result {
-	int verdict;
-	struct frame out;
-	struct decision_trace trace;
-};
-
-static struct result run(int iface, const struct frame *in)
+static struct harness_result run(int iface, const struct frame *in)
 {
-	struct result r = { 0 };
-	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = gw.ifaces[iface].ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
-		    .data_out = r.out.data, .data_size_out = sizeof(r.out.data), .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .repeat = 1);
-	int cpus = libbpf_num_possible_cpus();
-	struct decision_trace traces[cpus];
-	uint32_t zero = 0;
+	struct harness_result r = harness_run(&gw, iface, in);
 
-	assert_int_equal(bpf_prog_test_run_opts(gw.ifaces[iface].prog_fd, &opts), 0);
-	r.verdict = opts.retval;
-	r.out.len = opts.data_size_out;
-	assert_int_equal(bpf_map_lookup_elem(gw.traces_fd, &zero, traces), 0);
-	r.trace = traces[0];
+	assert_int_equal(r.rc, 0);
 	return r;
 }
 
 static uint64_t drops(enum drop_reason reason)
 {
-	int cpus = libbpf_num_possible_cpus();
-	struct packet_counter values[cpus];
-	uint32_t index = reason;
-	uint64_t sum = 0;
-
-	assert_int_equal(bpf_map_lookup_elem(gw.drops_fd, &index, values), 0);
-	for (int c = 0; c < cpus; c++)
-		sum += values[c].packets;
-	return sum;
+	return harness_counter(gw.drops_fd, reason);
 }
 
 static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
 {
 	uint64_t before = drops(reason);
-	struct result r = run(iface, in);
+	struct harness_result r = run(iface, in);
 
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, reason);
@@ -302,7 +193,7 @@ static const char *const gw_mac[] = { HUB_GW_MAC, SPOKE1_GW_MAC, SPOKE2_GW_MAC }
 static struct frame egress(int vnet, const struct flow *fl)
 {
 	struct frame in;
-	struct result r;
+	struct harness_result r;
 	uint8_t mac[6];
 
 	frame_build(&in, gw_mac[vnet], vm_mac[vnet], fl);
@@ -359,7 +250,7 @@ static struct frame reply_to(struct frame *left, uint8_t tcp_flags)
  * port restored and every checksum right. */
 static struct frame ingress(const struct frame *in, int vnet, const char *vm, uint16_t vm_port)
 {
-	struct result r = run(UPLINK, in);
+	struct harness_result r = run(UPLINK, in);
 	uint8_t mac[6];
 
 	if (r.verdict != XDP_REDIRECT)
@@ -416,7 +307,7 @@ static void snat_udp_zero_checksum_stays_zero(void **state)
 {
 	struct flow fl = flow4("10.10.1.4", "192.0.2.80", IPPROTO_UDP, 40002, 123);
 	struct frame in, back, vm;
-	struct result r;
+	struct harness_result r;
 
 	require_gateway();
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
@@ -458,7 +349,7 @@ static void snat_partial_checksum_is_completed_both_ways(void **state)
 	require_gateway();
 	for (int i = 0; i < 2; i++) {
 		struct frame in, back;
-		struct result r;
+		struct harness_result r;
 
 		flows[i]->payload = 333; /* odd, and longer than one block */
 		frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, flows[i]);
@@ -515,7 +406,7 @@ static struct frame icmp_error(struct frame *left, const char *router, uint8_t t
 static void assert_icmp_error_translated(struct frame *err, const char *vm, uint16_t vm_port,
 					 bool quoted_l4_whole)
 {
-	struct result r = run(UPLINK, err);
+	struct harness_result r = run(UPLINK, err);
 	uint8_t *ip, *icmp, *quoted, *ql4;
 	size_t icmp_len;
 
@@ -820,7 +711,7 @@ static void snat_nat66_tcp_and_echo_round_trip(void **state)
 	struct flow echo = tcp;
 	uint8_t vip[16], vm[16];
 	struct frame in;
-	struct result r;
+	struct harness_result r;
 
 	require_gateway();
 	inet_pton(AF_INET6, "2001:db8:f::10", vip);
@@ -925,7 +816,7 @@ static void snat_nat66_icmpv6_errors_reach_the_vm(void **state)
 				   .dst = "2001:db8:200::81", .proto = cases[i].proto,
 				   .sport = cases[i].sport, .dport = 5353, .payload = 16 };
 		struct frame out, err;
-		struct result r;
+		struct harness_result r;
 		uint8_t *ip6, *quoted, *ql4;
 		size_t quote;
 
@@ -965,12 +856,12 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 	uint32_t live_before;
 
 	require_gateway();
-	assert_int_equal(bpf_obj_get_info_by_fd(gw.mappings_fd, &info, &len), 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(snat_maps.mappings_fd, &info, &len), 0);
 	assert_int_equal(info.max_entries, 1048576); /* limits.snatTableSize's default */
 	len = sizeof(info);
-	assert_int_equal(bpf_obj_get_info_by_fd(gw.reverse_fd, &info, &len), 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(snat_maps.reverse_fd, &info, &len), 0);
 	assert_int_equal(info.max_entries, 1048576);
-	live_before = (uint32_t)stats_map_entries(gw.mappings_fd);
+	live_before = (uint32_t)stats_map_entries(snat_maps.mappings_fd);
 
 	/* A million expired mappings (last seen at boot), each with its reverse entry
 	 * released long ago, written in batches as a restarted loader would find them. */
@@ -1004,8 +895,8 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 	}
 	for (uint32_t i = 0; i < n; i += 65536) {
 		uint32_t count = n - i < 65536 ? n - i : 65536, count2 = count;
-		if (bpf_map_update_batch(gw.mappings_fd, keys + i, values + i, &count, NULL) ||
-		    bpf_map_update_batch(gw.reverse_fd, rkeys + i, rvalues + i, &count2, NULL))
+		if (bpf_map_update_batch(snat_maps.mappings_fd, keys + i, values + i, &count, NULL) ||
+		    bpf_map_update_batch(snat_maps.reverse_fd, rkeys + i, rvalues + i, &count2, NULL))
 			fail_msg("insert at %u failed: %s", i, strerror(errno));
 	}
 	free(keys);
@@ -1021,7 +912,7 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 		uint32_t addr = htonl(0xc6336500 + i);
 
 		memcpy(rkey.src, &addr, 4);
-		if (bpf_map_update_elem(gw.reverse_fd, &rkey, &rev, BPF_NOEXIST)) {
+		if (bpf_map_update_elem(snat_maps.reverse_fd, &rkey, &rev, BPF_NOEXIST)) {
 			assert_int_equal(errno, E2BIG);
 			break;
 		}
@@ -1039,9 +930,9 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 		inet_pton(AF_INET, "192.0.2.95", key.dst);
 		key.src_port = htons(44000);
 		key.dst_port = htons(443);
-		assert_int_not_equal(bpf_map_lookup_elem(gw.mappings_fd, &key, &m), 0);
+		assert_int_not_equal(bpf_map_lookup_elem(snat_maps.mappings_fd, &key, &m), 0);
 	}
-	assert_true(stats_map_entries(gw.mappings_fd) >= n);
+	assert_true(stats_map_entries(snat_maps.mappings_fd) >= n);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(snat_gc(GATEWAY, snat_clock_ns(), &gc), 0);
@@ -1052,7 +943,7 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 	assert_true(gc.reverse_freed >= n);
 	/* The live mappings of the other tests are still there (none expired inside a
 	 * second), and none of the million. */
-	assert_true(stats_map_entries(gw.mappings_fd) <= live_before);
+	assert_true(stats_map_entries(snat_maps.mappings_fd) <= live_before);
 }
 
 int main(void)
