@@ -5,7 +5,7 @@
  *
  *   static struct gateway_harness gw = { .prefix = "vxpkt", .gateway = "pkt" };
  *   setup:    harness_up(&gw)   (harness_init(&gw) first when the test writes the config)
- *   test:     struct harness_result r = harness_run(&gw, HUB, &frame);
+ *   test:     harness_require(&gw); struct harness_result r = harness_run(&gw, HUB, &frame);
  *   teardown: harness_down(&gw)
  *
  * The process stays in the gateway's namespace between setup and teardown, pinned to
@@ -16,12 +16,15 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <cmocka.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -95,6 +98,16 @@ static inline void harness_init(struct gateway_harness *h)
 		h->ifaces[i].name = names[i];
 }
 
+/* False, with the reason, where the gateway cannot be built: its tests are skipped. */
+static inline bool harness_can_run(struct gateway_harness *h)
+{
+	if (geteuid() != 0) {
+		h->why_not = "needs root for network namespaces and BPF";
+		return false;
+	}
+	return true;
+}
+
 /* A pinned map (or program) of the gateway by name; -1 when it is not there. */
 static inline int harness_map(const struct gateway_harness *h, const char *name)
 {
@@ -128,10 +141,8 @@ static inline int harness_up(struct gateway_harness *h)
 	int ns;
 
 	harness_init(h);
-	if (geteuid() != 0) {
-		h->why_not = "needs root for network namespaces and BPF";
+	if (!harness_can_run(h))
 		return 0;
-	}
 	/* Static neighbours make the kernel's answer to bpf_fib_lookup, and so the MACs of
 	 * every forwarded frame, known in advance. The VMs stop soliciting routers: a
 	 * solicitation crossing the gateway on CPU 0 would overwrite a test's trace. */
@@ -202,6 +213,15 @@ static inline void harness_down(struct gateway_harness *h)
 			      h->ns_prefix, harness_build_dir(), h->name, h->ns_prefix, h->config_path);
 }
 
+/* Skips the calling test, with the reason, when the gateway did not come up. */
+static inline void harness_require(const struct gateway_harness *h)
+{
+	if (!h->ready) {
+		print_message("skipped: %s\n", h->why_not ? h->why_not : "gateway not ready");
+		skip();
+	}
+}
+
 struct harness_result {
 	int rc;       /* of bpf_prog_test_run_opts, or -1 when the trace could not be read */
 	int verdict;  /* -1 when the frame did not run */
@@ -222,9 +242,10 @@ static inline int harness_trace(const struct gateway_harness *h, struct decision
 	return 0;
 }
 
-/* Runs one frame through the program of interface `iface` as if it arrived there. The
- * trace is CPU 0's last decision, so a frame the VMs send meanwhile can overwrite it:
- * then the frame runs again, at most three times. */
+/* Runs one frame through the program of interface `iface` as if it arrived there; the
+ * calling test fails when the frame cannot run or its trace cannot be read. The trace is
+ * CPU 0's last decision, so a frame the VMs send meanwhile can overwrite it: then the
+ * frame runs again, at most three times. */
 static inline struct harness_result harness_run(const struct gateway_harness *h, int iface,
 						const struct frame *in)
 {
@@ -252,6 +273,7 @@ static inline struct harness_result harness_run(const struct gateway_harness *h,
 			break;
 		}
 	} while (r.trace.sequence != before.sequence + 1 && r.runs < 3);
+	assert_int_equal(r.rc, 0);
 	return r;
 }
 

@@ -99,12 +99,14 @@ static inline int nsg_write_config(const char *hub_web, const char *hub_db,
 	return fclose(f) ? -errno : 0;
 }
 
-/* Names the gateway (prefix and name get the pid); call before writing the config. */
-static inline void nsg_init(const char *prefix, const char *name)
+/* Names the gateway (prefix and name get the pid); call before writing the config.
+ * False where the gateway cannot be built: the tests are skipped. */
+static inline bool nsg_init(const char *prefix, const char *name)
 {
 	gw.prefix = prefix;
 	gw.gateway = name;
 	harness_init(&gw);
+	return harness_can_run(&gw);
 }
 
 /* Builds the namespaces and brings the gateway up with the config already written by
@@ -124,6 +126,8 @@ static inline int nsg_up(void)
 		gw.why_not = "the NSG maps are not pinned";
 	return gw.ready ? 0 : -1;
 }
+
+static void require_gateway(void) { harness_require(&gw); }
 
 /* Moves every flow's last activity back by `seconds`, as if it had been idle that long. */
 static inline int nsg_age_flows(uint64_t seconds)

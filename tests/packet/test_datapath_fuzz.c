@@ -23,13 +23,7 @@ static struct gateway_harness gw = { .prefix = "vxfuzz", .gateway = "fuzz" };
 static int setup_gateway(void **state) { return harness_up(&gw); }
 static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
 
-static void require_gateway(void)
-{
-	if (!gw.ready) {
-		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
-		skip();
-	}
-}
+static void require_gateway(void) { harness_require(&gw); }
 
 /* xorshift64*: reproducible from the printed seed, independent of libc's rand(). */
 static uint64_t rng_state;
@@ -181,7 +175,6 @@ static struct harness_result run_checked(int iface, const struct frame *in, stru
 {
 	struct harness_result r = harness_run(&gw, iface, in);
 
-	assert_int_equal(r.rc, 0);
 	switch (r.verdict) {
 	case XDP_DROP:
 		assert_true(r.trace.drop_reason > DROP_NONE && r.trace.drop_reason < DROP_REASON_MAX);

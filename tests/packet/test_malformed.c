@@ -23,20 +23,13 @@ static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
 #define IP4 20
 #define IP6 40
 
-static void require_gateway(void)
-{
-	if (!gw.ready) {
-		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
-		skip();
-	}
-}
+static void require_gateway(void) { harness_require(&gw); }
 
 static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
 {
 	uint64_t before = harness_counter(gw.drops_fd, reason);
 	struct harness_result r = harness_run(&gw, iface, in);
 
-	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, reason);
 	assert_int_equal(harness_counter(gw.drops_fd, reason), before + 1);
@@ -71,7 +64,6 @@ static void assert_whole_frame_forwarded(const struct flow *fl)
 
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, fl);
 	r = harness_run(&gw, HUB, &in);
-	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.verdict, XDP_REDIRECT);
 }
 

@@ -65,11 +65,8 @@ static int write_config(const char *ssh_access, bool flush)
 
 static int setup(void **state)
 {
-	nsg_init("vxnsgp", "nsgp");
-	if (geteuid() != 0) {
-		gw.why_not = "needs root for network namespaces and BPF";
+	if (!nsg_init("vxnsgp", "nsgp"))
 		return 0;
-	}
 	if (write_config("Allow", false))
 		return -1;
 	return nsg_up();
@@ -79,14 +76,6 @@ static int teardown(void **state)
 {
 	harness_down(&gw);
 	return 0;
-}
-
-static void require_gateway(void)
-{
-	if (!gw.ready) {
-		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
-		skip();
-	}
 }
 
 static struct flow tcp4(const char *src, uint16_t sport, const char *dst, uint16_t dport)

@@ -140,11 +140,8 @@ static int setup(void **state)
 		rng_state = 1;
 	print_message("nsg differential seed %llu (replay with NSG_SEED)\n",
 		      (unsigned long long)rng_state);
-	nsg_init("vxnsgd", "nsgd");
-	if (geteuid() != 0) {
-		gw.why_not = "needs root for network namespaces and BPF";
+	if (!nsg_init("vxnsgd", "nsgd"))
 		return 0;
-	}
 	if (write_random_config())
 		return -1;
 	return nsg_up();
@@ -409,10 +406,7 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 	long compared = 0, mismatches = 0, denied = 0, mutated = 0;
 	struct world w;
 
-	if (!gw.ready) {
-		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
-		skip();
-	}
+	require_gateway();
 	world_init(&w);
 	for (long set = 0; set < sets; set++) {
 		if (set && write_random_config())

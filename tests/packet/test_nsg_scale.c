@@ -21,11 +21,8 @@ static int setup(void **state)
 	char *resources, src[32], dport[16], name[32];
 	int err;
 
-	nsg_init("vxnsgs", "nsgs");
-	if (geteuid() != 0) {
-		gw.why_not = "needs root for network namespaces and BPF";
+	if (!nsg_init("vxnsgs", "nsgs"))
 		return 0;
-	}
 	resources = malloc(size);
 	if (!resources)
 		return -1;
@@ -73,10 +70,7 @@ static void nsg_4096_rules_classify(void **state)
 {
 	static const int samples[] = { 100, 101, 777, 2048, 2049, 3999, 4095, 4096 };
 
-	if (!gw.ready) {
-		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
-		skip();
-	}
+	require_gateway();
 	assert_true(nsg_rule_id("big", "Inbound", "in4096") >= 0);
 	assert_true(nsg_rule_id("big", "Outbound", "out198") >= 0);
 	for (size_t i = 0; i < sizeof(samples) / sizeof(*samples); i++) {

@@ -36,8 +36,6 @@
 static struct gateway_harness harness = { .prefix = "vxtun", .gateway = "pkttun" };
 
 static struct {
-	bool ready;
-	const char *why_not;
 	uint32_t hub, uplink, tunnel_if;
 	int xdp_uplink, xdp_hub, tc_in, tc_out;
 	int drops_fd, datapath_fd, tunnel_fd, spi_fd;
@@ -112,24 +110,26 @@ static int program_fd(const char *name)
 	return prog ? bpf_program__fd(prog) : -1;
 }
 
+/* The tunnel's part of the setup failed: no test runs, and the reason says why. */
+static int setup_failed(const char *why)
+{
+	harness.ready = false;
+	harness.why_not = why;
+	return -1;
+}
+
 static int setup_gateway(void **state)
 {
 	char path[256];
 
-	if (harness_up(&harness)) {
-		gw.why_not = harness.why_not;
+	if (harness_up(&harness))
 		return -1;
-	}
-	if (!harness.ready) {
-		gw.why_not = harness.why_not;
+	if (!harness.ready) /* skipped, with the reason */
 		return 0;
-	}
 	/* A veth in the gateway's namespace stands in for the connection's xfrm interface. */
 	if (harness_shell("ip link add tuntest0 type veth peer name tuntest1 && "
-			  "ip link set tuntest0 up && ip link set tuntest1 up")) {
-		gw.why_not = "cannot create the stand-in for the xfrm interface";
-		return -1;
-	}
+			  "ip link set tuntest0 up && ip link set tuntest1 up"))
+		return setup_failed("cannot create the stand-in for the xfrm interface");
 	gw.hub = harness.ifaces[HUB].ifindex;
 	gw.uplink = harness.ifaces[UPLINK].ifindex;
 	gw.tunnel_if = if_nametoindex("tuntest0");
@@ -139,25 +139,18 @@ static int setup_gateway(void **state)
 	snprintf(path, sizeof(path), "%s/vnet_xdp.bpf.o", harness_build_dir());
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = harness.pin_dir);
 	gw.obj = bpf_object__open_file(path, &opts);
-	if (!gw.obj || bpf_object__load(gw.obj)) {
-		gw.why_not = "cannot load the BPF object";
-		return -1;
-	}
+	if (!gw.obj || bpf_object__load(gw.obj))
+		return setup_failed("cannot load the BPF object");
 	gw.tc_in = program_fd("tc_tunnel_ingress");
 	gw.tc_out = program_fd("tc_tunnel_egress");
 	gw.drops_fd = harness.drops_fd;
 	gw.datapath_fd = harness.datapath_fd;
 	gw.tunnel_fd = harness_map(&harness, "tunnel_counters");
 	gw.spi_fd = harness_map(&harness, "tunnel_spi_counters");
-	if (gw.tc_in < 0 || gw.tc_out < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0) {
-		gw.why_not = "the tunnel programs or maps are not there";
-		return -1;
-	}
-	if (connection_fill()) {
-		gw.why_not = "cannot fill the tunnel maps";
-		return -1;
-	}
-	gw.ready = true;
+	if (gw.tc_in < 0 || gw.tc_out < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0)
+		return setup_failed("the tunnel programs or maps are not there");
+	if (connection_fill())
+		return setup_failed("cannot fill the tunnel maps");
 	return 0;
 }
 
@@ -169,13 +162,7 @@ static int teardown_gateway(void **state)
 	return 0;
 }
 
-static void require_gateway(void)
-{
-	if (!gw.ready) {
-		print_message("skipped: %s\n", gw.why_not ? gw.why_not : "gateway not ready");
-		skip();
-	}
-}
+static void require_gateway(void) { harness_require(&harness); }
 
 static int run_xdp(int prog_fd, uint32_t ifindex, const struct frame *in)
 {
