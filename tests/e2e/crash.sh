@@ -5,37 +5,20 @@
 # goes back to what it was before the first `up`. (A reload killed midway is in
 # reload.sh, `serve` killed under traffic in metrics.sh.)
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_crash
-
-PREFIX=vxcrash
-GATEWAY=crash
-WORK=$(mktemp -d /tmp/vnet-xdp-crash.XXXXXX)
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-cleanup() {
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-topology_down $PREFIX
-topology_up $PREFIX
-topology_config $GATEWAY >"$WORK/gw.json"
+. tests/e2e/lib.bash
+e2e_begin e2e_crash vxcrash crash
+e2e_topology "$WORK/gw.json"
 in_ns $PREFIX-gw sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
 
 IFACES="to-hub to-spoke1 to-spoke2 uplink0"
 attached_count() {
 	local n=0 i
 	for i in $IFACES; do
-		ip -n $PREFIX-gw -d link show $i | grep -q 'prog/xdp' && n=$((n + 1))
+		xdp_attached $i && n=$((n + 1))
 	done
 	echo $n
 }
 forwarding() { in_ns $PREFIX-gw sysctl -n net.ipv4.ip_forward; }
-reaches() { vm "$1" ping -c 1 -W 1 "$2" >/dev/null; }
 
 up_killed_midway_is_finished_by_the_next_up() {
 	VNET_XDP_FAULT=up-attach:2 gw up -c "$WORK/gw.json"

@@ -9,45 +9,17 @@
 # feature has not landed, or the config has none of its objects) is named, its query
 # still checked for syntax and its families against the exporter's table.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_dashboard
-
-PREFIX=vxdash$(($$ % 100000)) # checkouts running the suite at once do not collide
-GATEWAY=dash$(($$ % 100000))
-NS=$PREFIX-gw
+. tests/e2e/lib.bash
+e2e_begin e2e_dashboard vxdash dash
 LISTEN=127.0.0.1:9479
 PROMETHEUS_LISTEN=127.0.0.1:9480
 DASHBOARD=${DASHBOARD:-dashboards/vnet-xdp.grafana.json}
-WORK=$(mktemp -d /tmp/vnet-xdp-dashboard.XXXXXX)
-
-gw() { in_ns $NS "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-in_gw() { in_ns $NS "$@"; }
-stop_pid_file() { # ends the process this test started, by its id
-	local pid
-	[ -s "$1" ] || return 0
-	pid=$(cat "$1")
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	rm -f "$1"
-}
-cleanup() {
-	stop_pid_file "$WORK/prometheus.pid"
-	stop_pid_file "$WORK/serve.pid"
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 if ! command -v prometheus >/dev/null; then
 	skip dashboard_queries "prometheus is not installed (scripts/install-deps.sh installs it)"
 	exit 0
 fi
-topology_down $PREFIX
-topology_up $PREFIX
+e2e_topology "$WORK/topology.json"
 # spoke2's subnet NSG denies ICMP in: each ping from the hub is one packet on that rule
 DENIED_PINGS=4
 NSG='{"type": "Microsoft.Network/networkSecurityGroups", "name": "spoke2-nsg", "properties": {
@@ -55,10 +27,10 @@ NSG='{"type": "Microsoft.Network/networkSecurityGroups", "name": "spoke2-nsg", "
     "access": "Deny", "protocol": "Icmp", "sourceAddressPrefix": "*", "sourcePortRange": "*",
     "destinationAddressPrefix": "*", "destinationPortRange": "*"}}]}}'
 # the config keeps the default listen address; `serve --listen` overrides it
-topology_config $GATEWAY | jq --argjson nsg "$NSG" '
+jq --argjson nsg "$NSG" '
 	.resources += [$nsg]
 	| (.resources[] | select(.name == "spoke2") | .properties.subnets[0].properties.networkSecurityGroup)
-		= {"id": "spoke2-nsg"}' >"$WORK/gw.json"
+		= {"id": "spoke2-nsg"}' "$WORK/topology.json" >"$CONFIG"
 
 query() { # query PROMQL: Prometheus' JSON answer
 	in_gw curl -sfG --max-time 5 --data-urlencode "query=$1" "http://$PROMETHEUS_LISTEN/api/v1/query"
@@ -71,29 +43,11 @@ dashboard_is_grafana_json() {
 }
 
 serve_traffic_and_prometheus() {
-	nsenter --net=/run/netns/$NS "$VNET_XDP" serve -c "$WORK/gw.json" --listen $LISTEN \
-		>"$WORK/serve.log" 2>&1 &
-	echo $! >"$WORK/serve.pid"
-	for _ in $(seq 100); do
-		in_gw curl -sf --max-time 2 "http://$LISTEN/metrics" >/dev/null 2>&1 && break
-		sleep 0.1
-	done
+	serve_start $LISTEN --listen $LISTEN || return 1
 	# --listen won over the config's default, and only that address is bound
 	[ "$(in_gw ss -Hltn | awk '$4 ~ /:94(69|79)$/ {print $4}')" = $LISTEN ] ||
 		{ in_gw ss -Hltn; return 1; }
-	cat >"$WORK/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: vnet-xdp
-    static_configs:
-      - targets: ['$LISTEN']
-YAML
-	nsenter --net=/run/netns/$NS prometheus --config.file="$WORK/prometheus.yml" \
-		--storage.tsdb.path="$WORK/tsdb" --web.listen-address=$PROMETHEUS_LISTEN \
-		>"$WORK/prometheus.log" 2>&1 &
-	echo $! >"$WORK/prometheus.pid"
+	prometheus_start $LISTEN $PROMETHEUS_LISTEN
 	# forwarded both ways, refused by routing (route_none) and denied by the NSG, while
 	# Prometheus scrapes
 	for _ in $(seq $DENIED_PINGS); do

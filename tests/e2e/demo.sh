@@ -3,20 +3,13 @@
 # with --keep it leaves the gateway and the namespaces running. Run under this test's own
 # namespace prefix and gateway name, so a user's demo and other suites are left alone.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_demo
-
-export DEMO_PREFIX=vxdt$(($$ % 100000)) DEMO_GATEWAY=demotest$(($$ % 100000))
-LOG=$(mktemp /tmp/vnet-xdp-demo-test.XXXXXX)
-gw() { in_ns $DEMO_PREFIX-gw "$VNET_XDP" "$@"; }
-cleanup() {
-	gw down -n $DEMO_GATEWAY >/dev/null 2>&1
-	topology_down $DEMO_PREFIX
-	# the config a kept demo leaves for its user
-	rm -f $(grep -o '/tmp/vnet-xdp-demo\.[A-Za-z0-9]*\.json' "$LOG" 2>/dev/null) "$LOG"
+. tests/e2e/lib.bash
+e2e_begin e2e_demo vxdt demotest
+export DEMO_PREFIX=$PREFIX DEMO_GATEWAY=$GATEWAY
+LOG=$WORK/demo.log
+e2e_cleanup() { # the config a kept demo leaves for its user
+	rm -f $(grep -o '/tmp/vnet-xdp-demo\.[A-Za-z0-9]*\.json' "$LOG" 2>/dev/null)
 }
-trap cleanup EXIT
 
 demo_shows_the_peering_semantics_and_cleans_up() {
 	timeout 240 bash scripts/demo.sh >"$LOG" 2>&1 || { tail -30 "$LOG"; return 1; }
@@ -26,16 +19,16 @@ demo_shows_the_peering_semantics_and_cleans_up() {
 		grep -Eq 'TCP 1 MiB spoke2 -> hub over IPv6 +ok' "$LOG" &&
 		grep -Eq 'TCP spoke1 -> spoke2 +refused' "$LOG" || { cat "$LOG"; return 1; }
 	grep -Eq '^  hub -> spoke1 +[1-9][0-9]* packets' "$LOG" || { echo "no peering counters"; return 1; }
-	[ -z "$(ip netns list | grep "^$DEMO_PREFIX-")" ] || { echo "namespaces left"; return 1; }
-	[ ! -e /sys/fs/bpf/vnet-xdp/$DEMO_GATEWAY ] || { echo "pins left"; return 1; }
+	[ -z "$(ip netns list | grep "^$PREFIX-")" ] || { echo "namespaces left"; return 1; }
+	[ ! -e /sys/fs/bpf/vnet-xdp/$GATEWAY ] || { echo "pins left"; return 1; }
 }
 
 demo_keep_leaves_it_running() {
 	timeout 240 bash scripts/demo.sh --keep >"$LOG" 2>&1 || { tail -30 "$LOG"; return 1; }
 	grep -q 'left running (--keep)' "$LOG" || return 1
-	gw status -n $DEMO_GATEWAY -j | jq -e '.[0].interfaces | length == 4' >/dev/null || return 1
-	ip netns exec $DEMO_PREFIX-hub ping -c 2 -i 0.2 -W 1 10.11.1.4 >/dev/null || return 1
-	! ip netns exec $DEMO_PREFIX-spoke1 ping -c 1 -W 1 10.12.1.4 >/dev/null
+	gw status -n $GATEWAY -j | jq -e '.[0].interfaces | length == 4' >/dev/null || return 1
+	vm hub ping -c 2 -i 0.2 -W 1 10.11.1.4 >/dev/null || return 1
+	! vm spoke1 ping -c 1 -W 1 10.12.1.4 >/dev/null
 }
 
 run_case demo_shows_the_peering_semantics_and_cleans_up

@@ -5,25 +5,9 @@
 # bridge, which has no native XDP, makes `up --mode native` fail after the veths
 # were attached: it must detach them, unpin, leave no state and say one clear line.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_loader
-
-PREFIX=vxldr$(($$ % 100000)) # checkouts running the suite at once do not collide
-GATEWAY=ldr$(($$ % 100000))
-WORK=$(mktemp -d /tmp/vnet-xdp-loader.XXXXXX)
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-cleanup() {
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-topology_down $PREFIX
-topology_up $PREFIX
-topology_config $GATEWAY >"$WORK/gw.json"
+. tests/e2e/lib.bash
+e2e_begin e2e_loader vxldr ldr
+e2e_topology "$WORK/gw.json"
 ip -n $PREFIX-gw link add ldr-br0 type bridge
 ip -n $PREFIX-gw link set ldr-br0 up
 in_ns $PREFIX-gw sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
@@ -43,7 +27,7 @@ link_mode() {
 	esac
 }
 all_modes() { local i; for i in $IFACES; do link_mode $i; done | sort -u | tr '\n' ' '; }
-reaches() { vm "$1" ping -c 2 -i 0.2 -W 1 "$2" >/dev/null; }
+REACH_PINGS=2
 nothing_left() {
 	local i
 	for i in $IFACES ldr-br0; do

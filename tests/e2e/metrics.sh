@@ -4,47 +4,14 @@
 # namespace scrapes it and answers with the traffic the test sent; the textfile is
 # written; counters survive killing serve; stopping serve leaves the datapath running.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_metrics
-
-PREFIX=vxmet
-GATEWAY=met
-NS=$PREFIX-gw
+. tests/e2e/lib.bash
+e2e_begin e2e_metrics vxmet met
 LISTEN=127.0.0.1:9469
 PROMETHEUS_LISTEN=127.0.0.1:9470
 PINGS=7
-WORK=$(mktemp -d /tmp/vnet-xdp-metrics.XXXXXX)
-CONFIG=$WORK/gateway.json
 TEXTFILE_DIR=$WORK/textfile
 mkdir -p "$TEXTFILE_DIR"
-
-gw() { in_ns $NS "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-in_gw() { in_ns $NS "$@"; }
-
-stop_pid_file() { # stop_pid_file FILE [SIGNAL]: ends the process this test started
-	local pid
-	[ -s "$1" ] || return 0
-	pid=$(cat "$1")
-	kill -"${2:-TERM}" "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null
-	rm -f "$1"
-}
-
-cleanup() {
-	stop_pid_file "$WORK/prometheus.pid"
-	stop_pid_file "$WORK/serve.pid"
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-topology_down $PREFIX
-topology_up $PREFIX
-topology_config $GATEWAY >"$CONFIG"
+e2e_topology
 
 scrape() { in_gw curl -sf --max-time 5 "http://$LISTEN/metrics"; }
 
@@ -53,26 +20,12 @@ sample_value() { awk -v series="$1" '$1 == series { print $2; found = 1 } END { 
 
 HUB_TO_SPOKE1='vnetxdp_peering_packets_total{vnet="hub",remote_vnet="spoke1"}'
 
-# Starts serve in the background (its output kept out of run_case's capture) and waits
-# until /metrics answers.
-serve_start() {
-	# nsenter execs the command, so $! is serve itself (a shell function would fork)
-	nsenter --net=/run/netns/$NS "$VNET_XDP" serve -c "$CONFIG" --textfile "$TEXTFILE_DIR" \
-		>>"$WORK/serve.log" 2>&1 &
-	echo $! >"$WORK/serve.pid"
-	for _ in $(seq 100); do
-		scrape >/dev/null 2>&1 && return 0
-		kill -0 "$(cat "$WORK/serve.pid")" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "serve did not answer on $LISTEN"; cat "$WORK/serve.log"
-	return 1
-}
-
-xdp_attached() { ip -n $NS -d link show "$1" | grep -q 'prog/xdp'; }
+# serve in the background (its output kept out of run_case's capture), with the config's
+# listen address and a textfile
+serve_with_textfile() { serve_start "$LISTEN" --textfile "$TEXTFILE_DIR"; }
 
 serve_brings_the_gateway_up_and_serves_metrics() {
-	serve_start || return 1
+	serve_with_textfile || return 1
 	for i in to-hub to-spoke1 to-spoke2 uplink0; do
 		xdp_attached $i || { echo "no XDP on $i"; return 1; }
 	done
@@ -153,18 +106,7 @@ textfile_is_written_and_passes_promtool() {
 
 prometheus_server_scrapes_the_peering_counter() {
 	local value='' query
-	cat >"$WORK/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: vnet-xdp
-    static_configs:
-      - targets: ['$LISTEN']
-YAML
-	nsenter --net=/run/netns/$NS prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-		--web.listen-address=$PROMETHEUS_LISTEN >"$WORK/prometheus.log" 2>&1 &
-	echo $! >"$WORK/prometheus.pid"
+	prometheus_start "$LISTEN" "$PROMETHEUS_LISTEN"
 	query="$HUB_TO_SPOKE1"
 	for _ in $(seq 60); do
 		value=$(in_gw curl -sfG --max-time 2 --data-urlencode "query=$query" \
@@ -188,7 +130,7 @@ counters_survive_killing_serve() {
 	# the datapath keeps forwarding and counting while no exporter runs
 	vm hub ping -c 3 -i 0.2 -W 2 10.11.1.4 >/dev/null || { echo "no forwarding without serve"; return 1; }
 	during=$(gw stats -n $GATEWAY -j | jq -r '.peerings[] | select(.vnet == "hub" and .remoteVnet == "spoke1") | .packets')
-	serve_start || return 1
+	serve_with_textfile || return 1
 	after=$(scrape | sample_value "$HUB_TO_SPOKE1")
 	echo "hub->spoke1 packets $before, after kill $during, after restart $after"
 	[ "$during" -ge $((before + 3)) ] && [ "$after" -ge "$during" ]

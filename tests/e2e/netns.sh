@@ -5,28 +5,12 @@
 # it runs instead of probing those indexes, and `down`, `reload` and `up` of the same
 # name refuse with one clear line and touch nothing.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_netns
-
-PREFIX=vxnns$(($$ % 100000)) # checkouts running the suite at once do not collide
-GATEWAY=nns$(($$ % 100000))
-OTHER=$PREFIX-other
-WORK=$(mktemp -d /tmp/vnet-xdp-netns.XXXXXX)
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
+. tests/e2e/lib.bash
+e2e_begin e2e_netns vxnns nns
+OTHER=$PREFIX-other # carries the prefix: removed with the topology's namespaces
 other() { in_ns $OTHER "$VNET_XDP" "$@"; }
-cleanup() {
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	ip netns del $OTHER 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
 
-topology_down $PREFIX
-ip netns del $OTHER 2>/dev/null
-topology_up $PREFIX
-topology_config $GATEWAY >"$WORK/gw.json"
+e2e_topology "$WORK/gw.json"
 ip netns add $OTHER
 # the other namespace has interfaces of the same names, so nothing but the namespace
 # tells them apart

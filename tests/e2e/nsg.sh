@@ -4,19 +4,9 @@
 # that arrives proves the flow table let it back; `verify`, `flows` and `stats` are checked
 # against the same traffic.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_nsg
-
-PREFIX=vxnsg$$   # the process id: checkouts running the suite at once do not collide
-GATEWAY=nsg1-$$
-CONFIG=$(mktemp /tmp/vnet-xdp-nsg.XXXXXX.json)
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-trap 'gw down -n $GATEWAY >/dev/null 2>&1; topology_down $PREFIX; rm -f $CONFIG' EXIT
-
-topology_down $PREFIX
-topology_up $PREFIX
+. tests/e2e/lib.bash
+e2e_begin e2e_nsg vxnsg nsg
+e2e_topology "$WORK/topology.json"
 
 rule() { # rule NAME PRIORITY DIRECTION ACCESS PROTOCOL SOURCE DESTINATION-PORT
 	printf '{"name": "%s", "properties": {"priority": %s, "direction": "%s", "access": "%s",
@@ -33,12 +23,11 @@ NSG=$(cat <<JSON
   ]}}
 JSON
 )
-topology_config $GATEWAY | jq --argjson nsg "$NSG" '
+jq --argjson nsg "$NSG" '
 	.resources += [$nsg]
 	| (.resources[] | select(.name == "spoke1") | .properties.subnets[0].properties.networkSecurityGroup)
-		= {"id": "spoke1-nsg"}' >"$CONFIG"
+		= {"id": "spoke1-nsg"}' "$WORK/topology.json" >"$CONFIG"
 
-stat_value() { gw stats -n $GATEWAY -j | jq -r "$1"; }
 # wait_listen VM PORT [-u]: until a listener holds the port (a loaded machine starts nc late)
 wait_listen() {
 	local i kind=t

@@ -2,26 +2,9 @@
 # End to end: the hub-and-spoke topology with real traffic (ping, TCP, UDP over IPv4
 # and IPv6) through the gateway that `vnet-xdp up` attached, and the CLI's life cycle.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_peering
-
-PREFIX=vxe2e
-GATEWAY=e2e
-CONFIG=$(mktemp /tmp/vnet-xdp-e2e.XXXXXX.json)
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-trap 'gw down -n $GATEWAY >/dev/null 2>&1; topology_down $PREFIX; rm -f $CONFIG' EXIT
-
-topology_down $PREFIX
-topology_up $PREFIX
-topology_config $GATEWAY >"$CONFIG"
-
-xdp_attached() { ip -n $PREFIX-gw -d link show "$1" | grep -q 'prog/xdp'; }
-
-stat_value() { # stat_value JQ-FILTER: one number from `stats -j`
-	gw stats -n $GATEWAY -j | jq -r "$1"
-}
+. tests/e2e/lib.bash
+e2e_begin e2e_peering vxe2e e2e
+e2e_topology
 
 check_accepts_the_demo_config() {
 	gw check -c "$CONFIG"

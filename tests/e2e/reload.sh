@@ -6,37 +6,21 @@
 # every datagram must be either delivered or counted as that drop: none lost, none
 # judged by anything else.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_reload
-
-PREFIX=vxrld
-GATEWAY=rld
+. tests/e2e/lib.bash
+e2e_begin e2e_reload vxrld rld
 RELOADS=${RELOADS:-100}
-WORK=$(mktemp -d /tmp/vnet-xdp-reload.XXXXXX)
 SEQ=$PWD/${BUILD:-build}/tests/tools/seqstream
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
-vm() { local ns=$1; shift; ip netns exec "$PREFIX-$ns" "$@"; }
-cleanup() {
+e2e_cleanup() { # the streams' senders and receivers
 	jobs -p | xargs -r kill 2>/dev/null
 	wait 2>/dev/null
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	rm -rf "$WORK"
 }
-trap cleanup EXIT
-
-topology_down $PREFIX
-topology_up $PREFIX
-topology_config $GATEWAY >"$WORK/a.json"
+e2e_topology "$WORK/a.json"
 jq '(.resources[] | select(.name == "hub") | .properties.virtualNetworkPeerings) |=
 	map(select(.properties.remoteVirtualNetwork.id | test("spoke2$") | not))' \
 	"$WORK/a.json" >"$WORK/b.json"
 
-stat_value() { gw stats -n $GATEWAY -j | jq -r "$1"; }
 generation() { gw status -n $GATEWAY -j | jq -r '.[0].generation'; }
 program_ids() { gw status -n $GATEWAY -j | jq -c '[.[0].interfaces[].programId]'; }
-reaches() { vm "$1" ping -c 1 -W 1 "$2" >/dev/null; }
 
 reload_without_a_running_gateway_fails() {
 	gw reload -c "$WORK/a.json"
@@ -178,7 +162,7 @@ down_after_reloads_removes_everything() {
 	gw down -n $GATEWAY || return 1
 	[ ! -e /sys/fs/bpf/vnet-xdp/$GATEWAY ] || return 1
 	for i in to-hub to-spoke1 to-spoke2 uplink0; do
-		ip -n $PREFIX-gw -d link show $i | grep -q 'prog/xdp' && return 1
+		xdp_attached $i && return 1
 	done
 	return 0
 }

@@ -6,38 +6,24 @@
 # exhaustion with 4 ports per VIP, a reply after the idle timeout, and an Internet host
 # that tries to open connections to a VM.
 cd "$(dirname "$0")/../.."
-. tests/lib.sh
-. scripts/topology.sh
-need_root e2e_snat
-
-PREFIX=vxsnat
-GATEWAY=snat1
+. tests/e2e/lib.bash
+e2e_begin e2e_snat vxsnat snat
 PY=/usr/bin/python3
-CONFIG=$(mktemp /tmp/vnet-xdp-snat.XXXXXX.json)
-WORK=$(mktemp -d /tmp/vnet-xdp-snat.XXXXXX)
 VIPS="203.0.113.10 203.0.113.11 203.0.113.12"
 INTERNET=198.51.100.2
-gw() { in_ns $PREFIX-gw "$VNET_XDP" "$@"; }
 in_vm() { local ns=$1; shift; in_ns "$PREFIX-$ns" "$@"; }
 # Servers run as direct children (nsenter execs them) so that their ids are known and
 # they end with the test.
 SERVERS=()
 serve_in() { local ns=$1; shift; nsenter --net=/run/netns/"$PREFIX-$ns" "$@" & SERVERS+=($!); }
-cleanup() {
-	[ ${#SERVERS[@]} -gt 0 ] && kill "${SERVERS[@]}" 2>/dev/null
-	gw down -n $GATEWAY >/dev/null 2>&1
-	topology_down $PREFIX
-	rm -rf "$CONFIG" "$WORK"
-}
-trap cleanup EXIT
+e2e_cleanup() { [ ${#SERVERS[@]} -eq 0 ] || kill "${SERVERS[@]}" 2>/dev/null; }
 
 for tool in curl iperf3 tcpdump nc jq; do
 	command -v $tool >/dev/null || { skip e2e_snat "$tool is not installed (scripts/install-deps.sh)"; exit 0; }
 done
 [ -x $PY ] || { skip e2e_snat "python3 is not installed"; exit 0; }
 
-topology_down $PREFIX
-topology_up $PREFIX
+e2e_topology "$WORK/topology.json"
 # The gateway reaches the Internet by its peer; the Internet reaches the VIPs by the
 # gateway (they are routed to it, as Azure routes a VIP to its load balancer).
 ip -n $PREFIX-gw route add default via $INTERNET
@@ -48,11 +34,10 @@ for ns in hub spoke1 spoke2 internet; do
 	ip netns exec $PREFIX-$ns ethtool -K eth0 tx on >/dev/null 2>&1
 done
 # 4 ports per VIP (exhaustion), UDP idle timeout 3 s (expiry), short cool-down.
-topology_config $GATEWAY | jq '.gateway.limits = {"snatPortMin": 20000, "snatPortMax": 20003,
-	"udpIdleTimeoutSeconds": 3, "tcpTransitoryTimeoutSeconds": 2}' >"$CONFIG"
+jq '.gateway.limits = {"snatPortMin": 20000, "snatPortMax": 20003,
+	"udpIdleTimeoutSeconds": 3, "tcpTransitoryTimeoutSeconds": 2}' "$WORK/topology.json" >"$CONFIG"
 
-stat() { gw stats -n $GATEWAY -j | jq -r "$1"; }
-vip_stat() { stat ".snat[] | select(.vip == \"$1\") | .$2"; }
+vip_stat() { stat_value ".snat[] | select(.vip == \"$1\") | .$2"; }
 
 # The Internet host: a web server, an iperf3 server, a UDP echo that also answers
 # once more after 6 s (later than the idle timeout), and a TCP sink that keeps
@@ -214,12 +199,12 @@ EOF
 	after=$(vip_stat 203.0.113.10 portExhausted)
 	echo "port exhaustion drops on 203.0.113.10: $before -> $after"
 	[ "$after" -gt "$before" ] || return 1
-	[ "$(stat '.drops.snat_port_exhausted.packets')" -gt 0 ]
+	[ "$(stat_value '.drops.snat_port_exhausted.packets')" -gt 0 ]
 }
 
 reply_after_idle_timeout_is_dropped() {
 	local before after
-	before=$(stat '.drops.snat_expired.packets')
+	before=$(stat_value '.drops.snat_expired.packets')
 	# The echo answers at once, then again after 6 s: the mapping idles out after 3 s.
 	in_vm spoke2 $PY - <<'EOF' || return 1
 import socket, sys
@@ -235,7 +220,7 @@ try:
 except socket.timeout:
     pass
 EOF
-	after=$(stat '.drops.snat_expired.packets')
+	after=$(stat_value '.drops.snat_expired.packets')
 	echo "snat_expired drops: $before -> $after"
 	[ "$after" -gt "$before" ]
 }
@@ -249,8 +234,8 @@ gc_collects_expired_mappings() {
 
 internet_cannot_open_a_connection_to_a_vm() {
 	local unsolicited_before uplink_before
-	unsolicited_before=$(stat '.drops.snat_unsolicited.packets')
-	uplink_before=$(stat '.drops.uplink_unsolicited.packets')
+	unsolicited_before=$(stat_value '.drops.snat_unsolicited.packets')
+	uplink_before=$(stat_value '.drops.uplink_unsolicited.packets')
 	serve_in hub timeout 12 nc -l -p 2222 >/dev/null 2>&1
 	sleep 0.3
 	# To the VM's own address, and to the VIP on every port the pool hands out.
@@ -259,8 +244,8 @@ internet_cannot_open_a_connection_to_a_vm() {
 		if in_vm internet nc -z -w 2 203.0.113.10 $port; then echo "reached the VM via the VIP:$port"; return 1; fi
 	done
 	if in_vm internet nc -u -z -w 1 203.0.113.10 20000; then :; fi
-	[ "$(stat '.drops.snat_unsolicited.packets')" -gt "$unsolicited_before" ] || { echo "no snat_unsolicited drop"; return 1; }
-	[ "$(stat '.drops.uplink_unsolicited.packets')" -gt "$uplink_before" ] || { echo "no uplink_unsolicited drop"; return 1; }
+	[ "$(stat_value '.drops.snat_unsolicited.packets')" -gt "$unsolicited_before" ] || { echo "no snat_unsolicited drop"; return 1; }
+	[ "$(stat_value '.drops.uplink_unsolicited.packets')" -gt "$uplink_before" ] || { echo "no uplink_unsolicited drop"; return 1; }
 }
 
 metrics_show_snat_per_vip() {
