@@ -6,8 +6,10 @@
  * is dropped. After decryption the inner packet appears on the connection's xfrm
  * interface, where the tc programs below carry on the pipeline: anti-spoofing by the
  * connection's remote address spaces, the tunnel's routes (the gateway's VNet and the
- * spokes that use it for transit), then forwarding into the VNet. Packets routed into
- * the tunnel are counted on the xfrm interface's egress. */
+ * spokes that use it for transit), the inbound NSGs of the destination (stateful, in the
+ * flow table XDP keeps), then forwarding into the VNet. Packets routed into the tunnel
+ * are counted on the xfrm interface's egress; those an outbound NSG denies before they
+ * get there are the tunnel's egress drops. */
 #ifndef BPF_TUNNEL_H
 #define BPF_TUNNEL_H
 
@@ -20,6 +22,7 @@
 #include "counters.h"
 #include "parse.h"
 #include "forward.h"
+#include "flow.h"
 
 #ifndef IPPROTO_ESP
 #define IPPROTO_ESP 50
@@ -267,6 +270,95 @@ static __always_inline int tunnel_drop(__u32 tunnel, __u32 counter, __u32 reason
 	return TC_ACT_SHOT;
 }
 
+/* The rules' view of a decrypted packet, read from the skb at the parser's offsets: a
+ * function of its own, verified once rather than once per path through the parser (as
+ * nsg_packet_stage is for XDP). The source is outside every VNet (on-premises, or the
+ * VNet behind the other gateway); the VM's packets of the same connection see the tunnel's
+ * side as NSG_VNET_NONE too (route_destination_vnet), so both directions find one flow in
+ * the table XDP keeps. */
+__noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct nsg_packet_info *info)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct flow_scratch *scratch;
+	struct nsg_tuple *t;
+	__u32 zero = 0, flags = 0, l3, l4;
+
+	if (!info)
+		return DROP_NSG_DENIED_INBOUND;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_NSG_DENIED_INBOUND;
+	t = &scratch->tuple;
+	__builtin_memset(t, 0, sizeof(*t));
+	l3 = info->l3_offset & 0xff;
+	if (info->family == AF_INET) {
+		struct iphdr *ip = data + l3;
+
+		if ((void *)(ip + 1) > data_end)
+			return DROP_MALFORMED_IPV4;
+		__builtin_memcpy(t->src, &ip->saddr, 4);
+		__builtin_memcpy(t->dst, &ip->daddr, 4);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return DROP_MALFORMED_IPV6;
+		__builtin_memcpy(t->src, &ip6->saddr, 16);
+		__builtin_memcpy(t->dst, &ip6->daddr, 16);
+	}
+	t->family = info->family;
+	t->proto = info->proto;
+	t->src_vnet = NSG_VNET_NONE;
+	t->dst_vnet = info->dst_vnet;
+	t->has_ports = info->l4_offset && (info->proto == IPPROTO_TCP || info->proto == IPPROTO_UDP);
+	if (t->has_ports) {
+		t->sport = info->sport;
+		t->dport = info->dport;
+	} else if (info->l4_offset && is_echo(info->proto, info->icmp_type)) {
+		t->sport = t->dport = info->sport;
+	}
+	l4 = info->l4_offset & 0x3ff;
+	if (info->proto == IPPROTO_TCP && l4) {
+		__u8 *tcp = data + l4;
+
+		if ((void *)(tcp + 14) <= data_end)
+			flags = tcp[13];
+	}
+	return nsg_flow_stage(t, info->len, flags, &scratch->result);
+}
+
+/* The inbound NSGs of dst_vnet's destination subnet and NIC for a decrypted packet. */
+static __always_inline int tunnel_nsg_inbound(struct __sk_buff *skb, const struct packet *pkt,
+					      __u32 dst_vnet)
+{
+	struct flow_scratch *scratch;
+	struct nsg_packet_info *info;
+	__u32 zero = 0;
+
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_NSG_DENIED_INBOUND; /* cannot happen: a per-CPU array of one */
+	info = &scratch->info;
+	info->l3_offset = pkt->l3 - pkt->data;
+	info->l4_offset = pkt->l4 ? pkt->l4 - pkt->data : 0;
+	info->family = pkt->family;
+	info->len = pkt->len;
+	info->sport = pkt->sport;
+	info->dport = pkt->dport;
+	info->src_vnet = NSG_VNET_NONE;
+	info->dst_vnet = dst_vnet;
+	info->proto = pkt->l4_proto;
+	info->icmp_type = pkt->icmp_type;
+	return tunnel_nsg_stage(skb, &scratch->info);
+}
+
+/* Traffic from a VNet that an outbound NSG denied on its way into the tunnel (XDP). */
+static __always_inline void tunnel_count_egress_drop(const struct route_info *route, __u64 bytes)
+{
+	if (route->type == ROUTE_TUNNEL)
+		count_tunnel(route->peering, TUNNEL_DROP_EGRESS_NSG, bytes);
+}
+
 /* The decrypted packet, on its way from on-premises (or the other VNet) into the VNet. */
 static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 {
@@ -292,7 +384,9 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 	if (!route || (route->type != ROUTE_VNET_LOCAL && route->type != ROUTE_VNET_PEERING))
 		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_NO_ROUTE, DROP_TUNNEL_NO_ROUTE,
 				   pkt.len);
-	/* The inbound NSG of the destination decides here once the NSG stage exists. */
+	reason = tunnel_nsg_inbound(skb, &pkt, route->dst_vnet);
+	if (reason)
+		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_NSG, reason, pkt.len);
 	count_tunnel_ingress(skb, ti->tunnel, &pkt);
 	if (route->type == ROUTE_VNET_PEERING)
 		count_peering(route->peering, pkt.len);

@@ -229,8 +229,10 @@ __noinline int process_ip(struct xdp_md *ctx, const struct packet_info *info,
 
 	d->nsg_ran = 1;
 	reason = nsg_stage(ctx, pkt, vnet, route_destination_vnet(route));
-	if (reason)
+	if (reason) {
+		tunnel_count_egress_drop(route, pkt->len);
 		return drop(d, reason);
+	}
 	if (route->type == ROUTE_TUNNEL) /* XDP cannot transmit on xfrm: the kernel routes it */
 		return pass(d, COUNT_PASS_TUNNEL);
 	if (route->type == ROUTE_INTERNET)

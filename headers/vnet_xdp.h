@@ -312,11 +312,21 @@ enum tunnel_counter {
 	TUNNEL_DROP_INGRESS_SPOOFED,
 	TUNNEL_DROP_INGRESS_NO_ROUTE,
 	TUNNEL_DROP_INGRESS_MALFORMED, /* the drop reason names what */
+	TUNNEL_DROP_INGRESS_NSG,   /* decrypted, denied by an inbound NSG of the destination */
+	TUNNEL_DROP_EGRESS_NSG,    /* routed into the tunnel, denied by an outbound NSG */
 	TUNNEL_COUNTER_MAX,
 };
 
+/* Where the drop counters of each direction start and end (Azure's
+ * TunnelIngressPacketDropCount and TunnelEgressPacketDropCount are their sums). */
+#define TUNNEL_INGRESS_DROPS_FIRST TUNNEL_DROP_INGRESS_SPOOFED
+#define TUNNEL_INGRESS_DROPS_LAST  TUNNEL_DROP_INGRESS_NSG
+#define TUNNEL_EGRESS_DROPS_FIRST  TUNNEL_DROP_EGRESS_NSG
+#define TUNNEL_EGRESS_DROPS_LAST   TUNNEL_DROP_EGRESS_NSG
+
 #define TUNNEL_COUNTER_NAMES                                                               \
-	{ "esp_in", "ingress", "egress", "spoofed_source", "no_route", "malformed" }
+	{ "esp_in", "ingress", "egress", "spoofed_source", "no_route", "malformed",        \
+	  "nsg_denied_inbound", "nsg_denied_outbound" }
 
 /* ---- SNAT: outbound NAT of VM traffic to the VNet's VIP ----------------------------- */
 

@@ -194,6 +194,33 @@ static json_t *spis_of(int fd, const char *peer)
 	return list;
 }
 
+/* Azure's TunnelIngressPacketDropCount and TunnelEgressPacketDropCount on the tunnel,
+ * each reason of each direction in `drops`. */
+static void tunnel_drops_add(json_t *t, json_t *drops, int fd, uint32_t id, const char *name)
+{
+	static const struct { const char *direction, *member; uint32_t first, last; } dirs[] = {
+		{ "ingress", "ingressPacketDropCount", TUNNEL_INGRESS_DROPS_FIRST,
+		  TUNNEL_INGRESS_DROPS_LAST },
+		{ "egress", "egressPacketDropCount", TUNNEL_EGRESS_DROPS_FIRST,
+		  TUNNEL_EGRESS_DROPS_LAST },
+	};
+
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(*dirs); d++) {
+		uint64_t sum = 0;
+
+		for (uint32_t c = dirs[d].first; c <= dirs[d].last; c++) {
+			struct packet_counter n = read_counter(fd, id, c);
+
+			sum += n.packets;
+			json_array_append_new(drops, json_pack("{s:s, s:s, s:s, s:I, s:I}",
+				"tunnel", name, "direction", dirs[d].direction, "reason",
+				tunnel_counter_names[c], "packets", (json_int_t)n.packets,
+				"bytes", (json_int_t)n.bytes));
+		}
+		json_object_set_new(t, dirs[d].member, json_integer((json_int_t)sum));
+	}
+}
+
 void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 {
 	json_t *list = json_object_get(state, "tunnels"), *tunnels = json_array(),
@@ -223,6 +250,7 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 			"espBytes", (json_int_t)esp.bytes, "espPackets", (json_int_t)esp.packets,
 			"up", sas ? swanctl_sa_is_up(sas, ike) : 0);
 
+		tunnel_drops_add(t, drops, counters, id, name);
 		json_object_set_new(t, "spis", spis_of(spis, peer));
 		if (have_sa_stats) {
 			json_object_set_new(t, "replayErrors", json_integer(totals[i].replay));
@@ -230,14 +258,6 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 					    json_integer(totals[i].integrity_failed));
 		}
 		json_array_append_new(tunnels, t);
-		for (uint32_t c = TUNNEL_DROP_INGRESS_SPOOFED; c < TUNNEL_COUNTER_MAX; c++) {
-			struct packet_counter d = read_counter(counters, id, c);
-
-			json_array_append_new(drops, json_pack("{s:s, s:s, s:s, s:I, s:I}",
-				"tunnel", name, "direction", "ingress", "reason",
-				tunnel_counter_names[c], "packets", (json_int_t)d.packets,
-				"bytes", (json_int_t)d.bytes));
-		}
 	}
 	json_object_set_new(doc, "tunnels", tunnels);
 	json_object_set_new(doc, "tunnelDrops", drops);

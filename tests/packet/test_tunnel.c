@@ -33,7 +33,30 @@
 #define ONPREM_VM "192.168.50.10"
 #define SPI 0xc0ffee01u
 
-static struct gateway_harness harness = { .prefix = "vxtun", .gateway = "pkttun" };
+/* ARM security rules, one line each (jq text). */
+#define NSG_RULE(name, priority, direction, access, source, destination, port)               \
+	"{\"name\": \"" name "\", \"properties\": {\"priority\": " #priority ", "              \
+	"\"direction\": \"" direction "\", \"access\": \"" access "\", \"protocol\": \"*\", "   \
+	"\"sourceAddressPrefix\": \"" source "\", \"sourcePortRange\": \"*\", "                \
+	"\"destinationAddressPrefix\": \"" destination "\", \"destinationPortRange\": \"" port "\"}}"
+
+/* The topology's config with an NSG on the hub's subnet: port 2222 from on-premises
+ * denied inbound, port 2323 toward on-premises denied outbound, the rest to and from
+ * on-premises allowed (the connection is filled in by hand below, so Azure's VirtualNetwork
+ * tag does not hold the on-premises space here). */
+static const char tunnel_nsg_config[] =
+	"topology_config $GATEWAY | jq '.resources += [{\"type\": "
+	"\"Microsoft.Network/networkSecurityGroups\", \"name\": \"hub-nsg\", \"properties\": "
+	"{\"securityRules\": ["
+	NSG_RULE("DenyOnpremInbound2222", 100, "Inbound", "Deny", "192.168.50.0/24", "*", "2222") ", "
+	NSG_RULE("AllowOnpremInbound", 200, "Inbound", "Allow", "192.168.50.0/24", "*", "*") ", "
+	NSG_RULE("DenyOnpremOutbound2323", 100, "Outbound", "Deny", "*", "192.168.50.0/24", "2323") ", "
+	NSG_RULE("AllowOnpremOutbound", 200, "Outbound", "Allow", "*", "192.168.50.0/24", "*")
+	"]}}] | (.resources[] | select(.name == \"hub\") | .properties.subnets[0].properties"
+	".networkSecurityGroup) = {\"id\": \"hub-nsg\"}'";
+
+static struct gateway_harness harness = { .prefix = "vxtun", .gateway = "pkttun",
+					  .config_command = tunnel_nsg_config };
 
 static struct {
 	uint32_t hub, uplink, tunnel_if;
@@ -65,7 +88,7 @@ static int connection_fill(void)
 	struct address_key peer_key, local_key;
 	struct tunnel_peer peer = { .tunnel = TUNNEL };
 	struct tunnel_interface ti = { .tunnel = TUNNEL, .vnet = HUB_VNET };
-	struct route_info to_onprem = { .type = ROUTE_TUNNEL };
+	struct route_info to_onprem = { .type = ROUTE_TUNNEL, .peering = TUNNEL }; /* as plan.c: the tunnel id */
 	struct route_info to_hub = { .type = ROUTE_VNET_LOCAL, .dst_vnet = HUB_VNET };
 	struct lpm_key key;
 	uint32_t one = 1, vnet = HUB_VNET;
@@ -441,6 +464,109 @@ static void decrypted_packet_outside_the_tunnel_routes_is_dropped(void **state)
 	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_NO_ROUTE).packets, no_route + 2);
 }
 
+/* TCP from on-premises (decrypted) to the hub's VM, or the other way into the tunnel. */
+static void frame_tcp(struct frame *f, const char *src, uint16_t sport, const char *dst,
+		      uint16_t dport, uint8_t flags, bool decrypted)
+{
+	struct flow fl = { .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_TCP,
+			   .sport = sport, .dport = dport, .ip_id = 11, .payload = 20 };
+	uint8_t *ip, *tcp;
+	uint32_t sum;
+
+	if (decrypted)
+		frame_build(f, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
+	else
+		frame_build(f, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	ip = f->data + 14;
+	tcp = ip + 20;
+	tcp[13] = flags;
+	tcp[16] = tcp[17] = 0;
+	sum = checksum_add(0, ip + 12, 8);
+	sum += IPPROTO_TCP + (f->len - 14 - 20);
+	sum = checksum_add(sum, tcp, f->len - 14 - 20);
+	memcpy(tcp + 16, &(uint16_t){ checksum_fold(sum) }, 2);
+}
+
+static void decrypted_packet_denied_by_an_inbound_nsg_is_an_ingress_drop(void **state)
+{
+	uint64_t drops = packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND);
+	uint64_t nsg = tunnel_counter(TUNNEL_DROP_INGRESS_NSG).packets;
+	struct packet_counter ingress = tunnel_counter(TUNNEL_INGRESS);
+	struct frame in;
+
+	require_gateway();
+	frame_tcp(&in, ONPREM_VM, 40001, "10.10.1.4", 2222, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND), drops + 1);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_NSG).packets, nsg + 1);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, ingress.packets);
+	/* The next port is allowed, and forwarded into the VNet. */
+	frame_tcp(&in, ONPREM_VM, 40001, "10.10.1.4", 2223, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, ingress.packets + 1);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_NSG).packets, nsg + 1);
+}
+
+static void reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg(void **state)
+{
+	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND);
+	struct frame in;
+
+	require_gateway();
+	/* From the VM's port 2222 toward on-premises: XDP's outbound NSG allows it and
+	 * remembers the flow; the kernel routes it into the tunnel. */
+	frame_tcp(&in, "10.10.1.4", 2222, ONPREM_VM, 40002, 0x02, false);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_PASS);
+	/* The answer comes back decrypted to port 2222, which no rule admits from
+	 * on-premises: the flow does. */
+	frame_tcp(&in, ONPREM_VM, 40002, "10.10.1.4", 2222, 0x12, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND), denied);
+	/* A new connection to that port from on-premises is still denied. */
+	frame_tcp(&in, ONPREM_VM, 40003, "10.10.1.4", 2222, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND), denied + 1);
+}
+
+static void connection_from_onprem_lets_the_vms_replies_into_the_tunnel(void **state)
+{
+	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_OUTBOUND);
+	uint64_t egress_drops = tunnel_counter(TUNNEL_DROP_EGRESS_NSG).packets;
+	struct frame in;
+
+	require_gateway();
+	/* On-premises opens a connection from its port 2323 (allowed inbound); the VM's
+	 * answer goes to port 2323, which the outbound rule denies for new connections. */
+	frame_tcp(&in, ONPREM_VM, 2323, "10.10.1.4", 8080, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	frame_tcp(&in, "10.10.1.4", 8080, ONPREM_VM, 2323, 0x12, false);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_PASS);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_OUTBOUND), denied);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_EGRESS_NSG).packets, egress_drops);
+}
+
+static void traffic_into_the_tunnel_denied_outbound_is_an_egress_drop(void **state)
+{
+	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_OUTBOUND);
+	struct packet_counter before = tunnel_counter(TUNNEL_DROP_EGRESS_NSG), after;
+	uint64_t passed = packets_of(gw.datapath_fd, COUNT_PASS_TUNNEL);
+	struct frame in;
+
+	require_gateway();
+	frame_tcp(&in, "10.10.1.4", 40004, ONPREM_VM, 2323, 0x02, false);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_DROP);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_DROP);
+	after = tunnel_counter(TUNNEL_DROP_EGRESS_NSG);
+	assert_int_equal(after.packets, before.packets + 2);
+	assert_int_equal(after.bytes, before.bytes + 2 * (in.len - 14));
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_OUTBOUND), denied + 2);
+	assert_int_equal(packets_of(gw.datapath_fd, COUNT_PASS_TUNNEL), passed);
+	/* Traffic denied toward a VNet, not the tunnel, is no tunnel's drop. */
+	frame_tcp(&in, "10.10.1.4", 40004, "10.11.1.4", 2323, 0x02, false);
+	run_xdp(gw.xdp_hub, gw.hub, &in);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_EGRESS_NSG).packets, after.packets);
+}
+
 static void packets_into_the_tunnel_are_counted(void **state)
 {
 	struct packet_counter before = tunnel_counter(TUNNEL_EGRESS), after;
@@ -471,6 +597,10 @@ int main(void)
 		cmocka_unit_test(decrypted_packet_with_a_foreign_source_is_dropped),
 		cmocka_unit_test(decrypted_packet_outside_the_tunnel_routes_is_dropped),
 		cmocka_unit_test(packets_into_the_tunnel_are_counted),
+		cmocka_unit_test(decrypted_packet_denied_by_an_inbound_nsg_is_an_ingress_drop),
+		cmocka_unit_test(reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg),
+		cmocka_unit_test(connection_from_onprem_lets_the_vms_replies_into_the_tunnel),
+		cmocka_unit_test(traffic_into_the_tunnel_denied_outbound_is_an_egress_drop),
 	};
 
 	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);

@@ -129,14 +129,99 @@ tcp_from_onprem_to_the_transit_spoke() {
 	[ "$(delta "$before" "$after" 3)" -eq "$(delta "$before" "$after" 1)" ]
 }
 
+# udp_datagrams SRC_NS DST PORT N: N datagrams of one line each.
+udp_datagrams() {
+	local i
+	for ((i = 0; i < $4; i++)); do
+		echo "datagram $i" | ip netns exec "$1" timeout 5 nc -u -q 0 "$2" "$3"
+	done
+}
+
+# tunnel_drop_fields NS GATEWAY TUNNEL DIRECTION REASON: "REASON_PACKETS DIRECTION_SUM"
+tunnel_drop_fields() {
+	vx "$1" stats -n "$2" -j | jq -r --arg t "$3" --arg d "$4" --arg r "$5" '
+		([.tunnelDrops[] | select(.tunnel == $t and .direction == $d and .reason == $r) |
+		  .packets] | add // 0) as $p |
+		(.tunnels[] | select(.name == $t) | .[$d + "PacketDropCount"]) as $sum |
+		"\($p) \($sum) \(.drops["nsg_denied_" + (if $d == "ingress" then "inbound"
+		  else "outbound" end)].packets)"'
+}
+
+# The hub's NSG denies UDP port 5022 from on-premises: decrypted datagrams to it are
+# dropped at the tunnel's ingress (TunnelIngressPacketDropCount), the next port passes.
+inbound_nsg_denies_one_port_from_onprem() {
+	local before after delivered listener
+	before=$(tunnel_drop_fields $GW ipsecgw to-onprem ingress nsg_denied_inbound)
+	ip netns exec $HUB timeout 20 nc -u -l 10.10.1.4 5024 >"$DIR/udp5024" &
+	listener=$!
+	sleep 0.5
+	udp_datagrams $HOST 10.10.1.4 5022 3
+	udp_datagrams $HOST 10.10.1.4 5024 1
+	sleep 1
+	after=$(tunnel_drop_fields $GW ipsecgw to-onprem ingress nsg_denied_inbound)
+	kill $listener 2>/dev/null
+	delivered=$(grep -c datagram "$DIR/udp5024")
+	echo "to port 5022: tunnel nsg_denied_inbound $before -> $after" \
+		"(reason, TunnelIngressPacketDropCount, all nsg_denied_inbound); port 5024 got $delivered"
+	[ "$(delta "$before" "$after" 1)" -eq 3 ] && [ "$(delta "$before" "$after" 2)" -eq 3 ] &&
+	[ "$(delta "$before" "$after" 3)" -eq 3 ] && [ "$delivered" -eq 1 ]
+}
+
+# ... and UDP port 5023 toward on-premises outbound: dropped before the tunnel, counted
+# as the tunnel's egress drops (TunnelEgressPacketDropCount), not as its egress.
+outbound_nsg_denial_is_a_tunnel_egress_drop() {
+	local before after c0 c1
+	before=$(tunnel_drop_fields $GW ipsecgw to-onprem egress nsg_denied_outbound)
+	c0=$(counters_snapshot $GW ipsecgw to-onprem)
+	udp_datagrams $HUB 192.168.50.10 5023 2
+	after=$(tunnel_drop_fields $GW ipsecgw to-onprem egress nsg_denied_outbound)
+	c1=$(counters_snapshot $GW ipsecgw to-onprem)
+	echo "to port 5023: tunnel nsg_denied_outbound $before -> $after; egress +$(delta "$c0" "$c1" 2)"
+	[ "$(delta "$before" "$after" 1)" -eq 2 ] && [ "$(delta "$before" "$after" 2)" -eq 2 ] &&
+	[ "$(delta "$before" "$after" 3)" -eq 2 ] && [ "$(delta "$c0" "$c1" 2)" -eq 0 ]
+}
+
+# sa_field NS GATEWAY TUNNEL FIELD
+sa_field() { tunnel_field "$@"; }
+
+# A forged ESP packet on the gateway's inbound SA from the peer's address: first with a
+# sequence number the SA already saw (the kernel refuses it as a replay), then with a new
+# one and a wrong ICV (an integrity failure). Both reach xfrm (counted as ESP) and show
+# in the tunnel's SA statistics.
+sa_statistics_count_replays_and_integrity_failures() {
+	local spi seq r0 r1 i0 i1
+	spi=$(ip -n $GW xfrm state | awk '$1 == "src" && $4 == "198.51.100.1" {getline; print $4; exit}')
+	seq=$(ip -n $GW xfrm state | awk -v spi="$spi" '$1 == "proto" && $4 == spi {f = 1}
+		f && /anti-replay context/ {sub(/,/, "", $4); print $4; exit}')
+	r0=$(sa_field $GW ipsecgw to-onprem replayErrors)
+	i0=$(sa_field $GW ipsecgw to-onprem integrityFailures)
+	echo "inbound SA spi $spi, last sequence number $seq; replay $r0, integrity $i0"
+	[ -n "$spi" ] && [ -n "$seq" ] || { ip -n $GW xfrm state; return 1; }
+	ip netns exec $ONPREM python3 - "$spi" "$seq" <<-'PY' || return 1
+	import socket, struct, sys
+	spi, seq = int(sys.argv[1], 16), int(sys.argv[2], 16)
+	s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+	for n in (seq, seq + 1000):  # seen already; new but forged
+	    s.sendto(struct.pack("!II", spi, n) + bytes(8) + bytes(64) + bytes(16), ("198.51.100.1", 0))
+	PY
+	sleep 1
+	r1=$(sa_field $GW ipsecgw to-onprem replayErrors)
+	i1=$(sa_field $GW ipsecgw to-onprem integrityFailures)
+	echo "after: replay $r1, integrity $i1"
+	vx $GW stats -n ipsecgw --prometheus | grep -E 'tunnel_(replay|integrity)' 
+	[ $((r1 - r0)) -eq 1 ] && [ $((i1 - i0)) -eq 1 ]
+}
+
 down_removes_it() {
 	vx $GW down -n ipsecgw || return 1
 	! ip -n $GW link show vx0-ipsecgw 2>/dev/null
 }
 
-skip_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_each_other \
+fail_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
-	tcp_from_onprem_to_the_transit_spoke down_removes_it
+	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
+	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
+	down_removes_it
 
 start=$SECONDS
 if ! set_up >"$DIR/setup.log" 2>&1; then
@@ -146,7 +231,9 @@ fi
 echo "    (set_up: $((SECONDS - start))s)"
 for t in up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
-	tcp_from_onprem_to_the_transit_spoke down_removes_it; do
+	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
+	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
+	down_removes_it; do
 	start=$SECONDS
 	run_case $t
 	echo "    ($t: $((SECONDS - start))s)"
