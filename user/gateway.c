@@ -825,7 +825,10 @@ int gateway_reload(const struct config *cfg)
 	generation = (uint32_t)json_integer_value(json_object_get(state, "generation")) + 1;
 	gateway_pin_dir(cfg->gateway_name, pin_dir, sizeof(pin_dir));
 	stage_path(pin_dir, stage, sizeof(stage));
-	err = plan_build(cfg, ifindexes, &plan);
+	/* A connection new in this config needs its interface before the plan indexes it. */
+	err = tunnels_create_interfaces(cfg, &progress.tunnels);
+	if (!err)
+		err = plan_build(cfg, ifindexes, &plan);
 	if (!err)
 		err = plan_keep_peering_slots(&plan, hints, slot_hints(state, hints, MAX_PEERINGS),
 					      fresh, MAX_PEERINGS);
@@ -883,14 +886,18 @@ int gateway_reload(const struct config *cfg)
 	}
 	json_array_foreach(json_object_get(next, "interfaces"), i, it)
 		json_object_set_new(it, "programId", json_integer(prog_ids[i]));
-	/* The tunnels' tc programs still hold the old config maps until attached afresh. */
-	if (tunnels_reattach(pin_dir, &plan))
-		log_warn("decrypted traffic follows the previous routes until the next reload");
+	progress.tunnels.n_created = 0; /* in use now: `down` removes them */
+	/* The tunnels' tc programs still hold the old config maps until attached afresh;
+	 * the kernel's routes and charon's connections follow the new connections. */
+	if (tunnels_reload(cfg, pin_dir, &plan, state))
+		log_warn("the tunnels keep (part of) the previous connections until the next reload");
 	err = state_save(cfg->gateway_name, next);
 	if (err)
 		log_error("the new generation runs, but the state file was not written: %s",
 			  strerror(-err));
 out:
+	if (err)
+		tunnels_undo(cfg->gateway_name, &progress.tunnels);
 	json_decref(next);
 	json_decref(state);
 	plan_free(&plan);

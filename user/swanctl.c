@@ -340,6 +340,13 @@ int swanctl_load(const char *gateway, const struct config *cfg, const struct tun
 	return err;
 }
 
+void swanctl_terminate(const char *const *names, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		swanctl_run((const char *[]){ "--terminate", "--ike", names[i], "--force",
+					      "--timeout", "5", NULL });
+}
+
 int swanctl_unload(const char *gateway, const char *const *names, size_t count)
 {
 	char path[300];
@@ -356,9 +363,7 @@ int swanctl_unload(const char *gateway, const char *const *names, size_t count)
 	fclose(f);
 	err = swanctl_run((const char *[]){ "--load-all", "--file", path, NULL });
 	unlink(path);
-	for (size_t i = 0; i < count; i++)
-		swanctl_run((const char *[]){ "--terminate", "--ike", names[i], "--force",
-					      "--timeout", "5", NULL });
+	swanctl_terminate(names, count);
 	if (err)
 		log_warn("swanctl could not unload the connections of %s (is charon running?)",
 			 gateway);

@@ -39,6 +39,8 @@ const char *swanctl_uri(void);
 /* Writes the file (mode 0600) under the gateway's state directory and loads it. */
 int swanctl_load(const char *gateway, const struct config *cfg, const struct tunnel *tunnels,
 		 size_t count);
+/* Closes the IKE SAs (and their CHILD SAs) of the named connections. */
+void swanctl_terminate(const char *const *names, size_t count);
 /* Unloads the gateway's connections and closes their SAs (names from `up`'s state). */
 int swanctl_unload(const char *gateway, const char *const *names, size_t count);
 

@@ -266,6 +266,126 @@ int tunnel_routes_add(const struct tunnel *t)
 	return 0;
 }
 
+/* ---- routes a reload leaves behind ---- */
+
+struct route_prune {
+	const struct tunnel *t;
+	struct rtmsg keys[64];    /* family and length of each route to delete */
+	uint8_t dst[64][16];
+	size_t n;
+};
+
+static bool remote_prefix_of(const struct tunnel *t, int family, unsigned len, const void *dst)
+{
+	for (size_t i = 0; i < t->n_remote_prefixes; i++) {
+		const struct ip_prefix *p = &t->remote_prefixes[i];
+
+		if (p->family == family && p->len == len &&
+		    !memcmp(p->addr, dst, family == AF_INET ? 4 : 16))
+			return true;
+	}
+	return false;
+}
+
+static int route_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(attr, RTA_MAX) > 0)
+		tb[mnl_attr_get_type(attr)] = attr;
+	return MNL_CB_OK;
+}
+
+/* Collects the routes into the tunnel's interface that are none of its remote spaces. */
+static int route_prune_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct route_prune *prune = data;
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	size_t alen = rtm->rtm_family == AF_INET ? 4 : 16;
+
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr, tb);
+	if (rtm->rtm_table != RT_TABLE_MAIN || rtm->rtm_protocol != RTPROT_STATIC ||
+	    !tb[RTA_OIF] || mnl_attr_get_u32(tb[RTA_OIF]) != prune->t->ifindex || !tb[RTA_DST] ||
+	    mnl_attr_get_payload_len(tb[RTA_DST]) != alen || prune->n >= 64)
+		return MNL_CB_OK;
+	if (remote_prefix_of(prune->t, rtm->rtm_family, rtm->rtm_dst_len,
+			     mnl_attr_get_payload(tb[RTA_DST])))
+		return MNL_CB_OK;
+	prune->keys[prune->n] = *rtm;
+	memcpy(prune->dst[prune->n], mnl_attr_get_payload(tb[RTA_DST]), alen);
+	prune->n++;
+	return MNL_CB_OK;
+}
+
+static int routes_dump(int family, struct route_prune *prune)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+	unsigned int portid, seq = (unsigned int)time(NULL);
+	int len, rc = 0;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = family;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while ((len = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		rc = mnl_cb_run(buf, len, seq, portid, route_prune_cb, prune);
+		if (rc <= MNL_CB_STOP)
+			break;
+	}
+	rc = rc < 0 ? -errno : 0;
+out:
+	mnl_socket_close(nl);
+	return rc;
+}
+
+/* Removes the routes into the tunnel's interface that its remote spaces no longer hold
+ * (after tunnel_routes_add put the current ones in: no moment without a route). */
+int tunnel_routes_prune(const struct tunnel *t)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	struct route_prune prune = { .t = t };
+	int err = 0;
+
+	if (!t->ifindex)
+		return 0;
+	for (size_t f = 0; !err && f < 2; f++)
+		err = routes_dump(families[f], &prune);
+	for (size_t i = 0; !err && i < prune.n; i++) {
+		char buf[MNL_SOCKET_BUFFER_SIZE];
+		struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+		struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+
+		nlh->nlmsg_type = RTM_DELROUTE;
+		*rtm = prune.keys[i];
+		mnl_attr_put(nlh, RTA_DST, rtm->rtm_family == AF_INET ? 4 : 16, prune.dst[i]);
+		mnl_attr_put_u32(nlh, RTA_OIF, t->ifindex);
+		err = rtnl_talk(nlh);
+		if (err == -ESRCH)
+			err = 0;
+	}
+	if (err)
+		log_error("connection %s: cannot remove the old routes into %s: %s", t->name,
+			  t->ifname, strerror(-err));
+	return err;
+}
+
 static bool address_equal(const struct sockaddr *sa, const struct ip_address *a)
 {
 	if (sa->sa_family != a->family)
@@ -497,21 +617,60 @@ int tunnels_start(const struct config *cfg, const char *pin_dir, const struct pl
 	return err;
 }
 
-int tunnels_reattach(const char *pin_dir, const struct plan *plan)
+/* Whether the plan still has a connection on the interface named in the old state. */
+static bool plan_has_interface(const struct plan *plan, const char *ifname)
 {
-	for (size_t i = 0; i < plan->n_tunnels; i++) {
-		int err;
+	for (size_t i = 0; ifname && i < plan->n_tunnels; i++)
+		if (!strcmp(plan->tunnels[i].ifname, ifname))
+			return true;
+	return false;
+}
 
-		if (!plan->tunnels[i].ifindex)
+int tunnels_reload(const struct config *cfg, const char *pin_dir, const struct plan *plan,
+		   json_t *old_state)
+{
+	json_t *old = json_object_get(old_state, "tunnels"), *it;
+	const char **gone = calloc(json_array_size(old) + 1, sizeof(*gone));
+	size_t n_gone = 0, i;
+	int err = 0;
+
+	if (!gone)
+		return -ENOMEM;
+	for (i = 0; !err && i < plan->n_tunnels; i++) {
+		const struct tunnel *t = &plan->tunnels[i];
+
+		if (!t->ifindex)
 			continue;
-		err = tunnel_programs_attach(pin_dir, plan->tunnels[i].ifindex);
-		if (err) {
+		err = tunnel_programs_attach(pin_dir, t->ifindex);
+		if (err)
 			log_error("connection %s: cannot re-attach the tc programs to %s: %s",
-				  plan->tunnels[i].name, plan->tunnels[i].ifname, strerror(-err));
-			return err;
-		}
+				  t->name, t->ifname, strerror(-err));
+		if (!err)
+			err = tunnel_routes_add(t);
+		if (!err)
+			err = tunnel_routes_prune(t);
 	}
-	return 0;
+	json_array_foreach(old, i, it) {
+		const char *ifname = json_string_value(json_object_get(it, "interface"));
+
+		if (!plan_has_interface(plan, ifname))
+			gone[n_gone++] = json_string_value(json_object_get(it, "swanctl")) ?: "";
+	}
+	/* Loading the new set makes charon drop the connections no longer in it. */
+	if (!err && plan->n_tunnels)
+		err = swanctl_load(cfg->gateway_name, cfg, plan->tunnels, plan->n_tunnels);
+	else if (!err && n_gone)
+		swanctl_unload(cfg->gateway_name, gone, n_gone);
+	if (!err && plan->n_tunnels)
+		swanctl_terminate(gone, n_gone);
+	json_array_foreach(old, i, it) {
+		const char *ifname = json_string_value(json_object_get(it, "interface"));
+
+		if (!err && ifname && !plan_has_interface(plan, ifname))
+			tunnel_interface_delete(ifname);
+	}
+	free(gone);
+	return err;
 }
 
 static void names_free(struct tunnels_progress *progress)

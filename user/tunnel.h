@@ -68,8 +68,14 @@ int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress 
  * remote spaces into it, and the connections loaded into charon. */
 int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
 		  struct tunnels_progress *progress);
-/* Re-attaches the tc programs after a reload swapped the config maps. */
-int tunnels_reattach(const char *pin_dir, const struct plan *plan);
+/* After a reload swapped the config maps: the tc programs attached afresh, the kernel
+ * routes of each connection's remote spaces (old ones removed), the connections loaded
+ * into charon anew, and the connections the old state had but the plan has not closed
+ * and their interfaces deleted. */
+int tunnels_reload(const struct config *cfg, const char *pin_dir, const struct plan *plan,
+		   json_t *old_state);
+/* Removes routes into the tunnel's interface that none of its remote spaces holds. */
+int tunnel_routes_prune(const struct tunnel *t);
 /* Undoes what progress records. */
 void tunnels_undo(const char *gateway, struct tunnels_progress *progress);
 /* The tunnels for the state file: name, interface, ifindex, if_id, swanctl name. */

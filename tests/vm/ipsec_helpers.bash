@@ -2,6 +2,21 @@
 # vnet-xdp gateways in guest namespaces, each with its own charon, and their per-tunnel
 # counters. (Named .bash so the vm suite does not run it as a test.)
 
+# figure TEXT: a measured figure of a case, printed under its PASS or FAIL line.
+figure() { echo "= $*"; }
+
+# run_case_reporting CASE: run_case, with the case's figures under a passing case too.
+run_case_reporting() {
+	local out
+	if out=$("$1" 2>&1); then
+		pass "$1"
+		printf '%s\n' "$out" | sed -n 's/^= /    = /p'
+	else
+		fail "$1"
+		printf '%s\n' "$out" | sed 's/^/    | /' | tail -25
+	fi
+}
+
 # vx NS ARGS...: vnet-xdp in namespace NS, talking to that namespace's charon.
 vx() {
 	local ns=$1

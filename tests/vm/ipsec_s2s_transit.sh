@@ -91,7 +91,7 @@ ping_counted() {
 	before=$(counters_snapshot $GW ipsecgw to-onprem)
 	ip netns exec "$1" ping -c 3 -i 0.3 -W 5 "$2" || return 1
 	after=$(counters_snapshot $GW ipsecgw to-onprem)
-	echo "into the tunnel +$(delta "$before" "$after" 2), ESP +$(delta "$before" "$after" 3)," \
+	figure "into the tunnel +$(delta "$before" "$after" 2), ESP +$(delta "$before" "$after" 3)," \
 		"decrypted +$(delta "$before" "$after" 1)"
 	[ "$(delta "$before" "$after" 2)" -eq 3 ] && [ "$(delta "$before" "$after" 3)" -eq 3 ] &&
 	[ "$(delta "$before" "$after" 1)" -eq 3 ]
@@ -113,7 +113,7 @@ spoke_without_transit_is_cut_off_both_ways() {
 	! ip netns exec $HOST ping -c 2 -i 0.3 -W 2 10.12.1.4 || return 1
 	drops1=$(vx $GW stats -n ipsecgw -j | jq '.drops.route_none.packets')
 	tdrops1=$(tunnel_drops $GW ipsecgw to-onprem no_route)
-	echo "spoke2 -> on-premises: $((drops1 - drops0)) dropped by Azure's None route;" \
+	figure "spoke2 -> on-premises: $((drops1 - drops0)) dropped by Azure's None route;" \
 		"on-premises -> spoke2: $((tdrops1 - tdrops0)) dropped at the tunnel's ingress"
 	[ $((drops1 - drops0)) -eq 2 ] && [ $((tdrops1 - tdrops0)) -eq 2 ]
 }
@@ -123,7 +123,7 @@ tcp_from_onprem_to_the_transit_spoke() {
 	before=$(counters_snapshot $GW ipsecgw to-onprem)
 	tcp_transfer $HOST $SPOKE1 10.11.1.4 500000 "$DIR" || return 1
 	after=$(counters_snapshot $GW ipsecgw to-onprem)
-	echo "decrypted +$(delta "$before" "$after" 1) packets, +$(delta "$before" "$after" 4) bytes;" \
+	figure "decrypted +$(delta "$before" "$after" 1) packets, +$(delta "$before" "$after" 4) bytes;" \
 		"ESP +$(delta "$before" "$after" 3)"
 	[ "$(delta "$before" "$after" 4)" -gt 500000 ] &&
 	[ "$(delta "$before" "$after" 3)" -eq "$(delta "$before" "$after" 1)" ]
@@ -161,7 +161,7 @@ inbound_nsg_denies_one_port_from_onprem() {
 	after=$(tunnel_drop_fields $GW ipsecgw to-onprem ingress nsg_denied_inbound)
 	kill $listener 2>/dev/null
 	delivered=$(grep -c datagram "$DIR/udp5024")
-	echo "to port 5022: tunnel nsg_denied_inbound $before -> $after" \
+	figure "to port 5022: tunnel nsg_denied_inbound $before -> $after" \
 		"(reason, TunnelIngressPacketDropCount, all nsg_denied_inbound); port 5024 got $delivered"
 	[ "$(delta "$before" "$after" 1)" -eq 3 ] && [ "$(delta "$before" "$after" 2)" -eq 3 ] &&
 	[ "$(delta "$before" "$after" 3)" -eq 3 ] && [ "$delivered" -eq 1 ]
@@ -176,7 +176,7 @@ outbound_nsg_denial_is_a_tunnel_egress_drop() {
 	udp_datagrams $HUB 192.168.50.10 5023 2
 	after=$(tunnel_drop_fields $GW ipsecgw to-onprem egress nsg_denied_outbound)
 	c1=$(counters_snapshot $GW ipsecgw to-onprem)
-	echo "to port 5023: tunnel nsg_denied_outbound $before -> $after; egress +$(delta "$c0" "$c1" 2)"
+	figure "to port 5023: tunnel nsg_denied_outbound $before -> $after; egress +$(delta "$c0" "$c1" 2)"
 	[ "$(delta "$before" "$after" 1)" -eq 2 ] && [ "$(delta "$before" "$after" 2)" -eq 2 ] &&
 	[ "$(delta "$before" "$after" 3)" -eq 2 ] && [ "$(delta "$c0" "$c1" 2)" -eq 0 ]
 }
@@ -195,7 +195,7 @@ sa_statistics_count_replays_and_integrity_failures() {
 		f && /anti-replay context/ {sub(/,/, "", $4); print $4; exit}')
 	r0=$(sa_field $GW ipsecgw to-onprem replayErrors)
 	i0=$(sa_field $GW ipsecgw to-onprem integrityFailures)
-	echo "inbound SA spi $spi, last sequence number $seq; replay $r0, integrity $i0"
+	figure "inbound SA spi $spi, last sequence number $seq; replay $r0, integrity $i0"
 	[ -n "$spi" ] && [ -n "$seq" ] || { ip -n $GW xfrm state; return 1; }
 	ip netns exec $ONPREM python3 - "$spi" "$seq" <<-'PY' || return 1
 	import socket, struct, sys
@@ -207,9 +207,27 @@ sa_statistics_count_replays_and_integrity_failures() {
 	sleep 1
 	r1=$(sa_field $GW ipsecgw to-onprem replayErrors)
 	i1=$(sa_field $GW ipsecgw to-onprem integrityFailures)
-	echo "after: replay $r1, integrity $i1"
+	figure "after: replay $r1, integrity $i1"
 	vx $GW stats -n ipsecgw --prometheus | grep -E 'tunnel_(replay|integrity)' 
 	[ $((r1 - r0)) -eq 1 ] && [ $((i1 - i0)) -eq 1 ]
+}
+
+# A reload whose local network gateway has another address space: the kernel routes into
+# the connection's interface follow, charon keeps the connection, traffic goes on.
+reload_follows_changed_remote_spaces() {
+	jq '(.resources[] | select(.name == "onprem") | .properties.localNetworkAddressSpace
+		.addressPrefixes) = ["192.168.50.0/24", "172.21.0.0/16"]' "$DIR/gw.json" >"$DIR/gw2.json"
+	chmod 600 "$DIR/gw2.json"
+	vx $GW reload -c "$DIR/gw2.json" || return 1
+	ip -n $GW route show dev vx0-ipsecgw
+	ip -n $GW route show dev vx0-ipsecgw | grep -q '^172.21.0.0/16' &&
+	! ip -n $GW route show dev vx0-ipsecgw | grep -q '^172.20.0.0/16' &&
+	ip -n $GW route show dev vx0-ipsecgw | grep -q '^192.168.50.0/24' || return 1
+	vx $GW routes -c "$DIR/gw2.json" --vnet hub | grep -E '^172.21.0.0/16 +VirtualNetworkGateway' ||
+		return 1
+	swanctl_in $GW --list-conns | grep -q '^ipsecgw-to-onprem:' ||
+		{ swanctl_in $GW --list-conns; return 1; }
+	wait_tunnel_up $GW ipsecgw to-onprem 60 && ping_counted $HUB 192.168.50.10
 }
 
 down_removes_it() {
@@ -221,7 +239,7 @@ fail_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
 	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
 	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
-	down_removes_it
+	reload_follows_changed_remote_spaces down_removes_it
 
 start=$SECONDS
 if ! set_up >"$DIR/setup.log" 2>&1; then
@@ -233,9 +251,9 @@ for t in up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
 	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
 	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
-	down_removes_it; do
+	reload_follows_changed_remote_spaces down_removes_it; do
 	start=$SECONDS
-	run_case $t
+	run_case_reporting $t
 	echo "    ($t: $((SECONDS - start))s)"
 done
 charon_stop $GW

@@ -53,8 +53,8 @@ ping_counts_equal_the_packets_sent() {
 	ip netns exec $VM_A ping -c 5 -i 0.3 -W 5 10.2.1.4 ||
 		{ { gateway_dump $GW_A gwa; gateway_dump $GW_B gwb; } >>"$DIR/dump.log" 2>&1; return 1; }
 	a1=$(counters_snapshot $GW_A gwa a-to-b) b1=$(counters_snapshot $GW_B gwb a-to-b)
-	echo "gwa: ingress +$(delta "$a0" "$a1" 1) egress +$(delta "$a0" "$a1" 2) esp +$(delta "$a0" "$a1" 3)"
-	echo "gwb: ingress +$(delta "$b0" "$b1" 1) egress +$(delta "$b0" "$b1" 2) esp +$(delta "$b0" "$b1" 3)"
+	figure "gwa: ingress +$(delta "$a0" "$a1" 1) egress +$(delta "$a0" "$a1" 2) esp +$(delta "$a0" "$a1" 3)"
+	figure "gwb: ingress +$(delta "$b0" "$b1" 1) egress +$(delta "$b0" "$b1" 2) esp +$(delta "$b0" "$b1" 3)"
 	# 5 requests leave A into the tunnel, arrive at B as 5 ESP packets, 5 decrypted; the
 	# replies the other way. IKE (UDP 500) is not ESP and not tunnel traffic.
 	[ "$(delta "$a0" "$a1" 2)" -eq 5 ] && [ "$(delta "$b0" "$b1" 3)" -eq 5 ] &&
@@ -75,9 +75,9 @@ tcp_transfer_counts_match_on_both_sides() {
 	a1=$(counters_snapshot $GW_A gwa a-to-b) b1=$(counters_snapshot $GW_B gwb a-to-b)
 	sent=$(delta "$a0" "$a1" 2) esp=$(delta "$b0" "$b1" 3) decrypted=$(delta "$b0" "$b1" 1)
 	acks=$(delta "$b0" "$b1" 2) acks_esp=$(delta "$a0" "$a1" 3) acks_decrypted=$(delta "$a0" "$a1" 1)
-	echo "A->B: $sent packets into the tunnel at A ($(delta "$a0" "$a1" 5) bytes), $esp ESP" \
+	figure "A->B: $sent packets into the tunnel at A ($(delta "$a0" "$a1" 5) bytes), $esp ESP" \
 		"and $decrypted decrypted at B ($(delta "$b0" "$b1" 4) bytes)"
-	echo "B->A: $acks into the tunnel at B, $acks_esp ESP and $acks_decrypted decrypted at A"
+	figure "B->A: $acks into the tunnel at B, $acks_esp ESP and $acks_decrypted decrypted at A"
 	# Every ESP packet that arrived is one decrypted packet let into the VNet; what left
 	# one side arrived at the other, but for the link's losses.
 	[ "$sent" -gt 1300 ] && [ "$esp" -eq "$decrypted" ] && within_loss "$sent" "$esp" &&
@@ -93,14 +93,14 @@ spi_counters_and_metrics_agree() {
 	esp=$(jq '.tunnels[] | select(.name == "a-to-b") | .espPackets' "$DIR/stats.json")
 	spis=$(jq '[.tunnels[] | select(.name == "a-to-b") | .spis[].packets] | add' "$DIR/stats.json")
 	ingress=$(jq '.tunnels[] | select(.name == "a-to-b") | .ingressPackets' "$DIR/stats.json")
-	echo "gwb: $esp ESP packets, $spis over the peer's SPIs, $ingress decrypted"
+	figure "gwb: $esp ESP packets, $spis over the peer's SPIs, $ingress decrypted"
 	[ "$esp" -eq "$spis" ] || return 1
 	# Azure's six tunnel metrics, each the value `stats -j` has.
 	for m in ingress_bytes:ingressBytes egress_bytes:egressBytes \
 		ingress_packets:ingressPackets egress_packets:egressPackets \
 		ingress_packet_drops:ingressPacketDropCount egress_packet_drops:egressPacketDropCount; do
 		v=$(jq --arg f "${m#*:}" '.tunnels[] | select(.name == "a-to-b") | .[$f]' "$DIR/stats.json")
-		echo "  vnetxdp_tunnel_${m%%:*}_total = $v"
+		figure "  vnetxdp_tunnel_${m%%:*}_total = $v"
 		[ -n "$v" ] && [ "$v" != null ] &&
 		grep -q "^vnetxdp_tunnel_${m%%:*}_total{tunnel=\"a-to-b\"} $v\$" "$DIR/metrics" ||
 			{ grep "tunnel_${m%%:*}" "$DIR/metrics"; return 1; }
@@ -137,7 +137,7 @@ for t in up_creates_the_tunnel_on_both_sides ping_counts_equal_the_packets_sent 
 	tcp_transfer_counts_match_on_both_sides spi_counters_and_metrics_agree \
 	down_removes_interface_routes_and_connection; do
 	start=$SECONDS
-	run_case $t
+	run_case_reporting $t
 	echo "    ($t: $((SECONDS - start))s)"
 done
 [ -s "$DIR/dump.log" ] && sed 's/^/    # /' "$DIR/dump.log"
