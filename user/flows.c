@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "cli.h"
 #include "datapath.h"
 #include "flows.h"
 #include "gateway.h"
@@ -324,12 +325,13 @@ int flows_main(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:j", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': name = optarg; break;
 		case 'j': json = true; break;
 		case 'g': gc = true; break;
 		default:
+			cli_option_error("flows", c, argv);
 			fputs(flows_usage, stderr);
 			return 2;
 		}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include "cli.h"
 #include "config.h"
 #include "gateway.h"
 #include "import.h"
@@ -77,10 +78,9 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:n:j", longopts, NULL)) != -1) {
-		if (c == '?' || !strchr(allowed, c)) {
-			fprintf(stderr, "vnet-xdp %s: unknown or misplaced option '%s'\n", argv[0],
-				argv[optind - 1]);
+	while ((c = getopt_long(argc, argv, ":c:n:j", longopts, NULL)) != -1) {
+		if (c == '?' || c == ':' || !strchr(allowed, c)) {
+			cli_option_error(argv[0], c, argv);
 			return -1;
 		}
 		switch (c) {
@@ -103,7 +103,7 @@ static int load_config(const char *path, struct config **cfg)
 {
 	int rc = config_load(path, stderr, cfg);
 
-	if (rc < 0)
+	if (rc == -ENOMEM) /* config_load reports every other failure itself */
 		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-rc));
 	else if (rc > 0)
 		fprintf(stderr, "%s: %d problem%s; nothing was changed\n", path, rc, rc == 1 ? "" : "s");
@@ -115,8 +115,10 @@ static int cmd_check(int argc, char **argv)
 	struct common_options o = { 0 };
 	struct config *cfg;
 
-	if (parse_options(argc, argv, &o, "c") || !o.config)
-		return usage(o.config ? NULL : "check needs -c FILE");
+	if (parse_options(argc, argv, &o, "c"))
+		return usage(NULL);
+	if (!o.config)
+		return usage("check needs -c FILE");
 	if (load_config(o.config, &cfg))
 		return EXIT_INVALID;
 	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces\n", o.config,
@@ -132,8 +134,10 @@ static int cmd_up(int argc, char **argv)
 	struct config *cfg;
 	int err;
 
-	if (parse_options(argc, argv, &o, "cm") || !o.config)
-		return usage(o.config ? NULL : "up needs -c FILE");
+	if (parse_options(argc, argv, &o, "cm"))
+		return usage(NULL);
+	if (!o.config)
+		return usage("up needs -c FILE");
 	if (o.mode && !strcmp(o.mode, "native"))
 		mode = XDP_MODE_NATIVE;
 	else if (o.mode && (!strcmp(o.mode, "generic") || !strcmp(o.mode, "skb")))
@@ -155,8 +159,10 @@ static int cmd_reload(int argc, char **argv)
 	struct config *cfg;
 	int err;
 
-	if (parse_options(argc, argv, &o, "c") || !o.config)
-		return usage(o.config ? NULL : "reload needs -c FILE");
+	if (parse_options(argc, argv, &o, "c"))
+		return usage(NULL);
+	if (!o.config)
+		return usage("reload needs -c FILE");
 	if (load_config(o.config, &cfg))
 		return EXIT_INVALID;
 	err = gateway_reload(cfg);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include "cli.h"
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
@@ -68,15 +69,14 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:n:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:n:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->config = optarg; break;
 		case 'n': o->name = optarg; break;
 		case 'l': o->listen = optarg; break;
 		case 't': o->textfile = optarg; break;
 		default:
-			fprintf(stderr, "vnet-xdp serve: unknown option or missing value '%s'\n",
-				argv[optind - 1]);
+			cli_option_error("serve", c, argv);
 			return -1;
 		}
 	}

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <bpf/bpf.h>
+#include "cli.h"
 #include "datapath.h"
 #include "gateway.h"
 #include "log.h"
@@ -797,14 +798,14 @@ int snat_main(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:j", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.name = optarg; break;
 		case 'j': o.json = true; break;
 		case 'g': o.gc = true; break;
 		default:
-			fprintf(stderr, "vnet-xdp snat: unknown option '%s'\n%s", argv[optind - 1],
-				snat_usage);
+			cli_option_error("snat", c, argv);
+			fputs(snat_usage, stderr);
 			return 2;
 		}
 	}

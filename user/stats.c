@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "cli.h"
 #include "datapath.h"
 #include "gateway.h"
 #include "log.h"
@@ -275,14 +276,14 @@ int stats_main(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:j", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.name = optarg; break;
 		case 'j': o.json = true; break;
 		case 'P': o.prometheus = true; break;
 		default:
-			fprintf(stderr, "vnet-xdp stats: unknown option '%s'\n%s", argv[optind - 1],
-				stats_usage);
+			cli_option_error("stats", c, argv);
+			fputs(stats_usage, stderr);
 			return 2;
 		}
 	}

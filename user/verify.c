@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <jansson.h>
+#include "cli.h"
 #include "attach.h"
 #include "datapath.h"
 #include "gateway.h"
@@ -353,7 +354,7 @@ static int parse_verify_options(int argc, char **argv, struct verify_options *o)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:j", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i': o->in = optarg; break;
 		case 's': o->src = optarg; break;
@@ -363,7 +364,7 @@ static int parse_verify_options(int argc, char **argv, struct verify_options *o)
 		case 'j': o->json = true; break;
 		case 'r': o->repeat = strtol(optarg, NULL, 10); break;
 		default:
-			fprintf(stderr, "vnet-xdp verify: unknown option '%s'\n", argv[optind - 1]);
+			cli_option_error("verify", c, argv);
 			return -1;
 		}
 	}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The command line's edge: every refused argument gets one line saying what is wrong and
+# exit code 2 (usage), a file that cannot be read exit code 1 and one line; nothing of
+# it needs a gateway, root or the kernel.
+cd "$(dirname "$0")/../.."
+. tests/lib.sh
+
+# refuses EXPECTED_RC FIRST_LINE_PATTERN ARGS...: the exit code and the first line.
+refuses() {
+	local rc=$1 pattern=$2 out got
+	shift 2
+	out=$("$VNET_XDP" "$@" 2>&1 </dev/null)
+	got=$?
+	[ "$got" = "$rc" ] || { echo "vnet-xdp $*: exit $got, expected $rc: $out"; return 1; }
+	grep -qE -e "$pattern" <<<"$(head -1 <<<"$out")" ||
+		{ echo "vnet-xdp $*: first line '$(head -1 <<<"$out")' is not /$pattern/"; return 1; }
+}
+
+missing_values_are_named() {
+	local cmd
+	for cmd in "up -c" "check -c" "reload -c" "down -n" "status -n" "stats -n" "flows -n" \
+		"snat -n" "serve --listen" "verify --in" "routes --vnet"; do
+		# shellcheck disable=SC2086
+		refuses 2 "^vnet-xdp ${cmd%% *}: option '${cmd#* }' needs a value$" $cmd || return 1
+	done
+}
+
+unknown_options_are_named() {
+	local cmd
+	for cmd in "up -q" "status -x" "stats --bogus" "flows -z" "snat --nope" "serve -q" "verify -k"; do
+		# shellcheck disable=SC2086
+		refuses 2 "^vnet-xdp ${cmd%% *}: unknown or misplaced option '${cmd#* }'$" $cmd || return 1
+	done
+}
+
+commands_without_what_they_need_say_so() {
+	refuses 2 "no command given" &&
+		refuses 2 "unknown command 'bogus'" bogus &&
+		refuses 2 "up needs -c FILE" up &&
+		refuses 2 "routes needs --vnet NAME" routes &&
+		refuses 2 "mode is native or generic" up --mode weird -c x &&
+		refuses 2 "expected ADDR:PORT" serve --listen 1.2.3 -c /dev/null
+}
+
+unreadable_config_is_one_line() {
+	local out
+	out=$("$VNET_XDP" check -c /nonexistent/gw.json 2>&1)
+	[ $? = 1 ] || return 1
+	[ "$(wc -l <<<"$out")" = 1 ] || { echo "$out"; return 1; }
+	grep -q "^/nonexistent/gw.json: cannot open: No such file or directory$" <<<"$out"
+}
+
+run_case missing_values_are_named
+run_case unknown_options_are_named
+run_case commands_without_what_they_need_say_so
+run_case unreadable_config_is_one_line
