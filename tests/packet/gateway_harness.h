@@ -291,4 +291,16 @@ static inline uint64_t harness_counter(int fd, uint32_t index)
 	return sum;
 }
 
+/* Dropped for `reason`: the verdict, the trace and that reason's counter say so. */
+static inline void harness_assert_dropped(const struct gateway_harness *h, const struct frame *in,
+					  int iface, enum drop_reason reason)
+{
+	uint64_t before = harness_counter(h->drops_fd, reason);
+	struct harness_result r = harness_run(h, iface, in);
+
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, reason);
+	assert_int_equal(harness_counter(h->drops_fd, reason), before + 1);
+}
+
 #endif

@@ -34,12 +34,7 @@ static uint64_t counter_sum(int fd, uint32_t index) { return harness_counter(fd,
 
 static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
 {
-	uint64_t before = counter_sum(gw.drops_fd, reason);
-	struct harness_result r = run(iface, in);
-
-	assert_int_equal(r.verdict, XDP_DROP);
-	assert_int_equal(r.trace.drop_reason, reason);
-	assert_int_equal(counter_sum(gw.drops_fd, reason), before + 1);
+	harness_assert_dropped(&gw, in, iface, reason);
 }
 
 static void assert_passed(const struct frame *in, int iface, enum datapath_counter why)

@@ -27,12 +27,7 @@ static void require_gateway(void) { harness_require(&gw); }
 
 static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
 {
-	uint64_t before = harness_counter(gw.drops_fd, reason);
-	struct harness_result r = harness_run(&gw, iface, in);
-
-	assert_int_equal(r.verdict, XDP_DROP);
-	assert_int_equal(r.trace.drop_reason, reason);
-	assert_int_equal(harness_counter(gw.drops_fd, reason), before + 1);
+	harness_assert_dropped(&gw, in, iface, reason);
 }
 
 static struct flow flow4(uint8_t proto)

@@ -67,19 +67,9 @@ static void require_gateway(void) { harness_require(&gw); }
 
 static struct harness_result run(int iface, const struct frame *in) { return harness_run(&gw, iface, in); }
 
-static uint64_t drops(enum drop_reason reason)
-{
-	return harness_counter(gw.drops_fd, reason);
-}
-
 static void assert_dropped(const struct frame *in, int iface, enum drop_reason reason)
 {
-	uint64_t before = drops(reason);
-	struct harness_result r = run(iface, in);
-
-	assert_int_equal(r.verdict, XDP_DROP);
-	assert_int_equal(r.trace.drop_reason, reason);
-	assert_int_equal(drops(reason), before + 1);
+	harness_assert_dropped(&gw, in, iface, reason);
 }
 
 /* ---- reading frames back, checksums recomputed from scratch ---- */
