@@ -34,30 +34,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flow_counters SEC(".maps");
 
-/* What the pipeline knows of the packet, as plain numbers: a global function cannot take
- * packet pointers, so nsg_packet_stage reads addresses and TCP flags from the frame at
- * these offsets itself. Keeping that work out of the pipeline keeps its verification
- * within the verifier's budget. */
-struct nsg_packet_info {
-	__u32 l3_offset;
-	__u32 l4_offset;   /* 0: no transport header (a non-first fragment) */
-	__u32 family;
-	__u32 len;
-	__u16 sport, dport; /* ICMP: the echo identifier in sport */
-	__u16 src_vnet, dst_vnet;
-	__u8 proto, icmp_type;
-	__u8 pad[2];
-};
-
 /* Room for what does not fit the 512-byte stack beside the pipeline's own; the NSG
  * stage's result stays here for the decision trace. */
 struct flow_scratch {
-	struct nsg_packet_info info;
+	struct packet_info info; /* the tc stages' view of the packet (bpf/tunnel.h) */
 	struct nsg_result result;
 	struct nsg_tuple tuple;
 	struct flow_key key;
 	struct nsg_tuple original;
 	struct flow_entry entry;
+	__u64 now; /* the last NSG stage's clock, for the stages after it */
 };
 
 struct {
@@ -278,6 +264,22 @@ static __always_inline void flow_create(struct flow_scratch *scratch, __u32 len,
 		flow_count(FLOW_CREATED);
 }
 
+/* A packet of a known flow that needs no new judgement: the rules that allowed the flow
+ * count it, and the flow's clock, counters and TCP state move on. */
+static __always_inline void flow_pass_known(struct flow_entry *f, const struct flow_key *key,
+					    __u32 len, __u32 tcp_flags, int responder, __u64 now,
+					    struct nsg_result *res)
+{
+	for (int i = 0; i < NSG_STAGES; i++) {
+		res->stages[i].nsg_id = f->nsg_id[i];
+		res->stages[i].rule_id = f->rule_id[i];
+	}
+	nsg_count_stages(res->stages, 0, len);
+	flow_count(FLOW_HIT);
+	res->outcome = NSG_FLOW_HIT;
+	flow_touch(f, key, len, tcp_flags, responder, now);
+}
+
 /* The NSG stage of the pipeline: a packet of a known flow passes (re-evaluated first when
  * a flushConnection change asks for it); the first packet of a flow is classified and,
  * when allowed, remembered. Returns DROP_NONE or the drop reason. */
@@ -310,6 +312,7 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	s = bpf_map_lookup_elem(&settings, &zero);
 	from_b = flow_key_build(t, key);
 	now = bpf_ktime_get_ns();
+	scratch->now = now;
 	f = bpf_map_lookup_elem(&flows, key);
 	if (f && now - f->last_seen_ns > flow_timeout_ns(key, f, s)) {
 		flow_count(FLOW_EXPIRED);
@@ -339,16 +342,10 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 			}
 			flow_count(FLOW_REVALIDATED);
 			res->outcome = NSG_FLOW_REVALIDATED;
+			flow_touch(f, key, len, tcp_flags, responder, now);
 		} else {
-			for (int i = 0; i < NSG_STAGES; i++) {
-				res->stages[i].nsg_id = f->nsg_id[i];
-				res->stages[i].rule_id = f->rule_id[i];
-			}
-			nsg_count_stages(res->stages, 0, len);
-			flow_count(FLOW_HIT);
-			res->outcome = NSG_FLOW_HIT;
+			flow_pass_known(f, key, len, tcp_flags, responder, now, res);
 		}
-		flow_touch(f, key, len, tcp_flags, responder, now);
 		return DROP_NONE;
 	}
 
@@ -365,22 +362,17 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 }
 
 /* The rules' view of the packet: addresses, ports (none for ICMP and non-first
- * fragments; ICMP echo keys its flow by the identifier both ways) and each end's VNet. */
-__noinline int nsg_packet_stage(struct xdp_md *ctx, const struct nsg_packet_info *info,
-				struct nsg_result *res)
+ * fragments; ICMP echo keys its flow by the identifier both ways) and each end's VNet.
+ * A global function cannot take packet pointers, so the addresses and TCP flags are read
+ * from the frame at the parser's offsets. Returns DROP_NONE or the drop reason. */
+static __always_inline int nsg_tuple_fill(void *data, void *data_end,
+					  const struct packet_info *info, struct nsg_tuple *t,
+					  __u32 *tcp_flags)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct flow_scratch *scratch;
-	struct nsg_tuple *t;
-	__u32 zero = 0, flags = 0, l3, l4;
+	__u32 l3, l4;
 
-	if (!info || !res)
-		return DROP_NONE;
-	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
-	if (!scratch)
-		return DROP_NONE;
-	t = &scratch->tuple;
 	__builtin_memset(t, 0, sizeof(*t));
+	*tcp_flags = 0;
 	l3 = info->l3_offset & 0xff; /* after at most two VLAN tags */
 	if (info->family == AF_INET) {
 		struct iphdr *ip = data + l3;
@@ -398,49 +390,96 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct nsg_packet_info
 		__builtin_memcpy(t->dst, &ip6->daddr, 16);
 	}
 	t->family = info->family;
-	t->proto = info->proto;
-	t->src_vnet = info->src_vnet;
+	t->proto = info->l4_proto;
+	t->src_vnet = info->vnet;
 	t->dst_vnet = info->dst_vnet;
-	t->has_ports = info->l4_offset && (info->proto == IPPROTO_TCP || info->proto == IPPROTO_UDP);
+	t->has_ports = info->l4_offset && (info->l4_proto == IPPROTO_TCP || info->l4_proto == IPPROTO_UDP);
 	if (t->has_ports) {
 		t->sport = info->sport;
 		t->dport = info->dport;
-	} else if (info->l4_offset && is_echo(info->proto, info->icmp_type)) {
+	} else if (info->l4_offset && is_echo(info->l4_proto, info->icmp_type)) {
 		t->sport = t->dport = info->sport;
 	}
 	l4 = info->l4_offset & 0x3ff;
-	if (info->proto == IPPROTO_TCP && l4) {
+	if (info->l4_proto == IPPROTO_TCP && l4) {
 		__u8 *tcp = data + l4;
 
 		if ((void *)(tcp + 14) <= data_end)
-			flags = tcp[13];
+			*tcp_flags = tcp[13];
 	}
-	return nsg_flow_stage(t, info->len, flags, res);
+	return DROP_NONE;
 }
 
-/* The NSG stage for one packet of the pipeline; its result is left in flow_scratch. */
-static __always_inline int nsg_stage(struct xdp_md *ctx, const struct packet *pkt,
+/* The NSG stage for one packet: info->vnet is the source's VNet, info->dst_vnet the
+ * destination's (NSG_VNET_NONE outside VNets). Its result is left in flow_scratch. */
+__noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *info,
+				struct nsg_result *res)
+{
+	struct flow_scratch *scratch;
+	__u32 zero = 0, flags;
+	int reason;
+
+	if (!info || !res)
+		return DROP_NONE;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_NONE;
+	reason = nsg_tuple_fill((void *)(long)ctx->data, (void *)(long)ctx->data_end, info,
+				&scratch->tuple, &flags);
+	if (reason)
+		return reason;
+	return nsg_flow_stage(&scratch->tuple, info->len, flags, res);
+}
+
+/* The NSG stage for a packet of a flow already allowed, as the established-flow fast path
+ * (bpf/fastpath.h) asks it: 0 when the flow is known, alive and needs no re-evaluation
+ * (then it is counted and touched exactly as nsg_packet_stage would), -1 when the packet
+ * needs the whole pipeline, with nothing counted or changed. */
+__noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_info *info,
+				     struct nsg_result *res)
+{
+	struct gateway_settings *s;
+	struct flow_scratch *scratch;
+	struct flow_entry *f;
+	__u32 zero = 0, flags;
+	__u64 now;
+	int from_b;
+
+	if (!info || !res)
+		return -1;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch ||
+	    nsg_tuple_fill((void *)(long)ctx->data, (void *)(long)ctx->data_end, info,
+			   &scratch->tuple, &flags) ||
+	    nsg_exempt(&scratch->tuple))
+		return -1;
+	from_b = flow_key_build(&scratch->tuple, &scratch->key);
+	f = bpf_map_lookup_elem(&flows, &scratch->key);
+	if (!f)
+		return -1;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	now = bpf_ktime_get_ns();
+	if (now - f->last_seen_ns > flow_timeout_ns(&scratch->key, f, s) ||
+	    flow_needs_revalidation(f, s))
+		return -1;
+	scratch->now = now;
+	flow_pass_known(f, &scratch->key, info->len, flags, from_b != f->initiator_is_b, now, res);
+	return 0;
+}
+
+/* The NSG stage as the pipeline runs it, from the parser's offsets and both ends' VNets. */
+static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *info,
 				     __u32 src_vnet, __u32 dst_vnet)
 {
 	struct flow_scratch *scratch;
-	struct nsg_packet_info *info;
 	__u32 zero = 0;
 
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
 		return DROP_NSG_DENIED_OUTBOUND; /* cannot happen: a per-CPU array of one */
-	info = &scratch->info;
-	info->l3_offset = pkt->l3 - pkt->data;
-	info->l4_offset = pkt->l4 ? pkt->l4 - pkt->data : 0;
-	info->family = pkt->family;
-	info->len = pkt->len;
-	info->sport = pkt->sport;
-	info->dport = pkt->dport;
-	info->src_vnet = src_vnet;
+	info->vnet = src_vnet;
 	info->dst_vnet = dst_vnet;
-	info->proto = pkt->l4_proto;
-	info->icmp_type = pkt->icmp_type;
-	return nsg_packet_stage(ctx, &scratch->info, &scratch->result);
+	return nsg_packet_stage(ctx, info, &scratch->result);
 }
 
 /* The last NSG stage's decisions on this CPU, for the decision trace. */

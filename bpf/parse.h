@@ -289,6 +289,7 @@ struct packet_info {
 	__u32 family;
 	__u32 vnet;       /* egress: the source VNet */
 	__u32 egress_ifindex; /* egress: the uplink the route names */
+	__u32 dst_vnet;   /* the destination's VNet, for its inbound NSGs */
 	__u16 sport, dport;
 	__u8 l4_proto, is_fragment, icmp_type, icmp_code;
 	__u16 vlan_tags;

@@ -276,55 +276,22 @@ static __always_inline int tunnel_drop(__u32 tunnel, __u32 counter, __u32 reason
  * VNet behind the other gateway); the VM's packets of the same connection see the tunnel's
  * side as NSG_VNET_NONE too (route_destination_vnet), so both directions find one flow in
  * the table XDP keeps. */
-__noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct nsg_packet_info *info)
+__noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info *info)
 {
-	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct flow_scratch *scratch;
-	struct nsg_tuple *t;
-	__u32 zero = 0, flags = 0, l3, l4;
+	__u32 zero = 0, flags;
+	int reason;
 
 	if (!info)
 		return DROP_NSG_DENIED_INBOUND;
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
 		return DROP_NSG_DENIED_INBOUND;
-	t = &scratch->tuple;
-	__builtin_memset(t, 0, sizeof(*t));
-	l3 = info->l3_offset & 0xff;
-	if (info->family == AF_INET) {
-		struct iphdr *ip = data + l3;
-
-		if ((void *)(ip + 1) > data_end)
-			return DROP_MALFORMED_IPV4;
-		__builtin_memcpy(t->src, &ip->saddr, 4);
-		__builtin_memcpy(t->dst, &ip->daddr, 4);
-	} else {
-		struct ipv6hdr *ip6 = data + l3;
-
-		if ((void *)(ip6 + 1) > data_end)
-			return DROP_MALFORMED_IPV6;
-		__builtin_memcpy(t->src, &ip6->saddr, 16);
-		__builtin_memcpy(t->dst, &ip6->daddr, 16);
-	}
-	t->family = info->family;
-	t->proto = info->proto;
-	t->src_vnet = NSG_VNET_NONE;
-	t->dst_vnet = info->dst_vnet;
-	t->has_ports = info->l4_offset && (info->proto == IPPROTO_TCP || info->proto == IPPROTO_UDP);
-	if (t->has_ports) {
-		t->sport = info->sport;
-		t->dport = info->dport;
-	} else if (info->l4_offset && is_echo(info->proto, info->icmp_type)) {
-		t->sport = t->dport = info->sport;
-	}
-	l4 = info->l4_offset & 0x3ff;
-	if (info->proto == IPPROTO_TCP && l4) {
-		__u8 *tcp = data + l4;
-
-		if ((void *)(tcp + 14) <= data_end)
-			flags = tcp[13];
-	}
-	return nsg_flow_stage(t, info->len, flags, &scratch->result);
+	reason = nsg_tuple_fill((void *)(long)skb->data, (void *)(long)skb->data_end, info,
+				&scratch->tuple, &flags);
+	if (reason)
+		return reason;
+	return nsg_flow_stage(&scratch->tuple, info->len, flags, &scratch->result);
 }
 
 /* The inbound NSGs of dst_vnet's destination subnet and NIC for a decrypted packet. */
@@ -332,23 +299,14 @@ static __always_inline int tunnel_nsg_inbound(struct __sk_buff *skb, const struc
 					      __u32 dst_vnet)
 {
 	struct flow_scratch *scratch;
-	struct nsg_packet_info *info;
 	__u32 zero = 0;
 
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
 		return DROP_NSG_DENIED_INBOUND; /* cannot happen: a per-CPU array of one */
-	info = &scratch->info;
-	info->l3_offset = pkt->l3 - pkt->data;
-	info->l4_offset = pkt->l4 ? pkt->l4 - pkt->data : 0;
-	info->family = pkt->family;
-	info->len = pkt->len;
-	info->sport = pkt->sport;
-	info->dport = pkt->dport;
-	info->src_vnet = NSG_VNET_NONE;
-	info->dst_vnet = dst_vnet;
-	info->proto = pkt->l4_proto;
-	info->icmp_type = pkt->icmp_type;
+	packet_info_fill(&scratch->info, pkt);
+	scratch->info.vnet = NSG_VNET_NONE;
+	scratch->info.dst_vnet = dst_vnet;
 	return tunnel_nsg_stage(skb, &scratch->info);
 }
 

@@ -11,6 +11,7 @@
 #include "nsg.h"
 #include "flow.h"
 #include "snat.h"
+#include "fastpath.h"
 
 struct decision {
 	__u32 verdict;
@@ -19,6 +20,7 @@ struct decision {
 	__u32 src_vnet;
 	struct route_info route;
 	__u32 nsg_ran; /* the NSG stage ran: its result is in flow_scratch */
+	__u32 fast_path; /* decided by the established-flow fast path */
 };
 
 /* What identifies the packet in a trace: the IPv4 identification or the IPv6 flow label. */
@@ -71,6 +73,7 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 		}
 	}
 	t->flow = nsg ? nsg->outcome : NSG_FLOW_NONE;
+	t->fast_path = d->fast_path;
 }
 
 static __always_inline int drop(struct decision *d, __u32 reason)
@@ -98,6 +101,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bpf_fib_lookup);
 } fib_scratch SEC(".maps");
+
+/* The VNet the destination sits in, for its inbound NSGs; NSG_VNET_NONE outside VNets. */
+static __always_inline __u32 route_destination_vnet(const struct route_info *route)
+{
+	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING)
+		return route->dst_vnet;
+	return NSG_VNET_NONE;
+}
+
+static __always_inline int redirected(struct decision *d)
+{
+	d->verdict = XDP_REDIRECT;
+	d->counter = COUNT_FORWARDED;
+	return XDP_REDIRECT;
+}
 
 static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
 {
@@ -136,18 +154,82 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 	__builtin_memcpy(pkt->eth->h_source, params->smac, ETH_ALEN);
 	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
 		return drop(d, DROP_REDIRECT_FAILED);
-	d->verdict = XDP_REDIRECT;
-	d->counter = COUNT_FORWARDED;
-	return XDP_REDIRECT;
+	return redirected(d);
 }
 
-/* The VNet the destination sits in, for its inbound NSGs; NSG_VNET_NONE outside VNets. */
-static __always_inline __u32 route_destination_vnet(const struct route_info *route)
+/* The whole pipeline forwarded a packet of a flow the NSG stage keeps: remember the
+ * result for the flow's next packets in this direction (bpf/fastpath.h). A function of its
+ * own, off process_ip's stack. */
+__noinline int forward_remember(struct xdp_md *ctx, const struct packet_info *info,
+				const struct decision *d)
 {
-	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING)
-		return route->dst_vnet;
-	return NSG_VNET_NONE;
+	struct packet parsed, *pkt = &parsed;
+	const struct flow_scratch *scratch;
+	struct bpf_fib_lookup *params;
+	__u32 zero = 0;
+
+	if (!info || !d || xdp_packet_of(ctx, info, pkt))
+		return 0;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	params = bpf_map_lookup_elem(&fib_scratch, &zero);
+	if (!scratch || !params || scratch->result.outcome == NSG_FLOW_EXEMPT)
+		return 0;
+	fast_path_remember(ctx, pkt, d->src_vnet, &d->route, params, scratch->now);
+	return 0;
 }
+
+/* A packet of a flow whose earlier packet in this direction the whole pipeline forwarded:
+ * the remembered source VNet, route and next hop stand in for the local-address, LPM and
+ * FIB lookups; the flow table is still asked (nsg_established_stage). Returns the
+ * verdict, or -1 when the packet must take the whole pipeline (nothing was counted then).
+ * A function of its own: process_ip's stack stays what the SNAT stages beneath it allow. */
+__noinline int forward_established(struct xdp_md *ctx, struct packet_info *info,
+				   struct decision *d)
+{
+	struct packet parsed, *pkt = &parsed;
+	struct fast_path_entry *e;
+	struct flow_scratch *scratch;
+	struct bpf_fib_lookup *params;
+	__u32 zero = 0;
+	int verdict;
+
+	if (!info || !d || xdp_packet_of(ctx, info, pkt))
+		return -1;
+	e = fast_path_lookup(ctx, pkt);
+	if (!e)
+		return -1;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return -1;
+	info->vnet = e->src_vnet;
+	info->dst_vnet = route_destination_vnet(&e->route);
+	if (nsg_established_stage(ctx, info, &scratch->result))
+		return -1;
+	d->src_vnet = e->src_vnet;
+	d->route = e->route;
+	d->nsg_ran = 1;
+	d->fast_path = 1;
+	if (fast_path_next_hop_stale(e, scratch->now)) {
+		/* Time to ask the kernel again: the whole forwarding stage, as the first
+		 * packet had it; a changed MAC is kept for the next packets. */
+		verdict = forward(ctx, pkt, d);
+		params = bpf_map_lookup_elem(&fib_scratch, &zero);
+		if (verdict == XDP_REDIRECT && params)
+			fast_path_next_hop_update(e, params, scratch->now);
+		return verdict;
+	}
+	if (e->route.type == ROUTE_VNET_PEERING)
+		count_peering(e->route.peering, pkt->len);
+	if (hop_limit_expired(pkt))
+		return pass(d, COUNT_PASS_TTL_EXPIRED);
+	hop_limit_decrement(pkt);
+	__builtin_memcpy(pkt->eth->h_dest, e->dmac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_source, e->smac, ETH_ALEN);
+	if (bpf_redirect(e->route.egress_ifindex, 0) != XDP_REDIRECT)
+		return drop(d, DROP_REDIRECT_FAILED);
+	return redirected(d);
+}
+
 
 static __always_inline int snat_decided(struct decision *d, const struct snat_verdict *v)
 {
@@ -169,18 +251,50 @@ static __always_inline int forward_to_internet(struct xdp_md *ctx, struct packet
 	return snat_decided(d, v);
 }
 
+/* What arrives on the uplink before the rest of the pipeline: ESP and IKE of a tunnel's
+ * peer for the kernel, replies to a VIP back to their VM. Returns the verdict, or -1 when
+ * the packet goes on through process_ip. A function of its own: the SNAT reply stage's
+ * stack beneath process_ip's would pass the 512 bytes Debian 6.1's verifier allows. */
+__noinline int process_uplink(struct xdp_md *ctx, const struct packet_info *info,
+			      struct decision *d)
+{
+	struct packet parsed, *pkt = &parsed;
+	struct snat_verdict *v;
+
+	if (!info || !d)
+		return XDP_DROP;
+	if (xdp_packet_of(ctx, info, pkt))
+		return drop(d, DROP_MALFORMED_IPV4);
+	switch (tunnel_classify(pkt)) {
+	case TUNNEL_PASS_ESP:
+		return pass(d, COUNT_PASS_ESP);
+	case TUNNEL_PASS_IKE:
+		return pass(d, COUNT_PASS_IKE);
+	case TUNNEL_DROP_UNKNOWN_PEER:
+		return drop(d, DROP_TUNNEL_UNKNOWN_PEER);
+	}
+	/* A reply to a VIP goes back to its VM (or is dropped) by a stage of its own; it
+	 * belongs to a flow the VM opened, which the outbound NSGs allowed. */
+	v = snat_from_internet(ctx, pkt);
+	if (v) {
+		d->route.type = ROUTE_VNET_LOCAL;
+		d->route.dst_vnet = v->vnet;
+		return snat_decided(d, v);
+	}
+	return -1;
+}
+
 /* Everything after the parser, for a bound interface and an IP packet. A function of its
  * own, verified once from the parser's offsets: the parser's many outcomes (VLAN tags,
  * extension headers, fragments) would otherwise each carry their own copy of every later
  * stage through the verifier, which Debian 6.1's refuses as too complex. */
-__noinline int process_ip(struct xdp_md *ctx, const struct packet_info *info,
-			  struct decision *d)
+__noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct decision *d)
 {
 	struct interface_info *iface;
 	struct route_info *route;
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct packet parsed, *pkt = &parsed;
-	int reason, vnet;
+	int reason, vnet, verdict;
 
 	if (!info || !d)
 		return XDP_DROP;
@@ -189,25 +303,6 @@ __noinline int process_ip(struct xdp_md *ctx, const struct packet_info *info,
 	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
 	if (!iface)
 		return pass(d, COUNT_PASS_UNBOUND);
-	if (iface->role == INTERFACE_UPLINK) {
-		switch (tunnel_classify(pkt)) {
-		case TUNNEL_PASS_ESP:
-			return pass(d, COUNT_PASS_ESP);
-		case TUNNEL_PASS_IKE:
-			return pass(d, COUNT_PASS_IKE);
-		case TUNNEL_DROP_UNKNOWN_PEER:
-			return drop(d, DROP_TUNNEL_UNKNOWN_PEER);
-		}
-		/* A reply to a VIP goes back to its VM (or is dropped) by a stage of its own;
-		 * it belongs to a flow the VM opened, which the outbound NSGs allowed. */
-		struct snat_verdict *v = snat_from_internet(ctx, pkt);
-
-		if (v) {
-			d->route.type = ROUTE_VNET_LOCAL;
-			d->route.dst_vnet = v->vnet;
-			return snat_decided(d, v);
-		}
-	}
 	if (is_control_traffic(pkt))
 		return pass(d, COUNT_PASS_CONTROL);
 	if (is_local_destination(pkt))
@@ -228,7 +323,7 @@ __noinline int process_ip(struct xdp_md *ctx, const struct packet_info *info,
 		return drop(d, DROP_ROUTE_NONE);
 
 	d->nsg_ran = 1;
-	reason = nsg_stage(ctx, pkt, vnet, route_destination_vnet(route));
+	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route));
 	if (reason) {
 		tunnel_count_egress_drop(route, pkt->len);
 		return drop(d, reason);
@@ -237,7 +332,10 @@ __noinline int process_ip(struct xdp_md *ctx, const struct packet_info *info,
 		return pass(d, COUNT_PASS_TUNNEL);
 	if (route->type == ROUTE_INTERNET)
 		return forward_to_internet(ctx, pkt, d);
-	return forward(ctx, pkt, d);
+	verdict = forward(ctx, pkt, d);
+	if (verdict == XDP_REDIRECT)
+		forward_remember(ctx, info, d);
+	return verdict;
 }
 
 /* The parser's findings and the decision live off the stack: the pipeline and its
@@ -258,17 +356,26 @@ static __always_inline int process(struct xdp_md *ctx, struct packet_info *info,
 				   struct decision *d)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
-	int reason;
+	struct interface_info *iface;
+	int reason, verdict;
 
 	reason = parse_frame(ctx, info);
 	if (reason)
 		return drop(d, reason);
-	if (!bpf_map_lookup_elem(&interfaces, &ifindex))
+	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
+	if (!iface)
 		return pass(d, COUNT_PASS_UNBOUND);
 	if (info->vlan_tags)
 		return drop(d, DROP_VLAN_NOT_BOUND);
 	if (!info->family)
 		return pass(d, COUNT_PASS_NOT_IP);
+	/* The uplink's traffic is the tunnels' or SNAT's: it never takes the fast path. */
+	if (iface->role == INTERFACE_UPLINK)
+		verdict = process_uplink(ctx, info, d);
+	else
+		verdict = forward_established(ctx, info, d);
+	if (verdict >= 0)
+		return verdict;
 	return process_ip(ctx, info, d);
 }
 

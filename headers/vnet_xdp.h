@@ -280,7 +280,7 @@ struct decision_trace {
 	__u32 fingerprint;      /* IPv4 id or IPv6 flow label of the packet */
 	struct nsg_decision nsg[NSG_STAGES]; /* what each NSG stage decided (see nsg_stage) */
 	__u32 flow;             /* enum nsg_flow_outcome */
-	__u32 pad;
+	__u32 fast_path;        /* 1: decided from the established-flow cache (fast_paths) */
 };
 
 /* ---- tunnels (IPsec connections punted to xfrm interfaces) ---- */

@@ -295,8 +295,8 @@ profile_program() {
 
 # first_packet_cost SRC INGRESS DST-ARGS...: `vnet-xdp verify --repeat` runs the frame
 # through a dry-run instance of the program (it writes no flow, so every run is a first
-# packet). It repeats on one buffer: after 63 runs the TTL is spent and the last step,
-# the FIB lookup, is skipped; the NSG classification is in every run.
+# packet). Every repetition starts from the original frame, so each one is the whole
+# first packet: NSG classification, FIB lookup, rewrite.
 first_packet_cost() {
 	local src=$1 ingress=$2 dst dport
 	shift 2

@@ -1,0 +1,403 @@
+/* Packet tests of the established-flow fast path (bpf/fastpath.h): a flow's packets after
+ * the first in each direction skip the LPM and FIB lookups, and every result the tests can
+ * see stays what the whole pipeline gives: the rewritten frame, the decision trace, the
+ * peering, rule, flow and datapath counters, TTL expiry, and what a reload, a
+ * flushConnection rule change, an idle flow or a neighbour's new MAC change. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include "packet/nsg_harness.h"
+
+#define SUBNET_NSG "spoke1-subnet"
+#define NEW_SPOKE1_VM_MAC "02:00:00:00:11:99"
+
+/* spoke1's subnet NSG: AllowApp (inbound TCP/UDP 8080) with `access`; flushConnection. */
+static int write_config(const char *access)
+{
+	char *allow = nsg_rule_json("AllowApp", 200, "Inbound", access, "*", "*", "*", "*", "8080");
+	char resources[4096];
+	int err;
+
+	if (!allow)
+		return -ENOMEM;
+	snprintf(resources, sizeof(resources),
+		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET_NSG "\","
+		 " \"properties\": {\"flushConnection\": true, \"securityRules\": [%s]}}", allow);
+	err = nsg_write_config("", "", SUBNET_NSG, resources, "\"flowTableSize\": 1024");
+	free(allow);
+	return err;
+}
+
+static int setup(void **state)
+{
+	nsg_init("vxfastp", "fastp");
+	if (geteuid() != 0) {
+		gw.why_not = "needs root for network namespaces and BPF";
+		return 0;
+	}
+	if (write_config("Allow"))
+		return -1;
+	return nsg_up();
+}
+
+static int teardown(void **state)
+{
+	harness_down(&gw);
+	return 0;
+}
+
+static struct flow udp4(const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+	return (struct flow){ .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_UDP,
+			      .sport = sport, .dport = dport, .ip_id = 0x2468, .payload = 18 };
+}
+
+static struct flow tcp6(const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+	return (struct flow){ .family = AF_INET6, .src = src, .dst = dst, .proto = IPPROTO_TCP,
+			      .sport = sport, .dport = dport, .ip_id = 0x13579 };
+}
+
+static const struct flow hub_to_spoke1 = { .family = AF_INET, .src = "10.10.1.4",
+					   .dst = "10.11.1.4", .proto = IPPROTO_UDP,
+					   .sport = 41000, .dport = 8080, .ip_id = 0x2468,
+					   .payload = 18 };
+
+static struct frame frame_from(int iface, const struct flow *fl)
+{
+	static const char *gw_macs[] = { HUB_GW_MAC, SPOKE1_GW_MAC };
+	static const char *vm_macs[] = { HUB_VM_MAC, SPOKE1_VM_MAC };
+	struct frame f;
+
+	frame_build(&f, gw_macs[iface], vm_macs[iface], fl);
+	return f;
+}
+
+static struct harness_result send_from(int iface, const struct flow *fl)
+{
+	struct frame in = frame_from(iface, fl);
+
+	return harness_run(&gw, iface, &in);
+}
+
+static void rule_counter(uint32_t rule_id, struct nsg_rule_counter *sum)
+{
+	int cpus = libbpf_num_possible_cpus();
+	struct nsg_rule_counter values[cpus];
+
+	memset(sum, 0, sizeof(*sum));
+	if (bpf_map_lookup_elem(nsg_maps.rule_counters_fd, &rule_id, values))
+		return;
+	for (int c = 0; c < cpus; c++) {
+		sum->hits += values[c].hits;
+		sum->packets += values[c].packets;
+		sum->bytes += values[c].bytes;
+	}
+}
+
+static uint64_t flow_counter(uint32_t counter)
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t values[cpus], sum = 0;
+
+	if (bpf_map_lookup_elem(nsg_maps.flow_counters_fd, &counter, values))
+		return 0;
+	for (int c = 0; c < cpus; c++)
+		sum += values[c];
+	return sum;
+}
+
+/* The one flow in the table (the tests clear it first). */
+static int only_flow(struct flow_entry *entry)
+{
+	struct flow_key key, next;
+
+	if (bpf_map_get_next_key(nsg_maps.flows_fd, NULL, &key) ||
+	    !bpf_map_get_next_key(nsg_maps.flows_fd, &key, &next))
+		return -1;
+	return bpf_map_lookup_elem(nsg_maps.flows_fd, &key, entry);
+}
+
+/* Everything the trace says about the decision but the sequence, the fast path flag and
+ * the packet's fingerprint. */
+static void assert_same_decision(const struct decision_trace *a, const struct decision_trace *b)
+{
+	assert_int_equal(a->verdict, b->verdict);
+	assert_int_equal(a->drop_reason, b->drop_reason);
+	assert_int_equal(a->counter, b->counter);
+	assert_int_equal(a->ingress_ifindex, b->ingress_ifindex);
+	assert_int_equal(a->src_vnet, b->src_vnet);
+	assert_int_equal(a->route_type, b->route_type);
+	assert_int_equal(a->egress_ifindex, b->egress_ifindex);
+	assert_int_equal(a->peering, b->peering);
+	assert_int_equal(a->dst_vnet, b->dst_vnet);
+	for (int i = 0; i < NSG_STAGES; i++) {
+		assert_int_equal(a->nsg[i].nsg_id, b->nsg[i].nsg_id);
+		assert_int_equal(a->nsg[i].rule_id, b->nsg[i].rule_id);
+	}
+}
+
+static void assert_fast(const struct harness_result *r, const struct frame *expected)
+{
+	assert_int_equal(r->verdict, XDP_REDIRECT);
+	assert_int_equal(r->trace.fast_path, 1);
+	assert_int_equal(r->trace.flow, NSG_FLOW_HIT);
+	assert_int_equal(r->out.len, expected->len);
+	assert_memory_equal(r->out.data, expected->data, expected->len);
+}
+
+/* The first packet each way takes the whole pipeline; the next ones the fast path, with
+ * the same frame out, the same decision, and every counter moved as before. */
+static void one_direction(int from, int to, const struct flow *fl, uint32_t rule_id)
+{
+	struct nsg_rule_counter rule_before, rule_after;
+	struct harness_result first, next;
+	struct frame in = frame_from(from, fl);
+	uint64_t peering_before, forwarded_before, hits_before;
+	uint32_t peering;
+
+	rule_counter(rule_id, &rule_before);
+	forwarded_before = harness_counter(gw.datapath_fd, COUNT_FORWARDED);
+	hits_before = flow_counter(FLOW_HIT);
+	first = harness_run(&gw, from, &in);
+	assert_int_equal(first.verdict, XDP_REDIRECT);
+	assert_int_equal(first.trace.egress_ifindex, gw.ifaces[to].ifindex);
+	assert_int_equal(first.trace.route_type, ROUTE_VNET_PEERING);
+	assert_int_equal(first.trace.fast_path, 0);
+	peering = first.trace.peering;
+	peering_before = harness_counter(gw.peerings_fd, peering);
+	for (int i = 0; i < 3; i++) {
+		next = harness_run(&gw, from, &in);
+		assert_fast(&next, &first.out);
+		assert_same_decision(&next.trace, &first.trace);
+	}
+	assert_int_equal(harness_counter(gw.peerings_fd, peering), peering_before + 3);
+	assert_int_equal(harness_counter(gw.datapath_fd, COUNT_FORWARDED), forwarded_before + 4);
+	assert_true(flow_counter(FLOW_HIT) - hits_before >= 3);
+	rule_counter(rule_id, &rule_after);
+	assert_int_equal(rule_after.packets, rule_before.packets + 4);
+	assert_int_equal(rule_after.bytes - rule_before.bytes,
+			 4 * (in.len - 14)); /* the IP packet's length */
+}
+
+static void fast_path_after_first_packet_both_ways(void **state)
+{
+	struct flow there = hub_to_spoke1, back = udp4("10.11.1.4", 8080, "10.10.1.4", 41000);
+	int64_t allow = nsg_rule_id(SUBNET_NSG, "Inbound", "AllowApp");
+	struct nsg_rule_counter before, after;
+	struct flow_entry entry;
+
+	require_gateway();
+	assert_true(allow >= 0);
+	nsg_clear_flows();
+	rule_counter((uint32_t)allow, &before);
+	one_direction(HUB, SPOKE1, &there, (uint32_t)allow);
+	one_direction(SPOKE1, HUB, &back, (uint32_t)allow);
+	rule_counter((uint32_t)allow, &after);
+	assert_int_equal(after.hits, before.hits + 1); /* one flow decided, once */
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.packets[0], 4);
+	assert_int_equal(entry.packets[1], 4);
+}
+
+static void fast_path_ipv6_tcp(void **state)
+{
+	struct flow syn = tcp6("fd00:10:0:1::4", 42000, "fd00:11:0:1::4", 8080);
+	struct frame in = frame_from(HUB, &syn);
+	struct harness_result first, next;
+	struct flow_entry entry;
+
+	require_gateway();
+	nsg_clear_flows();
+	first = harness_run(&gw, HUB, &in);
+	assert_int_equal(first.verdict, XDP_REDIRECT);
+	assert_int_equal(first.trace.fast_path, 0);
+	next = harness_run(&gw, HUB, &in);
+	assert_fast(&next, &first.out);
+	assert_same_decision(&next.trace, &first.trace);
+	/* The flow's TCP state still follows the packets: an answer from the responder
+	 * establishes it, through the whole pipeline (first packet that way). */
+	struct flow answer = tcp6("fd00:11:0:1::4", 8080, "fd00:10:0:1::4", 42000);
+	struct frame back = frame_from(SPOKE1, &answer);
+
+	back.data[14 + 40 + 13] = 0x12; /* SYN ACK */
+	assert_int_equal(harness_run(&gw, SPOKE1, &back).verdict, XDP_REDIRECT);
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.tcp_state, TCP_FLOW_ESTABLISHED);
+	/* FIN both ways on the fast path: the flow closes as it would without it. */
+	in.data[14 + 40 + 13] = 0x11;
+	back.data[14 + 40 + 13] = 0x11;
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, 1);
+	assert_int_equal(harness_run(&gw, SPOKE1, &back).trace.fast_path, 1);
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.tcp_state, TCP_FLOW_CLOSING);
+}
+
+/* TTL: decremented on the fast path too; a spent one goes to the kernel untouched. */
+static void fast_path_ttl(void **state)
+{
+	struct flow fl = hub_to_spoke1, expected_fl;
+	struct frame in, expected;
+	struct harness_result r;
+	uint64_t expired_before;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
+	fl.ttl = 2;
+	expected_fl = fl;
+	expected_fl.ttl = 1;
+	in = frame_from(HUB, &fl);
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &expected_fl);
+	assert_fast((r = harness_run(&gw, HUB, &in), &r), &expected);
+
+	fl.ttl = 1;
+	in = frame_from(HUB, &fl);
+	expired_before = harness_counter(gw.datapath_fd, COUNT_PASS_TTL_EXPIRED);
+	r = harness_run(&gw, HUB, &in);
+	assert_int_equal(r.verdict, XDP_PASS);
+	assert_int_equal(r.trace.counter, COUNT_PASS_TTL_EXPIRED);
+	assert_int_equal(r.trace.fast_path, 1);
+	assert_int_equal(harness_counter(gw.datapath_fd, COUNT_PASS_TTL_EXPIRED), expired_before + 1);
+	assert_int_equal(r.out.len, in.len);
+	assert_memory_equal(r.out.data, in.data, in.len);
+}
+
+/* A neighbour's new MAC reaches the fast path within its refresh time (100 ms). */
+static void fast_path_picks_up_new_neighbour_mac(void **state)
+{
+	struct flow fl = hub_to_spoke1, out_fl = hub_to_spoke1;
+	struct frame expected;
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
+	assert_int_equal(harness_shell("ip neigh replace 10.11.1.4 lladdr " NEW_SPOKE1_VM_MAC
+				       " dev to-spoke1 nud permanent"), 0);
+	usleep(250 * 1000);
+	out_fl.ttl = 63;
+	frame_build(&expected, NEW_SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	for (int i = 0; i < 2; i++) {
+		r = send_from(HUB, &fl);
+		assert_fast(&r, &expected);
+	}
+	assert_int_equal(harness_shell("ip neigh replace 10.11.1.4 lladdr " SPOKE1_VM_MAC
+				       " dev to-spoke1 nud permanent"), 0);
+	usleep(250 * 1000);
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	r = send_from(HUB, &fl);
+	assert_fast(&r, &expected);
+}
+
+/* An idle flow past its timeout is judged anew, not passed by the cache. */
+static void fast_path_skips_expired_flow(void **state)
+{
+	struct flow fl = hub_to_spoke1;
+	struct harness_result r;
+	uint64_t expired;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
+	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_equal(nsg_age_flows(3600), 1);
+	expired = flow_counter(FLOW_EXPIRED);
+	r = send_from(HUB, &fl);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.flow, NSG_FLOW_EXPIRED);
+	assert_int_equal(flow_counter(FLOW_EXPIRED), expired + 1);
+	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+}
+
+/* A reload starts the cache anew: the route the new config gives is the one taken. */
+static void reload_invalidates_fast_path(void **state)
+{
+	struct flow fl = hub_to_spoke1;
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
+	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+
+	assert_int_equal(harness_reload(&gw), 0);
+	r = send_from(HUB, &fl);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+
+	/* Without the hub's peering to spoke1 the flow's packets are no longer forwarded. */
+	assert_int_equal(harness_shell("sed -i '/hub-to-spoke1/d' %s", gw.config_path), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+	r = send_from(HUB, &fl);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_not_equal(r.trace.route_type, ROUTE_VNET_PEERING);
+	assert_int_equal(r.trace.fast_path, 0);
+	r = send_from(HUB, &fl);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.fast_path, 0);
+
+	assert_int_equal(write_config("Allow"), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+}
+
+/* A flushConnection NSG that now denies ends a flow the fast path carried. */
+static void flush_connection_ends_cached_flow(void **state)
+{
+	struct flow fl = hub_to_spoke1;
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
+	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_equal(write_config("Deny"), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+	r = send_from(HUB, &fl);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, DROP_NSG_DENIED_INBOUND);
+	assert_int_equal(r.trace.fast_path, 0);
+	r = send_from(HUB, &fl);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(write_config("Allow"), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+	nsg_clear_flows();
+}
+
+/* Flows out to the Internet keep going through SNAT on every packet. */
+static void snat_flows_take_the_whole_pipeline(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", 43000, "198.51.100.2", 8080);
+	struct harness_result first, next;
+
+	require_gateway();
+	nsg_clear_flows();
+	first = send_from(HUB, &fl);
+	assert_int_equal(first.trace.route_type, ROUTE_INTERNET);
+	assert_int_equal(first.trace.fast_path, 0);
+	next = send_from(HUB, &fl);
+	assert_int_equal(next.verdict, first.verdict);
+	assert_int_equal(next.trace.route_type, ROUTE_INTERNET);
+	assert_int_equal(next.trace.fast_path, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(fast_path_after_first_packet_both_ways),
+		cmocka_unit_test(fast_path_ipv6_tcp),
+		cmocka_unit_test(fast_path_ttl),
+		cmocka_unit_test(fast_path_picks_up_new_neighbour_mac),
+		cmocka_unit_test(fast_path_skips_expired_flow),
+		cmocka_unit_test(reload_invalidates_fast_path),
+		cmocka_unit_test(flush_connection_ends_cached_flow),
+		cmocka_unit_test(snat_flows_take_the_whole_pipeline),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
