@@ -119,6 +119,7 @@ reloads_under_traffic_lose_nothing() {
 	# (verdicts handed to it), the veths, the receivers' sockets.
 	echo "datapath before: $(cat "$WORK/dp_before")"
 	echo "datapath after:  $(gw stats -n $GATEWAY -j | jq -c '.datapath | map_values(.packets)')"
+	echo "spoke1 udp: $(vm spoke1 nstat -az UdpRcvbufErrors UdpInErrors UdpNoPorts UdpInCsumErrors | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
 	echo "spoke2 udp: $(vm spoke2 nstat -az UdpRcvbufErrors UdpInErrors UdpNoPorts UdpInCsumErrors | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
 	echo "to-spoke2: $(ip -n $PREFIX-gw -s link show to-spoke2 | awk '/TX:/ {getline; print "tx packets " $2 " dropped " $4}')"
 	echo "spoke2 eth0: $(ip -n $PREFIX-spoke2 -s link show eth0 | awk '/RX:/ {getline; print "rx packets " $2 " dropped " $4}')"
