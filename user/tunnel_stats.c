@@ -4,7 +4,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <ifaddrs.h>
 #include <arpa/inet.h>
+#include <linux/if_link.h>
 #include <libmnl/libmnl.h>
 #include <linux/xfrm.h>
 #include <bpf/bpf.h>
@@ -194,9 +196,30 @@ static json_t *spis_of(int fd, const char *peer)
 	return list;
 }
 
+/* Packets the xfrm interface dropped on transmit: above all those it found no SA for
+ * (the tunnel is down: the kernel has no policy with the interface's if_id). They were
+ * counted into the tunnel by the tc program before; -1 when the interface is not there. */
+static int64_t interface_tx_dropped(const char *ifname)
+{
+	struct ifaddrs *list, *ifa;
+	int64_t dropped = -1;
+
+	if (!ifname || getifaddrs(&list))
+		return -1;
+	for (ifa = list; ifa; ifa = ifa->ifa_next)
+		if (ifa->ifa_addr && ifa->ifa_addr->sa_family == AF_PACKET && ifa->ifa_data &&
+		    !strcmp(ifa->ifa_name, ifname)) {
+			dropped = ((const struct rtnl_link_stats *)ifa->ifa_data)->tx_dropped;
+			break;
+		}
+	freeifaddrs(list);
+	return dropped;
+}
+
 /* Azure's TunnelIngressPacketDropCount and TunnelEgressPacketDropCount on the tunnel,
  * each reason of each direction in `drops`. */
-static void tunnel_drops_add(json_t *t, json_t *drops, int fd, uint32_t id, const char *name)
+static void tunnel_drops_add(json_t *t, json_t *drops, int fd, uint32_t id, const char *name,
+			     const char *ifname)
 {
 	static const struct { const char *direction, *member; uint32_t first, last; } dirs[] = {
 		{ "ingress", "ingressPacketDropCount", TUNNEL_INGRESS_DROPS_FIRST,
@@ -216,6 +239,16 @@ static void tunnel_drops_add(json_t *t, json_t *drops, int fd, uint32_t id, cons
 				"tunnel", name, "direction", dirs[d].direction, "reason",
 				tunnel_counter_names[c], "packets", (json_int_t)n.packets,
 				"bytes", (json_int_t)n.bytes));
+		}
+		if (!strcmp(dirs[d].direction, "egress")) {
+			int64_t no_sa = interface_tx_dropped(ifname);
+
+			if (no_sa >= 0) {
+				sum += (uint64_t)no_sa;
+				json_array_append_new(drops, json_pack("{s:s, s:s, s:s, s:I}",
+					"tunnel", name, "direction", "egress", "reason",
+					"xfrm_interface_dropped", "packets", (json_int_t)no_sa));
+			}
 		}
 		json_object_set_new(t, dirs[d].member, json_integer((json_int_t)sum));
 	}
@@ -250,7 +283,8 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 			"espBytes", (json_int_t)esp.bytes, "espPackets", (json_int_t)esp.packets,
 			"up", sas ? swanctl_sa_is_up(sas, ike) : 0);
 
-		tunnel_drops_add(t, drops, counters, id, name);
+		tunnel_drops_add(t, drops, counters, id, name,
+				 json_string_value(json_object_get(it, "interface")));
 		json_object_set_new(t, "spis", spis_of(spis, peer));
 		if (have_sa_stats) {
 			json_object_set_new(t, "replayErrors", json_integer(totals[i].replay));

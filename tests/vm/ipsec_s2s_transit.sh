@@ -230,6 +230,29 @@ reload_follows_changed_remote_spaces() {
 	wait_tunnel_up $GW ipsecgw to-onprem 60 && ping_counted $HUB 192.168.50.10
 }
 
+# The on-premises device forgets the connection and closes it: charon reports the tunnel
+# down, and what the hub sends toward on-premises finds no SA on the connection's
+# interface, which drops it: the tunnel's egress drops.
+tunnel_down_is_reported_and_its_traffic_dropped() {
+	local before after i
+	before=$(tunnel_drop_fields $GW ipsecgw to-onprem egress xfrm_interface_dropped)
+	printf 'connections {\n}\nsecrets {\n}\n' >"$DIR/empty.conf"
+	swanctl_load $ONPREM "$DIR/empty.conf" >/dev/null
+	swanctl_in $ONPREM --terminate --ike azure --force --timeout 10 >/dev/null 2>&1
+	for ((i = 0; i < 60; i++)); do
+		[ "$(tunnel_field $GW ipsecgw to-onprem up)" = 0 ] && break
+		sleep 0.5
+	done
+	[ "$(tunnel_field $GW ipsecgw to-onprem up)" = 0 ] || { swanctl_in $GW --list-sas; return 1; }
+	vx $GW stats -n ipsecgw --prometheus | grep -q '^vnetxdp_tunnel_up{tunnel="to-onprem"} 0$' ||
+		return 1
+	! ip netns exec $HUB ping -c 2 -i 0.3 -W 1 192.168.50.10 || return 1
+	after=$(tunnel_drop_fields $GW ipsecgw to-onprem egress xfrm_interface_dropped)
+	figure "tunnel down (up 0): xfrm_interface_dropped and TunnelEgressPacketDropCount" \
+		"$(echo "$before" | cut -d' ' -f1,2) -> $(echo "$after" | cut -d' ' -f1,2)"
+	[ "$(delta "$before" "$after" 1)" -eq 2 ] && [ "$(delta "$before" "$after" 2)" -eq 2 ]
+}
+
 down_removes_it() {
 	vx $GW down -n ipsecgw || return 1
 	! ip -n $GW link show vx0-ipsecgw 2>/dev/null
@@ -239,7 +262,8 @@ fail_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
 	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
 	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
-	reload_follows_changed_remote_spaces down_removes_it
+	reload_follows_changed_remote_spaces tunnel_down_is_reported_and_its_traffic_dropped \
+	down_removes_it
 
 start=$SECONDS
 if ! set_up >"$DIR/setup.log" 2>&1; then
@@ -251,7 +275,8 @@ for t in up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
 	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
 	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
-	reload_follows_changed_remote_spaces down_removes_it; do
+	reload_follows_changed_remote_spaces tunnel_down_is_reported_and_its_traffic_dropped \
+	down_removes_it; do
 	start=$SECONDS
 	run_case_reporting $t
 	echo "    ($t: $((SECONDS - start))s)"
