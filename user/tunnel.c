@@ -318,12 +318,12 @@ static int route_prune_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int routes_dump(int family, struct route_prune *prune)
+int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
+		 mnl_cb_t cb, void *data)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+	struct mnl_socket *nl = mnl_socket_open(bus);
 	struct nlmsghdr *nlh;
-	struct rtmsg *rtm;
 	unsigned int portid, seq = (unsigned int)time(NULL);
 	int len, rc = 0;
 
@@ -335,17 +335,16 @@ static int routes_dump(int family, struct route_prune *prune)
 	}
 	portid = mnl_socket_get_portid(nl);
 	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = seq;
-	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
-	rtm->rtm_family = family;
+	memcpy(mnl_nlmsg_put_extra_header(nlh, header_size), header, header_size);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		rc = -errno;
 		goto out;
 	}
 	while ((len = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		rc = mnl_cb_run(buf, len, seq, portid, route_prune_cb, prune);
+		rc = mnl_cb_run(buf, len, seq, portid, cb, data);
 		if (rc <= MNL_CB_STOP)
 			break;
 	}
@@ -353,6 +352,13 @@ static int routes_dump(int family, struct route_prune *prune)
 out:
 	mnl_socket_close(nl);
 	return rc;
+}
+
+static int routes_dump(int family, struct route_prune *prune)
+{
+	struct rtmsg rtm = { .rtm_family = family };
+
+	return netlink_dump(NETLINK_ROUTE, RTM_GETROUTE, &rtm, sizeof(rtm), route_prune_cb, prune);
 }
 
 /* Removes the routes into the tunnel's interface that its remote spaces no longer hold

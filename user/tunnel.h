@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <net/if.h>
+#include <linux/netlink.h>
 #include <jansson.h>
 #include "config.h"
 #include "vnet_xdp.h"
@@ -74,6 +75,10 @@ int tunnels_start(const struct config *cfg, const char *pin_dir, const struct pl
  * and their interfaces deleted. */
 int tunnels_reload(const struct config *cfg, const char *pin_dir, const struct plan *plan,
 		   json_t *old_state);
+/* Dumps one kind of netlink object (bus NETLINK_ROUTE or NETLINK_XFRM, request type and
+ * its fixed header) through cb. Returns 0 or -errno. */
+int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
+		 int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
 /* Removes routes into the tunnel's interface that none of its remote spaces holds. */
 int tunnel_routes_prune(const struct tunnel *t);
 /* Undoes what progress records. */

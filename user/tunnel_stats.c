@@ -13,6 +13,7 @@
 #include <bpf/libbpf.h>
 #include "datapath.h"
 #include "swanctl.h"
+#include "tunnel.h"
 #include "tunnel_stats.h"
 #include "vnet_xdp.h"
 
@@ -64,38 +65,10 @@ static int sa_cb(const struct nlmsghdr *nlh, void *data)
 /* Dumps every SA of this network namespace; 0 or -errno (no xfrm_user: -EPROTONOSUPPORT). */
 static int sa_stats(struct sa_totals *totals, size_t n)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_XFRM);
-	struct nlmsghdr *nlh;
+	struct xfrm_usersa_id id = { 0 };
 	struct sa_walk walk = { totals, n };
-	unsigned int portid, seq = (unsigned int)time(NULL);
-	int len, rc = 0;
 
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	portid = mnl_socket_get_portid(nl);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = XFRM_MSG_GETSA;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
-	mnl_nlmsg_put_extra_header(nlh, sizeof(struct xfrm_usersa_id));
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	while ((len = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		rc = mnl_cb_run(buf, len, seq, portid, sa_cb, &walk);
-		if (rc <= MNL_CB_STOP)
-			break;
-	}
-	rc = rc < 0 ? -errno : 0;
-out:
-	mnl_socket_close(nl);
-	return rc;
+	return netlink_dump(NETLINK_XFRM, XFRM_MSG_GETSA, &id, sizeof(id), sa_cb, &walk);
 }
 
 /* ---- charon ---- */
