@@ -12,6 +12,13 @@ export VM_TIMEOUT=${VM_TIMEOUT:-1200}
 vm_enter "$@"
 . tests/vm/ipsec_helpers.bash
 
+# `reload` swaps the XDP program in one netlink request, which it can do only where the
+# program is attached directly; in this guest libxdp's dispatcher works and would hold the
+# interfaces. Pointing libxdp at a folder that is no bpffs makes it attach directly, as it
+# does on hosts where the dispatcher cannot load.
+export LIBXDP_BPFFS=/tmp/vxs2s-no-bpffs
+mkdir -p $LIBXDP_BPFFS
+
 P=vxs2s
 GW=$P-gw ONPREM=$P-onprem HOST=$P-host HUB=$P-hub SPOKE1=$P-spoke1 SPOKE2=$P-spoke2
 DIR=$(mktemp -d /tmp/$P.XXXXXX)
