@@ -244,7 +244,7 @@ tunnel_down_is_reported_and_its_traffic_dropped() {
 	local before after i
 	before=$(tunnel_drop_fields $GW ipsecgw to-onprem egress xfrm_interface_dropped)
 	printf 'connections {\n}\nsecrets {\n}\n' >"$DIR/empty.conf"
-	swanctl_load $ONPREM "$DIR/empty.conf" >/dev/null
+	swanctl_load $ONPREM "$DIR/empty.conf" >/dev/null 2>&1
 	swanctl_in $ONPREM --terminate --ike azure --force --timeout 10 >/dev/null 2>&1
 	for ((i = 0; i < 60; i++)); do
 		[ "$(tunnel_field $GW ipsecgw to-onprem up)" = 0 ] && break
@@ -257,7 +257,12 @@ tunnel_down_is_reported_and_its_traffic_dropped() {
 	after=$(tunnel_drop_fields $GW ipsecgw to-onprem egress xfrm_interface_dropped)
 	figure "tunnel down (up 0): xfrm_interface_dropped and TunnelEgressPacketDropCount" \
 		"$(echo "$before" | cut -d' ' -f1,2) -> $(echo "$after" | cut -d' ' -f1,2)"
-	[ "$(delta "$before" "$after" 1)" -eq 2 ] && [ "$(delta "$before" "$after" 2)" -eq 2 ]
+	[ "$(delta "$before" "$after" 1)" -eq 2 ] && [ "$(delta "$before" "$after" 2)" -eq 2 ] || {
+		ip -n $GW -s -s link show dev vx0-ipsecgw
+		ip -n $GW xfrm policy
+		vx $GW stats -n ipsecgw -j | jq -c '.tunnelDrops[] | select(.direction == "egress")'
+		return 1
+	}
 }
 
 down_removes_it() {
