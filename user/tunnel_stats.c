@@ -179,8 +179,10 @@ static int64_t interface_tx_dropped(const char *ifname)
 
 	if (!ifname || getifaddrs(&list))
 		return -1;
+	/* The link's entry is the one with statistics; an xfrm interface has no link-layer
+	 * address, so glibc leaves its ifa_addr NULL. */
 	for (ifa = list; ifa; ifa = ifa->ifa_next)
-		if (ifa->ifa_addr && ifa->ifa_addr->sa_family == AF_PACKET && ifa->ifa_data &&
+		if (ifa->ifa_data && (!ifa->ifa_addr || ifa->ifa_addr->sa_family == AF_PACKET) &&
 		    !strcmp(ifa->ifa_name, ifname)) {
 			dropped = ((const struct rtnl_link_stats *)ifa->ifa_data)->tx_dropped;
 			break;
