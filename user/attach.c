@@ -251,8 +251,11 @@ int xdp_detach_interface(const char *pin_dir, uint32_t ifindex)
 			err = xdp_program__detach(ours, ifindex, xdp_multiprog__attach_mode(mp), 0);
 		xdp_multiprog__close(mp);
 	}
-	if (!err)
+	if (!err) {
 		unlink(path);
+		/* a dispatcher that a reload replaced stays pinned by libxdp until this */
+		libxdp_clean_references((int)ifindex);
+	}
 	return err;
 }
 
@@ -345,6 +348,35 @@ void xdp_generation_close(struct xdp_generation *gen)
 	vnet_xdp_bpf__destroy((struct vnet_xdp_bpf *)gen);
 }
 
+/* Where libxdp attached through its dispatcher (kernels whose freplace it can use, as
+ * Debian's), the interface runs the dispatcher, which calls our program. When ours is
+ * its only program, swapping the dispatcher itself for the new program is one netlink
+ * request like any other swap: every packet meets the old program or the new one. The
+ * interface then runs ours directly, and later reloads swap it as usual; `down` clears
+ * the dispatcher libxdp left pinned. */
+static bool dispatcher_runs_only_ours(uint32_t ifindex, const char *pin_path)
+{
+	struct xdp_multiprog *mp;
+	struct xdp_program *first;
+	bool only = false;
+	uint32_t ours;
+	int fd = bpf_obj_get(pin_path);
+
+	if (fd < 0)
+		return false;
+	ours = program_id_of_fd(fd);
+	close(fd);
+	mp = xdp_multiprog__get_from_ifindex(ifindex);
+	if (libxdp_get_error(mp))
+		return false;
+	if (!xdp_multiprog__is_legacy(mp)) {
+		first = xdp_multiprog__next_prog(NULL, mp);
+		only = first && xdp_program__id(first) == ours && !xdp_multiprog__next_prog(first, mp);
+	}
+	xdp_multiprog__close(mp);
+	return only;
+}
+
 int xdp_replace_interface(const char *pin_dir, uint32_t ifindex, int new_fd, int *old_fd,
 			  uint32_t *prog_id)
 {
@@ -361,8 +393,8 @@ int xdp_replace_interface(const char *pin_dir, uint32_t ifindex, int new_fd, int
 	*old_fd = bpf_prog_get_fd_by_id(current);
 	if (*old_fd < 0)
 		return -errno;
-	if (!program_is_ours(*old_fd)) { /* libxdp's dispatcher, or someone else's program */
-		close(*old_fd);
+	if (!program_is_ours(*old_fd) && !dispatcher_runs_only_ours(ifindex, path)) {
+		close(*old_fd); /* someone else's program, or a dispatcher shared with others */
 		*old_fd = -1;
 		return -EBUSY;
 	}
