@@ -2,8 +2,18 @@
 #ifndef VNET_XDP_CLI_H
 #define VNET_XDP_CLI_H
 
+#include <stdbool.h>
+
 /* One line for an option getopt_long refused. Option strings start with ':' so that a
  * missing value (c == ':') and an unknown option (c == '?') are told apart. */
 void cli_option_error(const char *command, int c, char **argv);
+
+/* The options of the commands that list a table of the datapath's state (flows, snat):
+ * [-n NAME] [-j] [--gc]. Returns 0, or 2 (usage) after saying what is wrong. */
+struct table_options {
+	const char *name;
+	bool json, gc;
+};
+int cli_table_options(const char *command, int argc, char **argv, struct table_options *o);
 
 #endif

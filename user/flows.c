@@ -1,6 +1,5 @@
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,46 +305,23 @@ static json_t *flows_list(const char *gateway)
 	return out;
 }
 
-static const char flows_usage[] = "usage: vnet-xdp flows [-n NAME] [-j] [--gc]\n";
-
 int flows_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "gc", no_argument, NULL, 'g' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *name = NULL;
-	bool json = false, gc = false;
+	struct table_options o;
 	char gateway[128];
 	json_t *list, *it;
 	size_t i;
-	int c;
+	int err;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n': name = optarg; break;
-		case 'j': json = true; break;
-		case 'g': gc = true; break;
-		default:
-			cli_option_error("flows", c, argv);
-			fputs(flows_usage, stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fputs(flows_usage, stderr);
-		return 2;
-	}
-	if (gateway_resolve_name(name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
-		log_error(name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
-			  name);
+	err = cli_table_options("flows", argc, argv, &o);
+	if (err)
+		return err;
+	if (gateway_resolve_name(o.name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
+		log_error(o.name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
+			  o.name);
 		return 1;
 	}
-	if (gc) {
+	if (o.gc) {
 		long removed = flows_gc(gateway);
 
 		if (removed < 0) {
@@ -355,7 +331,7 @@ int flows_main(int argc, char **argv)
 		log_info("removed %ld idle flows", removed);
 	}
 	list = flows_list(gateway);
-	if (json) {
+	if (o.json) {
 		json_dumpf(list, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {

@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,40 +778,18 @@ static int list_mapping(const void *key, const void *value, void *ctx)
 	return 0;
 }
 
-static const char snat_usage[] = "usage: vnet-xdp snat [-n NAME] [-j] [--gc]\n";
-
 int snat_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "gc", no_argument, NULL, 'g' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct { const char *name; bool json, gc; } o = { 0 };
 	struct list_walk w = { .now = snat_clock_ns() };
+	struct table_options o;
 	char gateway[128];
 	json_t *out, *it;
 	size_t i;
-	int c, fd, err;
+	int fd, err;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n': o.name = optarg; break;
-		case 'j': o.json = true; break;
-		case 'g': o.gc = true; break;
-		default:
-			cli_option_error("snat", c, argv);
-			fputs(snat_usage, stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fputs(snat_usage, stderr);
-		return 2;
-	}
+	err = cli_table_options("snat", argc, argv, &o);
+	if (err)
+		return err;
 	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
 	if (err) {
 		log_error(err == -EEXIST ? "several gateways are up; name one with -n"
