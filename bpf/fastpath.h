@@ -1,18 +1,27 @@
 /* The established-flow fast path. The first packet of a flow in each direction goes
  * through the whole pipeline; when it is forwarded to a VNet (local or peered), what the
- * pipeline found is remembered per direction: the source VNet, the route, and the next
- * hop's MACs from bpf_fib_lookup. Later packets of that flow skip the anti-spoofing and
- * route LPMs, the local-address lookup and (for FAST_PATH_NEXT_HOP_REFRESH_NS) the FIB
- * lookup; the NSG stage still finds the flow in the flow table, so the flow's clock, TCP
- * state, counters and flushConnection re-evaluation stay exactly as without the cache.
+ * pipeline found is remembered per direction (struct fast_path_entry): the source VNet,
+ * the route, the next hop's MACs from bpf_fib_lookup, and the flow entry it belongs to.
  *
- * What invalidates an entry: a config generation other than the one that wrote it (a
- * reload also starts from an empty copy: the cache is one of the config maps), a flow
- * that is gone, idle past its timeout or due for re-evaluation (the packet takes the
- * whole pipeline, which rewrites the entry), and time: the next hop is asked again every
- * FAST_PATH_NEXT_HOP_REFRESH_NS, so a neighbour's new MAC (or a route the kernel changed)
- * is picked up within that time. SNAT'd flows (Internet routes, replies on the uplink)
- * are not cached: they go through the SNAT stages every time. */
+ * Two speeds. A packet of a remembered direction skips the anti-spoofing and route LPMs,
+ * the local-address lookup and the FIB lookup, and asks the flow table (nsg_established_
+ * stage) as the whole pipeline would: FAST_PATH_CACHED. When that confirmation finds the
+ * flow open (TCP established with no FIN yet, or any other protocol), it grants a lease of
+ * FAST_PATH_LEASE_NS: until then the direction's packets that carry no SYN, FIN or RST are
+ * forwarded from the entry alone, one hash lookup in all (FAST_PATH_LEASED). They move the
+ * datapath, peering, NSG rule and flow-hit counters per packet as always; the flow entry's
+ * packets, bytes and last activity wait in the cache entry (pending_*, last_seen_ns) and
+ * the next confirmation folds them in; `vnet-xdp flows` adds what still waits.
+ *
+ * What ends a lease or an entry: time (every FAST_PATH_LEASE_NS the flow table and the FIB
+ * are asked again, so a neighbour's new MAC, a route the kernel changed or a flow that is
+ * gone is noticed within it), a TCP packet with SYN, FIN or RST (the flow table follows
+ * the connection's state on every such packet), and a config generation other than the
+ * one that wrote the entry (a reload: such an entry is never used, and its direction's
+ * next packet takes the whole pipeline, which rewrites it). A flow the flow table no
+ * longer has, has expired or must be re-evaluated (flushConnection) sends the packet
+ * through the whole pipeline. SNAT'd flows (Internet routes, replies on the uplink) are
+ * not cached: they go through the SNAT stages every time. */
 #ifndef BPF_FASTPATH_H
 #define BPF_FASTPATH_H
 
@@ -23,30 +32,11 @@
 #include "parse.h"
 #include "flow.h"
 
-#define FAST_PATH_NEXT_HOP_REFRESH_NS (100ULL * 1000 * 1000)
+/* Idle timeouts are seconds to minutes: a flow entry's activity may lag this much. */
+#define FAST_PATH_LEASE_NS (100ULL * 1000 * 1000)
 
-/* One direction of a flow as it arrives: the ingress interface and the packet's own
- * addresses, protocol and ports (echo identifier in sport for ICMP). */
-struct fast_path_key {
-	__u8 src[16];
-	__u8 dst[16];
-	__u32 ingress_ifindex;
-	__u16 sport, dport;
-	__u8 family, proto;
-	__u8 pad[2];
-};
-
-struct fast_path_entry {
-	__u32 generation;          /* the config generation the pipeline ran under */
-	__u32 src_vnet;
-	struct route_info route;
-	__u64 next_hop_checked_ns; /* when bpf_fib_lookup last gave these MACs */
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
-	__u8 pad[4];
-};
-
-/* Sized by the loader like the flow table. */
+/* Sized by the loader like the flow table; state, kept across reloads, so that counts
+ * waiting in an entry survive one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
@@ -126,14 +116,28 @@ static __always_inline struct fast_path_entry *fast_path_lookup(struct xdp_md *c
 	return e;
 }
 
+static __always_inline int flow_key_equal(const struct flow_key *a, const struct flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 4; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
 /* After the whole pipeline forwarded a packet of an allowed flow to a VNet: remember
- * what it found, with the MACs bpf_fib_lookup gave (params) at time now. */
+ * what it found, with the MACs bpf_fib_lookup gave (params) at time now. The flow table
+ * grants the lease on the next packet. Counts still waiting in the entry this one replaces
+ * stay when it belongs to the same flow. */
 static __always_inline void fast_path_remember(struct xdp_md *ctx, const struct packet *pkt,
 					       __u32 src_vnet, const struct route_info *route,
-					       const struct bpf_fib_lookup *params, __u64 now)
+					       const struct bpf_fib_lookup *params,
+					       const struct flow_key *flow, __u64 now)
 {
 	struct fast_path_scratch *sc;
-	struct fast_path_entry *e;
+	struct fast_path_entry *e, *old;
 
 	if (dry_run || !fast_path_applies(pkt))
 		return;
@@ -145,27 +149,71 @@ static __always_inline void fast_path_remember(struct xdp_md *ctx, const struct 
 	e->generation = config_generation();
 	e->src_vnet = src_vnet;
 	e->route = *route;
-	e->next_hop_checked_ns = now;
+	e->checked_ns = now;
+	e->flow = *flow;
 	__builtin_memcpy(e->dmac, params->dmac, ETH_ALEN);
 	__builtin_memcpy(e->smac, params->smac, ETH_ALEN);
+	old = bpf_map_lookup_elem(&fast_paths, &sc->key);
+	if (old && flow_key_equal(&old->flow, flow)) {
+		e->pending_packets = old->pending_packets;
+		e->pending_bytes = old->pending_bytes;
+		e->last_seen_ns = old->last_seen_ns;
+		e->responder = old->responder;
+	}
 	bpf_map_update_elem(&fast_paths, &sc->key, e, BPF_ANY);
 }
 
-/* The next hop asked again just now (a forward() that redirected): the entry keeps it. */
-static __always_inline void fast_path_next_hop_update(struct fast_path_entry *e,
-						      const struct bpf_fib_lookup *params,
-						      __u64 now)
+/* TCP's SYN, FIN and RST move the flow's state: such packets always ask the flow table. */
+static __always_inline int tcp_control_packet(const struct packet *pkt)
+{
+	return tcp_flags_of(pkt) & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST);
+}
+
+static __always_inline int fast_path_lease_holds(const struct fast_path_entry *e,
+						 const struct packet *pkt, __u64 now)
+{
+	__u64 checked = e->checked_ns;
+
+	return e->leased && (now < checked || now - checked <= FAST_PATH_LEASE_NS) &&
+	       !tcp_control_packet(pkt);
+}
+
+/* A packet forwarded under the lease: counted as nsg_established_stage would count it,
+ * with the flow entry's share left in the cache entry. res is what the decision trace
+ * shows of the NSG stages. */
+static __always_inline void fast_path_count_leased(struct fast_path_entry *e, __u32 len,
+						   __u64 now, struct nsg_result *res)
+{
+	nsg_count_stages(e->stages, 0, len);
+	flow_count(FLOW_HIT);
+	__builtin_memcpy(res->stages, e->stages, sizeof(res->stages));
+	res->outcome = NSG_FLOW_HIT;
+	if (dry_run)
+		return;
+	e->pending_packets++;
+	e->pending_bytes += len;
+	e->last_seen_ns = now;
+}
+
+/* The flow table just confirmed the flow (and folded the pending counts in): a new lease
+ * when the flow is open, the MACs the FIB gave now when it was asked. */
+static __always_inline void fast_path_confirmed(struct fast_path_entry *e,
+						const struct flow_confirmation *c,
+						const struct nsg_result *res,
+						const struct bpf_fib_lookup *params, __u64 now)
 {
 	if (dry_run)
 		return;
-	__builtin_memcpy(e->dmac, params->dmac, ETH_ALEN);
-	__builtin_memcpy(e->smac, params->smac, ETH_ALEN);
-	e->next_hop_checked_ns = now;
-}
-
-static __always_inline int fast_path_next_hop_stale(const struct fast_path_entry *e, __u64 now)
-{
-	return now - e->next_hop_checked_ns > FAST_PATH_NEXT_HOP_REFRESH_NS;
+	e->pending_packets = 0;
+	e->pending_bytes = 0;
+	e->leased = c->leasable && params;
+	e->responder = c->responder;
+	e->checked_ns = now;
+	__builtin_memcpy(e->stages, res->stages, sizeof(e->stages));
+	if (params) {
+		__builtin_memcpy(e->dmac, params->dmac, ETH_ALEN);
+		__builtin_memcpy(e->smac, params->smac, ETH_ALEN);
+	}
 }
 
 #endif

@@ -34,9 +34,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flow_counters SEC(".maps");
 
+/* What the established-flow fast path hands the flow table when it asks it again, and
+ * what it learns back (bpf/fastpath.h). */
+struct flow_confirmation {
+	__u64 fold_packets, fold_bytes; /* forwarded under the lease since the last time */
+	__u8 leasable;  /* the flow is open: no TCP state change is due but on SYN/FIN/RST */
+	__u8 responder; /* the packet came from the flow's responder */
+	__u8 pad[6];
+};
+
 /* Room for what does not fit the 512-byte stack beside the pipeline's own; the NSG
  * stage's result stays here for the decision trace. */
 struct flow_scratch {
+	struct flow_confirmation confirmation;
 	struct packet_info info; /* the tc stages' view of the packet (bpf/tunnel.h) */
 	struct nsg_result result;
 	struct nsg_tuple tuple;
@@ -121,6 +131,23 @@ static __always_inline int flow_key_build(const struct nsg_tuple *t, struct flow
 		key->vnet_b = t->dst_vnet;
 	}
 	return from_b;
+}
+
+/* The flow table's clock: CLOCK_MONOTONIC_COARSE, at the tick's resolution, which idle
+ * timeouts of seconds do not notice; reading it costs a few loads where the precise clock
+ * reads the hypervisor's clocksource on every packet. */
+static __always_inline __u64 flow_clock(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* How long the flow has been idle; another CPU may have stamped it after this one read
+ * the clock. */
+static __always_inline __u64 flow_idle_ns(const struct flow_entry *f, __u64 now)
+{
+	__u64 last = f->last_seen_ns;
+
+	return now > last ? now - last : 0;
 }
 
 static __always_inline __u64 seconds_or(__u32 configured, __u32 fallback)
@@ -311,10 +338,10 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	key = &scratch->key;
 	s = bpf_map_lookup_elem(&settings, &zero);
 	from_b = flow_key_build(t, key);
-	now = bpf_ktime_get_ns();
+	now = flow_clock();
 	scratch->now = now;
 	f = bpf_map_lookup_elem(&flows, key);
-	if (f && now - f->last_seen_ns > flow_timeout_ns(key, f, s)) {
+	if (f && flow_idle_ns(f, now) > flow_timeout_ns(key, f, s)) {
 		flow_count(FLOW_EXPIRED);
 		res->outcome = NSG_FLOW_EXPIRED;
 		f = NULL;
@@ -431,19 +458,28 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 	return nsg_flow_stage(&scratch->tuple, info->len, flags, res);
 }
 
+/* A flow's packets whose turn needs no TCP state change: those of any other protocol,
+ * and TCP's once established until a FIN or RST. */
+static __always_inline int flow_leasable(const struct flow_key *key, const struct flow_entry *f)
+{
+	return key->proto != IPPROTO_TCP || (f->tcp_state == TCP_FLOW_ESTABLISHED && !f->fin_seen);
+}
+
 /* The NSG stage for a packet of a flow already allowed, as the established-flow fast path
  * (bpf/fastpath.h) asks it: 0 when the flow is known, alive and needs no re-evaluation
- * (then it is counted and touched exactly as nsg_packet_stage would), -1 when the packet
- * needs the whole pipeline, with nothing counted or changed. */
+ * (then it is counted and touched exactly as nsg_packet_stage would, the counts the fast
+ * path kept meanwhile are added, and scratch->confirmation says whether the flow is open),
+ * -1 when the packet needs the whole pipeline, with nothing counted or changed. */
 __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_info *info,
 				     struct nsg_result *res)
 {
+	struct flow_confirmation *c;
 	struct gateway_settings *s;
 	struct flow_scratch *scratch;
 	struct flow_entry *f;
 	__u32 zero = 0, flags;
 	__u64 now;
-	int from_b;
+	int from_b, responder;
 
 	if (!info || !res)
 		return -1;
@@ -458,12 +494,20 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	if (!f)
 		return -1;
 	s = bpf_map_lookup_elem(&settings, &zero);
-	now = bpf_ktime_get_ns();
-	if (now - f->last_seen_ns > flow_timeout_ns(&scratch->key, f, s) ||
+	now = flow_clock();
+	if (flow_idle_ns(f, now) > flow_timeout_ns(&scratch->key, f, s) ||
 	    flow_needs_revalidation(f, s))
 		return -1;
 	scratch->now = now;
-	flow_pass_known(f, &scratch->key, info->len, flags, from_b != f->initiator_is_b, now, res);
+	responder = from_b != f->initiator_is_b;
+	flow_pass_known(f, &scratch->key, info->len, flags, responder, now, res);
+	c = &scratch->confirmation;
+	if (!dry_run) {
+		f->packets[responder & 1] += c->fold_packets;
+		f->bytes[responder & 1] += c->fold_bytes;
+	}
+	c->leasable = flow_leasable(&scratch->key, f);
+	c->responder = responder;
 	return 0;
 }
 

@@ -50,7 +50,7 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 	struct decision_trace *t = bpf_map_lookup_elem(&decision_traces, &zero);
 	const struct nsg_result *nsg;
 
-	if (!t)
+	if (!t || (!t->armed && !dry_run))
 		return;
 	t->sequence++;
 	t->verdict = d->verdict;
@@ -174,50 +174,14 @@ __noinline int forward_remember(struct xdp_md *ctx, const struct packet_info *in
 	params = bpf_map_lookup_elem(&fib_scratch, &zero);
 	if (!scratch || !params || scratch->result.outcome == NSG_FLOW_EXEMPT)
 		return 0;
-	fast_path_remember(ctx, pkt, d->src_vnet, &d->route, params, scratch->now);
+	fast_path_remember(ctx, pkt, d->src_vnet, &d->route, params, &scratch->key, scratch->now);
 	return 0;
 }
 
-/* A packet of a flow whose earlier packet in this direction the whole pipeline forwarded:
- * the remembered source VNet, route and next hop stand in for the local-address, LPM and
- * FIB lookups; the flow table is still asked (nsg_established_stage). Returns the
- * verdict, or -1 when the packet must take the whole pipeline (nothing was counted then).
- * A function of its own: process_ip's stack stays what the SNAT stages beneath it allow. */
-__noinline int forward_established(struct xdp_md *ctx, struct packet_info *info,
-				   struct decision *d)
+/* Out to the route's egress with the next hop's MACs the cache holds. */
+static __always_inline int forward_cached(struct packet *pkt, const struct fast_path_entry *e,
+					  struct decision *d)
 {
-	struct packet parsed, *pkt = &parsed;
-	struct fast_path_entry *e;
-	struct flow_scratch *scratch;
-	struct bpf_fib_lookup *params;
-	__u32 zero = 0;
-	int verdict;
-
-	if (!info || !d || xdp_packet_of(ctx, info, pkt))
-		return -1;
-	e = fast_path_lookup(ctx, pkt);
-	if (!e)
-		return -1;
-	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
-	if (!scratch)
-		return -1;
-	info->vnet = e->src_vnet;
-	info->dst_vnet = route_destination_vnet(&e->route);
-	if (nsg_established_stage(ctx, info, &scratch->result))
-		return -1;
-	d->src_vnet = e->src_vnet;
-	d->route = e->route;
-	d->nsg_ran = 1;
-	d->fast_path = 1;
-	if (fast_path_next_hop_stale(e, scratch->now)) {
-		/* Time to ask the kernel again: the whole forwarding stage, as the first
-		 * packet had it; a changed MAC is kept for the next packets. */
-		verdict = forward(ctx, pkt, d);
-		params = bpf_map_lookup_elem(&fib_scratch, &zero);
-		if (verdict == XDP_REDIRECT && params)
-			fast_path_next_hop_update(e, params, scratch->now);
-		return verdict;
-	}
 	if (e->route.type == ROUTE_VNET_PEERING)
 		count_peering(e->route.peering, pkt->len);
 	if (hop_limit_expired(pkt))
@@ -230,6 +194,54 @@ __noinline int forward_established(struct xdp_md *ctx, struct packet_info *info,
 	return redirected(d);
 }
 
+/* A packet of a flow whose earlier packet in this direction the whole pipeline forwarded
+ * (bpf/fastpath.h): under the flow's lease from the cache entry alone; otherwise the flow
+ * table is asked (nsg_established_stage) and the FIB too, and a new lease granted when the
+ * flow is open. Returns the verdict, or -1 when the packet must take the whole pipeline
+ * (nothing was counted then). A function of its own: process_ip's stack stays what the
+ * SNAT stages beneath it allow. */
+__noinline int forward_established(struct xdp_md *ctx, struct packet_info *info,
+				   struct decision *d)
+{
+	struct packet parsed, *pkt = &parsed;
+	struct fast_path_entry *e;
+	struct flow_scratch *scratch;
+	struct bpf_fib_lookup *params;
+	__u32 zero = 0;
+	__u64 now;
+	int verdict;
+
+	if (!info || !d || xdp_packet_of(ctx, info, pkt))
+		return -1;
+	e = fast_path_lookup(ctx, pkt);
+	if (!e)
+		return -1;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return -1;
+	d->src_vnet = e->src_vnet;
+	d->route = e->route;
+	d->nsg_ran = 1;
+	now = flow_clock();
+	if (fast_path_lease_holds(e, pkt, now)) {
+		d->fast_path = FAST_PATH_LEASED;
+		fast_path_count_leased(e, pkt->len, now, &scratch->result);
+		return forward_cached(pkt, e, d);
+	}
+
+	scratch->confirmation.fold_packets = e->pending_packets;
+	scratch->confirmation.fold_bytes = e->pending_bytes;
+	info->vnet = e->src_vnet;
+	info->dst_vnet = route_destination_vnet(&e->route);
+	if (nsg_established_stage(ctx, info, &scratch->result))
+		return -1;
+	d->fast_path = FAST_PATH_CACHED;
+	verdict = forward(ctx, pkt, d);
+	params = bpf_map_lookup_elem(&fib_scratch, &zero);
+	fast_path_confirmed(e, &scratch->confirmation, &scratch->result,
+			    verdict == XDP_REDIRECT ? params : NULL, now);
+	return verdict;
+}
 
 static __always_inline int snat_decided(struct decision *d, const struct snat_verdict *v)
 {
@@ -343,6 +355,11 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 struct pipeline_state {
 	struct packet_info info;
 	struct decision decision;
+	/* The interface this CPU last received on and what the interfaces map says of it:
+	 * a NAPI poll brings a burst from one interface. The map never changes under a
+	 * program (a reload brings a new program, and with it a new, empty scratch). */
+	__u32 iface_ifindex;
+	struct interface_info iface;
 };
 
 struct {
@@ -352,17 +369,34 @@ struct {
 	__type(value, struct pipeline_state);
 } pipeline_scratch SEC(".maps");
 
-static __always_inline int process(struct xdp_md *ctx, struct packet_info *info,
-				   struct decision *d)
+/* The ingress interface's binding, or NULL when it is not bound. */
+static __always_inline const struct interface_info *ingress_interface(struct xdp_md *ctx,
+								      struct pipeline_state *st)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct interface_info *iface;
+
+	if (st->iface_ifindex == ifindex)
+		return &st->iface;
+	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
+	if (!iface)
+		return NULL;
+	st->iface = *iface;
+	st->iface_ifindex = ifindex;
+	return iface;
+}
+
+static __always_inline int process(struct xdp_md *ctx, struct pipeline_state *st)
+{
+	struct packet_info *info = &st->info;
+	struct decision *d = &st->decision;
+	const struct interface_info *iface;
 	int reason, verdict;
 
 	reason = parse_frame(ctx, info);
 	if (reason)
 		return drop(d, reason);
-	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
+	iface = ingress_interface(ctx, st);
 	if (!iface)
 		return pass(d, COUNT_PASS_UNBOUND);
 	if (info->vlan_tags)
@@ -394,7 +428,7 @@ int xdp_gateway(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	__builtin_memset(&st->decision, 0, sizeof(st->decision));
-	verdict = process(ctx, &st->info, &st->decision);
+	verdict = process(ctx, st);
 	if (verdict == XDP_DROP)
 		count_drop(st->decision.drop_reason, bytes);
 	else

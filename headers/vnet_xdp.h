@@ -280,7 +280,48 @@ struct decision_trace {
 	__u32 fingerprint;      /* IPv4 id or IPv6 flow label of the packet */
 	struct nsg_decision nsg[NSG_STAGES]; /* what each NSG stage decided (see nsg_stage) */
 	__u32 flow;             /* enum nsg_flow_outcome */
-	__u32 fast_path;        /* 1: decided from the established-flow cache (fast_paths) */
+	__u32 fast_path;        /* enum fast_path_kind */
+	__u32 armed;            /* set by the reader (tests): the datapath writes traces only
+				 * then, as they cost every packet; verify's dry run always does */
+};
+
+/* ---- Established-flow fast path (bpf/fastpath.h) --------------------------------------
+ * One direction of a flow as it arrives: the ingress interface and the packet's own
+ * addresses, protocol and ports (echo identifier in sport for ICMP). */
+struct fast_path_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 ingress_ifindex;
+	__u16 sport, dport;
+	__u8 family, proto;
+	__u8 pad[2];
+};
+
+enum fast_path_kind {
+	FAST_PATH_NONE = 0,
+	FAST_PATH_CACHED,  /* route and next hop from the cache, the flow table asked */
+	FAST_PATH_LEASED,  /* and the flow as the flow table last confirmed it (the lease) */
+};
+
+/* What the whole pipeline found for one direction of an allowed flow. While the lease
+ * holds (the flow table confirmed the flow established within FAST_PATH_LEASE_NS), the
+ * direction's packets are forwarded from this entry alone, and what the flow entry would
+ * count waits in pending_* until the next confirmation folds it in. */
+struct fast_path_entry {
+	__u32 generation;          /* the config generation the pipeline ran under */
+	__u32 src_vnet;
+	struct route_info route;
+	__u64 checked_ns;          /* when the flow table and the FIB last confirmed it */
+	__u64 last_seen_ns;        /* the last packet forwarded under the lease */
+	__u64 pending_packets;     /* forwarded under the lease, not yet in the flow entry */
+	__u64 pending_bytes;
+	struct nsg_decision stages[NSG_STAGES]; /* the rules that allowed the flow */
+	struct flow_key flow;      /* the flow entry this direction belongs to */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 leased;               /* the flow was open for the lease at checked_ns */
+	__u8 responder;            /* this direction is the flow's responder's */
+	__u8 pad[2];
 };
 
 /* ---- tunnels (IPsec connections punted to xfrm interfaces) ---- */

@@ -52,7 +52,6 @@ static const char *const config_map_names[] = {
 	"nsg_addresses", "nsg_ports", "nsg_port_intervals", "nsg_protocols", "nsg_tables",
 	"nsg_rules", "nsg_bindings",
 	"snat_sources", "snat_pools", "snat_vips",
-	"fast_paths", /* derived from the config's routes: a reload starts it empty */
 };
 
 bool datapath_is_config_map(const char *name)

@@ -23,7 +23,8 @@ static const char *const flow_counter_names[] = FLOW_COUNTER_NAMES;
 _Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_COUNTER_MAX,
 	       "a flow counter without a name");
 
-/* bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+/* The datapath stamps flows with bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC at the tick's
+ * resolution, never ahead of this clock. */
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -282,6 +283,75 @@ static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 	return o;
 }
 
+/* What the fast path forwarded under its leases and has not yet added to the flow
+ * entries (bpf/fastpath.h), per flow and direction, sorted for flow_add_pending. */
+struct pending_count {
+	struct flow_key flow;
+	uint32_t responder;
+	uint64_t packets, bytes, last_seen_ns;
+};
+
+static int pending_compare(const void *a, const void *b)
+{
+	const struct pending_count *x = a, *y = b;
+	int c = memcmp(&x->flow, &y->flow, sizeof(x->flow));
+
+	return c ? c : (int)x->responder - (int)y->responder;
+}
+
+static size_t pending_counts_load(const char *gateway, struct pending_count **out)
+{
+	struct fast_path_key key, prev_key, *prev = NULL;
+	struct fast_path_entry e;
+	struct pending_count *list = NULL, *bigger;
+	size_t n = 0, size = 0;
+	int fd = datapath_map_open(gateway, "fast_paths");
+
+	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
+		if (!bpf_map_lookup_elem(fd, &key, &e) && (e.pending_packets || e.last_seen_ns)) {
+			if (n == size) {
+				size = size ? 2 * size : 64;
+				bigger = realloc(list, size * sizeof(*list));
+				if (!bigger)
+					break;
+				list = bigger;
+			}
+			list[n++] = (struct pending_count){ .flow = e.flow, .responder = e.responder & 1,
+				.packets = e.pending_packets, .bytes = e.pending_bytes,
+				.last_seen_ns = e.last_seen_ns };
+		}
+		prev_key = key;
+		prev = &prev_key;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (n)
+		qsort(list, n, sizeof(*list), pending_compare);
+	*out = list;
+	return n;
+}
+
+/* The flow as it is: its entry plus what waits in the fast path for both directions. */
+static void flow_add_pending(const struct flow_key *k, struct flow_entry *f,
+			     const struct pending_count *pending, size_t n)
+{
+	for (uint32_t r = 0; r < 2; r++) {
+		struct pending_count want = { .flow = *k, .responder = r };
+		const struct pending_count *p = bsearch(&want, pending, n, sizeof(*pending),
+							pending_compare);
+
+		/* One direction arriving on two interfaces has two entries: all of them. */
+		while (p && p > pending && !pending_compare(p - 1, &want))
+			p--;
+		for (; p && p < pending + n && !pending_compare(p, &want); p++) {
+			f->packets[r] += p->packets;
+			f->bytes[r] += p->bytes;
+			if (p->last_seen_ns > f->last_seen_ns)
+				f->last_seen_ns = p->last_seen_ns;
+		}
+	}
+}
+
 static json_t *flows_list(const char *gateway)
 {
 	struct gateway_settings s;
@@ -290,17 +360,22 @@ static json_t *flows_list(const char *gateway)
 	json_t *state = state_load(gateway), *out = json_array();
 	uint64_t now = now_ns();
 	int fd = datapath_map_open(gateway, "flows");
+	struct pending_count *pending = NULL;
+	size_t pending_n = pending_counts_load(gateway, &pending);
 
 	settings_read(gateway, &s);
 	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
-		if (!bpf_map_lookup_elem(fd, &key, &entry))
+		if (!bpf_map_lookup_elem(fd, &key, &entry)) {
+			flow_add_pending(&key, &entry, pending, pending_n);
 			json_array_append_new(out, flow_json(&key, &entry, &s,
 					      json_object_get(state, "virtualNetworks"), now));
+		}
 		prev_key = key;
 		prev = &prev_key;
 	}
 	if (fd >= 0)
 		close(fd);
+	free(pending);
 	json_decref(state);
 	return out;
 }

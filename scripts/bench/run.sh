@@ -15,7 +15,8 @@
 # veths' NAPI runs in the sender's softirq), so packets per second measure the whole
 # chain; cost per packet (CPU time of the core / packets, minus the cost of the sender
 # alone) is the figure to compare. Knobs: BENCH_SECONDS (per run), BENCH_REPS,
-# BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh.
+# BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh,
+# BENCH_SCENARIOS (a subset of "peering nsg snat esp").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
@@ -33,6 +34,7 @@ REPS=${BENCH_REPS:-3}
 NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
 RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
 CPU=${BENCH_CPU:-1}
+SCENARIOS=" ${BENCH_SCENARIOS:-peering nsg snat esp} "
 PINS=/sys/fs/bpf/$PREFIX
 GW_PINS=/sys/fs/bpf/vnet-xdp/$GATEWAY
 WORK=$(mktemp -d /tmp/vnet-xdp-bench.XXXXXX)
@@ -330,16 +332,20 @@ record sender-alone - "" "$BASELINE_NS" "" "" "" "" "sender and sink only; subtr
 ip -n $GWNS link set dev to-spoke1 xdp off
 log "  sender alone: $BASELINE_NS ns/packet on the core"
 
+wanted() { [[ $SCENARIOS == *" $1 "* ]]; }
+
 # Peering: plain forwarding spoke1 -> hub; the kernel path is ip_forward with no rules.
+wanted peering && {
 bench_config $GATEWAY >"$WORK/peering.json"
 CONFIG=$WORK/peering.json
 gateway_up "$CONFIG" || exit 1
 ip netns exec $GWNS nft -f - < <(nft_plain)
 pair peering established to-spoke1 hub spoke1 --dst 10.10.1.4 --dport 9
 profile_program peering to-spoke1 --src 10.11.1.4 --dst 10.10.1.4 --dport 9
+}
 
 # NSG: N rules on the hub's subnet; the kernel path walks the same rules in nftables.
-for n in $RULE_COUNTS; do
+wanted nsg && for n in $RULE_COUNTS; do
 	bench_config $GATEWAY "$n" >"$WORK/nsg-$n.json"
 	ip netns exec $GWNS nft -f - < <(nft_nsg "$n") || exit 1
 	OURS=1
@@ -357,6 +363,8 @@ for n in $RULE_COUNTS; do
 done
 
 # SNAT: spoke1 -> the internet host, translated to spoke1's VIP.
+wanted snat && {
+bench_config $GATEWAY >"$WORK/peering.json"
 CONFIG=$WORK/peering.json
 gateway_up "$CONFIG" || exit 1
 ip netns exec $GWNS nft -f - < <(nft_snat 203.0.113.11) || exit 1
@@ -369,12 +377,17 @@ if [ ! -f bpf/snat.h ]; then
 fi
 RESET_OURS=1 OURS=$OURS pair snat-new first to-spoke1 internet spoke1 --dst 198.51.100.2 --dport 9
 OURS=$OURS pair snat-established established to-spoke1 internet spoke1 --dst 198.51.100.2 --dport 9
+}
 
 # ESP punt: ESP from the internet host to the gateway's uplink address, handed to the
 # kernel (which has no ESP here and drops it after the IP layer: the same for both).
 # With the tunnel stage built, the internet host is a connection's peer: its ESP is
 # classified and counted per tunnel and SPI on the way. The host kernel has no xfrm
 # interfaces, so the tunnel maps are filled here as `up` fills them for a connection.
+wanted esp && {
+bench_config $GATEWAY >"$WORK/peering.json"
+CONFIG=$WORK/peering.json
+gateway_up "$CONFIG" || exit 1
 ip netns exec $GWNS nft -f - < <(nft_plain)
 if [ -e "$GW_PINS/tunnel_peers" ]; then
 	tunnel_peer_fill || exit 1
@@ -389,6 +402,7 @@ if [ -e "$GW_PINS/tunnel_peers" ]; then
 	[ "$esp" -gt 0 ] || log "bench: ESP was not classified per tunnel (pass_esp $esp)"
 fi
 ns_args="SPOKE1[@]"
+}
 
 ELAPSED=$(($(date +%s) - STARTED))
 scripts/bench/report.sh "$CSV" "$OUT" "$ELAPSED"

@@ -118,6 +118,22 @@ static inline int harness_map(const struct gateway_harness *h, const char *name)
 }
 
 /* The program attached to every interface; reload replaces them. */
+/* The datapath writes its per-CPU decision trace only when the reader asks for it. */
+static inline int harness_traces_arm(int traces_fd)
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint32_t zero = 0;
+
+	if (cpus <= 0)
+		return -1;
+	struct decision_trace traces[cpus];
+
+	memset(traces, 0, sizeof(traces));
+	for (int c = 0; c < cpus; c++)
+		traces[c].armed = 1;
+	return bpf_map_update_elem(traces_fd, &zero, traces, BPF_ANY);
+}
+
 static inline int harness_open_programs(struct gateway_harness *h)
 {
 	char name[32];
@@ -186,6 +202,10 @@ static inline int harness_up(struct gateway_harness *h)
 		return -1;
 	}
 	h->traces_fd = harness_map(h, "decision_traces");
+	if (h->traces_fd >= 0 && harness_traces_arm(h->traces_fd)) {
+		h->why_not = "cannot arm the decision traces";
+		return -1;
+	}
 	h->drops_fd = harness_map(h, "drop_counters");
 	h->datapath_fd = harness_map(h, "datapath_counters");
 	h->peerings_fd = harness_map(h, "peering_counters");

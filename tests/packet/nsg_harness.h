@@ -28,7 +28,7 @@ static struct gateway_harness gw = { .config_written = true };
 
 /* The NSG's state maps, opened by nsg_up. */
 static struct {
-	int flows_fd, rule_counters_fd, flow_counters_fd;
+	int flows_fd, rule_counters_fd, flow_counters_fd, fast_paths_fd;
 } nsg_maps;
 
 /* One securityRules entry. A value starting with '[' is a JSON list and goes to the plural
@@ -120,8 +120,9 @@ static inline int nsg_up(void)
 	nsg_maps.flows_fd = harness_map(&gw, "flows");
 	nsg_maps.rule_counters_fd = harness_map(&gw, "nsg_rule_counters");
 	nsg_maps.flow_counters_fd = harness_map(&gw, "flow_counters");
+	nsg_maps.fast_paths_fd = harness_map(&gw, "fast_paths");
 	gw.ready = nsg_maps.flows_fd >= 0 && nsg_maps.rule_counters_fd >= 0 &&
-		   nsg_maps.flow_counters_fd >= 0;
+		   nsg_maps.flow_counters_fd >= 0 && nsg_maps.fast_paths_fd >= 0;
 	if (!gw.ready)
 		gw.why_not = "the NSG maps are not pinned";
 	return gw.ready ? 0 : -1;
@@ -129,31 +130,48 @@ static inline int nsg_up(void)
 
 static void require_gateway(void) { harness_require(&gw); }
 
-/* Moves every flow's last activity back by `seconds`, as if it had been idle that long. */
+/* Moves every flow's last activity back by `seconds`, as if it had been idle that long;
+ * the fast path's leases and what waits in its entries age with them. */
 static inline int nsg_age_flows(uint64_t seconds)
 {
 	struct flow_key key, next, *prev = NULL;
+	struct fast_path_key fkey, fnext, *fprev = NULL;
+	struct fast_path_entry fentry;
 	struct flow_entry entry;
+	uint64_t ns = seconds * 1000000000ULL;
 	int n = 0;
 
 	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
 		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
-			entry.last_seen_ns -= seconds * 1000000000ULL;
+			entry.last_seen_ns -= ns;
 			if (!bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST))
 				n++;
 		}
 		key = next;
 		prev = &key;
 	}
+	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, fprev, &fnext)) {
+		if (!bpf_map_lookup_elem(nsg_maps.fast_paths_fd, &fnext, &fentry)) {
+			fentry.checked_ns -= ns;
+			fentry.last_seen_ns = fentry.last_seen_ns > ns ? fentry.last_seen_ns - ns : 0;
+			bpf_map_update_elem(nsg_maps.fast_paths_fd, &fnext, &fentry, BPF_EXIST);
+		}
+		fkey = fnext;
+		fprev = &fkey;
+	}
 	return n;
 }
 
+/* An empty flow table, and no fast path that would carry a flow it no longer has. */
 static inline void nsg_clear_flows(void)
 {
 	struct flow_key key;
+	struct fast_path_key fkey;
 
 	while (!bpf_map_get_next_key(nsg_maps.flows_fd, NULL, &key))
 		bpf_map_delete_elem(nsg_maps.flows_fd, &key);
+	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, NULL, &fkey))
+		bpf_map_delete_elem(nsg_maps.fast_paths_fd, &fkey);
 }
 
 static inline uint64_t nsg_rule_hits(uint32_t rule_id)

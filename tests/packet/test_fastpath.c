@@ -138,10 +138,50 @@ static void assert_same_decision(const struct decision_trace *a, const struct de
 	}
 }
 
+/* What the fast path forwarded under its leases and has not yet added to the flow entry,
+ * in the flow's direction `responder`. */
+static uint64_t pending_packets(uint32_t responder, uint64_t *bytes)
+{
+	struct fast_path_key key, *prev = NULL, next;
+	struct fast_path_entry e;
+	uint64_t packets = 0;
+
+	if (bytes)
+		*bytes = 0;
+	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(nsg_maps.fast_paths_fd, &next, &e) &&
+		    e.responder == responder) {
+			packets += e.pending_packets;
+			if (bytes)
+				*bytes += e.pending_bytes;
+		}
+		key = next;
+		prev = &key;
+	}
+	return packets;
+}
+
+/* Ends every lease, as FAST_PATH_LEASE_NS passing would; flows stay as they are. */
+static void leases_expire(void)
+{
+	struct fast_path_key key, *prev = NULL, next;
+	struct fast_path_entry e;
+
+	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(nsg_maps.fast_paths_fd, &next, &e)) {
+			e.checked_ns -= 1000000000ULL;
+			assert_int_equal(bpf_map_update_elem(nsg_maps.fast_paths_fd, &next, &e,
+							     BPF_EXIST), 0);
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
 static void assert_fast(const struct harness_result *r, const struct frame *expected)
 {
 	assert_int_equal(r->verdict, XDP_REDIRECT);
-	assert_int_equal(r->trace.fast_path, 1);
+	assert_int_not_equal(r->trace.fast_path, FAST_PATH_NONE);
 	assert_int_equal(r->trace.flow, NSG_FLOW_HIT);
 	assert_int_equal(r->out.len, expected->len);
 	assert_memory_equal(r->out.data, expected->data, expected->len);
@@ -164,12 +204,14 @@ static void one_direction(int from, int to, const struct flow *fl, uint32_t rule
 	assert_int_equal(first.verdict, XDP_REDIRECT);
 	assert_int_equal(first.trace.egress_ifindex, gw.ifaces[to].ifindex);
 	assert_int_equal(first.trace.route_type, ROUTE_VNET_PEERING);
-	assert_int_equal(first.trace.fast_path, 0);
+	assert_int_equal(first.trace.fast_path, FAST_PATH_NONE);
 	peering = first.trace.peering;
 	peering_before = harness_counter(gw.peerings_fd, peering);
 	for (int i = 0; i < 3; i++) {
 		next = harness_run(&gw, from, &in);
 		assert_fast(&next, &first.out);
+		/* The second packet asks the flow table, which grants the lease. */
+		assert_int_equal(next.trace.fast_path, i ? FAST_PATH_LEASED : FAST_PATH_CACHED);
 		assert_same_decision(&next.trace, &first.trace);
 	}
 	assert_int_equal(harness_counter(gw.peerings_fd, peering), peering_before + 3);
@@ -196,9 +238,72 @@ static void fast_path_after_first_packet_both_ways(void **state)
 	one_direction(SPOKE1, HUB, &back, (uint32_t)allow);
 	rule_counter((uint32_t)allow, &after);
 	assert_int_equal(after.hits, before.hits + 1); /* one flow decided, once */
+	/* Two packets each way wait in the fast path; the next confirmation adds them. */
 	assert_int_equal(only_flow(&entry), 0);
-	assert_int_equal(entry.packets[0], 4);
-	assert_int_equal(entry.packets[1], 4);
+	assert_int_equal(entry.packets[0], 2);
+	assert_int_equal(entry.packets[1], 2);
+	assert_int_equal(pending_packets(0, NULL), 2);
+	assert_int_equal(pending_packets(1, NULL), 2);
+}
+
+/* Packets under the lease reach the flow entry, counted once: the flow's packets and
+ * bytes after a confirmation are exactly what the pipeline forwarded. */
+static void lease_counts_reach_the_flow(void **state)
+{
+	struct flow fl = hub_to_spoke1;
+	struct frame in = frame_from(HUB, &fl);
+	uint64_t ip_len = in.len - 14, bytes;
+	struct harness_result r;
+	struct flow_entry entry;
+
+	require_gateway();
+	nsg_clear_flows();
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(harness_run(&gw, HUB, &in).verdict, XDP_REDIRECT);
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.packets[0], 2);
+	assert_int_equal(pending_packets(0, &bytes), 5);
+	assert_int_equal(bytes, 5 * ip_len);
+
+	leases_expire();
+	r = harness_run(&gw, HUB, &in);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_CACHED);
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.packets[0], 8);
+	assert_int_equal(entry.bytes[0], 8 * ip_len);
+	assert_int_equal(pending_packets(0, NULL), 0);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
+}
+
+/* SYN, FIN and RST always reach the flow table, lease or not: an RST closes the flow at
+ * once, and a closed flow's packets get no lease. */
+static void tcp_control_packets_skip_the_lease(void **state)
+{
+	struct flow syn = tcp6("fd00:10:0:1::4", 42100, "fd00:11:0:1::4", 8080);
+	struct flow answer = tcp6("fd00:11:0:1::4", 8080, "fd00:10:0:1::4", 42100);
+	struct frame in = frame_from(HUB, &syn), back = frame_from(SPOKE1, &answer);
+	struct flow_entry entry;
+
+	require_gateway();
+	nsg_clear_flows();
+	in.data[14 + 40 + 13] = 0x02; /* SYN */
+	back.data[14 + 40 + 13] = 0x12; /* SYN ACK */
+	assert_int_equal(harness_run(&gw, HUB, &in).verdict, XDP_REDIRECT);
+	assert_int_equal(harness_run(&gw, SPOKE1, &back).verdict, XDP_REDIRECT);
+	in.data[14 + 40 + 13] = 0x10; /* ACK */
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.tcp_state, TCP_FLOW_ESTABLISHED);
+
+	in.data[14 + 40 + 13] = 0x14; /* RST ACK */
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
+	assert_int_equal(only_flow(&entry), 0);
+	assert_int_equal(entry.tcp_state, TCP_FLOW_CLOSED);
+	in.data[14 + 40 + 13] = 0x10;
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
 }
 
 static void fast_path_ipv6_tcp(void **state)
@@ -212,7 +317,7 @@ static void fast_path_ipv6_tcp(void **state)
 	nsg_clear_flows();
 	first = harness_run(&gw, HUB, &in);
 	assert_int_equal(first.verdict, XDP_REDIRECT);
-	assert_int_equal(first.trace.fast_path, 0);
+	assert_int_equal(first.trace.fast_path, FAST_PATH_NONE);
 	next = harness_run(&gw, HUB, &in);
 	assert_fast(&next, &first.out);
 	assert_same_decision(&next.trace, &first.trace);
@@ -228,8 +333,8 @@ static void fast_path_ipv6_tcp(void **state)
 	/* FIN both ways on the fast path: the flow closes as it would without it. */
 	in.data[14 + 40 + 13] = 0x11;
 	back.data[14 + 40 + 13] = 0x11;
-	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, 1);
-	assert_int_equal(harness_run(&gw, SPOKE1, &back).trace.fast_path, 1);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
+	assert_int_equal(harness_run(&gw, SPOKE1, &back).trace.fast_path, FAST_PATH_CACHED);
 	assert_int_equal(only_flow(&entry), 0);
 	assert_int_equal(entry.tcp_state, TCP_FLOW_CLOSING);
 }
@@ -258,7 +363,7 @@ static void fast_path_ttl(void **state)
 	r = harness_run(&gw, HUB, &in);
 	assert_int_equal(r.verdict, XDP_PASS);
 	assert_int_equal(r.trace.counter, COUNT_PASS_TTL_EXPIRED);
-	assert_int_equal(r.trace.fast_path, 1);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_LEASED);
 	assert_int_equal(harness_counter(gw.datapath_fd, COUNT_PASS_TTL_EXPIRED), expired_before + 1);
 	assert_int_equal(r.out.len, in.len);
 	assert_memory_equal(r.out.data, in.data, in.len);
@@ -301,15 +406,15 @@ static void fast_path_skips_expired_flow(void **state)
 	require_gateway();
 	nsg_clear_flows();
 	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
-	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_not_equal(send_from(HUB, &fl).trace.fast_path, FAST_PATH_NONE);
 	assert_int_equal(nsg_age_flows(3600), 1);
 	expired = flow_counter(FLOW_EXPIRED);
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_REDIRECT);
-	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
 	assert_int_equal(r.trace.flow, NSG_FLOW_EXPIRED);
 	assert_int_equal(flow_counter(FLOW_EXPIRED), expired + 1);
-	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_not_equal(send_from(HUB, &fl).trace.fast_path, FAST_PATH_NONE);
 }
 
 /* A reload starts the cache anew: the route the new config gives is the one taken. */
@@ -321,14 +426,14 @@ static void reload_invalidates_fast_path(void **state)
 	require_gateway();
 	nsg_clear_flows();
 	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
-	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_not_equal(send_from(HUB, &fl).trace.fast_path, FAST_PATH_NONE);
 
 	assert_int_equal(harness_reload(&gw), 0);
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_REDIRECT);
-	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
-	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_not_equal(send_from(HUB, &fl).trace.fast_path, FAST_PATH_NONE);
 
 	/* Without the hub's peering to spoke1 the flow's packets are no longer forwarded. */
 	assert_int_equal(harness_shell("sed -i '/hub-to-spoke1/d' %s", gw.config_path), 0);
@@ -336,10 +441,10 @@ static void reload_invalidates_fast_path(void **state)
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_not_equal(r.trace.route_type, ROUTE_VNET_PEERING);
-	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_DROP);
-	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
 
 	assert_int_equal(write_config("Allow"), 0);
 	assert_int_equal(harness_reload(&gw), 0);
@@ -354,16 +459,16 @@ static void flush_connection_ends_cached_flow(void **state)
 	require_gateway();
 	nsg_clear_flows();
 	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
-	assert_int_equal(send_from(HUB, &fl).trace.fast_path, 1);
+	assert_int_not_equal(send_from(HUB, &fl).trace.fast_path, FAST_PATH_NONE);
 	assert_int_equal(write_config("Deny"), 0);
 	assert_int_equal(harness_reload(&gw), 0);
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, DROP_NSG_DENIED_INBOUND);
-	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_DROP);
-	assert_int_equal(r.trace.fast_path, 0);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
 	assert_int_equal(write_config("Allow"), 0);
 	assert_int_equal(harness_reload(&gw), 0);
 	nsg_clear_flows();
@@ -379,11 +484,11 @@ static void snat_flows_take_the_whole_pipeline(void **state)
 	nsg_clear_flows();
 	first = send_from(HUB, &fl);
 	assert_int_equal(first.trace.route_type, ROUTE_INTERNET);
-	assert_int_equal(first.trace.fast_path, 0);
+	assert_int_equal(first.trace.fast_path, FAST_PATH_NONE);
 	next = send_from(HUB, &fl);
 	assert_int_equal(next.verdict, first.verdict);
 	assert_int_equal(next.trace.route_type, ROUTE_INTERNET);
-	assert_int_equal(next.trace.fast_path, 0);
+	assert_int_equal(next.trace.fast_path, FAST_PATH_NONE);
 }
 
 int main(void)
@@ -392,6 +497,8 @@ int main(void)
 		cmocka_unit_test(fast_path_after_first_packet_both_ways),
 		cmocka_unit_test(fast_path_ipv6_tcp),
 		cmocka_unit_test(fast_path_ttl),
+		cmocka_unit_test(lease_counts_reach_the_flow),
+		cmocka_unit_test(tcp_control_packets_skip_the_lease),
 		cmocka_unit_test(fast_path_picks_up_new_neighbour_mac),
 		cmocka_unit_test(fast_path_skips_expired_flow),
 		cmocka_unit_test(reload_invalidates_fast_path),
