@@ -436,6 +436,22 @@ static int detach_all(const char *gateway, const char *pin_dir)
 	return err;
 }
 
+/* The pins, the state file and the NSG ids: the last of a gateway. */
+static int gateway_remains_remove(const char *gateway)
+{
+	char path[256];
+	int err = gateway_pins_remove(gateway);
+
+	if (err) {
+		log_error("cannot remove the pins of %s: %s", gateway, strerror(-err));
+		return err;
+	}
+	state_remove(gateway);
+	nsg_ids_path(gateway, path, sizeof(path));
+	unlink(path);
+	return 0;
+}
+
 int gateway_down(const char *requested)
 {
 	char gateway[128], pin_dir[256];
@@ -451,6 +467,16 @@ int gateway_down(const char *requested)
 		log_error("several gateways are up; name one with -n");
 		return err;
 	}
+	state = state_load(gateway);
+	if (state && state_netns_gone(state)) {
+		/* Its interfaces, programs, xfrm interfaces and sysctls went with the namespace:
+		 * what is left here is bpffs pins and state. */
+		log_warn("gateway %s: its network namespace %s is gone; removing its pins and state",
+			 gateway, json_string_value(json_object_get(state, "networkNamespace")));
+		json_decref(state);
+		return gateway_remains_remove(gateway);
+	}
+	json_decref(state);
 	err = gateway_netns_check(gateway);
 	if (err)
 		return err;
@@ -479,15 +505,7 @@ int gateway_down(const char *requested)
 			sysctl_write(IPV6_FORWARDING, v6);
 		json_decref(state);
 	}
-	err = gateway_pins_remove(gateway);
-	if (err) {
-		log_error("cannot remove the pins of %s: %s", gateway, strerror(-err));
-		return err;
-	}
-	state_remove(gateway);
-	nsg_ids_path(gateway, pin_dir, sizeof(pin_dir));
-	unlink(pin_dir);
-	return 0;
+	return gateway_remains_remove(gateway);
 }
 
 static json_t *status_of(const char *gateway)
@@ -509,6 +527,8 @@ static json_t *status_of(const char *gateway)
 	if (!state_in_this_netns(state)) {
 		/* Its ifindexes name other interfaces here: what is attached is not ours to say. */
 		json_object_set_new(out, "inThisNetworkNamespace", json_false());
+		if (state_netns_gone(state))
+			json_object_set_new(out, "networkNamespaceGone", json_true());
 		json_object_set_new(out, "interfaces", ifaces);
 		json_decref(state);
 		return out;

@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,62 @@ bool state_in_this_netns(json_t *state)
 	return !recorded || netns_current(here, sizeof(here)) || !strcmp(recorded, here);
 }
 
+/* Whether a network namespace ("net:[INODE]") still exists: named under /run/netns or
+ * held by a process. A namespace nothing holds is gone, with its interfaces. */
+static bool netns_named(const char *id, const char *dir_path, bool by_process)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *entry;
+	char path[320], link[64];
+	bool found = false;
+	struct stat st;
+
+	while (dir && !found && (entry = readdir(dir))) {
+		if (entry->d_name[0] == '.')
+			continue;
+		if (by_process) {
+			ssize_t n;
+
+			if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/ns/net", dir_path, entry->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n < 0)
+				continue;
+			link[n] = '\0';
+		} else {
+			snprintf(path, sizeof(path), "%s/%s", dir_path, entry->d_name);
+			if (stat(path, &st))
+				continue;
+			snprintf(link, sizeof(link), "net:[%lu]", (unsigned long)st.st_ino);
+		}
+		found = !strcmp(link, id);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+bool state_netns_gone(json_t *state)
+{
+	const char *recorded = json_string_value(json_object_get(state, "networkNamespace"));
+
+	return recorded && !state_in_this_netns(state) && !netns_named(recorded, "/run/netns", false) &&
+	       !netns_named(recorded, "/proc", true);
+}
+
 int state_netns_check(const char *gateway, json_t *state)
 {
 	char here[64] = "?";
 
 	if (state_in_this_netns(state))
 		return 0;
+	if (state_netns_gone(state)) {
+		log_error("gateway %s ran in network namespace %s, which is gone with its interfaces: "
+			  "`vnet-xdp down -n %s` removes what is left", gateway,
+			  json_string_value(json_object_get(state, "networkNamespace")), gateway);
+		return -EXDEV;
+	}
 	netns_current(here, sizeof(here));
 	/* Interface indexes mean other interfaces here: acting on them could detach or
 	 * replace another namespace's programs. */

@@ -23,6 +23,8 @@ int netns_current(char *buf, size_t size);
 bool state_in_this_netns(json_t *state);
 /* The same as 0, or -EXDEV with a message naming both namespaces. */
 int state_netns_check(const char *gateway, json_t *state);
+/* The namespace the gateway was brought up in no longer exists. */
+bool state_netns_gone(json_t *state);
 /* Names of the gateways that have pins; *names is NULL-terminated, free with
  * state_names_free. */
 int gateway_names(char ***names, size_t *count);

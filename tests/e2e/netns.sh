@@ -62,3 +62,30 @@ run_case up_records_its_namespace
 run_case status_elsewhere_says_where_it_runs
 run_case down_reload_and_up_elsewhere_refuse_and_touch_nothing
 run_case down_in_its_own_namespace_works
+
+# A namespace deleted under a running gateway takes its interfaces and programs along;
+# pins and state are what is left: `up` elsewhere says so, `down` from anywhere clears it.
+GONE=$PREFIX-gone
+gone() { in_ns $GONE "$VNET_XDP" "$@"; }
+down_after_its_namespace_is_gone_clears_what_is_left() {
+	local out
+	ip netns add $GONE || return 1
+	ip -n $GONE link add to-hub type veth peer name to-hub-p && ip -n $GONE link set to-hub up &&
+		ip -n $GONE link set lo up || return 1
+	jq '.gateway.interfaces = [.gateway.interfaces[] | select(.name == "to-hub")]' "$WORK/gw.json" \
+		>"$WORK/gone.json" || return 1
+	gone up -c "$WORK/gone.json" || return 1
+	ip netns del $GONE
+	[ "$(other status -n $GATEWAY -j | jq -r '.[0].networkNamespaceGone')" = true ] ||
+		{ other status -n $GATEWAY -j; return 1; }
+	if out=$(other up -c "$WORK/gw.json" 2>&1); then
+		echo "up succeeded beside the remains"; return 1
+	fi
+	grep -q "which is gone with its interfaces: .vnet-xdp down -n $GATEWAY. removes what is left" <<<"$out" ||
+		{ echo "up: $out"; return 1; }
+	! ip -n $OTHER -d link show | grep -q "prog/xdp" || { echo "XDP in the other namespace"; return 1; }
+	other down -n $GATEWAY || return 1
+	[ ! -e /run/vnet-xdp/$GATEWAY.json ] && [ ! -e /sys/fs/bpf/vnet-xdp/$GATEWAY ] || return 1
+	gw up -c "$WORK/gw.json" && gw down -n $GATEWAY
+}
+run_case down_after_its_namespace_is_gone_clears_what_is_left
