@@ -40,13 +40,22 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
-	__type(key, struct fast_path_key);
+	__type(key, struct fast_path_key4);
 	__type(value, struct fast_path_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} fast_paths SEC(".maps");
+} fast_paths4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct fast_path_key6);
+	__type(value, struct fast_path_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fast_paths6 SEC(".maps");
 
 struct fast_path_scratch {
-	struct fast_path_key key;
+	struct fast_path_key4 key4;
+	struct fast_path_key6 key6;
 	struct fast_path_entry entry;
 };
 
@@ -64,30 +73,45 @@ static __always_inline int fast_path_applies(const struct packet *pkt)
 	return !pkt->is_fragment && pkt->l4;
 }
 
+/* The packet's key in its family's map, in the per-CPU scratch. */
 static __always_inline struct fast_path_scratch *fast_path_key_fill(struct xdp_md *ctx,
 								    const struct packet *pkt)
 {
 	__u32 zero = 0;
 	struct fast_path_scratch *sc = bpf_map_lookup_elem(&fast_path_scratch, &zero);
-	struct fast_path_key *key;
 
 	if (!sc)
 		return NULL;
-	key = &sc->key;
-	__builtin_memset(key, 0, sizeof(*key));
 	if (pkt->family == AF_INET) {
+		struct fast_path_key4 *key = &sc->key4;
+
+		__builtin_memset(key, 0, sizeof(*key));
 		__builtin_memcpy(key->src, &pkt->ip4->saddr, 4);
 		__builtin_memcpy(key->dst, &pkt->ip4->daddr, 4);
+		key->ingress_ifindex = ctx->ingress_ifindex;
+		key->sport = pkt->sport;
+		key->dport = pkt->dport;
+		key->proto = pkt->l4_proto;
 	} else {
+		struct fast_path_key6 *key = &sc->key6;
+
+		__builtin_memset(key, 0, sizeof(*key));
 		__builtin_memcpy(key->src, &pkt->ip6->saddr, 16);
 		__builtin_memcpy(key->dst, &pkt->ip6->daddr, 16);
+		key->ingress_ifindex = ctx->ingress_ifindex;
+		key->sport = pkt->sport;
+		key->dport = pkt->dport;
+		key->proto = pkt->l4_proto;
 	}
-	key->ingress_ifindex = ctx->ingress_ifindex;
-	key->sport = pkt->sport;
-	key->dport = pkt->dport;
-	key->family = pkt->family;
-	key->proto = pkt->l4_proto;
 	return sc;
+}
+
+static __always_inline struct fast_path_entry *fast_path_find(const struct packet *pkt,
+							      struct fast_path_scratch *sc)
+{
+	if (pkt->family == AF_INET)
+		return bpf_map_lookup_elem(&fast_paths4, &sc->key4);
+	return bpf_map_lookup_elem(&fast_paths6, &sc->key6);
 }
 
 static __always_inline __u32 config_generation(void)
@@ -110,7 +134,7 @@ static __always_inline struct fast_path_entry *fast_path_lookup(struct xdp_md *c
 	sc = fast_path_key_fill(ctx, pkt);
 	if (!sc)
 		return NULL;
-	e = bpf_map_lookup_elem(&fast_paths, &sc->key);
+	e = fast_path_find(pkt, sc);
 	if (!e || e->generation != config_generation())
 		return NULL;
 	return e;
@@ -153,14 +177,17 @@ static __always_inline void fast_path_remember(struct xdp_md *ctx, const struct 
 	e->flow = *flow;
 	__builtin_memcpy(e->dmac, params->dmac, ETH_ALEN);
 	__builtin_memcpy(e->smac, params->smac, ETH_ALEN);
-	old = bpf_map_lookup_elem(&fast_paths, &sc->key);
+	old = fast_path_find(pkt, sc);
 	if (old && flow_key_equal(&old->flow, flow)) {
 		e->pending_packets = old->pending_packets;
 		e->pending_bytes = old->pending_bytes;
 		e->last_seen_ns = old->last_seen_ns;
 		e->responder = old->responder;
 	}
-	bpf_map_update_elem(&fast_paths, &sc->key, e, BPF_ANY);
+	if (pkt->family == AF_INET)
+		bpf_map_update_elem(&fast_paths4, &sc->key4, e, BPF_ANY);
+	else
+		bpf_map_update_elem(&fast_paths6, &sc->key6, e, BPF_ANY);
 }
 
 /* TCP's SYN, FIN and RST move the flow's state: such packets always ask the flow table. */

@@ -287,15 +287,27 @@ struct decision_trace {
 
 /* ---- Established-flow fast path (bpf/fastpath.h) --------------------------------------
  * One direction of a flow as it arrives: the ingress interface and the packet's own
- * addresses, protocol and ports (echo identifier in sport for ICMP). */
-struct fast_path_key {
+ * addresses, protocol and ports (echo identifier in sport for ICMP). One map per family:
+ * the lookup hashes the whole key, and IPv4's is less than half of IPv6's. */
+struct fast_path_key4 {
+	__u8 src[4];
+	__u8 dst[4];
+	__u32 ingress_ifindex;
+	__u16 sport, dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct fast_path_key6 {
 	__u8 src[16];
 	__u8 dst[16];
 	__u32 ingress_ifindex;
 	__u16 sport, dport;
-	__u8 family, proto;
-	__u8 pad[2];
+	__u8 proto;
+	__u8 pad[3];
 };
+
+#define FAST_PATH_MAP_NAMES { "fast_paths4", "fast_paths6" }
 
 enum fast_path_kind {
 	FAST_PATH_NONE = 0,

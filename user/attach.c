@@ -58,7 +58,8 @@ static void flow_table_size_apply(struct vnet_xdp_bpf *skel, const char *pin_dir
 	if (fd >= 0)
 		close(fd);
 	/* The established-flow cache holds a flow's two directions at most. */
-	bpf_map__set_max_entries(skel->maps.fast_paths, bpf_map__max_entries(skel->maps.flows));
+	bpf_map__set_max_entries(skel->maps.fast_paths4, bpf_map__max_entries(skel->maps.flows));
+	bpf_map__set_max_entries(skel->maps.fast_paths6, bpf_map__max_entries(skel->maps.flows));
 }
 
 static struct vnet_xdp_bpf *skeleton_open(const char *pin_dir)

@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,32 +300,50 @@ static int pending_compare(const void *a, const void *b)
 	return c ? c : (int)x->responder - (int)y->responder;
 }
 
+static const char *const fast_path_maps[] = FAST_PATH_MAP_NAMES;
+
+/* Appends the entries of one fast path map that hold anything pending; false when out of
+ * memory. */
+static bool pending_counts_append(int fd, struct pending_count **list, size_t *n, size_t *size)
+{
+	uint8_t key[sizeof(struct fast_path_key6)], prev_key[sizeof(key)];
+	struct pending_count *bigger;
+	struct fast_path_entry e;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, key)) {
+		if (!bpf_map_lookup_elem(fd, key, &e) && (e.pending_packets || e.last_seen_ns)) {
+			if (*n == *size) {
+				*size = *size ? 2 * *size : 64;
+				bigger = realloc(*list, *size * sizeof(**list));
+				if (!bigger)
+					return false;
+				*list = bigger;
+			}
+			(*list)[(*n)++] = (struct pending_count){ .flow = e.flow,
+				.responder = e.responder & 1, .packets = e.pending_packets,
+				.bytes = e.pending_bytes, .last_seen_ns = e.last_seen_ns };
+		}
+		memcpy(prev_key, key, sizeof(key));
+		prev = prev_key;
+	}
+	return true;
+}
+
 static size_t pending_counts_load(const char *gateway, struct pending_count **out)
 {
-	struct fast_path_key key, prev_key, *prev = NULL;
-	struct fast_path_entry e;
-	struct pending_count *list = NULL, *bigger;
+	struct pending_count *list = NULL;
 	size_t n = 0, size = 0;
-	int fd = datapath_map_open(gateway, "fast_paths");
 
-	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
-		if (!bpf_map_lookup_elem(fd, &key, &e) && (e.pending_packets || e.last_seen_ns)) {
-			if (n == size) {
-				size = size ? 2 * size : 64;
-				bigger = realloc(list, size * sizeof(*list));
-				if (!bigger)
-					break;
-				list = bigger;
-			}
-			list[n++] = (struct pending_count){ .flow = e.flow, .responder = e.responder & 1,
-				.packets = e.pending_packets, .bytes = e.pending_bytes,
-				.last_seen_ns = e.last_seen_ns };
-		}
-		prev_key = key;
-		prev = &prev_key;
+	for (size_t i = 0; i < sizeof(fast_path_maps) / sizeof(*fast_path_maps); i++) {
+		int fd = datapath_map_open(gateway, fast_path_maps[i]);
+		bool ok = fd < 0 || pending_counts_append(fd, &list, &n, &size);
+
+		if (fd >= 0)
+			close(fd);
+		if (!ok)
+			break;
 	}
-	if (fd >= 0)
-		close(fd);
 	if (n)
 		qsort(list, n, sizeof(*list), pending_compare);
 	*out = list;

@@ -28,7 +28,8 @@ static struct gateway_harness gw = { .config_written = true };
 
 /* The NSG's state maps, opened by nsg_up. */
 static struct {
-	int flows_fd, rule_counters_fd, flow_counters_fd, fast_paths_fd;
+	int flows_fd, rule_counters_fd, flow_counters_fd;
+	int fast_paths_fd[2]; /* FAST_PATH_MAP_NAMES: IPv4, IPv6 */
 } nsg_maps;
 
 /* One securityRules entry. A value starting with '[' is a JSON list and goes to the plural
@@ -120,9 +121,11 @@ static inline int nsg_up(void)
 	nsg_maps.flows_fd = harness_map(&gw, "flows");
 	nsg_maps.rule_counters_fd = harness_map(&gw, "nsg_rule_counters");
 	nsg_maps.flow_counters_fd = harness_map(&gw, "flow_counters");
-	nsg_maps.fast_paths_fd = harness_map(&gw, "fast_paths");
+	nsg_maps.fast_paths_fd[0] = harness_map(&gw, "fast_paths4");
+	nsg_maps.fast_paths_fd[1] = harness_map(&gw, "fast_paths6");
 	gw.ready = nsg_maps.flows_fd >= 0 && nsg_maps.rule_counters_fd >= 0 &&
-		   nsg_maps.flow_counters_fd >= 0 && nsg_maps.fast_paths_fd >= 0;
+		   nsg_maps.flow_counters_fd >= 0 && nsg_maps.fast_paths_fd[0] >= 0 &&
+		   nsg_maps.fast_paths_fd[1] >= 0;
 	if (!gw.ready)
 		gw.why_not = "the NSG maps are not pinned";
 	return gw.ready ? 0 : -1;
@@ -130,13 +133,47 @@ static inline int nsg_up(void)
 
 static void require_gateway(void) { harness_require(&gw); }
 
+/* Calls visit on every entry of both fast path maps; an entry visit changed (returns 1)
+ * is written back, one it returns -1 for is deleted. */
+static inline void nsg_fast_paths_each(int (*visit)(struct fast_path_entry *e, void *arg),
+				       void *arg)
+{
+	for (int m = 0; m < 2; m++) {
+		int fd = nsg_maps.fast_paths_fd[m];
+		uint8_t key[sizeof(struct fast_path_key6)], prev_key[sizeof(key)];
+		struct fast_path_entry e;
+		void *prev = NULL;
+
+		while (!bpf_map_get_next_key(fd, prev, key)) {
+			int r = bpf_map_lookup_elem(fd, key, &e) ? 0 : visit(&e, arg);
+
+			if (r > 0)
+				bpf_map_update_elem(fd, key, &e, BPF_EXIST);
+			if (r < 0) {
+				bpf_map_delete_elem(fd, key);
+				prev = NULL; /* start over: the deleted key was the cursor */
+				continue;
+			}
+			memcpy(prev_key, key, sizeof(key));
+			prev = prev_key;
+		}
+	}
+}
+
+static inline int fast_path_age(struct fast_path_entry *e, void *arg)
+{
+	uint64_t ns = *(uint64_t *)arg;
+
+	e->checked_ns -= ns;
+	e->last_seen_ns = e->last_seen_ns > ns ? e->last_seen_ns - ns : 0;
+	return 1;
+}
+
 /* Moves every flow's last activity back by `seconds`, as if it had been idle that long;
  * the fast path's leases and what waits in its entries age with them. */
 static inline int nsg_age_flows(uint64_t seconds)
 {
 	struct flow_key key, next, *prev = NULL;
-	struct fast_path_key fkey, fnext, *fprev = NULL;
-	struct fast_path_entry fentry;
 	struct flow_entry entry;
 	uint64_t ns = seconds * 1000000000ULL;
 	int n = 0;
@@ -150,28 +187,25 @@ static inline int nsg_age_flows(uint64_t seconds)
 		key = next;
 		prev = &key;
 	}
-	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, fprev, &fnext)) {
-		if (!bpf_map_lookup_elem(nsg_maps.fast_paths_fd, &fnext, &fentry)) {
-			fentry.checked_ns -= ns;
-			fentry.last_seen_ns = fentry.last_seen_ns > ns ? fentry.last_seen_ns - ns : 0;
-			bpf_map_update_elem(nsg_maps.fast_paths_fd, &fnext, &fentry, BPF_EXIST);
-		}
-		fkey = fnext;
-		fprev = &fkey;
-	}
+	nsg_fast_paths_each(fast_path_age, &ns);
 	return n;
+}
+
+static inline int fast_path_forget(struct fast_path_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return -1;
 }
 
 /* An empty flow table, and no fast path that would carry a flow it no longer has. */
 static inline void nsg_clear_flows(void)
 {
 	struct flow_key key;
-	struct fast_path_key fkey;
 
 	while (!bpf_map_get_next_key(nsg_maps.flows_fd, NULL, &key))
 		bpf_map_delete_elem(nsg_maps.flows_fd, &key);
-	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, NULL, &fkey))
-		bpf_map_delete_elem(nsg_maps.fast_paths_fd, &fkey);
+	nsg_fast_paths_each(fast_path_forget, NULL);
 }
 
 static inline uint64_t nsg_rule_hits(uint32_t rule_id)

@@ -138,44 +138,45 @@ static void assert_same_decision(const struct decision_trace *a, const struct de
 	}
 }
 
+struct pending_sum {
+	uint32_t responder;
+	uint64_t packets, bytes;
+};
+
+static int pending_add(struct fast_path_entry *e, void *arg)
+{
+	struct pending_sum *sum = arg;
+
+	if (e->responder == sum->responder) {
+		sum->packets += e->pending_packets;
+		sum->bytes += e->pending_bytes;
+	}
+	return 0;
+}
+
 /* What the fast path forwarded under its leases and has not yet added to the flow entry,
  * in the flow's direction `responder`. */
 static uint64_t pending_packets(uint32_t responder, uint64_t *bytes)
 {
-	struct fast_path_key key, *prev = NULL, next;
-	struct fast_path_entry e;
-	uint64_t packets = 0;
+	struct pending_sum sum = { .responder = responder };
 
+	nsg_fast_paths_each(pending_add, &sum);
 	if (bytes)
-		*bytes = 0;
-	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, prev, &next)) {
-		if (!bpf_map_lookup_elem(nsg_maps.fast_paths_fd, &next, &e) &&
-		    e.responder == responder) {
-			packets += e.pending_packets;
-			if (bytes)
-				*bytes += e.pending_bytes;
-		}
-		key = next;
-		prev = &key;
-	}
-	return packets;
+		*bytes = sum.bytes;
+	return sum.packets;
+}
+
+static int lease_end(struct fast_path_entry *e, void *arg)
+{
+	(void)arg;
+	e->checked_ns -= 1000000000ULL;
+	return 1;
 }
 
 /* Ends every lease, as FAST_PATH_LEASE_NS passing would; flows stay as they are. */
 static void leases_expire(void)
 {
-	struct fast_path_key key, *prev = NULL, next;
-	struct fast_path_entry e;
-
-	while (!bpf_map_get_next_key(nsg_maps.fast_paths_fd, prev, &next)) {
-		if (!bpf_map_lookup_elem(nsg_maps.fast_paths_fd, &next, &e)) {
-			e.checked_ns -= 1000000000ULL;
-			assert_int_equal(bpf_map_update_elem(nsg_maps.fast_paths_fd, &next, &e,
-							     BPF_EXIST), 0);
-		}
-		key = next;
-		prev = &key;
-	}
+	nsg_fast_paths_each(lease_end, NULL);
 }
 
 static void assert_fast(const struct harness_result *r, const struct frame *expected)
