@@ -213,6 +213,17 @@ static const char *vnet_name(json_t *state, uint32_t vnet)
 	return json_string_value(json_array_get(json_object_get(state, "virtualNetworks"), vnet));
 }
 
+/* How much of the pipeline the established-flow cache stood in for (bpf/fastpath.h). */
+static const char *fast_path_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case FAST_PATH_NONE: return "none";
+	case FAST_PATH_CACHED: return "cached";
+	case FAST_PATH_LEASED: return "leased";
+	default: return "?";
+	}
+}
+
 static json_t *result_json(const struct decision_trace *t, json_t *state,
 			   const struct nsg_ids *ids)
 {
@@ -240,6 +251,7 @@ static json_t *result_json(const struct decision_trace *t, json_t *state,
 		json_array_append_new(stages, stage_json(ids, i, &t->nsg[i]));
 	json_object_set_new(out, "networkSecurityGroups", stages);
 	json_object_set_new(out, "flow", json_string(flow_outcome_name(t->flow)));
+	json_object_set_new(out, "fastPath", json_string(fast_path_kind_name(t->fast_path)));
 	return out;
 }
 
@@ -279,6 +291,7 @@ static void result_print(json_t *r)
 			       json_string_value(json_object_get(it, "access")));
 	}
 	printf("flow     %s\n", json_string_value(json_object_get(r, "flow")));
+	printf("fastpath %s\n", json_string_value(json_object_get(r, "fastPath")));
 	if (json_object_get(r, "nsPerRun"))
 		printf("time     %lld ns per run (%lld runs)\n",
 		       json_integer_value(json_object_get(r, "nsPerRun")),
