@@ -4,13 +4,16 @@
 # visible read-only at the same paths (writes land in a tmpfs overlay), and exits with
 # the script's exit code.
 #
-#   scripts/vm/run.sh [-t SECONDS] [-m MB] [-c CPUS] [-e NAME]... SCRIPT [ARGS...]
+#   scripts/vm/run.sh [-t SECONDS] [-m MB] [-c CPUS] [-d DIR] [-e NAME]... SCRIPT [ARGS...]
 #
 #   SCRIPT   a file, run as `bash SCRIPT ARGS` in the guest from the current directory;
 #            anything else is run as a command (scripts/vm/run.sh uname -r)
 #   -t       hard timeout for the whole run, boot included (VM_TIMEOUT, default 600)
 #   -m       guest memory in MB (VM_MEMORY, default 2048)
 #   -c       guest CPUs (VM_CPUS, default 2)
+#   -d DIR   the run's directory on the host (default: a fresh one, removed at the end);
+#            the guest sees it uncached at /vmio, so the host can hand a running guest
+#            files there and read what it writes
 #   -e NAME  pass the host's $NAME into the guest (BUILD and VNET_XDP always are;
 #            VM_ENV="A B" adds more)
 #
@@ -27,13 +30,15 @@ timeout_s=${VM_TIMEOUT:-600}
 memory=${VM_MEMORY:-2048}
 cpus=${VM_CPUS:-2}
 pass_env=(BUILD VNET_XDP ${VM_ENV:-})
+rundir=
 
 usage() { sed -n '/^#   scripts/,/^#   -e/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while getopts 't:m:c:e:h' opt; do
+while getopts 't:m:c:d:e:h' opt; do
 	case $opt in
 	t) timeout_s=$OPTARG ;;
 	m) memory=$OPTARG ;;
 	c) cpus=$OPTARG ;;
+	d) rundir=$OPTARG ;;
 	e) pass_env+=("$OPTARG") ;;
 	*) usage ;;
 	esac
@@ -54,8 +59,12 @@ eval "$settings"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
 [ -f "$VM_KERNEL" ] && [ -f "$VM_INITRD" ] || skip "no guest kernel in the cache"
 
-rundir=$(mktemp -d /tmp/vnet-xdp-vm.XXXXXX)
-trap 'rm -rf "$rundir"' EXIT
+if [ -n "$rundir" ]; then
+	mkdir -p "$rundir" && rm -f "$rundir/rc" || exit 2
+else
+	rundir=$(mktemp -d /tmp/vnet-xdp-vm.XXXXXX)
+	trap 'rm -rf "$rundir"' EXIT
+fi
 
 # The job the guest's second stage runs: directory, environment, command.
 {
