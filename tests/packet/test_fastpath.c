@@ -277,6 +277,44 @@ static void lease_counts_reach_the_flow(void **state)
 	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
 }
 
+/* Under a lease the common IPv4 frame is forwarded before the parser runs: frames the
+ * parser would refuse are still refused with its reason, and frames it reads but the
+ * shortcut does not (IPv4 options) are forwarded under the lease all the same. */
+static void leased_frames_meet_the_parsers_checks(void **state)
+{
+	struct flow fl = hub_to_spoke1;
+	struct frame in = frame_from(HUB, &fl), bad, opts;
+	struct harness_result first, r;
+
+	require_gateway();
+	nsg_clear_flows();
+	first = harness_run(&gw, HUB, &in);
+	assert_int_equal(first.verdict, XDP_REDIRECT);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
+	r = harness_run(&gw, HUB, &in);
+	assert_fast(&r, &first.out);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_LEASED);
+
+	bad = in;
+	bad.data[14 + 10] ^= 0x01; /* the IPv4 header checksum */
+	r = harness_run(&gw, HUB, &bad);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, DROP_IPV4_BAD_CHECKSUM);
+	bad = in;
+	bad.data[14 + 20 + 4] = 0;
+	bad.data[14 + 20 + 5] = 4; /* a UDP length shorter than its header */
+	r = harness_run(&gw, HUB, &bad);
+	assert_int_equal(r.verdict, XDP_DROP);
+	assert_int_equal(r.trace.drop_reason, DROP_MALFORMED_L4);
+
+	frame_ethernet(&opts, HUB_GW_MAC, HUB_VM_MAC, 0x0800);
+	frame_ip(&opts, &fl, 4);
+	r = harness_run(&gw, HUB, &opts);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_LEASED);
+	assert_int_equal(r.out.data[14 + 8], 63); /* TTL */
+}
+
 /* SYN, FIN and RST always reach the flow table, lease or not: an RST closes the flow at
  * once, and a closed flow's packets get no lease. */
 static void tcp_control_packets_skip_the_lease(void **state)
@@ -499,6 +537,7 @@ int main(void)
 		cmocka_unit_test(fast_path_ipv6_tcp),
 		cmocka_unit_test(fast_path_ttl),
 		cmocka_unit_test(lease_counts_reach_the_flow),
+		cmocka_unit_test(leased_frames_meet_the_parsers_checks),
 		cmocka_unit_test(tcp_control_packets_skip_the_lease),
 		cmocka_unit_test(fast_path_picks_up_new_neighbour_mac),
 		cmocka_unit_test(fast_path_skips_expired_flow),
