@@ -161,7 +161,7 @@ fi
 # tunnel is read at each switch (a process start each): it must move with our programs
 # and stay still without them, or the comparison is not what it claims.
 path=ours
-with=() without=() counted=0 leaked=0
+with=() without=() pairs=() counted=0 leaked=0
 count_block() {
 	local now
 	now=$(tunnel_egress)
@@ -181,6 +181,9 @@ for ((i = 0; i < 2 * REPS; i++)); do
 	[ -n "$mbps" ] && [ "$mbps" != null ] || die "iperf3 run $((i + 1)) ($path) gave no figure"
 	echo "ipsec bench: run $((i + 1)) $path: $mbps Mbit/s"
 	if [ $path = ours ]; then with+=("$mbps"); else without+=("$mbps"); fi
+	# each run with its neighbour of the other path (1-2, 3-4, ...): a ratio that a change
+	# of the host's load between the pairs does not move
+	((i % 2 == 1)) && pairs+=("$(awk -v a="${with[-1]}" -v b="${without[-1]}" 'BEGIN { printf "%.3f", a / b }')")
 done
 count_block
 phase_done measured
@@ -198,7 +201,8 @@ m_without=$(median "${without[@]}")
 		"$m_with" "$(printf '%.1f ' "${with[@]}" | sed 's/ $//')" "$counted"
 	printf '  kernel alone:             %8.1f Mbit/s (runs %s)\n' \
 		"$m_without" "$(printf '%.1f ' "${without[@]}" | sed 's/ $//')"
-	awk -v a="$m_with" -v b="$m_without" 'BEGIN { if (b > 0) printf "  ratio with/without:       %8.3f\n", a / b }'
+	awk -v a="$m_with" -v b="$m_without" 'BEGIN { if (b > 0) printf "  ratio with/without:       %8.3f", a / b }'
+	printf ' (of the medians; run by run, neighbours paired: %s, median %s)\n' "${pairs[*]}" "$(median "${pairs[@]}")"
 	printf '  guest: %s\n' "$(IFS=,; echo "${PHASES[*]}" | sed 's/,/, /g')"
 } >"$DIR/result"
 cat "$DIR/result"
