@@ -345,7 +345,7 @@ ipsec_start() {
 	fi
 	other=$(awk -v c="$CPU" '$1 ~ /^cpu[0-9]+$/ && $1 != "cpu" c { print substr($1, 4); exit }' /proc/stat)
 	VM_TIMEOUT=1800 nice -n 10 ${other:+taskset -c "$other"} scripts/bench/ipsec.sh -w "$IPSEC_DIR" \
-		"${BENCH_IPSEC_SECONDS:-3}" "${BENCH_IPSEC_REPS:-3}" >"$IPSEC_DIR/console" 2>&1 &
+		"${BENCH_IPSEC_SECONDS:-3}" "${BENCH_IPSEC_REPS:-5}" >"$IPSEC_DIR/console" 2>&1 &
 	IPSEC_PID=$!
 	log "bench: guest kernel ready in $((SECONDS - t0)) s; QEMU guest for the tunnel throughput booting${other:+ on CPU $other}"
 }
@@ -373,20 +373,20 @@ ipsec_stop() { # the guest's processes, by id (timeout passes the signal on to q
 # results.txt.
 ipsec_finish() {
 	[ "${BENCH_IPSEC:-1}" != 0 ] && [ -x scripts/bench/ipsec.sh ] || return 0
-	local t0=$SECONDS rc=0 ready=no why
+	local t0=$SECONDS rc=0 ready="still setting up" why
 	{ echo; echo "tunnel throughput through xfrm (scripts/bench/ipsec.sh, QEMU guest):"; } >>"$OUT/results.txt"
 	if [ -z "$IPSEC_PID" ]; then
 		echo "  n/a: $IPSEC_NA" | tee -a "$OUT/results.txt"
 		return 0
 	fi
-	[ -e "$IPSEC_DIR/ready" ] && ready="yes, after $(cat "$IPSEC_DIR/ready") s of guest uptime"
-	log "bench: tunnel throughput: guest ready: $ready; measuring (at most $IPSEC_BUDGET s)"
+	[ -e "$IPSEC_DIR/ready" ] && ready="ready (tunnel up after $(cat "$IPSEC_DIR/ready") s of guest uptime)"
+	log "bench: tunnel throughput: the guest is $ready; measuring (at most $IPSEC_BUDGET s)"
 	ipsec_release
 	touch "$IPSEC_DIR/go"
 	while kill -0 "$IPSEC_PID" 2>/dev/null && [ $((SECONDS - t0)) -lt "$IPSEC_BUDGET" ]; do sleep 1; done
 	if kill -0 "$IPSEC_PID" 2>/dev/null; then
 		ipsec_stop
-		why="did not finish within $IPSEC_BUDGET s after the namespace measurements (guest ready before them: $ready)"
+		why="did not finish within $IPSEC_BUDGET s after the namespace measurements (the guest was $ready when they ended)"
 	else
 		wait "$IPSEC_PID"
 		rc=$?
@@ -394,7 +394,8 @@ ipsec_finish() {
 	fi
 	if [ -z "${why:-}" ] && [ "$rc" = 0 ] && [ -s "$IPSEC_DIR/result" ]; then
 		cat "$IPSEC_DIR/result"
-		echo "  host: guest ready $ready; measured in $((SECONDS - t0)) s after the namespace measurements"
+		echo "  host: the guest booted with the namespace measurements and was $ready when they ended;" \
+			"done $((SECONDS - t0)) s after them"
 	else
 		# the guest's own line: its failure, a SKIP, or the harness's timeout
 		why=${why:-$(cat "$IPSEC_DIR/failed" 2>/dev/null || grep -hE '^(SKIP|vm: timed out|vm: the guest)' "$IPSEC_DIR/console" | tail -1)}
