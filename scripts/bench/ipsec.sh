@@ -27,6 +27,8 @@ if [ "${1:-}" = -w ]; then
 fi
 SECONDS_PER_RUN=${1:-3}
 REPS=${2:-3}
+[[ $SECONDS_PER_RUN =~ ^[1-9][0-9]*$ && $REPS =~ ^[1-9][0-9]*$ ]] ||
+	{ echo "ipsec bench: SECONDS and REPS are whole numbers from 1 (iperf3 -t 0 never ends)"; exit 2; }
 
 if ! vm_in_guest; then
 	if [ -n "$WAIT_DIR" ]; then
@@ -142,8 +144,10 @@ attach_plan $GW_A gwa vx0-gwa uplink0 to-a
 attach_plan $GW_B gwb vx0-gwb uplink0 to-b
 
 # iperf3_mbps: one TCP run (its first second, slow start, not counted); received Mbit/s.
+# Bounded: a stalled tunnel ends the run without a figure instead of holding it.
 iperf3_mbps() {
-	ip netns exec $VM_A iperf3 -c 10.2.1.4 -O 1 -t "$SECONDS_PER_RUN" -J 2>/dev/null |
+	ip netns exec $VM_A timeout $((SECONDS_PER_RUN * 3 + 30)) \
+		iperf3 -c 10.2.1.4 -O 1 -t "$SECONDS_PER_RUN" -J 2>/dev/null |
 		jq '.end.sum_received.bits_per_second / 1e6'
 }
 tunnel_egress() { tunnel_field $GW_A gwa a-to-b egressPackets; }

@@ -407,7 +407,7 @@ ipsec_finish() {
 		fi
 	else
 		# the guest's own line: its failure, a SKIP, or the harness's timeout
-		why=${why:-$(cat "$IPSEC_DIR/failed" 2>/dev/null || grep -hE '^(SKIP|vm: timed out|vm: the guest)' "$IPSEC_DIR/console" | tail -1)}
+		why=${why:-$(cat "$IPSEC_DIR/failed" 2>/dev/null || grep -hE '^(SKIP|ipsec bench: |vm: timed out|vm: the guest)' "$IPSEC_DIR/console" | tail -1)}
 		echo "  n/a: ${why:-scripts/bench/ipsec.sh exited $rc}; run scripts/bench/ipsec.sh alone (console: $OUT/ipsec-console.log)"
 		cp "$IPSEC_DIR/console" "$OUT/ipsec-console.log" 2>/dev/null
 	fi | tee -a "$OUT/results.txt"
