@@ -178,6 +178,14 @@ __noinline int forward_remember(struct xdp_md *ctx, const struct packet_info *in
 	return 0;
 }
 
+/* The decision so far is the cache entry's: the source VNet and the route. */
+static __always_inline void decided_from_cache(struct decision *d, const struct fast_path_entry *e)
+{
+	d->src_vnet = e->src_vnet;
+	d->route = e->route;
+	d->nsg_ran = 1;
+}
+
 /* Out to the route's egress with the next hop's MACs the cache holds. */
 static __always_inline int forward_cached(struct packet *pkt, const struct fast_path_entry *e,
 					  struct decision *d)
@@ -192,6 +200,16 @@ static __always_inline int forward_cached(struct packet *pkt, const struct fast_
 	if (bpf_redirect(e->route.egress_ifindex, 0) != XDP_REDIRECT)
 		return drop(d, DROP_REDIRECT_FAILED);
 	return redirected(d);
+}
+
+/* A packet under its direction's lease: counted as the flow table would count it (res
+ * is what the decision trace shows of the NSG stages), and out. */
+static __always_inline int forward_leased(struct packet *pkt, struct fast_path_entry *e,
+					  struct decision *d, struct nsg_result *res, __u64 now)
+{
+	d->fast_path = FAST_PATH_LEASED;
+	fast_path_count_leased(e, pkt->len, now, res);
+	return forward_cached(pkt, e, d);
 }
 
 /* The parser's findings and the decision live off the stack: the pipeline and its
@@ -257,12 +275,8 @@ __noinline int forward_leased_ipv4(struct xdp_md *ctx, struct pipeline_state *st
 	/* What the decision trace reads of the parser's findings. */
 	st->info.l3_offset = sizeof(*eth);
 	st->info.family = AF_INET;
-	d->src_vnet = e->src_vnet;
-	d->route = e->route;
-	d->nsg_ran = 1;
-	d->fast_path = FAST_PATH_LEASED;
-	fast_path_count_leased(e, pkt.len, now, &scratch->result);
-	return forward_cached(&pkt, e, d);
+	decided_from_cache(d, e);
+	return forward_leased(&pkt, e, d, &scratch->result, now);
 }
 
 /* A packet of a flow whose earlier packet in this direction the whole pipeline forwarded
@@ -290,15 +304,10 @@ __noinline int forward_established(struct xdp_md *ctx, struct packet_info *info,
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
 		return -1;
-	d->src_vnet = e->src_vnet;
-	d->route = e->route;
-	d->nsg_ran = 1;
+	decided_from_cache(d, e);
 	now = flow_clock();
-	if (fast_path_lease_holds(e, pkt, now)) {
-		d->fast_path = FAST_PATH_LEASED;
-		fast_path_count_leased(e, pkt->len, now, &scratch->result);
-		return forward_cached(pkt, e, d);
-	}
+	if (fast_path_lease_holds(e, pkt, now))
+		return forward_leased(pkt, e, d, &scratch->result, now);
 
 	scratch->confirmation.fold_packets = e->pending_packets;
 	scratch->confirmation.fold_bytes = e->pending_bytes;
