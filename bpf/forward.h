@@ -59,24 +59,60 @@ static __always_inline int is_local_destination(const struct packet *pkt)
 	return bpf_map_lookup_elem(&local_addresses, &key) != NULL;
 }
 
-/* Multicast, broadcast, link-local and neighbour discovery belong to the kernel: a
- * router never forwards them. */
+static __always_inline int ipv6_is_link_local(const struct in6_addr *a)
+{
+	return a->in6_u.u6_addr8[0] == 0xfe && (a->in6_u.u6_addr8[1] & 0xc0) == 0x80;
+}
+
+/* RFC 4861: neighbour discovery always has hop limit 255, which no router's forwarding
+ * leaves; anything else with these types is not ND. */
+static __always_inline int is_neighbour_discovery(const struct packet *pkt)
+{
+	return pkt->family == AF_INET6 && pkt->l4_proto == IPPROTO_ICMPV6 && pkt->l4 &&
+	       pkt->icmp_type >= 133 && pkt->icmp_type <= 137 && pkt->ip6->hop_limit == 255;
+}
+
+/* What the kernel gets before any policy: only what it would never forward, since `up`
+ * turns forwarding on. Broadcast and multicast (no multicast routing here), and neighbour
+ * discovery to a link-local address. The gateway's own addresses go to it too
+ * (is_local_destination); everything else, ND to a unicast address included, takes the
+ * pipeline. */
 static __always_inline int is_control_traffic(const struct packet *pkt)
 {
 	if (pkt->family == AF_INET) {
-		__u32 dst = bpf_ntohl(pkt->ip4->daddr), src = bpf_ntohl(pkt->ip4->saddr);
+		__u32 dst = bpf_ntohl(pkt->ip4->daddr);
 
-		return dst == 0xffffffff || (dst >> 28) == 0xe || src == 0 ||
-		       (dst >> 16) == 0xa9fe /* 169.254/16 */;
+		return dst == 0xffffffff || (dst >> 28) == 0xe;
 	}
 	if (pkt->ip6->daddr.in6_u.u6_addr8[0] == 0xff)
 		return 1;
-	if (pkt->ip6->daddr.in6_u.u6_addr8[0] == 0xfe && (pkt->ip6->daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80)
-		return 1;
-	if (pkt->ip6->saddr.in6_u.u6_addr8[0] == 0xfe && (pkt->ip6->saddr.in6_u.u6_addr8[1] & 0xc0) == 0x80)
-		return 1;
-	return pkt->l4_proto == IPPROTO_ICMPV6 && pkt->l4 &&
-	       pkt->icmp_type >= 133 && pkt->icmp_type <= 137;
+	return ipv6_is_link_local(&pkt->ip6->daddr) && is_neighbour_discovery(pkt);
+}
+
+/* RFC 3927 and RFC 4291: a router forwards nothing from or to a link-local address.
+ * What is left of them after the kernel's share (is_control_traffic, our own addresses)
+ * is dropped here, before a VNet's routes (an Internet route) could carry it away. */
+static __always_inline int is_link_local(const struct packet *pkt)
+{
+	if (pkt->family == AF_INET)
+		return (bpf_ntohl(pkt->ip4->daddr) >> 16) == 0xa9fe ||
+		       (bpf_ntohl(pkt->ip4->saddr) >> 16) == 0xa9fe;
+	return ipv6_is_link_local(&pkt->ip6->daddr) || ipv6_is_link_local(&pkt->ip6->saddr);
+}
+
+#define AZURE_WIRESERVER 0xa83f8110 /* 168.63.129.16: DNS, DHCP, health probes */
+#define AZURE_IMDS       0xa9fea9fe /* 169.254.169.254: instance metadata */
+
+/* Azure answers its platform addresses on the host: here they are never routed (the
+ * Internet route would translate them) unless a local address answers. */
+static __always_inline int is_platform_destination(const struct packet *pkt)
+{
+	__u32 dst;
+
+	if (pkt->family != AF_INET)
+		return 0;
+	dst = bpf_ntohl(pkt->ip4->daddr);
+	return dst == AZURE_WIRESERVER || dst == AZURE_IMDS;
 }
 
 static __always_inline int hop_limit_expired(const struct packet *pkt)

@@ -401,11 +401,15 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return pass(d, COUNT_PASS_LOCAL);
 	if (iface->role == INTERFACE_UPLINK)
 		return drop(d, DROP_UPLINK_UNSOLICITED);
+	if (is_link_local(pkt) && !is_platform_destination(pkt))
+		return drop(d, DROP_LINK_LOCAL);
 
 	vnet = source_vnet(pkt, ifindex);
 	if (vnet < 0)
 		return drop(d, DROP_SPOOFED_SOURCE);
 	d->src_vnet = vnet;
+	if (is_platform_destination(pkt))
+		return drop(d, DROP_PLATFORM_ADDRESS);
 
 	route = route_lookup(pkt, vnet);
 	if (!route)

@@ -95,6 +95,9 @@ enum drop_reason {
 	DROP_SNAT_NO_PUBLIC_ADDRESS,/* Internet route, but no VIP or NAT gateway for the source */
 	DROP_SNAT_UNSUPPORTED,      /* a protocol or ICMP type SNAT cannot translate */
 	DROP_SNAT_FRAGMENT,         /* IP fragments carry no ports to translate */
+	DROP_LINK_LOCAL,            /* a link-local source or destination: never forwarded */
+	DROP_PLATFORM_ADDRESS,      /* to 168.63.129.16 or 169.254.169.254, which Azure's host
+				     * answers and nothing local does here */
 	DROP_REASON_MAX,
 };
 
@@ -108,7 +111,8 @@ enum drop_reason {
 	  "tunnel_spoofed_inner", "tunnel_no_route",                                      \
 	  "nsg_denied_outbound", "nsg_denied_inbound", "snat_unsolicited", "snat_expired",  \
 	  "snat_port_exhausted", "snat_table_full", "snat_map_update_failed",             \
-	  "snat_no_public_address", "snat_unsupported", "snat_fragment" }
+	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
+	  "platform_address" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -116,7 +120,7 @@ enum datapath_counter {
 	COUNT_FORWARDED,
 	COUNT_PASS_NOT_IP,         /* ARP and other non-IP frames */
 	COUNT_PASS_LOCAL,          /* to the gateway's own addresses */
-	COUNT_PASS_CONTROL,        /* multicast, link-local, ND */
+	COUNT_PASS_CONTROL,        /* multicast, broadcast, ND to link-local (hop limit 255) */
 	COUNT_PASS_TTL_EXPIRED,    /* the kernel answers with ICMP time exceeded */
 	COUNT_PASS_NEIGHBOUR,      /* next hop MAC unknown: the kernel resolves and forwards */
 	COUNT_PASS_FRAG_NEEDED,    /* larger than the egress MTU: the kernel answers */

@@ -21,7 +21,10 @@
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
-static struct gateway_harness gw = { .prefix = "vxpkt", .gateway = "pkt" };
+/* The gateway answers 168.63.129.16 itself (a local address): the platform address that
+ * "something local answers"; 169.254.169.254 has nobody. */
+static struct gateway_harness gw = { .prefix = "vxpkt", .gateway = "pkt",
+				     .gateway_setup = "ip -n $GATEWAY_NS addr add 168.63.129.16/32 dev lo" };
 
 static int setup_gateway(void **state) { return harness_up(&gw); }
 static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
@@ -291,6 +294,87 @@ static void neighbour_discovery_goes_to_the_kernel(void **state)
 	assert_passed(&in, HUB, COUNT_PASS_CONTROL);
 }
 
+/* An ICMPv6 neighbour discovery message (type 133-137) with its checksum. */
+static void nd_frame(struct frame *f, const char *src, const char *dst, uint8_t type,
+		     uint8_t hop_limit)
+{
+	struct flow fl = { .family = AF_INET6, .src = src, .dst = dst, .proto = IPPROTO_ICMPV6,
+			   .ttl = hop_limit, .payload = 16 };
+	uint8_t *ip = f->data + 14;
+
+	frame_build(f, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	ip[40] = type;
+	transport_checksum(ip + 40, f->len - 14 - 40, &fl, ip + 8, ip + 24, 16);
+}
+
+/* ND to a unicast address that is not the gateway's is a packet like any other: the
+ * kernel, which forwards, never sees it before the routes and NSGs did. */
+static void neighbour_discovery_to_a_unicast_address_takes_the_pipeline(void **state)
+{
+	struct frame in;
+
+	require_gateway();
+	/* spoke1 and spoke2 are not peered */
+	nd_frame(&in, "fd00:11:0:1::4", "fd00:12:0:1::4", 135, 255);
+	assert_dropped(&in, SPOKE1, DROP_NO_ROUTE);
+	nd_frame(&in, "fd00:11:0:1::4", "2001:db8::50", 136, 255);
+	assert_dropped(&in, SPOKE1, DROP_NO_ROUTE);
+	/* from a link-local source, to a VM of a peered VNet */
+	nd_frame(&in, "fe80::4", "fd00:10:0:1::4", 135, 255);
+	assert_dropped(&in, SPOKE1, DROP_LINK_LOCAL);
+	/* to the gateway's own address: the kernel's */
+	nd_frame(&in, "fd00:11:0:1::4", "fd00:11::1", 135, 255);
+	assert_passed(&in, SPOKE1, COUNT_PASS_LOCAL);
+}
+
+static void neighbour_discovery_to_link_local_goes_to_the_kernel(void **state)
+{
+	struct frame in;
+
+	require_gateway();
+	nd_frame(&in, "fe80::4", "fe80::1", 135, 255);
+	assert_passed(&in, SPOKE1, COUNT_PASS_CONTROL);
+	nd_frame(&in, "fd00:11:0:1::4", "fe80::1", 136, 255);
+	assert_passed(&in, SPOKE1, COUNT_PASS_CONTROL);
+	/* hop limit below 255: not ND (RFC 4861), and nothing a router forwards */
+	nd_frame(&in, "fe80::4", "fe80::1", 135, 64);
+	assert_dropped(&in, SPOKE1, DROP_LINK_LOCAL);
+}
+
+static void link_local_traffic_is_never_forwarded(void **state)
+{
+	struct flow fl = tcp6("fe80::4", "fd00:10:0:1::4");
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	assert_dropped(&in, SPOKE1, DROP_LINK_LOCAL);
+	fl = tcp6("fd00:11:0:1::4", "fe80::99");
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	assert_dropped(&in, SPOKE1, DROP_LINK_LOCAL);
+	/* IPv4: 169.254/16 either way; the default route would take it to the Internet */
+	fl = udp4("10.10.1.4", "169.254.7.7");
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_LINK_LOCAL);
+	fl = udp4("169.254.7.7", "10.11.1.4");
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_LINK_LOCAL);
+}
+
+static void platform_addresses_are_dropped_unless_answered_locally(void **state)
+{
+	struct flow fl = udp4("10.10.1.4", "169.254.169.254");
+	struct frame in;
+
+	require_gateway();
+	fl.dport = 80;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_PLATFORM_ADDRESS);
+	fl = udp4("10.10.1.4", "168.63.129.16");
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_passed(&in, HUB, COUNT_PASS_LOCAL);
+}
+
 static void unknown_neighbour_is_resolved_by_the_kernel(void **state)
 {
 	struct flow fl = udp4("10.10.1.4", "10.11.1.99");
@@ -447,6 +531,10 @@ int main(void)
 		cmocka_unit_test(arp_goes_to_the_kernel),
 		cmocka_unit_test(traffic_to_the_gateway_goes_to_the_kernel),
 		cmocka_unit_test(neighbour_discovery_goes_to_the_kernel),
+		cmocka_unit_test(neighbour_discovery_to_a_unicast_address_takes_the_pipeline),
+		cmocka_unit_test(neighbour_discovery_to_link_local_goes_to_the_kernel),
+		cmocka_unit_test(link_local_traffic_is_never_forwarded),
+		cmocka_unit_test(platform_addresses_are_dropped_unless_answered_locally),
 		cmocka_unit_test(unknown_neighbour_is_resolved_by_the_kernel),
 		cmocka_unit_test(ethernet_header_without_payload_is_dropped),
 		cmocka_unit_test(vlan_tagged_frame_is_dropped),

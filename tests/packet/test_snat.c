@@ -924,6 +924,33 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 	assert_true(stats_map_entries(snat_maps.mappings_fd) <= live_before);
 }
 
+/* What the kernel would forward out the uplink untranslated, or the Internet route would
+ * translate, and must do neither: Azure's platform addresses, link-local destinations,
+ * neighbour discovery to an Internet address. */
+static void snat_platform_and_link_local_never_leave_by_the_uplink(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "168.63.129.16", IPPROTO_UDP, 40100, 53);
+	struct flow nd = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "2001:db8::50",
+			   .proto = IPPROTO_ICMPV6, .ttl = 255, .payload = 16 };
+	struct frame in;
+	uint8_t *ip;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_PLATFORM_ADDRESS);
+	fl = flow4("10.10.1.4", "169.254.169.254", IPPROTO_TCP, 40101, 80);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_PLATFORM_ADDRESS);
+	fl = flow4("10.10.1.4", "169.254.10.10", IPPROTO_UDP, 40102, 5000);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_LINK_LOCAL);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &nd);
+	ip = ip_of(&in);
+	ip[40] = 135; /* neighbour solicitation */
+	transport_checksum(ip + 40, in.len - 14 - 40, &nd, ip + 8, ip + 24, 16);
+	assert_dropped(&in, HUB, DROP_SNAT_UNSUPPORTED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -941,6 +968,7 @@ int main(void)
 		cmocka_unit_test(snat_vips_of_a_vnet_pool_their_ports),
 		cmocka_unit_test(snat_nat_gateway_wins_for_its_subnet),
 		cmocka_unit_test(snat_counts_translations_each_way),
+		cmocka_unit_test(snat_platform_and_link_local_never_leave_by_the_uplink),
 		cmocka_unit_test(snat_nat66_tcp_and_echo_round_trip),
 		cmocka_unit_test(snat_nat66_icmpv6_errors_reach_the_vm),
 		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
