@@ -207,9 +207,7 @@ static __always_inline int tcp_control_packet(const struct packet *pkt)
 static __always_inline int fast_path_lease_holds(const struct fast_path_entry *e,
 						 const struct packet *pkt, __u64 now)
 {
-	__u64 checked = e->checked_ns;
-
-	return e->leased && (now < checked || now - checked <= FAST_PATH_LEASE_NS) &&
+	return e->leased && clock_age_ns(now, e->checked_ns) <= FAST_PATH_LEASE_NS &&
 	       !tcp_control_packet(pkt);
 }
 

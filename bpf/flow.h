@@ -15,7 +15,6 @@
 #include "parse.h"
 #include "nsg.h"
 
-#define NS_PER_SECOND 1000000000ULL
 
 /* Sized by the loader from limits.flowTableSize before the first load. */
 struct {
@@ -141,13 +140,9 @@ static __always_inline __u64 flow_clock(void)
 	return bpf_ktime_get_coarse_ns();
 }
 
-/* How long the flow has been idle; another CPU may have stamped it after this one read
- * the clock. */
 static __always_inline __u64 flow_idle_ns(const struct flow_entry *f, __u64 now)
 {
-	__u64 last = f->last_seen_ns;
-
-	return now > last ? now - last : 0;
+	return clock_age_ns(now, f->last_seen_ns);
 }
 
 static __always_inline __u64 seconds_or(__u32 configured, __u32 fallback)

@@ -28,7 +28,6 @@
 
 #define SNAT_PROBES 16             /* ports tried for one new flow before giving up */
 #define SNAT_REFRESH_NS 1000000000ULL /* last_seen is written at most once a second */
-#define NSEC_PER_SEC 1000000000ULL
 #define L4_CHECKSUM_MAX_BYTES 9216 /* a jumbo frame */ /* longer segments are not completed (see above) */
 
 #define ICMP_ECHO_REPLY 0
@@ -246,12 +245,12 @@ static __always_inline int snat_mapping_expired(const struct snat_mapping *m, __
 	__u32 seconds = proto == IPPROTO_TCP && m->tcp_state != SNAT_TCP_ESTABLISHED ?
 				m->transitory_timeout_seconds : m->idle_timeout_seconds;
 
-	return now > m->last_seen_ns + (__u64)seconds * NSEC_PER_SEC;
+	return clock_age_ns(now, m->last_seen_ns) > (__u64)seconds * NS_PER_SECOND;
 }
 
 static __always_inline void snat_mapping_touch(struct snat_mapping *m, __u64 now)
 {
-	if (now > m->last_seen_ns + SNAT_REFRESH_NS)
+	if (clock_age_ns(now, m->last_seen_ns) > SNAT_REFRESH_NS)
 		m->last_seen_ns = now;
 }
 

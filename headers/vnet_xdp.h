@@ -7,6 +7,24 @@
 
 #define VNET_XDP_PIN_ROOT "/sys/fs/bpf/vnet-xdp"
 
+/* Time. The datapath stamps its entries with CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns),
+ * which starts near 0 at boot: a stamp minus a duration, or an earlier reading minus a later
+ * stamp, wraps on a machine up for less than that duration. Every age, in bpf/ and user/, is
+ * taken by clock_age_ns. A stamp a little ahead of the reader's clock is another CPU's (two
+ * CPUs read the coarse clock at most a tick apart): it is fresh. One further ahead is no real
+ * stamp (a wrap, a bug): it is older than any timeout, so the entry is judged anew instead of
+ * holding forever. */
+#define NS_PER_SECOND   1000000000ULL
+#define CLOCK_SKEW_NS   (20ULL * 1000 * 1000) /* two ticks at HZ=100, the slowest tick */
+#define CLOCK_AGE_UNKNOWN (~0ULL)
+
+static inline __attribute__((always_inline)) __u64 clock_age_ns(__u64 now, __u64 stamp)
+{
+	if (now >= stamp)
+		return now - stamp;
+	return stamp - now <= CLOCK_SKEW_NS ? 0 : CLOCK_AGE_UNKNOWN;
+}
+
 #define MAX_VNETS        1024
 #define MAX_INTERFACES   256
 #define MAX_PEERINGS     4096

@@ -18,7 +18,6 @@
 #include "state.h"
 #include "stats.h"
 
-#define NS_PER_SECOND 1000000000ULL
 
 static const char *const flow_counter_names[] = FLOW_COUNTER_NAMES;
 _Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_COUNTER_MAX,
@@ -121,8 +120,8 @@ long flows_gc(const char *gateway)
 	}
 	/* Collected first: deleting while walking would restart the walk. */
 	while (!bpf_map_get_next_key(flows_fd, prev, &key)) {
-		if (!bpf_map_lookup_elem(flows_fd, &key, &entry) && now > entry.last_seen_ns &&
-		    now - entry.last_seen_ns > flow_timeout(&key, &entry, &s)) {
+		if (!bpf_map_lookup_elem(flows_fd, &key, &entry) &&
+		    clock_age_ns(now, entry.last_seen_ns) > flow_timeout(&key, &entry, &s)) {
 			if (n_doomed == capacity) {
 				struct flow_key *bigger;
 
@@ -139,7 +138,7 @@ long flows_gc(const char *gateway)
 	for (size_t i = 0; i < n_doomed; i++) {
 		/* It may have come back to life since: look again. */
 		if (bpf_map_lookup_elem(flows_fd, &doomed[i], &entry) ||
-		    now_ns() - entry.last_seen_ns <= flow_timeout(&doomed[i], &entry, &s))
+		    clock_age_ns(now_ns(), entry.last_seen_ns) <= flow_timeout(&doomed[i], &entry, &s))
 			continue;
 		if (!bpf_map_delete_elem(flows_fd, &doomed[i]))
 			removed++;
@@ -261,7 +260,7 @@ static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 	bool b_first = f->initiator_is_b, ports = k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP;
 	char src[80], dst[80];
 	uint16_t src_vnet = b_first ? k->vnet_b : k->vnet_a, dst_vnet = b_first ? k->vnet_a : k->vnet_b;
-	uint64_t idle = now > f->last_seen_ns ? now - f->last_seen_ns : 0;
+	uint64_t idle = clock_age_ns(now, f->last_seen_ns);
 	json_t *o;
 
 	endpoint_text(k->family, b_first ? k->addr_b : k->addr_a, b_first ? k->port_b : k->port_a,
@@ -270,7 +269,7 @@ static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 		      ports, dst, sizeof(dst));
 	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
 		      "protocol", protocol_name(k->proto), "source", src, "destination", dst,
-		      "ageSeconds", (json_int_t)((now > f->created_ns ? now - f->created_ns : 0) / NS_PER_SECOND),
+		      "ageSeconds", (json_int_t)(clock_age_ns(now, f->created_ns) / NS_PER_SECOND),
 		      "idleSeconds", (json_int_t)(idle / NS_PER_SECOND),
 		      "packetsForward", (json_int_t)f->packets[0], "bytesForward", (json_int_t)f->bytes[0],
 		      "packetsReverse", (json_int_t)f->packets[1], "bytesReverse", (json_int_t)f->bytes[1],

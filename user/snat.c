@@ -14,7 +14,6 @@
 #include "plan.h"
 #include "snat.h"
 
-#define NSEC_PER_SEC 1000000000ULL
 #ifndef ENOTSUPP
 #define ENOTSUPP 524 /* the kernel's "operation not supported" for map batches */
 #endif
@@ -302,7 +301,7 @@ uint64_t snat_clock_ns(void)
 
 	/* bpf_ktime_get_coarse_ns reads the same clock, at tick resolution. */
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec;
 }
 
 typedef int (*entry_fn)(const void *key, const void *value, void *ctx);
@@ -363,7 +362,7 @@ static bool mapping_expired(const struct snat_flow_key *key, const struct snat_m
 	uint32_t seconds = key->proto == IPPROTO_TCP && m->tcp_state != SNAT_TCP_ESTABLISHED ?
 				   m->transitory_timeout_seconds : m->idle_timeout_seconds;
 
-	return now > m->last_seen_ns + (uint64_t)seconds * NSEC_PER_SEC;
+	return clock_age_ns(now, m->last_seen_ns) > (uint64_t)seconds * NS_PER_SECOND;
 }
 
 /* The GC reads both maps in batches and decides in memory: a syscall per entry costs
@@ -489,7 +488,8 @@ static int gc_reverse(const void *key, const void *value, void *ctx)
 		return entry_list_add(&w->revive, key, &changed);
 	}
 	/* Free only what two passes found orphaned, the cool-down apart. */
-	if (w->now > rev->released_ns + (uint64_t)rev->transitory_timeout_seconds * NSEC_PER_SEC)
+	if (clock_age_ns(w->now, rev->released_ns) >
+	    (uint64_t)rev->transitory_timeout_seconds * NS_PER_SECOND)
 		return entry_list_add(&w->free, key, NULL);
 	return 0;
 }
@@ -764,7 +764,7 @@ static int list_mapping(const void *key, const void *value, void *ctx)
 	struct list_walk *w = ctx;
 	int family = k->family == AF_INET ? AF_INET : AF_INET6;
 	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], vip[INET6_ADDRSTRLEN];
-	int64_t idle = w->now > m->last_seen_ns ? (int64_t)((w->now - m->last_seen_ns) / NSEC_PER_SEC) : 0;
+	int64_t idle = (int64_t)(clock_age_ns(w->now, m->last_seen_ns) / NS_PER_SECOND);
 
 	inet_ntop(family, k->src, src, sizeof(src));
 	inet_ntop(family, k->dst, dst, sizeof(dst));

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
@@ -160,12 +161,41 @@ static inline void nsg_fast_paths_each(int (*visit)(struct fast_path_entry *e, v
 	}
 }
 
+/* A stamp moved ns into the past, never before the clock's start at boot. */
+static inline uint64_t stamp_aged(uint64_t stamp, uint64_t ns)
+{
+	return stamp > ns ? stamp - ns : 0;
+}
+
+/* The clock the datapath stamps with (bpf_ktime_get_coarse_ns). */
+static inline uint64_t datapath_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SECOND + (uint64_t)ts.tv_nsec;
+}
+
+/* A stamp can only be moved ns back once the clock has run that long (and a second more,
+ * for the stamps taken just now): on a machine booted less than that ago, wait for it. */
+static inline void clock_wait_past(uint64_t ns)
+{
+	uint64_t now = datapath_clock_ns();
+
+	if (now > ns + NS_PER_SECOND)
+		return;
+	fprintf(stderr, "# up for %llu s only: waiting until stamps can be aged %llu s\n",
+		(unsigned long long)(now / NS_PER_SECOND), (unsigned long long)(ns / NS_PER_SECOND));
+	while (datapath_clock_ns() <= ns + NS_PER_SECOND)
+		usleep(100 * 1000);
+}
+
 static inline int fast_path_age(struct fast_path_entry *e, void *arg)
 {
 	uint64_t ns = *(uint64_t *)arg;
 
-	e->checked_ns -= ns;
-	e->last_seen_ns = e->last_seen_ns > ns ? e->last_seen_ns - ns : 0;
+	e->checked_ns = stamp_aged(e->checked_ns, ns);
+	e->last_seen_ns = stamp_aged(e->last_seen_ns, ns);
 	return 1;
 }
 
@@ -175,12 +205,13 @@ static inline int nsg_age_flows(uint64_t seconds)
 {
 	struct flow_key key, next, *prev = NULL;
 	struct flow_entry entry;
-	uint64_t ns = seconds * 1000000000ULL;
+	uint64_t ns = seconds * NS_PER_SECOND;
 	int n = 0;
 
+	clock_wait_past(ns);
 	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
 		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
-			entry.last_seen_ns -= ns;
+			entry.last_seen_ns = stamp_aged(entry.last_seen_ns, ns);
 			if (!bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST))
 				n++;
 		}

@@ -24,7 +24,8 @@ static int write_config(const char *access)
 	snprintf(resources, sizeof(resources),
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET_NSG "\","
 		 " \"properties\": {\"flushConnection\": true, \"securityRules\": [%s]}}", allow);
-	err = nsg_write_config("", "", SUBNET_NSG, resources, "\"flowTableSize\": 1024");
+	err = nsg_write_config("", "", SUBNET_NSG, resources,
+			       "\"udpIdleTimeoutSeconds\": 60, \"flowTableSize\": 1024");
 	free(allow);
 	return err;
 }
@@ -169,7 +170,7 @@ static uint64_t pending_packets(uint32_t responder, uint64_t *bytes)
 static int lease_end(struct fast_path_entry *e, void *arg)
 {
 	(void)arg;
-	e->checked_ns -= 1000000000ULL;
+	e->checked_ns = stamp_aged(e->checked_ns, NS_PER_SECOND);
 	return 1;
 }
 
@@ -274,6 +275,32 @@ static void lease_counts_reach_the_flow(void **state)
 	assert_int_equal(entry.packets[0], 8);
 	assert_int_equal(entry.bytes[0], 8 * ip_len);
 	assert_int_equal(pending_packets(0, NULL), 0);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
+}
+
+static int lease_stamp_ahead(struct fast_path_entry *e, void *arg)
+{
+	e->checked_ns = datapath_clock_ns() + *(uint64_t *)arg;
+	return 1;
+}
+
+/* A lease checked "later" than now is another CPU's stamp only within the clocks' skew;
+ * one an hour ahead (a wrapped subtraction, a bug) ends, and the flow table is asked. */
+static void lease_stamped_ahead_holds_only_within_clock_skew(void **state)
+{
+	struct flow fl = hub_to_spoke1;
+	struct frame in = frame_from(HUB, &fl);
+	uint64_t ahead = CLOCK_SKEW_NS / 4;
+
+	require_gateway();
+	nsg_clear_flows();
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(harness_run(&gw, HUB, &in).verdict, XDP_REDIRECT);
+	nsg_fast_paths_each(lease_stamp_ahead, &ahead);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
+	ahead = 3600 * NS_PER_SECOND;
+	nsg_fast_paths_each(lease_stamp_ahead, &ahead);
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_CACHED);
 	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
 }
 
@@ -446,7 +473,7 @@ static void fast_path_skips_expired_flow(void **state)
 	nsg_clear_flows();
 	assert_int_equal(send_from(HUB, &fl).verdict, XDP_REDIRECT);
 	assert_int_not_equal(send_from(HUB, &fl).trace.fast_path, FAST_PATH_NONE);
-	assert_int_equal(nsg_age_flows(3600), 1);
+	assert_int_equal(nsg_age_flows(61), 1); /* udpIdleTimeoutSeconds is 60 */
 	expired = flow_counter(FLOW_EXPIRED);
 	r = send_from(HUB, &fl);
 	assert_int_equal(r.verdict, XDP_REDIRECT);
@@ -541,6 +568,7 @@ int main(void)
 		cmocka_unit_test(fast_path_ipv6_tcp),
 		cmocka_unit_test(fast_path_ttl),
 		cmocka_unit_test(lease_counts_reach_the_flow),
+		cmocka_unit_test(lease_stamped_ahead_holds_only_within_clock_skew),
 		cmocka_unit_test(leased_frames_meet_the_parsers_checks),
 		cmocka_unit_test(tcp_control_packets_skip_the_lease),
 		cmocka_unit_test(fast_path_picks_up_new_neighbour_mac),

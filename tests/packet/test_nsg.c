@@ -57,7 +57,8 @@ static int write_config(const char *ssh_access, bool flush)
 		 flush ? "true" : "false", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
 		 r[10], r[11], r[12], r[13], r[14]);
 	err = nsg_write_config(WEB_NSG, "", SUBNET_NSG, resources,
-				   "\"udpIdleTimeoutSeconds\": 60, \"flowTableSize\": 1024");
+				   "\"udpIdleTimeoutSeconds\": 60, \"tcpIdleTimeoutSeconds\": 60, "
+				   "\"flowTableSize\": 1024");
 	for (int i = 0; i < n; i++)
 		free(r[i]);
 	return err;
@@ -366,11 +367,11 @@ static void nsg_idle_expiry(void **state)
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, DROP_NSG_DENIED_OUTBOUND);
 
-	/* TCP: established lives 240 s; after RST, the transitory 30 s */
+	/* TCP: established lives tcpIdleTimeoutSeconds (60 here); after RST, the transitory 30 s */
 	nsg_clear_flows();
 	assert_allowed(send_packet(HUB, tcp4("10.10.3.9", 49000, "10.11.1.4", 80)));
 	assert_allowed(send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x12));
-	nsg_age_flows(200);
+	nsg_age_flows(50);
 	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49000), 0x10);
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
 	r = send_flags(HUB, tcp4("10.10.3.9", 49000, "10.11.1.4", 80), 0x04); /* RST */
@@ -388,6 +389,39 @@ static void nsg_idle_expiry(void **state)
 	nsg_age_flows(31);
 	r = send_flags(SPOKE1, tcp4("10.11.1.4", 80, "10.10.3.9", 49001), 0x10);
 	assert_int_equal(r.verdict, XDP_DROP);
+}
+
+/* Stamps every flow's last activity `ahead` ns later than the datapath's clock. */
+static void flows_stamped_ahead(uint64_t ahead)
+{
+	struct flow_key key, next, *prev = NULL;
+	struct flow_entry entry;
+
+	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
+			entry.last_seen_ns = datapath_clock_ns() + ahead;
+			assert_int_equal(bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST), 0);
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
+/* A flow last seen "later" than now is fresh within the clocks' skew; one stamped an hour
+ * ahead holds no open door forever: it is judged anew, like an expired one. */
+static void nsg_flow_stamped_ahead_is_judged_anew(void **state)
+{
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_allowed(send_packet(HUB, udp4("10.10.3.9", 5353, "10.11.1.4", 8080)));
+	flows_stamped_ahead(CLOCK_SKEW_NS / 4);
+	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 5353));
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	flows_stamped_ahead(3600 * NS_PER_SECOND);
+	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 5353));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
 }
 
 static uint64_t flow_counter(uint32_t counter)
@@ -499,6 +533,7 @@ int main(void)
 		cmocka_unit_test(nsg_stateful_return_traffic),
 		cmocka_unit_test(nsg_ipv6),
 		cmocka_unit_test(nsg_idle_expiry),
+		cmocka_unit_test(nsg_flow_stamped_ahead_is_judged_anew),
 		cmocka_unit_test(nsg_full_flow_table_evicts_least_recent),
 		cmocka_unit_test(nsg_flush_connection),
 	};

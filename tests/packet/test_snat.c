@@ -516,6 +516,40 @@ static void snat_reply_after_idle_timeout_is_dropped(void **state)
 	ingress(&back, HUB, "10.10.1.4", 40030);
 }
 
+/* Stamps every mapping's last activity `ahead` ns later than the datapath's clock. */
+static void mappings_stamped_ahead(uint64_t ahead)
+{
+	struct snat_flow_key key, next, *prev = NULL;
+	struct snat_mapping m;
+	struct timespec ts;
+
+	while (!bpf_map_get_next_key(snat_maps.mappings_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(snat_maps.mappings_fd, &next, &m)) {
+			clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+			m.last_seen_ns = (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec + ahead;
+			assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &next, &m, BPF_EXIST), 0);
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
+/* A mapping last seen "later" than now is fresh within the clocks' skew; one stamped an
+ * hour ahead does not keep its port open forever. */
+static void snat_mapping_stamped_ahead_expires(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.89", IPPROTO_UDP, 40031, 53);
+	struct frame out, back;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	back = reply_to(&out, 0);
+	mappings_stamped_ahead(CLOCK_SKEW_NS / 4);
+	ingress(&back, HUB, "10.10.1.4", 40031);
+	mappings_stamped_ahead(3600 * NS_PER_SECOND);
+	assert_dropped(&back, UPLINK, DROP_SNAT_EXPIRED);
+}
+
 static void snat_tcp_rst_shortens_the_timeout(void **state)
 {
 	struct flow fl = flow4("10.10.1.4", "192.0.2.88", IPPROTO_TCP, 40040, 443);
@@ -972,6 +1006,7 @@ int main(void)
 		cmocka_unit_test(snat_nat66_tcp_and_echo_round_trip),
 		cmocka_unit_test(snat_nat66_icmpv6_errors_reach_the_vm),
 		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
+		cmocka_unit_test(snat_mapping_stamped_ahead_expires),
 		cmocka_unit_test(snat_tcp_rst_shortens_the_timeout),
 		cmocka_unit_test(snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects),
 	};
