@@ -16,34 +16,7 @@ export VNET_XDP=$PWD/$BUILD/vnet-xdp
 passed=0 failed=0 skipped=0
 suites=${*:-unit packet e2e vm sanitize fuzz}
 
-count_cmocka() { # counts a cmocka run's closing lines
-	local log=$1 n
-	n=$(grep -oP '^\[  PASSED  \] \K[0-9]+' "$log" | awk '{s += $1} END {print s + 0}')
-	passed=$((passed + ${n:-0}))
-	n=$(grep -oP '^\[  FAILED  \] \K[0-9]+(?= test)' "$log" | awk '{s += $1} END {print s + 0}')
-	failed=$((failed + ${n:-0}))
-	n=$(grep -oP '^\[  SKIPPED \] \K[0-9]+' "$log" | awk '{s += $1} END {print s + 0}')
-	skipped=$((skipped + ${n:-0}))
-}
-
-run_cmocka() {
-	local bin=$1 log rc
-	log=$(mktemp)
-	echo "== $bin"
-	"$bin" >"$log" 2>&1
-	rc=$?
-	cat "$log"
-	if ! grep -q '^\[==========\] .* run\.$' "$log"; then
-		echo "FAIL $bin: exited $rc before finishing"
-		failed=$((failed + 1))
-	elif grep -q '^\[  FAILED  \] GROUP SETUP\|^\[  ERROR   \]' "$log"; then
-		echo "FAIL $bin: its setup failed, no test ran"
-		failed=$((failed + 1))
-	else
-		count_cmocka "$log"
-	fi
-	rm -f "$log"
-}
+. tests/cmocka.bash
 
 run_shell() { # run_shell SCRIPT [RUNNER]: RUNNER (default bash) runs SCRIPT
 	local script=$1 runner=${2:-bash} log rc
