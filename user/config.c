@@ -193,6 +193,145 @@ int find_named(const void *array, size_t count, size_t size, const char *name)
 	return CONFIG_NONE;
 }
 
+/* ---- sorted lookups ------------------------------------------------------------------ */
+
+struct index_order {
+	int (*compare)(const void *ctx, size_t a, size_t b);
+	const void *ctx;
+};
+
+/* Equal items keep their order of declaration, so the first of a run is the earliest. */
+static int compare_positions(const void *a, const void *b, void *arg)
+{
+	const struct index_order *o = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = o->compare(o->ctx, i, j);
+
+	return c ? c : (i > j) - (i < j);
+}
+
+static size_t *sorted_positions(size_t count, int (*compare)(const void *, size_t, size_t),
+				const void *ctx)
+{
+	struct index_order o = { compare, ctx };
+	size_t *order = malloc((count + 1) * sizeof(*order));
+
+	if (!order)
+		return NULL;
+	for (size_t i = 0; i < count; i++)
+		order[i] = i;
+	qsort_r(order, count, sizeof(*order), compare_positions, &o);
+	return order;
+}
+
+int find_duplicates(size_t count, int (*compare)(const void *ctx, size_t a, size_t b),
+		    const void *ctx, int *first)
+{
+	size_t *order = sorted_positions(count, compare, ctx), head = 0;
+
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		first[order[i]] = CONFIG_NONE;
+		if (i && !compare(ctx, order[i - 1], order[i]))
+			first[order[i]] = (int)order[head];
+		else
+			head = i;
+	}
+	free(order);
+	return 0;
+}
+
+/* NULL names sort first and equal nothing, not even each other. */
+static int compare_names(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a ? 1 : b ? -1 : 0;
+	return strcasecmp(a, b);
+}
+
+static int compare_name_list(const void *ctx, size_t a, size_t b)
+{
+	const char *const *names = ctx;
+
+	if (!names[a] && !names[b])
+		return (a > b) - (a < b);
+	return compare_names(names[a], names[b]);
+}
+
+int find_duplicate_names(const char *const *names, size_t count, int *first)
+{
+	return find_duplicates(count, compare_name_list, names, first);
+}
+
+static const char *name_at(const struct name_index *index, size_t i)
+{
+	return *(char *const *)((const char *)index->array + i * index->size);
+}
+
+static int compare_indexed_names(const void *ctx, size_t a, size_t b)
+{
+	return compare_names(name_at(ctx, a), name_at(ctx, b));
+}
+
+static int name_index_build(struct name_index *index, const void *array, size_t count,
+			    size_t size)
+{
+	free(index->order);
+	*index = (struct name_index){ array, count, size, NULL };
+	index->order = sorted_positions(count, compare_indexed_names, index);
+	return index->order ? 0 : -ENOMEM;
+}
+
+/* The first element named `name`: the lowest position among equal names. */
+static int name_index_find(const struct name_index *index, const char *name)
+{
+	size_t low = 0, high = index->count;
+
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+
+		if (compare_names(name_at(index, index->order[mid]), name) < 0)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	if (low < index->count && name && name_at(index, index->order[low]) &&
+	    !strcasecmp(name_at(index, index->order[low]), name))
+		return (int)index->order[low];
+	return CONFIG_NONE;
+}
+
+/* Small arrays are scanned: building an index would cost more than it saves. */
+#define NAME_INDEX_MIN 16
+
+int loader_find_named(struct loader *l, const void *array, size_t count, size_t size,
+		      const char *name)
+{
+	struct name_index *slot = NULL;
+
+	if (count < NAME_INDEX_MIN)
+		return find_named(array, count, size, name);
+	for (size_t i = 0; i < LOADER_NAME_INDEXES && !slot; i++)
+		if (l->name_indexes[i].array == array)
+			slot = &l->name_indexes[i];
+	for (size_t i = 0; i < LOADER_NAME_INDEXES && !slot; i++)
+		if (!l->name_indexes[i].array)
+			slot = &l->name_indexes[i];
+	if (!slot) /* every slot taken: give up the oldest */
+		slot = &l->name_indexes[0];
+	if ((slot->array != array || slot->count != count || slot->size != size) &&
+	    name_index_build(slot, array, count, size))
+		return find_named(array, count, size, name);
+	return name_index_find(slot, name);
+}
+
+static void name_indexes_free(struct loader *l)
+{
+	for (size_t i = 0; i < LOADER_NAME_INDEXES; i++)
+		free(l->name_indexes[i].order);
+}
+
 int config_find_vnet(const struct config *cfg, const char *name)
 {
 	return find_named(cfg->vnets, cfg->n_vnets, sizeof(cfg->vnets[0]), name);
@@ -269,11 +408,15 @@ static bool kind_is_child(enum record_kind kind)
 
 static int record_append(struct loader *l, const struct record *rec)
 {
-	struct record *bigger = realloc(l->records, (l->n_records + 1) * sizeof(*bigger));
+	if (l->n_records == l->cap_records) {
+		size_t cap = l->cap_records ? l->cap_records * 2 : 64;
+		struct record *bigger = realloc(l->records, cap * sizeof(*bigger));
 
-	if (!bigger)
-		return -ENOMEM;
-	l->records = bigger;
+		if (!bigger)
+			return -ENOMEM;
+		l->records = bigger;
+		l->cap_records = cap;
+	}
 	l->records[l->n_records++] = *rec;
 	return 0;
 }
@@ -434,6 +577,236 @@ int records_collect(struct loader *l, struct node resources)
 	return 0;
 }
 
+/* ---- lookups over the records ------------------------------------------------------- */
+
+static int compare_records_by_name(const void *ctx, size_t a, size_t b)
+{
+	const struct record *x = &((const struct record *)ctx)[a];
+	const struct record *y = &((const struct record *)ctx)[b];
+	int c;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	c = strcasecmp(x->parent, y->parent);
+	return c ? c : strcasecmp(x->name, y->name);
+}
+
+static int compare_records_by_parent(const void *ctx, size_t a, size_t b)
+{
+	const struct record *x = &((const struct record *)ctx)[a];
+	const struct record *y = &((const struct record *)ctx)[b];
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return strcasecmp(x->parent, y->parent);
+}
+
+/* Sorted once, so that duplicates and each parent's children are found by a search. */
+static int records_index(struct loader *l)
+{
+	struct record *records = l->records;
+	size_t *order;
+
+	l->record_first = calloc(l->n_records + 1, sizeof(*l->record_first));
+	if (!l->record_first ||
+	    find_duplicates(l->n_records, compare_records_by_name, records, l->record_first))
+		return -ENOMEM;
+	order = sorted_positions(l->n_records, compare_records_by_parent, records);
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n_records; i++)
+		if (kind_is_child(records[order[i]].kind))
+			order[l->n_children++] = order[i];
+	l->children = order;
+	return 0;
+}
+
+bool record_is_duplicate(struct loader *l, size_t index)
+{
+	const struct record *rec = &l->records[index], *earlier;
+
+	if (!l->record_first || l->record_first[index] == CONFIG_NONE)
+		return false;
+	earlier = &l->records[l->record_first[index]];
+	reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"), "duplicate %s name "
+		       "\"%s\" (also at %s); allowed: unique names, compared without case",
+		       record_kind_type(rec->kind), rec->name, earlier->resource.path);
+	return true;
+}
+
+/* The child records of `kind` under `parent`, in their order of declaration. */
+static size_t child_records(const struct loader *l, enum record_kind kind, const char *parent,
+			    const size_t **out)
+{
+	size_t low = 0, high = l->n_children, end;
+
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		const struct record *rec = &l->records[l->children[mid]];
+
+		if (rec->kind < kind || (rec->kind == kind && strcasecmp(rec->parent, parent) < 0))
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	for (end = low; end < l->n_children; end++) {
+		const struct record *rec = &l->records[l->children[end]];
+
+		if (rec->kind != kind || strcasecmp(rec->parent, parent))
+			break;
+	}
+	*out = l->children + low;
+	return end - low;
+}
+
+int children_list(struct loader *l, const struct record *parent, const char *inline_key,
+		  enum record_kind kind, struct children *out)
+{
+	json_t *list = json_object_get(parent->props.value, inline_key);
+	size_t n_inline = json_is_array(list) ? json_array_size(list) : 0;
+	const size_t *records;
+	size_t n_records = child_records(l, kind, parent->name, &records);
+
+	memset(out, 0, sizeof(*out));
+	out->names = calloc(n_inline + n_records + 1, sizeof(*out->names));
+	out->first = calloc(n_inline + n_records + 1, sizeof(*out->first));
+	if (!out->names || !out->first) {
+		children_free(out);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_inline; i++) {
+		json_t *child = json_array_get(list, i);
+
+		if (json_is_object(child) && json_is_string(json_object_get(child, "name")))
+			out->names[out->n++] = json_string_value(json_object_get(child, "name"));
+	}
+	for (size_t i = 0; i < n_records; i++)
+		out->names[out->n++] = l->records[records[i]].name;
+	if (find_duplicate_names(out->names, out->n, out->first)) {
+		children_free(out);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void children_each(struct loader *l, const struct record *parent, const char *inline_key,
+		   enum record_kind kind, const struct children *list,
+		   const char *missing_name, child_fn each, void *ctx)
+{
+	struct node inline_list = node_child(&l->r, parent->props, inline_key);
+	const size_t *records;
+	size_t n_records = child_records(l, kind, parent->name, &records), k = 0;
+
+	if (inline_list.value && is_array_or_report(&l->r, inline_list))
+		for (size_t i = 0; i < json_array_size(inline_list.value); i++) {
+			struct node child = node_element(&l->r, inline_list, i);
+			const char *name;
+
+			if (!is_object_or_report(&l->r, child))
+				continue;
+			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
+				reader_problem(&l->r, child.path, "%s", missing_name);
+				continue;
+			}
+			each(l, child, name, k < list->n && list->first[k] != CONFIG_NONE, ctx);
+			k++;
+		}
+	for (size_t i = 0; i < n_records; i++, k++)
+		each(l, l->records[records[i]].resource, l->records[records[i]].name,
+		     k < list->n && list->first[k] != CONFIG_NONE, ctx);
+}
+
+void children_free(struct children *list)
+{
+	free(list->names);
+	free(list->first);
+	memset(list, 0, sizeof(*list));
+}
+
+/* ---- prefix overlaps -------------------------------------------------------------------- */
+
+static int compare_prefix_start(const void *ctx, size_t a, size_t b)
+{
+	const struct ip_prefix *x = &((const struct owned_prefix *)ctx)[a].prefix;
+	const struct ip_prefix *y = &((const struct owned_prefix *)ctx)[b].prefix;
+	int c;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	c = memcmp(x->addr, y->addr, sizeof(x->addr));
+	if (c)
+		return c;
+	return (x->len > y->len) - (x->len < y->len); /* a container before what it holds */
+}
+
+static bool declared_before(const struct owned_prefix *a, const struct owned_prefix *b)
+{
+	return a->owner != b->owner ? a->owner < b->owner : a->index < b->index;
+}
+
+static int compare_overlaps(const void *a, const void *b, void *ctx)
+{
+	const struct owned_prefix *items = ctx;
+	const struct prefix_overlap *x = a, *y = b;
+
+	if (x->later != y->later)
+		return declared_before(&items[x->later], &items[y->later]) ? -1 : 1;
+	if (x->earlier != y->earlier)
+		return declared_before(&items[x->earlier], &items[y->earlier]) ? -1 : 1;
+	return 0;
+}
+
+static bool same_prefix(const struct ip_prefix *a, const struct ip_prefix *b)
+{
+	return a->family == b->family && a->len == b->len && !memcmp(a->addr, b->addr, 16);
+}
+
+/* Sorted by start address, a container before what it holds, two prefixes overlap only
+ * when one contains the other, and what contains a prefix sits on a stack of open
+ * containers when the sweep reaches it. Nesting is at most 129 deep, and equal prefixes
+ * of one owner are kept once, so a walk down the stack is short. */
+int prefix_overlaps(const struct owned_prefix *items, size_t count,
+		    struct prefix_overlap **out, size_t *n_out)
+{
+	size_t *order = sorted_positions(count, compare_prefix_start, items);
+	size_t *stack = malloc((count + 1) * sizeof(*stack)), depth = 0, n = 0;
+	struct prefix_overlap *found = malloc((count + 1) * sizeof(*found));
+
+	*out = NULL;
+	*n_out = 0;
+	if (!order || !stack || !found) {
+		free(order);
+		free(stack);
+		free(found);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct owned_prefix *item = &items[order[i]];
+
+		while (depth && !ip_prefix_contains(&items[stack[depth - 1]].prefix, &item->prefix))
+			depth--;
+		for (size_t d = depth; d > 0; d--) {
+			const struct owned_prefix *outer = &items[stack[d - 1]];
+
+			if (outer->owner == item->owner)
+				continue;
+			found[n++] = declared_before(outer, item) ?
+				(struct prefix_overlap){ order[i], stack[d - 1] } :
+				(struct prefix_overlap){ stack[d - 1], order[i] };
+			break;
+		}
+		if (!depth || !same_prefix(&items[stack[depth - 1]].prefix, &item->prefix) ||
+		    items[stack[depth - 1]].owner != item->owner)
+			stack[depth++] = order[i];
+	}
+	qsort_r(found, n, sizeof(*found), compare_overlaps, (void *)items);
+	free(order);
+	free(stack);
+	*out = found;
+	*n_out = n;
+	return 0;
+}
+
 /* ---- references ---------------------------------------------------------------------- */
 
 static bool reference_type_matches(const struct reference *ref, enum record_kind kind)
@@ -454,7 +827,7 @@ int resolve_reference(struct loader *l, struct node n, enum record_kind kind,
 			       ref.type[0] ? ref.type : "child resource", record_kind_type(kind));
 		return CONFIG_NONE;
 	}
-	index = find_named(array, count, size, ref.names[0]);
+	index = loader_find_named(l, array, count, size, ref.names[0]);
 	if (index == CONFIG_NONE)
 		reader_problem(&l->r, n.path, "unknown %s \"%s\"; allowed: one declared in "
 			       "resources", record_kind_type(kind), ref.names[0]);
@@ -475,12 +848,13 @@ bool resolve_subnet_reference(struct loader *l, struct node n, int *vnet, int *s
 			       "resource without its virtual network");
 		return false;
 	}
-	*vnet = config_find_vnet(cfg, ref.names[0]);
+	*vnet = loader_find_named(l, cfg->vnets, cfg->n_vnets, sizeof(*cfg->vnets), ref.names[0]);
 	if (*vnet == CONFIG_NONE) {
 		reader_problem(&l->r, n.path, "unknown virtual network \"%s\"; allowed: one "
 			       "declared in resources", ref.names[0]);
 		return false;
 	}
+	/* a scan: the subnets of many VNets would take turns in the loader's indexes */
 	*subnet = find_named(cfg->vnets[*vnet].subnets, cfg->vnets[*vnet].n_subnets,
 			     sizeof(struct config_subnet), ref.names[1]);
 	if (*subnet == CONFIG_NONE) {
@@ -514,7 +888,7 @@ static void build_model(struct loader *l, json_t *doc)
 	if (!is_object_or_report(&l->r, root))
 		return;
 	check_top_level_keys(l, root);
-	if (records_collect(l, node_child(&l->r, root, "resources")) < 0) {
+	if (records_collect(l, node_child(&l->r, root, "resources")) < 0 || records_index(l)) {
 		reader_problem(&l->r, "resources", "out of memory");
 		return;
 	}
@@ -537,6 +911,9 @@ static void loader_release(struct loader *l)
 		free(l->public_ips[i].name);
 	free(l->public_ips);
 	free(l->records);
+	free(l->record_first);
+	free(l->children);
+	name_indexes_free(l);
 	reader_release(&l->r);
 	json_positions_free(l->r.positions);
 }
@@ -567,6 +944,7 @@ int config_load_string(const char *text, const char *name, FILE *errors, struct 
 	}
 	l.cfg->path = copy_string(name);
 	build_model(&l, doc);
+	reader_finish(&l.r);
 	problems = l.r.problems;
 	json_decref(doc);
 	loader_release(&l);

@@ -69,10 +69,10 @@ static int required_vnet(struct loader *l, struct node obj, const char *key)
 	}
 	if (!get_string(&l->r, n, &name))
 		return CONFIG_NONE;
-	vnet = config_find_vnet(l->cfg, name);
+	vnet = loader_find_named(l, l->cfg->vnets, l->cfg->n_vnets, sizeof(*l->cfg->vnets), name);
 	if (vnet == CONFIG_NONE)
 		reader_problem(&l->r, n.path, "unknown virtual network \"%s\"; allowed: one declared "
-			       "in resources", name);
+			       "in resources", reader_shown(&l->r, name));
 	return vnet;
 }
 
@@ -130,6 +130,37 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 			       "out for the whole VNet", cfg->vnets[iface->vnet].name, subnet);
 }
 
+static int compare_interface_names(const void *ctx, size_t a, size_t b)
+{
+	const struct config_gateway_iface *ifaces = ctx;
+
+	if (!ifaces[a].name || !ifaces[b].name) /* unnamed: reported already, equal nothing */
+		return ifaces[a].name ? 1 : ifaces[b].name ? -1 : (a > b) - (a < b);
+	return strcmp(ifaces[a].name, ifaces[b].name); /* Linux names are case-sensitive */
+}
+
+static void check_interfaces_once(struct loader *l, struct node list)
+{
+	struct config *cfg = l->cfg;
+	int *first = calloc(cfg->n_ifaces + 1, sizeof(*first));
+
+	if (!first || find_duplicates(cfg->n_ifaces, compare_interface_names, cfg->ifaces, first)) {
+		reader_problem(&l->r, list.path, "out of memory");
+		free(first);
+		return;
+	}
+	for (size_t i = 0, element = 0; i < cfg->n_ifaces; i++, element++) {
+		while (!json_is_object(json_array_get(list.value, element)))
+			element++; /* elements that are no object were skipped */
+		if (first[i] != CONFIG_NONE)
+			reader_problem(&l->r, path_key(&l->r, path_index(&l->r, list.path, element),
+						       "name"), "interface \"%s\" is listed twice; "
+				       "allowed: each interface once",
+				       reader_shown(&l->r, cfg->ifaces[i].name));
+	}
+	free(first);
+}
+
 static void read_interfaces(struct loader *l, struct node list)
 {
 	struct config *cfg = l->cfg;
@@ -158,14 +189,8 @@ static void read_interfaces(struct loader *l, struct node list)
 		if (iface->role == IFACE_UPLINK && ++uplinks == 2)
 			reader_problem(&l->r, element.path, "a second uplink; allowed: one interface "
 				       "with role uplink");
-		for (size_t j = 0; iface->name && j + 1 < cfg->n_ifaces; j++)
-			if (cfg->ifaces[j].name && !strcmp(cfg->ifaces[j].name, iface->name)) {
-				reader_problem(&l->r, path_key(&l->r, element.path, "name"),
-					       "interface \"%s\" is listed twice; allowed: each "
-					       "interface once", iface->name);
-				break;
-			}
 	}
+	check_interfaces_once(l, list);
 }
 
 /* ---- virtual networks: VIPs --------------------------------------------------------------- */
@@ -210,12 +235,16 @@ static void read_gateway_vnets(struct loader *l, struct node list)
 {
 	struct config *cfg = l->cfg;
 	size_t n = json_array_size(list.value);
+	bool *listed; /* per VNet */
 
 	if (!list.value || !is_array_or_report(&l->r, list))
 		return;
 	cfg->gateway_vnets = calloc(n + 1, sizeof(*cfg->gateway_vnets));
-	if (!cfg->gateway_vnets)
+	listed = calloc(cfg->n_vnets + 1, sizeof(*listed));
+	if (!cfg->gateway_vnets || !listed) {
+		free(listed);
 		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct node element = node_element(&l->r, list, i);
 		struct config_gateway_vnet *gv = &cfg->gateway_vnets[cfg->n_gateway_vnets];
@@ -226,12 +255,14 @@ static void read_gateway_vnets(struct loader *l, struct node list)
 		gv->vnet = required_vnet(l, element, "name");
 		read_vips(l, element, gv);
 		cfg->n_gateway_vnets++;
-		for (size_t j = 0; gv->vnet != CONFIG_NONE && j + 1 < cfg->n_gateway_vnets; j++)
-			if (cfg->gateway_vnets[j].vnet == gv->vnet)
-				reader_problem(&l->r, path_key(&l->r, element.path, "name"), "virtual "
-					       "network \"%s\" is listed twice; allowed: once, with "
-					       "\"vips\" for several VIPs", cfg->vnets[gv->vnet].name);
+		if (gv->vnet != CONFIG_NONE && listed[gv->vnet])
+			reader_problem(&l->r, path_key(&l->r, element.path, "name"), "virtual "
+				       "network \"%s\" is listed twice; allowed: once, with "
+				       "\"vips\" for several VIPs", cfg->vnets[gv->vnet].name);
+		if (gv->vnet != CONFIG_NONE)
+			listed[gv->vnet] = true;
 	}
+	free(listed);
 }
 
 /* ---- tunnel endpoints ---------------------------------------------------------------------- */
@@ -361,48 +392,63 @@ static void read_limits(struct loader *l, struct node limits)
 
 /* ---- checks across the binding ------------------------------------------------------------- */
 
-static bool vnet_is_bound(const struct config *cfg, int vnet)
+static bool *bound_vnets(const struct config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_ifaces; i++)
-		if (cfg->ifaces[i].vnet == vnet)
-			return true;
-	for (size_t i = 0; i < cfg->n_gateway_vnets; i++)
-		if (cfg->gateway_vnets[i].vnet == vnet)
-			return true;
-	return false;
+	bool *bound = calloc(cfg->n_vnets + 1, sizeof(*bound));
+
+	for (size_t i = 0; bound && i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].vnet >= 0)
+			bound[cfg->ifaces[i].vnet] = true;
+	for (size_t i = 0; bound && i < cfg->n_gateway_vnets; i++)
+		if (cfg->gateway_vnets[i].vnet >= 0)
+			bound[cfg->gateway_vnets[i].vnet] = true;
+	return bound;
 }
 
 /* One gateway forwards between all VNets bound to it, so they must not overlap, as
- * peered VNets must not. */
+ * peered VNets must not. Each pair of VNets is reported once, at its first overlap. */
 static void check_bound_vnets_disjoint(struct loader *l, struct node gateway)
 {
 	struct config *cfg = l->cfg;
+	bool *bound = bound_vnets(cfg);
+	size_t *reported_with = calloc(cfg->n_vnets + 1, sizeof(*reported_with));
+	struct owned_prefix *items = NULL;
+	struct prefix_overlap *overlaps = NULL;
+	size_t n = 0, n_overlaps = 0, total = 0;
 	char a[64], b[64];
 
-	for (size_t v = 0; v < cfg->n_vnets; v++) {
-		if (!vnet_is_bound(cfg, (int)v))
-			continue;
-		for (size_t w = 0; w < v; w++) {
-			bool reported = false;
-
-			if (!vnet_is_bound(cfg, (int)w))
-				continue;
-			for (size_t i = 0; !reported && i < cfg->vnets[v].n_prefixes; i++)
-				for (size_t j = 0; !reported && j < cfg->vnets[w].n_prefixes; j++)
-					if (ip_prefix_overlaps(&cfg->vnets[v].prefixes[i],
-							       &cfg->vnets[w].prefixes[j])) {
-						reader_problem(&l->r, gateway.path, "virtual networks "
-							"\"%s\" (%s) and \"%s\" (%s) are both bound to "
-							"this gateway and overlap; allowed: VNets with "
-							"disjoint address spaces", cfg->vnets[v].name,
-							prefix_text(&cfg->vnets[v].prefixes[i], a,
-							sizeof(a)), cfg->vnets[w].name,
-							prefix_text(&cfg->vnets[w].prefixes[j], b,
-							sizeof(b)));
-						reported = true;
-					}
-		}
+	for (size_t v = 0; bound && v < cfg->n_vnets; v++)
+		total += bound[v] ? cfg->vnets[v].n_prefixes : 0;
+	if (bound && reported_with)
+		items = calloc(total + 1, sizeof(*items));
+	for (size_t v = 0; items && v < cfg->n_vnets; v++)
+		for (size_t i = 0; bound[v] && i < cfg->vnets[v].n_prefixes; i++)
+			items[n++] = (struct owned_prefix){ cfg->vnets[v].prefixes[i], v, i };
+	if (!items || prefix_overlaps(items, n, &overlaps, &n_overlaps)) {
+		reader_problem(&l->r, gateway.path, "out of memory");
+		free(bound);
+		free(reported_with);
+		free(items);
+		return;
 	}
+	for (size_t o = 0; o < n_overlaps; o++) {
+		const struct owned_prefix *v = &items[overlaps[o].later];
+		const struct owned_prefix *w = &items[overlaps[o].earlier];
+
+		/* The pairs come grouped by their later VNet: a mark per earlier one. */
+		if (reported_with[w->owner] == v->owner + 1)
+			continue;
+		reported_with[w->owner] = v->owner + 1;
+		reader_problem(&l->r, gateway.path, "virtual networks \"%s\" (%s) and \"%s\" (%s) "
+			       "are both bound to this gateway and overlap; allowed: VNets with "
+			       "disjoint address spaces", cfg->vnets[v->owner].name,
+			       prefix_text(&v->prefix, a, sizeof(a)), cfg->vnets[w->owner].name,
+			       prefix_text(&w->prefix, b, sizeof(b)));
+	}
+	free(overlaps);
+	free(items);
+	free(bound);
+	free(reported_with);
 }
 
 void build_gateway_binding(struct loader *l, struct node gateway)

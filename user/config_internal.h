@@ -32,11 +32,24 @@ struct public_ip {
 	struct ip_address address; /* family 0 when the resource has no ipAddress yet */
 };
 
+/* Names of one array sorted for lookups (Azure names compare without case). */
+struct name_index {
+	const void *array;
+	size_t count, size;
+	size_t *order;
+};
+
+#define LOADER_NAME_INDEXES 8
+
 struct loader {
 	struct reader r;
 	struct config *cfg;
 	struct record *records;
-	size_t n_records;
+	size_t n_records, cap_records;
+	int *record_first; /* per record: the first record of its type and name, or CONFIG_NONE */
+	size_t *children;  /* child records sorted by kind, parent (without case), position */
+	size_t n_children;
+	struct name_index name_indexes[LOADER_NAME_INDEXES]; /* of the arrays looked up most */
 	struct public_ip *public_ips;
 	size_t n_public_ips;
 };
@@ -46,6 +59,56 @@ const char *record_kind_type(enum record_kind kind); /* "virtualNetworks/subnets
 /* Index of the resource named `name` among `count` elements of `size` bytes whose first
  * member is a `char *name` (Azure names are case-insensitive), or CONFIG_NONE. */
 int find_named(const void *array, size_t count, size_t size, const char *name);
+
+/* find_named for arrays that are complete (references, parents): a sorted index kept by
+ * the loader, so that n lookups cost n log n rather than n squared. */
+int loader_find_named(struct loader *l, const void *array, size_t count, size_t size,
+		      const char *name);
+
+/* For each of `count` items, the index of the first earlier item equal to it, or
+ * CONFIG_NONE in first[i]: one sort of the indices and a look at neighbours instead of
+ * comparing every pair. `compare` orders items a and b of ctx. 0 or -ENOMEM. */
+int find_duplicates(size_t count, int (*compare)(const void *ctx, size_t a, size_t b),
+		    const void *ctx, int *first);
+/* The same for names compared without case; a NULL name equals nothing. */
+int find_duplicate_names(const char *const *names, size_t count, int *first);
+
+/* The record that `index` repeats (same type, parent and name), reported, or false when
+ * it is the first of its name. */
+bool record_is_duplicate(struct loader *l, size_t index);
+
+/* Children of one parent record: those written inline (`inline_key` in the parent's
+ * properties) and those declared as resources of their own, in that order. `each` gets
+ * every one that has a name, with `duplicate` set when an earlier child has its name;
+ * an element without a name is reported as `missing_name` says. */
+typedef void (*child_fn)(struct loader *l, struct node child, const char *name,
+			 bool duplicate, void *ctx);
+struct children {
+	const char **names;
+	int *first; /* find_duplicate_names of names */
+	size_t n;
+};
+int children_list(struct loader *l, const struct record *parent, const char *inline_key,
+		  enum record_kind kind, struct children *out); /* quiet; 0 or -ENOMEM */
+void children_each(struct loader *l, const struct record *parent, const char *inline_key,
+		   enum record_kind kind, const struct children *list,
+		   const char *missing_name, child_fn each, void *ctx);
+void children_free(struct children *list);
+
+/* Prefixes of several owners (subnets, VNets, or one each) checked for overlap in one
+ * sort: each prefix that lies inside, or equals, a prefix of another owner is paired
+ * with the nearest such. Pairs come in the order of the later prefix's declaration
+ * (owner, then index), then the earlier's, as a comparison of every pair would find
+ * them. */
+struct owned_prefix {
+	struct ip_prefix prefix;
+	size_t owner, index;
+};
+struct prefix_overlap {
+	size_t later, earlier; /* indices into the items */
+};
+int prefix_overlaps(const struct owned_prefix *items, size_t count,
+		    struct prefix_overlap **out, size_t *n_out); /* 0 or -ENOMEM */
 
 /* Resolves a reference to a top-level resource of `kind`, reporting an unknown name or
  * a reference to another type. CONFIG_NONE when absent or wrong. */

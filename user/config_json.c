@@ -215,14 +215,49 @@ void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
 	va_list ap;
 
 	r->problems++;
-	if (!r->errors)
+	if (!r->errors || r->problems > READER_PROBLEMS_SHOWN)
 		return;
 	position_of(r->positions, path, &line, &col);
-	fprintf(r->errors, "%s:%d:%d: %s: ", r->file, line, col, path && *path ? path : "(top)");
+	fprintf(r->errors, "%s:%d:%d: %s: ", r->file, line, col,
+		path && *path ? reader_shown(r, path) : "(top)");
 	va_start(ap, fmt);
 	vfprintf(r->errors, fmt, ap);
 	va_end(ap);
 	fputc('\n', r->errors);
+}
+
+void reader_finish(struct reader *r)
+{
+	if (r->errors && r->problems > READER_PROBLEMS_SHOWN)
+		fprintf(r->errors, "%s: %d more problems not shown (the first %d are)\n", r->file,
+			r->problems - READER_PROBLEMS_SHOWN, READER_PROBLEMS_SHOWN);
+}
+
+static const char *path_keep(struct reader *r, char *path);
+
+/* Where to cut `text` to at most `max` bytes without splitting a UTF-8 character. */
+static size_t character_boundary(const char *text, size_t max)
+{
+	while (max && ((unsigned char)text[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+const char *reader_shown(struct reader *r, const char *value)
+{
+	size_t len, keep;
+	char *shown;
+
+	if (!value)
+		return "";
+	len = strnlen(value, READER_SHOWN_MAX + 1);
+	if (len <= READER_SHOWN_MAX)
+		return value;
+	len += strlen(value + len);
+	keep = character_boundary(value, READER_SHOWN_MAX - 40);
+	if (asprintf(&shown, "%.*s... (%zu bytes)", (int)keep, value, len) < 0)
+		return "(a long value)";
+	return path_keep(r, shown);
 }
 
 static const char *path_keep(struct reader *r, char *path)

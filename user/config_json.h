@@ -22,9 +22,19 @@ struct reader {
 	size_t n_paths, cap_paths;
 };
 
-/* "FILE:LINE:COL: path: message", at the value's position or its nearest ancestor's. */
+/* "FILE:LINE:COL: path: message", at the value's position or its nearest ancestor's.
+ * Every problem is counted; the first READER_PROBLEMS_SHOWN are written. */
+#define READER_PROBLEMS_SHOWN 100
 void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* One line saying how many problems were counted but not written, when some were. */
+void reader_finish(struct reader *r);
+
+/* A value as a problem echoes it: whole up to READER_SHOWN_MAX bytes, else its start, cut
+ * at a character, then "..." and its length, so that a 10 MB string makes a short line.
+ * Owned by the reader. Every value from the input that a message quotes goes through it. */
+#define READER_SHOWN_MAX 200
+const char *reader_shown(struct reader *r, const char *value);
 
 /* Paths are owned by the reader and live until reader_release(). */
 const char *path_key(struct reader *r, const char *parent, const char *key);

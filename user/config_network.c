@@ -15,26 +15,6 @@ static size_t count_kind(const struct loader *l, enum record_kind kind)
 	return n;
 }
 
-/* A later resource of the same type and name: Azure names are unique per type. */
-static bool is_duplicate(struct loader *l, size_t index)
-{
-	const struct record *rec = &l->records[index];
-
-	for (size_t i = 0; i < index; i++) {
-		const struct record *earlier = &l->records[i];
-
-		if (earlier->kind == rec->kind && !strcasecmp(earlier->name, rec->name) &&
-		    !strcasecmp(earlier->parent, rec->parent)) {
-			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"),
-				       "duplicate %s name \"%s\" (also at %s); allowed: unique names, "
-				       "compared without case", record_kind_type(rec->kind), rec->name,
-				       earlier->resource.path);
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Children whose parent is not among the resources. */
 static void report_orphans(struct loader *l, enum record_kind child, enum record_kind parent,
 			   const void *array, size_t count, size_t size)
@@ -42,7 +22,8 @@ static void report_orphans(struct loader *l, enum record_kind child, enum record
 	for (size_t i = 0; i < l->n_records; i++) {
 		const struct record *rec = &l->records[i];
 
-		if (rec->kind == child && find_named(array, count, size, rec->parent) == CONFIG_NONE)
+		if (rec->kind == child &&
+		    loader_find_named(l, array, count, size, rec->parent) == CONFIG_NONE)
 			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"),
 				       "%s \"%s\" belongs to unknown %s \"%s\"; allowed: a parent "
 				       "declared in resources", record_kind_type(child), rec->name,
@@ -50,48 +31,7 @@ static void report_orphans(struct loader *l, enum record_kind child, enum record
 	}
 }
 
-/* Children of one parent: those written inline (`inline_key` in the parent's
- * properties) and those declared as resources of their own. `each` gets every one. */
-typedef void (*child_fn)(struct loader *l, struct node child, const char *name, void *ctx);
-
-static size_t for_each_child(struct loader *l, const struct record *parent, const char *inline_key,
-			     enum record_kind kind, child_fn each, void *ctx)
-{
-	struct node list = node_child(&l->r, parent->props, inline_key);
-	size_t n = 0;
-
-	/* The counting pass (each NULL) stays quiet: the reading pass reports. */
-	if (list.value && (each ? is_array_or_report(&l->r, list) : json_is_array(list.value)))
-		for (size_t i = 0; i < json_array_size(list.value); i++) {
-			struct node child = node_element(&l->r, list, i);
-			const char *name = NULL;
-
-			if (!each) {
-				n += json_is_object(child.value) &&
-				     json_is_string(json_object_get(child.value, "name"));
-				continue;
-			}
-			if (!is_object_or_report(&l->r, child))
-				continue;
-			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
-				reader_problem(&l->r, child.path, "missing \"name\"; allowed: a "
-					       "name unique in its parent");
-				continue;
-			}
-			each(l, child, name, ctx);
-			n++;
-		}
-	for (size_t i = 0; i < l->n_records; i++) {
-		const struct record *rec = &l->records[i];
-
-		if (rec->kind != kind || strcasecmp(rec->parent, parent->name))
-			continue;
-		if (each)
-			each(l, rec->resource, rec->name, ctx);
-		n++;
-	}
-	return n;
-}
+#define MISSING_CHILD_NAME "missing \"name\"; allowed: a name unique in its parent"
 
 /* ---- route tables ------------------------------------------------------------------- */
 
@@ -103,15 +43,22 @@ static const char *const next_hop_names[] = {
 	[NEXT_HOP_NONE] = "None",
 };
 
-static void add_route(struct loader *l, struct node res, const char *name, void *ctx)
+struct route_ctx {
+	struct config_route_table *table;
+	const char **prefix_paths; /* where each route's addressPrefix is */
+};
+
+static void add_route(struct loader *l, struct node res, const char *name, bool duplicate,
+		      void *ctx)
 {
-	struct config_route_table *table = ctx;
+	struct route_ctx *rc = ctx;
+	struct config_route_table *table = rc->table;
 	struct node props = node_properties(&l->r, res);
 	struct node hop_ip = node_child(&l->r, props, "nextHopIpAddress");
 	struct config_route route = { 0 };
 	int hop;
 
-	if (find_named(table->routes, table->n_routes, sizeof(route), name) != CONFIG_NONE) {
+	if (duplicate) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate route name "
 			       "\"%s\" in route table \"%s\"; allowed: unique names, compared "
 			       "without case", name, table->name);
@@ -144,18 +91,37 @@ static void add_route(struct loader *l, struct node res, const char *name, void 
 			       "VirtualAppliance, not %s", next_hop_names[hop]);
 		return;
 	}
-	for (size_t i = 0; i < table->n_routes; i++)
-		if (!memcmp(&table->routes[i].prefix, &route.prefix, sizeof(route.prefix))) {
-			char text[64];
-
-			reader_problem(&l->r, path_key(&l->r, props.path, "addressPrefix"),
-				       "%s is already the prefix of route \"%s\"; allowed: one route "
-				       "per prefix", prefix_text(&route.prefix, text, sizeof(text)),
-				       table->routes[i].name);
-			return;
-		}
 	route.name = copy_string(name);
+	rc->prefix_paths[table->n_routes] = path_key(&l->r, props.path, "addressPrefix");
 	table->routes[table->n_routes++] = route;
+}
+
+static int compare_route_prefixes(const void *ctx, size_t a, size_t b)
+{
+	const struct config_route *routes = ctx;
+
+	return memcmp(&routes[a].prefix, &routes[b].prefix, sizeof(routes[a].prefix));
+}
+
+static void check_route_prefixes(struct loader *l, const struct route_ctx *rc)
+{
+	const struct config_route_table *table = rc->table;
+	int *first = calloc(table->n_routes + 1, sizeof(*first));
+	char text[64];
+
+	if (!first || find_duplicates(table->n_routes, compare_route_prefixes, table->routes,
+				      first)) {
+		reader_problem(&l->r, rc->prefix_paths[0], "out of memory");
+		free(first);
+		return;
+	}
+	for (size_t i = 0; i < table->n_routes; i++)
+		if (first[i] != CONFIG_NONE)
+			reader_problem(&l->r, rc->prefix_paths[i], "%s is already the prefix of "
+				       "route \"%s\"; allowed: one route per prefix",
+				       prefix_text(&table->routes[i].prefix, text, sizeof(text)),
+				       table->routes[first[i]].name);
+	free(first);
 }
 
 void build_route_tables(struct loader *l)
@@ -166,17 +132,30 @@ void build_route_tables(struct loader *l)
 	for (size_t i = 0; i < l->n_records; i++) {
 		const struct record *rec = &l->records[i];
 		struct config_route_table *table;
-		size_t n;
+		struct children children;
+		struct route_ctx rc;
 
-		if (rec->kind != KIND_ROUTE_TABLE || is_duplicate(l, i))
+		if (rec->kind != KIND_ROUTE_TABLE || record_is_duplicate(l, i))
 			continue;
 		table = &cfg->route_tables[cfg->n_route_tables++];
 		table->name = copy_string(rec->name);
 		get_bool(&l->r, node_child(&l->r, rec->props, "disableBgpRoutePropagation"),
 			 &table->disable_bgp_route_propagation);
-		n = for_each_child(l, rec, "routes", KIND_ROUTE, NULL, NULL);
-		table->routes = calloc(n + 1, sizeof(*table->routes));
-		for_each_child(l, rec, "routes", KIND_ROUTE, add_route, table);
+		if (children_list(l, rec, "routes", KIND_ROUTE, &children)) {
+			reader_problem(&l->r, rec->resource.path, "out of memory");
+			continue;
+		}
+		table->routes = calloc(children.n + 1, sizeof(*table->routes));
+		rc = (struct route_ctx){ table, calloc(children.n + 1, sizeof(char *)) };
+		if (table->routes && rc.prefix_paths) {
+			children_each(l, rec, "routes", KIND_ROUTE, &children, MISSING_CHILD_NAME,
+				      add_route, &rc);
+			check_route_prefixes(l, &rc);
+		} else {
+			reader_problem(&l->r, rec->resource.path, "out of memory");
+		}
+		free(rc.prefix_paths);
+		children_free(&children);
 	}
 	report_orphans(l, KIND_ROUTE, KIND_ROUTE_TABLE, cfg->route_tables, cfg->n_route_tables,
 		       sizeof(*cfg->route_tables));
@@ -192,7 +171,7 @@ void build_public_ips(struct loader *l)
 		struct public_ip *ip;
 		struct node address;
 
-		if (rec->kind != KIND_PUBLIC_IP || is_duplicate(l, i))
+		if (rec->kind != KIND_PUBLIC_IP || record_is_duplicate(l, i))
 			continue;
 		ip = &l->public_ips[l->n_public_ips++];
 		ip->name = copy_string(rec->name);
@@ -231,7 +210,7 @@ void build_nat_gateways(struct loader *l)
 		struct node ips;
 		long long minutes = 4;
 
-		if (rec->kind != KIND_NAT_GATEWAY || is_duplicate(l, i))
+		if (rec->kind != KIND_NAT_GATEWAY || record_is_duplicate(l, i))
 			continue;
 		nat = &cfg->nat_gateways[cfg->n_nat_gateways++];
 		nat->name = copy_string(rec->name);
@@ -264,7 +243,8 @@ static int optional_reference(struct loader *l, struct node props, const char *k
 	return resolve_reference(l, n, kind, array, count, size);
 }
 
-static void add_subnet(struct loader *l, struct node res, const char *name, void *ctx)
+static void add_subnet(struct loader *l, struct node res, const char *name, bool duplicate,
+		       void *ctx)
 {
 	struct subnet_ctx *sc = ctx;
 	struct config *cfg = l->cfg;
@@ -272,7 +252,7 @@ static void add_subnet(struct loader *l, struct node res, const char *name, void
 	struct node props = node_properties(&l->r, res);
 	struct config_subnet subnet = { 0 };
 
-	if (find_named(vnet->subnets, vnet->n_subnets, sizeof(subnet), name) != CONFIG_NONE) {
+	if (duplicate) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate subnet name "
 			       "\"%s\" in virtual network \"%s\"; allowed: unique names, "
 			       "compared without case", name, vnet->name);
@@ -320,34 +300,62 @@ static void address_space_text(const struct config_vnet *vnet, char *buf, size_t
 	}
 }
 
+/* Every prefix of every subnet with its owner, for prefix_overlaps. */
+static struct owned_prefix *subnet_prefixes(const struct config_vnet *vnet, size_t *count)
+{
+	struct owned_prefix *items;
+	size_t n = 0;
+
+	for (size_t s = 0; s < vnet->n_subnets; s++)
+		n += vnet->subnets[s].n_prefixes;
+	items = calloc(n + 1, sizeof(*items));
+	*count = 0;
+	if (!items)
+		return NULL;
+	for (size_t s = 0; s < vnet->n_subnets; s++)
+		for (size_t p = 0; p < vnet->subnets[s].n_prefixes; p++)
+			items[(*count)++] = (struct owned_prefix){ vnet->subnets[s].prefixes[p], s, p };
+	return items;
+}
+
 static void check_subnets(struct loader *l, const struct subnet_ctx *sc)
 {
 	const struct config_vnet *vnet = sc->vnet;
 	char space[512], a[64], b[64];
+	struct prefix_overlap *overlaps = NULL;
+	struct owned_prefix *items;
+	size_t n_items, n_overlaps = 0, o = 0;
 
 	address_space_text(vnet, space, sizeof(space));
-	for (size_t s = 0; s < vnet->n_subnets; s++) {
-		const struct config_subnet *subnet = &vnet->subnets[s];
+	items = subnet_prefixes(vnet, &n_items);
+	if (!items || prefix_overlaps(items, n_items, &overlaps, &n_overlaps)) {
+		reader_problem(&l->r, sc->vnet_path, "out of memory");
+		free(items);
+		return;
+	}
+	/* In the order of declaration: each prefix outside the space, then its overlaps. */
+	for (size_t i = 0; i < n_items; i++) {
+		const struct owned_prefix *item = &items[i];
+		const struct config_subnet *subnet = &vnet->subnets[item->owner];
 
-		for (size_t p = 0; p < subnet->n_prefixes; p++) {
-			if (!inside_address_space(vnet, &subnet->prefixes[p]))
-				reader_problem(&l->r, sc->paths[s], "subnet \"%s\" prefix %s is "
-					       "outside the address space of \"%s\"; allowed: inside "
-					       "%s", subnet->name, prefix_text(&subnet->prefixes[p], a,
-					       sizeof(a)), vnet->name, space);
-			for (size_t t = 0; t < s; t++)
-				for (size_t q = 0; q < vnet->subnets[t].n_prefixes; q++)
-					if (ip_prefix_overlaps(&subnet->prefixes[p],
-							       &vnet->subnets[t].prefixes[q]))
-						reader_problem(&l->r, sc->paths[s], "subnet \"%s\" "
-							"prefix %s overlaps subnet \"%s\" prefix %s; "
-							"allowed: subnets that do not overlap",
-							subnet->name, prefix_text(&subnet->prefixes[p],
-							a, sizeof(a)), vnet->subnets[t].name,
-							prefix_text(&vnet->subnets[t].prefixes[q], b,
-							sizeof(b)));
+		if (!inside_address_space(vnet, &item->prefix))
+			reader_problem(&l->r, sc->paths[item->owner], "subnet \"%s\" prefix %s is "
+				       "outside the address space of \"%s\"; allowed: inside %s",
+				       subnet->name, prefix_text(&item->prefix, a, sizeof(a)),
+				       vnet->name, space);
+		for (; o < n_overlaps && overlaps[o].later == i; o++) {
+			const struct owned_prefix *earlier = &items[overlaps[o].earlier];
+
+			reader_problem(&l->r, sc->paths[item->owner], "subnet \"%s\" prefix %s "
+				       "overlaps subnet \"%s\" prefix %s; allowed: subnets that do "
+				       "not overlap", subnet->name,
+				       prefix_text(&item->prefix, a, sizeof(a)),
+				       vnet->subnets[earlier->owner].name,
+				       prefix_text(&earlier->prefix, b, sizeof(b)));
 		}
 	}
+	free(overlaps);
+	free(items);
 }
 
 static void read_address_space(struct loader *l, const struct record *rec,
@@ -355,6 +363,9 @@ static void read_address_space(struct loader *l, const struct record *rec,
 {
 	struct node space = node_child(&l->r, rec->props, "addressSpace");
 	struct node prefixes = node_child(&l->r, space, "addressPrefixes");
+	struct prefix_overlap *overlaps = NULL;
+	struct owned_prefix *items;
+	size_t n_overlaps = 0;
 	char a[64], b[64];
 
 	if (!space.value || !prefixes.value) {
@@ -369,13 +380,21 @@ static void read_address_space(struct loader *l, const struct record *rec,
 					    &vnet->prefixes);
 	if (!vnet->n_prefixes && json_is_array(prefixes.value) && !json_array_size(prefixes.value))
 		reader_problem(&l->r, prefixes.path, "empty; allowed: at least one CIDR prefix");
-	for (size_t i = 0; i < vnet->n_prefixes; i++)
-		for (size_t j = 0; j < i; j++)
-			if (ip_prefix_overlaps(&vnet->prefixes[i], &vnet->prefixes[j]))
-				reader_problem(&l->r, prefixes.path, "%s overlaps %s in the same "
-					       "address space; allowed: prefixes that do not overlap",
-					       prefix_text(&vnet->prefixes[i], a, sizeof(a)),
-					       prefix_text(&vnet->prefixes[j], b, sizeof(b)));
+	items = calloc(vnet->n_prefixes + 1, sizeof(*items));
+	for (size_t i = 0; items && i < vnet->n_prefixes; i++)
+		items[i] = (struct owned_prefix){ vnet->prefixes[i], i, 0 };
+	if (!items || prefix_overlaps(items, vnet->n_prefixes, &overlaps, &n_overlaps)) {
+		reader_problem(&l->r, prefixes.path, "out of memory");
+		free(items);
+		return;
+	}
+	for (size_t o = 0; o < n_overlaps; o++)
+		reader_problem(&l->r, prefixes.path, "%s overlaps %s in the same address space; "
+			       "allowed: prefixes that do not overlap",
+			       prefix_text(&items[overlaps[o].later].prefix, a, sizeof(a)),
+			       prefix_text(&items[overlaps[o].earlier].prefix, b, sizeof(b)));
+	free(overlaps);
+	free(items);
 }
 
 void build_virtual_networks(struct loader *l)
@@ -385,24 +404,32 @@ void build_virtual_networks(struct loader *l)
 	cfg->vnets = calloc(count_kind(l, KIND_VNET) + 1, sizeof(*cfg->vnets));
 	for (size_t i = 0; i < l->n_records; i++) {
 		const struct record *rec = &l->records[i];
+		struct children children;
 		struct subnet_ctx sc;
 		struct config_vnet *vnet;
-		size_t n;
 
-		if (rec->kind != KIND_VNET || is_duplicate(l, i))
+		if (rec->kind != KIND_VNET || record_is_duplicate(l, i))
 			continue;
 		vnet = &cfg->vnets[cfg->n_vnets++];
 		vnet->name = copy_string(rec->name);
 		vnet->virtual_network_gateway = CONFIG_NONE;
 		read_address_space(l, rec, vnet);
-		n = for_each_child(l, rec, "subnets", KIND_SUBNET, NULL, NULL);
-		vnet->subnets = calloc(n + 1, sizeof(*vnet->subnets));
-		sc = (struct subnet_ctx){ vnet, rec->resource.path, calloc(n + 1, sizeof(char *)) };
+		if (children_list(l, rec, "subnets", KIND_SUBNET, &children)) {
+			reader_problem(&l->r, rec->resource.path, "out of memory");
+			continue;
+		}
+		vnet->subnets = calloc(children.n + 1, sizeof(*vnet->subnets));
+		sc = (struct subnet_ctx){ vnet, rec->resource.path,
+					  calloc(children.n + 1, sizeof(char *)) };
 		if (vnet->subnets && sc.paths) {
-			for_each_child(l, rec, "subnets", KIND_SUBNET, add_subnet, &sc);
+			children_each(l, rec, "subnets", KIND_SUBNET, &children, MISSING_CHILD_NAME,
+				      add_subnet, &sc);
 			check_subnets(l, &sc);
+		} else {
+			reader_problem(&l->r, rec->resource.path, "out of memory");
 		}
 		free(sc.paths);
+		children_free(&children);
 	}
 	report_orphans(l, KIND_SUBNET, KIND_VNET, cfg->vnets, cfg->n_vnets, sizeof(*cfg->vnets));
 }
@@ -456,7 +483,7 @@ void build_network_interfaces(struct loader *l)
 		struct node ipcs = node_child(&l->r, rec->props, "ipConfigurations");
 		struct config_nic *nic;
 
-		if (rec->kind != KIND_NIC || is_duplicate(l, i))
+		if (rec->kind != KIND_NIC || record_is_duplicate(l, i))
 			continue;
 		nic = &cfg->nics[cfg->n_nics++];
 		nic->name = copy_string(rec->name);
@@ -475,10 +502,12 @@ void build_network_interfaces(struct loader *l)
 
 struct peering_ctx {
 	int vnet;
-	const char **paths;
+	const char **paths;        /* where each peering's properties are */
+	const char **remote_paths; /* and its remoteVirtualNetwork */
 };
 
-static void add_peering(struct loader *l, struct node res, const char *name, void *ctx)
+static void add_peering(struct loader *l, struct node res, const char *name, bool duplicate,
+			void *ctx)
 {
 	struct peering_ctx *pc = ctx;
 	struct config_vnet *vnet = &l->cfg->vnets[pc->vnet];
@@ -488,7 +517,7 @@ static void add_peering(struct loader *l, struct node res, const char *name, voi
 					  .remote_vnet = CONFIG_NONE };
 	struct reference ref;
 
-	if (find_named(vnet->peerings, vnet->n_peerings, sizeof(peering), name) != CONFIG_NONE) {
+	if (duplicate) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate peering name "
 			       "\"%s\" in virtual network \"%s\"; allowed: unique names, "
 			       "compared without case", name, vnet->name);
@@ -508,19 +537,13 @@ static void add_peering(struct loader *l, struct node res, const char *name, voi
 	}
 	/* A remote VNet outside this config is legal (another subscription); the peering
 	 * then stays "Initiated" and forwards nothing. */
-	peering.remote_vnet = config_find_vnet(l->cfg, ref.names[0]);
+	peering.remote_vnet = loader_find_named(l, l->cfg->vnets, l->cfg->n_vnets,
+						sizeof(*l->cfg->vnets), ref.names[0]);
 	if (peering.remote_vnet == pc->vnet) {
 		reader_problem(&l->r, remote.path, "virtual network \"%s\" peers with itself; "
 			       "allowed: another virtual network", vnet->name);
 		return;
 	}
-	for (size_t p = 0; p < vnet->n_peerings; p++)
-		if (!strcasecmp(vnet->peerings[p].remote_name, ref.names[0])) {
-			reader_problem(&l->r, remote.path, "\"%s\" is already peered with \"%s\" by "
-				       "peering \"%s\"; allowed: one peering per remote virtual "
-				       "network", vnet->name, ref.names[0], vnet->peerings[p].name);
-			return;
-		}
 	get_bool(&l->r, node_child(&l->r, props, "allowVirtualNetworkAccess"),
 		 &peering.allow_virtual_network_access);
 	get_bool(&l->r, node_child(&l->r, props, "allowForwardedTraffic"),
@@ -532,34 +555,134 @@ static void add_peering(struct loader *l, struct node res, const char *name, voi
 	peering.name = copy_string(name);
 	peering.remote_name = copy_string(ref.names[0]);
 	pc->paths[vnet->n_peerings] = props.path;
+	pc->remote_paths[vnet->n_peerings] = remote.path;
 	vnet->peerings[vnet->n_peerings++] = peering;
 }
 
-static const struct config_peering *peering_back(const struct config *cfg, int from, int to)
+/* A second peering toward the same remote VNet is reported and dropped, as if never read. */
+static void drop_repeated_remotes(struct loader *l, const struct peering_ctx *pc)
 {
-	const struct config_vnet *vnet = &cfg->vnets[from];
+	struct config_vnet *vnet = &l->cfg->vnets[pc->vnet];
+	const char **remotes = calloc(vnet->n_peerings + 1, sizeof(*remotes));
+	int *first = calloc(vnet->n_peerings + 1, sizeof(*first));
+	size_t kept = 0;
 
+	for (size_t p = 0; remotes && p < vnet->n_peerings; p++)
+		remotes[p] = vnet->peerings[p].remote_name;
+	if (!remotes || !first || find_duplicate_names(remotes, vnet->n_peerings, first)) {
+		reader_problem(&l->r, pc->paths[0], "out of memory");
+		free(remotes);
+		free(first);
+		return;
+	}
 	for (size_t p = 0; p < vnet->n_peerings; p++)
-		if (vnet->peerings[p].remote_vnet == to)
-			return &vnet->peerings[p];
+		if (first[p] != CONFIG_NONE)
+			reader_problem(&l->r, pc->remote_paths[p], "\"%s\" is already peered with "
+				       "\"%s\" by peering \"%s\"; allowed: one peering per remote "
+				       "virtual network", vnet->name, vnet->peerings[p].remote_name,
+				       vnet->peerings[first[p]].name);
+	for (size_t p = 0; p < vnet->n_peerings; p++) {
+		if (first[p] == CONFIG_NONE) {
+			pc->paths[kept] = pc->paths[p];
+			vnet->peerings[kept++] = vnet->peerings[p];
+			continue;
+		}
+		free(vnet->peerings[p].name);
+		free(vnet->peerings[p].remote_name);
+	}
+	vnet->n_peerings = kept;
+	free(remotes);
+	free(first);
+}
+
+/* Every peering by (VNet, remote VNet), so that the way back is found by a search. */
+struct peering_ref {
+	int from, to;
+	size_t peering;
+};
+
+static int compare_peering_refs(const void *a, const void *b)
+{
+	const struct peering_ref *x = a, *y = b;
+
+	if (x->from != y->from)
+		return x->from < y->from ? -1 : 1;
+	if (x->to != y->to)
+		return x->to < y->to ? -1 : 1;
+	return (x->peering > y->peering) - (x->peering < y->peering);
+}
+
+static struct peering_ref *peering_refs(const struct config *cfg, size_t *count)
+{
+	struct peering_ref *refs;
+	size_t n = 0;
+
+	for (size_t v = 0; v < cfg->n_vnets; v++)
+		n += cfg->vnets[v].n_peerings;
+	refs = calloc(n + 1, sizeof(*refs));
+	*count = 0;
+	if (!refs)
+		return NULL;
+	for (size_t v = 0; v < cfg->n_vnets; v++)
+		for (size_t p = 0; p < cfg->vnets[v].n_peerings; p++)
+			refs[(*count)++] = (struct peering_ref){ (int)v,
+				cfg->vnets[v].peerings[p].remote_vnet, p };
+	qsort(refs, *count, sizeof(*refs), compare_peering_refs);
+	return refs;
+}
+
+/* The first peering of `from` toward `to`, or NULL. */
+static const struct config_peering *peering_back(const struct config *cfg,
+						 const struct peering_ref *refs, size_t count,
+						 int from, int to)
+{
+	size_t low = 0, high = count;
+
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+
+		if (refs[mid].from < from || (refs[mid].from == from && refs[mid].to < to))
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	if (low < count && refs[low].from == from && refs[low].to == to)
+		return &cfg->vnets[from].peerings[refs[low].peering];
 	return NULL;
 }
 
-/* The first overlapping pair of prefixes of two VNets, or false. */
+/* The first overlapping pair of prefixes of two VNets (first in a's order, then b's), or
+ * false. */
 static bool address_spaces_overlap(const struct config_vnet *a, const struct config_vnet *b,
 				   char *a_text, char *b_text, size_t size)
 {
-	for (size_t i = 0; i < a->n_prefixes; i++)
-		for (size_t j = 0; j < b->n_prefixes; j++)
-			if (ip_prefix_overlaps(&a->prefixes[i], &b->prefixes[j])) {
-				prefix_text(&a->prefixes[i], a_text, size);
-				prefix_text(&b->prefixes[j], b_text, size);
-				return true;
-			}
-	return false;
+	struct owned_prefix *items = calloc(a->n_prefixes + b->n_prefixes + 1, sizeof(*items));
+	struct prefix_overlap *overlaps = NULL, *best = NULL;
+	size_t n = 0, n_overlaps = 0;
+
+	for (size_t i = 0; items && i < a->n_prefixes; i++)
+		items[n++] = (struct owned_prefix){ a->prefixes[i], 0, i };
+	for (size_t j = 0; items && j < b->n_prefixes; j++)
+		items[n++] = (struct owned_prefix){ b->prefixes[j], 1, j };
+	if (!items || prefix_overlaps(items, n, &overlaps, &n_overlaps)) {
+		free(items);
+		return false;
+	}
+	for (size_t o = 0; o < n_overlaps; o++) /* earlier: a's prefix; later: b's */
+		if (!best || overlaps[o].earlier < best->earlier ||
+		    (overlaps[o].earlier == best->earlier && overlaps[o].later < best->later))
+			best = &overlaps[o];
+	if (best) {
+		prefix_text(&items[best->earlier].prefix, a_text, size);
+		prefix_text(&items[best->later].prefix, b_text, size);
+	}
+	free(overlaps);
+	free(items);
+	return best != NULL;
 }
 
-static void check_peerings_of(struct loader *l, int v, const char **paths)
+static void check_peerings_of(struct loader *l, int v, const char **paths,
+			      const struct peering_ref *refs, size_t n_refs)
 {
 	struct config *cfg = l->cfg;
 	struct config_vnet *vnet = &cfg->vnets[v];
@@ -577,7 +700,7 @@ static void check_peerings_of(struct loader *l, int v, const char **paths)
 				       "address spaces that do not overlap", peering->name, a,
 				       vnet->name, b, cfg->vnets[peering->remote_vnet].name);
 		back = peering->remote_vnet == CONFIG_NONE ? NULL :
-		       peering_back(cfg, peering->remote_vnet, v);
+		       peering_back(cfg, refs, n_refs, peering->remote_vnet, v);
 		peering->connected = back && peering->allow_virtual_network_access &&
 				     back->allow_virtual_network_access;
 		if (!peering->use_remote_gateways)
@@ -605,32 +728,50 @@ void build_peerings(struct loader *l)
 {
 	struct config *cfg = l->cfg;
 	const char ***paths = calloc(cfg->n_vnets + 1, sizeof(*paths));
+	struct peering_ref *refs;
+	size_t n_refs;
 
 	if (!paths)
 		return;
 	for (size_t i = 0; i < l->n_records; i++) {
 		const struct record *rec = &l->records[i];
+		struct children children;
 		struct peering_ctx pc;
 		struct config_vnet *vnet;
-		size_t n;
 
 		if (rec->kind != KIND_VNET)
 			continue;
-		pc.vnet = config_find_vnet(cfg, rec->name);
+		pc.vnet = loader_find_named(l, cfg->vnets, cfg->n_vnets, sizeof(*cfg->vnets),
+					    rec->name);
 		vnet = &cfg->vnets[pc.vnet];
 		if (vnet->peerings) /* a duplicate VNet record, already reported */
 			continue;
-		n = for_each_child(l, rec, "virtualNetworkPeerings", KIND_PEERING, NULL, NULL);
-		vnet->peerings = calloc(n + 1, sizeof(*vnet->peerings));
-		pc.paths = paths[pc.vnet] = calloc(n + 1, sizeof(char *));
-		if (vnet->peerings && pc.paths)
-			for_each_child(l, rec, "virtualNetworkPeerings", KIND_PEERING, add_peering, &pc);
+		if (children_list(l, rec, "virtualNetworkPeerings", KIND_PEERING, &children)) {
+			reader_problem(&l->r, rec->resource.path, "out of memory");
+			continue;
+		}
+		vnet->peerings = calloc(children.n + 1, sizeof(*vnet->peerings));
+		pc.paths = paths[pc.vnet] = calloc(children.n + 1, sizeof(char *));
+		pc.remote_paths = calloc(children.n + 1, sizeof(char *));
+		if (vnet->peerings && pc.paths && pc.remote_paths) {
+			children_each(l, rec, "virtualNetworkPeerings", KIND_PEERING, &children,
+				      MISSING_CHILD_NAME, add_peering, &pc);
+			drop_repeated_remotes(l, &pc);
+		} else {
+			reader_problem(&l->r, rec->resource.path, "out of memory");
+		}
+		free(pc.remote_paths);
+		children_free(&children);
 	}
 	report_orphans(l, KIND_PEERING, KIND_VNET, cfg->vnets, cfg->n_vnets, sizeof(*cfg->vnets));
-	for (size_t v = 0; v < cfg->n_vnets; v++)
+	refs = peering_refs(cfg, &n_refs);
+	if (!refs)
+		reader_problem(&l->r, "resources", "out of memory");
+	for (size_t v = 0; refs && v < cfg->n_vnets; v++)
 		if (paths[v])
-			check_peerings_of(l, (int)v, paths[v]);
+			check_peerings_of(l, (int)v, paths[v], refs, n_refs);
 	for (size_t v = 0; v < cfg->n_vnets; v++)
 		free(paths[v]);
 	free(paths);
+	free(refs);
 }

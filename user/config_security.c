@@ -201,12 +201,14 @@ static bool read_required_enum(struct loader *l, struct node props, const char *
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The first rule of each priority and direction: a table, the priorities being few. */
 struct nsg_ctx {
 	struct config_nsg *nsg;
-	const char **priority_paths;
+	int (*first_at)[PRIORITY_MAX + 1]; /* [direction][priority]: rule index or CONFIG_NONE */
 };
 
-static void add_rule(struct loader *l, struct node res, const char *name, void *ctx)
+static void add_rule(struct loader *l, struct node res, const char *name, bool duplicate,
+		     void *ctx)
 {
 	struct nsg_ctx *nc = ctx;
 	struct config_nsg *nsg = nc->nsg;
@@ -216,11 +218,12 @@ static void add_rule(struct loader *l, struct node res, const char *name, void *
 	long long priority = 0;
 	int direction = 0, access = 0, protocol = 0;
 	int before = l->r.problems;
+	int *first;
 
-	if (find_named(nsg->rules, nsg->n_rules, sizeof(rule), name) != CONFIG_NONE) {
+	if (duplicate) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "duplicate security rule "
 			       "name \"%s\" in network security group \"%s\"; allowed: unique "
-			       "names, compared without case", name, nsg->name);
+			       "names, compared without case", reader_shown(&l->r, name), nsg->name);
 		return;
 	}
 	if (!priority_node.value)
@@ -241,13 +244,14 @@ static void add_rule(struct loader *l, struct node res, const char *name, void *
 	rule.direction = (enum nsg_direction)direction;
 	rule.access = (enum nsg_access)access;
 	rule.protocol = (enum nsg_protocol)protocol;
-	for (size_t i = 0; l->r.problems == before && i < nsg->n_rules; i++)
-		if (nsg->rules[i].priority == rule.priority &&
-		    nsg->rules[i].direction == rule.direction)
-			reader_problem(&l->r, priority_node.path, "priority %d is already used by "
-				       "%s rule \"%s\"; allowed: a priority unique per direction",
-				       rule.priority, direction_names[direction], nsg->rules[i].name);
-	nc->priority_paths[nsg->n_rules] = priority_node.path;
+	/* A rule read with problems still takes its priority: a later one is compared with it. */
+	first = &nc->first_at[direction][rule.priority];
+	if (*first != CONFIG_NONE && l->r.problems == before)
+		reader_problem(&l->r, priority_node.path, "priority %d is already used by %s rule "
+			       "\"%s\"; allowed: a priority unique per direction", rule.priority,
+			       direction_names[direction], reader_shown(&l->r, nsg->rules[*first].name));
+	else if (*first == CONFIG_NONE)
+		*first = (int)nsg->n_rules;
 	nsg->rules[nsg->n_rules++] = rule;
 }
 
@@ -298,44 +302,33 @@ static void add_default_rules(struct config_nsg *nsg)
 			 NSG_ADDR_ANY);
 }
 
-/* Counts the custom rules of one NSG without reading them. */
-static void count_rule(struct loader *l, struct node res, const char *name, void *ctx)
+#define MISSING_RULE_NAME "a security rule without \"name\"; allowed: a name unique in its " \
+	"network security group"
+
+/* An NSG's rules, custom then default, with every custom rule's priority compared. */
+static void read_rules(struct loader *l, const struct record *rec, struct config_nsg *nsg)
 {
-	(*(size_t *)ctx)++;
-}
+	struct children children;
+	struct nsg_ctx nc = { nsg, malloc(2 * sizeof(*nc.first_at)) };
 
-static void for_each_rule(struct loader *l, const struct record *rec,
-			  void (*each)(struct loader *, struct node, const char *, void *),
-			  void *ctx)
-{
-	struct node list = node_child(&l->r, rec->props, "securityRules");
-
-	bool counting = each == count_rule; /* the reading pass reports, once */
-
-	if (list.value && (counting ? json_is_array(list.value) : is_array_or_report(&l->r, list)))
-		for (size_t i = 0; i < json_array_size(list.value); i++) {
-			struct node child = node_element(&l->r, list, i);
-			const char *name;
-
-			if (counting) {
-				if (json_is_object(child.value) &&
-				    json_is_string(json_object_get(child.value, "name")))
-					each(l, child, NULL, ctx);
-				continue;
-			}
-			if (!is_object_or_report(&l->r, child))
-				continue;
-			if (!get_string(&l->r, node_child(&l->r, child, "name"), &name)) {
-				reader_problem(&l->r, child.path, "a security rule without \"name\"; "
-					       "allowed: a name unique in its network security group");
-				continue;
-			}
-			each(l, child, name, ctx);
-		}
-	for (size_t i = 0; i < l->n_records; i++)
-		if (l->records[i].kind == KIND_SECURITY_RULE &&
-		    !strcasecmp(l->records[i].parent, rec->name))
-			each(l, l->records[i].resource, l->records[i].name, ctx);
+	if (children_list(l, rec, "securityRules", KIND_SECURITY_RULE, &children)) {
+		reader_problem(&l->r, rec->resource.path, "out of memory");
+		free(nc.first_at);
+		return;
+	}
+	nsg->rules = calloc(children.n + N_DEFAULT_RULES, sizeof(*nsg->rules));
+	if (!nsg->rules || !nc.first_at) {
+		reader_problem(&l->r, rec->resource.path, "out of memory");
+	} else {
+		for (size_t d = 0; d < 2; d++)
+			for (size_t p = 0; p <= PRIORITY_MAX; p++)
+				nc.first_at[d][p] = CONFIG_NONE;
+		children_each(l, rec, "securityRules", KIND_SECURITY_RULE, &children,
+			      MISSING_RULE_NAME, add_rule, &nc);
+		add_default_rules(nsg);
+	}
+	free(nc.first_at);
+	children_free(&children);
 }
 
 void build_security_groups(struct loader *l)
@@ -349,12 +342,10 @@ void build_security_groups(struct loader *l)
 	for (size_t i = 0; i < l->n_records; i++) {
 		const struct record *rec = &l->records[i];
 		struct config_nsg *nsg;
-		struct nsg_ctx nc;
-		size_t n_custom = 0;
 
 		if (rec->kind != KIND_NSG)
 			continue;
-		if (find_named(cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs), rec->name) != CONFIG_NONE) {
+		if (l->record_first[i] != CONFIG_NONE) {
 			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"), "duplicate "
 				       "network security group name \"%s\"; allowed: unique names, "
 				       "compared without case", rec->name);
@@ -364,23 +355,14 @@ void build_security_groups(struct loader *l)
 		nsg->name = copy_string(rec->name);
 		get_bool(&l->r, node_child(&l->r, rec->props, "flushConnection"),
 			 &nsg->flush_connection);
-		for_each_rule(l, rec, count_rule, &n_custom);
-		nsg->rules = calloc(n_custom + N_DEFAULT_RULES, sizeof(*nsg->rules));
-		nc = (struct nsg_ctx){ nsg, calloc(n_custom + 1, sizeof(char *)) };
-		if (!nsg->rules || !nc.priority_paths) {
-			free(nc.priority_paths);
-			reader_problem(&l->r, rec->resource.path, "out of memory");
-			continue;
-		}
-		for_each_rule(l, rec, add_rule, &nc);
-		free(nc.priority_paths);
-		add_default_rules(nsg);
+		read_rules(l, rec, nsg);
 	}
 	for (size_t i = 0; i < l->n_records; i++) {
 		const struct record *rec = &l->records[i];
 
 		if (rec->kind == KIND_SECURITY_RULE &&
-		    find_named(cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs), rec->parent) == CONFIG_NONE)
+		    loader_find_named(l, cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs),
+				      rec->parent) == CONFIG_NONE)
 			reader_problem(&l->r, path_key(&l->r, rec->resource.path, "name"), "security "
 				       "rule \"%s\" belongs to unknown network security group \"%s\"",
 				       rec->name, rec->parent);

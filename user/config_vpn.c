@@ -19,17 +19,16 @@ static size_t count_kind(const struct loader *l, enum record_kind kind)
 
 static bool first_of_name(struct loader *l, size_t index)
 {
-	for (size_t i = 0; i < index; i++)
-		if (l->records[i].kind == l->records[index].kind &&
-		    !strcasecmp(l->records[i].name, l->records[index].name)) {
-			reader_problem(&l->r, path_key(&l->r, l->records[index].resource.path, "name"),
-				       "duplicate %s name \"%s\" (also at %s); allowed: unique "
-				       "names, compared without case",
-				       record_kind_type(l->records[i].kind), l->records[i].name,
-				       l->records[i].resource.path);
-			return false;
-		}
-	return true;
+	const struct record *earlier;
+
+	if (l->record_first[index] == CONFIG_NONE)
+		return true;
+	earlier = &l->records[l->record_first[index]];
+	reader_problem(&l->r, path_key(&l->r, l->records[index].resource.path, "name"),
+		       "duplicate %s name \"%s\" (also at %s); allowed: unique names, compared "
+		       "without case", record_kind_type(earlier->kind), earlier->name,
+		       earlier->resource.path);
+	return false;
 }
 
 /* ---- virtual network gateways -------------------------------------------------------- */
@@ -61,7 +60,8 @@ static int gateway_vnet_of(struct loader *l, struct config_vnet_gateway *gw, str
 			       ref.names[1]);
 		return CONFIG_NONE;
 	}
-	vnet = config_find_vnet(l->cfg, ref.names[0]);
+	vnet = loader_find_named(l, l->cfg->vnets, l->cfg->n_vnets, sizeof(*l->cfg->vnets),
+				 ref.names[0]);
 	if (vnet == CONFIG_NONE)
 		reader_problem(&l->r, subnet.path, "unknown virtual network \"%s\"; allowed: one "
 			       "declared in resources", ref.names[0]);
