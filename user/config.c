@@ -125,12 +125,12 @@ bool read_prefix(struct loader *l, struct node n, struct ip_prefix *out)
 	if (rc == -EDOM) {
 		masked_prefix_text(out, fixed, sizeof(fixed));
 		reader_problem(&l->r, n.path, "\"%s\" has host bits set; allowed: the network "
-			       "address, %s", text, fixed);
+			       "address, %s", reader_shown(&l->r, text), fixed);
 		return false;
 	}
 	if (rc) {
 		reader_problem(&l->r, n.path, "\"%s\" is not a CIDR prefix; allowed: IPv4 "
-			       "a.b.c.d/0-32 or IPv6 x:x::/0-128", text);
+			       "a.b.c.d/0-32 or IPv6 x:x::/0-128", reader_shown(&l->r, text));
 		return false;
 	}
 	return true;
@@ -144,7 +144,7 @@ bool read_address(struct loader *l, struct node n, struct ip_address *out)
 		return false;
 	if (ip_address_parse(text, out)) {
 		reader_problem(&l->r, n.path, "\"%s\" is not an IP address; allowed: IPv4 a.b.c.d "
-			       "or IPv6 x:x::x", text);
+			       "or IPv6 x:x::x", reader_shown(&l->r, text));
 		return false;
 	}
 	return true;
@@ -353,7 +353,7 @@ bool read_enum(struct loader *l, struct node n, const char *const *names, size_t
 	for (size_t i = 0; i < count; i++)
 		snprintf(allowed + strlen(allowed), sizeof(allowed) - strlen(allowed), "%s%s",
 			 i ? ", " : "", names[i]);
-	reader_problem(&l->r, n.path, "\"%s\" is not a known value; allowed: %s", text, allowed);
+	reader_problem(&l->r, n.path, "\"%s\" is not a known value; allowed: %s", reader_shown(&l->r, text), allowed);
 	return false;
 }
 
@@ -449,7 +449,7 @@ static bool split_child_name(struct loader *l, struct record *rec, const char *n
 		       copy_name(l, name_node.path, rec->name, slash + 1, strlen(slash + 1));
 	if (slash) {
 		reader_problem(&l->r, name_node.path, "\"%s\" has more than one '/'; allowed: "
-			       "\"parent/child\" or \"child\"", name);
+			       "\"parent/child\" or \"child\"", reader_shown(&l->r, name));
 		return false;
 	}
 	if (parent)
@@ -461,7 +461,8 @@ static bool split_child_name(struct loader *l, struct record *rec, const char *n
 				 strlen(id_ref.names[0])) &&
 		       copy_name(l, name_node.path, rec->name, name, strlen(name));
 	reader_problem(&l->r, name_node.path, "child resource \"%s\" names no parent; allowed: "
-		       "\"parent/%s\", or declare it inside its parent", name, name);
+		       "\"parent/%s\", or declare it inside its parent", reader_shown(&l->r, name),
+		       reader_shown(&l->r, name));
 	return false;
 }
 
@@ -539,7 +540,7 @@ static int collect_one(struct loader *l, struct node res, const char *parent,
 	if (name[0] == '[') {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "\"%s\" is an ARM "
 			       "expression; allowed: a plain name (run `vnet-xdp import` on ARM "
-			       "templates)", name);
+			       "templates)", reader_shown(&l->r, name));
 		return 0;
 	}
 	if (kind_is_child(rec.kind)) {
@@ -547,7 +548,8 @@ static int collect_one(struct loader *l, struct node res, const char *parent,
 			return 0;
 	} else if (parent || strchr(name, '/')) {
 		reader_problem(&l->r, path_key(&l->r, res.path, "name"), "\"%s\": a %s cannot be "
-			       "a child resource", name, record_kind_type(rec.kind));
+			       "a child resource", reader_shown(&l->r, name),
+			       record_kind_type(rec.kind));
 		return 0;
 	} else if (!copy_name(l, path_key(&l->r, res.path, "name"), rec.name, name,
 			      strlen(name))) {
@@ -708,7 +710,13 @@ void children_each(struct loader *l, const struct record *parent, const char *in
 				reader_problem(&l->r, child.path, "%s", missing_name);
 				continue;
 			}
-			each(l, child, name, k < list->n && list->first[k] != CONFIG_NONE, ctx);
+			/* bounded as a child declared on its own is (copy_name) */
+			if (!*name || strlen(name) >= NAME_MAX_LEN)
+				reader_problem(&l->r, path_key(&l->r, child.path, "name"), "a name of "
+					       "%zu characters; allowed: 1-%d", strlen(name),
+					       NAME_MAX_LEN - 1);
+			else
+				each(l, child, name, k < list->n && list->first[k] != CONFIG_NONE, ctx);
 			k++;
 		}
 	for (size_t i = 0; i < n_records; i++, k++)

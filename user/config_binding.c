@@ -104,7 +104,8 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 			       "that faces this virtual network (or the uplink)");
 	else if (name && !valid_interface_name(name))
 		reader_problem(&l->r, name_node.path, "\"%s\" is not an interface name; allowed: "
-			       "1-%d characters without '/', ':' or spaces", name, IFNAMSIZ - 1);
+			       "1-%d characters without '/', ':' or spaces", reader_shown(&l->r, name),
+			       IFNAMSIZ - 1);
 	else if (name)
 		iface->name = copy_string(name);
 	if (role_node.value && !read_enum(l, role_node, roles, 2, &role))
@@ -127,7 +128,8 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 	if (iface->subnet == CONFIG_NONE)
 		reader_problem(&l->r, path_key(&l->r, n.path, "subnet"), "virtual network \"%s\" has "
 			       "no subnet \"%s\"; allowed: one of its subnets, or leave \"subnet\" "
-			       "out for the whole VNet", cfg->vnets[iface->vnet].name, subnet);
+			       "out for the whole VNet", cfg->vnets[iface->vnet].name,
+			       reader_shown(&l->r, subnet));
 }
 
 static int compare_interface_names(const void *ctx, size_t a, size_t b)
@@ -339,7 +341,7 @@ static void read_metrics(struct loader *l, struct node metrics)
 		CHECK_KEYS(l, metrics, "listen");
 		if (get_string(&l->r, listen, &text) && !valid_listen(text))
 			reader_problem(&l->r, listen.path, "\"%s\" is not ADDR:PORT; allowed: "
-				       "127.0.0.1:9469, [::1]:9469, 0.0.0.0:PORT", text);
+				       "127.0.0.1:9469, [::1]:9469, 0.0.0.0:PORT", reader_shown(&l->r, text));
 	}
 	l->cfg->metrics_listen = copy_string(text);
 }
@@ -474,7 +476,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 		; /* get_string reported the wrong type */
 	else if (!valid_gateway_name(text))
 		reader_problem(&l->r, name.path, "\"%s\" is not a gateway name; allowed: 1-64 "
-			       "letters, digits, '.', '_' and '-'", text);
+			       "letters, digits, '.', '_' and '-'", reader_shown(&l->r, text));
 	else
 		l->cfg->gateway_name = copy_string(text);
 	read_interfaces(l, node_child(&l->r, gateway, "interfaces"));

@@ -209,8 +209,13 @@ static void position_of(const struct json_positions *positions, const char *path
 
 /* ---- problems and paths ------------------------------------------------------------ */
 
+#define MESSAGE_MAX 2048
+
+static size_t character_boundary(const char *text, size_t max);
+
 void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
 {
+	char *message;
 	int line, col;
 	va_list ap;
 
@@ -221,9 +226,16 @@ void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
 	fprintf(r->errors, "%s:%d:%d: %s: ", r->file, line, col,
 		path && *path ? reader_shown(r, path) : "(top)");
 	va_start(ap, fmt);
-	vfprintf(r->errors, fmt, ap);
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
 	va_end(ap);
-	fputc('\n', r->errors);
+	/* Values pass through reader_shown; should one not, the line still stays short. */
+	if (message && strlen(message) > MESSAGE_MAX)
+		fprintf(r->errors, "%.*s... (%zu bytes)\n",
+			(int)character_boundary(message, MESSAGE_MAX), message, strlen(message));
+	else
+		fprintf(r->errors, "%s\n", message ? message : fmt);
+	free(message);
 }
 
 void reader_finish(struct reader *r)
@@ -382,7 +394,7 @@ bool get_int(struct reader *r, struct node n, long long min, long long max, long
 		v = strtoll(text, &end, 10);
 		if (!*text || *end || errno) {
 			reader_problem(r, n.path, "\"%s\" is not an integer; allowed: %lld-%lld",
-				       text, min, max);
+				       reader_shown(r, text), min, max);
 			return false;
 		}
 	} else if (json_is_integer(n.value)) {
@@ -584,7 +596,7 @@ bool get_reference(struct reader *r, struct node n, struct reference *out)
 	if (!get_string(r, id, &text))
 		return false;
 	if (reference_parse(text, out, &why)) {
-		reader_problem(r, id.path, "\"%s\" is not a reference: %s", text, why);
+		reader_problem(r, id.path, "\"%s\" is not a reference: %s", reader_shown(r, text), why);
 		return false;
 	}
 	return true;

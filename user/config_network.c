@@ -466,7 +466,7 @@ static void read_ip_configuration(struct loader *l, struct config_nic *nic, stru
 		if (!inside) {
 			reader_problem(&l->r, address.path, "%s is outside subnet \"%s\"; allowed: "
 				       "an address inside the subnet's prefixes",
-				       json_string_value(address.value), s->name);
+				       reader_shown(&l->r, json_string_value(address.value)), s->name);
 			return;
 		}
 	}

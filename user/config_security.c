@@ -69,7 +69,7 @@ static bool read_rule_address(struct loader *l, struct node n, struct nsg_addres
 	} else {
 		reader_problem(&l->r, n.path, "\"%s\" is not an address prefix; allowed: a CIDR, an "
 			       "IP address, *, or a service tag (VirtualNetwork, Internet, "
-			       "AzureLoadBalancer, ...)", text);
+			       "AzureLoadBalancer, ...)", reader_shown(&l->r, text));
 		return false;
 	}
 	return true;
@@ -152,7 +152,7 @@ static bool read_port_range(struct loader *l, struct node n, struct port_range *
 			return true;
 	}
 	reader_problem(&l->r, n.path, "\"%s\" is not a port range; allowed: *, a port 0-65535, "
-		       "or FROM-TO with FROM <= TO", text);
+		       "or FROM-TO with FROM <= TO", reader_shown(&l->r, text));
 	return false;
 }
 
