@@ -346,6 +346,8 @@ static void read_metrics(struct loader *l, struct node metrics)
 	l->cfg->metrics_listen = copy_string(text);
 }
 
+#define HASH_MAP_MAX_ENTRIES (1 << 27)
+
 static void read_limit(struct loader *l, struct node limits, const char *key, long long min,
 		       long long max, uint32_t *out)
 {
@@ -375,8 +377,10 @@ static void read_limits(struct loader *l, struct node limits)
 	CHECK_KEYS(l, limits, "flowTableSize", "snatPortMin", "snatPortMax", "snatTableSize",
 		   "tcpIdleTimeoutSeconds", "tcpTransitoryTimeoutSeconds", "udpIdleTimeoutSeconds",
 		   "icmpIdleTimeoutSeconds");
-	read_limit(l, limits, "flowTableSize", 1024, 1 << 24, &lim->flow_table_size);
-	read_limit(l, limits, "snatTableSize", 1024, 1 << 24, &lim->snat_table_size);
+	/* Up to the kernel's largest hash table (its bucket array must stay under 4 GiB);
+	 * whether this machine holds them `up` says, from its memory. */
+	read_limit(l, limits, "flowTableSize", 1024, HASH_MAP_MAX_ENTRIES, &lim->flow_table_size);
+	read_limit(l, limits, "snatTableSize", 1024, HASH_MAP_MAX_ENTRIES, &lim->snat_table_size);
 	read_limit(l, limits, "snatPortMin", 1, 65535, &port_min);
 	read_limit(l, limits, "snatPortMax", 1, 65535, &port_max);
 	if (port_min > port_max)

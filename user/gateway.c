@@ -14,6 +14,7 @@
 #include "attach.h"
 #include "datapath.h"
 #include "gateway.h"
+#include "limits.h"
 #include "log.h"
 #include "nsg.h"
 #include "plan.h"
@@ -316,6 +317,9 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 	if (err)
 		return err;
 	gateway_pin_dir(cfg->gateway_name, progress.pin_dir, sizeof(progress.pin_dir));
+	err = limits_memory_check(cfg, progress.pin_dir);
+	if (err)
+		return err;
 	err = bpffs_ensure();
 	if (err) {
 		log_error("cannot mount bpffs on /sys/fs/bpf: %s", strerror(-err));
@@ -844,6 +848,9 @@ int gateway_reload(const struct config *cfg)
 	}
 	generation = (uint32_t)json_integer_value(json_object_get(state, "generation")) + 1;
 	gateway_pin_dir(cfg->gateway_name, pin_dir, sizeof(pin_dir));
+	err = limits_memory_check(cfg, pin_dir);
+	if (err)
+		goto out;
 	stage_path(pin_dir, stage, sizeof(stage));
 	/* A connection new in this config needs its interface before the plan indexes it. */
 	err = tunnels_create_interfaces(cfg, &progress.tunnels);

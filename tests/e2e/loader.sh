@@ -86,6 +86,20 @@ failed_attach_part_way_undoes_everything() {
 	gw down -n $GATEWAY && nothing_left
 }
 
+# limits.flowTableSize 2^27, the largest hash table the kernel makes: the flow table and
+# its two caches would take 99 GB. `up` says so in one line before it creates anything.
+up_refuses_a_flow_table_the_machine_cannot_hold() {
+	local out
+	jq '.gateway.limits = {"flowTableSize": 134217728}' "$WORK/gw.json" >"$WORK/huge.json"
+	out=$(gw up -c "$WORK/huge.json" 2>&1)
+	[ $? -eq 1 ] || { echo "up did not fail: $out"; return 1; }
+	echo "$out"
+	[ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] || { echo "more than one line"; return 1; }
+	printf '%s\n' "$out" | grep -q "limits.flowTableSize 134217728 and limits.snatTableSize 1048576 need 98817807680 bytes of kernel memory for their maps; this machine has [0-9]* bytes available" ||
+		return 1
+	nothing_left
+}
+
 # bpffs missing (a fresh boot): `up` mounts it. Run in a private mount namespace, whose
 # unmounted /sys/fs/bpf nobody else sees.
 up_mounts_bpffs_where_missing() {
@@ -106,3 +120,9 @@ run_case up_mode_generic_forces_generic
 run_case up_mode_native_forces_native
 run_case up_mode_bogus_is_a_usage_error
 run_case failed_attach_part_way_undoes_everything
+# MemAvailable in MiB; the maps need 94,240 MiB
+if [ "$(awk '/^MemAvailable:/ {printf "%d", $2 / 1024}' /proc/meminfo)" -lt 94240 ]; then
+	run_case up_refuses_a_flow_table_the_machine_cannot_hold
+else
+	skip up_refuses_a_flow_table_the_machine_cannot_hold "this machine holds 99 GB of maps"
+fi
