@@ -1,5 +1,7 @@
 #include <getopt.h>
+#include <net/if.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 #include "cli.h"
 
 void cli_option_error(const char *command, int c, char **argv)
@@ -42,4 +44,53 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 		}
 	}
 	return optind < argc ? table_usage(command) : 0;
+}
+
+static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	inet_ntop(p->family, p->addr, addr, sizeof(addr));
+	snprintf(buf, size, "%s/%u", addr, p->len);
+}
+
+json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
+			const uint32_t *ifindexes, int vnet)
+{
+	json_t *routes = json_array();
+
+	for (size_t r = 0; r < plan->n_routes; r++) {
+		const struct plan_route *route = &plan->routes[r];
+		char prefix[64], egress[IF_NAMESIZE] = "";
+		json_t *o_route;
+
+		if (route->src_vnet != (uint32_t)vnet)
+			continue;
+		prefix_text(&route->prefix, prefix, sizeof(prefix));
+		for (size_t i = 0; i < cfg->n_ifaces; i++)
+			if (ifindexes[i] == route->info.egress_ifindex && route->info.egress_ifindex)
+				snprintf(egress, sizeof(egress), "%s", cfg->ifaces[i].name);
+		o_route = json_pack("{s:s, s:s, s:s}", "addressPrefix", prefix, "nextHopType",
+				    route_type_name(route->info.type), "interface", egress);
+		if (route->info.type != ROUTE_NONE)
+			json_object_set_new(o_route, "virtualNetwork",
+					    json_string(cfg->vnets[route->info.dst_vnet].name));
+		json_array_append_new(routes, o_route);
+	}
+	return routes;
+}
+
+void cli_routes_table(FILE *out, json_t *routes)
+{
+	size_t i;
+	json_t *it;
+
+	fprintf(out, "%-28s %-12s %-16s %s\n", "ADDRESS PREFIX", "NEXT HOP", "VNET", "INTERFACE");
+	json_array_foreach(routes, i, it)
+		fprintf(out, "%-28s %-12s %-16s %s\n",
+			json_string_value(json_object_get(it, "addressPrefix")),
+			json_string_value(json_object_get(it, "nextHopType")),
+			json_string_value(json_object_get(it, "virtualNetwork")) ?: "-",
+			json_string_value(json_object_get(it, "interface"))[0] ?
+				json_string_value(json_object_get(it, "interface")) : "-");
 }

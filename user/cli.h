@@ -3,6 +3,11 @@
 #define VNET_XDP_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <jansson.h>
+#include "config.h"
+#include "plan.h"
 
 /* One line for an option getopt_long refused. Option strings start with ':' so that a
  * missing value (c == ':') and an unknown option (c == '?') are told apart. */
@@ -15,5 +20,11 @@ struct table_options {
 	bool json, gc;
 };
 int cli_table_options(const char *command, int argc, char **argv, struct table_options *o);
+
+/* `vnet-xdp routes`: the effective routes of one VNet in the plan, as
+ * [{addressPrefix, nextHopType, interface, virtualNetwork}], and as a table. */
+json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
+			const uint32_t *ifindexes, int vnet);
+void cli_routes_table(FILE *out, json_t *routes);
 
 #endif

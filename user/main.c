@@ -190,14 +190,6 @@ static int cmd_status(int argc, char **argv)
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
 }
 
-static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)
-{
-	char addr[INET6_ADDRSTRLEN];
-
-	inet_ntop(p->family, p->addr, addr, sizeof(addr));
-	snprintf(buf, size, "%s/%u", addr, p->len);
-}
-
 /* The effective routes of one VNet: the same plan `up` writes to the maps. */
 static int cmd_routes(int argc, char **argv)
 {
@@ -238,40 +230,12 @@ static int cmd_routes(int argc, char **argv)
 		config_free(cfg);
 		return EXIT_INVALID;
 	}
-	routes = json_array();
-	for (size_t r = 0; r < plan.n_routes; r++) {
-		const struct plan_route *route = &plan.routes[r];
-		char prefix[64], egress[IF_NAMESIZE] = "";
-		json_t *o_route;
-
-		if (route->src_vnet != (uint32_t)vnet)
-			continue;
-		prefix_text(&route->prefix, prefix, sizeof(prefix));
-		for (size_t i = 0; i < cfg->n_ifaces; i++)
-			if (ifindexes[i] == route->info.egress_ifindex && route->info.egress_ifindex)
-				snprintf(egress, sizeof(egress), "%s", cfg->ifaces[i].name);
-		o_route = json_pack("{s:s, s:s, s:s}", "addressPrefix", prefix, "nextHopType",
-				    route_type_name(route->info.type), "interface", egress);
-		if (route->info.type != ROUTE_NONE)
-			json_object_set_new(o_route, "virtualNetwork",
-					    json_string(cfg->vnets[route->info.dst_vnet].name));
-		json_array_append_new(routes, o_route);
-	}
+	routes = cli_routes_json(cfg, &plan, ifindexes, vnet);
 	if (o.json) {
 		json_dumpf(routes, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {
-		size_t i;
-		json_t *it;
-
-		printf("%-28s %-12s %-16s %s\n", "ADDRESS PREFIX", "NEXT HOP", "VNET", "INTERFACE");
-		json_array_foreach(routes, i, it)
-			printf("%-28s %-12s %-16s %s\n",
-			       json_string_value(json_object_get(it, "addressPrefix")),
-			       json_string_value(json_object_get(it, "nextHopType")),
-			       json_string_value(json_object_get(it, "virtualNetwork")) ?: "-",
-			       json_string_value(json_object_get(it, "interface"))[0] ?
-				       json_string_value(json_object_get(it, "interface")) : "-");
+		cli_routes_table(stdout, routes);
 	}
 	json_decref(routes);
 	plan_free(&plan);
