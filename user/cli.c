@@ -1,6 +1,7 @@
 #include <getopt.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <string.h>
 #include <arpa/inet.h>
 #include "cli.h"
 
@@ -80,17 +81,35 @@ json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
 	return routes;
 }
 
+static const char *route_field(json_t *route, const char *key)
+{
+	const char *value = json_string_value(json_object_get(route, key));
+
+	return value && *value ? value : "-";
+}
+
+/* Columns as wide as their widest value, header included: next hop types run from None
+ * to VirtualNetworkServiceEndpoint, prefixes to 43 characters. */
 void cli_routes_table(FILE *out, json_t *routes)
 {
+	static const char *const keys[] = { "addressPrefix", "nextHopType", "virtualNetwork",
+					    "interface" };
+	static const char *const headers[] = { "ADDRESS PREFIX", "NEXT HOP", "VNET",
+					       "INTERFACE" };
+	int widths[4];
 	size_t i;
 	json_t *it;
 
-	fprintf(out, "%-28s %-12s %-16s %s\n", "ADDRESS PREFIX", "NEXT HOP", "VNET", "INTERFACE");
+	for (int c = 0; c < 4; c++)
+		widths[c] = (int)strlen(headers[c]);
 	json_array_foreach(routes, i, it)
-		fprintf(out, "%-28s %-12s %-16s %s\n",
-			json_string_value(json_object_get(it, "addressPrefix")),
-			json_string_value(json_object_get(it, "nextHopType")),
-			json_string_value(json_object_get(it, "virtualNetwork")) ?: "-",
-			json_string_value(json_object_get(it, "interface"))[0] ?
-				json_string_value(json_object_get(it, "interface")) : "-");
+		for (int c = 0; c < 4; c++)
+			if ((int)strlen(route_field(it, keys[c])) > widths[c])
+				widths[c] = (int)strlen(route_field(it, keys[c]));
+	fprintf(out, "%-*s  %-*s  %-*s  %s\n", widths[0], headers[0], widths[1], headers[1],
+		widths[2], headers[2], headers[3]);
+	json_array_foreach(routes, i, it)
+		fprintf(out, "%-*s  %-*s  %-*s  %s\n", widths[0], route_field(it, keys[0]),
+			widths[1], route_field(it, keys[1]), widths[2], route_field(it, keys[2]),
+			route_field(it, keys[3]));
 }

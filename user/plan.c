@@ -282,7 +282,9 @@ static int uplink_ifindex(const struct config *cfg, const uint32_t *ifindexes, u
 static int internet_routes(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
 			   uint32_t vnet, bool user_defined)
 {
-	struct route_info info = { .type = ROUTE_INTERNET };
+	/* dst_vnet: the VNet whose route it is, as `routes` and `verify` show it; the
+	 * datapath takes a destination VNet only from VnetLocal and peering routes. */
+	struct route_info info = { .type = ROUTE_INTERNET, .dst_vnet = vnet };
 	const struct config_vnet *v = &cfg->vnets[vnet];
 	struct ip_prefix prefix;
 	int err = 0;

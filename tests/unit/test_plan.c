@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <stdlib.h>
+#include "cli.h"
 #include "config.h"
 #include "plan.h"
 
@@ -191,6 +193,104 @@ static void peering_counters_one_per_direction(void **state)
 	assert_int_equal(f->plan.n_peerings, 4);
 }
 
+/* Two VNets, each with a user route to the Internet in its subnet's route table. */
+static const char *const internet_text =
+	"{\"gateway\": {\"name\": \"t\", \"interfaces\": ["
+	"  {\"name\": \"to-a\", \"virtualNetwork\": \"a\"},"
+	"  {\"name\": \"to-b\", \"virtualNetwork\": \"b\"},"
+	"  {\"name\": \"uplink0\", \"role\": \"uplink\"}]},"
+	" \"resources\": ["
+	"  {\"type\": \"Microsoft.Network/routeTables\", \"name\": \"rt-a\", \"routes\": ["
+	"    {\"name\": \"web\", \"addressPrefix\": \"198.51.100.0/24\", \"nextHopType\": \"Internet\"}]},"
+	"  {\"type\": \"Microsoft.Network/routeTables\", \"name\": \"rt-b\", \"routes\": ["
+	"    {\"name\": \"web\", \"addressPrefix\": \"203.0.113.0/24\", \"nextHopType\": \"Internet\"}]},"
+	"  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"a\","
+	"    \"addressSpace\": {\"addressPrefixes\": [\"10.1.0.0/16\"]},"
+	"    \"subnets\": [{\"name\": \"s\", \"addressPrefix\": \"10.1.1.0/24\", \"routeTable\": \"rt-a\"}]},"
+	"  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"b\","
+	"    \"addressSpace\": {\"addressPrefixes\": [\"10.2.0.0/16\"]},"
+	"    \"subnets\": [{\"name\": \"s\", \"addressPrefix\": \"10.2.1.0/24\", \"routeTable\": \"rt-b\"}]}"
+	"]}";
+
+/* `vnet-xdp routes`: every Internet route, the user's and the default one, names the VNet
+ * whose route it is. */
+static void internet_routes_name_their_own_vnet(void **state)
+{
+	static const uint32_t indexes[] = { 21, 22, 23 };
+	const char *const names[] = { "a", "b" };
+	struct config *cfg = NULL;
+	struct plan plan;
+
+	assert_int_equal(config_load_string(internet_text, "internet.json", stderr, &cfg), 0);
+	assert_int_equal(plan_build(cfg, indexes, &plan), 0);
+	for (int v = 0; v < 2; v++) {
+		json_t *routes = cli_routes_json(cfg, &plan, indexes, v), *route;
+		size_t i, internet = 0;
+
+		json_array_foreach(routes, i, route) {
+			if (strcmp(json_string_value(json_object_get(route, "nextHopType")),
+				   "Internet"))
+				continue;
+			internet++;
+			assert_string_equal(json_string_value(json_object_get(route,
+					    "virtualNetwork")), names[v]);
+			assert_string_equal(json_string_value(json_object_get(route, "interface")),
+					    "uplink0");
+		}
+		assert_int_equal(internet, 2); /* the user route and 0.0.0.0/0 */
+		json_decref(routes);
+	}
+	plan_free(&plan);
+	config_free(cfg);
+}
+
+/* Where each column of the table's header starts. */
+static void column_starts(const char *header, size_t starts[4])
+{
+	const char *const names[] = { "ADDRESS PREFIX", "NEXT HOP", "VNET", "INTERFACE" };
+
+	for (int c = 0; c < 4; c++) {
+		const char *at = strstr(header, names[c]);
+
+		assert_non_null(at);
+		starts[c] = (size_t)(at - header);
+	}
+}
+
+/* Every next hop type Azure has, the longest IPv6 prefix and a long VNet name: each
+ * value starts under its column's header, a space at least after the one before. */
+static void routes_table_columns_fit_their_content(void **state)
+{
+	const char *const hops[] = { "VirtualNetworkGateway", "VnetLocal", "Internet",
+				     "VirtualAppliance", "None", "VNetPeering",
+				     "VirtualNetworkServiceEndpoint" };
+	json_t *routes = json_array();
+	char *text = NULL, *line, *save;
+	size_t len = 0, starts[4], rows = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	for (size_t h = 0; h < sizeof(hops) / sizeof(*hops); h++)
+		json_array_append_new(routes, json_pack("{s:s, s:s, s:s, s:s}", "addressPrefix",
+			h ? "10.0.0.0/8" : "fd00:1234:5678:9abc:def0:1234:5678:9abc/128",
+			"nextHopType", hops[h], "interface", h % 2 ? "uplink0" : "",
+			"virtualNetwork", h == 1 ? "a-virtual-network-with-a-long-name" : "hub"));
+	cli_routes_table(out, routes);
+	fclose(out);
+	line = strtok_r(text, "\n", &save);
+	column_starts(line, starts);
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		rows++;
+		for (int c = 1; c < 4; c++) {
+			assert_true(strlen(line) > starts[c]);
+			if (line[starts[c] - 1] != ' ' || line[starts[c]] == ' ')
+				fail_msg("column %d does not start at %zu:\n%s", c, starts[c], line);
+		}
+	}
+	assert_int_equal(rows, sizeof(hops) / sizeof(*hops));
+	free(text);
+	json_decref(routes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +303,11 @@ int main(void)
 		cmocka_unit_test(uplink_has_no_routes_or_sources),
 		cmocka_unit_test(peering_counters_one_per_direction),
 	};
+	const struct CMUnitTest routes_tests[] = {
+		cmocka_unit_test(internet_routes_name_their_own_vnet),
+		cmocka_unit_test(routes_table_columns_fit_their_content),
+	};
 
-	return cmocka_run_group_tests_name("plan", tests, setup, teardown);
+	return cmocka_run_group_tests_name("plan", tests, setup, teardown) |
+	       cmocka_run_group_tests_name("routes", routes_tests, NULL, NULL);
 }
