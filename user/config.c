@@ -326,10 +326,31 @@ int loader_find_named(struct loader *l, const void *array, size_t count, size_t 
 	return name_index_find(slot, name);
 }
 
+int loader_find_subnet(struct loader *l, int vnet, const char *name)
+{
+	const struct config_vnet *v = &l->cfg->vnets[vnet];
+	struct name_index *index;
+
+	if (v->n_subnets < NAME_INDEX_MIN)
+		return find_named(v->subnets, v->n_subnets, sizeof(*v->subnets), name);
+	if (!l->subnet_indexes)
+		l->subnet_indexes = calloc(l->cfg->n_vnets + 1, sizeof(*l->subnet_indexes));
+	if (!l->subnet_indexes)
+		return find_named(v->subnets, v->n_subnets, sizeof(*v->subnets), name);
+	index = &l->subnet_indexes[vnet];
+	if ((index->array != v->subnets || index->count != v->n_subnets) &&
+	    name_index_build(index, v->subnets, v->n_subnets, sizeof(*v->subnets)))
+		return find_named(v->subnets, v->n_subnets, sizeof(*v->subnets), name);
+	return name_index_find(index, name);
+}
+
 static void name_indexes_free(struct loader *l)
 {
 	for (size_t i = 0; i < LOADER_NAME_INDEXES; i++)
 		free(l->name_indexes[i].order);
+	for (size_t i = 0; l->subnet_indexes && i < l->cfg->n_vnets; i++)
+		free(l->subnet_indexes[i].order);
+	free(l->subnet_indexes);
 }
 
 int config_find_vnet(const struct config *cfg, const char *name)
@@ -862,9 +883,7 @@ bool resolve_subnet_reference(struct loader *l, struct node n, int *vnet, int *s
 			       "declared in resources", ref.names[0]);
 		return false;
 	}
-	/* a scan: the subnets of many VNets would take turns in the loader's indexes */
-	*subnet = find_named(cfg->vnets[*vnet].subnets, cfg->vnets[*vnet].n_subnets,
-			     sizeof(struct config_subnet), ref.names[1]);
+	*subnet = loader_find_subnet(l, *vnet, ref.names[1]);
 	if (*subnet == CONFIG_NONE) {
 		reader_problem(&l->r, n.path, "virtual network \"%s\" has no subnet \"%s\"; "
 			       "allowed: a subnet declared in \"%s\"", ref.names[0], ref.names[1],

@@ -122,9 +122,7 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 	if (iface->vnet == CONFIG_NONE ||
 	    !get_string(&l->r, node_child(&l->r, n, "subnet"), &subnet))
 		return;
-	iface->subnet = find_named(cfg->vnets[iface->vnet].subnets,
-				   cfg->vnets[iface->vnet].n_subnets,
-				   sizeof(struct config_subnet), subnet);
+	iface->subnet = loader_find_subnet(l, iface->vnet, subnet);
 	if (iface->subnet == CONFIG_NONE)
 		reader_problem(&l->r, path_key(&l->r, n.path, "subnet"), "virtual network \"%s\" has "
 			       "no subnet \"%s\"; allowed: one of its subnets, or leave \"subnet\" "

@@ -50,6 +50,7 @@ struct loader {
 	size_t *children;  /* child records sorted by kind, parent (without case), position */
 	size_t n_children;
 	struct name_index name_indexes[LOADER_NAME_INDEXES]; /* of the arrays looked up most */
+	struct name_index *subnet_indexes; /* per VNet, built at its first lookup */
 	struct public_ip *public_ips;
 	size_t n_public_ips;
 };
@@ -64,6 +65,10 @@ int find_named(const void *array, size_t count, size_t size, const char *name);
  * the loader, so that n lookups cost n log n rather than n squared. */
 int loader_find_named(struct loader *l, const void *array, size_t count, size_t size,
 		      const char *name);
+
+/* The subnet of cfg->vnets[vnet] named `name`, or CONFIG_NONE, by the VNet's own index
+ * (the subnets must be complete). */
+int loader_find_subnet(struct loader *l, int vnet, const char *name);
 
 /* For each of `count` items, the index of the first earlier item equal to it, or
  * CONFIG_NONE in first[i]: one sort of the indices and a look at neighbours instead of
