@@ -930,6 +930,8 @@ static void build_model(struct loader *l, json_t *doc)
 	build_network_interfaces(l);
 	build_peerings(l);
 	build_gateway_binding(l, node_child(&l->r, root, "gateway"));
+	if (!l->r.problems)
+		report_unenforced(l);
 }
 
 static void loader_release(struct loader *l)

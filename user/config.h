@@ -179,6 +179,7 @@ struct config_limits {
 
 struct config {
 	char *path;
+	size_t n_unenforced; /* uses of what is accepted but not enforced, each warned of */
 	char *gateway_name;
 	struct config_gateway_iface *ifaces;
 	size_t n_ifaces;

@@ -145,6 +145,8 @@ void build_connections(struct loader *l);
 void build_network_interfaces(struct loader *l);
 void build_peerings(struct loader *l);
 void build_gateway_binding(struct loader *l, struct node gateway);
+/* After the model: a warning for each use of what the gateway does not enforce. */
+void report_unenforced(struct loader *l);
 
 /* An enum value written as one of `names` (case-insensitive, as Azure accepts them). */
 bool read_enum(struct loader *l, struct node n, const char *const *names, size_t count,

@@ -272,6 +272,22 @@ const char *reader_shown(struct reader *r, const char *value)
 	return path_keep(r, shown);
 }
 
+void reader_warning(struct reader *r, const char *path, const char *fmt, ...)
+{
+	int line, col;
+	va_list ap;
+
+	if (!r->errors)
+		return;
+	position_of(r->positions, path, &line, &col);
+	fprintf(r->errors, "%s:%d:%d: %s: warning: ", r->file, line, col,
+		path && *path ? path : "(top)");
+	va_start(ap, fmt);
+	vfprintf(r->errors, fmt, ap);
+	va_end(ap);
+	fputc('\n', r->errors);
+}
+
 static const char *path_keep(struct reader *r, char *path)
 {
 	if (!path)

@@ -36,6 +36,11 @@ void reader_finish(struct reader *r);
 #define READER_SHOWN_MAX 200
 const char *reader_shown(struct reader *r, const char *value);
 
+/* The same line for what is valid but worth saying ("... path: warning: message"); not a
+ * problem. */
+void reader_warning(struct reader *r, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Paths are owned by the reader and live until reader_release(). */
 const char *path_key(struct reader *r, const char *parent, const char *key);
 const char *path_index(struct reader *r, const char *parent, size_t index);

@@ -24,12 +24,13 @@
 
 static const char usage_text[] =
 	"usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
-	"  check  -c FILE                      validate only; exit 0 valid, 1 invalid, 2 usage\n"
+	"  check  -c FILE [--strict]           validate only; exit 0 valid, 1 invalid, 2 usage;\n"
+	"                                      --strict: what is not enforced is invalid\n"
 	"  import FILE... [-o OUT] [--param NAME=VALUE]\n"
 	"                                      ARM template / REST body / az output -> a config\n"
-	"  up     -c FILE [--mode native|generic]\n"
+	"  up     -c FILE [--mode native|generic] [--strict]\n"
 	"                                      load, fill maps, attach; all or nothing\n"
-	"  reload -c FILE                      swap to a new config atomically; an invalid one\n"
+	"  reload -c FILE [--strict]           swap to a new config atomically; an invalid one\n"
 	"                                      exits 1 and changes nothing\n"
 	"  down   [-n NAME]                    detach, unpin, remove what `up` created\n"
 	"  status [-n NAME] [-j]               what is attached, program ids, config generation\n"
@@ -61,6 +62,7 @@ struct common_options {
 	const char *mode;
 	bool json;
 	bool prometheus;
+	bool strict;
 };
 
 static int parse_options(int argc, char **argv, struct common_options *o, const char *allowed)
@@ -72,6 +74,7 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 		{ "prometheus", no_argument, NULL, 'P' },
 		{ "vnet", required_argument, NULL, 'V' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "strict", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -90,6 +93,7 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 		case 'P': o->prometheus = true; break;
 		case 'V': o->vnet = optarg; break;
 		case 'm': o->mode = optarg; break;
+		case 'S': o->strict = true; break;
 		}
 	}
 	if (optind < argc) {
@@ -99,7 +103,9 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 	return 0;
 }
 
-static int load_config(const char *path, struct config **cfg)
+/* --strict: a config using what the gateway accepts but does not enforce (each use
+ * warned of by the reader) is refused. */
+static int load_config(const char *path, bool strict, struct config **cfg)
 {
 	int rc = config_load(path, stderr, cfg);
 
@@ -107,6 +113,13 @@ static int load_config(const char *path, struct config **cfg)
 		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-rc));
 	else if (rc > 0)
 		fprintf(stderr, "%s: %d problem%s; nothing was changed\n", path, rc, rc == 1 ? "" : "s");
+	if (rc || !strict || !(*cfg)->n_unenforced)
+		return rc;
+	rc = (int)(*cfg)->n_unenforced;
+	fprintf(stderr, "%s: %d propert%s accepted but not enforced (above); --strict refuses "
+		"them; nothing was changed\n", path, rc, rc == 1 ? "y" : "ies");
+	config_free(*cfg);
+	*cfg = NULL;
 	return rc;
 }
 
@@ -115,14 +128,18 @@ static int cmd_check(int argc, char **argv)
 	struct common_options o = { 0 };
 	struct config *cfg;
 
-	if (parse_options(argc, argv, &o, "c"))
+	if (parse_options(argc, argv, &o, "cS"))
 		return usage(NULL);
 	if (!o.config)
 		return usage("check needs -c FILE");
-	if (load_config(o.config, &cfg))
+	if (load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
-	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces\n", o.config,
+	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces", o.config,
 	       cfg->gateway_name, cfg->n_vnets, cfg->n_ifaces);
+	if (cfg->n_unenforced)
+		printf("; %zu propert%s accepted but not enforced (warnings above; --strict "
+		       "refuses them)", cfg->n_unenforced, cfg->n_unenforced == 1 ? "y" : "ies");
+	putchar('\n');
 	config_free(cfg);
 	return 0;
 }
@@ -134,7 +151,7 @@ static int cmd_up(int argc, char **argv)
 	struct config *cfg;
 	int err;
 
-	if (parse_options(argc, argv, &o, "cm"))
+	if (parse_options(argc, argv, &o, "cmS"))
 		return usage(NULL);
 	if (!o.config)
 		return usage("up needs -c FILE");
@@ -144,7 +161,7 @@ static int cmd_up(int argc, char **argv)
 		mode = XDP_MODE_SKB;
 	else if (o.mode)
 		return usage("--mode is native or generic");
-	if (load_config(o.config, &cfg))
+	if (load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
 	err = gateway_up(cfg, mode);
 	if (!err)
@@ -159,11 +176,11 @@ static int cmd_reload(int argc, char **argv)
 	struct config *cfg;
 	int err;
 
-	if (parse_options(argc, argv, &o, "c"))
+	if (parse_options(argc, argv, &o, "cS"))
 		return usage(NULL);
 	if (!o.config)
 		return usage("reload needs -c FILE");
-	if (load_config(o.config, &cfg))
+	if (load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
 	err = gateway_reload(cfg);
 	if (!err)
@@ -213,7 +230,7 @@ static int cmd_routes(int argc, char **argv)
 		json_decref(state);
 		return usage("no gateway is up: give the config with -c FILE");
 	}
-	if (load_config(path, &cfg)) {
+	if (load_config(path, false, &cfg)) {
 		json_decref(state);
 		return EXIT_INVALID;
 	}

@@ -571,6 +571,52 @@ static int run_forbidden(const char *const *args)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* What the gateway accepts and does not enforce passes with one warning per use, at its
+ * place, saying what the gateway does instead; Internet routes and the rest stay silent. */
+static void unenforced_properties_are_warned_of(void **state)
+{
+	char path[] = DATA "unenforced.json", *text = NULL, *want = NULL;
+	size_t len = 0, want_len = 0;
+	FILE *errors = open_memstream(&text, &len), *w;
+	struct config *cfg = NULL;
+	const char *expected =
+		"@21:37: resources[0].properties.virtualNetworkPeerings[0].properties.allowForwardedTraffic: warning: accepted but not enforced: traffic forwarded from the remote VNet (sources outside its address space) is dropped as spoofed\n"
+		"@15:32: resources[0].properties.flowTimeoutInMinutes: warning: accepted but not enforced: flows idle out after gateway.limits' timeouts\n"
+		"@26:85: resources[2].properties.allowForwardedTraffic: warning: accepted but not enforced: traffic forwarded from the remote VNet (sources outside its address space) is dropped as spoofed\n"
+		"@32:50: resources[3].properties.securityRules[0].properties.destinationApplicationSecurityGroups: warning: accepted but not enforced: application security groups have no members in the datapath: the rule matches nothing (an Allow never allows, a Deny never denies)\n"
+		"@35:62: resources[3].properties.securityRules[1].properties.destinationAddressPrefix: warning: \"Storage.WestEurope\" accepted but not enforced: of the service tags only VirtualNetwork, Internet and AzureLoadBalancer have addresses: the rule matches nothing for this tag (an Allow never allows, a Deny never denies)\n"
+		"@39:33: resources[4].properties.sourceAddressPrefixes: warning: accepted but not enforced: of the service tags only VirtualNetwork, Internet and AzureLoadBalancer have addresses: the rule matches nothing for this tag (an Allow never allows, a Deny never denies)\n"
+		"@44:25: resources[5].properties.routes[0].properties.nextHopType: warning: \"VirtualAppliance\" accepted but not enforced: only routes with nextHopType Internet reach the datapath: traffic to this prefix follows the system routes (peering, Internet), bypassing the next hop\n"
+		"@42:51: resources[5].properties.disableBgpRoutePropagation: warning: accepted but not enforced: the subnet still gets its VNet gateway's routes\n"
+		"@47:69: resources[6].properties.nextHopType: warning: \"None\" accepted but not enforced: only routes with nextHopType Internet reach the datapath: traffic to this prefix follows the system routes (peering, Internet), bypassing the next hop\n"
+		"@49:43: resources[7].properties.enableIPForwarding: warning: accepted but not enforced: packets this NIC forwards (sources not its own, outside its VNet) are dropped as spoofed\n"
+		"@51:72: resources[7].properties.ipConfigurations[0].properties.applicationSecurityGroups: warning: accepted but not enforced: application security groups have no members in the datapath: the rule matches nothing (an Allow never allows, a Deny never denies)\n"
+		"@53:34: resources[8].properties.enableBgp: warning: accepted but not enforced: no BGP speaker runs: no route is learned or advertised\n"
+		"@53:56: resources[8].properties.activeActive: warning: accepted but not enforced: one tunnel per connection, from the gateway's first endpoint\n"
+		"@57:23: resources[9].properties.bgpSettings: warning: accepted but not enforced: no BGP session: only the addressPrefixes are routed to the site\n"
+		"@61:21: resources[10].properties.enableBgp: warning: accepted but not enforced: no BGP session over the tunnel: only static prefixes are routed\n"
+		"@61:49: resources[10].properties.connectionProtocol: warning: \"IKEv1\" accepted but not enforced: the connection is negotiated with IKEv2\n"
+		"@61:76: resources[10].properties.connectionMode: warning: \"ResponderOnly\" accepted but not enforced: the gateway both initiates and responds\n"
+		"@62:42: resources[10].properties.usePolicyBasedTrafficSelectors: warning: accepted but not enforced: the tunnel carries any address of the VNets and the site (route based)\n";
+
+	assert_int_equal(config_load(path, errors, &cfg), 0);
+	fclose(errors);
+	w = open_memstream(&want, &want_len);
+	for (const char *p = expected; *p; p++)
+		if (*p == '@' && (p == expected || p[-1] == '\n'))
+			fprintf(w, "%s:", path);
+		else
+			fputc(*p, w);
+	fclose(w);
+	if (strcmp(text, want))
+		fail_msg("--- got\n%s--- expected\n%s", text, want);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_unenforced, 18);
+	config_free(cfg);
+	free(text);
+	free(want);
+}
+
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -590,6 +636,11 @@ static void check_exit_codes_and_no_kernel_changes(void **state)
 						  NULL };
 	static const char *const extra[] = { "check", "-c", DATA "valid-arm.json", "more",
 					     NULL };
+	static const char *const unenforced[] = { "check", "-c", DATA "unenforced.json", NULL };
+	static const char *const strict[] = { "check", "--strict", "-c", DATA "unenforced.json",
+					      NULL };
+	static const char *const strict_enforced[] = { "check", "--strict", "-c",
+						       DATA "ipsec-transit.json", NULL };
 
 	if (access(binary(), X_OK))
 		skip();
@@ -603,6 +654,9 @@ static void check_exit_codes_and_no_kernel_changes(void **state)
 	assert_int_equal(run_forbidden(no_file), 2);
 	assert_int_equal(run_forbidden(bad_option), 2);
 	assert_int_equal(run_forbidden(extra), 2);
+	assert_int_equal(run_forbidden(unenforced), 0);
+	assert_int_equal(run_forbidden(strict), 1);
+	assert_int_equal(run_forbidden(strict_enforced), 0);
 	/* no pin directory appeared for the gateways checked */
 	assert_false(exists("/sys/fs/bpf/vnet-xdp/ct-arm"));
 	assert_false(exists("/sys/fs/bpf/vnet-xdp/ct-flat"));
@@ -658,6 +712,7 @@ int main(void)
 		cmocka_unit_test(fill_in_left_in_the_config),
 		cmocka_unit_test(unknown_keys),
 		cmocka_unit_test(syntax_errors_and_unreadable_files),
+		cmocka_unit_test(unenforced_properties_are_warned_of),
 		cmocka_unit_test(check_exit_codes_and_no_kernel_changes),
 	};
 
