@@ -213,22 +213,18 @@ static void position_of(const struct json_positions *positions, const char *path
 
 static size_t character_boundary(const char *text, size_t max);
 
-void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
+/* One "FILE:LINE:COL: path: [label]message" line, bounded in length. */
+static void reader_line(struct reader *r, const char *path, const char *label, const char *fmt,
+			va_list ap)
 {
 	char *message;
 	int line, col;
-	va_list ap;
 
-	r->problems++;
-	if (!r->errors || r->problems > READER_PROBLEMS_SHOWN)
-		return;
 	position_of(r->positions, path, &line, &col);
-	fprintf(r->errors, "%s:%d:%d: %s: ", r->file, line, col,
-		path && *path ? reader_shown(r, path) : "(top)");
-	va_start(ap, fmt);
+	fprintf(r->errors, "%s:%d:%d: %s: %s", r->file, line, col,
+		path && *path ? reader_shown(r, path) : "(top)", label);
 	if (vasprintf(&message, fmt, ap) < 0)
 		message = NULL;
-	va_end(ap);
 	/* Values pass through reader_shown; should one not, the line still stays short. */
 	if (message && strlen(message) > MESSAGE_MAX)
 		fprintf(r->errors, "%.*s... (%zu bytes)\n",
@@ -238,11 +234,38 @@ void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
 	free(message);
 }
 
+void reader_problem(struct reader *r, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->problems++;
+	if (!r->errors || r->problems > READER_PROBLEMS_SHOWN)
+		return;
+	va_start(ap, fmt);
+	reader_line(r, path, "", fmt, ap);
+	va_end(ap);
+}
+
+void reader_warning(struct reader *r, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->warnings++;
+	if (!r->errors || r->warnings > READER_PROBLEMS_SHOWN)
+		return;
+	va_start(ap, fmt);
+	reader_line(r, path, "warning: ", fmt, ap);
+	va_end(ap);
+}
+
 void reader_finish(struct reader *r)
 {
 	if (r->errors && r->problems > READER_PROBLEMS_SHOWN)
 		fprintf(r->errors, "%s: %d more problems not shown (the first %d are)\n", r->file,
 			r->problems - READER_PROBLEMS_SHOWN, READER_PROBLEMS_SHOWN);
+	if (r->errors && r->warnings > READER_PROBLEMS_SHOWN)
+		fprintf(r->errors, "%s: %d more warnings not shown (the first %d are)\n", r->file,
+			r->warnings - READER_PROBLEMS_SHOWN, READER_PROBLEMS_SHOWN);
 }
 
 static const char *path_keep(struct reader *r, char *path);
@@ -270,22 +293,6 @@ const char *reader_shown(struct reader *r, const char *value)
 	if (asprintf(&shown, "%.*s... (%zu bytes)", (int)keep, value, len) < 0)
 		return "(a long value)";
 	return path_keep(r, shown);
-}
-
-void reader_warning(struct reader *r, const char *path, const char *fmt, ...)
-{
-	int line, col;
-	va_list ap;
-
-	if (!r->errors)
-		return;
-	position_of(r->positions, path, &line, &col);
-	fprintf(r->errors, "%s:%d:%d: %s: warning: ", r->file, line, col,
-		path && *path ? path : "(top)");
-	va_start(ap, fmt);
-	vfprintf(r->errors, fmt, ap);
-	va_end(ap);
-	fputc('\n', r->errors);
 }
 
 static const char *path_keep(struct reader *r, char *path)

@@ -18,6 +18,7 @@ struct reader {
 	FILE *errors;
 	struct json_positions *positions;
 	int problems;
+	int warnings;
 	char **paths; /* every path string handed out, freed together */
 	size_t n_paths, cap_paths;
 };
