@@ -29,24 +29,35 @@
 
 #define DATA "tests/data/config/"
 
-/* Loads DATA/file and compares every problem line, '@' standing for "DATA/file:". */
-static void expect_problems(const char *file, int count, const char *expected)
+/* expected with each '@' that starts a line standing for "path:" (the caller frees it). */
+static char *lines_of(const char *path, const char *expected)
 {
-	char path[256], *text = NULL, *want = NULL;
-	size_t len = 0, want_len = 0;
-	FILE *errors = open_memstream(&text, &len), *w = open_memstream(&want, &want_len);
-	struct config *cfg = (struct config *)1;
-	int rc;
+	char *want = NULL;
+	size_t want_len = 0;
+	FILE *w = open_memstream(&want, &want_len);
 
-	snprintf(path, sizeof(path), DATA "%s", file);
-	rc = config_load(path, errors, &cfg);
-	fclose(errors);
 	for (const char *p = expected; *p; p++)
 		if (*p == '@' && (p == expected || p[-1] == '\n'))
 			fprintf(w, "%s:", path);
 		else
 			fputc(*p, w);
 	fclose(w);
+	return want;
+}
+
+/* Loads DATA/file and compares every problem line, '@' standing for "DATA/file:". */
+static void expect_problems(const char *file, int count, const char *expected)
+{
+	char path[256], *text = NULL, *want;
+	size_t len = 0;
+	FILE *errors = open_memstream(&text, &len);
+	struct config *cfg = (struct config *)1;
+	int rc;
+
+	snprintf(path, sizeof(path), DATA "%s", file);
+	rc = config_load(path, errors, &cfg);
+	fclose(errors);
+	want = lines_of(path, expected);
 	if (strcmp(text, want))
 		fail_msg("%s:\n--- got\n%s--- expected\n%s", file, text, want);
 	assert_int_equal(rc, count);
@@ -575,9 +586,9 @@ static int run_forbidden(const char *const *args)
  * place, saying what the gateway does instead; Internet routes and the rest stay silent. */
 static void unenforced_properties_are_warned_of(void **state)
 {
-	char path[] = DATA "unenforced.json", *text = NULL, *want = NULL;
-	size_t len = 0, want_len = 0;
-	FILE *errors = open_memstream(&text, &len), *w;
+	char path[] = DATA "unenforced.json", *text = NULL, *want;
+	size_t len = 0;
+	FILE *errors = open_memstream(&text, &len);
 	struct config *cfg = NULL;
 	const char *expected =
 		"@21:37: resources[0].properties.virtualNetworkPeerings[0].properties.allowForwardedTraffic: warning: accepted but not enforced: traffic forwarded from the remote VNet (sources outside its address space) is dropped as spoofed\n"
@@ -601,13 +612,7 @@ static void unenforced_properties_are_warned_of(void **state)
 
 	assert_int_equal(config_load(path, errors, &cfg), 0);
 	fclose(errors);
-	w = open_memstream(&want, &want_len);
-	for (const char *p = expected; *p; p++)
-		if (*p == '@' && (p == expected || p[-1] == '\n'))
-			fprintf(w, "%s:", path);
-		else
-			fputc(*p, w);
-	fclose(w);
+	want = lines_of(path, expected);
 	if (strcmp(text, want))
 		fail_msg("--- got\n%s--- expected\n%s", text, want);
 	assert_non_null(cfg);
