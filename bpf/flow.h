@@ -15,7 +15,6 @@
 #include "parse.h"
 #include "nsg.h"
 
-
 /* Sized by the loader from limits.flowTableSize before the first load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

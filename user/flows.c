@@ -18,7 +18,6 @@
 #include "state.h"
 #include "stats.h"
 
-
 static const char *const flow_counter_names[] = FLOW_COUNTER_NAMES;
 _Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_COUNTER_MAX,
 	       "a flow counter without a name");

@@ -15,13 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
 #include "vnet_xdp.h"
+#include "snat.h" /* snat_clock_ns: the clock the datapath stamps with */
 #include "packet/gateway_harness.h"
 
 /* The gateway of the test file; it writes its own config (nsg_write_config). */
@@ -167,26 +167,17 @@ static inline uint64_t stamp_aged(uint64_t stamp, uint64_t ns)
 	return stamp > ns ? stamp - ns : 0;
 }
 
-/* The clock the datapath stamps with (bpf_ktime_get_coarse_ns). */
-static inline uint64_t datapath_clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SECOND + (uint64_t)ts.tv_nsec;
-}
-
 /* A stamp can only be moved ns back once the clock has run that long (and a second more,
  * for the stamps taken just now): on a machine booted less than that ago, wait for it. */
 static inline void clock_wait_past(uint64_t ns)
 {
-	uint64_t now = datapath_clock_ns();
+	uint64_t now = snat_clock_ns();
 
 	if (now > ns + NS_PER_SECOND)
 		return;
 	fprintf(stderr, "# up for %llu s only: waiting until stamps can be aged %llu s\n",
 		(unsigned long long)(now / NS_PER_SECOND), (unsigned long long)(ns / NS_PER_SECOND));
-	while (datapath_clock_ns() <= ns + NS_PER_SECOND)
+	while (snat_clock_ns() <= ns + NS_PER_SECOND)
 		usleep(100 * 1000);
 }
 

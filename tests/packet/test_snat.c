@@ -521,12 +521,10 @@ static void mappings_stamped_ahead(uint64_t ahead)
 {
 	struct snat_flow_key key, next, *prev = NULL;
 	struct snat_mapping m;
-	struct timespec ts;
 
 	while (!bpf_map_get_next_key(snat_maps.mappings_fd, prev, &next)) {
 		if (!bpf_map_lookup_elem(snat_maps.mappings_fd, &next, &m)) {
-			clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-			m.last_seen_ns = (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec + ahead;
+			m.last_seen_ns = snat_clock_ns() + ahead;
 			assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &next, &m, BPF_EXIST), 0);
 		}
 		key = next;
