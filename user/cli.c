@@ -4,6 +4,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include "cli.h"
+#include "gateway_name.h"
 
 void cli_option_error(const char *command, int c, char **argv)
 {
@@ -44,7 +45,9 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 			return table_usage(command);
 		}
 	}
-	return optind < argc ? table_usage(command) : 0;
+	if (optind < argc)
+		return table_usage(command);
+	return gateway_name_check(command, o->name) ? 2 : 0;
 }
 
 static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include "config_internal.h"
+#include "gateway_name.h"
 
 #define DEFAULT_METRICS_LISTEN "127.0.0.1:9469"
 
@@ -36,17 +37,6 @@ static void check_keys(struct loader *l, struct node obj, const char *const *all
 		static const char *const keys_[] = { __VA_ARGS__ };                      \
 		check_keys(l, obj, keys_, sizeof(keys_) / sizeof(keys_[0]));             \
 	} while (0)
-
-/* The gateway name becomes a bpffs directory and a state file name. */
-static bool valid_gateway_name(const char *name)
-{
-	size_t len = strlen(name);
-
-	if (!len || len > 64 || !strcmp(name, ".") || !strcmp(name, ".."))
-		return false;
-	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-	       len;
-}
 
 static bool valid_interface_name(const char *name)
 {
@@ -472,13 +462,13 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	CHECK_KEYS(l, gateway, "name", "interfaces", "virtualNetworks", "virtualNetworkGateways",
 		   "nat66", "metrics", "limits");
 	if (!name.value)
-		reader_problem(&l->r, name.path, "missing; allowed: a name of letters, digits, '.', "
-			       "'_' and '-'");
+		reader_problem(&l->r, name.path, "missing; allowed: " GATEWAY_NAME_ALLOWED);
 	else if (!get_string(&l->r, name, &text))
 		; /* get_string reported the wrong type */
-	else if (!valid_gateway_name(text))
-		reader_problem(&l->r, name.path, "\"%s\" is not a gateway name; allowed: 1-64 "
-			       "letters, digits, '.', '_' and '-'", reader_shown(&l->r, text));
+	else if (gateway_name_problem(text))
+		reader_problem(&l->r, name.path, "\"%s\" is not a gateway name: %s; allowed: "
+			       GATEWAY_NAME_ALLOWED, reader_shown(&l->r, text),
+			       gateway_name_problem(text));
 	else
 		l->cfg->gateway_name = copy_string(text);
 	read_interfaces(l, node_child(&l->r, gateway, "interfaces"));

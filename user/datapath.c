@@ -14,11 +14,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "datapath.h"
+#include "gateway_name.h"
 #include "log.h"
 
 void gateway_pin_dir(const char *gateway, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%s", VNET_XDP_PIN_ROOT, gateway);
+	gateway_path(VNET_XDP_PIN_ROOT, gateway, "", buf, size);
 }
 
 int bpffs_ensure(void)
@@ -72,13 +73,17 @@ void datapath_stage_set(const char *dir)
 
 int datapath_map_open(const char *gateway, const char *name)
 {
-	char path[400];
+	char dir[256], path[400];
 	int fd;
 
 	if (stage_dir[0] && datapath_is_config_map(name))
 		snprintf(path, sizeof(path), "%s/%s", stage_dir, name);
-	else
-		snprintf(path, sizeof(path), "%s/%s/%s", VNET_XDP_PIN_ROOT, gateway, name);
+	else {
+		gateway_pin_dir(gateway, dir, sizeof(dir));
+		if (!dir[0])
+			return -EINVAL;
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+	}
 	fd = bpf_obj_get(path);
 	return fd < 0 ? -errno : fd;
 }

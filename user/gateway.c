@@ -14,6 +14,7 @@
 #include "attach.h"
 #include "datapath.h"
 #include "gateway.h"
+#include "gateway_name.h"
 #include "limits.h"
 #include "log.h"
 #include "nsg.h"
@@ -58,6 +59,8 @@ int gateway_resolve_name(const char *name, char *out, size_t size)
 	size_t count;
 
 	if (name) {
+		if (!gateway_name_valid(name))
+			return -EINVAL;
 		snprintf(out, size, "%s", name);
 		return 0;
 	}

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "gateway.h"
+#include "gateway_name.h"
 #include "import.h"
 #include "log.h"
 #include "plan.h"
@@ -195,6 +196,8 @@ static int cmd_down(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o, "n"))
 		return usage(NULL);
+	if (gateway_name_check("down", o.name))
+		return EXIT_USAGE;
 	return gateway_down(o.name) ? EXIT_INVALID : 0;
 }
 
@@ -204,6 +207,8 @@ static int cmd_status(int argc, char **argv)
 
 	if (parse_options(argc, argv, &o, "nj"))
 		return usage(NULL);
+	if (gateway_name_check("status", o.name))
+		return EXIT_USAGE;
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
 }
 

@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "datapath.h"
+#include "gateway_name.h"
 #include "log.h"
 #include "nsg.h"
 #include "plan.h"
@@ -19,7 +20,7 @@
 
 void nsg_ids_path(const char *gateway, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%s.nsg-ids.json", STATE_ROOT, gateway);
+	gateway_path(STATE_ROOT, gateway, ".nsg-ids.json", buf, size);
 }
 
 static uint32_t counters_map_id(const char *gateway)
@@ -62,6 +63,8 @@ int nsg_ids_save(const char *gateway, const struct nsg_ids *ids)
 	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
 		return -errno;
 	nsg_ids_path(gateway, path, sizeof(path));
+	if (!path[0])
+		return -EINVAL;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (json_dump_file(ids->doc, tmp, JSON_COMPACT))
 		return -EIO;

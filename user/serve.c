@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "config.h"
 #include "gateway.h"
+#include "gateway_name.h"
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
@@ -353,6 +354,8 @@ int serve_main(int argc, char **argv)
 		fputs(serve_usage, stderr);
 		return EXIT_USAGE;
 	}
+	if (gateway_name_check("serve", o.name))
+		return EXIT_USAGE;
 	if (o.listen && parse_listen(o.listen, &(struct sockaddr_storage){ 0 })) {
 		fprintf(stderr, "vnet-xdp serve: --listen %s: expected ADDR:PORT, [IPV6]:PORT or :PORT\n",
 			o.listen);

@@ -7,12 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "datapath.h"
+#include "gateway_name.h"
 #include "log.h"
 #include "state.h"
 
 void state_path(const char *gateway, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%s.json", STATE_ROOT, gateway);
+	gateway_path(STATE_ROOT, gateway, ".json", buf, size);
 }
 
 int state_save(const char *gateway, json_t *state)
@@ -22,6 +23,8 @@ int state_save(const char *gateway, json_t *state)
 	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
 		return -errno;
 	state_path(gateway, path, sizeof(path));
+	if (!path[0]) /* not a gateway name */
+		return -EINVAL;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (json_dump_file(state, tmp, JSON_INDENT(2) | JSON_SORT_KEYS))
 		return -EIO;
@@ -152,7 +155,7 @@ int gateway_names(char ***names, size_t *count)
 	while (d && (entry = readdir(d))) {
 		char **bigger;
 
-		if (entry->d_name[0] == '.')
+		if (!gateway_name_valid(entry->d_name)) /* not made by `up` */
 			continue;
 		bigger = realloc(list, (n + 2) * sizeof(*list));
 		if (!bigger)

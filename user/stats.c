@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "datapath.h"
 #include "gateway.h"
+#include "gateway_name.h"
 #include "log.h"
 #include "metrics.h"
 #include "snat.h"
@@ -291,6 +292,8 @@ int stats_main(int argc, char **argv)
 		fputs(stats_usage, stderr);
 		return 2;
 	}
+	if (gateway_name_check("stats", o.name))
+		return 2;
 	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
 	if (err) {
 		log_error(err == -EEXIST ? "several gateways are up; name one with -n"

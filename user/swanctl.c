@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include "datapath.h"
+#include "gateway_name.h"
 #include "log.h"
 #include "swanctl.h"
 
@@ -292,7 +293,7 @@ static int swanctl_run(const char *const *args)
 
 static void swanctl_file(const char *gateway, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%s.swanctl.conf", STATE_ROOT, gateway);
+	gateway_path(STATE_ROOT, gateway, ".swanctl.conf", buf, size);
 }
 
 static int write_file(const char *path, const struct config *cfg, const struct tunnel *tunnels,

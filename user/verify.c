@@ -19,6 +19,7 @@
 #include "attach.h"
 #include "datapath.h"
 #include "gateway.h"
+#include "gateway_name.h"
 #include "log.h"
 #include "nsg.h"
 #include "plan.h"
@@ -431,6 +432,8 @@ int verify_main(int argc, char **argv)
 		fputs(verify_usage, stderr);
 		return EXIT_USAGE;
 	}
+	if (gateway_name_check("verify", o.name))
+		return EXIT_USAGE;
 	proto = protocol_of(o.proto);
 	if (proto < 0 || endpoint_parse(o.src, &src) || endpoint_parse(o.dst, &dst) ||
 	    src.address.family != dst.address.family) {

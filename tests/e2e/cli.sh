@@ -50,7 +50,44 @@ unreadable_config_is_one_line() {
 	grep -q "^/nonexistent/gw.json: cannot open: No such file or directory$" <<<"$out"
 }
 
+# Every command that takes -n refuses what is not a gateway name, before it touches a file.
+bad_gateway_names_are_refused_in_one_line() {
+	local cmd name out
+	for cmd in "down" "status" "stats" "flows" "flows --gc" "snat" "snat --gc" "serve" \
+		"verify --in lo --src 10.0.0.1 --dst 10.0.0.2 --proto icmp"; do
+		for name in . .. a/b ../../../../tmp/victim gw1.nsg-ids .hidden "" -x \
+			abcdefghijklmnop; do
+			# shellcheck disable=SC2086
+			refuses 2 "^vnet-xdp ${cmd%% *}: -n '.*' is not a gateway name: " \
+				$cmd -n "$name" || return 1
+			# shellcheck disable=SC2086
+			out=$("$VNET_XDP" $cmd -n "$name" 2>&1)
+			[ "$(wc -l <<<"$out")" = 1 ] || { echo "$cmd -n '$name': $out"; return 1; }
+		done
+	done
+}
+
+# `down -n ../../../../tmp/DIR` once emptied DIR: the pins' directory and the state files
+# are made from the name, and bpffs's /sys/fs/bpf/vnet-xdp/../../../.. is /.
+down_leaves_a_directory_outside_its_own_alone() {
+	local victim=/tmp/vnet-xdp-victim.$$ made_root=""
+	mkdir -p "$victim/inner" && echo keep >"$victim/file" && echo keep >"$victim.json" &&
+		echo keep >"$victim.nsg-ids.json" || return 1
+	if [ "$(id -u)" = 0 ] && [ -d /sys/fs/bpf ] && [ ! -d /sys/fs/bpf/vnet-xdp ]; then
+		mkdir /sys/fs/bpf/vnet-xdp && made_root=1 # the path resolves through it
+	fi
+	"$VNET_XDP" down -n "../../../..$victim" >"$victim.out" 2>&1
+	echo "exit $?" >>"$victim.out"
+	[ -n "$made_root" ] && rmdir /sys/fs/bpf/vnet-xdp 2>/dev/null
+	grep -q "^exit 2$" "$victim.out" && [ -f "$victim/file" ] && [ -d "$victim/inner" ] &&
+		[ -f "$victim.json" ] && [ -f "$victim.nsg-ids.json" ] ||
+		{ cat "$victim.out"; ls -la "$victim" "$victim".*; rm -rf "$victim" "$victim".*; return 1; }
+	rm -rf "$victim" "$victim".*
+}
+
 run_case missing_values_are_named
 run_case unknown_options_are_named
 run_case commands_without_what_they_need_say_so
 run_case unreadable_config_is_one_line
+run_case bad_gateway_names_are_refused_in_one_line
+run_case down_leaves_a_directory_outside_its_own_alone
