@@ -13,6 +13,7 @@
 #include "datapath.h"
 #include "flows.h"
 #include "gateway.h"
+#include "lock.h"
 #include "log.h"
 #include "nsg.h"
 #include "state.h"
@@ -414,8 +415,12 @@ int flows_main(int argc, char **argv)
 		return 1;
 	}
 	if (o.gc) {
-		long removed = flows_gc(gateway);
+		int lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
+		long removed = lock < 0 ? lock : flows_gc(gateway);
 
+		gateway_unlock(lock);
+		if (lock < 0)
+			return 1;
 		if (removed < 0) {
 			log_error("cannot collect idle flows: %s", strerror((int)-removed));
 			return 1;

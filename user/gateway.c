@@ -16,6 +16,7 @@
 #include "gateway.h"
 #include "gateway_name.h"
 #include "limits.h"
+#include "lock.h"
 #include "log.h"
 #include "nsg.h"
 #include "plan.h"
@@ -300,7 +301,7 @@ static int datapath_fill(const struct config *cfg, const struct plan *plan, uint
 	return snat_maps_fill(cfg->gateway_name, cfg);
 }
 
-int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
+static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 {
 	struct up_progress progress = { .ipv4_forwarding = -1, .ipv6_forwarding = -1 };
 	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
@@ -419,6 +420,19 @@ fail:
 	return err;
 }
 
+int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
+{
+	int lock = gateway_lock(cfg->gateway_name, GATEWAY_LOCK_WAIT_MS), err;
+
+	if (lock < 0)
+		return lock;
+	err = up_locked(cfg, mode);
+	if (err && !gateway_pins_exist(cfg->gateway_name)) /* nothing of it is left */
+		gateway_lock_remove(cfg->gateway_name);
+	gateway_unlock(lock);
+	return err;
+}
+
 /* Detaches from every interface the interfaces map names: it holds exactly what `up`
  * bound, so `down` works even when the state file is gone. */
 static int detach_all(const char *gateway, const char *pin_dir)
@@ -459,21 +473,12 @@ static int gateway_remains_remove(const char *gateway)
 	return 0;
 }
 
-int gateway_down(const char *requested)
+static int down_locked(const char *gateway)
 {
-	char gateway[128], pin_dir[256];
+	char pin_dir[256];
 	json_t *state;
 	int err;
 
-	err = gateway_resolve_name(requested, gateway, sizeof(gateway));
-	if (err == -ENOENT && !requested) {
-		log_info("no gateway is up");
-		return 0;
-	}
-	if (err == -EEXIST) {
-		log_error("several gateways are up; name one with -n");
-		return err;
-	}
 	state = state_load(gateway);
 	if (state && state_netns_gone(state)) {
 		/* Its interfaces, programs, xfrm interfaces and sysctls went with the namespace:
@@ -513,6 +518,32 @@ int gateway_down(const char *requested)
 		json_decref(state);
 	}
 	return gateway_remains_remove(gateway);
+}
+
+int gateway_down(const char *requested)
+{
+	char gateway[128];
+	int err, lock;
+
+	err = gateway_resolve_name(requested, gateway, sizeof(gateway));
+	if (err == -ENOENT && !requested) {
+		log_info("no gateway is up");
+		return 0;
+	}
+	if (err == -EEXIST) {
+		log_error("several gateways are up; name one with -n");
+		return err;
+	}
+	if (err)
+		return err;
+	lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
+	if (lock < 0)
+		return lock;
+	err = down_locked(gateway);
+	if (!err)
+		gateway_lock_remove(gateway);
+	gateway_unlock(lock);
+	return err;
 }
 
 static json_t *status_of(const char *gateway)
@@ -810,7 +841,7 @@ int gateway_recover(const char *gateway)
 	return err;
 }
 
-int gateway_reload(const struct config *cfg)
+static int reload_locked(const struct config *cfg)
 {
 	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
 	struct plan_slot_hint hints[MAX_PEERINGS];
@@ -931,5 +962,16 @@ out:
 	json_decref(next);
 	json_decref(state);
 	plan_free(&plan);
+	return err;
+}
+
+int gateway_reload(const struct config *cfg)
+{
+	int lock = gateway_lock(cfg->gateway_name, GATEWAY_LOCK_WAIT_MS), err;
+
+	if (lock < 0)
+		return lock;
+	err = reload_locked(cfg);
+	gateway_unlock(lock);
 	return err;
 }

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "gateway_name.h"
+#include "lock.h"
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
@@ -338,6 +339,21 @@ static void snat_gc_tick(const char *gateway)
 	failing = err != 0;
 }
 
+/* The periodic collectors, under the gateway's lock: a reload or down that holds it
+ * makes them skip this turn rather than delete from maps being replaced. */
+static void collectors_run(const char *gateway)
+{
+	int lock = gateway_lock(gateway, 0);
+
+	if (lock < 0) {
+		log_debug("gateway %s: collectors skip a turn: %s", gateway, strerror(-lock));
+		return;
+	}
+	flows_gc(gateway); /* idle flows out, before LRU must evict */
+	snat_gc_tick(gateway); /* expired SNAT mappings, ports back */
+	gateway_unlock(lock);
+}
+
 int serve_main(int argc, char **argv)
 {
 	struct serve_options o = { 0 };
@@ -413,10 +429,8 @@ int serve_main(int argc, char **argv)
 		if (sig < 0) {
 			if (errno == EAGAIN && o.textfile)
 				textfile_update(o.textfile, exporter.gateway, &textfile_failing);
-			if (errno == EAGAIN) {
-				flows_gc(exporter.gateway); /* idle flows out, before LRU must evict */
-				snat_gc_tick(exporter.gateway); /* expired SNAT mappings, ports back */
-			}
+			if (errno == EAGAIN)
+				collectors_run(exporter.gateway);
 			continue;
 		}
 		if (sig == SIGHUP) {

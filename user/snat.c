@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "datapath.h"
 #include "gateway.h"
+#include "lock.h"
 #include "log.h"
 #include "plan.h"
 #include "snat.h"
@@ -799,8 +800,14 @@ int snat_main(int argc, char **argv)
 	out = json_object();
 	if (o.gc) {
 		struct snat_gc_result r;
+		int lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
 
+		if (lock < 0) {
+			json_decref(out);
+			return 1;
+		}
 		err = snat_gc(gateway, w.now, &r);
+		gateway_unlock(lock);
 		if (err) {
 			log_error("gateway %s: SNAT GC failed: %s", gateway, strerror(-err));
 			json_decref(out);

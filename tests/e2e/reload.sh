@@ -53,6 +53,39 @@ reload_applies_the_new_config() {
 	[ "$(generation)" -eq $((gen + 2)) ]
 }
 
+pins() { ls /sys/fs/bpf/vnet-xdp/$GATEWAY | sort | tr '\n' ' '; }
+
+# Two reloads started together would share the staging directory "next" and remove each
+# other's maps; they take turns under the gateway's lock: each succeeds or refuses as
+# busy in one line, and after them every pin is there and each interface runs a program.
+concurrent_reloads_take_turns() {
+	local gen pins_before ok=0 rc_a rc_b a b rc out
+	gen=$(generation) pins_before=$(pins)
+	for _ in 1 2 3; do
+		gw reload -c "$WORK/b.json" >"$WORK/reload_a" 2>&1 &
+		a=$!
+		gw reload -c "$WORK/a.json" >"$WORK/reload_b" 2>&1 &
+		b=$!
+		wait $a; rc_a=$?
+		wait $b; rc_b=$?
+		for rc in "$rc_a:$WORK/reload_a" "$rc_b:$WORK/reload_b"; do
+			out=$(grep -v ' reloaded from ' "${rc#*:}")
+			case ${rc%%:*} in
+			0) ok=$((ok + 1)) ;;
+			1) grep -qx "vnet-xdp: error: gateway $GATEWAY is busy: .*; nothing was changed" \
+				<<<"$out" && [ "$(wc -l <<<"$out")" = 1 ] ||
+				{ echo "refused otherwise: $out"; return 1; } ;;
+			*) echo "exit ${rc%%:*}: $out"; return 1 ;;
+			esac
+		done
+		[ "$(pins)" = "$pins_before" ] || { echo "pins: $(pins), were: $pins_before"; return 1; }
+		[ "$(gw status -n $GATEWAY -j | jq '[.[0].interfaces[] | select(.attached | not)] | length')" = 0 ] ||
+			{ echo "an interface runs no program"; return 1; }
+	done
+	[ "$(generation)" -eq $((gen + ok)) ] || { echo "generation $(generation), $ok reloads"; return 1; }
+	gw reload -c "$WORK/a.json" && reaches hub 10.12.1.4 && reaches hub 10.11.1.4
+}
+
 tcp_counter() { vm hub nstat -az "$1" | awk -v name="$1" '$1 == name {print $2}'; }
 
 # Waits until a background receiver prints "listening".
@@ -172,6 +205,7 @@ run_case reload_without_a_running_gateway_fails
 run_case up_on_config_a
 run_case invalid_config_changes_nothing
 run_case reload_applies_the_new_config
+run_case concurrent_reloads_take_turns
 run_case reloads_under_traffic_lose_nothing
 run_case reload_killed_before_the_swap_leaves_the_old_config
 run_case reload_killed_midway_is_finished_by_the_next_command
