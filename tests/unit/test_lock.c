@@ -100,19 +100,26 @@ static void a_second_holder_times_out_with_one_line_naming_the_gateway(void **st
 	gateway_unlock(held);
 }
 
+/* Takes the lock, then starts a second holder that waits up to 3 s and gives it time to
+ * start waiting. Returns the lock's descriptor. */
+static int held_with_one_waiting(pid_t *child)
+{
+	int held = gateway_lock(gateway, 0);
+
+	assert_true(held >= 0);
+	*child = second_holder(3000, STDERR_FILENO, held);
+	usleep(200 * 1000);
+	return held;
+}
+
 static void a_lock_released_in_time_passes_to_the_second_holder(void **state)
 {
 	pid_t child;
-	int held;
 
 	(void)state;
 	if (geteuid() != 0)
 		skip();
-	held = gateway_lock(gateway, 0);
-	assert_true(held >= 0);
-	child = second_holder(3000, STDERR_FILENO, held);
-	usleep(200 * 1000);
-	gateway_unlock(held);
+	gateway_unlock(held_with_one_waiting(&child));
 	assert_int_equal(exit_code(child), 0);
 }
 
@@ -127,10 +134,7 @@ static void a_lock_on_a_removed_file_is_taken_again_on_the_new_one(void **state)
 	(void)state;
 	if (geteuid() != 0)
 		skip();
-	held = gateway_lock(gateway, 0);
-	assert_true(held >= 0);
-	child = second_holder(3000, STDERR_FILENO, held);
-	usleep(200 * 1000);
+	held = held_with_one_waiting(&child);
 	gateway_lock_remove(gateway);
 	third = gateway_lock(gateway, 0); /* the new file, while the child still waits */
 	assert_true(third >= 0);
