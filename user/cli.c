@@ -55,8 +55,8 @@ static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)
 	snprintf(buf, size, "%s/%u", addr, p->len);
 }
 
-static json_t *route_json(const struct config *cfg, const struct plan_route *route,
-			  const uint32_t *ifindexes)
+json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,
+		       const uint32_t *ifindexes)
 {
 	const struct config_vnet *v = &cfg->vnets[route->src_vnet];
 	char prefix[64], egress[IF_NAMESIZE] = "", hop[INET6_ADDRSTRLEN];
@@ -96,7 +96,7 @@ json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
 
 	for (size_t r = 0; r < plan->n_routes; r++)
 		if (plan->routes[r].src_vnet == (uint32_t)vnet)
-			json_array_append_new(routes, route_json(cfg, &plan->routes[r], ifindexes));
+			json_array_append_new(routes, cli_route_json(cfg, &plan->routes[r], ifindexes));
 	return routes;
 }
 

@@ -577,6 +577,24 @@ static int routes_of_scope(struct plan *plan, const struct config *cfg, const ui
 	return err;
 }
 
+const struct plan_route *plan_route_lookup(const struct plan *plan, uint32_t scope,
+					   const struct ip_address *address)
+{
+	struct ip_prefix host = { .family = address->family,
+				  .len = address->family == AF_INET ? 32 : 128 };
+	const struct plan_route *best = NULL;
+
+	memcpy(host.addr, address->addr, 16);
+	for (size_t i = 0; i < plan->n_routes; i++) {
+		const struct plan_route *r = &plan->routes[i];
+
+		if (r->active && r->key.scope == scope && r->prefix.family == host.family &&
+		    ip_prefix_contains(&r->prefix, &host) && (!best || r->prefix.len > best->prefix.len))
+			best = r;
+	}
+	return best;
+}
+
 bool vnet_has_subnet_scopes(const struct config *cfg, uint32_t vnet)
 {
 	const struct config_vnet *v = &cfg->vnets[vnet];

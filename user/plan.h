@@ -82,6 +82,10 @@ const char *route_type_name(uint32_t type);
 const char *route_source_name(enum route_source source);
 /* Azure's state of a route: Active, or Invalid (overridden, or its next hop unreachable). */
 const char *route_state_name(const struct plan_route *route);
+/* The route the datapath's trie of `scope` selects for address: the longest active
+ * prefix holding it; NULL when none does. */
+const struct plan_route *plan_route_lookup(const struct plan *plan, uint32_t scope,
+					   const struct ip_address *address);
 /* Whether the VNet's subnets each have a route scope of their own (some has a table). */
 bool vnet_has_subnet_scopes(const struct config *cfg, uint32_t vnet);
 

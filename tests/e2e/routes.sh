@@ -69,6 +69,19 @@ user_route_none_drops() {
 	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.5 >/dev/null; then echo "reached 10.12.1.5"; return 1; fi
 	after=$(stat_value '.drops.route_none.packets')
 	[ "$after" -ge $((before + 2)) ] || { echo "route_none $before -> $after"; return 1; }
+	# the user's route decided, not Azure's reserved 10.0.0.0/8
+	gw verify -n $GATEWAY --in to-spoke1 --src 10.11.1.4 --dst 10.12.1.5:53 --proto udp -j |
+		jq -e '.route.effectiveRoute | .name == "blackhole" and .routeTable == "rt-spoke1"' >/dev/null
+}
+
+verify_names_the_deciding_route() {
+	local out
+	out=$(gw verify -n $GATEWAY --in to-spoke2 --src 10.12.1.4 --dst 198.51.100.2:80 --proto tcp -j) || return 1
+	jq -e '.route.nextHopType == "VirtualAppliance" and .route.effectiveRoute.name == "to-firewall" and
+		.route.effectiveRoute.addressPrefix == "0.0.0.0/0" and .route.effectiveRoute.source == "User"' \
+		<<<"$out" >/dev/null || { echo "$out"; return 1; }
+	gw verify -n $GATEWAY --in to-spoke2 --src 10.12.1.4 --dst 198.51.100.2:80 --proto tcp |
+		grep -q '0.0.0.0/0 (User: rt-spoke2/to-firewall)'
 }
 
 forced_tunnelling_sends_internet_traffic_through_the_nva() {
@@ -109,3 +122,4 @@ run_case user_route_none_drops
 run_case forced_tunnelling_sends_internet_traffic_through_the_nva
 run_case forwarded_traffic_refused_where_spoke2_does_not_allow_it
 run_case routes_show_the_effective_routes_per_subnet
+run_case verify_names_the_deciding_route

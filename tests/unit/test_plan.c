@@ -71,27 +71,13 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The route a scope's trie gives for an address: longest prefix among the plan's
- * active routes of that scope. */
 static const struct plan_route *route_in_scope(const struct plan *plan, uint32_t scope,
 					       const char *address)
 {
-	const struct plan_route *best = NULL;
 	struct ip_address a;
 
 	assert_int_equal(ip_address_parse(address, &a), 0);
-	for (size_t i = 0; i < plan->n_routes; i++) {
-		const struct plan_route *r = &plan->routes[i];
-		struct ip_prefix host = { .family = a.family, .len = a.family == AF_INET ? 32 : 128 };
-
-		memcpy(host.addr, a.addr, 16);
-		if (!r->active || r->key.scope != scope || r->prefix.family != a.family ||
-		    !ip_prefix_contains(&r->prefix, &host))
-			continue;
-		if (!best || r->prefix.len > best->prefix.len)
-			best = r;
-	}
-	return best;
+	return plan_route_lookup(plan, scope, &a);
 }
 
 static const struct plan_route *route_for(const struct fixture *f, const char *vnet,
