@@ -29,24 +29,39 @@ static __always_inline void lpm_key_fill(struct lpm_key *key, __u32 scope, const
 	address_copy(key->addr, pkt, source);
 }
 
-/* The VNet the source address belongs to, or -1 when it is not one the ingress
- * interface's binding allows (a spoofed or misplaced source). */
-static __always_inline int source_vnet(const struct packet *pkt, __u32 ifindex)
+/* Where the source address belongs (its VNet, its route scope), or NULL when the ingress
+ * interface's binding does not allow it (a spoofed or misplaced source). */
+static __always_inline struct source_info *source_lookup(const struct packet *pkt, __u32 ifindex)
 {
 	struct lpm_key key;
-	__u32 *vnet;
 
 	lpm_key_fill(&key, ifindex, pkt, 1);
-	vnet = bpf_map_lookup_elem(&source_prefixes, &key);
-	return vnet ? (int)*vnet : -1;
+	return bpf_map_lookup_elem(&source_prefixes, &key);
 }
 
-static __always_inline struct route_info *route_lookup(const struct packet *pkt, __u32 vnet)
+/* The VNet the source address belongs to, or -1 (see source_lookup). */
+static __always_inline int source_vnet(const struct packet *pkt, __u32 ifindex)
+{
+	struct source_info *source = source_lookup(pkt, ifindex);
+
+	return source ? (int)source->vnet : -1;
+}
+
+static __always_inline struct route_info *route_lookup(const struct packet *pkt, __u32 scope)
 {
 	struct lpm_key key;
 
-	lpm_key_fill(&key, vnet, pkt, 0);
+	lpm_key_fill(&key, scope, pkt, 0);
 	return bpf_map_lookup_elem(&routes, &key);
+}
+
+/* Traffic an NVA forwarded (a source outside its VNet) enters a peer only when the
+ * peer's side of the peering allows forwarded traffic (allowForwardedTraffic). */
+static __always_inline int forwarded_traffic_refused(const struct source_info *source,
+						     const struct route_info *route)
+{
+	return (source->flags & SOURCE_FORWARDED) && route->type == ROUTE_VNET_PEERING &&
+	       !(route->flags & ROUTE_FLAG_ACCEPTS_FORWARDED);
 }
 
 static __always_inline int is_local_destination(const struct packet *pkt)
@@ -134,10 +149,8 @@ static __always_inline void hop_limit_decrement(struct packet *pkt)
 	}
 }
 
-/* Asks the kernel's FIB and neighbour table for the next hop. Returns the
- * BPF_FIB_LKUP_RET_* code; on success params holds the egress ifindex and MACs. */
-static __always_inline int next_hop_lookup(struct xdp_md *ctx, const struct packet *pkt,
-					   struct bpf_fib_lookup *params)
+static __always_inline void next_hop_params(struct xdp_md *ctx, const struct packet *pkt,
+					    struct bpf_fib_lookup *params)
 {
 	__builtin_memset(params, 0, sizeof(*params));
 	params->family = pkt->family;
@@ -153,6 +166,30 @@ static __always_inline int next_hop_lookup(struct xdp_md *ctx, const struct pack
 	} else {
 		__builtin_memcpy(params->ipv6_src, &pkt->ip6->saddr, 16);
 		__builtin_memcpy(params->ipv6_dst, &pkt->ip6->daddr, 16);
+	}
+}
+
+/* Asks the kernel's FIB and neighbour table for the next hop. Returns the
+ * BPF_FIB_LKUP_RET_* code; on success params holds the egress ifindex and MACs. */
+static __always_inline int next_hop_lookup(struct xdp_md *ctx, const struct packet *pkt,
+					   struct bpf_fib_lookup *params)
+{
+	next_hop_params(ctx, pkt, params);
+	return bpf_fib_lookup(ctx, params, sizeof(*params), 0);
+}
+
+/* The same for the route's next hop: a VirtualAppliance route's frames go to the
+ * appliance's MAC, so the FIB is asked for the appliance's address. */
+static __always_inline int route_next_hop_lookup(struct xdp_md *ctx, const struct packet *pkt,
+						 const struct route_info *route,
+						 struct bpf_fib_lookup *params)
+{
+	next_hop_params(ctx, pkt, params);
+	if (route->type == ROUTE_VIRTUAL_APPLIANCE) {
+		if (pkt->family == AF_INET)
+			__builtin_memcpy(&params->ipv4_dst, route->next_hop, 4);
+		else
+			__builtin_memcpy(params->ipv6_dst, route->next_hop, 16);
 	}
 	return bpf_fib_lookup(ctx, params, sizeof(*params), 0);
 }

@@ -23,7 +23,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, MAX_ROUTES);
-	__type(key, struct lpm_key); /* scope: source VNet id */
+	__type(key, struct lpm_key); /* scope: a route scope (source_info.route_scope) */
 	__type(value, struct route_info);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -33,7 +33,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, MAX_SOURCE_PREFIXES);
 	__type(key, struct lpm_key); /* scope: ingress ifindex */
-	__type(value, __u32);        /* VNet id */
+	__type(value, struct source_info);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } source_prefixes SEC(".maps");

@@ -18,6 +18,7 @@ struct decision {
 	__u32 drop_reason;
 	__u32 counter;
 	__u32 src_vnet;
+	__u32 route_scope;
 	struct route_info route;
 	__u32 nsg_ran; /* the NSG stage ran: its result is in flow_scratch */
 	__u32 fast_path; /* decided by the established-flow fast path */
@@ -58,6 +59,7 @@ static __always_inline void trace_decision(struct xdp_md *ctx, const struct pack
 	t->counter = d->counter;
 	t->ingress_ifindex = ctx->ingress_ifindex;
 	t->src_vnet = d->src_vnet;
+	t->route_scope = d->route_scope;
 	t->route_type = d->route.type;
 	t->egress_ifindex = d->route.egress_ifindex;
 	t->peering = d->route.peering;
@@ -131,11 +133,14 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 	params = bpf_map_lookup_elem(&fib_scratch, &zero);
 	if (!params)
 		return drop(d, DROP_FIB_FAILED);
-	rc = next_hop_lookup(ctx, pkt, params);
+	rc = route_next_hop_lookup(ctx, pkt, &d->route, params);
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		/* The kernel would route the packet by its destination, past the appliance. */
+		if (d->route.type == ROUTE_VIRTUAL_APPLIANCE)
+			return drop(d, DROP_NEXT_HOP_UNRESOLVED);
 		return pass(d, COUNT_PASS_NEIGHBOUR);
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return pass(d, COUNT_PASS_FRAG_NEEDED);
@@ -383,6 +388,7 @@ __noinline int process_uplink(struct xdp_md *ctx, const struct packet_info *info
 __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct decision *d)
 {
 	struct interface_info *iface;
+	struct source_info *source;
 	struct route_info *route;
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct packet parsed, *pkt = &parsed;
@@ -404,19 +410,25 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 	if (is_link_local(pkt) && !is_platform_destination(pkt))
 		return drop(d, DROP_LINK_LOCAL);
 
-	vnet = source_vnet(pkt, ifindex);
-	if (vnet < 0)
+	source = source_lookup(pkt, ifindex);
+	if (!source)
 		return drop(d, DROP_SPOOFED_SOURCE);
+	vnet = source->vnet;
 	d->src_vnet = vnet;
+	d->route_scope = source->route_scope;
 	if (is_platform_destination(pkt))
 		return drop(d, DROP_PLATFORM_ADDRESS);
 
-	route = route_lookup(pkt, vnet);
+	route = route_lookup(pkt, source->route_scope);
 	if (!route)
 		return drop(d, DROP_NO_ROUTE);
 	d->route = *route;
 	if (route->type == ROUTE_NONE)
 		return drop(d, DROP_ROUTE_NONE);
+	if (route->flags & ROUTE_FLAG_INVALID)
+		return drop(d, DROP_ROUTE_INVALID);
+	if (forwarded_traffic_refused(source, route))
+		return drop(d, DROP_FORWARDED_NOT_ALLOWED);
 
 	d->nsg_ran = 1;
 	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route));

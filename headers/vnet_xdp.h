@@ -34,7 +34,7 @@ static inline __attribute__((always_inline)) __u64 clock_age_ns(__u64 now, __u64
 #define MAX_TUNNELS      256
 #define MAX_TUNNEL_SPIS  4096
 
-/* LPM key for both address families: the scope (a VNet id for routes, an ifindex for
+/* LPM key for both address families: the scope (a route scope for routes, an ifindex for
  * source checks) and the family sit in front of the address, so one trie serves IPv4
  * and IPv6 without one family's default route covering the other. */
 struct lpm_key {
@@ -60,6 +60,18 @@ struct interface_info {
 	__u32 vnet;   /* VNet id, for INTERFACE_VNET */
 };
 
+/* source_prefixes (scope: the ingress ifindex): where a source address on an interface
+ * belongs. route_scope is the table its routes are looked up in: the VNet id, or the
+ * subnet's scope (SUBNET_ROUTE_SCOPE) where the VNet has subnets with route tables.
+ * SOURCE_FORWARDED marks the catch-all of an interface that faces a NIC with
+ * enableIPForwarding: a source outside the VNet, forwarded by that NIC (an NVA). */
+struct source_info {
+	__u32 vnet;
+	__u32 route_scope;
+	__u32 flags;
+};
+#define SOURCE_FORWARDED 1u
+
 /* Azure's next hop types, as effective routes show them. */
 enum route_type {
 	ROUTE_VNET_LOCAL = 1,
@@ -67,7 +79,14 @@ enum route_type {
 	ROUTE_NONE = 3,        /* Azure's system routes that drop (10/8, 192.168/16, 100.64/10) */
 	ROUTE_TUNNEL = 4,      /* VirtualNetworkGateway: into a connection's xfrm interface */
 	ROUTE_INTERNET = 5,    /* 0.0.0.0/0 and UDRs to Internet: out the uplink, SNAT to a VIP */
+	ROUTE_VIRTUAL_APPLIANCE = 6, /* a UDR to an NVA: to next_hop's MAC, out egress_ifindex */
 };
+
+/* The route scope of subnet s of VNet v, for VNets whose subnets have route tables: each
+ * subnet's effective routes (its table's plus the VNet's system routes) in a table of
+ * its own. Apart from VNet ids (< MAX_VNETS) and tunnel scopes. */
+#define SUBNET_ROUTE_SCOPE 0x40000000u
+#define subnet_route_scope(vnet, subnet) (SUBNET_ROUTE_SCOPE | ((__u32)(vnet) << 16) | (__u32)(subnet))
 
 /* Routes that decrypted packets of a tunnel look up live in `routes` under this scope
  * (| tunnel id), apart from every VNet's own table: a connection reaches its gateway's
@@ -76,10 +95,17 @@ enum route_type {
 
 struct route_info {
 	__u32 type;            /* enum route_type */
-	__u32 egress_ifindex;  /* VNET_LOCAL, VNET_PEERING */
+	__u32 egress_ifindex;  /* VNET_LOCAL, VNET_PEERING, VIRTUAL_APPLIANCE */
 	__u32 peering;         /* peering counter index, VNET_PEERING */
-	__u32 dst_vnet;
+	__u32 dst_vnet;        /* VIRTUAL_APPLIANCE: the appliance's VNet */
+	__u32 flags;           /* ROUTE_FLAG_* */
+	__u8 next_hop[16];     /* VIRTUAL_APPLIANCE: nextHopIpAddress, the packet's family */
 };
+/* Azure's Invalid state: the next hop is in no VNet this one reaches; packets drop. */
+#define ROUTE_FLAG_INVALID 1u
+/* VNET_PEERING: the destination VNet's peering back allows forwarded traffic (sources
+ * outside this VNet's space, forwarded by an NVA here). */
+#define ROUTE_FLAG_ACCEPTS_FORWARDED 2u
 
 /* Every packet that is not forwarded or handed to the kernel on purpose ends here. */
 enum drop_reason {
@@ -116,6 +142,11 @@ enum drop_reason {
 	DROP_LINK_LOCAL,            /* a link-local source or destination: never forwarded */
 	DROP_PLATFORM_ADDRESS,      /* to 168.63.129.16 or 169.254.169.254, which Azure's host
 				     * answers and nothing local does here */
+	DROP_ROUTE_INVALID,         /* a route in Azure's Invalid state: its next hop is in no
+				     * VNet the source reaches */
+	DROP_NEXT_HOP_UNRESOLVED,   /* an appliance's MAC is not in the neighbour table yet */
+	DROP_FORWARDED_NOT_ALLOWED, /* forwarded into a VNet over a peering whose side there
+				     * does not allow forwarded traffic */
 	DROP_REASON_MAX,
 };
 
@@ -130,7 +161,8 @@ enum drop_reason {
 	  "nsg_denied_outbound", "nsg_denied_inbound", "snat_unsolicited", "snat_expired",  \
 	  "snat_port_exhausted", "snat_table_full", "snat_map_update_failed",             \
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
-	  "platform_address" }
+	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
+	  "forwarded_not_allowed" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -295,6 +327,7 @@ struct decision_trace {
 	__u32 counter;          /* enum datapath_counter that was bumped */
 	__u32 ingress_ifindex;
 	__u32 src_vnet;
+	__u32 route_scope;      /* the table the route was looked up in */
 	__u32 route_type;       /* 0: no route looked up */
 	__u32 egress_ifindex;
 	__u32 peering;

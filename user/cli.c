@@ -58,61 +58,94 @@ static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)
 	snprintf(buf, size, "%s/%u", addr, p->len);
 }
 
+json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,
+		       const uint32_t *ifindexes)
+{
+	const struct config_vnet *v = &cfg->vnets[route->src_vnet];
+	char prefix[64], egress[IF_NAMESIZE] = "", hop[INET6_ADDRSTRLEN];
+	json_t *o, *hops = json_array();
+
+	prefix_text(&route->prefix, prefix, sizeof(prefix));
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (ifindexes[i] == route->info.egress_ifindex && route->info.egress_ifindex)
+			snprintf(egress, sizeof(egress), "%s", cfg->ifaces[i].name);
+	if (route->next_hop_ip.family) {
+		inet_ntop(route->next_hop_ip.family, route->next_hop_ip.addr, hop, sizeof(hop));
+		json_array_append_new(hops, json_string(hop));
+	}
+	o = json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:s}",
+		      "subnet", route->subnet == CONFIG_NONE ? json_null() :
+				json_string(v->subnets[route->subnet].name),
+		      "source", route_source_name(route->source),
+		      "state", route_state_name(route),
+		      "addressPrefix", prefix,
+		      "nextHopType", route_type_name(route->info.type),
+		      "nextHopIpAddress", hops,
+		      "interface", egress);
+	if (route->route_name) {
+		json_object_set_new(o, "routeTable", json_string(route->table_name));
+		json_object_set_new(o, "name", json_string(route->route_name));
+	}
+	if (route->info.type != ROUTE_NONE && !(route->info.flags & ROUTE_FLAG_INVALID))
+		json_object_set_new(o, "virtualNetwork",
+				    json_string(cfg->vnets[route->info.dst_vnet].name));
+	return o;
+}
+
 json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
 			const uint32_t *ifindexes, int vnet)
 {
 	json_t *routes = json_array();
 
-	for (size_t r = 0; r < plan->n_routes; r++) {
-		const struct plan_route *route = &plan->routes[r];
-		char prefix[64], egress[IF_NAMESIZE] = "";
-		json_t *o_route;
-
-		if (route->src_vnet != (uint32_t)vnet)
-			continue;
-		prefix_text(&route->prefix, prefix, sizeof(prefix));
-		for (size_t i = 0; i < cfg->n_ifaces; i++)
-			if (ifindexes[i] == route->info.egress_ifindex && route->info.egress_ifindex)
-				snprintf(egress, sizeof(egress), "%s", cfg->ifaces[i].name);
-		o_route = json_pack("{s:s, s:s, s:s}", "addressPrefix", prefix, "nextHopType",
-				    route_type_name(route->info.type), "interface", egress);
-		if (route->info.type != ROUTE_NONE)
-			json_object_set_new(o_route, "virtualNetwork",
-					    json_string(cfg->vnets[route->info.dst_vnet].name));
-		json_array_append_new(routes, o_route);
-	}
+	for (size_t r = 0; r < plan->n_routes; r++)
+		if (plan->routes[r].src_vnet == (uint32_t)vnet)
+			json_array_append_new(routes, cli_route_json(cfg, &plan->routes[r], ifindexes));
 	return routes;
 }
 
+/* A field as the table shows it: an array (next hop IPs) by its first value, "-" for none. */
 static const char *route_field(json_t *route, const char *key)
 {
-	const char *value = json_string_value(json_object_get(route, key));
+	json_t *field = json_object_get(route, key);
+	const char *value;
 
+	if (json_is_array(field))
+		field = json_array_get(field, 0);
+	value = json_string_value(field);
 	return value && *value ? value : "-";
+}
+
+static void table_cell(FILE *out, const char *text, int width, bool last)
+{
+	if (last)
+		fprintf(out, "%s\n", text);
+	else
+		fprintf(out, "%-*s  ", width, text);
 }
 
 /* Columns as wide as their widest value, header included: next hop types run from None
  * to VirtualNetworkServiceEndpoint, prefixes to 43 characters. */
 void cli_routes_table(FILE *out, json_t *routes)
 {
-	static const char *const keys[] = { "addressPrefix", "nextHopType", "virtualNetwork",
+	static const char *const keys[] = { "subnet", "source", "state", "addressPrefix",
+					    "nextHopType", "nextHopIpAddress", "virtualNetwork",
 					    "interface" };
-	static const char *const headers[] = { "ADDRESS PREFIX", "NEXT HOP", "VNET",
-					       "INTERFACE" };
-	int widths[4];
+	static const char *const headers[] = { "SUBNET", "SOURCE", "STATE", "ADDRESS PREFIX",
+					       "NEXT HOP", "NEXT HOP IP", "VNET", "INTERFACE" };
+	enum { COLUMNS = sizeof(keys) / sizeof(*keys) };
+	int widths[COLUMNS];
 	size_t i;
 	json_t *it;
 
-	for (int c = 0; c < 4; c++)
+	for (int c = 0; c < COLUMNS; c++)
 		widths[c] = (int)strlen(headers[c]);
 	json_array_foreach(routes, i, it)
-		for (int c = 0; c < 4; c++)
+		for (int c = 0; c < COLUMNS; c++)
 			if ((int)strlen(route_field(it, keys[c])) > widths[c])
 				widths[c] = (int)strlen(route_field(it, keys[c]));
-	fprintf(out, "%-*s  %-*s  %-*s  %s\n", widths[0], headers[0], widths[1], headers[1],
-		widths[2], headers[2], headers[3]);
+	for (int c = 0; c < COLUMNS; c++)
+		table_cell(out, headers[c], widths[c], c + 1 == COLUMNS);
 	json_array_foreach(routes, i, it)
-		fprintf(out, "%-*s  %-*s  %-*s  %s\n", widths[0], route_field(it, keys[0]),
-			widths[1], route_field(it, keys[1]), widths[2], route_field(it, keys[2]),
-			route_field(it, keys[3]));
+		for (int c = 0; c < COLUMNS; c++)
+			table_cell(out, route_field(it, keys[c]), widths[c], c + 1 == COLUMNS);
 }

@@ -26,5 +26,8 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
 			const uint32_t *ifindexes, int vnet);
 void cli_routes_table(FILE *out, json_t *routes);
+/* One route as `routes -j` shows it (subnet, source, state, prefix, next hop, names). */
+json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,
+		       const uint32_t *ifindexes);
 
 #endif

@@ -113,6 +113,7 @@ struct config_nic {
 	size_t n_addresses;
 	int network_security_group; /* CONFIG_NONE when unset */
 	int vnet, subnet;           /* from ipConfigurations[0].subnet, or CONFIG_NONE */
+	bool enable_ip_forwarding;  /* forwards packets whose addresses are not its own (an NVA) */
 };
 
 struct config_local_network_gateway {

@@ -490,6 +490,8 @@ void build_network_interfaces(struct loader *l)
 		nic->vnet = nic->subnet = CONFIG_NONE;
 		nic->network_security_group = optional_reference(l, rec->props,
 			"networkSecurityGroup", KIND_NSG, cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs));
+		get_bool(&l->r, node_child(&l->r, rec->props, "enableIPForwarding"),
+			 &nic->enable_ip_forwarding);
 		nic->addresses = calloc(json_array_size(ipcs.value) + 1, sizeof(*nic->addresses));
 		if (!ipcs.value || !is_array_or_report(&l->r, ipcs) || !nic->addresses)
 			continue;

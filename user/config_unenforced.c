@@ -40,9 +40,9 @@ static bool is_not(json_t *v, const char *value)
 	return json_is_string(v) && strcasecmp(json_string_value(v), value);
 }
 
-static bool next_hop_not_internet(json_t *v)
+static bool next_hop_is_gateway(json_t *v)
 {
-	return is_not(v, "Internet");
+	return json_is_string(v) && !strcasecmp(json_string_value(v), "VirtualNetworkGateway");
 }
 
 static bool protocol_not_ikev2(json_t *v)
@@ -87,22 +87,13 @@ static bool names_unknown_tag(json_t *v)
 #define TAG_INSTEAD "of the service tags only VirtualNetwork, Internet and AzureLoadBalancer " \
 		    "have addresses: the rule matches nothing for this tag (an Allow never " \
 		    "allows, a Deny never denies)"
-#define ROUTE_INSTEAD "only routes with nextHopType Internet reach the datapath: traffic to " \
-		      "this prefix follows the system routes (peering, Internet), bypassing " \
-		      "the next hop"
-#define BGP_PROPAGATION_INSTEAD "the subnet still gets its VNet gateway's routes"
-#define FORWARDED_INSTEAD "traffic forwarded from the remote VNet (sources outside its " \
-			  "address space) is dropped as spoofed"
-#define IP_FORWARDING_INSTEAD "packets this NIC forwards (sources not its own, outside its " \
-			      "VNet) are dropped as spoofed"
+#define ROUTE_INSTEAD "user routes to the VNet gateway do not reach the datapath: traffic " \
+		      "to this prefix follows the other routes (system routes, the gateway's " \
+		      "own prefixes)"
 
 static const struct unenforced unenforced[] = {
-	{ KIND_ROUTE, "nextHopType", next_hop_not_internet, ROUTE_INSTEAD },
-	{ KIND_ROUTE_TABLE, "routes[].nextHopType", next_hop_not_internet, ROUTE_INSTEAD },
-	{ KIND_ROUTE_TABLE, "disableBgpRoutePropagation", is_true, BGP_PROPAGATION_INSTEAD },
-	{ KIND_PEERING, "allowForwardedTraffic", is_true, FORWARDED_INSTEAD },
-	{ KIND_VNET, "virtualNetworkPeerings[].allowForwardedTraffic", is_true, FORWARDED_INSTEAD },
-	{ KIND_NIC, "enableIPForwarding", is_true, IP_FORWARDING_INSTEAD },
+	{ KIND_ROUTE, "nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
+	{ KIND_ROUTE_TABLE, "routes[].nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
 	{ KIND_NIC, "ipConfigurations[].applicationSecurityGroups", is_used, ASG_INSTEAD },
 	{ KIND_SECURITY_RULE, "sourceApplicationSecurityGroups", is_used, ASG_INSTEAD },
 	{ KIND_SECURITY_RULE, "destinationApplicationSecurityGroups", is_used, ASG_INSTEAD },

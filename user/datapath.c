@@ -183,10 +183,10 @@ int datapath_write_plan(const struct datapath_maps *maps, const struct plan *pla
 		return err;
 	for (size_t i = 0; i < plan->n_source_prefixes; i++)
 		if (bpf_map_update_elem(maps->source_prefixes, &plan->source_prefixes[i].key,
-					&plan->source_prefixes[i].vnet, BPF_ANY))
+					&plan->source_prefixes[i].info, BPF_ANY))
 			return -errno;
 	for (size_t i = 0; i < plan->n_routes; i++)
-		if (bpf_map_update_elem(maps->routes, &plan->routes[i].key, &plan->routes[i].info,
+		if (plan->routes[i].active && bpf_map_update_elem(maps->routes, &plan->routes[i].key, &plan->routes[i].info,
 					BPF_ANY))
 			return -errno;
 	/* Interfaces last: until an interface is known, the program leaves its packets to

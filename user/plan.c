@@ -28,8 +28,23 @@ const char *route_type_name(uint32_t type)
 	case ROUTE_NONE: return "None";
 	case ROUTE_TUNNEL: return "VirtualNetworkGateway";
 	case ROUTE_INTERNET: return "Internet";
+	case ROUTE_VIRTUAL_APPLIANCE: return "VirtualAppliance";
 	default: return "Unknown";
 	}
+}
+
+const char *route_source_name(enum route_source source)
+{
+	switch (source) {
+	case ROUTE_SOURCE_USER: return "User";
+	case ROUTE_SOURCE_GATEWAY: return "VirtualNetworkGateway";
+	default: return "Default";
+	}
+}
+
+const char *route_state_name(const struct plan_route *route)
+{
+	return route->active && !(route->info.flags & ROUTE_FLAG_INVALID) ? "Active" : "Invalid";
 }
 
 static void *grow(void *array, size_t count, size_t size)
@@ -40,23 +55,22 @@ static void *grow(void *array, size_t count, size_t size)
 	return realloc(array, (count ? count * 2 : 4) * size);
 }
 
-static bool route_exists(const struct plan *plan, const struct lpm_key *key)
-{
-	for (size_t i = 0; i < plan->n_routes; i++)
-		if (!memcmp(&plan->routes[i].key, key, sizeof(*key)))
-			return true;
-	return false;
-}
+/* Where the routes being built go: one route scope (a VNet's own table, one subnet's, or
+ * a tunnel's) and the VNet and subnet whose routes they are. */
+struct route_scope {
+	uint32_t scope;
+	uint32_t vnet;
+	int subnet;
+};
 
-static int route_add(struct plan *plan, uint32_t src_vnet, const struct ip_prefix *prefix,
-		     const struct route_info *info)
+static int route_push(struct plan *plan, const struct route_scope *at, struct plan_route route)
 {
-	struct plan_route route = { .info = *info, .prefix = *prefix, .src_vnet = src_vnet };
 	void *bigger;
 
-	lpm_key_from_prefix(&route.key, src_vnet, prefix);
-	if (route_exists(plan, &route.key))
-		return 0; /* an earlier, more specific source of the same prefix wins */
+	route.src_vnet = at->vnet;
+	route.subnet = at->subnet;
+	route.order = plan->n_routes;
+	lpm_key_from_prefix(&route.key, at->scope, &route.prefix);
 	bigger = grow(plan->routes, plan->n_routes, sizeof(route));
 	if (!bigger)
 		return -ENOMEM;
@@ -65,10 +79,63 @@ static int route_add(struct plan *plan, uint32_t src_vnet, const struct ip_prefi
 	return 0;
 }
 
-static int source_prefix_add(struct plan *plan, uint32_t ifindex, uint32_t vnet,
+static int route_add(struct plan *plan, const struct route_scope *at, const struct ip_prefix *prefix,
+		     const struct route_info *info, enum route_source source)
+{
+	return route_push(plan, at, (struct plan_route){ .info = *info, .prefix = *prefix,
+							 .source = source });
+}
+
+static int compare_route_selection(const void *a, const void *b)
+{
+	const struct plan_route *x = a, *y = b;
+	int c = memcmp(&x->key, &y->key, sizeof(x->key));
+
+	if (c)
+		return c;
+	if (x->source != y->source)
+		return x->source > y->source ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int compare_route_order(const void *a, const void *b)
+{
+	const struct plan_route *x = a, *y = b;
+
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Azure's selection among routes of one prefix in one scope: user beats gateway (BGP)
+ * beats system, and within a source the first found. The winner is active; a loser of
+ * another source stays, Invalid, for display, as Azure shows an overridden route; one of
+ * the winner's own source is the same route found twice and goes. */
+static void routes_select(struct plan *plan)
+{
+	size_t kept = 0, group = 0;
+
+	qsort(plan->routes, plan->n_routes, sizeof(*plan->routes), compare_route_selection);
+	for (size_t i = 0; i < plan->n_routes; i++) {
+		struct plan_route r = plan->routes[i];
+		bool first = !kept || memcmp(&r.key, &plan->routes[group].key, sizeof(r.key));
+		bool repeated = false;
+
+		if (first)
+			group = kept;
+		for (size_t j = group; !first && j < kept; j++)
+			repeated |= plan->routes[j].source == r.source;
+		if (repeated)
+			continue;
+		r.active = first && !r.overridden;
+		plan->routes[kept++] = r;
+	}
+	plan->n_routes = kept;
+	qsort(plan->routes, plan->n_routes, sizeof(*plan->routes), compare_route_order);
+}
+
+static int source_prefix_add(struct plan *plan, uint32_t ifindex, const struct source_info *info,
 			     const struct ip_prefix *prefix)
 {
-	struct plan_prefix_entry entry = { .vnet = vnet };
+	struct plan_prefix_entry entry = { .info = *info };
 	void *bigger;
 
 	lpm_key_from_prefix(&entry.key, ifindex, prefix);
@@ -95,9 +162,10 @@ static void binding_prefixes(const struct config *cfg, const struct config_gatew
 	}
 }
 
-/* Routes from src_vnet to every prefix of dst_vnet that an interface here faces. */
+/* Routes to every prefix of dst_vnet that an interface here faces. */
 static int routes_to_vnet(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
-			  uint32_t src_vnet, uint32_t dst_vnet, uint32_t type, uint32_t peering)
+			  const struct route_scope *at, uint32_t dst_vnet, uint32_t type,
+			  uint32_t peering, uint32_t flags)
 {
 	for (size_t i = 0; i < cfg->n_ifaces; i++) {
 		const struct config_gateway_iface *iface = &cfg->ifaces[i];
@@ -110,9 +178,9 @@ static int routes_to_vnet(struct plan *plan, const struct config *cfg, const uin
 		for (size_t p = 0; p < count; p++) {
 			struct route_info info = {
 				.type = type, .egress_ifindex = ifindexes[i],
-				.peering = peering, .dst_vnet = dst_vnet,
+				.peering = peering, .dst_vnet = dst_vnet, .flags = flags,
 			};
-			int err = route_add(plan, src_vnet, &prefixes[p], &info);
+			int err = route_add(plan, at, &prefixes[p], &info, ROUTE_SOURCE_DEFAULT);
 
 			if (err)
 				return err;
@@ -130,7 +198,7 @@ static bool vnet_is_bound(const struct config *cfg, int vnet)
 }
 
 static int peering_add(struct plan *plan, const struct config *cfg, uint32_t vnet,
-		       const struct config_peering *peering, uint32_t *index)
+		       const struct config_peering *peering)
 {
 	void *bigger = grow(plan->peerings, plan->n_peerings, sizeof(*plan->peerings));
 
@@ -139,7 +207,6 @@ static int peering_add(struct plan *plan, const struct config *cfg, uint32_t vne
 	if (plan->n_peerings >= MAX_PEERINGS)
 		return -E2BIG;
 	plan->peerings = bigger;
-	*index = plan->n_peerings;
 	plan->peerings[plan->n_peerings++] = (struct plan_peering){
 		.vnet = vnet, .remote_vnet = peering->remote_vnet,
 		.vnet_name = cfg->vnets[vnet].name,
@@ -147,6 +214,12 @@ static int peering_add(struct plan *plan, const struct config *cfg, uint32_t vne
 		.peering_name = peering->name,
 	};
 	return 0;
+}
+
+/* A peering this gateway forwards over: connected, and the remote VNet bound here. */
+static bool peering_is_forwarded(const struct config *cfg, const struct config_peering *peering)
+{
+	return peering->connected && vnet_is_bound(cfg, peering->remote_vnet);
 }
 
 /* ---- tunnels: routes of VirtualNetworkGateway type, gateway transit ---- */
@@ -172,8 +245,8 @@ static bool uses_gateway_of(const struct config *cfg, int spoke, int hub)
 	       back->allow_gateway_transit;
 }
 
-/* The remote spaces of every tunnel terminating in gateway_vnet, as routes of vnet. */
-static int tunnel_routes_of(struct plan *plan, uint32_t vnet, uint32_t gateway_vnet)
+/* The remote spaces of every tunnel terminating in gateway_vnet, as routes. */
+static int tunnel_routes_of(struct plan *plan, const struct route_scope *at, uint32_t gateway_vnet)
 {
 	for (size_t t = 0; t < plan->n_tunnels; t++) {
 		const struct tunnel *tunnel = &plan->tunnels[t];
@@ -185,7 +258,8 @@ static int tunnel_routes_of(struct plan *plan, uint32_t vnet, uint32_t gateway_v
 				.type = ROUTE_TUNNEL, .egress_ifindex = tunnel->ifindex,
 				.peering = tunnel->id, .dst_vnet = gateway_vnet,
 			};
-			int err = route_add(plan, vnet, &tunnel->remote_prefixes[p], &info);
+			int err = route_add(plan, at, &tunnel->remote_prefixes[p], &info,
+					    ROUTE_SOURCE_GATEWAY);
 
 			if (err)
 				return err;
@@ -196,15 +270,16 @@ static int tunnel_routes_of(struct plan *plan, uint32_t vnet, uint32_t gateway_v
 
 /* A VNet's routes to on-premises: its own gateway's tunnels, or those of the hub whose
  * gateway it uses. */
-static int tunnel_routes_of_vnet(struct plan *plan, const struct config *cfg, uint32_t vnet)
+static int tunnel_routes_of_vnet(struct plan *plan, const struct config *cfg,
+				 const struct route_scope *at)
 {
-	const struct config_vnet *v = &cfg->vnets[vnet];
-	int err = tunnel_routes_of(plan, vnet, vnet);
+	const struct config_vnet *v = &cfg->vnets[at->vnet];
+	int err = tunnel_routes_of(plan, at, at->vnet);
 
 	for (size_t p = 0; !err && p < v->n_peerings; p++)
 		if (v->peerings[p].remote_vnet != CONFIG_NONE &&
-		    uses_gateway_of(cfg, (int)vnet, v->peerings[p].remote_vnet))
-			err = tunnel_routes_of(plan, vnet, (uint32_t)v->peerings[p].remote_vnet);
+		    uses_gateway_of(cfg, (int)at->vnet, v->peerings[p].remote_vnet))
+			err = tunnel_routes_of(plan, at, (uint32_t)v->peerings[p].remote_vnet);
 	return err;
 }
 
@@ -225,7 +300,9 @@ static int tunnel_ingress_plan(struct plan *plan, const struct config *cfg,
 			       const uint32_t *ifindexes, const struct tunnel *t)
 {
 	uint32_t scope = TUNNEL_ROUTE_SCOPE | t->id;
-	int err = routes_to_vnet(plan, cfg, ifindexes, scope, t->vnet, ROUTE_VNET_LOCAL, 0);
+	struct route_scope at = { .scope = scope, .vnet = scope, .subnet = CONFIG_NONE };
+	struct source_info source = { .vnet = t->vnet, .route_scope = scope };
+	int err = routes_to_vnet(plan, cfg, ifindexes, &at, t->vnet, ROUTE_VNET_LOCAL, 0, 0);
 
 	for (size_t s = 0; !err && s < cfg->n_vnets; s++) {
 		uint32_t slot;
@@ -234,11 +311,11 @@ static int tunnel_ingress_plan(struct plan *plan, const struct config *cfg,
 		    !uses_gateway_of(cfg, (int)s, (int)t->vnet) ||
 		    peering_slot(plan, t->vnet, (uint32_t)s, &slot))
 			continue;
-		err = routes_to_vnet(plan, cfg, ifindexes, scope, (uint32_t)s, ROUTE_VNET_PEERING,
-				     slot);
+		err = routes_to_vnet(plan, cfg, ifindexes, &at, (uint32_t)s, ROUTE_VNET_PEERING,
+				     slot, 0);
 	}
 	for (size_t p = 0; !err && t->ifindex && p < t->n_remote_prefixes; p++)
-		err = source_prefix_add(plan, t->ifindex, t->vnet, &t->remote_prefixes[p]);
+		err = source_prefix_add(plan, t->ifindex, &source, &t->remote_prefixes[p]);
 	return err;
 }
 
@@ -275,81 +352,347 @@ static int uplink_ifindex(const struct config *cfg, const uint32_t *ifindexes, u
 	return -ENOENT;
 }
 
-/* Routes with next hop Internet: the user's (UDRs in the route tables of the VNet's
- * subnets; a longest match picks them) and Azure's system default routes, 0.0.0.0/0 and,
- * when the gateway does NAT66, ::/0. They leave by the uplink, translated by SNAT. A
- * gateway without an uplink has none: such traffic finds no route. */
-static int internet_routes(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
-			   uint32_t vnet, bool user_defined)
+/* A route with next hop Internet leaves by the uplink, translated by SNAT (IPv6 only
+ * when the gateway does NAT66). A gateway without an uplink has none: false. */
+static bool internet_route_info(const struct config *cfg, const uint32_t *ifindexes,
+				uint32_t vnet, const struct ip_prefix *prefix,
+				struct route_info *info)
 {
 	/* dst_vnet: the VNet whose route it is, as `routes` and `verify` show it; the
 	 * datapath takes a destination VNet only from VnetLocal and peering routes. */
-	struct route_info info = { .type = ROUTE_INTERNET, .dst_vnet = vnet };
-	const struct config_vnet *v = &cfg->vnets[vnet];
-	struct ip_prefix prefix;
+	*info = (struct route_info){ .type = ROUTE_INTERNET, .dst_vnet = vnet };
+	if (prefix->family == AF_INET6 && !cfg->nat66)
+		return false;
+	return !uplink_ifindex(cfg, ifindexes, &info->egress_ifindex);
+}
+
+/* Azure's system default routes to the Internet, 0.0.0.0/0 and (NAT66) ::/0. */
+static int internet_default_routes(struct plan *plan, const struct config *cfg,
+				   const uint32_t *ifindexes, const struct route_scope *at)
+{
+	static const char *const defaults[] = { "0.0.0.0/0", "::/0" };
 	int err = 0;
 
-	if (uplink_ifindex(cfg, ifindexes, &info.egress_ifindex))
-		return 0;
-	if (user_defined) {
-		for (size_t s = 0; !err && s < v->n_subnets; s++) {
-			const struct config_route_table *table;
+	for (size_t d = 0; !err && d < 2; d++) {
+		struct route_info info;
+		struct ip_prefix prefix;
 
-			if (v->subnets[s].route_table == CONFIG_NONE)
-				continue;
-			table = &cfg->route_tables[v->subnets[s].route_table];
-			for (size_t r = 0; !err && r < table->n_routes; r++)
-				if (table->routes[r].next_hop_type == NEXT_HOP_INTERNET &&
-				    (table->routes[r].prefix.family == AF_INET || cfg->nat66))
-					err = route_add(plan, vnet, &table->routes[r].prefix, &info);
-		}
-		return err;
-	}
-	ip_prefix_parse("0.0.0.0/0", &prefix);
-	err = route_add(plan, vnet, &prefix, &info);
-	if (!err && cfg->nat66) {
-		ip_prefix_parse("::/0", &prefix);
-		err = route_add(plan, vnet, &prefix, &info);
+		ip_prefix_parse(defaults[d], &prefix);
+		if (internet_route_info(cfg, ifindexes, at->vnet, &prefix, &info))
+			err = route_add(plan, at, &prefix, &info, ROUTE_SOURCE_DEFAULT);
 	}
 	return err;
 }
 
-/* A VNet's effective routes, most specific first by construction of the LPM trie:
- * UDRs to the Internet (a user's route wins over a system route of the same prefix), its
- * own space, then its connected peers' spaces, on-premises, Azure's None routes and the
- * default route to the Internet. */
+static bool binding_contains(const struct config *cfg, const struct config_gateway_iface *iface,
+			     const struct ip_address *address)
+{
+	struct ip_prefix host = { .family = address->family,
+				  .len = address->family == AF_INET ? 32 : 128 };
+	const struct ip_prefix *prefixes;
+	size_t count;
+
+	memcpy(host.addr, address->addr, 16);
+	binding_prefixes(cfg, iface, &prefixes, &count);
+	for (size_t p = 0; p < count; p++)
+		if (ip_prefix_contains(&prefixes[p], &host))
+			return true;
+	return false;
+}
+
+/* The interface here that faces address in VNet dst: its index in cfg->ifaces, or -1. */
+static int interface_facing(const struct config *cfg, int dst, const struct ip_address *address)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (cfg->ifaces[i].role == IFACE_VNET && cfg->ifaces[i].vnet == dst &&
+		    binding_contains(cfg, &cfg->ifaces[i], address))
+			return (int)i;
+	return -1;
+}
+
+/* A VirtualAppliance next hop: the appliance must be in the VNet or a peer it forwards
+ * to, on an interface here; otherwise the route is Invalid (packets to it drop). */
+static void appliance_route_info(const struct config *cfg, const uint32_t *ifindexes,
+				 uint32_t vnet, const struct config_route *route,
+				 struct route_info *info)
+{
+	const struct config_vnet *v = &cfg->vnets[vnet];
+	int iface = -1, dst = (int)vnet;
+
+	*info = (struct route_info){ .type = ROUTE_VIRTUAL_APPLIANCE, .flags = ROUTE_FLAG_INVALID };
+	if (route->next_hop_ip.family != route->prefix.family)
+		return;
+	iface = interface_facing(cfg, dst, &route->next_hop_ip);
+	for (size_t p = 0; iface < 0 && p < v->n_peerings; p++)
+		if (peering_is_forwarded(cfg, &v->peerings[p])) {
+			dst = v->peerings[p].remote_vnet;
+			iface = interface_facing(cfg, dst, &route->next_hop_ip);
+		}
+	if (iface < 0)
+		return;
+	info->flags = 0;
+	info->egress_ifindex = ifindexes[iface];
+	info->dst_vnet = (uint32_t)dst;
+	memcpy(info->next_hop, route->next_hop_ip.addr, 16);
+}
+
+/* A VnetLocal user route keeps traffic to its prefix inside the VNet: the parts of the
+ * VNet's bound space it covers go to the interfaces facing them; a prefix no binding
+ * holds whole is also a route of its own, Invalid (what lies outside the VNet drops). */
+static int vnet_local_user_routes(struct plan *plan, const struct config *cfg,
+				  const uint32_t *ifindexes, const struct route_scope *at,
+				  struct plan_route route)
+{
+	bool held = false;
+	int err = 0;
+
+	for (size_t i = 0; !err && i < cfg->n_ifaces; i++) {
+		const struct config_gateway_iface *iface = &cfg->ifaces[i];
+		const struct ip_prefix *prefixes;
+		size_t count;
+
+		if (iface->role != IFACE_VNET || iface->vnet != (int)at->vnet)
+			continue;
+		binding_prefixes(cfg, iface, &prefixes, &count);
+		for (size_t p = 0; !err && p < count; p++) {
+			struct plan_route part = route;
+			bool inside = ip_prefix_contains(&prefixes[p], &route.prefix);
+
+			if (!inside && !ip_prefix_contains(&route.prefix, &prefixes[p]))
+				continue;
+			held |= inside;
+			part.prefix = inside ? route.prefix : prefixes[p];
+			part.info = (struct route_info){ .type = ROUTE_VNET_LOCAL,
+							 .egress_ifindex = ifindexes[i],
+							 .dst_vnet = at->vnet };
+			err = route_push(plan, at, part);
+		}
+	}
+	if (!err && !held) {
+		route.info = (struct route_info){ .type = ROUTE_VNET_LOCAL, .dst_vnet = at->vnet,
+						  .flags = ROUTE_FLAG_INVALID };
+		err = route_push(plan, at, route);
+	}
+	return err;
+}
+
+/* The routes of a subnet's route table, as user routes of its scope. VirtualNetworkGateway
+ * routes are left out (config_unenforced.c says so). */
+static int user_routes(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
+		       const struct route_scope *at, const struct config_route_table *table)
+{
+	int err = 0;
+
+	for (size_t r = 0; !err && r < table->n_routes; r++) {
+		const struct config_route *route = &table->routes[r];
+		struct plan_route user = { .prefix = route->prefix, .source = ROUTE_SOURCE_USER,
+					   .table_name = table->name, .route_name = route->name };
+
+		switch (route->next_hop_type) {
+		case NEXT_HOP_INTERNET:
+			if (internet_route_info(cfg, ifindexes, at->vnet, &route->prefix, &user.info))
+				err = route_push(plan, at, user);
+			break;
+		case NEXT_HOP_NONE:
+			user.info.type = ROUTE_NONE;
+			err = route_push(plan, at, user);
+			break;
+		case NEXT_HOP_VIRTUAL_APPLIANCE:
+			user.next_hop_ip = route->next_hop_ip;
+			appliance_route_info(cfg, ifindexes, at->vnet, route, &user.info);
+			err = route_push(plan, at, user);
+			break;
+		case NEXT_HOP_VNET_LOCAL:
+			err = vnet_local_user_routes(plan, cfg, ifindexes, at, user);
+			break;
+		case NEXT_HOP_VIRTUAL_NETWORK_GATEWAY:
+			break;
+		}
+	}
+	return err;
+}
+
+static const struct config_route_table *scope_table(const struct config *cfg,
+						    const struct route_scope *at)
+{
+	int table;
+
+	if (at->subnet == CONFIG_NONE)
+		return NULL;
+	table = cfg->vnets[at->vnet].subnets[at->subnet].route_table;
+	return table == CONFIG_NONE ? NULL : &cfg->route_tables[table];
+}
+
+/* Whether the table has a user route for 0.0.0.0/0. Azure then sets its reserved None
+ * routes aside (Invalid), so that private destinations outside the VNet and its peers
+ * follow the user's default route, an NVA's say, as forced tunnelling expects. */
+static bool table_overrides_default(const struct config_route_table *table)
+{
+	for (size_t r = 0; table && r < table->n_routes; r++)
+		if (table->routes[r].prefix.family == AF_INET && table->routes[r].prefix.len == 0)
+			return true;
+	return false;
+}
+
+/* The effective routes of one scope: the subnet's user routes, then the VNet's system
+ * routes (its own space, its connected peers' spaces, on-premises unless the table stops
+ * gateway routes, Azure's None routes, the default route to the Internet); at equal
+ * prefix routes_select keeps the user's. */
+static int routes_of_scope(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
+			   const struct route_scope *at)
+{
+	const struct config_vnet *v = &cfg->vnets[at->vnet];
+	const struct config_route_table *table = scope_table(cfg, at);
+	int err = 0;
+
+	if (table)
+		err = user_routes(plan, cfg, ifindexes, at, table);
+	if (!err)
+		err = routes_to_vnet(plan, cfg, ifindexes, at, at->vnet, ROUTE_VNET_LOCAL, 0, 0);
+	for (size_t p = 0; !err && p < v->n_peerings; p++) {
+		const struct config_peering *peering = &v->peerings[p];
+		const struct config_peering *back;
+		uint32_t slot, flags = 0;
+
+		if (!peering_is_forwarded(cfg, peering) ||
+		    peering_slot(plan, at->vnet, (uint32_t)peering->remote_vnet, &slot))
+			continue;
+		back = peering_to(cfg, peering->remote_vnet, (int)at->vnet);
+		if (back && back->allow_forwarded_traffic)
+			flags = ROUTE_FLAG_ACCEPTS_FORWARDED;
+		err = routes_to_vnet(plan, cfg, ifindexes, at, peering->remote_vnet,
+				     ROUTE_VNET_PEERING, slot, flags);
+	}
+	if (!err && !(table && table->disable_bgp_route_propagation))
+		err = tunnel_routes_of_vnet(plan, cfg, at);
+	for (size_t n = 0; !err && n < sizeof(none_route_prefixes) / sizeof(*none_route_prefixes); n++) {
+		struct plan_route none = { .info.type = ROUTE_NONE, .source = ROUTE_SOURCE_DEFAULT,
+					   .overridden = table_overrides_default(table) };
+
+		ip_prefix_parse(none_route_prefixes[n], &none.prefix);
+		err = route_push(plan, at, none);
+	}
+	if (!err)
+		err = internet_default_routes(plan, cfg, ifindexes, at);
+	return err;
+}
+
+const struct plan_route *plan_route_lookup(const struct plan *plan, uint32_t scope,
+					   const struct ip_address *address)
+{
+	struct ip_prefix host = { .family = address->family,
+				  .len = address->family == AF_INET ? 32 : 128 };
+	const struct plan_route *best = NULL;
+
+	memcpy(host.addr, address->addr, 16);
+	for (size_t i = 0; i < plan->n_routes; i++) {
+		const struct plan_route *r = &plan->routes[i];
+
+		if (r->active && r->key.scope == scope && r->prefix.family == host.family &&
+		    ip_prefix_contains(&r->prefix, &host) && (!best || r->prefix.len > best->prefix.len))
+			best = r;
+	}
+	return best;
+}
+
+bool vnet_has_subnet_scopes(const struct config *cfg, uint32_t vnet)
+{
+	const struct config_vnet *v = &cfg->vnets[vnet];
+
+	for (size_t s = 0; s < v->n_subnets; s++)
+		if (v->subnets[s].route_table != CONFIG_NONE)
+			return true;
+	return false;
+}
+
+/* The route scope a source in subnet (CONFIG_NONE: in no subnet) of vnet looks up in. */
+static uint32_t source_route_scope(const struct config *cfg, uint32_t vnet, int subnet)
+{
+	if (subnet == CONFIG_NONE || !vnet_has_subnet_scopes(cfg, vnet))
+		return vnet;
+	return subnet_route_scope(vnet, subnet);
+}
+
+/* A VNet's route scopes: its own (sources in no subnet, SNAT replies) and, where its
+ * subnets have tables, one per subnet. */
 static int routes_of_vnet(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
 			  uint32_t vnet)
 {
 	const struct config_vnet *v = &cfg->vnets[vnet];
-	int err;
+	struct route_scope at = { .scope = vnet, .vnet = vnet, .subnet = CONFIG_NONE };
+	int err = 0;
 
-	err = internet_routes(plan, cfg, ifindexes, vnet, true);
+	for (size_t p = 0; !err && p < v->n_peerings; p++)
+		if (peering_is_forwarded(cfg, &v->peerings[p]))
+			err = peering_add(plan, cfg, vnet, &v->peerings[p]);
 	if (!err)
-		err = routes_to_vnet(plan, cfg, ifindexes, vnet, vnet, ROUTE_VNET_LOCAL, 0);
-	for (size_t p = 0; !err && p < v->n_peerings; p++) {
-		const struct config_peering *peering = &v->peerings[p];
-		uint32_t index;
-
-		if (!peering->connected || !vnet_is_bound(cfg, peering->remote_vnet))
-			continue;
-		err = peering_add(plan, cfg, vnet, peering, &index);
-		if (!err)
-			err = routes_to_vnet(plan, cfg, ifindexes, vnet, peering->remote_vnet,
-					     ROUTE_VNET_PEERING, index);
+		err = routes_of_scope(plan, cfg, ifindexes, &at);
+	if (err || !vnet_has_subnet_scopes(cfg, vnet))
+		return err;
+	if (v->n_subnets > 0xffff)
+		return -E2BIG;
+	for (size_t s = 0; !err && s < v->n_subnets; s++) {
+		at = (struct route_scope){ .scope = subnet_route_scope(vnet, s), .vnet = vnet,
+					   .subnet = (int)s };
+		err = routes_of_scope(plan, cfg, ifindexes, &at);
 	}
-	/* Routes to on-premises prefixes override Azure's None routes of the same prefix. */
-	if (!err)
-		err = tunnel_routes_of_vnet(plan, cfg, vnet);
-	for (size_t n = 0; !err && n < sizeof(none_route_prefixes) / sizeof(*none_route_prefixes); n++) {
-		struct route_info info = { .type = ROUTE_NONE };
+	return err;
+}
+
+/* The scope of what the NICs with enableIPForwarding behind an interface forward (sources
+ * not in the VNet): their subnet's, or the VNet's when they sit in several. False when
+ * the interface faces no such NIC. */
+static bool forwarding_scope(const struct config *cfg, const struct config_gateway_iface *iface,
+			     uint32_t *scope)
+{
+	bool found = false;
+
+	for (size_t n = 0; n < cfg->n_nics; n++) {
+		const struct config_nic *nic = &cfg->nics[n];
+		uint32_t its;
+
+		if (!nic->enable_ip_forwarding || nic->vnet != iface->vnet ||
+		    (iface->subnet != CONFIG_NONE && nic->subnet != iface->subnet))
+			continue;
+		its = source_route_scope(cfg, (uint32_t)nic->vnet, nic->subnet);
+		*scope = found && *scope != its ? (uint32_t)iface->vnet : its;
+		found = true;
+	}
+	return found;
+}
+
+/* Which sources an interface accepts and the scope each one's routes are looked up in:
+ * the binding's prefixes, each subnet's own where subnets have scopes, and everything
+ * else when an NVA behind it forwards (marked, for allowForwardedTraffic). */
+static int interface_sources(struct plan *plan, const struct config *cfg, uint32_t ifindex,
+			     const struct config_gateway_iface *iface)
+{
+	const struct config_vnet *v = &cfg->vnets[iface->vnet];
+	struct source_info info = { .vnet = (uint32_t)iface->vnet };
+	const struct ip_prefix *prefixes;
+	size_t count;
+	int err = 0;
+
+	binding_prefixes(cfg, iface, &prefixes, &count);
+	info.route_scope = source_route_scope(cfg, info.vnet, iface->subnet);
+	for (size_t p = 0; !err && p < count; p++)
+		err = source_prefix_add(plan, ifindex, &info, &prefixes[p]);
+	if (iface->subnet == CONFIG_NONE && vnet_has_subnet_scopes(cfg, info.vnet))
+		for (size_t s = 0; !err && s < v->n_subnets; s++) {
+			info.route_scope = subnet_route_scope(info.vnet, s);
+			for (size_t p = 0; !err && p < v->subnets[s].n_prefixes; p++)
+				err = source_prefix_add(plan, ifindex, &info, &v->subnets[s].prefixes[p]);
+		}
+	if (!err && forwarding_scope(cfg, iface, &info.route_scope)) {
+		static const char *const everything[] = { "0.0.0.0/0", "::/0" };
 		struct ip_prefix prefix;
 
-		ip_prefix_parse(none_route_prefixes[n], &prefix);
-		err = route_add(plan, vnet, &prefix, &info);
+		info.flags = SOURCE_FORWARDED;
+		for (size_t e = 0; !err && e < 2; e++) {
+			ip_prefix_parse(everything[e], &prefix);
+			err = source_prefix_add(plan, ifindex, &info, &prefix);
+		}
 	}
-	if (!err)
-		err = internet_routes(plan, cfg, ifindexes, vnet, false);
 	return err;
 }
 
@@ -374,20 +717,16 @@ int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan 
 		pi->name = iface->name;
 		pi->info.role = iface->role == IFACE_UPLINK ? INTERFACE_UPLINK : INTERFACE_VNET;
 		pi->info.vnet = iface->role == IFACE_VNET ? (uint32_t)iface->vnet : 0;
-		if (iface->role == IFACE_VNET) {
-			const struct ip_prefix *prefixes;
-			size_t count;
-
-			binding_prefixes(cfg, iface, &prefixes, &count);
-			for (size_t p = 0; !err && p < count; p++)
-				err = source_prefix_add(out, ifindexes[i], iface->vnet, &prefixes[p]);
-		}
+		if (!err && iface->role == IFACE_VNET)
+			err = interface_sources(out, cfg, ifindexes[i], iface);
 	}
 	for (size_t v = 0; !err && v < cfg->n_vnets; v++)
 		if (vnet_is_bound(cfg, v))
 			err = routes_of_vnet(out, cfg, ifindexes, v);
 	for (size_t t = 0; !err && t < out->n_tunnels; t++)
 		err = tunnel_ingress_plan(out, cfg, ifindexes, &out->tunnels[t]);
+	if (!err)
+		routes_select(out);
 	if (err)
 		plan_free(out);
 	return err;

@@ -18,14 +18,28 @@ struct plan_interface {
 
 struct plan_prefix_entry {
 	struct lpm_key key;
-	uint32_t vnet;
+	struct source_info info;
 };
+
+/* Where a route comes from, as Azure's effective routes name it; at equal prefix the
+ * higher one wins (Azure: user beats BGP beats system). Gateway routes (a local network
+ * gateway's prefixes, later BGP's) sit between. */
+enum route_source { ROUTE_SOURCE_DEFAULT = 0, ROUTE_SOURCE_GATEWAY, ROUTE_SOURCE_USER };
 
 struct plan_route {
 	struct lpm_key key;
 	struct route_info info;
 	struct ip_prefix prefix; /* the same prefix, for display */
-	uint32_t src_vnet;
+	uint32_t src_vnet;       /* the VNet whose route it is */
+	int subnet;              /* the subnet whose table holds it, CONFIG_NONE: the VNet's */
+	enum route_source source;
+	bool active;             /* selected (in the datapath's map); false: another route of
+				  * the same prefix won, Azure's Invalid */
+	bool overridden;         /* a reserved None route a user's 0.0.0.0/0 sets aside */
+	const char *table_name;  /* a user route's route table and route name, else NULL */
+	const char *route_name;
+	struct ip_address next_hop_ip; /* VirtualAppliance: nextHopIpAddress */
+	size_t order;            /* the order routes were found in, for display */
 };
 
 /* One counter slot per directed, connected peering bound on this gateway. */
@@ -65,5 +79,14 @@ int plan_keep_peering_slots(struct plan *plan, const struct plan_slot_hint *hint
 
 void lpm_key_from_prefix(struct lpm_key *key, uint32_t scope, const struct ip_prefix *prefix);
 const char *route_type_name(uint32_t type);
+const char *route_source_name(enum route_source source);
+/* Azure's state of a route: Active, or Invalid (overridden, or its next hop unreachable). */
+const char *route_state_name(const struct plan_route *route);
+/* The route the datapath's trie of `scope` selects for address: the longest active
+ * prefix holding it; NULL when none does. */
+const struct plan_route *plan_route_lookup(const struct plan *plan, uint32_t scope,
+					   const struct ip_address *address);
+/* Whether the VNet's subnets each have a route scope of their own (some has a table). */
+bool vnet_has_subnet_scopes(const struct config *cfg, uint32_t vnet);
 
 #endif

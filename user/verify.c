@@ -225,8 +225,53 @@ static const char *fast_path_kind_name(uint32_t kind)
 	}
 }
 
+static bool is_uplink(const struct config *cfg, const uint32_t *ifindexes, uint32_t ifindex)
+{
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (ifindexes[i] == ifindex)
+			return cfg->ifaces[i].role == IFACE_UPLINK;
+	return false;
+}
+
+/* The route that decided, as `routes` shows it: the running config's plan looked up in
+ * the scope the trace names, for the packet's destination. NULL where the trace names no
+ * scope (the fast path looks nothing up; the uplink's replies follow their mapping) or
+ * the config cannot be read. */
+static json_t *deciding_route(json_t *state, const struct decision_trace *t,
+			      const struct ip_address *dst)
+{
+	const char *path = json_string_value(json_object_get(state, "config"));
+	uint32_t ifindexes[MAX_INTERFACES] = { 0 };
+	const struct plan_route *route;
+	struct config *cfg = NULL;
+	json_t *out = NULL;
+	struct plan plan;
+	FILE *quiet;
+
+	if (!path || !t->route_type || t->fast_path != FAST_PATH_NONE)
+		return NULL;
+	quiet = fopen("/dev/null", "w");
+	if (!quiet || config_load(path, quiet, &cfg)) {
+		if (quiet)
+			fclose(quiet);
+		return NULL;
+	}
+	fclose(quiet);
+	for (size_t i = 0; i < cfg->n_ifaces && i < MAX_INTERFACES; i++)
+		ifindexes[i] = if_nametoindex(cfg->ifaces[i].name);
+	if (cfg->n_ifaces <= MAX_INTERFACES && !is_uplink(cfg, ifindexes, t->ingress_ifindex) &&
+	    !plan_build(cfg, ifindexes, &plan)) {
+		route = plan_route_lookup(&plan, t->route_scope, dst);
+		if (route)
+			out = cli_route_json(cfg, route, ifindexes);
+		plan_free(&plan);
+	}
+	config_free(cfg);
+	return out;
+}
+
 static json_t *result_json(const struct decision_trace *t, json_t *state,
-			   const struct nsg_ids *ids)
+			   const struct nsg_ids *ids, json_t *effective_route)
 {
 	json_t *out = json_object(), *stages = json_array(), *route;
 	char egress[IF_NAMESIZE] = "";
@@ -246,6 +291,8 @@ static json_t *result_json(const struct decision_trace *t, json_t *state,
 		if (t->route_type != ROUTE_NONE && vnet_name(state, t->dst_vnet))
 			json_object_set_new(route, "virtualNetwork",
 					    json_string(vnet_name(state, t->dst_vnet)));
+		if (effective_route)
+			json_object_set(route, "effectiveRoute", effective_route);
 		json_object_set_new(out, "route", route);
 	}
 	for (int i = 0; i < NSG_STAGES; i++)
@@ -276,6 +323,18 @@ static void result_print(json_t *r)
 		       json_string_value(json_object_get(route, "interface")));
 	else
 		printf("-\n");
+	if (route && json_object_get(route, "effectiveRoute")) {
+		json_t *e = json_object_get(route, "effectiveRoute");
+
+		printf("         %s (%s%s%s%s%s)\n",
+		       json_string_value(json_object_get(e, "addressPrefix")),
+		       json_string_value(json_object_get(e, "source")),
+		       json_object_get(e, "name") ? ": " : "",
+		       json_object_get(e, "name") ?
+			       json_string_value(json_object_get(e, "routeTable")) : "",
+		       json_object_get(e, "name") ? "/" : "",
+		       json_object_get(e, "name") ? json_string_value(json_object_get(e, "name")) : "");
+	}
 	json_array_foreach(json_object_get(r, "networkSecurityGroups"), i, it) {
 		const char *nsg = json_string_value(json_object_get(it, "networkSecurityGroup"));
 
@@ -424,7 +483,7 @@ int verify_main(int argc, char **argv)
 	uint8_t frame[FRAME_SIZE], mac[6];
 	uint32_t ifindex, fingerprint;
 	cpu_set_t one_cpu, saved;
-	json_t *state, *result;
+	json_t *state, *result, *effective_route;
 	int proto, traces_fd, err;
 	size_t len;
 
@@ -485,7 +544,9 @@ int verify_main(int argc, char **argv)
 	}
 	state = state_load(gateway);
 	nsg_ids_load(gateway, &ids);
-	result = result_json(&trace, state, &ids);
+	effective_route = deciding_route(state, &trace, &dst.address);
+	result = result_json(&trace, state, &ids, effective_route);
+	json_decref(effective_route);
 	if (o.repeat > 0) {
 		int64_t ns = run_timed(xdp_generation_fd(gen), ifindex, frame, len, (uint32_t)o.repeat);
 

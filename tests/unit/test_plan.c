@@ -71,27 +71,19 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The route a VNet's trie gives for an address: longest prefix among the plan's. */
-static const struct plan_route *route_for(const struct fixture *f, const char *vnet,
-					  const char *address)
+static const struct plan_route *route_in_scope(const struct plan *plan, uint32_t scope,
+					       const char *address)
 {
-	const struct plan_route *best = NULL;
-	int v = config_find_vnet(f->cfg, vnet);
 	struct ip_address a;
 
 	assert_int_equal(ip_address_parse(address, &a), 0);
-	for (size_t i = 0; i < f->plan.n_routes; i++) {
-		const struct plan_route *r = &f->plan.routes[i];
-		struct ip_prefix host = { .family = a.family, .len = a.family == AF_INET ? 32 : 128 };
+	return plan_route_lookup(plan, scope, &a);
+}
 
-		memcpy(host.addr, a.addr, 16);
-		if (r->src_vnet != (uint32_t)v || r->prefix.family != a.family ||
-		    !ip_prefix_contains(&r->prefix, &host))
-			continue;
-		if (!best || r->prefix.len > best->prefix.len)
-			best = r;
-	}
-	return best;
+static const struct plan_route *route_for(const struct fixture *f, const char *vnet,
+					  const char *address)
+{
+	return route_in_scope(&f->plan, (uint32_t)config_find_vnet(f->cfg, vnet), address);
 }
 
 static void own_space_is_vnet_local(void **state)
@@ -237,7 +229,8 @@ static void internet_routes_name_their_own_vnet(void **state)
 			assert_string_equal(json_string_value(json_object_get(route, "interface")),
 					    "uplink0");
 		}
-		assert_int_equal(internet, 2); /* the user route and 0.0.0.0/0 */
+		assert_int_equal(internet, 3); /* the subnet's user route and 0.0.0.0/0; the
+						 * VNet's own 0.0.0.0/0 */
 		json_decref(routes);
 	}
 	plan_free(&plan);
@@ -291,6 +284,273 @@ static void routes_table_columns_fit_their_content(void **state)
 	json_decref(routes);
 }
 
+/* ---- route tables per subnet, next hops (tests/data/config/hub-firewall.json: Azure's
+ * hub-and-spoke firewall quickstart, the firewall's NIC forwarding at 10.10.1.4) ---- */
+
+static const uint32_t firewall_ifindexes[] = { 31, 32, 33, 34 }; /* hub, spoke1, spoke2, uplink */
+
+static int firewall_setup(void **state)
+{
+	static struct fixture f;
+
+	if (config_load("tests/data/config/hub-firewall.json", stderr, &f.cfg) != 0)
+		return -1;
+	if (plan_build(f.cfg, firewall_ifindexes, &f.plan))
+		return -1;
+	*state = &f;
+	return 0;
+}
+
+static uint32_t workload_scope(const struct fixture *f, const char *vnet)
+{
+	return subnet_route_scope(config_find_vnet(f->cfg, vnet), 0);
+}
+
+static void subnet_default_route_goes_to_the_appliance(void **state)
+{
+	struct fixture *f = *state;
+	const struct plan_route *r = route_in_scope(&f->plan, workload_scope(f, "spoke1"),
+						    "203.0.113.9");
+	uint8_t firewall[4] = { 10, 10, 1, 4 };
+
+	assert_non_null(r);
+	assert_int_equal(r->info.type, ROUTE_VIRTUAL_APPLIANCE);
+	assert_int_equal(r->source, ROUTE_SOURCE_USER);
+	assert_int_equal(r->info.flags, 0);
+	assert_int_equal(r->info.egress_ifindex, 31);
+	assert_int_equal(r->info.dst_vnet, config_find_vnet(f->cfg, "hub"));
+	assert_memory_equal(r->info.next_hop, firewall, 4);
+	assert_string_equal(r->table_name, "rt-spoke1");
+	assert_string_equal(r->route_name, "to-firewall");
+	assert_string_equal(route_state_name(r), "Active");
+}
+
+/* Azure shows the system route a user route of the same prefix beats as Invalid. */
+static void user_route_beats_system_route_of_the_same_prefix(void **state)
+{
+	struct fixture *f = *state;
+	size_t internet = 0;
+
+	for (size_t i = 0; i < f->plan.n_routes; i++) {
+		const struct plan_route *r = &f->plan.routes[i];
+
+		if (r->key.scope != workload_scope(f, "spoke1") || r->prefix.len != 0 ||
+		    r->prefix.family != AF_INET || r->info.type != ROUTE_INTERNET)
+			continue;
+		internet++;
+		assert_false(r->active);
+		assert_int_equal(r->source, ROUTE_SOURCE_DEFAULT);
+		assert_string_equal(route_state_name(r), "Invalid");
+	}
+	assert_int_equal(internet, 1);
+}
+
+/* The spokes are not peered: spoke2 is reached through the firewall, not the reserved
+ * 10.0.0.0/8 None route, which the user's 0.0.0.0/0 sets aside as Azure does. */
+static void spoke_to_spoke_follows_the_appliance(void **state)
+{
+	struct fixture *f = *state;
+	const struct plan_route *r = route_in_scope(&f->plan, workload_scope(f, "spoke1"),
+						    "10.12.1.4");
+
+	assert_non_null(r);
+	assert_int_equal(r->info.type, ROUTE_VIRTUAL_APPLIANCE);
+	r = route_in_scope(&f->plan, workload_scope(f, "spoke2"), "10.11.1.4");
+	assert_non_null(r);
+	assert_int_equal(r->info.type, ROUTE_VIRTUAL_APPLIANCE);
+}
+
+static void longest_prefix_wins_over_the_users_default(void **state)
+{
+	struct fixture *f = *state;
+	const struct plan_route *r = route_in_scope(&f->plan, workload_scope(f, "spoke1"),
+						    "10.12.1.5");
+
+	assert_int_equal(r->info.type, ROUTE_NONE);
+	assert_string_equal(r->route_name, "blackhole");
+	/* the hub itself: the peering's system route, more specific than 0.0.0.0/0 */
+	r = route_in_scope(&f->plan, workload_scope(f, "spoke1"), "10.10.1.4");
+	assert_int_equal(r->info.type, ROUTE_VNET_PEERING);
+	/* another subnet's table is not this one's */
+	r = route_in_scope(&f->plan, workload_scope(f, "spoke2"), "10.12.1.5");
+	assert_int_equal(r->info.type, ROUTE_VNET_LOCAL);
+}
+
+/* Outside every subnet the VNet's own scope holds: system routes only. */
+static void vnet_scope_keeps_the_system_routes(void **state)
+{
+	const struct plan_route *r = route_for(*state, "spoke1", "203.0.113.9");
+
+	assert_non_null(r);
+	assert_int_equal(r->info.type, ROUTE_INTERNET);
+	r = route_for(*state, "spoke1", "10.12.1.4");
+	assert_int_equal(r->info.type, ROUTE_NONE);
+}
+
+static const struct plan_prefix_entry *source_entry(const struct plan *plan, uint32_t ifindex,
+						    const char *prefix_text)
+{
+	struct ip_prefix prefix;
+	struct lpm_key key;
+
+	assert_int_equal(ip_prefix_parse(prefix_text, &prefix), 0);
+	lpm_key_from_prefix(&key, ifindex, &prefix);
+	for (size_t i = 0; i < plan->n_source_prefixes; i++)
+		if (!memcmp(&plan->source_prefixes[i].key, &key, sizeof(key)))
+			return &plan->source_prefixes[i];
+	return NULL;
+}
+
+/* A VNet interface tells the subnet by the source address: the subnet's prefix leads to
+ * its scope, the rest of the VNet's space to the VNet's. */
+static void source_in_a_subnet_looks_up_its_tables_routes(void **state)
+{
+	struct fixture *f = *state;
+	const struct plan_prefix_entry *e = source_entry(&f->plan, 32, "10.11.1.0/24");
+
+	assert_non_null(e);
+	assert_int_equal(e->info.route_scope, workload_scope(f, "spoke1"));
+	assert_int_equal(e->info.vnet, config_find_vnet(f->cfg, "spoke1"));
+	e = source_entry(&f->plan, 32, "10.11.0.0/16");
+	assert_non_null(e);
+	assert_int_equal(e->info.route_scope, config_find_vnet(f->cfg, "spoke1"));
+	assert_int_equal(e->info.flags, 0);
+	assert_null(source_entry(&f->plan, 32, "0.0.0.0/0"));
+}
+
+/* The firewall's NIC forwards (enableIPForwarding): the hub's interface takes any source,
+ * marked as forwarded; the spokes' interfaces do not. */
+static void forwarding_nic_makes_its_interface_accept_forwarded_sources(void **state)
+{
+	struct fixture *f = *state;
+	const struct plan_prefix_entry *e = source_entry(&f->plan, 31, "0.0.0.0/0");
+
+	assert_non_null(e);
+	assert_int_equal(e->info.flags, SOURCE_FORWARDED);
+	assert_int_equal(e->info.vnet, config_find_vnet(f->cfg, "hub"));
+	assert_non_null(source_entry(&f->plan, 31, "::/0"));
+	assert_null(source_entry(&f->plan, 33, "0.0.0.0/0"));
+}
+
+/* allowForwardedTraffic of the destination's side travels with the peering route. */
+static void peering_route_carries_the_remote_sides_forwarded_traffic_flag(void **state)
+{
+	const struct plan_route *r = route_for(*state, "hub", "10.12.1.4");
+
+	assert_int_equal(r->info.type, ROUTE_VNET_PEERING);
+	assert_true(r->info.flags & ROUTE_FLAG_ACCEPTS_FORWARDED);
+}
+
+/* The firewall test config with one edit: text replaced by another. */
+static void firewall_variant(const char *from, const char *to, struct config **cfg,
+			     struct plan *plan)
+{
+	FILE *in = fopen("tests/data/config/hub-firewall.json", "r");
+	char text[16384], *at, edited[16384];
+	size_t len;
+
+	assert_non_null(in);
+	len = fread(text, 1, sizeof(text) - 1, in);
+	fclose(in);
+	text[len] = '\0';
+	at = strstr(text, from);
+	assert_non_null(at);
+	snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	assert_int_equal(config_load_string(edited, "variant.json", stderr, cfg), 0);
+	assert_int_equal(plan_build(*cfg, firewall_ifindexes, plan), 0);
+}
+
+static void forwarded_traffic_flag_is_the_destinations_side(void **state)
+{
+	struct config *cfg;
+	struct plan plan;
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+
+	(void)state;
+	firewall_variant("\"name\": \"spoke2-to-hub\", \"properties\": {\n"
+			 "            \"remoteVirtualNetwork\": {\"id\": \"[resourceId('Microsoft.Network/virtualNetworks', 'hub')]\"},\n"
+			 "            \"allowVirtualNetworkAccess\": true, \"allowForwardedTraffic\": true",
+			 "\"name\": \"spoke2-to-hub\", \"properties\": {\n"
+			 "            \"remoteVirtualNetwork\": {\"id\": \"[resourceId('Microsoft.Network/virtualNetworks', 'hub')]\"},\n"
+			 "            \"allowVirtualNetworkAccess\": true, \"allowForwardedTraffic\": false",
+			 &cfg, &plan);
+	f.cfg = cfg;
+	f.plan = plan;
+	r = route_for(&f, "hub", "10.12.1.4");
+	assert_int_equal(r->info.type, ROUTE_VNET_PEERING);
+	assert_false(r->info.flags & ROUTE_FLAG_ACCEPTS_FORWARDED);
+	r = route_for(&f, "hub", "10.11.1.4");
+	assert_true(r->info.flags & ROUTE_FLAG_ACCEPTS_FORWARDED);
+	plan_free(&plan);
+	config_free(cfg);
+}
+
+/* An appliance in no VNet the subnet reaches: Azure's Invalid, and the packet drops. */
+static void appliance_outside_reachable_vnets_is_invalid(void **state)
+{
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+
+	(void)state;
+	firewall_variant("\"nextHopIpAddress\": \"10.10.1.4\"}},\n          {\"name\": \"blackhole\"",
+			 "\"nextHopIpAddress\": \"10.99.0.4\"}},\n          {\"name\": \"blackhole\"",
+			 &f.cfg, &f.plan);
+	r = route_in_scope(&f.plan, workload_scope(&f, "spoke1"), "203.0.113.9");
+	assert_int_equal(r->info.type, ROUTE_VIRTUAL_APPLIANCE);
+	assert_true(r->active);
+	assert_int_equal(r->info.flags, ROUTE_FLAG_INVALID);
+	assert_string_equal(route_state_name(r), "Invalid");
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+/* VnetLocal keeps its prefix inside the VNet, past the user's 0.0.0.0/0. */
+static void vnet_local_user_route_stays_in_the_vnet(void **state)
+{
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+
+	(void)state;
+	firewall_variant("{\"name\": \"blackhole\", \"properties\": {\"addressPrefix\": \"10.12.1.5/32\",\n"
+			 "            \"nextHopType\": \"None\"}}",
+			 "{\"name\": \"local\", \"properties\": {\"addressPrefix\": \"10.11.0.0/16\",\n"
+			 "            \"nextHopType\": \"VnetLocal\"}}",
+			 &f.cfg, &f.plan);
+	r = route_in_scope(&f.plan, workload_scope(&f, "spoke1"), "10.11.2.9");
+	assert_int_equal(r->info.type, ROUTE_VNET_LOCAL);
+	assert_int_equal(r->source, ROUTE_SOURCE_USER);
+	assert_int_equal(r->info.egress_ifindex, 32);
+	assert_int_equal(r->info.flags, 0);
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+/* `routes -j`: per subnet, with Azure's source, state and next hop IP. */
+static void routes_json_shows_subnet_source_state_and_next_hop(void **state)
+{
+	struct fixture *f = *state;
+	json_t *routes = cli_routes_json(f->cfg, &f->plan, firewall_ifindexes,
+					 config_find_vnet(f->cfg, "spoke1")), *route;
+	size_t i, found = 0;
+
+	json_array_foreach(routes, i, route) {
+		if (!json_is_string(json_object_get(route, "subnet")) ||
+		    strcmp(json_string_value(json_object_get(route, "nextHopType")), "VirtualAppliance"))
+			continue;
+		found++;
+		assert_string_equal(json_string_value(json_object_get(route, "subnet")), "workload");
+		assert_string_equal(json_string_value(json_object_get(route, "source")), "User");
+		assert_string_equal(json_string_value(json_object_get(route, "state")), "Active");
+		assert_string_equal(json_string_value(json_array_get(json_object_get(route,
+				    "nextHopIpAddress"), 0)), "10.10.1.4");
+		assert_string_equal(json_string_value(json_object_get(route, "routeTable")), "rt-spoke1");
+		assert_string_equal(json_string_value(json_object_get(route, "name")), "to-firewall");
+	}
+	assert_int_equal(found, 1);
+	json_decref(routes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +568,22 @@ int main(void)
 		cmocka_unit_test(routes_table_columns_fit_their_content),
 	};
 
+	const struct CMUnitTest firewall_tests[] = {
+		cmocka_unit_test(subnet_default_route_goes_to_the_appliance),
+		cmocka_unit_test(user_route_beats_system_route_of_the_same_prefix),
+		cmocka_unit_test(spoke_to_spoke_follows_the_appliance),
+		cmocka_unit_test(longest_prefix_wins_over_the_users_default),
+		cmocka_unit_test(vnet_scope_keeps_the_system_routes),
+		cmocka_unit_test(source_in_a_subnet_looks_up_its_tables_routes),
+		cmocka_unit_test(forwarding_nic_makes_its_interface_accept_forwarded_sources),
+		cmocka_unit_test(peering_route_carries_the_remote_sides_forwarded_traffic_flag),
+		cmocka_unit_test(forwarded_traffic_flag_is_the_destinations_side),
+		cmocka_unit_test(appliance_outside_reachable_vnets_is_invalid),
+		cmocka_unit_test(vnet_local_user_route_stays_in_the_vnet),
+		cmocka_unit_test(routes_json_shows_subnet_source_state_and_next_hop),
+	};
+
 	return cmocka_run_group_tests_name("plan", tests, setup, teardown) |
+	       cmocka_run_group_tests_name("firewall", firewall_tests, firewall_setup, teardown) |
 	       cmocka_run_group_tests_name("routes", routes_tests, NULL, NULL);
 }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# End to end: service chaining through an NVA. The hub VM is the firewall of Azure's
+# hub-and-spoke quickstart (tests/data/config/hub-firewall.json): IP forwarding on, an
+# nft counter of what it forwards, masquerade toward the Internet as Azure Firewall does.
+# The spokes' subnets route 0.0.0.0/0 to it; the gateway carries each leg.
+cd "$(dirname "$0")/../.."
+. tests/e2e/lib.bash
+e2e_begin e2e_routes vxrt e2ert
+e2e_topology
+sed "s/\"name\": \"hubfw\"/\"name\": \"$GATEWAY\"/" tests/data/config/hub-firewall.json >"$CONFIG"
+
+ip -n $PREFIX-internet route add 203.0.113.0/24 via 198.51.100.1
+ip -n $PREFIX-spoke2 addr add 10.12.1.5/16 dev eth0
+vm hub sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+	net.ipv4.conf.eth0.send_redirects=0
+vm hub nft -f - <<'NFT'
+table inet nva {
+	counter forwarded { }
+	chain forward { type filter hook forward priority 0; counter name forwarded; }
+	chain out { type nat hook postrouting priority 100; ip daddr != 10.0.0.0/8 oifname "eth0" masquerade; }
+}
+NFT
+
+forwarded_by_nva() { vm hub nft -j list counter inet nva forwarded | jq '.nftables[1].counter.packets'; }
+
+# with_config SED-EXPR: reload the config with one edit; without: as written.
+with_config() {
+	sed "s/\"name\": \"hubfw\"/\"name\": \"$GATEWAY\"/" tests/data/config/hub-firewall.json |
+		sed -e "${1:-s/^//}" >"$CONFIG"
+	gw reload -c "$CONFIG"
+}
+
+up_with_the_firewall_config() {
+	gw check --strict -c "$CONFIG" || return 1
+	gw up -c "$CONFIG" || return 1
+	# The firewall talks to its gateway: the gateway's neighbour table learns its MAC.
+	vm hub ping -c 1 -W 1 10.10.0.1 >/dev/null
+}
+
+spoke1_to_spoke2_goes_through_the_nva_both_ways() {
+	local before after
+	before=$(forwarded_by_nva)
+	vm spoke1 ping -c 3 -i 0.2 -W 2 10.12.1.4 >/dev/null || { echo "spoke1 -> spoke2 failed"; return 1; }
+	vm spoke2 ping -c 3 -i 0.2 -W 2 10.11.1.4 >/dev/null || { echo "spoke2 -> spoke1 failed"; return 1; }
+	after=$(forwarded_by_nva)
+	# each echo and each reply crossed the NVA
+	[ "$after" -ge $((before + 12)) ] || { echo "NVA forwarded $before -> $after"; return 1; }
+}
+
+tcp_spoke1_to_spoke2_through_the_nva() {
+	local out before after rc
+	out=$(mktemp)
+	before=$(forwarded_by_nva)
+	vm spoke2 timeout 10 nc -l -N -p 5401 >"$out" &
+	sleep 0.3
+	head -c 1048576 /dev/urandom | tee "$WORK/sent" | vm spoke1 timeout 8 nc -N 10.12.1.4 5401
+	wait
+	cmp -s "$out" "$WORK/sent"
+	rc=$?
+	rm -f "$out"
+	after=$(forwarded_by_nva)
+	[ $rc -eq 0 ] || { echo "transfer differs"; return 1; }
+	[ "$after" -gt $((before + 100)) ] || { echo "NVA forwarded $before -> $after"; return 1; }
+}
+
+user_route_none_drops() {
+	local before after
+	before=$(stat_value '.drops.route_none.packets')
+	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.5 >/dev/null; then echo "reached 10.12.1.5"; return 1; fi
+	after=$(stat_value '.drops.route_none.packets')
+	[ "$after" -ge $((before + 2)) ] || { echo "route_none $before -> $after"; return 1; }
+	# the user's route decided, not Azure's reserved 10.0.0.0/8
+	gw verify -n $GATEWAY --in to-spoke1 --src 10.11.1.4 --dst 10.12.1.5:53 --proto udp -j |
+		jq -e '.route.effectiveRoute | .name == "blackhole" and .routeTable == "rt-spoke1"' >/dev/null
+}
+
+verify_names_the_deciding_route() {
+	local out
+	out=$(gw verify -n $GATEWAY --in to-spoke2 --src 10.12.1.4 --dst 198.51.100.2:80 --proto tcp -j) || return 1
+	jq -e '.route.nextHopType == "VirtualAppliance" and .route.effectiveRoute.name == "to-firewall" and
+		.route.effectiveRoute.addressPrefix == "0.0.0.0/0" and .route.effectiveRoute.source == "User"' \
+		<<<"$out" >/dev/null || { echo "$out"; return 1; }
+	gw verify -n $GATEWAY --in to-spoke2 --src 10.12.1.4 --dst 198.51.100.2:80 --proto tcp |
+		grep -q '0.0.0.0/0 (User: rt-spoke2/to-firewall)'
+}
+
+forced_tunnelling_sends_internet_traffic_through_the_nva() {
+	local before after
+	before=$(forwarded_by_nva)
+	vm spoke1 ping -c 3 -i 0.2 -W 2 198.51.100.2 >/dev/null || { echo "no reply from the Internet"; return 1; }
+	after=$(forwarded_by_nva)
+	[ "$after" -ge $((before + 6)) ] || { echo "NVA forwarded $before -> $after"; return 1; }
+}
+
+forwarded_traffic_refused_where_spoke2_does_not_allow_it() {
+	local before after
+	with_config '/spoke2-to-hub/,/allowForwardedTraffic/ s/"allowForwardedTraffic": true/"allowForwardedTraffic": false/' || return 1
+	before=$(stat_value '.drops.forwarded_not_allowed.packets')
+	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4 >/dev/null; then echo "spoke1 reached spoke2"; return 1; fi
+	after=$(stat_value '.drops.forwarded_not_allowed.packets')
+	[ "$after" -ge $((before + 2)) ] || { echo "forwarded_not_allowed $before -> $after"; return 1; }
+	# the hub's own traffic still enters spoke2
+	vm hub ping -c 1 -W 2 10.12.1.4 >/dev/null || { echo "hub -> spoke2 failed"; return 1; }
+	with_config
+}
+
+routes_show_the_effective_routes_per_subnet() {
+	local routes
+	routes=$(gw routes -c "$CONFIG" --vnet spoke1 -j) || return 1
+	jq -e '.[] | select(.subnet == "workload" and .addressPrefix == "0.0.0.0/0" and
+		.nextHopType == "VirtualAppliance" and .source == "User" and .state == "Active" and
+		.nextHopIpAddress == ["10.10.1.4"] and .interface == "to-hub")' <<<"$routes" >/dev/null ||
+		{ echo "$routes"; return 1; }
+	jq -e '.[] | select(.subnet == "workload" and .addressPrefix == "0.0.0.0/0" and
+		.nextHopType == "Internet" and .state == "Invalid")' <<<"$routes" >/dev/null
+}
+
+run_case up_with_the_firewall_config
+run_case spoke1_to_spoke2_goes_through_the_nva_both_ways
+run_case tcp_spoke1_to_spoke2_through_the_nva
+run_case user_route_none_drops
+run_case forced_tunnelling_sends_internet_traffic_through_the_nva
+run_case forwarded_traffic_refused_where_spoke2_does_not_allow_it
+run_case routes_show_the_effective_routes_per_subnet
+run_case verify_names_the_deciding_route

@@ -1,0 +1,170 @@
+/* Packet tests of user-defined routes: a gateway on Azure's hub-and-spoke firewall shape
+ * (tests/data/config/hub-firewall.json), the hub VM at 10.10.1.4 the firewall (its NIC has
+ * enableIPForwarding) and the spokes' subnets routing 0.0.0.0/0 to it. Frames run through
+ * the loaded program with BPF_PROG_TEST_RUN; each next hop type's verdict, trace and frame
+ * are checked. */
+#include <net/if.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+#include "vnet_xdp.h"
+#include "packet/gateway_harness.h"
+
+#define FIREWALL_CONFIG "tests/data/config/hub-firewall.json"
+#define RENAMED "sed \"s/\\\"name\\\": \\\"hubfw\\\"/\\\"name\\\": \\\"$GATEWAY\\\"/\" " FIREWALL_CONFIG
+
+static struct gateway_harness gw = { .prefix = "vxrt", .gateway = "rt",
+				     .config_command = RENAMED };
+
+static int setup_gateway(void **state) { return harness_up(&gw); }
+static int teardown_gateway(void **state) { harness_down(&gw); return 0; }
+
+static struct flow udp4(const char *src, const char *dst)
+{
+	return (struct flow){ .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_UDP,
+			      .sport = 40000, .dport = 53, .ip_id = 0x4242, .payload = 32 };
+}
+
+/* The config with sed's edits, reloaded; `edits` NULL: the config as written. */
+static void reload_with(const char *edits)
+{
+	assert_int_equal(harness_shell("GATEWAY=%s bash -c '%s' | sed -e 's/^//' %s%s > %s.new && mv %s.new %s",
+				       gw.name, RENAMED, edits ? "-e " : "", edits ? edits : "",
+				       gw.config_path, gw.config_path, gw.config_path), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+}
+
+static struct harness_result assert_forwarded(const struct frame *in, int ingress, int egress,
+					      const struct frame *expected, uint32_t route_type)
+{
+	struct harness_result r = harness_run(&gw, ingress, in);
+
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.route_type, route_type);
+	assert_int_equal(r.trace.egress_ifindex, gw.ifaces[egress].ifindex);
+	assert_int_equal(r.out.len, expected->len);
+	assert_memory_equal(r.out.data, expected->data, expected->len);
+	return r;
+}
+
+/* spoke1 -> spoke2 leaves to the firewall's MAC on the hub, in spoke1's subnet's scope
+ * (the first packet's trace: later ones take the fast path, which looks nothing up). */
+static void virtual_appliance_route_sends_spoke_traffic_to_the_nva(void **state)
+{
+	struct flow fl = udp4("10.11.1.4", "10.12.1.4"), out_fl = fl;
+	struct frame in, expected;
+	struct harness_result r;
+
+	harness_require(&gw);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, HUB_VM_MAC, HUB_GW_MAC, &out_fl);
+	r = assert_forwarded(&in, SPOKE1, HUB, &expected, ROUTE_VIRTUAL_APPLIANCE);
+	assert_int_equal(r.trace.route_scope & SUBNET_ROUTE_SCOPE, SUBNET_ROUTE_SCOPE);
+}
+
+/* Forced tunnelling: the subnet's 0.0.0.0/0 beats the system route to the Internet. */
+static void forced_tunnelling_sends_internet_traffic_to_the_nva(void **state)
+{
+	struct flow fl = udp4("10.12.1.4", "198.51.100.2"), out_fl = fl;
+	struct frame in, expected;
+
+	harness_require(&gw);
+	frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, HUB_VM_MAC, HUB_GW_MAC, &out_fl);
+	assert_forwarded(&in, SPOKE2, HUB, &expected, ROUTE_VIRTUAL_APPLIANCE);
+}
+
+/* The firewall hands spoke1's packet on: a source outside the hub, accepted from the
+ * forwarding NIC's interface and let into spoke2, whose peering allows forwarded traffic. */
+static void nva_forwarded_traffic_enters_the_peer_that_allows_it(void **state)
+{
+	struct flow fl = udp4("10.11.1.4", "10.12.1.4"), out_fl = fl;
+	struct frame in, expected;
+
+	harness_require(&gw);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, SPOKE2_VM_MAC, SPOKE2_GW_MAC, &out_fl);
+	assert_forwarded(&in, HUB, SPOKE2, &expected, ROUTE_VNET_PEERING);
+}
+
+/* A more specific user route with next hop None drops, past the user's 0.0.0.0/0. */
+static void user_route_none_drops(void **state)
+{
+	struct flow fl = udp4("10.11.1.4", "10.12.1.5");
+	struct frame in;
+
+	harness_require(&gw);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_ROUTE_NONE);
+}
+
+/* A VM of a spoke still may not take an address that is not in its VNet. */
+static void spoke_source_outside_its_vnet_is_still_spoofed(void **state)
+{
+	struct flow fl = udp4("10.10.1.9", "10.12.1.4");
+	struct frame in;
+
+	harness_require(&gw);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_SPOOFED_SOURCE);
+}
+
+/* spoke2's side of its peering refuses forwarded traffic: what the firewall forwards from
+ * spoke1 drops with its own reason; the hub's own traffic still enters. */
+static void forwarded_traffic_refused_where_the_peer_does_not_allow_it(void **state)
+{
+	struct flow forwarded = udp4("10.11.1.4", "10.12.1.4"), own = udp4("10.10.1.4", "10.12.1.4");
+	struct frame in, expected;
+
+	harness_require(&gw);
+	reload_with("'/spoke2-to-hub/,/allowForwardedTraffic/ s/\"allowForwardedTraffic\": true/\"allowForwardedTraffic\": false/'");
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &forwarded);
+	harness_assert_dropped(&gw, &in, HUB, DROP_FORWARDED_NOT_ALLOWED);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &own);
+	own.ttl = 63;
+	frame_build(&expected, SPOKE2_VM_MAC, SPOKE2_GW_MAC, &own);
+	assert_forwarded(&in, HUB, SPOKE2, &expected, ROUTE_VNET_PEERING);
+	reload_with(NULL);
+}
+
+/* An appliance in no VNet spoke2 reaches makes its route Invalid: dropped as such. An
+ * appliance whose MAC the neighbour table lacks: dropped, never left to the kernel,
+ * which would route the packet past the appliance. */
+static void invalid_and_unresolved_appliances_drop(void **state)
+{
+	struct flow to_internet = udp4("10.12.1.4", "198.51.100.2");
+	struct flow to_spoke2 = udp4("10.11.1.4", "10.12.1.4");
+	struct frame in;
+
+	harness_require(&gw);
+	reload_with("'/\"name\": \"rt-spoke2\"/,/nextHopIpAddress/ s/10.10.1.4/10.99.0.4/' "
+		    "-e '/\"name\": \"rt-spoke1\"/,/nextHopIpAddress/ s/10.10.1.4/10.10.1.9/'");
+	frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &to_internet);
+	harness_assert_dropped(&gw, &in, SPOKE2, DROP_ROUTE_INVALID);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &to_spoke2);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_NEXT_HOP_UNRESOLVED);
+	reload_with(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(virtual_appliance_route_sends_spoke_traffic_to_the_nva),
+		cmocka_unit_test(forced_tunnelling_sends_internet_traffic_to_the_nva),
+		cmocka_unit_test(nva_forwarded_traffic_enters_the_peer_that_allows_it),
+		cmocka_unit_test(user_route_none_drops),
+		cmocka_unit_test(spoke_source_outside_its_vnet_is_still_spoofed),
+		cmocka_unit_test(forwarded_traffic_refused_where_the_peer_does_not_allow_it),
+		cmocka_unit_test(invalid_and_unresolved_appliances_drop),
+	};
+
+	return cmocka_run_group_tests_name("routes", tests, setup_gateway, teardown_gateway);
+}
