@@ -6,12 +6,11 @@
  * endpoints at once, and an entry that exists is never handed out again: a port comes
  * back only when the user-space GC removes its reverse entry after a cool-down.
  *
- * Checksums: a VM's veth often leaves TCP/UDP checksums to offload (CHECKSUM_PARTIAL):
- * the field then holds only the folded pseudo-header sum. XDP cannot see skb->ip_summed,
- * so a field equal to that sum is taken as partial. A partial packet that the kernel will
- * forward (XDP_PASS) keeps that form with the new addresses (the kernel completes it); one
- * that is redirected loses the skb's offload state, so its checksum is computed in full
- * just before the redirect. Every other checksum is updated incrementally (RFC 1624). */
+ * Checksums (bpf/checksum.h): a TCP/UDP field that holds the folded pseudo-header sum, as
+ * one a VM's veth left to offload does, keeps that form with the new addresses: a packet
+ * the kernel forwards (XDP_PASS) is completed by the kernel, a redirected one by
+ * l4_checksum_finish just before the redirect. Every other checksum is updated
+ * incrementally (RFC 1624). */
 #ifndef BPF_SNAT_H
 #define BPF_SNAT_H
 
@@ -25,10 +24,10 @@
 #include "maps.h"
 #include "parse.h"
 #include "forward.h"
+#include "checksum.h"
 
 #define SNAT_PROBES 16             /* ports tried for one new flow before giving up */
 #define SNAT_REFRESH_NS 1000000000ULL /* last_seen is written at most once a second */
-#define L4_CHECKSUM_MAX_BYTES 9216 /* a jumbo frame */ /* longer segments are not completed (see above) */
 
 #define ICMP_ECHO_REPLY 0
 #define ICMP_DEST_UNREACH 3
@@ -45,165 +44,6 @@ struct snat_state {
 	__u16 pad;
 	__u32 vnet;             /* replies: the VM's VNet, whose routes deliver it */
 };
-
-/* ---- checksums (one's complement sums over raw memory words) ---- */
-
-static __always_inline __u16 csum_fold(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)sum;
-}
-
-/* diff: sum(new words) - sum(old words). A full checksum field holds ~sum; a partial one
- * holds the pseudo-header sum itself. */
-static __always_inline void csum_apply(__u16 *field, __u64 diff, int partial)
-{
-	if (partial)
-		*field = csum_fold((__u64)*field + diff);
-	else
-		*field = ~csum_fold((__u64)(__u16)~*field + diff);
-}
-
-static __always_inline __u64 csum16_diff(__u16 from, __u16 to)
-{
-	return (__u64)(__u16)~from + to;
-}
-
-static __always_inline __u64 csum_addr_diff(const __u8 *from, const __u8 *to, __u32 family)
-{
-	const __u32 *a = (const __u32 *)from, *b = (const __u32 *)to;
-
-	if (family == AF_INET)
-		return (__u64)(__u32)~a[0] + b[0];
-	return (__u64)(__u32)~a[0] + b[0] + (__u32)~a[1] + b[1] + (__u32)~a[2] + b[2] +
-	       (__u32)~a[3] + b[3];
-}
-
-static __always_inline __u16 *l4_checksum_field(const struct packet *pkt)
-{
-	void *l4 = pkt->l4;
-
-	if (!l4)
-		return NULL;
-	if (pkt->l4_proto == IPPROTO_TCP) {
-		struct tcphdr *tcp = l4;
-
-		if ((void *)(tcp + 1) > pkt->data_end)
-			return NULL;
-		return (__u16 *)&tcp->check;
-	}
-	if (pkt->l4_proto == IPPROTO_UDP) {
-		struct udphdr *udp = l4;
-
-		if ((void *)(udp + 1) > pkt->data_end)
-			return NULL;
-		return (__u16 *)&udp->check;
-	}
-	return NULL;
-}
-
-static __always_inline __u32 l4_length(const struct packet *pkt)
-{
-	if (pkt->family == AF_INET)
-		return pkt->len - pkt->ip4->ihl * 4;
-	return pkt->len - (__u32)((void *)pkt->l4 - (void *)pkt->ip6);
-}
-
-static __always_inline __u64 pseudo_header_sum(const struct packet *pkt)
-{
-	__u32 addrs[8];
-	__u64 sum = bpf_htons((__u16)pkt->l4_proto) + bpf_htons((__u16)l4_length(pkt));
-
-	if (pkt->family == AF_INET) {
-		__builtin_memcpy(addrs, &pkt->ip4->saddr, 8);
-		return sum + addrs[0] + addrs[1];
-	}
-	__builtin_memcpy(addrs, &pkt->ip6->saddr, 32);
-#pragma unroll
-	for (int i = 0; i < 8; i++)
-		sum += addrs[i];
-	return sum;
-}
-
-/* A TCP/UDP checksum left to offload holds the folded pseudo-header sum, not its
- * complement; a full checksum equals it only by a 1 in 65536 chance. */
-static __always_inline int l4_checksum_is_partial(const struct packet *pkt)
-{
-	__u16 *field = l4_checksum_field(pkt);
-
-	if (!field || pkt->is_fragment || *field == 0)
-		return 0;
-	return *field == csum_fold(pseudo_header_sum(pkt));
-}
-
-/* Whether n bytes at p lie within the frame. The barrier keeps clang from turning the
- * test into arithmetic on the end pointer, which the verifier refuses. */
-static __always_inline int packet_has(void *p, __u32 n, void *end)
-{
-	void *last = p + n;
-
-	asm volatile("" : "+r"(last));
-	return last <= end;
-}
-
-/* Computes the TCP/UDP checksum over the whole segment; the packet is redirected, so the
- * offload that a partial checksum relied on is gone. A function of its own (verified
- * once, not once per path of the pipeline): it sees the packet through offsets. */
-__attribute__((noinline)) int l4_checksum_compute(struct xdp_md *ctx, __u32 offsets,
-						   __u32 length, __u64 sum, __u32 udp)
-{
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	__u32 l4_offset = offsets & 0xffff, field_offset = offsets >> 16, remaining = length;
-	void *cursor;
-	__u16 old, result;
-	int i;
-
-	if (l4_offset > 2048 || field_offset > 2048 || length > L4_CHECKSUM_MAX_BYTES)
-		return -1;
-	/* The sum below runs over the field too: take its current value back out. */
-	if (bpf_xdp_load_bytes(ctx, field_offset, &old, sizeof(old)))
-		return -1;
-	sum += (__u16)~old;
-	cursor = data + l4_offset;
-	for (i = 0; i < L4_CHECKSUM_MAX_BYTES / 4; i++) {
-		if (remaining < 4)
-			break;
-		if (!packet_has(cursor, 4, end))
-			return -1;
-		sum += *(__u32 *)cursor;
-		cursor += 4;
-		remaining -= 4;
-	}
-	if (remaining & 2) {
-		if (cursor + 2 > end)
-			return -1;
-		sum += *(__u16 *)cursor;
-		cursor += 2;
-	}
-	if (remaining & 1) {
-		if (cursor + 1 > end)
-			return -1;
-		sum += *(__u8 *)cursor; /* the odd byte is the first of a zero-padded word */
-	}
-	result = ~csum_fold(sum);
-	if (udp && result == 0)
-		result = 0xffff;
-	return bpf_xdp_store_bytes(ctx, field_offset, &result, sizeof(result)) ? -1 : 0;
-}
-
-static __always_inline void l4_checksum_complete(struct xdp_md *ctx, struct packet *pkt)
-{
-	__u16 *field = l4_checksum_field(pkt);
-
-	if (!field)
-		return;
-	/* Offsets within the first 64 KiB: the l4 one low, the checksum field's high. */
-	l4_checksum_compute(ctx, (__u32)(pkt->l4 - pkt->data) | (__u32)((void *)field - pkt->data) << 16,
-			    l4_length(pkt), pseudo_header_sum(pkt), pkt->l4_proto == IPPROTO_UDP);
-}
 
 /* ---- mappings ---- */
 
@@ -822,7 +662,7 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 	} else {
 		snat_track_tcp(m, pkt, 0, now);
 		snat_mapping_touch(m, now);
-		st->checksum_partial = l4_checksum_is_partial(pkt);
+		st->checksum_partial = l4_checksum_looks_partial(pkt);
 		snat_rewrite(pkt, 0, rev->flow.src, rev->flow.src_port, st->checksum_partial);
 	}
 	snat_count(key->dst, key->family, 0, pkt->len);
@@ -893,7 +733,7 @@ static __always_inline void snat_outbound_rewrite(struct packet *pkt, struct sna
 						  const struct snat_egress_plan *plan)
 {
 	st->translated = 1;
-	st->checksum_partial = l4_checksum_is_partial(pkt);
+	st->checksum_partial = l4_checksum_looks_partial(pkt);
 	snat_rewrite(pkt, 1, plan->vip, plan->vip_port, st->checksum_partial);
 	snat_count(plan->vip, pkt->family, 1, pkt->len);
 }
@@ -911,8 +751,7 @@ struct snat_verdict {
 	__u32 vnet;         /* replies: the VM's VNet */
 	__u32 egress_ifindex;
 	__u8 translated;    /* replies: rewritten for the VM, to be delivered */
-	__u8 checksum_partial;
-	__u16 pad;
+	__u8 pad[3];
 };
 
 static __always_inline int snat_verdict_set(struct snat_verdict *v, __u32 verdict, __u32 reason,
@@ -929,7 +768,6 @@ static __always_inline int snat_verdict_set(struct snat_verdict *v, __u32 verdic
  * What the kernel must do itself (resolve a neighbour, answer a too-big packet) goes to
  * the kernel; a redirected packet gets its partial checksum completed. */
 static __always_inline int snat_redirect(struct xdp_md *ctx, struct packet *pkt,
-					 const struct snat_state *st,
 					 const struct bpf_fib_lookup *params, int rc,
 					 __u32 egress_ifindex, struct snat_verdict *v)
 {
@@ -954,8 +792,7 @@ static __always_inline int snat_redirect(struct xdp_md *ctx, struct packet *pkt,
 	hop_limit_decrement(pkt);
 	__builtin_memcpy(eth->h_dest, params->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, params->smac, ETH_ALEN);
-	if (st->checksum_partial)
-		l4_checksum_complete(ctx, pkt);
+	l4_checksum_finish(ctx, pkt);
 	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
 		return snat_verdict_set(v, XDP_DROP, DROP_REDIRECT_FAILED, COUNT_DROPPED);
 	return snat_verdict_set(v, XDP_REDIRECT, DROP_NONE, COUNT_FORWARDED);
@@ -1034,7 +871,7 @@ __attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct p
 		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
 	if (plan->translate)
 		snat_outbound_rewrite(&pkt, &st, plan);
-	return snat_redirect(ctx, &pkt, &st, params, plan->fib_rc, info->egress_ifindex, v);
+	return snat_redirect(ctx, &pkt, params, plan->fib_rc, info->egress_ifindex, v);
 }
 
 /* Uplink ingress, first of all: a packet to a VIP is a reply to a mapping (or an ICMP
@@ -1067,7 +904,6 @@ __attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct pac
 		return snat_verdict_set(v, XDP_DROP, DROP_NO_ROUTE, COUNT_DROPPED);
 	v->egress_ifindex = route->egress_ifindex;
 	v->translated = 1;
-	v->checksum_partial = st.checksum_partial;
 	return 0;
 }
 
@@ -1075,7 +911,6 @@ __attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct pack
 						struct snat_verdict *v)
 {
 	struct bpf_fib_lookup *params = snat_fib_params();
-	struct snat_state st = {};
 	struct packet pkt;
 	int rc;
 
@@ -1087,9 +922,8 @@ __attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct pack
 		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
 	if (hop_limit_expired(&pkt))
 		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
-	st.checksum_partial = v->checksum_partial;
 	rc = next_hop_lookup(ctx, &pkt, params);
-	return snat_redirect(ctx, &pkt, &st, params, rc, v->egress_ifindex, v);
+	return snat_redirect(ctx, &pkt, params, rc, v->egress_ifindex, v);
 }
 
 /* The arguments of a call into a SNAT stage live in a per-CPU map, not on the stack:

@@ -6,6 +6,7 @@
 #include "maps.h"
 #include "counters.h"
 #include "parse.h"
+#include "checksum.h"
 #include "forward.h"
 #include "tunnel.h"
 #include "nsg.h"
@@ -157,6 +158,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 	hop_limit_decrement(pkt);
 	__builtin_memcpy(pkt->eth->h_dest, params->dmac, ETH_ALEN);
 	__builtin_memcpy(pkt->eth->h_source, params->smac, ETH_ALEN);
+	l4_checksum_finish(ctx, pkt);
 	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
 		return drop(d, DROP_REDIRECT_FAILED);
 	return redirected(d);
@@ -191,17 +193,22 @@ static __always_inline void decided_from_cache(struct decision *d, const struct 
 	d->nsg_ran = 1;
 }
 
-/* Out to the route's egress with the next hop's MACs the cache holds. */
-static __always_inline int forward_cached(struct packet *pkt, const struct fast_path_entry *e,
-					  struct decision *d)
+/* Out to the route's egress with the next hop's MACs the cache holds. No FIB lookup
+ * judged this frame's size: a frame larger than the egress MTU goes to the kernel, as
+ * the FIB would send it. */
+static __always_inline int forward_cached(struct xdp_md *ctx, struct packet *pkt,
+					  const struct fast_path_entry *e, struct decision *d)
 {
 	if (e->route.type == ROUTE_VNET_PEERING)
 		count_peering(e->route.peering, pkt->len);
 	if (hop_limit_expired(pkt))
 		return pass(d, COUNT_PASS_TTL_EXPIRED);
+	if (!frame_fits_egress(ctx, e->route.egress_ifindex))
+		return pass(d, COUNT_PASS_FRAG_NEEDED);
 	hop_limit_decrement(pkt);
 	__builtin_memcpy(pkt->eth->h_dest, e->dmac, ETH_ALEN);
 	__builtin_memcpy(pkt->eth->h_source, e->smac, ETH_ALEN);
+	l4_checksum_finish(ctx, pkt);
 	if (bpf_redirect(e->route.egress_ifindex, 0) != XDP_REDIRECT)
 		return drop(d, DROP_REDIRECT_FAILED);
 	return redirected(d);
@@ -209,12 +216,13 @@ static __always_inline int forward_cached(struct packet *pkt, const struct fast_
 
 /* A packet under its direction's lease: counted as the flow table would count it (res
  * is what the decision trace shows of the NSG stages), and out. */
-static __always_inline int forward_leased(struct packet *pkt, struct fast_path_entry *e,
-					  struct decision *d, struct nsg_result *res, __u64 now)
+static __always_inline int forward_leased(struct xdp_md *ctx, struct packet *pkt,
+					  struct fast_path_entry *e, struct decision *d,
+					  struct nsg_result *res, __u64 now)
 {
 	d->fast_path = FAST_PATH_LEASED;
 	fast_path_count_leased(e, pkt->len, now, res);
-	return forward_cached(pkt, e, d);
+	return forward_cached(ctx, pkt, e, d);
 }
 
 /* The parser's findings and the decision live off the stack: the pipeline and its
@@ -281,7 +289,7 @@ __noinline int forward_leased_ipv4(struct xdp_md *ctx, struct pipeline_state *st
 	st->info.l3_offset = sizeof(*eth);
 	st->info.family = AF_INET;
 	decided_from_cache(d, e);
-	return forward_leased(&pkt, e, d, &scratch->result, now);
+	return forward_leased(ctx, &pkt, e, d, &scratch->result, now);
 }
 
 /* A packet of a flow whose earlier packet in this direction the whole pipeline forwarded
@@ -312,7 +320,7 @@ __noinline int forward_established(struct xdp_md *ctx, struct packet_info *info,
 	decided_from_cache(d, e);
 	now = flow_clock();
 	if (fast_path_lease_holds(e, pkt, now))
-		return forward_leased(pkt, e, d, &scratch->result, now);
+		return forward_leased(ctx, pkt, e, d, &scratch->result, now);
 
 	scratch->confirmation.fold_packets = e->pending_packets;
 	scratch->confirmation.fold_bytes = e->pending_bytes;

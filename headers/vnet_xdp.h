@@ -173,7 +173,7 @@ enum datapath_counter {
 	COUNT_PASS_CONTROL,        /* multicast, broadcast, ND to link-local (hop limit 255) */
 	COUNT_PASS_TTL_EXPIRED,    /* the kernel answers with ICMP time exceeded */
 	COUNT_PASS_NEIGHBOUR,      /* next hop MAC unknown: the kernel resolves and forwards */
-	COUNT_PASS_FRAG_NEEDED,    /* larger than the egress MTU: the kernel answers */
+	COUNT_PASS_FRAG_NEEDED,    /* larger than the egress MTU: the kernel segments or answers */
 	COUNT_PASS_UNBOUND,        /* arrived on an interface the config does not bind */
 	COUNT_DROPPED,
 	COUNT_PASS_ESP,            /* ESP from a tunnel's peer: the kernel's xfrm decrypts */

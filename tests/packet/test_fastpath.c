@@ -561,6 +561,173 @@ static void snat_flows_take_the_whole_pipeline(void **state)
 	assert_int_equal(next.trace.fast_path, FAST_PATH_NONE);
 }
 
+/* ---- checksums a sender left to offload (bpf/checksum.h) ---- */
+
+static size_t l3_header_len(const struct flow *fl) { return fl->family == AF_INET ? 20 : 40; }
+
+static uint8_t *l4_checksum_at(struct frame *f, const struct flow *fl)
+{
+	return f->data + 14 + l3_header_len(fl) + (fl->proto == IPPROTO_TCP ? 16 : 6);
+}
+
+/* Sets the TCP flags of a frame built from fl, with its full checksum recomputed. */
+static void tcp_flags_set(struct frame *f, const struct flow *fl, uint8_t flags)
+{
+	uint8_t *ip = f->data + 14, *l4 = ip + l3_header_len(fl);
+	size_t len = f->len - 14 - l3_header_len(fl);
+
+	l4[13] = flags;
+	if (fl->family == AF_INET)
+		transport_checksum(l4, len, fl, ip + 12, ip + 16, 4);
+	else
+		transport_checksum(l4, len, fl, ip + 8, ip + 24, 16);
+}
+
+/* What a veth leaves in the field when the checksum is offloaded (CHECKSUM_PARTIAL): the
+ * folded pseudo-header sum, not complemented. */
+static void checksum_make_partial(struct frame *f, const struct flow *fl)
+{
+	uint8_t *ip = f->data + 14;
+	uint32_t sum = fl->family == AF_INET ? checksum_add(0, ip + 12, 8) : checksum_add(0, ip + 8, 32);
+
+	sum += fl->proto + (f->len - 14 - l3_header_len(fl));
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	put16(l4_checksum_at(f, fl), (uint16_t)sum);
+}
+
+enum checksum_form { CHECKSUM_PARTIAL, CHECKSUM_FULL, CHECKSUM_CORRUPT, CHECKSUM_NONE };
+
+/* The frame in the form a sender gave it, and what must leave by spoke1's veth: the
+ * full checksum for a partial one, the very bytes it came with otherwise. */
+static void checksum_frames(const struct flow *fl, uint8_t flags, enum checksum_form form,
+			    struct frame *in, struct frame *expected)
+{
+	struct flow out = *fl;
+
+	out.ttl = 63;
+	*in = frame_from(HUB, fl);
+	frame_build(expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out);
+	if (fl->proto == IPPROTO_TCP) {
+		tcp_flags_set(in, fl, flags);
+		tcp_flags_set(expected, &out, flags);
+	}
+	switch (form) {
+	case CHECKSUM_PARTIAL:
+		checksum_make_partial(in, fl);
+		break;
+	case CHECKSUM_FULL:
+		break;
+	case CHECKSUM_CORRUPT: /* wrong, and not the pseudo-header sum either */
+		l4_checksum_at(in, fl)[0] ^= 0x5a;
+		l4_checksum_at(expected, &out)[0] ^= 0x5a;
+		break;
+	case CHECKSUM_NONE: /* IPv4 UDP without a checksum */
+		put16(l4_checksum_at(in, fl), 0);
+		put16(l4_checksum_at(expected, &out), 0);
+		break;
+	}
+}
+
+/* A flow from the hub to spoke1 through each path in turn: the first packet takes the
+ * whole pipeline, the second the fast path's cache (which grants a lease), the third the
+ * lease; every frame leaves with exactly the expected bytes. TCP opens first: a SYN, the
+ * SYN ACK (whole pipeline, the other way), then ACKs. */
+static void checksum_on_every_path(struct flow fl, enum checksum_form form)
+{
+	static const int paths[] = { FAST_PATH_NONE, FAST_PATH_CACHED, FAST_PATH_LEASED };
+	struct frame in, expected;
+	struct harness_result r;
+
+	nsg_clear_flows();
+	for (int i = 0; i < 3; i++) {
+		checksum_frames(&fl, i ? 0x10 : 0x02, form, &in, &expected);
+		r = harness_run(&gw, HUB, &in);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.fast_path, paths[i]);
+		assert_int_equal(r.out.len, expected.len);
+		assert_memory_equal(r.out.data, expected.data, expected.len);
+		if (i == 0 && fl.proto == IPPROTO_TCP) {
+			struct flow answer = fl;
+			struct frame back;
+
+			answer.src = fl.dst, answer.dst = fl.src;
+			answer.sport = fl.dport, answer.dport = fl.sport;
+			answer.payload = 0;
+			back = frame_from(SPOKE1, &answer);
+			tcp_flags_set(&back, &answer, 0x12);
+			assert_int_equal(harness_run(&gw, SPOKE1, &back).verdict, XDP_REDIRECT);
+		}
+	}
+}
+
+static struct flow flow_of(int family, uint8_t proto, size_t payload)
+{
+	return (struct flow){ .family = family, .proto = proto, .sport = 41500, .dport = 8080,
+			      .src = family == AF_INET ? "10.10.1.4" : "fd00:10:0:1::4",
+			      .dst = family == AF_INET ? "10.11.1.4" : "fd00:11:0:1::4",
+			      .ip_id = 0x1357, .payload = payload };
+}
+
+/* Sizes: a short segment, and a long odd one (512-byte chunks, every tail, the odd byte). */
+static const size_t checksum_payloads[] = { 17, 1201 };
+
+/* A VM's veth with transmit checksum offload on (the kernel's default) leaves the
+ * checksum to the next device; a redirected frame has none, so the gateway completes it:
+ * peering, the fast path's cache and its lease, IPv4 and IPv6, TCP and UDP. */
+static void partial_checksums_are_completed_on_every_path(void **state)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+
+	require_gateway();
+	for (int f = 0; f < 2; f++)
+		for (int p = 0; p < 2; p++)
+			for (int s = 0; s < 2; s++)
+				checksum_on_every_path(flow_of(families[f], protos[p], checksum_payloads[s]),
+						       CHECKSUM_PARTIAL);
+}
+
+/* Frames from a real wire carry full checksums: left exactly as they came, a wrong one
+ * too (the receiver judges it), and an IPv4 UDP checksum of zero stays zero. */
+static void full_checksums_are_left_as_they_came_on_every_path(void **state)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+
+	require_gateway();
+	for (int f = 0; f < 2; f++)
+		for (int p = 0; p < 2; p++) {
+			checksum_on_every_path(flow_of(families[f], protos[p], 1201), CHECKSUM_FULL);
+			checksum_on_every_path(flow_of(families[f], protos[p], 17), CHECKSUM_CORRUPT);
+		}
+	checksum_on_every_path(flow_of(AF_INET, IPPROTO_UDP, 1201), CHECKSUM_NONE);
+}
+
+/* A frame larger than the egress MTU (what GRO or a sender's GSO coalesces, handed to XDP
+ * by a veth in generic mode) goes to the kernel under a lease too, which segments it or
+ * answers as for any too-big packet: the lease skips the FIB lookup that judges size. */
+static void frame_larger_than_the_egress_mtu_goes_to_the_kernel_under_a_lease(void **state)
+{
+	struct flow fl = flow_of(AF_INET, IPPROTO_UDP, 17), big = flow_of(AF_INET, IPPROTO_UDP, 1540);
+	struct frame in = frame_from(HUB, &fl), large = frame_from(HUB, &big);
+	uint64_t too_big = harness_counter(gw.datapath_fd, COUNT_PASS_FRAG_NEEDED);
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(harness_run(&gw, HUB, &in).verdict, XDP_REDIRECT);
+	checksum_make_partial(&large, &big);
+	r = harness_run(&gw, HUB, &large);
+	assert_int_equal(r.verdict, XDP_PASS);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_LEASED);
+	assert_int_equal(r.trace.counter, COUNT_PASS_FRAG_NEEDED);
+	assert_int_equal(harness_counter(gw.datapath_fd, COUNT_PASS_FRAG_NEEDED), too_big + 1);
+	assert_memory_equal(r.out.data, large.data, large.len); /* untouched, for the kernel */
+	assert_int_equal(harness_run(&gw, HUB, &in).trace.fast_path, FAST_PATH_LEASED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +743,9 @@ int main(void)
 		cmocka_unit_test(reload_invalidates_fast_path),
 		cmocka_unit_test(flush_connection_ends_cached_flow),
 		cmocka_unit_test(snat_flows_take_the_whole_pipeline),
+		cmocka_unit_test(partial_checksums_are_completed_on_every_path),
+		cmocka_unit_test(full_checksums_are_left_as_they_came_on_every_path),
+		cmocka_unit_test(frame_larger_than_the_egress_mtu_goes_to_the_kernel_under_a_lease),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

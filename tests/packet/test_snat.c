@@ -775,6 +775,108 @@ static void snat_nat66_tcp_and_echo_round_trip(void **state)
 	}
 }
 
+/* The TCP/UDP checksum an IPv6 segment must carry, computed from scratch. */
+static uint16_t ipv6_l4_checksum_expected(uint8_t *ip6)
+{
+	size_t len = get16(ip6 + 4), at = 40 + (ip6[6] == IPPROTO_TCP ? 16 : 6);
+	uint8_t saved[2];
+	uint32_t sum;
+	uint16_t check;
+
+	memcpy(saved, ip6 + at, 2);
+	put16(ip6 + at, 0);
+	sum = checksum_add(0, ip6 + 8, 32) + ip6[6] + len;
+	sum = checksum_add(sum, ip6 + 40, len);
+	memcpy(ip6 + at, saved, 2);
+	check = (uint16_t)~fold(sum);
+	return ip6[6] == IPPROTO_UDP && check == 0 ? 0xffff : check;
+}
+
+static void assert_ipv6_l4_checksum_exact(uint8_t *ip6)
+{
+	assert_int_equal(get16(ip6 + 40 + (ip6[6] == IPPROTO_TCP ? 16 : 6)),
+			 ipv6_l4_checksum_expected(ip6));
+}
+
+/* What a veth with offload on leaves in an IPv6 segment's field: the pseudo-header sum. */
+static void ipv6_l4_checksum_make_partial(uint8_t *ip6)
+{
+	put16(ip6 + 40 + (ip6[6] == IPPROTO_TCP ? 16 : 6),
+	      fold(checksum_add(0, ip6 + 8, 32) + ip6[6] + get16(ip6 + 4)));
+}
+
+/* NAT66 with the VM's and the Internet host's offload on: what leaves by redirect, either
+ * way, carries the full checksum, exactly. */
+static void snat_nat66_partial_checksum_is_completed_both_ways(void **state)
+{
+	struct flow tcp = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "2001:db8:200::81",
+			    .proto = IPPROTO_TCP, .sport = 45100, .dport = 443, .payload = 1201 };
+	struct flow udp = tcp;
+	struct flow *flows[] = { &tcp, &udp };
+	uint8_t vm[16];
+
+	require_gateway();
+	inet_pton(AF_INET6, "fd00:10:0:1::4", vm);
+	udp.proto = IPPROTO_UDP;
+	for (int i = 0; i < 2; i++) {
+		struct harness_result r;
+		struct frame in;
+		uint8_t *ip6, *l4, tmp[2];
+
+		frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, flows[i]);
+		ipv6_l4_checksum_make_partial(in.data + 14);
+		r = run(HUB, &in);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[UPLINK].ifindex);
+		ip6 = r.out.data + 14;
+		l4 = ip6 + 40;
+		assert_ipv6_l4_checksum_exact(ip6);
+
+		swap_ipv6(&r.out);
+		memcpy(tmp, l4, 2);
+		memcpy(l4, l4 + 2, 2);
+		memcpy(l4 + 2, tmp, 2);
+		if (i == 0)
+			l4[13] = TCP_SYN | TCP_ACK;
+		ipv6_l4_checksum_make_partial(ip6);
+		r = run(UPLINK, &r.out);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[HUB].ifindex);
+		ip6 = r.out.data + 14;
+		assert_memory_equal(ip6 + 24, vm, 16);
+		assert_ipv6_l4_checksum_exact(ip6);
+	}
+}
+
+/* A full checksum is only updated for the rewrite, never recomputed: a wrong one leaves
+ * as wrong as it came (the receiver judges it), IPv4 and IPv6. */
+static void snat_wrong_full_checksum_stays_wrong(void **state)
+{
+	struct flow v4 = flow4("10.10.1.4", "192.0.2.83", IPPROTO_UDP, 40007, 53);
+	struct flow v6 = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "2001:db8:200::82",
+			   .proto = IPPROTO_TCP, .sport = 45200, .dport = 443, .payload = 64 };
+	struct harness_result r;
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &v4);
+	l4_of(&in)[6] ^= 0x5a;
+	r = run(HUB, &in);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	{
+		uint8_t *ip = ip_of(&r.out), *l4 = l4_of(&r.out);
+		size_t len = get16(ip + 2) - ip_header_len(ip);
+
+		assert_int_not_equal(fold(checksum_add(checksum_add(0, ip + 12, 8) + ip[9] + len, l4, len)),
+				     0xffff);
+	}
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &v6);
+	in.data[14 + 40 + 16] ^= 0x5a;
+	r = run(HUB, &in);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_not_equal(get16(r.out.data + 14 + 40 + 16), ipv6_l4_checksum_expected(r.out.data + 14));
+}
+
 /* An ICMPv6 error from a router on the way about the frame that left, quoting `quote`
  * bytes of it from its IPv6 header on (RFC 4443: as much as fits). */
 static struct frame icmp6_error(struct frame *left, uint8_t type, uint8_t code, size_t quote)
@@ -991,6 +1093,8 @@ int main(void)
 		cmocka_unit_test(snat_udp_zero_checksum_stays_zero),
 		cmocka_unit_test(snat_icmp_echo_identifier_is_translated),
 		cmocka_unit_test(snat_partial_checksum_is_completed_both_ways),
+		cmocka_unit_test(snat_nat66_partial_checksum_is_completed_both_ways),
+		cmocka_unit_test(snat_wrong_full_checksum_stays_wrong),
 		cmocka_unit_test(snat_icmp_port_unreachable_reaches_the_vm),
 		cmocka_unit_test(snat_icmp_fragmentation_needed_reaches_the_vm),
 		cmocka_unit_test(snat_icmp_time_exceeded_reaches_the_vm),
