@@ -441,24 +441,69 @@ static void peering_route_carries_the_remote_sides_forwarded_traffic_flag(void *
 	assert_true(r->info.flags & ROUTE_FLAG_ACCEPTS_FORWARDED);
 }
 
-/* The firewall test config with one edit: text replaced by another. */
-static void firewall_variant(const char *from, const char *to, struct config **cfg,
-			     struct plan *plan)
+/* A test config with edits: each pair's first text replaced by its second. */
+static void config_variant(const char *path, const char *const *edits, struct config **cfg,
+			   struct plan *plan)
 {
-	FILE *in = fopen("tests/data/config/hub-firewall.json", "r");
-	char text[16384], *at, edited[16384];
+	FILE *in = fopen(path, "r");
+	char text[16384], edited[16384], *at;
 	size_t len;
 
 	assert_non_null(in);
 	len = fread(text, 1, sizeof(text) - 1, in);
 	fclose(in);
 	text[len] = '\0';
-	at = strstr(text, from);
-	assert_non_null(at);
-	snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-	assert_int_equal(config_load_string(edited, "variant.json", stderr, cfg), 0);
+	for (; edits[0]; edits += 2) {
+		at = strstr(text, edits[0]);
+		assert_non_null(at);
+		snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - text), text, edits[1],
+			 at + strlen(edits[0]));
+		memcpy(text, edited, sizeof(text));
+	}
+	assert_int_equal(config_load_string(text, "variant.json", stderr, cfg), 0);
 	assert_int_equal(plan_build(*cfg, firewall_ifindexes, plan), 0);
 }
+
+static void firewall_variant(const char *from, const char *to, struct config **cfg,
+			     struct plan *plan)
+{
+	const char *const edits[] = { from, to, NULL };
+
+	config_variant("tests/data/config/hub-firewall.json", edits, cfg, plan);
+}
+
+/* spoke1 uses the hub's VPN gateway (tests/data/config/ipsec-transit.json); a route table
+ * with disableBgpRoutePropagation on its subnet takes the gateway's routes away from that
+ * subnet only. */
+static void disable_bgp_route_propagation_drops_the_gateways_routes(void **state)
+{
+	const char *const edits[] = {
+		"\"resources\": [",
+		"\"resources\": [{\"type\": \"Microsoft.Network/routeTables\", \"name\": \"rt\","
+		" \"properties\": {\"disableBgpRoutePropagation\": true, \"routes\": []}},",
+		"{\"addressPrefix\": \"10.11.1.0/24\"}",
+		"{\"addressPrefix\": \"10.11.1.0/24\", \"routeTable\": {\"id\": \"rt\"}}}, "
+		"{\"name\": \"other\", \"properties\": {\"addressPrefix\": \"10.11.2.0/24\"}",
+		NULL };
+	uint32_t spoke1, with_table, without_table;
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+
+	(void)state;
+	config_variant("tests/data/config/ipsec-transit.json", edits, &f.cfg, &f.plan);
+	spoke1 = (uint32_t)config_find_vnet(f.cfg, "spoke1");
+	with_table = subnet_route_scope(spoke1, 0);
+	without_table = subnet_route_scope(spoke1, 1);
+	r = route_in_scope(&f.plan, without_table, "192.168.50.9");
+	assert_int_equal(r->info.type, ROUTE_TUNNEL);
+	assert_int_equal(r->source, ROUTE_SOURCE_GATEWAY);
+	assert_string_equal(route_source_name(r->source), "VirtualNetworkGateway");
+	r = route_in_scope(&f.plan, with_table, "192.168.50.9");
+	assert_int_equal(r->info.type, ROUTE_NONE);
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
 
 static void forwarded_traffic_flag_is_the_destinations_side(void **state)
 {
@@ -581,6 +626,7 @@ int main(void)
 		cmocka_unit_test(appliance_outside_reachable_vnets_is_invalid),
 		cmocka_unit_test(vnet_local_user_route_stays_in_the_vnet),
 		cmocka_unit_test(routes_json_shows_subnet_source_state_and_next_hop),
+		cmocka_unit_test(disable_bgp_route_propagation_drops_the_gateways_routes),
 	};
 
 	return cmocka_run_group_tests_name("plan", tests, setup, teardown) |
