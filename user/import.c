@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "config_json.h"
+#include "private_file.h"
 #include "import_internal.h"
 
 struct importer *importer_new(json_t *params, FILE *diag)
@@ -268,36 +269,9 @@ static void usage(FILE *out)
 		"                         as a sharedKey stays off the command line\n");
 }
 
-/* Writes a temporary file beside OUT and renames it over OUT: OUT is never half written,
- * and a symbolic link planted at OUT (or at the temporary name) is replaced, never
- * followed. Mode 0600 because the config may hold a sharedKey. */
-static int write_file_atomically(const char *text, const char *out_path)
+static int fill_text(FILE *out, void *text)
 {
-	char *tmp = NULL;
-	FILE *f = NULL;
-	int fd, rc = 0;
-
-	if (asprintf(&tmp, "%s.XXXXXX", out_path) < 0)
-		return 1;
-	fd = mkostemp(tmp, O_CLOEXEC | O_NOFOLLOW); /* O_CREAT | O_EXCL, mode 0600 */
-	if (fd >= 0 && (fchmod(fd, 0600) || !(f = fdopen(fd, "w"))))
-		close(fd), fd = -1;
-	if (fd < 0 || fputs(text, f) < 0 || fputc('\n', f) == EOF || fflush(f) ||
-	    fsync(fileno(f))) {
-		fprintf(stderr, "import: %s: %s\n", fd < 0 ? out_path : tmp, strerror(errno));
-		rc = 1;
-	} else if (rename(tmp, out_path)) {
-		fprintf(stderr, "import: %s: %s\n", out_path, strerror(errno));
-		rc = 1;
-	}
-	if (f && fclose(f) && !rc) {
-		fprintf(stderr, "import: %s: %s\n", tmp, strerror(errno));
-		rc = 1;
-	}
-	if (rc && fd >= 0)
-		unlink(tmp);
-	free(tmp);
-	return rc;
+	return fputs(text, out) < 0 || fputc('\n', out) == EOF ? -EIO : 0;
 }
 
 static int write_output(json_t *config, const char *out_path)
@@ -312,7 +286,12 @@ static int write_output(json_t *config, const char *out_path)
 		fputc('\n', stdout);
 		rc = fflush(stdout) ? 1 : 0;
 	} else {
-		rc = write_file_atomically(text, out_path);
+		/* Private: the config may hold a sharedKey. */
+		int err = private_file_write(out_path, fill_text, text);
+
+		if (err)
+			fprintf(stderr, "import: %s: %s\n", out_path, strerror(-err));
+		rc = err ? 1 : 0;
 	}
 	explicit_bzero(text, strlen(text));
 	free(text);

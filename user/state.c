@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "datapath.h"
 #include "log.h"
+#include "private_file.h"
 #include "state.h"
 
 void state_path(const char *gateway, char *buf, size_t size)
@@ -18,16 +19,17 @@ void state_path(const char *gateway, char *buf, size_t size)
 int state_save(const char *gateway, json_t *state)
 {
 	char path[300], tmp[320];
+	int err;
 
-	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
-		return -errno;
+	err = private_dir_ensure(STATE_ROOT);
+	if (err)
+		return err;
 	state_path(gateway, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (json_dump_file(state, tmp, JSON_INDENT(2) | JSON_SORT_KEYS))
 		return -EIO;
 	if (rename(tmp, path)) {
-		int err = -errno;
-
+		err = -errno;
 		unlink(tmp);
 		return err;
 	}

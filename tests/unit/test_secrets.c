@@ -18,9 +18,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include "config.h"
+#include "datapath.h"
 #include "gateway.h"
 #include "import.h"
+#include "log.h"
+#include "private_file.h"
 #include "process.h"
+#include "swanctl.h"
 #include "tunnel.h"
 
 #define KEYED_CONFIG "tests/data/config/ipsec-transit.json"
@@ -348,6 +352,70 @@ static void param_file_gives_a_secret_off_the_command_line(void **state)
 	unlink(keyfile);
 }
 
+/* ---- what is handed to strongSwan ---- */
+
+struct swanctl_call {
+	const char *gateway;
+	struct config *cfg;
+};
+
+static int load_into_charon(void *arg)
+{
+	struct swanctl_call *call = arg;
+	struct tunnel *tunnels;
+	size_t count;
+	int err;
+
+	assert_int_equal(tunnels_of_config(call->cfg, stderr, &tunnels, &count), 0);
+	err = swanctl_load(call->gateway, call->cfg, tunnels, count);
+	free(tunnels);
+	return err;
+}
+
+/* Whether or not charon answers (not here), the file with the secrets is not left at
+ * rest, its directory is private, and nothing said, even with -v, holds the secret. */
+static void swanctl_file_is_private_and_gone_after_loading(void **state)
+{
+	char gateway[64], path[128];
+	struct swanctl_call call = { gateway, load(KEYED_CONFIG) };
+	struct stat st;
+	char *said;
+
+	snprintf(gateway, sizeof(gateway), "secrets-test-%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s/%s.swanctl.conf", STATE_ROOT, gateway);
+	log_verbose = true;
+	setenv("VNET_XDP_VICI", "unix:///nonexistent/charon.vici", 1);
+	with_stderr_captured(load_into_charon, &call, &said);
+	log_verbose = false;
+	assert_null(strstr(said, KEY));
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(lstat(STATE_ROOT, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 077, 0);
+	free(said);
+	config_free(call.cfg);
+}
+
+static void private_dir_is_made_private_or_refused(void **state)
+{
+	char dir[64], link[80];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "/tmp/vnet-xdp-secrets-dir-%d", (int)getpid());
+	snprintf(link, sizeof(link), "%s-link", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(private_dir_ensure(dir), 0); /* ours: tightened */
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(symlink(dir, link), 0);
+	assert_int_equal(private_dir_ensure(link), -ENOTDIR);
+	assert_int_equal(chown(dir, NOBODY, NOBODY), 0);
+	assert_int_equal(private_dir_ensure(dir), -EPERM);
+	unlink(link);
+	rmdir(dir);
+}
+
 /* ---- the process ---- */
 
 static void process_holding_keys_cannot_dump_core(void **state)
@@ -374,6 +442,8 @@ int main(void)
 		cmocka_unit_test(import_syntax_error_does_not_echo_the_text),
 		cmocka_unit_test(import_output_is_private_and_replaces_a_planted_symlink),
 		cmocka_unit_test(param_file_gives_a_secret_off_the_command_line),
+		cmocka_unit_test(swanctl_file_is_private_and_gone_after_loading),
+		cmocka_unit_test(private_dir_is_made_private_or_refused),
 		cmocka_unit_test(process_holding_keys_cannot_dump_core),
 	};
 
