@@ -3,9 +3,12 @@
  * FILE:LINE:COL: json.path: what is wrong; what is allowed. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "config_internal.h"
 
 /* ---- addresses --------------------------------------------------------------------- */
@@ -960,7 +963,7 @@ int config_load_string(const char *text, const char *name, FILE *errors, struct 
 		if (errors)
 			fprintf(errors, "%s:%d:%d: JSON syntax: %s; allowed: one JSON object "
 				"(RFC 8259, no duplicate keys)\n", l.r.file, jerr.line, jerr.column,
-				jerr.text);
+				json_syntax_reason(&jerr));
 		return 1;
 	}
 	l.r.positions = json_positions_scan(text);
@@ -985,18 +988,46 @@ int config_load_string(const char *text, const char *name, FILE *errors, struct 
 	return 0;
 }
 
+/* Opens the file itself (a symbolic link only when it is one, remembered), so that what
+ * fstat says of the descriptor is what is read: no stat-then-open race. */
+static int open_config(const char *path, struct config_source *source)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	source->via_symlink = fd < 0 && errno == ELOOP;
+	if (source->via_symlink)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	source->regular_file = S_ISREG(st.st_mode);
+	source->owner = st.st_uid;
+	source->mode = st.st_mode & 07777;
+	return fd;
+}
+
 int config_load(const char *path, FILE *errors, struct config **out)
 {
-	FILE *f = fopen(path, "re");
+	struct config_source source;
+	int fd = open_config(path, &source);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	char *text = NULL;
 	size_t size = 0, used = 0;
 	int rc;
 
 	*out = NULL;
 	if (!f) {
-		rc = -errno;
+		rc = fd < 0 ? fd : -errno;
+		if (fd >= 0)
+			close(fd);
 		if (errors)
-			fprintf(errors, "%s: cannot open: %s\n", path, strerror(errno));
+			fprintf(errors, "%s: cannot open: %s\n", path, strerror(-rc));
 		return rc;
 	}
 	for (;;) {
@@ -1035,7 +1066,10 @@ int config_load(const char *path, FILE *errors, struct config **out)
 		return 1;
 	}
 	rc = config_load_string(text, path, errors, out);
+	explicit_bzero(text, used); /* it may hold a sharedKey */
 	free(text);
+	if (!rc)
+		(*out)->source = source;
 	return rc;
 }
 

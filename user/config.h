@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define CONFIG_NONE (-1) /* an unset index */
 
@@ -178,8 +179,18 @@ struct config_limits {
 	uint32_t snat_table_size;        /* SNAT mappings, default 1048576 */
 };
 
+/* What config_load found when it opened the file (fstat of the descriptor it read), for
+ * the check of a file holding a sharedKey. All zero for a document read from memory. */
+struct config_source {
+	bool regular_file;
+	bool via_symlink;
+	uid_t owner;
+	mode_t mode;
+};
+
 struct config {
 	char *path;
+	struct config_source source;
 	size_t n_unenforced; /* uses of what is accepted but not enforced, each warned of */
 	char *gateway_name;
 	struct config_gateway_iface *ifaces;

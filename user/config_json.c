@@ -5,6 +5,23 @@
 #include <string.h>
 #include "config_json.h"
 
+const char *json_syntax_reason(const json_error_t *error)
+{
+	switch (json_error_code(error)) {
+	case json_error_out_of_memory: return "out of memory";
+	case json_error_stack_overflow: return "nested too deeply";
+	case json_error_invalid_utf8: return "not valid UTF-8";
+	case json_error_premature_end_of_input: return "the text ends inside a value";
+	case json_error_end_of_input_expected: return "text after the end of the document";
+	case json_error_null_character: return "a NUL character";
+	case json_error_null_byte_in_key: return "a NUL character in a key";
+	case json_error_duplicate_key: return "a key given twice in one object";
+	case json_error_numeric_overflow: return "a number too large";
+	case json_error_wrong_type: return "not a JSON object or array";
+	default: return "invalid syntax";
+	}
+}
+
 /* ---- positions --------------------------------------------------------------------
  * jansson reports line and column only for syntax errors, so the text is scanned once
  * more, here, recording where every value starts under its path. The scan runs after

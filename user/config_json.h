@@ -8,6 +8,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* What is wrong with a document jansson could not parse, in general words. jansson's own
+ * text quotes the offending token ("near '...'"), which may be a secret: never print it. */
+const char *json_syntax_reason(const json_error_t *error);
+
 /* JSON path -> line and column of the value, built by scanning the text once. */
 struct json_positions;
 struct json_positions *json_positions_scan(const char *text);

@@ -311,7 +311,7 @@ void build_connections(struct loader *l)
 			if (!strcmp(key, "FILL-IN")) /* the importer's stand-in for a secret */
 				reader_problem(&l->r, path_key(&l->r, rec->props.path, "sharedKey"),
 					       "still FILL-IN; allowed: the pre-shared key (import "
-					       "with --param NAME=KEY, or write it here)");
+					       "with --param-file NAME=PATH or --param NAME=KEY, or write it here)");
 			c->shared_key = copy_string(key);
 		}
 		read_ipsec_policies(l, c, node_child(&l->r, rec->props, "ipsecPolicies"));

@@ -310,6 +310,9 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	json_t *state;
 	int err;
 
+	err = tunnel_check_secret_file(cfg);
+	if (err)
+		return err;
 	if (cfg->n_ifaces > MAX_INTERFACES) {
 		log_error("%zu interfaces bound; at most %d", cfg->n_ifaces, MAX_INTERFACES);
 		return -E2BIG;
@@ -340,9 +343,6 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 			 cfg->gateway_name);
 		return 0;
 	}
-	err = tunnel_check_secret_file(cfg);
-	if (err)
-		return err;
 	/* The connections' xfrm interfaces first: the plan routes into them by index. */
 	err = tunnels_create_interfaces(cfg, &progress.tunnels);
 	if (err) {
@@ -856,6 +856,10 @@ static int reload_locked(const struct config *cfg)
 	size_t i;
 	int err;
 
+	/* Before anything: the running gateway is kept whatever else is wrong. */
+	err = tunnel_check_secret_file(cfg);
+	if (err)
+		return err;
 	if (!gateway_pins_exist(cfg->gateway_name) || !(state = state_load(cfg->gateway_name))) {
 		log_error("gateway %s is not up; `vnet-xdp up -c FILE` starts it", cfg->gateway_name);
 		return -ENOENT;

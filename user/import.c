@@ -5,10 +5,14 @@
  *   REST body / az    {"type": ..., "name": ..., "properties" | flattened properties}
  *   lists             {"value": [...]}, {"body": ...} or a JSON array of any of these */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "config_json.h"
+#include "private_file.h"
 #include "import_internal.h"
 
 struct importer *importer_new(json_t *params, FILE *diag)
@@ -235,11 +239,11 @@ int importer_add_file(struct importer *imp, const char *path)
 	else
 		doc = json_load_file(path, 0, &error);
 	if (!doc) {
-		if (error.line < 0)
-			fprintf(imp->diag, "import: %s: %s\n", path, error.text);
+		if (json_error_code(&error) == json_error_cannot_open_file) /* path and errno */
+			fprintf(imp->diag, "import: %s\n", error.text);
 		else
-			fprintf(imp->diag, "import: %s:%d:%d: %s\n", path, error.line,
-				error.column, error.text);
+			fprintf(imp->diag, "import: %s:%d:%d: JSON syntax: %s\n", path, error.line,
+				error.column, json_syntax_reason(&error));
 		return 1;
 	}
 	rc = importer_add_document(imp, doc, path);
@@ -252,46 +256,44 @@ int importer_add_file(struct importer *imp, const char *path)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: vnet-xdp import FILE... [-o OUT] [--param NAME=VALUE]...\n"
+		"usage: vnet-xdp import FILE... [-o OUT] [--param NAME=VALUE]... "
+		"[--param-file NAME=PATH]...\n"
 		"  Reads ARM templates, REST API bodies/examples and az CLI output (FILE '-' is\n"
 		"  stdin) and writes one config: the resources, normalized, and a gateway\n"
 		"  section to fill in (interface names, VIPs).\n"
-		"  -o, --output OUT       write to OUT instead of stdout\n"
-		"  -p, --param NAME=VALUE set a template parameter (overrides defaultValue)\n");
+		"  -o, --output OUT       write to OUT instead of stdout (mode 0600: it may hold\n"
+		"                         a sharedKey)\n"
+		"  -p, --param NAME=VALUE set a template parameter (overrides defaultValue)\n"
+		"  --param-file NAME=PATH the same with the value read from PATH ('-' is stdin;\n"
+		"                         one final line break dropped), so that a secret such\n"
+		"                         as a sharedKey stays off the command line\n");
+}
+
+static int fill_text(FILE *out, void *text)
+{
+	return fputs(text, out) < 0 || fputc('\n', out) == EOF ? -EIO : 0;
 }
 
 static int write_output(json_t *config, const char *out_path)
 {
 	char *text = json_dumps(config, JSON_INDENT(2));
-	char *tmp = NULL;
-	FILE *f;
-	int rc = 0;
+	int rc;
 
 	if (!text)
 		return 1;
 	if (!out_path || !strcmp(out_path, "-")) {
 		fputs(text, stdout);
 		fputc('\n', stdout);
-		free(text);
-		return fflush(stdout) ? 1 : 0;
+		rc = fflush(stdout) ? 1 : 0;
+	} else {
+		/* Private: the config may hold a sharedKey. */
+		int err = private_file_write(out_path, fill_text, text);
+
+		if (err)
+			fprintf(stderr, "import: %s: %s\n", out_path, strerror(-err));
+		rc = err ? 1 : 0;
 	}
-	/* Write beside the target and rename, so OUT is never half written. */
-	if (asprintf(&tmp, "%s.tmp.%d", out_path, (int)getpid()) < 0) {
-		free(text);
-		return 1;
-	}
-	f = fopen(tmp, "w");
-	if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF || fclose(f)) {
-		fprintf(stderr, "import: %s: %s\n", tmp, strerror(errno));
-		if (f)
-			unlink(tmp);
-		rc = 1;
-	} else if (rename(tmp, out_path)) {
-		fprintf(stderr, "import: %s: %s\n", out_path, strerror(errno));
-		unlink(tmp);
-		rc = 1;
-	}
-	free(tmp);
+	explicit_bzero(text, strlen(text));
 	free(text);
 	return rc;
 }
@@ -309,6 +311,58 @@ static int add_param(json_t *params, const char *arg)
 	return 0;
 }
 
+#define PARAM_FILE_MAX 65536
+
+/* --param-file NAME=PATH: the value is PATH's text less one final line break (as `echo`
+ * or an editor leaves it). Returns 0, -1 for a usage error, 1 after saying what failed. */
+static int add_param_file(json_t *params, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char buf[PARAM_FILE_MAX + 1], *name;
+	json_t *value;
+	size_t used = 0;
+	ssize_t got = 1;
+	int fd, err = 0;
+
+	if (!eq || eq == arg || !eq[1])
+		return -1;
+	fd = strcmp(eq + 1, "-") ? open(eq + 1, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	if (fd < 0) {
+		fprintf(stderr, "import: --param-file %s: %s\n", eq + 1, strerror(errno));
+		return 1;
+	}
+	while (got > 0 && used < sizeof(buf)) {
+		got = read(fd, buf + used, sizeof(buf) - used);
+		if (got < 0 && errno == EINTR)
+			got = 1;
+		else if (got > 0)
+			used += (size_t)got;
+	}
+	err = got < 0 ? errno : 0;
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (err || used > PARAM_FILE_MAX || memchr(buf, '\0', used)) {
+		fprintf(stderr, "import: --param-file %s: %s\n", eq + 1, err ? strerror(err) :
+			used > PARAM_FILE_MAX ? "longer than 64 KiB" : "holds a NUL byte");
+		explicit_bzero(buf, sizeof(buf));
+		return 1;
+	}
+	if (used && buf[used - 1] == '\n')
+		used--;
+	if (used && buf[used - 1] == '\r')
+		used--;
+	value = json_stringn(buf, used);
+	explicit_bzero(buf, sizeof(buf));
+	if (!value) {
+		fprintf(stderr, "import: --param-file %s: not UTF-8 text\n", eq + 1);
+		return 1;
+	}
+	name = strndup(arg, (size_t)(eq - arg));
+	json_object_set_new(params, name, value);
+	free(name);
+	return 0;
+}
+
 int import_main(int argc, char **argv)
 {
 	json_t *params = json_object(), *config;
@@ -316,7 +370,7 @@ int import_main(int argc, char **argv)
 	const char *out_path = NULL;
 	struct importer *imp = NULL;
 	size_t n_files = 0;
-	int rc = 0;
+	int rc = 0, stdin_readers = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -336,12 +390,27 @@ int import_main(int argc, char **argv)
 		} else if (!strncmp(a, "--param=", 8)) {
 			if (add_param(params, a + 8))
 				goto usage_error;
+		} else if (!strcmp(a, "--param-file") || !strncmp(a, "--param-file=", 13)) {
+			const char *arg = a[12] ? a + 13 : ++i < argc ? argv[i] : NULL;
+
+			if (arg && strlen(arg) > 2 && !strcmp(arg + strlen(arg) - 2, "=-"))
+				stdin_readers++;
+			rc = arg ? add_param_file(params, arg) : -1;
+			if (rc < 0)
+				goto usage_error;
+			if (rc)
+				goto done;
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(stderr, "import: unknown option '%s'\n", a);
 			goto usage_error;
 		} else {
+			stdin_readers += !strcmp(a, "-");
 			files[n_files++] = a;
 		}
+	}
+	if (stdin_readers > 1) {
+		fprintf(stderr, "import: standard input ('-') given twice\n");
+		goto usage_error;
 	}
 	if (!n_files) {
 		fprintf(stderr, "import: no input file\n");

@@ -13,6 +13,7 @@
 #include "import.h"
 #include "log.h"
 #include "plan.h"
+#include "process.h"
 #include "state.h"
 #include "serve.h"
 #include "snat.h"
@@ -27,7 +28,7 @@ static const char usage_text[] =
 	"usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
 	"  check  -c FILE [--strict]           validate only; exit 0 valid, 1 invalid, 2 usage;\n"
 	"                                      --strict: what is not enforced is invalid\n"
-	"  import FILE... [-o OUT] [--param NAME=VALUE]\n"
+	"  import FILE... [-o OUT] [--param NAME=VALUE] [--param-file NAME=PATH]\n"
 	"                                      ARM template / REST body / az output -> a config\n"
 	"  up     -c FILE [--mode native|generic] [--strict]\n"
 	"                                      load, fill maps, attach; all or nothing\n"
@@ -281,6 +282,9 @@ int main(int argc, char **argv)
 {
 	int first = 1;
 
+	/* Before any command reads a config or a --param-file: either may hold a key. */
+	if (process_forbid_core_dumps())
+		log_warn("cannot switch core dumps off: %s", strerror(errno));
 	while (first < argc && (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))) {
 		log_verbose = true;
 		first++;

@@ -12,6 +12,7 @@
 #include "datapath.h"
 #include "gateway_name.h"
 #include "log.h"
+#include "private_file.h"
 #include "nsg.h"
 #include "plan.h"
 #include "state.h"
@@ -59,9 +60,11 @@ int nsg_ids_load(const char *gateway, struct nsg_ids *ids)
 int nsg_ids_save(const char *gateway, const struct nsg_ids *ids)
 {
 	char path[512], tmp[600];
+	int err;
 
-	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
-		return -errno;
+	err = private_dir_ensure(STATE_ROOT);
+	if (err)
+		return err;
 	nsg_ids_path(gateway, path, sizeof(path));
 	if (!path[0])
 		return -EINVAL;

@@ -9,6 +9,7 @@
 #include "datapath.h"
 #include "gateway_name.h"
 #include "log.h"
+#include "private_file.h"
 #include "state.h"
 
 void state_path(const char *gateway, char *buf, size_t size)
@@ -19,9 +20,11 @@ void state_path(const char *gateway, char *buf, size_t size)
 int state_save(const char *gateway, json_t *state)
 {
 	char path[300], tmp[320];
+	int err;
 
-	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
-		return -errno;
+	err = private_dir_ensure(STATE_ROOT);
+	if (err)
+		return err;
 	state_path(gateway, path, sizeof(path));
 	if (!path[0]) /* not a gateway name */
 		return -EINVAL;
@@ -29,8 +32,7 @@ int state_save(const char *gateway, json_t *state)
 	if (json_dump_file(state, tmp, JSON_INDENT(2) | JSON_SORT_KEYS))
 		return -EIO;
 	if (rename(tmp, path)) {
-		int err = -errno;
-
+		err = -errno;
 		unlink(tmp);
 		return err;
 	}

@@ -10,6 +10,7 @@
 #include "datapath.h"
 #include "gateway_name.h"
 #include "log.h"
+#include "private_file.h"
 #include "swanctl.h"
 
 extern char **environ;
@@ -296,43 +297,50 @@ static void swanctl_file(const char *gateway, char *buf, size_t size)
 	gateway_path(STATE_ROOT, gateway, ".swanctl.conf", buf, size);
 }
 
-static int write_file(const char *path, const struct config *cfg, const struct tunnel *tunnels,
-		      size_t count)
-{
-	FILE *f;
-	int fd, err;
+struct rendering {
+	const struct config *cfg;
+	const struct tunnel *tunnels;
+	size_t count;
+};
 
-	if (mkdir(STATE_ROOT, 0700) && errno != EEXIST)
-		return -errno;
-	unlink(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		return -errno;
-	}
-	err = swanctl_render(f, cfg, tunnels, count);
-	if (fclose(f) && !err)
-		err = -errno;
+static int fill_rendering(FILE *out, void *arg)
+{
+	const struct rendering *r = arg;
+
+	return swanctl_render(out, r->cfg, r->tunnels, r->count);
+}
+
+static int fill_nothing(FILE *out, void *arg)
+{
+	return fputs("connections {\n}\nsecrets {\n}\n", out) < 0 ? -EIO : 0;
+}
+
+/* The file holds the secrets: private, and removed once swanctl has read it (charon
+ * keeps them in memory; a copy at rest would be one more to protect). */
+static int write_swanctl_file(const char *path, int (*fill)(FILE *out, void *arg), void *arg)
+{
+	int err = private_dir_ensure(STATE_ROOT);
+
+	if (!err)
+		err = private_file_write(path, fill, arg);
+	if (err && err != -EINVAL) /* -EINVAL: a connection that cannot be written, said */
+		log_error("cannot write %s: %s", path, strerror(-err));
 	return err;
 }
 
 int swanctl_load(const char *gateway, const struct config *cfg, const struct tunnel *tunnels,
 		 size_t count)
 {
+	struct rendering r = { cfg, tunnels, count };
 	char path[300];
 	int err;
 
 	swanctl_file(gateway, path, sizeof(path));
-	err = write_file(path, cfg, tunnels, count);
-	if (err) {
-		log_error("cannot write %s: %s", path, strerror(-err));
-		unlink(path);
+	err = write_swanctl_file(path, fill_rendering, &r);
+	if (err)
 		return err;
-	}
 	err = swanctl_run((const char *[]){ "--load-all", "--file", path, NULL });
+	unlink(path);
 	if (err)
 		log_error("swanctl --load-all --file %s%s%s failed (%s): is charon running and "
 			  "its vici socket there? (set VNET_XDP_VICI to its URI; -v shows swanctl's "
@@ -351,19 +359,15 @@ void swanctl_terminate(const char *const *names, size_t count)
 int swanctl_unload(const char *gateway, const char *const *names, size_t count)
 {
 	char path[300];
-	FILE *f;
 	int err;
 
 	/* Loading a file without our connections makes swanctl unload them. */
 	swanctl_file(gateway, path, sizeof(path));
-	unlink(path);
-	f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "connections {\n}\nsecrets {\n}\n");
-	fclose(f);
-	err = swanctl_run((const char *[]){ "--load-all", "--file", path, NULL });
-	unlink(path);
+	err = write_swanctl_file(path, fill_nothing, NULL);
+	if (!err) {
+		err = swanctl_run((const char *[]){ "--load-all", "--file", path, NULL });
+		unlink(path);
+	}
 	swanctl_terminate(names, count);
 	if (err)
 		log_warn("swanctl could not unload the connections of %s (is charon running?)",

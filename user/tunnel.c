@@ -537,24 +537,43 @@ out:
 
 /* ---- the secret --------------------------------------------------------------------- */
 
+/* Why the file the config was read from may not hold a secret, or NULL when it may.
+ * The owner may be root or the user running us: a gateway run by a service user with
+ * CAP_NET_ADMIN and CAP_BPF trusts its own files as much as itself; as root, only root's. */
+static const char *secret_file_unsafe(const struct config_source *source, char *buf, size_t size)
+{
+	if (source->via_symlink)
+		return "it is a symbolic link; allowed: the file itself";
+	if (source->owner != 0 && source->owner != geteuid()) {
+		snprintf(buf, size, "it is owned by uid %u; allowed: owned by root",
+			 (unsigned)source->owner);
+		return buf;
+	}
+	if (source->mode & 077) {
+		snprintf(buf, size, "other users may read or write it (mode %04o); allowed: "
+			 "readable by its owner only (chmod 600)", (unsigned)source->mode);
+		return buf;
+	}
+	return NULL;
+}
+
 int tunnel_check_secret_file(const struct config *cfg)
 {
-	struct stat st;
+	char buf[128];
+	const char *why;
 	bool has_key = false;
 
 	for (size_t i = 0; i < cfg->n_connections; i++)
 		has_key |= cfg->connections[i].shared_key != NULL;
-	if (!has_key || !cfg->path)
+	/* Not a file (a pipe, a document in memory): nothing on disk to protect. A link to
+	 * a pipe, such as /dev/stdin, is one too. */
+	if (!has_key || !cfg->path || !cfg->source.regular_file)
 		return 0;
-	if (stat(cfg->path, &st))
-		return 0; /* read from elsewhere (stdin): nothing on disk to protect */
-	if (st.st_mode & 077) {
-		log_error("%s holds a sharedKey and other users may read it (mode %04o); allowed: "
-			  "readable by its owner only (chmod 600 %s)", cfg->path,
-			  (unsigned)(st.st_mode & 07777), cfg->path);
-		return -EPERM;
-	}
-	return 0;
+	why = secret_file_unsafe(&cfg->source, buf, sizeof(buf));
+	if (!why)
+		return 0;
+	log_error("%s holds a sharedKey but %s", cfg->path, why);
+	return -EPERM;
 }
 
 /* ---- the life cycle ----------------------------------------------------------------- */

@@ -88,8 +88,10 @@ json_t *tunnels_state(const char *gateway, const struct plan *plan);
 /* `down`: unloads the connections and deletes the interfaces the state names. */
 int tunnels_down(const char *gateway, json_t *state);
 
-/* `up` refuses a config whose sharedKey other users can read. Returns 0 or -EPERM after
- * saying so. */
+/* `up` and `reload` refuse a config holding a sharedKey read from a file that is a
+ * symbolic link, is not root's (or the running user's), or that other users may read or
+ * write; judged on the descriptor the config was read from. Returns 0 or -EPERM after
+ * saying so in one line. */
 int tunnel_check_secret_file(const struct config *cfg);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The command line's edge: every refused argument gets one line saying what is wrong and
 # exit code 2 (usage), a file that cannot be read exit code 1 and one line; nothing of
-# it needs a gateway, root or the kernel.
+# it needs a gateway or the kernel (root only to watch a command run as nobody).
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
 
@@ -85,9 +85,28 @@ down_leaves_a_directory_outside_its_own_alone() {
 	rm -rf "$victim" "$victim".*
 }
 
+# A command may hold a key (a config, a --param-file): it runs with no core dump allowed,
+# whatever limit it was started with. Run as nobody so that /proc shows dumpability:
+# the files of a process that is not dumpable belong to root.
+a_running_command_cannot_dump_core() {
+	local pid owner limits rc=0
+	setpriv --reuid=65534 --regid=65534 --clear-groups -- bash -c \
+		'ulimit -c unlimited; exec "$0" import -' "$VNET_XDP" < <(sleep 3) >/dev/null 2>&1 &
+	pid=$!
+	sleep 0.5
+	owner=$(stat -c %u "/proc/$pid/status")
+	limits=$(grep "^Max core file size" "/proc/$pid/limits")
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	[ "$owner" = 0 ] || { echo "/proc/$pid belongs to uid $owner: the process is dumpable"; rc=1; }
+	grep -qE "size +0 +0 " <<<"$limits" || { echo "$limits"; rc=1; }
+	return $rc
+}
+
 run_case missing_values_are_named
 run_case unknown_options_are_named
 run_case commands_without_what_they_need_say_so
 run_case unreadable_config_is_one_line
 run_case bad_gateway_names_are_refused_in_one_line
 run_case down_leaves_a_directory_outside_its_own_alone
+run_case a_running_command_cannot_dump_core

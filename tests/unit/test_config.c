@@ -389,7 +389,7 @@ static void priority_out_of_range(void **state)
 static void fill_in_left_in_the_config(void **state)
 {
 	expect_problems("fill-in.json", 5,
-		"@20:61: resources[3].properties.sharedKey: still FILL-IN; allowed: the pre-shared key (import with --param NAME=KEY, or write it here)\n"
+		"@20:61: resources[3].properties.sharedKey: still FILL-IN; allowed: the pre-shared key (import with --param-file NAME=PATH or --param NAME=KEY, or write it here)\n"
 		"@5:16: gateway.interfaces[0].name: still FILL-IN; allowed: the Linux interface that faces this virtual network (or the uplink)\n"
 		"@6:16: gateway.interfaces[1].name: still FILL-IN; allowed: the Linux interface that faces this virtual network (or the uplink)\n"
 		"@8:46: gateway.virtualNetworks[0].vip: still FILL-IN; allowed: the public IPv4 or IPv6 address this VNet's outbound traffic is NATed to, or leave \"vip\" out for no outbound NAT\n"
@@ -677,10 +677,10 @@ static void syntax_errors_and_unreadable_files(void **state)
 	assert_int_equal(config_load(DATA "no-such-file.json", errors, &cfg), -ENOENT);
 	fclose(errors);
 	assert_string_equal(text,
-		"x.json:1:26: JSON syntax: string or '}' expected near '}'; allowed: one JSON "
+		"x.json:1:26: JSON syntax: invalid syntax; allowed: one JSON "
 		"object (RFC 8259, no duplicate keys)\n"
-		"y.json:1:24: JSON syntax: duplicate object key near '\"gateway\"'; allowed: one "
-		"JSON object (RFC 8259, no duplicate keys)\n"
+		"y.json:1:24: JSON syntax: a key given twice in one object; allowed: "
+		"one JSON object (RFC 8259, no duplicate keys)\n"
 		DATA "no-such-file.json: cannot open: No such file or directory\n");
 	free(text);
 }
