@@ -12,6 +12,7 @@
 #include "datapath.h"
 #include "gateway.h"
 #include "log.h"
+#include "map_entries.h"
 #include "metrics.h"
 #include "snat.h"
 #include "state.h"
@@ -53,17 +54,27 @@ static bool map_type_is_array(enum bpf_map_type type)
 	}
 }
 
-static long long map_entries_of(int fd, const struct bpf_map_info *info)
+/* The kernel counts the entries of hash maps itself (see map_entries.h). */
+static bool map_type_is_hash(enum bpf_map_type type)
 {
-	unsigned char *keys;
+	switch (type) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+	case BPF_MAP_TYPE_HASH_OF_MAPS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static long long map_keys_walk(int fd, const struct bpf_map_info *info)
+{
+	unsigned char *keys = malloc(2 * (size_t)info->key_size);
 	void *prev = NULL;
 	long long count = 0;
 
-	if (map_type_is_array(info->type))
-		return info->max_entries;
-	if (info->key_size == 0)
-		return -EOPNOTSUPP; /* ring buffers, queues, stacks, bloom filters */
-	keys = malloc(2 * (size_t)info->key_size);
 	if (!keys)
 		return -ENOMEM;
 	/* Bounded by the capacity: a map that changes under the walk may restart it. */
@@ -79,14 +90,39 @@ static long long map_entries_of(int fd, const struct bpf_map_info *info)
 	return count;
 }
 
+/* Hash maps (the flow and SNAT tables among them) from the kernel's counters in table
+ * when it has them; the keys are walked only where it has none: LPM tries, whose size
+ * the config sets, and hash maps on kernels before 6.6. */
+static long long map_entries_of(int fd, const struct bpf_map_info *info,
+				const struct map_entry_table *table)
+{
+	long long counted;
+
+	if (map_type_is_array(info->type))
+		return info->max_entries;
+	if (info->key_size == 0)
+		return -EOPNOTSUPP; /* ring buffers, queues, stacks, bloom filters */
+	if (map_type_is_hash(info->type) && table &&
+	    (counted = map_entry_table_find(table, info->id)) >= 0)
+		return counted;
+	return map_keys_walk(fd, info);
+}
+
 long long stats_map_entries(int map_fd)
 {
 	struct bpf_map_info info = { 0 };
 	uint32_t length = sizeof(info);
+	struct map_entry_table table;
+	long long count;
+	bool have_table;
 
 	if (bpf_obj_get_info_by_fd(map_fd, &info, &length))
 		return -errno;
-	return map_entries_of(map_fd, &info);
+	have_table = map_type_is_hash(info.type) && !map_entry_table_read(&table);
+	count = map_entries_of(map_fd, &info, have_table ? &table : NULL);
+	if (have_table)
+		map_entry_table_free(&table);
+	return count;
 }
 
 /* A pinned object is a map when its fd is one: programs sit in the same directory. */
@@ -104,7 +140,7 @@ static bool fd_is_map(int fd)
 }
 
 /* Every map pinned under the gateway's directory, in name order. */
-static json_t *maps_json(const char *gateway)
+static json_t *maps_json(const char *gateway, const struct map_entry_table *table)
 {
 	char dir[256], path[600];
 	struct dirent **entries;
@@ -134,7 +170,7 @@ static json_t *maps_json(const char *gateway)
 		type = libbpf_bpf_map_type_str(info.type);
 		map = json_pack("{s:s, s:s, s:I}", "name", entries[i]->d_name, "type",
 				type ? type : "unknown", "maxEntries", (json_int_t)info.max_entries);
-		count = map_entries_of(fd, &info);
+		count = map_entries_of(fd, &info, table);
 		if (count >= 0)
 			json_object_set_new(map, "entries", json_integer(count));
 		json_array_append_new(maps, map);
@@ -147,8 +183,24 @@ next:
 	return maps;
 }
 
+json_t *stats_collect_slow(const char *gateway)
+{
+	if (!gateway_pins_exist(gateway)) {
+		errno = ENOENT;
+		return NULL;
+	}
+	return json_pack("{s:o}", "snatPortsInUse", snat_ports_in_use(gateway));
+}
+
 json_t *stats_collect(const char *gateway)
 {
+	return stats_collect_with(gateway, NULL);
+}
+
+json_t *stats_collect_with(const char *gateway, json_t *slow)
+{
+	struct map_entry_table table;
+	bool have_table;
 	struct datapath_maps maps;
 	json_t *state, *out, *datapath, *drops, *peerings, *p;
 	struct gateway_settings settings = { 0 };
@@ -191,8 +243,12 @@ json_t *stats_collect(const char *gateway)
 	json_object_set_new(out, "nsgRuleHits", nsg_rule_stats(gateway));
 	if ((p = flows_stats(gateway)))
 		json_object_set_new(out, "flows", p);
-	json_object_set_new(out, "snat", snat_stats_json(gateway));
-	json_object_set_new(out, "maps", maps_json(gateway));
+	json_object_set_new(out, "snat", snat_stats_json(gateway,
+				json_object_get(slow, "snatPortsInUse")));
+	have_table = !map_entry_table_read(&table);
+	json_object_set_new(out, "maps", maps_json(gateway, have_table ? &table : NULL));
+	if (have_table)
+		map_entry_table_free(&table);
 	json_decref(state);
 	datapath_maps_close(&maps);
 	return out;
