@@ -148,7 +148,8 @@ static const struct metric_family families[] = {
 	  "Flows the full flow cache pushed out (least recently used).", "flows", "evicted" },
 
 	{ "vnetxdp_map_entries", METRIC_GAUGE,
-	  "Entries in a pinned BPF map of the datapath (an array counts its size).",
+	  "Entries in a pinned BPF map of the datapath (an array counts its size). Hash maps: "
+	  "the kernel's count. LPM tries: counted by vnet-xdp serve every 10 s, so up to 10 s old.",
 	  "maps", "entries", { { "map", "name" } } },
 	{ "vnetxdp_map_max_entries", METRIC_GAUGE,
 	  "Capacity of a pinned BPF map of the datapath.",

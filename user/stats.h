@@ -19,9 +19,10 @@
 /* Returns a new document for the gateway, or NULL with errno set (ENOENT: not up).
  * Reads the maps afresh; safe to call from several threads at once. */
 json_t *stats_collect(const char *gateway);
-/* The figures whose cost grows with the live flows (SNAT ports in use: a walk of the
- * reverse table), alone: {"snatPortsInUse": {VIP: count}}, or NULL with errno set. serve
- * refreshes them in the background so that a scrape costs the same at any table size. */
+/* The figures that cost a walk, alone: SNAT ports in use (the reverse table, which grows
+ * with the live flows) and the entries of maps the kernel does not count (LPM tries),
+ * {"snatPortsInUse": {VIP: count}, "mapEntriesWalked": {map: count}}, or NULL with errno
+ * set. serve refreshes them in the background, so that a scrape walks nothing. */
 json_t *stats_collect_slow(const char *gateway);
 /* stats_collect with those figures taken from slow; NULL: counted now. */
 json_t *stats_collect_with(const char *gateway, json_t *slow);
