@@ -232,7 +232,7 @@ static json_t *exporter_stats(struct exporter *exporter)
 	pthread_mutex_lock(&exporter->lock);
 	slow = json_incref(exporter->slow); /* never changed once counted; atomic references */
 	pthread_mutex_unlock(&exporter->lock);
-	stats = stats_collect_with(exporter->gateway, slow ? slow : json_object());
+	stats = stats_collect_with(exporter->gateway, slow); /* none yet (not up): counted now */
 	json_decref(slow);
 	return stats;
 }
