@@ -62,10 +62,10 @@ $(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
 
-# Small traffic tools the end-to-end tests run inside namespaces.
+# Small tools the end-to-end tests run inside namespaces (traffic, slow clients, table fill).
 $(BUILD)/tests/tools/%: tests/tools/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(LDLIBS)
 
 # The benchmark's traffic source and meters (scripts/bench/vxbench.c).
 $(BUILD)/bench/vxbench.bpf.o: scripts/bench/vxbench.bpf.c

@@ -522,4 +522,14 @@ struct gateway_settings {
 	__u32 pad;
 };
 
+/* ---- Map fill (bpf/map_entries.bpf.c) ------------------------------------------------ */
+
+/* What the bpf_map iterator writes per map: the kernel's own count of its entries (hash
+ * maps; other types count 0). */
+struct map_entry_count {
+	__u32 id;
+	__u32 pad;
+	__s64 entries;
+};
+
 #endif

@@ -112,7 +112,10 @@ static const struct metric_family families[] = {
 	    { "access", "access" } } },
 
 	/* SNAT: "snat" is an array of {vip, portsInUse, portsTotal, flows, portExhausted}. */
-	{ "vnetxdp_snat_ports_in_use", METRIC_GAUGE, "SNAT ports of a VIP in use.",
+	{ "vnetxdp_snat_ports_in_use", METRIC_GAUGE,
+	  "SNAT ports of a VIP in use, cooling-down ones included. A count of the SNAT table: "
+	  "vnet-xdp serve counts it every 10 s, so it may be up to 10 s old (plus the count's "
+	  "own time, about a second at a million mappings).",
 	  "snat", "portsInUse", { { "vip", "vip" } } },
 	{ "vnetxdp_snat_ports_capacity", METRIC_GAUGE, "SNAT ports of a VIP that can be handed out.",
 	  "snat", "portsTotal", { { "vip", "vip" } } },
@@ -145,7 +148,8 @@ static const struct metric_family families[] = {
 	  "Flows the full flow cache pushed out (least recently used).", "flows", "evicted" },
 
 	{ "vnetxdp_map_entries", METRIC_GAUGE,
-	  "Entries in a pinned BPF map of the datapath (an array counts its size).",
+	  "Entries in a pinned BPF map of the datapath (an array counts its size). Hash maps: "
+	  "the kernel's count. LPM tries: counted by vnet-xdp serve every 10 s, so up to 10 s old.",
 	  "maps", "entries", { { "map", "name" } } },
 	{ "vnetxdp_map_max_entries", METRIC_GAUGE,
 	  "Capacity of a pinned BPF map of the datapath.",

@@ -31,10 +31,20 @@
 #include "stats.h"
 
 #define SERVE_DEFAULT_LISTEN "127.0.0.1:9469"
-#define SERVE_THREADS 4                 /* concurrent scrapes; each reads the maps afresh */
-#define SERVE_CONNECTION_TIMEOUT 10     /* seconds an idle connection is kept */
-#define SERVE_CONNECTION_LIMIT 64
+/* A connection is only a socket in MHD's epoll set until its request is complete, so slow
+ * clients cost a slot each and block no thread; the limits keep them from taking every
+ * slot: SERVE_PER_IP_LIMIT per source address, SERVE_CONNECTION_LIMIT in all (well below
+ * the usual 1024 open files). A Prometheus server scrapes over one or two connections;
+ * a per-address share of 16 leaves room for a few scrapes at once. */
+#define SERVE_THREADS 2                 /* epoll threads, each answering its connections */
+#define SERVE_CONNECTION_TIMEOUT 5      /* seconds a connection may stay silent */
+#define SERVE_CONNECTION_LIMIT 512
+#define SERVE_PER_IP_LIMIT 16
+#define SERVE_LISTEN_BACKLOG 128
 #define TEXTFILE_INTERVAL_SECONDS 5
+/* The figures that cost a table walk are counted this often (the HELP of the metrics
+ * they feed says so); a scrape takes the last count. */
+#define SLOW_STATS_INTERVAL_SECONDS 10
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -52,6 +62,11 @@ struct serve_options {
 
 struct exporter {
 	char gateway[128];
+	pthread_mutex_t lock;
+	pthread_cond_t stop_requested;
+	bool stopping;
+	json_t *slow; /* stats_collect_slow's last count, under lock */
+	pthread_t collector;
 };
 
 static const char index_page[] =
@@ -154,12 +169,82 @@ static enum MHD_Result respond_static(struct MHD_Connection *connection, unsigne
 		       MHD_RESPMEM_PERSISTENT);
 }
 
+/* The figures that cost a walk of the flow or SNAT tables, counted in the background
+ * every SLOW_STATS_INTERVAL_SECONDS, so that no scrape waits for a walk. */
+static void slow_stats_refresh(struct exporter *exporter)
+{
+	json_t *slow = stats_collect_slow(exporter->gateway), *old;
+
+	pthread_mutex_lock(&exporter->lock);
+	old = exporter->slow;
+	exporter->slow = slow;
+	pthread_mutex_unlock(&exporter->lock);
+	json_decref(old);
+}
+
+static void *slow_stats_collector(void *arg)
+{
+	struct exporter *exporter = arg;
+	struct timespec next;
+
+	pthread_mutex_lock(&exporter->lock);
+	while (!exporter->stopping) {
+		clock_gettime(CLOCK_REALTIME, &next);
+		next.tv_sec += SLOW_STATS_INTERVAL_SECONDS;
+		pthread_cond_timedwait(&exporter->stop_requested, &exporter->lock, &next);
+		if (exporter->stopping)
+			break;
+		pthread_mutex_unlock(&exporter->lock);
+		slow_stats_refresh(exporter);
+		pthread_mutex_lock(&exporter->lock);
+	}
+	pthread_mutex_unlock(&exporter->lock);
+	return NULL;
+}
+
+/* The first count is taken before serving, so that every scrape has one. */
+static int slow_stats_start(struct exporter *exporter)
+{
+	int err;
+
+	pthread_mutex_init(&exporter->lock, NULL);
+	pthread_cond_init(&exporter->stop_requested, NULL);
+	slow_stats_refresh(exporter);
+	err = pthread_create(&exporter->collector, NULL, slow_stats_collector, exporter);
+	if (err)
+		log_error("cannot start the stats collector: %s", strerror(err));
+	return -err;
+}
+
+static void slow_stats_stop(struct exporter *exporter)
+{
+	pthread_mutex_lock(&exporter->lock);
+	exporter->stopping = true;
+	pthread_cond_signal(&exporter->stop_requested);
+	pthread_mutex_unlock(&exporter->lock);
+	pthread_join(exporter->collector, NULL);
+	json_decref(exporter->slow);
+}
+
+/* The stats document now, with the collector's last count of the slow figures. */
+static json_t *exporter_stats(struct exporter *exporter)
+{
+	json_t *slow, *stats;
+
+	pthread_mutex_lock(&exporter->lock);
+	slow = json_incref(exporter->slow); /* never changed once counted; atomic references */
+	pthread_mutex_unlock(&exporter->lock);
+	stats = stats_collect_with(exporter->gateway, slow); /* none yet (not up): counted now */
+	json_decref(slow);
+	return stats;
+}
+
 /* One scrape: collect from the pinned maps now, render, send. Runs on MHD's threads. */
 static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **request)
 {
-	const struct exporter *exporter = cls;
+	struct exporter *exporter = cls;
 	char *text, message[256];
 	size_t length;
 	json_t *stats;
@@ -172,7 +257,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, cons
 	if (strcmp(url, "/metrics"))
 		return respond_static(connection, MHD_HTTP_NOT_FOUND, "text/plain",
 				      "not found; try /metrics\n");
-	stats = stats_collect(exporter->gateway);
+	stats = exporter_stats(exporter);
 	if (!stats) {
 		snprintf(message, sizeof(message), "gateway %s: cannot read its counters: %s\n",
 			 exporter->gateway, errno == ENOENT ? "it is not up" : strerror(errno));
@@ -223,7 +308,7 @@ static int http_listen(const char *address)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&addr, addr.ss_family == AF_INET6 ?
 		 sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) ||
-	    listen(fd, SERVE_CONNECTION_LIMIT)) {
+	    listen(fd, SERVE_LISTEN_BACKLOG)) {
 		err = -errno;
 		log_error("cannot listen on %s: %s", address, strerror(-err));
 		close(fd);
@@ -237,12 +322,13 @@ static struct MHD_Daemon *http_start(int listen_fd, struct exporter *exporter)
 	struct MHD_Daemon *daemon;
 
 	errno = 0;
-	daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+	daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
 				  0, NULL, NULL, answer, exporter,
 				  MHD_OPTION_LISTEN_SOCKET, listen_fd,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)SERVE_THREADS,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SERVE_CONNECTION_TIMEOUT,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SERVE_CONNECTION_LIMIT,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)SERVE_PER_IP_LIMIT,
 				  MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL,
 				  MHD_OPTION_END);
 	if (!daemon)
@@ -252,9 +338,9 @@ static struct MHD_Daemon *http_start(int listen_fd, struct exporter *exporter)
 }
 
 /* Writes the textfile; says so once when it starts failing and once when it recovers. */
-static int textfile_update(const char *dir, const char *gateway, bool *failing)
+static int textfile_update(const char *dir, struct exporter *exporter, bool *failing)
 {
-	json_t *stats = stats_collect(gateway);
+	json_t *stats = exporter_stats(exporter);
 	int err;
 
 	if (!stats) {
@@ -412,13 +498,18 @@ int serve_main(int argc, char **argv)
 			return EXIT_FAILED;
 		}
 	}
+	if (slow_stats_start(&exporter)) {
+		close(listen_fd);
+		return EXIT_FAILED;
+	}
 	daemon = http_start(listen_fd, &exporter);
 	if (!daemon) {
+		slow_stats_stop(&exporter);
 		close(listen_fd);
 		return EXIT_FAILED;
 	}
 	if (o.textfile)
-		textfile_update(o.textfile, exporter.gateway, &textfile_failing);
+		textfile_update(o.textfile, &exporter, &textfile_failing);
 	log_info("gateway %s: serving /metrics on http://%s%s%s", exporter.gateway, listen,
 		 o.textfile ? ", textfile in " : "", o.textfile ? o.textfile : "");
 
@@ -428,7 +519,7 @@ int serve_main(int argc, char **argv)
 
 		if (sig < 0) {
 			if (errno == EAGAIN && o.textfile)
-				textfile_update(o.textfile, exporter.gateway, &textfile_failing);
+				textfile_update(o.textfile, &exporter, &textfile_failing);
 			if (errno == EAGAIN)
 				collectors_run(exporter.gateway);
 			continue;
@@ -443,5 +534,6 @@ int serve_main(int argc, char **argv)
 		break;
 	}
 	MHD_stop_daemon(daemon);
+	slow_stats_stop(&exporter);
 	return 0;
 }

@@ -657,36 +657,34 @@ static void address_text(const struct address_key *a, char *buf, size_t size)
 	inet_ntop(a->family == AF_INET ? AF_INET : AF_INET6, a->addr, buf, size);
 }
 
-json_t *snat_stats_json(const char *gateway)
+/* Every VIP the config maps, with its pool's port count and its per-CPU counters
+ * summed. */
+static void usage_load_vips(const char *gateway, struct usage_walk *u)
 {
 	int pools = datapath_map_open(gateway, "snat_pools");
 	int vips = datapath_map_open(gateway, "snat_vips");
 	int counters = datapath_map_open(gateway, "snat_vip_counters");
-	int reverse = datapath_map_open(gateway, "snat_reverse");
 	int cpus = libbpf_num_possible_cpus();
 	struct snat_vip_counter *per_cpu = calloc(cpus > 0 ? cpus : 1, sizeof(*per_cpu));
-	struct usage_walk u = { 0 };
 	struct address_key key, *prev = NULL;
-	json_t *out = json_array();
 
-	if (pools < 0 || vips < 0 || counters < 0 || reverse < 0 || !per_cpu)
-		goto done;
-	while (!bpf_map_get_next_key(vips, prev, &key)) {
-		struct vip_usage *bigger = realloc(u.vips, (u.n + 1) * sizeof(*u.vips));
+	while (pools >= 0 && vips >= 0 && counters >= 0 && per_cpu &&
+	       !bpf_map_get_next_key(vips, prev, &key)) {
+		struct vip_usage *bigger = realloc(u->vips, (u->n + 1) * sizeof(*u->vips));
 		struct snat_pool pool;
 		uint32_t pool_id;
 
 		if (!bigger)
 			break;
-		u.vips = bigger;
-		memset(&u.vips[u.n], 0, sizeof(*u.vips));
-		u.vips[u.n].vip = key;
+		u->vips = bigger;
+		memset(&u->vips[u->n], 0, sizeof(*u->vips));
+		u->vips[u->n].vip = key;
 		if (!bpf_map_lookup_elem(vips, &key, &pool_id) &&
 		    !bpf_map_lookup_elem(pools, &pool_id, &pool))
-			u.vips[u.n].ports_total = (uint32_t)pool.port_max - pool.port_min + 1;
+			u->vips[u->n].ports_total = (uint32_t)pool.port_max - pool.port_min + 1;
 		if (!bpf_map_lookup_elem(counters, &key, per_cpu))
 			for (int c = 0; c < cpus; c++) {
-				struct snat_vip_counter *t = &u.vips[u.n].counter;
+				struct snat_vip_counter *t = &u->vips[u->n].counter;
 
 				t->flows += per_cpu[c].flows;
 				t->port_exhausted += per_cpu[c].port_exhausted;
@@ -695,28 +693,9 @@ json_t *snat_stats_json(const char *gateway)
 				t->ingress_packets += per_cpu[c].ingress_packets;
 				t->ingress_bytes += per_cpu[c].ingress_bytes;
 			}
-		u.n++;
-		prev = &u.vips[u.n - 1].vip;
+		u->n++;
+		prev = &u->vips[u->n - 1].vip;
 	}
-	map_walk(reverse, sizeof(struct snat_flow_key), sizeof(struct snat_reverse),
-		 usage_reverse, &u);
-	for (size_t i = 0; i < u.n; i++) {
-		const struct vip_usage *v = &u.vips[i];
-		char text[INET6_ADDRSTRLEN];
-
-		address_text(&v->vip, text, sizeof(text));
-		json_array_append_new(out, json_pack(
-			"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "vip", text,
-			"portsInUse", (json_int_t)v->in_use, "portsTotal", (json_int_t)v->ports_total,
-			"flows", (json_int_t)v->counter.flows,
-			"portExhausted", (json_int_t)v->counter.port_exhausted,
-			"egressPackets", (json_int_t)v->counter.egress_packets,
-			"egressBytes", (json_int_t)v->counter.egress_bytes,
-			"ingressPackets", (json_int_t)v->counter.ingress_packets,
-			"ingressBytes", (json_int_t)v->counter.ingress_bytes));
-	}
-done:
-	free(u.vips);
 	free(per_cpu);
 	if (pools >= 0)
 		close(pools);
@@ -724,8 +703,58 @@ done:
 		close(vips);
 	if (counters >= 0)
 		close(counters);
-	if (reverse >= 0)
+}
+
+json_t *snat_ports_in_use(const char *gateway)
+{
+	int reverse = datapath_map_open(gateway, "snat_reverse");
+	struct usage_walk u = { 0 };
+	json_t *out = json_object();
+
+	usage_load_vips(gateway, &u);
+	if (reverse >= 0) {
+		map_walk(reverse, sizeof(struct snat_flow_key), sizeof(struct snat_reverse),
+			 usage_reverse, &u);
 		close(reverse);
+	}
+	for (size_t i = 0; i < u.n; i++) {
+		char text[INET6_ADDRSTRLEN];
+
+		address_text(&u.vips[i].vip, text, sizeof(text));
+		json_object_set_new(out, text, json_integer(u.vips[i].in_use));
+	}
+	free(u.vips);
+	return out;
+}
+
+json_t *snat_stats_json(const char *gateway, json_t *ports_in_use)
+{
+	json_t *counted = ports_in_use ? json_incref(ports_in_use) : snat_ports_in_use(gateway);
+	struct usage_walk u = { 0 };
+	json_t *out = json_array();
+
+	usage_load_vips(gateway, &u);
+	for (size_t i = 0; i < u.n; i++) {
+		const struct vip_usage *v = &u.vips[i];
+		char text[INET6_ADDRSTRLEN];
+		json_t *vip;
+
+		address_text(&v->vip, text, sizeof(text));
+		vip = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "vip", text,
+				"portsTotal", (json_int_t)v->ports_total,
+				"flows", (json_int_t)v->counter.flows,
+				"portExhausted", (json_int_t)v->counter.port_exhausted,
+				"egressPackets", (json_int_t)v->counter.egress_packets,
+				"egressBytes", (json_int_t)v->counter.egress_bytes,
+				"ingressPackets", (json_int_t)v->counter.ingress_packets,
+				"ingressBytes", (json_int_t)v->counter.ingress_bytes);
+		/* A VIP the last count did not know yet has no figure rather than a made-up 0. */
+		if (json_object_get(counted, text))
+			json_object_set(vip, "portsInUse", json_object_get(counted, text));
+		json_array_append_new(out, vip);
+	}
+	free(u.vips);
+	json_decref(counted);
 	return out;
 }
 
@@ -828,7 +857,7 @@ int snat_main(int argc, char **argv)
 	map_walk(fd, sizeof(struct snat_flow_key), sizeof(struct snat_mapping), list_mapping, &w);
 	close(fd);
 	json_object_set_new(out, "mappings", w.list);
-	json_object_set_new(out, "vips", snat_stats_json(gateway));
+	json_object_set_new(out, "vips", snat_stats_json(gateway, NULL));
 	if (o.json) {
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);

@@ -55,9 +55,14 @@ struct snat_gc_result {
 int snat_gc(const char *gateway, uint64_t now_ns, struct snat_gc_result *result);
 uint64_t snat_clock_ns(void);
 
+/* Ports in use per VIP, {"VIP": count}, a port cooling down included: a walk of the
+ * reverse table, so its cost grows with the live mappings (about a second at a million).
+ * serve counts it in the background (see stats_collect_slow). */
+json_t *snat_ports_in_use(const char *gateway);
 /* The "snat" member of the stats document: per VIP {vip, portsInUse, portsTotal, flows,
- * portExhausted, egressPackets, egressBytes, ingressPackets, ingressBytes}. */
-json_t *snat_stats_json(const char *gateway);
+ * portExhausted, egressPackets, egressBytes, ingressPackets, ingressBytes}; portsInUse
+ * from ports_in_use (snat_ports_in_use's object), counted now when it is NULL. */
+json_t *snat_stats_json(const char *gateway, json_t *ports_in_use);
 
 /* `vnet-xdp snat [-n NAME] [-j] [--gc]`: the mappings, optionally after a GC pass. */
 int snat_main(int argc, char **argv);

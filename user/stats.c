@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "gateway_name.h"
 #include "log.h"
+#include "map_entries.h"
 #include "metrics.h"
 #include "snat.h"
 #include "state.h"
@@ -54,17 +55,27 @@ static bool map_type_is_array(enum bpf_map_type type)
 	}
 }
 
-static long long map_entries_of(int fd, const struct bpf_map_info *info)
+/* The kernel counts the entries of hash maps itself (see map_entries.h). */
+static bool map_type_is_hash(enum bpf_map_type type)
 {
-	unsigned char *keys;
+	switch (type) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+	case BPF_MAP_TYPE_HASH_OF_MAPS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static long long map_keys_walk(int fd, const struct bpf_map_info *info)
+{
+	unsigned char *keys = malloc(2 * (size_t)info->key_size);
 	void *prev = NULL;
 	long long count = 0;
 
-	if (map_type_is_array(info->type))
-		return info->max_entries;
-	if (info->key_size == 0)
-		return -EOPNOTSUPP; /* ring buffers, queues, stacks, bloom filters */
-	keys = malloc(2 * (size_t)info->key_size);
 	if (!keys)
 		return -ENOMEM;
 	/* Bounded by the capacity: a map that changes under the walk may restart it. */
@@ -80,14 +91,60 @@ static long long map_entries_of(int fd, const struct bpf_map_info *info)
 	return count;
 }
 
+/* Where entry counts come from: the kernel's counters for hash maps (the flow and SNAT
+ * tables among them) when it has them; otherwise, for LPM tries (sized by the config)
+ * and hash maps on kernels before 6.6, a walk of the keys: the collector's last one in
+ * walked ({map name: count}) when there is one, else one now. */
+struct entry_sources {
+	const struct map_entry_table *table;
+	json_t *walked;
+};
+
+static bool map_counted_by_kernel(const struct bpf_map_info *info,
+				  const struct entry_sources *from, long long *count)
+{
+	return map_type_is_hash(info->type) && from->table &&
+	       (*count = map_entry_table_find(from->table, info->id)) >= 0;
+}
+
+static bool map_has_keys_to_walk(const struct bpf_map_info *info)
+{
+	return !map_type_is_array(info->type) && info->key_size; /* not a ring buffer, queue */
+}
+
+static long long map_entries_of(const char *name, int fd, const struct bpf_map_info *info,
+				const struct entry_sources *from)
+{
+	json_t *walked = name ? json_object_get(from->walked, name) : NULL;
+	long long count;
+
+	if (map_type_is_array(info->type))
+		return info->max_entries;
+	if (!map_has_keys_to_walk(info))
+		return -EOPNOTSUPP;
+	if (map_counted_by_kernel(info, from, &count))
+		return count;
+	if (json_is_integer(walked))
+		return json_integer_value(walked);
+	return map_keys_walk(fd, info);
+}
+
 long long stats_map_entries(int map_fd)
 {
 	struct bpf_map_info info = { 0 };
 	uint32_t length = sizeof(info);
+	struct map_entry_table table;
+	struct entry_sources from = { 0 };
+	long long count;
 
 	if (bpf_obj_get_info_by_fd(map_fd, &info, &length))
 		return -errno;
-	return map_entries_of(map_fd, &info);
+	if (map_type_is_hash(info.type) && !map_entry_table_read(&table))
+		from.table = &table;
+	count = map_entries_of(NULL, map_fd, &info, &from);
+	if (from.table)
+		map_entry_table_free(&table);
+	return count;
 }
 
 /* A pinned object is a map when its fd is one: programs sit in the same directory. */
@@ -104,12 +161,14 @@ static bool fd_is_map(int fd)
 	return !strcmp(target, "anon_inode:bpf-map");
 }
 
-/* Every map pinned under the gateway's directory, in name order. */
-static json_t *maps_json(const char *gateway)
+typedef void pinned_map_fn(const char *name, int fd, const struct bpf_map_info *info,
+			   void *ctx);
+
+/* Calls fn for every map pinned under the gateway's directory, in name order. */
+static void pinned_maps_foreach(const char *gateway, pinned_map_fn *fn, void *ctx)
 {
 	char dir[256], path[600];
 	struct dirent **entries;
-	json_t *maps = json_array();
 	int n;
 
 	gateway_pin_dir(gateway, dir, sizeof(dir));
@@ -117,39 +176,92 @@ static json_t *maps_json(const char *gateway)
 	for (int i = 0; i < n; i++) {
 		struct bpf_map_info info = { 0 };
 		uint32_t length = sizeof(info);
-		const char *type;
-		long long count;
-		json_t *map;
-		int fd;
+		int fd = -1;
 
-		if (entries[i]->d_name[0] == '.')
-			goto next;
 		snprintf(path, sizeof(path), "%s/%s", dir, entries[i]->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			goto next;
-		if (!fd_is_map(fd) || bpf_obj_get_info_by_fd(fd, &info, &length)) {
+		if (entries[i]->d_name[0] != '.')
+			fd = bpf_obj_get(path);
+		if (fd >= 0 && fd_is_map(fd) && !bpf_obj_get_info_by_fd(fd, &info, &length))
+			fn(entries[i]->d_name, fd, &info, ctx);
+		if (fd >= 0)
 			close(fd);
-			goto next;
-		}
-		type = libbpf_bpf_map_type_str(info.type);
-		map = json_pack("{s:s, s:s, s:I}", "name", entries[i]->d_name, "type",
-				type ? type : "unknown", "maxEntries", (json_int_t)info.max_entries);
-		count = map_entries_of(fd, &info);
-		if (count >= 0)
-			json_object_set_new(map, "entries", json_integer(count));
-		json_array_append_new(maps, map);
-		close(fd);
-next:
 		free(entries[i]);
 	}
 	if (n >= 0)
 		free(entries);
-	return maps;
+}
+
+struct maps_walk {
+	json_t *maps;
+	const struct entry_sources *from;
+};
+
+static void map_json_append(const char *name, int fd, const struct bpf_map_info *info,
+			    void *ctx)
+{
+	struct maps_walk *w = ctx;
+	const char *type = libbpf_bpf_map_type_str(info->type);
+	long long count = map_entries_of(name, fd, info, w->from);
+	json_t *map = json_pack("{s:s, s:s, s:I}", "name", name, "type", type ? type : "unknown",
+				"maxEntries", (json_int_t)info->max_entries);
+
+	if (count >= 0)
+		json_object_set_new(map, "entries", json_integer(count));
+	json_array_append_new(w->maps, map);
+}
+
+static json_t *maps_json(const char *gateway, const struct entry_sources *from)
+{
+	struct maps_walk w = { json_array(), from };
+
+	pinned_maps_foreach(gateway, map_json_append, &w);
+	return w.maps;
+}
+
+static void map_walk_count(const char *name, int fd, const struct bpf_map_info *info,
+			   void *ctx)
+{
+	struct maps_walk *w = ctx;
+	long long count;
+
+	if (map_has_keys_to_walk(info) && !map_counted_by_kernel(info, w->from, &count))
+		json_object_set_new(w->maps, name, json_integer(map_keys_walk(fd, info)));
+}
+
+/* {map name: entries} of the pinned maps whose entries only a walk can count. */
+static json_t *maps_walked(const char *gateway)
+{
+	struct map_entry_table table;
+	struct entry_sources from = { 0 };
+	struct maps_walk w = { json_object(), &from };
+
+	if (!map_entry_table_read(&table))
+		from.table = &table;
+	pinned_maps_foreach(gateway, map_walk_count, &w);
+	if (from.table)
+		map_entry_table_free(&table);
+	return w.maps;
+}
+
+json_t *stats_collect_slow(const char *gateway)
+{
+	if (!gateway_pins_exist(gateway)) {
+		errno = ENOENT;
+		return NULL;
+	}
+	return json_pack("{s:o, s:o}", "snatPortsInUse", snat_ports_in_use(gateway),
+			 "mapEntriesWalked", maps_walked(gateway));
 }
 
 json_t *stats_collect(const char *gateway)
 {
+	return stats_collect_with(gateway, NULL);
+}
+
+json_t *stats_collect_with(const char *gateway, json_t *slow)
+{
+	struct map_entry_table table;
+	struct entry_sources from = { .walked = json_object_get(slow, "mapEntriesWalked") };
 	struct datapath_maps maps;
 	json_t *state, *out, *datapath, *drops, *peerings, *p;
 	struct gateway_settings settings = { 0 };
@@ -192,8 +304,13 @@ json_t *stats_collect(const char *gateway)
 	json_object_set_new(out, "nsgRuleHits", nsg_rule_stats(gateway));
 	if ((p = flows_stats(gateway)))
 		json_object_set_new(out, "flows", p);
-	json_object_set_new(out, "snat", snat_stats_json(gateway));
-	json_object_set_new(out, "maps", maps_json(gateway));
+	json_object_set_new(out, "snat", snat_stats_json(gateway,
+				json_object_get(slow, "snatPortsInUse")));
+	if (!map_entry_table_read(&table))
+		from.table = &table;
+	json_object_set_new(out, "maps", maps_json(gateway, &from));
+	if (from.table)
+		map_entry_table_free(&table);
 	json_decref(state);
 	datapath_maps_close(&maps);
 	return out;

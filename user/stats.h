@@ -19,10 +19,18 @@
 /* Returns a new document for the gateway, or NULL with errno set (ENOENT: not up).
  * Reads the maps afresh; safe to call from several threads at once. */
 json_t *stats_collect(const char *gateway);
+/* The figures that cost a walk, alone: SNAT ports in use (the reverse table, which grows
+ * with the live flows) and the entries of maps the kernel does not count (LPM tries),
+ * {"snatPortsInUse": {VIP: count}, "mapEntriesWalked": {map: count}}, or NULL with errno
+ * set. serve refreshes them in the background, so that a scrape walks nothing. */
+json_t *stats_collect_slow(const char *gateway);
+/* stats_collect with those figures taken from slow; NULL: counted now. */
+json_t *stats_collect_with(const char *gateway, json_t *slow);
 void stats_print_text(FILE *out, json_t *stats);
 
-/* Entries in a map: hash and LPM maps are counted by walking their keys, arrays hold
- * max_entries by definition. Returns the count or -errno (-EOPNOTSUPP: no keys). */
+/* Entries in a map: hash maps as the kernel counts them (map_entries.h; their keys are
+ * walked on kernels before 6.6), LPM maps by walking their keys, arrays hold max_entries
+ * by definition. Returns the count or -errno (-EOPNOTSUPP: no keys). */
 long long stats_map_entries(int map_fd);
 
 /* `vnet-xdp stats`: returns the exit code. */

@@ -93,6 +93,7 @@ machine() {
 			printf "  %s BPF cost per packet of an established SNAT flow < 100 ns: %.1f ns\n",
 			       verdict(bpf["snat-established", "ours"] < 100), bpf["snat-established", "ours"]
 	}' "$CSV"
+	[ -s "$OUT/scrape-target.txt" ] && cat "$OUT/scrape-target.txt"
 	if [ -s "$OUT/profile.txt" ]; then
 		echo
 		cat "$OUT/profile.txt"

@@ -16,7 +16,8 @@
 # chain; cost per packet (CPU time of the core / packets, minus the cost of the sender
 # alone) is the figure to compare. Knobs: BENCH_SECONDS (per run), BENCH_REPS,
 # BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh,
-# BENCH_SCENARIOS (a subset of "peering nsg snat esp").
+# BENCH_SCENARIOS (a subset of "peering nsg snat esp scrape"; scrape is
+# scripts/bench/scrape.sh: /metrics with a million flows, on namespaces of its own).
 #
 # The tunnel throughput (scripts/bench/ipsec.sh, a QEMU guest) runs after the namespace
 # measurements: a guest emulated beside them, even on the other core, slowed their
@@ -41,7 +42,7 @@ REPS=${BENCH_REPS:-3}
 NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
 RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
 CPU=${BENCH_CPU:-1}
-SCENARIOS=" ${BENCH_SCENARIOS:-peering nsg snat esp} "
+SCENARIOS=" ${BENCH_SCENARIOS:-peering nsg snat esp scrape} "
 PINS=/sys/fs/bpf/$PREFIX
 GW_PINS=/sys/fs/bpf/vnet-xdp/$GATEWAY
 WORK=$(mktemp -d /tmp/vnet-xdp-bench.XXXXXX)
@@ -57,7 +58,7 @@ for tool in nft jq gnuplot conntrack bpftool; do
 done
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 mkdir -p "$OUT" "$PINS"
-rm -f "$OUT/profile.txt"
+rm -f "$OUT/profile.txt" "$OUT/scrape-target.txt"
 
 STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
@@ -509,6 +510,13 @@ if [ -e "$GW_PINS/tunnel_peers" ]; then
 	[ "$esp" -gt 0 ] || log "bench: ESP was not classified per tunnel (pass_esp $esp)"
 fi
 ns_args="SPOKE1[@]"
+}
+
+# Scrape time with a million flows and SNAT entries: its PASS/FAIL line joins the targets.
+wanted scrape && {
+SCRAPE_TARGET_FILE=$PWD/$OUT/scrape-target.txt scripts/bench/scrape.sh >"$WORK/scrape.log" 2>&1 ||
+	{ log "bench: scripts/bench/scrape.sh failed"; tail -5 "$WORK/scrape.log" >&2; }
+grep '^scrape /metrics' "$WORK/scrape.log"
 }
 
 ELAPSED=$(($(date +%s) - STARTED))

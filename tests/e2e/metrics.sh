@@ -3,6 +3,8 @@
 # counters; the exposition passes promtool; a real Prometheus server in the gateway's
 # namespace scrapes it and answers with the traffic the test sent; the textfile is
 # written; counters survive killing serve; stopping serve leaves the datapath running.
+# A scrape answers within 2 s while 64 slow clients hold connections and with a million
+# flows in the table (a generous bound: a scrape takes milliseconds).
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib.bash
 e2e_begin e2e_metrics vxmet met
@@ -10,8 +12,12 @@ LISTEN=127.0.0.1:9469
 PROMETHEUS_LISTEN=127.0.0.1:9470
 PINGS=7
 TEXTFILE_DIR=$WORK/textfile
+TOOLS=$PWD/${BUILD:-build}/tests/tools
+BIG_TABLE=1000000
 mkdir -p "$TEXTFILE_DIR"
 e2e_topology
+# room for the million-flow case
+jq '.gateway.limits.flowTableSize = 1048576' "$CONFIG" >"$CONFIG.new" && mv "$CONFIG.new" "$CONFIG"
 
 scrape() { in_gw curl -sf --max-time 5 "http://$LISTEN/metrics"; }
 
@@ -88,6 +94,55 @@ concurrent_scrapes_all_succeed() {
 	ok=$(ls "$WORK"/concurrent.*.ok 2>/dev/null | wc -l)
 	rm -f "$WORK"/concurrent.*
 	[ "$ok" -eq 16 ] || { echo "$((16 - ok)) of 16 concurrent scrapes failed"; return 1; }
+}
+
+# scrape_within_2s: one scrape, answered in full within 2 s
+scrape_within_2s() {
+	local took
+	took=$(in_gw curl -sf --max-time 2 -o "$WORK/timed.prom" -w '%{time_total}' \
+		"http://$LISTEN/metrics") || { echo "no answer within 2 s"; return 1; }
+	echo "scrape took ${took} s"
+	grep -q '^vnetxdp_build_info' "$WORK/timed.prom"
+}
+
+# slow_clients NAME COUNT SOURCE [distinct]: slow clients in the gateway's namespace, from
+# SOURCE (or one address each from SOURCE on), until the case stops them
+slow_clients() {
+	in_gw "$TOOLS/slowclients" 127.0.0.1 9469 "$2" "$3" ${4:-} >"$WORK/$1.log" 2>&1 &
+	echo $! >"$WORK/$1.pid"
+}
+
+scrapes_answer_within_2s_while_64_slow_clients_hold_connections() {
+	local i held rc=0
+	slow_clients slow-spread 64 127.0.2.1 distinct # one address each
+	slow_clients slow-one 64 127.0.3.1             # all from one address
+	sleep 5 # connected, and past a header line and a connection timeout
+	grep -h connected "$WORK"/slow-*.log
+	for i in 1 2 3; do
+		scrape_within_2s || { rc=1; break; }
+		sleep 3
+	done
+	# one address holds no more than its share; the others were closed
+	held=$(in_gw ss -Htn state established "( sport = :9469 and dst 127.0.3.1 )" | wc -l)
+	echo "connections held from 127.0.3.1: $held"
+	[ "$held" -le 16 ] || rc=1
+	stop_pid_file "$WORK/slow-spread.pid"
+	stop_pid_file "$WORK/slow-one.pid"
+	return $rc
+}
+
+scrape_answers_within_2s_with_a_million_flows() {
+	local active
+	in_gw "$TOOLS/flowfill" /sys/fs/bpf/vnet-xdp/$GATEWAY $BIG_TABLE || return 1
+	scrape_within_2s || return 1
+	promtool check metrics <"$WORK/timed.prom" || return 1
+	active=$(sample_value vnetxdp_flows_active <"$WORK/timed.prom")
+	echo "flows active: $active"
+	# an LRU table may push a few out while it fills
+	[ "$active" -ge $((BIG_TABLE * 9 / 10)) ] || return 1
+	sample_value 'vnetxdp_map_entries{map="flows"}' <"$WORK/timed.prom" >/dev/null || return 1
+	grep -q '^vnetxdp_snat_ports_in_use{vip=' "$WORK/timed.prom" || { echo "no ports in use"; return 1; }
+	scrape_within_2s
 }
 
 unknown_paths_are_404() {
@@ -172,6 +227,8 @@ run_case stats_prometheus_passes_promtool
 run_case http_metrics_pass_promtool
 run_case every_pinned_map_has_fill_metrics
 run_case concurrent_scrapes_all_succeed
+run_case scrapes_answer_within_2s_while_64_slow_clients_hold_connections
+run_case scrape_answers_within_2s_with_a_million_flows
 run_case unknown_paths_are_404
 run_case textfile_is_written_and_passes_promtool
 run_case prometheus_server_scrapes_the_peering_counter

@@ -580,7 +580,7 @@ static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
 	size_t i;
 
 	require_gateway();
-	vips = snat_stats_json(GATEWAY);
+	vips = snat_stats_json(GATEWAY, NULL);
 	json_array_foreach(vips, i, it)
 		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP))
 			exhausted_before = json_integer_value(json_object_get(it, "portExhausted"));
@@ -598,7 +598,7 @@ static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
 	struct flow ninth = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41008, 9999);
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &ninth);
 	assert_dropped(&in, HUB, DROP_SNAT_PORT_EXHAUSTED);
-	vips = snat_stats_json(GATEWAY);
+	vips = snat_stats_json(GATEWAY, NULL);
 	json_array_foreach(vips, i, it)
 		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP)) {
 			exhausted_after = json_integer_value(json_object_get(it, "portExhausted"));
@@ -675,7 +675,7 @@ static void snat_counts_translations_each_way(void **state)
 	bool found = false;
 
 	require_gateway();
-	vips = snat_stats_json(GATEWAY);
+	vips = snat_stats_json(GATEWAY, NULL);
 	json_array_foreach(vips, i, it)
 		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP)) {
 			found = true;

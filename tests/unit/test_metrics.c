@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 #include "datapath.h"
 #include "metrics.h"
+#include "map_entries.h"
 #include "stats.h"
 
 static const char *const stats_text =
@@ -325,6 +326,53 @@ static void map_entries_walk_keys_but_arrays_count_their_size(void **state)
 	close(array);
 }
 
+static long long keys_walked(int fd)
+{
+	uint32_t key, *prev = NULL;
+	long long n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		n++;
+		prev = &key;
+	}
+	return n;
+}
+
+/* The kernel's own count (map_entries.h), checked against a walk where an LRU table
+ * pushes entries out and where entries are deleted. */
+static void hash_map_entries_are_the_kernels_count_through_evictions_and_deletes(void **state)
+{
+	struct map_entry_table table;
+	struct bpf_map_info info = { 0 };
+	uint32_t length = sizeof(info), value = 0;
+	int lru, hash;
+
+	lru = percpu_map_or_skip(BPF_MAP_TYPE_LRU_HASH, sizeof(uint32_t), sizeof(uint32_t), 256, 0);
+	hash = percpu_map_or_skip(BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(uint32_t), 256,
+				  BPF_F_NO_PREALLOC);
+	if (map_entry_table_read(&table)) {
+		print_message("no bpf_map iterator with entry counts (kernel before 6.6?)\n");
+		skip();
+	}
+	assert_int_equal(bpf_obj_get_info_by_fd(lru, &info, &length), 0);
+	assert_int_equal(map_entry_table_find(&table, info.id), 0);
+	map_entry_table_free(&table);
+
+	for (uint32_t k = 0; k < 1000; k++)
+		assert_int_equal(bpf_map_update_elem(lru, &k, &value, BPF_ANY), 0);
+	for (uint32_t k = 0; k < 100; k++)
+		assert_int_equal(bpf_map_update_elem(hash, &k, &value, BPF_ANY), 0);
+	for (uint32_t k = 0; k < 40; k++)
+		assert_int_equal(bpf_map_delete_elem(hash, &k), 0);
+	for (uint32_t k = 999; k > 989; k--)
+		bpf_map_delete_elem(lru, &k);
+	assert_int_equal(stats_map_entries(lru), keys_walked(lru));
+	assert_true(keys_walked(lru) > 0 && keys_walked(lru) <= 256);
+	assert_int_equal(stats_map_entries(hash), 60);
+	close(lru);
+	close(hash);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +388,7 @@ int main(void)
 		cmocka_unit_test(rendered_text_passes_promtool),
 		cmocka_unit_test(per_cpu_values_are_summed),
 		cmocka_unit_test(map_entries_walk_keys_but_arrays_count_their_size),
+		cmocka_unit_test(hash_map_entries_are_the_kernels_count_through_evictions_and_deletes),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
