@@ -17,7 +17,7 @@ PACKAGES=(
   prometheus curl
   # benchmarks (make bench): the kernel path's rules and state, the plot
   nftables conntrack gnuplot-nox linux-perf
-  # IPsec: charon (IKE) and swanctl, which `up` drives over charon's vici socket
+  # IPsec: charon (IKE), which `up` drives over its vici socket; swanctl for the tests
   strongswan-charon strongswan-swanctl
   # the QEMU guest of the vm suite (Debian's kernel for ESP; scripts/vm/prepare.sh)
   qemu-system-x86 busybox-static cpio kmod xz-utils

@@ -105,7 +105,7 @@ struct up_progress {
 
 static void up_undo(const char *gateway, struct up_progress *progress)
 {
-	tunnels_undo(gateway, &progress->tunnels);
+	tunnels_undo(&progress->tunnels);
 	for (size_t i = 0; i < progress->n_attached; i++)
 		xdp_detach_interface(progress->pin_dir, progress->attached[i]);
 	if (progress->ipv4_forwarding >= 0)
@@ -346,13 +346,13 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	/* The connections' xfrm interfaces first: the plan routes into them by index. */
 	err = tunnels_create_interfaces(cfg, &progress.tunnels);
 	if (err) {
-		tunnels_undo(cfg->gateway_name, &progress.tunnels);
+		tunnels_undo(&progress.tunnels);
 		return err;
 	}
 	err = plan_build(cfg, ifindexes, &plan);
 	if (err) {
 		log_error("cannot compute the datapath plan: %s", strerror(-err));
-		tunnels_undo(cfg->gateway_name, &progress.tunnels);
+		tunnels_undo(&progress.tunnels);
 		return err;
 	}
 
@@ -402,15 +402,15 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	if (err)
 		goto fail;
 	state = state_build(cfg, &plan, prog_ids, modes, &progress, 1);
+	if (progress.tunnels.ike)
+		json_object_set(state, "ike", progress.tunnels.ike);
 	err = state_save(cfg->gateway_name, state);
 	json_decref(state);
 	if (err) {
 		log_error("cannot write the gateway state under %s: %s", STATE_ROOT, strerror(-err));
 		goto fail;
 	}
-	progress.tunnels.n_created = 0; /* kept: `down` removes them */
-	progress.tunnels.loaded = false;
-	tunnels_undo(cfg->gateway_name, &progress.tunnels);
+	tunnels_progress_keep(&progress.tunnels); /* `down` removes them */
 	plan_free(&plan);
 	return 0;
 
@@ -848,13 +848,14 @@ static int reload_locked(const struct config *cfg)
 	enum xdp_attach_mode modes[MAX_INTERFACES];
 	bool fresh[MAX_PEERINGS] = { false };
 	struct up_progress progress = { .ipv4_forwarding = -1, .ipv6_forwarding = -1 };
+	struct tunnels_ike ike = { .vici.fd = -1 };
 	char pin_dir[256], stage[320];
-	json_t *state, *next = NULL, *it, *journal;
+	json_t *state, *next = NULL, *it, *journal, *in_force = NULL;
 	struct xdp_generation *gen;
 	uint32_t generation;
 	struct plan plan = { 0 };
 	size_t i;
-	int err;
+	int err, ike_err;
 
 	/* Before anything: the running gateway is kept whatever else is wrong. */
 	err = tunnel_check_secret_file(cfg);
@@ -899,6 +900,13 @@ static int reload_locked(const struct config *cfg)
 					      fresh, MAX_PEERINGS);
 	if (err) {
 		log_error("cannot compute the datapath plan: %s", strerror(-err));
+		goto out;
+	}
+	/* charon's part made ready before anything changes: a connection strongSwan cannot
+	 * express, or no charon to talk to, refuses the reload here. */
+	err = tunnels_ike_prepare(cfg, &plan, state, &ike);
+	if (err) {
+		log_error("the reload of %s changed nothing", cfg->gateway_name);
 		goto out;
 	}
 
@@ -954,15 +962,23 @@ static int reload_locked(const struct config *cfg)
 	progress.tunnels.n_created = 0; /* in use now: `down` removes them */
 	/* The tunnels' tc programs still hold the old config maps until attached afresh;
 	 * the kernel's routes and charon's connections follow the new connections. */
-	if (tunnels_reload(cfg, pin_dir, &plan, state))
-		log_warn("the tunnels keep (part of) the previous connections until the next reload");
+	ike_err = tunnels_reload(pin_dir, &plan, state, &ike, &in_force);
+	if (in_force)
+		json_object_set(next, "ike", in_force); /* what the next reload or down owns */
+	if (ike_err)
+		log_error("the datapath of %s runs the new config; its IPsec connections in charon "
+			  "are the previous config's, as said above (reload again once charon "
+			  "accepts them)", cfg->gateway_name);
 	err = state_save(cfg->gateway_name, next);
 	if (err)
 		log_error("the new generation runs, but the state file was not written: %s",
 			  strerror(-err));
+	err = err ? err : ike_err;
 out:
 	if (err)
-		tunnels_undo(cfg->gateway_name, &progress.tunnels);
+		tunnels_undo(&progress.tunnels);
+	tunnels_ike_free(&ike);
+	json_decref(in_force);
 	json_decref(next);
 	json_decref(state);
 	plan_free(&plan);

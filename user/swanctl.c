@@ -1,19 +1,11 @@
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <arpa/inet.h>
-#include "datapath.h"
-#include "gateway_name.h"
 #include "log.h"
-#include "private_file.h"
 #include "swanctl.h"
-
-extern char **environ;
+#include "tunnel.h"
+#include "vici.h"
 
 struct name_map {
 	const char *azure, *strongswan; /* strongswan NULL: no equivalent */
@@ -130,7 +122,7 @@ int swanctl_esp_proposal(const struct config_ipsec_policy *p, char *buf, size_t 
 
 void swanctl_connection_name(const char *gateway, const struct tunnel *t, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s-%s", gateway, t->name);
+	snprintf(buf, size, SWANCTL_NAME_PREFIX "%s.%s", gateway, t->name);
 }
 
 static void address_text(const struct ip_address *a, char *buf, size_t size)
@@ -139,41 +131,87 @@ static void address_text(const struct ip_address *a, char *buf, size_t size)
 		snprintf(buf, size, "%%any");
 }
 
-static void prefixes_text(FILE *out, const struct ip_prefix *prefixes, size_t n)
+static json_t *prefixes_list(const struct ip_prefix *prefixes, size_t n)
 {
+	json_t *list = json_array();
+
 	for (size_t i = 0; i < n; i++) {
-		char addr[INET6_ADDRSTRLEN];
+		char addr[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 5];
 
 		inet_ntop(prefixes[i].family, prefixes[i].addr, addr, sizeof(addr));
-		fprintf(out, "%s%s/%u", i ? "," : "", addr, prefixes[i].len);
+		snprintf(text, sizeof(text), "%s/%u", addr, prefixes[i].len);
+		json_array_append_new(list, json_string(text));
 	}
+	return list;
 }
 
-/* A secret may hold anything but a newline; swanctl.conf strings escape " and \. */
-static int quoted(FILE *out, const char *s)
+/* "a,b,c" as the list vici wants. */
+static json_t *comma_list(const char *text)
 {
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '\n' || *s == '\r')
-			return -EINVAL;
-		if (*s == '"' || *s == '\\')
-			fputc('\\', out);
-		fputc(*s, out);
+	json_t *list = json_array();
+
+	while (*text) {
+		size_t len = strcspn(text, ",");
+
+		json_array_append_new(list, json_stringn(text, len));
+		text += len + (text[len] == ',');
 	}
-	fputc('"', out);
-	return 0;
+	return list;
 }
 
-static int render_connection(FILE *out, const struct config *cfg, const struct tunnel *t)
+static json_t *seconds(long long value)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%llds", value);
+	return json_string(text);
+}
+
+static json_t *number(long long value)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%lld", value);
+	return json_string(text);
+}
+
+static json_t *child_of(const struct config *cfg, const struct tunnel *t, const char *esp,
+			int lifetime, long long kilobytes)
+{
+	const struct config_vnet *vnet = &cfg->vnets[t->vnet];
+	json_t *local_ts, *remote_ts;
+
+	if (t->connection->use_policy_based_traffic_selectors) {
+		local_ts = prefixes_list(vnet->prefixes, vnet->n_prefixes);
+		remote_ts = prefixes_list(t->remote_prefixes, t->n_remote_prefixes);
+	} else {
+		/* Route-based: the routes into the xfrm interface choose what enters. */
+		local_ts = comma_list("0.0.0.0/0,::/0");
+		remote_ts = comma_list("0.0.0.0/0,::/0");
+	}
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:s}", "local_ts", local_ts,
+			 "remote_ts", remote_ts, "esp_proposals", comma_list(esp),
+			 "rekey_time", seconds(lifetime), "rekey_bytes", number(kilobytes * 1024),
+			 "start_action", "start", "dpd_action", "restart", "close_action", "start");
+}
+
+int swanctl_connection_message(const struct config *cfg, const struct tunnel *t, json_t **out)
 {
 	const struct config_connection *c = t->connection;
-	const struct config_vnet *vnet = &cfg->vnets[t->vnet];
-	char name[160], local[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN], ike[256], esp[256];
+	char name[SWANCTL_NAME_MAX], local[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN];
+	char ike[256], esp[256];
 	int lifetime = AZURE_DEFAULT_SA_LIFETIME_SECONDS;
 	long long kilobytes = AZURE_DEFAULT_SA_DATA_KILOBYTES;
 	const char *why = NULL;
+	json_t *conn;
 
+	*out = NULL;
 	swanctl_connection_name(cfg->gateway_name, t, name, sizeof(name));
+	if (strlen(name) > 255) {
+		log_error("connection %s: its strongSwan name %s is longer than charon's 255 bytes",
+			  t->name, name);
+		return -ENAMETOOLONG;
+	}
 	address_text(&t->local, local, sizeof(local));
 	address_text(&t->peer, peer, sizeof(peer));
 	if (c->n_ipsec_policies) {
@@ -191,186 +229,257 @@ static int render_connection(FILE *out, const struct config *cfg, const struct t
 		snprintf(ike, sizeof(ike), "%s", AZURE_DEFAULT_IKE_PROPOSALS);
 		snprintf(esp, sizeof(esp), "%s", AZURE_DEFAULT_ESP_PROPOSALS);
 	}
-
-	fprintf(out, "  %s {\n", name);
-	fprintf(out, "    version = 2\n");
-	fprintf(out, "    local_addrs = %s\n    remote_addrs = %s\n", local, peer);
-	fprintf(out, "    proposals = %s\n", ike);
-	fprintf(out, "    rekey_time = %ds\n", AZURE_IKE_SA_LIFETIME_SECONDS);
 	/* Azure's dpdTimeoutSeconds: DPD probes every third of it, IKEv2's retransmissions
 	 * declare the peer dead. */
-	fprintf(out, "    dpd_delay = %ds\n", c->dpd_timeout_seconds / 3 ? c->dpd_timeout_seconds / 3 : 1);
-	fprintf(out, "    if_id_in = %u\n    if_id_out = %u\n", t->if_id, t->if_id);
-	fprintf(out, "    local {\n      auth = psk\n      id = %s\n    }\n", local);
-	fprintf(out, "    remote {\n      auth = psk\n      id = %s\n    }\n", peer);
-	fprintf(out, "    children {\n      %s {\n", name);
-	if (c->use_policy_based_traffic_selectors) {
-		fprintf(out, "        local_ts = ");
-		prefixes_text(out, vnet->prefixes, vnet->n_prefixes);
-		fprintf(out, "\n        remote_ts = ");
-		prefixes_text(out, t->remote_prefixes, t->n_remote_prefixes);
-		fprintf(out, "\n");
-	} else {
-		/* Route-based: the routes into the xfrm interface choose what enters. */
-		fprintf(out, "        local_ts = 0.0.0.0/0,::/0\n        remote_ts = 0.0.0.0/0,::/0\n");
-	}
-	fprintf(out, "        esp_proposals = %s\n", esp);
-	fprintf(out, "        rekey_time = %ds\n", lifetime);
-	fprintf(out, "        rekey_bytes = %lld\n", kilobytes * 1024);
-	fprintf(out, "        start_action = start\n        dpd_action = restart\n");
-	fprintf(out, "        close_action = start\n");
-	fprintf(out, "      }\n    }\n  }\n");
-	return 0;
+	conn = json_pack("{s:s, s:[s], s:[s], s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}, "
+			 "s:{s:s, s:s}, s:{s:o}}",
+			 "version", "2", "local_addrs", local, "remote_addrs", peer,
+			 "proposals", comma_list(ike),
+			 "rekey_time", seconds(AZURE_IKE_SA_LIFETIME_SECONDS),
+			 "dpd_delay", seconds(c->dpd_timeout_seconds / 3 ?: 1),
+			 "if_id_in", number(t->if_id), "if_id_out", number(t->if_id),
+			 "local", "auth", "psk", "id", local, "remote", "auth", "psk", "id", peer,
+			 "children", name, child_of(cfg, t, esp, lifetime, kilobytes));
+	*out = conn ? json_pack("{s:o}", name, conn) : NULL;
+	return *out ? 0 : -ENOMEM;
 }
 
-int swanctl_render(FILE *out, const struct config *cfg, const struct tunnel *tunnels,
-		   size_t count)
+int swanctl_secret_message(const struct config *cfg, const struct tunnel *t, json_t **out)
+{
+	char name[SWANCTL_NAME_MAX], local[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN];
+	const char *key = t->connection->shared_key;
+
+	*out = NULL;
+	if (!key)
+		return 0;
+	swanctl_connection_name(cfg->gateway_name, t, name, sizeof(name));
+	address_text(&t->local, local, sizeof(local));
+	address_text(&t->peer, peer, sizeof(peer));
+	*out = json_pack("{s:s, s:s, s:s, s:[s, s]}", "id", name, "type", "IKE", "data", key,
+			 "owners", local, peer);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* ---- the set of a gateway ---- */
+
+int swanctl_set_build(const struct config *cfg, const struct tunnel *tunnels, size_t count,
+		      struct swanctl_set *out)
 {
 	int err = 0;
 
-	fprintf(out, "# Written by vnet-xdp for gateway %s; holds secrets.\nconnections {\n",
-		cfg->gateway_name);
-	for (size_t i = 0; !err && i < count; i++)
-		err = render_connection(out, cfg, &tunnels[i]);
-	fprintf(out, "}\nsecrets {\n");
+	out->connections = json_object();
+	out->secrets = json_object();
 	for (size_t i = 0; !err && i < count; i++) {
-		char local[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN];
+		char name[SWANCTL_NAME_MAX];
+		json_t *conn, *secret;
 
-		if (!tunnels[i].connection->shared_key)
-			continue;
-		address_text(&tunnels[i].local, local, sizeof(local));
-		address_text(&tunnels[i].peer, peer, sizeof(peer));
-		fprintf(out, "  ike-%u {\n    id-local = %s\n    id-remote = %s\n    secret = ",
-			tunnels[i].id, local, peer);
-		if (quoted(out, tunnels[i].connection->shared_key)) {
-			log_error("connection %s: the sharedKey holds a line break; allowed: one line",
-				  tunnels[i].name);
-			err = -EINVAL;
-		}
-		fprintf(out, "\n  }\n");
+		swanctl_connection_name(cfg->gateway_name, &tunnels[i], name, sizeof(name));
+		err = swanctl_connection_message(cfg, &tunnels[i], &conn);
+		if (!err)
+			json_object_set_new(out->connections, name, conn);
+		if (!err)
+			err = swanctl_secret_message(cfg, &tunnels[i], &secret);
+		if (!err && secret)
+			json_object_set_new(out->secrets, name, secret);
 	}
-	fprintf(out, "}\n");
-	return err ? err : ferror(out) ? -EIO : 0;
-}
-
-const char *swanctl_uri(void)
-{
-	const char *uri = getenv("VNET_XDP_VICI");
-
-	return uri && *uri ? uri : NULL;
-}
-
-/* Runs swanctl with args; its output goes to our stderr only with -v (it names
- * connections and secrets by name, never a secret's value). */
-static int swanctl_run(const char *const *args)
-{
-	const char *argv[16];
-	posix_spawn_file_actions_t actions;
-	size_t n = 0;
-	pid_t pid;
-	int status, err;
-
-	argv[n++] = "swanctl";
-	for (; *args && n < 12; args++)
-		argv[n++] = *args;
-	if (swanctl_uri()) {
-		argv[n++] = "--uri";
-		argv[n++] = swanctl_uri();
+	if (err || !out->connections || !out->secrets) {
+		swanctl_set_free(out);
+		return err ? err : -ENOMEM;
 	}
-	argv[n] = NULL;
-	posix_spawn_file_actions_init(&actions);
-	if (!log_verbose) {
-		posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-		posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-	}
-	err = posix_spawnp(&pid, "swanctl", &actions, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&actions);
-	if (err)
-		return -err;
-	if (waitpid(pid, &status, 0) < 0)
-		return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+	return 0;
 }
 
-static void swanctl_file(const char *gateway, char *buf, size_t size)
+void swanctl_set_free(struct swanctl_set *set)
 {
-	gateway_path(STATE_ROOT, gateway, ".swanctl.conf", buf, size);
+	json_decref(set->connections);
+	json_decref(set->secrets);
+	set->connections = set->secrets = NULL;
 }
 
-struct rendering {
-	const struct config *cfg;
-	const struct tunnel *tunnels;
-	size_t count;
-};
+/* ---- talking to charon ---- */
 
-static int fill_rendering(FILE *out, void *arg)
+/* One command whose reply is a verdict. Returns 0, or -errno after one line naming what
+ * failed (never a secret: the messages with one are not echoed). */
+static int vici_do(struct vici *v, const char *cmd, json_t *args, const char *name, bool quiet)
 {
-	const struct rendering *r = arg;
+	const char *why;
+	json_t *reply;
+	int err = vici_request(v, cmd, args, &reply);
 
-	return swanctl_render(out, r->cfg, r->tunnels, r->count);
-}
-
-static int fill_nothing(FILE *out, void *arg)
-{
-	return fputs("connections {\n}\nsecrets {\n}\n", out) < 0 ? -EIO : 0;
-}
-
-/* The file holds the secrets: private, and removed once swanctl has read it (charon
- * keeps them in memory; a copy at rest would be one more to protect). */
-static int write_swanctl_file(const char *path, int (*fill)(FILE *out, void *arg), void *arg)
-{
-	int err = private_dir_ensure(STATE_ROOT);
-
-	if (!err)
-		err = private_file_write(path, fill, arg);
-	if (err && err != -EINVAL) /* -EINVAL: a connection that cannot be written, said */
-		log_error("cannot write %s: %s", path, strerror(-err));
-	return err;
-}
-
-int swanctl_load(const char *gateway, const struct config *cfg, const struct tunnel *tunnels,
-		 size_t count)
-{
-	struct rendering r = { cfg, tunnels, count };
-	char path[300];
-	int err;
-
-	swanctl_file(gateway, path, sizeof(path));
-	err = write_swanctl_file(path, fill_rendering, &r);
-	if (err)
+	json_decref(args);
+	if (err) {
+		log_error("charon did not answer %s %s: %s", cmd, name, strerror(-err));
 		return err;
-	err = swanctl_run((const char *[]){ "--load-all", "--file", path, NULL });
-	unlink(path);
-	if (err)
-		log_error("swanctl --load-all --file %s%s%s failed (%s): is charon running and "
-			  "its vici socket there? (set VNET_XDP_VICI to its URI; -v shows swanctl's "
-			  "output)", path, swanctl_uri() ? " --uri " : "", swanctl_uri() ?: "",
-			  err == -EIO ? "it reported an error" : strerror(-err));
+	}
+	err = vici_success(reply, &why);
+	if (err && !quiet)
+		log_error("charon refused %s %s: %.200s", cmd, name, why);
+	else if (err)
+		log_debug("charon: %s %s: %.200s", cmd, name, why);
+	else
+		log_debug("charon: %s %s", cmd, name);
+	json_decref(reply);
 	return err;
 }
 
-void swanctl_terminate(const char *const *names, size_t count)
+static int load_conn(struct vici *v, const char *name, json_t *definition)
 {
-	for (size_t i = 0; i < count; i++)
-		swanctl_run((const char *[]){ "--terminate", "--ike", names[i], "--force",
-					      "--timeout", "5", NULL });
+	return vici_do(v, "load-conn", json_incref(definition), name, false);
 }
 
-int swanctl_unload(const char *gateway, const char *const *names, size_t count)
+/* The IKE SA of a connection no longer loaded: closed without waiting for the peer for
+ * long. No SA to close is no failure. */
+static void terminate_ike(struct vici *v, const char *name)
 {
-	char path[300];
-	int err;
+	json_t *args = json_pack("{s:s, s:s, s:s}", "ike", name, "force", "yes", "timeout",
+				 "5000"), *reply = NULL;
 
-	/* Loading a file without our connections makes swanctl unload them. */
-	swanctl_file(gateway, path, sizeof(path));
-	err = write_swanctl_file(path, fill_nothing, NULL);
-	if (!err) {
-		err = swanctl_run((const char *[]){ "--load-all", "--file", path, NULL });
-		unlink(path);
+	if (vici_request(v, "terminate", args, &reply) == 0)
+		log_debug("charon: terminate %s", name);
+	json_decref(args);
+	json_decref(reply);
+}
+
+/* Unloads one of ours, its secret too (a connection without one: charon says so, and
+ * that is no failure), and closes its SAs. */
+static int unload(struct vici *v, const char *name, bool secret)
+{
+	int err = vici_do(v, "unload-conn", json_pack("{s:s}", "name", name), name, false);
+
+	if (secret)
+		vici_do(v, "unload-shared", json_pack("{s:s}", "id", name), name, true);
+	terminate_ike(v, name);
+	return err;
+}
+
+/* Appends name to a comma-separated list in buf. */
+static void list_add(char *buf, size_t size, const char *name)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, size - used, "%s%s", used ? ", " : "", name);
+}
+
+/* Puts charon back on `old` after `next`'s connections were loaded up to, not including,
+ * `failed`. Returns what charon holds of ours now. */
+static json_t *connections_roll_back(struct vici *v, json_t *old, const struct swanctl_set *next,
+				     const char *failed)
+{
+	json_t *in_force = json_deep_copy(old), *definition;
+	char kept[512] = "";
+	const char *name;
+
+	json_object_foreach(next->connections, name, definition) {
+		json_t *previous = json_object_get(old, name);
+
+		if (!strcmp(name, failed))
+			break;
+		if (previous ? json_is_null(previous) || load_conn(v, name, previous)
+			     : unload(v, name, false) != 0) {
+			json_object_set(in_force, name, definition); /* still the new one */
+			list_add(kept, sizeof(kept), name);
+		}
 	}
-	swanctl_terminate(names, count);
+	if (kept[0])
+		log_error("charon keeps the new definition of %s (the previous one could not be "
+			  "put back)", kept);
+	return in_force;
+}
+
+/* After a failure: the secrets `next` added unloaded, those it replaced said. */
+static void secrets_roll_back(struct vici *v, json_t *old, const struct swanctl_set *next)
+{
+	char replaced[512] = "";
+	const char *name;
+	json_t *msg;
+
+	json_object_foreach(next->secrets, name, msg) {
+		if (json_object_get(old, name))
+			list_add(replaced, sizeof(replaced), name);
+		else
+			vici_do(v, "unload-shared", json_pack("{s:s}", "id", name), name, true);
+	}
+	log_error("charon has the previous connections of this gateway again%s%s", replaced[0] ?
+		  "; the sharedKey it holds is the new config's for " : "", replaced);
+}
+
+/* charon stopped answering mid-way: it may hold any of old and next. All of them stay
+ * ours, so that the next reload or `down` settles them. */
+static json_t *unknown_in_force(json_t *old, const struct swanctl_set *next)
+{
+	json_t *owned = json_deep_copy(old);
+
+	json_object_update_missing(owned, next->connections);
+	log_error("charon stopped answering: which of this gateway's connections it holds is "
+		  "not known (the next reload or down settles them)");
+	return owned;
+}
+
+int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, json_t **in_force)
+{
+	const char *name;
+	json_t *msg;
+	int err = 0;
+
+	*in_force = NULL;
+	/* The secrets first: a connection starts as it is loaded and needs its key. The
+	 * secrets are loaded every time: charon holds them in memory only. */
+	json_object_foreach(next->secrets, name, msg) {
+		err = vici_do(v, "load-shared", json_incref(msg), name, false);
+		if (err && err != -EIO) {
+			*in_force = unknown_in_force(old, next);
+			return err;
+		}
+		if (err) {
+			*in_force = json_deep_copy(old);
+			secrets_roll_back(v, old, next);
+			return err;
+		}
+	}
+	/* charon leaves a connection loaded again unchanged alone, SAs included, and
+	 * replaces a changed one: only what is new or changed moves. */
+	json_object_foreach(next->connections, name, msg) {
+		err = load_conn(v, name, msg);
+		if (err && err != -EIO) {
+			*in_force = unknown_in_force(old, next);
+			return err;
+		}
+		if (err) {
+			*in_force = connections_roll_back(v, old, next, name);
+			secrets_roll_back(v, old, next);
+			return err;
+		}
+	}
+	*in_force = json_deep_copy(next->connections);
+	/* Ours no longer in the config: unloaded. Nobody else's is named here. */
+	json_object_foreach(old, name, msg)
+		if (!json_object_get(next->connections, name) && unload(v, name, true) &&
+		    *in_force)
+			json_object_set(*in_force, name, msg);
+	return *in_force ? 0 : -ENOMEM;
+}
+
+int swanctl_remove(struct vici *v, json_t *owned)
+{
+	const char *name;
+	json_t *definition;
+	int err = 0;
+
+	json_object_foreach(owned, name, definition) {
+		int rc = unload(v, name, true);
+
+		err = err ? err : rc;
+	}
+	return err;
+}
+
+int swanctl_connect(struct vici *v)
+{
+	const char *path = vici_socket_path();
+	int err = vici_connect(v, path);
+
 	if (err)
-		log_warn("swanctl could not unload the connections of %s (is charon running?)",
-			 gateway);
+		log_error("cannot reach charon at %s: %s (is charon running? VNET_XDP_VICI names "
+			  "another socket)", path, strerror(-err));
 	return err;
 }

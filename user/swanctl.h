@@ -1,13 +1,15 @@
-/* strongSwan for IKE: each connection becomes a swanctl connection bound to its xfrm
- * interface (if_id), written as a swanctl.conf and loaded into charon over its vici
- * socket with `swanctl --load-all`. */
+/* strongSwan for IKE: each connection becomes a charon connection bound to its xfrm
+ * interface (if_id), with its sharedKey as a secret, both loaded over charon's vici
+ * socket (user/vici.c) under names that carry the gateway's. Only those are ever loaded,
+ * changed or unloaded: an administrator's own connections and other gateways' stay. */
 #ifndef VNET_XDP_SWANCTL_H
 #define VNET_XDP_SWANCTL_H
 
 #include <stddef.h>
 #include <stdio.h>
+#include <jansson.h>
 #include "config.h"
-#include "tunnel.h"
+struct tunnel;
 
 /* Azure's default offers for a route-based gateway (IKEv2), in strongSwan's syntax. */
 #define AZURE_DEFAULT_IKE_PROPOSALS \
@@ -26,22 +28,40 @@ int swanctl_ike_proposal(const struct config_ipsec_policy *p, char *buf, size_t 
 int swanctl_esp_proposal(const struct config_ipsec_policy *p, char *buf, size_t size,
 			 const char **why);
 
-/* The swanctl connection name of a tunnel: <gateway>-<connection>. */
+/* The charon name of a tunnel's connection and of its secret:
+ * vnetxdp-<gateway>.<connection>. A gateway name holds no '.', so the names of two
+ * gateways never meet. */
+#define SWANCTL_NAME_PREFIX "vnetxdp-"
+#define SWANCTL_NAME_MAX 300
 void swanctl_connection_name(const char *gateway, const struct tunnel *t, char *buf, size_t size);
 
-/* Writes the swanctl.conf for the tunnels (the secrets included). Returns 0 or -errno. */
-int swanctl_render(FILE *out, const struct config *cfg, const struct tunnel *tunnels,
-		   size_t count);
+/* load-conn's message for the tunnel ({ <name> = { ... } }), without its secret. Returns 0,
+ * or -EINVAL/-ENAMETOOLONG after saying what strongSwan cannot express. */
+int swanctl_connection_message(const struct config *cfg, const struct tunnel *t, json_t **out);
+/* load-shared's message for the tunnel's sharedKey; *out NULL when it has none. */
+int swanctl_secret_message(const struct config *cfg, const struct tunnel *t, json_t **out);
 
-/* The charon to talk to: $VNET_XDP_VICI (a vici URI such as unix:///run/x/charon.vici),
- * else swanctl's default. */
-const char *swanctl_uri(void);
-/* Writes the file (mode 0600) under the gateway's state directory and loads it. */
-int swanctl_load(const char *gateway, const struct config *cfg, const struct tunnel *tunnels,
-		 size_t count);
-/* Closes the IKE SAs (and their CHILD SAs) of the named connections. */
-void swanctl_terminate(const char *const *names, size_t count);
-/* Unloads the gateway's connections and closes their SAs (names from `up`'s state). */
-int swanctl_unload(const char *gateway, const char *const *names, size_t count);
+/* What a gateway wants charon to hold, by charon name: connections (load-conn messages,
+ * kept in the gateway's state to put back after a failed reload) and secrets (load-shared
+ * messages, never written anywhere). */
+struct swanctl_set {
+	json_t *connections, *secrets;
+};
+int swanctl_set_build(const struct config *cfg, const struct tunnel *tunnels, size_t count,
+		      struct swanctl_set *out);
+void swanctl_set_free(struct swanctl_set *set);
+
+struct vici;
+/* Connects to charon's vici socket, saying so when it cannot. */
+int swanctl_connect(struct vici *v);
+/* Makes charon hold `next` where it held `old` (name -> load-conn message, JSON null when
+ * not known) of ours: the secrets, then the connections (charon keeps one that did not
+ * change, SAs and all), then those of `old` no longer wanted unloaded and their SAs
+ * closed. When charon refuses a step, the steps before are undone: the previous
+ * definitions loaded again, what was new unloaded, and what could not be undone said.
+ * *in_force is what charon holds of ours afterwards, either way. Returns 0 or -errno. */
+int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, json_t **in_force);
+/* Unloads the connections and secrets named in owned and closes their SAs. */
+int swanctl_remove(struct vici *v, json_t *owned);
 
 #endif

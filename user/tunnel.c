@@ -17,6 +17,7 @@
 #include "plan.h"
 #include "swanctl.h"
 #include "tunnel.h"
+#include "vici.h"
 #include "vnet_xdp.h"
 #include "vnet_xdp.skel.h"
 
@@ -608,9 +609,19 @@ int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress 
 	return err;
 }
 
+/* The set of the plan's tunnels, in charon's words. */
+static int ike_set_of_plan(const struct config *cfg, const struct plan *plan,
+			   struct swanctl_set *set)
+{
+	return swanctl_set_build(cfg, plan->tunnels, plan->n_tunnels, set);
+}
+
 int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
 		  struct tunnels_progress *progress)
 {
+	struct swanctl_set set;
+	struct vici v = { .fd = -1 };
+	json_t *none;
 	int err = 0;
 
 	if (!plan->n_tunnels)
@@ -628,18 +639,58 @@ int tunnels_start(const struct config *cfg, const char *pin_dir, const struct pl
 	}
 	if (err)
 		return err;
-	progress->swanctl_names = calloc(plan->n_tunnels, sizeof(char *));
-	if (!progress->swanctl_names)
-		return -ENOMEM;
-	for (size_t i = 0; i < plan->n_tunnels; i++) {
-		char name[200];
-
-		swanctl_connection_name(cfg->gateway_name, &plan->tunnels[i], name, sizeof(name));
-		progress->swanctl_names[progress->n_names++] = strdup(name);
-	}
-	err = swanctl_load(cfg->gateway_name, cfg, plan->tunnels, plan->n_tunnels);
-	progress->loaded = err == 0;
+	err = ike_set_of_plan(cfg, plan, &set);
+	if (err)
+		return err;
+	err = swanctl_connect(&v);
+	none = json_object();
+	if (!err)
+		err = swanctl_apply(&v, none, &set, &progress->ike);
+	vici_close(&v);
+	json_decref(none);
+	swanctl_set_free(&set);
 	return err;
+}
+
+json_t *tunnels_ike_of_state(json_t *state)
+{
+	json_t *ike = json_object_get(state, "ike"), *owned, *it;
+	size_t i;
+
+	if (json_is_object(ike))
+		return json_incref(ike);
+	/* A state written before it recorded the definitions: the names only. */
+	owned = json_object();
+	json_array_foreach(json_object_get(state, "tunnels"), i, it) {
+		const char *name = json_string_value(json_object_get(it, "swanctl"));
+
+		if (name && *name)
+			json_object_set_new(owned, name, json_null());
+	}
+	return owned;
+}
+
+int tunnels_ike_prepare(const struct config *cfg, const struct plan *plan, json_t *state,
+			struct tunnels_ike *ike)
+{
+	int err;
+
+	ike->vici.fd = -1;
+	ike->old = tunnels_ike_of_state(state);
+	err = ike_set_of_plan(cfg, plan, &ike->next);
+	if (!err && (json_object_size(ike->old) || json_object_size(ike->next.connections)))
+		err = swanctl_connect(&ike->vici);
+	if (err)
+		tunnels_ike_free(ike);
+	return err;
+}
+
+void tunnels_ike_free(struct tunnels_ike *ike)
+{
+	vici_close(&ike->vici);
+	swanctl_set_free(&ike->next);
+	json_decref(ike->old);
+	ike->old = NULL;
 }
 
 /* Whether the plan still has a connection on the interface named in the old state. */
@@ -651,16 +702,13 @@ static bool plan_has_interface(const struct plan *plan, const char *ifname)
 	return false;
 }
 
-int tunnels_reload(const struct config *cfg, const char *pin_dir, const struct plan *plan,
-		   json_t *old_state)
+int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_state,
+		   struct tunnels_ike *ike, json_t **in_force)
 {
 	json_t *old = json_object_get(old_state, "tunnels"), *it;
-	const char **gone = calloc(json_array_size(old) + 1, sizeof(*gone));
-	size_t n_gone = 0, i;
-	int err = 0;
+	size_t i;
+	int err = 0, ike_err = 0;
 
-	if (!gone)
-		return -ENOMEM;
 	for (i = 0; !err && i < plan->n_tunnels; i++) {
 		const struct tunnel *t = &plan->tunnels[i];
 
@@ -675,48 +723,51 @@ int tunnels_reload(const struct config *cfg, const char *pin_dir, const struct p
 		if (!err)
 			err = tunnel_routes_prune(t);
 	}
+	*in_force = NULL;
+	if (ike->vici.fd >= 0)
+		ike_err = swanctl_apply(&ike->vici, ike->old, &ike->next, in_force);
+	else
+		*in_force = json_object();
+	/* The interfaces of connections gone go only once charon has let them go. */
 	json_array_foreach(old, i, it) {
 		const char *ifname = json_string_value(json_object_get(it, "interface"));
 
-		if (!plan_has_interface(plan, ifname))
-			gone[n_gone++] = json_string_value(json_object_get(it, "swanctl")) ?: "";
-	}
-	/* Loading the new set makes charon drop the connections no longer in it. */
-	if (!err && plan->n_tunnels)
-		err = swanctl_load(cfg->gateway_name, cfg, plan->tunnels, plan->n_tunnels);
-	else if (!err && n_gone)
-		swanctl_unload(cfg->gateway_name, gone, n_gone);
-	if (!err && plan->n_tunnels)
-		swanctl_terminate(gone, n_gone);
-	json_array_foreach(old, i, it) {
-		const char *ifname = json_string_value(json_object_get(it, "interface"));
-
-		if (!err && ifname && !plan_has_interface(plan, ifname))
+		if (!err && !ike_err && ifname && !plan_has_interface(plan, ifname))
 			tunnel_interface_delete(ifname);
 	}
-	free(gone);
+	if (err)
+		log_warn("the tunnels keep (part of) the previous connections until the next reload");
+	return ike_err;
+}
+
+/* Unloads what owned names from charon, saying so when charon cannot be reached. */
+static int ike_remove(json_t *owned)
+{
+	struct vici v = { .fd = -1 };
+	int err;
+
+	if (!json_object_size(owned))
+		return 0;
+	err = swanctl_connect(&v);
+	if (!err)
+		err = swanctl_remove(&v, owned);
+	vici_close(&v);
 	return err;
 }
 
-static void names_free(struct tunnels_progress *progress)
+void tunnels_undo(struct tunnels_progress *progress)
 {
-	for (size_t i = 0; i < progress->n_names; i++)
-		free(progress->swanctl_names[i]);
-	free(progress->swanctl_names);
-	progress->swanctl_names = NULL;
-	progress->n_names = 0;
-}
-
-void tunnels_undo(const char *gateway, struct tunnels_progress *progress)
-{
-	if (progress->loaded)
-		swanctl_unload(gateway, (const char *const *)progress->swanctl_names,
-			       progress->n_names);
+	ike_remove(progress->ike);
 	for (size_t i = 0; i < progress->n_created; i++)
 		tunnel_interface_delete(progress->created[i]);
+	tunnels_progress_keep(progress);
+}
+
+void tunnels_progress_keep(struct tunnels_progress *progress)
+{
 	progress->n_created = 0;
-	progress->loaded = false;
-	names_free(progress);
+	json_decref(progress->ike);
+	progress->ike = NULL;
 }
 
 json_t *tunnels_state(const char *gateway, const struct plan *plan)
@@ -740,19 +791,15 @@ json_t *tunnels_state(const char *gateway, const struct plan *plan)
 
 int tunnels_down(const char *gateway, json_t *state)
 {
-	json_t *list = json_object_get(state, "tunnels"), *it;
-	size_t n = json_array_size(list), i;
-	const char **names;
+	json_t *list = json_object_get(state, "tunnels"), *owned, *it;
+	size_t i;
 	int err = 0;
 
-	if (!n)
-		return 0;
-	names = calloc(n, sizeof(*names));
-	if (!names)
-		return -ENOMEM;
-	json_array_foreach(list, i, it)
-		names[i] = json_string_value(json_object_get(it, "swanctl")) ?: "";
-	swanctl_unload(gateway, names, n); /* charon gone is not a reason to keep the rest */
+	owned = tunnels_ike_of_state(state);
+	/* charon gone is not a reason to keep the rest */
+	if (ike_remove(owned))
+		log_warn("charon may still hold connections of gateway %s (see above)", gateway);
+	json_decref(owned);
 	json_array_foreach(list, i, it) {
 		const char *ifname = json_string_value(json_object_get(it, "interface"));
 		int rc = ifname ? tunnel_interface_delete(ifname) : 0;
@@ -760,6 +807,5 @@ int tunnels_down(const char *gateway, json_t *state)
 		if (rc && !err)
 			err = rc;
 	}
-	free(names);
 	return err;
 }

@@ -11,6 +11,8 @@
 #include <linux/netlink.h>
 #include <jansson.h>
 #include "config.h"
+#include "swanctl.h"
+#include "vici.h"
 #include "vnet_xdp.h"
 
 #define TUNNEL_IF_ID_BASE 0x7600 /* xfrm if_id of tunnel 0; one per connection */
@@ -57,9 +59,7 @@ struct plan;
 struct tunnels_progress {
 	char created[MAX_TUNNELS][IF_NAMESIZE]; /* xfrm interfaces `up` created */
 	size_t n_created;
-	bool loaded;        /* strongSwan has the connections */
-	char **swanctl_names;
-	size_t n_names;
+	json_t *ike;        /* what charon holds of ours: name -> definition */
 };
 
 /* Creates the xfrm interface of every connection this box terminates (before the plan,
@@ -69,12 +69,28 @@ int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress 
  * remote spaces into it, and the connections loaded into charon. */
 int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
 		  struct tunnels_progress *progress);
+/* What the state says charon holds of the gateway's: name -> definition (JSON null when
+ * the state predates definitions). */
+json_t *tunnels_ike_of_state(json_t *state);
+/* A reload's charon part, made ready before the datapath swaps: the connections and
+ * secrets of the new plan, those of the old state, and charon reached. */
+struct tunnels_ike {
+	struct vici vici;
+	json_t *old;
+	struct swanctl_set next;
+};
+/* Returns 0, or -errno after logging (a connection strongSwan cannot express, charon not
+ * reachable): the reload is refused with nothing changed. */
+int tunnels_ike_prepare(const struct config *cfg, const struct plan *plan, json_t *state,
+			struct tunnels_ike *ike);
+void tunnels_ike_free(struct tunnels_ike *ike);
 /* After a reload swapped the config maps: the tc programs attached afresh, the kernel
- * routes of each connection's remote spaces (old ones removed), the connections loaded
- * into charon anew, and the connections the old state had but the plan has not closed
- * and their interfaces deleted. */
-int tunnels_reload(const struct config *cfg, const char *pin_dir, const struct plan *plan,
-		   json_t *old_state);
+ * routes of each connection's remote spaces (old ones removed), charon moved from the old
+ * connections to the new (swanctl_apply: undone when charon refuses a step), and the
+ * interfaces of connections gone deleted once charon let them go. *in_force is what
+ * charon holds of ours. Returns 0, or charon's failure (-errno). */
+int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_state,
+		   struct tunnels_ike *ike, json_t **in_force);
 /* Dumps one kind of netlink object (bus NETLINK_ROUTE or NETLINK_XFRM, request type and
  * its fixed header) through cb. Returns 0 or -errno. */
 int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
@@ -82,7 +98,9 @@ int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
 /* Removes routes into the tunnel's interface that none of its remote spaces holds. */
 int tunnel_routes_prune(const struct tunnel *t);
 /* Undoes what progress records. */
-void tunnels_undo(const char *gateway, struct tunnels_progress *progress);
+void tunnels_undo(struct tunnels_progress *progress);
+/* Forgets what progress records: kept, `down` removes it. */
+void tunnels_progress_keep(struct tunnels_progress *progress);
 /* The tunnels for the state file: name, interface, ifindex, if_id, swanctl name. */
 json_t *tunnels_state(const char *gateway, const struct plan *plan);
 /* `down`: unloads the connections and deletes the interfaces the state names. */

@@ -12,9 +12,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "datapath.h"
-#include "swanctl.h"
 #include "tunnel.h"
 #include "tunnel_stats.h"
+#include "vici.h"
 #include "vnet_xdp.h"
 
 static const char *const tunnel_counter_names[] = TUNNEL_COUNTER_NAMES;
@@ -73,53 +73,53 @@ static int sa_stats(struct sa_totals *totals, size_t n)
 
 /* ---- charon ---- */
 
-int swanctl_sa_is_up(const char *list_sas, const char *name)
+int swanctl_sa_is_up(const json_t *ike_sa)
 {
-	size_t len = strlen(name);
+	const char *state = json_string_value(json_object_get(ike_sa, "state"));
+	const char *name;
+	json_t *child;
 
-	/* --raw prints one line per IKE SA: "list-sa event {NAME {... state=ESTABLISHED ...
-	 * child-sas {... state=INSTALLED ...}}}". */
-	for (const char *line = list_sas; line && *line;) {
-		const char *end = strchr(line, '\n'), *at = strstr(line, "list-sa event {");
+	if (!state || strcmp(state, "ESTABLISHED"))
+		return 0;
+	json_object_foreach(json_object_get(ike_sa, "child-sas"), name, child) {
+		const char *child_state = json_string_value(json_object_get(child, "state"));
 
-		if (!end)
-			end = line + strlen(line);
-		if (at && at < end) {
-			at += strlen("list-sa event {");
-			if (!strncmp(at, name, len) && at[len] == ' ' && at[len + 1] == '{') {
-				const char *established = strstr(at, "state=ESTABLISHED");
-				const char *installed = strstr(at, "state=INSTALLED");
-
-				if (established && established < end && installed && installed < end)
-					return 1;
-			}
-		}
-		line = *end ? end + 1 : end;
+		if (child_state && !strcmp(child_state, "INSTALLED"))
+			return 1;
 	}
 	return 0;
 }
 
-static char *list_sas(void)
+/* A list-sa event: { <connection> = { state, child-sas, ... } }; the connections with an
+ * SA up go into the set. */
+static int sa_event(json_t *event, void *data)
 {
-	char cmd[512], *text = NULL;
-	size_t size = 0, n;
-	FILE *p, *out;
+	json_t *up = data, *sa;
+	const char *name;
 
-	snprintf(cmd, sizeof(cmd), "swanctl --list-sas --raw%s%s 2>/dev/null",
-		 swanctl_uri() ? " --uri " : "", swanctl_uri() ? swanctl_uri() : "");
-	p = popen(cmd, "r");
-	if (!p)
+	json_object_foreach(event, name, sa)
+		if (swanctl_sa_is_up(sa))
+			json_object_set_new(up, name, json_true());
+	return 0;
+}
+
+/* The connections charon has up, or NULL when charon cannot say. */
+static json_t *sas_up(void)
+{
+	struct vici v = { .fd = -1, .timeout_ms = 5000 };
+	json_t *up = json_object(), *args = json_pack("{s:s}", "noblock", "yes"), *reply = NULL;
+	int err = vici_connect(&v, vici_socket_path());
+
+	if (!err)
+		err = vici_request_stream(&v, "list-sas", args, "list-sa", sa_event, up, &reply);
+	vici_close(&v);
+	json_decref(args);
+	json_decref(reply);
+	if (err) {
+		json_decref(up);
 		return NULL;
-	out = open_memstream(&text, &size);
-	if (out) {
-		char buf[4096];
-
-		while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-			fwrite(buf, 1, n, out);
-		fclose(out);
 	}
-	pclose(p);
-	return text;
+	return up;
 }
 
 /* ---- the document ---- */
@@ -237,7 +237,7 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 	int spis = datapath_map_open(gateway, "tunnel_spi_counters");
 	size_t n = json_array_size(list), i;
 	struct sa_totals *totals = calloc(n + 1, sizeof(*totals));
-	char *sas = n ? list_sas() : NULL;
+	json_t *sas = n ? sas_up() : NULL;
 	bool have_sa_stats;
 
 	json_array_foreach(list, i, it)
@@ -256,7 +256,7 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 			"ingressBytes", (json_int_t)in.bytes, "ingressPackets", (json_int_t)in.packets,
 			"egressBytes", (json_int_t)out.bytes, "egressPackets", (json_int_t)out.packets,
 			"espBytes", (json_int_t)esp.bytes, "espPackets", (json_int_t)esp.packets,
-			"up", sas ? swanctl_sa_is_up(sas, ike) : 0);
+			"up", json_object_get(sas, ike) != NULL);
 
 		tunnel_drops_add(t, drops, counters, id, name,
 				 json_string_value(json_object_get(it, "interface")));
@@ -271,7 +271,7 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 	json_object_set_new(doc, "tunnels", tunnels);
 	json_object_set_new(doc, "tunnelDrops", drops);
 	free(totals);
-	free(sas);
+	json_decref(sas);
 	if (counters >= 0)
 		close(counters);
 	if (spis >= 0)

@@ -12,8 +12,8 @@
  * tunnels the state names. */
 void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc);
 
-/* From `swanctl --list-sas --raw` output: whether the IKE SA `name` is established with
- * an installed CHILD SA. */
-int swanctl_sa_is_up(const char *list_sas, const char *name);
+/* One IKE SA of charon's list-sa event: whether it is established with an installed
+ * CHILD SA. */
+int swanctl_sa_is_up(const json_t *ike_sa);
 
 #endif

@@ -1,7 +1,9 @@
 /* IPsec connections on the loader side, without a kernel: which connections this box
  * terminates, the routes they give VNets (gateway transit included), Azure's policies as
- * strongSwan proposals, the swanctl.conf rendered for charon and charon's SA listing
- * (the file a sharedKey is read from: test_secrets.c). */
+ * strongSwan proposals, the messages loaded into charon, charon's SA listing, the refusal
+ * of a sharedKey other users can read, and, against a stand-in charon that keeps what it
+ * is given, that a gateway only ever adds, changes and removes its own connections and
+ * secrets, and puts the previous ones back when charon refuses a new one. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -19,6 +23,7 @@
 #include "swanctl.h"
 #include "tunnel.h"
 #include "tunnel_stats.h"
+#include "vici.h"
 
 #define TRANSIT_CONFIG "tests/data/config/ipsec-transit.json"
 #define HUB 0
@@ -35,18 +40,47 @@ static struct config *load(const char *path)
 	return cfg;
 }
 
-static char *render(const struct config *cfg)
+/* The set of the config's connections: its only one, by name, with the secret. */
+static struct swanctl_set set_of(const struct config *cfg)
 {
 	struct tunnel *tunnels;
-	size_t count, size = 0;
-	char *text = NULL;
-	FILE *out = open_memstream(&text, &size);
+	struct swanctl_set set;
+	size_t count;
 
 	assert_int_equal(tunnels_of_config(cfg, stderr, &tunnels, &count), 0);
-	assert_int_equal(swanctl_render(out, cfg, tunnels, count), 0);
-	fclose(out);
+	assert_int_equal(swanctl_set_build(cfg, tunnels, count, &set), 0);
 	free(tunnels);
-	return text;
+	return set;
+}
+
+#define OURS "vnetxdp-ipsecgw.to-onprem"
+
+/* The definition of the connection, as charon's load-conn gets it. */
+static json_t *definition(const struct swanctl_set *set)
+{
+	json_t *msg = json_object_get(set->connections, OURS);
+
+	assert_non_null(msg);
+	return json_object_get(msg, OURS);
+}
+
+static void assert_list(const json_t *list, const char *const *items, size_t n)
+{
+	assert_true(json_is_array(list));
+	assert_int_equal(json_array_size(list), n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(json_string_value(json_array_get(list, i)), items[i]);
+}
+
+static const char *member(const json_t *o, const char *path)
+{
+	char buf[128], *save, *part;
+	const json_t *at = o;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (part = strtok_r(buf, "/", &save); part; part = strtok_r(NULL, "/", &save))
+		at = json_object_get(at, part);
+	return json_string_value(at);
 }
 
 /* ---- which connections, which routes ---- */
@@ -282,29 +316,41 @@ static void esp_proposals_follow_the_policy(void **state)
 	check_proposals(cases, sizeof(cases) / sizeof(*cases), swanctl_esp_proposal, false);
 }
 
-/* ---- swanctl.conf ---- */
+/* ---- what charon is given ---- */
 
-static void default_connection_renders_azure_defaults_bound_to_its_if_id(void **state)
+static void default_connection_carries_azure_defaults_bound_to_its_if_id(void **state)
 {
 	struct config *cfg = load(TRANSIT_CONFIG);
-	char *text = render(cfg);
+	struct swanctl_set set = set_of(cfg);
+	json_t *conn = definition(&set), *child;
 
-	assert_non_null(strstr(text, "  ipsecgw-to-onprem {\n    version = 2\n"
-				     "    local_addrs = 198.51.100.1\n    remote_addrs = 198.51.100.2\n"
-				     "    proposals = " AZURE_DEFAULT_IKE_PROPOSALS "\n"));
-	assert_non_null(strstr(text, "    dpd_delay = 15s\n")); /* dpdTimeoutSeconds 45 */
-	assert_non_null(strstr(text, "    if_id_in = 30208\n    if_id_out = 30208\n"));
-	assert_non_null(strstr(text, "        local_ts = 0.0.0.0/0,::/0\n"
-				     "        remote_ts = 0.0.0.0/0,::/0\n"));
-	assert_non_null(strstr(text, "        esp_proposals = " AZURE_DEFAULT_ESP_PROPOSALS "\n"));
-	assert_non_null(strstr(text, "        rekey_time = 27000s\n"));
-	assert_non_null(strstr(text, "        rekey_bytes = 104857600000\n"));
-	assert_non_null(strstr(text, "    local {\n      auth = psk\n      id = 198.51.100.1\n"));
-	/* The secret, escaped for swanctl.conf. */
-	assert_non_null(strstr(text, "  ike-0 {\n    id-local = 198.51.100.1\n"
-				     "    id-remote = 198.51.100.2\n"
-				     "    secret = \"s3cret \\\"quoted\\\"\"\n  }\n"));
-	free(text);
+	assert_string_equal(member(conn, "version"), "2");
+	assert_list(json_object_get(conn, "local_addrs"), (const char *[]){ "198.51.100.1" }, 1);
+	assert_list(json_object_get(conn, "remote_addrs"), (const char *[]){ "198.51.100.2" }, 1);
+	assert_int_equal(json_array_size(json_object_get(conn, "proposals")), 6);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(conn, "proposals"), 0)),
+			    "aes256-sha1-modp1024");
+	assert_string_equal(member(conn, "dpd_delay"), "15s"); /* dpdTimeoutSeconds 45 */
+	assert_string_equal(member(conn, "if_id_in"), "30208");
+	assert_string_equal(member(conn, "if_id_out"), "30208");
+	assert_string_equal(member(conn, "local/auth"), "psk");
+	assert_string_equal(member(conn, "local/id"), "198.51.100.1");
+	assert_string_equal(member(conn, "remote/id"), "198.51.100.2");
+	child = json_object_get(json_object_get(conn, "children"), OURS);
+	assert_list(json_object_get(child, "local_ts"), (const char *[]){ "0.0.0.0/0", "::/0" }, 2);
+	assert_list(json_object_get(child, "remote_ts"), (const char *[]){ "0.0.0.0/0", "::/0" }, 2);
+	assert_int_equal(json_array_size(json_object_get(child, "esp_proposals")), 6);
+	assert_string_equal(member(child, "rekey_time"), "27000s");
+	assert_string_equal(member(child, "rekey_bytes"), "104857600000");
+	assert_string_equal(member(child, "start_action"), "start");
+	/* vici carries every one of them. */
+	{
+		struct vici_buf buf = { 0 };
+
+		assert_int_equal(vici_encode(set.connections, &buf), 0);
+		vici_buf_wipe(&buf);
+	}
+	swanctl_set_free(&set);
 	config_free(cfg);
 }
 
@@ -316,57 +362,327 @@ static void policy_based_selectors_and_a_custom_policy(void **state)
 		.ike_encryption = "AES256", .ike_integrity = "SHA384", .dh_group = "DHGroup24",
 		.pfs_group = "PFS24", .sa_lifetime_seconds = 3600, .sa_data_size_kilobytes = 2048,
 	};
-	char *text;
+	struct swanctl_set set;
+	json_t *conn, *child;
 
 	cfg->connections[0].use_policy_based_traffic_selectors = true;
 	cfg->connections[0].ipsec_policies = &policy;
 	cfg->connections[0].n_ipsec_policies = 1;
-	text = render(cfg);
-	assert_non_null(strstr(text, "        local_ts = 10.10.0.0/16\n"
-				     "        remote_ts = 192.168.50.0/24,172.20.0.0/16\n"));
-	assert_non_null(strstr(text, "    proposals = aes256-sha384-modp2048s256\n"));
-	assert_non_null(strstr(text, "        esp_proposals = aes256gcm16-modp2048s256\n"));
-	assert_non_null(strstr(text, "        rekey_time = 3600s\n        rekey_bytes = 2097152\n"));
-	free(text);
+	set = set_of(cfg);
+	conn = definition(&set);
+	child = json_object_get(json_object_get(conn, "children"), OURS);
+	assert_list(json_object_get(child, "local_ts"), (const char *[]){ "10.10.0.0/16" }, 1);
+	assert_list(json_object_get(child, "remote_ts"),
+		    (const char *[]){ "192.168.50.0/24", "172.20.0.0/16" }, 2);
+	assert_list(json_object_get(conn, "proposals"),
+		    (const char *[]){ "aes256-sha384-modp2048s256" }, 1);
+	assert_list(json_object_get(child, "esp_proposals"),
+		    (const char *[]){ "aes256gcm16-modp2048s256" }, 1);
+	assert_string_equal(member(child, "rekey_time"), "3600s");
+	assert_string_equal(member(child, "rekey_bytes"), "2097152");
+	swanctl_set_free(&set);
 	cfg->connections[0].ipsec_policies = NULL;
 	cfg->connections[0].n_ipsec_policies = 0;
 	config_free(cfg);
 }
 
-static void a_secret_with_a_line_break_is_refused(void **state)
+static void names_carry_the_gateway_and_the_secret_travels_alone(void **state)
 {
 	struct config *cfg = load(TRANSIT_CONFIG);
-	struct tunnel *t;
-	size_t n, size = 0;
-	char *text = NULL, *saved = cfg->connections[0].shared_key;
-	FILE *out = open_memstream(&text, &size);
+	struct swanctl_set set = set_of(cfg);
+	json_t *secret = json_object_get(set.secrets, OURS);
+	char *text = json_dumps(set.connections, 0);
 
-	cfg->connections[0].shared_key = "a\nb";
-	assert_int_equal(tunnels_of_config(cfg, stderr, &t, &n), 0);
-	assert_int_equal(swanctl_render(out, cfg, t, n), -EINVAL);
-	fclose(out);
+	assert_non_null(secret);
+	assert_string_equal(member(secret, "id"), OURS);
+	assert_string_equal(member(secret, "type"), "IKE");
+	assert_string_equal(member(secret, "data"), "s3cret \"quoted\"");
+	assert_list(json_object_get(secret, "owners"),
+		    (const char *[]){ "198.51.100.1", "198.51.100.2" }, 2);
+	assert_null(strstr(text, "s3cret")); /* the connection (kept in the state) has no key */
 	free(text);
-	free(t);
-	cfg->connections[0].shared_key = saved;
+	swanctl_set_free(&set);
+	/* Another gateway's connection of the same name is another connection. */
+	free(cfg->gateway_name);
+	cfg->gateway_name = strdup("other");
+	set = set_of(cfg);
+	assert_non_null(json_object_get(set.secrets, "vnetxdp-other.to-onprem"));
+	assert_null(json_object_get(set.secrets, OURS));
+	swanctl_set_free(&set);
 	config_free(cfg);
+}
+
+/* ---- a stand-in charon: it keeps what it is given and answers like charon ---- */
+
+struct charon {
+	int fd;
+	pthread_t thread;
+	json_t *conns, *secrets; /* name -> definition, id -> load-shared message */
+	json_t *log;             /* "command name" of each request */
+	const char *refuse;      /* load-conn of this name fails */
+};
+
+static bool read_exactly(int fd, void *buf, size_t len)
+{
+	return recv(fd, buf, len, MSG_WAITALL) == (ssize_t)len;
+}
+
+static void send_response(int fd, bool success, const char *errmsg)
+{
+	json_t *msg = json_pack("{s:s}", "success", success ? "yes" : "no");
+	struct vici_buf buf = { 0 };
+	uint8_t header[5];
+
+	if (errmsg)
+		json_object_set_new(msg, "errmsg", json_string(errmsg));
+	assert_int_equal(vici_encode(msg, &buf), 0);
+	header[0] = header[1] = 0;
+	header[2] = (uint8_t)((buf.len + 1) >> 8);
+	header[3] = (uint8_t)(buf.len + 1);
+	header[4] = VICI_CMD_RESPONSE;
+	send(fd, header, 5, MSG_NOSIGNAL);
+	send(fd, buf.data, buf.len, MSG_NOSIGNAL);
+	vici_buf_wipe(&buf);
+	json_decref(msg);
+}
+
+/* One command: its effect on what charon holds, and the verdict. */
+static void charon_handle(struct charon *c, const char *cmd, json_t *args)
+{
+	const char *name = member(args, "name") ?: member(args, "id") ?: member(args, "ike");
+	bool ok = true;
+
+	if (!strcmp(cmd, "load-conn")) {
+		const char *key = json_object_iter_key(json_object_iter(args));
+
+		name = key;
+		ok = key && (!c->refuse || strcmp(key, c->refuse));
+		if (ok)
+			json_object_set(c->conns, key, json_object_get(args, key));
+	} else if (!strcmp(cmd, "unload-conn")) {
+		ok = name && json_object_del(c->conns, name) == 0;
+	} else if (!strcmp(cmd, "load-shared")) {
+		ok = name && member(args, "data");
+		if (ok)
+			json_object_set(c->secrets, name, args);
+	} else if (!strcmp(cmd, "unload-shared")) {
+		ok = name && json_object_del(c->secrets, name) == 0;
+	} else if (!strcmp(cmd, "terminate")) {
+		ok = false; /* no SAs here */
+	}
+	json_array_append_new(c->log, json_sprintf("%s %s", cmd, name ?: ""));
+	send_response(c->fd, ok, ok ? NULL : "no");
+}
+
+static void *charon_run(void *arg)
+{
+	struct charon *c = arg;
+	uint8_t be[4], body[VICI_PACKET_MAX];
+
+	while (read_exactly(c->fd, be, 4)) {
+		size_t len = (size_t)be[2] << 8 | be[3];
+		char cmd[256];
+		json_t *args;
+
+		if (be[0] || be[1] || !read_exactly(c->fd, body, len) || body[0] != VICI_CMD_REQUEST)
+			break;
+		memcpy(cmd, body + 2, body[1]);
+		cmd[body[1]] = '\0';
+		if (vici_decode(body + 2 + body[1], len - 2 - body[1], &args))
+			break;
+		charon_handle(c, cmd, args);
+		json_decref(args);
+	}
+	return NULL;
+}
+
+/* A charon holding an administrator's connection and secret, and another gateway's. */
+static void charon_start(struct charon *c, struct vici *v)
+{
+	int sv[2];
+
+	c->conns = json_pack("{s:{s:s}, s:{s:s}}", "admin-tunnel", "version", "2",
+			     "vnetxdp-other.to-onprem", "version", "2");
+	c->secrets = json_pack("{s:{s:s}, s:{s:s}}", "admin-key", "data", "a",
+			       "vnetxdp-other.to-onprem", "data", "o");
+	c->log = json_array();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	v->fd = sv[0];
+	v->timeout_ms = 2000;
+	c->fd = sv[1];
+	assert_int_equal(pthread_create(&c->thread, NULL, charon_run, c), 0);
+}
+
+static void charon_stop(struct charon *c, struct vici *v)
+{
+	shutdown(v->fd, SHUT_RDWR);
+	pthread_join(c->thread, NULL);
+	vici_close(v);
+	close(c->fd);
+	json_decref(c->conns);
+	json_decref(c->secrets);
+	json_decref(c->log);
+}
+
+static void assert_others_untouched(const struct charon *c)
+{
+	size_t i;
+	json_t *it;
+
+	assert_non_null(json_object_get(c->conns, "admin-tunnel"));
+	assert_non_null(json_object_get(c->conns, "vnetxdp-other.to-onprem"));
+	assert_non_null(json_object_get(c->secrets, "admin-key"));
+	assert_non_null(json_object_get(c->secrets, "vnetxdp-other.to-onprem"));
+	json_array_foreach(c->log, i, it) {
+		assert_null(strstr(json_string_value(it), "admin"));
+		assert_null(strstr(json_string_value(it), "other"));
+	}
+}
+
+/* A set by hand: name -> (definition with marker, secret). */
+static struct swanctl_set hand_set(const char *const *names, const char *marker, size_t n)
+{
+	struct swanctl_set set = { json_object(), json_object() };
+
+	for (size_t i = 0; i < n; i++) {
+		json_object_set_new(set.connections, names[i],
+				    json_pack("{s:{s:s}}", names[i], "marker", marker));
+		json_object_set_new(set.secrets, names[i],
+				    json_pack("{s:s, s:s, s:s}", "id", names[i], "type", "IKE",
+					      "data", marker));
+	}
+	return set;
+}
+
+static void up_loads_ours_and_leaves_the_rest_of_charon_alone(void **state)
+{
+	struct config *cfg = load(TRANSIT_CONFIG);
+	struct swanctl_set set = set_of(cfg);
+	struct charon c = { 0 };
+	struct vici v;
+	json_t *none = json_object(), *in_force;
+
+	charon_start(&c, &v);
+	assert_int_equal(swanctl_apply(&v, none, &set, &in_force), 0);
+	assert_non_null(json_object_get(c.conns, OURS));
+	assert_string_equal(member(json_object_get(c.secrets, OURS), "data"), "s3cret \"quoted\"");
+	/* The secret before the connection: it starts as it is loaded. */
+	assert_string_equal(json_string_value(json_array_get(c.log, 0)), "load-shared " OURS);
+	assert_string_equal(json_string_value(json_array_get(c.log, 1)), "load-conn " OURS);
+	assert_true(json_equal(in_force, set.connections));
+	assert_others_untouched(&c);
+	/* down */
+	assert_int_equal(swanctl_remove(&v, in_force), 0);
+	assert_null(json_object_get(c.conns, OURS));
+	assert_null(json_object_get(c.secrets, OURS));
+	assert_others_untouched(&c);
+	charon_stop(&c, &v);
+	json_decref(in_force);
+	json_decref(none);
+	swanctl_set_free(&set);
+	config_free(cfg);
+}
+
+static void reload_moves_only_what_changed_among_ours(void **state)
+{
+	struct swanctl_set old = hand_set((const char *[]){ "vnetxdp-gw.a", "vnetxdp-gw.b" },
+					  "old", 2);
+	struct swanctl_set next = hand_set((const char *[]){ "vnetxdp-gw.a", "vnetxdp-gw.c" },
+					   "new", 2);
+	struct charon c = { 0 };
+	struct vici v;
+	json_t *none = json_object(), *in_force;
+
+	charon_start(&c, &v);
+	assert_int_equal(swanctl_apply(&v, none, &old, &in_force), 0);
+	json_decref(in_force);
+	assert_int_equal(swanctl_apply(&v, old.connections, &next, &in_force), 0);
+	assert_true(json_equal(in_force, next.connections));
+	assert_string_equal(member(json_object_get(c.conns, "vnetxdp-gw.a"), "marker"), "new");
+	assert_non_null(json_object_get(c.conns, "vnetxdp-gw.c"));
+	assert_null(json_object_get(c.conns, "vnetxdp-gw.b"));
+	assert_null(json_object_get(c.secrets, "vnetxdp-gw.b"));
+	assert_others_untouched(&c);
+	charon_stop(&c, &v);
+	json_decref(in_force);
+	json_decref(none);
+	swanctl_set_free(&old);
+	swanctl_set_free(&next);
+}
+
+static void a_refused_connection_puts_the_previous_ones_back(void **state)
+{
+	struct swanctl_set old = hand_set((const char *[]){ "vnetxdp-gw.a", "vnetxdp-gw.b" },
+					  "old", 2);
+	struct swanctl_set next = hand_set((const char *[]){ "vnetxdp-gw.a", "vnetxdp-gw.n",
+							      "vnetxdp-gw.c" }, "new", 3);
+	struct charon c = { 0 };
+	struct vici v;
+	json_t *none = json_object(), *in_force;
+
+	charon_start(&c, &v);
+	assert_int_equal(swanctl_apply(&v, none, &old, &in_force), 0);
+	json_decref(in_force);
+	c.refuse = "vnetxdp-gw.c";
+	assert_int_equal(swanctl_apply(&v, old.connections, &next, &in_force), -EIO);
+	/* charon is as before the reload: a's previous definition, b kept, n and c gone. */
+	assert_true(json_equal(in_force, old.connections));
+	assert_string_equal(member(json_object_get(c.conns, "vnetxdp-gw.a"), "marker"), "old");
+	assert_non_null(json_object_get(c.conns, "vnetxdp-gw.b"));
+	assert_null(json_object_get(c.conns, "vnetxdp-gw.n"));
+	assert_null(json_object_get(c.conns, "vnetxdp-gw.c"));
+	assert_null(json_object_get(c.secrets, "vnetxdp-gw.n"));
+	assert_null(json_object_get(c.secrets, "vnetxdp-gw.c"));
+	assert_non_null(json_object_get(c.secrets, "vnetxdp-gw.b"));
+	assert_others_untouched(&c);
+	charon_stop(&c, &v);
+	json_decref(in_force);
+	json_decref(none);
+	swanctl_set_free(&old);
+	swanctl_set_free(&next);
+}
+
+static void a_charon_that_stops_answering_is_said_not_assumed(void **state)
+{
+	struct swanctl_set next = hand_set((const char *[]){ "vnetxdp-gw.a" }, "new", 1);
+	struct charon c = { 0 };
+	struct vici v;
+	json_t *none = json_object(), *in_force;
+
+	charon_start(&c, &v);
+	shutdown(c.fd, SHUT_RDWR);
+	assert_int_not_equal(swanctl_apply(&v, none, &next, &in_force), 0);
+	/* It may have loaded it: still ours, for the next reload or down to settle. */
+	assert_non_null(json_object_get(in_force, "vnetxdp-gw.a"));
+	charon_stop(&c, &v);
+	json_decref(in_force);
+	json_decref(none);
+	swanctl_set_free(&next);
 }
 
 /* ---- charon's SA listing ---- */
 
 static void sa_listing_says_which_tunnels_are_up(void **state)
 {
-	const char *listing =
-		"list-sa event {gw-up {uniqueid=1 version=2 state=ESTABLISHED local-host=198.51.100.1 "
-		"child-sas {gw-up-1 {name=gw-up state=INSTALLED spi-in=c1a2b3c4}}}}\n"
-		"list-sa event {gw-connecting {uniqueid=2 version=2 state=CONNECTING child-sas {}}}\n"
-		"list-sa event {gw-nochild {uniqueid=3 version=2 state=ESTABLISHED child-sas {}}}\n";
+	json_t *up = json_pack("{s:s, s:{s:{s:s, s:s}}}", "state", "ESTABLISHED", "child-sas",
+			       "gw-up-1", "name", "gw-up", "state", "INSTALLED");
+	json_t *connecting = json_pack("{s:s, s:{}}", "state", "CONNECTING", "child-sas");
+	json_t *no_child = json_pack("{s:s, s:{}}", "state", "ESTABLISHED", "child-sas");
+	json_t *rekeying = json_pack("{s:s, s:{s:{s:s}}}", "state", "ESTABLISHED", "child-sas",
+				     "c-2", "state", "REKEYING");
 
-	assert_int_equal(swanctl_sa_is_up(listing, "gw-up"), 1);
-	assert_int_equal(swanctl_sa_is_up(listing, "gw-connecting"), 0);
-	assert_int_equal(swanctl_sa_is_up(listing, "gw-nochild"), 0);
-	assert_int_equal(swanctl_sa_is_up(listing, "gw"), 0);
-	assert_int_equal(swanctl_sa_is_up("", "gw-up"), 0);
+	assert_int_equal(swanctl_sa_is_up(up), 1);
+	assert_int_equal(swanctl_sa_is_up(connecting), 0);
+	assert_int_equal(swanctl_sa_is_up(no_child), 0);
+	assert_int_equal(swanctl_sa_is_up(rekeying), 0);
+	assert_int_equal(swanctl_sa_is_up(NULL), 0);
+	json_decref(up);
+	json_decref(connecting);
+	json_decref(no_child);
+	json_decref(rekeying);
 }
+
+/* ---- the secret on disk ---- */
 
 int main(void)
 {
@@ -378,9 +694,13 @@ int main(void)
 		cmocka_unit_test(vnet2vnet_pair_makes_one_tunnel_to_the_other_public_ip),
 		cmocka_unit_test(ike_proposals_follow_the_policy),
 		cmocka_unit_test(esp_proposals_follow_the_policy),
-		cmocka_unit_test(default_connection_renders_azure_defaults_bound_to_its_if_id),
+		cmocka_unit_test(default_connection_carries_azure_defaults_bound_to_its_if_id),
 		cmocka_unit_test(policy_based_selectors_and_a_custom_policy),
-		cmocka_unit_test(a_secret_with_a_line_break_is_refused),
+		cmocka_unit_test(names_carry_the_gateway_and_the_secret_travels_alone),
+		cmocka_unit_test(up_loads_ours_and_leaves_the_rest_of_charon_alone),
+		cmocka_unit_test(reload_moves_only_what_changed_among_ours),
+		cmocka_unit_test(a_refused_connection_puts_the_previous_ones_back),
+		cmocka_unit_test(a_charon_that_stops_answering_is_said_not_assumed),
 		cmocka_unit_test(sa_listing_says_which_tunnels_are_up),
 	};
 

@@ -232,7 +232,7 @@ reload_follows_changed_remote_spaces() {
 	ip -n $GW route show dev vx0-ipsecgw | grep -q '^192.168.50.0/24' || return 1
 	vx $GW routes -c "$DIR/gw2.json" --vnet hub | grep -E '^172.21.0.0/16 +VirtualNetworkGateway' ||
 		return 1
-	swanctl_in $GW --list-conns | grep -q '^ipsecgw-to-onprem:' ||
+	swanctl_in $GW --list-conns | grep -q '^vnetxdp-ipsecgw.to-onprem:' ||
 		{ swanctl_in $GW --list-conns; return 1; }
 	wait_tunnel_up $GW ipsecgw to-onprem 60 && ping_counted $HUB 192.168.50.10
 }

@@ -116,7 +116,7 @@ down_removes_interface_routes_and_connection() {
 	vx $GW_A down -n gwa || return 1
 	! ip -n $GW_A link show vx0-gwa 2>/dev/null || { echo "vx0-gwa still there"; return 1; }
 	! ip -n $GW_A route show | grep -q 10.2.0.0 || return 1
-	[ -z "$(swanctl_in $GW_A --list-conns 2>/dev/null | grep gwa-a-to-b)" ] ||
+	[ -z "$(swanctl_in $GW_A --list-conns 2>/dev/null | grep vnetxdp-gwa.a-to-b)" ] ||
 		{ swanctl_in $GW_A --list-conns; return 1; }
 	[ -z "$(swanctl_in $GW_A --list-sas 2>/dev/null | grep ESTABLISHED)" ] ||
 		{ swanctl_in $GW_A --list-sas; return 1; }
