@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <time.h>
 #include <dirent.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -20,6 +21,14 @@
 void gateway_pin_dir(const char *gateway, char *buf, size_t size)
 {
 	gateway_path(VNET_XDP_PIN_ROOT, gateway, "", buf, size);
+}
+
+uint64_t datapath_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec;
 }
 
 int bpffs_ensure(void)

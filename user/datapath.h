@@ -18,6 +18,9 @@ struct datapath_maps {
 void gateway_pin_dir(const char *gateway, char *buf, size_t size);
 /* Mounts bpffs on /sys/fs/bpf when it is not there. Returns 0 or -errno. */
 int bpffs_ensure(void);
+/* The clock the datapath stamps flows, leases and SNAT mappings with
+ * (bpf_ktime_get_coarse_ns), in ns; ages against it go through clock_age_ns. */
+uint64_t datapath_clock_ns(void);
 bool gateway_pins_exist(const char *gateway);
 
 /* Opens one pinned map of the gateway by name; while a reload is staging (see

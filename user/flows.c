@@ -23,16 +23,6 @@ static const char *const flow_counter_names[] = FLOW_COUNTER_NAMES;
 _Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_COUNTER_MAX,
 	       "a flow counter without a name");
 
-/* The datapath stamps flows with bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC at the tick's
- * resolution, never ahead of this clock. */
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec;
-}
-
 static uint64_t seconds_or(uint32_t configured, uint32_t fallback)
 {
 	return (uint64_t)(configured ? configured : fallback) * NS_PER_SECOND;
@@ -103,7 +93,7 @@ long flows_gc(const char *gateway)
 	struct flow_key key, *prev = NULL, *doomed = NULL;
 	struct flow_entry entry;
 	size_t n_doomed = 0, capacity = 0;
-	uint64_t now = now_ns();
+	uint64_t now = datapath_clock_ns();
 	long removed = 0;
 	int flows_fd, counters_fd;
 
@@ -138,7 +128,7 @@ long flows_gc(const char *gateway)
 	for (size_t i = 0; i < n_doomed; i++) {
 		/* It may have come back to life since: look again. */
 		if (bpf_map_lookup_elem(flows_fd, &doomed[i], &entry) ||
-		    clock_age_ns(now_ns(), entry.last_seen_ns) <= flow_timeout(&doomed[i], &entry, &s))
+		    clock_age_ns(datapath_clock_ns(), entry.last_seen_ns) <= flow_timeout(&doomed[i], &entry, &s))
 			continue;
 		if (!bpf_map_delete_elem(flows_fd, &doomed[i]))
 			removed++;
@@ -376,7 +366,7 @@ static json_t *flows_list(const char *gateway)
 	struct flow_key key, prev_key, *prev = NULL;
 	struct flow_entry entry;
 	json_t *state = state_load(gateway), *out = json_array();
-	uint64_t now = now_ns();
+	uint64_t now = datapath_clock_ns();
 	int fd = datapath_map_open(gateway, "flows");
 	struct pending_count *pending = NULL;
 	size_t pending_n = pending_counts_load(gateway, &pending);

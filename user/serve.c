@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
+#include "datapath.h"
 #include "snat.h"
 #include "flows.h"
 #include "state.h"
@@ -409,13 +410,13 @@ static void snat_gc_tick(const char *gateway)
 	static bool failing;
 	static uint64_t next_ns;
 	struct snat_gc_result r;
-	uint64_t start = snat_clock_ns();
+	uint64_t start = datapath_clock_ns();
 	int err;
 
 	if (start < next_ns)
 		return;
 	err = snat_gc(gateway, start, &r);
-	next_ns = start + 2 * (snat_clock_ns() - start);
+	next_ns = start + 2 * (datapath_clock_ns() - start);
 
 	if (err && !failing)
 		log_warn("gateway %s: SNAT GC failed: %s", gateway, strerror(-err));

@@ -296,15 +296,6 @@ int snat_maps_size(struct bpf_object *obj, const char *pin_dir)
 
 /* ---- walking the mapping maps ------------------------------------------------------------ */
 
-uint64_t snat_clock_ns(void)
-{
-	struct timespec ts;
-
-	/* bpf_ktime_get_coarse_ns reads the same clock, at tick resolution. */
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SECOND + ts.tv_nsec;
-}
-
 typedef int (*entry_fn)(const void *key, const void *value, void *ctx);
 
 /* Calls fn for every entry, read in batches (one syscall per few thousand entries, so
@@ -810,7 +801,7 @@ static int list_mapping(const void *key, const void *value, void *ctx)
 
 int snat_main(int argc, char **argv)
 {
-	struct list_walk w = { .now = snat_clock_ns() };
+	struct list_walk w = { .now = datapath_clock_ns() };
 	struct table_options o;
 	char gateway[128];
 	json_t *out, *it;

@@ -53,7 +53,6 @@ struct snat_gc_result {
  * timeout, starts the cool-down of reverse entries whose mapping ended, and frees the
  * ports whose cool-down is over. Live mappings are not touched. 0 or -errno. */
 int snat_gc(const char *gateway, uint64_t now_ns, struct snat_gc_result *result);
-uint64_t snat_clock_ns(void);
 
 /* Ports in use per VIP, {"VIP": count}, a port cooling down included: a walk of the
  * reverse table, so its cost grows with the live mappings (about a second at a million).

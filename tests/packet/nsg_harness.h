@@ -21,7 +21,7 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 #include "vnet_xdp.h"
-#include "snat.h" /* snat_clock_ns: the clock the datapath stamps with */
+#include "datapath.h" /* datapath_clock_ns: the clock the datapath stamps with */
 #include "packet/gateway_harness.h"
 
 /* The gateway of the test file; it writes its own config (nsg_write_config). */
@@ -171,13 +171,13 @@ static inline uint64_t stamp_aged(uint64_t stamp, uint64_t ns)
  * for the stamps taken just now): on a machine booted less than that ago, wait for it. */
 static inline void clock_wait_past(uint64_t ns)
 {
-	uint64_t now = snat_clock_ns();
+	uint64_t now = datapath_clock_ns();
 
 	if (now > ns + NS_PER_SECOND)
 		return;
 	fprintf(stderr, "# up for %llu s only: waiting until stamps can be aged %llu s\n",
 		(unsigned long long)(now / NS_PER_SECOND), (unsigned long long)(ns / NS_PER_SECOND));
-	while (snat_clock_ns() <= ns + NS_PER_SECOND)
+	while (datapath_clock_ns() <= ns + NS_PER_SECOND)
 		usleep(100 * 1000);
 }
 

@@ -280,7 +280,7 @@ static void lease_counts_reach_the_flow(void **state)
 
 static int lease_stamp_ahead(struct fast_path_entry *e, void *arg)
 {
-	e->checked_ns = snat_clock_ns() + *(uint64_t *)arg;
+	e->checked_ns = datapath_clock_ns() + *(uint64_t *)arg;
 	return 1;
 }
 

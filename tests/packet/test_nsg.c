@@ -399,7 +399,7 @@ static void flows_stamped_ahead(uint64_t ahead)
 
 	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
 		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
-			entry.last_seen_ns = snat_clock_ns() + ahead;
+			entry.last_seen_ns = datapath_clock_ns() + ahead;
 			assert_int_equal(bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST), 0);
 		}
 		key = next;

@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "vnet_xdp.h"
+#include "datapath.h"
 #include "snat.h"
 #include "stats.h"
 #include "packet/gateway_harness.h"
@@ -506,7 +507,7 @@ static void snat_reply_after_idle_timeout_is_dropped(void **state)
 
 	/* The GC removes the mapping and holds the port toward that destination for the
 	 * cool-down; the VM's next packet gets a new mapping, on another port. */
-	assert_int_equal(snat_gc(GATEWAY, snat_clock_ns(), &gc), 0);
+	assert_int_equal(snat_gc(GATEWAY, datapath_clock_ns(), &gc), 0);
 	assert_true(gc.mappings_expired >= 1);
 	assert_true(gc.reverse_released >= 1);
 	again = egress(HUB, &fl);
@@ -524,7 +525,7 @@ static void mappings_stamped_ahead(uint64_t ahead)
 
 	while (!bpf_map_get_next_key(snat_maps.mappings_fd, prev, &next)) {
 		if (!bpf_map_lookup_elem(snat_maps.mappings_fd, &next, &m)) {
-			m.last_seen_ns = snat_clock_ns() + ahead;
+			m.last_seen_ns = datapath_clock_ns() + ahead;
 			assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &next, &m, BPF_EXIST), 0);
 		}
 		key = next;
@@ -1047,7 +1048,7 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 	assert_true(stats_map_entries(snat_maps.mappings_fd) >= n);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(snat_gc(GATEWAY, snat_clock_ns(), &gc), 0);
+	assert_int_equal(snat_gc(GATEWAY, datapath_clock_ns(), &gc), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	print_message("gc pass over %zu mappings and %zu reverse entries: %.2f s\n", gc.mappings,
 		      gc.reverse, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
