@@ -31,9 +31,7 @@ topology_up() {
 		ip -n "$prefix-$vnet" addr add "fd00:$n:0:1::4/48" dev eth0 nodad
 		ip -n "$prefix-$vnet" route add default via "10.$n.0.1"
 		ip -n "$prefix-$vnet" -6 route add default via "fd00:$n::1"
-		# The VM's NIC behaves like a wire: full checksums on transmit, and GRO so that
-		# frames XDP redirects into the veth are delivered (veth needs NAPI for that).
-		ip netns exec "$prefix-$vnet" ethtool -K eth0 tx off gro on >/dev/null 2>&1 || true
+		vm_nic_setup "$prefix-$vnet" eth0
 	done
 	ip netns add "$prefix-internet"
 	ip -n "$prefix-internet" link set lo up
@@ -42,7 +40,15 @@ topology_up() {
 	ip -n "$prefix-gw" addr add 198.51.100.1/24 dev uplink0
 	ip -n "$prefix-internet" link set eth0 address 02:00:00:00:99:02 up
 	ip -n "$prefix-internet" addr add 198.51.100.2/24 dev eth0
-	ip netns exec "$prefix-internet" ethtool -K eth0 tx off gro on >/dev/null 2>&1 || true
+	vm_nic_setup "$prefix-internet" eth0
+}
+
+# A VM's NIC keeps the kernel's default offloads, transmit checksum offload on, as a VM
+# or container on a veth or tap has them (VM_TX_CHECKSUM=off switches it off for a run);
+# GRO on, so that frames XDP redirects into the veth are delivered (veth needs NAPI).
+vm_nic_setup() {
+	ip netns exec "$1" ethtool -K "$2" gro on ${VM_TX_CHECKSUM:+tx "$VM_TX_CHECKSUM"} \
+		>/dev/null 2>&1 || true
 }
 
 topology_down() {

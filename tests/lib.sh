@@ -39,11 +39,9 @@ veth_link() {
 	ip -n "$3" link set "$4" up
 }
 
-# A VM's end of a link behaves like a wire: full checksums on transmit, and GRO on
-# receive so frames that XDP redirects into the veth are delivered (veth needs NAPI).
-vm_nic_setup() {
-	ip netns exec "$1" ethtool -K "$2" tx off gro on >/dev/null 2>&1 || true
-}
+# vm_nic_setup NS IF: a VM's NIC as scripts/topology.sh sets it up (kernel's default
+# offloads; VM_TX_CHECKSUM=off switches transmit checksum offload off).
+. scripts/topology.sh
 
 ns_cleanup() {
 	local prefix=$1 ns

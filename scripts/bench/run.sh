@@ -16,7 +16,7 @@
 # chain; cost per packet (CPU time of the core / packets, minus the cost of the sender
 # alone) is the figure to compare. Knobs: BENCH_SECONDS (per run), BENCH_REPS,
 # BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh,
-# BENCH_SCENARIOS (a subset of "peering nsg snat esp scrape"; scrape is
+# BENCH_SCENARIOS (a subset of "peering checksum nsg snat esp scrape"; scrape is
 # scripts/bench/scrape.sh: /metrics with a million flows, on namespaces of its own).
 #
 # The tunnel throughput (scripts/bench/ipsec.sh, a QEMU guest) runs after the namespace
@@ -42,7 +42,7 @@ REPS=${BENCH_REPS:-3}
 NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
 RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
 CPU=${BENCH_CPU:-1}
-SCENARIOS=" ${BENCH_SCENARIOS:-peering nsg snat esp scrape} "
+SCENARIOS=" ${BENCH_SCENARIOS:-peering checksum nsg snat esp scrape} "
 PINS=/sys/fs/bpf/$PREFIX
 GW_PINS=/sys/fs/bpf/vnet-xdp/$GATEWAY
 WORK=$(mktemp -d /tmp/vnet-xdp-bench.XXXXXX)
@@ -449,6 +449,23 @@ gateway_up "$CONFIG" || exit 1
 ip netns exec $GWNS nft -f - < <(nft_plain)
 pair peering established to-spoke1 hub spoke1 --dst 10.10.1.4 --dport 9
 profile_program peering to-spoke1 --src 10.11.1.4 --dst 10.10.1.4 --dport 9
+}
+
+# Checksums: the peering flow's frames at 60 and 1500 bytes, as a sender with transmit
+# checksum offload off (full checksum) and on (partial: the gateway completes it before
+# the redirect; the kernel path forwards it as it is) sends them.
+wanted checksum && {
+bench_config $GATEWAY >"$WORK/peering.json"
+CONFIG=$WORK/peering.json
+gateway_up "$CONFIG" || exit 1
+ip netns exec $GWNS nft -f - < <(nft_plain)
+# A completed checksum is written into the frame: test_run's repeats would judge a full one.
+for size in 60 1500; do
+	REWRITES=0 pair "checksum-full-$size" established to-spoke1 hub spoke1 --dst 10.10.1.4 \
+		--dport 9 --size $size --checksum full
+	REWRITES=1 pair "checksum-partial-$size" established to-spoke1 hub spoke1 --dst 10.10.1.4 \
+		--dport 9 --size $size --checksum partial
+done
 }
 
 # NSG: N rules on the hub's subnet; the kernel path walks the same rules in nftables.

@@ -2,12 +2,14 @@
  *
  *   send  --dev IF --src-mac MAC --dst-mac MAC --src IP --dst IP [--proto udp|esp]
  *         [--sport N] [--dport N] [--flows N] [--count N] [--seconds S] [--size BYTES]
- *         [--cpu N]
+ *         [--cpu N] [--checksum full|partial]
  *       transmits frames out of IF with BPF_PROG_TEST_RUN in live-frames mode: the
  *       kernel runs a tiny XDP program that answers XDP_TX for every repetition, so one
  *       core puts several million frames a second into a veth (what xdp-trafficgen
  *       does). --flows N makes repetition i carry flow i % N (distinct source port and
- *       address), so every packet of a run can be the first of its flow.
+ *       address), so every packet of a run can be the first of its flow. --checksum
+ *       partial leaves the UDP checksum as a sender with transmit checksum offload on
+ *       does (the folded pseudo-header sum only); full by default.
  *   sink  --dev IF --pin PATH      attach a count-and-drop XDP program, pin its counter
  *   count --pin PATH               print what a sink counted
  *   run   --prog PIN --dev IF --src IP --dst IP [--proto ...] [--repeat N] [...]
@@ -43,6 +45,7 @@ struct options {
 	long long count;
 	double seconds;
 	int cpu;
+	bool partial; /* the UDP checksum as offload leaves it: the pseudo-header sum */
 };
 
 static int fail(const char *what, int err)
@@ -114,8 +117,12 @@ static int frame_build(const struct options *o, unsigned char *frame, size_t *le
 		udp->len = htons(udp_len);
 		sum = checksum_add(0, &ip->saddr, 8);
 		sum += IPPROTO_UDP + udp_len;
-		sum = checksum_add(sum, udp, udp_len);
-		udp->check = htons(checksum_fold(sum) ?: 0xffff);
+		if (o->partial) {
+			udp->check = htons((uint16_t)~checksum_fold(sum));
+		} else {
+			sum = checksum_add(sum, udp, udp_len);
+			udp->check = htons(checksum_fold(sum) ?: 0xffff);
+		}
 	}
 	*len = size;
 	return 0;
@@ -314,6 +321,7 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 'T' }, { "size", required_argument, NULL, 'z' },
 		{ "cpu", required_argument, NULL, 'c' },   { "pin", required_argument, NULL, 'P' },
 		{ "prog", required_argument, NULL, 'g' },  { "repeat", required_argument, NULL, 'r' },
+		{ "checksum", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct options o = { .sport = 1024, .dport = 9, .size = 60, .cpu = -1 };
@@ -338,6 +346,13 @@ int main(int argc, char **argv)
 		case 'P': o.pin = optarg; break;
 		case 'g': o.prog = optarg; break;
 		case 'r': o.repeat = strtoul(optarg, NULL, 0); break;
+		case 'k':
+			if (strcmp(optarg, "full") && strcmp(optarg, "partial")) {
+				fprintf(stderr, "vxbench: --checksum is full or partial\n");
+				return 2;
+			}
+			o.partial = !strcmp(optarg, "partial");
+			break;
 		default:
 			fprintf(stderr, "vxbench: unknown option\n");
 			return 2;

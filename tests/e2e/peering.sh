@@ -94,6 +94,67 @@ udp_datagrams_hub_to_spoke1() {
 	return $rc
 }
 
+# The VMs keep the kernel's default offloads: their TCP and UDP leave with checksums left
+# to offload, which the gateway completes before it redirects them.
+vms_keep_transmit_checksum_offload_on() {
+	[ -n "$VM_TX_CHECKSUM" ] && { echo "VM_TX_CHECKSUM=$VM_TX_CHECKSUM set for this run"; return 0; }
+	vm hub ethtool -k eth0 | grep -q '^tx-checksumming: on' || { vm hub ethtool -k eth0 | head -3; return 1; }
+}
+
+# iperf3 TCP between peered VMs with default offloads: tens of thousands of segments with
+# partial checksums, on the fast path's lease after the first.
+iperf3_tcp_hub_to_spoke1() {
+	vm spoke1 timeout 15 iperf3 -s -1 -p 5302 >/dev/null &
+	sleep 0.5
+	vm hub timeout 12 iperf3 -c 10.11.1.4 -p 5302 -t 2 -J >/tmp/vnet-xdp-e2e-iperf-$$ 2>&1
+	local rc=$? bits
+	wait
+	bits=$(jq -r '.end.sum_received.bits_per_second // 0' /tmp/vnet-xdp-e2e-iperf-$$)
+	rm -f /tmp/vnet-xdp-e2e-iperf-$$
+	echo "received ${bits%.*} bit/s"
+	[ $rc -eq 0 ] && [ "${bits%.*}" -gt 10000000 ]
+}
+
+# UDP both families: iperf3's datagrams (IPv6) and nc's (IPv4) arrive, none lost to a
+# checksum the receiver refuses.
+iperf3_udp_spoke1_to_hub_ipv6() {
+	vm hub timeout 15 iperf3 -s -1 -p 5303 >/dev/null &
+	sleep 0.5
+	vm spoke1 timeout 12 iperf3 -6 -u -b 20M -c fd00:10:0:1::4 -p 5303 -t 2 -J >/tmp/vnet-xdp-e2e-iperf-$$ 2>&1
+	local rc=$? sent lost
+	wait
+	sent=$(jq -r '.end.sum.packets // 0' /tmp/vnet-xdp-e2e-iperf-$$)
+	lost=$(jq -r '.end.sum.lost_packets // 0' /tmp/vnet-xdp-e2e-iperf-$$)
+	rm -f /tmp/vnet-xdp-e2e-iperf-$$
+	echo "datagrams $sent lost $lost"
+	[ $rc -eq 0 ] && [ "$sent" -gt 0 ] && [ $((lost * 100)) -le "$sent" ]
+}
+
+# One case with transmit checksum offload off in the VMs: full checksums, forwarded as
+# they came.
+transfers_with_offload_off_in_the_vms() {
+	local ns rc
+	for ns in hub spoke1; do vm $ns ethtool -K eth0 tx off >/dev/null 2>&1; done
+	tcp_transfer_hub_to_spoke1 && udp_datagrams_hub_to_spoke1
+	rc=$?
+	for ns in hub spoke1; do vm $ns ethtool -K eth0 tx "${VM_TX_CHECKSUM:-on}" >/dev/null 2>&1; done
+	return $rc
+}
+
+# Generic XDP: a veth hands the program GRO/GSO frames of up to 64 KB, larger than the
+# egress MTU; they go to the kernel, which segments them (counted as pass_frag_needed).
+iperf3_tcp_in_generic_mode() {
+	local before after
+	gw down -n $GATEWAY >/dev/null && gw up -c "$CONFIG" --mode generic >/dev/null || return 1
+	before=$(stat_value '.datapath.pass_frag_needed.packets // 0')
+	iperf3_tcp_hub_to_spoke1
+	local rc=$?
+	after=$(stat_value '.datapath.pass_frag_needed.packets // 0')
+	echo "pass_frag_needed $before -> $after"
+	gw down -n $GATEWAY >/dev/null && gw up -c "$CONFIG" >/dev/null || return 1
+	[ $rc -eq 0 ] && [ "$after" -gt "$before" ]
+}
+
 peering_counters_count_the_traffic() {
 	local before after
 	before=$(stat_value '.peerings[] | select(.vnet == "hub" and .remoteVnet == "spoke1") | .packets')
@@ -145,6 +206,11 @@ run_case tcp_transfer_hub_to_spoke1
 run_case tcp_transfer_spoke2_to_hub_ipv6
 run_case iperf3_hub_to_spoke2
 run_case udp_datagrams_hub_to_spoke1
+run_case vms_keep_transmit_checksum_offload_on
+run_case iperf3_tcp_hub_to_spoke1
+run_case iperf3_udp_spoke1_to_hub_ipv6
+run_case transfers_with_offload_off_in_the_vms
+run_case iperf3_tcp_in_generic_mode
 run_case peering_counters_count_the_traffic
 run_case down_removes_everything
 run_case failed_up_leaves_nothing_behind
