@@ -132,10 +132,12 @@ static int probe_send(const struct neighbour *n)
 	fd = socket(n->address.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (n->address.family == AF_INET)
+	if (n->address.family == AF_INET) {
 		memcpy(&sin.sin_addr, n->address.addr, 4);
-	else
-		memcpy(&sin6.sin6_addr, n->address.addr, 16), sin6.sin6_scope_id = n->ifindex;
+	} else {
+		memcpy(&sin6.sin6_addr, n->address.addr, 16);
+		sin6.sin6_scope_id = n->ifindex;
+	}
 	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, strlen(ifname) + 1) ||
 	    (n->address.family == AF_INET ? connect(fd, (struct sockaddr *)&sin, sizeof(sin)) :
 					    connect(fd, (struct sockaddr *)&sin6, sizeof(sin6))) ||
