@@ -18,6 +18,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
+#include "neighbours.h"
 #include "nsg.h"
 #include "plan.h"
 #include "snat.h"
@@ -101,11 +102,13 @@ struct up_progress {
 	size_t n_attached;
 	int ipv4_forwarding, ipv6_forwarding; /* previous values, -1 untouched */
 	struct tunnels_progress tunnels;
+	json_t *neighbours; /* the managed entries added (neighbours.h) */
 };
 
 static void up_undo(const char *gateway, struct up_progress *progress)
 {
 	tunnels_undo(&progress->tunnels);
+	neighbours_release(progress->neighbours);
 	for (size_t i = 0; i < progress->n_attached; i++)
 		xdp_detach_interface(progress->pin_dir, progress->attached[i]);
 	if (progress->ipv4_forwarding >= 0)
@@ -195,6 +198,8 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "previousForwarding",
 			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
 				      "ipv6", progress->ipv6_forwarding));
+	if (progress->neighbours)
+		json_object_set(state, "managedNeighbours", progress->neighbours);
 	return state;
 }
 
@@ -401,6 +406,7 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	err = tunnels_start(cfg, progress.pin_dir, &plan, &progress.tunnels);
 	if (err)
 		goto fail;
+	progress.neighbours = neighbours_manage(&plan, NULL);
 	state = state_build(cfg, &plan, prog_ids, modes, &progress, 1);
 	if (progress.tunnels.ike)
 		json_object_set(state, "ike", progress.tunnels.ike);
@@ -411,11 +417,13 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		goto fail;
 	}
 	tunnels_progress_keep(&progress.tunnels); /* `down` removes them */
+	json_decref(progress.neighbours);
 	plan_free(&plan);
 	return 0;
 
 fail:
 	up_undo(cfg->gateway_name, &progress);
+	json_decref(progress.neighbours);
 	plan_free(&plan);
 	return err;
 }
@@ -506,6 +514,8 @@ static int down_locked(const char *gateway)
 	state = state_load(gateway);
 	if (state && tunnels_down(gateway, state))
 		log_warn("gateway %s: some xfrm interfaces could not be removed", gateway);
+	if (state)
+		neighbours_release(json_object_get(state, "managedNeighbours"));
 	if (state) {
 		json_t *fwd = json_object_get(state, "previousForwarding");
 		int v4 = json_integer_value(json_object_get(fwd, "ipv4"));
@@ -969,6 +979,8 @@ static int reload_locked(const struct config *cfg)
 		log_error("the datapath of %s runs the new config; its IPsec connections in charon "
 			  "are the previous config's, as said above (reload again once charon "
 			  "accepts them)", cfg->gateway_name);
+	json_object_set_new(next, "managedNeighbours",
+			    neighbours_manage(&plan, json_object_get(state, "managedNeighbours")));
 	err = state_save(cfg->gateway_name, next);
 	if (err)
 		log_error("the new generation runs, but the state file was not written: %s",

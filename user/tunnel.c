@@ -145,8 +145,7 @@ void tunnels_resolve_ifindexes(struct tunnel *tunnels, size_t count)
 
 /* ---- rtnetlink ---------------------------------------------------------------------- */
 
-/* Sends one request and waits for its acknowledgement. Returns 0 or -errno. */
-static int rtnl_talk(struct nlmsghdr *nlh)
+int rtnl_request(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
@@ -160,7 +159,8 @@ static int rtnl_talk(struct nlmsghdr *nlh)
 		goto out;
 	}
 	portid = mnl_socket_get_portid(nl);
-	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	/* A get answers with its object (or an error); anything else with an ack. */
+	nlh->nlmsg_flags |= NLM_F_REQUEST | (cb ? 0 : NLM_F_ACK);
 	nlh->nlmsg_seq = (uint32_t)time(NULL);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		err = -errno;
@@ -169,11 +169,16 @@ static int rtnl_talk(struct nlmsghdr *nlh)
 	len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
 	if (len < 0)
 		err = -errno;
-	else if (mnl_cb_run(buf, len, nlh->nlmsg_seq, portid, NULL, NULL) < 0)
+	else if (mnl_cb_run(buf, len, nlh->nlmsg_seq, portid, cb, data) < 0)
 		err = -errno;
 out:
 	mnl_socket_close(nl);
 	return err;
+}
+
+static int rtnl_talk(struct nlmsghdr *nlh)
+{
+	return rtnl_request(nlh, NULL, NULL);
 }
 
 int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)

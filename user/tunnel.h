@@ -95,6 +95,10 @@ int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_sta
  * its fixed header) through cb. Returns 0 or -errno. */
 int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
 		 int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
+/* Sends one rtnetlink request and waits for its answer: without cb its acknowledgement,
+ * with cb the one reply, read by cb. Returns 0 or -errno (the kernel's refusal). */
+int rtnl_request(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *nlh, void *data),
+		 void *data);
 /* Removes routes into the tunnel's interface that none of its remote spaces holds. */
 int tunnel_routes_prune(const struct tunnel *t);
 /* Undoes what progress records. */

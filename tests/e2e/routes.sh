@@ -32,9 +32,31 @@ with_config() {
 
 up_with_the_firewall_config() {
 	gw check --strict -c "$CONFIG" || return 1
+	gw up -c "$CONFIG"
+}
+
+managed_neighbour() { in_gw ip -j neigh show 10.10.1.4 | jq -e '.[] | select(has("managed"))' >/dev/null; }
+
+# The firewall has sent nothing yet: `up` alone made the kernel resolve it, and `down`
+# takes back the entry it added.
+appliance_next_hop_is_resolved_by_up() {
+	vm spoke1 ping -c 1 -W 2 10.12.1.4 >/dev/null ||
+		{ echo "first ping failed; next_hop_unresolved: $(stat_value '.drops.next_hop_unresolved.packets')"; return 1; }
+	managed_neighbour || { echo "no managed entry: $(in_gw ip neigh show 10.10.1.4)"; return 1; }
+	local left=
+	gw down -n $GATEWAY || return 1
+	managed_neighbour && left=$(in_gw ip neigh show 10.10.1.4)
 	gw up -c "$CONFIG" || return 1
-	# The firewall talks to its gateway: the gateway's neighbour table learns its MAC.
-	vm hub ping -c 1 -W 1 10.10.0.1 >/dev/null
+	[ -z "$left" ] || { echo "managed entry left after down: $left"; return 1; }
+}
+
+# Without a route to the firewall its entry goes; with the routes back it returns.
+reload_without_appliance_routes_removes_the_entry() {
+	with_config 's/"nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.10.1.4"/"nextHopType": "None"/' >/dev/null || return 1
+	! managed_neighbour || { echo "managed entry kept: $(in_gw ip neigh show 10.10.1.4)"; return 1; }
+	with_config >/dev/null || return 1
+	managed_neighbour || { echo "no managed entry after the routes came back"; return 1; }
+	vm spoke1 ping -c 1 -W 2 10.12.1.4 >/dev/null || { echo "spoke1 -> spoke2 failed"; return 1; }
 }
 
 spoke1_to_spoke2_goes_through_the_nva_both_ways() {
@@ -116,6 +138,7 @@ routes_show_the_effective_routes_per_subnet() {
 }
 
 run_case up_with_the_firewall_config
+run_case appliance_next_hop_is_resolved_by_up
 run_case spoke1_to_spoke2_goes_through_the_nva_both_ways
 run_case tcp_spoke1_to_spoke2_through_the_nva
 run_case user_route_none_drops
@@ -123,3 +146,4 @@ run_case forced_tunnelling_sends_internet_traffic_through_the_nva
 run_case forwarded_traffic_refused_where_spoke2_does_not_allow_it
 run_case routes_show_the_effective_routes_per_subnet
 run_case verify_names_the_deciding_route
+run_case reload_without_appliance_routes_removes_the_entry
