@@ -88,7 +88,7 @@ set_up() {
 up_brings_the_connection_up() {
 	vx $GW up -c "$DIR/gw.json" || return 1
 	wait_tunnel_up $GW ipsecgw to-onprem 120 || return 1
-	vx $GW routes -c "$DIR/gw.json" --vnet spoke1 | grep -E '^192.168.50.0/24 +VirtualNetworkGateway' &&
+	vx $GW routes -c "$DIR/gw.json" --vnet spoke1 | grep -E ' 192\.168\.50\.0/24 +VirtualNetworkGateway ' &&
 	! vx $GW routes -c "$DIR/gw.json" --vnet spoke2 | grep -q VirtualNetworkGateway
 }
 
@@ -230,7 +230,7 @@ reload_follows_changed_remote_spaces() {
 	ip -n $GW route show dev vx0-ipsecgw | grep -q '^172.21.0.0/16' &&
 	! ip -n $GW route show dev vx0-ipsecgw | grep -q '^172.20.0.0/16' &&
 	ip -n $GW route show dev vx0-ipsecgw | grep -q '^192.168.50.0/24' || return 1
-	vx $GW routes -c "$DIR/gw2.json" --vnet hub | grep -E '^172.21.0.0/16 +VirtualNetworkGateway' ||
+	vx $GW routes -c "$DIR/gw2.json" --vnet hub | grep -E ' 172\.21\.0\.0/16 +VirtualNetworkGateway ' ||
 		return 1
 	swanctl_in $GW --list-conns | grep -q '^vnetxdp-ipsecgw.to-onprem:' ||
 		{ swanctl_in $GW --list-conns; return 1; }

@@ -39,7 +39,7 @@ up_creates_the_tunnel_on_both_sides() {
 	! grep -q "$KEY" "$DIR/up-a.log" "$DIR/up-b.log" || { echo "the key was printed"; return 1; }
 	ip -n $GW_A -d link show vx0-gwa | grep -q "xfrm if_id 0x7600" || { ip -n $GW_A -d link; return 1; }
 	ip -n $GW_A route show 10.2.0.0/16 | grep -q "dev vx0-gwa" || { ip -n $GW_A route; return 1; }
-	vx $GW_A routes -c "$DIR/a.json" --vnet vnet-a | grep -E '^10.2.0.0/16 +VirtualNetworkGateway' ||
+	vx $GW_A routes -c "$DIR/a.json" --vnet vnet-a | grep -E ' 10\.2\.0\.0/16 +VirtualNetworkGateway ' ||
 		return 1
 	wait_tunnel_up $GW_A gwa a-to-b 90 || return 1
 	wait_tunnel_up $GW_B gwb a-to-b 30 || return 1
