@@ -91,6 +91,39 @@ static int tunnel_fill(const struct config *cfg, const struct config_connection 
 	return 0;
 }
 
+/* FNV-1a: stable across builds and hosts, so a restarted gateway finds its interfaces. */
+static uint32_t fnv1a32(uint32_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+void tunnel_name_interface(const char *gateway, const char *connection, struct tunnel *t)
+{
+	/* The '/' no gateway name holds keeps ("ab", "c") and ("a", "bc") apart. */
+	uint32_t h = fnv1a32(fnv1a32(fnv1a32(2166136261u, gateway), "/"), connection);
+
+	/* One number for both: an interface of our name with another if_id is not ours. */
+	t->if_id = h ? h : 1;
+	snprintf(t->ifname, sizeof(t->ifname), "vx%08x", t->if_id);
+}
+
+/* Two connections of one gateway whose names hash alike (one in 2^32): refused, not
+ * merged into one interface. */
+static int interface_name_taken(const struct tunnel *tunnels, size_t n, const struct tunnel *t,
+				FILE *errors)
+{
+	for (size_t k = 0; k < n; k++)
+		if (tunnels[k].if_id == t->if_id) {
+			fprintf(errors, "connections \"%s\" and \"%s\" get the same xfrm interface "
+				"(%s); allowed: rename one of them\n", tunnels[k].name, t->name,
+				t->ifname);
+			return -EEXIST;
+		}
+	return 0;
+}
+
 int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **out, size_t *count)
 {
 	struct tunnel *tunnels = calloc(cfg->n_connections + 1, sizeof(*tunnels));
@@ -124,8 +157,12 @@ int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **ou
 			break;
 		}
 		t.id = (uint32_t)n;
-		t.if_id = TUNNEL_IF_ID_BASE + t.id;
-		snprintf(t.ifname, sizeof(t.ifname), "vx%u-%s", t.id, cfg->gateway_name);
+		tunnel_name_interface(cfg->gateway_name, c->name, &t);
+		rc = interface_name_taken(tunnels, n, &t, errors);
+		if (rc) {
+			err = rc;
+			break;
+		}
 		tunnels[n++] = t;
 	}
 	if (err) {
@@ -176,9 +213,147 @@ out:
 	return err;
 }
 
+/* Sends one request and waits for its acknowledgement. Returns 0 or -errno. */
 static int rtnl_talk(struct nlmsghdr *nlh)
 {
 	return rtnl_request(nlh, NULL, NULL);
+}
+
+/* What an interface is, as far as telling ours from another's goes. */
+struct link_identity {
+	char name[IF_NAMESIZE];
+	uint32_t ifindex;
+	bool xfrm;
+	uint32_t if_id;
+};
+
+static int link_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(attr, IFLA_MAX) > 0)
+		tb[mnl_attr_get_type(attr)] = attr;
+	return MNL_CB_OK;
+}
+
+static int link_info_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(attr, IFLA_INFO_MAX) > 0)
+		tb[mnl_attr_get_type(attr)] = attr;
+	return MNL_CB_OK;
+}
+
+static int xfrm_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(attr, IFLA_XFRM_MAX) > 0)
+		tb[mnl_attr_get_type(attr)] = attr;
+	return MNL_CB_OK;
+}
+
+static void link_identity_parse(const struct nlmsghdr *nlh, struct link_identity *id)
+{
+	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *tb[IFLA_MAX + 1] = { 0 }, *info[IFLA_INFO_MAX + 1] = { 0 };
+	const struct nlattr *xfrm[IFLA_XFRM_MAX + 1] = { 0 };
+
+	memset(id, 0, sizeof(*id));
+	id->ifindex = (uint32_t)ifm->ifi_index;
+	mnl_attr_parse(nlh, sizeof(*ifm), link_attr, tb);
+	if (tb[IFLA_IFNAME])
+		snprintf(id->name, sizeof(id->name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
+	if (!tb[IFLA_LINKINFO])
+		return;
+	mnl_attr_parse_nested(tb[IFLA_LINKINFO], link_info_attr, info);
+	id->xfrm = info[IFLA_INFO_KIND] && !strcmp(mnl_attr_get_str(info[IFLA_INFO_KIND]), "xfrm");
+	if (!id->xfrm || !info[IFLA_INFO_DATA])
+		return;
+	mnl_attr_parse_nested(info[IFLA_INFO_DATA], xfrm_attr, xfrm);
+	if (xfrm[IFLA_XFRM_IF_ID])
+		id->if_id = mnl_attr_get_u32(xfrm[IFLA_XFRM_IF_ID]);
+}
+
+static int link_identity_cb(const struct nlmsghdr *nlh, void *data)
+{
+	if (nlh->nlmsg_type == RTM_NEWLINK)
+		link_identity_parse(nlh, data);
+	return MNL_CB_OK;
+}
+
+/* The interface named ifname: 0, or -ENODEV when there is none. */
+static int link_identity_of(const char *ifname, struct link_identity *id)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+
+	nlh->nlmsg_type = RTM_GETLINK;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	memset(id, 0, sizeof(*id));
+	return rtnl_request(nlh, link_identity_cb, id);
+}
+
+/* Ours: an xfrm interface with the if_id we gave it (and the index we saw, if any). */
+static bool link_is_ours(const struct link_identity *id, uint32_t if_id, uint32_t ifindex)
+{
+	return id->xfrm && id->if_id == if_id && (!ifindex || id->ifindex == ifindex);
+}
+
+static void link_describe(const struct link_identity *id, char *buf, size_t size)
+{
+	if (id->xfrm)
+		snprintf(buf, size, "an xfrm interface with if_id %u", id->if_id);
+	else
+		snprintf(buf, size, "not an xfrm interface");
+}
+
+struct if_id_search {
+	const struct tunnel *t;
+	struct link_identity found;
+};
+
+static int if_id_search_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct if_id_search *search = data;
+	struct link_identity id;
+
+	link_identity_parse(nlh, &id);
+	if (id.xfrm && id.if_id == search->t->if_id && strcmp(id.name, search->t->ifname))
+		search->found = id;
+	return MNL_CB_OK;
+}
+
+int tunnel_interface_check(const struct tunnel *t, bool *exists)
+{
+	struct if_id_search search = { .t = t };
+	struct ifinfomsg ifm = { .ifi_family = AF_UNSPEC };
+	struct link_identity id;
+	char what[64];
+	int err = link_identity_of(t->ifname, &id);
+
+	*exists = !err;
+	if (err && err != -ENODEV)
+		return err;
+	if (!err && !link_is_ours(&id, t->if_id, 0)) {
+		link_describe(&id, what, sizeof(what));
+		log_error("connection %s: interface %s exists and is not this gateway's (%s, "
+			  "ours has if_id %u); allowed: remove it or rename the connection",
+			  t->name, t->ifname, what, t->if_id);
+		return -EEXIST;
+	}
+	/* Another interface with our if_id would get our SAs' traffic, or we its. */
+	err = netlink_dump(NETLINK_ROUTE, RTM_GETLINK, &ifm, sizeof(ifm), if_id_search_cb,
+			   &search);
+	if (!err && search.found.xfrm) {
+		log_error("connection %s: xfrm interface %s already has if_id %u, which %s needs; "
+			  "allowed: remove it or rename the connection", t->name, search.found.name,
+			  t->if_id, t->ifname);
+		return -EEXIST;
+	}
+	return err;
 }
 
 int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
@@ -215,18 +390,29 @@ int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
 	return err;
 }
 
-int tunnel_interface_delete(const char *ifname)
+int tunnel_interface_delete(const char *ifname, uint32_t if_id, uint32_t ifindex)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[MNL_SOCKET_BUFFER_SIZE], what[64];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifinfomsg *ifm;
-	int err;
+	struct link_identity id;
+	int err = link_identity_of(ifname, &id);
 
-	nlh->nlmsg_type = RTM_DELLINK;
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-	(void)ifm;
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
-	err = rtnl_talk(nlh);
+	if (err == -ENODEV)
+		return 0;
+	if (!err && !link_is_ours(&id, if_id, ifindex)) {
+		link_describe(&id, what, sizeof(what));
+		log_warn("interface %s is not the one this gateway made (%s, index %u; ours: if_id "
+			 "%u, index %u): left alone", ifname, what, id.ifindex, if_id, ifindex);
+		return 0;
+	}
+	if (!err) {
+		/* By index: the name may have changed hands since we looked. */
+		nlh->nlmsg_type = RTM_DELLINK;
+		ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+		ifm->ifi_index = (int)id.ifindex;
+		err = rtnl_talk(nlh);
+	}
 	if (err == -ENODEV)
 		return 0;
 	if (err)
@@ -595,9 +781,13 @@ int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress 
 		return err;
 	for (size_t i = 0; !err && i < count; i++) {
 		uint32_t uplink;
+		bool exists;
 
-		if (if_nametoindex(tunnels[i].ifname))
-			continue; /* left by an earlier `up`: adopted */
+		err = tunnel_interface_check(&tunnels[i], &exists);
+		if (err)
+			break;
+		if (exists)
+			continue; /* ours, left by an earlier `up`: adopted */
 		uplink = tunnel_uplink_ifindex(cfg, &tunnels[i]);
 		if (!uplink) {
 			log_error("connection %s: no uplink interface to carry it; allowed: an "
@@ -606,9 +796,11 @@ int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress 
 			break;
 		}
 		err = tunnel_interface_create(&tunnels[i], uplink);
-		if (!err)
+		if (!err) {
+			progress->created_if_id[progress->n_created] = tunnels[i].if_id;
 			snprintf(progress->created[progress->n_created++], IF_NAMESIZE, "%s",
 				 tunnels[i].ifname);
+		}
 	}
 	free(tunnels);
 	return err;
@@ -698,6 +890,19 @@ void tunnels_ike_free(struct tunnels_ike *ike)
 	ike->old = NULL;
 }
 
+/* Deletes the interface a state's tunnel names, if it is still the one recorded. */
+static int tunnel_interface_delete_recorded(const json_t *tunnel)
+{
+	const char *ifname = json_string_value(json_object_get(tunnel, "interface"));
+	json_int_t if_id = json_integer_value(json_object_get(tunnel, "ifId"));
+	json_int_t ifindex = json_integer_value(json_object_get(tunnel, "ifindex"));
+
+	if (!ifname)
+		return 0;
+	/* No if_id recorded: nothing tells ours from another's, so it stays. */
+	return tunnel_interface_delete(ifname, (uint32_t)if_id, (uint32_t)ifindex);
+}
+
 /* Whether the plan still has a connection on the interface named in the old state. */
 static bool plan_has_interface(const struct plan *plan, const char *ifname)
 {
@@ -738,7 +943,7 @@ int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_sta
 		const char *ifname = json_string_value(json_object_get(it, "interface"));
 
 		if (!err && !ike_err && ifname && !plan_has_interface(plan, ifname))
-			tunnel_interface_delete(ifname);
+			tunnel_interface_delete_recorded(it);
 	}
 	if (err)
 		log_warn("the tunnels keep (part of) the previous connections until the next reload");
@@ -764,7 +969,7 @@ void tunnels_undo(struct tunnels_progress *progress)
 {
 	ike_remove(progress->ike);
 	for (size_t i = 0; i < progress->n_created; i++)
-		tunnel_interface_delete(progress->created[i]);
+		tunnel_interface_delete(progress->created[i], progress->created_if_id[i], 0);
 	tunnels_progress_keep(progress);
 }
 
@@ -806,8 +1011,7 @@ int tunnels_down(const char *gateway, json_t *state)
 		log_warn("charon may still hold connections of gateway %s (see above)", gateway);
 	json_decref(owned);
 	json_array_foreach(list, i, it) {
-		const char *ifname = json_string_value(json_object_get(it, "interface"));
-		int rc = ifname ? tunnel_interface_delete(ifname) : 0;
+		int rc = tunnel_interface_delete_recorded(it);
 
 		if (rc && !err)
 			err = rc;

@@ -15,8 +15,6 @@
 #include "vici.h"
 #include "vnet_xdp.h"
 
-#define TUNNEL_IF_ID_BASE 0x7600 /* xfrm if_id of tunnel 0; one per connection */
-
 struct tunnel {
 	const char *name;   /* the connection's name */
 	const struct config_connection *connection;
@@ -34,13 +32,22 @@ struct tunnel {
  * a local address in the gateway section. Problems (an other side without an address)
  * are written to `errors`, one line each. Returns 0 or -errno; *out is freed with free(). */
 int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **out, size_t *count);
+/* The xfrm interface name and if_id of the gateway's connection: "vx" and eight hex
+ * digits of a hash of both names, the if_id that hash. Never truncated, the same on
+ * every run, and apart across the gateways of one host. */
+void tunnel_name_interface(const char *gateway, const char *connection, struct tunnel *t);
 /* Fills each tunnel's ifindex from the interfaces of this network namespace. */
 void tunnels_resolve_ifindexes(struct tunnel *tunnels, size_t count);
 
 /* The kernel side, all through rtnetlink. Each returns 0 or -errno after logging one
  * line; -EOPNOTSUPP when the kernel has no xfrm interfaces. */
+/* Whether t's interface may be made or adopted: -EEXIST when an interface of its name is
+ * not ours (kind xfrm, our if_id) or another xfrm interface has its if_id. */
+int tunnel_interface_check(const struct tunnel *t, bool *exists);
 int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex);
-int tunnel_interface_delete(const char *ifname);
+/* Deletes ifname only if it is still ours: xfrm, with if_id (and ifindex unless 0);
+ * another's is left alone with a warning. */
+int tunnel_interface_delete(const char *ifname, uint32_t if_id, uint32_t ifindex);
 int tunnel_routes_add(const struct tunnel *t);
 /* The uplink carrying the tunnel's local address, else the config's first uplink. */
 uint32_t tunnel_uplink_ifindex(const struct config *cfg, const struct tunnel *t);
@@ -58,6 +65,7 @@ int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t 
 struct plan;
 struct tunnels_progress {
 	char created[MAX_TUNNELS][IF_NAMESIZE]; /* xfrm interfaces `up` created */
+	uint32_t created_if_id[MAX_TUNNELS];
 	size_t n_created;
 	json_t *ike;        /* what charon holds of ours: name -> definition */
 };

@@ -140,8 +140,8 @@ use_path() {
 		in_ns "$ns" tc -batch "$DIR/$ns.tc-$suffix" || die "cannot switch $ns's tc to the $1 path"
 	done
 }
-attach_plan $GW_A gwa vx0-gwa uplink0 to-a
-attach_plan $GW_B gwb vx0-gwb uplink0 to-b
+attach_plan $GW_A gwa "$(tunnel_interface gwa)" uplink0 to-a
+attach_plan $GW_B gwb "$(tunnel_interface gwb)" uplink0 to-b
 
 # iperf3_mbps: one TCP run (its first second, slow start, not counted); received Mbit/s.
 # Bounded: a stalled tunnel ends the run without a figure instead of holding it.

@@ -95,8 +95,8 @@ static void the_bound_gateway_terminates_its_connection(void **state)
 	assert_int_equal(tunnels_of_config(cfg, stderr, &t, &n), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(t[0].name, "to-onprem");
-	assert_string_equal(t[0].ifname, "vx0-ipsecgw");
-	assert_int_equal(t[0].if_id, TUNNEL_IF_ID_BASE);
+	assert_string_equal(t[0].ifname, "vx0f36d761");
+	assert_int_equal(t[0].if_id, 0x0f36d761);
 	assert_int_equal(t[0].vnet, HUB);
 	inet_ntop(AF_INET, t[0].peer.addr, peer, sizeof(peer));
 	inet_ntop(AF_INET, t[0].local.addr, local, sizeof(local));
@@ -331,8 +331,8 @@ static void default_connection_carries_azure_defaults_bound_to_its_if_id(void **
 	assert_string_equal(json_string_value(json_array_get(json_object_get(conn, "proposals"), 0)),
 			    "aes256-sha1-modp1024");
 	assert_string_equal(member(conn, "dpd_delay"), "15s"); /* dpdTimeoutSeconds 45 */
-	assert_string_equal(member(conn, "if_id_in"), "30208");
-	assert_string_equal(member(conn, "if_id_out"), "30208");
+	assert_string_equal(member(conn, "if_id_in"), "255252321");
+	assert_string_equal(member(conn, "if_id_out"), "255252321");
 	assert_string_equal(member(conn, "local/auth"), "psk");
 	assert_string_equal(member(conn, "local/id"), "198.51.100.1");
 	assert_string_equal(member(conn, "remote/id"), "198.51.100.2");

@@ -26,6 +26,11 @@ vx() {
 		nsenter --net=/run/netns/"$ns" "$VNET_XDP" "$@"
 }
 
+# tunnel_interface GATEWAY: the xfrm interface of the gateway's (one) tunnel, and its
+# if_id as ip prints it (0x...), as `up` recorded them in the state.
+tunnel_interface() { jq -r '.tunnels[0].interface' "/run/vnet-xdp/$1.json"; }
+tunnel_if_id() { printf '0x%x' "$(jq -r '.tunnels[0].ifId' "/run/vnet-xdp/$1.json")"; }
+
 # tunnel_field NS GATEWAY TUNNEL FIELD: one member of the tunnel's entry in `stats -j`.
 tunnel_field() {
 	vx "$1" stats -n "$2" -j | jq -r --arg t "$3" --arg f "$4" \

@@ -225,11 +225,13 @@ reload_follows_changed_remote_spaces() {
 	jq '(.resources[] | select(.name == "onprem") | .properties.localNetworkAddressSpace
 		.addressPrefixes) = ["192.168.50.0/24", "172.21.0.0/16"]' "$DIR/gw.json" >"$DIR/gw2.json"
 	chmod 600 "$DIR/gw2.json"
+	local xfrm
 	vx $GW reload -c "$DIR/gw2.json" || return 1
-	ip -n $GW route show dev vx0-ipsecgw
-	ip -n $GW route show dev vx0-ipsecgw | grep -q '^172.21.0.0/16' &&
-	! ip -n $GW route show dev vx0-ipsecgw | grep -q '^172.20.0.0/16' &&
-	ip -n $GW route show dev vx0-ipsecgw | grep -q '^192.168.50.0/24' || return 1
+	xfrm=$(tunnel_interface ipsecgw)
+	ip -n $GW route show dev "$xfrm"
+	ip -n $GW route show dev "$xfrm" | grep -q '^172.21.0.0/16' &&
+	! ip -n $GW route show dev "$xfrm" | grep -q '^172.20.0.0/16' &&
+	ip -n $GW route show dev "$xfrm" | grep -q '^192.168.50.0/24' || return 1
 	vx $GW routes -c "$DIR/gw2.json" --vnet hub | grep -E ' 172\.21\.0\.0/16 +VirtualNetworkGateway ' ||
 		return 1
 	swanctl_in $GW --list-conns | grep -q '^vnetxdp-ipsecgw.to-onprem:' ||
@@ -258,7 +260,7 @@ tunnel_down_is_reported_and_its_traffic_dropped() {
 	figure "tunnel down (up 0): xfrm_interface_dropped and TunnelEgressPacketDropCount" \
 		"$(echo "$before" | cut -d' ' -f1,2) -> $(echo "$after" | cut -d' ' -f1,2)"
 	[ "$(delta "$before" "$after" 1)" -eq 2 ] && [ "$(delta "$before" "$after" 2)" -eq 2 ] || {
-		ip -n $GW -s -s link show dev vx0-ipsecgw
+		ip -n $GW -s -s link show dev "$(tunnel_interface ipsecgw)"
 		ip -n $GW xfrm policy
 		vx $GW stats -n ipsecgw -j | jq -c '.tunnelDrops[] | select(.direction == "egress")'
 		return 1
@@ -266,8 +268,10 @@ tunnel_down_is_reported_and_its_traffic_dropped() {
 }
 
 down_removes_it() {
+	local xfrm
+	xfrm=$(tunnel_interface ipsecgw)
 	vx $GW down -n ipsecgw || return 1
-	! ip -n $GW link show vx0-ipsecgw 2>/dev/null
+	! ip -n $GW link show "$xfrm" 2>/dev/null
 }
 
 fail_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_each_other \

@@ -37,14 +37,17 @@ up_creates_the_tunnel_on_both_sides() {
 	vx $GW_A up -c "$DIR/a.json" 2>&1 | tee "$DIR/up-a.log" || return 1
 	vx $GW_B up -c "$DIR/b.json" 2>&1 | tee "$DIR/up-b.log" || return 1
 	! grep -q "$KEY" "$DIR/up-a.log" "$DIR/up-b.log" || { echo "the key was printed"; return 1; }
-	ip -n $GW_A -d link show vx0-gwa | grep -q "xfrm if_id 0x7600" || { ip -n $GW_A -d link; return 1; }
-	ip -n $GW_A route show 10.2.0.0/16 | grep -q "dev vx0-gwa" || { ip -n $GW_A route; return 1; }
+	XFRM_A=$(tunnel_interface gwa) IF_ID_A=$(tunnel_if_id gwa)
+	[ "$XFRM_A" != "$(tunnel_interface gwb)" ] && [ "$IF_ID_A" != "$(tunnel_if_id gwb)" ] ||
+		{ echo "both gateways' tunnels got $XFRM_A, if_id $IF_ID_A"; return 1; }
+	ip -n $GW_A -d link show "$XFRM_A" | grep -q "xfrm if_id $IF_ID_A " || { ip -n $GW_A -d link; return 1; }
+	ip -n $GW_A route show 10.2.0.0/16 | grep -q "dev $XFRM_A" || { ip -n $GW_A route; return 1; }
 	vx $GW_A routes -c "$DIR/a.json" --vnet vnet-a | grep -E ' 10\.2\.0\.0/16 +VirtualNetworkGateway ' ||
 		return 1
 	wait_tunnel_up $GW_A gwa a-to-b 90 || return 1
 	wait_tunnel_up $GW_B gwb a-to-b 30 || return 1
 	# the kernel's SAs carry the interface's if_id, both directions
-	[ "$(ip -n $GW_A xfrm state | grep -c 'if_id 0x7600')" -ge 2 ] || { ip -n $GW_A xfrm state; return 1; }
+	[ "$(ip -n $GW_A xfrm state | grep -cw "if_id $IF_ID_A")" -ge 2 ] || { ip -n $GW_A xfrm state; return 1; }
 }
 
 ping_counts_equal_the_packets_sent() {
@@ -113,8 +116,10 @@ spi_counters_and_metrics_agree() {
 }
 
 down_removes_interface_routes_and_connection() {
+	local xfrm
+	xfrm=$(tunnel_interface gwa)
 	vx $GW_A down -n gwa || return 1
-	! ip -n $GW_A link show vx0-gwa 2>/dev/null || { echo "vx0-gwa still there"; return 1; }
+	! ip -n $GW_A link show "$xfrm" 2>/dev/null || { echo "$xfrm still there"; return 1; }
 	! ip -n $GW_A route show | grep -q 10.2.0.0 || return 1
 	[ -z "$(swanctl_in $GW_A --list-conns 2>/dev/null | grep vnetxdp-gwa.a-to-b)" ] ||
 		{ swanctl_in $GW_A --list-conns; return 1; }
