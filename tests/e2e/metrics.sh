@@ -108,7 +108,10 @@ scrape_within_2s() {
 # slow_clients NAME COUNT SOURCE [distinct]: slow clients in the gateway's namespace, from
 # SOURCE (or one address each from SOURCE on), until the case stops them
 slow_clients() {
-	in_gw "$TOOLS/slowclients" 127.0.0.1 9469 "$2" "$3" ${4:-} >"$WORK/$1.log" 2>&1 &
+	# nsenter execs the tool, so the pid saved is the clients' own (a function run in
+	# the background would be a subshell, and the clients would outlive its kill)
+	nsenter --net=/run/netns/"$NS" "$TOOLS/slowclients" 127.0.0.1 9469 "$2" "$3" ${4:-} \
+		>"$WORK/$1.log" 2>&1 &
 	echo $! >"$WORK/$1.pid"
 }
 
