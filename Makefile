@@ -2,6 +2,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC      ?= gcc
 CLANG   ?= clang
@@ -11,7 +12,7 @@ ARCH_INCLUDE := /usr/include/$(shell $(CC) -dumpmachine)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -std=gnu11 \
            -Iheaders -Iuser -I$(BUILD) -D_GNU_SOURCE
-LDLIBS  += -lxdp -lbpf -ljansson -lmicrohttpd -lmnl -lelf -lz -lm -lpthread
+LDLIBS  += -lxdp -lbpf -ljansson -lmicrohttpd -lmnl -lsystemd -lelf -lz -lm -lpthread
 BPF_CFLAGS := -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -Iheaders -Ibpf -idirafter $(ARCH_INCLUDE)
 
 # Sanitizer build of the user-space tests: make SANITIZE=1 test
@@ -99,8 +100,13 @@ bench: deps
 	$(MAKE) all
 	scripts/bench/run.sh
 
+# The unit names the binary where this install puts it (PREFIX, not DESTDIR).
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/vnet-xdp
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' scripts/systemd/vnet-xdp@.service.in \
+		> $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
 
 clean:
 	rm -rf build build-san

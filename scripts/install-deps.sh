@@ -7,12 +7,12 @@ PACKAGES=(
   # build
   make gcc clang llvm pkg-config libc6-dev linux-libc-dev
   libbpf-dev libxdp-dev bpftool
-  libjansson-dev libmicrohttpd-dev libmnl-dev libcmocka-dev
+  libjansson-dev libmicrohttpd-dev libmnl-dev libsystemd-dev libcmocka-dev
   # fuzzing: clang's libFuzzer runtime (the sanitizer runtimes come with gcc)
   libclang-rt-14-dev
   # datapath tooling, demo and end-to-end tests
   iproute2 xdp-tools ethtool iputils-ping netcat-openbsd iperf3 tcpdump procps util-linux jq
-  python3
+  python3 systemd
   # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
   prometheus curl
   # benchmarks (make bench): the kernel path's rules and state, the plot

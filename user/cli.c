@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <getopt.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -148,4 +149,24 @@ void cli_routes_table(FILE *out, json_t *routes)
 	json_array_foreach(routes, i, it)
 		for (int c = 0; c < COLUMNS; c++)
 			table_cell(out, route_field(it, keys[c]), widths[c], c + 1 == COLUMNS);
+}
+
+/* --strict: a config using what the gateway accepts but does not enforce (each use
+ * warned of by the reader) is refused. */
+int cli_load_config(const char *path, bool strict, struct config **cfg)
+{
+	int rc = config_load(path, stderr, cfg);
+
+	if (rc == -ENOMEM) /* config_load reports every other failure itself */
+		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-rc));
+	else if (rc > 0)
+		fprintf(stderr, "%s: %d problem%s; nothing was changed\n", path, rc, rc == 1 ? "" : "s");
+	if (rc || !strict || !(*cfg)->n_unenforced)
+		return rc;
+	rc = (int)(*cfg)->n_unenforced;
+	fprintf(stderr, "%s: %d propert%s accepted but not enforced (above); --strict refuses "
+		"them; nothing was changed\n", path, rc, rc == 1 ? "y" : "ies");
+	config_free(*cfg);
+	*cfg = NULL;
+	return rc;
 }

@@ -30,4 +30,9 @@ void cli_routes_table(FILE *out, json_t *routes);
 json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,
 		       const uint32_t *ifindexes);
 
+/* Reads and validates a config, saying what is wrong on stderr; with strict, a config
+ * using what the gateway accepts but does not enforce is refused too. Returns 0 (and
+ * *cfg), or non-zero with nothing to free. */
+int cli_load_config(const char *path, bool strict, struct config **cfg);
+
 #endif

@@ -105,26 +105,6 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 	return 0;
 }
 
-/* --strict: a config using what the gateway accepts but does not enforce (each use
- * warned of by the reader) is refused. */
-static int load_config(const char *path, bool strict, struct config **cfg)
-{
-	int rc = config_load(path, stderr, cfg);
-
-	if (rc == -ENOMEM) /* config_load reports every other failure itself */
-		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(-rc));
-	else if (rc > 0)
-		fprintf(stderr, "%s: %d problem%s; nothing was changed\n", path, rc, rc == 1 ? "" : "s");
-	if (rc || !strict || !(*cfg)->n_unenforced)
-		return rc;
-	rc = (int)(*cfg)->n_unenforced;
-	fprintf(stderr, "%s: %d propert%s accepted but not enforced (above); --strict refuses "
-		"them; nothing was changed\n", path, rc, rc == 1 ? "y" : "ies");
-	config_free(*cfg);
-	*cfg = NULL;
-	return rc;
-}
-
 static int cmd_check(int argc, char **argv)
 {
 	struct common_options o = { 0 };
@@ -134,7 +114,7 @@ static int cmd_check(int argc, char **argv)
 		return usage(NULL);
 	if (!o.config)
 		return usage("check needs -c FILE");
-	if (load_config(o.config, o.strict, &cfg))
+	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
 	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces", o.config,
 	       cfg->gateway_name, cfg->n_vnets, cfg->n_ifaces);
@@ -163,7 +143,7 @@ static int cmd_up(int argc, char **argv)
 		mode = XDP_MODE_SKB;
 	else if (o.mode)
 		return usage("--mode is native or generic");
-	if (load_config(o.config, o.strict, &cfg))
+	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
 	err = gateway_up(cfg, mode);
 	if (!err)
@@ -182,7 +162,7 @@ static int cmd_reload(int argc, char **argv)
 		return usage(NULL);
 	if (!o.config)
 		return usage("reload needs -c FILE");
-	if (load_config(o.config, o.strict, &cfg))
+	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
 	err = gateway_reload(cfg);
 	if (!err)
@@ -236,7 +216,7 @@ static int cmd_routes(int argc, char **argv)
 		json_decref(state);
 		return usage("no gateway is up: give the config with -c FILE");
 	}
-	if (load_config(path, false, &cfg)) {
+	if (cli_load_config(path, false, &cfg)) {
 		json_decref(state);
 		return EXIT_INVALID;
 	}

@@ -1,6 +1,7 @@
 /* `vnet-xdp serve`: brings the gateway up, then exports its counters over HTTP (and,
- * optionally, into a textfile collector's directory) until SIGINT or SIGTERM. The
- * datapath and its pinned counters outlive the exporter: exiting only stops the export. */
+ * optionally, into a textfile collector's directory) until SIGINT or SIGTERM; SIGHUP
+ * reloads the config. The datapath and its pinned counters outlive the exporter: exiting
+ * only stops the export, unless --down-on-stop asks for the gateway to go down too. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "serve.h"
+#include "service.h"
 #include "datapath.h"
 #include "snat.h"
 #include "flows.h"
@@ -52,13 +54,17 @@
 
 static const char serve_usage[] =
 	"usage: vnet-xdp serve -c FILE [--listen ADDR:PORT] [--textfile DIR] [-n NAME]\n"
-	"       (without -c: export the gateway that is already up, -n NAME or the only one)\n";
+	"                      [--strict] [--down-on-stop]\n"
+	"       (without -c: export the gateway that is already up, -n NAME or the only one)\n"
+	"       SIGHUP reloads the config (-c FILE, else the one the gateway came up with);\n"
+	"       SIGTERM stops the export, and with --down-on-stop takes the gateway down\n";
 
 struct serve_options {
 	const char *config;
 	const char *name;
 	const char *listen;
 	const char *textfile;
+	bool strict, down_on_stop;
 };
 
 struct exporter {
@@ -81,6 +87,8 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "textfile", required_argument, NULL, 't' },
+		{ "strict", no_argument, NULL, 'S' },
+		{ "down-on-stop", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -93,6 +101,8 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 		case 'n': o->name = optarg; break;
 		case 'l': o->listen = optarg; break;
 		case 't': o->textfile = optarg; break;
+		case 'S': o->strict = true; break;
+		case 'D': o->down_on_stop = true; break;
 		default:
 			cli_option_error("serve", c, argv);
 			return -1;
@@ -369,13 +379,7 @@ static int gateway_prepare(const struct serve_options *o, struct exporter *expor
 	int rc;
 
 	if (o->config) {
-		rc = config_load(o->config, stderr, cfg);
-		if (rc < 0)
-			fprintf(stderr, "%s: cannot read: %s\n", o->config, strerror(-rc));
-		else if (rc > 0)
-			fprintf(stderr, "%s: %d problem%s; nothing was changed\n", o->config, rc,
-				rc == 1 ? "" : "s");
-		if (rc)
+		if (cli_load_config(o->config, o->strict, cfg))
 			return EXIT_FAILED;
 		if (o->name && strcmp(o->name, (*cfg)->gateway_name)) {
 			fprintf(stderr, "vnet-xdp serve: -n %s, but %s configures gateway %s\n",
@@ -400,6 +404,20 @@ static int gateway_prepare(const struct serve_options *o, struct exporter *expor
 			   : from_config && *from_config ? from_config : SERVE_DEFAULT_LISTEN);
 	json_decref(state);
 	return 0;
+}
+
+/* Up; or, for a gateway already up (a service restarted: the datapath outlived the
+ * last serve), an atomic reload, so that a config edited in between takes effect. */
+static int gateway_start(const struct config *cfg)
+{
+	json_t *state = state_load(cfg->gateway_name);
+	bool up = state && gateway_pins_exist(cfg->gateway_name);
+
+	json_decref(state);
+	if (!up)
+		return gateway_up(cfg, XDP_MODE_UNSPEC);
+	log_info("gateway %s is up already: reloading it from its config", cfg->gateway_name);
+	return gateway_reload(cfg);
 }
 
 /* One GC pass, skipped while the previous ones took more than half the time (a table
@@ -439,6 +457,64 @@ static void collectors_run(const char *gateway)
 	flows_gc(gateway); /* idle flows out, before LRU must evict */
 	snat_gc_tick(gateway); /* expired SNAT mappings, ports back */
 	gateway_unlock(lock);
+}
+
+/* The config a SIGHUP reloads: the one serve was given, else the one the gateway came
+ * up with (its state says which). */
+static char *reload_config_path(const struct serve_options *o, const char *gateway)
+{
+	json_t *state;
+	char *path = NULL;
+
+	if (o->config)
+		return strdup(o->config);
+	state = state_load(gateway);
+	if (state && json_string_length(json_object_get(state, "config")))
+		path = strdup(json_string_value(json_object_get(state, "config")));
+	json_decref(state);
+	return path;
+}
+
+/* SIGHUP: the same atomic reload as `vnet-xdp reload`; a config that fails leaves the
+ * running one in place. Returns 0 or -errno. */
+static int serve_reload(const struct serve_options *o, const char *gateway)
+{
+	struct config *cfg = NULL;
+	char *path = reload_config_path(o, gateway);
+	int err = -EINVAL;
+
+	if (!path) {
+		log_error("gateway %s: SIGHUP: no config to reload (its state names none)", gateway);
+		return -ENOENT;
+	}
+	log_info("gateway %s: SIGHUP: reloading from %s", gateway, path);
+	if (cli_load_config(path, o->strict, &cfg))
+		goto out;
+	if (strcmp(cfg->gateway_name, gateway)) {
+		log_error("%s configures gateway %s, not %s; nothing was changed", path,
+			  cfg->gateway_name, gateway);
+		goto out;
+	}
+	err = gateway_reload(cfg);
+	if (!err)
+		log_info("gateway %s reloaded from %s", gateway, path);
+out:
+	if (err)
+		log_error("gateway %s: reload from %s failed; the running config stays", gateway,
+			  path);
+	if (cfg)
+		config_free(cfg);
+	free(path);
+	return err;
+}
+
+static void serve_ready(const char *gateway, const char *listen, const char *event)
+{
+	char status[512];
+
+	snprintf(status, sizeof(status), "gateway %s %s; serving /metrics on http://%s",
+		 gateway, event, listen);
+	service_ready(status);
 }
 
 int serve_main(int argc, char **argv)
@@ -492,7 +568,7 @@ int serve_main(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	if (cfg) {
-		err = gateway_up(cfg, XDP_MODE_UNSPEC);
+		err = gateway_start(cfg);
 		config_free(cfg);
 		if (err) {
 			close(listen_fd);
@@ -513,6 +589,7 @@ int serve_main(int argc, char **argv)
 		textfile_update(o.textfile, &exporter, &textfile_failing);
 	log_info("gateway %s: serving /metrics on http://%s%s%s", exporter.gateway, listen,
 		 o.textfile ? ", textfile in " : "", o.textfile ? o.textfile : "");
+	serve_ready(exporter.gateway, listen, "up");
 
 	for (;;) {
 		struct timespec interval = { .tv_sec = TEXTFILE_INTERVAL_SECONDS };
@@ -526,15 +603,24 @@ int serve_main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: reloading is not supported by serve yet; "
-				 "use `vnet-xdp reload -c FILE`");
+			service_reloading();
+			serve_ready(exporter.gateway, listen,
+				    serve_reload(&o, exporter.gateway) ? "kept its config (reload failed)"
+								       : "reloaded");
 			continue;
 		}
-		log_info("%s: stopping the exporter; gateway %s keeps forwarding",
-			 strsignal(sig), exporter.gateway);
+		if (o.down_on_stop)
+			log_info("%s: stopping the exporter and taking gateway %s down",
+				 strsignal(sig), exporter.gateway);
+		else
+			log_info("%s: stopping the exporter; gateway %s keeps forwarding",
+				 strsignal(sig), exporter.gateway);
 		break;
 	}
+	service_stopping();
 	MHD_stop_daemon(daemon);
 	slow_stats_stop(&exporter);
+	if (o.down_on_stop && gateway_down(exporter.gateway))
+		return EXIT_FAILED;
 	return 0;
 }
