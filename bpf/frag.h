@@ -54,15 +54,6 @@ struct fragment_position {
 	__u32 fragmentable; /* the fragmentable part's offset in the frame */
 };
 
-/* The length of the transport header a first fragment must hold: TCP's fixed part
- * (ports and flags), UDP's header, ICMP's type, code, checksum and echo identifier. */
-static __always_inline __u32 fragment_transport_length(__u8 proto)
-{
-	if (proto == IPPROTO_TCP)
-		return 20;
-	return transport_header_checked(proto) ? 8 : 0;
-}
-
 /* IPv6 headers the parser walks past to the transport header: a later fragment whose
  * fragmentable part starts with one belongs to a datagram whose first was tracked. */
 static __always_inline int fragment_ipv6_extension(__u8 proto)
@@ -115,8 +106,8 @@ static __always_inline int fragment_key_fill(struct xdp_md *ctx, const struct pa
 	return -1;
 }
 
-/* A first fragment: its transport header must be whole; what its later fragments need
- * waits in the scratch for the verdict (fragment_remember). */
+/* A first fragment (the parser dropped it if tiny): what its later fragments need waits
+ * in the scratch for the verdict (fragment_remember). */
 static __always_inline int fragment_first(struct packet_info *info, struct fragment_scratch *s,
 					  const struct fragment_position *pos)
 {
@@ -128,8 +119,8 @@ static __always_inline int fragment_first(struct packet_info *info, struct fragm
 		return DROP_NONE; /* an atomic fragment (RFC 6946): a whole datagram */
 	if (!header && s->key.proto == info->l4_proto)
 		return DROP_NONE; /* nothing the pipeline reads beyond the IP header */
-	if (!info->l4_offset || end > info->l3_offset + info->len || end < pos->fragmentable)
-		return DROP_FRAGMENT_TINY;
+	if (!info->l4_offset || end < pos->fragmentable)
+		return DROP_FRAGMENT_TINY; /* cannot happen: the parser found the header */
 	__builtin_memset(e, 0, sizeof(*e));
 	e->sport = info->sport;
 	e->dport = info->dport;

@@ -279,6 +279,30 @@ static __always_inline int parse_transport(struct packet *pkt)
 	return DROP_NONE;
 }
 
+/* The transport header a first fragment must hold whole: TCP's fixed part (ports and
+ * flags), UDP's header, ICMP's type, code, checksum and echo identifier; 0 for protocols
+ * whose header the pipeline does not read. */
+static __always_inline __u32 fragment_transport_length(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return sizeof(struct tcphdr);
+	case IPPROTO_UDP:
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+/* RFC 1858's tiny fragment: a first fragment whose IP packet ends inside its transport
+ * header, leaving ports or flags to a later fragment that no rule would see. */
+static __always_inline int fragment_is_tiny(const struct packet *pkt)
+{
+	return pkt->l4 + fragment_transport_length(pkt->l4_proto) > pkt->l3 + bounded16(pkt->len);
+}
+
 /* Fills pkt from the frame; returns DROP_NONE or the reason the frame is malformed.
  * *proto is the innermost ethertype, for the caller to send non-IP to the kernel. */
 static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
@@ -298,6 +322,8 @@ static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
 		return DROP_NONE;
 	if (reason)
 		return reason;
+	if (pkt->is_fragment && pkt->l4 && fragment_is_tiny(pkt))
+		return DROP_FRAGMENT_TINY;
 	return parse_transport(pkt);
 }
 
