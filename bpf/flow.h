@@ -382,8 +382,8 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	return DROP_NONE;
 }
 
-/* The rules' view of the packet: addresses, ports (none for ICMP and non-first
- * fragments; ICMP echo keys its flow by the identifier both ways) and each end's VNet.
+/* The rules' view of the packet: addresses, ports (none for ICMP; a later fragment's
+ * are its first's; ICMP echo keys its flow by the identifier both ways) and each end's VNet.
  * A global function cannot take packet pointers, so the addresses and TCP flags are read
  * from the frame at the parser's offsets. Returns DROP_NONE or the drop reason. */
 static __always_inline int nsg_tuple_fill(void *data, void *data_end,
@@ -391,6 +391,7 @@ static __always_inline int nsg_tuple_fill(void *data, void *data_end,
 					  __u32 *tcp_flags)
 {
 	__u32 l3, l4;
+	int transport;
 
 	__builtin_memset(t, 0, sizeof(*t));
 	*tcp_flags = 0;
@@ -414,11 +415,13 @@ static __always_inline int nsg_tuple_fill(void *data, void *data_end,
 	t->proto = info->l4_proto;
 	t->src_vnet = info->vnet;
 	t->dst_vnet = info->dst_vnet;
-	t->has_ports = info->l4_offset && (info->l4_proto == IPPROTO_TCP || info->l4_proto == IPPROTO_UDP);
+	/* A later fragment's transport fields are its first fragment's (bpf/frag.h). */
+	transport = info->l4_offset || (info->is_fragment & FRAGMENT_TRANSPORT_KNOWN);
+	t->has_ports = transport && (info->l4_proto == IPPROTO_TCP || info->l4_proto == IPPROTO_UDP);
 	if (t->has_ports) {
 		t->sport = info->sport;
 		t->dport = info->dport;
-	} else if (info->l4_offset && is_echo(info->l4_proto, info->icmp_type)) {
+	} else if (transport && is_echo(info->l4_proto, info->icmp_type)) {
 		t->sport = t->dport = info->sport;
 	}
 	l4 = info->l4_offset & 0x3ff;

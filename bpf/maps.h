@@ -86,6 +86,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
+/* ---- Fragments (bpf/frag.h). State: each datagram's first fragment for its later ones;
+ * a few seconds' worth, so a fixed size, preallocated, the oldest pushed out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_FRAGMENT_DATAGRAMS);
+	__type(key, struct fragment_key);
+	__type(value, struct fragment_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fragments SEC(".maps");
+
 /* ---- SNAT (bpf/snat.h). Config: sources, pools, VIPs. State, kept across reloads:
  * the mappings both ways and the per-VIP counters. The loader sizes the mapping maps
  * from limits.snatTableSize before the first load; no entry is preallocated. */

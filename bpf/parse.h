@@ -37,6 +37,11 @@ struct icmp_header {
 	__be16 sequence;
 };
 
+/* is_fragment: set for every fragment; bpf/frag.h adds what it learnt of the datagram. */
+#define FRAGMENT_ANY 1
+#define FRAGMENT_FIRST 2           /* a first fragment whose verdict its later ones follow */
+#define FRAGMENT_TRANSPORT_KNOWN 4 /* a later fragment: ports and types are its first's */
+
 #define MAX_VLAN_TAGS 2
 #define MAX_IPV6_EXTENSIONS 8
 
@@ -57,7 +62,8 @@ struct packet {
 	__u32 len;
 	__u16 vlan_tags;
 	__u8 l4_proto;
-	__u8 is_fragment;       /* any fragment, first or not */
+	__u8 is_fragment;       /* any fragment, first or not: FRAGMENT_* bits */
+	__u16 ip6_fragment;     /* IPv6: the fragment header's offset in the frame, 0 none */
 	__u16 sport, dport;     /* ICMP: identifier in sport for echo */
 	__u8 icmp_type, icmp_code;
 };
@@ -159,7 +165,7 @@ static __always_inline int parse_ipv4(struct packet *pkt, void *start)
 	pkt->family = AF_INET;
 	pkt->l4_proto = ip->protocol;
 	frag = bpf_ntohs(ip->frag_off);
-	pkt->is_fragment = (frag & (IP_MF | IP_OFFSET)) != 0;
+	pkt->is_fragment = (frag & (IP_MF | IP_OFFSET)) ? FRAGMENT_ANY : 0;
 	/* Only the first fragment carries the transport header. */
 	pkt->l4 = (frag & IP_OFFSET) ? NULL : start + header_len;
 	pkt->len = total_len;
@@ -205,7 +211,8 @@ static __always_inline int parse_ipv6(struct packet *pkt, void *start)
 
 			if ((void *)(fh + 1) > pkt->data_end)
 				return DROP_MALFORMED_IPV6_EXTENSION;
-			pkt->is_fragment = 1;
+			pkt->is_fragment = FRAGMENT_ANY;
+			pkt->ip6_fragment = (__u16)(cursor - pkt->data);
 			if (bpf_ntohs(fh->frag_off) & 0xfff8) {
 				pkt->l4_proto = fh->nexthdr;
 				pkt->l4 = NULL;
@@ -272,6 +279,30 @@ static __always_inline int parse_transport(struct packet *pkt)
 	return DROP_NONE;
 }
 
+/* The transport header a first fragment must hold whole: TCP's fixed part (ports and
+ * flags), UDP's header, ICMP's type, code, checksum and echo identifier; 0 for protocols
+ * whose header the pipeline does not read. */
+static __always_inline __u32 fragment_transport_length(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return sizeof(struct tcphdr);
+	case IPPROTO_UDP:
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+/* RFC 1858's tiny fragment: a first fragment whose IP packet ends inside its transport
+ * header, leaving ports or flags to a later fragment that no rule would see. */
+static __always_inline int fragment_is_tiny(const struct packet *pkt)
+{
+	return pkt->l4 + fragment_transport_length(pkt->l4_proto) > pkt->l3 + bounded16(pkt->len);
+}
+
 /* Fills pkt from the frame; returns DROP_NONE or the reason the frame is malformed.
  * *proto is the innermost ethertype, for the caller to send non-IP to the kernel. */
 static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
@@ -291,6 +322,8 @@ static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
 		return DROP_NONE;
 	if (reason)
 		return reason;
+	if (pkt->is_fragment && pkt->l4 && fragment_is_tiny(pkt))
+		return DROP_FRAGMENT_TINY;
 	return parse_transport(pkt);
 }
 
@@ -308,7 +341,7 @@ struct packet_info {
 	__u16 sport, dport;
 	__u8 l4_proto, is_fragment, icmp_type, icmp_code;
 	__u16 vlan_tags;
-	__u16 pad;
+	__u16 ip6_fragment; /* IPv6: the fragment header's offset, 0 none */
 };
 
 static __always_inline void packet_info_fill(struct packet_info *info, const struct packet *pkt)
@@ -325,6 +358,7 @@ static __always_inline void packet_info_fill(struct packet_info *info, const str
 	info->icmp_type = pkt->icmp_type;
 	info->icmp_code = pkt->icmp_code;
 	info->vlan_tags = pkt->vlan_tags;
+	info->ip6_fragment = pkt->ip6_fragment;
 }
 
 /* The parser as a function of its own: returns the drop reason, or DROP_NONE with the
@@ -371,6 +405,7 @@ static __always_inline int packet_of(void *data, void *end, const struct packet_
 	pkt->len = info->len;
 	pkt->l4_proto = info->l4_proto;
 	pkt->is_fragment = info->is_fragment;
+	pkt->ip6_fragment = info->ip6_fragment;
 	pkt->sport = info->sport;
 	pkt->dport = info->dport;
 	pkt->icmp_type = info->icmp_type;

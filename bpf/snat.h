@@ -314,14 +314,15 @@ static __always_inline struct snat_mapping *snat_mapping_get(const struct packet
 
 /* Rewrites the source (source != 0) or destination address and port of the packet.
  * The IPv4 header checksum and the L4 checksum follow; for ICMP echo the identifier is
- * the port. */
+ * the port. A later fragment (bpf/frag.h) has only its addresses rewritten: the ports
+ * and the L4 checksum, whose pseudo-header covers them, are in its first fragment. */
 static __always_inline void snat_rewrite(struct packet *pkt, int source, const __u8 *addr,
 					 __be16 port, int partial)
 {
 	__u64 addr_diff;
 	__u16 *field;
 
-	if (!pkt->l4)
+	if (!pkt->l4 && !(pkt->is_fragment & FRAGMENT_TRANSPORT_KNOWN))
 		return;
 	if (pkt->family == AF_INET) {
 		__be32 *slot = source ? &pkt->ip4->saddr : &pkt->ip4->daddr;
@@ -335,6 +336,8 @@ static __always_inline void snat_rewrite(struct packet *pkt, int source, const _
 		addr_diff = csum_addr_diff((const __u8 *)slot, addr, AF_INET6);
 		__builtin_memcpy(slot, addr, 16);
 	}
+	if (!pkt->l4)
+		return;
 
 	if (pkt->l4_proto == IPPROTO_TCP || pkt->l4_proto == IPPROTO_UDP) {
 		struct udphdr *ports = pkt->l4; /* TCP and UDP both start with the ports */
@@ -592,6 +595,13 @@ static __always_inline int snat_vip_lookup(const struct packet *pkt)
 	return bpf_map_lookup_elem(&snat_vips, &s->address) != NULL;
 }
 
+/* A fragment is translated when its ports are known: a first fragment's own, a later
+ * one's from its first (bpf/frag.h), which drops later fragments it knows nothing of. */
+static __always_inline int snat_fragment_untranslatable(const struct packet *pkt)
+{
+	return pkt->is_fragment && !pkt->l4 && !(pkt->is_fragment & FRAGMENT_TRANSPORT_KNOWN);
+}
+
 /* Uplink ingress: a packet to a VIP is a reply to a mapping (or an ICMP error about one)
  * and goes back to the VM, or it is dropped: a VIP never opens a way in. Packets to
  * other addresses are left alone (DROP_NONE, st->translated 0). */
@@ -608,7 +618,7 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 
 	if (!pkt->family || !snat_vip_lookup(pkt))
 		return DROP_NONE;
-	if (pkt->is_fragment)
+	if (snat_fragment_untranslatable(pkt))
 		return DROP_SNAT_FRAGMENT;
 	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
 	if (!s)
@@ -703,7 +713,7 @@ static __always_inline int snat_outbound(struct packet *pkt, struct snat_egress_
 
 	if (snat_leaves_untranslated(pkt, fib_rc))
 		return DROP_NONE;
-	if (pkt->is_fragment)
+	if (snat_fragment_untranslatable(pkt))
 		return DROP_SNAT_FRAGMENT;
 	if (pkt->l4_proto == IPPROTO_ICMP && pkt->icmp_type != ICMP_ECHO_REQUEST)
 		return DROP_SNAT_UNSUPPORTED;

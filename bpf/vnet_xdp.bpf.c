@@ -13,6 +13,7 @@
 #include "flow.h"
 #include "snat.h"
 #include "fastpath.h"
+#include "frag.h"
 
 struct decision {
 	__u32 verdict;
@@ -472,6 +473,22 @@ static __always_inline const struct interface_info *ingress_interface(struct xdp
 	return iface;
 }
 
+/* A bound interface's IP packet, from the fast path or the uplink's stages on. */
+static __always_inline int process_bound(struct xdp_md *ctx, const struct interface_info *iface,
+					 struct packet_info *info, struct decision *d)
+{
+	int verdict;
+
+	/* The uplink's traffic is the tunnels' or SNAT's: it never takes the fast path. */
+	if (iface->role == INTERFACE_UPLINK)
+		verdict = process_uplink(ctx, info, d);
+	else
+		verdict = forward_established(ctx, info, d);
+	if (verdict >= 0)
+		return verdict;
+	return process_ip(ctx, info, d);
+}
+
 static __always_inline int process(struct xdp_md *ctx, struct pipeline_state *st)
 {
 	struct packet_info *info = &st->info;
@@ -489,14 +506,16 @@ static __always_inline int process(struct xdp_md *ctx, struct pipeline_state *st
 		return drop(d, DROP_VLAN_NOT_BOUND);
 	if (!info->family)
 		return pass(d, COUNT_PASS_NOT_IP);
-	/* The uplink's traffic is the tunnels' or SNAT's: it never takes the fast path. */
-	if (iface->role == INTERFACE_UPLINK)
-		verdict = process_uplink(ctx, info, d);
-	else
-		verdict = forward_established(ctx, info, d);
-	if (verdict >= 0)
-		return verdict;
-	return process_ip(ctx, info, d);
+	/* A later fragment follows its first fragment's verdict (bpf/frag.h). */
+	if (info->is_fragment) {
+		reason = fragment_admit(ctx, info);
+		if (reason)
+			return drop(d, reason);
+	}
+	verdict = process_bound(ctx, iface, info, d);
+	if (info->is_fragment & FRAGMENT_FIRST)
+		fragment_remember(verdict, d->drop_reason);
+	return verdict;
 }
 
 SEC("xdp")

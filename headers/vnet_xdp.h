@@ -147,6 +147,12 @@ enum drop_reason {
 	DROP_NEXT_HOP_UNRESOLVED,   /* an appliance's MAC is not in the neighbour table yet */
 	DROP_FORWARDED_NOT_ALLOWED, /* forwarded into a VNet over a peering whose side there
 				     * does not allow forwarded traffic */
+	DROP_FRAGMENT_UNSEEN,       /* a later fragment whose first fragment was not seen (or
+				     * is older than FRAGMENT_TIMEOUT_NS) */
+	DROP_FRAGMENT_TINY,         /* a first fragment without its whole transport header
+				     * (RFC 1858) */
+	DROP_FRAGMENT_OVERLAP,      /* a later fragment over its first fragment's transport
+				     * header (RFC 1858) */
 	DROP_REASON_MAX,
 };
 
@@ -162,7 +168,7 @@ enum drop_reason {
 	  "snat_port_exhausted", "snat_table_full", "snat_map_update_failed",             \
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
-	  "forwarded_not_allowed" }
+	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -389,6 +395,38 @@ struct fast_path_entry {
 	__u8 leased;               /* the flow was open for the lease at checked_ns */
 	__u8 responder;            /* this direction is the flow's responder's */
 	__u8 pad[2];
+};
+
+/* ---- Fragments (bpf/frag.h) ------------------------------------------------------------
+ * A datagram's first fragment takes the pipeline; what it carried of its transport header
+ * and the verdict it got are kept for its later fragments, which carry neither ports nor
+ * flags: they follow it (its NSG decision, route and SNAT translation), as Cilium's
+ * fragment map does. Fragments of one datagram follow each other within microseconds;
+ * the timeout only bounds how long an IP id can name an old datagram. */
+#define MAX_FRAGMENT_DATAGRAMS 8192 /* datagrams in flight at once; LRU beyond */
+#define FRAGMENT_TIMEOUT_NS (2 * NS_PER_SECOND)
+
+/* What all fragments of one datagram share. The ingress interface with the source address
+ * names the source's VNet, so VNets of overlapping address spaces stay apart. */
+struct fragment_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 id;           /* IPv4: the 16-bit identification; IPv6: the fragment header's */
+	__u32 ingress_ifindex;
+	__u8 family;
+	__u8 proto;         /* IPv4: the protocol; IPv6: the fragment header's next header */
+	__u8 pad[2];
+};
+
+struct fragment_entry {
+	__u64 seen_ns;       /* when the first fragment was judged */
+	__u32 verdict;       /* the XDP action the first fragment got */
+	__u32 drop_reason;   /* and why, when it was dropped */
+	__u16 sport, dport;  /* ICMP: the echo identifier in sport */
+	__u16 transport_end; /* where its transport header ends, in bytes of the fragmentable
+			      * part: a later fragment starting before that overlaps it */
+	__u8 l4_proto, icmp_type, icmp_code;
+	__u8 pad[3];
 };
 
 /* ---- tunnels (IPsec connections punted to xfrm interfaces) ---- */

@@ -182,4 +182,41 @@ static inline size_t frame_build(struct frame *f, const char *dst_mac, const cha
 	return frame_ip(f, fl, 0);
 }
 
+/* One fragment of the datagram in `whole` (Ethernet + IPv4 or IPv6 without extension
+ * headers, as frame_build makes it): `len` bytes of its IP payload from byte `offset` (a
+ * multiple of 8), with MF set when `more`. IPv4 keeps the datagram's identification;
+ * IPv6 gets a fragment header with identification `id`. Returns the IP offset. */
+static inline size_t frame_fragment(struct frame *out, const struct frame *whole, size_t offset,
+				    size_t len, int more, uint32_t id)
+{
+	const uint8_t *ip = whole->data + 14;
+
+	memcpy(out->data, whole->data, 14);
+	if ((ip[0] >> 4) == 4) {
+		size_t hlen = (ip[0] & 0xf) * 4;
+		uint8_t *o = out->data + 14;
+
+		memcpy(o, ip, hlen);
+		memcpy(o + hlen, ip + hlen + offset, len);
+		put16(o + 2, hlen + len);
+		put16(o + 6, (more ? 0x2000 : 0) | (offset / 8));
+		ipv4_header_checksum(o);
+		out->len = 14 + hlen + len;
+	} else {
+		uint8_t *o = out->data + 14, *fh = o + 40;
+
+		memcpy(o, ip, 40);
+		memset(fh, 0, 8);
+		fh[0] = ip[6];
+		put16(fh + 2, (offset & 0xfff8) | (more ? 1 : 0));
+		put16(fh + 4, id >> 16);
+		put16(fh + 6, id & 0xffff);
+		o[6] = 44; /* fragment header */
+		memcpy(fh + 8, ip + 40 + offset, len);
+		put16(o + 4, 8 + len);
+		out->len = 14 + 48 + len;
+	}
+	return 14;
+}
+
 #endif

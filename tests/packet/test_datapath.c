@@ -138,17 +138,21 @@ static void ipv4_options_are_forwarded_with_valid_checksum(void **state)
 static void ipv4_fragments_are_forwarded(void **state)
 {
 	struct flow fl = udp4("10.10.1.4", "10.11.1.4"), out_fl = fl;
-	struct frame in, expected;
+	struct frame whole, out_whole, in, expected;
+	size_t rest;
 
 	require_gateway();
-	/* A non-first fragment: offset 185 * 8, no transport header to parse. */
-	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
-	put16(in.data + 14 + 6, 185);
-	ipv4_header_checksum(in.data + 14);
+	/* The first fragment, then a later one: offset 185 * 8, no transport header. */
+	fl.payload = out_fl.payload = 1500;
 	out_fl.ttl = 63;
-	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
-	put16(expected.data + 14 + 6, 185);
-	ipv4_header_checksum(expected.data + 14);
+	frame_build(&whole, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	frame_build(&out_whole, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &out_fl);
+	frame_fragment(&in, &whole, 0, 1480, 1, 0);
+	frame_fragment(&expected, &out_whole, 0, 1480, 1, 0);
+	assert_forwarded(&in, HUB, SPOKE1, &expected);
+	rest = whole.len - 14 - 20 - 1480;
+	frame_fragment(&in, &whole, 1480, rest, 0, 0);
+	frame_fragment(&expected, &out_whole, 1480, rest, 0, 0);
 	assert_forwarded(&in, HUB, SPOKE1, &expected);
 }
 

@@ -281,6 +281,90 @@ static void snat_udp_round_trip(void **state)
 	ingress(&back, HUB, "10.10.1.4", 40001);
 }
 
+/* ---- fragments ---- */
+
+/* The datagram in `whole` (IPv4) in three fragments: 512, 512 and the rest bytes. */
+static void fragments_of(const struct frame *whole, struct frame out[3])
+{
+	size_t total = get16(whole->data + 14 + 2) - 20;
+
+	frame_fragment(&out[0], whole, 0, 512, 1, 0);
+	frame_fragment(&out[1], whole, 512, 512, 1, 0);
+	frame_fragment(&out[2], whole, 1024, total - 1024, 0, 0);
+}
+
+/* The fragments as they left, put together: the UDP checksum must hold over the whole
+ * datagram with its new addresses, though only the first fragment carried it. */
+static void assert_reassembled_udp_checksum(struct frame out[3])
+{
+	static uint8_t datagram[4096];
+	size_t len = 0;
+
+	for (int i = 0; i < 3; i++) {
+		uint8_t *ip = ip_of(&out[i]);
+		size_t at = (get16(ip + 6) & 0x1fff) * 8, n = get16(ip + 2) - ip_header_len(ip);
+
+		assert_memory_equal(ip + 12, ip_of(&out[0]) + 12, 8); /* the same addresses */
+		memcpy(datagram + at, ip + ip_header_len(ip), n);
+		len = at + n > len ? at + n : len;
+	}
+	assert_int_equal(get16(datagram + 4), len);
+	assert_l4_checksum(ip_of(&out[0]), datagram, len);
+}
+
+/* Every fragment leaves with the VIP, every fragment of the answer reaches the VM: the
+ * first with its port translated, the later ones with only their addresses changed. */
+static void snat_translates_every_fragment_both_ways(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.90", IPPROTO_UDP, 40010, 53);
+	struct frame whole, frags[3], out[3], back[3];
+	struct harness_result r;
+	uint16_t port;
+
+	require_gateway();
+	fl.payload = 1200;
+	frame_build(&whole, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	fragments_of(&whole, frags);
+	for (int i = 0; i < 3; i++) {
+		r = run(HUB, &frags[i]);
+		if (r.verdict != XDP_REDIRECT)
+			print_message("fragment %d: verdict %d drop reason %u\n", i, r.verdict,
+				      r.trace.drop_reason);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[UPLINK].ifindex);
+		out[i] = r.out;
+		assert_address(ip_of(&out[i]) + 12, HUB_VIP);
+		assert_address(ip_of(&out[i]) + 16, "192.0.2.90");
+		assert_ipv4_checksum(ip_of(&out[i]));
+		assert_int_equal(get16(ip_of(&out[i]) + 6), get16(ip_of(&frags[i]) + 6));
+		if (i) /* a later fragment's payload is as the VM sent it */
+			assert_memory_equal(l4_of(&out[i]), l4_of(&frags[i]), frags[i].len - 34);
+	}
+	port = source_port(&out[0]);
+	assert_in_range(port, PORT_MIN, PORT_MAX);
+	assert_reassembled_udp_checksum(out);
+
+	/* The answer, as large, from the Internet to VIP:port. */
+	fl = flow4("192.0.2.90", HUB_VIP, IPPROTO_UDP, 53, port);
+	fl.payload = 1200;
+	frame_build(&whole, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	fragments_of(&whole, frags);
+	for (int i = 0; i < 3; i++) {
+		r = run(UPLINK, &frags[i]);
+		if (r.verdict != XDP_REDIRECT)
+			print_message("reply fragment %d: verdict %d drop reason %u\n", i, r.verdict,
+				      r.trace.drop_reason);
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		assert_int_equal(r.trace.egress_ifindex, gw.ifaces[HUB].ifindex);
+		back[i] = r.out;
+		assert_address(ip_of(&back[i]) + 12, "192.0.2.90");
+		assert_address(ip_of(&back[i]) + 16, "10.10.1.4");
+		assert_ipv4_checksum(ip_of(&back[i]));
+	}
+	assert_int_equal(get16(l4_of(&back[0]) + 2), 40010);
+	assert_reassembled_udp_checksum(back);
+}
+
 /* IPv4 UDP may go without a checksum: it must stay without, both ways. */
 static void snat_udp_zero_checksum_stays_zero(void **state)
 {
@@ -1091,6 +1175,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(snat_tcp_leaves_with_the_vip_and_replies_come_back),
 		cmocka_unit_test(snat_udp_round_trip),
+		cmocka_unit_test(snat_translates_every_fragment_both_ways),
 		cmocka_unit_test(snat_udp_zero_checksum_stays_zero),
 		cmocka_unit_test(snat_icmp_echo_identifier_is_translated),
 		cmocka_unit_test(snat_partial_checksum_is_completed_both_ways),
