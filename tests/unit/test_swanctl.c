@@ -354,6 +354,23 @@ static void default_connection_carries_azure_defaults_bound_to_its_if_id(void **
 	config_free(cfg);
 }
 
+/* A peer that is unreachable at `up`, dead or closing: charon keeps the tunnel trying. */
+static void connections_retry_forever_and_come_back_after_dpd_or_a_close(void **state)
+{
+	struct config *cfg = load(TRANSIT_CONFIG);
+	struct swanctl_set set = set_of(cfg);
+	json_t *conn = definition(&set);
+	json_t *child = json_object_get(json_object_get(conn, "children"), OURS);
+
+	assert_non_null(member(conn, "keyingtries"));
+	assert_string_equal(member(conn, "keyingtries"), "0");
+	assert_string_equal(member(child, "start_action"), "start");
+	assert_string_equal(member(child, "dpd_action"), "restart");
+	assert_string_equal(member(child, "close_action"), "start");
+	swanctl_set_free(&set);
+	config_free(cfg);
+}
+
 static void policy_based_selectors_and_a_custom_policy(void **state)
 {
 	struct config *cfg = load(TRANSIT_CONFIG);
@@ -682,6 +699,31 @@ static void sa_listing_says_which_tunnels_are_up(void **state)
 	json_decref(rekeying);
 }
 
+static void sa_listing_says_connected_connecting_or_down(void **state)
+{
+	json_t *up = json_pack("{s:s, s:{s:{s:s}}}", "state", "ESTABLISHED", "child-sas",
+			       "c-1", "state", "INSTALLED");
+	json_t *connecting = json_pack("{s:s, s:{}}", "state", "CONNECTING", "child-sas");
+	json_t *no_child = json_pack("{s:s, s:{}}", "state", "ESTABLISHED", "child-sas");
+	json_t *states = json_pack("{s:i, s:i}", "gw.a", TUNNEL_IKE_CONNECTED, "gw.b",
+				   TUNNEL_IKE_CONNECTING);
+
+	assert_int_equal(swanctl_sa_state(up), TUNNEL_IKE_CONNECTED);
+	assert_int_equal(swanctl_sa_state(connecting), TUNNEL_IKE_CONNECTING);
+	assert_int_equal(swanctl_sa_state(no_child), TUNNEL_IKE_CONNECTING);
+	assert_int_equal(swanctl_sa_state(NULL), TUNNEL_IKE_DOWN);
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(states, "gw.a")), "connected");
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(states, "gw.b")),
+			    "connecting");
+	/* No IKE SA at all: charon has given up, or never had the connection. */
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(states, "gw.c")), "down");
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(NULL, "gw.a")), "unknown");
+	json_decref(up);
+	json_decref(connecting);
+	json_decref(no_child);
+	json_decref(states);
+}
+
 /* ---- the secret on disk ---- */
 
 int main(void)
@@ -695,6 +737,7 @@ int main(void)
 		cmocka_unit_test(ike_proposals_follow_the_policy),
 		cmocka_unit_test(esp_proposals_follow_the_policy),
 		cmocka_unit_test(default_connection_carries_azure_defaults_bound_to_its_if_id),
+		cmocka_unit_test(connections_retry_forever_and_come_back_after_dpd_or_a_close),
 		cmocka_unit_test(policy_based_selectors_and_a_custom_policy),
 		cmocka_unit_test(names_carry_the_gateway_and_the_secret_travels_alone),
 		cmocka_unit_test(up_loads_ours_and_leaves_the_rest_of_charon_alone),
@@ -702,6 +745,7 @@ int main(void)
 		cmocka_unit_test(a_refused_connection_puts_the_previous_ones_back),
 		cmocka_unit_test(a_charon_that_stops_answering_is_said_not_assumed),
 		cmocka_unit_test(sa_listing_says_which_tunnels_are_up),
+		cmocka_unit_test(sa_listing_says_connected_connecting_or_down),
 	};
 
 	return cmocka_run_group_tests_name("swanctl", tests, NULL, NULL);
