@@ -356,19 +356,16 @@ int tunnel_interface_check(const struct tunnel *t, bool *exists)
 	return err;
 }
 
-int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
+/* The interface made down: what must hold before it is up is set in between. */
+static int interface_add(const struct tunnel *t, uint32_t uplink_ifindex)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct ifinfomsg *ifm;
 	struct nlattr *linkinfo, *data;
-	int err;
 
 	nlh->nlmsg_type = RTM_NEWLINK;
 	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-	ifm->ifi_flags = IFF_UP;
-	ifm->ifi_change = IFF_UP;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, t->ifname);
 	linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "xfrm");
@@ -377,16 +374,80 @@ int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
 	mnl_attr_put_u32(nlh, IFLA_XFRM_IF_ID, t->if_id);
 	mnl_attr_nest_end(nlh, data);
 	mnl_attr_nest_end(nlh, linkinfo);
+	return rtnl_talk(nlh);
+}
+
+/* No IPv6 address generation: without a link-local address the kernel sends nothing of
+ * its own into the tunnel (router solicitations, which xfrm would drop for want of an SA
+ * and count as the tunnel's egress drops); IPv6 through the tunnel is forwarded all the
+ * same. The kernel reads the mode as the interface comes up, so it is set while it is
+ * down (RTM_NEWLINK ignores IFLA_AF_SPEC). A kernel without IPv6 has nothing to say. */
+static int interface_no_ipv6_autoconf(uint32_t ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	struct nlattr *af_spec, *inet6;
+	int err;
+
+	nlh->nlmsg_type = RTM_SETLINK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_index = (int)ifindex;
+	af_spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	inet6 = mnl_attr_nest_start(nlh, AF_INET6);
+	mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+	mnl_attr_nest_end(nlh, inet6);
+	mnl_attr_nest_end(nlh, af_spec);
 	err = rtnl_talk(nlh);
+	return err == -EAFNOSUPPORT ? 0 : err;
+}
+
+static int interface_set_up(uint32_t ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+
+	nlh->nlmsg_type = RTM_SETLINK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_index = (int)ifindex;
+	ifm->ifi_flags = IFF_UP;
+	ifm->ifi_change = IFF_UP;
+	return rtnl_talk(nlh);
+}
+
+int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
+{
+	const char *step = "create";
+	uint32_t ifindex = 0;
+	int err = interface_add(t, uplink_ifindex);
+
 	if (err == -EOPNOTSUPP || err == -ENOENT) {
 		log_error("connection %s: this kernel has no xfrm interfaces (CONFIG_XFRM_INTERFACE, "
 			  "module xfrm_interface), which IPsec connections need; it also needs ESP "
 			  "(CONFIG_INET_ESP, module esp4/esp6)", t->name);
 		return -EOPNOTSUPP;
 	}
-	if (err)
-		log_error("connection %s: cannot create xfrm interface %s (if_id %u): %s", t->name,
-			  t->ifname, t->if_id, strerror(-err));
+	if (!err) {
+		ifindex = if_nametoindex(t->ifname);
+		err = ifindex ? 0 : -errno;
+		step = "find the new";
+	}
+	if (!err) {
+		err = interface_no_ipv6_autoconf(ifindex);
+		step = "switch IPv6 address generation off on";
+	}
+	if (!err) {
+		err = interface_set_up(ifindex);
+		step = "bring up";
+	}
+	if (err) {
+		log_error("connection %s: cannot %s xfrm interface %s (if_id %u): %s", t->name,
+			  step, t->ifname, t->if_id, strerror(-err));
+		/* Nothing half-made stays: the interface is ours until it is up. */
+		if (ifindex)
+			tunnel_interface_delete(t->ifname, t->if_id, ifindex);
+	}
 	return err;
 }
 
