@@ -137,13 +137,24 @@ the_interface_mtu_leaves_room_for_esp() {
 	[ "$mtu" = 1422 ]
 }
 
-# syn_mss NS DEV FILE: the MSS option of the first SYN (or SYN-ACK) seen on DEV, in FILE.
+# syn_capture NS DEV FILE: captures the first SYN (or SYN-ACK) seen on DEV into FILE, in the
+# background; its pid is printed. mss_of_capture FILE: the MSS option it carried.
 syn_capture() {
 	ip netns exec "$1" timeout 60 tcpdump -l -n -v -c 1 -i "$2" \
 		'tcp[tcpflags] & tcp-syn != 0 and port 5001' >"$3" 2>/dev/null &
 	echo $!
 }
 mss_of_capture() { grep -o 'mss [0-9]*' "$1" | head -1 | cut -d' ' -f2; }
+# capture_done PID FILE: until tcpdump wrote the segment (10 s at most), then it is stopped.
+capture_done() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -q 'mss' "$2" 2>/dev/null && break
+		sleep 0.2
+	done
+	kill "$1" 2>/dev/null
+	return 0
+}
 
 full_size_tcp_crosses_without_drops_with_the_mss_clamped() {
 	local e0 e1 pid mss_to_onprem mss_to_hub
@@ -151,11 +162,11 @@ full_size_tcp_crosses_without_drops_with_the_mss_clamped() {
 	pid=$(syn_capture $HOST eth0 "$DIR/syn-host")
 	sleep 1
 	tcp_transfer $HUB $HOST 192.168.50.10 1000000 "$DIR" || return 1
-	wait "$pid"
+	capture_done "$pid" "$DIR/syn-host"
 	pid=$(syn_capture $HUB eth0 "$DIR/syn-hub")
 	sleep 1
 	tcp_transfer $HOST $HUB 10.10.1.4 1000000 "$DIR" || return 1
-	wait "$pid"
+	capture_done "$pid" "$DIR/syn-hub"
 	e1=$(tunnel_field $GW ipsecgw to-onprem egressPacketDropCount)
 	mss_to_onprem=$(mss_of_capture "$DIR/syn-host") mss_to_hub=$(mss_of_capture "$DIR/syn-hub")
 	figure "1 MB each way: egress drops $e0 -> $e1; MSS seen on-premises $mss_to_onprem," \
