@@ -7,8 +7,9 @@
 # show within seconds:
 # - `up` while the device is not there yet: the tunnel says "connecting", and comes up by
 #   itself once the device starts 30 s later; after the device restarts, it comes back.
-# - 30 s after `up`, no traffic: every drop counter of the tunnel is 0 (the xfrm interface
-#   has no IPv6 link-local address, so the kernel sends no router solicitations into it).
+# - 30 s after an `up` with the device there, no traffic: every drop counter of the tunnel
+#   is 0 (the xfrm interface has no IPv6 link-local address, so the kernel sends no router
+#   solicitations into it).
 # - the xfrm interface's MTU leaves room for ESP, and 1 MB of TCP each way crosses
 #   without an egress drop, the far side seeing the MSS clamped to 1350.
 cd "$(dirname "$0")/../.."
@@ -95,7 +96,6 @@ tunnel_state() { tunnel_field $GW ipsecgw to-onprem state; }
 a_device_that_starts_late_is_reached_without_help() {
 	local state
 	UP_AT=$SECONDS
-	echo $UP_AT >"$DIR/up_at"
 	vx $GW up -c "$DIR/gw.json" || return 1
 	# Past the first retransmission sequence (9.5 s): charon keeps trying.
 	sleep 20
@@ -108,25 +108,11 @@ a_device_that_starts_late_is_reached_without_help() {
 	wait_tunnel_up $GW ipsecgw to-onprem 150 || return 1
 	figure "up $((SECONDS - UP_AT)) s after \`up\`, the device started at 30 s;" \
 		"$(charon_log $GW | grep -c 'trying again') retries"
+	charon_log $GW | grep -E 'initiating IKE_SA|trying again|giving up|NO_PROPOSAL|established' |
+		sed 's/^/= charon: /' | head -20
 	[ "$(tunnel_state)" = connected ] &&
 	vx $GW status -n ipsecgw -j | jq -e '.[0].tunnels[] | select(.name == "to-onprem") |
 		.state == "connected"' >/dev/null
-}
-
-no_drops_without_traffic() {
-	local xfrm rest drops
-	xfrm=$(tunnel_interface ipsecgw)
-	rest=$((30 - (SECONDS - $(cat "$DIR/up_at"))))
-	[ "$rest" -le 0 ] || sleep "$rest"
-	vx $GW stats -n ipsecgw -j >"$DIR/quiet.json"
-	drops=$(jq -c '[.tunnelDrops[] | select(.packets > 0) | "\(.direction) \(.reason) \(.packets)"]' "$DIR/quiet.json")
-	figure "$xfrm: ingress drops $(jq '.tunnels[0].ingressPacketDropCount' "$DIR/quiet.json")," \
-		"egress drops $(jq '.tunnels[0].egressPacketDropCount' "$DIR/quiet.json") $drops;" \
-		"IPv6 addresses: $(ip -n $GW -6 -o addr show dev "$xfrm" | wc -l)"
-	[ "$(jq '.tunnels[0].ingressPacketDropCount' "$DIR/quiet.json")" = 0 ] &&
-	[ "$(jq '.tunnels[0].egressPacketDropCount' "$DIR/quiet.json")" = 0 ] &&
-	[ "$drops" = "[]" ] &&
-	[ -z "$(ip -n $GW -6 -o addr show dev "$xfrm")" ]
 }
 
 the_interface_mtu_leaves_room_for_esp() {
@@ -198,9 +184,34 @@ a_close_by_the_device_brings_it_back() {
 	figure "up again $((SECONDS - start)) s after the device closed it"
 }
 
-CASES="a_device_that_starts_late_is_reached_without_help no_drops_without_traffic
-	the_interface_mtu_leaves_room_for_esp full_size_tcp_crosses_without_drops_with_the_mss_clamped
-	a_device_that_restarts_is_reached_again a_close_by_the_device_brings_it_back"
+# A fresh `up` with the device there: the tunnel comes up at once, as the kernel would
+# send its router solicitations (a second or so after the interface is up, then every
+# 4 s), which xfrm drops for want of an IPv6 SA (the device's selectors are IPv4 only)
+# and counts as transmit drops.
+no_drops_30_s_after_up_without_traffic() {
+	local xfrm up_at drops rest
+	vx $GW down -n ipsecgw >/dev/null || return 1
+	up_at=$SECONDS
+	vx $GW up -c "$DIR/gw.json" >/dev/null || return 1
+	wait_tunnel_up $GW ipsecgw to-onprem 60 || return 1
+	xfrm=$(tunnel_interface ipsecgw)
+	rest=$((30 - (SECONDS - up_at)))
+	[ "$rest" -le 0 ] || sleep "$rest"
+	vx $GW stats -n ipsecgw -j >"$DIR/quiet.json"
+	drops=$(jq -c '[.tunnelDrops[] | select(.packets > 0) | "\(.direction) \(.reason) \(.packets)"]' "$DIR/quiet.json")
+	figure "$((SECONDS - up_at)) s after up, $xfrm: ingress drops" \
+		"$(jq '.tunnels[0].ingressPacketDropCount' "$DIR/quiet.json")," \
+		"egress drops $(jq '.tunnels[0].egressPacketDropCount' "$DIR/quiet.json") $drops;" \
+		"IPv6 addresses: $(ip -n $GW -6 -o addr show dev "$xfrm" | wc -l)"
+	[ "$(jq '.tunnels[0].ingressPacketDropCount' "$DIR/quiet.json")" = 0 ] &&
+	[ "$(jq '.tunnels[0].egressPacketDropCount' "$DIR/quiet.json")" = 0 ] &&
+	[ "$drops" = "[]" ] &&
+	[ -z "$(ip -n $GW -6 -o addr show dev "$xfrm")" ]
+}
+
+CASES="a_device_that_starts_late_is_reached_without_help the_interface_mtu_leaves_room_for_esp
+	full_size_tcp_crosses_without_drops_with_the_mss_clamped a_device_that_restarts_is_reached_again
+	a_close_by_the_device_brings_it_back no_drops_30_s_after_up_without_traffic"
 # shellcheck disable=SC2086
 fail_unless_the_datapath_loads $CASES
 
