@@ -23,6 +23,7 @@
 #include "parse.h"
 #include "forward.h"
 #include "flow.h"
+#include "mss.h"
 
 #ifndef IPPROTO_ESP
 #define IPPROTO_ESP 50
@@ -351,7 +352,10 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 	if (hop_limit_expired(&pkt))
 		return TC_ACT_OK; /* the kernel answers with time exceeded */
 	hop_limit_decrement(&pkt);
-	return bpf_redirect_neigh(route->egress_ifindex, NULL, 0, 0);
+	ifindex = route->egress_ifindex;
+	/* The last change: it moves the packet's bytes, and pkt's pointers with them. */
+	tcp_mss_clamp(skb, (__u32)(pkt.l3 - pkt.data), ti->tcp_mss);
+	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
 }
 
 /* Header bytes that each segment of a GSO TCP skb will carry (IP and TCP), read without
@@ -400,6 +404,8 @@ static __always_inline int tunnel_egress(struct __sk_buff *skb)
 		c->packets += segments;
 		c->bytes += skb->len - offset + (segments - 1) * headers;
 	}
+	if (segments == 1)
+		tcp_mss_clamp(skb, (__u32)offset, ti->tcp_mss); /* a SYN is never GSO */
 	return TC_ACT_OK;
 }
 

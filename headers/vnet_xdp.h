@@ -442,7 +442,11 @@ struct tunnel_peer {
 struct tunnel_interface {
 	__u32 tunnel;
 	__u32 vnet;     /* the VNet whose gateway terminates the connection */
+	__u16 tcp_mss;  /* SYN and SYN-ACK MSS options above it are lowered to it; 0: not */
+	__u16 pad;
 };
+/* Azure's advice for devices on its tunnels (gateway.tunnelTcpMss). */
+#define DEFAULT_TUNNEL_TCP_MSS 1350
 
 /* tunnel_spi_counters (LRU): encrypted packets by the peer that sent them and the SPI. */
 struct tunnel_spi_key {

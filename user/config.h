@@ -199,6 +199,7 @@ struct config {
 	size_t n_gateway_vnets;
 	char *metrics_listen;            /* default "127.0.0.1:9469" */
 	bool nat66;                      /* gateway.nat66: SNAT IPv6 too (default false) */
+	uint16_t tunnel_tcp_mss;         /* gateway.tunnelTcpMss: TCP MSS clamped to (1350) */
 	struct config_limits limits;
 
 	struct config_vnet *vnets;

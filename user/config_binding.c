@@ -8,6 +8,7 @@
 #include <strings.h>
 #include "config_internal.h"
 #include "gateway_name.h"
+#include "vnet_xdp.h"
 
 #define DEFAULT_METRICS_LISTEN "127.0.0.1:9469"
 
@@ -334,6 +335,18 @@ static void read_metrics(struct loader *l, struct node metrics)
 	l->cfg->metrics_listen = copy_string(text);
 }
 
+/* The MSS of TCP SYN and SYN-ACK segments through a tunnel is lowered to this, as Azure's
+ * VPN gateway advises of devices on its tunnels: a segment of it fits the tunnel's MTU
+ * whatever the ESP proposal. From IPv4's minimum (576 less headers) to what a jumbo
+ * underlay could carry. */
+static void read_tunnel_tcp_mss(struct loader *l, struct node mss)
+{
+	long long v = DEFAULT_TUNNEL_TCP_MSS;
+
+	if (mss.value && get_int(&l->r, mss, 536, 8960, &v))
+		l->cfg->tunnel_tcp_mss = (uint16_t)v;
+}
+
 #define HASH_MAP_MAX_ENTRIES (1 << 27)
 
 static void read_limit(struct loader *l, struct node limits, const char *key, long long min,
@@ -451,6 +464,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	const char *text;
 
 	read_limits(l, (struct node){ NULL, "" });
+	l->cfg->tunnel_tcp_mss = DEFAULT_TUNNEL_TCP_MSS;
 	if (!gateway.value) {
 		reader_problem(&l->r, gateway.path, "missing; allowed: {\"name\", \"interfaces\", "
 			       "...} binding this box to the virtual networks");
@@ -460,7 +474,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	if (!is_object_or_report(&l->r, gateway))
 		return;
 	CHECK_KEYS(l, gateway, "name", "interfaces", "virtualNetworks", "virtualNetworkGateways",
-		   "nat66", "metrics", "limits");
+		   "nat66", "metrics", "limits", "tunnelTcpMss");
 	if (!name.value)
 		reader_problem(&l->r, name.path, "missing; allowed: " GATEWAY_NAME_ALLOWED);
 	else if (!get_string(&l->r, name, &text))
@@ -475,6 +489,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	read_gateway_vnets(l, node_child(&l->r, gateway, "virtualNetworks"));
 	read_tunnel_endpoints(l, node_child(&l->r, gateway, "virtualNetworkGateways"));
 	get_bool(&l->r, nat66, &l->cfg->nat66);
+	read_tunnel_tcp_mss(l, node_child(&l->r, gateway, "tunnelTcpMss"));
 	read_metrics(l, node_child(&l->r, gateway, "metrics"));
 	read_limits(l, node_child(&l->r, gateway, "limits"));
 	check_bound_vnets_disjoint(l, gateway);

@@ -24,6 +24,7 @@
 #include "snat.h"
 #include "state.h"
 #include "tunnel.h"
+#include "tunnel_stats.h"
 
 #define IPV4_FORWARDING "/proc/sys/net/ipv4/ip_forward"
 #define IPV6_FORWARDING "/proc/sys/net/ipv6/conf/all/forwarding"
@@ -582,6 +583,7 @@ static json_t *status_of(const char *gateway)
 		return out;
 	}
 	json_object_set_new(out, "inThisNetworkNamespace", json_true());
+	json_object_set_new(out, "tunnels", tunnel_status(state));
 	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
 		uint32_t ifindex = json_integer_value(json_object_get(it, "ifindex")), id = 0;
 		const char *mode;
@@ -649,6 +651,7 @@ int gateway_status(const char *name, bool as_json)
 			       vnet ? "vnet " : "", vnet ? vnet : "", subnet ? "/" : "",
 			       subnet ? subnet : "");
 		}
+		tunnel_status_print(stdout, json_object_get(g, "tunnels"));
 	}
 	json_decref(all);
 	return 0;

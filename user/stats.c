@@ -345,6 +345,16 @@ void stats_print_text(FILE *out, json_t *stats)
 			json_string_value(json_object_get(v, "vnet")),
 			json_string_value(json_object_get(v, "remoteVnet")),
 			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
+	if (json_array_size(json_object_get(stats, "tunnels")))
+		fprintf(out, "tunnels:\n");
+	json_array_foreach(json_object_get(stats, "tunnels"), i, v)
+		fprintf(out, "  %-24s %-10s in %10llu packets out %10llu packets drops in %llu "
+			"out %llu\n", json_string_value(json_object_get(v, "name")),
+			json_string_value(json_object_get(v, "state")),
+			(unsigned long long)field(v, "ingressPackets"),
+			(unsigned long long)field(v, "egressPackets"),
+			(unsigned long long)field(v, "ingressPacketDropCount"),
+			(unsigned long long)field(v, "egressPacketDropCount"));
 	if (json_array_size(json_object_get(stats, "nsgRuleHits")))
 		fprintf(out, "network security group rules:\n");
 	json_array_foreach(json_object_get(stats, "nsgRuleHits"), i, v)

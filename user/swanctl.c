@@ -230,11 +230,14 @@ int swanctl_connection_message(const struct config *cfg, const struct tunnel *t,
 		snprintf(esp, sizeof(esp), "%s", AZURE_DEFAULT_ESP_PROPOSALS);
 	}
 	/* Azure's dpdTimeoutSeconds: DPD probes every third of it, IKEv2's retransmissions
-	 * declare the peer dead. */
-	conn = json_pack("{s:s, s:[s], s:[s], s:o, s:o, s:o, s:o, s:o, s:{s:s, s:s}, "
+	 * declare the peer dead. keyingtries 0: like Azure's gateway, charon never gives up
+	 * on a peer that does not answer, it starts over after each retransmission sequence
+	 * (whose timeouts are its backoff); the child's dpd_action and close_action bring
+	 * the tunnel back after a dead peer or a close. */
+	conn = json_pack("{s:s, s:[s], s:[s], s:o, s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s}, "
 			 "s:{s:s, s:s}, s:{s:o}}",
 			 "version", "2", "local_addrs", local, "remote_addrs", peer,
-			 "proposals", comma_list(ike),
+			 "proposals", comma_list(ike), "keyingtries", "0",
 			 "rekey_time", seconds(AZURE_IKE_SA_LIFETIME_SECONDS),
 			 "dpd_delay", seconds(c->dpd_timeout_seconds / 3 ?: 1),
 			 "if_id_in", number(t->if_id), "if_id_out", number(t->if_id),

@@ -4,6 +4,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
@@ -60,6 +63,7 @@ static int tunnel_fill(const struct config *cfg, const struct config_connection 
 
 	t->name = c->name;
 	t->connection = c;
+	t->tcp_mss = cfg->tunnel_tcp_mss;
 	t->vnet = (uint32_t)gw->vnet;
 	t->local = gw->local_address;
 	if (c->type == CONNECTION_IPSEC) {
@@ -356,20 +360,105 @@ int tunnel_interface_check(const struct tunnel *t, bool *exists)
 	return err;
 }
 
-int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
+/* ---- the MTU inside the tunnel -------------------------------------------------------- */
+
+struct esp_transform {
+	const char *encryption, *integrity; /* Azure's names */
+};
+
+/* Azure's default ESP offers (AZURE_DEFAULT_ESP_PROPOSALS): the peer picks one, so the
+ * MTU must leave room for the largest. */
+static const struct esp_transform azure_default_esp[] = {
+	{ "GCMAES256", "GCMAES256" }, { "AES256", "SHA1" }, { "DES3", "SHA1" },
+	{ "AES256", "SHA256" }, { "AES128", "SHA1" }, { "DES3", "SHA256" },
+};
+
+/* Per cipher: IV bytes, the block the encrypted part is padded to, the ICV of an AEAD. */
+static const struct { const char *azure; unsigned iv, block, icv; } esp_ciphers[] = {
+	{ "None", 0, 4, 0 }, { "DES", 8, 8, 0 }, { "DES3", 8, 8, 0 }, { "AES128", 16, 16, 0 },
+	{ "AES192", 16, 16, 0 }, { "AES256", 16, 16, 0 }, { "GCMAES128", 8, 4, 16 },
+	{ "GCMAES192", 8, 4, 16 }, { "GCMAES256", 8, 4, 16 },
+};
+/* HMACs truncated as ESP sends them (RFC 2403, 2404, 4868). */
+static const struct { const char *azure; unsigned icv; } esp_integrities[] = {
+	{ "MD5", 12 }, { "SHA1", 12 }, { "SHA256", 16 },
+	{ "GCMAES128", 0 }, { "GCMAES192", 0 }, { "GCMAES256", 0 },
+};
+
+/* The largest inner packet one ESP packet of this transform carries within `room`
+ * bytes (the underlay's MTU less the outer IP and UDP headers); the most conservative
+ * figure for names not known. */
+static unsigned esp_payload_max(const struct esp_transform *x, unsigned room)
+{
+	unsigned iv = 16, block = 16, icv = 16, fixed;
+	size_t i;
+
+	for (i = 0; i < sizeof(esp_ciphers) / sizeof(*esp_ciphers); i++)
+		if (x->encryption && !strcmp(esp_ciphers[i].azure, x->encryption)) {
+			iv = esp_ciphers[i].iv;
+			block = esp_ciphers[i].block;
+			icv = esp_ciphers[i].icv;
+		}
+	for (i = 0; i < sizeof(esp_integrities) / sizeof(*esp_integrities); i++)
+		if (x->integrity && !strcmp(esp_integrities[i].azure, x->integrity))
+			icv = icv > esp_integrities[i].icv ? icv : esp_integrities[i].icv;
+	/* SPI and sequence number, IV, ICV; the encrypted part (payload, padding, pad
+	 * length and next header bytes) a whole number of blocks. */
+	fixed = 8 + iv + icv;
+	if (room < fixed + block)
+		return 0;
+	return (room - fixed) / block * block - 2;
+}
+
+unsigned tunnel_inner_mtu(const struct config_connection *c, int outer_family,
+			  unsigned underlay_mtu)
+{
+	/* UDP encapsulation always counted: whether NAT-T is used is known only after IKE,
+	 * and the interface exists before. */
+	unsigned outer = (outer_family == AF_INET6 ? 40 : 20) + 8, best = ~0u;
+	unsigned room = underlay_mtu > outer ? underlay_mtu - outer : 0;
+	size_t i;
+
+	if (c && c->n_ipsec_policies) {
+		struct esp_transform x = { c->ipsec_policies[0].ipsec_encryption,
+					   c->ipsec_policies[0].ipsec_integrity };
+
+		return esp_payload_max(&x, room);
+	}
+	for (i = 0; i < sizeof(azure_default_esp) / sizeof(*azure_default_esp); i++) {
+		unsigned mtu = esp_payload_max(&azure_default_esp[i], room);
+
+		best = mtu < best ? mtu : best;
+	}
+	return best;
+}
+
+static unsigned interface_mtu(uint32_t ifindex)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = 0;
+
+	if (fd < 0)
+		return 0;
+	if (if_indextoname(ifindex, ifr.ifr_name) && ioctl(fd, SIOCGIFMTU, &ifr) == 0)
+		mtu = (unsigned)ifr.ifr_mtu;
+	close(fd);
+	return mtu;
+}
+
+/* The interface made down: what must hold before it is up is set in between. */
+static int interface_add(const struct tunnel *t, uint32_t uplink_ifindex, unsigned mtu)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct ifinfomsg *ifm;
 	struct nlattr *linkinfo, *data;
-	int err;
 
 	nlh->nlmsg_type = RTM_NEWLINK;
 	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-	ifm->ifi_flags = IFF_UP;
-	ifm->ifi_change = IFF_UP;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, t->ifname);
+	mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
 	linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "xfrm");
 	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -377,16 +466,91 @@ int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
 	mnl_attr_put_u32(nlh, IFLA_XFRM_IF_ID, t->if_id);
 	mnl_attr_nest_end(nlh, data);
 	mnl_attr_nest_end(nlh, linkinfo);
+	return rtnl_talk(nlh);
+}
+
+/* No IPv6 address generation: without a link-local address the kernel sends nothing of
+ * its own into the tunnel (router solicitations, which xfrm would drop for want of an SA
+ * and count as the tunnel's egress drops); IPv6 through the tunnel is forwarded all the
+ * same. The kernel reads the mode as the interface comes up, so it is set while it is
+ * down (RTM_NEWLINK ignores IFLA_AF_SPEC). A kernel without IPv6 has nothing to say. */
+static int interface_no_ipv6_autoconf(uint32_t ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	struct nlattr *af_spec, *inet6;
+	int err;
+
+	nlh->nlmsg_type = RTM_SETLINK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_index = (int)ifindex;
+	af_spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	inet6 = mnl_attr_nest_start(nlh, AF_INET6);
+	mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+	mnl_attr_nest_end(nlh, inet6);
+	mnl_attr_nest_end(nlh, af_spec);
 	err = rtnl_talk(nlh);
+	return err == -EAFNOSUPPORT ? 0 : err;
+}
+
+static int interface_set_up(uint32_t ifindex)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+
+	nlh->nlmsg_type = RTM_SETLINK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_index = (int)ifindex;
+	ifm->ifi_flags = IFF_UP;
+	ifm->ifi_change = IFF_UP;
+	return rtnl_talk(nlh);
+}
+
+int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex)
+{
+	const char *step = "create";
+	uint32_t ifindex = 0;
+	unsigned underlay = interface_mtu(uplink_ifindex) ?: 1500;
+	unsigned mtu = tunnel_inner_mtu(t->connection, t->local.family, underlay);
+	int err;
+
+	/* Full-size packets into the tunnel still fit the underlay once encrypted, instead
+	 * of being dropped until path-MTU discovery learns better. */
+	if (mtu < 68) {
+		log_error("connection %s: the uplink's MTU %u leaves no room for ESP", t->name,
+			  underlay);
+		return -EMSGSIZE;
+	}
+	err = interface_add(t, uplink_ifindex, mtu);
+
 	if (err == -EOPNOTSUPP || err == -ENOENT) {
 		log_error("connection %s: this kernel has no xfrm interfaces (CONFIG_XFRM_INTERFACE, "
 			  "module xfrm_interface), which IPsec connections need; it also needs ESP "
 			  "(CONFIG_INET_ESP, module esp4/esp6)", t->name);
 		return -EOPNOTSUPP;
 	}
-	if (err)
-		log_error("connection %s: cannot create xfrm interface %s (if_id %u): %s", t->name,
-			  t->ifname, t->if_id, strerror(-err));
+	if (!err) {
+		ifindex = if_nametoindex(t->ifname);
+		err = ifindex ? 0 : -errno;
+		step = "find the new";
+	}
+	if (!err) {
+		err = interface_no_ipv6_autoconf(ifindex);
+		step = "switch IPv6 address generation off on";
+	}
+	if (!err) {
+		err = interface_set_up(ifindex);
+		step = "bring up";
+	}
+	if (err) {
+		log_error("connection %s: cannot %s xfrm interface %s (if_id %u): %s", t->name,
+			  step, t->ifname, t->if_id, strerror(-err));
+		/* Nothing half-made stays: the interface is ours until it is up. */
+		if (ifindex)
+			tunnel_interface_delete(t->ifname, t->if_id, ifindex);
+	}
 	return err;
 }
 
@@ -702,7 +866,8 @@ int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t 
 	for (size_t i = 0; i < count && !err; i++) {
 		const struct tunnel *t = &tunnels[i];
 		struct tunnel_peer peer = { .tunnel = t->id, .xfrm_ifindex = t->ifindex };
-		struct tunnel_interface ti = { .tunnel = t->id, .vnet = t->vnet };
+		struct tunnel_interface ti = { .tunnel = t->id, .vnet = t->vnet,
+					       .tcp_mss = t->tcp_mss };
 		struct address_key key;
 		uint32_t users = 0;
 

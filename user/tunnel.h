@@ -26,6 +26,7 @@ struct tunnel {
 	char ifname[IF_NAMESIZE]; /* its xfrm interface */
 	uint32_t if_id;
 	uint32_t ifindex;   /* 0 while the interface does not exist */
+	uint16_t tcp_mss;   /* gateway.tunnelTcpMss */
 };
 
 /* The connections this box terminates: those whose virtual network gateway is bound to
@@ -44,7 +45,14 @@ void tunnels_resolve_ifindexes(struct tunnel *tunnels, size_t count);
 /* Whether t's interface may be made or adopted: -EEXIST when an interface of its name is
  * not ours (kind xfrm, our if_id) or another xfrm interface has its if_id. */
 int tunnel_interface_check(const struct tunnel *t, bool *exists);
+/* Made with the MTU tunnel_inner_mtu gives for the uplink's, without IPv6 address
+ * generation (nothing of the kernel's own goes into the tunnel), then up. */
 int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex);
+/* The largest inner packet that, encrypted with the connection's ESP (its first
+ * ipsecPolicy, else the largest of Azure's default offers) and UDP-encapsulated, fits an
+ * underlay of underlay_mtu with outer IP headers of outer_family. 0: none fits. */
+unsigned tunnel_inner_mtu(const struct config_connection *c, int outer_family,
+			  unsigned underlay_mtu);
 /* Deletes ifname only if it is still ours: xfrm, with if_id (and ifindex unless 0);
  * another's is left alone with a warning. */
 int tunnel_interface_delete(const char *ifname, uint32_t if_id, uint32_t ifindex);

@@ -90,36 +90,65 @@ int swanctl_sa_is_up(const json_t *ike_sa)
 	return 0;
 }
 
-/* A list-sa event: { <connection> = { state, child-sas, ... } }; the connections with an
- * SA up go into the set. */
+enum tunnel_ike_state swanctl_sa_state(const json_t *ike_sa)
+{
+	if (!json_is_object(ike_sa))
+		return TUNNEL_IKE_DOWN;
+	/* Any IKE SA that is not up yet is charon at work on it: keyingtries 0 keeps one
+	 * in CONNECTING (or being retried) for as long as the peer does not answer. */
+	return swanctl_sa_is_up(ike_sa) ? TUNNEL_IKE_CONNECTED : TUNNEL_IKE_CONNECTING;
+}
+
+const char *tunnel_ike_state_name(enum tunnel_ike_state s)
+{
+	switch (s) {
+	case TUNNEL_IKE_DOWN: return "down";
+	case TUNNEL_IKE_CONNECTING: return "connecting";
+	case TUNNEL_IKE_CONNECTED: return "connected";
+	default: return "unknown";
+	}
+}
+
+/* A list-sa event: { <connection> = { state, child-sas, ... } }; each connection gets the
+ * best state among its IKE SAs (a reauthentication holds two for a while). */
 static int sa_event(json_t *event, void *data)
 {
-	json_t *up = data, *sa;
+	json_t *states = data, *sa;
 	const char *name;
 
-	json_object_foreach(event, name, sa)
-		if (swanctl_sa_is_up(sa))
-			json_object_set_new(up, name, json_true());
+	json_object_foreach(event, name, sa) {
+		enum tunnel_ike_state s = swanctl_sa_state(sa);
+
+		if (s > json_integer_value(json_object_get(states, name)))
+			json_object_set_new(states, name, json_integer(s));
+	}
 	return 0;
 }
 
-/* The connections charon has up, or NULL when charon cannot say. */
-static json_t *sas_up(void)
+json_t *tunnel_ike_states(void)
 {
 	struct vici v = { .fd = -1, .timeout_ms = 5000 };
-	json_t *up = json_object(), *args = json_pack("{s:s}", "noblock", "yes"), *reply = NULL;
+	json_t *states = json_object(), *args = json_pack("{s:s}", "noblock", "yes"), *reply = NULL;
 	int err = vici_connect(&v, vici_socket_path());
 
 	if (!err)
-		err = vici_request_stream(&v, "list-sas", args, "list-sa", sa_event, up, &reply);
+		err = vici_request_stream(&v, "list-sas", args, "list-sa", sa_event, states, &reply);
 	vici_close(&v);
 	json_decref(args);
 	json_decref(reply);
 	if (err) {
-		json_decref(up);
+		json_decref(states);
 		return NULL;
 	}
-	return up;
+	return states;
+}
+
+enum tunnel_ike_state tunnel_ike_state_of(const json_t *states, const char *connection)
+{
+	if (!states)
+		return TUNNEL_IKE_UNKNOWN;
+	return (enum tunnel_ike_state)json_integer_value(json_object_get(states, connection)) ?:
+	       TUNNEL_IKE_DOWN;
 }
 
 /* ---- the document ---- */
@@ -237,7 +266,7 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 	int spis = datapath_map_open(gateway, "tunnel_spi_counters");
 	size_t n = json_array_size(list), i;
 	struct sa_totals *totals = calloc(n + 1, sizeof(*totals));
-	json_t *sas = n ? sas_up() : NULL;
+	json_t *sas = n ? tunnel_ike_states() : NULL;
 	bool have_sa_stats;
 
 	json_array_foreach(list, i, it)
@@ -251,12 +280,14 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 		struct packet_counter in = read_counter(counters, id, TUNNEL_INGRESS);
 		struct packet_counter out = read_counter(counters, id, TUNNEL_EGRESS);
 		struct packet_counter esp = read_counter(counters, id, TUNNEL_ESP_IN);
-		json_t *t = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
+		enum tunnel_ike_state ike_state = tunnel_ike_state_of(sas, ike);
+		json_t *t = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
 			"name", name, "peer", peer,
 			"ingressBytes", (json_int_t)in.bytes, "ingressPackets", (json_int_t)in.packets,
 			"egressBytes", (json_int_t)out.bytes, "egressPackets", (json_int_t)out.packets,
 			"espBytes", (json_int_t)esp.bytes, "espPackets", (json_int_t)esp.packets,
-			"up", json_object_get(sas, ike) != NULL);
+			"up", ike_state == TUNNEL_IKE_CONNECTED,
+			"state", tunnel_ike_state_name(ike_state));
 
 		tunnel_drops_add(t, drops, counters, id, name,
 				 json_string_value(json_object_get(it, "interface")));
@@ -276,4 +307,37 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 		close(counters);
 	if (spis >= 0)
 		close(spis);
+}
+
+json_t *tunnel_status(json_t *state)
+{
+	json_t *list = json_object_get(state, "tunnels"), *out = json_array(), *it;
+	json_t *states = json_array_size(list) ? tunnel_ike_states() : NULL;
+	size_t i;
+
+	json_array_foreach(list, i, it) {
+		const char *ike = json_string_value(json_object_get(it, "swanctl")) ?: "";
+
+		json_array_append_new(out, json_pack("{s:O?, s:O?, s:O?, s:s}",
+			"name", json_object_get(it, "name"), "interface",
+			json_object_get(it, "interface"), "peer", json_object_get(it, "peer"),
+			"state", tunnel_ike_state_name(tunnel_ike_state_of(states, ike))));
+	}
+	json_decref(states);
+	return out;
+}
+
+void tunnel_status_print(FILE *out, const json_t *tunnels)
+{
+	const json_t *it;
+	size_t i;
+
+	if (json_array_size(tunnels))
+		fprintf(out, "tunnels:\n");
+	json_array_foreach(tunnels, i, it)
+		fprintf(out, "  %-24s %-16s peer %-39s %s\n",
+			json_string_value(json_object_get(it, "name")) ?: "-",
+			json_string_value(json_object_get(it, "interface")) ?: "-",
+			json_string_value(json_object_get(it, "peer")) ?: "-",
+			json_string_value(json_object_get(it, "state")) ?: "unknown");
 }

@@ -4,16 +4,41 @@
 #ifndef VNET_XDP_TUNNEL_STATS_H
 #define VNET_XDP_TUNNEL_STATS_H
 
+#include <stdio.h>
 #include <jansson.h>
 
 /* Adds "tunnels" [{name, ingressBytes, ingressPackets, egressBytes, egressPackets,
  * espPackets, espBytes, spis: [{spi, packets, bytes}], replayErrors, integrityFailures,
- * up}] and "tunnelDrops" [{tunnel, direction, reason, packets, bytes}] to doc, for the
+ * up, state}] and "tunnelDrops" [{tunnel, direction, reason, packets, bytes}] to doc, for the
  * tunnels the state names. */
 void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc);
 
 /* One IKE SA of charon's list-sa event: whether it is established with an installed
  * CHILD SA. */
 int swanctl_sa_is_up(const json_t *ike_sa);
+
+/* What charon does with a tunnel: DOWN, no IKE SA at all (not loaded, or given up);
+ * CONNECTING, an IKE SA being negotiated or retried, or up without its CHILD SA;
+ * CONNECTED, up with an installed CHILD SA. UNKNOWN: charon did not answer. Ordered:
+ * the best of several IKE SAs is the larger. */
+enum tunnel_ike_state {
+	TUNNEL_IKE_UNKNOWN = -1,
+	TUNNEL_IKE_DOWN = 0,
+	TUNNEL_IKE_CONNECTING,
+	TUNNEL_IKE_CONNECTED,
+};
+enum tunnel_ike_state swanctl_sa_state(const json_t *ike_sa);
+/* "connected", "connecting", "down", "unknown". */
+const char *tunnel_ike_state_name(enum tunnel_ike_state s);
+/* charon's connections by name -> enum tunnel_ike_state (as integers), from list-sas;
+ * NULL when charon cannot be reached. */
+json_t *tunnel_ike_states(void);
+/* The state of one connection in that listing (UNKNOWN when states is NULL). */
+enum tunnel_ike_state tunnel_ike_state_of(const json_t *states, const char *connection);
+
+/* [{name, interface, peer, state}] of the tunnels the state names, for `status`, and
+ * their lines in its text ("tunnels:" then one a tunnel; nothing without tunnels). */
+json_t *tunnel_status(json_t *state);
+void tunnel_status_print(FILE *out, const json_t *tunnels);
 
 #endif

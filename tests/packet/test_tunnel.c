@@ -87,7 +87,8 @@ static int connection_fill(void)
 {
 	struct address_key peer_key, local_key;
 	struct tunnel_peer peer = { .tunnel = TUNNEL };
-	struct tunnel_interface ti = { .tunnel = TUNNEL, .vnet = HUB_VNET };
+	struct tunnel_interface ti = { .tunnel = TUNNEL, .vnet = HUB_VNET,
+				       .tcp_mss = DEFAULT_TUNNEL_TCP_MSS };
 	struct route_info to_onprem = { .type = ROUTE_TUNNEL, .peering = TUNNEL }; /* as plan.c: the tunnel id */
 	struct route_info to_hub = { .type = ROUTE_VNET_LOCAL, .dst_vnet = HUB_VNET };
 	struct lpm_key key;
@@ -213,6 +214,19 @@ static int run_tc(int prog_fd, uint32_t ifindex, const struct frame *in)
 		    .ctx_size_in = sizeof(ctx), .repeat = 1);
 
 	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &opts), 0);
+	return opts.retval;
+}
+
+/* The same, with the packet as the program left it in *out. */
+static int run_tc_out(int prog_fd, uint32_t ifindex, const struct frame *in, struct frame *out)
+{
+	struct __sk_buff ctx = { .ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out->data, .data_size_out = sizeof(out->data), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	assert_int_equal(bpf_prog_test_run_opts(prog_fd, &opts), 0);
+	out->len = opts.data_size_out;
 	return opts.retval;
 }
 
@@ -567,6 +581,93 @@ static void traffic_into_the_tunnel_denied_outbound_is_an_egress_drop(void **sta
 	assert_int_equal(tunnel_counter(TUNNEL_DROP_EGRESS_NSG).packets, after.packets);
 }
 
+/* ---- TCP MSS ---- */
+
+/* A TCP segment with `flags` whose options are NOP, NOP, MSS `mss`, NOP, NOP, with a
+ * correct checksum (IPv4, behind the room of an Ethernet header). */
+static void frame_tcp_mss(struct frame *f, const char *src, uint16_t sport, const char *dst,
+			  uint16_t dport, uint8_t flags, uint16_t mss)
+{
+	struct flow fl = { .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_TCP,
+			   .sport = sport, .dport = dport, .ip_id = 13, .payload = 8 };
+	uint8_t *ip, *tcp;
+	uint32_t sum;
+
+	frame_build(f, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
+	ip = f->data + 14;
+	tcp = ip + 20;
+	tcp[12] = 7 << 4; /* 20 bytes and 8 of options */
+	tcp[13] = flags;
+	memcpy(tcp + 20, (uint8_t[]){ 1, 1, 2, 4, mss >> 8, mss & 0xff, 1, 1 }, 8);
+	tcp[16] = tcp[17] = 0;
+	sum = checksum_add(0, ip + 12, 8);
+	sum += IPPROTO_TCP + (f->len - 14 - 20);
+	sum = checksum_add(sum, tcp, f->len - 14 - 20);
+	memcpy(tcp + 16, &(uint16_t){ checksum_fold(sum) }, 2);
+}
+
+static uint16_t mss_of(const struct frame *f)
+{
+	const uint8_t *opt = f->data + 14 + 20 + 20 + 2;
+
+	return (uint16_t)(opt[2] << 8 | opt[3]);
+}
+
+/* Whether the TCP checksum of the frame verifies: the whole segment with the
+ * pseudo-header sums to all ones. */
+static bool tcp_checksum_holds(const struct frame *f)
+{
+	const uint8_t *ip = f->data + 14;
+	uint32_t sum = checksum_add(0, ip + 12, 8) + IPPROTO_TCP + (f->len - 14 - 20);
+
+	return checksum_fold(checksum_add(sum, ip + 20, f->len - 14 - 20)) == 0;
+}
+
+static void syn_into_the_tunnel_leaves_with_the_clamped_mss_and_a_valid_checksum(void **state)
+{
+	struct frame in, out;
+
+	require_gateway();
+	frame_tcp_mss(&in, "10.10.1.4", 40101, ONPREM_VM, 443, 0x02, 1460);
+	assert_true(tcp_checksum_holds(&in));
+	assert_int_equal(run_tc_out(gw.tc_out, gw.tunnel_if, &in, &out), TC_ACT_OK);
+	assert_int_equal(out.len, in.len);
+	assert_int_equal(mss_of(&out), DEFAULT_TUNNEL_TCP_MSS);
+	assert_true(tcp_checksum_holds(&out));
+	/* Only the MSS and the checksum changed. */
+	assert_memory_equal(out.data, in.data, 14 + 20 + 16);
+	assert_memory_equal(out.data + 14 + 40, in.data + 14 + 40, 4);
+}
+
+static void syn_ack_out_of_the_tunnel_reaches_the_vm_with_the_clamped_mss(void **state)
+{
+	struct frame in, out;
+
+	require_gateway();
+	/* The VM's SYN opens the flow (XDP's outbound NSG), so the answer is let in. */
+	frame_tcp(&in, "10.10.1.4", 40100, ONPREM_VM, 443, 0x02, false);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &in), XDP_PASS);
+	frame_tcp_mss(&in, ONPREM_VM, 443, "10.10.1.4", 40100, 0x12, 1460);
+	assert_true(tcp_checksum_holds(&in));
+	assert_int_equal(run_tc_out(gw.tc_in, gw.tunnel_if, &in, &out), TC_ACT_REDIRECT);
+	assert_int_equal(mss_of(&out), DEFAULT_TUNNEL_TCP_MSS);
+	assert_true(tcp_checksum_holds(&out));
+}
+
+static void mss_below_the_clamp_and_segments_without_syn_are_left_alone(void **state)
+{
+	struct frame in, out;
+
+	require_gateway();
+	frame_tcp_mss(&in, "10.10.1.4", 40102, ONPREM_VM, 443, 0x02, 1200);
+	assert_int_equal(run_tc_out(gw.tc_out, gw.tunnel_if, &in, &out), TC_ACT_OK);
+	assert_memory_equal(out.data, in.data, in.len);
+	/* An ACK whose options look like an MSS: only SYNs carry one. */
+	frame_tcp_mss(&in, "10.10.1.4", 40102, ONPREM_VM, 443, 0x10, 1460);
+	assert_int_equal(run_tc_out(gw.tc_out, gw.tunnel_if, &in, &out), TC_ACT_OK);
+	assert_memory_equal(out.data, in.data, in.len);
+}
+
 static void packets_into_the_tunnel_are_counted(void **state)
 {
 	struct packet_counter before = tunnel_counter(TUNNEL_EGRESS), after;
@@ -601,6 +702,9 @@ int main(void)
 		cmocka_unit_test(reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg),
 		cmocka_unit_test(connection_from_onprem_lets_the_vms_replies_into_the_tunnel),
 		cmocka_unit_test(traffic_into_the_tunnel_denied_outbound_is_an_egress_drop),
+		cmocka_unit_test(syn_into_the_tunnel_leaves_with_the_clamped_mss_and_a_valid_checksum),
+		cmocka_unit_test(syn_ack_out_of_the_tunnel_reaches_the_vm_with_the_clamped_mss),
+		cmocka_unit_test(mss_below_the_clamp_and_segments_without_syn_are_left_alone),
 	};
 
 	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);

@@ -354,6 +354,98 @@ static void default_connection_carries_azure_defaults_bound_to_its_if_id(void **
 	config_free(cfg);
 }
 
+/* A peer that is unreachable at `up`, dead or closing: charon keeps the tunnel trying. */
+static void connections_retry_forever_and_come_back_after_dpd_or_a_close(void **state)
+{
+	struct config *cfg = load(TRANSIT_CONFIG);
+	struct swanctl_set set = set_of(cfg);
+	json_t *conn = definition(&set);
+	json_t *child = json_object_get(json_object_get(conn, "children"), OURS);
+
+	assert_non_null(member(conn, "keyingtries"));
+	assert_string_equal(member(conn, "keyingtries"), "0");
+	assert_string_equal(member(child, "start_action"), "start");
+	assert_string_equal(member(child, "dpd_action"), "restart");
+	assert_string_equal(member(child, "close_action"), "start");
+	swanctl_set_free(&set);
+	config_free(cfg);
+}
+
+/* The transit config with gateway.tunnelTcpMss set to `mss` (a JSON value's text). */
+static int load_with_mss(const char *mss, struct config **cfg, char **problems)
+{
+	json_t *doc = json_load_file(TRANSIT_CONFIG, 0, NULL);
+	size_t len = 0;
+	FILE *errors = open_memstream(problems, &len);
+	char *text;
+	int rc;
+
+	assert_non_null(doc);
+	json_object_set_new(json_object_get(doc, "gateway"), "tunnelTcpMss",
+			    json_loads(mss, JSON_DECODE_ANY, NULL));
+	text = json_dumps(doc, 0);
+	rc = config_load_string(text, "mss.json", errors, cfg);
+	fclose(errors);
+	free(text);
+	json_decref(doc);
+	return rc;
+}
+
+static void tunnels_clamp_tcp_mss_to_azures_1350_unless_told_otherwise(void **state)
+{
+	struct config *cfg = load(TRANSIT_CONFIG);
+	struct tunnel *tunnels;
+	char *problems = NULL;
+	size_t count;
+
+	assert_int_equal(cfg->tunnel_tcp_mss, 1350);
+	assert_int_equal(tunnels_of_config(cfg, stderr, &tunnels, &count), 0);
+	assert_int_equal(tunnels[0].tcp_mss, 1350);
+	free(tunnels);
+	config_free(cfg);
+	assert_int_equal(load_with_mss("1300", &cfg, &problems), 0);
+	assert_int_equal(cfg->tunnel_tcp_mss, 1300);
+	config_free(cfg);
+	free(problems);
+	problems = NULL;
+	assert_int_not_equal(load_with_mss("100", &cfg, &problems), 0);
+	assert_non_null(strstr(problems, "gateway.tunnelTcpMss"));
+	assert_null(cfg);
+	free(problems);
+}
+
+/* Inner MTU = the largest packet whose ESP (IP, UDP for NAT-T, SPI and sequence, IV,
+ * padding to the cipher's block, pad length and next header, ICV) fits the underlay. */
+static void tunnel_mtu_leaves_room_for_the_largest_esp_of_the_proposal(void **state)
+{
+	struct config *cfg = load(TRANSIT_CONFIG);
+	struct config_ipsec_policy policy = {
+		.ipsec_encryption = "GCMAES256", .ipsec_integrity = "GCMAES256",
+		.ike_encryption = "AES256", .ike_integrity = "SHA256", .dh_group = "DHGroup14",
+		.pfs_group = "PFS2048", .sa_lifetime_seconds = 3600, .sa_data_size_kilobytes = 2048,
+	};
+	struct config_connection *c = &cfg->connections[0];
+
+	/* Azure's defaults: AES-CBC with SHA256 needs the most, 1500 - 20 - 8 - 8 - 16 - 16
+	 * rounded down to 16-byte blocks, less 2. */
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1422);
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET6, 1500), 1406);
+	c->ipsec_policies = &policy;
+	c->n_ipsec_policies = 1;
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1438);
+	policy.ipsec_encryption = "AES256";
+	policy.ipsec_integrity = "SHA256";
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1422);
+	policy.ipsec_encryption = "DES3";
+	policy.ipsec_integrity = "SHA1";
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1438);
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 9000), 8942);
+	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 40), 0);
+	c->ipsec_policies = NULL;
+	c->n_ipsec_policies = 0;
+	config_free(cfg);
+}
+
 static void policy_based_selectors_and_a_custom_policy(void **state)
 {
 	struct config *cfg = load(TRANSIT_CONFIG);
@@ -682,6 +774,31 @@ static void sa_listing_says_which_tunnels_are_up(void **state)
 	json_decref(rekeying);
 }
 
+static void sa_listing_says_connected_connecting_or_down(void **state)
+{
+	json_t *up = json_pack("{s:s, s:{s:{s:s}}}", "state", "ESTABLISHED", "child-sas",
+			       "c-1", "state", "INSTALLED");
+	json_t *connecting = json_pack("{s:s, s:{}}", "state", "CONNECTING", "child-sas");
+	json_t *no_child = json_pack("{s:s, s:{}}", "state", "ESTABLISHED", "child-sas");
+	json_t *states = json_pack("{s:i, s:i}", "gw.a", TUNNEL_IKE_CONNECTED, "gw.b",
+				   TUNNEL_IKE_CONNECTING);
+
+	assert_int_equal(swanctl_sa_state(up), TUNNEL_IKE_CONNECTED);
+	assert_int_equal(swanctl_sa_state(connecting), TUNNEL_IKE_CONNECTING);
+	assert_int_equal(swanctl_sa_state(no_child), TUNNEL_IKE_CONNECTING);
+	assert_int_equal(swanctl_sa_state(NULL), TUNNEL_IKE_DOWN);
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(states, "gw.a")), "connected");
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(states, "gw.b")),
+			    "connecting");
+	/* No IKE SA at all: charon has given up, or never had the connection. */
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(states, "gw.c")), "down");
+	assert_string_equal(tunnel_ike_state_name(tunnel_ike_state_of(NULL, "gw.a")), "unknown");
+	json_decref(up);
+	json_decref(connecting);
+	json_decref(no_child);
+	json_decref(states);
+}
+
 /* ---- the secret on disk ---- */
 
 int main(void)
@@ -695,6 +812,9 @@ int main(void)
 		cmocka_unit_test(ike_proposals_follow_the_policy),
 		cmocka_unit_test(esp_proposals_follow_the_policy),
 		cmocka_unit_test(default_connection_carries_azure_defaults_bound_to_its_if_id),
+		cmocka_unit_test(connections_retry_forever_and_come_back_after_dpd_or_a_close),
+		cmocka_unit_test(tunnels_clamp_tcp_mss_to_azures_1350_unless_told_otherwise),
+		cmocka_unit_test(tunnel_mtu_leaves_room_for_the_largest_esp_of_the_proposal),
 		cmocka_unit_test(policy_based_selectors_and_a_custom_policy),
 		cmocka_unit_test(names_carry_the_gateway_and_the_secret_travels_alone),
 		cmocka_unit_test(up_loads_ours_and_leaves_the_rest_of_charon_alone),
@@ -702,6 +822,7 @@ int main(void)
 		cmocka_unit_test(a_refused_connection_puts_the_previous_ones_back),
 		cmocka_unit_test(a_charon_that_stops_answering_is_said_not_assumed),
 		cmocka_unit_test(sa_listing_says_which_tunnels_are_up),
+		cmocka_unit_test(sa_listing_says_connected_connecting_or_down),
 	};
 
 	return cmocka_run_group_tests_name("swanctl", tests, NULL, NULL);
