@@ -30,6 +30,7 @@ jq '(.resources[] | select(.name == "hub") | .properties.virtualNetworkPeerings)
 # One line per datagram: "PID MESSAGE" (newlines in the message become spaces). The
 # sender's pid comes from its credentials, as systemd checks NotifyAccess=main.
 notify_listen() {
+	stop_pid_file "$WORK/listener.pid" KILL
 	rm -f "$NOTIFY" "$MESSAGES"
 	python3 - "$NOTIFY" "$MESSAGES" >"$WORK/listener.log" 2>&1 <<'PY' &
 import socket, struct, sys
