@@ -95,7 +95,11 @@ tcp_transfer() {
 	head -c "$bytes" /dev/urandom >"$dir/payload"
 	ip netns exec "$dst" timeout 120 nc -l -N "$addr" 5001 >"$dir/received" &
 	server=$!
-	sleep 0.5
+	# a connection before the listener is up is refused, silently without nc -v
+	for _ in $(seq 100); do
+		ip netns exec "$dst" ss -Hltn "sport = :5001" | grep -q . && break
+		sleep 0.1
+	done
 	ip netns exec "$src" timeout 120 nc -N "$addr" 5001 <"$dir/payload" || { kill $server; return 1; }
 	wait $server || return 1
 	[ "$(sha256sum <"$dir/payload")" = "$(sha256sum <"$dir/received")" ] ||
