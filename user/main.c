@@ -281,7 +281,7 @@ static const struct command {
 	  "                             gateway already up)\n"
 	  "  -n, --name NAME            the gateway to export when there is no -c\n"
 	  "  --listen ADDR:PORT         serve /metrics here (ADDR:PORT, [IPV6]:PORT, :PORT)\n"
-	  "  --textfile DIR             also write DIR/vnet-xdp-NAME.prom for node_exporter\n"
+	  "  --textfile DIR             also write DIR/vnet_xdp.prom (node_exporter)\n"
 	  "  --strict                   refuse a config with properties not enforced\n"
 	  "  --down-on-stop             take the gateway down on SIGTERM (default: it keeps\n"
 	  "                             forwarding)\n"
