@@ -6,10 +6,12 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR  ?= $(PREFIX)/share/man
 COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 
-# `vnet-xdp --version`: git's description of the tree, or this where there is no git
-# (a source tarball, a package build).
+# `vnet-xdp --version`: git's description of the tree (after the fallback and the commit
+# while there is no tag), or the fallback where there is no git (a tarball, a package build).
 VERSION_FALLBACK := 0.1.0
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo $(VERSION_FALLBACK))
+VERSION ?= $(shell v=$$(git describe --tags --dirty 2>/dev/null) || \
+	v=$$(git describe --always --dirty 2>/dev/null | sed 's/^/$(VERSION_FALLBACK)+g/'); \
+	echo $${v:-$(VERSION_FALLBACK)})
 
 CC      ?= gcc
 CLANG   ?= clang

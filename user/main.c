@@ -409,7 +409,7 @@ int main(int argc, char **argv)
 		cli_usage_hint(NULL);
 		return EXIT_USAGE;
 	}
-	if (c->run != cmd_help && asks_for_help(argc - first, argv + first)) {
+	if (asks_for_help(argc - first, argv + first)) {
 		command_usage(c);
 		return 0;
 	}
