@@ -8,6 +8,8 @@ PACKAGES=(
   make gcc clang llvm pkg-config libc6-dev linux-libc-dev
   libbpf-dev libxdp-dev bpftool
   libjansson-dev libmicrohttpd-dev libmnl-dev libsystemd-dev libcmocka-dev
+  # man pages (docs/man/*.scd)
+  scdoc
   # fuzzing: clang's libFuzzer runtime (the sanitizer runtimes come with gcc)
   libclang-rt-14-dev
   # datapath tooling, demo and end-to-end tests

@@ -387,8 +387,6 @@ void stats_print_text(FILE *out, json_t *stats)
 	}
 }
 
-static const char stats_usage[] = "usage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n";
-
 int stats_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -411,12 +409,16 @@ int stats_main(int argc, char **argv)
 		case 'P': o.prometheus = true; break;
 		default:
 			cli_option_error("stats", c, argv);
-			fputs(stats_usage, stderr);
+			cli_usage_hint("stats");
 			return 2;
 		}
 	}
 	if (optind < argc || (o.json && o.prometheus)) {
-		fputs(stats_usage, stderr);
+		if (optind < argc)
+			fprintf(stderr, "vnet-xdp stats: unexpected argument '%s'\n", argv[optind]);
+		else
+			fputs("vnet-xdp stats: -j or --prometheus, not both\n", stderr);
+		cli_usage_hint("stats");
 		return 2;
 	}
 	if (gateway_name_check("stats", o.name))
