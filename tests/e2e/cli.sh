@@ -91,10 +91,15 @@ down_leaves_a_directory_outside_its_own_alone() {
 a_running_command_cannot_dump_core() {
 	local pid owner limits rc=0
 	setpriv --reuid=65534 --regid=65534 --clear-groups -- bash -c \
-		'ulimit -c unlimited; exec "$0" import -' "$VNET_XDP" < <(sleep 3) >/dev/null 2>&1 &
+		'ulimit -c unlimited; exec "$0" import -' "$VNET_XDP" < <(sleep 10) >/dev/null 2>&1 &
 	pid=$!
-	sleep 0.5
-	owner=$(stat -c %u "/proc/$pid/status")
+	# until the exec and the command's first steps are done (slow on a loaded machine);
+	# a dumpable process never gets there and fails after 5 s
+	for _ in $(seq 50); do
+		owner=$(stat -c %u "/proc/$pid/status")
+		[ "$owner" = 0 ] && [ "$(cat "/proc/$pid/comm")" = vnet-xdp ] && break
+		sleep 0.1
+	done
 	limits=$(grep "^Max core file size" "/proc/$pid/limits")
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
