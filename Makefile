@@ -3,6 +3,8 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The Grafana dashboard and the Prometheus alert rules, for the operator to load.
+DATADIR ?= $(PREFIX)/share/vnet-xdp
 
 CC      ?= gcc
 CLANG   ?= clang
@@ -107,6 +109,8 @@ install: $(BIN)
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' scripts/systemd/vnet-xdp@.service.in \
 		> $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR) dashboards/vnet-xdp.grafana.json \
+		dashboards/vnet-xdp.rules.yml
 
 clean:
 	rm -rf build build-san
