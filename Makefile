@@ -12,6 +12,8 @@ VERSION_FALLBACK := 0.1.0
 VERSION ?= $(shell v=$$(git describe --tags --dirty 2>/dev/null) || \
 	v=$$(git describe --always --dirty 2>/dev/null | sed 's/^/$(VERSION_FALLBACK)+g/'); \
 	echo $${v:-$(VERSION_FALLBACK)})
+# The Grafana dashboard and the Prometheus alert rules, for the operator to load.
+DATADIR ?= $(PREFIX)/share/vnet-xdp
 
 CC      ?= gcc
 CLANG   ?= clang
@@ -136,6 +138,8 @@ install: $(BIN) $(MAN_PAGES)
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' scripts/systemd/vnet-xdp@.service.in \
 		> $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR) dashboards/vnet-xdp.grafana.json \
+		dashboards/vnet-xdp.rules.yml
 
 clean:
 	rm -rf build build-san

@@ -17,6 +17,8 @@ PACKAGES=(
   python3 systemd
   # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
   prometheus curl
+  # the alert rules' tests read the rules and their tests (YAML)
+  python3-yaml
   # benchmarks (make bench): the kernel path's rules and state, the plot
   nftables conntrack gnuplot-nox linux-perf
   # IPsec: charon (IKE), which `up` drives over its vici socket; swanctl for the tests

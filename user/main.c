@@ -124,9 +124,7 @@ static int cmd_up(int argc, char **argv)
 		return usage("up", "--mode is native or generic");
 	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
-	err = gateway_up(cfg, mode);
-	if (!err)
-		log_info("gateway %s is up", cfg->gateway_name);
+	err = gateway_up(cfg, mode); /* it says what it did */
 	config_free(cfg);
 	return err ? EXIT_INVALID : 0;
 }
@@ -143,9 +141,7 @@ static int cmd_reload(int argc, char **argv)
 		return usage("reload", "reload needs -c FILE");
 	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
-	err = gateway_reload(cfg);
-	if (!err)
-		log_info("gateway %s reloaded from %s", cfg->gateway_name, o.config);
+	err = gateway_reload(cfg); /* it says what it did */
 	config_free(cfg);
 	return err ? EXIT_INVALID : 0;
 }

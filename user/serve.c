@@ -488,9 +488,7 @@ static int serve_reload(const struct serve_options *o, const char *gateway)
 			  cfg->gateway_name, gateway);
 		goto out;
 	}
-	err = gateway_reload(cfg);
-	if (!err)
-		log_info("gateway %s reloaded from %s", gateway, path);
+	err = gateway_reload(cfg); /* it says what it did */
 out:
 	if (err)
 		log_error("gateway %s: reload from %s failed; the running config stays", gateway,
