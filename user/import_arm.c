@@ -319,26 +319,6 @@ static char *subnet_prefix(struct arm_context *ctx, json_t *doc, const char *vne
 	return out;
 }
 
-/* Azure keeps the first four addresses of a subnet (network, gateway, two for DNS) and
- * gives the next one to the first resource placed there: network + 4. */
-static bool first_usable_address(const char *prefix, char *out, size_t size)
-{
-	char net[INET_ADDRSTRLEN];
-	const char *slash = strchr(prefix, '/');
-	struct in_addr a;
-	int len;
-
-	if (!slash || (size_t)(slash - prefix) >= sizeof(net))
-		return false;
-	memcpy(net, prefix, (size_t)(slash - prefix));
-	net[slash - prefix] = '\0';
-	len = atoi(slash + 1);
-	if (inet_pton(AF_INET, net, &a) != 1 || len < 0 || len > 29)
-		return false;
-	a.s_addr = htonl((ntohl(a.s_addr) & (len ? ~0u << (32 - len) : 0)) + 4);
-	return inet_ntop(AF_INET, &a, out, (socklen_t)size) != NULL;
-}
-
 /* reference() of an Azure Firewall: its properties from the template, each
  * ipConfiguration's privateIPAddress derived from its subnet (AzureFirewallSubnet). */
 static json_t *resolve_reference(void *opaque, struct arm_context *ctx, const char *id,
@@ -381,7 +361,7 @@ static json_t *resolve_reference(void *opaque, struct arm_context *ctx, const ch
 			*slash = '\0';
 			prefix = subnet_prefix(ctx, doc, s_name, slash + 1);
 		}
-		if (prefix && first_usable_address(prefix, address, sizeof(address))) {
+		if (prefix && import_first_free_address(prefix, NULL, address, sizeof(address))) {
 			json_object_set_new(ipprops, "privateIPAddress", json_string(address));
 			arm_context_warn(ctx, "%s: reference() to Azure Firewall '%s' is resolved "
 					 "without a deployment: ipConfigurations[%zu] gets %s, the "

@@ -4,6 +4,7 @@
 #define VNET_XDP_IMPORT_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <jansson.h>
 #include "import.h"
@@ -46,5 +47,16 @@ int import_arm_template(struct importer *imp, json_t *doc);
  * nothing on failure; the caller frees *type and *name on success. */
 bool import_parse_id(const char *id, char **subscription, char **group, char **type,
 		     char **name);
+
+/* An IPv4 "a.b.c.d/len" as its first (network) and last (broadcast) address. */
+bool import_prefix_range(const char *prefix, uint32_t *first, uint32_t *last);
+void import_address_text(uint32_t address, char *out, size_t size);
+/* The address Azure gives the next resource placed in subnet `prefix`: the lowest one from
+ * network + 4 (before the broadcast) not in `taken` (address text -> true; may be NULL). */
+bool import_first_free_address(const char *prefix, json_t *taken, char *out, size_t size);
+/* NICs whose ipConfigurations say Dynamic get the address Azure assigns, with a warning. */
+void import_assign_dynamic_addresses(struct importer *imp);
+/* gateway.virtualNetworkGateways: each VPN gateway with its local address to fill in. */
+json_t *import_gateway_bindings(struct importer *imp);
 
 #endif

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include "arm_expr.h"
 #include "import_internal.h"
+#include "local_interfaces.h"
 
 struct type_info {
 	const char *type;
@@ -828,10 +829,26 @@ static void print_unmodeled_summary(struct importer *imp)
 	free(names);
 }
 
+/* What only the user knows is written FILL-IN; the note says where, and which
+ * interfaces and addresses this machine has to choose from. */
+static void print_fill_in_note(struct importer *imp, size_t interfaces, size_t bindings)
+{
+	char *candidates = local_interfaces_text();
+
+	fprintf(imp->diag, "import: fill in: gateway.interfaces[].name (%zu, the Linux interface "
+		"facing each VNet and the uplink)", interfaces);
+	if (bindings)
+		fprintf(imp->diag, ", gateway.virtualNetworkGateways[].address (%zu, this box's "
+			"tunnel endpoint for each VPN gateway, an address of the uplink)", bindings);
+	fprintf(imp->diag, "; this machine's interfaces: %s\n",
+		candidates ? candidates : "unknown (out of memory)");
+	free(candidates);
+}
+
 json_t *importer_finish(struct importer *imp)
 {
 	size_t n, i = 0;
-	json_t **records, *resources, *interfaces, *vnets, *record, *w;
+	json_t **records, *resources, *interfaces, *vnets, *record, *w, *gateway, *bindings;
 	const char *key;
 
 	drop_unreferenced_public_ips(imp);
@@ -842,6 +859,7 @@ json_t *importer_finish(struct importer *imp)
 	qsort(records, n, sizeof(*records), compare_records);
 
 	imp->file = NULL;
+	import_assign_dynamic_addresses(imp);
 	resources = json_array();
 	interfaces = json_array();
 	vnets = json_array();
@@ -868,8 +886,13 @@ json_t *importer_finish(struct importer *imp)
 	json_array_append_new(interfaces, json_pack("{s:s, s:s}", "name", "FILL-IN",
 						    "role", "uplink"));
 	free(records);
+	gateway = json_pack("{s:s, s:o, s:o}", "name", "gw1", "interfaces", interfaces,
+			    "virtualNetworks", vnets);
+	bindings = import_gateway_bindings(imp);
+	if (json_array_size(bindings))
+		json_object_set(gateway, "virtualNetworkGateways", bindings);
+	print_fill_in_note(imp, json_array_size(interfaces), json_array_size(bindings));
+	json_decref(bindings);
 	print_unmodeled_summary(imp);
-	return json_pack("{s:{s:s, s:o, s:o}, s:o}", "gateway", "name", "gw1",
-			 "interfaces", interfaces, "virtualNetworks", vnets,
-			 "resources", resources);
+	return json_pack("{s:o, s:o}", "gateway", gateway, "resources", resources);
 }
