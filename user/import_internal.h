@@ -19,6 +19,7 @@ struct importer {
 	json_t *written;         /* warnings already written (each once) */
 	const char *file;        /* the document being read, for messages */
 	int warnings;
+	int deployment_depth;    /* nested deployments being expanded */
 };
 
 /* Writes "import: warning: FILE: message" once per distinct message. */

@@ -297,10 +297,9 @@ static void reference_to_firewall_and_to_other_resources(void **state)
 				"usable address (network + 4) of its subnet AzureFirewallSubnet "
 				"10.20.3.0/26, as Azure assigns it; check it after deploying\n"));
 	assert_non_null(strstr(im.diag, "resources[4].properties.routes[1].properties."
-				"nextHopIpAddress: reference() to Microsoft.Network/publicIPAddresses "
-				"'pip' needs a deployment and is not supported; only an Azure "
-				"Firewall's private IP follows from the template (character 2); left "
-				"out\n"));
+				"nextHopIpAddress: reference() to public IP 'pip': Azure picks its "
+				"ipAddress at deployment, so it is not known from the template "
+				"(character 2); left out\n"));
 	assert_int_equal(check_text(im.text, "imported/reference", &problems, &cfg), 1);
 	assert_non_null(strstr(problems, "properties.routes[1].properties.nextHopIpAddress: next "
 				"hop VirtualAppliance needs nextHopIpAddress"));
