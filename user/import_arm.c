@@ -582,12 +582,20 @@ static void expand_template(struct importer *imp, struct arm_context *ctx, json_
 
 int import_arm_template(struct importer *imp, json_t *doc)
 {
-	json_t *resources = json_object_get(doc, "resources");
+	json_t *resources = json_object_get(doc, "resources"), *decl;
 	struct arm_context *ctx;
+	const char *name;
 
 	if (!json_is_array(resources)) {
 		fprintf(imp->diag, "import: %s: \"resources\" is not an array\n", imp->file);
 		return 1;
+	}
+	json_object_foreach(json_object_get(doc, "parameters"), name, decl) {
+		char *lower = import_lower(name);
+
+		if (lower)
+			json_object_set_new(imp->declared_params, lower, json_string(name));
+		free(lower);
 	}
 	ctx = arm_context_new(doc, imp->params);
 	if (!ctx)

@@ -3,7 +3,6 @@
  * gateway needs on this box. Without these a NIC's NSG could never match (the VM would be
  * unfiltered) and every IPsec or Vnet2Vnet connection would stay inert. */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -54,15 +53,6 @@ bool import_first_free_address(const char *prefix, json_t *taken, char *out, siz
 	return false;
 }
 
-static char *lower_copy(const char *s)
-{
-	char *out = strdup(s);
-
-	for (char *c = out; c && *c; c++)
-		*c = (char)tolower((unsigned char)*c);
-	return out;
-}
-
 /* "vnet/subnet" (lower case) of an ipConfiguration's subnet reference, or NULL. */
 static char *subnet_key(json_t *ipc_props)
 {
@@ -72,7 +62,7 @@ static char *subnet_key(json_t *ipc_props)
 
 	if (id && import_parse_id(id, &sub, &group, &type, &name)) {
 		if (!strcasecmp(type, NET "virtualNetworks/subnets"))
-			key = lower_copy(name);
+			key = import_lower(name);
 		free(sub);
 		free(group);
 		free(type);
@@ -108,7 +98,7 @@ static json_t *subnet_prefixes(struct importer *imp)
 					prefix = json_string_value(p);
 			if (!name || !prefix || asprintf(&k, "%s/%s", vnet, name) < 0)
 				continue;
-			lower = lower_copy(k);
+			lower = import_lower(k);
 			json_object_set_new(out, lower, json_pack("{s:s, s:s}", "name", k,
 								  "prefix", prefix));
 			free(lower);

@@ -17,6 +17,7 @@ struct importer {
 	json_t *record_warnings; /* key -> array of warnings, written if the record is kept */
 	json_t *unmodeled;       /* type -> count */
 	json_t *written;         /* warnings already written (each once) */
+	json_t *declared_params; /* lower-case name -> name of each template parameter */
 	const char *file;        /* the document being read, for messages */
 	int warnings;
 	int deployment_depth;    /* nested deployments being expanded */
@@ -27,6 +28,9 @@ void import_warn(struct importer *imp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Writes an already formatted warning line body (as import_warn), once. */
 void import_warn_text(struct importer *imp, const char *text);
+
+/* A lower-case copy (names compare without case in Azure), or NULL. */
+char *import_lower(const char *text);
 
 /* The canonical spelling of a resource type vnet-xdp knows of, else NULL. */
 const char *import_canonical_type(const char *type);

@@ -120,6 +120,15 @@ void importer_count_unmodeled(struct importer *imp, const char *type, int n)
 	json_object_set_new(imp->unmodeled, key, json_integer(count + n));
 }
 
+char *import_lower(const char *text)
+{
+	char *out = strdup(text);
+
+	for (char *c = out; c && *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return out;
+}
+
 /* ---- ids ------------------------------------------------------------------------ */
 
 bool import_parse_id(const char *id, char **subscription, char **group, char **type,
@@ -746,10 +755,9 @@ static void collect_reference_name(json_t *reference, json_t *names)
 
 	if (!id)
 		return;
-	lower = strdup(last_segment(id));
-	for (char *c = lower; *c; c++)
-		*c = (char)tolower((unsigned char)*c);
-	json_object_set_new(names, lower, json_true());
+	lower = import_lower(last_segment(id));
+	if (lower)
+		json_object_set_new(names, lower, json_true());
 	free(lower);
 }
 
@@ -780,10 +788,8 @@ static void drop_unreferenced_public_ips(struct importer *imp)
 
 		if (strcmp(type, NET "publicIPAddresses"))
 			continue;
-		lower = strdup(json_string_value(json_object_get(record, "name")));
-		for (char *c = lower; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
-		if (!json_object_get(used, lower)) {
+		lower = import_lower(json_string_value(json_object_get(record, "name")));
+		if (lower && !json_object_get(used, lower)) {
 			importer_count_unmodeled(imp, type, 1);
 			json_object_del(imp->record_warnings, key);
 			json_object_del(imp->resources, key);
