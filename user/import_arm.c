@@ -438,8 +438,10 @@ static json_t *resolve_reference(void *opaque, struct arm_context *ctx, const ch
 
 /* ---- nested deployments ------------------------------------------------------------ */
 
-/* Deployments nest no deeper than this: a template cannot make the import unbounded. */
+/* Deployments nest no deeper, and no more are expanded, than this: with copy loops a
+ * template could otherwise make the import's work grow without bound. */
 #define DEPLOYMENT_DEPTH_MAX 8
+#define DEPLOYMENTS_MAX 256
 
 static void expand_template(struct importer *imp, struct arm_context *ctx, json_t *doc,
 			    const char *path);
@@ -538,11 +540,13 @@ static void expand_deployment(struct importer *imp, struct arm_context *ctx, jso
 		importer_count_unmodeled(imp, DEPLOYMENTS, 1);
 		return;
 	}
-	if (imp->deployment_depth >= DEPLOYMENT_DEPTH_MAX) {
-		import_warn(imp, "%s: deployments nested deeper than %d; left out", path,
-			    DEPLOYMENT_DEPTH_MAX);
+	if (imp->deployment_depth >= DEPLOYMENT_DEPTH_MAX ||
+	    imp->deployments_expanded >= DEPLOYMENTS_MAX) {
+		import_warn(imp, "%s: more than %d deployments, or nested deeper than %d; left "
+			    "out", path, DEPLOYMENTS_MAX, DEPLOYMENT_DEPTH_MAX);
 		return;
 	}
+	imp->deployments_expanded++;
 	if (asprintf(&tpath, "%s.properties.template", path) < 0)
 		return;
 	imp->deployment_depth++;

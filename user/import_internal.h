@@ -21,6 +21,7 @@ struct importer {
 	const char *file;        /* the document being read, for messages */
 	int warnings;
 	int deployment_depth;    /* nested deployments being expanded */
+	int deployments_expanded; /* nested deployments expanded so far */
 };
 
 /* Writes "import: warning: FILE: message" once per distinct message. */

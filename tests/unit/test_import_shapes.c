@@ -131,10 +131,12 @@ static json_t *find_resource(json_t *config, const char *type, const char *name)
 
 static const char *nic_address(json_t *config, const char *nic)
 {
-	return json_string_value(json_object_get(json_object_get(json_array_get(
+	const char *address = json_string_value(json_object_get(json_object_get(json_array_get(
 		json_object_get(json_object_get(find_resource(config, NET "networkInterfaces", nic),
 						"properties"), "ipConfigurations"), 0),
 		"properties"), "privateIPAddress"));
+
+	return address ? address : "(none)";
 }
 
 /* ---- the shapes ---- */
