@@ -355,7 +355,9 @@ static void usage(FILE *out)
 		"  section to fill in (interface names, VIPs).\n"
 		"  -o, --output OUT       write to OUT instead of stdout (mode 0600: it may hold\n"
 		"                         a sharedKey)\n"
-		"  -p, --param NAME=VALUE set a template parameter (overrides defaultValue)\n"
+		"  Bicep is not read: build it first (az bicep build --file F.bicep).\n"
+		"  -p, --param NAME=VALUE set a template parameter (overrides defaultValue); NAME\n"
+		"                         must be one a template among the inputs declares\n"
 		"  --param-file NAME=PATH the same with the value read from PATH ('-' is stdin;\n"
 		"                         one final line break dropped), so that a secret such\n"
 		"                         as a sharedKey stays off the command line\n");

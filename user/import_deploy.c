@@ -123,22 +123,35 @@ static bool is_dynamic(json_t *ipc_props)
 		(json_is_string(address) && !json_string_length(address)));
 }
 
-/* Each NIC's ipConfigurations, in the order the inputs declare them. */
-#define FOREACH_NIC_IPC(imp, record, ipc, i)                                             \
-	json_object_foreach((imp)->resources, key_, record)                              \
-		if (!strcmp(json_string_value(json_object_get(record, "type")),          \
-			    NET "networkInterfaces"))                                    \
-			json_array_foreach(json_object_get(json_object_get(record,       \
-				"properties"), "ipConfigurations"), i, ipc)
-
-/* subnet key -> {address: true} of every address given statically. */
-static json_t *static_addresses(struct importer *imp)
+/* Each NIC's ipConfigurations in the order the inputs declare them (the collector keeps
+ * that order), as [{nic, index, properties}] borrowing the properties. */
+static json_t *nic_ip_configurations(struct importer *imp)
 {
-	json_t *taken = json_object(), *record, *ipc;
-	const char *key_;
+	json_t *out = json_array(), *record, *ipc;
+	const char *key;
 	size_t i;
 
-	FOREACH_NIC_IPC(imp, record, ipc, i) {
+	json_object_foreach(imp->resources, key, record) {
+		json_t *props = json_object_get(record, "properties");
+
+		if (strcmp(json_string_value(json_object_get(record, "type")), NET "networkInterfaces"))
+			continue;
+		json_array_foreach(json_object_get(props, "ipConfigurations"), i, ipc)
+			if (json_is_object(json_object_get(ipc, "properties")))
+				json_array_append_new(out, json_pack("{s:O, s:I, s:O}", "nic",
+					json_object_get(record, "name"), "index", (json_int_t)i,
+					"properties", json_object_get(ipc, "properties")));
+	}
+	return out;
+}
+
+/* subnet key -> {address: true} of every address given statically. */
+static json_t *static_addresses(json_t *ipcs)
+{
+	json_t *taken = json_object(), *ipc;
+	size_t i;
+
+	json_array_foreach(ipcs, i, ipc) {
 		json_t *props = json_object_get(ipc, "properties");
 		const char *address = json_string_value(json_object_get(props, "privateIPAddress"));
 		char *subnet = subnet_key(props);
@@ -155,14 +168,15 @@ static json_t *static_addresses(struct importer *imp)
 
 void import_assign_dynamic_addresses(struct importer *imp)
 {
-	json_t *prefixes = subnet_prefixes(imp), *taken = static_addresses(imp), *record, *ipc;
-	const char *key_;
-	size_t i;
+	json_t *prefixes = subnet_prefixes(imp), *ipcs = nic_ip_configurations(imp), *ipc;
+	json_t *taken = static_addresses(ipcs);
+	size_t n;
 
-	FOREACH_NIC_IPC(imp, record, ipc, i) {
+	json_array_foreach(ipcs, n, ipc) {
 		json_t *props = json_object_get(ipc, "properties");
-		const char *nic = json_string_value(json_object_get(record, "name"));
-		char *subnet = json_is_object(props) ? subnet_key(props) : NULL;
+		const char *nic = json_string_value(json_object_get(ipc, "nic"));
+		json_int_t i = json_integer_value(json_object_get(ipc, "index"));
+		char *subnet = subnet_key(props);
 		json_t *known = subnet ? json_object_get(prefixes, subnet) : NULL;
 		const char *prefix = json_string_value(json_object_get(known, "prefix"));
 		const char *shown = known ? json_string_value(json_object_get(known, "name")) : subnet;
@@ -172,28 +186,30 @@ void import_assign_dynamic_addresses(struct importer *imp)
 			free(subnet);
 			continue;
 		}
-		if (!prefix || !json_object_get(taken, subnet))
+		if (!json_object_get(taken, subnet))
 			json_object_set_new(taken, subnet, json_object());
 		if (!prefix) {
-			import_warn(imp, "network interface '%s' ipConfigurations[%zu]: a Dynamic "
-				    "address in subnet %s, whose IPv4 prefix is not in the input; no "
-				    "address, so its NSG cannot apply (write privateIPAddress)", nic,
-				    i, shown);
+			import_warn(imp, "network interface '%s' ipConfigurations[%" JSON_INTEGER_FORMAT
+				    "]: a Dynamic address in subnet %s, whose IPv4 prefix is not in "
+				    "the input; no address, so its NSG cannot apply (write "
+				    "privateIPAddress)", nic, i, shown);
 		} else if (!import_first_free_address(prefix, json_object_get(taken, subnet),
 						      address, sizeof(address))) {
-			import_warn(imp, "network interface '%s' ipConfigurations[%zu]: subnet %s %s "
-				    "has no free address left; no address", nic, i, shown, prefix);
+			import_warn(imp, "network interface '%s' ipConfigurations[%" JSON_INTEGER_FORMAT
+				    "]: subnet %s %s has no free address left; no address", nic, i,
+				    shown, prefix);
 		} else {
 			json_object_set_new(json_object_get(taken, subnet), address, json_true());
 			json_object_set_new(props, "privateIPAddress", json_string(address));
-			import_warn(imp, "network interface '%s' ipConfigurations[%zu]: Dynamic "
-				    "address %s, the first free one from .4 of subnet %s %s in the "
-				    "order the input declares its NICs, as Azure assigns it; check it "
-				    "after deploying", nic, i, address, shown, prefix);
+			import_warn(imp, "network interface '%s' ipConfigurations[%" JSON_INTEGER_FORMAT
+				    "]: Dynamic address %s, the first free one from .4 of subnet %s "
+				    "%s in the order the input declares its NICs, as Azure assigns "
+				    "it; check it after deploying", nic, i, address, shown, prefix);
 		}
 		free(subnet);
 	}
 	json_decref(prefixes);
+	json_decref(ipcs);
 	json_decref(taken);
 }
 
