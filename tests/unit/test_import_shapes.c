@@ -265,6 +265,25 @@ static void nested_deployment_resources_are_imported_not_left_out(void **state)
 	imported_free(&im);
 }
 
+/* A copy loop of deployments gives one inner scope per index; a value passed in is data,
+ * never evaluated again; a linked template is named, not fetched. */
+static void nested_deployment_copies_pass_values_as_data(void **state)
+{
+	struct imported im = import_filled(IMPORT_DATA "nested-edges.json", NULL);
+	json_t *nsg1;
+
+	assert_int_equal(im.rc, 0);
+	assert_non_null(find_resource(im.config, NET "networkSecurityGroups", "nsg0"));
+	nsg1 = find_resource(im.config, NET "networkSecurityGroups", "nsg1");
+	assert_non_null(nsg1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(
+		json_object_get(json_object_get(nsg1, "properties"), "securityRules"), 0),
+		"properties"), "description")), "[not an expression]");
+	assert_non_null(strstr(im.diag, "resources[1]: a deployment of a linked template "
+			       "(templateLink) is not read; import that template on its own"));
+	imported_free(&im);
+}
+
 /* ---- Bicep, --param and FILL-IN ---- */
 
 static void bicep_file_is_refused_with_the_build_hint(void **state)
@@ -328,6 +347,7 @@ int main(void)
 		cmocka_unit_test(vpn_gateway_is_bound_and_its_connection_terminates_here),
 		cmocka_unit_test(reference_to_inputs_resolves_subnet_nic_and_static_public_ip),
 		cmocka_unit_test(nested_deployment_resources_are_imported_not_left_out),
+		cmocka_unit_test(nested_deployment_copies_pass_values_as_data),
 		cmocka_unit_test(bicep_file_is_refused_with_the_build_hint),
 		cmocka_unit_test(bicep_text_under_a_json_name_is_refused),
 		cmocka_unit_test(mistyped_param_is_an_error_naming_the_declared_ones),
