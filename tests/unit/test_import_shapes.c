@@ -270,15 +270,18 @@ static void nested_deployment_resources_are_imported_not_left_out(void **state)
 static void nested_deployment_copies_pass_values_as_data(void **state)
 {
 	struct imported im = import_filled(IMPORT_DATA "nested-edges.json", NULL);
+	const char *description;
 	json_t *nsg1;
 
 	assert_int_equal(im.rc, 0);
 	assert_non_null(find_resource(im.config, NET "networkSecurityGroups", "nsg0"));
 	nsg1 = find_resource(im.config, NET "networkSecurityGroups", "nsg1");
 	assert_non_null(nsg1);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(
+	description = json_string_value(json_object_get(json_object_get(json_array_get(
 		json_object_get(json_object_get(nsg1, "properties"), "securityRules"), 0),
-		"properties"), "description")), "[not an expression]");
+		"properties"), "description"));
+	assert_non_null(description);
+	assert_string_equal(description, "[not an expression]");
 	assert_non_null(strstr(im.diag, "resources[1]: a deployment of a linked template "
 			       "(templateLink) is not read; import that template on its own"));
 	imported_free(&im);
