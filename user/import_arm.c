@@ -385,6 +385,95 @@ static json_t *firewall_properties(struct arm_context *ctx, json_t *doc, json_t 
 	return props;
 }
 
+/* The address Azure gives the Dynamic ipConfiguration `index` of NIC `target`: the
+ * template's static addresses in its subnet are taken, then its Dynamic ones in the
+ * order the template declares the NICs. False when a NIC there comes from a copy loop
+ * (its instances are not known here) or the subnet's prefix is not in the template. */
+static bool template_dynamic_address(struct arm_context *ctx, json_t *doc, json_t *target,
+				     size_t index, const char *subnet, char *out, size_t size)
+{
+	json_t *taken = json_object(), *all = json_array(), *res, *ipc;
+	char *prefix = NULL, *want = import_lower(subnet);
+	bool found = false;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(doc, "resources"), i, res) {
+		json_t *props;
+
+		if (strcasecmp(json_string_value(json_object_get(res, "type")) ?: "",
+			       "Microsoft.Network/networkInterfaces"))
+			continue;
+		if (json_object_get(res, "copy"))
+			goto out;
+		props = evaluated_properties(ctx, res);
+		json_array_foreach(json_object_get(props, "ipConfigurations"), j, ipc) {
+			json_t *ipprops = json_object_get(ipc, "properties");
+			char *key = import_subnet_key(ipprops);
+			const char *address = json_string_value(json_object_get(ipprops,
+										"privateIPAddress"));
+
+			if (key && want && !strcmp(key, want)) {
+				if (address && *address)
+					json_object_set_new(taken, address, json_true());
+				else if (import_ipc_is_dynamic(ipprops))
+					json_array_append_new(all, json_pack("{s:b}", "target",
+						res == target && j == index));
+			}
+			free(key);
+		}
+		json_decref(props);
+	}
+	prefix = subnet_prefix(ctx, doc, subnet);
+	json_array_foreach(all, i, ipc) {
+		if (!prefix || !import_first_free_address(prefix, taken, out, size))
+			break;
+		if (json_is_true(json_object_get(ipc, "target"))) {
+			found = true;
+			break;
+		}
+		json_object_set_new(taken, out, json_true());
+	}
+out:
+	free(prefix);
+	free(want);
+	json_decref(taken);
+	json_decref(all);
+	return found;
+}
+
+/* A NIC's properties, each Dynamic ipConfiguration given the address Azure assigns. */
+static json_t *nic_properties(struct arm_context *ctx, json_t *doc, json_t *res,
+			      const char *name, const char *path)
+{
+	json_t *props = evaluated_properties(ctx, res), *ipc;
+	size_t i;
+
+	json_array_foreach(json_object_get(props, "ipConfigurations"), i, ipc) {
+		json_t *ipprops = json_object_get(ipc, "properties");
+		const char *id = json_string_value(json_object_get(json_object_get(ipprops,
+									       "subnet"), "id"));
+		char *sub = NULL, *group = NULL, *type = NULL, *subnet = NULL;
+		char address[INET_ADDRSTRLEN];
+
+		if (!import_ipc_is_dynamic(ipprops) || !id ||
+		    !import_parse_id(id, &sub, &group, &type, &subnet))
+			continue;
+		if (template_dynamic_address(ctx, doc, res, i, subnet, address, sizeof(address))) {
+			json_object_set_new(ipprops, "privateIPAddress", json_string(address));
+			arm_context_warn(ctx, "%s: reference() to network interface '%s' is resolved "
+					 "without a deployment: ipConfigurations[%zu] is Dynamic and "
+					 "gets %s, the first free address from .4 of subnet %s in the "
+					 "order the template declares its NICs, as Azure assigns it; "
+					 "check it after deploying", path, name, i, address, subnet);
+		}
+		free(sub);
+		free(group);
+		free(type);
+		free(subnet);
+	}
+	return props;
+}
+
 /* A public IP's address is Azure's pick at deployment unless the template gives it. */
 static json_t *public_ip_properties(struct arm_context *ctx, json_t *res, const char *name,
 				    char *why, size_t why_size)
@@ -422,6 +511,8 @@ static json_t *resolve_reference(void *opaque, struct arm_context *ctx, const ch
 		; /* said below */
 	else if (!strcasecmp(type, AZURE_FIREWALLS))
 		props = firewall_properties(ctx, doc, res, name, path, why, why_size);
+	else if (!strcasecmp(type, "Microsoft.Network/networkInterfaces"))
+		props = nic_properties(ctx, doc, res, name, path);
 	else if (!strcasecmp(type, "Microsoft.Network/publicIPAddresses"))
 		props = public_ip_properties(ctx, res, name, why, why_size);
 	else

@@ -53,8 +53,7 @@ bool import_first_free_address(const char *prefix, json_t *taken, char *out, siz
 	return false;
 }
 
-/* "vnet/subnet" (lower case) of an ipConfiguration's subnet reference, or NULL. */
-static char *subnet_key(json_t *ipc_props)
+char *import_subnet_key(json_t *ipc_props)
 {
 	const char *id = json_string_value(json_object_get(json_object_get(ipc_props, "subnet"),
 							   "id"));
@@ -108,7 +107,7 @@ static json_t *subnet_prefixes(struct importer *imp)
 	return out;
 }
 
-static bool is_dynamic(json_t *ipc_props)
+bool import_ipc_is_dynamic(json_t *ipc_props)
 {
 	const char *method = json_string_value(json_object_get(ipc_props,
 							       "privateIPAllocationMethod"));
@@ -154,7 +153,7 @@ static json_t *static_addresses(json_t *ipcs)
 	json_array_foreach(ipcs, i, ipc) {
 		json_t *props = json_object_get(ipc, "properties");
 		const char *address = json_string_value(json_object_get(props, "privateIPAddress"));
-		char *subnet = subnet_key(props);
+		char *subnet = import_subnet_key(props);
 
 		if (subnet && address && *address) {
 			if (!json_object_get(taken, subnet))
@@ -176,13 +175,13 @@ void import_assign_dynamic_addresses(struct importer *imp)
 		json_t *props = json_object_get(ipc, "properties");
 		const char *nic = json_string_value(json_object_get(ipc, "nic"));
 		json_int_t i = json_integer_value(json_object_get(ipc, "index"));
-		char *subnet = subnet_key(props);
+		char *subnet = import_subnet_key(props);
 		json_t *known = subnet ? json_object_get(prefixes, subnet) : NULL;
 		const char *prefix = json_string_value(json_object_get(known, "prefix"));
 		const char *shown = known ? json_string_value(json_object_get(known, "name")) : subnet;
 		char address[INET_ADDRSTRLEN];
 
-		if (!subnet || !is_dynamic(props)) {
+		if (!subnet || !import_ipc_is_dynamic(props)) {
 			free(subnet);
 			continue;
 		}

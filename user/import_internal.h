@@ -60,6 +60,11 @@ void import_address_text(uint32_t address, char *out, size_t size);
 /* The address Azure gives the next resource placed in subnet `prefix`: the lowest one from
  * network + 4 (before the broadcast) not in `taken` (address text -> true; may be NULL). */
 bool import_first_free_address(const char *prefix, json_t *taken, char *out, size_t size);
+/* "vnet/subnet" (lower case) of an ipConfiguration's subnet reference, or NULL. */
+char *import_subnet_key(json_t *ipc_props);
+/* An IPv4 ipConfiguration without an address that Azure assigns one (Dynamic, its
+ * default). */
+bool import_ipc_is_dynamic(json_t *ipc_props);
 /* NICs whose ipConfigurations say Dynamic get the address Azure assigns, with a warning. */
 void import_assign_dynamic_addresses(struct importer *imp);
 /* gateway.virtualNetworkGateways: each VPN gateway with its local address to fill in. */

@@ -228,7 +228,7 @@ static void vpn_gateway_is_bound_and_its_connection_terminates_here(void **state
 
 /* ---- reference() ---- */
 
-static void reference_to_inputs_resolves_subnet_nic_and_static_public_ip(void **state)
+static void reference_to_inputs_resolves_subnet_nic_static_and_dynamic_and_static_public_ip(void **state)
 {
 	struct imported im = import_filled(IMPORT_DATA "reference-inputs.json", NULL);
 	json_t *routes = json_object_get(json_object_get(find_resource(im.config,
@@ -243,9 +243,13 @@ static void reference_to_inputs_resolves_subnet_nic_and_static_public_ip(void **
 		json_array_get(routes, 1), "properties"), "addressPrefix")), "10.30.2.0/24");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 		json_array_get(routes, 2), "properties"), "addressPrefix")), "203.0.113.7/32");
-	assert_null(json_object_get(json_object_get(json_array_get(routes, 3), "properties"),
+	/* the static 10.30.2.10 is taken; the Dynamic NIC gets .4, here and in the config */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+		json_array_get(routes, 3), "properties"), "nextHopIpAddress")), "10.30.2.4");
+	assert_string_equal(nic_address(im.config, "dynamic-nic"), "10.30.2.4");
+	assert_null(json_object_get(json_object_get(json_array_get(routes, 4), "properties"),
 				    "addressPrefix"));
-	assert_non_null(strstr(im.diag, "routes[3].properties.addressPrefix: reference() to "
+	assert_non_null(strstr(im.diag, "routes[4].properties.addressPrefix: reference() to "
 			       "Microsoft.Network/virtualNetworks/subnets 'other/x', which the "
 			       "template does not declare, needs a deployment"));
 	imported_free(&im);
@@ -348,7 +352,7 @@ int main(void)
 		cmocka_unit_test(dynamic_nic_address_is_first_free_from_dot_four),
 		cmocka_unit_test(nic_with_nsg_but_no_address_is_refused),
 		cmocka_unit_test(vpn_gateway_is_bound_and_its_connection_terminates_here),
-		cmocka_unit_test(reference_to_inputs_resolves_subnet_nic_and_static_public_ip),
+		cmocka_unit_test(reference_to_inputs_resolves_subnet_nic_static_and_dynamic_and_static_public_ip),
 		cmocka_unit_test(nested_deployment_resources_are_imported_not_left_out),
 		cmocka_unit_test(nested_deployment_copies_pass_values_as_data),
 		cmocka_unit_test(bicep_file_is_refused_with_the_build_hint),
