@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include "arm_expr.h"
+#include "arm_cidr.h"
 
 #define ARM_MAX_DEPTH 64
 
@@ -1025,6 +1026,214 @@ static json_t *fn_json(struct call *c)
 	return v ? v : CALL_FAIL(c, "json(): the argument is not JSON");
 }
 
+/* ---- addresses and URIs (arm_cidr.c) ---- */
+
+static json_t *cidr_result(struct call *c, json_t *value, const char *why)
+{
+	return value ? value : CALL_FAIL(c, "%s(): %s", c->name, why);
+}
+
+static json_t *fn_parse_cidr(struct call *c)
+{
+	char why[200];
+
+	if (!want(c, 0, JSON_STRING))
+		return NULL;
+	return cidr_result(c, arm_parse_cidr(json_string_value(c->args[0]), why, sizeof(why)),
+			   why);
+}
+
+static json_t *fn_cidr_subnet(struct call *c)
+{
+	char why[200];
+
+	if (!want(c, 0, JSON_STRING) || !want(c, 1, JSON_INTEGER) || !want(c, 2, JSON_INTEGER))
+		return NULL;
+	return cidr_result(c, arm_cidr_subnet(json_string_value(c->args[0]),
+					      json_integer_value(c->args[1]),
+					      json_integer_value(c->args[2]), why, sizeof(why)), why);
+}
+
+static json_t *fn_cidr_host(struct call *c)
+{
+	char why[200];
+
+	if (!want(c, 0, JSON_STRING) || !want(c, 1, JSON_INTEGER))
+		return NULL;
+	return cidr_result(c, arm_cidr_host(json_string_value(c->args[0]),
+					    json_integer_value(c->args[1]), why, sizeof(why)), why);
+}
+
+static json_t *fn_uri(struct call *c)
+{
+	if (!want(c, 0, JSON_STRING) || !want(c, 1, JSON_STRING))
+		return NULL;
+	return arm_uri(json_string_value(c->args[0]), json_string_value(c->args[1]));
+}
+
+/* ---- arrays ---- */
+
+#define RANGE_MAX 10000 /* as Azure limits range() */
+
+static json_t *fn_range(struct call *c)
+{
+	json_int_t start, count;
+	json_t *out;
+
+	if (!want(c, 0, JSON_INTEGER) || !want(c, 1, JSON_INTEGER))
+		return NULL;
+	start = json_integer_value(c->args[0]);
+	count = json_integer_value(c->args[1]);
+	if (count < 0 || count > RANGE_MAX)
+		return CALL_FAIL(c, "range(): the count is 0-%d", RANGE_MAX);
+	out = json_array();
+	for (json_int_t i = 0; i < count; i++)
+		json_array_append_new(out, json_integer(start + i));
+	return out;
+}
+
+static bool array_has(json_t *array, json_t *v)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(array, i, e)
+		if (json_equal(e, v))
+			return true;
+	return false;
+}
+
+/* union(): arrays joined without duplicates, or objects merged (later keys win). */
+static json_t *fn_union(struct call *c)
+{
+	bool arrays = json_is_array(c->args[0]);
+	json_t *out = arrays ? json_array() : json_object(), *v;
+	const char *key;
+	size_t j;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (arrays ? !json_is_array(c->args[i]) : !json_is_object(c->args[i])) {
+			json_decref(out);
+			return CALL_FAIL(c, "union(): all arrays or all objects are needed");
+		}
+		if (arrays) {
+			json_array_foreach(c->args[i], j, v)
+				if (!array_has(out, v))
+					json_array_append(out, v);
+		} else {
+			json_object_foreach(c->args[i], key, v)
+				json_object_set(out, key, v);
+		}
+	}
+	return out;
+}
+
+static json_t *fn_index_of(struct call *c)
+{
+	bool last = !strcasecmp(c->name, "lastIndexOf");
+	json_int_t found = -1;
+
+	if (json_is_array(c->args[0])) {
+		json_t *e;
+		size_t i;
+
+		json_array_foreach(c->args[0], i, e)
+			if (json_equal(e, c->args[1]) && (last || found < 0))
+				found = (json_int_t)i;
+		return json_integer(found);
+	}
+	if (!want(c, 0, JSON_STRING) || !want(c, 1, JSON_STRING))
+		return NULL;
+	/* Strings compare without case, as Azure's indexOf does. */
+	const char *text = json_string_value(c->args[0]), *needle = json_string_value(c->args[1]);
+	size_t len = strlen(text), n = strlen(needle);
+
+	for (size_t i = 0; i + n <= len; i++) {
+		if (strncasecmp(text + i, needle, n))
+			continue;
+		found = (json_int_t)i;
+		if (!last)
+			break;
+	}
+	return json_integer(found);
+}
+
+static json_t *fn_pad_left(struct call *c)
+{
+	const char *pad = c->n > 2 && json_is_string(c->args[2]) ? json_string_value(c->args[2]) :
+			  " ";
+	json_t *text = json_is_integer(c->args[0]) ? fn_string(c) : json_incref(c->args[0]);
+	json_int_t width;
+	size_t len;
+	char *out;
+	json_t *v;
+
+	if (!json_is_string(text) || !want(c, 1, JSON_INTEGER) || strlen(pad) != 1) {
+		json_decref(text);
+		return CALL_FAIL(c, "padLeft(): a string or int, a width and one character");
+	}
+	width = json_integer_value(c->args[1]);
+	len = json_string_length(text);
+	if (width < 0 || width > 16 * 1024 || (size_t)width <= len)
+		return text;
+	out = malloc((size_t)width + 1);
+	memset(out, pad[0], (size_t)width - len);
+	memcpy(out + width - len, json_string_value(text), len + 1);
+	v = json_string(out);
+	free(out);
+	json_decref(text);
+	return v;
+}
+
+static json_t *fn_take_skip(struct call *c)
+{
+	bool take = !strcasecmp(c->name, "take");
+	json_int_t n;
+	size_t total, from, to;
+
+	if (!want(c, 1, JSON_INTEGER))
+		return NULL;
+	n = json_integer_value(c->args[1]);
+	if (json_is_array(c->args[0]))
+		total = json_array_size(c->args[0]);
+	else if (json_is_string(c->args[0]))
+		total = json_string_length(c->args[0]);
+	else
+		return CALL_FAIL(c, "%s(): a string or array is needed", c->name);
+	n = n < 0 ? 0 : (size_t)n > total ? (json_int_t)total : n;
+	from = take ? 0 : (size_t)n;
+	to = take ? (size_t)n : total;
+	if (json_is_string(c->args[0]))
+		return json_stringn(json_string_value(c->args[0]) + from, to - from);
+	json_t *out = json_array();
+
+	for (size_t i = from; i < to; i++)
+		json_array_append(out, json_array_get(c->args[0], i));
+	return out;
+}
+
+static json_t *fn_min_max(struct call *c)
+{
+	bool min = !strcasecmp(c->name, "min");
+	json_t *list = c->n == 1 && json_is_array(c->args[0]) ? c->args[0] : NULL, *v, *best = NULL;
+	size_t n = list ? json_array_size(list) : c->n;
+
+	for (size_t i = 0; i < n; i++) {
+		v = list ? json_array_get(list, i) : c->args[i];
+		if (!json_is_integer(v))
+			return CALL_FAIL(c, "%s(): ints or an array of ints are needed", c->name);
+		if (!best || (min ? json_integer_value(v) < json_integer_value(best) :
+			      json_integer_value(v) > json_integer_value(best)))
+			best = v;
+	}
+	return best ? json_incref(best) : CALL_FAIL(c, "%s(): no value given", c->name);
+}
+
+static json_t *fn_array(struct call *c)
+{
+	return json_is_array(c->args[0]) ? json_incref(c->args[0]) : json_pack("[O]", c->args[0]);
+}
+
 static uint64_t hash_args(struct call *c, uint64_t seed)
 {
 	uint64_t h = 14695981039346656037ULL ^ seed;
@@ -1125,6 +1334,20 @@ static const struct function functions[] = {
 	{ "json", fn_json, 1, 1 },
 	{ "uniqueString", fn_unique_string, 1, SIZE_MAX },
 	{ "guid", fn_guid, 1, SIZE_MAX },
+	{ "parseCidr", fn_parse_cidr, 1, 1 },
+	{ "cidrSubnet", fn_cidr_subnet, 3, 3 },
+	{ "cidrHost", fn_cidr_host, 2, 2 },
+	{ "uri", fn_uri, 2, 2 },
+	{ "range", fn_range, 2, 2 },
+	{ "union", fn_union, 1, SIZE_MAX },
+	{ "indexOf", fn_index_of, 2, 2 },
+	{ "lastIndexOf", fn_index_of, 2, 2 },
+	{ "padLeft", fn_pad_left, 2, 3 },
+	{ "take", fn_take_skip, 2, 2 },
+	{ "skip", fn_take_skip, 2, 2 },
+	{ "min", fn_min_max, 1, SIZE_MAX },
+	{ "max", fn_min_max, 1, SIZE_MAX },
+	{ "array", fn_array, 1, 1 },
 };
 
 /* Functions whose value only a deployment knows. */

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include "config_internal.h"
 #include "gateway_name.h"
+#include "local_interfaces.h"
 #include "vnet_xdp.h"
 
 #define DEFAULT_METRICS_LISTEN "127.0.0.1:9469"
@@ -76,6 +77,16 @@ static bool still_fill_in(struct loader *l, struct node n, const char *allowed)
 	return true;
 }
 
+/* A FILL-IN that names something of this machine: its interfaces are the candidates. */
+static void fill_in_from_this_machine(struct loader *l, struct node n, const char *allowed)
+{
+	char *candidates = local_interfaces_text();
+
+	reader_problem(&l->r, n.path, "still FILL-IN; allowed: %s; this machine's interfaces: "
+		       "%s", allowed, candidates ? candidates : "unknown (out of memory)");
+	free(candidates);
+}
+
 /* ---- interfaces ----------------------------------------------------------------------- */
 
 static void read_interface(struct loader *l, struct node n, struct config_gateway_iface *iface)
@@ -91,8 +102,8 @@ static void read_interface(struct loader *l, struct node n, struct config_gatewa
 	if (!name_node.value)
 		reader_problem(&l->r, name_node.path, "missing; allowed: a Linux interface name");
 	else if (get_string(&l->r, name_node, &name) && !strcmp(name, "FILL-IN"))
-		reader_problem(&l->r, name_node.path, "still FILL-IN; allowed: the Linux interface "
-			       "that faces this virtual network (or the uplink)");
+		fill_in_from_this_machine(l, name_node, "the Linux interface that faces this "
+					  "virtual network (or the uplink)");
 	else if (name && !valid_interface_name(name))
 		reader_problem(&l->r, name_node.path, "\"%s\" is not an interface name; allowed: "
 			       "1-%d characters without '/', ':' or spaces", reader_shown(&l->r, name),
@@ -285,8 +296,11 @@ static void read_tunnel_endpoints(struct loader *l, struct node list)
 		if (gw->local_address.family)
 			reader_problem(&l->r, element.path, "virtual network gateway \"%s\" is bound "
 				       "twice; allowed: once", gw->name);
-		else if (!still_fill_in(l, address, "this box's tunnel endpoint address for the "
-					"gateway, an IPv4 or IPv6 address"))
+		else if (json_is_string(address.value) &&
+			 !strcmp(json_string_value(address.value), "FILL-IN"))
+			fill_in_from_this_machine(l, address, "this box's tunnel endpoint address "
+						  "for the gateway, an IPv4 or IPv6 address");
+		else
 			read_address(l, address, &gw->local_address);
 	}
 }

@@ -497,6 +497,13 @@ void build_network_interfaces(struct loader *l)
 			continue;
 		for (size_t c = 0; c < json_array_size(ipcs.value); c++)
 			read_ip_configuration(l, nic, node_element(&l->r, ipcs, c), c);
+		/* An NSG matches a NIC by its address: without one the VM is unfiltered. */
+		if (nic->network_security_group != CONFIG_NONE && !nic->n_addresses)
+			reader_problem(&l->r, rec->props.path, "network interface \"%s\" has a "
+				       "networkSecurityGroup but no privateIPAddress, so its rules "
+				       "could never apply; allowed: the address Azure gave it in an "
+				       "ipConfiguration (vnet-xdp import assigns Dynamic ones)",
+				       nic->name);
 	}
 }
 

@@ -4,6 +4,7 @@
  *   REST example      {"parameters": {..., "<x>": request body}, "responses": {"200": {"body"}}}
  *   REST body / az    {"type": ..., "name": ..., "properties" | flattened properties}
  *   lists             {"value": [...]}, {"body": ...} or a JSON array of any of these */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@ struct importer *importer_new(json_t *params, FILE *diag)
 	imp->record_warnings = json_object();
 	imp->unmodeled = json_object();
 	imp->written = json_object();
+	imp->declared_params = json_object();
 	return imp;
 }
 
@@ -41,6 +43,7 @@ void importer_free(struct importer *imp)
 	json_decref(imp->record_warnings);
 	json_decref(imp->unmodeled);
 	json_decref(imp->written);
+	json_decref(imp->declared_params);
 	free(imp);
 }
 
@@ -228,27 +231,116 @@ int importer_add_document(struct importer *imp, json_t *doc, const char *name)
 	return add_payload(imp, doc, "");
 }
 
+/* Bicep is the source ARM templates are built from; its first word (after comments) is
+ * one of its declarations. */
+static bool looks_like_bicep(const char *path, const char *text, size_t len)
+{
+	static const char *const words[] = { "param", "resource", "targetScope", "var",
+		"module", "metadata", "output", "type", "import", "using", "extension" };
+	size_t n = strlen(path), i = 0;
+
+	if (n > 6 && !strcasecmp(path + n - 6, ".bicep"))
+		return true;
+	while (i < len) {
+		if (isspace((unsigned char)text[i])) {
+			i++;
+		} else if (i + 1 < len && text[i] == '/' && text[i + 1] == '/') {
+			while (i < len && text[i] != '\n')
+				i++;
+		} else {
+			break;
+		}
+	}
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+		size_t wl = strlen(words[w]);
+
+		if (len - i > wl && !strncmp(text + i, words[w], wl) &&
+		    isspace((unsigned char)text[i + wl]))
+			return true;
+	}
+	return false;
+}
+
+static char *read_all(FILE *f, size_t *len)
+{
+	char *text = NULL, buf[65536];
+	FILE *out = open_memstream(&text, len);
+	size_t got;
+
+	if (!out)
+		return NULL;
+	while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, got, out);
+	if (ferror(f)) {
+		fclose(out);
+		free(text);
+		return NULL;
+	}
+	fclose(out);
+	return text;
+}
+
 int importer_add_file(struct importer *imp, const char *path)
 {
+	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
 	json_error_t error;
+	char *text;
+	size_t len = 0;
 	json_t *doc;
 	int rc;
 
+	if (!f) {
+		fprintf(imp->diag, "import: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	text = read_all(f, &len);
+	if (f != stdin)
+		fclose(f);
+	if (!text) {
+		fprintf(imp->diag, "import: %s: cannot be read\n", path);
+		return 1;
+	}
+	if (looks_like_bicep(path, text, len)) {
+		fprintf(imp->diag, "import: %s: a Bicep file; build the ARM template first "
+			"(az bicep build --file %s) and import the .json it writes\n", path, path);
+		free(text);
+		return 1;
+	}
 	/* jansson takes CRLF line ends as whitespace, as JSON allows. */
-	if (!strcmp(path, "-"))
-		doc = json_loadf(stdin, 0, &error);
-	else
-		doc = json_load_file(path, 0, &error);
+	doc = json_loadb(text, len, 0, &error);
+	explicit_bzero(text, len); /* the document may hold a sharedKey */
+	free(text);
 	if (!doc) {
-		if (json_error_code(&error) == json_error_cannot_open_file) /* path and errno */
-			fprintf(imp->diag, "import: %s\n", error.text);
-		else
-			fprintf(imp->diag, "import: %s:%d:%d: JSON syntax: %s\n", path, error.line,
-				error.column, json_syntax_reason(&error));
+		fprintf(imp->diag, "import: %s:%d:%d: JSON syntax: %s\n", path, error.line,
+			error.column, json_syntax_reason(&error));
 		return 1;
 	}
 	rc = importer_add_document(imp, doc, path);
 	json_decref(doc);
+	return rc;
+}
+
+int importer_check_params(struct importer *imp)
+{
+	const char *name, *declared;
+	json_t *value, *original;
+	int rc = 0;
+
+	json_object_foreach(imp->params, name, value) {
+		char *lower = import_lower(name);
+
+		if (lower && !json_object_get(imp->declared_params, lower)) {
+			size_t i = 0;
+
+			fprintf(imp->diag, "import: --param %s: no template among the inputs declares "
+				"it; declared: ", name);
+			json_object_foreach(imp->declared_params, declared, original)
+				fprintf(imp->diag, "%s%s", i++ ? ", " : "", json_string_value(original));
+			fprintf(imp->diag, "%s\n", i ? "" : "none");
+			rc = 1;
+		}
+		free(lower);
+	}
 	return rc;
 }
 
@@ -406,6 +498,8 @@ int import_main(int argc, char **argv)
 	for (size_t i = 0; imp && i < n_files; i++)
 		if (importer_add_file(imp, files[i]))
 			rc = 1;
+	if (imp && !rc)
+		rc = importer_check_params(imp);
 	if (!imp || rc) {
 		rc = 1; /* an input error: write nothing */
 		goto done;

@@ -25,6 +25,11 @@ void importer_free(struct importer *imp);
 int importer_add_file(struct importer *imp, const char *path);
 int importer_add_document(struct importer *imp, json_t *doc, const char *name);
 
+/* After the inputs: each --param must name a parameter some template declares (a typo
+ * would otherwise leave the default in place silently). Returns 0, or 1 after naming the
+ * declared ones. */
+int importer_check_params(struct importer *imp);
+
 /* The config: {"gateway": {...to fill in...}, "resources": [...sorted...]}. Prints the
  * summary of what is not modeled. Returns a new reference. */
 json_t *importer_finish(struct importer *imp);

@@ -4,6 +4,7 @@
 #define VNET_XDP_IMPORT_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <jansson.h>
 #include "import.h"
@@ -16,8 +17,11 @@ struct importer {
 	json_t *record_warnings; /* key -> array of warnings, written if the record is kept */
 	json_t *unmodeled;       /* type -> count */
 	json_t *written;         /* warnings already written (each once) */
+	json_t *declared_params; /* lower-case name -> name of each template parameter */
 	const char *file;        /* the document being read, for messages */
 	int warnings;
+	int deployment_depth;    /* nested deployments being expanded */
+	int deployments_expanded; /* nested deployments expanded so far */
 };
 
 /* Writes "import: warning: FILE: message" once per distinct message. */
@@ -25,6 +29,9 @@ void import_warn(struct importer *imp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Writes an already formatted warning line body (as import_warn), once. */
 void import_warn_text(struct importer *imp, const char *text);
+
+/* A lower-case copy (names compare without case in Azure), or NULL. */
+char *import_lower(const char *text);
 
 /* The canonical spelling of a resource type vnet-xdp knows of, else NULL. */
 const char *import_canonical_type(const char *type);
@@ -46,5 +53,21 @@ int import_arm_template(struct importer *imp, json_t *doc);
  * nothing on failure; the caller frees *type and *name on success. */
 bool import_parse_id(const char *id, char **subscription, char **group, char **type,
 		     char **name);
+
+/* An IPv4 "a.b.c.d/len" as its first (network) and last (broadcast) address. */
+bool import_prefix_range(const char *prefix, uint32_t *first, uint32_t *last);
+void import_address_text(uint32_t address, char *out, size_t size);
+/* The address Azure gives the next resource placed in subnet `prefix`: the lowest one from
+ * network + 4 (before the broadcast) not in `taken` (address text -> true; may be NULL). */
+bool import_first_free_address(const char *prefix, json_t *taken, char *out, size_t size);
+/* "vnet/subnet" (lower case) of an ipConfiguration's subnet reference, or NULL. */
+char *import_subnet_key(json_t *ipc_props);
+/* An IPv4 ipConfiguration without an address that Azure assigns one (Dynamic, its
+ * default). */
+bool import_ipc_is_dynamic(json_t *ipc_props);
+/* NICs whose ipConfigurations say Dynamic get the address Azure assigns, with a warning. */
+void import_assign_dynamic_addresses(struct importer *imp);
+/* gateway.virtualNetworkGateways: each VPN gateway with its local address to fill in. */
+json_t *import_gateway_bindings(struct importer *imp);
 
 #endif

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include "arm_expr.h"
 #include "import_internal.h"
+#include "local_interfaces.h"
 
 struct type_info {
 	const char *type;
@@ -117,6 +118,15 @@ void importer_count_unmodeled(struct importer *imp, const char *type, int n)
 	json_int_t count = json_integer_value(json_object_get(imp->unmodeled, key));
 
 	json_object_set_new(imp->unmodeled, key, json_integer(count + n));
+}
+
+char *import_lower(const char *text)
+{
+	char *out = strdup(text);
+
+	for (char *c = out; c && *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return out;
 }
 
 /* ---- ids ------------------------------------------------------------------------ */
@@ -745,10 +755,9 @@ static void collect_reference_name(json_t *reference, json_t *names)
 
 	if (!id)
 		return;
-	lower = strdup(last_segment(id));
-	for (char *c = lower; *c; c++)
-		*c = (char)tolower((unsigned char)*c);
-	json_object_set_new(names, lower, json_true());
+	lower = import_lower(last_segment(id));
+	if (lower)
+		json_object_set_new(names, lower, json_true());
 	free(lower);
 }
 
@@ -779,10 +788,8 @@ static void drop_unreferenced_public_ips(struct importer *imp)
 
 		if (strcmp(type, NET "publicIPAddresses"))
 			continue;
-		lower = strdup(json_string_value(json_object_get(record, "name")));
-		for (char *c = lower; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
-		if (!json_object_get(used, lower)) {
+		lower = import_lower(json_string_value(json_object_get(record, "name")));
+		if (lower && !json_object_get(used, lower)) {
 			importer_count_unmodeled(imp, type, 1);
 			json_object_del(imp->record_warnings, key);
 			json_object_del(imp->resources, key);
@@ -828,10 +835,26 @@ static void print_unmodeled_summary(struct importer *imp)
 	free(names);
 }
 
+/* What only the user knows is written FILL-IN; the note says where, and which
+ * interfaces and addresses this machine has to choose from. */
+static void print_fill_in_note(struct importer *imp, size_t interfaces, size_t bindings)
+{
+	char *candidates = local_interfaces_text();
+
+	fprintf(imp->diag, "import: fill in: gateway.interfaces[].name (%zu, the Linux interface "
+		"facing each VNet and the uplink)", interfaces);
+	if (bindings)
+		fprintf(imp->diag, ", gateway.virtualNetworkGateways[].address (%zu, this box's "
+			"tunnel endpoint for each VPN gateway, an address of the uplink)", bindings);
+	fprintf(imp->diag, "; this machine's interfaces: %s\n",
+		candidates ? candidates : "unknown (out of memory)");
+	free(candidates);
+}
+
 json_t *importer_finish(struct importer *imp)
 {
 	size_t n, i = 0;
-	json_t **records, *resources, *interfaces, *vnets, *record, *w;
+	json_t **records, *resources, *interfaces, *vnets, *record, *w, *gateway, *bindings;
 	const char *key;
 
 	drop_unreferenced_public_ips(imp);
@@ -842,6 +865,7 @@ json_t *importer_finish(struct importer *imp)
 	qsort(records, n, sizeof(*records), compare_records);
 
 	imp->file = NULL;
+	import_assign_dynamic_addresses(imp);
 	resources = json_array();
 	interfaces = json_array();
 	vnets = json_array();
@@ -868,8 +892,13 @@ json_t *importer_finish(struct importer *imp)
 	json_array_append_new(interfaces, json_pack("{s:s, s:s}", "name", "FILL-IN",
 						    "role", "uplink"));
 	free(records);
+	gateway = json_pack("{s:s, s:o, s:o}", "name", "gw1", "interfaces", interfaces,
+			    "virtualNetworks", vnets);
+	bindings = import_gateway_bindings(imp);
+	if (json_array_size(bindings))
+		json_object_set(gateway, "virtualNetworkGateways", bindings);
+	print_fill_in_note(imp, json_array_size(interfaces), json_array_size(bindings));
+	json_decref(bindings);
 	print_unmodeled_summary(imp);
-	return json_pack("{s:{s:s, s:o, s:o}, s:o}", "gateway", "name", "gw1",
-			 "interfaces", interfaces, "virtualNetworks", vnets,
-			 "resources", resources);
+	return json_pack("{s:o, s:o}", "gateway", gateway, "resources", resources);
 }

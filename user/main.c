@@ -240,10 +240,12 @@ static const struct command {
 	{ "import", "ARM template / REST body / az output -> a config",
 	  "FILE... [-o OUT] [--param NAME=VALUE]... [--param-file NAME=PATH]...",
 	  "  FILE '-' is standard input. The config written holds the resources, normalized,\n"
-	  "  and a gateway section to fill in (interface names, VIPs).\n"
+	  "  and a gateway section to fill in (interface names, VPN tunnel addresses). Bicep\n"
+	  "  is not read: build it first (az bicep build --file F.bicep).\n"
 	  "  -o, --output OUT           write to OUT instead of stdout (mode 0600: it may\n"
 	  "                             hold a sharedKey)\n"
-	  "  -p, --param NAME=VALUE     set a template parameter (overrides defaultValue)\n"
+	  "  -p, --param NAME=VALUE     set a template parameter (overrides defaultValue);\n"
+	  "                             NAME must be one a template among the inputs declares\n"
 	  "  --param-file NAME=PATH     the same with the value read from PATH ('-' is stdin;\n"
 	  "                             one final line break dropped): a secret stays off\n"
 	  "                             the command line\n",

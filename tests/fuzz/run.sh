@@ -10,7 +10,7 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 OUT=build-fuzz
 SOURCES="user/config.c user/config_json.c user/config_network.c user/config_security.c
 	 user/config_vpn.c user/config_binding.c user/config_unenforced.c user/gateway_name.c user/private_file.c user/import.c user/import_arm.c
-	 user/import_model.c user/arm_expr.c"
+	 user/import_model.c user/import_deploy.c user/local_interfaces.c user/arm_expr.c user/arm_cidr.c"
 CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -Iheaders -Iuser -fsanitize=fuzzer,address,undefined
 	-fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
@@ -24,7 +24,7 @@ seed_corpus() { # the project's fixtures, plus the shared Azure samples when bes
 	local dir=$1
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	cp tests/data/import/*.json "$dir"/ 2>/dev/null
+	cp tests/data/import/*.json tests/data/import/shapes/*.json "$dir"/ 2>/dev/null
 	cp tests/data/config/*.json "$dir"/ 2>/dev/null
 	cp tests/data/fuzz/* "$dir"/ 2>/dev/null # inputs that once crashed or hung a target
 	if [ -d ../shared/azure-samples ]; then

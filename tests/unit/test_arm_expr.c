@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <jansson.h>
@@ -408,6 +409,102 @@ static void property_copy_loop_expands_into_an_array(void **state)
 	json_decref(tree);
 }
 
+static void assert_eval_json(struct fixture *f, const char *text, const char *expected_json)
+{
+	json_t *v = eval_ok(f, text), *want = json_loads(expected_json, JSON_DECODE_ANY, NULL);
+	char *got = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	assert_non_null(want);
+	if (!json_equal(v, want))
+		fail_msg("%s: got %s, expected %s", text, got, expected_json);
+	free(got);
+	json_decref(v);
+	json_decref(want);
+}
+
+/* As Azure documents them (template-functions-cidr): the examples of the docs. */
+static void parse_cidr_gives_the_range_properties(void **state)
+{
+	assert_eval_json(*state, "[parseCidr('10.144.0.0/20')]",
+		"{\"network\":\"10.144.0.0\",\"netmask\":\"255.255.240.0\","
+		"\"broadcast\":\"10.144.15.255\",\"firstUsable\":\"10.144.0.1\","
+		"\"lastUsable\":\"10.144.15.254\",\"cidr\":20}");
+	assert_eval_json(*state, "[parseCidr('fdad:3236:5555::/48')]",
+		"{\"network\":\"fdad:3236:5555::\",\"netmask\":\"ffff:ffff:ffff::\","
+		"\"firstUsable\":\"fdad:3236:5555::\","
+		"\"lastUsable\":\"fdad:3236:5555:ffff:ffff:ffff:ffff:ffff\",\"cidr\":48}");
+	/* host bits given are masked off, as a network is */
+	assert_eval_string(*state, "[parseCidr('10.1.2.3/24').network]", "10.1.2.0");
+	assert_string_equal(eval_fails(*state, "[parseCidr('10.1.2.0')]").message,
+			    "parseCidr(): '10.1.2.0' is not an address range in CIDR notation "
+			    "(a.b.c.d/len or x:x::/len)");
+	assert_string_equal(eval_fails(*state, "[parseCidr('10.1.2.0/33')]").message,
+			    "parseCidr(): '10.1.2.0/33' is not an address range in CIDR notation "
+			    "(a.b.c.d/len or x:x::/len)");
+}
+
+static void cidr_subnet_splits_a_range(void **state)
+{
+	assert_eval_string(*state, "[cidrSubnet('10.144.0.0/20', 24, 0)]", "10.144.0.0/24");
+	assert_eval_string(*state, "[cidrSubnet('10.144.0.0/20', 24, 4)]", "10.144.4.0/24");
+	assert_eval_string(*state, "[cidrSubnet('10.144.0.0/20', 20, 0)]", "10.144.0.0/20");
+	assert_eval_string(*state, "[cidrSubnet('fdad:3236:5555::/48', 52, 1)]",
+			   "fdad:3236:5555:1000::/52");
+	assert_eval_string(*state, "[cidrSubnet('fdad:3236:5555::/48', 52, 4)]",
+			   "fdad:3236:5555:4000::/52");
+	assert_string_equal(eval_fails(*state, "[cidrSubnet('10.144.0.0/20', 24, 16)]").message,
+			    "cidrSubnet(): subnet index 16 is outside the 16 subnets of /24 in "
+			    "10.144.0.0/20");
+	assert_string_equal(eval_fails(*state, "[cidrSubnet('10.144.0.0/20', 19, 0)]").message,
+			    "cidrSubnet(): the new prefix length 19 is outside 20-32");
+}
+
+static void cidr_host_counts_usable_hosts_from_one(void **state)
+{
+	assert_eval_string(*state, "[cidrHost('10.144.3.0/24', 0)]", "10.144.3.1");
+	assert_eval_string(*state, "[cidrHost('10.144.3.0/24', 4)]", "10.144.3.5");
+	assert_eval_string(*state, "[cidrHost('10.144.3.0/24', 253)]", "10.144.3.254");
+	assert_eval_string(*state, "[cidrHost('fdad:3236:5555:3000::/52', 0)]",
+			   "fdad:3236:5555:3000::1");
+	assert_string_equal(eval_fails(*state, "[cidrHost('10.144.3.0/24', 254)]").message,
+			    "cidrHost(): host index 254 is outside the usable hosts of "
+			    "10.144.3.0/24");
+}
+
+static void uri_combines_base_and_relative(void **state)
+{
+	assert_eval_string(*state, "[uri('http://contoso.org/firstpath/', 'myscript.sh')]",
+			   "http://contoso.org/firstpath/myscript.sh");
+	assert_eval_string(*state, "[uri('http://contoso.org/firstpath', 'myscript.sh')]",
+			   "http://contoso.org/myscript.sh");
+	assert_eval_string(*state, "[uri('http://contoso.org/firstpath/', '/myscript.sh')]",
+			   "http://contoso.org/firstpath/myscript.sh");
+	assert_eval_string(*state, "[uri('http://contoso.org', 'myscript.sh')]",
+			   "http://contoso.org/myscript.sh");
+}
+
+static void array_and_string_functions_of_network_templates(void **state)
+{
+	assert_eval_json(*state, "[range(1, 3)]", "[1,2,3]");
+	assert_eval_json(*state, "[union(createArray('a', 'b'), createArray('b', 'c'))]",
+			 "[\"a\",\"b\",\"c\"]");
+	assert_eval_json(*state, "[union(json('{\"a\":1,\"b\":2}'), json('{\"b\":3}'))]",
+			 "{\"a\":1,\"b\":3}");
+	assert_eval_int(*state, "[indexOf('test', 'T')]", 0);
+	assert_eval_int(*state, "[lastIndexOf('abcabc', 'bc')]", 4);
+	assert_eval_int(*state, "[indexOf('abc', 'z')]", -1);
+	assert_eval_int(*state, "[indexOf(createArray('x', 'y'), 'y')]", 1);
+	assert_eval_string(*state, "[padLeft('123', 6, '0')]", "000123");
+	assert_eval_string(*state, "[padLeft(7, 3, '0')]", "007");
+	assert_eval_string(*state, "[take('abcdef', 3)]", "abc");
+	assert_eval_json(*state, "[skip(createArray(1, 2, 3), 2)]", "[3]");
+	assert_eval_int(*state, "[min(createArray(5, 2, 9))]", 2);
+	assert_eval_int(*state, "[max(5, 2, 9)]", 9);
+	assert_eval_json(*state, "[array('x')]", "[\"x\"]");
+	assert_eval_json(*state, "[cidrSubnet('10.0.0.0/16', 24, range(0, 3)[2])]",
+			 "\"10.0.2.0/24\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +527,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(evaluation_errors_name_the_problem, setup, teardown),
 		cmocka_unit_test_setup_teardown(tree_leaves_out_what_cannot_be_evaluated, setup, teardown),
 		cmocka_unit_test_setup_teardown(property_copy_loop_expands_into_an_array, setup, teardown),
+		cmocka_unit_test_setup_teardown(parse_cidr_gives_the_range_properties, setup, teardown),
+		cmocka_unit_test_setup_teardown(cidr_subnet_splits_a_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(cidr_host_counts_usable_hosts_from_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(uri_combines_base_and_relative, setup, teardown),
+		cmocka_unit_test_setup_teardown(array_and_string_functions_of_network_templates, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("arm_expr", tests, NULL, NULL);

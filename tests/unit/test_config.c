@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
+#include "local_interfaces.h"
 #include "config_json.h"
 
 #define DATA "tests/data/config/"
@@ -385,15 +386,23 @@ static void priority_out_of_range(void **state)
 		"@9:8: resources[1].securityRules[1].priority: missing; allowed: 100-4096\n");
 }
 
-/* FILL-IN left where `vnet-xdp import` wrote it: interface names, VIP, tunnel endpoint, shared key. */
+/* FILL-IN left where `vnet-xdp import` wrote it: interface names, VIP, tunnel endpoint, shared key.
+ * Where the value is this machine's (an interface, an address) its interfaces are listed. */
 static void fill_in_left_in_the_config(void **state)
 {
-	expect_problems("fill-in.json", 5,
+	char *here = local_interfaces_text(), *expected = NULL;
+
+	assert_non_null(here);
+	assert_true(asprintf(&expected,
 		"@20:61: resources[3].properties.sharedKey: still FILL-IN; allowed: the pre-shared key (import with --param-file NAME=PATH or --param NAME=KEY, or write it here)\n"
-		"@5:16: gateway.interfaces[0].name: still FILL-IN; allowed: the Linux interface that faces this virtual network (or the uplink)\n"
-		"@6:16: gateway.interfaces[1].name: still FILL-IN; allowed: the Linux interface that faces this virtual network (or the uplink)\n"
+		"@5:16: gateway.interfaces[0].name: still FILL-IN; allowed: the Linux interface that faces this virtual network (or the uplink); this machine's interfaces: %s\n"
+		"@6:16: gateway.interfaces[1].name: still FILL-IN; allowed: the Linux interface that faces this virtual network (or the uplink); this machine's interfaces: %s\n"
 		"@8:46: gateway.virtualNetworks[0].vip: still FILL-IN; allowed: the public IPv4 or IPv6 address this VNet's outbound traffic is NATed to, or leave \"vip\" out for no outbound NAT\n"
-		"@9:60: gateway.virtualNetworkGateways[0].address: still FILL-IN; allowed: this box's tunnel endpoint address for the gateway, an IPv4 or IPv6 address\n");
+		"@9:60: gateway.virtualNetworkGateways[0].address: still FILL-IN; allowed: this box's tunnel endpoint address for the gateway, an IPv4 or IPv6 address; this machine's interfaces: %s\n",
+		here, here, here) > 0);
+	expect_problems("fill-in.json", 5, expected);
+	free(expected);
+	free(here);
 }
 
 /* Unknown keys at the top and in the gateway section (Azure resources keep theirs: az output carries many). */

@@ -34,11 +34,11 @@ static const struct {
 	  "the request's gateway sits in vnet1's GatewaySubnet with public IP gwpip, neither "
 	  "in the example, and its local network gateway's address is the placeholder x.x.x.x",
 	  3,
-	  "@86:25: resources[2].properties.ipConfigurations[0].properties.subnet: unknown "
+	  "@92:25: resources[2].properties.ipConfigurations[0].properties.subnet: unknown "
 	  "virtual network \"vnet1\"; allowed: one declared in resources\n"
-	  "@89:34: resources[2].properties.ipConfigurations[0].properties.publicIPAddress: "
+	  "@95:34: resources[2].properties.ipConfigurations[0].properties.publicIPAddress: "
 	  "unknown publicIPAddresses \"gwpip\"; allowed: one declared in resources\n"
-	  "@74:29: resources[1].properties.gatewayIpAddress: \"x.x.x.x\" is not an IP "
+	  "@80:29: resources[1].properties.gatewayIpAddress: \"x.x.x.x\" is not an IP "
 	  "address; allowed: IPv4 a.b.c.d or IPv6 x:x::x\n" },
 	{ "spec-lng-get.json",
 	  "the example's gatewayIpAddress is the placeholder x.x.x.x",
@@ -90,7 +90,8 @@ struct imported {
 };
 
 /* Imports FILES (NULL-terminated) as `vnet-xdp import` does and fills each FILL-IN
- * interface name with a distinct name. */
+ * interface name with a distinct name and each VPN gateway's address with one of
+ * 192.0.2.0/24. */
 static struct imported import_and_fill(const char *const *files, json_t *params)
 {
 	struct imported out = { 0 };
@@ -117,6 +118,15 @@ static struct imported import_and_fill(const char *const *files, json_t *params)
 		assert_string_equal(name, "FILL-IN");
 		snprintf(filled, sizeof(filled), "ct-if%zu", i);
 		json_object_set_new(iface, "name", json_string(filled));
+	}
+	json_array_foreach(json_object_get(json_object_get(config, "gateway"),
+					   "virtualNetworkGateways"), i, iface) {
+		char filled[32];
+
+		assert_string_equal(json_string_value(json_object_get(iface, "address")),
+				    "FILL-IN");
+		snprintf(filled, sizeof(filled), "192.0.2.%zu", i + 1);
+		json_object_set_new(iface, "address", json_string(filled));
 	}
 	out.text = json_dumps(config, JSON_INDENT(2));
 	json_decref(config);
@@ -287,10 +297,9 @@ static void reference_to_firewall_and_to_other_resources(void **state)
 				"usable address (network + 4) of its subnet AzureFirewallSubnet "
 				"10.20.3.0/26, as Azure assigns it; check it after deploying\n"));
 	assert_non_null(strstr(im.diag, "resources[4].properties.routes[1].properties."
-				"nextHopIpAddress: reference() to Microsoft.Network/publicIPAddresses "
-				"'pip' needs a deployment and is not supported; only an Azure "
-				"Firewall's private IP follows from the template (character 2); left "
-				"out\n"));
+				"nextHopIpAddress: reference() to public IP 'pip': Azure picks its "
+				"ipAddress at deployment, so it is not known from the template "
+				"(character 2); left out\n"));
 	assert_int_equal(check_text(im.text, "imported/reference", &problems, &cfg), 1);
 	assert_non_null(strstr(problems, "properties.routes[1].properties.nextHopIpAddress: next "
 				"hop VirtualAppliance needs nextHopIpAddress"));
