@@ -7,6 +7,14 @@
 #include "cli.h"
 #include "gateway_name.h"
 
+bool cli_json_pretty;
+
+void cli_json_print(json_t *doc)
+{
+	json_dumpf(doc, stdout, cli_json_pretty ? JSON_INDENT(2) : JSON_COMPACT);
+	fputc('\n', stdout);
+}
+
 void cli_option_error(const char *command, int c, char **argv)
 {
 	const char *arg = argv[optind - 1];

@@ -419,8 +419,7 @@ int flows_main(int argc, char **argv)
 	}
 	list = flows_list(gateway);
 	if (o.json) {
-		json_dumpf(list, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(list);
 	} else {
 		printf("%-6s %-42s %-42s %-12s %6s %6s %10s %10s\n", "PROTO", "SOURCE", "DESTINATION",
 		       "STATE", "AGE", "IDLE", "PKTS FWD", "PKTS REV");

@@ -25,7 +25,7 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-	"usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
+	"usage: vnet-xdp [-v] [-p] COMMAND [OPTIONS]   (-p: -j output pretty-printed)\n"
 	"  check  -c FILE [--strict]           validate only; exit 0 valid, 1 invalid, 2 usage;\n"
 	"                                      --strict: what is not enforced is invalid\n"
 	"  import FILE... [-o OUT] [--param NAME=VALUE] [--param-file NAME=PATH]\n"
@@ -235,8 +235,7 @@ static int cmd_routes(int argc, char **argv)
 	}
 	routes = cli_routes_json(cfg, &plan, ifindexes, vnet);
 	if (o.json) {
-		json_dumpf(routes, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(routes);
 	} else {
 		cli_routes_table(stdout, routes);
 	}
@@ -265,9 +264,13 @@ int main(int argc, char **argv)
 	/* Before any command reads a config or a --param-file: either may hold a key. */
 	if (process_forbid_core_dumps())
 		log_warn("cannot switch core dumps off: %s", strerror(errno));
-	while (first < argc && (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))) {
-		log_verbose = true;
-		first++;
+	for (; first < argc; first++) {
+		if (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))
+			log_verbose = true;
+		else if (!strcmp(argv[first], "-p") || !strcmp(argv[first], "--pretty"))
+			cli_json_pretty = true;
+		else
+			break;
 	}
 	if (first >= argc)
 		return usage("no command given");

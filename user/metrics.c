@@ -46,15 +46,15 @@ static const struct metric_family families[] = {
 	  "peerings", "bytes", { { "vnet", "vnet" }, { "remote_vnet", "remoteVnet" } } },
 
 	{ "vnetxdp_drop_packets_total", METRIC_COUNTER,
-	  "Packets the datapath dropped, by reason.", "drops", "packets", { { "reason" } } },
+	  "Packets the datapath dropped, by reason.", "drops", "packets", { { "reason", "reason" } } },
 	{ "vnetxdp_drop_bytes_total", METRIC_COUNTER,
-	  "Bytes the datapath dropped, by reason.", "drops", "bytes", { { "reason" } } },
+	  "Bytes the datapath dropped, by reason.", "drops", "bytes", { { "reason", "reason" } } },
 	{ "vnetxdp_datapath_packets_total", METRIC_COUNTER,
 	  "Packets the XDP program saw, by what it did with them.",
-	  "datapath", "packets", { { "action" } } },
+	  "datapath", "packets", { { "action", "action" } } },
 	{ "vnetxdp_datapath_bytes_total", METRIC_COUNTER,
 	  "Bytes the XDP program saw, by what it did with them.",
-	  "datapath", "bytes", { { "action" } } },
+	  "datapath", "bytes", { { "action", "action" } } },
 
 	/* Tunnels (Azure: TunnelIngressBytes, TunnelEgressBytes, ...): "tunnels" is an
 	 * array of {name, ingressBytes, ...}, filled once the tunnel datapath counts. */

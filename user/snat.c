@@ -850,8 +850,7 @@ int snat_main(int argc, char **argv)
 	json_object_set_new(out, "mappings", w.list);
 	json_object_set_new(out, "vips", snat_stats_json(gateway, NULL));
 	if (o.json) {
-		json_dumpf(out, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(out);
 	} else {
 		json_t *gc = json_object_get(out, "gc");
 

@@ -35,7 +35,8 @@ static const char verify_usage[] =
 	"                       [-n NAME] [-j] [--repeat N]\n"
 	"  IPv6 with a port: [ADDR]:PORT. --repeat N runs the packet N more times, each from\n"
 	"  the same frame, and prints the program's mean time per run (first-packet cost: the\n"
-	"  dry run writes no flow).\n";
+	"  dry run writes no flow).\n"
+	"  Exit 0: the packet would be forwarded or passed; 3: it would be dropped.\n";
 
 static const char *const drop_reason_names[] = DROP_REASON_NAMES;
 static const char *const datapath_counter_names[] = DATAPATH_COUNTER_NAMES;
@@ -556,8 +557,7 @@ int verify_main(int argc, char **argv)
 		}
 	}
 	if (o.json) {
-		json_dumpf(result, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(result);
 	} else {
 		result_print(result);
 	}
@@ -568,5 +568,8 @@ out:
 	sched_setaffinity(0, sizeof(saved), &saved);
 	xdp_generation_close(gen);
 	close(traces_fd);
-	return err ? EXIT_FAILED : 0;
+	if (err)
+		return EXIT_FAILED;
+	/* A script asks "would it pass?" by the exit code alone. */
+	return trace.verdict == XDP_DROP || trace.verdict == XDP_ABORTED ? CLI_EXIT_DROPPED : 0;
 }
