@@ -27,21 +27,35 @@ void cli_option_error(const char *command, int c, char **argv)
 
 static int table_usage(const char *command)
 {
-	fprintf(stderr, "usage: vnet-xdp %s [-n NAME] [-j] [--gc]\n", command);
-	return 2;
+	fprintf(stderr, "usage: vnet-xdp %s [-n NAME] [-j] [--gc] [--src ADDR[/LEN]] [--dst ADDR[/LEN]]\n"
+		"         [--sport PORT] [--dport PORT] [--proto tcp|udp|icmp|icmpv6|N] [--vnet NAME]\n"
+		"         [--state STATE]\n", command);
+	return CLI_EXIT_USAGE;
 }
 
-int cli_table_options(const char *command, int argc, char **argv, struct table_options *o)
+/* getopt_long's value of a filter option: past every character. */
+#define FILTER_OPTION(o) (0x100 + (o))
+
+int cli_table_options(const char *command, int argc, char **argv, const char *const *states,
+		      struct table_options *o)
 {
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "gc", no_argument, NULL, 'g' },
+		{ "src", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SRC) },
+		{ "dst", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DST) },
+		{ "sport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SPORT) },
+		{ "dport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DPORT) },
+		{ "proto", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_PROTO) },
+		{ "vnet", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_VNET) },
+		{ "state", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_STATE) },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	*o = (struct table_options){ 0 };
+	flow_filter_init(&o->filter);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
@@ -50,13 +64,19 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 		case 'j': o->json = true; break;
 		case 'g': o->gc = true; break;
 		default:
+			if (c >= FILTER_OPTION(0) && c < FILTER_OPTION(FLOW_FILTER_COUNT)) {
+				if (flow_filter_set(&o->filter, command, c - FILTER_OPTION(0), optarg,
+						    states))
+					return CLI_EXIT_USAGE;
+				break;
+			}
 			cli_option_error(command, c, argv);
 			return table_usage(command);
 		}
 	}
 	if (optind < argc)
 		return table_usage(command);
-	return gateway_name_check(command, o->name) ? 2 : 0;
+	return gateway_name_check(command, o->name) ? CLI_EXIT_USAGE : 0;
 }
 
 static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)

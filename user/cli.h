@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <jansson.h>
 #include "config.h"
+#include "flow_filter.h"
 #include "plan.h"
 
 /* Exit codes every command shares (README, "Exit codes"). */
@@ -28,12 +29,15 @@ void cli_json_print(json_t *doc);
 void cli_option_error(const char *command, int c, char **argv);
 
 /* The options of the commands that list a table of the datapath's state (flows, snat):
- * [-n NAME] [-j] [--gc]. Returns 0, or 2 (usage) after saying what is wrong. */
+ * [-n NAME] [-j] [--gc] and the filters of flow_filter.h, --state one of `states` (NULL
+ * terminated). Returns 0, or 2 (usage) after saying what is wrong. */
 struct table_options {
 	const char *name;
 	bool json, gc;
+	struct flow_filter filter;
 };
-int cli_table_options(const char *command, int argc, char **argv, struct table_options *o);
+int cli_table_options(const char *command, int argc, char **argv, const char *const *states,
+		      struct table_options *o);
 
 /* `vnet-xdp routes`: the effective routes of one VNet in the plan, as
  * [{addressPrefix, nextHopType, interface, virtualNetwork}], and as a table. */
