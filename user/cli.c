@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include "cli.h"
 #include "gateway_name.h"
+#include "state.h"
 
 bool cli_json_pretty;
 
@@ -77,6 +78,25 @@ int cli_table_options(const char *command, int argc, char **argv, const char *co
 	if (optind < argc)
 		return table_usage(command);
 	return gateway_name_check(command, o->name) ? CLI_EXIT_USAGE : 0;
+}
+
+int cli_filter_vnet_check(const char *command, const char *gateway, const struct flow_filter *f)
+{
+	json_t *state, *vnet;
+	bool known = false;
+	size_t i;
+
+	if (!f->vnet)
+		return 0;
+	state = state_load(gateway);
+	json_array_foreach(json_object_get(state, "virtualNetworks"), i, vnet)
+		known = known || !strcmp(json_string_value(vnet) ?: "", f->vnet);
+	json_decref(state);
+	if (known)
+		return 0;
+	fprintf(stderr, "vnet-xdp %s: gateway %s has no virtual network named %s\n", command,
+		gateway, f->vnet);
+	return CLI_EXIT_FAILED;
 }
 
 static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)

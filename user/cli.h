@@ -38,6 +38,9 @@ struct table_options {
 };
 int cli_table_options(const char *command, int argc, char **argv, const char *const *states,
 		      struct table_options *o);
+/* A --vnet filter names a VNet of the gateway's running config: 0, or 1 (what the command
+ * line names does not exist, as `routes --vnet` says) after one line. */
+int cli_filter_vnet_check(const char *command, const char *gateway, const struct flow_filter *f);
 
 /* `vnet-xdp routes`: the effective routes of one VNet in the plan, as
  * [{addressPrefix, nextHopType, interface, virtualNetwork}], and as a table. */

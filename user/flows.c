@@ -440,6 +440,9 @@ int flows_main(int argc, char **argv)
 			  o.name);
 		return 1;
 	}
+	err = cli_filter_vnet_check("flows", gateway, &o.filter);
+	if (err)
+		return err;
 	if (o.gc) {
 		int lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
 		long removed = lock < 0 ? lock : flows_gc(gateway);

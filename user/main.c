@@ -44,9 +44,13 @@ static const char usage_text[] =
 	"  verify --in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp [-j] [--repeat N]\n"
 	"                                      run a synthesized packet through the loaded program:\n"
 	"                                      verdict, route, the NSG rule of every stage\n"
-	"  flows  [-n NAME] [-j] [--gc]        the flow table; --gc removes idle flows\n"
-	"  snat   [-n NAME] [-j] [--gc]        SNAT mappings and per-VIP ports; --gc collects\n"
-	"                                      expired mappings first\n";
+	"  flows  [-n NAME] [-j] [--gc] [FILTER]\n"
+	"                                      the flow table; --gc removes idle flows\n"
+	"  snat   [-n NAME] [-j] [--gc] [FILTER]\n"
+	"                                      SNAT mappings and per-VIP ports; --gc collects\n"
+	"                                      expired mappings first\n"
+	"  FILTER: --src/--dst ADDR[/LEN] --sport/--dport PORT --proto P --vnet NAME --state S\n"
+	"exit: 0 ok, 1 failed or gateway not up, 2 usage, 3 verify: the packet would be dropped\n";
 
 static int usage(const char *problem)
 {

@@ -839,6 +839,13 @@ int snat_main(int argc, char **argv)
 					 : "no gateway is up");
 		return 1;
 	}
+	if (!gateway_pins_exist(gateway)) {
+		log_error("gateway %s is not up", gateway);
+		return 1;
+	}
+	err = cli_filter_vnet_check("snat", gateway, &o.filter);
+	if (err)
+		return err;
 	out = json_object();
 	if (o.gc) {
 		struct snat_gc_result r;
