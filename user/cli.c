@@ -26,11 +26,17 @@ void cli_option_error(const char *command, int c, char **argv)
 		fprintf(stderr, "vnet-xdp %s: unknown or misplaced option '%s'\n", command, arg);
 }
 
+void cli_usage_hint(const char *command)
+{
+	if (command)
+		fprintf(stderr, "Try 'vnet-xdp help %s'.\n", command);
+	else
+		fputs("Try 'vnet-xdp --help'.\n", stderr);
+}
+
 static int table_usage(const char *command)
 {
-	fprintf(stderr, "usage: vnet-xdp %s [-n NAME] [-j] [--gc] [--src ADDR[/LEN]] [--dst ADDR[/LEN]]\n"
-		"         [--sport PORT] [--dport PORT] [--proto tcp|udp|icmp|icmpv6|N] [--vnet NAME]\n"
-		"         [--state STATE]\n", command);
+	cli_usage_hint(command);
 	return CLI_EXIT_USAGE;
 }
 
@@ -68,15 +74,17 @@ int cli_table_options(const char *command, int argc, char **argv, const char *co
 			if (c >= FILTER_OPTION(0) && c < FILTER_OPTION(FLOW_FILTER_COUNT)) {
 				if (flow_filter_set(&o->filter, command, c - FILTER_OPTION(0), optarg,
 						    states))
-					return CLI_EXIT_USAGE;
+					return table_usage(command);
 				break;
 			}
 			cli_option_error(command, c, argv);
 			return table_usage(command);
 		}
 	}
-	if (optind < argc)
+	if (optind < argc) {
+		fprintf(stderr, "vnet-xdp %s: unexpected argument '%s'\n", command, argv[optind]);
 		return table_usage(command);
+	}
 	return gateway_name_check(command, o->name) ? CLI_EXIT_USAGE : 0;
 }
 

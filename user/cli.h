@@ -28,6 +28,10 @@ void cli_json_print(json_t *doc);
  * missing value (c == ':') and an unknown option (c == '?') are told apart. */
 void cli_option_error(const char *command, int c, char **argv);
 
+/* After a usage error: where the command's options are told ("vnet-xdp help COMMAND"),
+ * or with NULL the list of commands. */
+void cli_usage_hint(const char *command);
+
 /* The options of the commands that list a table of the datapath's state (flows, snat):
  * [-n NAME] [-j] [--gc] and the filters of flow_filter.h, --state one of `states` (NULL
  * terminated). Returns 0, or 2 (usage) after saying what is wrong. */
