@@ -195,12 +195,15 @@ snat_filters_its_mappings() {
 		[ "$(gw snat -n $GATEWAY --proto udp | grep -c '^icmp ')" = 0 ]
 }
 
-refused_filter() { # refused_filter PATTERN ARGS...: exit 2 and PATTERN on stderr's one line
+# refused_filter PATTERN ARGS...: exit 2, PATTERN on stderr's first line, the hint on its
+# second and last.
+refused_filter() {
 	local pattern=$1 out
 	shift
 	out=$(gw "$@" 2>&1 >/dev/null)
 	[ $? = 2 ] || { echo "vnet-xdp $*: not exit 2: $out"; return 1; }
-	[ "$(wc -l <<<"$out")" = 1 ] && grep -qE -- "$pattern" <<<"$out" || { echo "vnet-xdp $*: $out"; return 1; }
+	[ "$(wc -l <<<"$out")" = 2 ] && grep -qE -- "$pattern" <<<"$(head -1 <<<"$out")" &&
+		[ "$(tail -1 <<<"$out")" = "Try 'vnet-xdp help $1'." ] || { echo "vnet-xdp $*: $out"; return 1; }
 }
 
 bad_filter_values_are_usage_errors() {
