@@ -321,9 +321,10 @@ enum flow_counter {
 	FLOW_COUNTER_MAX,
 };
 
+/* The members of `stats -j`'s "flows" object, so camelCase like every JSON key. */
 #define FLOW_COUNTER_NAMES                                                                 \
-	{ "created", "hit", "expired", "revalidated", "closed", "deleted", "insert_failed", \
-	  "gc_removed" }
+	{ "created", "hit", "expired", "revalidated", "closed", "deleted", "insertFailed", \
+	  "gcRemoved" }
 
 /* The last decision on this CPU: `verify` reads it after BPF_PROG_TEST_RUN. */
 struct decision_trace {

@@ -6,6 +6,15 @@
 #include <arpa/inet.h>
 #include "cli.h"
 #include "gateway_name.h"
+#include "state.h"
+
+bool cli_json_pretty;
+
+void cli_json_print(json_t *doc)
+{
+	json_dumpf(doc, stdout, cli_json_pretty ? JSON_INDENT(2) : JSON_COMPACT);
+	fputc('\n', stdout);
+}
 
 void cli_option_error(const char *command, int c, char **argv)
 {
@@ -28,20 +37,32 @@ void cli_usage_hint(const char *command)
 static int table_usage(const char *command)
 {
 	cli_usage_hint(command);
-	return 2;
+	return CLI_EXIT_USAGE;
 }
 
-int cli_table_options(const char *command, int argc, char **argv, struct table_options *o)
+/* getopt_long's value of a filter option: past every character. */
+#define FILTER_OPTION(o) (0x100 + (o))
+
+int cli_table_options(const char *command, int argc, char **argv, const char *const *states,
+		      struct table_options *o)
 {
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "gc", no_argument, NULL, 'g' },
+		{ "src", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SRC) },
+		{ "dst", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DST) },
+		{ "sport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SPORT) },
+		{ "dport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DPORT) },
+		{ "proto", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_PROTO) },
+		{ "vnet", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_VNET) },
+		{ "state", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_STATE) },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	*o = (struct table_options){ 0 };
+	flow_filter_init(&o->filter);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
@@ -50,6 +71,12 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 		case 'j': o->json = true; break;
 		case 'g': o->gc = true; break;
 		default:
+			if (c >= FILTER_OPTION(0) && c < FILTER_OPTION(FLOW_FILTER_COUNT)) {
+				if (flow_filter_set(&o->filter, command, c - FILTER_OPTION(0), optarg,
+						    states))
+					return table_usage(command);
+				break;
+			}
 			cli_option_error(command, c, argv);
 			return table_usage(command);
 		}
@@ -58,7 +85,26 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 		fprintf(stderr, "vnet-xdp %s: unexpected argument '%s'\n", command, argv[optind]);
 		return table_usage(command);
 	}
-	return gateway_name_check(command, o->name) ? 2 : 0;
+	return gateway_name_check(command, o->name) ? CLI_EXIT_USAGE : 0;
+}
+
+int cli_filter_vnet_check(const char *command, const char *gateway, const struct flow_filter *f)
+{
+	json_t *state, *vnet;
+	bool known = false;
+	size_t i;
+
+	if (!f->vnet)
+		return 0;
+	state = state_load(gateway);
+	json_array_foreach(json_object_get(state, "virtualNetworks"), i, vnet)
+		known = known || !strcmp(json_string_value(vnet) ?: "", f->vnet);
+	json_decref(state);
+	if (known)
+		return 0;
+	fprintf(stderr, "vnet-xdp %s: gateway %s has no virtual network named %s\n", command,
+		gateway, f->vnet);
+	return CLI_EXIT_FAILED;
 }
 
 static void prefix_text(const struct ip_prefix *p, char *buf, size_t size)

@@ -7,7 +7,22 @@
 #include <stdio.h>
 #include <jansson.h>
 #include "config.h"
+#include "flow_filter.h"
 #include "plan.h"
+
+/* Exit codes every command shares (README, "Exit codes"). */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAILED = 1,  /* a runtime failure, an invalid config, a gateway that is not up */
+	CLI_EXIT_USAGE = 2,   /* the command line itself is wrong */
+	CLI_EXIT_DROPPED = 3, /* verify: the datapath would drop the packet */
+};
+
+/* -p / --pretty before the command: `-j` output indented, as `ip -p -j` and `bpftool -p`;
+ * without it one compact line per document. */
+extern bool cli_json_pretty;
+/* Prints one `-j` document and its newline on stdout. */
+void cli_json_print(json_t *doc);
 
 /* One line for an option getopt_long refused. Option strings start with ':' so that a
  * missing value (c == ':') and an unknown option (c == '?') are told apart. */
@@ -18,12 +33,18 @@ void cli_option_error(const char *command, int c, char **argv);
 void cli_usage_hint(const char *command);
 
 /* The options of the commands that list a table of the datapath's state (flows, snat):
- * [-n NAME] [-j] [--gc]. Returns 0, or 2 (usage) after saying what is wrong. */
+ * [-n NAME] [-j] [--gc] and the filters of flow_filter.h, --state one of `states` (NULL
+ * terminated). Returns 0, or 2 (usage) after saying what is wrong. */
 struct table_options {
 	const char *name;
 	bool json, gc;
+	struct flow_filter filter;
 };
-int cli_table_options(const char *command, int argc, char **argv, struct table_options *o);
+int cli_table_options(const char *command, int argc, char **argv, const char *const *states,
+		      struct table_options *o);
+/* A --vnet filter names a VNet of the gateway's running config: 0, or 1 (what the command
+ * line names does not exist, as `routes --vnet` says) after one line. */
+int cli_filter_vnet_check(const char *command, const char *gateway, const struct flow_filter *f);
 
 /* `vnet-xdp routes`: the effective routes of one VNet in the plan, as
  * [{addressPrefix, nextHopType, interface, virtualNetwork}], and as a table. */

@@ -244,6 +244,18 @@ static const char *protocol_name(uint8_t proto)
 	}
 }
 
+/* What the STATE column shows and --state matches: an expired flow is expired whatever
+ * its TCP state. */
+static const char *const flow_states[] = { "active", "expired", "opening", "established",
+					   "closing", "closed", NULL };
+
+static const char *flow_state_name(json_t *flow)
+{
+	if (json_is_true(json_object_get(flow, "expired")))
+		return "expired";
+	return json_string_value(json_object_get(flow, "tcpState")) ?: "active";
+}
+
 static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 			 const struct gateway_settings *s, json_t *vnets, uint64_t now)
 {
@@ -266,11 +278,30 @@ static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 		      "expired", idle > flow_timeout(k, f, s), "generation", (json_int_t)f->generation);
 	if (k->proto == IPPROTO_TCP && f->tcp_state < 4)
 		json_object_set_new(o, "tcpState", json_string(tcp_state_names[f->tcp_state]));
+	json_object_set_new(o, "state", json_string(flow_state_name(o)));
 	if (src_vnet != NSG_VNET_NONE && json_array_get(vnets, src_vnet))
 		json_object_set(o, "sourceVirtualNetwork", json_array_get(vnets, src_vnet));
 	if (dst_vnet != NSG_VNET_NONE && json_array_get(vnets, dst_vnet))
 		json_object_set(o, "destinationVirtualNetwork", json_array_get(vnets, dst_vnet));
 	return o;
+}
+
+/* Whether the filters keep the flow; they see the initiator's side as the source. */
+static bool flow_kept(const struct flow_filter *filter, const struct flow_key *k,
+		      const struct flow_entry *f, json_t *flow)
+{
+	bool b_first = f->initiator_is_b, ports = k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP;
+	struct flow_filter_entry e = {
+		.family = k->family, .proto = k->proto,
+		.src = b_first ? k->addr_b : k->addr_a, .dst = b_first ? k->addr_a : k->addr_b,
+		.sport = !ports ? -1 : b_first ? k->port_b : k->port_a,
+		.dport = !ports ? -1 : b_first ? k->port_a : k->port_b,
+		.vnets = { json_string_value(json_object_get(flow, "sourceVirtualNetwork")),
+			   json_string_value(json_object_get(flow, "destinationVirtualNetwork")) },
+		.state = json_string_value(json_object_get(flow, "state")),
+	};
+
+	return flow_filter_match(filter, &e);
 }
 
 /* What the fast path forwarded under its leases and has not yet added to the flow
@@ -360,7 +391,7 @@ static void flow_add_pending(const struct flow_key *k, struct flow_entry *f,
 	}
 }
 
-static json_t *flows_list(const char *gateway)
+static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
 {
 	struct gateway_settings s;
 	struct flow_key key, prev_key, *prev = NULL;
@@ -374,9 +405,14 @@ static json_t *flows_list(const char *gateway)
 	settings_read(gateway, &s);
 	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
 		if (!bpf_map_lookup_elem(fd, &key, &entry)) {
+			json_t *flow;
+
 			flow_add_pending(&key, &entry, pending, pending_n);
-			json_array_append_new(out, flow_json(&key, &entry, &s,
-					      json_object_get(state, "virtualNetworks"), now));
+			flow = flow_json(&key, &entry, &s, json_object_get(state, "virtualNetworks"), now);
+			if (flow_kept(filter, &key, &entry, flow))
+				json_array_append_new(out, flow);
+			else
+				json_decref(flow);
 		}
 		prev_key = key;
 		prev = &prev_key;
@@ -396,7 +432,7 @@ int flows_main(int argc, char **argv)
 	size_t i;
 	int err;
 
-	err = cli_table_options("flows", argc, argv, &o);
+	err = cli_table_options("flows", argc, argv, flow_states, &o);
 	if (err)
 		return err;
 	if (gateway_resolve_name(o.name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
@@ -404,6 +440,9 @@ int flows_main(int argc, char **argv)
 			  o.name);
 		return 1;
 	}
+	err = cli_filter_vnet_check("flows", gateway, &o.filter);
+	if (err)
+		return err;
 	if (o.gc) {
 		int lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
 		long removed = lock < 0 ? lock : flows_gc(gateway);
@@ -417,10 +456,9 @@ int flows_main(int argc, char **argv)
 		}
 		log_info("removed %ld idle flows", removed);
 	}
-	list = flows_list(gateway);
+	list = flows_list(gateway, &o.filter);
 	if (o.json) {
-		json_dumpf(list, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(list);
 	} else {
 		printf("%-6s %-42s %-42s %-12s %6s %6s %10s %10s\n", "PROTO", "SOURCE", "DESTINATION",
 		       "STATE", "AGE", "IDLE", "PKTS FWD", "PKTS REV");
@@ -429,9 +467,7 @@ int flows_main(int argc, char **argv)
 			       json_string_value(json_object_get(it, "protocol")),
 			       json_string_value(json_object_get(it, "source")),
 			       json_string_value(json_object_get(it, "destination")),
-			       json_is_true(json_object_get(it, "expired")) ? "expired" :
-			       json_object_get(it, "tcpState") ?
-				       json_string_value(json_object_get(it, "tcpState")) : "active",
+			       json_string_value(json_object_get(it, "state")),
 			       json_integer_value(json_object_get(it, "ageSeconds")),
 			       json_integer_value(json_object_get(it, "idleSeconds")),
 			       json_integer_value(json_object_get(it, "packetsForward")),

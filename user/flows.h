@@ -7,7 +7,7 @@
 #include <jansson.h>
 
 /* Deletes every flow idle past its timeout (the datapath's own rule: see flow_timeout_ns
- * in bpf/flow.h) and counts them as gc_removed. Returns the number removed or -errno. */
+ * in bpf/flow.h) and counts them as gcRemoved. Returns the number removed or -errno. */
 long flows_gc(const char *gateway);
 /* {"active", "created", "hit", ..., "evicted"} for stats; NULL when the maps are missing. */
 json_t *flows_stats(const char *gateway);

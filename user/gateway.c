@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "attach.h"
+#include "cli.h"
 #include "datapath.h"
 #include "gateway.h"
 #include "gateway_name.h"
@@ -702,9 +703,14 @@ int gateway_status(const char *name, bool as_json)
 			json_array_append_new(all, status_of(names[i]));
 	state_names_free(names);
 
+	if (name && json_array_size(all) == 0) {
+		/* Asked about one gateway: its absence is the answer, and an error. */
+		log_error("gateway %s is not up", name);
+		json_decref(all);
+		return -ENOENT;
+	}
 	if (as_json) {
-		json_dumpf(all, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(all);
 	} else if (json_array_size(all) == 0) {
 		printf("no gateway is up\n");
 	}

@@ -210,8 +210,7 @@ static int cmd_routes(int argc, char **argv)
 	}
 	routes = cli_routes_json(cfg, &plan, ifindexes, vnet);
 	if (o.json) {
-		json_dumpf(routes, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(routes);
 	} else {
 		cli_routes_table(stdout, routes);
 	}
@@ -300,17 +299,36 @@ static const struct command {
 	  "  -n, --name NAME            the gateway (default: the only one up)\n"
 	  "  -j, --json                 JSON instead of text\n"
 	  "  --repeat N                 run the packet N more times and print the mean time\n"
-	  "                             per run (the dry run writes no flow)\n",
+	  "                             per run (the dry run writes no flow)\n"
+	  "  Exit status 3: the packet would be dropped (0: it would pass).\n",
 	  verify_main },
-	{ "flows", "the NSG flow table", "[-n NAME] [-j] [--gc]",
+	{ "flows", "the NSG flow table", "[-n NAME] [-j] [--gc] [FILTER...]",
 	  "  -n, --name NAME            the gateway (default: the only one up)\n"
 	  "  -j, --json                 JSON instead of a table\n"
-	  "  --gc                       remove idle flows first\n",
+	  "  --gc                       remove idle flows first\n"
+	  "  --src ADDR[/LEN]           only entries from this address or prefix (the\n"
+	  "                             initiator's side)\n"
+	  "  --dst ADDR[/LEN]           only entries to this address or prefix\n"
+	  "  --sport PORT               only TCP and UDP entries from this port\n"
+	  "  --dport PORT               only TCP and UDP entries to this port\n"
+	  "  --proto tcp|udp|icmp|icmpv6|N   only entries of this protocol\n"
+	  "  --vnet NAME                only entries of this virtual network (either end)\n"
+	  "  --state STATE              only entries in this state: active, expired, opening,\n"
+	  "                             established, closing, closed\n",
 	  flows_main },
-	{ "snat", "SNAT mappings and per-VIP ports", "[-n NAME] [-j] [--gc]",
+	{ "snat", "SNAT mappings and per-VIP ports", "[-n NAME] [-j] [--gc] [FILTER...]",
 	  "  -n, --name NAME            the gateway (default: the only one up)\n"
 	  "  -j, --json                 JSON instead of a table\n"
-	  "  --gc                       collect expired mappings first\n",
+	  "  --gc                       collect expired mappings first\n"
+	  "  --src ADDR[/LEN]           only entries from this address or prefix (the\n"
+	  "                             initiator's side)\n"
+	  "  --dst ADDR[/LEN]           only entries to this address or prefix\n"
+	  "  --sport PORT               only TCP and UDP entries from this port\n"
+	  "  --dport PORT               only TCP and UDP entries to this port\n"
+	  "  --proto tcp|udp|icmp|icmpv6|N   only entries of this protocol\n"
+	  "  --vnet NAME                only entries of this virtual network (either end)\n"
+	  "  --state STATE              only mappings in this state: active, expired, opening,\n"
+	  "                             established, closing\n",
 	  snat_main },
 	{ "help", "a command's options", "[COMMAND]", "", cmd_help },
 };
@@ -333,7 +351,7 @@ static void command_usage(const struct command *c)
 
 static void global_usage(void)
 {
-	fputs("usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
+	fputs("usage: vnet-xdp [-v] [-p] COMMAND [OPTIONS]\n"
 	      "       vnet-xdp help COMMAND | vnet-xdp COMMAND --help\n"
 	      "       vnet-xdp --version\n"
 	      "\nCommands:\n", stdout);
@@ -341,9 +359,11 @@ static void global_usage(void)
 		printf("  %-8s %s\n", commands[i].name, commands[i].summary);
 	fputs("\nOptions:\n"
 	      "  -v, --verbose              debug messages, libbpf's and libxdp's included\n"
+	      "  -p, --pretty               indent -j output (default: one compact line)\n"
 	      "  -h, --help                 this text\n"
 	      "  --version                  the version\n"
-	      "\nExit status: 0 done, 1 failed, 2 usage error. Manual: vnet-xdp(8) and\n"
+	      "\nExit status: 0 done, 1 failed (a gateway not up included), 2 usage error,\n"
+	      "3 verify: the packet would be dropped. Manual: vnet-xdp(8) and\n"
 	      "vnet-xdp-COMMAND(8).\n", stdout);
 }
 
@@ -383,9 +403,13 @@ int main(int argc, char **argv)
 	/* Before any command reads a config or a --param-file: either may hold a key. */
 	if (process_forbid_core_dumps())
 		log_warn("cannot switch core dumps off: %s", strerror(errno));
-	while (first < argc && (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))) {
-		log_verbose = true;
-		first++;
+	for (; first < argc; first++) {
+		if (!strcmp(argv[first], "-v") || !strcmp(argv[first], "--verbose"))
+			log_verbose = true;
+		else if (!strcmp(argv[first], "-p") || !strcmp(argv[first], "--pretty"))
+			cli_json_pretty = true;
+		else
+			break;
 	}
 	if (first >= argc) {
 		fputs("vnet-xdp: no command given\n", stderr);

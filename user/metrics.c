@@ -13,16 +13,16 @@ enum metric_type { METRIC_COUNTER, METRIC_GAUGE };
 
 struct metric_label {
 	const char *name;  /* label name in the exposition */
-	const char *field; /* member of the sample object; NULL: the sample's key in an object */
+	const char *field; /* member of the sample object */
 };
 
 struct metric_family {
 	const char *name;
 	enum metric_type type;
 	const char *help;
-	/* Member of the stats document that holds the samples: an array of objects, or an
-	 * object of objects keyed by a label value. NULL: the document itself is the one
-	 * sample. */
+	/* Member of the stats document that holds the samples: an array of objects (names
+	 * such as drop reasons are members of them, never keys), or one object that is the
+	 * one sample. NULL: the document itself is the one sample. */
 	const char *source;
 	/* Member of the sample that holds the value; NULL: the constant 1 (an info metric). */
 	const char *value;
@@ -46,15 +46,15 @@ static const struct metric_family families[] = {
 	  "peerings", "bytes", { { "vnet", "vnet" }, { "remote_vnet", "remoteVnet" } } },
 
 	{ "vnetxdp_drop_packets_total", METRIC_COUNTER,
-	  "Packets the datapath dropped, by reason.", "drops", "packets", { { "reason" } } },
+	  "Packets the datapath dropped, by reason.", "drops", "packets", { { "reason", "reason" } } },
 	{ "vnetxdp_drop_bytes_total", METRIC_COUNTER,
-	  "Bytes the datapath dropped, by reason.", "drops", "bytes", { { "reason" } } },
+	  "Bytes the datapath dropped, by reason.", "drops", "bytes", { { "reason", "reason" } } },
 	{ "vnetxdp_datapath_packets_total", METRIC_COUNTER,
 	  "Packets the XDP program saw, by what it did with them.",
-	  "datapath", "packets", { { "action" } } },
+	  "datapath", "packets", { { "action", "action" } } },
 	{ "vnetxdp_datapath_bytes_total", METRIC_COUNTER,
 	  "Bytes the XDP program saw, by what it did with them.",
-	  "datapath", "bytes", { { "action" } } },
+	  "datapath", "bytes", { { "action", "action" } } },
 
 	/* Tunnels (Azure: TunnelIngressBytes, TunnelEgressBytes, ...): "tunnels" is an
 	 * array of {name, ingressBytes, ...}, filled once the tunnel datapath counts. */
@@ -212,8 +212,7 @@ static bool sample_value(FILE *out, const struct metric_family *family, json_t *
 	return true;
 }
 
-static void sample(FILE *out, const struct metric_family *family, const char *key,
-		   json_t *object)
+static void sample(FILE *out, const struct metric_family *family, json_t *object)
 {
 	json_t *value = family->value ? json_object_get(object, family->value) : NULL;
 	bool first = true;
@@ -225,10 +224,7 @@ static void sample(FILE *out, const struct metric_family *family, const char *ke
 		const struct metric_label *label = &family->labels[i];
 
 		fprintf(out, "%s%s=\"", first ? "{" : ",", label->name);
-		if (label->field)
-			label_value(out, json_object_get(object, label->field));
-		else if (key)
-			escaped(out, key, true);
+		label_value(out, json_object_get(object, label->field));
 		fputc('"', out);
 		first = false;
 	}
@@ -241,7 +237,6 @@ static void sample(FILE *out, const struct metric_family *family, const char *ke
 static void family_render(FILE *out, const struct metric_family *family, json_t *stats)
 {
 	json_t *source = family->source ? json_object_get(stats, family->source) : stats;
-	const char *key;
 	json_t *it;
 	size_t i;
 
@@ -251,16 +246,11 @@ static void family_render(FILE *out, const struct metric_family *family, json_t 
 	escaped(out, family->help, false);
 	fprintf(out, "\n# TYPE %s %s\n", family->name,
 		family->type == METRIC_COUNTER ? "counter" : "gauge");
-	if (!family->source)
-		sample(out, family, NULL, stats);
-	else if (json_is_array(source))
+	if (json_is_array(source))
 		json_array_foreach(source, i, it)
-			sample(out, family, NULL, it);
-	else if (family->value && json_is_integer(json_object_get(source, family->value)))
-		sample(out, family, NULL, source); /* one object holding the value: one sample */
+			sample(out, family, it);
 	else
-		json_object_foreach(source, key, it)
-			sample(out, family, key, it);
+		sample(out, family, source);
 }
 
 void metrics_render(FILE *out, json_t *stats)

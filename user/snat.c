@@ -14,6 +14,7 @@
 #include "log.h"
 #include "plan.h"
 #include "snat.h"
+#include "state.h"
 
 #ifndef ENOTSUPP
 #define ENOTSUPP 524 /* the kernel's "operation not supported" for map batches */
@@ -754,7 +755,13 @@ json_t *snat_stats_json(const char *gateway, json_t *ports_in_use)
 struct list_walk {
 	json_t *list;
 	uint64_t now;
+	json_t *vnets; /* the state's virtualNetworks: names by index */
+	const struct flow_filter *filter;
 };
+
+/* What --state matches: an expired mapping is expired whatever its TCP state. */
+static const char *const mapping_states[] = { "active", "expired", "opening", "established",
+					      "closing", NULL };
 
 static const char *proto_name(uint8_t proto)
 {
@@ -787,15 +794,30 @@ static int list_mapping(const void *key, const void *value, void *ctx)
 	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], vip[INET6_ADDRSTRLEN];
 	int64_t idle = (int64_t)(clock_age_ns(w->now, m->last_seen_ns) / NS_PER_SECOND);
 
+	bool expired = mapping_expired(k, m, w->now), ports = k->proto == IPPROTO_TCP ||
+							       k->proto == IPPROTO_UDP;
+	const char *vnet = json_string_value(json_array_get(w->vnets, m->vnet));
+	struct flow_filter_entry e = {
+		.family = (uint8_t)family, .proto = k->proto, .src = k->src, .dst = k->dst,
+		.sport = ports ? ntohs(k->src_port) : -1, .dport = ports ? ntohs(k->dst_port) : -1,
+		.vnets = { vnet }, .state = expired ? "expired" : k->proto == IPPROTO_TCP ?
+							tcp_state_name(k, m) : "active",
+	};
+	json_t *mapping;
+
+	if (!flow_filter_match(w->filter, &e))
+		return 0;
 	inet_ntop(family, k->src, src, sizeof(src));
 	inet_ntop(family, k->dst, dst, sizeof(dst));
 	inet_ntop(family, m->vip, vip, sizeof(vip));
-	json_array_append_new(w->list, json_pack(
-		"{s:s, s:s, s:i, s:s, s:i, s:s, s:i, s:s, s:I, s:b}", "protocol", proto_name(k->proto),
-		"source", src, "sourcePort", ntohs(k->src_port), "destination", dst,
-		"destinationPort", ntohs(k->dst_port), "vip", vip, "vipPort", ntohs(m->vip_port),
-		"tcpState", tcp_state_name(k, m), "idleSeconds", (json_int_t)idle,
-		"expired", mapping_expired(k, m, w->now)));
+	mapping = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:i, s:s, s:s, s:I, s:b}",
+		"protocol", proto_name(k->proto), "source", src, "sourcePort", ntohs(k->src_port),
+		"destination", dst, "destinationPort", ntohs(k->dst_port), "vip", vip,
+		"vipPort", ntohs(m->vip_port), "tcpState", tcp_state_name(k, m), "state", e.state,
+		"idleSeconds", (json_int_t)idle, "expired", expired);
+	if (vnet)
+		json_object_set_new(mapping, "virtualNetwork", json_string(vnet));
+	json_array_append_new(w->list, mapping);
 	return 0;
 }
 
@@ -804,11 +826,11 @@ int snat_main(int argc, char **argv)
 	struct list_walk w = { .now = datapath_clock_ns() };
 	struct table_options o;
 	char gateway[128];
-	json_t *out, *it;
+	json_t *out, *it, *state;
 	size_t i;
 	int fd, err;
 
-	err = cli_table_options("snat", argc, argv, &o);
+	err = cli_table_options("snat", argc, argv, mapping_states, &o);
 	if (err)
 		return err;
 	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
@@ -817,6 +839,13 @@ int snat_main(int argc, char **argv)
 					 : "no gateway is up");
 		return 1;
 	}
+	if (!gateway_pins_exist(gateway)) {
+		log_error("gateway %s is not up", gateway);
+		return 1;
+	}
+	err = cli_filter_vnet_check("snat", gateway, &o.filter);
+	if (err)
+		return err;
 	out = json_object();
 	if (o.gc) {
 		struct snat_gc_result r;
@@ -845,13 +874,16 @@ int snat_main(int argc, char **argv)
 		return 1;
 	}
 	w.list = json_array();
+	w.filter = &o.filter;
+	state = state_load(gateway);
+	w.vnets = json_object_get(state, "virtualNetworks");
 	map_walk(fd, sizeof(struct snat_flow_key), sizeof(struct snat_mapping), list_mapping, &w);
 	close(fd);
+	json_decref(state);
 	json_object_set_new(out, "mappings", w.list);
 	json_object_set_new(out, "vips", snat_stats_json(gateway, NULL));
 	if (o.json) {
-		json_dumpf(out, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(out);
 	} else {
 		json_t *gc = json_object_get(out, "gc");
 

@@ -37,6 +37,15 @@ static json_t *counter_json(int fd, uint32_t index)
 	return json_pack("{s:I, s:I}", "packets", (json_int_t)c.packets, "bytes", (json_int_t)c.bytes);
 }
 
+/* {LABEL: NAME, packets, bytes}: one counter of a table indexed by a named enum. */
+static json_t *named_counter_json(const char *label, const char *name, int fd, uint32_t index)
+{
+	json_t *o = json_pack("{s:s}", label, name);
+
+	json_object_update(o, counter_json(fd, index));
+	return o;
+}
+
 static bool map_type_is_array(enum bpf_map_type type)
 {
 	switch (type) {
@@ -316,17 +325,20 @@ json_t *stats_collect_with(const char *gateway, json_t *slow)
 	state = state_load(gateway);
 	bpf_map_lookup_elem(maps.settings, &zero, &settings);
 	out = json_object();
-	datapath = json_object();
-	drops = json_object();
+	datapath = json_array();
+	drops = json_array();
 	peerings = json_array();
 	json_object_set_new(out, "gateway", json_string(gateway));
 	json_object_set_new(out, "version", json_string(VNET_XDP_VERSION));
 	json_object_set_new(out, "generation", json_integer(settings.generation));
+	/* Arrays of {action|reason, packets, bytes}: the names are data (Prometheus label
+	 * values, verify's dropReason), not JSON keys, so they keep one spelling everywhere. */
 	for (i = 0; i < DATAPATH_COUNTER_MAX; i++)
-		json_object_set_new(datapath, datapath_counter_names[i],
-				    counter_json(maps.datapath_counters, i));
+		json_array_append_new(datapath, named_counter_json("action", datapath_counter_names[i],
+								   maps.datapath_counters, i));
 	for (i = 1; i < DROP_REASON_MAX; i++)
-		json_object_set_new(drops, drop_reason_names[i], counter_json(maps.drop_counters, i));
+		json_array_append_new(drops, named_counter_json("reason", drop_reason_names[i],
+								maps.drop_counters, i));
 	json_array_foreach(json_object_get(state, "peerings"), i, p) {
 		json_t *c = counter_json(maps.peering_counters,
 					 json_integer_value(json_object_get(p, "index")));
@@ -369,13 +381,15 @@ void stats_print_text(FILE *out, json_t *stats)
 	fprintf(out, "gateway %s  config generation %lld\n",
 		json_string_value(json_object_get(stats, "gateway")), field(stats, "generation"));
 	fprintf(out, "datapath:\n");
-	json_object_foreach(json_object_get(stats, "datapath"), key, v)
-		fprintf(out, "  %-20s %12llu packets %14llu bytes\n", key,
+	json_array_foreach(json_object_get(stats, "datapath"), i, v)
+		fprintf(out, "  %-20s %12llu packets %14llu bytes\n",
+			json_string_value(json_object_get(v, "action")),
 			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
 	fprintf(out, "drops by reason:\n");
-	json_object_foreach(json_object_get(stats, "drops"), key, v)
+	json_array_foreach(json_object_get(stats, "drops"), i, v)
 		if (field(v, "packets"))
-			fprintf(out, "  %-26s %12llu packets %14llu bytes\n", key,
+			fprintf(out, "  %-26s %12llu packets %14llu bytes\n",
+				json_string_value(json_object_get(v, "reason")),
 				(unsigned long long)field(v, "packets"),
 				(unsigned long long)field(v, "bytes"));
 	fprintf(out, "peerings:\n");
@@ -477,8 +491,7 @@ int stats_main(int argc, char **argv)
 		return 1;
 	}
 	if (o.json) {
-		json_dumpf(stats, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(stats);
 	} else if (o.prometheus) {
 		metrics_render(stdout, stats);
 	} else {

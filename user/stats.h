@@ -3,8 +3,8 @@
  *
  * The document:
  *   gateway, version, generation
- *   datapath  {COUNTER: {packets, bytes}}         what the XDP program did, per-CPU summed
- *   drops     {REASON: {packets, bytes}}          drops by reason
+ *   datapath  [{action, packets, bytes}]          what the XDP program did, per-CPU summed
+ *   drops     [{reason, packets, bytes}]          drops by reason
  *   peerings  [{name, vnet, remoteVnet, packets, bytes}]
  *   maps      [{name, type, entries, maxEntries, memlockBytes}] every pinned map of the
  *             gateway; memlockBytes is the kernel memory its fdinfo says it takes

@@ -558,8 +558,7 @@ int verify_main(int argc, char **argv)
 		}
 	}
 	if (o.json) {
-		json_dumpf(result, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
+		cli_json_print(result);
 	} else {
 		result_print(result);
 	}
@@ -570,5 +569,8 @@ out:
 	sched_setaffinity(0, sizeof(saved), &saved);
 	xdp_generation_close(gen);
 	close(traces_fd);
-	return err ? EXIT_FAILED : 0;
+	if (err)
+		return EXIT_FAILED;
+	/* A script asks "would it pass?" by the exit code alone. */
+	return trace.verdict == XDP_DROP || trace.verdict == XDP_ABORTED ? CLI_EXIT_DROPPED : 0;
 }

@@ -523,7 +523,7 @@ fi
 ns_args="INTERNET[@]"
 OURS=1 NOTE=$ESP_NOTE pair esp-punt established uplink0 - internet --dst 198.51.100.1 --proto esp
 if [ -e "$GW_PINS/tunnel_peers" ]; then
-	esp=$(gw stats -n $GATEWAY -j | jq '.datapath.pass_esp.packets // 0')
+	esp=$(gw stats -n $GATEWAY -j | jq '(.datapath[] | select(.action == "pass_esp") | .packets) // 0')
 	[ "$esp" -gt 0 ] || log "bench: ESP was not classified per tunnel (pass_esp $esp)"
 fi
 ns_args="SPOKE1[@]"

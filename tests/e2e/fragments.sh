@@ -95,10 +95,10 @@ allowed_datagram_arrives_whole() { # FAMILY DESTINATION PORT
 denied_datagram_leaves_nothing_at_the_vm() { # FAMILY DESTINATION PORT
 	local before_frags before_drops got frags drops
 	before_frags=$(fragments_received spoke1 "$1")
-	before_drops=$(stat_value '.drops.nsg_denied_inbound.packets')
+	before_drops=$(stat_value '(.drops[] | select(.reason == "nsg_denied_inbound") | .packets)')
 	got=$(deliver "$@")
 	frags=$(fragments_received spoke1 "$1")
-	drops=$(stat_value '.drops.nsg_denied_inbound.packets')
+	drops=$(stat_value '(.drops[] | select(.reason == "nsg_denied_inbound") | .packets)')
 	echo "IPv$1 to port $3: receiver got $got; fragments at the VM $before_frags -> $frags;" \
 		"nsg_denied_inbound $before_drops -> $drops"
 	[ "$got" = none ] || return 1

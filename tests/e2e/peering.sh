@@ -15,7 +15,7 @@ up_attaches_to_every_interface() {
 	for i in to-hub to-spoke1 to-spoke2 uplink0; do
 		xdp_attached $i || { echo "no XDP on $i"; return 1; }
 	done
-	gw status -j | grep -q '"attached": true' || return 1
+	gw status -j | jq -e 'any(.[].interfaces[]; .attached)' >/dev/null || return 1
 	[ -d /sys/fs/bpf/vnet-xdp/$GATEWAY ] && [ -e /sys/fs/bpf/vnet-xdp/$GATEWAY/routes ]
 }
 
@@ -37,10 +37,10 @@ spokes_reach_the_hub_ipv6() {
 
 spoke_to_spoke_is_refused_and_counted() {
 	local before after
-	before=$(stat_value '.drops.route_none.packets')
+	before=$(stat_value '(.drops[] | select(.reason == "route_none") | .packets)')
 	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4; then echo "spoke1 reached spoke2"; return 1; fi
 	if vm spoke1 ping -6 -c 2 -i 0.2 -W 1 fd00:12:0:1::4; then echo "spoke1 reached spoke2 (v6)"; return 1; fi
-	after=$(stat_value '.drops.route_none.packets')
+	after=$(stat_value '(.drops[] | select(.reason == "route_none") | .packets)')
 	[ "$after" -ge $((before + 2)) ] || { echo "route_none drops $before -> $after"; return 1; }
 }
 
@@ -146,10 +146,10 @@ transfers_with_offload_off_in_the_vms() {
 iperf3_tcp_in_generic_mode() {
 	local before after
 	gw down -n $GATEWAY >/dev/null && gw up -c "$CONFIG" --mode generic >/dev/null || return 1
-	before=$(stat_value '.datapath.pass_frag_needed.packets // 0')
+	before=$(stat_value '(.datapath[] | select(.action == "pass_frag_needed") | .packets) // 0')
 	iperf3_tcp_hub_to_spoke1
 	local rc=$?
-	after=$(stat_value '.datapath.pass_frag_needed.packets // 0')
+	after=$(stat_value '(.datapath[] | select(.action == "pass_frag_needed") | .packets) // 0')
 	echo "pass_frag_needed $before -> $after"
 	gw down -n $GATEWAY >/dev/null && gw up -c "$CONFIG" >/dev/null || return 1
 	[ $rc -eq 0 ] && [ "$after" -gt "$before" ]

@@ -107,8 +107,8 @@ reloads_under_traffic_lose_nothing() {
 	vm spoke1 "$SEQ" tcp-recv 5003 >"$WORK/rt" &
 	local rt=$!
 	wait_listening "$WORK/r1" && wait_listening "$WORK/r2" && wait_listening "$WORK/rt" || return 1
-	gw stats -n $GATEWAY -j | jq -c '.datapath | map_values(.packets)' >"$WORK/dp_before"
-	none_before=$(stat_value '.drops.route_none.packets')
+	gw stats -n $GATEWAY -j | jq -c '.datapath | map({(.action): .packets}) | add' >"$WORK/dp_before"
+	none_before=$(stat_value '(.drops[] | select(.reason == "route_none") | .packets)')
 	other_before=$(stat_value '[.drops[].packets] | add')
 	retrans_before=$(tcp_counter TcpRetransSegs) dsack_before=$(tcp_counter TcpExtTCPDSACKRecv)
 
@@ -131,7 +131,7 @@ reloads_under_traffic_lose_nothing() {
 	sleep 1 # the last datagrams in flight
 	pkill -TERM -P $r1; pkill -TERM -P $r2
 	wait $r1 $r2 $rt
-	none_after=$(stat_value '.drops.route_none.packets')
+	none_after=$(stat_value '(.drops[] | select(.reason == "route_none") | .packets)')
 	other_after=$(stat_value '[.drops[].packets] | add')
 	retrans_after=$(tcp_counter TcpRetransSegs) dsack_after=$(tcp_counter TcpExtTCPDSACKRecv)
 	# A retransmission that the receiver reports as a duplicate (D-SACK) was spurious: a
@@ -151,7 +151,7 @@ reloads_under_traffic_lose_nothing() {
 	# Where a datagram could go missing besides the datapath: the kernel's own paths
 	# (verdicts handed to it), the veths, the receivers' sockets.
 	echo "datapath before: $(cat "$WORK/dp_before")"
-	echo "datapath after:  $(gw stats -n $GATEWAY -j | jq -c '.datapath | map_values(.packets)')"
+	echo "datapath after:  $(gw stats -n $GATEWAY -j | jq -c '.datapath | map({(.action): .packets}) | add')"
 	echo "spoke1 udp: $(vm spoke1 nstat -az UdpRcvbufErrors UdpInErrors UdpNoPorts UdpInCsumErrors | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
 	echo "spoke2 udp: $(vm spoke2 nstat -az UdpRcvbufErrors UdpInErrors UdpNoPorts UdpInCsumErrors | awk 'NR>1 {printf "%s=%s ", $1, $2}')"
 	echo "to-spoke2: $(ip -n $PREFIX-gw -s link show to-spoke2 | awk '/TX:/ {getline; print "tx packets " $2 " dropped " $4}')"

@@ -41,7 +41,7 @@ managed_neighbour() { in_gw ip -j neigh show 10.10.1.4 | jq -e '.[] | select(has
 # takes back the entry it added.
 appliance_next_hop_is_resolved_by_up() {
 	vm spoke1 ping -c 1 -W 2 10.12.1.4 >/dev/null ||
-		{ echo "first ping failed; next_hop_unresolved: $(stat_value '.drops.next_hop_unresolved.packets')"; return 1; }
+		{ echo "first ping failed; next_hop_unresolved: $(stat_value '(.drops[] | select(.reason == "next_hop_unresolved") | .packets)')"; return 1; }
 	managed_neighbour || { echo "no managed entry: $(in_gw ip neigh show 10.10.1.4)"; return 1; }
 	local left=
 	gw down -n $GATEWAY || return 1
@@ -87,9 +87,9 @@ tcp_spoke1_to_spoke2_through_the_nva() {
 
 user_route_none_drops() {
 	local before after
-	before=$(stat_value '.drops.route_none.packets')
+	before=$(stat_value '(.drops[] | select(.reason == "route_none") | .packets)')
 	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.5 >/dev/null; then echo "reached 10.12.1.5"; return 1; fi
-	after=$(stat_value '.drops.route_none.packets')
+	after=$(stat_value '(.drops[] | select(.reason == "route_none") | .packets)')
 	[ "$after" -ge $((before + 2)) ] || { echo "route_none $before -> $after"; return 1; }
 	# the user's route decided, not Azure's reserved 10.0.0.0/8
 	gw verify -n $GATEWAY --in to-spoke1 --src 10.11.1.4 --dst 10.12.1.5:53 --proto udp -j |
@@ -117,9 +117,9 @@ forced_tunnelling_sends_internet_traffic_through_the_nva() {
 forwarded_traffic_refused_where_spoke2_does_not_allow_it() {
 	local before after
 	with_config '/spoke2-to-hub/,/allowForwardedTraffic/ s/"allowForwardedTraffic": true/"allowForwardedTraffic": false/' || return 1
-	before=$(stat_value '.drops.forwarded_not_allowed.packets')
+	before=$(stat_value '(.drops[] | select(.reason == "forwarded_not_allowed") | .packets)')
 	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4 >/dev/null; then echo "spoke1 reached spoke2"; return 1; fi
-	after=$(stat_value '.drops.forwarded_not_allowed.packets')
+	after=$(stat_value '(.drops[] | select(.reason == "forwarded_not_allowed") | .packets)')
 	[ "$after" -ge $((before + 2)) ] || { echo "forwarded_not_allowed $before -> $after"; return 1; }
 	# the hub's own traffic still enters spoke2
 	vm hub ping -c 1 -W 2 10.12.1.4 >/dev/null || { echo "hub -> spoke2 failed"; return 1; }

@@ -199,12 +199,12 @@ EOF
 	after=$(vip_stat 203.0.113.10 portExhausted)
 	echo "port exhaustion drops on 203.0.113.10: $before -> $after"
 	[ "$after" -gt "$before" ] || return 1
-	[ "$(stat_value '.drops.snat_port_exhausted.packets')" -gt 0 ]
+	[ "$(stat_value '(.drops[] | select(.reason == "snat_port_exhausted") | .packets)')" -gt 0 ]
 }
 
 reply_after_idle_timeout_is_dropped() {
 	local before after
-	before=$(stat_value '.drops.snat_expired.packets')
+	before=$(stat_value '(.drops[] | select(.reason == "snat_expired") | .packets)')
 	# The echo answers at once, then again after 6 s: the mapping idles out after 3 s.
 	in_vm spoke2 $PY - <<'EOF' || return 1
 import socket, sys
@@ -220,7 +220,7 @@ try:
 except socket.timeout:
     pass
 EOF
-	after=$(stat_value '.drops.snat_expired.packets')
+	after=$(stat_value '(.drops[] | select(.reason == "snat_expired") | .packets)')
 	echo "snat_expired drops: $before -> $after"
 	[ "$after" -gt "$before" ]
 }
@@ -234,8 +234,8 @@ gc_collects_expired_mappings() {
 
 internet_cannot_open_a_connection_to_a_vm() {
 	local unsolicited_before uplink_before
-	unsolicited_before=$(stat_value '.drops.snat_unsolicited.packets')
-	uplink_before=$(stat_value '.drops.uplink_unsolicited.packets')
+	unsolicited_before=$(stat_value '(.drops[] | select(.reason == "snat_unsolicited") | .packets)')
+	uplink_before=$(stat_value '(.drops[] | select(.reason == "uplink_unsolicited") | .packets)')
 	serve_in hub timeout 12 nc -l -p 2222 >/dev/null 2>&1
 	sleep 0.3
 	# To the VM's own address, and to the VIP on every port the pool hands out.
@@ -244,8 +244,8 @@ internet_cannot_open_a_connection_to_a_vm() {
 		if in_vm internet nc -z -w 2 203.0.113.10 $port; then echo "reached the VM via the VIP:$port"; return 1; fi
 	done
 	if in_vm internet nc -u -z -w 1 203.0.113.10 20000; then :; fi
-	[ "$(stat_value '.drops.snat_unsolicited.packets')" -gt "$unsolicited_before" ] || { echo "no snat_unsolicited drop"; return 1; }
-	[ "$(stat_value '.drops.uplink_unsolicited.packets')" -gt "$uplink_before" ] || { echo "no uplink_unsolicited drop"; return 1; }
+	[ "$(stat_value '(.drops[] | select(.reason == "snat_unsolicited") | .packets)')" -gt "$unsolicited_before" ] || { echo "no snat_unsolicited drop"; return 1; }
+	[ "$(stat_value '(.drops[] | select(.reason == "uplink_unsolicited") | .packets)')" -gt "$uplink_before" ] || { echo "no uplink_unsolicited drop"; return 1; }
 }
 
 metrics_show_snat_per_vip() {

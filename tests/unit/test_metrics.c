@@ -22,10 +22,10 @@
 
 static const char *const stats_text =
 	"{\"gateway\": \"t\", \"version\": \"1.2.3\", \"generation\": 7,"
-	" \"datapath\": {\"rx\": {\"packets\": 10, \"bytes\": 1000},"
-	"               \"forwarded\": {\"packets\": 8, \"bytes\": 800}},"
-	" \"drops\": {\"no_route\": {\"packets\": 2, \"bytes\": 120},"
-	"            \"route_none\": {\"packets\": 0, \"bytes\": 0}},"
+	" \"datapath\": [{\"action\": \"rx\", \"packets\": 10, \"bytes\": 1000},"
+	"               {\"action\": \"forwarded\", \"packets\": 8, \"bytes\": 800}],"
+	" \"drops\": [{\"reason\": \"no_route\", \"packets\": 2, \"bytes\": 120},"
+	"            {\"reason\": \"route_none\", \"packets\": 0, \"bytes\": 0}],"
 	" \"peerings\": ["
 	"   {\"name\": \"hub-to-spoke1\", \"vnet\": \"hub\", \"remoteVnet\": \"spoke1\", \"packets\": 5, \"bytes\": 490},"
 	"   {\"name\": \"odd\", \"vnet\": \"we\\\"ird\\\\name\\nx\", \"remoteVnet\": \"hub\", \"packets\": -1, \"bytes\": 9007199254740993}],"

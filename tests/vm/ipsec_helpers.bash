@@ -109,9 +109,9 @@ tcp_transfer() {
 # gateway_dump NS GATEWAY: what the datapath did, for a failing case's output.
 gateway_dump() {
 	echo "--- $2: datapath, drops, tunnels"
-	vx "$1" stats -n "$2" -j | jq -c '[.datapath | to_entries[] | select(.value.packets > 0) |
-		"\(.key)=\(.value.packets)"], [.drops | to_entries[] | select(.value.packets > 0) |
-		"\(.key)=\(.value.packets)"], [.tunnels[] | del(.spis)], [.tunnelDrops[] |
+	vx "$1" stats -n "$2" -j | jq -c '[.datapath[] | select(.packets > 0) |
+		"\(.action)=\(.packets)"], [.drops[] | select(.packets > 0) |
+		"\(.reason)=\(.packets)"], [.tunnels[] | del(.spis)], [.tunnelDrops[] |
 		select(.packets > 0)]'
 	ip -n "$1" -s link show | grep -A3 -E "vx[0-9]|to-|uplink" | grep -vE "^ +link|altname" | head -30
 	ip -n "$1" route

@@ -114,11 +114,11 @@ transit_spoke_and_onprem_reach_each_other() {
 
 spoke_without_transit_is_cut_off_both_ways() {
 	local drops0 drops1 tdrops0 tdrops1
-	drops0=$(vx $GW stats -n ipsecgw -j | jq '.drops.route_none.packets')
+	drops0=$(vx $GW stats -n ipsecgw -j | jq '(.drops[] | select(.reason == "route_none") | .packets)')
 	tdrops0=$(tunnel_drops $GW ipsecgw to-onprem no_route)
 	! ip netns exec $SPOKE2 ping -c 2 -i 0.3 -W 2 192.168.50.10 || return 1
 	! ip netns exec $HOST ping -c 2 -i 0.3 -W 2 10.12.1.4 || return 1
-	drops1=$(vx $GW stats -n ipsecgw -j | jq '.drops.route_none.packets')
+	drops1=$(vx $GW stats -n ipsecgw -j | jq '(.drops[] | select(.reason == "route_none") | .packets)')
 	tdrops1=$(tunnel_drops $GW ipsecgw to-onprem no_route)
 	figure "spoke2 -> on-premises: $((drops1 - drops0)) dropped by Azure's None route;" \
 		"on-premises -> spoke2: $((tdrops1 - tdrops0)) dropped at the tunnel's ingress"
@@ -150,8 +150,8 @@ tunnel_drop_fields() {
 		([.tunnelDrops[] | select(.tunnel == $t and .direction == $d and .reason == $r) |
 		  .packets] | add // 0) as $p |
 		(.tunnels[] | select(.name == $t) | .[$d + "PacketDropCount"]) as $sum |
-		"\($p) \($sum) \(.drops["nsg_denied_" + (if $d == "ingress" then "inbound"
-		  else "outbound" end)].packets)"'
+		"\($p) \($sum) \(.drops[] | select(.reason == "nsg_denied_" + (if $d == "ingress"
+		  then "inbound" else "outbound" end)) | .packets)"'
 }
 
 # The hub's NSG denies UDP port 5022 from on-premises: decrypted datagrams to it are

@@ -1,0 +1,44 @@
+/* What `flows` and `snat` keep of their tables, filtered as `conntrack -L` filters:
+ * --src/--dst ADDR[/LEN], --sport/--dport PORT, --proto tcp|udp|icmp|icmpv6|N,
+ * --vnet NAME, --state STATE. Every filter given must match; none given keeps all. */
+#ifndef VNET_XDP_FLOW_FILTER_H
+#define VNET_XDP_FLOW_FILTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "config.h"
+
+struct flow_filter {
+	struct ip_prefix src, dst; /* family 0: any */
+	int sport, dport;          /* -1: any */
+	int proto;                 /* -1: any */
+	const char *vnet;          /* NULL: any; matches the source's or the destination's */
+	const char *state;         /* NULL: any */
+};
+
+/* One entry of a table as the filter sees it; the initiator's side is the source. */
+struct flow_filter_entry {
+	uint8_t family, proto;
+	const uint8_t *src, *dst; /* network byte order */
+	int sport, dport;         /* -1: the protocol has no ports (ICMP's echo id is not one) */
+	const char *vnets[2];     /* source's and destination's VNet; NULL where none */
+	const char *state;
+};
+
+/* The options, in the order of flow_filter_option_names (their long names). */
+enum flow_filter_option {
+	FLOW_FILTER_SRC, FLOW_FILTER_DST, FLOW_FILTER_SPORT, FLOW_FILTER_DPORT,
+	FLOW_FILTER_PROTO, FLOW_FILTER_VNET, FLOW_FILTER_STATE, FLOW_FILTER_COUNT
+};
+extern const char *const flow_filter_option_names[FLOW_FILTER_COUNT];
+
+void flow_filter_init(struct flow_filter *f);
+/* Sets the filter of OPTION from VALUE; states is
+ * the NULL-terminated list of what --state may be. 0, or -EINVAL after one line on stderr
+ * naming the command, the option and what it takes. */
+int flow_filter_set(struct flow_filter *f, const char *command, enum flow_filter_option option,
+		    const char *value,
+		    const char *const *states);
+bool flow_filter_match(const struct flow_filter *f, const struct flow_filter_entry *e);
+
+#endif
