@@ -397,13 +397,18 @@ static void flows_stamped_ahead(uint64_t ahead)
 	struct flow_key key, next, *prev = NULL;
 	struct flow_entry entry;
 
-	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
-		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
-			entry.last_seen_ns = datapath_clock_ns() + ahead;
-			assert_int_equal(bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST), 0);
+	for (int t = 0; t < 2; t++) {
+		int fd = nsg_maps.flow_tables_fd[t];
+
+		prev = NULL;
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			if (!bpf_map_lookup_elem(fd, &next, &entry)) {
+				entry.last_seen_ns = datapath_clock_ns() + ahead;
+				assert_int_equal(bpf_map_update_elem(fd, &next, &entry, BPF_EXIST), 0);
+			}
+			key = next;
+			prev = &key;
 		}
-		key = next;
-		prev = &key;
 	}
 }
 
@@ -440,9 +445,12 @@ static long flow_entries(void)
 	struct flow_key key, *prev = NULL;
 	long n = 0;
 
-	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &key)) {
-		n++;
-		prev = &key;
+	for (int t = 0; t < 2; t++) {
+		prev = NULL;
+		while (!bpf_map_get_next_key(nsg_maps.flow_tables_fd[t], prev, &key)) {
+			n++;
+			prev = &key;
+		}
 	}
 	return n;
 }

@@ -90,8 +90,8 @@ static void pinned_maps_need_nothing_more(void **state)
 {
 	struct config *cfg = config_with_limits("\"flowTableSize\": 134217728");
 	char dir[] = "/tmp/vnet-xdp-limits-XXXXXX", path[64];
-	const char *const names[] = { "flows", "fast_paths4", "fast_paths6", "snat_mappings",
-				      "snat_reverse" };
+	const char *const names[] = { "flows", "new_flows", "fast_paths4", "fast_paths6",
+				      "snat_mappings", "snat_reverse", "snat_vm_usage" };
 
 	assert_non_null(mkdtemp(dir));
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
