@@ -520,7 +520,7 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	struct flow_entry *f;
 	__u32 zero = 0, flags;
 	__u64 now;
-	int from_b, responder;
+	int from_b, responder, unanswered;
 
 	if (!info || !res)
 		return -1;
@@ -531,7 +531,7 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	    nsg_exempt(&scratch->tuple))
 		return -1;
 	from_b = flow_key_build(&scratch->tuple, &scratch->key);
-	f = bpf_map_lookup_elem(&flows, &scratch->key);
+	f = flow_lookup(&scratch->key, &unanswered);
 	if (!f)
 		return -1;
 	s = bpf_map_lookup_elem(&settings, &zero);
@@ -549,6 +549,8 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	}
 	c->leasable = flow_leasable(&scratch->key, f);
 	c->responder = responder;
+	if (unanswered && responder)
+		flow_promote(scratch, f);
 	return 0;
 }
 
