@@ -544,14 +544,20 @@ static int vm_usage_add_collected(const char *gateway, const struct entry_list *
 	qsort(keys, n, sizeof(*keys), vm_key_compare);
 	for (size_t i = 0; i < n && !err;) {
 		struct snat_vm_usage usage = { 0 };
+		struct snat_vm_key counted = keys[i];
 		size_t run = 1;
 
 		while (i + run < n && !vm_key_compare(&keys[i], &keys[i + run]))
 			run++;
-		bpf_map_lookup_elem(fd, &keys[i], &usage);
-		usage.closed += run;
-		if (bpf_map_update_elem(fd, &keys[i], &usage, BPF_ANY))
-			err = -errno;
+		/* Only what the datapath counted: mappings it made before it counted are not. */
+		counted.writer = SNAT_VM_WRITER_DATAPATH;
+		if (!bpf_map_lookup_elem(fd, &counted, &usage)) {
+			memset(&usage, 0, sizeof(usage));
+			bpf_map_lookup_elem(fd, &keys[i], &usage);
+			usage.closed += run;
+			if (bpf_map_update_elem(fd, &keys[i], &usage, BPF_ANY))
+				err = -errno;
+		}
 		i += run;
 	}
 	free(keys);

@@ -484,6 +484,37 @@ static void nsg_full_flow_table_evicts_least_recent(void **state)
 	nsg_clear_flows();
 }
 
+/* One VM floods new flows (3000, limits.flowTableSize 1024): they push out flows nobody
+ * answered, never an answered one. Another VM's answered TCP connection still gets its
+ * packets both ways, and it opens new connections meanwhile. */
+static void nsg_flood_of_new_flows_keeps_answered_flows(void **state)
+{
+	struct flow victim = tcp4("10.10.3.9", 40000, "10.11.1.4", 80);
+	struct flow answer = tcp4("10.11.1.4", 80, "10.10.3.9", 40000);
+	uint64_t promoted;
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	promoted = flow_counter(FLOW_PROMOTED);
+	assert_allowed(send_flags(HUB, victim, 0x02));
+	assert_allowed(send_flags(SPOKE1, answer, 0x12));
+	assert_int_equal(flow_counter(FLOW_PROMOTED), promoted + 1);
+	for (int i = 0; i < 3000; i++)
+		assert_allowed(send_packet(HUB, udp4("10.10.3.8", (uint16_t)(10000 + i), "10.11.1.4", 8080)));
+	r = send_flags(SPOKE1, answer, 0x10);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	assert_allowed(send_flags(HUB, victim, 0x10));
+	/* A new connection of the victim amid the flood: its answer finds it. */
+	victim.sport = answer.dport = 40001;
+	assert_allowed(send_flags(HUB, victim, 0x02));
+	r = send_flags(SPOKE1, answer, 0x12);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	nsg_clear_flows();
+}
+
 /* A rule change reaches existing flows only through NSGs with flushConnection. */
 static void nsg_flush_connection(void **state)
 {
@@ -543,6 +574,7 @@ int main(void)
 		cmocka_unit_test(nsg_idle_expiry),
 		cmocka_unit_test(nsg_flow_stamped_ahead_is_judged_anew),
 		cmocka_unit_test(nsg_full_flow_table_evicts_least_recent),
+		cmocka_unit_test(nsg_flood_of_new_flows_keeps_answered_flows),
 		cmocka_unit_test(nsg_flush_connection),
 	};
 
