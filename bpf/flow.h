@@ -1,8 +1,10 @@
 /* The stateful part of NSGs: a flow table that remembers every allowed connection for
  * both directions, so that return traffic passes without a rule, with idle timeouts per
- * protocol and TCP's FIN/RST shortening them. A full table evicts the least recently used
- * flow (LRU hash); the eviction is visible as created - expired - deleted - gc_removed -
- * active (see FLOW_* counters). */
+ * protocol and TCP's FIN/RST shortening them. A flow starts in new_flows and moves to
+ * flows when its responder first answers (FLOW_PROMOTED): a flood of new flows from one
+ * VM evicts new flows only, never another VM's answered ones. A full table evicts its
+ * least recently used flow (LRU hash); the evictions of both are visible as created -
+ * expired - deleted - gc_removed - active (see FLOW_* counters). */
 #ifndef BPF_FLOW_H
 #define BPF_FLOW_H
 
@@ -23,6 +25,15 @@ struct {
 	__type(value, struct flow_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
+
+/* Flows nobody answered yet; sized by the loader from flows' (NEW_FLOW_TABLE_DIVISOR). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flow_key);
+	__type(value, struct flow_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} new_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -279,10 +290,39 @@ static __always_inline void flow_create(struct flow_scratch *scratch, __u32 len,
 			f->tcp_state = TCP_FLOW_CLOSED;
 	}
 	flow_record_stages(f, stages);
-	if (bpf_map_update_elem(&flows, &scratch->key, f, BPF_ANY))
+	if (bpf_map_update_elem(&new_flows, &scratch->key, f, BPF_ANY))
 		flow_count(FLOW_INSERT_FAILED);
 	else
 		flow_count(FLOW_CREATED);
+}
+
+/* The flow of key, answered (in flows) or not yet (in new_flows, *unanswered set). */
+static __always_inline struct flow_entry *flow_lookup(const struct flow_key *key, int *unanswered)
+{
+	struct flow_entry *f = bpf_map_lookup_elem(&flows, key);
+
+	*unanswered = !f;
+	return f ? f : bpf_map_lookup_elem(&new_flows, key);
+}
+
+static __always_inline long flow_delete(const struct flow_key *key, int unanswered)
+{
+	return bpf_map_delete_elem(unanswered ? (void *)&new_flows : (void *)&flows, key);
+}
+
+/* The responder's first packet: the flow moves to the table that new flows cannot
+ * flush. Should flows refuse it, it stays where it is. */
+static __always_inline void flow_promote(struct flow_scratch *scratch, const struct flow_entry *f)
+{
+	if (dry_run)
+		return;
+	scratch->entry = *f;
+	if (bpf_map_update_elem(&flows, &scratch->key, &scratch->entry, BPF_ANY)) {
+		flow_count(FLOW_INSERT_FAILED);
+		return;
+	}
+	bpf_map_delete_elem(&new_flows, &scratch->key);
+	flow_count(FLOW_PROMOTED);
 }
 
 /* A packet of a known flow that needs no new judgement: the rules that allowed the flow
@@ -313,7 +353,7 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	struct flow_entry *f;
 	__u32 zero = 0;
 	__u64 now;
-	int from_b, reason;
+	int from_b, reason, unanswered;
 
 	if (!t || !res)
 		return DROP_NONE;
@@ -334,10 +374,12 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	from_b = flow_key_build(t, key);
 	now = flow_clock();
 	scratch->now = now;
-	f = bpf_map_lookup_elem(&flows, key);
+	f = flow_lookup(key, &unanswered);
 	if (f && flow_idle_ns(f, now) > flow_timeout_ns(key, f, s)) {
 		flow_count(FLOW_EXPIRED);
 		res->outcome = NSG_FLOW_EXPIRED;
+		if (!dry_run && !unanswered)
+			flow_delete(key, 0); /* the flow starts anew in new_flows */
 		f = NULL;
 	}
 	if (f) {
@@ -352,7 +394,7 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 			reason = nsg_classify(&scratch->original, res);
 			nsg_count_stages(res->stages, 1, len);
 			if (reason) {
-				if (!dry_run && !bpf_map_delete_elem(&flows, key))
+				if (!dry_run && !flow_delete(key, unanswered))
 					flow_count(FLOW_DELETED);
 				res->outcome = NSG_FLOW_DENIED;
 				return reason;
@@ -367,6 +409,8 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 		} else {
 			flow_pass_known(f, key, len, tcp_flags, responder, now, res);
 		}
+		if (unanswered && responder)
+			flow_promote(scratch, f);
 		return DROP_NONE;
 	}
 
@@ -476,7 +520,7 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	struct flow_entry *f;
 	__u32 zero = 0, flags;
 	__u64 now;
-	int from_b, responder;
+	int from_b, responder, unanswered;
 
 	if (!info || !res)
 		return -1;
@@ -487,7 +531,7 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	    nsg_exempt(&scratch->tuple))
 		return -1;
 	from_b = flow_key_build(&scratch->tuple, &scratch->key);
-	f = bpf_map_lookup_elem(&flows, &scratch->key);
+	f = flow_lookup(&scratch->key, &unanswered);
 	if (!f)
 		return -1;
 	s = bpf_map_lookup_elem(&settings, &zero);
@@ -505,6 +549,8 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	}
 	c->leasable = flow_leasable(&scratch->key, f);
 	c->responder = responder;
+	if (unanswered && responder)
+		flow_promote(scratch, f);
 	return 0;
 }
 

@@ -143,6 +143,15 @@ struct {
 } snat_reverse SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SNAT_VMS * 2); /* a key per VM and writer */
+	__type(key, struct snat_vm_key);
+	__type(value, struct snat_vm_usage);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_vm_usage SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, MAX_SNAT_VIPS);
 	__type(key, struct address_key); /* the VIP: counters follow it across reloads */

@@ -47,6 +47,13 @@ struct snat_state {
 
 /* ---- mappings ---- */
 
+static __always_inline int address_equal(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 static __always_inline void snat_count(const __u8 *vip, __u32 family, int egress, __u32 bytes)
 {
 	struct address_key key = { .family = family };
@@ -78,14 +85,6 @@ static __always_inline void snat_count_event(const __u8 *vip, __u32 family, int 
 		c->port_exhausted++;
 	else
 		c->flows++;
-}
-
-static __always_inline int snat_mapping_expired(const struct snat_mapping *m, __u8 proto, __u64 now)
-{
-	__u32 seconds = proto == IPPROTO_TCP && m->tcp_state != SNAT_TCP_ESTABLISHED ?
-				m->transitory_timeout_seconds : m->idle_timeout_seconds;
-
-	return clock_age_ns(now, m->last_seen_ns) > (__u64)seconds * NS_PER_SECOND;
 }
 
 static __always_inline void snat_mapping_touch(struct snat_mapping *m, __u64 now)
@@ -168,6 +167,7 @@ struct snat_scratch {
 	struct lpm_key source;
 	struct bpf_fib_lookup params;
 	struct address_key address;
+	struct snat_vm_key vm;            /* a VM's mapping count */
 };
 
 struct {
@@ -177,19 +177,127 @@ struct {
 	__type(value, struct snat_scratch);
 } snat_scratch_space SEC(".maps");
 
+/* ---- mappings per VM ---- */
+
+static __always_inline struct snat_vm_usage *snat_vm_usage_of(struct snat_vm_key *key,
+							      const __u8 *vm, __u32 family,
+							      __u32 vnet, __u32 writer)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->vnet = vnet;
+	key->family = family;
+	__builtin_memcpy(key->addr, vm, 16);
+	key->writer = writer;
+	return bpf_map_lookup_elem(&snat_vm_usage, key);
+}
+
+/* Whether the VM of the flow in s->key may open one more mapping (limits.snatMappingsPerVm,
+ * as Azure gives each instance a fixed number of SNAT ports). Its count entry is made
+ * here, so that the mapping's creation only has to add to it. */
+static __always_inline int snat_vm_admit(struct snat_scratch *s, __u32 vnet, __u32 limit)
+{
+	struct snat_vm_usage fresh = {}, *mine, *collected;
+	__u64 closed;
+	long err;
+
+	mine = snat_vm_usage_of(&s->vm, s->key.src, s->key.family, vnet, SNAT_VM_WRITER_DATAPATH);
+	if (!mine) {
+		err = bpf_map_update_elem(&snat_vm_usage, &s->vm, &fresh, BPF_NOEXIST);
+		if (err && err != -EEXIST)
+			return snat_update_failure(err);
+		mine = bpf_map_lookup_elem(&snat_vm_usage, &s->vm);
+		if (!mine)
+			return DROP_SNAT_MAP_UPDATE_FAILED;
+	}
+	if (!limit)
+		return DROP_NONE;
+	closed = mine->closed;
+	collected = snat_vm_usage_of(&s->vm, s->key.src, s->key.family, vnet,
+				     SNAT_VM_WRITER_COLLECTOR);
+	if (collected)
+		closed += collected->closed;
+	if (mine->opened > closed && mine->opened - closed >= limit)
+		return DROP_SNAT_VM_LIMIT;
+	return DROP_NONE;
+}
+
+/* opened (a new mapping) or closed (one the datapath reclaimed) by the datapath. */
+static __always_inline void snat_vm_count(struct snat_vm_key *key, const __u8 *vm,
+					  __u32 family, __u32 vnet, int opened)
+{
+	struct snat_vm_usage *u = snat_vm_usage_of(key, vm, family, vnet, SNAT_VM_WRITER_DATAPATH);
+
+	if (!u)
+		return;
+	if (opened)
+		__sync_fetch_and_add(&u->opened, 1);
+	else
+		__sync_fetch_and_add(&u->closed, 1);
+}
+
 /* Finds a VIP:port of the source's pool that is free toward this destination and takes
- * it by inserting the reverse entry (BPF_NOEXIST: never an entry that exists). Small
- * pools are probed in order from a random start, so every port is tried; large ones at
- * random, SNAT_PROBES times. */
+ * it by inserting the reverse entry (BPF_NOEXIST: never an entry that exists), or by
+ * taking over an entry whose mapping ended a cool-down ago. Small pools are probed in
+ * order from a random start, so every port is tried; large ones at random, SNAT_PROBES
+ * times. */
 /* One probe of the allocation loop (a bpf_loop callback: verified once, not once per
  * probe). Returns 0 to go on, 1 to stop; c->result says how it ended. */
 struct snat_probe {
 	struct snat_scratch *s;
 	struct snat_pool *pool;
+	__u64 now;
 	__u32 range, space, start, vip;
 	int result;          /* -1 while no port was taken */
 	__u16 port;
 };
+
+/* Whether the port of a reverse entry that met a probe is free again: its mapping, still
+ * on this port, expired a cool-down ago; or the mapping ended or moved to another port (a
+ * new one of the same flow) and the entry was released a cool-down ago. The release is
+ * stamped here when no collector did: the port comes back with the datapath alone.
+ * *old is the mapping to remove with the port, if any. */
+static __always_inline int snat_reverse_stale(struct snat_reverse *rev,
+					      const struct snat_flow_key *reverse_key, __u64 now,
+					      struct snat_mapping **old)
+{
+	struct snat_mapping *m = bpf_map_lookup_elem(&snat_mappings, &rev->flow);
+
+	*old = NULL;
+	if (m && m->vip_port == reverse_key->dst_port && address_equal(m->vip, reverse_key->dst)) {
+		*old = m;
+		return snat_mapping_port_reusable(m, rev->flow.proto, now);
+	}
+	if (!rev->released_ns) {
+		__sync_val_compare_and_swap(&rev->released_ns, 0, now);
+		return 0;
+	}
+	return snat_reverse_cooled_down(rev, now);
+}
+
+/* Takes over the stale reverse entry at s->reverse_key for the new flow: one CPU wins the
+ * entry's claim token; it removes the old mapping (counted to its VM as closed) and
+ * replaces the entry in one update. Returns 0 when the port is ours, else as an insert
+ * that met an existing entry. */
+static __always_inline long snat_port_take_over(struct snat_probe *c)
+{
+	struct snat_scratch *s = c->s;
+	struct snat_reverse *rev = bpf_map_lookup_elem(&snat_reverse, &s->reverse_key);
+	struct snat_mapping *old;
+	__u64 claim;
+
+	if (!rev || !snat_reverse_stale(rev, &s->reverse_key, c->now, &old))
+		return -EEXIST;
+	claim = rev->claim;
+	if (__sync_val_compare_and_swap(&rev->claim, claim, s->reverse.claim) != claim)
+		return -EEXIST;
+	/* Still the mapping of this port (its flow did not move it meanwhile): it goes. */
+	old = bpf_map_lookup_elem(&snat_mappings, &rev->flow);
+	if (old && old->vip_port == s->reverse_key.dst_port &&
+	    address_equal(old->vip, s->reverse_key.dst) &&
+	    !bpf_map_delete_elem(&snat_mappings, &rev->flow))
+		snat_vm_count(&s->vm, rev->flow.src, rev->flow.family, old->vnet, 0);
+	return bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_EXIST);
+}
 
 static long snat_probe_one(__u32 i, void *data)
 {
@@ -212,15 +320,18 @@ static long snat_probe_one(__u32 i, void *data)
 	s->reverse_key.dst_port = bpf_htons(c->port);
 	err = bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_NOEXIST);
 	if (err == -EEXIST)
+		err = snat_port_take_over(c);
+	if (err == -EEXIST || err == -ENOENT) /* live, or gone meanwhile: the next port */
 		return 0;
 	c->result = err ? snat_update_failure(err) : DROP_NONE;
 	c->vip = v;
 	return 1;
 }
 
-static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u64 now)
+static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u64 now,
+					 int new_mapping)
 {
-	struct snat_probe probe = { .s = s, .result = -1 };
+	struct snat_probe probe = { .s = s, .now = now, .result = -1 };
 	struct snat_flow_key *key;
 	struct snat_pool *pool;
 	__u32 *pool_id;
@@ -235,6 +346,12 @@ static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u
 	if (!pool || pool->n_vips == 0 || pool->n_vips > MAX_SNAT_POOL_VIPS ||
 	    pool->port_max < pool->port_min)
 		return DROP_SNAT_NO_PUBLIC_ADDRESS;
+	if (new_mapping) {
+		int reason = snat_vm_admit(s, vnet, pool->mappings_per_vm);
+
+		if (reason)
+			return reason;
+	}
 	probe.pool = pool;
 	probe.range = (__u32)pool->port_max - pool->port_min + 1;
 	probe.space = probe.range * pool->n_vips;
@@ -243,6 +360,7 @@ static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u
 	__builtin_memset(&s->reverse, 0, sizeof(s->reverse));
 	s->reverse.flow = *key;
 	s->reverse.transitory_timeout_seconds = pool->tcp_transitory_timeout_seconds;
+	s->reverse.claim = (__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32();
 	__builtin_memset(&s->reverse_key, 0, sizeof(s->reverse_key));
 	s->reverse_key.family = key->family;
 	s->reverse_key.proto = key->proto;
@@ -285,7 +403,7 @@ static __always_inline struct snat_mapping *snat_mapping_get(const struct packet
 		return m;
 	/* A function of its own: its probe loop is verified once, not on every path. */
 	lpm_key_fill(&s->source, vnet, pkt, 1);
-	*reason = snat_allocate(s, vnet, now);
+	*reason = snat_allocate(s, vnet, now, !m);
 	if (*reason)
 		return NULL;
 	/* An expired mapping is replaced; its reverse entry stays behind for the cool-down
@@ -304,6 +422,8 @@ static __always_inline struct snat_mapping *snat_mapping_get(const struct packet
 		return m;
 	}
 	snat_count_event(s->mapping.vip, key->family, 0);
+	if (!m) /* a replaced mapping was counted when it was made */
+		snat_vm_count(&s->vm, key->src, key->family, vnet, 1);
 	m = bpf_map_lookup_elem(&snat_mappings, key);
 	if (!m)
 		*reason = DROP_SNAT_MAP_UPDATE_FAILED;
@@ -573,13 +693,6 @@ static __always_inline void icmp6_quote_rewrite(struct packet *pkt, const struct
 }
 
 /* ---- the two stages ---- */
-
-static __always_inline int address_equal(const __u8 *a, const __u8 *b)
-{
-	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
-
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
-}
 
 static __always_inline int snat_vip_lookup(const struct packet *pkt)
 {

@@ -153,6 +153,7 @@ enum drop_reason {
 				     * (RFC 1858) */
 	DROP_FRAGMENT_OVERLAP,      /* a later fragment over its first fragment's transport
 				     * header (RFC 1858) */
+	DROP_SNAT_VM_LIMIT,         /* the source VM holds snatMappingsPerVm mappings already */
 	DROP_REASON_MAX,
 };
 
@@ -168,7 +169,8 @@ enum drop_reason {
 	  "snat_port_exhausted", "snat_table_full", "snat_map_update_failed",             \
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
-	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap" }
+	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
+	  "snat_vm_limit" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -318,13 +320,29 @@ enum flow_counter {
 	FLOW_DELETED,        /* removed by the datapath: denied on re-evaluation */
 	FLOW_INSERT_FAILED,
 	FLOW_GC_REMOVED,     /* written by user space: removed by its garbage collection */
+	FLOW_PROMOTED,       /* answered: moved from new_flows to flows */
 	FLOW_COUNTER_MAX,
 };
 
 /* The members of `stats -j`'s "flows" object, so camelCase like every JSON key. */
 #define FLOW_COUNTER_NAMES                                                                 \
 	{ "created", "hit", "expired", "revalidated", "closed", "deleted", "insertFailed", \
-	  "gcRemoved" }
+	  "gcRemoved", "promoted" }
+
+/* A flow nobody answered yet (TCP before the responder's first packet, UDP and ICMP
+ * before a reply) lives in new_flows, an LRU table of its own, a quarter of flows' size
+ * (at least NEW_FLOW_TABLE_MIN): a flood of new flows evicts other new flows, never an
+ * established one, as conntrack's early drop takes unassured entries first. The
+ * responder's first packet moves the flow to flows. */
+#define NEW_FLOW_TABLE_DIVISOR 4
+#define NEW_FLOW_TABLE_MIN     1024
+
+static inline __attribute__((always_inline)) __u32 new_flow_table_entries(__u32 flow_table_entries)
+{
+	__u32 n = flow_table_entries / NEW_FLOW_TABLE_DIVISOR;
+
+	return n > NEW_FLOW_TABLE_MIN ? n : NEW_FLOW_TABLE_MIN;
+}
 
 /* The last decision on this CPU: `verify` reads it after BPF_PROG_TEST_RUN. */
 struct decision_trace {
@@ -528,6 +546,61 @@ struct snat_reverse {
 	__u64 released_ns;
 	__u32 transitory_timeout_seconds;
 	__u32 pad;
+	__u64 claim;         /* a random token of the allocation that holds the port: a CPU
+			      * taking over a stale entry swaps it first (compare and swap),
+			      * so two CPUs never take over the same port */
+};
+
+/* When a mapping has expired: opening and closing TCP after the transitory timeout,
+ * everything else after its idle timeout. One rule for the datapath and the collector. */
+static inline __attribute__((always_inline)) int
+snat_mapping_expired(const struct snat_mapping *m, __u8 proto, __u64 now)
+{
+	__u32 seconds = proto == 6 /* TCP */ && m->tcp_state != SNAT_TCP_ESTABLISHED ?
+				m->transitory_timeout_seconds : m->idle_timeout_seconds;
+
+	return clock_age_ns(now, m->last_seen_ns) > (__u64)seconds * NS_PER_SECOND;
+}
+
+/* When an expired mapping's port may serve another flow toward the same remote: after the
+ * cool-down (the transitory timeout) past its expiry, so that late packets of the old flow
+ * find no new one. */
+static inline __attribute__((always_inline)) int
+snat_mapping_port_reusable(const struct snat_mapping *m, __u8 proto, __u64 now)
+{
+	__u32 seconds = proto == 6 && m->tcp_state != SNAT_TCP_ESTABLISHED ?
+				m->transitory_timeout_seconds : m->idle_timeout_seconds;
+	__u64 age = clock_age_ns(now, m->last_seen_ns);
+
+	return age > ((__u64)seconds + m->transitory_timeout_seconds) * NS_PER_SECOND;
+}
+
+/* A reverse entry whose mapping ended (released_ns set, by the collector or the datapath)
+ * frees its port after the cool-down. */
+static inline __attribute__((always_inline)) int
+snat_reverse_cooled_down(const struct snat_reverse *rev, __u64 now)
+{
+	return rev->released_ns &&
+	       clock_age_ns(now, rev->released_ns) > (__u64)rev->transitory_timeout_seconds * NS_PER_SECOND;
+}
+
+/* Mappings per VM (limits.snatMappingsPerVm), counted by source address in its VNet. The
+ * datapath counts what it opens and what it reclaims itself under writer
+ * SNAT_VM_WRITER_DATAPATH (atomic adds), the collector what it removes under
+ * SNAT_VM_WRITER_COLLECTOR: each key has one writer. In use: opened - both closed. */
+#define MAX_SNAT_VMS 65536
+enum snat_vm_writer { SNAT_VM_WRITER_DATAPATH = 0, SNAT_VM_WRITER_COLLECTOR = 1 };
+
+struct snat_vm_key {
+	__u32 vnet;
+	__u32 family;
+	__u8 addr[16];
+	__u32 writer;   /* enum snat_vm_writer */
+};
+
+struct snat_vm_usage {
+	__u64 opened;   /* datapath: mappings created */
+	__u64 closed;   /* mappings removed by this key's writer */
 };
 
 /* One source of public addresses: a VNet's gateway binding (vip/vips) or an Azure NAT
@@ -539,6 +612,8 @@ struct snat_pool {
 	__u32 tcp_transitory_timeout_seconds;
 	__u32 udp_idle_timeout_seconds;
 	__u32 icmp_idle_timeout_seconds;
+	__u32 mappings_per_vm;  /* limits.snatMappingsPerVm; 0: no limit */
+	__u32 pad;
 	struct address_key vips[MAX_SNAT_POOL_VIPS];
 };
 

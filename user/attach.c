@@ -57,6 +57,18 @@ static void flow_table_size_apply(struct vnet_xdp_bpf *skel, const char *pin_dir
 		bpf_map__set_max_entries(skel->maps.flows, flow_table_size);
 	if (fd >= 0)
 		close(fd);
+	/* A pinned new_flows keeps its size, as flows does; else it follows flows'. */
+	snprintf(path, sizeof(path), "%s/new_flows", pin_dir);
+	fd = bpf_obj_get(path);
+	info.max_entries = 0;
+	len = sizeof(info);
+	if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+		bpf_map__set_max_entries(skel->maps.new_flows, info.max_entries);
+	else
+		bpf_map__set_max_entries(skel->maps.new_flows,
+					 new_flow_table_entries(bpf_map__max_entries(skel->maps.flows)));
+	if (fd >= 0)
+		close(fd);
 	/* The established-flow cache holds a flow's two directions at most. */
 	bpf_map__set_max_entries(skel->maps.fast_paths4, bpf_map__max_entries(skel->maps.flows));
 	bpf_map__set_max_entries(skel->maps.fast_paths6, bpf_map__max_entries(skel->maps.flows));

@@ -177,6 +177,7 @@ struct config_limits {
 	uint32_t icmp_idle_timeout_seconds;    /* default 30 */
 	uint32_t tcp_transitory_timeout_seconds; /* half-open and closing TCP, default 30 */
 	uint32_t snat_table_size;        /* SNAT mappings, default 1048576 */
+	uint32_t snat_mappings_per_vm;   /* concurrent SNAT mappings of one VM, 0: no limit */
 };
 
 /* What config_load found when it opened the file (fstat of the descriptor it read), for

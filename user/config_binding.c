@@ -372,6 +372,12 @@ static void read_limit(struct loader *l, struct node limits, const char *key, lo
 		*out = (uint32_t)v;
 }
 
+/* One VM's concurrent SNAT mappings (limits.snatMappingsPerVm): Azure gives every instance
+ * of a load balancer's backend pool a fixed share of SNAT ports, 1024 for pools of up to 50
+ * instances ("Default port allocation", learn.microsoft.com/azure/load-balancer/
+ * load-balancer-outbound-connections), so that one VM cannot take the ports of all. */
+#define DEFAULT_SNAT_MAPPINGS_PER_VM 1024
+
 static void read_limits(struct loader *l, struct node limits)
 {
 	struct config_limits *lim = &l->cfg->limits;
@@ -386,16 +392,19 @@ static void read_limits(struct loader *l, struct node limits)
 		.icmp_idle_timeout_seconds = 30,
 		.tcp_transitory_timeout_seconds = 30,
 		.snat_table_size = 1048576,
+		.snat_mappings_per_vm = DEFAULT_SNAT_MAPPINGS_PER_VM,
 	};
 	if (!limits.value || !is_object_or_report(&l->r, limits))
 		return;
 	CHECK_KEYS(l, limits, "flowTableSize", "snatPortMin", "snatPortMax", "snatTableSize",
 		   "tcpIdleTimeoutSeconds", "tcpTransitoryTimeoutSeconds", "udpIdleTimeoutSeconds",
-		   "icmpIdleTimeoutSeconds");
+		   "icmpIdleTimeoutSeconds", "snatMappingsPerVm");
 	/* Up to the kernel's largest hash table (its bucket array must stay under 4 GiB);
 	 * whether this machine holds them `up` says, from its memory. */
 	read_limit(l, limits, "flowTableSize", 1024, HASH_MAP_MAX_ENTRIES, &lim->flow_table_size);
 	read_limit(l, limits, "snatTableSize", 1024, HASH_MAP_MAX_ENTRIES, &lim->snat_table_size);
+	read_limit(l, limits, "snatMappingsPerVm", 0, HASH_MAP_MAX_ENTRIES,
+		   &lim->snat_mappings_per_vm);
 	read_limit(l, limits, "snatPortMin", 1, 65535, &port_min);
 	read_limit(l, limits, "snatPortMax", 1, 65535, &port_max);
 	if (port_min > port_max)

@@ -87,31 +87,23 @@ static void counter_add_user(int fd, uint32_t index, uint64_t n)
 	free(values);
 }
 
-long flows_gc(const char *gateway)
+/* The tables of the flows, answered ones first (bpf/flow.h). */
+static const char *const flow_maps[] = { "flows", "new_flows" };
+#define FLOW_MAPS (sizeof(flow_maps) / sizeof(*flow_maps))
+
+/* Removes one table's expired flows; returns how many went. */
+static long flows_gc_map(int flows_fd, const struct gateway_settings *s)
 {
-	struct gateway_settings s;
 	struct flow_key key, *prev = NULL, *doomed = NULL;
 	struct flow_entry entry;
 	size_t n_doomed = 0, capacity = 0;
 	uint64_t now = datapath_clock_ns();
 	long removed = 0;
-	int flows_fd, counters_fd;
 
-	if (settings_read(gateway, &s))
-		return -ENOENT;
-	flows_fd = datapath_map_open(gateway, "flows");
-	counters_fd = datapath_map_open(gateway, "flow_counters");
-	if (flows_fd < 0 || counters_fd < 0) {
-		if (flows_fd >= 0)
-			close(flows_fd);
-		if (counters_fd >= 0)
-			close(counters_fd);
-		return -ENOENT;
-	}
 	/* Collected first: deleting while walking would restart the walk. */
 	while (!bpf_map_get_next_key(flows_fd, prev, &key)) {
 		if (!bpf_map_lookup_elem(flows_fd, &key, &entry) &&
-		    clock_age_ns(now, entry.last_seen_ns) > flow_timeout(&key, &entry, &s)) {
+		    clock_age_ns(now, entry.last_seen_ns) > flow_timeout(&key, &entry, s)) {
 			if (n_doomed == capacity) {
 				struct flow_key *bigger;
 
@@ -128,49 +120,91 @@ long flows_gc(const char *gateway)
 	for (size_t i = 0; i < n_doomed; i++) {
 		/* It may have come back to life since: look again. */
 		if (bpf_map_lookup_elem(flows_fd, &doomed[i], &entry) ||
-		    clock_age_ns(datapath_clock_ns(), entry.last_seen_ns) <= flow_timeout(&doomed[i], &entry, &s))
+		    clock_age_ns(datapath_clock_ns(), entry.last_seen_ns) <= flow_timeout(&doomed[i], &entry, s))
 			continue;
 		if (!bpf_map_delete_elem(flows_fd, &doomed[i]))
 			removed++;
 	}
+	free(doomed);
+	return removed;
+}
+
+long flows_gc(const char *gateway)
+{
+	struct gateway_settings s;
+	long removed = 0;
+	int counters_fd;
+
+	if (settings_read(gateway, &s))
+		return -ENOENT;
+	counters_fd = datapath_map_open(gateway, "flow_counters");
+	if (counters_fd < 0)
+		return -ENOENT;
+	for (size_t i = 0; i < FLOW_MAPS; i++) {
+		int fd = datapath_map_open(gateway, flow_maps[i]);
+
+		if (fd < 0) {
+			if (i == 0) {
+				close(counters_fd);
+				return -ENOENT;
+			}
+			continue; /* a datapath from before new_flows */
+		}
+		removed += flows_gc_map(fd, &s);
+		close(fd);
+	}
 	if (removed)
 		counter_add_user(counters_fd, FLOW_GC_REMOVED, (uint64_t)removed);
-	free(doomed);
-	close(flows_fd);
 	close(counters_fd);
 	return removed;
 }
 
-json_t *flows_stats(const char *gateway)
+/* Entries in a flow table, 0 when it is not there. */
+static long long flow_map_entries(const char *gateway, const char *name, uint32_t *capacity)
 {
-	int flows_fd = datapath_map_open(gateway, "flows");
-	int counters_fd = datapath_map_open(gateway, "flow_counters");
+	int fd = datapath_map_open(gateway, name);
 	struct bpf_map_info info = { 0 };
 	uint32_t len = sizeof(info);
+	long long n;
+
+	*capacity = 0;
+	if (fd < 0)
+		return 0;
+	n = stats_map_entries(fd);
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+		*capacity = info.max_entries;
+	close(fd);
+	return n > 0 ? n : 0;
+}
+
+json_t *flows_stats(const char *gateway)
+{
+	int counters_fd = datapath_map_open(gateway, "flow_counters");
 	uint64_t c[FLOW_COUNTER_MAX], gone;
-	long long active;
+	uint32_t capacity, new_capacity;
+	long long active, unanswered;
 	json_t *out;
 
-	if (flows_fd < 0 || counters_fd < 0) {
-		if (flows_fd >= 0)
-			close(flows_fd);
-		if (counters_fd >= 0)
-			close(counters_fd);
+	if (counters_fd < 0)
+		return NULL;
+	active = flow_map_entries(gateway, "flows", &capacity);
+	if (!capacity) {
+		close(counters_fd);
 		return NULL;
 	}
-	active = stats_map_entries(flows_fd);
-	bpf_obj_get_info_by_fd(flows_fd, &info, &len);
-	out = json_pack("{s:I, s:I}", "active", (json_int_t)(active > 0 ? active : 0), "capacity",
-			(json_int_t)info.max_entries);
+	unanswered = flow_map_entries(gateway, "new_flows", &new_capacity);
+	out = json_pack("{s:I, s:I, s:I, s:I}", "active", (json_int_t)(active + unanswered),
+			"capacity", (json_int_t)capacity, "unanswered", (json_int_t)unanswered,
+			"unansweredCapacity", (json_int_t)new_capacity);
 	for (uint32_t i = 0; i < FLOW_COUNTER_MAX; i++) {
 		c[i] = counter_sum(counters_fd, i);
 		json_object_set_new(out, flow_counter_names[i], json_integer((json_int_t)c[i]));
 	}
-	/* What the LRU table pushed out when full: every entry made and not accounted for. */
-	gone = c[FLOW_EXPIRED] + c[FLOW_DELETED] + c[FLOW_GC_REMOVED] + (uint64_t)(active > 0 ? active : 0);
+	/* What the LRU tables pushed out when full (new flows, unless more flows are answered
+	 * than flows holds): every entry made and not accounted for. */
+	gone = c[FLOW_EXPIRED] + c[FLOW_DELETED] + c[FLOW_GC_REMOVED] + (uint64_t)(active + unanswered);
 	json_object_set_new(out, "evicted",
 			    json_integer((json_int_t)(c[FLOW_CREATED] > gone ? c[FLOW_CREATED] - gone : 0)));
-	close(flows_fd);
 	close(counters_fd);
 	return out;
 }
@@ -394,31 +428,36 @@ static void flow_add_pending(const struct flow_key *k, struct flow_entry *f,
 static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
 {
 	struct gateway_settings s;
-	struct flow_key key, prev_key, *prev = NULL;
+	struct flow_key key, prev_key, *prev;
 	struct flow_entry entry;
 	json_t *state = state_load(gateway), *out = json_array();
 	uint64_t now = datapath_clock_ns();
-	int fd = datapath_map_open(gateway, "flows");
 	struct pending_count *pending = NULL;
 	size_t pending_n = pending_counts_load(gateway, &pending);
 
 	settings_read(gateway, &s);
-	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
-		if (!bpf_map_lookup_elem(fd, &key, &entry)) {
-			json_t *flow;
+	for (size_t i = 0; i < FLOW_MAPS; i++) {
+		int fd = datapath_map_open(gateway, flow_maps[i]);
 
-			flow_add_pending(&key, &entry, pending, pending_n);
-			flow = flow_json(&key, &entry, &s, json_object_get(state, "virtualNetworks"), now);
-			if (flow_kept(filter, &key, &entry, flow))
-				json_array_append_new(out, flow);
-			else
-				json_decref(flow);
+		prev = NULL;
+		while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
+			if (!bpf_map_lookup_elem(fd, &key, &entry)) {
+				json_t *flow;
+
+				flow_add_pending(&key, &entry, pending, pending_n);
+				flow = flow_json(&key, &entry, &s,
+						 json_object_get(state, "virtualNetworks"), now);
+				if (flow_kept(filter, &key, &entry, flow))
+					json_array_append_new(out, flow);
+				else
+					json_decref(flow);
+			}
+			prev_key = key;
+			prev = &prev_key;
 		}
-		prev_key = key;
-		prev = &prev_key;
+		if (fd >= 0)
+			close(fd);
 	}
-	if (fd >= 0)
-		close(fd);
 	free(pending);
 	json_decref(state);
 	return out;

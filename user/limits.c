@@ -51,25 +51,52 @@ uint64_t hash_map_bytes(uint32_t key_size, uint32_t value_size, uint32_t max_ent
 	return bytes;
 }
 
+/* What sets a map's size. */
+enum map_size_source { SIZE_FLOW_TABLE, SIZE_NEW_FLOW_TABLE, SIZE_SNAT_TABLE, SIZE_FIXED };
+
 struct sized_map {
 	const char *name; /* as pinned */
 	uint32_t key_size, value_size;
 	bool preallocated;
-	bool by_flow_table; /* sized by flowTableSize, else by snatTableSize */
+	enum map_size_source size_source;
+	uint32_t fixed_entries; /* SIZE_FIXED */
 };
 
-/* The maps whose size the config sets (bpf/flow.h, bpf/fastpath.h, bpf/maps.h). */
+/* The maps whose size the config sets (bpf/flow.h, bpf/fastpath.h, bpf/maps.h), and the
+ * per-VM SNAT counts, whose size is the contract's. */
 static const struct sized_map sized_maps[] = {
-	{ "flows", sizeof(struct flow_key), sizeof(struct flow_entry), true, true },
-	{ "fast_paths4", sizeof(struct fast_path_key4), sizeof(struct fast_path_entry), true, true },
-	{ "fast_paths6", sizeof(struct fast_path_key6), sizeof(struct fast_path_entry), true, true },
-	{ "snat_mappings", sizeof(struct snat_flow_key), sizeof(struct snat_mapping), false, false },
-	{ "snat_reverse", sizeof(struct snat_flow_key), sizeof(struct snat_reverse), false, false },
+	{ "flows", sizeof(struct flow_key), sizeof(struct flow_entry), true, SIZE_FLOW_TABLE, 0 },
+	{ "new_flows", sizeof(struct flow_key), sizeof(struct flow_entry), true,
+	  SIZE_NEW_FLOW_TABLE, 0 },
+	{ "fast_paths4", sizeof(struct fast_path_key4), sizeof(struct fast_path_entry), true,
+	  SIZE_FLOW_TABLE, 0 },
+	{ "fast_paths6", sizeof(struct fast_path_key6), sizeof(struct fast_path_entry), true,
+	  SIZE_FLOW_TABLE, 0 },
+	{ "snat_mappings", sizeof(struct snat_flow_key), sizeof(struct snat_mapping), false,
+	  SIZE_SNAT_TABLE, 0 },
+	{ "snat_reverse", sizeof(struct snat_flow_key), sizeof(struct snat_reverse), false,
+	  SIZE_SNAT_TABLE, 0 },
+	{ "snat_vm_usage", sizeof(struct snat_vm_key), sizeof(struct snat_vm_usage), false,
+	  SIZE_FIXED, MAX_SNAT_VMS * 2 },
 };
 
 static uint32_t snat_table_size(const struct config *cfg)
 {
 	return cfg->limits.snat_table_size ? cfg->limits.snat_table_size : 1048576;
+}
+
+static uint32_t sized_map_entries(const struct sized_map *m, const struct config *cfg)
+{
+	switch (m->size_source) {
+	case SIZE_FLOW_TABLE:
+		return nsg_flow_table_size(cfg);
+	case SIZE_NEW_FLOW_TABLE:
+		return new_flow_table_entries(nsg_flow_table_size(cfg));
+	case SIZE_SNAT_TABLE:
+		return snat_table_size(cfg);
+	default:
+		return m->fixed_entries;
+	}
 }
 
 static bool pinned(const char *pin_dir, const char *name)
@@ -92,9 +119,8 @@ uint64_t limits_map_bytes(const struct config *cfg, const char *pin_dir, int pos
 
 		if (pinned(pin_dir, m->name))
 			continue;
-		bytes += hash_map_bytes(m->key_size, m->value_size,
-					m->by_flow_table ? nsg_flow_table_size(cfg) :
-					snat_table_size(cfg), m->preallocated, possible_cpus);
+		bytes += hash_map_bytes(m->key_size, m->value_size, sized_map_entries(m, cfg),
+					m->preallocated, possible_cpus);
 	}
 	return bytes;
 }

@@ -43,6 +43,7 @@ static int pool_add(struct snat_plan *plan, const char *owner, int family,
 	p->pool.tcp_transitory_timeout_seconds = lim->tcp_transitory_timeout_seconds;
 	p->pool.udp_idle_timeout_seconds = lim->udp_idle_timeout_seconds;
 	p->pool.icmp_idle_timeout_seconds = lim->icmp_idle_timeout_seconds;
+	p->pool.mappings_per_vm = lim->snat_mappings_per_vm;
 	for (size_t i = 0; i < n_vips; i++) {
 		if (vips[i].family != family)
 			continue;
@@ -349,15 +350,6 @@ static int map_walk(int fd, size_t key_size, size_t value_size, entry_fn fn, voi
 	return err;
 }
 
-static bool mapping_expired(const struct snat_flow_key *key, const struct snat_mapping *m,
-			    uint64_t now)
-{
-	uint32_t seconds = key->proto == IPPROTO_TCP && m->tcp_state != SNAT_TCP_ESTABLISHED ?
-				   m->transitory_timeout_seconds : m->idle_timeout_seconds;
-
-	return clock_age_ns(now, m->last_seen_ns) > (uint64_t)seconds * NS_PER_SECOND;
-}
-
 /* The GC reads both maps in batches and decides in memory: a syscall per entry costs
  * microseconds, which at a million entries is most of a minute. */
 
@@ -493,8 +485,8 @@ static int gc_reverse(const void *key, const void *value, void *ctx)
 #define GC_CHECK_EACH 1024
 
 /* Deletes keys in batches; a key already gone (a packet replaced it, the datapath
- * deleted it) is skipped. Returns how many went. */
-static size_t delete_keys(int fd, const struct entry_list *list)
+ * deleted it) is skipped. Returns how many went; gone (if not NULL) marks which. */
+static size_t delete_keys(int fd, const struct entry_list *list, uint8_t *gone)
 {
 	size_t done = 0, i = 0;
 
@@ -502,6 +494,8 @@ static size_t delete_keys(int fd, const struct entry_list *list)
 		uint32_t count = list->n - i < GC_BATCH ? list->n - i : GC_BATCH;
 		int rc = bpf_map_delete_batch(fd, list->keys + i * list->key_size, &count, NULL);
 
+		if (gone)
+			memset(gone + i, 1, count);
 		done += count;
 		i += count;
 		if (rc) {
@@ -511,6 +505,65 @@ static size_t delete_keys(int fd, const struct entry_list *list)
 		}
 	}
 	return done;
+}
+
+static int vm_key_compare(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct snat_vm_key));
+}
+
+/* Adds the mappings the collector removed to its part of their VMs' counts (snat_vm_usage,
+ * writer SNAT_VM_WRITER_COLLECTOR: only the collector writes those keys), so that a VM at
+ * limits.snatMappingsPerVm opens flows again. */
+static int vm_usage_add_collected(const char *gateway, const struct entry_list *removed,
+				  const uint8_t *gone)
+{
+	int fd = datapath_map_open(gateway, "snat_vm_usage");
+	struct snat_vm_key *keys;
+	size_t n = 0;
+	int err = 0;
+
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd; /* a datapath without per-VM counts */
+	keys = calloc(removed->n ? removed->n : 1, sizeof(*keys));
+	if (!keys) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < removed->n; i++) {
+		const struct snat_flow_key *flow = (void *)(removed->keys + i * removed->key_size);
+		const struct snat_mapping *m = (void *)(removed->values + i * removed->value_size);
+
+		if (!gone[i])
+			continue;
+		keys[n].vnet = m->vnet;
+		keys[n].family = flow->family;
+		memcpy(keys[n].addr, flow->src, 16);
+		keys[n].writer = SNAT_VM_WRITER_COLLECTOR;
+		n++;
+	}
+	qsort(keys, n, sizeof(*keys), vm_key_compare);
+	for (size_t i = 0; i < n && !err;) {
+		struct snat_vm_usage usage = { 0 };
+		struct snat_vm_key counted = keys[i];
+		size_t run = 1;
+
+		while (i + run < n && !vm_key_compare(&keys[i], &keys[i + run]))
+			run++;
+		/* Only what the datapath counted: mappings it made before it counted are not. */
+		counted.writer = SNAT_VM_WRITER_DATAPATH;
+		if (!bpf_map_lookup_elem(fd, &counted, &usage)) {
+			memset(&usage, 0, sizeof(usage));
+			bpf_map_lookup_elem(fd, &keys[i], &usage);
+			usage.closed += run;
+			if (bpf_map_update_elem(fd, &keys[i], &usage, BPF_ANY))
+				err = -errno;
+		}
+		i += run;
+	}
+	free(keys);
+	close(fd);
+	return err;
 }
 
 static size_t update_entries(int fd, const struct entry_list *list)
@@ -546,7 +599,8 @@ int snat_gc(const char *gateway, uint64_t now, struct snat_gc_result *result)
 		.revive = { .key_size = kz, .value_size = sizeof(struct snat_reverse) },
 		.free = { .key_size = kz },
 	};
-	struct entry_list expired = { .key_size = kz };
+	struct entry_list expired = { .key_size = kz, .value_size = sizeof(struct snat_mapping) };
+	uint8_t *gone = NULL;
 	int err;
 
 	memset(result, 0, sizeof(*result));
@@ -563,8 +617,8 @@ int snat_gc(const char *gateway, uint64_t now, struct snat_gc_result *result)
 			(void *)(w.mappings.values + i * sizeof(struct snat_mapping));
 		struct live_slot *slot;
 
-		if (mapping_expired(key, m, now)) {
-			err = entry_list_add(&expired, key, NULL);
+		if (snat_mapping_expired(m, key->proto, now)) {
+			err = entry_list_add(&expired, key, m);
 			continue;
 		}
 		slot = live_set_slot(&w.live, key);
@@ -573,25 +627,35 @@ int snat_gc(const char *gateway, uint64_t now, struct snat_gc_result *result)
 		memcpy(slot->vip, m->vip, 16);
 		slot->vip_port = m->vip_port;
 	}
+	if (!err) {
+		gone = calloc(expired.n ? expired.n : 1, 1);
+		if (!gone)
+			err = -ENOMEM;
+	}
 	if (!err && expired.n <= GC_CHECK_EACH) {
 		for (size_t i = 0; i < expired.n; i++) {
-			void *key = expired.keys + i * kz;
+			const struct snat_flow_key *key = (void *)(expired.keys + i * kz);
 			struct snat_mapping m;
 
-			if (bpf_map_lookup_elem(mappings, key, &m) || !mapping_expired(key, &m, now))
+			if (bpf_map_lookup_elem(mappings, key, &m) ||
+			    !snat_mapping_expired(&m, key->proto, now))
 				continue;
-			if (!bpf_map_delete_elem(mappings, key))
+			if (!bpf_map_delete_elem(mappings, key)) {
+				gone[i] = 1;
 				result->mappings_expired++;
+			}
 		}
 	} else if (!err) {
-		result->mappings_expired = delete_keys(mappings, &expired);
+		result->mappings_expired = delete_keys(mappings, &expired, gone);
 	}
+	if (!err)
+		err = vm_usage_add_collected(gateway, &expired, gone);
 	if (!err)
 		err = map_walk(reverse, kz, sizeof(struct snat_reverse), gc_reverse, &w);
 	if (!err) {
 		result->reverse_released = update_entries(reverse, &w.release);
 		update_entries(reverse, &w.revive);
-		result->reverse_freed = delete_keys(reverse, &w.free);
+		result->reverse_freed = delete_keys(reverse, &w.free, NULL);
 	}
 out:
 	entry_list_free(&w.mappings);
@@ -599,6 +663,7 @@ out:
 	entry_list_free(&w.revive);
 	entry_list_free(&w.free);
 	entry_list_free(&expired);
+	free(gone);
 	free(w.live.slots);
 	if (mappings >= 0)
 		close(mappings);
@@ -794,7 +859,7 @@ static int list_mapping(const void *key, const void *value, void *ctx)
 	char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN], vip[INET6_ADDRSTRLEN];
 	int64_t idle = (int64_t)(clock_age_ns(w->now, m->last_seen_ns) / NS_PER_SECOND);
 
-	bool expired = mapping_expired(k, m, w->now), ports = k->proto == IPPROTO_TCP ||
+	bool expired = snat_mapping_expired(m, k->proto, w->now), ports = k->proto == IPPROTO_TCP ||
 							       k->proto == IPPROTO_UDP;
 	const char *vnet = json_string_value(json_array_get(w->vnets, m->vnet));
 	struct flow_filter_entry e = {

@@ -30,6 +30,7 @@ static struct gateway_harness gw = { .config_written = true };
 /* The NSG's state maps, opened by nsg_up. */
 static struct {
 	int flows_fd, rule_counters_fd, flow_counters_fd;
+	int flow_tables_fd[2];  /* flows (answered), new_flows (not yet answered) */
 	int fast_paths_fd[2]; /* FAST_PATH_MAP_NAMES: IPv4, IPv6 */
 } nsg_maps;
 
@@ -120,11 +121,14 @@ static inline int nsg_up(void)
 	if (!gw.ready) /* skipped, with the reason */
 		return 0;
 	nsg_maps.flows_fd = harness_map(&gw, "flows");
+	nsg_maps.flow_tables_fd[0] = nsg_maps.flows_fd;
+	nsg_maps.flow_tables_fd[1] = harness_map(&gw, "new_flows");
 	nsg_maps.rule_counters_fd = harness_map(&gw, "nsg_rule_counters");
 	nsg_maps.flow_counters_fd = harness_map(&gw, "flow_counters");
 	nsg_maps.fast_paths_fd[0] = harness_map(&gw, "fast_paths4");
 	nsg_maps.fast_paths_fd[1] = harness_map(&gw, "fast_paths6");
-	gw.ready = nsg_maps.flows_fd >= 0 && nsg_maps.rule_counters_fd >= 0 &&
+	gw.ready = nsg_maps.flows_fd >= 0 && nsg_maps.flow_tables_fd[1] >= 0 &&
+		   nsg_maps.rule_counters_fd >= 0 &&
 		   nsg_maps.flow_counters_fd >= 0 && nsg_maps.fast_paths_fd[0] >= 0 &&
 		   nsg_maps.fast_paths_fd[1] >= 0;
 	if (!gw.ready)
@@ -200,14 +204,19 @@ static inline int nsg_age_flows(uint64_t seconds)
 	int n = 0;
 
 	clock_wait_past(ns);
-	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
-		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
-			entry.last_seen_ns = stamp_aged(entry.last_seen_ns, ns);
-			if (!bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST))
-				n++;
+	for (int t = 0; t < 2; t++) {
+		int fd = nsg_maps.flow_tables_fd[t];
+
+		prev = NULL;
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			if (!bpf_map_lookup_elem(fd, &next, &entry)) {
+				entry.last_seen_ns = stamp_aged(entry.last_seen_ns, ns);
+				if (!bpf_map_update_elem(fd, &next, &entry, BPF_EXIST))
+					n++;
+			}
+			key = next;
+			prev = &key;
 		}
-		key = next;
-		prev = &key;
 	}
 	nsg_fast_paths_each(fast_path_age, &ns);
 	return n;
@@ -220,13 +229,14 @@ static inline int fast_path_forget(struct fast_path_entry *e, void *arg)
 	return -1;
 }
 
-/* An empty flow table, and no fast path that would carry a flow it no longer has. */
+/* Empty flow tables, and no fast path that would carry a flow it no longer has. */
 static inline void nsg_clear_flows(void)
 {
 	struct flow_key key;
 
-	while (!bpf_map_get_next_key(nsg_maps.flows_fd, NULL, &key))
-		bpf_map_delete_elem(nsg_maps.flows_fd, &key);
+	for (int t = 0; t < 2; t++)
+		while (!bpf_map_get_next_key(nsg_maps.flow_tables_fd[t], NULL, &key))
+			bpf_map_delete_elem(nsg_maps.flow_tables_fd[t], &key);
 	nsg_fast_paths_each(fast_path_forget, NULL);
 }
 

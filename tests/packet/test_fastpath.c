@@ -113,11 +113,18 @@ static uint64_t flow_counter(uint32_t counter)
 static int only_flow(struct flow_entry *entry)
 {
 	struct flow_key key, next;
+	int found = -1;
 
-	if (bpf_map_get_next_key(nsg_maps.flows_fd, NULL, &key) ||
-	    !bpf_map_get_next_key(nsg_maps.flows_fd, &key, &next))
-		return -1;
-	return bpf_map_lookup_elem(nsg_maps.flows_fd, &key, entry);
+	for (int t = 0; t < 2; t++) {
+		int fd = nsg_maps.flow_tables_fd[t];
+
+		if (bpf_map_get_next_key(fd, NULL, &key))
+			continue;
+		if (found >= 0 || !bpf_map_get_next_key(fd, &key, &next))
+			return -1;
+		found = bpf_map_lookup_elem(fd, &key, entry);
+	}
+	return found;
 }
 
 /* Everything the trace says about the decision but the sequence, the fast path flag and

@@ -58,6 +58,8 @@ static void preallocated_maps_cost_what_the_formula_says(void **state)
 {
 	expect_charged("flows", BPF_MAP_TYPE_LRU_HASH, sizeof(struct flow_key),
 		       sizeof(struct flow_entry), 65536, true);
+	expect_charged("new_flows", BPF_MAP_TYPE_LRU_HASH, sizeof(struct flow_key),
+		       sizeof(struct flow_entry), new_flow_table_entries(65536), true);
 	expect_charged("fast_paths4", BPF_MAP_TYPE_LRU_HASH, sizeof(struct fast_path_key4),
 		       sizeof(struct fast_path_entry), 100000, true);
 	expect_charged("fast_paths6", BPF_MAP_TYPE_LRU_HASH, sizeof(struct fast_path_key6),
@@ -70,6 +72,8 @@ static void maps_without_preallocation_cost_their_buckets(void **state)
 		       sizeof(struct snat_mapping), 1048576, false);
 	expect_charged("snat_reverse", BPF_MAP_TYPE_HASH, sizeof(struct snat_flow_key),
 		       sizeof(struct snat_reverse), 100000, false);
+	expect_charged("snat_vm_usage", BPF_MAP_TYPE_HASH, sizeof(struct snat_vm_key),
+		       sizeof(struct snat_vm_usage), MAX_SNAT_VMS * 2, false);
 }
 
 int main(void)

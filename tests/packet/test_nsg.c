@@ -397,13 +397,18 @@ static void flows_stamped_ahead(uint64_t ahead)
 	struct flow_key key, next, *prev = NULL;
 	struct flow_entry entry;
 
-	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &next)) {
-		if (!bpf_map_lookup_elem(nsg_maps.flows_fd, &next, &entry)) {
-			entry.last_seen_ns = datapath_clock_ns() + ahead;
-			assert_int_equal(bpf_map_update_elem(nsg_maps.flows_fd, &next, &entry, BPF_EXIST), 0);
+	for (int t = 0; t < 2; t++) {
+		int fd = nsg_maps.flow_tables_fd[t];
+
+		prev = NULL;
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			if (!bpf_map_lookup_elem(fd, &next, &entry)) {
+				entry.last_seen_ns = datapath_clock_ns() + ahead;
+				assert_int_equal(bpf_map_update_elem(fd, &next, &entry, BPF_EXIST), 0);
+			}
+			key = next;
+			prev = &key;
 		}
-		key = next;
-		prev = &key;
 	}
 }
 
@@ -440,9 +445,12 @@ static long flow_entries(void)
 	struct flow_key key, *prev = NULL;
 	long n = 0;
 
-	while (!bpf_map_get_next_key(nsg_maps.flows_fd, prev, &key)) {
-		n++;
-		prev = &key;
+	for (int t = 0; t < 2; t++) {
+		prev = NULL;
+		while (!bpf_map_get_next_key(nsg_maps.flow_tables_fd[t], prev, &key)) {
+			n++;
+			prev = &key;
+		}
 	}
 	return n;
 }
@@ -473,6 +481,43 @@ static void nsg_full_flow_table_evicts_least_recent(void **state)
 	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
 	r = send_packet(SPOKE1, udp4("10.11.1.4", 8080, "10.10.3.9", 10000));
 	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	nsg_clear_flows();
+}
+
+/* One VM floods new flows (3000, limits.flowTableSize 1024): they push out flows nobody
+ * answered, never an answered one. Another VM's answered TCP connection still gets its
+ * packets both ways, and it opens new connections meanwhile. */
+static void nsg_flood_of_new_flows_keeps_answered_flows(void **state)
+{
+	struct flow victim = tcp4("10.10.3.9", 40000, "10.11.1.4", 80);
+	struct flow answer = tcp4("10.11.1.4", 80, "10.10.3.9", 40000);
+	uint64_t promoted;
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	promoted = flow_counter(FLOW_PROMOTED);
+	assert_allowed(send_flags(HUB, victim, 0x02));
+	assert_allowed(send_flags(SPOKE1, answer, 0x12));
+	assert_int_equal(flow_counter(FLOW_PROMOTED), promoted + 1);
+	/* Each flow of the flood sends twice: the LRU's second chance for entries looked up
+	 * again does not save the answered flow then. */
+	for (int i = 0; i < 3000; i++) {
+		struct flow flood = udp4("10.10.3.8", (uint16_t)(10000 + i), "10.11.1.4", 8080);
+
+		assert_allowed(send_packet(HUB, flood));
+		assert_allowed(send_packet(HUB, flood));
+	}
+	r = send_flags(SPOKE1, answer, 0x10);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
+	assert_allowed(send_flags(HUB, victim, 0x10));
+	/* A new connection of the victim amid the flood: its answer finds it. */
+	victim.sport = answer.dport = 40001;
+	assert_allowed(send_flags(HUB, victim, 0x02));
+	r = send_flags(SPOKE1, answer, 0x12);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_HIT);
 	nsg_clear_flows();
 }
 
@@ -535,6 +580,7 @@ int main(void)
 		cmocka_unit_test(nsg_idle_expiry),
 		cmocka_unit_test(nsg_flow_stamped_ahead_is_judged_anew),
 		cmocka_unit_test(nsg_full_flow_table_evicts_least_recent),
+		cmocka_unit_test(nsg_flood_of_new_flows_keeps_answered_flows),
 		cmocka_unit_test(nsg_flush_connection),
 	};
 

@@ -41,7 +41,7 @@ static struct gateway_harness gw = {
 #define GATEWAY gw.name
 
 static struct {
-	int mappings_fd, reverse_fd;
+	int mappings_fd, reverse_fd, vm_usage_fd;
 } snat_maps;
 
 static int setup_gateway(void **state)
@@ -52,7 +52,9 @@ static int setup_gateway(void **state)
 		return 0;
 	snat_maps.mappings_fd = harness_map(&gw, "snat_mappings");
 	snat_maps.reverse_fd = harness_map(&gw, "snat_reverse");
-	gw.ready = snat_maps.mappings_fd >= 0 && snat_maps.reverse_fd >= 0;
+	snat_maps.vm_usage_fd = harness_map(&gw, "snat_vm_usage");
+	gw.ready = snat_maps.mappings_fd >= 0 && snat_maps.reverse_fd >= 0 &&
+		   snat_maps.vm_usage_fd >= 0;
 	if (!gw.ready)
 		gw.why_not = "the SNAT maps are not pinned";
 	return gw.ready ? 0 : -1;
@@ -713,6 +715,108 @@ static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
 	}
 }
 
+/* Makes every mapping of the VM (source) or toward the remote (destination) `address`
+ * look last seen at boot: expired, and past its port's cool-down. */
+static void mappings_aged(const char *address, int by_source)
+{
+	struct snat_flow_key key, next, *prev = NULL;
+	struct snat_mapping m;
+	uint8_t want[4];
+
+	inet_pton(AF_INET, address, want);
+	while (!bpf_map_get_next_key(snat_maps.mappings_fd, prev, &next)) {
+		if (next.family == AF_INET && !memcmp(by_source ? next.src : next.dst, want, 4) &&
+		    !bpf_map_lookup_elem(snat_maps.mappings_fd, &next, &m)) {
+			m.last_seen_ns = 1;
+			assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &next, &m, BPF_EXIST), 0);
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
+/* The mappings a VM's count entry of `writer` says were closed (or opened). */
+static uint64_t vm_usage(const char *vm, uint32_t writer, int opened)
+{
+	struct snat_vm_key key, next, *prev = NULL;
+	struct snat_vm_usage u;
+	uint8_t want[4];
+
+	inet_pton(AF_INET, vm, want);
+	while (!bpf_map_get_next_key(snat_maps.vm_usage_fd, prev, &next)) {
+		if (next.family == AF_INET && next.writer == writer && !memcmp(next.addr, want, 4) &&
+		    !bpf_map_lookup_elem(snat_maps.vm_usage_fd, &next, &u))
+			return opened ? u.opened : u.closed;
+		key = next;
+		prev = &key;
+	}
+	return 0;
+}
+
+/* With the datapath alone (no collector runs), a port whose mapping expired comes back: a
+ * new flow toward the same remote takes it over, and the old mapping's VM gets it back. */
+static void snat_expired_port_is_reused_without_the_collector(void **state)
+{
+	struct flow ninth = flow4("10.10.1.4", "192.0.2.97", IPPROTO_UDP, 42008, 9999);
+	struct frame in, out, back;
+	uint64_t closed;
+
+	require_gateway();
+	for (int n = 0; n < 8; n++) {
+		struct flow fl = flow4("10.10.1.4", "192.0.2.97", IPPROTO_UDP, 42000 + n, 9999);
+
+		egress(HUB, &fl);
+	}
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &ninth);
+	assert_dropped(&in, HUB, DROP_SNAT_PORT_EXHAUSTED);
+	closed = vm_usage("10.10.1.4", SNAT_VM_WRITER_DATAPATH, 0);
+	mappings_aged("192.0.2.97", 0);
+	out = egress(HUB, &ninth);
+	assert_in_range(source_port(&out), PORT_MIN, PORT_MAX);
+	assert_int_equal(vm_usage("10.10.1.4", SNAT_VM_WRITER_DATAPATH, 0), closed + 1);
+	back = reply_to(&out, 0);
+	ingress(&back, HUB, "10.10.1.4", 42008);
+}
+
+/* limits.snatMappingsPerVm 128: the VM's 129th mapping is dropped and counted, its
+ * mappings go on, another VM is not held back, and once the collector removed the VM's
+ * expired mappings it opens flows again. */
+static void snat_vm_at_its_mapping_limit_is_dropped_and_others_go_on(void **state)
+{
+	char remote[32];
+	struct flow fl;
+	struct frame in, first, again;
+	struct snat_gc_result gc;
+	uint64_t dropped;
+
+	require_gateway();
+	for (int n = 0; n < 128; n++) {
+		snprintf(remote, sizeof(remote), "198.18.0.%d", n + 1);
+		fl = flow4("10.10.1.5", remote, IPPROTO_UDP, 43000, 53);
+		if (n)
+			egress(HUB, &fl);
+		else
+			first = egress(HUB, &fl);
+	}
+	dropped = harness_counter(gw.drops_fd, DROP_SNAT_VM_LIMIT);
+	fl = flow4("10.10.1.5", "198.18.1.1", IPPROTO_UDP, 43000, 53);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_dropped(&in, HUB, DROP_SNAT_VM_LIMIT);
+	assert_int_equal(harness_counter(gw.drops_fd, DROP_SNAT_VM_LIMIT), dropped + 1);
+	/* Its own flows keep their ports; another VM opens its flows. */
+	fl = flow4("10.10.1.5", "198.18.0.1", IPPROTO_UDP, 43000, 53);
+	again = egress(HUB, &fl);
+	assert_int_equal(source_port(&again), source_port(&first));
+	fl = flow4("10.10.1.6", "198.18.1.1", IPPROTO_UDP, 43000, 53);
+	egress(HUB, &fl);
+	/* The collector removes the VM's expired mappings and says so in its count. */
+	mappings_aged("10.10.1.5", 1);
+	assert_int_equal(snat_gc(GATEWAY, datapath_clock_ns(), &gc), 0);
+	assert_true(vm_usage("10.10.1.5", SNAT_VM_WRITER_COLLECTOR, 0) >= 128);
+	fl = flow4("10.10.1.5", "198.18.1.1", IPPROTO_UDP, 43000, 53);
+	egress(HUB, &fl);
+}
+
 static void snat_vips_of_a_vnet_pool_their_ports(void **state)
 {
 	int seen11 = 0, seen21 = 0;
@@ -1187,6 +1291,8 @@ int main(void)
 		cmocka_unit_test(snat_unsolicited_inbound_to_a_vip_is_dropped),
 		cmocka_unit_test(snat_reply_from_another_port_is_dropped),
 		cmocka_unit_test(snat_exhaustion_drops_new_flows_and_keeps_live_ones),
+		cmocka_unit_test(snat_expired_port_is_reused_without_the_collector),
+		cmocka_unit_test(snat_vm_at_its_mapping_limit_is_dropped_and_others_go_on),
 		cmocka_unit_test(snat_vips_of_a_vnet_pool_their_ports),
 		cmocka_unit_test(snat_nat_gateway_wins_for_its_subnet),
 		cmocka_unit_test(snat_counts_translations_each_way),

@@ -414,7 +414,7 @@ static void unknown_keys(void **state)
 		"@5:68: gateway.interfaces[0].vlan: unknown key; allowed: name, virtualNetwork, subnet, role\n"
 		"@6:47: gateway.virtualNetworks[0].snat: unknown key; allowed: name, vip, vips\n"
 		"@7:53: gateway.metrics.path: unknown key; allowed: listen\n"
-		"@8:56: gateway.limits.flowTablesize: unknown key; allowed: flowTableSize, snatPortMin, snatPortMax, snatTableSize, tcpIdleTimeoutSeconds, tcpTransitoryTimeoutSeconds, udpIdleTimeoutSeconds, icmpIdleTimeoutSeconds\n");
+		"@8:56: gateway.limits.flowTablesize: unknown key; allowed: flowTableSize, snatPortMin, snatPortMax, snatTableSize, tcpIdleTimeoutSeconds, tcpTransitoryTimeoutSeconds, udpIdleTimeoutSeconds, icmpIdleTimeoutSeconds, snatMappingsPerVm\n");
 }
 
 static void valid_arm_shape_gives_the_model(void **state)
