@@ -1,7 +1,8 @@
 /* `vnet-xdp serve`: brings the gateway up, then exports its counters over HTTP (and,
  * optionally, into a textfile collector's directory) and keeps its tunnels dialled
- * (user/tunnel_redial.c) until SIGINT or SIGTERM; SIGHUP reloads the config. The datapath and its pinned counters outlive the exporter: exiting
- * only stops the export, unless --down-on-stop asks for the gateway to go down too. */
+ * (user/tunnel_redial.c) until SIGINT or SIGTERM; SIGHUP reloads the config. The
+ * datapath and its pinned counters outlive the exporter: exiting only stops the export,
+ * unless --down-on-stop asks for the gateway to go down too. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
