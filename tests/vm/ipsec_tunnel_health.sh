@@ -168,12 +168,13 @@ full_size_tcp_crosses_without_drops_with_the_mss_clamped() {
 }
 
 SERVE_LISTEN=127.0.0.1:$((20000 + $$ % 20000))
-# serve_start: `vnet-xdp serve` for the gateway that is up, until the script ends.
+# serve_start: `vnet-xdp serve` for the gateway that is up, until the script ends (each
+# case runs in a subshell: the pid is kept in a file).
 serve_start() {
 	local i
-	[ -n "${SERVE_PID:-}" ] && return 0
-	vx $GW serve -n ipsecgw --listen $SERVE_LISTEN >"$DIR/serve.log" 2>&1 &
-	SERVE_PID=$!
+	[ -f "$DIR/serve.pid" ] && kill -0 "$(cat "$DIR/serve.pid")" 2>/dev/null && return 0
+	vx $GW serve -n ipsecgw --listen $SERVE_LISTEN >>"$DIR/serve.log" 2>&1 &
+	echo $! >"$DIR/serve.pid"
 	for ((i = 0; i < 60; i++)); do
 		metrics_of_serve >/dev/null && return 0
 		sleep 0.5
@@ -181,6 +182,7 @@ serve_start() {
 	cat "$DIR/serve.log"
 	return 1
 }
+serve_initiations() { grep -c 'initiating it' "$DIR/serve.log"; }
 metrics_of_serve() { nsenter --net=/run/netns/$GW curl -sf "http://$SERVE_LISTEN/metrics"; }
 # tunnel_state_metric: the state vnetxdp_tunnel_state says is the tunnel's (value 1).
 tunnel_state_metric() {
@@ -195,13 +197,14 @@ until_down() {
 	done
 	return 1
 }
-# back_up_within WHAT START SECONDS: the tunnel up and carrying pings again within SECONDS
-# of the device being ready (START), with the time it took and serve's initiations.
+# back_up_within WHAT START SECONDS INITIATIONS: the tunnel up and carrying pings again
+# within SECONDS of the device being ready (START), with the time it took and serve's
+# initiations since the case started (it had made INITIATIONS before).
 back_up_within() {
-	local what=$1 start=$2 bound=$3 metric
+	local what=$1 start=$2 bound=$3 before=$4 metric
 	wait_tunnel_up $GW ipsecgw to-onprem "$bound" || { tail -5 "$DIR/serve.log"; return 1; }
 	figure "up again $((SECONDS - start)) s after the device $what;" \
-		"serve's initiations so far: $(grep -c 'initiating it' "$DIR/serve.log")"
+		"serve initiated it $(($(serve_initiations) - before)) times"
 	ip netns exec $HUB ping -c 2 -i 0.3 -W 5 192.168.50.10 >/dev/null || return 1
 	metric=$(tunnel_state_metric)
 	figure "vnetxdp_tunnel_state: $metric"
@@ -211,8 +214,9 @@ back_up_within() {
 # The device restarts: its charon is back at once but loads its connections only 15 s
 # later, answering NO_PROPOSAL_CHOSEN meanwhile, which ends charon's attempts.
 a_device_that_restarts_is_reached_again() {
-	local state down_metric
+	local state down_metric before
 	serve_start || return 1
+	before=$(serve_initiations)
 	charon_stop $ONPREM
 	rm -f "$(charon_dir $ONPREM)/charon.vici"
 	charon_start $ONPREM || return 1
@@ -226,15 +230,16 @@ a_device_that_restarts_is_reached_again() {
 	figure "while the device started: tunnel $state, vnetxdp_tunnel_state ${down_metric:-?};" \
 		"charon: $(charon_log $GW | grep -c 'NO_PROPOSAL_CHOSEN') NO_PROPOSAL_CHOSEN"
 	[ "$state" = down ] || return 1
-	back_up_within "loaded its connections" $SECONDS 60 || return 1
+	back_up_within "loaded its connections" $SECONDS 60 "$before" || return 1
 	[ "$down_metric" = down ]
 }
 
 # The device closes the tunnel (an IKE delete) with its connection unloaded for 10 s, as
 # while it is reconfigured: charon's restart (close_action) is refused.
 a_close_by_the_device_brings_it_back() {
-	local state
+	local state before
 	serve_start || return 1
+	before=$(serve_initiations)
 	printf 'connections {\n}\n' >"$DIR/onprem-none.conf"
 	swanctl_in $ONPREM --load-conns --file "$DIR/onprem-none.conf" >/dev/null || return 1
 	swanctl_in $ONPREM --terminate --ike azure >/dev/null || return 1
@@ -243,7 +248,7 @@ a_close_by_the_device_brings_it_back() {
 	swanctl_load $ONPREM "$DIR/onprem.conf" >/dev/null || return 1
 	figure "while the device had no connection: tunnel $state"
 	[ "$state" = down ] || return 1
-	back_up_within "loaded its connection again" $SECONDS 60
+	back_up_within "loaded its connection again" $SECONDS 60 "$before"
 }
 
 # A fresh `up` with the device there: the tunnel comes up at once, as the kernel would
@@ -294,7 +299,7 @@ for t in $CASES; do
 	run_case_reporting $t
 	echo "    ($t: $((SECONDS - start))s)"
 done
-[ -z "${SERVE_PID:-}" ] || { kill "$SERVE_PID"; wait "$SERVE_PID"; }
+[ -f "$DIR/serve.pid" ] && kill "$(cat "$DIR/serve.pid")" 2>/dev/null
 vx $GW down -n ipsecgw >/dev/null 2>&1
 charon_stop $GW
 charon_stop $ONPREM
