@@ -1,7 +1,9 @@
 /* TCP MSS clamping on the tunnels' xfrm interfaces (tc), as Azure advises of the devices
  * on its VPN tunnels: the MSS option of a SYN or SYN-ACK through a tunnel is lowered to
  * the tunnel's tcp_mss, so that neither end sends segments that, encrypted, exceed the
- * underlay's MTU and are dropped until path-MTU discovery learns better.
+ * underlay's MTU and are dropped until path-MTU discovery learns better. tcp_mss is
+ * IPv4's (Azure's advice is 1350); an IPv6 header is 20 bytes longer, so an IPv6 SYN gets
+ * 20 less and its full-size segments make packets of the same size.
  *
  * Read and written through bpf_skb_load_bytes/bpf_skb_store_bytes at offsets, in a
  * function of its own: the tc programs are near the verifier's complexity limit, and a
@@ -19,10 +21,13 @@
 #define TCPOPT_MSS 2
 #define TCP_FLAG_SYN_BYTE 0x02 /* in byte 13 of the TCP header */
 #define TCP_OPTIONS_MAX 40
+/* An IPv6 header (40 bytes) less an IPv4 header without options (20). */
+#define MSS_IPV6_HEADER_EXTRA 20
 
 /* Where the TCP header of the packet at l3 starts, or 0 when it is no TCP segment
- * whose header is in this packet (a later fragment, an IPv6 extension header first). */
-static __always_inline __u32 mss_tcp_offset(struct __sk_buff *skb, __u32 l3)
+ * whose header is in this packet (a later fragment, an IPv6 extension header first).
+ * For IPv6, *max_mss is lowered by the header's extra length. */
+static __always_inline __u32 mss_tcp_offset(struct __sk_buff *skb, __u32 l3, __u32 *max_mss)
 {
 	__u8 ip[20];
 
@@ -33,12 +38,14 @@ static __always_inline __u32 mss_tcp_offset(struct __sk_buff *skb, __u32 l3)
 			return 0;
 		return l3 + (ip[0] & 0xf) * 4;
 	}
-	if ((ip[0] >> 4) == 6 && ip[6] == IPPROTO_TCP)
+	if ((ip[0] >> 4) == 6 && ip[6] == IPPROTO_TCP && *max_mss > MSS_IPV6_HEADER_EXTRA) {
+		*max_mss -= MSS_IPV6_HEADER_EXTRA;
 		return l3 + 40;
+	}
 	return 0;
 }
 
-/* Lowers the MSS option of a SYN (or SYN-ACK) at l3 to max_mss, fixing the TCP checksum
+/* Lowers the MSS option of a SYN (or SYN-ACK) at l3 to max_mss (IPv4's), fixing the TCP checksum
  * incrementally. bpf_l4_csum_replace, not checksum.h's csum_apply on the field: tc cannot
  * see whether the skb's checksum is left to offload (CHECKSUM_PARTIAL, a VM's segment the
  * kernel forwards), where the field holds the pseudo-header sum and must not change; the
@@ -56,7 +63,7 @@ __noinline int tcp_mss_clamp(struct __sk_buff *skb, __u32 l3, __u32 max_mss)
 
 	if (!skb || !max_mss)
 		return 0;
-	tcp = mss_tcp_offset(skb, l3);
+	tcp = mss_tcp_offset(skb, l3, &max_mss);
 	if (!tcp || bpf_skb_load_bytes(skb, tcp, hdr, sizeof(hdr)) ||
 	    !(hdr[13] & TCP_FLAG_SYN_BYTE))
 		return 0;

@@ -461,7 +461,8 @@ struct tunnel_peer {
 struct tunnel_interface {
 	__u32 tunnel;
 	__u32 vnet;     /* the VNet whose gateway terminates the connection */
-	__u16 tcp_mss;  /* SYN and SYN-ACK MSS options above it are lowered to it; 0: not */
+	__u16 tcp_mss;  /* SYN and SYN-ACK MSS options above it are lowered to it (IPv6:
+			 * to 20 less, for its longer header); 0: not */
 	__u16 pad;
 };
 /* Azure's advice for devices on its tunnels (gateway.tunnelTcpMss). */

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "metrics.h"
+#include "tunnel_stats.h"
 
 #define METRIC_MAX_LABELS 4
 
@@ -27,7 +28,12 @@ struct metric_family {
 	/* Member of the sample that holds the value; NULL: the constant 1 (an info metric). */
 	const char *value;
 	struct metric_label labels[METRIC_MAX_LABELS];
+	/* A state set: the value is a string among these (NULL-terminated); each sample
+	 * becomes one per state, labelled `state`, 1 for the sample's, 0 for the others. */
+	const char *const *states;
 };
+
+static const char *const tunnel_states[] = TUNNEL_IKE_STATE_NAMES;
 
 /* Labels name Azure objects by their names. A new family is one row here plus the
  * member stats_collect() fills for it. */
@@ -73,6 +79,11 @@ static const struct metric_family families[] = {
 	{ "vnetxdp_tunnel_up", METRIC_GAUGE,
 	  "1 when the tunnel's IPsec SAs are established, else 0.",
 	  "tunnels", "up", { { "tunnel", "name" } } },
+	{ "vnetxdp_tunnel_state", METRIC_GAUGE,
+	  "What charon does with the tunnel, 1 for its state: connected (IKE SA and a CHILD SA "
+	  "up), connecting (being negotiated or retried), down (no IKE SA: vnet-xdp serve "
+	  "initiates it again, with backoff), unknown (charon did not answer).",
+	  "tunnels", "state", { { "tunnel", "name" } }, tunnel_states },
 	{ "vnetxdp_tunnel_drop_packets_total", METRIC_COUNTER,
 	  "Packets of a tunnel dropped, by direction and reason.",
 	  "tunnelDrops", "packets",
@@ -212,13 +223,12 @@ static bool sample_value(FILE *out, const struct metric_family *family, json_t *
 	return true;
 }
 
-static void sample(FILE *out, const struct metric_family *family, json_t *object)
+/* The name and labels of one sample, with `state` for a state set's. */
+static void sample_name(FILE *out, const struct metric_family *family, json_t *object,
+			const char *state)
 {
-	json_t *value = family->value ? json_object_get(object, family->value) : NULL;
 	bool first = true;
 
-	if (family->value && !value)
-		return; /* nothing measured: no sample rather than an invented one */
 	fputs(family->name, out);
 	for (int i = 0; i < METRIC_MAX_LABELS && family->labels[i].name; i++) {
 		const struct metric_label *label = &family->labels[i];
@@ -228,7 +238,26 @@ static void sample(FILE *out, const struct metric_family *family, json_t *object
 		fputc('"', out);
 		first = false;
 	}
-	fputs(first ? " " : "} ", out);
+	if (state)
+		fprintf(out, "%sstate=\"%s\"", first ? "{" : ",", state);
+	fputs(first && !state ? " " : "} ", out);
+}
+
+static void sample(FILE *out, const struct metric_family *family, json_t *object)
+{
+	json_t *value = family->value ? json_object_get(object, family->value) : NULL;
+
+	if (family->value && !value)
+		return; /* nothing measured: no sample rather than an invented one */
+	if (family->states) {
+		for (const char *const *s = family->states; *s; s++) {
+			sample_name(out, family, object, *s);
+			fprintf(out, "%d\n", json_is_string(value) &&
+					       !strcmp(json_string_value(value), *s));
+		}
+		return;
+	}
+	sample_name(out, family, object, NULL);
 	if (!sample_value(out, family, value))
 		fputs("NaN", out);
 	fputc('\n', out);

@@ -1,7 +1,8 @@
 /* `vnet-xdp serve`: brings the gateway up, then exports its counters over HTTP (and,
- * optionally, into a textfile collector's directory) until SIGINT or SIGTERM; SIGHUP
- * reloads the config. The datapath and its pinned counters outlive the exporter: exiting
- * only stops the export, unless --down-on-stop asks for the gateway to go down too. */
+ * optionally, into a textfile collector's directory) and keeps its tunnels dialled
+ * (user/tunnel_redial.c) until SIGINT or SIGTERM; SIGHUP reloads the config. The
+ * datapath and its pinned counters outlive the exporter: exiting only stops the export,
+ * unless --down-on-stop asks for the gateway to go down too. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "flows.h"
 #include "state.h"
 #include "stats.h"
+#include "tunnel_redial.h"
 
 #define SERVE_DEFAULT_LISTEN "127.0.0.1:9469"
 /* A connection is only a socket in MHD's epoll set until its request is complete, so slow
@@ -67,6 +69,9 @@ struct exporter {
 	bool stopping;
 	json_t *slow; /* stats_collect_slow's last count, under lock */
 	pthread_t collector;
+	pthread_t redial; /* its own thread: a slow count or GC never delays a redial */
+	bool redialing;
+	struct redialer redialer;
 };
 
 static const char index_page[] =
@@ -220,13 +225,61 @@ static int slow_stats_start(struct exporter *exporter)
 	return -err;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* Every REDIAL_INTERVAL_MS: the gateway's tunnels that are down are initiated again. */
+static void *redial_run(void *arg)
+{
+	struct exporter *exporter = arg;
+	struct timespec next;
+
+	pthread_mutex_lock(&exporter->lock);
+	while (!exporter->stopping) {
+		clock_gettime(CLOCK_REALTIME, &next);
+		next.tv_nsec += (REDIAL_INTERVAL_MS % 1000) * 1000000L;
+		next.tv_sec += REDIAL_INTERVAL_MS / 1000 + next.tv_nsec / 1000000000L;
+		next.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&exporter->stop_requested, &exporter->lock, &next);
+		if (exporter->stopping)
+			break;
+		pthread_mutex_unlock(&exporter->lock);
+		redialer_tick(&exporter->redialer, monotonic_ms());
+		pthread_mutex_lock(&exporter->lock);
+	}
+	pthread_mutex_unlock(&exporter->lock);
+	return NULL;
+}
+
+/* After slow_stats_start (which readies the lock). A redialer that cannot start is
+ * said and the export goes on: charon still retries silent peers by itself. */
+static void redial_start(struct exporter *exporter)
+{
+	int err;
+
+	snprintf(exporter->redialer.gateway, sizeof(exporter->redialer.gateway), "%s",
+		 exporter->gateway);
+	err = pthread_create(&exporter->redial, NULL, redial_run, exporter);
+	if (err)
+		log_error("cannot start re-initiating down tunnels: %s", strerror(err));
+	exporter->redialing = !err;
+}
+
 static void slow_stats_stop(struct exporter *exporter)
 {
 	pthread_mutex_lock(&exporter->lock);
 	exporter->stopping = true;
-	pthread_cond_signal(&exporter->stop_requested);
+	pthread_cond_broadcast(&exporter->stop_requested);
 	pthread_mutex_unlock(&exporter->lock);
 	pthread_join(exporter->collector, NULL);
+	if (exporter->redialing)
+		pthread_join(exporter->redial, NULL);
+	redialer_free(&exporter->redialer);
 	json_decref(exporter->slow);
 }
 
@@ -570,6 +623,7 @@ int serve_main(int argc, char **argv)
 		close(listen_fd);
 		return EXIT_FAILED;
 	}
+	redial_start(&exporter);
 	daemon = http_start(listen_fd, &exporter);
 	if (!daemon) {
 		slow_stats_stop(&exporter);

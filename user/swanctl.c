@@ -462,6 +462,26 @@ int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, j
 	return *in_force ? 0 : -ENOMEM;
 }
 
+int swanctl_initiate(struct vici *v, const char *name, char *why, size_t why_size)
+{
+	/* timeout -1: charon queues the initiation and answers at once; the outcome shows
+	 * in list-sas, which the caller watches anyway. */
+	json_t *args = json_pack("{s:s, s:s, s:s}", "child", name, "ike", name, "timeout", "-1");
+	json_t *reply = NULL;
+	const char *errmsg;
+	int err = vici_request(v, "initiate", args, &reply);
+
+	json_decref(args);
+	snprintf(why, why_size, "%s", err ? strerror(-err) : "");
+	if (!err) {
+		err = vici_success(reply, &errmsg);
+		if (err)
+			snprintf(why, why_size, "%.200s", errmsg);
+	}
+	json_decref(reply);
+	return err;
+}
+
 int swanctl_remove(struct vici *v, json_t *owned)
 {
 	const char *name;

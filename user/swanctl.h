@@ -61,6 +61,10 @@ int swanctl_connect(struct vici *v);
  * definitions loaded again, what was new unloaded, and what could not be undone said.
  * *in_force is what charon holds of ours afterwards, either way. Returns 0 or -errno. */
 int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, json_t **in_force);
+/* Asks charon to start the connection `name` (its IKE SA and the CHILD SA of the same
+ * name) and returns without waiting for the peer. Returns 0, -EIO with *why (charon's
+ * words: no such connection, ...) or -errno when charon did not answer. */
+int swanctl_initiate(struct vici *v, const char *name, char *why, size_t why_size);
 /* Unloads the connections and secrets named in owned and closes their SAs. */
 int swanctl_remove(struct vici *v, json_t *owned);
 

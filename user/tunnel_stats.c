@@ -99,14 +99,14 @@ enum tunnel_ike_state swanctl_sa_state(const json_t *ike_sa)
 	return swanctl_sa_is_up(ike_sa) ? TUNNEL_IKE_CONNECTED : TUNNEL_IKE_CONNECTING;
 }
 
+static const char *const tunnel_ike_state_names[] = TUNNEL_IKE_STATE_NAMES;
+_Static_assert(sizeof(tunnel_ike_state_names) / sizeof(*tunnel_ike_state_names) ==
+	       TUNNEL_IKE_CONNECTED + 3, "a tunnel state without a name");
+
 const char *tunnel_ike_state_name(enum tunnel_ike_state s)
 {
-	switch (s) {
-	case TUNNEL_IKE_DOWN: return "down";
-	case TUNNEL_IKE_CONNECTING: return "connecting";
-	case TUNNEL_IKE_CONNECTED: return "connected";
-	default: return "unknown";
-	}
+	return tunnel_ike_state_names[s >= TUNNEL_IKE_DOWN && s <= TUNNEL_IKE_CONNECTED ? s :
+				      TUNNEL_IKE_CONNECTED + 1];
 }
 
 /* A list-sa event: { <connection> = { state, child-sas, ... } }; each connection gets the

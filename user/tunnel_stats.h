@@ -30,6 +30,8 @@ enum tunnel_ike_state {
 enum tunnel_ike_state swanctl_sa_state(const json_t *ike_sa);
 /* "connected", "connecting", "down", "unknown". */
 const char *tunnel_ike_state_name(enum tunnel_ike_state s);
+/* The names, by state from DOWN on, then UNKNOWN's; NULL-terminated. */
+#define TUNNEL_IKE_STATE_NAMES { "down", "connecting", "connected", "unknown", NULL }
 /* charon's connections by name -> enum tunnel_ike_state (as integers), from list-sas;
  * NULL when charon cannot be reached. */
 json_t *tunnel_ike_states(void);

@@ -583,32 +583,45 @@ static void traffic_into_the_tunnel_denied_outbound_is_an_egress_drop(void **sta
 
 /* ---- TCP MSS ---- */
 
+/* The length of the frame's IP header: IPv4's (no options) or IPv6's. */
+static size_t ip_header_len(const struct frame *f)
+{
+	return (f->data[14] >> 4) == 6 ? 40 : 20;
+}
+
+/* The TCP pseudo-header's sum of the frame: the addresses, the protocol, the length. */
+static uint32_t pseudo_header_sum(const struct frame *f)
+{
+	const uint8_t *ip = f->data + 14;
+	size_t hlen = ip_header_len(f);
+
+	return checksum_add(0, ip + (hlen == 40 ? 8 : 12), hlen == 40 ? 32 : 8) + IPPROTO_TCP +
+	       (uint32_t)(f->len - 14 - hlen);
+}
+
 /* A TCP segment with `flags` whose options are NOP, NOP, MSS `mss`, NOP, NOP, with a
- * correct checksum (IPv4, behind the room of an Ethernet header). */
+ * correct checksum (IPv4 or IPv6 by the addresses, behind the room of an Ethernet header). */
 static void frame_tcp_mss(struct frame *f, const char *src, uint16_t sport, const char *dst,
 			  uint16_t dport, uint8_t flags, uint16_t mss)
 {
-	struct flow fl = { .family = AF_INET, .src = src, .dst = dst, .proto = IPPROTO_TCP,
-			   .sport = sport, .dport = dport, .ip_id = 13, .payload = 8 };
-	uint8_t *ip, *tcp;
-	uint32_t sum;
+	struct flow fl = { .family = strchr(src, ':') ? AF_INET6 : AF_INET, .src = src,
+			   .dst = dst, .proto = IPPROTO_TCP, .sport = sport, .dport = dport,
+			   .ip_id = 13, .payload = 8 };
+	uint8_t *tcp;
 
 	frame_build(f, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
-	ip = f->data + 14;
-	tcp = ip + 20;
+	tcp = f->data + 14 + ip_header_len(f);
 	tcp[12] = 7 << 4; /* 20 bytes and 8 of options */
 	tcp[13] = flags;
 	memcpy(tcp + 20, (uint8_t[]){ 1, 1, 2, 4, mss >> 8, mss & 0xff, 1, 1 }, 8);
 	tcp[16] = tcp[17] = 0;
-	sum = checksum_add(0, ip + 12, 8);
-	sum += IPPROTO_TCP + (f->len - 14 - 20);
-	sum = checksum_add(sum, tcp, f->len - 14 - 20);
-	memcpy(tcp + 16, &(uint16_t){ checksum_fold(sum) }, 2);
+	memcpy(tcp + 16, &(uint16_t){ checksum_fold(checksum_add(pseudo_header_sum(f), tcp,
+								  f->len - 14 - ip_header_len(f))) }, 2);
 }
 
 static uint16_t mss_of(const struct frame *f)
 {
-	const uint8_t *opt = f->data + 14 + 20 + 20 + 2;
+	const uint8_t *opt = f->data + 14 + ip_header_len(f) + 20 + 2;
 
 	return (uint16_t)(opt[2] << 8 | opt[3]);
 }
@@ -617,10 +630,10 @@ static uint16_t mss_of(const struct frame *f)
  * pseudo-header sums to all ones. */
 static bool tcp_checksum_holds(const struct frame *f)
 {
-	const uint8_t *ip = f->data + 14;
-	uint32_t sum = checksum_add(0, ip + 12, 8) + IPPROTO_TCP + (f->len - 14 - 20);
+	size_t hlen = ip_header_len(f);
 
-	return checksum_fold(checksum_add(sum, ip + 20, f->len - 14 - 20)) == 0;
+	return checksum_fold(checksum_add(pseudo_header_sum(f), f->data + 14 + hlen,
+					  f->len - 14 - hlen)) == 0;
 }
 
 static void syn_into_the_tunnel_leaves_with_the_clamped_mss_and_a_valid_checksum(void **state)
@@ -652,6 +665,26 @@ static void syn_ack_out_of_the_tunnel_reaches_the_vm_with_the_clamped_mss(void *
 	assert_int_equal(run_tc_out(gw.tc_in, gw.tunnel_if, &in, &out), TC_ACT_REDIRECT);
 	assert_int_equal(mss_of(&out), DEFAULT_TUNNEL_TCP_MSS);
 	assert_true(tcp_checksum_holds(&out));
+}
+
+/* An IPv6 header is 20 bytes longer than IPv4's: a full segment of the IPv6 SYN's MSS
+ * makes a packet no larger than one of IPv4's (1350 + 40 = 1330 + 60 = 1390 bytes), so
+ * it fits the same tunnel MTU. */
+static void ipv6_syn_into_the_tunnel_gets_an_mss_20_below_ipv4s(void **state)
+{
+	struct frame in, out;
+
+	require_gateway();
+	frame_tcp_mss(&in, "fd00:10::4", 40103, "fd00:50::10", 443, 0x02, 1440);
+	assert_true(tcp_checksum_holds(&in));
+	assert_int_equal(run_tc_out(gw.tc_out, gw.tunnel_if, &in, &out), TC_ACT_OK);
+	assert_int_equal(out.len, in.len);
+	assert_int_equal(mss_of(&out), DEFAULT_TUNNEL_TCP_MSS - 20);
+	assert_true(tcp_checksum_holds(&out));
+	/* Already below IPv6's clamp: left alone. */
+	frame_tcp_mss(&in, "fd00:10::4", 40104, "fd00:50::10", 443, 0x02, 1320);
+	assert_int_equal(run_tc_out(gw.tc_out, gw.tunnel_if, &in, &out), TC_ACT_OK);
+	assert_memory_equal(out.data, in.data, in.len);
 }
 
 static void mss_below_the_clamp_and_segments_without_syn_are_left_alone(void **state)
@@ -705,6 +738,7 @@ int main(void)
 		cmocka_unit_test(syn_into_the_tunnel_leaves_with_the_clamped_mss_and_a_valid_checksum),
 		cmocka_unit_test(syn_ack_out_of_the_tunnel_reaches_the_vm_with_the_clamped_mss),
 		cmocka_unit_test(mss_below_the_clamp_and_segments_without_syn_are_left_alone),
+		cmocka_unit_test(ipv6_syn_into_the_tunnel_gets_an_mss_20_below_ipv4s),
 	};
 
 	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);

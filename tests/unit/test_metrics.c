@@ -253,6 +253,30 @@ static void textfile_is_replaced_atomically(void **state)
 	json_decref(stats);
 }
 
+/* A state set: one sample per state of each tunnel, 1 for the one it is in; a tunnel
+ * whose state was not measured has none. */
+static void tunnel_state_has_a_sample_per_state_1_for_the_tunnels(void **state)
+{
+	json_t *stats = stats_fixture();
+	char *text;
+
+	json_object_set_new(stats, "tunnels", json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s}]",
+							"name", "to-onprem", "state", "down",
+							"name", "to-dc", "state", "connected",
+							"name", "to-lab"));
+	text = render(stats);
+	assert_non_null(strstr(text, "# TYPE vnetxdp_tunnel_state gauge\n"));
+	assert_line(text, "vnetxdp_tunnel_state{tunnel=\"to-onprem\",state=\"down\"} 1");
+	assert_line(text, "vnetxdp_tunnel_state{tunnel=\"to-onprem\",state=\"connecting\"} 0");
+	assert_line(text, "vnetxdp_tunnel_state{tunnel=\"to-onprem\",state=\"connected\"} 0");
+	assert_line(text, "vnetxdp_tunnel_state{tunnel=\"to-onprem\",state=\"unknown\"} 0");
+	assert_line(text, "vnetxdp_tunnel_state{tunnel=\"to-dc\",state=\"connected\"} 1");
+	assert_line(text, "vnetxdp_tunnel_state{tunnel=\"to-dc\",state=\"down\"} 0");
+	assert_null(strstr(text, "tunnel=\"to-lab\",state="));
+	free(text);
+	json_decref(stats);
+}
+
 /* The exposition must pass Prometheus' own checker, where it is installed. */
 static void rendered_text_passes_promtool(void **state)
 {
@@ -399,6 +423,7 @@ int main(void)
 		cmocka_unit_test(map_info_names_the_type_and_memory),
 		cmocka_unit_test(families_without_data_are_left_out),
 		cmocka_unit_test(textfile_is_replaced_atomically),
+		cmocka_unit_test(tunnel_state_has_a_sample_per_state_1_for_the_tunnels),
 		cmocka_unit_test(rendered_text_passes_promtool),
 		cmocka_unit_test(per_cpu_values_are_summed),
 		cmocka_unit_test(map_entries_walk_keys_but_arrays_count_their_size),

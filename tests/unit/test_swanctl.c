@@ -561,6 +561,11 @@ static void charon_handle(struct charon *c, const char *cmd, json_t *args)
 		ok = name && json_object_del(c->secrets, name) == 0;
 	} else if (!strcmp(cmd, "terminate")) {
 		ok = false; /* no SAs here */
+	} else if (!strcmp(cmd, "initiate")) {
+		/* Only a non-blocking initiation of a connection held, child and IKE alike. */
+		ok = name && json_object_get(c->conns, name) && member(args, "child") &&
+		     !strcmp(member(args, "child"), name) && member(args, "timeout") &&
+		     !strcmp(member(args, "timeout"), "-1");
 	}
 	json_array_append_new(c->log, json_sprintf("%s %s", cmd, name ?: ""));
 	send_response(c->fd, ok, ok ? NULL : "no");
@@ -754,6 +759,23 @@ static void a_charon_that_stops_answering_is_said_not_assumed(void **state)
 
 /* ---- charon's SA listing ---- */
 
+/* serve re-initiates a down tunnel: charon is asked to start it and answers at once; a
+ * connection charon does not hold is its refusal, in its words. */
+static void initiate_starts_a_held_connection_without_waiting_for_the_peer(void **state)
+{
+	struct charon c = { 0 };
+	struct vici v;
+	char why[64];
+
+	charon_start(&c, &v);
+	json_object_set_new(c.conns, OURS, json_pack("{s:s}", "version", "2"));
+	assert_int_equal(swanctl_initiate(&v, OURS, why, sizeof(why)), 0);
+	assert_int_equal(swanctl_initiate(&v, "vnetxdp-ipsecgw.gone", why, sizeof(why)), -EIO);
+	assert_string_equal(why, "no");
+	assert_string_equal(json_string_value(json_array_get(c.log, 0)), "initiate " OURS);
+	charon_stop(&c, &v);
+}
+
 static void sa_listing_says_which_tunnels_are_up(void **state)
 {
 	json_t *up = json_pack("{s:s, s:{s:{s:s, s:s}}}", "state", "ESTABLISHED", "child-sas",
@@ -821,6 +843,7 @@ int main(void)
 		cmocka_unit_test(reload_moves_only_what_changed_among_ours),
 		cmocka_unit_test(a_refused_connection_puts_the_previous_ones_back),
 		cmocka_unit_test(a_charon_that_stops_answering_is_said_not_assumed),
+		cmocka_unit_test(initiate_starts_a_held_connection_without_waiting_for_the_peer),
 		cmocka_unit_test(sa_listing_says_which_tunnels_are_up),
 		cmocka_unit_test(sa_listing_says_connected_connecting_or_down),
 	};
