@@ -61,8 +61,8 @@ other_vm_keeps_its_stream_and_new_connections_during_a_flood() {
 	wait $stream_pid || { echo "the stream failed during the flood"; return 1; }
 	flood_out=$(cat "$WORK/flood.txt")
 	stream=$(jq '.end.sum_received.bits_per_second' "$WORK/stream.json")
-	vm_limit=$(stat_value '.drops.snat_vm_limit.packets')
-	table_full=$(stat_value '.drops.snat_table_full.packets')
+	vm_limit=$(stat_value '[.drops[] | select(.reason == "snat_vm_limit") | .packets] | add // 0')
+	table_full=$(stat_value '[.drops[] | select(.reason == "snat_table_full") | .packets] | add // 0')
 	{
 	echo "flood (hub): $flood_out"
 	echo "victim (spoke1): stream $(awk -v b="$stream" 'BEGIN { printf "%.0f", b / 1e6 }') Mbit/s" \
