@@ -250,32 +250,44 @@ static __always_inline __u32 ipv4_options_length(const struct iphdr *ip)
 	return ip->ihl > 5 ? (ip->ihl - 5) * 4 : 0;
 }
 
+/* len again, between 1 and IPV4_OPTIONS_MAX where a verifier sees it (Debian 6.1's
+ * refuses a copy it cannot prove is not empty), or 0 when it is not. */
+static __always_inline __u64 ipv4_options_length_bounded(__u32 len)
+{
+	__u64 bounded = len; /* 64 bits: the register the helper gets is the one compared */
+
+	asm volatile("" : "+r"(bounded));
+	if (bounded < 1 || bounded > IPV4_OPTIONS_MAX)
+		return 0;
+	return bounded;
+}
+
 /* The option walk as functions of their own, one per program type (each copies the
  * options with its own helper): verified once, not once per path through the parser.
  * `offset` is the IPv4 header's from the start of the frame, `len` ipv4_options_length. */
 __noinline int ipv4_options_check_xdp(struct xdp_md *ctx, __u32 offset, __u32 len)
 {
+	__u64 bytes = ipv4_options_length_bounded(len);
 	struct ipv4_options o = {};
 
-	len &= 63;
-	if (len == 0 || len > IPV4_OPTIONS_MAX)
+	if (!bytes)
 		return DROP_MALFORMED_IPV4;
-	if (bpf_xdp_load_bytes(ctx, offset + sizeof(struct iphdr), o.bytes, len))
+	if (bpf_xdp_load_bytes(ctx, offset + sizeof(struct iphdr), o.bytes, bytes))
 		return DROP_MALFORMED_IPV4;
-	o.len = len;
+	o.len = bytes;
 	return ipv4_options_verdict(&o);
 }
 
 __noinline int ipv4_options_check_skb(struct __sk_buff *skb, __u32 offset, __u32 len)
 {
+	__u64 bytes = ipv4_options_length_bounded(len);
 	struct ipv4_options o = {};
 
-	len &= 63;
-	if (len == 0 || len > IPV4_OPTIONS_MAX)
+	if (!bytes)
 		return DROP_MALFORMED_IPV4;
-	if (bpf_skb_load_bytes(skb, offset + sizeof(struct iphdr), o.bytes, len))
+	if (bpf_skb_load_bytes(skb, offset + sizeof(struct iphdr), o.bytes, bytes))
 		return DROP_MALFORMED_IPV4;
-	o.len = len;
+	o.len = bytes;
 	return ipv4_options_verdict(&o);
 }
 
@@ -409,9 +421,10 @@ static __always_inline int fragment_is_tiny(const struct packet *pkt)
 	return pkt->l4 + fragment_transport_length(pkt->l4_proto) > pkt->l3 + bounded16(pkt->len);
 }
 
-/* Fills pkt from the frame; returns DROP_NONE or the reason the frame is malformed.
- * *proto is the innermost ethertype, for the caller to send non-IP to the kernel. */
-static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
+/* Fills pkt from the frame up to its IP header; returns DROP_NONE or the reason the
+ * frame is malformed. *proto is the innermost ethertype, for the caller to send non-IP to
+ * the kernel. parse_transport goes on from there. */
+static __always_inline int parse_network(struct packet *pkt, __u16 *proto)
 {
 	void *l3;
 	int reason;
@@ -424,10 +437,12 @@ static __always_inline int parse_packet(struct packet *pkt, __u16 *proto)
 		reason = parse_ipv4(pkt, l3);
 	else if (*proto == bpf_htons(ETH_P_IPV6))
 		reason = parse_ipv6(pkt, l3);
-	else
-		return DROP_NONE;
-	if (reason)
-		return reason;
+	return reason;
+}
+
+/* After the IP header: a first fragment must hold its transport header whole. */
+static __always_inline int parse_after_network(struct packet *pkt)
+{
 	if (pkt->is_fragment && pkt->l4 && fragment_is_tiny(pkt))
 		return DROP_FRAGMENT_TINY;
 	return parse_transport(pkt);
@@ -481,10 +496,12 @@ __noinline int parse_frame(struct xdp_md *ctx, struct packet_info *info)
 	if (!info)
 		return DROP_NONE;
 	__builtin_memset(info, 0, sizeof(*info));
-	reason = parse_packet(&pkt, &proto);
+	reason = parse_network(&pkt, &proto);
 	if (!reason && pkt.ip4 && ipv4_options_length(pkt.ip4))
 		reason = ipv4_options_check_xdp(ctx, (__u32)(pkt.l3 - pkt.data),
 						ipv4_options_length(pkt.ip4));
+	if (!reason && pkt.family)
+		reason = parse_after_network(&pkt);
 	if (reason)
 		return reason;
 	if (pkt.family)

@@ -379,6 +379,106 @@ static void mutated_frame(struct frame *f, int *iface)
 		f->len = 14;
 }
 
+/* ---- the classes the reference model knows beyond plain forwarding ---- */
+
+/* Eight bytes of IPv4 options in the frame's header: a NOP run, record route, a timestamp
+ * (all forwarded as the plain frame is) or a loose or strict source route (dropped). */
+enum ipv4_option_class { OPTIONS_NOP, OPTIONS_RECORD_ROUTE, OPTIONS_TIMESTAMP, OPTIONS_LSRR,
+			 OPTIONS_SSRR, OPTION_CLASSES };
+
+static int ipv4_option_is_source_route(int class)
+{
+	return class == OPTIONS_LSRR || class == OPTIONS_SSRR;
+}
+
+static void ipv4_valid_options(struct frame *f, int class)
+{
+	static const uint8_t options[OPTION_CLASSES][8] = {
+		[OPTIONS_NOP] = { 1, 1, 1, 1, 1, 1, 1, 1 },
+		[OPTIONS_RECORD_ROUTE] = { 7, 7, 4, 0, 0, 0, 0, 1 },
+		[OPTIONS_TIMESTAMP] = { 68, 8, 5, 0, 0, 0, 0, 0 },
+		[OPTIONS_LSRR] = { 131, 7, 4, 10, 11, 1, 4, 0 },
+		[OPTIONS_SSRR] = { 1, 137, 7, 4, 10, 12, 1, 4 },
+	};
+	uint8_t *ip = f->data + 14;
+
+	frame_insert(f, 14 + 20, options[class], 8);
+	ip[0] = 0x47;
+	put16(ip + 2, get16(ip + 2) + 8);
+	ipv4_header_checksum(ip);
+}
+
+/* Bytes past the IP packet, as a NIC delivers a padded or trailed frame: they are no
+ * part of the packet and change nothing of its verdict. */
+static void frame_trailer(struct frame *f)
+{
+	for (size_t n = 1 + below(63); n && f->len < FRAME_MAX; n--)
+		f->data[f->len++] = rng();
+}
+
+/* The IP packet ends inside its transport header (which the frame still carries whole,
+ * in its trailer): the ports and flags there are the trailer's, not the packet's. */
+static void ip_ends_before_transport(struct frame *f, const struct flow *fl)
+{
+	uint8_t *ip = f->data + 14;
+	size_t header = fl->proto == IPPROTO_TCP ? 20 : 8, cut = below(header);
+
+	if (fl->family == AF_INET) {
+		put16(ip + 2, (ip[0] & 0xf) * 4 + cut);
+		ipv4_header_checksum(ip);
+	} else {
+		put16(ip + 4, cut);
+	}
+}
+
+/* ICMPv6 neighbour solicitation (hop limit 255, as RFC 4861 sends it) in place of the
+ * echo request the flow built. */
+static void icmpv6_to_neighbour_solicitation(struct frame *f, struct flow *fl)
+{
+	uint8_t *ip = f->data + 14, *icmp = ip + 40;
+
+	ip[7] = 255;
+	fl->ttl = 255;
+	icmp[0] = 135;
+	transport_checksum(icmp, get16(ip + 4), fl, ip + 8, ip + 24, 16);
+}
+
+/* What one well-formed frame is, beyond where it goes. */
+struct frame_case {
+	int from, to, host, spoofed, family, ttl;
+	int source_route;        /* IPv4 LSRR or SSRR option */
+	int transport_in_trailer;
+	int link_local_source;   /* fe80::4 or 169.254.1.4 */
+	int nd_to_link_local;    /* neighbour discovery to fe80::1 */
+};
+
+/* The parser's refusals come first, then the kernel's share (neighbour discovery to a
+ * link-local address, the gateway's own addresses), then link-local traffic, which is
+ * never forwarded; the rest is forwarding. Neighbour discovery to a unicast address is
+ * forwarding like any packet. */
+static struct expectation expected_verdict(const struct frame_case *c)
+{
+	if (c->source_route)
+		return (struct expectation){ XDP_DROP, DROP_IPV4_SOURCE_ROUTE };
+	if (c->transport_in_trailer)
+		return (struct expectation){ XDP_DROP, DROP_MALFORMED_L4 };
+	if (c->nd_to_link_local)
+		return (struct expectation){ XDP_PASS, 0, COUNT_PASS_CONTROL };
+	if (c->link_local_source)
+		return c->host == 1 ? (struct expectation){ XDP_PASS, 0, COUNT_PASS_LOCAL }
+				    : (struct expectation){ XDP_DROP, DROP_LINK_LOCAL };
+	return expected_forwarding(c->from, c->to, c->host, c->spoofed, c->family, c->ttl);
+}
+
+static int result_matches(const struct harness_result *r, const struct expectation *want)
+{
+	return r->verdict == want->verdict &&
+	       (want->verdict != XDP_DROP || r->trace.drop_reason == want->drop_reason) &&
+	       (want->verdict != XDP_PASS || r->trace.counter == want->counter) &&
+	       (want->verdict != XDP_REDIRECT ||
+		r->trace.egress_ifindex == gw.ifaces[want->egress].ifindex);
+}
+
 /* ---- tests ---- */
 
 static void well_formed_frames_match_the_reference_model(void **state)
@@ -397,24 +497,46 @@ static void well_formed_frames_match_the_reference_model(void **state)
 		struct frame in;
 		struct flow fl;
 
+		struct frame_case c = { .from = from, .to = to, .host = host, .spoofed = spoofed,
+					.family = family };
+
 		/* A spoofed source claims a VM address of another VNet (or of no VNet). */
 		address_of(src, sizeof(src), family, spoofed ? (from == 2 ? 40 : vnet_octet[from + 1]) :
 							       vnet_octet[from], 4);
 		address_of(dst, sizeof(dst), family, vnet_octet[to], host);
+		if (chance(5)) {
+			c.link_local_source = 1;
+			snprintf(src, sizeof(src), family == AF_INET ? "169.254.1.4" : "fe80::4");
+		}
 		fl = random_flow(family, src, dst);
+		if (family == AF_INET6 && fl.proto == IPPROTO_ICMPV6 && chance(30)) {
+			c.nd_to_link_local = chance(50);
+			if (c.nd_to_link_local)
+				snprintf(dst, sizeof(dst), "fe80::1");
+			fl.ttl = 255;
+		}
 		if (chance(10)) /* options and extension headers must not change the verdict */
 			fl.payload = fl.payload > 20 ? fl.payload : 20;
 		frame_build(&in, gw_mac[from], vm_mac[from], &fl);
-		if (chance(20)) {
-			if (family == AF_INET)
-				ipv4_random_options(&in);
+		if (fl.ttl == 255 && fl.proto == IPPROTO_ICMPV6)
+			icmpv6_to_neighbour_solicitation(&in, &fl);
+		c.ttl = fl.ttl;
+		if (family == AF_INET && chance(20)) {
+			int options = below(OPTION_CLASSES);
+
+			ipv4_valid_options(&in, options);
+			c.source_route = ipv4_option_is_source_route(options);
 		}
-		want = expected_forwarding(from, to, host, spoofed, family, fl.ttl);
+		if (chance(15)) {
+			frame_trailer(&in);
+			if (chance(30)) {
+				ip_ends_before_transport(&in, &fl);
+				c.transport_in_trailer = 1;
+			}
+		}
+		want = expected_verdict(&c);
 		r = run_checked(from, &in, &t);
-		if (r.verdict != want.verdict ||
-		    (want.verdict == XDP_DROP && r.trace.drop_reason != want.drop_reason) ||
-		    (want.verdict == XDP_PASS && r.trace.counter != want.counter) ||
-		    (want.verdict == XDP_REDIRECT && r.trace.egress_ifindex != gw.ifaces[want.egress].ifindex)) {
+		if (!result_matches(&r, &want)) {
 			if (mismatches++ < 5)
 				print_message("mismatch: %s -> %s proto %u ttl %u from %d: verdict %d reason %u "
 					      "counter %u, model %d reason %u counter %u\n",
