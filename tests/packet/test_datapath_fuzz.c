@@ -2,7 +2,10 @@
  * BPF_PROG_TEST_RUN. Well-formed frames between the topology's VNets are checked against
  * a reference model of Azure's forwarding (source VNet, peering, system routes); every
  * frame, mutated or not, must get a defined verdict with a counted reason, a frame handed
- * to the kernel must be untouched, and a forwarded frame must leave well-formed.
+ * to the kernel must be untouched, and a forwarded frame must leave well-formed. The
+ * model knows IPv4 options (source routes dropped), Ethernet trailers (transport headers
+ * only within the IP length), neighbour discovery and link-local sources, and fragment
+ * sequences (in order, a later fragment first, duplicated, overlapping).
  * FUZZ_SEED picks the sequence (printed, so a failure can be replayed); FUZZ_FRAMES how
  * many frames. */
 #include <errno.h>
@@ -551,6 +554,97 @@ static void well_formed_frames_match_the_reference_model(void **state)
 	assert_counters_match(&t);
 }
 
+/* A datagram's fragments in one of these orders: the first fragment first, a later one
+ * before its first, a later one twice, or (TCP) a later one starting inside the first's
+ * transport header. */
+enum fragment_order { IN_ORDER, LATER_BEFORE_FIRST, DUPLICATE, OVERLAPPING, FRAGMENT_ORDERS };
+
+/* What a later fragment gets once its first was judged (bpf/frag.h): dropped when it
+ * starts inside the first's transport header, else the first's verdict. */
+static struct expectation expected_later_fragment(const struct expectation *first,
+						  size_t offset, size_t transport_header)
+{
+	if (offset < transport_header)
+		return (struct expectation){ XDP_DROP, DROP_FRAGMENT_OVERLAP };
+	return *first;
+}
+
+static void fragment_check(const struct frame *f, const struct expectation *want,
+			   const char *what, struct tally *t, size_t *mismatches)
+{
+	struct harness_result r = run_checked(HUB, f, t);
+
+	if (!result_matches(&r, want) && (*mismatches)++ < 5)
+		print_message("mismatch: %s fragment: verdict %d reason %u, model %d reason %u\n",
+			      what, r.verdict, r.trace.drop_reason, want->verdict, want->drop_reason);
+}
+
+static void fragment_sequences_match_the_reference_model(void **state)
+{
+	size_t datagrams = frames_from_env(20000) / 20, mismatches = 0;
+	uint32_t id = (uint32_t)rng();
+	struct tally t = { 0 };
+
+	require_gateway();
+	tally_baseline(&t);
+	for (size_t i = 0; i < datagrams; i++) {
+		int to = below(3), family = chance(50) ? AF_INET : AF_INET6, order = below(FRAGMENT_ORDERS);
+		size_t header, first_len, later_at;
+		struct expectation first, unseen = { XDP_DROP, DROP_FRAGMENT_UNSEEN }, later;
+		struct frame whole, head, rest, overlap;
+		char src[64], dst[64];
+		struct flow fl;
+
+		address_of(src, sizeof(src), family, vnet_octet[HUB], 4);
+		address_of(dst, sizeof(dst), family, vnet_octet[to], 4);
+		fl = random_flow(family, src, dst);
+		fl.ttl = 2 + below(254);
+		fl.ip_id = ++id & (family == AF_INET ? 0xffff : 0xfffff);
+		if (order == OVERLAPPING) /* only TCP's header is longer than a fragment unit */
+			fl.proto = IPPROTO_TCP;
+		header = fl.proto == IPPROTO_TCP ? 20 : 8;
+		fl.payload = 48 + below(100);
+		frame_build(&whole, HUB_GW_MAC, HUB_VM_MAC, &fl);
+		/* The first fragment holds the transport header whole, in 8-byte units. */
+		first_len = (header + 7) / 8 * 8 + 8 * below(3);
+		frame_fragment(&head, &whole, 0, first_len, 1, id);
+		later_at = first_len;
+		frame_fragment(&rest, &whole, later_at, header + fl.payload - later_at, 0, id);
+		/* A same-VNet destination is forwarded back out of the hub like any other. */
+		first = expected_forwarding(HUB, to, 4, 0, family, fl.ttl);
+		later = expected_later_fragment(&first, later_at, header);
+		switch (order) {
+		case LATER_BEFORE_FIRST:
+			fragment_check(&rest, &unseen, "later before first", &t, &mismatches);
+			fragment_check(&head, &first, "first after later", &t, &mismatches);
+			fragment_check(&rest, &later, "later again", &t, &mismatches);
+			break;
+		case DUPLICATE:
+			fragment_check(&head, &first, "first", &t, &mismatches);
+			fragment_check(&rest, &later, "later", &t, &mismatches);
+			fragment_check(&rest, &later, "duplicate later", &t, &mismatches);
+			break;
+		case OVERLAPPING: {
+			struct expectation over = expected_later_fragment(&first, 8, header);
+
+			frame_fragment(&overlap, &whole, 8, header + fl.payload - 8, 0, id);
+			fragment_check(&head, &first, "first", &t, &mismatches);
+			fragment_check(&overlap, &over, "overlapping", &t, &mismatches);
+			fragment_check(&rest, &later, "later", &t, &mismatches);
+			break;
+		}
+		default:
+			fragment_check(&head, &first, "first", &t, &mismatches);
+			fragment_check(&rest, &later, "later", &t, &mismatches);
+		}
+	}
+	print_message("%zu datagrams: %zu forwarded, %zu dropped, %zu mismatches\n", datagrams,
+		      t.verdicts[XDP_REDIRECT], t.verdicts[XDP_DROP], mismatches);
+	assert_int_equal(mismatches, 0);
+	assert_true(t.verdicts[XDP_REDIRECT] > 0 && t.verdicts[XDP_DROP] > 0);
+	assert_counters_match(&t);
+}
+
 static void mutated_frames_get_defined_verdicts(void **state)
 {
 	size_t frames = frames_from_env(50000);
@@ -580,6 +674,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(well_formed_frames_match_the_reference_model),
+		cmocka_unit_test(fragment_sequences_match_the_reference_model),
 		cmocka_unit_test(mutated_frames_get_defined_verdicts),
 	};
 
