@@ -250,16 +250,17 @@ static __always_inline __u32 ipv4_options_length(const struct iphdr *ip)
 	return ip->ihl > 5 ? (ip->ihl - 5) * 4 : 0;
 }
 
-/* len again, between 1 and IPV4_OPTIONS_MAX where a verifier sees it (Debian 6.1's
- * refuses a copy it cannot prove is not empty), or 0 when it is not. */
+/* len again, between 1 and IPV4_OPTIONS_MAX where a verifier sees it, or 0 when it is
+ * not. Debian 6.1's refuses a copy it cannot prove is not empty and learns nothing from
+ * "!= 0": the bound is an upper one on len - 1 (len 0 wraps far above it), then + 1. */
 static __always_inline __u64 ipv4_options_length_bounded(__u32 len)
 {
-	__u64 bounded = len; /* 64 bits: the register the helper gets is the one compared */
+	__u64 below = (__u64)len - 1;
 
-	asm volatile("" : "+r"(bounded));
-	if (bounded < 1 || bounded > IPV4_OPTIONS_MAX)
+	asm volatile("" : "+r"(below));
+	if (below >= IPV4_OPTIONS_MAX)
 		return 0;
-	return bounded;
+	return below + 1;
 }
 
 /* The option walk as functions of their own, one per program type (each copies the
