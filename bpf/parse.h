@@ -284,6 +284,8 @@ __noinline int ipv4_options_check_skb(struct __sk_buff *skb, __u32 offset, __u32
 	__u64 bytes = ipv4_options_length_bounded(len);
 	struct ipv4_options o = {};
 
+	if (!len)
+		return DROP_NONE; /* no options */
 	if (!bytes)
 		return DROP_MALFORMED_IPV4;
 	if (bpf_skb_load_bytes(skb, offset + sizeof(struct iphdr), o.bytes, bytes))
