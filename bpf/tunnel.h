@@ -235,6 +235,10 @@ static __always_inline int tunnel_parse_inner(struct __sk_buff *skb, struct pack
 		reason = parse_ipv4(pkt, pkt->l3);
 	else
 		reason = parse_ipv6(pkt, pkt->l3);
+	/* Called for every IPv4 header, options or not: one path less for the verifier. */
+	if (!reason && pkt->ip4)
+		reason = ipv4_options_check_skb(skb, (__u32)(pkt->l3 - pkt->data),
+						ipv4_options_length(pkt->ip4));
 	if (reason)
 		return reason;
 	return parse_transport(pkt);

@@ -154,6 +154,8 @@ enum drop_reason {
 	DROP_FRAGMENT_OVERLAP,      /* a later fragment over its first fragment's transport
 				     * header (RFC 1858) */
 	DROP_SNAT_VM_LIMIT,         /* the source VM holds snatMappingsPerVm mappings already */
+	DROP_IPV4_SOURCE_ROUTE,     /* an IPv4 loose or strict source route option (LSRR,
+				     * SSRR), which Linux drops too by default */
 	DROP_REASON_MAX,
 };
 
@@ -170,7 +172,7 @@ enum drop_reason {
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
-	  "snat_vm_limit" }
+	  "snat_vm_limit", "ipv4_source_route" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {

@@ -2,7 +2,10 @@
  * BPF_PROG_TEST_RUN. Well-formed frames between the topology's VNets are checked against
  * a reference model of Azure's forwarding (source VNet, peering, system routes); every
  * frame, mutated or not, must get a defined verdict with a counted reason, a frame handed
- * to the kernel must be untouched, and a forwarded frame must leave well-formed.
+ * to the kernel must be untouched, and a forwarded frame must leave well-formed. The
+ * model knows IPv4 options (source routes dropped), Ethernet trailers (transport headers
+ * only within the IP length), neighbour discovery and link-local sources, and fragment
+ * sequences (in order, a later fragment first, duplicated, overlapping).
  * FUZZ_SEED picks the sequence (printed, so a failure can be replayed); FUZZ_FRAMES how
  * many frames. */
 #include <errno.h>
@@ -379,6 +382,106 @@ static void mutated_frame(struct frame *f, int *iface)
 		f->len = 14;
 }
 
+/* ---- the classes the reference model knows beyond plain forwarding ---- */
+
+/* Eight bytes of IPv4 options in the frame's header: a NOP run, record route, a timestamp
+ * (all forwarded as the plain frame is) or a loose or strict source route (dropped). */
+enum ipv4_option_class { OPTIONS_NOP, OPTIONS_RECORD_ROUTE, OPTIONS_TIMESTAMP, OPTIONS_LSRR,
+			 OPTIONS_SSRR, OPTION_CLASSES };
+
+static int ipv4_option_is_source_route(int class)
+{
+	return class == OPTIONS_LSRR || class == OPTIONS_SSRR;
+}
+
+static void ipv4_valid_options(struct frame *f, int class)
+{
+	static const uint8_t options[OPTION_CLASSES][8] = {
+		[OPTIONS_NOP] = { 1, 1, 1, 1, 1, 1, 1, 1 },
+		[OPTIONS_RECORD_ROUTE] = { 7, 7, 4, 0, 0, 0, 0, 1 },
+		[OPTIONS_TIMESTAMP] = { 68, 8, 5, 0, 0, 0, 0, 0 },
+		[OPTIONS_LSRR] = { 131, 7, 4, 10, 11, 1, 4, 0 },
+		[OPTIONS_SSRR] = { 1, 137, 7, 4, 10, 12, 1, 4 },
+	};
+	uint8_t *ip = f->data + 14;
+
+	frame_insert(f, 14 + 20, options[class], 8);
+	ip[0] = 0x47;
+	put16(ip + 2, get16(ip + 2) + 8);
+	ipv4_header_checksum(ip);
+}
+
+/* Bytes past the IP packet, as a NIC delivers a padded or trailed frame: they are no
+ * part of the packet and change nothing of its verdict. */
+static void frame_trailer(struct frame *f)
+{
+	for (size_t n = 1 + below(63); n && f->len < FRAME_MAX; n--)
+		f->data[f->len++] = rng();
+}
+
+/* The IP packet ends inside its transport header (which the frame still carries whole,
+ * in its trailer): the ports and flags there are the trailer's, not the packet's. */
+static void ip_ends_before_transport(struct frame *f, const struct flow *fl)
+{
+	uint8_t *ip = f->data + 14;
+	size_t header = fl->proto == IPPROTO_TCP ? 20 : 8, cut = below(header);
+
+	if (fl->family == AF_INET) {
+		put16(ip + 2, (ip[0] & 0xf) * 4 + cut);
+		ipv4_header_checksum(ip);
+	} else {
+		put16(ip + 4, cut);
+	}
+}
+
+/* ICMPv6 neighbour solicitation (hop limit 255, as RFC 4861 sends it) in place of the
+ * echo request the flow built. */
+static void icmpv6_to_neighbour_solicitation(struct frame *f, struct flow *fl)
+{
+	uint8_t *ip = f->data + 14, *icmp = ip + 40;
+
+	ip[7] = 255;
+	fl->ttl = 255;
+	icmp[0] = 135;
+	transport_checksum(icmp, get16(ip + 4), fl, ip + 8, ip + 24, 16);
+}
+
+/* What one well-formed frame is, beyond where it goes. */
+struct frame_case {
+	int from, to, host, spoofed, family, ttl;
+	int source_route;        /* IPv4 LSRR or SSRR option */
+	int transport_in_trailer;
+	int link_local_source;   /* fe80::4 or 169.254.1.4 */
+	int nd_to_link_local;    /* neighbour discovery to fe80::1 */
+};
+
+/* The parser's refusals come first, then the kernel's share (neighbour discovery to a
+ * link-local address, the gateway's own addresses), then link-local traffic, which is
+ * never forwarded; the rest is forwarding. Neighbour discovery to a unicast address is
+ * forwarding like any packet. */
+static struct expectation expected_verdict(const struct frame_case *c)
+{
+	if (c->source_route)
+		return (struct expectation){ XDP_DROP, DROP_IPV4_SOURCE_ROUTE };
+	if (c->transport_in_trailer)
+		return (struct expectation){ XDP_DROP, DROP_MALFORMED_L4 };
+	if (c->nd_to_link_local)
+		return (struct expectation){ XDP_PASS, 0, COUNT_PASS_CONTROL };
+	if (c->link_local_source)
+		return c->host == 1 ? (struct expectation){ XDP_PASS, 0, COUNT_PASS_LOCAL }
+				    : (struct expectation){ XDP_DROP, DROP_LINK_LOCAL };
+	return expected_forwarding(c->from, c->to, c->host, c->spoofed, c->family, c->ttl);
+}
+
+static int result_matches(const struct harness_result *r, const struct expectation *want)
+{
+	return r->verdict == want->verdict &&
+	       (want->verdict != XDP_DROP || r->trace.drop_reason == want->drop_reason) &&
+	       (want->verdict != XDP_PASS || r->trace.counter == want->counter) &&
+	       (want->verdict != XDP_REDIRECT ||
+		r->trace.egress_ifindex == gw.ifaces[want->egress].ifindex);
+}
+
 /* ---- tests ---- */
 
 static void well_formed_frames_match_the_reference_model(void **state)
@@ -397,24 +500,46 @@ static void well_formed_frames_match_the_reference_model(void **state)
 		struct frame in;
 		struct flow fl;
 
+		struct frame_case c = { .from = from, .to = to, .host = host, .spoofed = spoofed,
+					.family = family };
+
 		/* A spoofed source claims a VM address of another VNet (or of no VNet). */
 		address_of(src, sizeof(src), family, spoofed ? (from == 2 ? 40 : vnet_octet[from + 1]) :
 							       vnet_octet[from], 4);
 		address_of(dst, sizeof(dst), family, vnet_octet[to], host);
+		if (chance(5)) {
+			c.link_local_source = 1;
+			snprintf(src, sizeof(src), family == AF_INET ? "169.254.1.4" : "fe80::4");
+		}
 		fl = random_flow(family, src, dst);
+		if (family == AF_INET6 && fl.proto == IPPROTO_ICMPV6 && chance(30)) {
+			c.nd_to_link_local = chance(50);
+			if (c.nd_to_link_local)
+				snprintf(dst, sizeof(dst), "fe80::1");
+			fl.ttl = 255;
+		}
 		if (chance(10)) /* options and extension headers must not change the verdict */
 			fl.payload = fl.payload > 20 ? fl.payload : 20;
 		frame_build(&in, gw_mac[from], vm_mac[from], &fl);
-		if (chance(20)) {
-			if (family == AF_INET)
-				ipv4_random_options(&in);
+		if (fl.ttl == 255 && fl.proto == IPPROTO_ICMPV6)
+			icmpv6_to_neighbour_solicitation(&in, &fl);
+		c.ttl = fl.ttl;
+		if (family == AF_INET && chance(20)) {
+			int options = below(OPTION_CLASSES);
+
+			ipv4_valid_options(&in, options);
+			c.source_route = ipv4_option_is_source_route(options);
 		}
-		want = expected_forwarding(from, to, host, spoofed, family, fl.ttl);
+		if (chance(15)) {
+			frame_trailer(&in);
+			if (chance(30)) {
+				ip_ends_before_transport(&in, &fl);
+				c.transport_in_trailer = 1;
+			}
+		}
+		want = expected_verdict(&c);
 		r = run_checked(from, &in, &t);
-		if (r.verdict != want.verdict ||
-		    (want.verdict == XDP_DROP && r.trace.drop_reason != want.drop_reason) ||
-		    (want.verdict == XDP_PASS && r.trace.counter != want.counter) ||
-		    (want.verdict == XDP_REDIRECT && r.trace.egress_ifindex != gw.ifaces[want.egress].ifindex)) {
+		if (!result_matches(&r, &want)) {
 			if (mismatches++ < 5)
 				print_message("mismatch: %s -> %s proto %u ttl %u from %d: verdict %d reason %u "
 					      "counter %u, model %d reason %u counter %u\n",
@@ -426,6 +551,97 @@ static void well_formed_frames_match_the_reference_model(void **state)
 		      t.verdicts[XDP_REDIRECT], t.verdicts[XDP_PASS], t.verdicts[XDP_DROP], mismatches);
 	assert_int_equal(mismatches, 0);
 	assert_true(t.verdicts[XDP_REDIRECT] > 0 && t.verdicts[XDP_PASS] > 0 && t.verdicts[XDP_DROP] > 0);
+	assert_counters_match(&t);
+}
+
+/* A datagram's fragments in one of these orders: the first fragment first, a later one
+ * before its first, a later one twice, or (TCP) a later one starting inside the first's
+ * transport header. */
+enum fragment_order { IN_ORDER, LATER_BEFORE_FIRST, DUPLICATE, OVERLAPPING, FRAGMENT_ORDERS };
+
+/* What a later fragment gets once its first was judged (bpf/frag.h): dropped when it
+ * starts inside the first's transport header, else the first's verdict. */
+static struct expectation expected_later_fragment(const struct expectation *first,
+						  size_t offset, size_t transport_header)
+{
+	if (offset < transport_header)
+		return (struct expectation){ XDP_DROP, DROP_FRAGMENT_OVERLAP };
+	return *first;
+}
+
+static void fragment_check(const struct frame *f, const struct expectation *want,
+			   const char *what, struct tally *t, size_t *mismatches)
+{
+	struct harness_result r = run_checked(HUB, f, t);
+
+	if (!result_matches(&r, want) && (*mismatches)++ < 5)
+		print_message("mismatch: %s fragment: verdict %d reason %u, model %d reason %u\n",
+			      what, r.verdict, r.trace.drop_reason, want->verdict, want->drop_reason);
+}
+
+static void fragment_sequences_match_the_reference_model(void **state)
+{
+	size_t datagrams = frames_from_env(20000) / 20, mismatches = 0;
+	uint32_t id = (uint32_t)rng();
+	struct tally t = { 0 };
+
+	require_gateway();
+	tally_baseline(&t);
+	for (size_t i = 0; i < datagrams; i++) {
+		int to = below(3), family = chance(50) ? AF_INET : AF_INET6, order = below(FRAGMENT_ORDERS);
+		size_t header, first_len, later_at;
+		struct expectation first, unseen = { XDP_DROP, DROP_FRAGMENT_UNSEEN }, later;
+		struct frame whole, head, rest, overlap;
+		char src[64], dst[64];
+		struct flow fl;
+
+		address_of(src, sizeof(src), family, vnet_octet[HUB], 4);
+		address_of(dst, sizeof(dst), family, vnet_octet[to], 4);
+		fl = random_flow(family, src, dst);
+		fl.ttl = 2 + below(254);
+		fl.ip_id = ++id & (family == AF_INET ? 0xffff : 0xfffff);
+		if (order == OVERLAPPING) /* only TCP's header is longer than a fragment unit */
+			fl.proto = IPPROTO_TCP;
+		header = fl.proto == IPPROTO_TCP ? 20 : 8;
+		fl.payload = 48 + below(100);
+		frame_build(&whole, HUB_GW_MAC, HUB_VM_MAC, &fl);
+		/* The first fragment holds the transport header whole, in 8-byte units. */
+		first_len = (header + 7) / 8 * 8 + 8 * below(3);
+		frame_fragment(&head, &whole, 0, first_len, 1, id);
+		later_at = first_len;
+		frame_fragment(&rest, &whole, later_at, header + fl.payload - later_at, 0, id);
+		/* A same-VNet destination is forwarded back out of the hub like any other. */
+		first = expected_forwarding(HUB, to, 4, 0, family, fl.ttl);
+		later = expected_later_fragment(&first, later_at, header);
+		switch (order) {
+		case LATER_BEFORE_FIRST:
+			fragment_check(&rest, &unseen, "later before first", &t, &mismatches);
+			fragment_check(&head, &first, "first after later", &t, &mismatches);
+			fragment_check(&rest, &later, "later again", &t, &mismatches);
+			break;
+		case DUPLICATE:
+			fragment_check(&head, &first, "first", &t, &mismatches);
+			fragment_check(&rest, &later, "later", &t, &mismatches);
+			fragment_check(&rest, &later, "duplicate later", &t, &mismatches);
+			break;
+		case OVERLAPPING: {
+			struct expectation over = expected_later_fragment(&first, 8, header);
+
+			frame_fragment(&overlap, &whole, 8, header + fl.payload - 8, 0, id);
+			fragment_check(&head, &first, "first", &t, &mismatches);
+			fragment_check(&overlap, &over, "overlapping", &t, &mismatches);
+			fragment_check(&rest, &later, "later", &t, &mismatches);
+			break;
+		}
+		default:
+			fragment_check(&head, &first, "first", &t, &mismatches);
+			fragment_check(&rest, &later, "later", &t, &mismatches);
+		}
+	}
+	print_message("%zu datagrams: %zu forwarded, %zu dropped, %zu mismatches\n", datagrams,
+		      t.verdicts[XDP_REDIRECT], t.verdicts[XDP_DROP], mismatches);
+	assert_int_equal(mismatches, 0);
+	assert_true(t.verdicts[XDP_REDIRECT] > 0 && t.verdicts[XDP_DROP] > 0);
 	assert_counters_match(&t);
 }
 
@@ -458,6 +674,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(well_formed_frames_match_the_reference_model),
+		cmocka_unit_test(fragment_sequences_match_the_reference_model),
 		cmocka_unit_test(mutated_frames_get_defined_verdicts),
 	};
 
