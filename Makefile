@@ -3,6 +3,17 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR  ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
+# `vnet-xdp --version`: git's description of the tree (after the fallback and the commit
+# while there is no tag), or the fallback where there is no git (a tarball, a package build).
+VERSION_FALLBACK := 0.1.0
+VERSION ?= $(shell v=$$(git describe --tags --dirty 2>/dev/null) || \
+	v=$$(git describe --always --dirty 2>/dev/null | sed 's/^/$(VERSION_FALLBACK)+g/'); \
+	echo $${v:-$(VERSION_FALLBACK)})
+# The Grafana dashboard and the Prometheus alert rules, for the operator to load.
+DATADIR ?= $(PREFIX)/share/vnet-xdp
 
 CC      ?= gcc
 CLANG   ?= clang
@@ -37,10 +48,27 @@ UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 BENCH_BIN := $(BUILD)/bench/vxbench
 
-.PHONY: all test demo install clean deps bench vm-prepare vm-test
+MAN_SRCS  := $(wildcard docs/man/*.scd)
+MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(MAN_SRCS))
+
+.PHONY: all man test demo install clean deps bench vm-prepare vm-test FORCE
 .SECONDARY:
 
-all: $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BIN)
+all: $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BIN) man
+
+man: $(MAN_PAGES)
+
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(@D)
+	scdoc < $< > $@
+
+# Rewritten only when the version changes, so that only main.o is rebuilt then.
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define VNET_XDP_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+$(BUILD)/user/main.o: $(BUILD)/version.h
 
 deps:
 	@scripts/install-deps.sh
@@ -101,12 +129,17 @@ bench: deps
 	scripts/bench/run.sh
 
 # The unit names the binary where this install puts it (PREFIX, not DESTDIR).
-install: $(BIN)
+install: $(BIN) $(MAN_PAGES)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/vnet-xdp
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man8/
+	install -D -m 0644 scripts/completion/vnet-xdp $(DESTDIR)$(COMPLETIONDIR)/vnet-xdp
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' scripts/systemd/vnet-xdp@.service.in \
 		> $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
+	install -D -m 0644 -t $(DESTDIR)$(DATADIR) dashboards/vnet-xdp.grafana.json \
+		dashboards/vnet-xdp.rules.yml
 
 clean:
 	rm -rf build build-san

@@ -8,6 +8,8 @@ PACKAGES=(
   make gcc clang llvm pkg-config libc6-dev linux-libc-dev
   libbpf-dev libxdp-dev bpftool
   libjansson-dev libmicrohttpd-dev libmnl-dev libsystemd-dev libcmocka-dev
+  # man pages (docs/man/*.scd)
+  scdoc
   # fuzzing: clang's libFuzzer runtime (the sanitizer runtimes come with gcc)
   libclang-rt-14-dev
   # datapath tooling, demo and end-to-end tests
@@ -15,6 +17,8 @@ PACKAGES=(
   python3 systemd
   # metrics: promtool and a real Prometheus server for the scrape tests, curl for /metrics
   prometheus curl
+  # the alert rules' tests read the rules and their tests (YAML)
+  python3-yaml
   # benchmarks (make bench): the kernel path's rules and state, the plot
   nftables conntrack gnuplot-nox linux-perf
   # IPsec: charon (IKE), which `up` drives over its vici socket; swanctl for the tests

@@ -150,18 +150,20 @@ static int attach_in_mode(struct vnet_xdp_bpf **skel, const char *pin_dir, uint3
 }
 
 int xdp_attach_interface(const char *pin_dir, uint32_t ifindex, enum xdp_attach_mode mode,
-			 uint32_t *prog_id, enum xdp_attach_mode *attached_mode)
+			 uint32_t *prog_id, enum xdp_attach_mode *attached_mode, int *native_err)
 {
 	struct vnet_xdp_bpf *skel = NULL;
 	struct xdp_program *prog = NULL;
 	char path[320];
 	int err;
 
+	*native_err = 0;
 	if (mode == XDP_MODE_UNSPEC) {
 		/* Native where the driver has it; a driver without it still gets generic. */
 		err = attach_in_mode(&skel, pin_dir, ifindex, XDP_MODE_NATIVE, &prog);
 		*attached_mode = XDP_MODE_NATIVE;
 		if (err) {
+			*native_err = err;
 			log_debug("native XDP on ifindex %u failed (%s), trying generic", ifindex,
 				  strerror(-err));
 			err = attach_in_mode(&skel, pin_dir, ifindex, XDP_MODE_SKB, &prog);

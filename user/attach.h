@@ -10,9 +10,10 @@
  * before any interface sees the program. Returns 0 or -errno. */
 int xdp_maps_create(const char *pin_dir);
 /* Loads the program for one interface, attaches it and pins it as xdp_<ifindex>.
- * mode XDP_MODE_UNSPEC tries native first, then generic. */
+ * mode XDP_MODE_UNSPEC tries native first, then generic; *native_err is then why native
+ * was refused (-errno), 0 when native was not tried or took. */
 int xdp_attach_interface(const char *pin_dir, uint32_t ifindex, enum xdp_attach_mode mode,
-			 uint32_t *prog_id, enum xdp_attach_mode *attached_mode);
+			 uint32_t *prog_id, enum xdp_attach_mode *attached_mode, int *native_err);
 /* Detaches our program from the interface if it is the one attached; removes its pin. */
 int xdp_detach_interface(const char *pin_dir, uint32_t ifindex);
 /* The id of the program pinned for ifindex and whether it is attached there. */

@@ -17,9 +17,17 @@ void cli_option_error(const char *command, int c, char **argv)
 		fprintf(stderr, "vnet-xdp %s: unknown or misplaced option '%s'\n", command, arg);
 }
 
+void cli_usage_hint(const char *command)
+{
+	if (command)
+		fprintf(stderr, "Try 'vnet-xdp help %s'.\n", command);
+	else
+		fputs("Try 'vnet-xdp --help'.\n", stderr);
+}
+
 static int table_usage(const char *command)
 {
-	fprintf(stderr, "usage: vnet-xdp %s [-n NAME] [-j] [--gc]\n", command);
+	cli_usage_hint(command);
 	return 2;
 }
 
@@ -46,8 +54,10 @@ int cli_table_options(const char *command, int argc, char **argv, struct table_o
 			return table_usage(command);
 		}
 	}
-	if (optind < argc)
+	if (optind < argc) {
+		fprintf(stderr, "vnet-xdp %s: unexpected argument '%s'\n", command, argv[optind]);
 		return table_usage(command);
+	}
 	return gateway_name_check(command, o->name) ? 2 : 0;
 }
 

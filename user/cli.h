@@ -13,6 +13,10 @@
  * missing value (c == ':') and an unknown option (c == '?') are told apart. */
 void cli_option_error(const char *command, int c, char **argv);
 
+/* After a usage error: where the command's options are told ("vnet-xdp help COMMAND"),
+ * or with NULL the list of commands. */
+void cli_usage_hint(const char *command);
+
 /* The options of the commands that list a table of the datapath's state (flows, snat):
  * [-n NAME] [-j] [--gc]. Returns 0, or 2 (usage) after saying what is wrong. */
 struct table_options {

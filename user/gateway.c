@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <jansson.h>
 #include "attach.h"
@@ -23,6 +24,7 @@
 #include "plan.h"
 #include "snat.h"
 #include "state.h"
+#include "stats.h"
 #include "tunnel.h"
 #include "tunnel_stats.h"
 
@@ -307,11 +309,86 @@ static int datapath_fill(const struct config *cfg, const struct plan *plan, uint
 	return snat_maps_fill(cfg->gateway_name, cfg);
 }
 
+/* Why each interface that runs generic XDP does, kept in the state file
+ * ("genericReason") for the reports of `up` and of the reloads after it. */
+static void interfaces_set_generic_reasons(json_t *state, enum xdp_attach_mode asked,
+					   const enum xdp_attach_mode *modes,
+					   const int *native_errs)
+{
+	json_t *it;
+	size_t i;
+
+	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
+		char why[128];
+
+		if (modes[i] != XDP_MODE_SKB)
+			continue;
+		if (asked == XDP_MODE_SKB)
+			snprintf(why, sizeof(why), "--mode generic");
+		else if (native_errs[i])
+			snprintf(why, sizeof(why), "native XDP refused: %s", strerror(-native_errs[i]));
+		else
+			continue; /* adopted from an earlier `up`, which said why */
+		json_object_set_new(it, "genericReason", json_string(why));
+	}
+}
+
+/* A reload keeps the interfaces and their modes, so also the reasons. */
+static void interfaces_keep_generic_reasons(json_t *next, json_t *state)
+{
+	json_t *old = json_object_get(state, "interfaces"), *it, *why;
+	size_t i;
+
+	json_array_foreach(json_object_get(next, "interfaces"), i, it)
+		if ((why = json_object_get(json_array_get(old, i), "genericReason")))
+			json_object_set(it, "genericReason", why);
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* What `up` or a reload did, in one line: each interface's XDP mode (and why generic),
+ * the kernel memory the gateway's maps take, the time it took. */
+static void gateway_report(const char *gateway, const char *what, double seconds)
+{
+	json_t *state = state_load(gateway), *ifaces = json_object_get(state, "interfaces"), *it;
+	size_t i, n = json_array_size(ifaces), size = 0;
+	char *line = NULL;
+	FILE *out = open_memstream(&line, &size);
+
+	if (!out) {
+		json_decref(state);
+		return;
+	}
+	fprintf(out, "gateway %s %s: %zu interface%s:", gateway, what, n, n == 1 ? "" : "s");
+	json_array_foreach(ifaces, i, it) {
+		const char *why = json_string_value(json_object_get(it, "genericReason"));
+
+		fprintf(out, "%s %s %s", i ? "," : "",
+			json_string_value(json_object_get(it, "name")) ?: "?",
+			json_string_value(json_object_get(it, "mode")) ?: "?");
+		if (why)
+			fprintf(out, " (%s)", why);
+	}
+	fprintf(out, "; maps %.1f MiB kernel memory; %.2f s",
+		stats_maps_memlock_bytes(gateway) / (1024.0 * 1024.0), seconds);
+	if (!fclose(out))
+		log_info("%s", line);
+	free(line);
+	json_decref(state);
+}
+
 static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 {
 	struct up_progress progress = { .ipv4_forwarding = -1, .ipv6_forwarding = -1 };
 	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
 	enum xdp_attach_mode modes[MAX_INTERFACES];
+	int native_errs[MAX_INTERFACES] = { 0 };
 	struct plan plan;
 	json_t *state;
 	int err;
@@ -390,7 +467,8 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		    adopt_attached(progress.pin_dir, ifindexes[i], &prog_ids[i], &modes[i]))
 			continue;
 		fault_point("up-attach", i);
-		err = xdp_attach_interface(progress.pin_dir, ifindexes[i], mode, &prog_ids[i], &modes[i]);
+		err = xdp_attach_interface(progress.pin_dir, ifindexes[i], mode, &prog_ids[i], &modes[i],
+					   &native_errs[i]);
 		if (err) {
 			log_error("cannot attach XDP to %s (%s mode): %s", cfg->ifaces[i].name,
 				  mode == XDP_MODE_UNSPEC ? "native or generic" : xdp_mode_name(mode),
@@ -409,6 +487,7 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		goto fail;
 	progress.neighbours = neighbours_manage(&plan, NULL);
 	state = state_build(cfg, &plan, prog_ids, modes, &progress, 1);
+	interfaces_set_generic_reasons(state, mode, modes, native_errs);
 	if (progress.tunnels.ike)
 		json_object_set(state, "ike", progress.tunnels.ike);
 	err = state_save(cfg->gateway_name, state);
@@ -431,11 +510,16 @@ fail:
 
 int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
 {
-	int lock = gateway_lock(cfg->gateway_name, GATEWAY_LOCK_WAIT_MS), err;
+	struct timespec start;
+	int lock, err;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	lock = gateway_lock(cfg->gateway_name, GATEWAY_LOCK_WAIT_MS);
 	if (lock < 0)
 		return lock;
 	err = up_locked(cfg, mode);
+	if (!err)
+		gateway_report(cfg->gateway_name, "is up", seconds_since(&start));
 	if (err && !gateway_pins_exist(cfg->gateway_name)) /* nothing of it is left */
 		gateway_lock_remove(cfg->gateway_name);
 	gateway_unlock(lock);
@@ -964,6 +1048,7 @@ static int reload_locked(const struct config *cfg)
 		log_error("the datapath of %s runs the new config; its IPsec connections in charon "
 			  "are the previous config's, as said above (reload again once charon "
 			  "accepts them)", cfg->gateway_name);
+	interfaces_keep_generic_reasons(next, state);
 	json_object_set_new(next, "managedNeighbours",
 			    neighbours_manage(&plan, json_object_get(state, "managedNeighbours")));
 	err = state_save(cfg->gateway_name, next);
@@ -984,11 +1069,19 @@ out:
 
 int gateway_reload(const struct config *cfg)
 {
-	int lock = gateway_lock(cfg->gateway_name, GATEWAY_LOCK_WAIT_MS), err;
+	struct timespec start;
+	char what[PATH_MAX + 64];
+	int lock, err;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	lock = gateway_lock(cfg->gateway_name, GATEWAY_LOCK_WAIT_MS);
 	if (lock < 0)
 		return lock;
 	err = reload_locked(cfg);
+	if (!err) {
+		snprintf(what, sizeof(what), "reloaded from %s", cfg->path ?: "-");
+		gateway_report(cfg->gateway_name, what, seconds_since(&start));
+	}
 	gateway_unlock(lock);
 	return err;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "cli.h"
 #include "config_json.h"
 #include "private_file.h"
 #include "import_internal.h"
@@ -253,22 +254,6 @@ int importer_add_file(struct importer *imp, const char *path)
 
 /* ---- the command ---------------------------------------------------------------- */
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: vnet-xdp import FILE... [-o OUT] [--param NAME=VALUE]... "
-		"[--param-file NAME=PATH]...\n"
-		"  Reads ARM templates, REST API bodies/examples and az CLI output (FILE '-' is\n"
-		"  stdin) and writes one config: the resources, normalized, and a gateway\n"
-		"  section to fill in (interface names, VIPs).\n"
-		"  -o, --output OUT       write to OUT instead of stdout (mode 0600: it may hold\n"
-		"                         a sharedKey)\n"
-		"  -p, --param NAME=VALUE set a template parameter (overrides defaultValue)\n"
-		"  --param-file NAME=PATH the same with the value read from PATH ('-' is stdin;\n"
-		"                         one final line break dropped), so that a secret such\n"
-		"                         as a sharedKey stays off the command line\n");
-}
-
 static int fill_text(FILE *out, void *text)
 {
 	return fputs(text, out) < 0 || fputc('\n', out) == EOF ? -EIO : 0;
@@ -370,38 +355,39 @@ int import_main(int argc, char **argv)
 	const char *out_path = NULL;
 	struct importer *imp = NULL;
 	size_t n_files = 0;
-	int rc = 0, stdin_readers = 0;
+	int rc = 0, stdin_readers = 0, i;
 
-	for (int i = 1; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			goto done;
-		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+		if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
 			if (++i >= argc)
-				goto usage_error;
+				goto missing_value;
 			out_path = argv[i];
 		} else if (!strncmp(a, "--output=", 9)) {
 			out_path = a + 9;
 		} else if (!strcmp(a, "-p") || !strcmp(a, "--param")) {
-			if (++i >= argc || add_param(params, argv[i]))
-				goto usage_error;
+			if (++i >= argc)
+				goto missing_value;
+			if (add_param(params, argv[i]))
+				goto not_name_value;
 		} else if (!strncmp(a, "--param=", 8)) {
 			if (add_param(params, a + 8))
-				goto usage_error;
+				goto not_name_value;
 		} else if (!strcmp(a, "--param-file") || !strncmp(a, "--param-file=", 13)) {
 			const char *arg = a[12] ? a + 13 : ++i < argc ? argv[i] : NULL;
 
-			if (arg && strlen(arg) > 2 && !strcmp(arg + strlen(arg) - 2, "=-"))
+			if (!arg)
+				goto missing_value;
+			if (strlen(arg) > 2 && !strcmp(arg + strlen(arg) - 2, "=-"))
 				stdin_readers++;
-			rc = arg ? add_param_file(params, arg) : -1;
+			rc = add_param_file(params, arg);
 			if (rc < 0)
-				goto usage_error;
+				goto not_name_value;
 			if (rc)
 				goto done;
 		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "import: unknown option '%s'\n", a);
+			fprintf(stderr, "vnet-xdp import: unknown or misplaced option '%s'\n", a);
 			goto usage_error;
 		} else {
 			stdin_readers += !strcmp(a, "-");
@@ -409,11 +395,11 @@ int import_main(int argc, char **argv)
 		}
 	}
 	if (stdin_readers > 1) {
-		fprintf(stderr, "import: standard input ('-') given twice\n");
+		fprintf(stderr, "vnet-xdp import: standard input ('-') given twice\n");
 		goto usage_error;
 	}
 	if (!n_files) {
-		fprintf(stderr, "import: no input file\n");
+		fprintf(stderr, "vnet-xdp import: no input file\n");
 		goto usage_error;
 	}
 	imp = importer_new(params, stderr);
@@ -429,8 +415,13 @@ int import_main(int argc, char **argv)
 	json_decref(config);
 	goto done;
 
+missing_value:
+	fprintf(stderr, "vnet-xdp import: option '%s' needs a value\n", argv[argc - 1]);
+	goto usage_error;
+not_name_value:
+	fprintf(stderr, "vnet-xdp import: '%s' is not NAME=VALUE\n", argv[i]);
 usage_error:
-	usage(stderr);
+	cli_usage_hint("import");
 	rc = 2;
 done:
 	importer_free(imp);

@@ -1,4 +1,5 @@
 /* The vnet-xdp command: one thin function per subcommand over the library. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <net/if.h>
@@ -20,39 +21,17 @@
 #include "stats.h"
 #include "verify.h"
 #include "flows.h"
+#include "version.h"
 
 #define EXIT_INVALID 1
 #define EXIT_USAGE 2
 
-static const char usage_text[] =
-	"usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
-	"  check  -c FILE [--strict]           validate only; exit 0 valid, 1 invalid, 2 usage;\n"
-	"                                      --strict: what is not enforced is invalid\n"
-	"  import FILE... [-o OUT] [--param NAME=VALUE] [--param-file NAME=PATH]\n"
-	"                                      ARM template / REST body / az output -> a config\n"
-	"  up     -c FILE [--mode native|generic] [--strict]\n"
-	"                                      load, fill maps, attach; all or nothing\n"
-	"  reload -c FILE [--strict]           swap to a new config atomically; an invalid one\n"
-	"                                      exits 1 and changes nothing\n"
-	"  down   [-n NAME]                    detach, unpin, remove what `up` created\n"
-	"  status [-n NAME] [-j]               what is attached, program ids, config generation\n"
-	"  stats  [-n NAME] [-j | --prometheus]\n"
-	"                                      counters\n"
-	"  serve  -c FILE [--listen ADDR:PORT] [--textfile DIR]\n"
-	"                                      up, then /metrics over HTTP until stopped\n"
-	"  routes --vnet NAME [-c FILE] [-j]   effective routes of a VNet\n"
-	"  verify --in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp [-j] [--repeat N]\n"
-	"                                      run a synthesized packet through the loaded program:\n"
-	"                                      verdict, route, the NSG rule of every stage\n"
-	"  flows  [-n NAME] [-j] [--gc]        the flow table; --gc removes idle flows\n"
-	"  snat   [-n NAME] [-j] [--gc]        SNAT mappings and per-VIP ports; --gc collects\n"
-	"                                      expired mappings first\n";
-
-static int usage(const char *problem)
+/* A usage error of a command parsed here: the problem, then where to read more. */
+static int usage(const char *command, const char *problem)
 {
 	if (problem)
 		fprintf(stderr, "vnet-xdp: %s\n", problem);
-	fputs(usage_text, stderr);
+	cli_usage_hint(command);
 	return EXIT_USAGE;
 }
 
@@ -111,9 +90,9 @@ static int cmd_check(int argc, char **argv)
 	struct config *cfg;
 
 	if (parse_options(argc, argv, &o, "cS"))
-		return usage(NULL);
+		return usage(argv[0], NULL);
 	if (!o.config)
-		return usage("check needs -c FILE");
+		return usage("check", "check needs -c FILE");
 	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
 	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces", o.config,
@@ -134,20 +113,18 @@ static int cmd_up(int argc, char **argv)
 	int err;
 
 	if (parse_options(argc, argv, &o, "cmS"))
-		return usage(NULL);
+		return usage(argv[0], NULL);
 	if (!o.config)
-		return usage("up needs -c FILE");
+		return usage("up", "up needs -c FILE");
 	if (o.mode && !strcmp(o.mode, "native"))
 		mode = XDP_MODE_NATIVE;
 	else if (o.mode && (!strcmp(o.mode, "generic") || !strcmp(o.mode, "skb")))
 		mode = XDP_MODE_SKB;
 	else if (o.mode)
-		return usage("--mode is native or generic");
+		return usage("up", "--mode is native or generic");
 	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
-	err = gateway_up(cfg, mode);
-	if (!err)
-		log_info("gateway %s is up", cfg->gateway_name);
+	err = gateway_up(cfg, mode); /* it says what it did */
 	config_free(cfg);
 	return err ? EXIT_INVALID : 0;
 }
@@ -159,14 +136,12 @@ static int cmd_reload(int argc, char **argv)
 	int err;
 
 	if (parse_options(argc, argv, &o, "cS"))
-		return usage(NULL);
+		return usage(argv[0], NULL);
 	if (!o.config)
-		return usage("reload needs -c FILE");
+		return usage("reload", "reload needs -c FILE");
 	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
-	err = gateway_reload(cfg);
-	if (!err)
-		log_info("gateway %s reloaded from %s", cfg->gateway_name, o.config);
+	err = gateway_reload(cfg); /* it says what it did */
 	config_free(cfg);
 	return err ? EXIT_INVALID : 0;
 }
@@ -176,7 +151,7 @@ static int cmd_down(int argc, char **argv)
 	struct common_options o = { 0 };
 
 	if (parse_options(argc, argv, &o, "n"))
-		return usage(NULL);
+		return usage(argv[0], NULL);
 	if (gateway_name_check("down", o.name))
 		return EXIT_USAGE;
 	return gateway_down(o.name) ? EXIT_INVALID : 0;
@@ -187,7 +162,7 @@ static int cmd_status(int argc, char **argv)
 	struct common_options o = { 0 };
 
 	if (parse_options(argc, argv, &o, "nj"))
-		return usage(NULL);
+		return usage(argv[0], NULL);
 	if (gateway_name_check("status", o.name))
 		return EXIT_USAGE;
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
@@ -206,7 +181,7 @@ static int cmd_routes(int argc, char **argv)
 	int vnet, rc = 0;
 
 	if (parse_options(argc, argv, &o, "cjV") || !o.vnet)
-		return usage(o.vnet ? NULL : "routes needs --vnet NAME");
+		return usage("routes", o.vnet ? NULL : "routes needs --vnet NAME");
 	path = o.config;
 	if (!path && !gateway_resolve_name(NULL, gateway, sizeof(gateway))) {
 		state = state_load(gateway);
@@ -214,7 +189,7 @@ static int cmd_routes(int argc, char **argv)
 	}
 	if (!path) {
 		json_decref(state);
-		return usage("no gateway is up: give the config with -c FILE");
+		return usage("routes", "no gateway is up: give the config with -c FILE");
 	}
 	if (cli_load_config(path, false, &cfg)) {
 		json_decref(state);
@@ -246,20 +221,161 @@ static int cmd_routes(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_help(int argc, char **argv);
+
+/* The one list of commands: dispatch, `help`, `COMMAND --help` and the bash completion
+ * (which reads this help) all come from it; docs/man/ says the same at length and
+ * tests/e2e/cli.sh checks that every option below is in its man page and back. */
 static const struct command {
 	const char *name;
+	const char *summary;  /* a line of `vnet-xdp --help` */
+	const char *synopsis; /* after "usage: vnet-xdp NAME " */
+	const char *options;  /* one "  -x, --long VALUE  what" line per option */
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{ "check", cmd_check },   { "import", import_main }, { "up", cmd_up },
-	{ "reload", cmd_reload }, { "down", cmd_down },     { "status", cmd_status },  { "stats", stats_main },
-	{ "serve", serve_main },
-	{ "routes", cmd_routes },
-	{ "verify", verify_main }, { "flows", flows_main },
-	{ "snat", snat_main },
+	{ "check", "validate a config; exit 0 valid, 1 invalid", "-c FILE [--strict]",
+	  "  -c, --config FILE          the config to validate\n"
+	  "  --strict                   properties accepted but not enforced are invalid\n",
+	  cmd_check },
+	{ "import", "ARM template / REST body / az output -> a config",
+	  "FILE... [-o OUT] [--param NAME=VALUE]... [--param-file NAME=PATH]...",
+	  "  FILE '-' is standard input. The config written holds the resources, normalized,\n"
+	  "  and a gateway section to fill in (interface names, VIPs).\n"
+	  "  -o, --output OUT           write to OUT instead of stdout (mode 0600: it may\n"
+	  "                             hold a sharedKey)\n"
+	  "  -p, --param NAME=VALUE     set a template parameter (overrides defaultValue)\n"
+	  "  --param-file NAME=PATH     the same with the value read from PATH ('-' is stdin;\n"
+	  "                             one final line break dropped): a secret stays off\n"
+	  "                             the command line\n",
+	  import_main },
+	{ "up", "load, fill maps, attach; all or nothing",
+	  "-c FILE [--mode native|generic] [--strict]",
+	  "  -c, --config FILE          the gateway's config\n"
+	  "  --mode native|generic      attach in this XDP mode on every interface (default:\n"
+	  "                             native where the driver has it, else generic)\n"
+	  "  --strict                   refuse a config with properties not enforced\n",
+	  cmd_up },
+	{ "reload", "swap to a new config atomically; an invalid one changes nothing",
+	  "-c FILE [--strict]",
+	  "  -c, --config FILE          the new config of a gateway that is up\n"
+	  "  --strict                   refuse a config with properties not enforced\n",
+	  cmd_reload },
+	{ "down", "detach, unpin, remove what `up` created", "[-n NAME]",
+	  "  -n, --name NAME            the gateway (default: the only one up)\n", cmd_down },
+	{ "status", "what is attached, program ids, config generation", "[-n NAME] [-j]",
+	  "  -n, --name NAME            the gateway (default: every one up)\n"
+	  "  -j, --json                 JSON instead of text\n",
+	  cmd_status },
+	{ "stats", "counters: per drop reason, per peering, map fill", "[-n NAME] [-j | --prometheus]",
+	  "  -n, --name NAME            the gateway (default: the only one up)\n"
+	  "  -j, --json                 JSON instead of text\n"
+	  "  --prometheus               Prometheus text exposition format\n",
+	  stats_main },
+	{ "serve", "up, then /metrics over HTTP until stopped; SIGHUP reloads",
+	  "[-c FILE] [--listen ADDR:PORT] [--textfile DIR] [-n NAME] [--strict] [--down-on-stop]",
+	  "  -c, --config FILE          bring this config up first (without: export the\n"
+	  "                             gateway already up)\n"
+	  "  -n, --name NAME            the gateway to export when there is no -c\n"
+	  "  --listen ADDR:PORT         serve /metrics here (ADDR:PORT, [IPV6]:PORT, :PORT)\n"
+	  "  --textfile DIR             also write DIR/vnet_xdp.prom (node_exporter)\n"
+	  "  --strict                   refuse a config with properties not enforced\n"
+	  "  --down-on-stop             take the gateway down on SIGTERM (default: it keeps\n"
+	  "                             forwarding)\n"
+	  "  SIGHUP reloads the config (-c FILE, else the one the gateway came up with).\n",
+	  serve_main },
+	{ "routes", "effective routes of a VNet, per subnet", "--vnet NAME [-c FILE] [-j]",
+	  "  --vnet NAME                the virtual network\n"
+	  "  -c, --config FILE          read this config (default: the one of the gateway up)\n"
+	  "  -j, --json                 JSON instead of a table\n",
+	  cmd_routes },
+	{ "verify", "run a synthesized packet through the loaded program",
+	  "--in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp [-n NAME] [-j] "
+	  "[--repeat N]",
+	  "  --in IFACE                 the interface the packet arrives on\n"
+	  "  --src IP[:PORT]            its source (IPv6 with a port: [ADDR]:PORT)\n"
+	  "  --dst IP[:PORT]            its destination\n"
+	  "  --proto tcp|udp|icmp       its protocol\n"
+	  "  -n, --name NAME            the gateway (default: the only one up)\n"
+	  "  -j, --json                 JSON instead of text\n"
+	  "  --repeat N                 run the packet N more times and print the mean time\n"
+	  "                             per run (the dry run writes no flow)\n",
+	  verify_main },
+	{ "flows", "the NSG flow table", "[-n NAME] [-j] [--gc]",
+	  "  -n, --name NAME            the gateway (default: the only one up)\n"
+	  "  -j, --json                 JSON instead of a table\n"
+	  "  --gc                       remove idle flows first\n",
+	  flows_main },
+	{ "snat", "SNAT mappings and per-VIP ports", "[-n NAME] [-j] [--gc]",
+	  "  -n, --name NAME            the gateway (default: the only one up)\n"
+	  "  -j, --json                 JSON instead of a table\n"
+	  "  --gc                       collect expired mappings first\n",
+	  snat_main },
+	{ "help", "a command's options", "[COMMAND]", "", cmd_help },
 };
+
+enum { N_COMMANDS = sizeof(commands) / sizeof(*commands) };
+
+static const struct command *command_find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+static void command_usage(const struct command *c)
+{
+	printf("usage: vnet-xdp %s %s\n\n%c%s.\n\n%s", c->name, c->synopsis,
+	       toupper((unsigned char)c->summary[0]), c->summary + 1, c->options);
+}
+
+static void global_usage(void)
+{
+	fputs("usage: vnet-xdp [-v] COMMAND [OPTIONS]\n"
+	      "       vnet-xdp help COMMAND | vnet-xdp COMMAND --help\n"
+	      "       vnet-xdp --version\n"
+	      "\nCommands:\n", stdout);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nOptions:\n"
+	      "  -v, --verbose              debug messages, libbpf's and libxdp's included\n"
+	      "  -h, --help                 this text\n"
+	      "  --version                  the version\n"
+	      "\nExit status: 0 done, 1 failed, 2 usage error. Manual: vnet-xdp(8) and\n"
+	      "vnet-xdp-COMMAND(8).\n", stdout);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		global_usage();
+		return 0;
+	}
+	c = command_find(argv[1]);
+	if (!c || argc > 2) {
+		fprintf(stderr, c ? "vnet-xdp help: one command at a time\n"
+				  : "vnet-xdp help: unknown command '%s'\n", argv[1]);
+		cli_usage_hint(NULL);
+		return EXIT_USAGE;
+	}
+	command_usage(c);
+	return 0;
+}
+
+/* -h or --help anywhere among a command's arguments asks for its usage, not its work. */
+static bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	return false;
+}
 
 int main(int argc, char **argv)
 {
+	const struct command *c;
 	int first = 1;
 
 	/* Before any command reads a config or a --param-file: either may hold a key. */
@@ -269,17 +385,30 @@ int main(int argc, char **argv)
 		log_verbose = true;
 		first++;
 	}
-	if (first >= argc)
-		return usage("no command given");
-	if (!strcmp(argv[first], "-h") || !strcmp(argv[first], "--help") ||
-	    !strcmp(argv[first], "help")) {
-		fputs(usage_text, stdout);
+	if (first >= argc) {
+		fputs("vnet-xdp: no command given\n", stderr);
+		cli_usage_hint(NULL);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[first], "-h") || !strcmp(argv[first], "--help")) {
+		global_usage();
+		return 0;
+	}
+	if (!strcmp(argv[first], "--version")) {
+		printf("vnet-xdp %s\n", VNET_XDP_VERSION);
+		return 0;
+	}
+	c = command_find(argv[first]);
+	if (!c) {
+		fprintf(stderr, "vnet-xdp: unknown %s '%s'\n",
+			argv[first][0] == '-' ? "option" : "command", argv[first]);
+		cli_usage_hint(NULL);
+		return EXIT_USAGE;
+	}
+	if (asks_for_help(argc - first, argv + first)) {
+		command_usage(c);
 		return 0;
 	}
 	log_setup_libraries();
-	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-		if (!strcmp(argv[first], commands[i].name))
-			return commands[i].run(argc - first, argv + first);
-	fprintf(stderr, "vnet-xdp: unknown command '%s'\n", argv[first]);
-	return usage(NULL);
+	return c->run(argc - first, argv + first);
 }

@@ -154,6 +154,15 @@ static const struct metric_family families[] = {
 	{ "vnetxdp_map_max_entries", METRIC_GAUGE,
 	  "Capacity of a pinned BPF map of the datapath.",
 	  "maps", "maxEntries", { { "map", "name" } } },
+	/* The type tells an array (every slot always exists, so entries equal capacity)
+	 * from a map that fills up. */
+	{ "vnetxdp_map_info", METRIC_GAUGE,
+	  "A pinned BPF map of the datapath and its kernel type (array, percpu_array, hash, "
+	  "lru_hash, lpm_trie, ...); the value is always 1.",
+	  "maps", NULL, { { "map", "name" }, { "type", "type" } } },
+	{ "vnetxdp_map_memory_bytes", METRIC_GAUGE,
+	  "Kernel memory a pinned BPF map of the datapath takes (memlock in its fdinfo).",
+	  "maps", "memlockBytes", { { "map", "name" } } },
 };
 
 /* HELP text escapes backslash and newline; label values also the double quote. */

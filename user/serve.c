@@ -52,13 +52,6 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 
-static const char serve_usage[] =
-	"usage: vnet-xdp serve -c FILE [--listen ADDR:PORT] [--textfile DIR] [-n NAME]\n"
-	"                      [--strict] [--down-on-stop]\n"
-	"       (without -c: export the gateway that is already up, -n NAME or the only one)\n"
-	"       SIGHUP reloads the config (-c FILE, else the one the gateway came up with);\n"
-	"       SIGTERM stops the export, and with --down-on-stop takes the gateway down\n";
-
 struct serve_options {
 	const char *config;
 	const char *name;
@@ -495,9 +488,7 @@ static int serve_reload(const struct serve_options *o, const char *gateway)
 			  cfg->gateway_name, gateway);
 		goto out;
 	}
-	err = gateway_reload(cfg);
-	if (!err)
-		log_info("gateway %s reloaded from %s", gateway, path);
+	err = gateway_reload(cfg); /* it says what it did */
 out:
 	if (err)
 		log_error("gateway %s: reload from %s failed; the running config stays", gateway,
@@ -530,7 +521,7 @@ int serve_main(int argc, char **argv)
 	int rc, err, listen_fd;
 
 	if (parse_serve_options(argc, argv, &o)) {
-		fputs(serve_usage, stderr);
+		cli_usage_hint("serve");
 		return EXIT_USAGE;
 	}
 	if (gateway_name_check("serve", o.name))
@@ -547,7 +538,7 @@ int serve_main(int argc, char **argv)
 	rc = gateway_prepare(&o, &exporter, listen, sizeof(listen), &cfg);
 	if (rc) {
 		if (rc == EXIT_USAGE)
-			fputs(serve_usage, stderr);
+			cli_usage_hint("serve");
 		if (cfg)
 			config_free(cfg);
 		return rc;

@@ -191,6 +191,41 @@ static void pinned_maps_foreach(const char *gateway, pinned_map_fn *fn, void *ct
 		free(entries);
 }
 
+/* The kernel memory charged to a map, as its fdinfo says ("memlock": what RLIMIT_MEMLOCK
+ * or the memory cgroup is charged), or -errno when the kernel does not say. */
+static long long map_memlock_bytes(int fd)
+{
+	char path[64], line[128];
+	long long bytes = -ENODATA;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (bytes < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %lld", &bytes) != 1)
+			bytes = -ENODATA;
+	fclose(f);
+	return bytes;
+}
+
+static void memlock_add(const char *name, int fd, const struct bpf_map_info *info, void *ctx)
+{
+	long long bytes = map_memlock_bytes(fd);
+
+	if (bytes > 0)
+		*(long long *)ctx += bytes;
+}
+
+long long stats_maps_memlock_bytes(const char *gateway)
+{
+	long long total = 0;
+
+	pinned_maps_foreach(gateway, memlock_add, &total);
+	return total;
+}
+
 struct maps_walk {
 	json_t *maps;
 	const struct entry_sources *from;
@@ -205,8 +240,12 @@ static void map_json_append(const char *name, int fd, const struct bpf_map_info 
 	json_t *map = json_pack("{s:s, s:s, s:I}", "name", name, "type", type ? type : "unknown",
 				"maxEntries", (json_int_t)info->max_entries);
 
+	long long memlock = map_memlock_bytes(fd);
+
 	if (count >= 0)
 		json_object_set_new(map, "entries", json_integer(count));
+	if (memlock >= 0)
+		json_object_set_new(map, "memlockBytes", json_integer(memlock));
 	json_array_append_new(w->maps, map);
 }
 
@@ -387,8 +426,6 @@ void stats_print_text(FILE *out, json_t *stats)
 	}
 }
 
-static const char stats_usage[] = "usage: vnet-xdp stats [-n NAME] [-j | --prometheus]\n";
-
 int stats_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -411,12 +448,16 @@ int stats_main(int argc, char **argv)
 		case 'P': o.prometheus = true; break;
 		default:
 			cli_option_error("stats", c, argv);
-			fputs(stats_usage, stderr);
+			cli_usage_hint("stats");
 			return 2;
 		}
 	}
 	if (optind < argc || (o.json && o.prometheus)) {
-		fputs(stats_usage, stderr);
+		if (optind < argc)
+			fprintf(stderr, "vnet-xdp stats: unexpected argument '%s'\n", argv[optind]);
+		else
+			fputs("vnet-xdp stats: -j or --prometheus, not both\n", stderr);
+		cli_usage_hint("stats");
 		return 2;
 	}
 	if (gateway_name_check("stats", o.name))

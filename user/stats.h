@@ -6,7 +6,8 @@
  *   datapath  {COUNTER: {packets, bytes}}         what the XDP program did, per-CPU summed
  *   drops     {REASON: {packets, bytes}}          drops by reason
  *   peerings  [{name, vnet, remoteVnet, packets, bytes}]
- *   maps      [{name, type, entries, maxEntries}] every pinned map of the gateway
+ *   maps      [{name, type, entries, maxEntries, memlockBytes}] every pinned map of the
+ *             gateway; memlockBytes is the kernel memory its fdinfo says it takes
  * A feature's datapath adds its member (tunnels, nsgRuleHits, snat, flows) when it lands;
  * metrics.c already names the families they feed. */
 #ifndef VNET_XDP_STATS_H
@@ -32,6 +33,10 @@ void stats_print_text(FILE *out, json_t *stats);
  * walked on kernels before 6.6), LPM maps by walking their keys, arrays hold max_entries
  * by definition. Returns the count or -errno (-EOPNOTSUPP: no keys). */
 long long stats_map_entries(int map_fd);
+
+/* The kernel memory the gateway's pinned maps take, summed from each map's fdinfo
+ * (memlock); 0 when none is pinned. */
+long long stats_maps_memlock_bytes(const char *gateway);
 
 /* `vnet-xdp stats`: returns the exit code. */
 int stats_main(int argc, char **argv);

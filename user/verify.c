@@ -30,13 +30,6 @@
 #define EXIT_USAGE 2
 #define FRAME_SIZE 256
 
-static const char verify_usage[] =
-	"usage: vnet-xdp verify --in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp\n"
-	"                       [-n NAME] [-j] [--repeat N]\n"
-	"  IPv6 with a port: [ADDR]:PORT. --repeat N runs the packet N more times, each from\n"
-	"  the same frame, and prints the program's mean time per run (first-packet cost: the\n"
-	"  dry run writes no flow).\n";
-
 static const char *const drop_reason_names[] = DROP_REASON_NAMES;
 static const char *const datapath_counter_names[] = DATAPATH_COUNTER_NAMES;
 
@@ -455,9 +448,18 @@ static int parse_verify_options(int argc, char **argv, struct verify_options *o)
 			return -1;
 		}
 	}
-	if (optind < argc || !o->in || !o->src || !o->dst || !o->proto || o->repeat < 0 ||
-	    o->repeat > 100000000)
+	if (optind < argc) {
+		fprintf(stderr, "vnet-xdp verify: unexpected argument '%s'\n", argv[optind]);
 		return -1;
+	}
+	if (!o->in || !o->src || !o->dst || !o->proto) {
+		fputs("vnet-xdp verify: needs --in, --src, --dst and --proto\n", stderr);
+		return -1;
+	}
+	if (o->repeat < 0 || o->repeat > 100000000) {
+		fputs("vnet-xdp verify: --repeat is 0 to 100000000\n", stderr);
+		return -1;
+	}
 	return 0;
 }
 
@@ -488,7 +490,7 @@ int verify_main(int argc, char **argv)
 	size_t len;
 
 	if (parse_verify_options(argc, argv, &o)) {
-		fputs(verify_usage, stderr);
+		cli_usage_hint("verify");
 		return EXIT_USAGE;
 	}
 	if (gateway_name_check("verify", o.name))

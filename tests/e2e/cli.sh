@@ -91,16 +91,147 @@ down_leaves_a_directory_outside_its_own_alone() {
 a_running_command_cannot_dump_core() {
 	local pid owner limits rc=0
 	setpriv --reuid=65534 --regid=65534 --clear-groups -- bash -c \
-		'ulimit -c unlimited; exec "$0" import -' "$VNET_XDP" < <(sleep 3) >/dev/null 2>&1 &
+		'ulimit -c unlimited; exec "$0" import -' "$VNET_XDP" < <(sleep 10) >/dev/null 2>&1 &
 	pid=$!
-	sleep 0.5
-	owner=$(stat -c %u "/proc/$pid/status")
-	limits=$(grep "^Max core file size" "/proc/$pid/limits")
+	# until the exec and the command's first steps are done (slow on a loaded machine);
+	# a dumpable process never gets there and fails after 5 s
+	for _ in $(seq 50); do
+		owner=$(stat -c %u "/proc/$pid/status")
+		limits=$(grep "^Max core file size" "/proc/$pid/limits")
+		[ "$owner" = 0 ] && grep -qE "size +0 +0 " <<<"$limits" && break
+		sleep 0.1
+	done
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	[ "$owner" = 0 ] || { echo "/proc/$pid belongs to uid $owner: the process is dumpable"; rc=1; }
 	grep -qE "size +0 +0 " <<<"$limits" || { echo "$limits"; rc=1; }
 	return $rc
+}
+
+# ---- help, version, man pages, completion ----------------------------------------------
+
+STAGE=$(mktemp -d /tmp/vnet-xdp-cli.$$.XXXXXX)
+trap 'rm -rf "$STAGE"' EXIT
+COMMANDS="check import up reload down status stats serve routes verify flows snat"
+
+version_prints_one_line_and_exits_0() {
+	local out
+	out=$("$VNET_XDP" --version) || return 1
+	grep -qE '^vnet-xdp [0-9a-z][0-9A-Za-z.+~-]*$' <<<"$out" || { echo "$out"; return 1; }
+}
+
+# help CMD, CMD --help and CMD -h (wherever it stands): the usage on stdout, nothing on
+# stderr, exit 0, and nothing done (-c of a file that does not exist is not read).
+help_and_dash_dash_help_print_the_usage_on_stdout() {
+	local cmd args out err
+	for cmd in $COMMANDS; do
+		for args in "help $cmd" "$cmd --help" "$cmd -h" "$cmd -c /nonexistent --help"; do
+			# shellcheck disable=SC2086
+			out=$("$VNET_XDP" $args 2>"$STAGE/err") ||
+				{ echo "vnet-xdp $args: exit $?"; return 1; }
+			err=$(cat "$STAGE/err")
+			[ -z "$err" ] || { echo "vnet-xdp $args: stderr: $err"; return 1; }
+			grep -q "^usage: vnet-xdp $cmd" <<<"$out" ||
+				{ echo "vnet-xdp $args: stdout: $out"; return 1; }
+		done
+	done
+	out=$("$VNET_XDP" --help) && grep -q "^Commands:" <<<"$out" &&
+		out=$("$VNET_XDP" help) && grep -q "^Commands:" <<<"$out"
+}
+
+# A refused command line: nothing on stdout, the problem then a hint on stderr, exit 2.
+usage_errors_say_what_and_where_to_read_on_stderr() {
+	local args out rc
+	for args in bogus "-x" "help bogus" "check -q" "import --bogus" "stats a" "verify --in lo"; do
+		# shellcheck disable=SC2086
+		out=$("$VNET_XDP" $args 2>"$STAGE/err")
+		rc=$?
+		[ $rc = 2 ] && [ -z "$out" ] || { echo "vnet-xdp $args: exit $rc, stdout '$out'"; return 1; }
+		[ "$(wc -l <"$STAGE/err")" = 2 ] && grep -q "^Try 'vnet-xdp " "$STAGE/err" ||
+			{ echo "vnet-xdp $args: stderr: $(cat "$STAGE/err")"; return 1; }
+	done
+}
+
+# The option names of "  -x, --long VALUE  what" lines (help) or of the "*-x*, *--long* _V_"
+# lines of the OPTIONS section (scdoc source), sorted.
+help_options() {
+	"$VNET_XDP" "$@" --help | sed -n 's/^  \(-[^ ,]*\(, -[^ ,]*\)\?\).*/\1/p' | tr ',' '\n' |
+		tr -d ' ' | sort -u
+}
+man_options() {
+	awk '/^# / { on = $0 == "# OPTIONS" } on' "$1" | grep '^\*-' | grep -oE -- '\*--?[a-z][a-z-]*\*' | tr -d '*' | sort -u
+}
+
+every_option_in_help_is_in_the_man_page_and_back() {
+	local cmd diff rc=0
+	diff=$(diff <(help_options) <(man_options docs/man/vnet-xdp.8.scd)) ||
+		{ echo "vnet-xdp --help vs vnet-xdp(8): $diff"; rc=1; }
+	for cmd in $COMMANDS; do
+		[ -f "docs/man/vnet-xdp-$cmd.8.scd" ] || { echo "no vnet-xdp-$cmd(8)"; rc=1; continue; }
+		diff=$(diff <(help_options "$cmd") <(man_options "docs/man/vnet-xdp-$cmd.8.scd")) ||
+			{ echo "vnet-xdp $cmd --help (<) vs vnet-xdp-$cmd(8) (>): $diff"; rc=1; }
+	done
+	return $rc
+}
+
+# What help lists, the command's parser takes: given with a value that leads nowhere
+# (no such file, gateway or interface), no option is "unknown".
+every_option_in_help_is_one_the_command_takes() {
+	local cmd opt
+	for cmd in $COMMANDS; do
+		for opt in $(help_options "$cmd"); do
+			"$VNET_XDP" "$cmd" "$opt" nonexistent-$$ >/dev/null 2>"$STAGE/err" </dev/null
+			! grep -q "unknown or misplaced option" "$STAGE/err" ||
+				{ echo "vnet-xdp $cmd $opt: $(cat "$STAGE/err")"; return 1; }
+		done
+	done
+}
+
+make_install_puts_man_pages_and_completion_in_place() {
+	local cmd
+	make -s install DESTDIR="$STAGE/root" PREFIX=/usr >/dev/null || return 1
+	[ -x "$STAGE/root/usr/sbin/vnet-xdp" ] &&
+		[ -f "$STAGE/root/usr/share/bash-completion/completions/vnet-xdp" ] &&
+		[ -f "$STAGE/root/usr/share/man/man8/vnet-xdp.8" ] || { find "$STAGE/root"; return 1; }
+	for cmd in $COMMANDS; do
+		[ -f "$STAGE/root/usr/share/man/man8/vnet-xdp-$cmd.8" ] || { echo "no vnet-xdp-$cmd.8"; return 1; }
+	done
+}
+
+# groff's warnings on (-ww), output off (-z): a page it has anything to say about fails.
+man_pages_render_without_warnings() {
+	local page out
+	[ -d "$STAGE/root/usr/share/man/man8" ] || return 1
+	for page in "$STAGE"/root/usr/share/man/man8/*.8; do
+		out=$(groff -man -ww -z "$page" 2>&1)
+		[ -z "$out" ] || { echo "$page: $out"; return 1; }
+		out=$(MANWIDTH=80 man -l "$page" 2>&1 >/dev/null)
+		[ -z "$out" ] || { echo "man -l $page: $out"; return 1; }
+	done
+	MANWIDTH=80 man -l "$STAGE/root/usr/share/man/man8/vnet-xdp.8" 2>/dev/null | grep -q "EXIT STATUS"
+}
+
+# completes WORD...: what the completion offers for the last word, as bash would ask it.
+completes() {
+	bash -c '. "$0"; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _vnet_xdp; echo "${COMPREPLY[*]}"' \
+		"$STAGE/root/usr/share/bash-completion/completions/vnet-xdp" "$@"
+}
+
+completion_offers_commands_options_gateways_and_files() {
+	local got
+	[ -f "$STAGE/root/usr/share/bash-completion/completions/vnet-xdp" ] || return 1
+	mkdir -p "$STAGE/pins/gwa$$" "$STAGE/pins/gwb$$" && : >"$STAGE/conf$$.json"
+	got=$(completes "$VNET_XDP" s) && [ "$got" = "status stats serve snat" ] ||
+		{ echo "commands: '$got'"; return 1; }
+	got=$(completes "$VNET_XDP" -v up --) && [ "$got" = "--config --mode --strict" ] ||
+		{ echo "up options: '$got'"; return 1; }
+	got=$(completes "$VNET_XDP" help ro) && [ "$got" = routes ] || { echo "help: '$got'"; return 1; }
+	got=$(completes "$VNET_XDP" up --mode g) && [ "$got" = generic ] ||
+		{ echo "--mode: '$got'"; return 1; }
+	got=$(_VNET_XDP_PIN_ROOT=$STAGE/pins completes "$VNET_XDP" status -n gw) &&
+		[ "$got" = "gwa$$ gwb$$" ] || { echo "gateways: '$got'"; return 1; }
+	got=$(completes "$VNET_XDP" check -c "$STAGE/conf") && [ "$got" = "$STAGE/conf$$.json" ] ||
+		{ echo "files: '$got'"; return 1; }
 }
 
 run_case missing_values_are_named
@@ -110,3 +241,11 @@ run_case unreadable_config_is_one_line
 run_case bad_gateway_names_are_refused_in_one_line
 run_case down_leaves_a_directory_outside_its_own_alone
 run_case a_running_command_cannot_dump_core
+run_case version_prints_one_line_and_exits_0
+run_case help_and_dash_dash_help_print_the_usage_on_stdout
+run_case usage_errors_say_what_and_where_to_read_on_stderr
+run_case every_option_in_help_is_in_the_man_page_and_back
+run_case every_option_in_help_is_one_the_command_takes
+run_case make_install_puts_man_pages_and_completion_in_place
+run_case man_pages_render_without_warnings
+run_case completion_offers_commands_options_gateways_and_files

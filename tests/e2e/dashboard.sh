@@ -14,6 +14,7 @@ e2e_begin e2e_dashboard vxdash dash
 LISTEN=127.0.0.1:9479
 PROMETHEUS_LISTEN=127.0.0.1:9480
 DASHBOARD=${DASHBOARD:-dashboards/vnet-xdp.grafana.json}
+PROMETHEUS_RULES=${PROMETHEUS_RULES:-dashboards/vnet-xdp.rules.yml}
 
 if ! command -v prometheus >/dev/null; then
 	skip dashboard_queries "prometheus is not installed (scripts/install-deps.sh installs it)"
@@ -113,6 +114,39 @@ prometheus_holds_the_rule_and_peering_values() {
 	[ "$rule" = $DENIED_PINGS ] && [ -n "$peering" ] && [ "$peering" -ge $((3 * DENIED_PINGS)) ]
 }
 
+# Arrays hold every slot always, so their entries equal their capacity: the fill panel
+# shows the maps that fill up (the flow cache, tries), none of them full on this gateway.
+map_fill_leaves_arrays_out() {
+	local expr answer maps arrays
+	expr=$(jq -r '.. | objects | select(.title? // "" | startswith("Map fill ratio")) | .targets[0].expr' "$DASHBOARD")
+	answer=$(query "${expr//\$instance/.*}") || return 1
+	maps=$(jq -r '.data.result[] | "\(.metric.map) \(.value[1])"' <<<"$answer")
+	arrays=$(query 'vnetxdp_map_info{type=~".*array"}' | jq -r '.data.result[].metric.map')
+	echo "fill panel: $(tr '\n' ' ' <<<"$maps")"
+	[ -n "$arrays" ] || { echo "the exporter names no array map"; return 1; }
+	grep -q '^flows ' <<<"$maps" || return 1
+	for map in $arrays; do
+		grep -q "^$map " <<<"$maps" && { echo "array $map in the fill panel"; return 1; }
+	done
+	! awk '$2 >= 1 { found = 1 } END { exit !found }' <<<"$maps"
+}
+
+# Prometheus evaluates every alert rule on the gateway's own series without an error,
+# and a healthy gateway fires none of them.
+alert_rules_evaluate_on_the_live_exporter() {
+	local rules
+	for _ in $(seq 30); do
+		rules=$(in_gw curl -sf "http://$PROMETHEUS_LISTEN/api/v1/rules" | jq -c '[.data.groups[].rules[]]')
+		[ "$(jq '[.[] | select(.lastEvaluation | startswith("0001"))] | length' <<<"$rules")" = 0 ] &&
+			[ "$(jq length <<<"$rules")" -gt 0 ] && break
+		sleep 0.5
+	done
+	jq -r '.[] | "\(.name) \(.health) \(.state) \(.lastError // "")"' <<<"$rules"
+	[ "$(jq length <<<"$rules")" = "$(grep -c -- '- alert:' "$PROMETHEUS_RULES")" ] || return 1
+	[ "$(jq '[.[] | select(.health != "ok")] | length' <<<"$rules")" = 0 ] &&
+		[ "$(jq '[.[] | select(.state != "inactive")] | length' <<<"$rules")" = 0 ]
+}
+
 instance_variable_lists_the_exporter() {
 	local q values
 	q=$(jq -r '.templating.list[] | select(.name == "instance") | .query.query' "$DASHBOARD")
@@ -127,3 +161,5 @@ run_case serve_traffic_and_prometheus
 run_case prometheus_holds_the_rule_and_peering_values
 run_case every_dashboard_query_answers
 run_case instance_variable_lists_the_exporter
+run_case map_fill_leaves_arrays_out
+run_case alert_rules_evaluate_on_the_live_exporter

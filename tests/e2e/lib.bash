@@ -91,12 +91,15 @@ serve_start() {
 }
 
 # prometheus_start TARGET LISTEN: a Prometheus server in the gateway's namespace that
-# scrapes TARGET every second and answers on LISTEN (its id in $WORK/prometheus.pid).
+# scrapes TARGET every second and answers on LISTEN (its id in $WORK/prometheus.pid);
+# it evaluates the rule file $PROMETHEUS_RULES, if set, every second.
 prometheus_start() {
 	cat >"$WORK/prometheus.yml" <<YAML
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files: [${PROMETHEUS_RULES:+'$PWD/$PROMETHEUS_RULES'}]
 scrape_configs:
   - job_name: vnet-xdp
     static_configs:

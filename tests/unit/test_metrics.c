@@ -30,7 +30,7 @@ static const char *const stats_text =
 	"   {\"name\": \"hub-to-spoke1\", \"vnet\": \"hub\", \"remoteVnet\": \"spoke1\", \"packets\": 5, \"bytes\": 490},"
 	"   {\"name\": \"odd\", \"vnet\": \"we\\\"ird\\\\name\\nx\", \"remoteVnet\": \"hub\", \"packets\": -1, \"bytes\": 9007199254740993}],"
 	" \"maps\": ["
-	"   {\"name\": \"routes\", \"type\": \"lpm_trie\", \"entries\": 12, \"maxEntries\": 262144},"
+	"   {\"name\": \"routes\", \"type\": \"lpm_trie\", \"entries\": 12, \"maxEntries\": 262144, \"memlockBytes\": 5242880},"
 	"   {\"name\": \"ringbuf\", \"type\": \"ringbuf\", \"maxEntries\": 4096}]}";
 
 static json_t *stats_fixture(void)
@@ -170,6 +170,19 @@ static void map_fill_has_entries_and_capacity(void **state)
 	/* a map without keys has a capacity but no invented entry count */
 	assert_line(text, "vnetxdp_map_max_entries{map=\"ringbuf\"} 4096");
 	assert_null(strstr(text, "vnetxdp_map_entries{map=\"ringbuf\"}"));
+	free(text);
+}
+
+/* An array's entries always equal its capacity: the type label lets a fill panel leave
+ * arrays out. */
+static void map_info_names_the_type_and_memory(void **state)
+{
+	char *text = render_fixture();
+
+	assert_line(text, "vnetxdp_map_info{map=\"routes\",type=\"lpm_trie\"} 1");
+	assert_line(text, "vnetxdp_map_info{map=\"ringbuf\",type=\"ringbuf\"} 1");
+	assert_line(text, "vnetxdp_map_memory_bytes{map=\"routes\"} 5242880");
+	assert_null(strstr(text, "vnetxdp_map_memory_bytes{map=\"ringbuf\"}"));
 	free(text);
 }
 
@@ -383,6 +396,7 @@ int main(void)
 		cmocka_unit_test(drops_are_labelled_by_reason),
 		cmocka_unit_test(build_info_and_config_generation),
 		cmocka_unit_test(map_fill_has_entries_and_capacity),
+		cmocka_unit_test(map_info_names_the_type_and_memory),
 		cmocka_unit_test(families_without_data_are_left_out),
 		cmocka_unit_test(textfile_is_replaced_atomically),
 		cmocka_unit_test(rendered_text_passes_promtool),
