@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/if_link.h>
@@ -309,47 +310,61 @@ static int pin_replace(int fd, const char *path)
 	return 0;
 }
 
-struct xdp_generation *xdp_generation_load(const char *pin_dir)
+/* A loaded program on its maps. The extension that dispatchers call is loaded once, by
+ * the first interface that runs a dispatcher, and linked into every other one. */
+struct xdp_generation {
+	struct vnet_xdp_bpf *skel;
+	struct vnet_xdp_bpf *ext_skel;
+	int ext_fd;
+};
+
+static struct xdp_generation *generation_load(const char *pin_dir, bool dry_run)
 {
-	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
+	struct xdp_generation *gen = calloc(1, sizeof(*gen));
 	int err;
 
-	if (!skel)
+	if (!gen)
 		return NULL;
-	err = vnet_xdp_bpf__load(skel);
+	gen->ext_fd = -1;
+	gen->skel = skeleton_open(pin_dir);
+	if (!gen->skel) {
+		free(gen);
+		return NULL;
+	}
+	gen->skel->rodata->dry_run = dry_run;
+	err = vnet_xdp_bpf__load(gen->skel);
 	if (err) {
-		vnet_xdp_bpf__destroy(skel);
+		xdp_generation_close(gen);
 		errno = -err;
 		return NULL;
 	}
-	return (struct xdp_generation *)skel;
+	return gen;
+}
+
+struct xdp_generation *xdp_generation_load(const char *pin_dir)
+{
+	return generation_load(pin_dir, false);
 }
 
 struct xdp_generation *xdp_dry_run_load(const char *pin_dir)
 {
-	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
-	int err;
-
-	if (!skel)
-		return NULL;
-	skel->rodata->dry_run = 1;
-	err = vnet_xdp_bpf__load(skel);
-	if (err) {
-		vnet_xdp_bpf__destroy(skel);
-		errno = -err;
-		return NULL;
-	}
-	return (struct xdp_generation *)skel;
+	return generation_load(pin_dir, true);
 }
 
 int xdp_generation_fd(const struct xdp_generation *gen)
 {
-	return bpf_program__fd(((const struct vnet_xdp_bpf *)gen)->progs.xdp_gateway);
+	return bpf_program__fd(gen->skel->progs.xdp_gateway);
 }
 
 void xdp_generation_close(struct xdp_generation *gen)
 {
-	vnet_xdp_bpf__destroy((struct vnet_xdp_bpf *)gen);
+	if (!gen)
+		return;
+	if (gen->ext_fd >= 0)
+		close(gen->ext_fd);
+	vnet_xdp_bpf__destroy(gen->ext_skel);
+	vnet_xdp_bpf__destroy(gen->skel);
+	free(gen);
 }
 
 static int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd)
@@ -452,38 +467,48 @@ static struct vnet_xdp_bpf *skeleton_sharing(const struct vnet_xdp_bpf *gen)
 /* Under a dispatcher, the new program joins the dispatcher beside the old one (libxdp
  * swaps in a dispatcher holding both, atomically); the old one leaves at commit. Until
  * then a packet the old program hands to the kernel (XDP_PASS) meets the new one too,
- * which judges it as it will from now on; every other verdict is the old program's. */
-static int dispatcher_join(const struct vnet_xdp_bpf *gen, uint32_t ifindex, int *new_fd)
+ * which judges it as it will from now on; every other verdict is the old program's.
+ * The first interface loads the extension (verified against its dispatcher); the others
+ * link that same program into theirs. */
+static int dispatcher_join(struct xdp_generation *gen, uint32_t ifindex, int *new_fd)
 {
 	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .prog_name = PROGRAM_NAME);
-	struct vnet_xdp_bpf *skel = skeleton_sharing(gen);
 	enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
 	struct xdp_multiprog *mp;
 	struct xdp_program *prog;
 	int err;
 
-	if (!skel)
-		return -errno;
 	mp = xdp_multiprog__get_from_ifindex(ifindex);
 	if (!libxdp_get_error(mp)) {
 		mode = xdp_multiprog__attach_mode(mp);
 		xdp_multiprog__close(mp);
 	}
-	opts.obj = skel->obj;
-	prog = xdp_program__create(&opts);
-	err = libxdp_get_error(prog);
-	if (!err) {
-		err = xdp_program__attach(prog, ifindex, mode, 0);
-		if (!err) {
-			*new_fd = fcntl(xdp_program__fd(prog), F_DUPFD_CLOEXEC, 3);
-			if (*new_fd < 0) {
-				err = -errno;
-				xdp_program__detach(prog, ifindex, mode, 0);
-			}
-		}
-		xdp_program__close(prog);
+	if (gen->ext_fd >= 0) {
+		prog = xdp_program__from_fd(gen->ext_fd);
+	} else {
+		gen->ext_skel = gen->ext_skel ?: skeleton_sharing(gen->skel);
+		if (!gen->ext_skel)
+			return -errno;
+		opts.obj = gen->ext_skel->obj;
+		prog = xdp_program__create(&opts);
 	}
-	vnet_xdp_bpf__destroy(skel);
+	err = libxdp_get_error(prog);
+	if (err)
+		return err;
+	err = xdp_program__attach(prog, ifindex, mode, 0);
+	if (!err && gen->ext_fd < 0) {
+		gen->ext_fd = fcntl(xdp_program__fd(prog), F_DUPFD_CLOEXEC, 3);
+		if (gen->ext_fd < 0)
+			err = -errno;
+	}
+	if (!err) {
+		*new_fd = fcntl(gen->ext_fd, F_DUPFD_CLOEXEC, 3);
+		if (*new_fd < 0)
+			err = -errno;
+	}
+	if (err && xdp_program__fd(prog) >= 0)
+		xdp_program__detach(prog, ifindex, mode, 0);
+	xdp_program__close(prog);
 	return err;
 }
 
@@ -517,10 +542,9 @@ static void swap_close(struct xdp_swap *s)
 	s->old_fd = s->new_fd = -1;
 }
 
-int xdp_swap_begin(const char *pin_dir, const struct xdp_generation *gen, uint32_t ifindex,
+int xdp_swap_begin(const char *pin_dir, struct xdp_generation *gen, uint32_t ifindex,
 		   struct xdp_swap *s, uint32_t *prog_id)
 {
-	const struct vnet_xdp_bpf *skel = (const struct vnet_xdp_bpf *)gen;
 	struct xdp_multiprog *mp;
 	struct xdp_program *ours;
 	uint32_t pinned_id = 0;
@@ -539,7 +563,7 @@ int xdp_swap_begin(const char *pin_dir, const struct xdp_generation *gen, uint32
 		s->shared = true;
 		s->old_fd = fcntl(xdp_program__fd(ours), F_DUPFD_CLOEXEC, 3);
 		xdp_multiprog__close(mp);
-		err = s->old_fd < 0 ? -errno : dispatcher_join(skel, ifindex, &s->new_fd);
+		err = s->old_fd < 0 ? -errno : dispatcher_join(gen, ifindex, &s->new_fd);
 	} else if (err == -ENOENT) {
 		err = legacy_swap_begin(gen, s);
 	}

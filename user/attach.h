@@ -48,7 +48,7 @@ struct xdp_swap {
 	int old_fd, new_fd;
 	bool shared; /* in a dispatcher */
 };
-int xdp_swap_begin(const char *pin_dir, const struct xdp_generation *gen, uint32_t ifindex,
+int xdp_swap_begin(const char *pin_dir, struct xdp_generation *gen, uint32_t ifindex,
 		   struct xdp_swap *s, uint32_t *prog_id);
 int xdp_swap_commit(struct xdp_swap *s);
 void xdp_swap_abort(const char *pin_dir, struct xdp_swap *s);

@@ -829,7 +829,7 @@ static size_t slot_hints(json_t *state, struct plan_slot_hint *hints, size_t max
 /* Moves every interface to the generation's program, then promotes the staged maps. On
  * a failure the interfaces already moved get their previous programs back. */
 static int swap_generation(const char *pin_dir, const char *stage,
-			   const struct xdp_generation *gen, const uint32_t *ifindexes, size_t n,
+			   struct xdp_generation *gen, const uint32_t *ifindexes, size_t n,
 			   uint32_t *prog_ids)
 {
 	struct xdp_swap swaps[MAX_INTERFACES];
