@@ -1,5 +1,7 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/if_link.h>
@@ -320,115 +322,64 @@ static int pin_replace(int fd, const char *path)
 	return 0;
 }
 
-struct xdp_generation *xdp_generation_load(const char *pin_dir)
+/* A loaded program on its maps. The extension that dispatchers call is loaded once, by
+ * the first interface that runs a dispatcher, and linked into every other one. */
+struct xdp_generation {
+	struct vnet_xdp_bpf *skel;
+	struct vnet_xdp_bpf *ext_skel;
+	int ext_fd;
+};
+
+static struct xdp_generation *generation_load(const char *pin_dir, bool dry_run)
 {
-	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
+	struct xdp_generation *gen = calloc(1, sizeof(*gen));
 	int err;
 
-	if (!skel)
+	if (!gen)
 		return NULL;
-	err = vnet_xdp_bpf__load(skel);
+	gen->ext_fd = -1;
+	gen->skel = skeleton_open(pin_dir);
+	if (!gen->skel) {
+		free(gen);
+		return NULL;
+	}
+	gen->skel->rodata->dry_run = dry_run;
+	err = vnet_xdp_bpf__load(gen->skel);
 	if (err) {
-		vnet_xdp_bpf__destroy(skel);
+		xdp_generation_close(gen);
 		errno = -err;
 		return NULL;
 	}
-	return (struct xdp_generation *)skel;
+	return gen;
+}
+
+struct xdp_generation *xdp_generation_load(const char *pin_dir)
+{
+	return generation_load(pin_dir, false);
 }
 
 struct xdp_generation *xdp_dry_run_load(const char *pin_dir)
 {
-	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
-	int err;
-
-	if (!skel)
-		return NULL;
-	skel->rodata->dry_run = 1;
-	err = vnet_xdp_bpf__load(skel);
-	if (err) {
-		vnet_xdp_bpf__destroy(skel);
-		errno = -err;
-		return NULL;
-	}
-	return (struct xdp_generation *)skel;
+	return generation_load(pin_dir, true);
 }
 
 int xdp_generation_fd(const struct xdp_generation *gen)
 {
-	return bpf_program__fd(((const struct vnet_xdp_bpf *)gen)->progs.xdp_gateway);
+	return bpf_program__fd(gen->skel->progs.xdp_gateway);
 }
 
 void xdp_generation_close(struct xdp_generation *gen)
 {
-	vnet_xdp_bpf__destroy((struct vnet_xdp_bpf *)gen);
+	if (!gen)
+		return;
+	if (gen->ext_fd >= 0)
+		close(gen->ext_fd);
+	vnet_xdp_bpf__destroy(gen->ext_skel);
+	vnet_xdp_bpf__destroy(gen->skel);
+	free(gen);
 }
 
-/* Where libxdp attached through its dispatcher (kernels whose freplace it can use, as
- * Debian's), the interface runs the dispatcher, which calls our program. When ours is
- * its only program, swapping the dispatcher itself for the new program is one netlink
- * request like any other swap: every packet meets the old program or the new one. The
- * interface then runs ours directly, and later reloads swap it as usual; `down` clears
- * the dispatcher libxdp left pinned. */
-static bool dispatcher_runs_only_ours(uint32_t ifindex, const char *pin_path)
-{
-	struct xdp_multiprog *mp;
-	struct xdp_program *first;
-	bool only = false;
-	uint32_t ours;
-	int fd = bpf_obj_get(pin_path);
-
-	if (fd < 0)
-		return false;
-	ours = program_id_of_fd(fd);
-	close(fd);
-	mp = xdp_multiprog__get_from_ifindex(ifindex);
-	if (libxdp_get_error(mp))
-		return false;
-	if (!xdp_multiprog__is_legacy(mp)) {
-		first = xdp_multiprog__next_prog(NULL, mp);
-		only = first && xdp_program__id(first) == ours && !xdp_multiprog__next_prog(first, mp);
-	}
-	xdp_multiprog__close(mp);
-	return only;
-}
-
-int xdp_replace_interface(const char *pin_dir, uint32_t ifindex, int new_fd, int *old_fd,
-			  uint32_t *prog_id)
-{
-	uint32_t current = 0, flags = 0;
-	char path[320];
-	int err;
-
-	program_pin_path(pin_dir, ifindex, path, sizeof(path));
-	err = attached_mode(ifindex, &current, &flags);
-	if (err)
-		return err;
-	/* What runs there, which is what the pin names unless an earlier reload died
-	 * between swapping and re-pinning. */
-	*old_fd = bpf_prog_get_fd_by_id(current);
-	if (*old_fd < 0)
-		return -errno;
-	if (!program_is_ours(*old_fd) && !dispatcher_runs_only_ours(ifindex, path)) {
-		close(*old_fd); /* someone else's program, or a dispatcher shared with others */
-		*old_fd = -1;
-		return -EBUSY;
-	}
-	err = xdp_swap_program(ifindex, *old_fd, new_fd);
-	if (!err) {
-		err = pin_replace(new_fd, path);
-		if (err) /* keep what the pins say true: put the old program back */
-			xdp_swap_program(ifindex, new_fd, *old_fd);
-		else
-			*prog_id = program_id_of_fd(new_fd);
-	}
-	if (err) {
-		close(*old_fd);
-		*old_fd = -1;
-	}
-	return err;
-}
-
-int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd)
+static int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd)
 {
 	LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = expected_fd);
 	uint32_t current, flags;
@@ -443,10 +394,232 @@ int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd)
 	return 0;
 }
 
-int xdp_pin_program(const char *pin_dir, uint32_t ifindex, int fd)
+static int xdp_pin_program(const char *pin_dir, uint32_t ifindex, int fd)
 {
 	char path[320];
 
 	program_pin_path(pin_dir, ifindex, path, sizeof(path));
 	return pin_replace(fd, path);
+}
+
+/* Our program in the dispatcher libxdp runs on ifindex, -ENOENT where the interface runs
+ * a program directly (legacy), -EBUSY where the dispatcher holds no program of ours. */
+static int dispatcher_slot(uint32_t ifindex, uint32_t prog_id, struct xdp_multiprog **mp,
+			   struct xdp_program **ours)
+{
+	*mp = xdp_multiprog__get_from_ifindex(ifindex);
+	if (libxdp_get_error(*mp)) {
+		*mp = NULL;
+		return -ENOENT;
+	}
+	if (xdp_multiprog__is_legacy(*mp)) {
+		xdp_multiprog__close(*mp);
+		*mp = NULL;
+		return -ENOENT;
+	}
+	*ours = find_attached(*mp, prog_id);
+	if (!*ours) {
+		xdp_multiprog__close(*mp);
+		*mp = NULL;
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* Removes one program from ifindex's dispatcher: libxdp builds a dispatcher without it
+ * and swaps it in with one netlink request, so the programs beside ours keep running. */
+static int dispatcher_remove(uint32_t ifindex, uint32_t prog_id)
+{
+	struct xdp_multiprog *mp;
+	struct xdp_program *p;
+	int err = dispatcher_slot(ifindex, prog_id, &mp, &p);
+
+	if (err)
+		return err;
+	err = xdp_program__detach(p, ifindex, xdp_multiprog__attach_mode(mp), 0);
+	xdp_multiprog__close(mp);
+	if (!err)
+		libxdp_clean_references((int)ifindex); /* the dispatcher just replaced */
+	return err;
+}
+
+/* A fresh, unloaded copy of the generation's program on exactly the generation's maps
+ * (staged config maps included), for libxdp to load as an extension of a dispatcher. */
+static struct vnet_xdp_bpf *skeleton_sharing(const struct vnet_xdp_bpf *gen)
+{
+	struct vnet_xdp_bpf *skel = vnet_xdp_bpf__open();
+	struct bpf_map *map;
+	int err = 0;
+
+	if (!skel)
+		return NULL;
+	bpf_object__for_each_map(map, skel->obj) {
+		struct bpf_map *theirs;
+
+		if (bpf_map__is_internal(map))
+			continue;
+		theirs = bpf_object__find_map_by_name(gen->obj, bpf_map__name(map));
+		if (!theirs) {
+			err = -ENOENT;
+			break;
+		}
+		/* no pin path: libbpf would otherwise adopt the live pin over the shared fd */
+		err = bpf_map__set_pin_path(map, NULL) ?: bpf_map__reuse_fd(map, bpf_map__fd(theirs));
+		if (err)
+			break;
+	}
+	if (err) {
+		vnet_xdp_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return skel;
+}
+
+/* Under a dispatcher, the new program joins the dispatcher beside the old one (libxdp
+ * swaps in a dispatcher holding both, atomically); the old one leaves at commit. Until
+ * then a packet the old program hands to the kernel (XDP_PASS) meets the new one too,
+ * which judges it as it will from now on; every other verdict is the old program's.
+ * The first interface loads the extension (verified against its dispatcher); the others
+ * link that same program into theirs. */
+static int dispatcher_join(struct xdp_generation *gen, uint32_t ifindex, int *new_fd)
+{
+	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .prog_name = PROGRAM_NAME);
+	enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
+	struct xdp_multiprog *mp;
+	struct xdp_program *prog;
+	int err;
+
+	mp = xdp_multiprog__get_from_ifindex(ifindex);
+	if (!libxdp_get_error(mp)) {
+		mode = xdp_multiprog__attach_mode(mp);
+		xdp_multiprog__close(mp);
+	}
+	if (gen->ext_fd >= 0) {
+		prog = xdp_program__from_fd(gen->ext_fd);
+	} else {
+		gen->ext_skel = gen->ext_skel ?: skeleton_sharing(gen->skel);
+		if (!gen->ext_skel)
+			return -errno;
+		opts.obj = gen->ext_skel->obj;
+		prog = xdp_program__create(&opts);
+	}
+	err = libxdp_get_error(prog);
+	if (err)
+		return err;
+	err = xdp_program__attach(prog, ifindex, mode, 0);
+	if (!err && gen->ext_fd < 0) {
+		gen->ext_fd = fcntl(xdp_program__fd(prog), F_DUPFD_CLOEXEC, 3);
+		if (gen->ext_fd < 0)
+			err = -errno;
+	}
+	if (!err) {
+		*new_fd = fcntl(gen->ext_fd, F_DUPFD_CLOEXEC, 3);
+		if (*new_fd < 0)
+			err = -errno;
+	}
+	if (err && xdp_program__fd(prog) >= 0)
+		xdp_program__detach(prog, ifindex, mode, 0);
+	xdp_program__close(prog);
+	return err;
+}
+
+/* Swaps our program on a legacy attachment: one XDP_FLAGS_REPLACE request. */
+static int legacy_swap_begin(const struct xdp_generation *gen, struct xdp_swap *s)
+{
+	uint32_t current = 0, flags = 0;
+	int err = attached_mode(s->ifindex, &current, &flags);
+
+	if (err)
+		return err;
+	/* What runs there, which is what the pin names unless an earlier reload died
+	 * between swapping and re-pinning. */
+	s->old_fd = bpf_prog_get_fd_by_id(current);
+	if (s->old_fd < 0)
+		return -errno;
+	if (!program_is_ours(s->old_fd))
+		return -EBUSY; /* someone else's program */
+	s->new_fd = fcntl(xdp_generation_fd(gen), F_DUPFD_CLOEXEC, 3);
+	if (s->new_fd < 0)
+		return -errno;
+	return xdp_swap_program(s->ifindex, s->old_fd, s->new_fd);
+}
+
+static void swap_close(struct xdp_swap *s)
+{
+	if (s->old_fd >= 0)
+		close(s->old_fd);
+	if (s->new_fd >= 0)
+		close(s->new_fd);
+	s->old_fd = s->new_fd = -1;
+}
+
+int xdp_swap_begin(const char *pin_dir, struct xdp_generation *gen, uint32_t ifindex,
+		   struct xdp_swap *s, uint32_t *prog_id)
+{
+	struct xdp_multiprog *mp;
+	struct xdp_program *ours;
+	uint32_t pinned_id = 0;
+	char path[320];
+	int err, fd;
+
+	*s = (struct xdp_swap){ .ifindex = ifindex, .old_fd = -1, .new_fd = -1 };
+	program_pin_path(pin_dir, ifindex, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		pinned_id = program_id_of_fd(fd);
+		close(fd);
+	}
+	err = dispatcher_slot(ifindex, pinned_id, &mp, &ours);
+	if (!err) {
+		s->shared = true;
+		s->old_fd = fcntl(xdp_program__fd(ours), F_DUPFD_CLOEXEC, 3);
+		xdp_multiprog__close(mp);
+		err = s->old_fd < 0 ? -errno : dispatcher_join(gen, ifindex, &s->new_fd);
+	} else if (err == -ENOENT) {
+		err = legacy_swap_begin(gen, s);
+	}
+	if (!err) {
+		err = pin_replace(s->new_fd, path);
+		if (err) { /* keep what the pins say true: put the old program back */
+			xdp_swap_abort(pin_dir, s);
+			return err;
+		}
+		*prog_id = program_id_of_fd(s->new_fd);
+		return 0;
+	}
+	if (s->shared && s->new_fd >= 0)
+		dispatcher_remove(ifindex, program_id_of_fd(s->new_fd));
+	swap_close(s);
+	return err;
+}
+
+int xdp_swap_commit(struct xdp_swap *s)
+{
+	int err = 0;
+
+	if (s->shared && s->old_fd >= 0)
+		err = dispatcher_remove(s->ifindex, program_id_of_fd(s->old_fd));
+	swap_close(s);
+	return err;
+}
+
+void xdp_swap_abort(const char *pin_dir, struct xdp_swap *s)
+{
+	int err;
+
+	if (s->old_fd < 0 || s->new_fd < 0) {
+		swap_close(s);
+		return;
+	}
+	if (s->shared)
+		err = dispatcher_remove(s->ifindex, program_id_of_fd(s->new_fd));
+	else
+		err = xdp_swap_program(s->ifindex, s->new_fd, s->old_fd);
+	if (!err)
+		err = xdp_pin_program(pin_dir, s->ifindex, s->old_fd);
+	if (err)
+		log_error("could not put the previous program back on ifindex %u: %s", s->ifindex,
+			  strerror(-err));
+	swap_close(s);
 }

@@ -2,6 +2,7 @@
 #ifndef VNET_XDP_ATTACH_H
 #define VNET_XDP_ATTACH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <xdp/libxdp.h>
 
@@ -37,13 +38,19 @@ int xdp_generation_fd(const struct xdp_generation *gen);
  * (`vnet-xdp verify`). Never attached. NULL with errno set on failure. */
 struct xdp_generation *xdp_dry_run_load(const char *pin_dir);
 void xdp_generation_close(struct xdp_generation *gen);
-/* Atomically replaces our program running on ifindex by new_fd (XDP_FLAGS_REPLACE), then
- * re-pins. *old_fd keeps the old program so that a failed reload can swap it back.
- * -EBUSY when our program is not the one attached directly (libxdp's dispatcher). */
-int xdp_replace_interface(const char *pin_dir, uint32_t ifindex, int new_fd, int *old_fd,
-			  uint32_t *prog_id);
-/* Replaces expected_fd's program on ifindex by new_fd's, in the mode it runs in. */
-int xdp_swap_program(uint32_t ifindex, int expected_fd, int new_fd);
-int xdp_pin_program(const char *pin_dir, uint32_t ifindex, int fd);
+/* One interface's move to a new generation (reload). begin puts the new program in
+ * place and pins it: where our program runs directly, by one XDP_FLAGS_REPLACE request;
+ * where it runs in libxdp's dispatcher beside other programs, by adding the new program
+ * to the dispatcher, the old one leaving at commit, so the others keep running. abort
+ * puts the old program back. -EBUSY where another program holds the interface. */
+struct xdp_swap {
+	uint32_t ifindex;
+	int old_fd, new_fd;
+	bool shared; /* in a dispatcher */
+};
+int xdp_swap_begin(const char *pin_dir, struct xdp_generation *gen, uint32_t ifindex,
+		   struct xdp_swap *s, uint32_t *prog_id);
+int xdp_swap_commit(struct xdp_swap *s);
+void xdp_swap_abort(const char *pin_dir, struct xdp_swap *s);
 
 #endif

@@ -832,51 +832,34 @@ static size_t slot_hints(json_t *state, struct plan_slot_hint *hints, size_t max
 	return n;
 }
 
-static void swap_back(const char *pin_dir, const uint32_t *ifindexes, const int *old_fds,
-		      size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char path[320];
-		int new_fd;
-
-		snprintf(path, sizeof(path), "%s/xdp_%u", pin_dir, ifindexes[i]);
-		new_fd = bpf_obj_get(path);
-		if (new_fd < 0 || xdp_swap_program(ifindexes[i], new_fd, old_fds[i]) ||
-		    xdp_pin_program(pin_dir, ifindexes[i], old_fds[i]))
-			log_error("could not put the previous program back on ifindex %u",
-				  ifindexes[i]);
-		if (new_fd >= 0)
-			close(new_fd);
-	}
-}
-
-/* Swaps every interface to programs bound to the staged maps, then promotes them. On a
- * failure the interfaces already swapped get their previous programs back. */
+/* Moves every interface to the generation's program, then promotes the staged maps. On
+ * a failure the interfaces already moved get their previous programs back. */
 static int swap_generation(const char *pin_dir, const char *stage,
-			   const struct xdp_generation *gen, const uint32_t *ifindexes, size_t n,
+			   struct xdp_generation *gen, const uint32_t *ifindexes, size_t n,
 			   uint32_t *prog_ids)
 {
-	int old_fds[MAX_INTERFACES];
+	struct xdp_swap swaps[MAX_INTERFACES];
 	size_t done = 0;
 	int err = 0;
 
 	for (; done < n; done++) {
 		fault_point("reload-swap", done);
-		err = xdp_replace_interface(pin_dir, ifindexes[done], xdp_generation_fd(gen),
-					    &old_fds[done], &prog_ids[done]);
+		err = xdp_swap_begin(pin_dir, gen, ifindexes[done], &swaps[done], &prog_ids[done]);
 		if (err) {
 			log_error("cannot replace the program on ifindex %u: %s%s", ifindexes[done],
-				  strerror(-err), err == -EBUSY ? " (not attached directly: "
-				  "libxdp's dispatcher or another program holds the interface)" : "");
+				  strerror(-err), err == -EBUSY ? " (another program holds the "
+				  "interface, and not through libxdp's dispatcher)" : "");
 			break;
 		}
 	}
 	if (!err)
 		err = stage_promote(pin_dir, stage);
-	if (err)
-		swap_back(pin_dir, ifindexes, old_fds, done);
 	for (size_t i = 0; i < done; i++)
-		close(old_fds[i]);
+		if (err)
+			xdp_swap_abort(pin_dir, &swaps[i]);
+		else if (xdp_swap_commit(&swaps[i]))
+			log_error("the previous program stays in the dispatcher of ifindex %u beside "
+				  "the new one", ifindexes[i]);
 	return err;
 }
 
@@ -914,12 +897,11 @@ static int reload_recover(const char *gateway, json_t *state)
 	if (!gen)
 		return -errno;
 	for (i = 0; !err && i < n; i++) {
-		int old_fd;
+		struct xdp_swap swap;
 
-		err = xdp_replace_interface(pin_dir, ifindexes[i], xdp_generation_fd(gen), &old_fd,
-					    &prog_ids[i]);
+		err = xdp_swap_begin(pin_dir, gen, ifindexes[i], &swap, &prog_ids[i]);
 		if (!err)
-			close(old_fd);
+			xdp_swap_commit(&swap);
 	}
 	xdp_generation_close(gen);
 	if (err)
