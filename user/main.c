@@ -222,6 +222,16 @@ static int cmd_routes(int argc, char **argv)
 
 static int cmd_help(int argc, char **argv);
 
+/* The conntrack-like filters `flows` and `snat` share (user/flow_filter.c). */
+#define ENTRY_FILTER_HELP                                                                  \
+	"  --src ADDR[/LEN]           only entries from this address or prefix (the\n" \
+	"                             initiator's side)\n" \
+	"  --dst ADDR[/LEN]           only entries to this address or prefix\n" \
+	"  --sport PORT               only TCP and UDP entries from this port\n" \
+	"  --dport PORT               only TCP and UDP entries to this port\n" \
+	"  --proto tcp|udp|icmp|icmpv6|N   only entries of this protocol\n" \
+	"  --vnet NAME                only entries of this virtual network (either end)\n"
+
 /* The one list of commands: dispatch, `help`, `COMMAND --help` and the bash completion
  * (which reads this help) all come from it; docs/man/ says the same at length and
  * tests/e2e/cli.sh checks that every option below is in its man page and back. */
@@ -231,6 +241,7 @@ static const struct command {
 	const char *synopsis; /* after "usage: vnet-xdp NAME " */
 	const char *options;  /* one "  -x, --long VALUE  what" line per option */
 	int (*run)(int argc, char **argv);
+
 } commands[] = {
 	{ "check", "validate a config; exit 0 valid, 1 invalid", "-c FILE [--strict]",
 	  "  -c, --config FILE          the config to validate\n"
@@ -306,13 +317,7 @@ static const struct command {
 	  "  -n, --name NAME            the gateway (default: the only one up)\n"
 	  "  -j, --json                 JSON instead of a table\n"
 	  "  --gc                       remove idle flows first\n"
-	  "  --src ADDR[/LEN]           only entries from this address or prefix (the\n"
-	  "                             initiator's side)\n"
-	  "  --dst ADDR[/LEN]           only entries to this address or prefix\n"
-	  "  --sport PORT               only TCP and UDP entries from this port\n"
-	  "  --dport PORT               only TCP and UDP entries to this port\n"
-	  "  --proto tcp|udp|icmp|icmpv6|N   only entries of this protocol\n"
-	  "  --vnet NAME                only entries of this virtual network (either end)\n"
+	  ENTRY_FILTER_HELP
 	  "  --state STATE              only entries in this state: active, expired, opening,\n"
 	  "                             established, closing, closed\n",
 	  flows_main },
@@ -320,13 +325,7 @@ static const struct command {
 	  "  -n, --name NAME            the gateway (default: the only one up)\n"
 	  "  -j, --json                 JSON instead of a table\n"
 	  "  --gc                       collect expired mappings first\n"
-	  "  --src ADDR[/LEN]           only entries from this address or prefix (the\n"
-	  "                             initiator's side)\n"
-	  "  --dst ADDR[/LEN]           only entries to this address or prefix\n"
-	  "  --sport PORT               only TCP and UDP entries from this port\n"
-	  "  --dport PORT               only TCP and UDP entries to this port\n"
-	  "  --proto tcp|udp|icmp|icmpv6|N   only entries of this protocol\n"
-	  "  --vnet NAME                only entries of this virtual network (either end)\n"
+	  ENTRY_FILTER_HELP
 	  "  --state STATE              only mappings in this state: active, expired, opening,\n"
 	  "                             established, closing\n",
 	  snat_main },
