@@ -241,7 +241,6 @@ static const struct command {
 	const char *synopsis; /* after "usage: vnet-xdp NAME " */
 	const char *options;  /* one "  -x, --long VALUE  what" line per option */
 	int (*run)(int argc, char **argv);
-
 } commands[] = {
 	{ "check", "validate a config; exit 0 valid, 1 invalid", "-c FILE [--strict]",
 	  "  -c, --config FILE          the config to validate\n"
