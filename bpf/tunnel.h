@@ -244,6 +244,23 @@ static __always_inline int tunnel_parse_inner(struct __sk_buff *skb, struct pack
 	return parse_transport(pkt);
 }
 
+/* The decrypted packet's parser as a function of its own, verified once whatever path
+ * leads to it (as parse_frame is for XDP): the drop reason, or DROP_NONE with the
+ * findings in info, which the caller turns back into a packet with packet_of(). */
+__noinline int tunnel_parse_frame(struct __sk_buff *skb, struct packet_info *info)
+{
+	struct packet pkt = {};
+	int reason;
+
+	if (!info)
+		return DROP_MALFORMED_IPV4;
+	__builtin_memset(info, 0, sizeof(*info));
+	reason = tunnel_parse_inner(skb, &pkt);
+	if (!reason)
+		packet_info_fill(info, &pkt);
+	return reason;
+}
+
 /* Packets and bytes as they crossed the tunnel: GRO on the xfrm interface may have merged
  * several decrypted TCP segments into this skb, each of which carried the headers. */
 static __always_inline void count_tunnel_ingress(struct __sk_buff *skb, __u32 tunnel,
@@ -327,13 +344,17 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
 	struct tunnel_interface *ti = bpf_map_lookup_elem(&tunnel_interfaces, &ifindex);
-	struct packet pkt = {};
+	struct packet_info info;
+	struct packet pkt;
 	struct route_info *route;
 	int reason;
 
 	if (!ti)
 		return TC_ACT_OK; /* not one of ours */
-	reason = tunnel_parse_inner(skb, &pkt);
+	reason = tunnel_parse_frame(skb, &info);
+	if (!reason && packet_of((void *)(long)skb->data, (void *)(long)skb->data_end, &info,
+				 &pkt))
+		reason = info.family == AF_INET6 ? DROP_MALFORMED_IPV6 : DROP_MALFORMED_IPV4;
 	if (reason)
 		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_MALFORMED, reason, skb->len);
 	if (is_control_traffic(&pkt) || is_local_destination(&pkt)) {
