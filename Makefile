@@ -15,6 +15,8 @@ VERSION ?= $(shell v=$$(git describe --tags --dirty 2>/dev/null) || \
 # The Grafana dashboard and the Prometheus alert rules, for the operator to load.
 DATADIR ?= $(PREFIX)/share/vnet-xdp
 
+.DELETE_ON_ERROR: # a failed recipe (scdoc, clang) leaves no half-written target behind
+
 CC      ?= gcc
 CLANG   ?= clang
 BPFTOOL ?= bpftool
