@@ -1,5 +1,5 @@
 /* Compiles the config's network security groups into the bit-vector maps of bpf/nsg.h.
- * See nsg.h for the layout; README.md ("Network security groups") for why. */
+ * See nsg.h for the layout; docs/nsg.md for why. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

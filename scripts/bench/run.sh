@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: the gateway's fast path against the Linux kernel path configured for the
-# same job, side by side in one run on one topology (README.md, "Benchmarks").
+# same job, side by side in one run on one topology (docs/benchmarks.md).
 #
 #   vxbench-spoke1 (sender) --> vxbench-gw (gateway bench1) --> vxbench-hub (receiver)
 #                                                           --> vxbench-internet (receiver)

@@ -2,8 +2,8 @@
  * ../shared/azure-samples is imported (secure template parameters given a value, as a
  * user gives them with --param), the gateway section's FILL-IN interface names filled
  * with distinct names, and the text read back by the config reader. Samples that are
- * excerpts of a larger state are refused with the precise reason (README.md, "Importing
- * from Azure", says why). Skipped, saying why, when ../shared is absent. */
+ * excerpts of a larger state are refused with the precise reason (docs/import.md says
+ * why). Skipped, saying why, when ../shared is absent. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
