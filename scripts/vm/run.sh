@@ -31,11 +31,12 @@ memory=${VM_MEMORY:-2048}
 cpus=${VM_CPUS:-2}
 pass_env=(BUILD VNET_XDP ${VM_ENV:-})
 rundir=
+timeout_given=
 
 usage() { sed -n '/^#   scripts/,/^#   -e/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while getopts 't:m:c:d:e:h' opt; do
 	case $opt in
-	t) timeout_s=$OPTARG ;;
+	t) timeout_s=$OPTARG timeout_given=1 ;;
 	m) memory=$OPTARG ;;
 	c) cpus=$OPTARG ;;
 	d) rundir=$OPTARG ;;
@@ -47,6 +48,13 @@ shift $((OPTIND - 1))
 [ $# -ge 1 ] || usage
 name=$1
 [ -f "$1" ] && name=${1#./} && name=${name%.sh}
+# A script that needs longer says so in its own `export VM_TIMEOUT=${VM_TIMEOUT:-N}` line
+# (read here too, so that tests/run.sh, which starts the guest itself, grants it), up to
+# 1200 s: the whole suite must stay well within CI's time.
+if [ -z "${VM_TIMEOUT:-}" ] && [ -z "$timeout_given" ] && [ -f "$1" ]; then
+	wanted=$(sed -n 's/^export VM_TIMEOUT=\${VM_TIMEOUT:-\([0-9]\+\)}$/\1/p' "$1" | head -1)
+	[ -n "$wanted" ] && timeout_s=$((wanted < 1200 ? wanted : 1200))
+fi
 
 skip() { echo "SKIP $name: qemu cannot run here: $*"; exit 77; }
 now() { date +%s.%N; }

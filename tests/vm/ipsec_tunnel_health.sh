@@ -5,8 +5,8 @@
 # (its own charon) never initiates. The gateway's charon retransmits quickly here, so
 # that giving up (what charon does by default after one retransmission sequence) would
 # show within seconds:
-# - `up` while the device is not there yet: the tunnel says "connecting", and comes up by
-#   itself once the device starts 30 s later.
+# - `up` (and `serve`) while the device is not there yet: the tunnel says "connecting",
+#   and comes up by itself once the device starts 30 s later.
 # - with `vnet-xdp serve` running: a device that restarts (its charon answers
 #   NO_PROPOSAL_CHOSEN for 15 s, until its connections are loaded) and one that closes the
 #   tunnel while its connection is unloaded for 10 s both end charon's own attempts; serve
@@ -103,6 +103,10 @@ a_device_that_starts_late_is_reached_without_help() {
 	local state
 	UP_AT=$SECONDS
 	vx $GW up -c "$DIR/gw.json" || return 1
+	# The gateway as it runs: charon gives up for good when the device's first answer is
+	# NO_PROPOSAL_CHOSEN (its charon up, its connection not loaded yet), and serve then
+	# initiates the tunnel again.
+	serve_start || return 1
 	# Past the first retransmission sequence (9.5 s): charon keeps trying.
 	sleep 20
 	state=$(tunnel_state)
@@ -113,7 +117,8 @@ a_device_that_starts_late_is_reached_without_help() {
 	onprem_start || return 1
 	wait_tunnel_up $GW ipsecgw to-onprem 150 || return 1
 	figure "up $((SECONDS - UP_AT)) s after \`up\`, the device started at 30 s;" \
-		"$(charon_log $GW | grep -c 'trying again') retries"
+		"$(charon_log $GW | grep -c 'trying again') retries by charon," \
+		"$(serve_initiations) initiations by serve"
 	charon_log $GW | grep -E 'initiating IKE_SA|trying again|giving up|NO_PROPOSAL|established' |
 		sed 's/^/= charon: /' | head -20
 	[ "$(tunnel_state)" = connected ] &&
