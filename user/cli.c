@@ -16,24 +16,6 @@ void cli_json_print(json_t *doc)
 	fputc('\n', stdout);
 }
 
-void cli_option_error(const char *command, int c, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		fprintf(stderr, "vnet-xdp %s: option '%s' needs a value\n", command, arg);
-	else
-		fprintf(stderr, "vnet-xdp %s: unknown or misplaced option '%s'\n", command, arg);
-}
-
-void cli_usage_hint(const char *command)
-{
-	if (command)
-		fprintf(stderr, "Try 'vnet-xdp help %s'.\n", command);
-	else
-		fputs("Try 'vnet-xdp --help'.\n", stderr);
-}
-
 static int table_usage(const char *command)
 {
 	cli_usage_hint(command);

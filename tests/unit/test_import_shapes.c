@@ -233,12 +233,12 @@ static void reference_to_inputs_resolves_subnet_nic_static_and_dynamic_and_stati
 	struct imported im = import_filled(IMPORT_DATA "reference-inputs.json", NULL);
 	json_t *routes = json_object_get(json_object_get(find_resource(im.config,
 		NET "routeTables", "rt"), "properties"), "routes");
+	json_t *first = json_pack("{s:s, s:s, s:s}", "addressPrefix", "10.30.1.0/24",
+				  "nextHopType", "VirtualAppliance", "nextHopIpAddress", "10.30.2.10");
 
 	assert_int_equal(im.rc, 0);
-	assert_true(json_equal(json_object_get(json_array_get(routes, 0), "properties"),
-			       json_pack("{s:s, s:s, s:s}", "addressPrefix", "10.30.1.0/24",
-					 "nextHopType", "VirtualAppliance",
-					 "nextHopIpAddress", "10.30.2.10")));
+	assert_true(json_equal(json_object_get(json_array_get(routes, 0), "properties"), first));
+	json_decref(first);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 		json_array_get(routes, 1), "properties"), "addressPrefix")), "10.30.2.0/24");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
