@@ -53,7 +53,7 @@ BENCH_BIN := $(BUILD)/bench/vxbench
 MAN_SRCS  := $(wildcard docs/man/*.scd)
 MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(MAN_SRCS))
 
-.PHONY: all man test demo install clean deps bench vm-prepare vm-test FORCE
+.PHONY: all man test demo install clean deps bench vm-prepare vm-test deb FORCE
 .SECONDARY:
 
 all: $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BIN) man
@@ -142,6 +142,12 @@ install: $(BIN) $(MAN_PAGES)
 	chmod 0644 $(DESTDIR)$(UNITDIR)/vnet-xdp@.service
 	install -D -m 0644 -t $(DESTDIR)$(DATADIR) dashboards/vnet-xdp.grafana.json \
 		dashboards/vnet-xdp.rules.yml
+
+# The Debian package, built from a clean copy of the tree (scripts/deb.sh), checked by
+# lintian: $(BUILD)/deb/vnet-xdp_VERSION_amd64.deb.
+deb: deps
+	@changes=$$(scripts/deb.sh $(BUILD)/deb) && lintian --fail-on error,warning "$$changes" && \
+		ls $(BUILD)/deb/*.deb
 
 clean:
 	rm -rf build build-san
