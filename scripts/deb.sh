@@ -28,7 +28,9 @@ rm -rf "$OUT"
 mkdir -p "$OUT/vnet-xdp"
 OUT=$(cd "$OUT" && pwd)
 copy_tree "$OUT/vnet-xdp"
-# -us -uc: nothing is signed; the source package too, for lintian to check
+# -us -uc: nothing is signed; the source package too, for lintian to check. A calling
+# make's flags and variables (make deb BUILD=...) are not the package build's.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 if ! (cd "$OUT/vnet-xdp" && dpkg-buildpackage -us -uc -j"${JOBS:-$(nproc)}") >"$OUT/build.log" 2>&1; then
 	tail -20 "$OUT/build.log" >&2
 	echo "deb: dpkg-buildpackage failed, its output: $OUT/build.log" >&2

@@ -10,6 +10,9 @@ PACKAGES=(
   libjansson-dev libmicrohttpd-dev libmnl-dev libsystemd-dev libcmocka-dev
   # man pages (docs/man/*.scd)
   scdoc
+  # the Debian package (make deb, tests/e2e/package.sh): its build, its check, man to
+  # read its pages back
+  dpkg-dev debhelper lintian man-db
   # fuzzing: clang's libFuzzer runtime (the sanitizer runtimes come with gcc)
   libclang-rt-14-dev
   # datapath tooling, demo and end-to-end tests

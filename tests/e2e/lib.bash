@@ -58,6 +58,13 @@ reaches() { vm "$1" ping -c "${REACH_PINGS:-1}" -i 0.2 -W 1 "$2" >/dev/null; }
 # stat_value JQ-FILTER: one value from `stats -j`.
 stat_value() { gw stats -n "$GATEWAY" -j | jq -r "$1"; }
 
+# unit_verifies [OPTION...] UNIT: `systemd-analyze verify` passes UNIT without a word; a
+# unit it has anything to say about fails it.
+unit_verifies() {
+	local out
+	out=$(systemd-analyze verify "$@" 2>&1) && [ -z "$out" ] || { echo "$out"; return 1; }
+}
+
 xdp_attached() { ip -n "$NS" -d link show "$1" | grep -q 'prog/xdp'; }
 
 # stop_pid_file FILE [SIGNAL]: ends the process this test started whose id FILE holds,

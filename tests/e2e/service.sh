@@ -115,29 +115,23 @@ serve_exit() {
 
 generation() { gw status -n $GATEWAY -j | jq -r '.[0].generation'; }
 
-# The unit passes systemd's own check without a word; a unit it has anything to say about
-# fails it.
-unit_verifies() {
-	local out
-	out=$(systemd-analyze verify --man=no "$UNIT_DIR/vnet-xdp@$GATEWAY.service" 2>&1) &&
-		[ -z "$out" ] || { echo "$out"; return 1; }
-}
+instance_verifies() { unit_verifies --man=no "$UNIT_DIR/vnet-xdp@$GATEWAY.service"; }
 
 unit_passes_systemd_analyze_verify() {
 	make -s install PREFIX="$PREFIX_DIR" >/dev/null || return 1
 	[ -x "$PREFIX_DIR/sbin/vnet-xdp" ] || return 1
 	ln -sf vnet-xdp@.service "$UNIT_DIR/vnet-xdp@$GATEWAY.service"
 	grep -q "^ExecStart=$PREFIX_DIR/sbin/vnet-xdp serve" "$UNIT_DIR/vnet-xdp@.service" || return 1
-	unit_verifies
+	instance_verifies
 }
 
 systemd_analyze_refuses_a_broken_unit() {
 	cp "$UNIT_DIR/vnet-xdp@.service" "$WORK/unit.good"
 	sed -i 's/^Type=notify/Type=notfy/' "$UNIT_DIR/vnet-xdp@.service"
-	unit_verifies
+	instance_verifies
 	local rc=$?
 	cp "$WORK/unit.good" "$UNIT_DIR/vnet-xdp@.service"
-	[ $rc -ne 0 ] && unit_verifies
+	[ $rc -ne 0 ] && instance_verifies
 }
 
 start_says_ready_once_the_gateway_is_up() {
