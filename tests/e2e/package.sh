@@ -142,6 +142,11 @@ completion_dashboard_and_alert_rules_are_installed() {
 		bash -c '. /usr/share/bash-completion/completions/vnet-xdp && complete -p vnet-xdp' >/dev/null
 }
 
+# The configs can hold pre-shared keys.
+config_folder_is_roots_alone() {
+	[ "$(stat -c '%a %U' /etc/vnet-xdp)" = "700 root" ] || { stat -c '%a %U' /etc/vnet-xdp; return 1; }
+}
+
 nothing_is_installed_under_usr_local() {
 	! dpkg -L vnet-xdp | grep '^/usr/local'
 }
@@ -191,5 +196,6 @@ run_case man_pages_render
 run_case unit_is_installed_and_passes_systemd_analyze_verify
 run_case unit_is_neither_enabled_nor_started
 run_case completion_dashboard_and_alert_rules_are_installed
+run_case config_folder_is_roots_alone
 run_case nothing_is_installed_under_usr_local
 run_case purge_removes_everything
