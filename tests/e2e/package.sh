@@ -20,7 +20,7 @@ trap package_end EXIT
 
 # The one version: the Makefile's (what --version says outside git).
 makefile_version() {
-	MAKEFLAGS= make -s --no-print-directory -f Makefile \
+	MAKEFLAGS='' make -s --no-print-directory -f Makefile \
 		--eval 'print-version-fallback: ; @echo $(VERSION_FALLBACK)' print-version-fallback
 }
 
