@@ -187,6 +187,14 @@ struct selector_set {
 	size_t n_local, n_remote;
 };
 
+static bool has_family(const struct ip_prefix *prefixes, size_t n, int family)
+{
+	for (size_t i = 0; i < n; i++)
+		if (prefixes[i].family == family)
+			return true;
+	return false;
+}
+
 static size_t selector_sets(const struct config *cfg, const struct tunnel *t,
 			    struct selector_set *sets)
 {
@@ -201,12 +209,21 @@ static size_t selector_sets(const struct config *cfg, const struct tunnel *t,
 				c->traffic_selectors[n].n_remote };
 		return n;
 	}
-	if (c->use_policy_based_traffic_selectors)
+	if (c->use_policy_based_traffic_selectors) {
 		sets[0] = (struct selector_set){ vnet->prefixes, t->remote_prefixes,
 						 vnet->n_prefixes, t->n_remote_prefixes };
-	else
+		return 1;
+	}
+	if (c->protocol != CONNECTION_IKEV1) {
 		sets[0] = (struct selector_set){ any_address, any_address, 2, 2 };
-	return 1;
+		return 1;
+	}
+	/* A Quick Mode per family: only those both sides have addresses of. */
+	for (size_t f = 0; f < 2; f++)
+		if (has_family(vnet->prefixes, vnet->n_prefixes, any_address[f].family) &&
+		    has_family(t->remote_prefixes, t->n_remote_prefixes, any_address[f].family))
+			sets[n++] = (struct selector_set){ &any_address[f], &any_address[f], 1, 1 };
+	return n;
 }
 
 /* Appends one child's selectors, or with IKEv1 (one selector a side per Quick Mode) one
@@ -237,7 +254,7 @@ static int children_add(json_t *children, const struct selector_set *set, bool i
  * named like the connection. */
 static int children_selectors(const struct config *cfg, const struct tunnel *t, json_t **out)
 {
-	struct selector_set *sets = calloc(t->connection->n_traffic_selectors + 1, sizeof(*sets));
+	struct selector_set *sets = calloc(t->connection->n_traffic_selectors + 2, sizeof(*sets));
 	size_t n = sets ? selector_sets(cfg, t, sets) : 0;
 	json_t *children = json_array();
 	int err = children && sets ? 0 : -ENOMEM;
@@ -246,7 +263,7 @@ static int children_selectors(const struct config *cfg, const struct tunnel *t, 
 		err = children_add(children, &sets[i], t->connection->protocol == CONNECTION_IKEV1);
 	free(sets);
 	if (!err && !json_array_size(children))
-		err = -EINVAL; /* the reader refuses selectors without a same-family pair */
+		err = -EINVAL;
 	if (err) {
 		json_decref(children);
 		children = NULL;
@@ -307,6 +324,9 @@ static int children_of(const struct config *cfg, const struct tunnel *t, const c
 		log_error("connection %s: its traffic selectors make more than %d child SAs "
 			  "(IKEv1 negotiates one per pair of local and remote ranges); allowed: "
 			  "fewer ranges", t->name, SWANCTL_MAX_CHILDREN);
+	if (err == -EINVAL)
+		log_error("connection %s: no traffic selector: the VNet and the other side have "
+			  "no address ranges of one family", t->name);
 	if (err)
 		return err;
 	children = json_object();
@@ -507,6 +527,18 @@ static void terminate_ike(struct vici *v, const char *name)
 	json_decref(reply);
 }
 
+/* A connection moving between IKEv1 and IKEv2: the IKE SA of the old version is closed
+ * before the new definition starts one, so that no SA of the old version stays. */
+static bool ike_version_changes(json_t *previous, json_t *next, const char *name)
+{
+	const char *was = json_string_value(json_object_get(json_object_get(previous, name),
+							    "version"));
+	const char *is = json_string_value(json_object_get(json_object_get(next, name),
+							   "version"));
+
+	return was && is && strcmp(was, is);
+}
+
 /* Unloads one of ours, its secret too (a connection without one: charon says so, and
  * that is no failure), and closes its SAs. */
 static int unload(struct vici *v, const char *name, bool secret)
@@ -606,6 +638,8 @@ int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, j
 	/* charon leaves a connection loaded again unchanged alone, SAs included, and
 	 * replaces a changed one: only what is new or changed moves. */
 	json_object_foreach(next->connections, name, msg) {
+		if (ike_version_changes(json_object_get(old, name), msg, name))
+			terminate_ike(v, name);
 		err = load_conn(v, name, msg);
 		if (err && err != -EIO) {
 			*in_force = unknown_in_force(old, next);
