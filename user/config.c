@@ -1121,6 +1121,11 @@ static void free_connection(struct config_connection *c)
 	free(c->shared_key);
 	free(c->name);
 	free(c->ipsec_policies);
+	for (size_t i = 0; i < c->n_traffic_selectors; i++) {
+		free(c->traffic_selectors[i].local);
+		free(c->traffic_selectors[i].remote);
+	}
+	free(c->traffic_selectors);
 }
 
 void config_free(struct config *cfg)

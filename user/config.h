@@ -141,6 +141,20 @@ struct config_ipsec_policy {
 		*pfs_group;
 	int sa_lifetime_seconds, sa_data_size_kilobytes;
 };
+/* connectionProtocol: the IKE version. */
+enum connection_protocol { CONNECTION_IKEV2 = 0, CONNECTION_IKEV1 };
+/* connectionMode: who may start the IKE SA. */
+enum connection_mode {
+	CONNECTION_MODE_DEFAULT = 0,    /* this side initiates and responds */
+	CONNECTION_MODE_RESPONDER_ONLY, /* never initiates: the peer must */
+	CONNECTION_MODE_INITIATOR_ONLY, /* initiates; the peer's own initiation is refused */
+};
+/* One trafficSelectorPolicies entry: the tunnel carries what goes between any of the
+ * local ranges (this side's VNet) and any of the remote ranges (the peer's). */
+struct config_traffic_selector {
+	struct ip_prefix *local, *remote;
+	size_t n_local, n_remote;
+};
 struct config_connection {
 	char *name;
 	enum connection_type type;
@@ -152,6 +166,10 @@ struct config_connection {
 	size_t n_ipsec_policies;
 	bool use_policy_based_traffic_selectors;
 	int dpd_timeout_seconds;
+	enum connection_protocol protocol;
+	enum connection_mode mode;
+	struct config_traffic_selector *traffic_selectors; /* trafficSelectorPolicies */
+	size_t n_traffic_selectors;
 };
 
 enum gateway_iface_role { IFACE_VNET = 0, IFACE_UPLINK = 1 };

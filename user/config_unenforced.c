@@ -35,24 +35,9 @@ static bool is_used(json_t *v)
 	return v && !json_is_null(v) && !json_is_false(v);
 }
 
-static bool is_not(json_t *v, const char *value)
-{
-	return json_is_string(v) && strcasecmp(json_string_value(v), value);
-}
-
 static bool next_hop_is_gateway(json_t *v)
 {
 	return json_is_string(v) && !strcasecmp(json_string_value(v), "VirtualNetworkGateway");
-}
-
-static bool protocol_not_ikev2(json_t *v)
-{
-	return is_not(v, "IKEv2");
-}
-
-static bool mode_not_default(json_t *v)
-{
-	return is_not(v, "Default");
 }
 
 /* A service tag the NSG compiler has no addresses for (it has VirtualNetwork, Internet and
@@ -117,14 +102,6 @@ static const struct unenforced unenforced[] = {
 	  "no BGP session: only the addressPrefixes are routed to the site" },
 	{ KIND_CONNECTION, "enableBgp", is_true,
 	  "no BGP session over the tunnel: only static prefixes are routed" },
-	{ KIND_CONNECTION, "connectionProtocol", protocol_not_ikev2,
-	  "the connection is negotiated with IKEv2" },
-	{ KIND_CONNECTION, "connectionMode", mode_not_default,
-	  "the gateway both initiates and responds" },
-	{ KIND_CONNECTION, "usePolicyBasedTrafficSelectors", is_true,
-	  "the tunnel carries any address of the VNets and the site (route based)" },
-	{ KIND_CONNECTION, "trafficSelectorPolicies", is_used,
-	  "the tunnel carries any address of the VNets and the site (route based)" },
 	{ KIND_VNET, "flowTimeoutInMinutes", is_used,
 	  "flows idle out after gateway.limits' timeouts" },
 };

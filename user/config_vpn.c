@@ -239,6 +239,71 @@ static void read_ipsec_policies(struct loader *l, struct config_connection *c, s
 	}
 }
 
+static const char *const connection_protocols[] = { [CONNECTION_IKEV2] = "IKEv2",
+						    [CONNECTION_IKEV1] = "IKEv1" };
+static const char *const connection_modes[] = {
+	[CONNECTION_MODE_DEFAULT] = "Default", [CONNECTION_MODE_RESPONDER_ONLY] = "ResponderOnly",
+	[CONNECTION_MODE_INITIATOR_ONLY] = "InitiatorOnly" };
+
+static bool same_family_pair(const struct config_traffic_selector *ts)
+{
+	for (size_t i = 0; i < ts->n_local; i++)
+		for (size_t k = 0; k < ts->n_remote; k++)
+			if (ts->local[i].family == ts->remote[k].family)
+				return true;
+	return false;
+}
+
+/* One trafficSelectorPolicies entry: both lists, each with at least one range, and a
+ * local and a remote range of one family (IPsec selects within one). */
+static void read_traffic_selector(struct loader *l, struct config_traffic_selector *ts,
+				  struct node n)
+{
+	struct node none = { NULL, "" };
+	struct node local = node_child(&l->r, n, "localAddressRanges");
+	struct node remote = node_child(&l->r, n, "remoteAddressRanges");
+
+	ts->n_local = read_prefix_list(l, none, local, &ts->local);
+	ts->n_remote = read_prefix_list(l, none, remote, &ts->remote);
+	if (!ts->n_local || !ts->n_remote)
+		reader_problem(&l->r, (!ts->n_local ? local : remote).path, "%s; allowed: a list "
+			       "of one or more address ranges (CIDR)", (!ts->n_local ? local :
+			       remote).value ? "empty" : "missing");
+	else if (!same_family_pair(ts))
+		reader_problem(&l->r, n.path, "no local and remote address range of the same "
+			       "family; allowed: IPv4 with IPv4, IPv6 with IPv6");
+}
+
+static void read_traffic_selectors(struct loader *l, struct config_connection *c,
+				   struct node list)
+{
+	if (!list.value || json_is_null(list.value) || !is_array_or_report(&l->r, list))
+		return;
+	c->traffic_selectors = calloc(json_array_size(list.value) + 1,
+				      sizeof(*c->traffic_selectors));
+	if (!c->traffic_selectors)
+		return;
+	for (size_t i = 0; i < json_array_size(list.value); i++) {
+		struct node n = node_element(&l->r, list, i);
+
+		if (!is_object_or_report(&l->r, n))
+			continue;
+		read_traffic_selector(l, &c->traffic_selectors[c->n_traffic_selectors++], n);
+	}
+}
+
+/* An optional enum; absent or null: the first name (Azure's default). */
+static int read_optional_enum(struct loader *l, struct node props, const char *key,
+			      const char *const *names, size_t count)
+{
+	struct node n = node_child(&l->r, props, key);
+	int index = 0;
+
+	if (n.value && !json_is_null(n.value) && !read_enum(l, n, names, count, &index))
+		return 0;
+	return index;
+}
+
 static int required_reference(struct loader *l, struct node props, const char *key,
 			      enum record_kind kind, const void *array, size_t count, size_t size,
 			      const char *why)
@@ -319,5 +384,11 @@ void build_connections(struct loader *l)
 			 &c->use_policy_based_traffic_selectors);
 		get_int(&l->r, node_child(&l->r, rec->props, "dpdTimeoutSeconds"), 9, 3600, &dpd);
 		c->dpd_timeout_seconds = (int)dpd;
+		c->protocol = (enum connection_protocol)read_optional_enum(l, rec->props,
+			"connectionProtocol", connection_protocols, COUNT(connection_protocols));
+		c->mode = (enum connection_mode)read_optional_enum(l, rec->props, "connectionMode",
+			connection_modes, COUNT(connection_modes));
+		read_traffic_selectors(l, c, node_child(&l->r, rec->props,
+							"trafficSelectorPolicies"));
 	}
 }

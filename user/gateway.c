@@ -198,7 +198,7 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "virtualNetworks", vnets);
 	json_object_set_new(state, "interfaces", ifaces);
 	json_object_set_new(state, "peerings", peerings);
-	json_object_set_new(state, "tunnels", tunnels_state(cfg->gateway_name, plan));
+	json_object_set_new(state, "tunnels", tunnels_state(cfg, plan));
 	json_object_set_new(state, "previousForwarding",
 			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
 				      "ipv6", progress->ipv6_forwarding));

@@ -175,24 +175,198 @@ static json_t *number(long long value)
 	return json_string(text);
 }
 
-static json_t *child_of(const struct config *cfg, const struct tunnel *t, const char *esp,
+/* What a route-based connection selects: any address; the routes into the xfrm interface
+ * choose what enters. */
+static const struct ip_prefix any_address[] = { { .family = AF_INET }, { .family = AF_INET6 } };
+
+/* The selector lists of the tunnel's child SAs before IKEv1 splits them: the connection's
+ * trafficSelectorPolicies, one child each; else with usePolicyBasedTrafficSelectors the
+ * VNet's and the remote address spaces; else any address. */
+struct selector_set {
+	const struct ip_prefix *local, *remote;
+	size_t n_local, n_remote;
+};
+
+static bool has_family(const struct ip_prefix *prefixes, size_t n, int family)
+{
+	for (size_t i = 0; i < n; i++)
+		if (prefixes[i].family == family)
+			return true;
+	return false;
+}
+
+static size_t selector_sets(const struct config *cfg, const struct tunnel *t,
+			    struct selector_set *sets)
+{
+	const struct config_connection *c = t->connection;
+	const struct config_vnet *vnet = &cfg->vnets[t->vnet];
+	size_t n = 0;
+
+	if (c->n_traffic_selectors) {
+		for (; n < c->n_traffic_selectors; n++)
+			sets[n] = (struct selector_set){ c->traffic_selectors[n].local,
+				c->traffic_selectors[n].remote, c->traffic_selectors[n].n_local,
+				c->traffic_selectors[n].n_remote };
+		return n;
+	}
+	if (c->use_policy_based_traffic_selectors) {
+		sets[0] = (struct selector_set){ vnet->prefixes, t->remote_prefixes,
+						 vnet->n_prefixes, t->n_remote_prefixes };
+		return 1;
+	}
+	if (c->protocol != CONNECTION_IKEV1) {
+		sets[0] = (struct selector_set){ any_address, any_address, 2, 2 };
+		return 1;
+	}
+	/* A Quick Mode per family: only those both sides have addresses of. */
+	for (size_t f = 0; f < 2; f++)
+		if (has_family(vnet->prefixes, vnet->n_prefixes, any_address[f].family) &&
+		    has_family(t->remote_prefixes, t->n_remote_prefixes, any_address[f].family))
+			sets[n++] = (struct selector_set){ &any_address[f], &any_address[f], 1, 1 };
+	return n;
+}
+
+/* Appends one child's selectors, or with IKEv1 (one selector a side per Quick Mode) one
+ * child per same-family pair, to `children`. Returns -E2BIG past SWANCTL_MAX_CHILDREN. */
+static int children_add(json_t *children, const struct selector_set *set, bool ikev1)
+{
+	if (!ikev1) {
+		if (json_array_size(children) >= SWANCTL_MAX_CHILDREN)
+			return -E2BIG;
+		json_array_append_new(children, json_pack("[o, o]",
+			prefixes_list(set->local, set->n_local),
+			prefixes_list(set->remote, set->n_remote)));
+		return 0;
+	}
+	for (size_t i = 0; i < set->n_local; i++)
+		for (size_t k = 0; k < set->n_remote; k++) {
+			if (set->local[i].family != set->remote[k].family)
+				continue;
+			if (json_array_size(children) >= SWANCTL_MAX_CHILDREN)
+				return -E2BIG;
+			json_array_append_new(children, json_pack("[o, o]",
+				prefixes_list(&set->local[i], 1), prefixes_list(&set->remote[k], 1)));
+		}
+	return 0;
+}
+
+/* [[local_ts, remote_ts], ...]: the selectors of each child SA, the first the one
+ * named like the connection. */
+static int children_selectors(const struct config *cfg, const struct tunnel *t, json_t **out)
+{
+	struct selector_set *sets = calloc(t->connection->n_traffic_selectors + 2, sizeof(*sets));
+	size_t n = sets ? selector_sets(cfg, t, sets) : 0;
+	json_t *children = json_array();
+	int err = children && sets ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !err && i < n; i++)
+		err = children_add(children, &sets[i], t->connection->protocol == CONNECTION_IKEV1);
+	free(sets);
+	if (!err && !json_array_size(children))
+		err = -EINVAL;
+	if (err) {
+		json_decref(children);
+		children = NULL;
+	}
+	*out = children;
+	return err;
+}
+
+void swanctl_child_name(const char *connection, size_t index, char *buf, size_t size)
+{
+	if (index == 0)
+		snprintf(buf, size, "%s", connection);
+	else
+		snprintf(buf, size, "%s~%zu", connection, index + 1);
+}
+
+size_t swanctl_child_count(const struct config *cfg, const struct tunnel *t)
+{
+	json_t *children;
+	size_t n = children_selectors(cfg, t, &children) ? 0 : json_array_size(children);
+
+	json_decref(children);
+	return n;
+}
+
+/* What connectionMode makes of starting, and of restarting after a dead peer or a
+ * close: a responder-only side waits for the peer every time. */
+static const char *start_action_of(const struct config_connection *c)
+{
+	return c->mode == CONNECTION_MODE_RESPONDER_ONLY ? "none" : "start";
+}
+
+static const char *dpd_action_of(const struct config_connection *c)
+{
+	return c->mode == CONNECTION_MODE_RESPONDER_ONLY ? "clear" : "restart";
+}
+
+static json_t *child_of(const struct config_connection *c, json_t *selectors, const char *esp,
 			int lifetime, long long kilobytes)
 {
-	const struct config_vnet *vnet = &cfg->vnets[t->vnet];
-	json_t *local_ts, *remote_ts;
-
-	if (t->connection->use_policy_based_traffic_selectors) {
-		local_ts = prefixes_list(vnet->prefixes, vnet->n_prefixes);
-		remote_ts = prefixes_list(t->remote_prefixes, t->n_remote_prefixes);
-	} else {
-		/* Route-based: the routes into the xfrm interface choose what enters. */
-		local_ts = comma_list("0.0.0.0/0,::/0");
-		remote_ts = comma_list("0.0.0.0/0,::/0");
-	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:s}", "local_ts", local_ts,
-			 "remote_ts", remote_ts, "esp_proposals", comma_list(esp),
+	return json_pack("{s:O, s:O, s:o, s:o, s:o, s:s, s:s, s:s}",
+			 "local_ts", json_array_get(selectors, 0),
+			 "remote_ts", json_array_get(selectors, 1), "esp_proposals", comma_list(esp),
 			 "rekey_time", seconds(lifetime), "rekey_bytes", number(kilobytes * 1024),
-			 "start_action", "start", "dpd_action", "restart", "close_action", "start");
+			 "start_action", start_action_of(c), "dpd_action", dpd_action_of(c),
+			 "close_action", c->mode == CONNECTION_MODE_RESPONDER_ONLY ? "none" : "start");
+}
+
+static int children_of(const struct config *cfg, const struct tunnel *t, const char *name,
+		       const char *esp, int lifetime, long long kilobytes, json_t **out)
+{
+	json_t *selectors, *children, *it;
+	size_t i;
+	int err = children_selectors(cfg, t, &selectors);
+
+	*out = NULL;
+	if (err == -E2BIG)
+		log_error("connection %s: its traffic selectors make more than %d child SAs "
+			  "(IKEv1 negotiates one per pair of local and remote ranges); allowed: "
+			  "fewer ranges", t->name, SWANCTL_MAX_CHILDREN);
+	if (err == -EINVAL)
+		log_error("connection %s: no traffic selector: the VNet and the other side have "
+			  "no address ranges of one family", t->name);
+	if (err)
+		return err;
+	children = json_object();
+	json_array_foreach(selectors, i, it) {
+		char child[SWANCTL_NAME_MAX + 8];
+
+		swanctl_child_name(name, i, child, sizeof(child));
+		json_object_set_new(children, child, child_of(t->connection, it, esp, lifetime,
+							      kilobytes));
+	}
+	json_decref(selectors);
+	*out = children;
+	return children ? 0 : -ENOMEM;
+}
+
+/* The IKE SA's version and what differs with it. IKEv1: Main Mode (never aggressive,
+ * which would send the PSK's hash in the clear), reauthenticated where IKEv2 rekeys (it
+ * cannot rekey an IKE SA), and dpdTimeoutSeconds as its DPD timeout (IKEv2 needs none:
+ * its retransmissions declare the peer dead). InitiatorOnly: unique = keep, so charon
+ * refuses an IKE SA the peer starts while its own stands (strongSwan cannot refuse to
+ * respond outright). */
+static int ike_version_set(json_t *conn, const struct config_connection *c)
+{
+	int err = 0;
+
+	if (c->protocol == CONNECTION_IKEV1) {
+		err |= json_object_set_new(conn, "version", json_string("1"));
+		err |= json_object_set_new(conn, "aggressive", json_string("no"));
+		err |= json_object_set_new(conn, "reauth_time",
+					   seconds(AZURE_IKE_SA_LIFETIME_SECONDS));
+		err |= json_object_set_new(conn, "rekey_time", seconds(0));
+		err |= json_object_set_new(conn, "dpd_timeout", seconds(c->dpd_timeout_seconds));
+	} else {
+		err |= json_object_set_new(conn, "version", json_string("2"));
+		err |= json_object_set_new(conn, "rekey_time",
+					   seconds(AZURE_IKE_SA_LIFETIME_SECONDS));
+	}
+	if (c->mode == CONNECTION_MODE_INITIATOR_ONLY)
+		err |= json_object_set_new(conn, "unique", json_string("keep"));
+	return err ? -ENOMEM : 0;
 }
 
 int swanctl_connection_message(const struct config *cfg, const struct tunnel *t, json_t **out)
@@ -203,7 +377,8 @@ int swanctl_connection_message(const struct config *cfg, const struct tunnel *t,
 	int lifetime = AZURE_DEFAULT_SA_LIFETIME_SECONDS;
 	long long kilobytes = AZURE_DEFAULT_SA_DATA_KILOBYTES;
 	const char *why = NULL;
-	json_t *conn;
+	json_t *conn, *children;
+	int err;
 
 	*out = NULL;
 	swanctl_connection_name(cfg->gateway_name, t, name, sizeof(name));
@@ -217,7 +392,10 @@ int swanctl_connection_message(const struct config *cfg, const struct tunnel *t,
 	if (c->n_ipsec_policies) {
 		const struct config_ipsec_policy *p = &c->ipsec_policies[0];
 
-		if (swanctl_ike_proposal(p, ike, sizeof(ike), &why) ||
+		if (c->protocol == CONNECTION_IKEV1 && is_gcm(p->ike_encryption))
+			why = "ikeEncryption (IKEv1 has no AES-GCM for its IKE SA; allowed with "
+			      "connectionProtocol IKEv1: AES256, AES192, AES128, DES3, DES)";
+		if (why || swanctl_ike_proposal(p, ike, sizeof(ike), &why) ||
 		    swanctl_esp_proposal(p, esp, sizeof(esp), &why)) {
 			log_error("connection %s: ipsecPolicies[0].%s cannot be expressed for "
 				  "strongSwan", t->name, why);
@@ -229,20 +407,26 @@ int swanctl_connection_message(const struct config *cfg, const struct tunnel *t,
 		snprintf(ike, sizeof(ike), "%s", AZURE_DEFAULT_IKE_PROPOSALS);
 		snprintf(esp, sizeof(esp), "%s", AZURE_DEFAULT_ESP_PROPOSALS);
 	}
+	err = children_of(cfg, t, name, esp, lifetime, kilobytes, &children);
+	if (err)
+		return err;
 	/* Azure's dpdTimeoutSeconds: DPD probes every third of it, IKEv2's retransmissions
-	 * declare the peer dead. keyingtries 0: like Azure's gateway, charon never gives up
-	 * on a peer that does not answer, it starts over after each retransmission sequence
-	 * (whose timeouts are its backoff); the child's dpd_action and close_action bring
-	 * the tunnel back after a dead peer or a close. */
-	conn = json_pack("{s:s, s:[s], s:[s], s:o, s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s}, "
-			 "s:{s:s, s:s}, s:{s:o}}",
-			 "version", "2", "local_addrs", local, "remote_addrs", peer,
+	 * (IKEv1's dpd_timeout) declare the peer dead. keyingtries 0: like Azure's gateway,
+	 * charon never gives up on a peer that does not answer, it starts over after each
+	 * retransmission sequence (whose timeouts are its backoff); the children's
+	 * dpd_action and close_action bring the tunnel back after a dead peer or a close. */
+	conn = json_pack("{s:[s], s:[s], s:o, s:s, s:o, s:o, s:o, s:{s:s, s:s}, "
+			 "s:{s:s, s:s}, s:o}",
+			 "local_addrs", local, "remote_addrs", peer,
 			 "proposals", comma_list(ike), "keyingtries", "0",
-			 "rekey_time", seconds(AZURE_IKE_SA_LIFETIME_SECONDS),
 			 "dpd_delay", seconds(c->dpd_timeout_seconds / 3 ?: 1),
 			 "if_id_in", number(t->if_id), "if_id_out", number(t->if_id),
 			 "local", "auth", "psk", "id", local, "remote", "auth", "psk", "id", peer,
-			 "children", name, child_of(cfg, t, esp, lifetime, kilobytes));
+			 "children", children);
+	if (conn && ike_version_set(conn, c)) {
+		json_decref(conn);
+		conn = NULL;
+	}
 	*out = conn ? json_pack("{s:o}", name, conn) : NULL;
 	return *out ? 0 : -ENOMEM;
 }
@@ -341,6 +525,18 @@ static void terminate_ike(struct vici *v, const char *name)
 		log_debug("charon: terminate %s", name);
 	json_decref(args);
 	json_decref(reply);
+}
+
+/* A connection moving between IKEv1 and IKEv2: the IKE SA of the old version is closed
+ * before the new definition starts one, so that no SA of the old version stays. */
+static bool ike_version_changes(json_t *previous, json_t *next, const char *name)
+{
+	const char *was = json_string_value(json_object_get(json_object_get(previous, name),
+							    "version"));
+	const char *is = json_string_value(json_object_get(json_object_get(next, name),
+							   "version"));
+
+	return was && is && strcmp(was, is);
 }
 
 /* Unloads one of ours, its secret too (a connection without one: charon says so, and
@@ -442,6 +638,8 @@ int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, j
 	/* charon leaves a connection loaded again unchanged alone, SAs included, and
 	 * replaces a changed one: only what is new or changed moves. */
 	json_object_foreach(next->connections, name, msg) {
+		if (ike_version_changes(json_object_get(old, name), msg, name))
+			terminate_ike(v, name);
 		err = load_conn(v, name, msg);
 		if (err && err != -EIO) {
 			*in_force = unknown_in_force(old, next);
@@ -462,11 +660,12 @@ int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, j
 	return *in_force ? 0 : -ENOMEM;
 }
 
-int swanctl_initiate(struct vici *v, const char *name, char *why, size_t why_size)
+int swanctl_initiate(struct vici *v, const char *name, const char *child, char *why,
+		     size_t why_size)
 {
 	/* timeout -1: charon queues the initiation and answers at once; the outcome shows
 	 * in list-sas, which the caller watches anyway. */
-	json_t *args = json_pack("{s:s, s:s, s:s}", "child", name, "ike", name, "timeout", "-1");
+	json_t *args = json_pack("{s:s, s:s, s:s}", "child", child, "ike", name, "timeout", "-1");
 	json_t *reply = NULL;
 	const char *errmsg;
 	int err = vici_request(v, "initiate", args, &reply);

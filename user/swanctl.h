@@ -34,6 +34,15 @@ int swanctl_esp_proposal(const struct config_ipsec_policy *p, char *buf, size_t 
 #define SWANCTL_NAME_PREFIX "vnetxdp-"
 #define SWANCTL_NAME_MAX 300
 void swanctl_connection_name(const char *gateway, const struct tunnel *t, char *buf, size_t size);
+/* A tunnel's child SAs: one per trafficSelectorPolicies entry (else one), and with IKEv1,
+ * which negotiates one local and one remote selector per Quick Mode, one per pair of a
+ * local and a remote range of one family. The first is named like the connection, the
+ * next <connection>~2, ~3, ... At most SWANCTL_MAX_CHILDREN (Azure's Quick Mode SAs per
+ * connection). */
+#define SWANCTL_MAX_CHILDREN 100
+void swanctl_child_name(const char *connection, size_t index, char *buf, size_t size);
+/* The tunnel's number of child SAs; 0 when its selectors make none or too many. */
+size_t swanctl_child_count(const struct config *cfg, const struct tunnel *t);
 
 /* load-conn's message for the tunnel ({ <name> = { ... } }), without its secret. Returns 0,
  * or -EINVAL/-ENAMETOOLONG after saying what strongSwan cannot express. */
@@ -61,10 +70,12 @@ int swanctl_connect(struct vici *v);
  * definitions loaded again, what was new unloaded, and what could not be undone said.
  * *in_force is what charon holds of ours afterwards, either way. Returns 0 or -errno. */
 int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, json_t **in_force);
-/* Asks charon to start the connection `name` (its IKE SA and the CHILD SA of the same
- * name) and returns without waiting for the peer. Returns 0, -EIO with *why (charon's
- * words: no such connection, ...) or -errno when charon did not answer. */
-int swanctl_initiate(struct vici *v, const char *name, char *why, size_t why_size);
+/* Asks charon to start the CHILD SA `child` of connection `name` (on its IKE SA, which
+ * charon starts unless it has one) and returns without waiting for the peer. Returns 0,
+ * -EIO with *why (charon's words: no such connection, ...) or -errno when charon did not
+ * answer. */
+int swanctl_initiate(struct vici *v, const char *name, const char *child, char *why,
+		     size_t why_size);
 /* Unloads the connections and secrets named in owned and closes their SAs. */
 int swanctl_remove(struct vici *v, json_t *owned);
 

@@ -1145,7 +1145,7 @@ void tunnels_progress_keep(struct tunnels_progress *progress)
 	progress->ike = NULL;
 }
 
-json_t *tunnels_state(const char *gateway, const struct plan *plan)
+json_t *tunnels_state(const struct config *cfg, const struct plan *plan)
 {
 	json_t *list = json_array();
 
@@ -1153,13 +1153,16 @@ json_t *tunnels_state(const char *gateway, const struct plan *plan)
 		const struct tunnel *t = &plan->tunnels[i];
 		char name[200], peer[INET6_ADDRSTRLEN] = "", local[INET6_ADDRSTRLEN] = "";
 
-		swanctl_connection_name(gateway, t, name, sizeof(name));
+		swanctl_connection_name(cfg->gateway_name, t, name, sizeof(name));
 		inet_ntop(t->peer.family, t->peer.addr, peer, sizeof(peer));
 		inet_ntop(t->local.family, t->local.addr, local, sizeof(local));
-		json_array_append_new(list, json_pack("{s:s, s:i, s:s, s:i, s:i, s:s, s:s, s:s}",
-			"name", t->name, "id", (json_int_t)t->id, "interface", t->ifname,
-			"ifindex", (json_int_t)t->ifindex, "ifId", (json_int_t)t->if_id,
-			"swanctl", name, "peer", peer, "local", local));
+		/* For serve's redial: which child SAs to start, and whether this side may. */
+		json_array_append_new(list, json_pack("{s:s, s:i, s:s, s:i, s:i, s:s, s:s, s:s, "
+			"s:i, s:b}", "name", t->name, "id", (json_int_t)t->id, "interface",
+			t->ifname, "ifindex", (json_int_t)t->ifindex, "ifId", (json_int_t)t->if_id,
+			"swanctl", name, "peer", peer, "local", local, "children",
+			(json_int_t)swanctl_child_count(cfg, t), "initiates",
+			t->connection->mode != CONNECTION_MODE_RESPONDER_ONLY));
 	}
 	return list;
 }

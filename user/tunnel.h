@@ -121,8 +121,9 @@ int tunnel_routes_prune(const struct tunnel *t);
 void tunnels_undo(struct tunnels_progress *progress);
 /* Forgets what progress records: kept, `down` removes it. */
 void tunnels_progress_keep(struct tunnels_progress *progress);
-/* The tunnels for the state file: name, interface, ifindex, if_id, swanctl name. */
-json_t *tunnels_state(const char *gateway, const struct plan *plan);
+/* The tunnels for the state file: name, interface, ifindex, if_id, swanctl name, its
+ * number of child SAs and whether this side initiates (connectionMode). */
+json_t *tunnels_state(const struct config *cfg, const struct plan *plan);
 /* `down`: unloads the connections and deletes the interfaces the state names. */
 int tunnels_down(const char *gateway, json_t *state);
 

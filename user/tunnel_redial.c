@@ -61,10 +61,27 @@ static void forget_unlisted(struct redialer *r)
 	r->n = kept;
 }
 
-static void initiate(struct vici *v, struct redial_connection *c)
+/* Each of the connection's child SAs (a state without their number: the one named like
+ * it), on the IKE SA the first one starts. */
+static int initiate_children(struct vici *v, const char *name, size_t children, char *why,
+			     size_t why_size)
+{
+	int err = 0;
+
+	for (size_t i = 0; !err && i < (children ?: 1); i++) {
+		char child[SWANCTL_NAME_MAX + 8];
+
+		swanctl_child_name(name, i, child, sizeof(child));
+		err = swanctl_initiate(v, name, child, why, why_size);
+	}
+	return err;
+}
+
+static void initiate(struct vici *v, struct redial_connection *c, size_t children)
 {
 	char why[256];
-	int err = v->fd >= 0 ? swanctl_initiate(v, c->name, why, sizeof(why)) : -ENOTCONN;
+	int err = v->fd >= 0 ? initiate_children(v, c->name, children, why, sizeof(why))
+			     : -ENOTCONN;
 
 	if (err == -ENOTCONN)
 		snprintf(why, sizeof(why), "charon cannot be reached");
@@ -101,6 +118,9 @@ void redialer_tick(struct redialer *r, uint64_t now_ms)
 		if (!c)
 			continue;
 		c->listed = true;
+		/* connectionMode ResponderOnly: the peer starts it, never this side. */
+		if (json_is_false(json_object_get(it, "initiates")))
+			continue;
 		if (c->attempts && s == TUNNEL_IKE_CONNECTED)
 			log_notice("tunnel %s is connected again (after %u initiations)", c->name,
 				   c->attempts);
@@ -108,7 +128,7 @@ void redialer_tick(struct redialer *r, uint64_t now_ms)
 			continue;
 		if (v.fd < 0 && vici_connect(&v, vici_socket_path()))
 			v.fd = -1;
-		initiate(&v, c);
+		initiate(&v, c, (size_t)json_integer_value(json_object_get(it, "children")));
 	}
 	forget_unlisted(r);
 	vici_close(&v);

@@ -478,6 +478,228 @@ static void policy_based_selectors_and_a_custom_policy(void **state)
 	config_free(cfg);
 }
 
+/* The transit config with `props` (JSON text) merged into the connection's properties. */
+static int load_with_connection(const char *props, struct config **cfg, char **problems)
+{
+	json_t *doc = json_load_file(TRANSIT_CONFIG, 0, NULL), *it, *extra;
+	size_t len = 0, i;
+	FILE *errors = open_memstream(problems, &len);
+	char *text;
+	int rc;
+
+	assert_non_null(doc);
+	extra = json_loads(props, 0, NULL);
+	assert_non_null(extra);
+	json_array_foreach(json_object_get(doc, "resources"), i, it)
+		if (!strcmp(json_string_value(json_object_get(it, "name")), "to-onprem"))
+			json_object_update(json_object_get(it, "properties"), extra);
+	text = json_dumps(doc, 0);
+	rc = config_load_string(text, "connection.json", errors, cfg);
+	fclose(errors);
+	free(text);
+	json_decref(extra);
+	json_decref(doc);
+	return rc;
+}
+
+static struct config *load_connection(const char *props)
+{
+	struct config *cfg = NULL;
+	char *problems = NULL;
+
+	if (load_with_connection(props, &cfg, &problems))
+		fail_msg("%s", problems);
+	free(problems);
+	return cfg;
+}
+
+static json_t *child_named(json_t *conn, const char *name)
+{
+	return json_object_get(json_object_get(conn, "children"), name);
+}
+
+/* connectionProtocol IKEv1: Main Mode with Azure's route-based offers (the same for IKEv1
+ * and IKEv2: Main Mode AES256/AES128/3DES with SHA1/SHA256 and DH group 2, 28,800 s; Quick
+ * Mode the six initiator offers, 27,000 s and 102,400,000 KB), reauthenticated as IKEv1
+ * does instead of rekeyed, dpdTimeoutSeconds its DPD timeout, and one child per family
+ * both sides have ranges of (a Quick Mode carries one selector a side). */
+static void ikev1_connection_is_main_mode_with_azures_offers(void **state)
+{
+	struct config *cfg = load_connection("{\"connectionProtocol\": \"IKEv1\"}");
+	struct swanctl_set set = set_of(cfg);
+	json_t *conn = definition(&set), *v4;
+
+	assert_string_equal(member(conn, "version"), "1");
+	assert_string_equal(member(conn, "aggressive"), "no");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(conn, "proposals"), 0)),
+			    "aes256-sha1-modp1024");
+	assert_int_equal(json_array_size(json_object_get(conn, "proposals")), 6);
+	assert_string_equal(member(conn, "reauth_time"), "28800s");
+	assert_string_equal(member(conn, "rekey_time"), "0s");
+	assert_string_equal(member(conn, "dpd_timeout"), "45s");
+	assert_string_equal(member(conn, "dpd_delay"), "15s");
+	assert_string_equal(member(conn, "if_id_in"), "255252321");
+	/* The VNet and the site have IPv4 ranges only: one Quick Mode, for IPv4. */
+	assert_int_equal(json_object_size(json_object_get(conn, "children")), 1);
+	v4 = child_named(conn, OURS);
+	assert_list(json_object_get(v4, "local_ts"), (const char *[]){ "0.0.0.0/0" }, 1);
+	assert_list(json_object_get(v4, "remote_ts"), (const char *[]){ "0.0.0.0/0" }, 1);
+	assert_int_equal(json_array_size(json_object_get(v4, "esp_proposals")), 6);
+	assert_string_equal(member(v4, "rekey_time"), "27000s");
+	assert_string_equal(member(v4, "start_action"), "start");
+	{
+		struct vici_buf buf = { 0 };
+
+		assert_int_equal(vici_encode(set.connections, &buf), 0);
+		vici_buf_wipe(&buf);
+	}
+	swanctl_set_free(&set);
+	config_free(cfg);
+	/* IKEv2 (the default, and written out) has neither. */
+	cfg = load_connection("{\"connectionProtocol\": \"IKEv2\"}");
+	set = set_of(cfg);
+	conn = definition(&set);
+	assert_string_equal(member(conn, "version"), "2");
+	assert_string_equal(member(conn, "rekey_time"), "28800s");
+	assert_null(json_object_get(conn, "reauth_time"));
+	assert_null(json_object_get(conn, "dpd_timeout"));
+	assert_null(json_object_get(conn, "aggressive"));
+	assert_int_equal(json_object_size(json_object_get(conn, "children")), 1);
+	swanctl_set_free(&set);
+	config_free(cfg);
+}
+
+/* IKEv1 has no AES-GCM for the IKE SA: a policy asking for it is refused, not sent. */
+static void ikev1_refuses_gcm_for_its_ike_sa(void **state)
+{
+	struct config *cfg = load_connection("{\"connectionProtocol\": \"IKEv1\", \"ipsecPolicies\": "
+		"[{\"ikeEncryption\": \"GCMAES256\", \"ikeIntegrity\": \"GCMAES256\", \"dhGroup\": "
+		"\"DHGroup14\", \"ipsecEncryption\": \"GCMAES256\", \"ipsecIntegrity\": \"GCMAES256\", "
+		"\"pfsGroup\": \"None\", \"saLifeTimeSeconds\": 3600, \"saDataSizeKilobytes\": 102400}]}");
+	struct tunnel *tunnels;
+	struct swanctl_set set;
+	size_t count;
+
+	assert_int_equal(tunnels_of_config(cfg, stderr, &tunnels, &count), 0);
+	assert_int_equal(swanctl_set_build(cfg, tunnels, count, &set), -EINVAL);
+	cfg->connections[0].protocol = CONNECTION_IKEV2;
+	assert_int_equal(swanctl_set_build(cfg, tunnels, count, &set), 0);
+	swanctl_set_free(&set);
+	free(tunnels);
+	config_free(cfg);
+}
+
+/* connectionMode: ResponderOnly loads the connection and waits for the peer, also after
+ * a dead peer or a close; InitiatorOnly starts it and refuses the peer's own while it
+ * stands (unique = keep); Default starts it and accepts the peer's. */
+static void connection_mode_decides_who_starts(void **state)
+{
+	static const struct {
+		const char *mode, *start, *dpd, *close, *unique;
+	} cases[] = {
+		{ "Default", "start", "restart", "start", NULL },
+		{ "ResponderOnly", "none", "clear", "none", NULL },
+		{ "InitiatorOnly", "start", "restart", "start", "keep" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char props[96];
+		struct config *cfg;
+		struct swanctl_set set;
+		json_t *conn, *child;
+
+		snprintf(props, sizeof(props), "{\"connectionMode\": \"%s\"}", cases[i].mode);
+		cfg = load_connection(props);
+		set = set_of(cfg);
+		conn = definition(&set);
+		child = child_named(conn, OURS);
+		assert_string_equal(member(child, "start_action"), cases[i].start);
+		assert_string_equal(member(child, "dpd_action"), cases[i].dpd);
+		assert_string_equal(member(child, "close_action"), cases[i].close);
+		if (cases[i].unique)
+			assert_string_equal(member(conn, "unique"), cases[i].unique);
+		else
+			assert_null(json_object_get(conn, "unique"));
+		swanctl_set_free(&set);
+		config_free(cfg);
+	}
+}
+
+#define TWO_POLICIES "\"trafficSelectorPolicies\": [" \
+	"{\"localAddressRanges\": [\"10.10.1.0/24\", \"10.10.2.0/24\"], " \
+	" \"remoteAddressRanges\": [\"192.168.50.0/25\", \"2001:db8::/64\"]}, " \
+	"{\"localAddressRanges\": [\"10.10.9.0/24\"], \"remoteAddressRanges\": [\"172.20.1.0/24\"]}]"
+
+/* trafficSelectorPolicies: IKEv2 one child per policy with its lists; IKEv1 one child
+ * per same-family pair of ranges. */
+static void traffic_selector_policies_make_the_child_sas(void **state)
+{
+	struct config *cfg = load_connection("{" TWO_POLICIES "}");
+	struct swanctl_set set = set_of(cfg);
+	struct tunnel *tunnels;
+	size_t count;
+	json_t *conn = definition(&set), *c;
+
+	assert_int_equal(json_object_size(json_object_get(conn, "children")), 2);
+	c = child_named(conn, OURS);
+	assert_list(json_object_get(c, "local_ts"),
+		    (const char *[]){ "10.10.1.0/24", "10.10.2.0/24" }, 2);
+	assert_list(json_object_get(c, "remote_ts"),
+		    (const char *[]){ "192.168.50.0/25", "2001:db8::/64" }, 2);
+	c = child_named(conn, OURS "~2");
+	assert_list(json_object_get(c, "local_ts"), (const char *[]){ "10.10.9.0/24" }, 1);
+	assert_list(json_object_get(c, "remote_ts"), (const char *[]){ "172.20.1.0/24" }, 1);
+	swanctl_set_free(&set);
+	config_free(cfg);
+
+	cfg = load_connection("{\"connectionProtocol\": \"IKEv1\", " TWO_POLICIES "}");
+	set = set_of(cfg);
+	conn = definition(&set);
+	/* 2 x 1 IPv4 pairs of the first policy (the IPv6 range pairs with no local one),
+	 * 1 of the second */
+	assert_int_equal(json_object_size(json_object_get(conn, "children")), 3);
+	c = child_named(conn, OURS "~2");
+	assert_list(json_object_get(c, "local_ts"), (const char *[]){ "10.10.2.0/24" }, 1);
+	assert_list(json_object_get(c, "remote_ts"), (const char *[]){ "192.168.50.0/25" }, 1);
+	c = child_named(conn, OURS "~3");
+	assert_list(json_object_get(c, "local_ts"), (const char *[]){ "10.10.9.0/24" }, 1);
+	assert_int_equal(tunnels_of_config(cfg, stderr, &tunnels, &count), 0);
+	assert_int_equal(swanctl_child_count(cfg, &tunnels[0]), 3);
+	free(tunnels);
+	swanctl_set_free(&set);
+	config_free(cfg);
+}
+
+/* Bad values are refused by the reader, each in one line naming its place. */
+static void bad_protocol_mode_and_selectors_are_refused(void **state)
+{
+	static const struct {
+		const char *props, *where;
+	} cases[] = {
+		{ "{\"connectionProtocol\": \"IKEv3\"}", "connectionProtocol" },
+		{ "{\"connectionMode\": \"Sometimes\"}", "connectionMode" },
+		{ "{\"trafficSelectorPolicies\": [{\"localAddressRanges\": [\"10.10.0.0/16\"]}]}",
+		  "remoteAddressRanges: missing" },
+		{ "{\"trafficSelectorPolicies\": [{\"localAddressRanges\": [], "
+		  "\"remoteAddressRanges\": [\"192.168.50.0/24\"]}]}", "localAddressRanges: empty" },
+		{ "{\"trafficSelectorPolicies\": [{\"localAddressRanges\": [\"10.10.0.0/16\"], "
+		  "\"remoteAddressRanges\": [\"2001:db8::/64\"]}]}", "same family" },
+		{ "{\"trafficSelectorPolicies\": [{\"localAddressRanges\": [\"10.10.0.0/33\"], "
+		  "\"remoteAddressRanges\": [\"192.168.50.0/24\"]}]}", "localAddressRanges[0]" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct config *cfg = NULL;
+		char *problems = NULL;
+
+		assert_int_not_equal(load_with_connection(cases[i].props, &cfg, &problems), 0);
+		assert_null(cfg);
+		if (!strstr(problems, cases[i].where))
+			fail_msg("case %zu: %s", i, problems);
+		free(problems);
+	}
+}
+
 static void names_carry_the_gateway_and_the_secret_travels_alone(void **state)
 {
 	struct config *cfg = load(TRANSIT_CONFIG);
@@ -769,8 +991,9 @@ static void initiate_starts_a_held_connection_without_waiting_for_the_peer(void 
 
 	charon_start(&c, &v);
 	json_object_set_new(c.conns, OURS, json_pack("{s:s}", "version", "2"));
-	assert_int_equal(swanctl_initiate(&v, OURS, why, sizeof(why)), 0);
-	assert_int_equal(swanctl_initiate(&v, "vnetxdp-ipsecgw.gone", why, sizeof(why)), -EIO);
+	assert_int_equal(swanctl_initiate(&v, OURS, OURS, why, sizeof(why)), 0);
+	assert_int_equal(swanctl_initiate(&v, "vnetxdp-ipsecgw.gone", "vnetxdp-ipsecgw.gone", why,
+					  sizeof(why)), -EIO);
 	assert_string_equal(why, "no");
 	assert_string_equal(json_string_value(json_array_get(c.log, 0)), "initiate " OURS);
 	charon_stop(&c, &v);
@@ -838,6 +1061,11 @@ int main(void)
 		cmocka_unit_test(tunnels_clamp_tcp_mss_to_azures_1350_unless_told_otherwise),
 		cmocka_unit_test(tunnel_mtu_leaves_room_for_the_largest_esp_of_the_proposal),
 		cmocka_unit_test(policy_based_selectors_and_a_custom_policy),
+		cmocka_unit_test(ikev1_connection_is_main_mode_with_azures_offers),
+		cmocka_unit_test(ikev1_refuses_gcm_for_its_ike_sa),
+		cmocka_unit_test(connection_mode_decides_who_starts),
+		cmocka_unit_test(traffic_selector_policies_make_the_child_sas),
+		cmocka_unit_test(bad_protocol_mode_and_selectors_are_refused),
 		cmocka_unit_test(names_carry_the_gateway_and_the_secret_travels_alone),
 		cmocka_unit_test(up_loads_ours_and_leaves_the_rest_of_charon_alone),
 		cmocka_unit_test(reload_moves_only_what_changed_among_ours),
