@@ -84,7 +84,7 @@ static inline char *nsg_rule_json(const char *name, int priority, const char *di
 #define NSG_SERVICE_TAGS \
 "{\"changeNumber\": 1, \"cloud\": \"Public\", \"values\": [\n" \
 " {\"name\": \"Storage\", \"id\": \"Storage\", \"properties\": {\"addressPrefixes\": [\"10.10.2.0/24\", \"fd00:10:0:2::/64\"]}},\n" \
-" {\"name\": \"Sql.WestEurope\", \"id\": \"Sql.WestEurope\", \"properties\": {\"region\": \"westeurope\", \"addressPrefixes\": [\"10.11.1.0/29\", \"10.12.0.0/16\", \"fd00:11:0:1::/124\"]}},\n" \
+" {\"name\": \"Sql.WestEurope\", \"id\": \"Sql.WestEurope\", \"properties\": {\"region\": \"westeurope\", \"addressPrefixes\": [\"10.11.1.0/29\", \"10.10.3.128/25\", \"fd00:11:0:1::/124\"]}},\n" \
 " {\"name\": \"AzureMonitor\", \"id\": \"AzureMonitor\", \"properties\": {\"addressPrefixes\": [\"10.10.1.128/25\", \"192.168.1.0/24\"]}}]}\n"
 
 static inline void nsg_service_tags_path(char *buf, size_t size)
