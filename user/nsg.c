@@ -330,8 +330,8 @@ static void bit_set(struct nsg_bitmap *b, size_t bit)
 	b->summary |= 1ULL << (bit / 64);
 }
 
-static const struct ip_prefix azure_load_balancer = { .family = AF_INET, .len = 32,
-						      .addr = { 168, 63, 129, 16 } };
+const struct ip_prefix nsg_azure_load_balancer = { .family = AF_INET, .len = 32,
+						   .addr = { 168, 63, 129, 16 } };
 
 static bool in_any(const struct ip_prefix *list, size_t n, const struct ip_prefix *p)
 {
@@ -353,7 +353,7 @@ static bool address_holds(const struct config *cfg, const struct nsg_address *a,
 	case NSG_ADDR_PREFIX: return ip_prefix_contains(&a->prefix, p);
 	case NSG_ADDR_TAG_VIRTUAL_NETWORK: return in_vnet;
 	case NSG_ADDR_TAG_INTERNET: return !in_vnet;
-	case NSG_ADDR_TAG_AZURE_LOAD_BALANCER: return ip_prefix_contains(&azure_load_balancer, p);
+	case NSG_ADDR_TAG_AZURE_LOAD_BALANCER: return ip_prefix_contains(&nsg_azure_load_balancer, p);
 	case NSG_ADDR_SERVICE_TAG:
 	case NSG_ADDR_APPLICATION_SECURITY_GROUP:
 		group = config_address_group_of(cfg, a);
@@ -394,7 +394,7 @@ static int address_side_write(const struct nsg_maps *m, const struct table_build
 			else if (list[i].kind == NSG_ADDR_PREFIX)
 				err = prefixes_append(&entries, &n, &list[i].prefix, 1);
 			else if (list[i].kind == NSG_ADDR_TAG_AZURE_LOAD_BALANCER)
-				err = prefixes_append(&entries, &n, &azure_load_balancer, 1);
+				err = prefixes_append(&entries, &n, &nsg_azure_load_balancer, 1);
 			else if (list[i].kind == NSG_ADDR_TAG_VIRTUAL_NETWORK ||
 				 list[i].kind == NSG_ADDR_TAG_INTERNET)
 				tags = true;
