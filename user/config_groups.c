@@ -240,6 +240,7 @@ void load_service_tags(struct loader *l, struct node gateway)
 	char why[256];
 	json_error_t jerr;
 	json_t *doc, *value;
+	FILE *f;
 	size_t i;
 
 	if (!json_is_object(gateway.value) || !file.value || !get_string(&l->r, file, &text))
@@ -252,23 +253,35 @@ void load_service_tags(struct loader *l, struct node gateway)
 		return;
 	}
 	l->cfg->service_tags_file = tag_file_path(l->cfg->path, text);
-	if (!l->cfg->service_tags_file || !(l->service_tags = json_object())) {
+	if (!l->cfg->service_tags_file) {
 		reader_problem(&l->r, file.path, "out of memory");
 		return;
 	}
-	doc = json_load_file(l->cfg->service_tags_file, 0, &jerr);
-	if (!doc) {
-		reader_problem(&l->r, file.path, "cannot read service tag file %s: %s%s; allowed: "
+	f = fopen(l->cfg->service_tags_file, "r");
+	if (!f) {
+		reader_problem(&l->r, file.path, "cannot read service tag file %s: %s; allowed: "
 			       "Azure's service tag file (ServiceTags_Public_*.json)",
-			       reader_shown(&l->r, l->cfg->service_tags_file),
-			       json_error_code(&jerr) == json_error_cannot_open_file ? "" : "line ",
-			       json_error_code(&jerr) == json_error_cannot_open_file ?
-			       jerr.text : json_syntax_reason(&jerr));
+			       reader_shown(&l->r, l->cfg->service_tags_file), strerror(errno));
+		return;
+	}
+	doc = json_loadf(f, 0, &jerr);
+	fclose(f);
+	if (!doc) {
+		reader_problem(&l->r, file.path, "service tag file %s: line %d: %s; allowed: "
+			       "Azure's service tag file (ServiceTags_Public_*.json)",
+			       reader_shown(&l->r, l->cfg->service_tags_file), jerr.line,
+			       json_syntax_reason(&jerr));
 		return;
 	}
 	if (tag_file_problem(doc, why, sizeof(why))) {
 		reader_problem(&l->r, file.path, "service tag file %s: %s",
 			       reader_shown(&l->r, l->cfg->service_tags_file), why);
+		json_decref(doc);
+		return;
+	}
+	l->service_tags = json_object();
+	if (!l->service_tags) {
+		reader_problem(&l->r, file.path, "out of memory");
 		json_decref(doc);
 		return;
 	}
@@ -331,7 +344,7 @@ bool resolve_service_tag(struct loader *l, struct node n, const char *name,
 		return true;
 	}
 	if (l->service_tags_path && !l->service_tags)
-		return false; /* the file's own problem is reported */
+		return false; /* the file's own problem (FILL-IN, unreadable, bad) is reported */
 	if (l->service_tags_path)
 		reader_problem(&l->r, n.path, "unknown service tag \"%s\"; allowed: VirtualNetwork, "
 			       "Internet, AzureLoadBalancer or a tag of the service tag file %s "
