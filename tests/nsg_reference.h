@@ -8,7 +8,10 @@
  *  - address: "*" everything; a CIDR of the packet's family; VirtualNetwork the VNet's
  *    space with its peers' and the on-premises prefixes its gateway reaches (the caller
  *    passes that list); Internet every address outside VirtualNetwork; AzureLoadBalancer
- *    168.63.129.16; any other service tag nothing.
+ *    168.63.129.16; another service tag the prefixes Azure's tag file lists for it (the
+ *    config's service_tags, read from gateway.serviceTagsFile); an application security
+ *    group the addresses of every NIC whose ipConfigurations join it (found from the
+ *    config's NICs, not from the group's compiled prefix list).
  *  - ports: TCP and UDP have ports; a packet without (ICMP, ESP, AH, other protocols, a
  *    non-first fragment) matches only rules whose ranges cover 0-65535.
  *  - protocol: * any; Icmp is ICMP and ICMPv6.
@@ -37,6 +40,7 @@ struct reference_nsg {
 	const struct config_nsg *nsg;  /* NULL: no NSG at this stage */
 	const struct ip_prefix *virtual_network;
 	size_t n_virtual_network;
+	const struct config *cfg;      /* for service tags and application security groups */
 };
 
 static inline bool reference_address_in(const uint8_t *addr, int family,
@@ -62,6 +66,31 @@ static inline bool reference_in_list(const uint8_t *addr, int family,
 	return false;
 }
 
+static inline bool reference_nic_joins(const struct config_nic *nic, int group)
+{
+	for (size_t i = 0; i < nic->n_application_security_groups; i++)
+		if (nic->application_security_groups[i] == group)
+			return true;
+	return false;
+}
+
+/* Whether a NIC that joins the group has the address. */
+static inline bool reference_in_group(const struct config *cfg, int group, const uint8_t *addr,
+				      int family)
+{
+	for (size_t n = 0; n < cfg->n_nics; n++) {
+		const struct config_nic *nic = &cfg->nics[n];
+
+		if (!reference_nic_joins(nic, group))
+			continue;
+		for (size_t a = 0; a < nic->n_addresses; a++)
+			if (nic->addresses[a].family == family &&
+			    !memcmp(nic->addresses[a].addr, addr, family == AF_INET ? 4 : 16))
+				return true;
+	}
+	return false;
+}
+
 static inline bool reference_address_matches(const struct nsg_address *a, const uint8_t *addr,
 					     int family, const struct reference_nsg *where)
 {
@@ -78,9 +107,13 @@ static inline bool reference_address_matches(const struct nsg_address *a, const 
 		return !reference_in_list(addr, family, where->virtual_network, where->n_virtual_network);
 	case NSG_ADDR_TAG_AZURE_LOAD_BALANCER:
 		return family == AF_INET && !memcmp(addr, load_balancer, 4);
-	default:
-		return false;
+	case NSG_ADDR_SERVICE_TAG:
+		return reference_in_list(addr, family, where->cfg->service_tags[a->group].prefixes,
+					 where->cfg->service_tags[a->group].n_prefixes);
+	case NSG_ADDR_APPLICATION_SECURITY_GROUP:
+		return reference_in_group(where->cfg, a->group, addr, family);
 	}
+	return false;
 }
 
 static inline bool reference_addresses_match(const struct nsg_address *list, size_t n,

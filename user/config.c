@@ -361,6 +361,11 @@ int config_find_vnet(const struct config *cfg, const char *name)
 	return find_named(cfg->vnets, cfg->n_vnets, sizeof(cfg->vnets[0]), name);
 }
 
+int config_find_nic(const struct config *cfg, const char *name)
+{
+	return find_named(cfg->nics, cfg->n_nics, sizeof(cfg->nics[0]), name);
+}
+
 bool read_enum(struct loader *l, struct node n, const char *const *names, size_t count,
 	       int *out)
 {
@@ -401,6 +406,7 @@ static const struct {
 	{ "localNetworkGateways", KIND_LOCAL_NETWORK_GATEWAY },
 	{ "virtualNetworkGateways", KIND_VNET_GATEWAY },
 	{ "connections", KIND_CONNECTION },
+	{ "applicationSecurityGroups", KIND_APPLICATION_SECURITY_GROUP },
 };
 
 #define NETWORK_NAMESPACE "Microsoft.Network/"
@@ -922,6 +928,8 @@ static void build_model(struct loader *l, json_t *doc)
 		reader_problem(&l->r, "resources", "out of memory");
 		return;
 	}
+	build_application_security_groups(l);
+	load_service_tags(l, node_child(&l->r, root, "gateway"));
 	build_security_groups(l);
 	build_route_tables(l);
 	build_public_ips(l);
@@ -931,6 +939,7 @@ static void build_model(struct loader *l, json_t *doc)
 	build_local_network_gateways(l);
 	build_connections(l);
 	build_network_interfaces(l);
+	check_application_security_group_rules(l);
 	build_peerings(l);
 	build_gateway_binding(l, node_child(&l->r, root, "gateway"));
 	if (!l->r.problems)
@@ -942,6 +951,8 @@ static void loader_release(struct loader *l)
 	for (size_t i = 0; i < l->n_public_ips; i++)
 		free(l->public_ips[i].name);
 	free(l->public_ips);
+	json_decref(l->service_tags);
+	free(l->asg_rules);
 	free(l->records);
 	free(l->record_first);
 	free(l->children);
@@ -1077,15 +1088,20 @@ int config_load(const char *path, FILE *errors, struct config **out)
 
 static void free_rule(struct config_security_rule *rule)
 {
-	for (size_t i = 0; i < rule->n_sources; i++)
-		free(rule->sources[i].tag);
-	for (size_t i = 0; i < rule->n_destinations; i++)
-		free(rule->destinations[i].tag);
 	free(rule->name);
 	free(rule->sources);
 	free(rule->destinations);
 	free(rule->source_ports);
 	free(rule->destination_ports);
+}
+
+static void free_address_groups(struct config_address_group *groups, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(groups[i].name);
+		free(groups[i].prefixes);
+	}
+	free(groups);
 }
 
 static void free_vnet(struct config_vnet *vnet)
@@ -1140,6 +1156,9 @@ void config_free(struct config *cfg)
 		free(cfg->nsgs[i].name);
 		free(cfg->nsgs[i].rules);
 	}
+	free_address_groups(cfg->application_security_groups, cfg->n_application_security_groups);
+	free_address_groups(cfg->service_tags, cfg->n_service_tags);
+	free(cfg->service_tags_file);
 	for (size_t i = 0; i < cfg->n_route_tables; i++) {
 		for (size_t r = 0; r < cfg->route_tables[i].n_routes; r++)
 			free(cfg->route_tables[i].routes[r].name);
@@ -1153,6 +1172,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_nics; i++) {
 		free(cfg->nics[i].name);
 		free(cfg->nics[i].addresses);
+		free(cfg->nics[i].application_security_groups);
 	}
 	for (size_t i = 0; i < cfg->n_local_network_gateways; i++) {
 		free(cfg->local_network_gateways[i].name);

@@ -60,11 +60,25 @@ enum nsg_protocol { NSG_PROTO_ANY = 0, NSG_PROTO_TCP, NSG_PROTO_UDP, NSG_PROTO_I
 
 struct port_range { uint16_t from, to; };
 
-/* An address prefix of a rule: a CIDR, "*" or a service tag. */
+/* A set of addresses named once and used by rules: an application security group (its
+ * member NICs' addresses) or a service tag of gateway.serviceTagsFile. */
+struct config_address_group {
+	char *name;
+	struct ip_prefix *prefixes;
+	size_t n_prefixes;
+	int vnet; /* ASGs: the VNet of their NICs, CONFIG_NONE while they have none */
+};
+
+/* An address of a rule: a CIDR, "*", a built-in service tag, a service tag of the tag
+ * file or an application security group (the last two name a config_address_group). */
 enum nsg_address_kind { NSG_ADDR_ANY = 0, NSG_ADDR_PREFIX, NSG_ADDR_TAG_VIRTUAL_NETWORK,
 			NSG_ADDR_TAG_INTERNET, NSG_ADDR_TAG_AZURE_LOAD_BALANCER,
-			NSG_ADDR_TAG_OTHER /* a service tag vnet-xdp does not model */ };
-struct nsg_address { enum nsg_address_kind kind; struct ip_prefix prefix; char *tag; };
+			NSG_ADDR_SERVICE_TAG, NSG_ADDR_APPLICATION_SECURITY_GROUP };
+struct nsg_address {
+	enum nsg_address_kind kind;
+	struct ip_prefix prefix; /* NSG_ADDR_PREFIX */
+	int group; /* index into config.service_tags or config.application_security_groups */
+};
 
 struct config_security_rule {
 	char *name;
@@ -114,6 +128,8 @@ struct config_nic {
 	size_t n_addresses;
 	int network_security_group; /* CONFIG_NONE when unset */
 	int vnet, subnet;           /* from ipConfigurations[0].subnet, or CONFIG_NONE */
+	int *application_security_groups; /* ipConfigurations[].applicationSecurityGroups */
+	size_t n_application_security_groups;
 	bool enable_ip_forwarding;  /* forwards packets whose addresses are not its own (an NVA) */
 };
 
@@ -225,6 +241,11 @@ struct config {
 	size_t n_vnets;
 	struct config_nsg *nsgs;
 	size_t n_nsgs;
+	struct config_address_group *application_security_groups;
+	size_t n_application_security_groups;
+	char *service_tags_file;         /* gateway.serviceTagsFile as resolved, or NULL */
+	struct config_address_group *service_tags; /* the tags of that file that rules name */
+	size_t n_service_tags;
 	struct config_route_table *route_tables;
 	size_t n_route_tables;
 	struct config_nat_gateway *nat_gateways;
@@ -254,5 +275,12 @@ int ip_address_parse(const char *text, struct ip_address *out); /* 0 or -EINVAL 
 bool ip_prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b);
 bool ip_prefix_contains(const struct ip_prefix *outer, const struct ip_prefix *inner);
 int config_find_vnet(const struct config *cfg, const char *name); /* index or CONFIG_NONE */
+int config_find_nic(const struct config *cfg, const char *name);  /* index or CONFIG_NONE */
+/* The group a rule address names (service tag of the file, ASG), NULL for other kinds. */
+const struct config_address_group *config_address_group_of(const struct config *cfg,
+							   const struct nsg_address *address);
+/* An address as the config wrote it: "*", a prefix, a tag or an ASG's name. */
+const char *nsg_address_text(const struct config *cfg, const struct nsg_address *address,
+			     char *buf, size_t size);
 
 #endif

@@ -497,7 +497,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	if (!is_object_or_report(&l->r, gateway))
 		return;
 	CHECK_KEYS(l, gateway, "name", "interfaces", "virtualNetworks", "virtualNetworkGateways",
-		   "nat66", "metrics", "limits", "tunnelTcpMss");
+		   "nat66", "metrics", "limits", "tunnelTcpMss", "serviceTagsFile");
 	if (!name.value)
 		reader_problem(&l->r, name.path, "missing; allowed: " GATEWAY_NAME_ALLOWED);
 	else if (!get_string(&l->r, name, &text))

@@ -13,6 +13,7 @@ enum record_kind {
 	KIND_ROUTE_TABLE, KIND_ROUTE,
 	KIND_NAT_GATEWAY, KIND_PUBLIC_IP, KIND_NIC,
 	KIND_LOCAL_NETWORK_GATEWAY, KIND_VNET_GATEWAY, KIND_CONNECTION,
+	KIND_APPLICATION_SECURITY_GROUP,
 };
 
 #define NAME_MAX_LEN 128
@@ -53,6 +54,16 @@ struct loader {
 	struct name_index *subnet_indexes; /* per VNet, built at its first lookup */
 	struct public_ip *public_ips;
 	size_t n_public_ips;
+	json_t *service_tags; /* lower-case tag name -> its values[] element, while reading */
+	const char *service_tags_path; /* gateway.serviceTagsFile, for messages */
+	struct asg_rule *asg_rules; /* rules naming ASGs, checked once NICs have joined them */
+	size_t n_asg_rules;
+};
+
+/* A rule that names application security groups, and where it was written. */
+struct asg_rule {
+	size_t nsg, rule;
+	const char *path;
 };
 
 const char *record_kind_type(enum record_kind kind); /* "virtualNetworks/subnets" */
@@ -134,6 +145,19 @@ const char *prefix_text(const struct ip_prefix *p, char *buf, size_t size);
 
 /* Parts of config_load, in the order they run. */
 int records_collect(struct loader *l, struct node resources);
+void build_application_security_groups(struct loader *l);
+void load_service_tags(struct loader *l, struct node gateway);
+/* A service tag of the tag file into *out; false (reported at n) when it has none. */
+bool resolve_service_tag(struct loader *l, struct node n, const char *name,
+			 struct nsg_address *out);
+/* Rule `rule` of NSG `nsg` names ASGs: checked by check_application_security_group_rules. */
+int note_application_security_group_rule(struct loader *l, size_t nsg, size_t rule,
+					 const char *path);
+/* ipConfigurations[].applicationSecurityGroups: the NIC joins each group with `address`
+ * (NULL without one), the group's VNet being the NIC's. */
+void read_nic_application_security_groups(struct loader *l, struct config_nic *nic,
+					  struct node list, int vnet,
+					  const struct ip_address *address);
 void build_security_groups(struct loader *l);
 void build_route_tables(struct loader *l);
 void build_public_ips(struct loader *l);
@@ -144,6 +168,8 @@ void build_local_network_gateways(struct loader *l);
 void build_connections(struct loader *l);
 void build_network_interfaces(struct loader *l);
 void build_peerings(struct loader *l);
+/* After the NICs: the ASGs of one rule have their NICs in one VNet, as Azure requires. */
+void check_application_security_group_rules(struct loader *l);
 void build_gateway_binding(struct loader *l, struct node gateway);
 /* After the model: a warning for each use of what the gateway does not enforce. */
 void report_unenforced(struct loader *l);

@@ -443,6 +443,7 @@ static void read_ip_configuration(struct loader *l, struct config_nic *nic, stru
 	struct node props = node_properties(&l->r, ipc);
 	struct node subnet = node_child(&l->r, props, "subnet");
 	struct node address = node_child(&l->r, props, "privateIPAddress");
+	struct node groups = node_child(&l->r, props, "applicationSecurityGroups");
 	int vnet = CONFIG_NONE, sub = CONFIG_NONE;
 
 	if (subnet.value && !json_is_null(subnet.value))
@@ -452,8 +453,10 @@ static void read_ip_configuration(struct loader *l, struct config_nic *nic, stru
 		nic->subnet = sub;
 	}
 	if (!address.value || json_is_null(address.value) ||
-	    !read_address(l, address, &nic->addresses[nic->n_addresses]))
+	    !read_address(l, address, &nic->addresses[nic->n_addresses])) {
+		read_nic_application_security_groups(l, nic, groups, vnet, NULL);
 		return;
+	}
 	if (sub != CONFIG_NONE) {
 		const struct config_subnet *s = &cfg->vnets[vnet].subnets[sub];
 		struct ip_prefix host = { .family = nic->addresses[nic->n_addresses].family };
@@ -470,6 +473,8 @@ static void read_ip_configuration(struct loader *l, struct config_nic *nic, stru
 			return;
 		}
 	}
+	read_nic_application_security_groups(l, nic, groups, vnet,
+					     &nic->addresses[nic->n_addresses]);
 	nic->n_addresses++;
 }
 

@@ -64,8 +64,7 @@ static bool read_rule_address(struct loader *l, struct node n, struct nsg_addres
 		out->prefix.family = AF_INET;
 		out->prefix.len = 32;
 	} else if (looks_like_tag(text)) {
-		out->kind = NSG_ADDR_TAG_OTHER; /* never matches: vnet-xdp has no tag contents */
-		out->tag = copy_string(text);
+		return resolve_service_tag(l, n, text, out);
 	} else {
 		reader_problem(&l->r, n.path, "\"%s\" is not an address prefix; allowed: a CIDR, an "
 			       "IP address, *, or a service tag (VirtualNetwork, Internet, "
@@ -75,8 +74,36 @@ static bool read_rule_address(struct loader *l, struct node n, struct nsg_addres
 	return true;
 }
 
-/* xAddressPrefix and xAddressPrefixes together (Azure takes either; empty ones are
- * unset). Application security groups count as a source that matches nothing here. */
+static size_t read_rule_groups(struct loader *l, struct node groups, struct nsg_address *out)
+{
+	struct config *cfg = l->cfg;
+	size_t n = 0;
+
+	if (!is_array_or_report(&l->r, groups))
+		return 0;
+	for (size_t i = 0; i < json_array_size(groups.value); i++) {
+		int index = resolve_reference(l, node_element(&l->r, groups, i),
+					      KIND_APPLICATION_SECURITY_GROUP,
+					      cfg->application_security_groups,
+					      cfg->n_application_security_groups,
+					      sizeof(*cfg->application_security_groups));
+
+		if (index == CONFIG_NONE)
+			continue;
+		out[n].kind = NSG_ADDR_APPLICATION_SECURITY_GROUP;
+		out[n++].group = index;
+	}
+	return n;
+}
+
+static bool is_set(json_t *v)
+{
+	return v && !json_is_null(v) && !(json_is_string(v) && !json_string_length(v)) &&
+	       !(json_is_array(v) && !json_array_size(v));
+}
+
+/* xAddressPrefix, xAddressPrefixes (Azure takes either; empty ones are unset) or
+ * xApplicationSecurityGroups, which Azure takes only alone. */
 static size_t read_rule_addresses(struct loader *l, struct node props, const char *side,
 				  struct nsg_address **out)
 {
@@ -94,6 +121,13 @@ static size_t read_rule_addresses(struct loader *l, struct node props, const cha
 	*out = calloc(max, sizeof(**out));
 	if (!*out)
 		return 0;
+	if (is_set(groups.value)) {
+		if (is_set(single.value) || is_set(plural.value))
+			reader_problem(&l->r, groups.path, "a rule side takes address prefixes or "
+				       "application security groups, not both; allowed: %s alone, "
+				       "or %s/%s without it", groups_key, single_key, plural_key);
+		return read_rule_groups(l, groups, *out);
+	}
 	if (json_is_string(single.value) && !*json_string_value(single.value))
 		single.value = NULL;
 	if (single.value && !json_is_null(single.value) && read_rule_address(l, single, &(*out)[n]))
@@ -102,14 +136,19 @@ static size_t read_rule_addresses(struct loader *l, struct node props, const cha
 		for (size_t i = 0; i < json_array_size(plural.value); i++)
 			if (read_rule_address(l, node_element(&l->r, plural, i), &(*out)[n]))
 				n++;
-	for (size_t i = 0; i < json_array_size(groups.value); i++) {
-		(*out)[n].kind = NSG_ADDR_TAG_OTHER;
-		(*out)[n++].tag = copy_string("ApplicationSecurityGroup");
-	}
 	if (!n && !json_array_size(plural.value) && !single.value)
-		reader_problem(&l->r, props.path, "no %s or %s; allowed: a CIDR, an IP address, *, "
-			       "or a service tag", single_key, plural_key);
+		reader_problem(&l->r, props.path, "no %s, %s or %s; allowed: a CIDR, an IP "
+			       "address, *, a service tag, or application security groups",
+			       single_key, plural_key, groups_key);
 	return n;
+}
+
+static bool names_groups(const struct nsg_address *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i].kind == NSG_ADDR_APPLICATION_SECURITY_GROUP)
+			return true;
+	return false;
 }
 
 static bool parse_port(const char *text, const char **end, uint16_t *out)
@@ -252,6 +291,11 @@ static void add_rule(struct loader *l, struct node res, const char *name, bool d
 			       direction_names[direction], reader_shown(&l->r, nsg->rules[*first].name));
 	else if (*first == CONFIG_NONE)
 		*first = (int)nsg->n_rules;
+	if ((names_groups(rule.sources, rule.n_sources) ||
+	     names_groups(rule.destinations, rule.n_destinations)) &&
+	    note_application_security_group_rule(l, (size_t)(nsg - l->cfg->nsgs), nsg->n_rules,
+						 props.path))
+		reader_problem(&l->r, props.path, "out of memory");
 	nsg->rules[nsg->n_rules++] = rule;
 }
 

@@ -40,38 +40,6 @@ static bool next_hop_is_gateway(json_t *v)
 	return json_is_string(v) && !strcasecmp(json_string_value(v), "VirtualNetworkGateway");
 }
 
-/* A service tag the NSG compiler has no addresses for (it has VirtualNetwork, Internet and
- * AzureLoadBalancer): a rule naming it matches nothing. */
-static bool names_unknown_tag_text(const char *text)
-{
-	static const char *const known[] = { "*", "VirtualNetwork", "Internet", "AzureLoadBalancer" };
-	struct ip_prefix prefix;
-	struct ip_address address;
-
-	for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
-		if (!strcasecmp(text, known[i]))
-			return false;
-	return *text && ip_prefix_parse(text, &prefix) && ip_address_parse(text, &address);
-}
-
-static bool names_unknown_tag(json_t *v)
-{
-	json_t *element;
-	size_t i;
-
-	if (json_is_string(v))
-		return names_unknown_tag_text(json_string_value(v));
-	json_array_foreach(v, i, element)
-		if (json_is_string(element) && names_unknown_tag_text(json_string_value(element)))
-			return true;
-	return false;
-}
-
-#define ASG_INSTEAD "application security groups have no members in the datapath: the rule " \
-		    "matches nothing (an Allow never allows, a Deny never denies)"
-#define TAG_INSTEAD "of the service tags only VirtualNetwork, Internet and AzureLoadBalancer " \
-		    "have addresses: the rule matches nothing for this tag (an Allow never " \
-		    "allows, a Deny never denies)"
 #define ROUTE_INSTEAD "user routes to the VNet gateway do not reach the datapath: traffic " \
 		      "to this prefix follows the other routes (system routes, the gateway's " \
 		      "own prefixes)"
@@ -79,19 +47,6 @@ static bool names_unknown_tag(json_t *v)
 static const struct unenforced unenforced[] = {
 	{ KIND_ROUTE, "nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
 	{ KIND_ROUTE_TABLE, "routes[].nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
-	{ KIND_NIC, "ipConfigurations[].applicationSecurityGroups", is_used, ASG_INSTEAD },
-	{ KIND_SECURITY_RULE, "sourceApplicationSecurityGroups", is_used, ASG_INSTEAD },
-	{ KIND_SECURITY_RULE, "destinationApplicationSecurityGroups", is_used, ASG_INSTEAD },
-	{ KIND_NSG, "securityRules[].sourceApplicationSecurityGroups", is_used, ASG_INSTEAD },
-	{ KIND_NSG, "securityRules[].destinationApplicationSecurityGroups", is_used, ASG_INSTEAD },
-	{ KIND_SECURITY_RULE, "sourceAddressPrefix", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_SECURITY_RULE, "sourceAddressPrefixes", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_SECURITY_RULE, "destinationAddressPrefix", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_SECURITY_RULE, "destinationAddressPrefixes", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_NSG, "securityRules[].sourceAddressPrefix", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_NSG, "securityRules[].sourceAddressPrefixes", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_NSG, "securityRules[].destinationAddressPrefix", names_unknown_tag, TAG_INSTEAD },
-	{ KIND_NSG, "securityRules[].destinationAddressPrefixes", names_unknown_tag, TAG_INSTEAD },
 	{ KIND_VNET_GATEWAY, "enableBgp", is_true,
 	  "no BGP speaker runs: no route is learned or advertised" },
 	{ KIND_VNET_GATEWAY, "activeActive", is_true,

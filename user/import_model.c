@@ -34,9 +34,9 @@ static const struct type_info types[] = {
 	{ NET "localNetworkGateways", NULL, true },
 	{ NET "virtualNetworkGateways", NULL, true },
 	{ NET "connections", NULL, true },
+	{ NET "applicationSecurityGroups", NULL, true },
 	/* Known, so ids and the summary use Azure's spelling, but not modeled. */
 	{ NET "applicationGateways", NULL, false },
-	{ NET "applicationSecurityGroups", NULL, false },
 	{ NET "azureFirewalls", NULL, false },
 	{ NET "bastionHosts", NULL, false },
 	{ NET "ddosProtectionPlans", NULL, false },
@@ -239,6 +239,9 @@ static const char *reference_type(const char *key)
 		{ "virtualNetworkGateway2", NET "virtualNetworkGateways" },
 		{ "localNetworkGateway2", NET "localNetworkGateways" },
 		{ "virtualNetwork", NET "virtualNetworks" },
+		{ "applicationSecurityGroups", NET "applicationSecurityGroups" },
+		{ "sourceApplicationSecurityGroups", NET "applicationSecurityGroups" },
+		{ "destinationApplicationSecurityGroups", NET "applicationSecurityGroups" },
 	};
 
 	for (size_t i = 0; key && i < sizeof(map) / sizeof(map[0]); i++)
@@ -835,26 +838,105 @@ static void print_unmodeled_summary(struct importer *imp)
 	free(names);
 }
 
+static bool is_file_service_tag(const char *text)
+{
+	static const char *const built_in[] = { "*", "Any", "VirtualNetwork", "Internet",
+						"AzureLoadBalancer" };
+
+	if (!text || !isalpha((unsigned char)text[0]) || strchr(text, ':') || strchr(text, '/'))
+		return false;
+	for (size_t i = 0; i < sizeof(built_in) / sizeof(*built_in); i++)
+		if (!strcasecmp(text, built_in[i]))
+			return false;
+	for (const char *p = text; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
+static void collect_tag(json_t *value, json_t *tags)
+{
+	json_t *element;
+	size_t i;
+
+	if (json_is_string(value) && is_file_service_tag(json_string_value(value)))
+		json_object_set_new(tags, json_string_value(value), json_true());
+	json_array_foreach(value, i, element)
+		collect_tag(element, tags);
+}
+
+/* The service tags beyond the built-in ones that the rules name: they resolve from
+ * Azure's tag file, which only the user can give (gateway.serviceTagsFile). */
+static json_t *rule_service_tags(struct importer *imp)
+{
+	static const char *const keys[] = { "sourceAddressPrefix", "sourceAddressPrefixes",
+					     "destinationAddressPrefix",
+					     "destinationAddressPrefixes" };
+	json_t *tags = json_object(), *record, *rule;
+	const char *key;
+	size_t i;
+
+	json_object_foreach(imp->resources, key, record) {
+		json_t *props = json_object_get(record, "properties");
+
+		if (strcmp(json_string_value(json_object_get(record, "type")),
+			   NET "networkSecurityGroups"))
+			continue;
+		json_array_foreach(json_object_get(props, "securityRules"), i, rule) {
+			json_t *rp = json_object_get(rule, "properties") ?
+				     json_object_get(rule, "properties") : rule;
+
+			for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++)
+				collect_tag(json_object_get(rp, keys[k]), tags);
+		}
+	}
+	return tags;
+}
+
+static char *joined_keys(json_t *object)
+{
+	size_t len = 1, used = 0;
+	const char *key;
+	json_t *v;
+	char *out;
+
+	json_object_foreach(object, key, v)
+		len += strlen(key) + 2;
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	out[0] = '\0';
+	json_object_foreach(object, key, v)
+		used += (size_t)sprintf(out + used, "%s%s", used ? ", " : "", key);
+	return out;
+}
+
 /* What only the user knows is written FILL-IN; the note says where, and which
  * interfaces and addresses this machine has to choose from. */
-static void print_fill_in_note(struct importer *imp, size_t interfaces, size_t bindings)
+static void print_fill_in_note(struct importer *imp, size_t interfaces, size_t bindings,
+			       json_t *tags)
 {
 	char *candidates = local_interfaces_text();
+	char *tag_list = json_object_size(tags) ? joined_keys(tags) : NULL;
 
 	fprintf(imp->diag, "import: fill in: gateway.interfaces[].name (%zu, the Linux interface "
 		"facing each VNet and the uplink)", interfaces);
 	if (bindings)
 		fprintf(imp->diag, ", gateway.virtualNetworkGateways[].address (%zu, this box's "
 			"tunnel endpoint for each VPN gateway, an address of the uplink)", bindings);
+	if (tag_list)
+		fprintf(imp->diag, ", gateway.serviceTagsFile (the path of Azure's service tag "
+			"file, ServiceTags_Public_*.json, for the rules' tags %s)", tag_list);
 	fprintf(imp->diag, "; this machine's interfaces: %s\n",
 		candidates ? candidates : "unknown (out of memory)");
+	free(tag_list);
 	free(candidates);
 }
 
 json_t *importer_finish(struct importer *imp)
 {
 	size_t n, i = 0;
-	json_t **records, *resources, *interfaces, *vnets, *record, *w, *gateway, *bindings;
+	json_t **records, *resources, *interfaces, *vnets, *record, *w, *gateway, *bindings, *tags;
 	const char *key;
 
 	drop_unreferenced_public_ips(imp);
@@ -897,7 +979,11 @@ json_t *importer_finish(struct importer *imp)
 	bindings = import_gateway_bindings(imp);
 	if (json_array_size(bindings))
 		json_object_set(gateway, "virtualNetworkGateways", bindings);
-	print_fill_in_note(imp, json_array_size(interfaces), json_array_size(bindings));
+	tags = rule_service_tags(imp);
+	if (json_object_size(tags))
+		json_object_set_new(gateway, "serviceTagsFile", json_string("FILL-IN"));
+	print_fill_in_note(imp, json_array_size(interfaces), json_array_size(bindings), tags);
+	json_decref(tags);
 	json_decref(bindings);
 	print_unmodeled_summary(imp);
 	return json_pack("{s:o, s:o}", "gateway", gateway, "resources", resources);

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include "cli.h"
 #include "config.h"
+#include "effective_rules.h"
 #include "gateway.h"
 #include "gateway_name.h"
 #include "import.h"
@@ -41,6 +42,7 @@ struct common_options {
 	const char *name;
 	const char *vnet;
 	const char *mode;
+	const char *nic, *subnet;
 	bool json;
 	bool prometheus;
 	bool strict;
@@ -56,6 +58,8 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 		{ "vnet", required_argument, NULL, 'V' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "strict", no_argument, NULL, 'S' },
+		{ "nic", required_argument, NULL, 'I' },
+		{ "subnet", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -75,6 +79,8 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 		case 'V': o->vnet = optarg; break;
 		case 'm': o->mode = optarg; break;
 		case 'S': o->strict = true; break;
+		case 'I': o->nic = optarg; break;
+		case 'B': o->subnet = optarg; break;
 		}
 	}
 	if (optind < argc) {
@@ -168,34 +174,88 @@ static int cmd_status(int argc, char **argv)
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
 }
 
+/* -c FILE, or the config the gateway up came up with. An exit code; 0 with *cfg. */
+static int load_command_config(const char *command, const char *config, struct config **cfg)
+{
+	const char *path = config;
+	json_t *state = NULL;
+	char gateway[128];
+	int rc = 0;
+
+	if (!path && !gateway_resolve_name(NULL, gateway, sizeof(gateway))) {
+		state = state_load(gateway);
+		path = json_string_value(json_object_get(state, "config"));
+	}
+	if (!path)
+		rc = usage(command, "no gateway is up: give the config with -c FILE");
+	else if (cli_load_config(path, false, cfg))
+		rc = EXIT_INVALID;
+	json_decref(state);
+	return rc;
+}
+
+/* The effective security rules of a NIC or a subnet, from the config alone. */
+static int cmd_rules(int argc, char **argv)
+{
+	struct common_options o = { 0 };
+	struct config *cfg;
+	int nic = CONFIG_NONE, vnet = CONFIG_NONE, subnet = CONFIG_NONE, rc;
+	json_t *doc;
+
+	if (parse_options(argc, argv, &o, "cjIB"))
+		return usage("rules", NULL);
+	if (!o.nic == !o.subnet)
+		return usage("rules", "rules needs --nic NAME or --subnet VNET/SUBNET (one of them)");
+	rc = load_command_config("rules", o.config, &cfg);
+	if (rc)
+		return rc;
+	if (o.nic) {
+		nic = config_find_nic(cfg, o.nic);
+		if (nic == CONFIG_NONE)
+			fprintf(stderr, "vnet-xdp rules: no network interface named %s\n", o.nic);
+	} else {
+		rc = effective_rules_find_subnet(cfg, o.subnet, &vnet, &subnet);
+		if (rc == -EEXIST)
+			fprintf(stderr, "vnet-xdp rules: several virtual networks have a subnet "
+				"named %s; give it as VNET/SUBNET\n", o.subnet);
+		else if (rc)
+			fprintf(stderr, "vnet-xdp rules: no subnet %s (allowed: VNET/SUBNET, or "
+				"SUBNET when one VNet has it)\n", o.subnet);
+	}
+	if ((o.nic && nic == CONFIG_NONE) || (o.subnet && rc)) {
+		config_free(cfg);
+		return EXIT_INVALID;
+	}
+	doc = effective_rules_json(cfg, nic, vnet, subnet);
+	if (!doc) {
+		fprintf(stderr, "vnet-xdp rules: out of memory\n");
+		config_free(cfg);
+		return EXIT_INVALID;
+	}
+	if (o.json)
+		cli_json_print(doc);
+	else
+		effective_rules_text(stdout, doc);
+	json_decref(doc);
+	config_free(cfg);
+	return 0;
+}
+
 /* The effective routes of one VNet: the same plan `up` writes to the maps. */
 static int cmd_routes(int argc, char **argv)
 {
 	struct common_options o = { 0 };
 	uint32_t ifindexes[MAX_INTERFACES] = { 0 };
-	const char *path = NULL;
-	char gateway[128];
 	struct config *cfg;
 	struct plan plan;
-	json_t *state = NULL, *routes;
+	json_t *routes;
 	int vnet, rc = 0;
 
 	if (parse_options(argc, argv, &o, "cjV") || !o.vnet)
 		return usage("routes", o.vnet ? NULL : "routes needs --vnet NAME");
-	path = o.config;
-	if (!path && !gateway_resolve_name(NULL, gateway, sizeof(gateway))) {
-		state = state_load(gateway);
-		path = json_string_value(json_object_get(state, "config"));
-	}
-	if (!path) {
-		json_decref(state);
-		return usage("routes", "no gateway is up: give the config with -c FILE");
-	}
-	if (cli_load_config(path, false, &cfg)) {
-		json_decref(state);
-		return EXIT_INVALID;
-	}
-	json_decref(state);
+	rc = load_command_config("routes", o.config, &cfg);
+	if (rc)
+		return rc;
 	vnet = config_find_vnet(cfg, o.vnet);
 	if (vnet == CONFIG_NONE) {
 		fprintf(stderr, "vnet-xdp routes: no virtual network named %s\n", o.vnet);
@@ -299,6 +359,14 @@ static const struct command {
 	  "  -c, --config FILE          read this config (default: the one of the gateway up)\n"
 	  "  -j, --json                 JSON instead of a table\n",
 	  cmd_routes },
+	{ "rules", "effective security rules of a NIC or subnet, in evaluation order",
+	  "--nic NAME | --subnet VNET/SUBNET [-c FILE] [-j]",
+	  "  --nic NAME                 the network interface: its subnet's NSG and its own\n"
+	  "  --subnet VNET/SUBNET       the subnet (SUBNET alone when one VNet has it)\n"
+	  "  -c, --config FILE          read this config (default: the one of the gateway up)\n"
+	  "  -j, --json                 JSON as az network nic list-effective-nsg writes it\n"
+	  "  Tags and application security groups are expanded to their prefixes.\n",
+	  cmd_rules },
 	{ "verify", "run a synthesized packet through the loaded program",
 	  "--in IFACE --src IP[:PORT] --dst IP[:PORT] --proto tcp|udp|icmp [-n NAME] [-j] "
 	  "[--repeat N]",

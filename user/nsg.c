@@ -197,7 +197,19 @@ static uint64_t fnv(uint64_t h, const void *data, size_t len)
 	return h;
 }
 
-static uint64_t nsg_fingerprint(const struct config_nsg *nsg)
+/* An address and, for a group, its members: a NIC joining an ASG changes the rule. */
+static uint64_t address_fingerprint(uint64_t h, const struct config *cfg,
+				    const struct nsg_address *a)
+{
+	const struct config_address_group *group = config_address_group_of(cfg, a);
+
+	h = fnv(fnv(h, &a->kind, sizeof(int)), &a->prefix, sizeof(struct ip_prefix));
+	if (group)
+		h = fnv(h, group->prefixes, group->n_prefixes * sizeof(*group->prefixes));
+	return h;
+}
+
+static uint64_t nsg_fingerprint(const struct config *cfg, const struct config_nsg *nsg)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -208,11 +220,9 @@ static uint64_t nsg_fingerprint(const struct config_nsg *nsg)
 		h = fnv(h, rule->name, strlen(rule->name) + 1);
 		h = fnv(h, fields, sizeof(fields));
 		for (size_t i = 0; i < rule->n_sources; i++)
-			h = fnv(fnv(h, &rule->sources[i].kind, sizeof(int)), &rule->sources[i].prefix,
-				sizeof(struct ip_prefix));
+			h = address_fingerprint(h, cfg, &rule->sources[i]);
 		for (size_t i = 0; i < rule->n_destinations; i++)
-			h = fnv(fnv(h, &rule->destinations[i].kind, sizeof(int)),
-				&rule->destinations[i].prefix, sizeof(struct ip_prefix));
+			h = address_fingerprint(h, cfg, &rule->destinations[i]);
 		h = fnv(h, rule->source_ports, rule->n_source_ports * sizeof(struct port_range));
 		h = fnv(h, rule->destination_ports,
 			rule->n_destination_ports * sizeof(struct port_range));
@@ -306,6 +316,7 @@ struct nsg_maps {
 };
 
 struct table_build {
+	const struct config *cfg;
 	const struct config_security_rule **rules; /* by priority */
 	size_t n_rules;
 	const struct ip_prefix *vnet_prefixes;     /* the VirtualNetwork tag here */
@@ -319,8 +330,8 @@ static void bit_set(struct nsg_bitmap *b, size_t bit)
 	b->summary |= 1ULL << (bit / 64);
 }
 
-static const struct ip_prefix azure_load_balancer = { .family = AF_INET, .len = 32,
-						      .addr = { 168, 63, 129, 16 } };
+const struct ip_prefix nsg_azure_load_balancer = { .family = AF_INET, .len = 32,
+						   .addr = { 168, 63, 129, 16 } };
 
 static bool in_any(const struct ip_prefix *list, size_t n, const struct ip_prefix *p)
 {
@@ -332,16 +343,23 @@ static bool in_any(const struct ip_prefix *list, size_t n, const struct ip_prefi
 
 /* Whether an address spec holds every address of p (p is an entry of the trie, so no
  * spec boundary falls inside it: holding one address of it is holding all). */
-static bool address_holds(const struct nsg_address *a, const struct ip_prefix *p, bool in_vnet)
+static bool address_holds(const struct config *cfg, const struct nsg_address *a,
+			  const struct ip_prefix *p, bool in_vnet)
 {
+	const struct config_address_group *group;
+
 	switch (a->kind) {
 	case NSG_ADDR_ANY: return true;
 	case NSG_ADDR_PREFIX: return ip_prefix_contains(&a->prefix, p);
 	case NSG_ADDR_TAG_VIRTUAL_NETWORK: return in_vnet;
 	case NSG_ADDR_TAG_INTERNET: return !in_vnet;
-	case NSG_ADDR_TAG_AZURE_LOAD_BALANCER: return ip_prefix_contains(&azure_load_balancer, p);
-	default: return false;
+	case NSG_ADDR_TAG_AZURE_LOAD_BALANCER: return ip_prefix_contains(&nsg_azure_load_balancer, p);
+	case NSG_ADDR_SERVICE_TAG:
+	case NSG_ADDR_APPLICATION_SECURITY_GROUP:
+		group = config_address_group_of(cfg, a);
+		return in_any(group->prefixes, group->n_prefixes, p);
 	}
+	return false;
 }
 
 static int prefix_compare(const void *a, const void *b)
@@ -367,10 +385,16 @@ static int address_side_write(const struct nsg_maps *m, const struct table_build
 		size_t count = side ? rule->n_destinations : rule->n_sources;
 
 		for (size_t i = 0; !err && i < count; i++) {
-			if (list[i].kind == NSG_ADDR_PREFIX)
+			const struct config_address_group *group =
+				config_address_group_of(t->cfg, &list[i]);
+
+			if (group)
+				err = prefixes_append(&entries, &n, group->prefixes,
+						      group->n_prefixes);
+			else if (list[i].kind == NSG_ADDR_PREFIX)
 				err = prefixes_append(&entries, &n, &list[i].prefix, 1);
 			else if (list[i].kind == NSG_ADDR_TAG_AZURE_LOAD_BALANCER)
-				err = prefixes_append(&entries, &n, &azure_load_balancer, 1);
+				err = prefixes_append(&entries, &n, &nsg_azure_load_balancer, 1);
 			else if (list[i].kind == NSG_ADDR_TAG_VIRTUAL_NETWORK ||
 				 list[i].kind == NSG_ADDR_TAG_INTERNET)
 				tags = true;
@@ -399,7 +423,7 @@ static int address_side_write(const struct nsg_maps *m, const struct table_build
 			size_t count = side ? rule->n_destinations : rule->n_sources;
 
 			for (size_t i = 0; i < count; i++)
-				if (address_holds(&list[i], p, in_vnet)) {
+				if (address_holds(t->cfg, &list[i], p, in_vnet)) {
 					bit_set(&bits, r);
 					break;
 				}
@@ -567,7 +591,7 @@ static int table_write(struct compile_state *cs, int nsg_index, int vnet, int di
 		       uint32_t table, uint32_t nsg_id)
 {
 	const struct config_nsg *nsg = &cs->cfg->nsgs[nsg_index];
-	struct table_build t = { .table = table };
+	struct table_build t = { .cfg = cs->cfg, .table = table };
 	struct ip_prefix *vnet_prefixes = NULL;
 	struct nsg_table info = { .nsg_id = nsg_id, .direction = direction };
 	int err;
@@ -775,7 +799,7 @@ static uint32_t flush_generations_update(struct compile_state *cs)
 		uint32_t since, id;
 
 		snprintf(fingerprint, sizeof(fingerprint), "%016llx",
-			 (unsigned long long)nsg_fingerprint(nsg));
+			 (unsigned long long)nsg_fingerprint(cs->cfg, nsg));
 		if (!entry)
 			continue;
 		since = (uint32_t)json_integer_value(json_object_get(entry, "flushGeneration"));

@@ -37,6 +37,9 @@ void nsg_ids_path(const char *gateway, char *buf, size_t size);
 json_t *nsg_ids_rule(const struct nsg_ids *ids, uint32_t rule_id);
 const char *nsg_ids_nsg_name(const struct nsg_ids *ids, uint32_t nsg_id);
 
+/* The AzureLoadBalancer tag: the host's health probe address. */
+extern const struct ip_prefix nsg_azure_load_balancer;
+
 /* The VirtualNetwork tag as seen from one VNet. *out is malloc'd. */
 int nsg_virtual_network_prefixes(const struct config *cfg, int vnet, struct ip_prefix **out,
 				 size_t *n);

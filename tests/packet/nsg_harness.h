@@ -34,24 +34,76 @@ static struct {
 	int fast_paths_fd[2]; /* FAST_PATH_MAP_NAMES: IPv4, IPv6 */
 } nsg_maps;
 
-/* One securityRules entry. A value starting with '[' is a JSON list and goes to the plural
- * key (sourceAddressPrefixes, destinationPortRanges, ...). */
+/* One side of a rule: a value starting with '[' is a JSON list and goes to the plural key
+ * (sourceAddressPrefixes, destinationPortRanges, ...); "@a,b" names application security
+ * groups a and b (sourceApplicationSecurityGroups). */
+static inline void nsg_side_json(char *out, size_t size, const char *side, const char *key,
+				 const char *v)
+{
+	if (v[0] == '[') {
+		snprintf(out, size, "\"%s%s%s\": %s", side, key, strcmp(key, "PortRange") ? "es" : "s",
+			 v);
+	} else if (v[0] == '@') {
+		size_t at = (size_t)snprintf(out, size, "\"%sApplicationSecurityGroups\": [", side);
+		char names[256], *save = NULL;
+
+		snprintf(names, sizeof(names), "%s", v + 1);
+		for (char *name = strtok_r(names, ",", &save); name && at < size;
+		     name = strtok_r(NULL, ",", &save))
+			at += (size_t)snprintf(out + at, size - at, "%s{\"id\": \"%s\"}",
+					       out[at - 1] == '[' ? "" : ", ", name);
+		if (at < size)
+			snprintf(out + at, size - at, "]");
+	} else {
+		snprintf(out, size, "\"%s%s\": \"%s\"", side, key, v);
+	}
+}
+
+/* One securityRules entry; sides as nsg_side_json takes them. */
 static inline char *nsg_rule_json(const char *name, int priority, const char *direction,
 				  const char *access, const char *protocol, const char *src,
 				  const char *sport, const char *dst, const char *dport)
 {
-	char *out = NULL;
-#define SIDE(key, v) (v[0] == '[' ? key "es\": " : key "\": \""), v, (v[0] == '[' ? "" : "\"")
-#define PORTS(key, v) (v[0] == '[' ? key "s\": " : key "\": \""), v, (v[0] == '[' ? "" : "\"")
+	char src_json[512], sport_json[256], dst_json[512], dport_json[256], *out = NULL;
+
+	nsg_side_json(src_json, sizeof(src_json), "source", "AddressPrefix", src);
+	nsg_side_json(sport_json, sizeof(sport_json), "source", "PortRange", sport);
+	nsg_side_json(dst_json, sizeof(dst_json), "destination", "AddressPrefix", dst);
+	nsg_side_json(dport_json, sizeof(dport_json), "destination", "PortRange", dport);
 	if (asprintf(&out, "{\"name\": \"%s\", \"properties\": {\"priority\": %d, \"direction\": "
-		     "\"%s\", \"access\": \"%s\", \"protocol\": \"%s\", \"%s%s%s, \"%s%s%s, "
-		     "\"%s%s%s, \"%s%s%s}}", name, priority, direction, access, protocol,
-		     SIDE("sourceAddressPrefix", src), PORTS("sourcePortRange", sport),
-		     SIDE("destinationAddressPrefix", dst), PORTS("destinationPortRange", dport)) < 0)
+		     "\"%s\", \"access\": \"%s\", \"protocol\": \"%s\", %s, %s, %s, %s}}", name,
+		     priority, direction, access, protocol, src_json, sport_json, dst_json,
+		     dport_json) < 0)
 		return NULL;
-#undef SIDE
-#undef PORTS
 	return out;
+}
+
+/* The service tag file the config names (gateway.serviceTagsFile, relative to the config,
+ * in Azure's format): tags over the test VNets' addresses, so that rules naming them
+ * decide real packets. */
+#define NSG_SERVICE_TAGS \
+"{\"changeNumber\": 1, \"cloud\": \"Public\", \"values\": [\n" \
+" {\"name\": \"Storage\", \"id\": \"Storage\", \"properties\": {\"addressPrefixes\": [\"10.10.2.0/24\", \"fd00:10:0:2::/64\"]}},\n" \
+" {\"name\": \"Sql.WestEurope\", \"id\": \"Sql.WestEurope\", \"properties\": {\"region\": \"westeurope\", \"addressPrefixes\": [\"10.11.1.0/29\", \"10.10.3.128/25\", \"fd00:11:0:1::/124\"]}},\n" \
+" {\"name\": \"AzureMonitor\", \"id\": \"AzureMonitor\", \"properties\": {\"addressPrefixes\": [\"10.10.1.128/25\", \"192.168.1.0/24\"]}}]}\n"
+
+static inline void nsg_service_tags_path(char *buf, size_t size)
+{
+	snprintf(buf, size, "%.*s.service-tags.json", (int)strlen(gw.config_path) - 5,
+		 gw.config_path);
+}
+
+static inline int nsg_write_service_tags(void)
+{
+	char path[160];
+	FILE *f;
+
+	nsg_service_tags_path(path, sizeof(path));
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fputs(NSG_SERVICE_TAGS, f);
+	return fclose(f) ? -errno : 0;
 }
 
 /* The config: subnet_nsgs names the NSG of hub/web, hub/db, spoke1/default ("" for none);
@@ -60,10 +112,11 @@ static inline int nsg_write_config(const char *hub_web, const char *hub_db,
 				   const char *spoke1, const char *resources, const char *limits)
 {
 	FILE *f = fopen(gw.config_path, "w");
-	char web_ref[128] = "", db_ref[128] = "", spoke1_ref[128] = "";
+	char web_ref[128] = "", db_ref[128] = "", spoke1_ref[128] = "", tags[160];
 
-	if (!f)
+	if (!f || nsg_write_service_tags())
 		return -errno;
+	nsg_service_tags_path(tags, sizeof(tags));
 	if (hub_web[0])
 		snprintf(web_ref, sizeof(web_ref), ", \"networkSecurityGroup\": {\"id\": \"%s\"}", hub_web);
 	if (hub_db[0])
@@ -78,7 +131,7 @@ static inline int nsg_write_config(const char *hub_web, const char *hub_db,
 "  {\"name\": \"uplink0\", \"role\": \"uplink\"}],\n"
 " \"virtualNetworks\": [{\"name\": \"hub\", \"vip\": \"203.0.113.10\"},\n"
 "  {\"name\": \"spoke1\", \"vip\": \"203.0.113.11\"}, {\"name\": \"spoke2\", \"vip\": \"203.0.113.12\"}],\n"
-" \"limits\": {%s}},\n"
+" \"serviceTagsFile\": \"%s\", \"limits\": {%s}},\n"
 " \"resources\": [\n"
 "  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"hub\", \"properties\": {\n"
 "   \"addressSpace\": {\"addressPrefixes\": [\"10.10.0.0/16\", \"fd00:10::/48\"]},\n"
@@ -97,9 +150,20 @@ static inline int nsg_write_config(const char *hub_web, const char *hub_db,
 "   \"addressSpace\": {\"addressPrefixes\": [\"10.12.0.0/16\", \"fd00:12::/48\"]},\n"
 "   \"subnets\": [{\"name\": \"default\", \"properties\": {\"addressPrefixes\": [\"10.12.1.0/24\", \"fd00:12:0:1::/64\"]}}],\n"
 "   \"virtualNetworkPeerings\": [{\"name\": \"spoke2-to-hub\", \"properties\": {\"remoteVirtualNetwork\": {\"id\": \"hub\"}, \"allowVirtualNetworkAccess\": true}}]}}%s%s\n"
-" ]}\n", gw.name, limits ? limits : "", web_ref, db_ref, spoke1_ref, resources[0] ? ",\n" : "",
+" ]}\n", gw.name, strrchr(tags, '/') + 1, limits ? limits : "", web_ref, db_ref, spoke1_ref, resources[0] ? ",\n" : "",
 		resources);
 	return fclose(f) ? -errno : 0;
+}
+
+/* Takes the gateway down and removes the files the config names. */
+static inline void nsg_down(void)
+{
+	char tags[160];
+
+	nsg_service_tags_path(tags, sizeof(tags));
+	harness_down(&gw);
+	if (gw.name[0])
+		unlink(tags);
 }
 
 /* Names the gateway (prefix and name get the pid); call before writing the config.

@@ -19,10 +19,23 @@ static char *rule(const char *name, int priority, const char *direction, const c
 	return nsg_rule_json(name, priority, direction, access, protocol, src, sport, dst, dport);
 }
 
+/* Whether vm1-nic's IPv4 configuration joins web-asg (web2-nic always does). */
+static bool vm1_in_web_asg = true;
+
+/* rules[from, to) joined by ", ". */
+static void join_rules(char *out, size_t size, char *const *rules, int from, int to)
+{
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (int i = from; i < to && at < size; i++)
+		at += (size_t)snprintf(out + at, size - at, "%s%s", i > from ? ", " : "", rules[i]);
+}
+
 /* ssh_access: the access of AllowSsh (200); flush: spoke1-subnet's flushConnection. */
 static int write_config(const char *ssh_access, bool flush)
 {
-	char *r[16], resources[20000];
+	char *r[20], resources[24000], subnet_rules[12000], nic_rules[2000], web_rules[1000];
 	int n = 0, err;
 
 	r[n++] = rule("DenySshFromWeb", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "22");
@@ -38,24 +51,34 @@ static int write_config(const char *ssh_access, bool flush)
 	r[n++] = rule("DenySmtpToInternet", 200, "Outbound", "Deny", "Tcp", "*", "*", "Internet", "25");
 	r[n++] = rule("AllowHttpsToInternet", 210, "Outbound", "Allow", "Tcp", "*", "*", "Internet", "443");
 	r[n++] = rule("DenyAllOut", 4000, "Outbound", "Deny", "*", "*", "*", "*", "*");
+	r[n++] = rule("DenyAltHttpToWebAsg", 120, "Inbound", "Deny", "Tcp", "*", "*", "@web-asg", "8081");
+	r[n++] = rule("DenySqlTag", 130, "Inbound", "Deny", "Udp", "Sql.WestEurope", "*", "*", "8082");
+	r[n++] = rule("DenyWebAsgToStorage", 220, "Outbound", "Deny", "Tcp", "@web-asg", "*", "Storage", "*");
 	r[n++] = rule("DenyNic8443", 100, "Inbound", "Deny", "Tcp", "*", "*", "*", "8443");
 	r[n++] = rule("DenyNic5000", 100, "Outbound", "Deny", "Tcp", "*", "*", "*", "5000");
 	r[n++] = rule("DenyWeb9000", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "9000");
+	join_rules(subnet_rules, sizeof(subnet_rules), r, 0, 15);
+	join_rules(nic_rules, sizeof(nic_rules), r, 15, 17);
+	join_rules(web_rules, sizeof(web_rules), r, 17, 18);
 	snprintf(resources, sizeof(resources),
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET_NSG "\","
-		 " \"properties\": {\"flushConnection\": %s, \"securityRules\": [%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s]}},\n"
+		 " \"properties\": {\"flushConnection\": %s, \"securityRules\": [%s]}},\n"
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" NIC_NSG "\","
-		 " \"properties\": {\"securityRules\": [%s, %s]}},\n"
+		 " \"properties\": {\"securityRules\": [%s]}},\n"
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" WEB_NSG "\","
 		 " \"properties\": {\"securityRules\": [%s]}},\n"
+		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"web-asg\"},\n"
 		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"vm1-nic\", \"properties\": {"
 		 " \"networkSecurityGroup\": {\"id\": \"" NIC_NSG "\"}, \"ipConfigurations\": ["
-		 "  {\"name\": \"ipconfig1\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\","
+		 "  {\"name\": \"ipconfig1\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\"%s,"
 		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}},"
 		 "  {\"name\": \"ipconfig2\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
-		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}",
-		 flush ? "true" : "false", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-		 r[10], r[11], r[12], r[13], r[14]);
+		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}},\n"
+		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"web2-nic\", \"properties\": {"
+		 " \"ipConfigurations\": [{\"name\": \"ipconfig1\", \"properties\": {\"privateIPAddress\": \"10.11.1.6\","
+		 "  \"applicationSecurityGroups\": [{\"id\": \"web-asg\"}], \"subnet\": {\"id\": \"spoke1/default\"}}}]}}",
+		 flush ? "true" : "false", subnet_rules, nic_rules, web_rules,
+		 vm1_in_web_asg ? ", \"applicationSecurityGroups\": [{\"id\": \"web-asg\"}]" : "");
 	err = nsg_write_config(WEB_NSG, "", SUBNET_NSG, resources,
 				   "\"udpIdleTimeoutSeconds\": 60, \"tcpIdleTimeoutSeconds\": 60, "
 				   "\"flowTableSize\": 1024");
@@ -75,7 +98,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	harness_down(&gw);
+	nsg_down();
 	return 0;
 }
 
@@ -194,6 +217,76 @@ static void nsg_service_tags(void **state)
 	r = send_packet(HUB, (struct flow){ .family = AF_INET6, .src = "fd00:10:0:3::9", .dst = "fd00:11:0:1::4",
 				      .proto = IPPROTO_TCP, .sport = 42000, .dport = 23 });
 	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 160);
+}
+
+/* An application security group is its NICs' addresses: a rule naming web-asg holds
+ * vm1-nic's IPv4 address and web2-nic's, not their neighbours in the subnet. */
+static void nsg_application_security_group_is_its_nics(void **state)
+{
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	r = send_packet(HUB, tcp4("10.10.3.9", 42000, "10.11.1.4", 8081));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 120);
+	r = send_packet(HUB, tcp4("10.10.3.9", 42001, "10.11.1.6", 8081));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 120);
+	/* 10.11.1.5 is in no NIC of the group: the default AllowVnetInBound decides */
+	r = send_packet(HUB, tcp4("10.10.3.9", 42002, "10.11.1.5", 8081));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
+	/* vm1-nic's IPv6 configuration does not join the group */
+	r = send_packet(HUB, (struct flow){ .family = AF_INET6, .src = "fd00:10:0:3::9",
+					    .dst = "fd00:11:0:1::4", .proto = IPPROTO_TCP,
+					    .sport = 42003, .dport = 8081 });
+	assert_allowed(r);
+	/* as a source, outbound: web-asg to the Storage tag (10.10.2.0/24 in the tag file) */
+	r = send_packet(SPOKE1, tcp4("10.11.1.6", 42004, "10.10.2.9", 443));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 220);
+	r = send_packet(SPOKE1, tcp4("10.11.1.5", 42005, "10.10.2.9", 443));
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	nsg_clear_flows();
+}
+
+/* A tag of gateway.serviceTagsFile is the file's prefixes: Sql.WestEurope holds the upper
+ * half of the hub's plain subnet (10.10.3.128/25), not its lower half. */
+static void nsg_service_tag_from_the_tag_file(void **state)
+{
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	r = send_packet(HUB, udp4("10.10.3.200", 42000, "10.11.1.4", 8082));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 130);
+	r = send_packet(HUB, udp4("10.10.3.9", 42000, "10.11.1.4", 8082));
+	assert_allowed(r);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
+	nsg_clear_flows();
+}
+
+/* Membership is read with the config: a NIC that leaves the group on reload is no longer
+ * held by the group's rules, and one that joins is. */
+static void nsg_application_security_group_membership_follows_reload(void **state)
+{
+	struct harness_result r;
+
+	require_gateway();
+	nsg_clear_flows();
+	vm1_in_web_asg = false;
+	assert_int_equal(write_config("Allow", false), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+	r = send_packet(HUB, tcp4("10.10.3.9", 43000, "10.11.1.4", 8081));
+	assert_allowed(r);
+	r = send_packet(HUB, tcp4("10.10.3.9", 43001, "10.11.1.6", 8081));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 120);
+
+	vm1_in_web_asg = true;
+	nsg_clear_flows();
+	assert_int_equal(write_config("Allow", false), 0);
+	assert_int_equal(harness_reload(&gw), 0);
+	r = send_packet(HUB, tcp4("10.10.3.9", 43002, "10.11.1.4", 8081));
+	assert_denied(r, DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 120);
+	nsg_clear_flows();
 }
 
 /* Internet is everything outside VirtualNetwork: the Internet route's destinations. */
@@ -571,6 +664,9 @@ int main(void)
 		cmocka_unit_test(nsg_default_rules_in_force),
 		cmocka_unit_test(nsg_service_tags),
 		cmocka_unit_test(nsg_internet_tag_outbound),
+		cmocka_unit_test(nsg_application_security_group_is_its_nics),
+		cmocka_unit_test(nsg_service_tag_from_the_tag_file),
+		cmocka_unit_test(nsg_application_security_group_membership_follows_reload),
 		cmocka_unit_test(nsg_plural_prefixes_and_ports),
 		cmocka_unit_test(nsg_inbound_subnet_then_nic),
 		cmocka_unit_test(nsg_outbound_nic_then_subnet),

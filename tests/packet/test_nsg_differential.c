@@ -34,12 +34,18 @@ static const char *pick(const char *const *list, size_t n) { return list[below(n
 #define PICK(list) pick(list, sizeof(list) / sizeof(*list))
 
 static const char *const address_pool[] = {
-	"*", "VirtualNetwork", "Internet", "AzureLoadBalancer", "Storage",
+	"*", "VirtualNetwork", "Internet", "AzureLoadBalancer", "Storage", "Sql.WestEurope",
+	"AzureMonitor",
 	"10.10.0.0/16", "10.10.1.0/24", "10.10.1.0/25", "10.10.1.128/25", "10.10.1.4",
 	"10.10.1.5/32", "10.10.2.0/23", "10.10.0.0/17", "10.11.0.0/16", "10.11.1.0/24",
 	"10.11.1.4", "10.11.1.0/30", "10.11.1.8/29", "10.0.0.0/8", "0.0.0.0/0", "10.12.0.0/16",
 	"192.168.1.0/24", "fd00:10::/48", "fd00:10:0:1::/64", "fd00:11:0:1::4", "fd00::/8",
 	"::/0", "fd00:11::/48", "fd00:11:0:1::/120", "fd00:10:0:1::5",
+};
+/* Application security groups (see write_random_config): a side names one or several of
+ * one VNet. */
+static const char *const asg_pool[] = {
+	"@asg-app", "@asg-db", "@asg-app,asg-db", "@asg-empty", "@asg-hub", "@asg-db,asg-empty",
 };
 static const char *const port_pool[] = {
 	"*", "22", "80", "80-81", "1000-2000", "1500", "2000-65535", "0-999", "443", "3000",
@@ -67,6 +73,14 @@ static void side_value(const char *const *pool, size_t n, char *buf, size_t size
 	snprintf(buf + at, size - at, "]");
 }
 
+static void address_side(char *buf, size_t size)
+{
+	if (!below(6))
+		snprintf(buf, size, "%s", PICK(asg_pool));
+	else
+		side_value(address_pool, sizeof(address_pool) / sizeof(*address_pool), buf, size);
+}
+
 /* A random NSG resource: up to 12 rules per direction, unique priorities. */
 static size_t random_nsg(const char *name, char *out, size_t size)
 {
@@ -90,8 +104,12 @@ static size_t random_nsg(const char *name, char *out, size_t size)
 					unique &= used[j] != priority;
 			} while (!unique);
 			used[i] = priority;
-			side_value(address_pool, sizeof(address_pool) / sizeof(*address_pool), src, sizeof(src));
-			side_value(address_pool, sizeof(address_pool) / sizeof(*address_pool), dst, sizeof(dst));
+			address_side(src, sizeof(src));
+			address_side(dst, sizeof(dst));
+			/* Azure refuses ASGs of two VNets in one rule (asg-hub is the hub's) */
+			if (src[0] == '@' && dst[0] == '@' &&
+			    !strstr(src, "asg-hub") != !strstr(dst, "asg-hub"))
+				snprintf(dst, sizeof(dst), "*");
 			/* source ports are mostly "*" in real NSGs; keep them varied anyway */
 			if (below(3))
 				snprintf(sport, sizeof(sport), "*");
@@ -120,13 +138,32 @@ static int write_random_config(void)
 	at += random_nsg(SUBNET, resources + at, sizeof(resources) - at);
 	at += snprintf(resources + at, sizeof(resources) - at, ",\n");
 	at += random_nsg(NIC, resources + at, sizeof(resources) - at);
+	/* vm-nic joins asg-app; db-nic asg-db with one address of each family; hub-nic, in
+	 * the hub, asg-hub; asg-empty has no NIC. */
 	snprintf(resources + at, sizeof(resources) - at,
 		 ",\n{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"vm-nic\", \"properties\": {"
 		 " \"networkSecurityGroup\": {\"id\": \"" NIC "\"}, \"ipConfigurations\": ["
 		 "  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\","
+		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-app\"}],"
 		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}},"
 		 "  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
-		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}}");
+		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-app\"}],"
+		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}},\n"
+		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"db-nic\", \"properties\": {"
+		 " \"ipConfigurations\": ["
+		 "  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.5\","
+		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-db\"}],"
+		 "   \"subnet\": {\"id\": \"spoke1/default\"}}},"
+		 "  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::9\","
+		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-db\"}],"
+		 "   \"subnet\": {\"id\": \"spoke1/default\"}}}]}},\n"
+		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"hub-nic\", \"properties\": {"
+		 " \"ipConfigurations\": [{\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.10.1.4\","
+		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-hub\"}], \"subnet\": {\"id\": \"hub/web\"}}}]}},\n"
+		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-app\"},\n"
+		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-db\"},\n"
+		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-hub\"},\n"
+		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-empty\"}");
 	/* A small flow table: every packet clears it, and a walk costs its bucket count. */
 	return nsg_write_config(WEB, "", SUBNET, resources, "\"flowTableSize\": 1024");
 }
@@ -149,7 +186,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	harness_down(&gw);
+	nsg_down();
 	return 0;
 }
 
@@ -329,9 +366,9 @@ static void world_init(struct world *w)
 static struct reference_nsg subnet_nsg_of(const struct world *w, const uint8_t *addr, int family)
 {
 	if (reference_in_list(addr, family, w->web_prefixes, 2))
-		return (struct reference_nsg){ w->web, w->hub_view, 6 };
+		return (struct reference_nsg){ w->web, w->hub_view, 6, w->cfg };
 	if (reference_in_list(addr, family, w->spoke1_prefixes, 2))
-		return (struct reference_nsg){ w->subnet, w->spoke1_view, 4 };
+		return (struct reference_nsg){ w->subnet, w->spoke1_view, 4, w->cfg };
 	return (struct reference_nsg){ NULL };
 }
 
@@ -340,7 +377,7 @@ static struct reference_nsg nic_nsg_of(const struct world *w, const uint8_t *add
 	for (int i = 0; i < 2; i++)
 		if (w->nic_addresses[i].family == family &&
 		    !memcmp(w->nic_addresses[i].addr, addr, family == AF_INET ? 4 : 16))
-			return (struct reference_nsg){ w->nic, w->spoke1_view, 4 };
+			return (struct reference_nsg){ w->nic, w->spoke1_view, 4, w->cfg };
 	return (struct reference_nsg){ NULL };
 }
 

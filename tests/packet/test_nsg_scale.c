@@ -50,7 +50,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	harness_down(&gw);
+	nsg_down();
 	return 0;
 }
 

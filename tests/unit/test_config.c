@@ -406,11 +406,62 @@ static void fill_in_left_in_the_config(void **state)
 }
 
 /* Unknown keys at the top and in the gateway section (Azure resources keep theirs: az output carries many). */
+/* Azure's rules for ASGs: a side names prefixes or groups, not both; a group's NICs and
+ * the groups of one rule are in one VNet; a group must exist. A tag that is not built in
+ * needs the tag file. */
+static void application_security_group_rules_are_azures(void **state)
+{
+	expect_problems("asg-refused.json", 5,
+		"@25:100: resources[7].properties.securityRules[0].properties.sourceApplicationSecurityGroups: a rule side takes address prefixes or application security groups, not both; allowed: sourceApplicationSecurityGroups alone, or sourceAddressPrefix/sourceAddressPrefixes without it\n"
+		"@32:50: resources[7].properties.securityRules[2].properties.destinationApplicationSecurityGroups[0]: unknown applicationSecurityGroups \"nope-asg\"; allowed: one declared in resources\n"
+		"@35:37: resources[7].properties.securityRules[3].properties.destinationAddressPrefix: unknown service tag \"Storage.WestEurope\"; allowed: VirtualNetwork, Internet, AzureLoadBalancer, or Azure's service tag file named by gateway.serviceTagsFile for other tags\n"
+		"@19:39: resources[5].properties.ipConfigurations[0].properties.applicationSecurityGroups[0]: application security group \"web-asg\" has network interfaces in virtual network \"hub\", network interface \"stray\" is in \"spoke\"; allowed: the network interfaces of an application security group in one virtual network\n"
+		"@27:42: resources[7].properties.securityRules[1].properties: rule \"TwoVnets\" names application security group \"web-asg\" (network interfaces in virtual network \"hub\") and \"db-asg\" (in \"spoke\"); allowed: application security groups of one virtual network in a rule\n");
+}
+
+/* Tags resolve from gateway.serviceTagsFile (relative to the config, names without
+ * case, regional names as the file has them); one the file lacks is refused. */
+static void service_tags_resolve_from_the_tag_file(void **state)
+{
+	struct config *cfg = NULL;
+	const struct config_security_rule *rule;
+	const struct config_address_group *tag;
+	char buf[64];
+
+	assert_int_equal(config_load(DATA "service-tags-ok.json", stderr, &cfg), 0);
+	assert_int_equal(cfg->n_unenforced, 0);
+	assert_int_equal(cfg->n_service_tags, 3);
+	rule = &cfg->nsgs[0].rules[0];
+	assert_int_equal(rule->destinations[0].kind, NSG_ADDR_SERVICE_TAG);
+	tag = config_address_group_of(cfg, &rule->destinations[0]);
+	assert_string_equal(tag->name, "Storage.WestEurope");
+	assert_int_equal(tag->n_prefixes, 3);
+	assert_string_equal(nsg_address_text(cfg, &rule->destinations[0], buf, sizeof(buf)),
+			    "Storage.WestEurope");
+	assert_int_equal(tag->prefixes[2].family, AF_INET6); /* 2603:1020:206:402::/64 */
+	assert_int_equal(tag->prefixes[2].len, 64);
+	config_free(cfg);
+	expect_problems("service-tags-file.json", 1,
+		"@17:37: resources[1].properties.securityRules[2].properties.destinationAddressPrefix: unknown service tag \"Storage.MarsNorth\"; allowed: VirtualNetwork, Internet, AzureLoadBalancer or a tag of the service tag file tests/data/config/../service-tags/ServiceTags_Public_sample.json (gateway.serviceTagsFile)\n");
+}
+
+/* A tag file that cannot be read, is not JSON or holds a bad prefix: one problem at
+ * gateway.serviceTagsFile, and no echo of it at every rule. */
+static void bad_service_tag_file_is_one_clear_problem(void **state)
+{
+	expect_problems("service-tags-missing.json", 1,
+		"@3:62: gateway.serviceTagsFile: cannot read service tag file tests/data/config/../service-tags/none.json: No such file or directory; allowed: Azure's service tag file (ServiceTags_Public_*.json)\n");
+	expect_problems("service-tags-truncated.json", 1,
+		"@3:62: gateway.serviceTagsFile: service tag file tests/data/config/../service-tags/truncated.json: line 1: the text ends inside a value; allowed: Azure's service tag file (ServiceTags_Public_*.json)\n");
+	expect_problems("service-tags-bad-prefix.json", 1,
+		"@3:62: gateway.serviceTagsFile: service tag file tests/data/config/../service-tags/bad-prefix.json: values[0].properties.addressPrefixes[1]: not a CIDR with its host bits zero; allowed: an IPv4 or IPv6 prefix\n");
+}
+
 static void unknown_keys(void **state)
 {
 	expect_problems("unknown-keys.json", 6,
 		"@10:15: resource: unknown key; allowed: gateway, resources\n"
-		"@4:18: gateway.interface: unknown key; allowed: name, interfaces, virtualNetworks, virtualNetworkGateways, nat66, metrics, limits, tunnelTcpMss\n"
+		"@4:18: gateway.interface: unknown key; allowed: name, interfaces, virtualNetworks, virtualNetworkGateways, nat66, metrics, limits, tunnelTcpMss, serviceTagsFile\n"
 		"@5:68: gateway.interfaces[0].vlan: unknown key; allowed: name, virtualNetwork, subnet, role\n"
 		"@6:47: gateway.virtualNetworks[0].snat: unknown key; allowed: name, vip, vips\n"
 		"@7:53: gateway.metrics.path: unknown key; allowed: listen\n"
@@ -601,11 +652,7 @@ static void unenforced_properties_are_warned_of(void **state)
 	struct config *cfg = NULL;
 	const char *expected =
 		"@15:32: resources[0].properties.flowTimeoutInMinutes: warning: accepted but not enforced: flows idle out after gateway.limits' timeouts\n"
-		"@32:50: resources[3].properties.securityRules[0].properties.destinationApplicationSecurityGroups: warning: accepted but not enforced: application security groups have no members in the datapath: the rule matches nothing (an Allow never allows, a Deny never denies)\n"
-		"@35:62: resources[3].properties.securityRules[1].properties.destinationAddressPrefix: warning: \"Storage.WestEurope\" accepted but not enforced: of the service tags only VirtualNetwork, Internet and AzureLoadBalancer have addresses: the rule matches nothing for this tag (an Allow never allows, a Deny never denies)\n"
-		"@39:33: resources[4].properties.sourceAddressPrefixes: warning: accepted but not enforced: of the service tags only VirtualNetwork, Internet and AzureLoadBalancer have addresses: the rule matches nothing for this tag (an Allow never allows, a Deny never denies)\n"
 		"@47:69: resources[6].properties.nextHopType: warning: \"VirtualNetworkGateway\" accepted but not enforced: user routes to the VNet gateway do not reach the datapath: traffic to this prefix follows the other routes (system routes, the gateway's own prefixes)\n"
-		"@51:72: resources[7].properties.ipConfigurations[0].properties.applicationSecurityGroups: warning: accepted but not enforced: application security groups have no members in the datapath: the rule matches nothing (an Allow never allows, a Deny never denies)\n"
 		"@53:34: resources[8].properties.enableBgp: warning: accepted but not enforced: no BGP speaker runs: no route is learned or advertised\n"
 		"@53:56: resources[8].properties.activeActive: warning: accepted but not enforced: one tunnel per connection, from the gateway's first endpoint\n"
 		"@57:23: resources[9].properties.bgpSettings: warning: accepted but not enforced: no BGP session: only the addressPrefixes are routed to the site\n"
@@ -617,7 +664,7 @@ static void unenforced_properties_are_warned_of(void **state)
 	if (strcmp(text, want))
 		fail_msg("--- got\n%s--- expected\n%s", text, want);
 	assert_non_null(cfg);
-	assert_int_equal(cfg->n_unenforced, 10);
+	assert_int_equal(cfg->n_unenforced, 6);
 	config_free(cfg);
 	free(text);
 	free(want);
@@ -717,6 +764,9 @@ int main(void)
 		cmocka_unit_test(priority_out_of_range),
 		cmocka_unit_test(fill_in_left_in_the_config),
 		cmocka_unit_test(unknown_keys),
+		cmocka_unit_test(application_security_group_rules_are_azures),
+		cmocka_unit_test(service_tags_resolve_from_the_tag_file),
+		cmocka_unit_test(bad_service_tag_file_is_one_clear_problem),
 		cmocka_unit_test(syntax_errors_and_unreadable_files),
 		cmocka_unit_test(unenforced_properties_are_warned_of),
 		cmocka_unit_test(check_exit_codes_and_no_kernel_changes),

@@ -20,6 +20,17 @@
 #include "azure_samples.h"
 
 #define DATA "tests/data/config/"
+#define SERVICE_TAGS_SAMPLE_RELATIVE "tests/data/service-tags/ServiceTags_Public_sample.json"
+
+/* The sample tag file by its full path: imported configs are checked under another name. */
+static const char *service_tags_sample(void)
+{
+	static char path[4096];
+
+	if (!path[0] && !realpath(SERVICE_TAGS_SAMPLE_RELATIVE, path))
+		fail_msg("%s: missing", SERVICE_TAGS_SAMPLE_RELATIVE);
+	return path;
+}
 
 
 /* The samples whose import is an excerpt: what check says about each, '@' standing for
@@ -127,6 +138,12 @@ static struct imported import_and_fill(const char *const *files, json_t *params)
 				    "FILL-IN");
 		snprintf(filled, sizeof(filled), "192.0.2.%zu", i + 1);
 		json_object_set_new(iface, "address", json_string(filled));
+	}
+	if (json_object_get(json_object_get(config, "gateway"), "serviceTagsFile")) {
+		assert_string_equal(json_string_value(json_object_get(json_object_get(config,
+				    "gateway"), "serviceTagsFile")), "FILL-IN");
+		json_object_set_new(json_object_get(config, "gateway"), "serviceTagsFile",
+				    json_string(service_tags_sample()));
 	}
 	out.text = json_dumps(config, JSON_INDENT(2));
 	json_decref(config);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <cmocka.h>
 #include <jansson.h>
 #include "config.h"
@@ -18,6 +19,8 @@
 #include "import.h"
 #include "local_interfaces.h"
 #include "tunnel.h"
+#include "effective_rules.h"
+#include "nsg_reference.h"
 
 #define SHAPES "tests/data/import/shapes/"
 #define IMPORT_DATA "tests/data/import/"
@@ -151,6 +154,71 @@ static void vm_with_nic_nsg_and_dynamic_address_imports_as_expected(void **state
 	static const char *const params[] = { "adminPassword", "test-secret", NULL };
 
 	expect_shape("vm-nic-nsg-dynamic", params);
+}
+
+static struct reference_verdict quickstart_verdict(const struct config *cfg, const char *src,
+						   const char *dst, uint16_t port)
+{
+	struct reference_packet p = { .family = AF_INET, .proto = IPPROTO_TCP, .has_ports = true,
+				      .sport = 50000, .dport = port };
+	struct reference_nsg stages[REFERENCE_STAGES] = { { NULL } };
+	static struct ip_prefix vnet;
+
+	ip_prefix_parse("10.0.0.0/16", &vnet);
+	inet_pton(AF_INET, src, p.src);
+	inet_pton(AF_INET, dst, p.dst);
+	stages[REFERENCE_DESTINATION_SUBNET] = (struct reference_nsg){
+		&cfg->nsgs[cfg->vnets[0].subnets[0].network_security_group], &vnet, 1, cfg };
+	return reference_evaluate(stages, &p);
+}
+
+/* Azure's ASG tutorial (web and management servers in application security groups, one
+ * NSG allowing HTTP/HTTPS to the one and RDP to the other): imports, checks without a
+ * warning, and its rules hold the groups' NICs and no other address. */
+static void asg_quickstart_imports_checks_clean_and_its_rules_apply(void **state)
+{
+	struct imported im = import_filled(SHAPES "asg-quickstart.json", NULL);
+	json_t *expected = json_load_file(SHAPES "asg-quickstart.expected", 0, NULL), *rules;
+	char *text, *problems = NULL;
+	size_t len = 0;
+	FILE *errors = open_memstream(&problems, &len);
+	struct config *cfg = NULL;
+	struct reference_verdict v;
+
+	if (im.rc)
+		fail_msg("import failed:\n%s", im.diag);
+	assert_non_null(expected);
+	assert_true(json_equal(im.config, expected));
+	text = json_dumps(im.config, JSON_INDENT(2));
+	assert_int_equal(config_load_string(text, "asg-quickstart", errors, &cfg), 0);
+	fclose(errors);
+	assert_string_equal(problems, ""); /* not a warning */
+	assert_int_equal(cfg->n_unenforced, 0);
+	assert_int_equal(cfg->n_application_security_groups, 2);
+
+	v = quickstart_verdict(cfg, "203.0.113.9", nic_address(im.config, "myVmWebNic"), 80);
+	assert_true(v.allowed);
+	assert_string_equal(v.rules[REFERENCE_DESTINATION_SUBNET]->name, "Allow-Web-All");
+	v = quickstart_verdict(cfg, "203.0.113.9", nic_address(im.config, "myVmMgmtNic"), 80);
+	assert_false(v.allowed);
+	assert_string_equal(v.rules[REFERENCE_DESTINATION_SUBNET]->name, "DenyAllInBound");
+	v = quickstart_verdict(cfg, "203.0.113.9", nic_address(im.config, "myVmMgmtNic"), 3389);
+	assert_true(v.allowed);
+	assert_string_equal(v.rules[REFERENCE_DESTINATION_SUBNET]->name, "Allow-RDP-All");
+
+	/* the compiled side: the group is its NIC's address */
+	rules = effective_rules_json(cfg, config_find_nic(cfg, "myVmWebNic"), CONFIG_NONE,
+				     CONFIG_NONE);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(
+		json_object_get(json_array_get(json_object_get(rules, "value"), 0),
+				"effectiveSecurityRules"), 0), "expandedDestinationAddressPrefix"), 0)),
+		"10.0.0.4/32");
+	json_decref(rules);
+	config_free(cfg);
+	free(problems);
+	free(text);
+	json_decref(expected);
+	imported_free(&im);
 }
 
 static void site_to_site_vpn_imports_as_expected(void **state)
@@ -347,6 +415,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(firewall_hub_with_route_tables_imports_as_expected),
 		cmocka_unit_test(vm_with_nic_nsg_and_dynamic_address_imports_as_expected),
+		cmocka_unit_test(asg_quickstart_imports_checks_clean_and_its_rules_apply),
 		cmocka_unit_test(site_to_site_vpn_imports_as_expected),
 		cmocka_unit_test(nested_deployment_imports_as_expected),
 		cmocka_unit_test(dynamic_nic_address_is_first_free_from_dot_four),
