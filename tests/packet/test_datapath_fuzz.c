@@ -1083,10 +1083,16 @@ static void snat_and_flow_tables_match_the_reference_model(void **state)
 		if (r.verdict >= 0 && r.verdict < 5)
 			verdicts[r.verdict]++;
 		if (!snat_step_matches(&r, &step, &port)) {
+			char allowed[SNAT_PORTS * 6 + 1] = "", *at = allowed;
+
+			for (int p = 0; p < SNAT_PORTS; p++)
+				if (step.ports_allowed[p])
+					at += sprintf(at, " %d", SNAT_PORT_MIN + p);
 			mismatches++;
 			print_message("mismatch at step %zu: %s of flow %d: verdict %d reason %u port %d, "
-				      "model %d reason %u\n", i, step.what, step.flow, r.verdict,
-				      r.trace.drop_reason, port, step.want.verdict, step.want.drop_reason);
+				      "model %d reason %u ports%s\n", i, step.what, step.flow, r.verdict,
+				      r.trace.drop_reason, port < 0 ? -1 : SNAT_PORT_MIN + port,
+				      step.want.verdict, step.want.drop_reason, allowed[0] ? allowed : " none");
 			break;
 		}
 		/* The model moves on as the datapath did. */
