@@ -5,7 +5,10 @@
  * to the kernel must be untouched, and a forwarded frame must leave well-formed. The
  * model knows IPv4 options (source routes dropped), Ethernet trailers (transport headers
  * only within the IP length), neighbour discovery and link-local sources, and fragment
- * sequences (in order, a later fragment first, duplicated, overlapping).
+ * sequences (in order, a later fragment first, duplicated, overlapping). A second gateway
+ * checks the SNAT tables (ports per destination, take-over of aged mappings, per-VM
+ * counts and limits) and the flow tables (new_flows, promotion to flows) against a model
+ * of their own, table by table after every step.
  * FUZZ_SEED picks the sequence (printed, so a failure can be replayed); FUZZ_FRAMES how
  * many frames. */
 #include <errno.h>
