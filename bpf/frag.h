@@ -62,15 +62,17 @@ static __always_inline int fragment_ipv6_extension(__u8 proto)
 	       proto == IPPROTO_DSTOPTS || proto == IPPROTO_AH || proto == IPPROTO_FRAGMENT;
 }
 
-static __always_inline int fragment_key_fill(struct xdp_md *ctx, const struct packet_info *info,
+/* The key from the frame at the parser's offsets; `ifindex` is the interface it came in
+ * on (XDP's ingress, or the xfrm interface that tc sees decrypted packets on). */
+static __always_inline int fragment_key_fill(void *data, void *end, __u32 ifindex,
+					     const struct packet_info *info,
 					     struct fragment_key *key, struct fragment_position *pos)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	__u32 l3 = info->l3_offset & 0x7f; /* after at most two VLAN tags */
 	__u16 frag;
 
 	__builtin_memset(key, 0, sizeof(*key));
-	key->ingress_ifindex = ctx->ingress_ifindex;
+	key->ingress_ifindex = ifindex;
 	key->family = info->family;
 	if (info->family == AF_INET) {
 		struct iphdr *ip = data + l3;
@@ -158,28 +160,46 @@ static __always_inline int fragment_later(struct packet_info *info, struct fragm
 }
 
 /* Before the pipeline, for a fragment: DROP_NONE to go on (info then says, in its
- * is_fragment bits, what was learnt), or the reason to drop it. A function of its own:
- * verified once, off the pipeline's paths. */
-__noinline int fragment_admit(struct xdp_md *ctx, struct packet_info *info)
+ * is_fragment bits, what was learnt), or the reason to drop it. One path for both program
+ * types; each has an entry of its own below (a global function's context is typed). */
+static __always_inline int fragment_admit_frame(void *data, void *end, __u32 ifindex,
+						struct packet_info *info)
 {
 	struct fragment_position pos = {};
 	struct fragment_scratch *s;
 	__u32 zero = 0;
 
-	if (!info)
-		return DROP_FRAGMENT_UNSEEN;
 	s = bpf_map_lookup_elem(&fragment_scratch, &zero);
 	if (!s) /* cannot happen: a per-CPU array of one */
 		return DROP_FRAGMENT_UNSEEN;
-	if (fragment_key_fill(ctx, info, &s->key, &pos))
+	if (fragment_key_fill(data, end, ifindex, info, &s->key, &pos))
 		return info->family == AF_INET ? DROP_MALFORMED_IPV4 : DROP_MALFORMED_IPV6_EXTENSION;
 	if (pos.offset == 0)
 		return fragment_first(info, s, &pos);
 	return fragment_later(info, s, &pos);
 }
 
+/* Functions of their own: verified once, off the pipeline's paths. */
+__noinline int fragment_admit(struct xdp_md *ctx, struct packet_info *info)
+{
+	if (!info)
+		return DROP_FRAGMENT_UNSEEN;
+	return fragment_admit_frame((void *)(long)ctx->data, (void *)(long)ctx->data_end,
+				    ctx->ingress_ifindex, info);
+}
+
+/* A decrypted fragment on a connection's xfrm interface (bpf/tunnel.h): the tunnel's
+ * fragments are keyed by that interface, apart from the same addresses' elsewhere. */
+__noinline int fragment_admit_skb(struct __sk_buff *skb, struct packet_info *info)
+{
+	if (!info)
+		return DROP_FRAGMENT_UNSEEN;
+	return fragment_admit_frame((void *)(long)skb->data, (void *)(long)skb->data_end,
+				    skb->ifindex, info);
+}
+
 /* After the pipeline judged a first fragment (FRAGMENT_FIRST): its verdict, for the
- * datagram's later fragments. */
+ * datagram's later fragments. In XDP's terms (XDP_DROP or not) whichever program judged. */
 static __always_inline void fragment_remember(__u32 verdict, __u32 drop_reason)
 {
 	struct fragment_scratch *s;

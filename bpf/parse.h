@@ -358,6 +358,18 @@ static __always_inline int parse_ipv6(struct packet *pkt, void *start)
 	return DROP_NONE;
 }
 
+/* UDP's own length, as Linux's udp_rcv judges it: at least its header, and no more than
+ * the IP payload holds (a shorter one Linux trims to, a longer one it drops). A first
+ * fragment's length is the whole datagram's, which its later fragments bring. */
+static __always_inline int udp_length_fits(const struct packet *pkt, const struct udphdr *udp)
+{
+	__u32 len = bpf_ntohs(udp->len);
+
+	if (len < sizeof(*udp))
+		return 0;
+	return pkt->is_fragment || ip_holds(pkt, (void *)udp + bounded16(len));
+}
+
 static __always_inline int parse_transport(struct packet *pkt)
 {
 	void *l4 = pkt->l4;
@@ -377,7 +389,7 @@ static __always_inline int parse_transport(struct packet *pkt)
 	case IPPROTO_UDP: {
 		struct udphdr *udp = l4;
 
-		if (!ip_holds(pkt, udp + 1) || bpf_ntohs(udp->len) < sizeof(*udp))
+		if (!ip_holds(pkt, udp + 1) || !udp_length_fits(pkt, udp))
 			return DROP_MALFORMED_L4;
 		pkt->sport = bpf_ntohs(udp->source);
 		pkt->dport = bpf_ntohs(udp->dest);

@@ -406,6 +406,10 @@ static __always_inline struct snat_mapping *snat_mapping_get(const struct packet
 	*reason = snat_allocate(s, vnet, now, !m);
 	if (*reason)
 		return NULL;
+	/* The port taken may be the one the expired mapping held, which the take-over
+	 * removed and counted closed to the VM: then the mapping is a new one. */
+	if (m)
+		m = bpf_map_lookup_elem(&snat_mappings, key);
 	/* An expired mapping is replaced; its reverse entry stays behind for the cool-down
 	 * (the GC sees it no longer matches and releases it). */
 	err = bpf_map_update_elem(&snat_mappings, key, &s->mapping, m ? BPF_ANY : BPF_NOEXIST);

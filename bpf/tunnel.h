@@ -24,6 +24,7 @@
 #include "forward.h"
 #include "flow.h"
 #include "mss.h"
+#include "frag.h"
 
 #ifndef IPPROTO_ESP
 #define IPPROTO_ESP 50
@@ -241,7 +242,7 @@ static __always_inline int tunnel_parse_inner(struct __sk_buff *skb, struct pack
 						ipv4_options_length(pkt->ip4));
 	if (reason)
 		return reason;
-	return parse_transport(pkt);
+	return parse_after_network(pkt);
 }
 
 /* The decrypted packet's parser as a function of its own, verified once whatever path
@@ -339,38 +340,52 @@ static __always_inline void tunnel_count_egress_drop(const struct route_info *ro
 		count_tunnel(route->peering, TUNNEL_DROP_EGRESS_NSG, bytes);
 }
 
-/* The decrypted packet, on its way from on-premises (or the other VNet) into the VNet. */
-static __always_inline int tunnel_ingress(struct __sk_buff *skb)
+/* The tunnel's drop counter for a drop reason: a later fragment takes its first's. */
+static __always_inline __u32 tunnel_ingress_drop_counter(__u32 reason)
+{
+	switch (reason) {
+	case DROP_TUNNEL_SPOOFED_INNER:
+		return TUNNEL_DROP_INGRESS_SPOOFED;
+	case DROP_TUNNEL_NO_ROUTE:
+		return TUNNEL_DROP_INGRESS_NO_ROUTE;
+	case DROP_NSG_DENIED_INBOUND:
+	case DROP_NSG_DENIED_OUTBOUND:
+		return TUNNEL_DROP_INGRESS_NSG;
+	default:
+		return TUNNEL_DROP_INGRESS_MALFORMED;
+	}
+}
+
+/* The stages after the parser (and, for a fragment, bpf/frag.h): the verdict, with the
+ * drop reason in *reason when it is TC_ACT_SHOT (counted by the caller). */
+static __always_inline int tunnel_ingress_stages(struct __sk_buff *skb,
+						 const struct tunnel_interface *ti,
+						 const struct packet_info *info, __u32 *reason)
 {
 	__u32 ifindex = skb->ifindex;
-	struct tunnel_interface *ti = bpf_map_lookup_elem(&tunnel_interfaces, &ifindex);
-	struct packet_info info;
-	struct packet pkt;
 	struct route_info *route;
-	int reason;
+	struct packet pkt;
 
-	if (!ti)
-		return TC_ACT_OK; /* not one of ours */
-	reason = tunnel_parse_frame(skb, &info);
-	if (!reason && packet_of((void *)(long)skb->data, (void *)(long)skb->data_end, &info,
-				 &pkt))
-		reason = info.family == AF_INET6 ? DROP_MALFORMED_IPV6 : DROP_MALFORMED_IPV4;
-	if (reason)
-		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_MALFORMED, reason, skb->len);
+	if (packet_of((void *)(long)skb->data, (void *)(long)skb->data_end, info, &pkt)) {
+		*reason = info->family == AF_INET6 ? DROP_MALFORMED_IPV6 : DROP_MALFORMED_IPV4;
+		return TC_ACT_SHOT;
+	}
 	if (is_control_traffic(&pkt) || is_local_destination(&pkt)) {
 		count_tunnel_ingress(skb, ti->tunnel, &pkt);
 		return TC_ACT_OK;
 	}
-	if (source_vnet(&pkt, ifindex) < 0)
-		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_SPOOFED,
-				   DROP_TUNNEL_SPOOFED_INNER, pkt.len);
+	if (source_vnet(&pkt, ifindex) < 0) {
+		*reason = DROP_TUNNEL_SPOOFED_INNER;
+		return TC_ACT_SHOT;
+	}
 	route = route_lookup(&pkt, TUNNEL_ROUTE_SCOPE | ti->tunnel);
-	if (!route || (route->type != ROUTE_VNET_LOCAL && route->type != ROUTE_VNET_PEERING))
-		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_NO_ROUTE, DROP_TUNNEL_NO_ROUTE,
-				   pkt.len);
-	reason = tunnel_nsg_inbound(skb, &pkt, route->dst_vnet);
-	if (reason)
-		return tunnel_drop(ti->tunnel, TUNNEL_DROP_INGRESS_NSG, reason, pkt.len);
+	if (!route || (route->type != ROUTE_VNET_LOCAL && route->type != ROUTE_VNET_PEERING)) {
+		*reason = DROP_TUNNEL_NO_ROUTE;
+		return TC_ACT_SHOT;
+	}
+	*reason = tunnel_nsg_inbound(skb, &pkt, route->dst_vnet);
+	if (*reason)
+		return TC_ACT_SHOT;
 	count_tunnel_ingress(skb, ti->tunnel, &pkt);
 	if (route->type == ROUTE_VNET_PEERING)
 		count_peering(route->peering, pkt.len);
@@ -381,6 +396,34 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 	/* The last change: it moves the packet's bytes, and pkt's pointers with them. */
 	tcp_mss_clamp(skb, (__u32)(pkt.l3 - pkt.data), ti->tcp_mss);
 	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
+}
+
+/* The decrypted packet, on its way from on-premises (or the other VNet) into the VNet.
+ * Its fragments take the fragment tracking XDP's do (bpf/frag.h): a later fragment carries
+ * no ports, and follows its first's verdict rather than being judged without them. */
+static __always_inline int tunnel_ingress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex, reason;
+	struct tunnel_interface *ti = bpf_map_lookup_elem(&tunnel_interfaces, &ifindex);
+	struct packet_info info;
+	int verdict;
+
+	if (!ti)
+		return TC_ACT_OK; /* not one of ours */
+	reason = tunnel_parse_frame(skb, &info);
+	if (!reason && info.is_fragment)
+		reason = fragment_admit_skb(skb, &info);
+	if (reason)
+		return tunnel_drop(ti->tunnel, tunnel_ingress_drop_counter(reason), reason,
+				   skb->len);
+	reason = DROP_NONE;
+	verdict = tunnel_ingress_stages(skb, ti, &info, &reason);
+	if (info.is_fragment & FRAGMENT_FIRST)
+		fragment_remember(verdict == TC_ACT_SHOT ? XDP_DROP : XDP_PASS, reason);
+	if (verdict == TC_ACT_SHOT && reason)
+		return tunnel_drop(ti->tunnel, tunnel_ingress_drop_counter(reason), reason,
+				   info.len);
+	return verdict;
 }
 
 /* Header bytes that each segment of a GSO TCP skb will carry (IP and TCP), read without

@@ -5,7 +5,10 @@
  * to the kernel must be untouched, and a forwarded frame must leave well-formed. The
  * model knows IPv4 options (source routes dropped), Ethernet trailers (transport headers
  * only within the IP length), neighbour discovery and link-local sources, and fragment
- * sequences (in order, a later fragment first, duplicated, overlapping).
+ * sequences (in order, a later fragment first, duplicated, overlapping). A second gateway
+ * checks the SNAT tables (ports per destination, take-over of aged mappings, per-VM
+ * counts and limits) and the flow tables (new_flows, promotion to flows) against a model
+ * of their own, table by table after every step.
  * FUZZ_SEED picks the sequence (printed, so a failure can be replayed); FUZZ_FRAMES how
  * many frames. */
 #include <errno.h>
@@ -16,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <cmocka.h>
+#include <bpf/bpf.h>
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
 
@@ -473,13 +478,19 @@ static struct expectation expected_verdict(const struct frame_case *c)
 	return expected_forwarding(c->from, c->to, c->host, c->spoofed, c->family, c->ttl);
 }
 
-static int result_matches(const struct harness_result *r, const struct expectation *want)
+static int result_matches_on(const struct gateway_harness *h, const struct harness_result *r,
+			     const struct expectation *want)
 {
 	return r->verdict == want->verdict &&
 	       (want->verdict != XDP_DROP || r->trace.drop_reason == want->drop_reason) &&
 	       (want->verdict != XDP_PASS || r->trace.counter == want->counter) &&
 	       (want->verdict != XDP_REDIRECT ||
-		r->trace.egress_ifindex == gw.ifaces[want->egress].ifindex);
+		r->trace.egress_ifindex == h->ifaces[want->egress].ifindex);
+}
+
+static int result_matches(const struct harness_result *r, const struct expectation *want)
+{
+	return result_matches_on(&gw, r, want);
 }
 
 /* ---- tests ---- */
@@ -670,6 +681,459 @@ static void mutated_frames_get_defined_verdicts(void **state)
 	assert_true(reasons >= 8);
 }
 
+/* ---- the SNAT and flow tables against their reference model ---- */
+
+/* A gateway of its own: tests/data/snat/packet.json with the hub's one IPv4 VIP holding 4
+ * ports (1024-1027), 3 mappings per VM, timeouts long enough that nothing ages on its
+ * own while the test runs, and an NSG of Azure's default rules on the hub's subnet, so
+ * that its flows are kept in the flow tables. */
+static struct gateway_harness snat_gw = {
+	.prefix = "vxfzsn",
+	.gateway = "fuzzsnat",
+	.config_command =
+		"sed \"s/\\\"snatpkt\\\"/\\\"$GATEWAY\\\"/\" tests/data/snat/packet.json | jq '"
+		".gateway.limits += {\"snatPortMax\": 1027, \"udpIdleTimeoutSeconds\": 120,"
+		" \"tcpTransitoryTimeoutSeconds\": 120, \"snatMappingsPerVm\": 3} |"
+		" .resources += [{\"type\": \"Microsoft.Network/networkSecurityGroups\","
+		" \"name\": \"hub-fuzz\", \"properties\": {\"securityRules\": []}}] |"
+		" (.resources[] | select(.name == \"hub\") | .properties.subnets[0].properties"
+		".networkSecurityGroup) = {\"id\": \"hub-fuzz\"}'",
+	.gateway_setup = "ip -n $GATEWAY_NS route add default via 198.51.100.2 && for h in 5 6 7;"
+			 " do ip -n $GATEWAY_NS neigh replace 10.10.1.$h lladdr 02:00:00:00:10:0$h"
+			 " dev to-hub nud permanent; done",
+};
+
+static struct {
+	int mappings_fd, vm_usage_fd, flows_fd, new_flows_fd;
+} snat_maps;
+
+static int setup_snat_gateway(void **state)
+{
+	if (harness_up(&snat_gw))
+		return -1;
+	if (!snat_gw.ready)
+		return 0;
+	snat_maps.mappings_fd = harness_map(&snat_gw, "snat_mappings");
+	snat_maps.vm_usage_fd = harness_map(&snat_gw, "snat_vm_usage");
+	snat_maps.flows_fd = harness_map(&snat_gw, "flows");
+	snat_maps.new_flows_fd = harness_map(&snat_gw, "new_flows");
+	snat_gw.ready = snat_maps.mappings_fd >= 0 && snat_maps.vm_usage_fd >= 0 &&
+			snat_maps.flows_fd >= 0 && snat_maps.new_flows_fd >= 0;
+	if (!snat_gw.ready)
+		snat_gw.why_not = "the SNAT or flow maps are not pinned";
+	return snat_gw.ready ? 0 : -1;
+}
+
+static int teardown_snat_gateway(void **state) { harness_down(&snat_gw); return 0; }
+
+#define SNAT_VIP "203.0.113.10"
+#define SNAT_PORT_MIN 1024
+#define SNAT_PORTS 4
+#define SNAT_PER_VM 3
+#define SNAT_VMS 4      /* 10.10.1.4 - 10.10.1.7 */
+#define SNAT_SPORTS 4   /* 40000 - 40003 */
+#define SNAT_REMOTES 2  /* 192.0.2.1:53, 192.0.2.2:53 */
+#define SNAT_FLOWS (SNAT_VMS * SNAT_SPORTS * SNAT_REMOTES)
+
+/* The model: each VM flow's mapping (the port it holds, whether it was aged past its
+ * timeout and cool-down), each destination's ports (the flow whose reverse entry holds
+ * it), and where the flow tables keep the flow. */
+enum flow_table_place { FLOW_NOWHERE, FLOW_NEW, FLOW_ANSWERED };
+
+#define VNET_FLOWS 4 /* 10.10.1.4:40000-40003 <-> 10.10.1.5:53, through the hub's NSG */
+
+struct snat_model {
+	struct { int mapped, port, aged; } mapping[SNAT_FLOWS];
+	int holder[SNAT_REMOTES][SNAT_PORTS]; /* the flow + 1 whose reverse entry holds it */
+	int place[SNAT_FLOWS];
+	int vnet_place[VNET_FLOWS], vnet_initiator[VNET_FLOWS]; /* 0 from .4, 1 from .5 */
+};
+
+/* Replies through a VIP skip the NSG stage (bpf/snat.h: they belong to a flow the VM
+ * opened), so the flow tables never see the answer: the flow stays in new_flows. */
+#define SNAT_REPLY_PROMOTES 0
+
+static int flow_vm(int f) { return f / (SNAT_SPORTS * SNAT_REMOTES); }
+static int flow_sport(int f) { return 40000 + f / SNAT_REMOTES % SNAT_SPORTS; }
+static int flow_remote(int f) { return f % SNAT_REMOTES; }
+
+static void flow_addresses(int f, char vm[32], char remote[32])
+{
+	snprintf(vm, 32, "10.10.1.%d", 4 + flow_vm(f));
+	snprintf(remote, 32, "192.0.2.%d", 1 + flow_remote(f));
+}
+
+/* The mappings a VM holds: those in the mapping table, live or aged. */
+static int model_vm_mappings(const struct snat_model *m, int vm)
+{
+	int n = 0;
+
+	for (int f = 0; f < SNAT_FLOWS; f++)
+		n += flow_vm(f) == vm && m->mapping[f].mapped;
+	return n;
+}
+
+/* A port toward the flow's destination is free when no reverse entry holds it, or the
+ * mapping of the flow that holds it is still on it and aged (it is taken over). */
+static int model_port_free(const struct snat_model *m, int remote, int port)
+{
+	int holder = m->holder[remote][port] - 1;
+
+	return holder < 0 || (m->mapping[holder].mapped && m->mapping[holder].port == port &&
+			      m->mapping[holder].aged);
+}
+
+/* What the VM's datapath counters say it holds (no collector runs here). */
+static int64_t datapath_vm_mappings(int vm)
+{
+	struct snat_vm_key key = { .vnet = 0, .family = AF_INET, .writer = SNAT_VM_WRITER_DATAPATH };
+	struct snat_vm_usage u = { 0 };
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "10.10.1.%d", 4 + vm);
+	inet_pton(AF_INET, addr, key.addr);
+	if (bpf_map_lookup_elem(snat_maps.vm_usage_fd, &key, &u))
+		return 0;
+	return (int64_t)(u.opened - u.closed);
+}
+
+static void snat_key_of_flow(int f, struct snat_flow_key *key)
+{
+	char vm[32], remote[32];
+
+	memset(key, 0, sizeof(*key));
+	flow_addresses(f, vm, remote);
+	key->family = AF_INET;
+	key->proto = IPPROTO_UDP;
+	key->src_port = htons(flow_sport(f));
+	key->dst_port = htons(53);
+	inet_pton(AF_INET, vm, key->src);
+	inet_pton(AF_INET, remote, key->dst);
+}
+
+/* Whether a flow table holds the UDP flow between the two ends, whichever way round its
+ * key names them. */
+static int flow_table_holds(int fd, const char *end_text, int end_port, const char *peer_text,
+			    int peer_port)
+{
+	struct flow_key key, next, *prev = NULL;
+	uint8_t end[4], peer[4];
+
+	inet_pton(AF_INET, end_text, end);
+	inet_pton(AF_INET, peer_text, peer);
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		int ab = !memcmp(next.addr_a, end, 4) && !memcmp(next.addr_b, peer, 4) &&
+			 next.port_a == end_port && next.port_b == peer_port;
+		int ba = !memcmp(next.addr_b, end, 4) && !memcmp(next.addr_a, peer, 4) &&
+			 next.port_b == end_port && next.port_a == peer_port;
+
+		if (next.family == AF_INET && next.proto == IPPROTO_UDP && (ab || ba))
+			return 1;
+		key = next;
+		prev = &key;
+	}
+	return 0;
+}
+
+static int flow_table_place_of(const char *end, int end_port, const char *peer, int peer_port)
+{
+	int answered = flow_table_holds(snat_maps.flows_fd, end, end_port, peer, peer_port);
+	int unanswered = flow_table_holds(snat_maps.new_flows_fd, end, end_port, peer, peer_port);
+
+	if (answered && unanswered)
+		return -1; /* in both: never */
+	return answered ? FLOW_ANSWERED : unanswered ? FLOW_NEW : FLOW_NOWHERE;
+}
+
+static int flow_table_place(int f)
+{
+	char vm[32], remote[32];
+
+	flow_addresses(f, vm, remote);
+	return flow_table_place_of(vm, flow_sport(f), remote, 53);
+}
+
+/* Ages the flow's mapping past its idle timeout and its port's cool-down, as time would. */
+static void mapping_age(int f)
+{
+	struct snat_flow_key key;
+	struct snat_mapping m;
+
+	snat_key_of_flow(f, &key);
+	assert_int_equal(bpf_map_lookup_elem(snat_maps.mappings_fd, &key, &m), 0);
+	m.last_seen_ns = 1;
+	assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &key, &m, BPF_EXIST), 0);
+}
+
+static struct frame snat_egress_frame(int f)
+{
+	char vm[32], remote[32];
+	struct flow fl = { .family = AF_INET, .src = vm, .dst = remote, .proto = IPPROTO_UDP,
+			   .sport = flow_sport(f), .dport = 53, .ttl = 64,
+			   .ip_id = (uint32_t)rng() & 0xffff, .payload = below(64) };
+	struct frame in;
+
+	flow_addresses(f, vm, remote);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	return in;
+}
+
+/* The Internet's datagram from the flow's remote to VIP:port. */
+static struct frame snat_reply_frame(int remote, int port)
+{
+	char from[32];
+	struct flow fl = { .family = AF_INET, .src = from, .dst = SNAT_VIP, .proto = IPPROTO_UDP,
+			   .sport = 53, .dport = SNAT_PORT_MIN + port, .ttl = 60,
+			   .ip_id = (uint32_t)rng() & 0xffff, .payload = below(64) };
+	struct frame in;
+
+	snprintf(from, sizeof(from), "192.0.2.%d", 1 + remote);
+	frame_build(&in, UPLINK_GW_MAC, UPLINK_PEER_MAC, &fl);
+	return in;
+}
+
+struct snat_step {
+	const char *what;
+	int flow;
+	struct expectation want;
+	int ports_allowed[SNAT_PORTS]; /* egress that opens a mapping: the ports it may take */
+};
+
+/* The model's verdict for the flow's next datagram out, and the ports it may take. */
+static void model_egress(const struct snat_model *m, int f, struct snat_step *step)
+{
+	int free = 0;
+
+	memset(step->ports_allowed, 0, sizeof(step->ports_allowed));
+	if (m->mapping[f].mapped && !m->mapping[f].aged) {
+		step->ports_allowed[m->mapping[f].port] = 1;
+		step->want = (struct expectation){ XDP_REDIRECT, 0, COUNT_FORWARDED, UPLINK };
+		return;
+	}
+	/* A new mapping counts against the VM's limit; an aged one is replaced. */
+	if (!m->mapping[f].mapped && model_vm_mappings(m, flow_vm(f)) >= SNAT_PER_VM) {
+		step->want = (struct expectation){ XDP_DROP, DROP_SNAT_VM_LIMIT };
+		return;
+	}
+	for (int p = 0; p < SNAT_PORTS; p++)
+		free += step->ports_allowed[p] = model_port_free(m, flow_remote(f), p);
+	step->want = free ? (struct expectation){ XDP_REDIRECT, 0, COUNT_FORWARDED, UPLINK }
+			  : (struct expectation){ XDP_DROP, DROP_SNAT_PORT_EXHAUSTED };
+}
+
+/* The flow took `port`: a holder whose aged mapping was on it loses that mapping. */
+static void model_take(struct snat_model *m, int f, int port)
+{
+	int remote = flow_remote(f), holder = m->holder[remote][port] - 1;
+
+	if (m->mapping[f].mapped && !m->mapping[f].aged)
+		return; /* its own live port */
+	if (holder >= 0 && m->mapping[holder].mapped && m->mapping[holder].port == port)
+		m->mapping[holder].mapped = 0;
+	m->holder[remote][port] = f + 1;
+	m->mapping[f].mapped = 1;
+	m->mapping[f].port = port;
+	m->mapping[f].aged = 0;
+}
+
+static uint16_t frame_source_port(const struct frame *f) { return get16(f->data + 14 + 20); }
+
+static int snat_step_matches(const struct harness_result *r, const struct snat_step *step,
+			     int *port)
+{
+	uint8_t vip[4];
+
+	if (!result_matches_on(&snat_gw, r, &step->want))
+		return 0;
+	if (r->verdict != XDP_REDIRECT || step->want.egress != UPLINK)
+		return 1;
+	inet_pton(AF_INET, SNAT_VIP, vip);
+	*port = frame_source_port(&r->out) - SNAT_PORT_MIN;
+	return !memcmp(r->out.data + 14 + 12, vip, 4) && *port >= 0 && *port < SNAT_PORTS &&
+	       step->ports_allowed[*port];
+}
+
+/* After every step the tables say what the model says: each VM's count of mappings (its
+ * limit's measure) and each flow's place in the flow tables. */
+static int snat_state_matches(const struct snat_model *m, char *why, size_t size)
+{
+	for (int vm = 0; vm < SNAT_VMS; vm++) {
+		int64_t counted = datapath_vm_mappings(vm);
+
+		if (counted != model_vm_mappings(m, vm)) {
+			snprintf(why, size, "VM 10.10.1.%d counts %lld mappings, holds %d", 4 + vm,
+				 (long long)counted, model_vm_mappings(m, vm));
+			return 0;
+		}
+	}
+	for (int f = 0; f < SNAT_FLOWS; f++) {
+		int place = flow_table_place(f);
+
+		if (place != m->place[f]) {
+			snprintf(why, size, "flow %d is %s in the flow tables, the model says %s", f,
+				 place < 0 ? "in both new_flows and flows" :
+				 place == FLOW_ANSWERED ? "answered (flows)" :
+				 place == FLOW_NEW ? "unanswered (new_flows)" : "absent",
+				 m->place[f] == FLOW_ANSWERED ? "answered" :
+				 m->place[f] == FLOW_NEW ? "unanswered" : "absent");
+			return 0;
+		}
+	}
+	for (int v = 0; v < VNET_FLOWS; v++) {
+		int place = flow_table_place_of("10.10.1.4", 40000 + v, "10.10.1.5", 53);
+
+		if (place != m->vnet_place[v]) {
+			snprintf(why, size, "VNet flow %d is %s in the flow tables, the model says %s",
+				 v, place < 0 ? "in both new_flows and flows" :
+				 place == FLOW_ANSWERED ? "answered (flows)" :
+				 place == FLOW_NEW ? "unanswered (new_flows)" : "absent",
+				 m->vnet_place[v] == FLOW_ANSWERED ? "answered" :
+				 m->vnet_place[v] == FLOW_NEW ? "unanswered" : "absent");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* A datagram of VNet flow v from 10.10.1.4 (from_peer 0) or 10.10.1.5: forwarded within
+ * the hub through its subnet's NSG both ways, and the flow answered once its responder
+ * sent. */
+static int vnet_flow_step(struct snat_model *m, int v, int from_peer, size_t *promoted)
+{
+	struct flow fl = { .family = AF_INET, .proto = IPPROTO_UDP, .ttl = 64,
+			   .src = from_peer ? "10.10.1.5" : "10.10.1.4",
+			   .dst = from_peer ? "10.10.1.4" : "10.10.1.5",
+			   .sport = from_peer ? 53 : 40000 + v, .dport = from_peer ? 40000 + v : 53,
+			   .ip_id = (uint32_t)rng() & 0xffff, .payload = below(64) };
+	struct expectation want = { XDP_REDIRECT, 0, COUNT_FORWARDED, HUB };
+	struct harness_result r;
+	struct frame in;
+
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	r = harness_run(&snat_gw, HUB, &in);
+	if (!result_matches_on(&snat_gw, &r, &want)) {
+		print_message("mismatch: VNet flow %d from 10.10.1.%d: verdict %d reason %u, model "
+			      "forwarded\n", v, from_peer ? 5 : 4, r.verdict, r.trace.drop_reason);
+		return 0;
+	}
+	if (m->vnet_place[v] == FLOW_NOWHERE) {
+		m->vnet_place[v] = FLOW_NEW;
+		m->vnet_initiator[v] = from_peer;
+	} else if (m->vnet_place[v] == FLOW_NEW && m->vnet_initiator[v] != from_peer) {
+		m->vnet_place[v] = FLOW_ANSWERED;
+		(*promoted)++;
+	}
+	return 1;
+}
+
+enum snat_op { SNAT_OP_EGRESS, SNAT_OP_REPLY, SNAT_OP_STRAY_REPLY, SNAT_OP_AGE, SNAT_OP_VNET };
+
+static void snat_and_flow_tables_match_the_reference_model(void **state)
+{
+	size_t steps = frames_from_env(20000) / 10, mismatches = 0, verdicts[5] = { 0 };
+	size_t takeovers = 0, limits = 0, exhausted = 0, promoted = 0;
+	struct snat_model m;
+	char why[160];
+
+	harness_require(&snat_gw);
+	memset(&m, 0, sizeof(m));
+	for (size_t i = 0; i < steps && mismatches == 0; i++) {
+		int op = below(100) < 50 ? SNAT_OP_EGRESS : below(100) < 15 ? SNAT_OP_VNET :
+			 below(100) < 60 ? SNAT_OP_REPLY : below(100) < 50 ? SNAT_OP_STRAY_REPLY :
+			 SNAT_OP_AGE;
+		int f = below(SNAT_FLOWS), port = -1, remote = flow_remote(f);
+		struct snat_step step = { .flow = f };
+		struct harness_result r;
+		struct frame in;
+
+		if (op == SNAT_OP_VNET) {
+			if (!vnet_flow_step(&m, below(VNET_FLOWS), chance(50), &promoted))
+				mismatches++;
+			else if (!snat_state_matches(&m, why, sizeof(why)) && ++mismatches)
+				print_message("mismatch after step %zu (VNet flow): %s\n", i, why);
+			continue;
+		}
+		if (op == SNAT_OP_AGE) {
+			if (m.mapping[f].mapped && !m.mapping[f].aged) {
+				mapping_age(f);
+				m.mapping[f].aged = 1;
+			}
+			continue;
+		}
+		if (op == SNAT_OP_EGRESS) {
+			step.what = "egress";
+			model_egress(&m, f, &step);
+			in = snat_egress_frame(f);
+			r = harness_run(&snat_gw, HUB, &in);
+		} else {
+			/* A reply to a port the flow's destination has, held or not. */
+			int p = op == SNAT_OP_REPLY && m.mapping[f].mapped ? m.mapping[f].port
+									   : (int)below(SNAT_PORTS);
+			int holder = m.holder[remote][p] - 1;
+
+			step.what = "reply";
+			if (holder < 0)
+				step.want = (struct expectation){ XDP_DROP, DROP_SNAT_UNSOLICITED };
+			else if (!m.mapping[holder].mapped || m.mapping[holder].port != p ||
+				 m.mapping[holder].aged)
+				step.want = (struct expectation){ XDP_DROP, DROP_SNAT_EXPIRED };
+			else
+				step.want = (struct expectation){ XDP_REDIRECT, 0, COUNT_FORWARDED, HUB };
+			step.flow = holder;
+			in = snat_reply_frame(remote, p);
+			r = harness_run(&snat_gw, UPLINK, &in);
+		}
+		if (r.verdict >= 0 && r.verdict < 5)
+			verdicts[r.verdict]++;
+		if (!snat_step_matches(&r, &step, &port)) {
+			char allowed[SNAT_PORTS * 6 + 1] = "", *at = allowed;
+
+			for (int p = 0; p < SNAT_PORTS; p++)
+				if (step.ports_allowed[p])
+					at += sprintf(at, " %d", SNAT_PORT_MIN + p);
+			mismatches++;
+			print_message("mismatch at step %zu: %s of flow %d: verdict %d reason %u port %d, "
+				      "model %d reason %u ports%s\n", i, step.what, step.flow, r.verdict,
+				      r.trace.drop_reason, port < 0 ? -1 : SNAT_PORT_MIN + port,
+				      step.want.verdict, step.want.drop_reason, allowed[0] ? allowed : " none");
+			break;
+		}
+		/* The model moves on as the datapath did. */
+		if (op == SNAT_OP_EGRESS) {
+			/* The NSG stage ran before SNAT: the flow is kept whatever SNAT decided. */
+			if (m.place[f] == FLOW_NOWHERE)
+				m.place[f] = FLOW_NEW;
+			if (r.verdict == XDP_REDIRECT) {
+				int holder = m.holder[remote][port] - 1;
+
+				if (m.mapping[f].mapped && m.mapping[f].aged)
+					step.what = holder == f ? "egress replacing its aged mapping on its own port"
+								: "egress replacing its aged mapping";
+				takeovers += holder >= 0 && holder != f;
+				model_take(&m, f, port);
+			}
+			limits += step.want.drop_reason == DROP_SNAT_VM_LIMIT;
+			exhausted += step.want.drop_reason == DROP_SNAT_PORT_EXHAUSTED;
+		} else if (SNAT_REPLY_PROMOTES && r.verdict == XDP_REDIRECT &&
+			   m.place[step.flow] == FLOW_NEW) {
+			m.place[step.flow] = FLOW_ANSWERED; /* the responder's first packet */
+			promoted++;
+		}
+		if (!snat_state_matches(&m, why, sizeof(why))) {
+			mismatches++;
+			print_message("mismatch after step %zu (%s of flow %d): %s\n", i, step.what,
+				      step.flow, why);
+		}
+	}
+	print_message("%zu steps: %zu forwarded, %zu dropped; %zu ports taken over, %zu VM limit "
+		      "drops, %zu exhausted, %zu flows promoted, %zu mismatches\n", steps,
+		      verdicts[XDP_REDIRECT], verdicts[XDP_DROP], takeovers, limits, exhausted,
+		      promoted, mismatches);
+	assert_int_equal(mismatches, 0);
+	/* The classes were reached, not just the common case. */
+	assert_true(takeovers > 0 && limits > 0 && exhausted > 0 && promoted > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +1142,13 @@ int main(void)
 		cmocka_unit_test(mutated_frames_get_defined_verdicts),
 	};
 
+	const struct CMUnitTest snat_tests[] = {
+		cmocka_unit_test(snat_and_flow_tables_match_the_reference_model),
+	};
+	int failed;
+
 	rng_seed_from_env();
-	return cmocka_run_group_tests_name("datapath fuzz", tests, setup_gateway, teardown_gateway);
+	failed = cmocka_run_group_tests_name("datapath fuzz", tests, setup_gateway, teardown_gateway);
+	return failed + cmocka_run_group_tests_name("datapath fuzz: SNAT and flow tables", snat_tests,
+						    setup_snat_gateway, teardown_snat_gateway);
 }

@@ -200,6 +200,53 @@ static void ipv6_extension_header_past_the_payload_length_is_dropped(void **stat
 	assert_dropped(&in, HUB, DROP_MALFORMED_IPV6_EXTENSION);
 }
 
+/* UDP's own length against the IP payload, as Linux's udp_rcv judges it: longer than the
+ * payload or shorter than the header is dropped, shorter than the payload (the rest is
+ * padding the receiver trims) goes on. `len_at` is where the UDP length sits. */
+static void assert_udp_length_judged(struct frame *in, size_t len_at, size_t udp_bytes)
+{
+	struct harness_result r;
+
+	put16(in->data + len_at, (uint16_t)(udp_bytes + 1));
+	assert_dropped(in, HUB, DROP_MALFORMED_L4);
+	put16(in->data + len_at, 7);
+	assert_dropped(in, HUB, DROP_MALFORMED_L4);
+	put16(in->data + len_at, 0);
+	assert_dropped(in, HUB, DROP_MALFORMED_L4);
+	put16(in->data + len_at, (uint16_t)(udp_bytes - 4));
+	r = harness_run(&gw, HUB, in);
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+}
+
+static void udp_length_beyond_the_ip_payload_is_dropped(void **state)
+{
+	struct flow fl = flow4(IPPROTO_UDP);
+	struct frame in;
+
+	require_gateway();
+	fl.payload = 24;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_udp_length_judged(&in, ETH + IP4 + 4, 8 + 24);
+	/* The frame carrying more than the IP packet does not make the UDP length fit. */
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	memset(in.data + in.len, 0, 16);
+	in.len += 16;
+	put16(in.data + ETH + IP4 + 4, 8 + 24 + 16);
+	assert_dropped(&in, HUB, DROP_MALFORMED_L4);
+}
+
+static void ipv6_udp_length_beyond_the_ip_payload_is_dropped(void **state)
+{
+	struct flow fl = { .family = AF_INET6, .src = "fd00:10:0:1::4", .dst = "fd00:11:0:1::4",
+			   .proto = IPPROTO_UDP, .sport = 40000, .dport = 80, .ip_id = 7,
+			   .payload = 24 };
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	assert_udp_length_judged(&in, ETH + IP6 + 4, 8 + 24);
+}
+
 /* An IPv4 frame of the hub VM's flow whose header carries the 8 option bytes given. */
 static void frame_with_ipv4_options(struct frame *f, const uint8_t options[8])
 {
@@ -277,6 +324,8 @@ int main(void)
 		cmocka_unit_test(ipv4_strict_source_route_is_dropped),
 		cmocka_unit_test(ipv4_record_route_and_timestamp_are_forwarded),
 		cmocka_unit_test(ipv4_option_longer_than_the_header_is_dropped),
+		cmocka_unit_test(udp_length_beyond_the_ip_payload_is_dropped),
+		cmocka_unit_test(ipv6_udp_length_beyond_the_ip_payload_is_dropped),
 	};
 
 	return cmocka_run_group_tests_name("malformed", tests, setup_gateway, teardown_gateway);

@@ -581,6 +581,82 @@ static void traffic_into_the_tunnel_denied_outbound_is_an_egress_drop(void **sta
 	assert_int_equal(tunnel_counter(TUNNEL_DROP_EGRESS_NSG).packets, after.packets);
 }
 
+/* ---- fragments out of the tunnel (bpf/frag.h) ---- */
+
+/* A decrypted UDP datagram from on-premises to the hub's VM, in three fragments of 512,
+ * 512 and the rest bytes of IP payload; every datagram its own IP id. */
+static void decrypted_udp_fragments(struct frame frags[3], uint16_t dport)
+{
+	static uint32_t next_id = 0x2000;
+	struct flow fl = { .family = AF_INET, .src = ONPREM_VM, .dst = "10.10.1.4",
+			   .proto = IPPROTO_UDP, .sport = 40010, .dport = dport,
+			   .ip_id = next_id++, .payload = 1200 };
+	struct frame whole;
+	size_t total;
+
+	frame_build(&whole, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
+	total = whole.len - 14 - 20;
+	frame_fragment(&frags[0], &whole, 0, 512, 1, fl.ip_id);
+	frame_fragment(&frags[1], &whole, 512, 512, 1, fl.ip_id);
+	frame_fragment(&frags[2], &whole, 1024, total - 1024, 0, fl.ip_id);
+}
+
+/* Port 2222 from on-premises is denied, the rest allowed: judged without the ports its
+ * first fragment carried, a later fragment of a denied datagram would be allowed. */
+static void decrypted_fragments_follow_their_first_fragments_verdict(void **state)
+{
+	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND);
+	uint64_t nsg = tunnel_counter(TUNNEL_DROP_INGRESS_NSG).packets;
+	uint64_t ingress = tunnel_counter(TUNNEL_INGRESS).packets;
+	struct frame frags[3];
+
+	require_gateway();
+	decrypted_udp_fragments(frags, 2222);
+	for (int f = 0; f < 3; f++)
+		assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &frags[f]), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND), denied + 3);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_NSG).packets, nsg + 3);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, ingress);
+	/* Every fragment of an allowed datagram goes into the VNet. */
+	decrypted_udp_fragments(frags, 2223);
+	for (int f = 0; f < 3; f++)
+		assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &frags[f]), TC_ACT_REDIRECT);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, ingress + 3);
+}
+
+static void decrypted_later_fragment_without_its_first_is_dropped_and_counted(void **state)
+{
+	uint64_t unseen = packets_of(gw.drops_fd, DROP_FRAGMENT_UNSEEN);
+	uint64_t malformed = tunnel_counter(TUNNEL_DROP_INGRESS_MALFORMED).packets;
+	struct frame frags[3];
+
+	require_gateway();
+	decrypted_udp_fragments(frags, 2223);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &frags[1]), TC_ACT_SHOT);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &frags[2]), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_FRAGMENT_UNSEEN), unseen + 2);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_MALFORMED).packets, malformed + 2);
+}
+
+/* UDP whose own length claims more than the decrypted IP packet holds. */
+static void decrypted_udp_longer_than_its_ip_packet_is_dropped(void **state)
+{
+	uint64_t malformed = packets_of(gw.drops_fd, DROP_MALFORMED_L4);
+	struct flow fl = { .family = AF_INET, .src = ONPREM_VM, .dst = "10.10.1.4",
+			   .proto = IPPROTO_UDP, .sport = 40011, .dport = 2223, .ip_id = 3,
+			   .payload = 32 };
+	struct frame in;
+
+	require_gateway();
+	frame_build(&in, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	put16(in.data + 14 + 20 + 4, 8 + 32 + 1);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	put16(in.data + 14 + 20 + 4, 7);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_MALFORMED_L4), malformed + 2);
+}
+
 /* ---- TCP MSS ---- */
 
 /* The length of the frame's IP header: IPv4's (no options) or IPv6's. */
@@ -739,6 +815,9 @@ int main(void)
 		cmocka_unit_test(syn_ack_out_of_the_tunnel_reaches_the_vm_with_the_clamped_mss),
 		cmocka_unit_test(mss_below_the_clamp_and_segments_without_syn_are_left_alone),
 		cmocka_unit_test(ipv6_syn_into_the_tunnel_gets_an_mss_20_below_ipv4s),
+		cmocka_unit_test(decrypted_fragments_follow_their_first_fragments_verdict),
+		cmocka_unit_test(decrypted_later_fragment_without_its_first_is_dropped_and_counted),
+		cmocka_unit_test(decrypted_udp_longer_than_its_ip_packet_is_dropped),
 	};
 
 	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);

@@ -5,7 +5,8 @@
 # whose own charon and xfrm interface play the customer's VPN device, with a host behind
 # it. The config is tests/data/config/ipsec-transit.json. The hub and spoke1 reach
 # on-premises and back through real ESP; spoke2 does not, either way; the per-tunnel
-# counters equal the traffic sent.
+# counters equal the traffic sent; a fragmented datagram's later fragments follow their
+# first's NSG verdict.
 cd "$(dirname "$0")/../.."
 . tests/vm/lib.sh
 export VM_TIMEOUT=${VM_TIMEOUT:-1200}
@@ -174,6 +175,44 @@ inbound_nsg_denies_one_port_from_onprem() {
 	[ "$(delta "$before" "$after" 3)" -eq 3 ] && [ "$delivered" -eq 1 ]
 }
 
+# udp_datagram_fragmented SRC_NS DST PORT BYTES: one UDP datagram of BYTES, which the
+# sender fragments (PMTU discovery off: its fragments carry no DF) to fit its link's MTU.
+udp_datagram_fragmented() {
+	ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER: IP_PMTUDISC_DONT
+s.sendto(b"f" * int(sys.argv[3]), (sys.argv[1], int(sys.argv[2])))' "$2" "$3" "$4"
+}
+
+# A UDP datagram too large for one packet crosses the tunnel in fragments, each its own
+# ESP packet; decrypted, its later fragments carry no ports. To the allowed port 5024
+# every fragment reaches the hub's VM, which reassembles the datagram; to the denied port
+# 5022 none enters the VNet: the later fragments follow their first's inbound NSG drop
+# (bpf/frag.h), rather than being judged without ports and allowed.
+fragmented_udp_from_onprem_follows_its_first_fragment() {
+	local before after c0 c1 c2 got listener
+	ip netns exec $HUB timeout 20 nc -u -l 10.10.1.4 5024 >"$DIR/frag5024" &
+	listener=$!
+	sleep 0.5
+	c0=$(counters_snapshot $GW ipsecgw to-onprem)
+	udp_datagram_fragmented $HOST 10.10.1.4 5024 2000 || return 1
+	sleep 1
+	c1=$(counters_snapshot $GW ipsecgw to-onprem)
+	kill $listener 2>/dev/null
+	got=$(tr -cd f <"$DIR/frag5024" | wc -c)
+	before=$(tunnel_drop_fields $GW ipsecgw to-onprem ingress nsg_denied_inbound)
+	udp_datagram_fragmented $HOST 10.10.1.4 5022 2000 || return 1
+	sleep 1
+	after=$(tunnel_drop_fields $GW ipsecgw to-onprem ingress nsg_denied_inbound)
+	c2=$(counters_snapshot $GW ipsecgw to-onprem)
+	figure "2000 bytes to port 5024: $got delivered, decrypted +$(delta "$c0" "$c1" 1) packets;" \
+		"to port 5022: nsg_denied_inbound +$(delta "$before" "$after" 1)," \
+		"into the VNet +$(delta "$c1" "$c2" 1)"
+	[ "$got" -eq 2000 ] && [ "$(delta "$c0" "$c1" 1)" -ge 2 ] &&
+	[ "$(delta "$before" "$after" 1)" -ge 2 ] && [ "$(delta "$c1" "$c2" 1)" -eq 0 ]
+}
+
 # ... and UDP port 5023 toward on-premises outbound: dropped before the tunnel, counted
 # as the tunnel's egress drops (TunnelEgressPacketDropCount), not as its egress.
 outbound_nsg_denial_is_a_tunnel_egress_drop() {
@@ -277,7 +316,7 @@ down_removes_it() {
 fail_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
 	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
-	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
+	fragmented_udp_from_onprem_follows_its_first_fragment outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
 	reload_follows_changed_remote_spaces tunnel_down_is_reported_and_its_traffic_dropped \
 	down_removes_it
 
@@ -290,7 +329,7 @@ echo "    (set_up: $((SECONDS - start))s)"
 for t in up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
 	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
-	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
+	fragmented_udp_from_onprem_follows_its_first_fragment outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
 	reload_follows_changed_remote_spaces tunnel_down_is_reported_and_its_traffic_dropped \
 	down_removes_it; do
 	start=$SECONDS
