@@ -176,6 +176,63 @@ int snat_plan_build(const struct config *cfg, struct snat_plan *out)
 	return err;
 }
 
+/* The pool a VM's address takes SNAT through: the longest source prefix of its VNet
+ * that holds it, as the datapath's LPM lookup finds it; -1 for none. */
+static int pool_of_address(const struct snat_plan *plan, uint32_t vnet,
+			   const struct ip_address *a)
+{
+	uint32_t best_len = 0;
+	int best = -1;
+
+	for (size_t i = 0; i < plan->n_sources; i++) {
+		const struct lpm_key *k = &plan->sources[i].key;
+		uint32_t len = k->prefixlen - LPM_SCOPE_BITS, full = len / 8, rest = len % 8;
+
+		if (k->scope != vnet || k->family != (uint32_t)a->family || (best >= 0 && len <= best_len))
+			continue;
+		if (memcmp(k->addr, a->addr, full) ||
+		    (rest && (k->addr[full] ^ a->addr[full]) & (0xff << (8 - rest))))
+			continue;
+		best = (int)plan->sources[i].pool;
+		best_len = len;
+	}
+	return best;
+}
+
+int snat_blocks_warn(const struct config *cfg)
+{
+	struct snat_plan plan;
+	size_t *vms;
+	int warned = 0;
+
+	if (snat_plan_build(cfg, &plan))
+		return 0; /* up says why */
+	vms = calloc(plan.n_pools ? plan.n_pools : 1, sizeof(*vms));
+	for (size_t n = 0; vms && n < cfg->n_nics; n++)
+		for (size_t a = 0; cfg->nics[n].vnet != CONFIG_NONE && a < cfg->nics[n].n_addresses; a++) {
+			int pool = pool_of_address(&plan, (uint32_t)cfg->nics[n].vnet,
+						   &cfg->nics[n].addresses[a]);
+
+			if (pool >= 0)
+				vms[pool]++;
+		}
+	for (size_t i = 0; vms && i < plan.n_pools; i++) {
+		const struct snat_pool *p = &plan.pools[i].pool;
+
+		if (!p->block_ports || vms[i] <= p->n_blocks)
+			continue;
+		log_warn("%s: %zu network interface addresses take SNAT through %s, whose ports "
+			 "%u-%u make %u blocks of limits.snatMappingsPerVm %u: the VMs beyond get no "
+			 "port (snat_port_exhausted) until a VM's block idles; allowed: a smaller "
+			 "snatMappingsPerVm or a wider snatPortMin-snatPortMax", cfg->path ? cfg->path : "config",
+			 vms[i], plan.pools[i].owner, p->port_min, p->port_max, p->n_blocks, p->block_ports);
+		warned++;
+	}
+	free(vms);
+	snat_plan_free(&plan);
+	return warned;
+}
+
 void snat_plan_free(struct snat_plan *plan)
 {
 	free(plan->pools);
