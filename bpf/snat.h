@@ -2,9 +2,11 @@
  * VIPs) or a subnet (its NAT gateway): egress rewrites the source to VIP:port, replies
  * on the uplink are rewritten back to the VM, and nothing else reaches a VM through a
  * VIP. Mappings live in two hash maps (the VM's flow -> VIP:port, the reply's flow -> the
- * VM's flow); ports are handed out per destination, so one VIP:port serves many remote
- * endpoints at once, and an entry that exists is never handed out again: a port comes
- * back only when the user-space GC removes its reverse entry after a cool-down.
+ * VM's flow). Each VM owns a block of the pool's ports (headers/vnet_xdp.h, "Port
+ * blocks"), whose every port serves one flow at a time; without blocks ports are handed
+ * out per destination, so one VIP:port serves many remote endpoints at once. An entry
+ * that exists is never handed out again: a port comes back when a new flow takes over an
+ * entry that expired a cool-down ago, or when the user-space GC removes it.
  *
  * Checksums (bpf/checksum.h): a TCP/UDP field that holds the folded pseudo-header sum, as
  * one a VM's veth left to offload does, keeps that form with the new addresses: a packet

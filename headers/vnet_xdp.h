@@ -133,7 +133,8 @@ enum drop_reason {
 	DROP_NSG_DENIED_INBOUND,   /* an inbound rule of the destination's subnet or NIC NSG */
 	DROP_SNAT_UNSOLICITED,      /* to a VIP, but no mapping: nobody inside asked for it */
 	DROP_SNAT_EXPIRED,          /* to a VIP, for a mapping past its idle timeout */
-	DROP_SNAT_PORT_EXHAUSTED,   /* no free port on the VIPs toward that destination */
+	DROP_SNAT_PORT_EXHAUSTED,   /* no port block free for the VM (shared ports: no free port
+				     * toward that destination) */
 	DROP_SNAT_TABLE_FULL,       /* the mapping tables hold snatTableSize entries */
 	DROP_SNAT_MAP_UPDATE_FAILED,/* the kernel refused a mapping insert for another reason */
 	DROP_SNAT_NO_PUBLIC_ADDRESS,/* Internet route, but no VIP or NAT gateway for the source */
@@ -153,7 +154,7 @@ enum drop_reason {
 				     * (RFC 1858) */
 	DROP_FRAGMENT_OVERLAP,      /* a later fragment over its first fragment's transport
 				     * header (RFC 1858) */
-	DROP_SNAT_VM_LIMIT,         /* the source VM holds snatMappingsPerVm mappings already */
+	DROP_SNAT_VM_LIMIT,         /* every port of the source VM's block (snatMappingsPerVm) is in use */
 	DROP_IPV4_SOURCE_ROUTE,     /* an IPv4 loose or strict source route option (LSRR,
 				     * SSRR), which Linux drops too by default */
 	DROP_REASON_MAX,
