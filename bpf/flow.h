@@ -2,7 +2,8 @@
  * both directions, so that return traffic passes without a rule, with idle timeouts per
  * protocol and TCP's FIN/RST shortening them. A flow starts in new_flows and moves to
  * flows when its responder first answers (FLOW_PROMOTED): a flood of new flows from one
- * VM evicts new flows only, never another VM's answered ones. A full table evicts its
+ * VM evicts new flows only, never another VM's answered ones, SNAT's included (its replies
+ * skip the NSG stage and promote through flow_snat_answered). A full table evicts its
  * least recently used flow (LRU hash); the evictions of both are visible as created -
  * expired - deleted - gc_removed - active (see FLOW_* counters). */
 #ifndef BPF_FLOW_H
@@ -550,6 +551,57 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 	c->leasable = flow_leasable(&scratch->key, f);
 	c->responder = responder;
 	if (unanswered && responder)
+		flow_promote(scratch, f);
+	return 0;
+}
+
+/* A reply SNAT translated back to its VM (bpf/snat.h) skips the NSG stage, but it is the
+ * responder's packet of the VM's flow all the same: the flow lives on, and an unanswered
+ * one moves to flows as any answered flow does. vm_flow is the SNAT mapping's key (the
+ * VM's side first, ports in network order); the tuple is the reply's as the VM sees it. */
+__noinline int flow_snat_answered(const struct snat_flow_key *vm_flow, __u32 vm_vnet, __u32 len,
+				  __u32 tcp_flags)
+{
+	struct gateway_settings *s;
+	struct flow_scratch *scratch;
+	struct nsg_tuple *t;
+	struct flow_entry *f;
+	__u32 zero = 0;
+	__u64 now;
+	int from_b, unanswered;
+
+	if (!vm_flow)
+		return 0;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return 0;
+	t = &scratch->tuple;
+	__builtin_memset(t, 0, sizeof(*t));
+	__builtin_memcpy(t->src, vm_flow->dst, 16);
+	__builtin_memcpy(t->dst, vm_flow->src, 16);
+	t->family = vm_flow->family;
+	t->proto = vm_flow->proto;
+	t->src_vnet = NSG_VNET_NONE; /* the Internet, as route_destination_vnet has it */
+	t->dst_vnet = vm_vnet;
+	if (t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) {
+		t->has_ports = 1;
+		t->sport = bpf_ntohs(vm_flow->dst_port);
+		t->dport = bpf_ntohs(vm_flow->src_port);
+	} else { /* ICMP echo: the identifier both ways */
+		t->sport = t->dport = bpf_ntohs(vm_flow->src_port);
+	}
+	if (nsg_exempt(t))
+		return 0;
+	from_b = flow_key_build(t, &scratch->key);
+	f = flow_lookup(&scratch->key, &unanswered);
+	if (!f || from_b == f->initiator_is_b)
+		return 0;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	now = flow_clock();
+	if (flow_idle_ns(f, now) > flow_timeout_ns(&scratch->key, f, s))
+		return 0;
+	flow_touch(f, &scratch->key, len, tcp_flags, 1, now);
+	if (unanswered)
 		flow_promote(scratch, f);
 	return 0;
 }

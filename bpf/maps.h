@@ -142,14 +142,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } snat_reverse SEC(".maps");
 
+/* Port blocks (headers/vnet_xdp.h): each VM's, and each claimed block's VM. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_SNAT_VMS * 2); /* a key per VM and writer */
+	__uint(max_entries, MAX_SNAT_BLOCKS);
 	__type(key, struct snat_vm_key);
-	__type(value, struct snat_vm_usage);
+	__type(value, struct snat_vm_block);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} snat_vm_usage SEC(".maps");
+} snat_vm_blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SNAT_BLOCKS);
+	__type(key, struct snat_block_key);
+	__type(value, struct snat_block_owner);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} snat_block_owners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);

@@ -2,9 +2,11 @@
  * VIPs) or a subnet (its NAT gateway): egress rewrites the source to VIP:port, replies
  * on the uplink are rewritten back to the VM, and nothing else reaches a VM through a
  * VIP. Mappings live in two hash maps (the VM's flow -> VIP:port, the reply's flow -> the
- * VM's flow); ports are handed out per destination, so one VIP:port serves many remote
- * endpoints at once, and an entry that exists is never handed out again: a port comes
- * back only when the user-space GC removes its reverse entry after a cool-down.
+ * VM's flow). Each VM owns a block of the pool's ports (headers/vnet_xdp.h, "Port
+ * blocks"), whose every port serves one flow at a time; without blocks ports are handed
+ * out per destination, so one VIP:port serves many remote endpoints at once. An entry
+ * that exists is never handed out again: a port comes back when a new flow takes over an
+ * entry that expired a cool-down ago, or when the user-space GC removes it.
  *
  * Checksums (bpf/checksum.h): a TCP/UDP field that holds the folded pseudo-header sum, as
  * one a VM's veth left to offload does, keeps that form with the new addresses: a packet
@@ -25,6 +27,7 @@
 #include "parse.h"
 #include "forward.h"
 #include "checksum.h"
+#include "flow.h"
 
 #define SNAT_PROBES 16             /* ports tried for one new flow before giving up */
 #define SNAT_REFRESH_NS 1000000000ULL /* last_seen is written at most once a second */
@@ -41,7 +44,8 @@
 struct snat_state {
 	__u8 translated;        /* a reply rewritten back to a VM, or an egress rewritten */
 	__u8 checksum_partial;  /* the L4 checksum is in partial form; complete on redirect */
-	__u16 pad;
+	__u8 answered;          /* a reply of the VM's flow in snat_scratch.answered */
+	__u8 tcp_flags;         /* its TCP flags */
 	__u32 vnet;             /* replies: the VM's VNet, whose routes deliver it */
 };
 
@@ -87,10 +91,13 @@ static __always_inline void snat_count_event(const __u8 *vip, __u32 family, int 
 		c->flows++;
 }
 
-static __always_inline void snat_mapping_touch(struct snat_mapping *m, __u64 now)
+/* Returns 1 when last_seen moved on (at most once a second). */
+static __always_inline int snat_mapping_touch(struct snat_mapping *m, __u64 now)
 {
-	if (clock_age_ns(now, m->last_seen_ns) > SNAT_REFRESH_NS)
-		m->last_seen_ns = now;
+	if (clock_age_ns(now, m->last_seen_ns) <= SNAT_REFRESH_NS)
+		return 0;
+	m->last_seen_ns = now;
+	return 1;
 }
 
 /* FIN/RST tracking: a closing flow keeps its mapping for the transitory timeout only;
@@ -167,7 +174,11 @@ struct snat_scratch {
 	struct lpm_key source;
 	struct bpf_fib_lookup params;
 	struct address_key address;
-	struct snat_vm_key vm;            /* a VM's mapping count */
+	struct snat_vm_key vm;            /* a VM's port block */
+	struct snat_vm_block vm_block;
+	struct snat_block_key block_key;
+	struct snat_block_owner owner;
+	struct snat_flow_key answered;    /* the VM's flow a reply belongs to */
 };
 
 struct {
@@ -177,62 +188,152 @@ struct {
 	__type(value, struct snat_scratch);
 } snat_scratch_space SEC(".maps");
 
-/* ---- mappings per VM ---- */
+/* ---- port blocks (headers/vnet_xdp.h) ---- */
 
-static __always_inline struct snat_vm_usage *snat_vm_usage_of(struct snat_vm_key *key,
-							      const __u8 *vm, __u32 family,
-							      __u32 vnet, __u32 writer)
+static __always_inline void snat_vm_key_fill(struct snat_vm_key *key, const __u8 *vm,
+					     __u32 family, __u32 vnet)
 {
 	__builtin_memset(key, 0, sizeof(*key));
 	key->vnet = vnet;
 	key->family = family;
 	__builtin_memcpy(key->addr, vm, 16);
-	key->writer = writer;
-	return bpf_map_lookup_elem(&snat_vm_usage, key);
 }
 
-/* Whether the VM of the flow in s->key may open one more mapping (limits.snatMappingsPerVm,
- * as Azure gives each instance a fixed number of SNAT ports). Its count entry is made
- * here, so that the mapping's creation only has to add to it. */
-static __always_inline int snat_vm_admit(struct snat_scratch *s, __u32 vnet, __u32 limit)
+static __always_inline int snat_vm_equal(const struct snat_vm_key *a, const struct snat_vm_key *b)
 {
-	struct snat_vm_usage fresh = {}, *mine, *collected;
-	__u64 closed;
+	return a->vnet == b->vnet && a->family == b->family && address_equal(a->addr, b->addr);
+}
+
+/* The VM's mapping saw a packet: its block stays its own while it is in use. */
+static __always_inline void snat_vm_touch(struct snat_scratch *s, const __u8 *vm, __u32 family,
+					  __u32 vnet, __u64 now)
+{
+	struct snat_vm_block *b;
+
+	snat_vm_key_fill(&s->vm, vm, family, vnet);
+	b = bpf_map_lookup_elem(&snat_vm_blocks, &s->vm);
+	if (b && clock_age_ns(now, b->last_active_ns) > SNAT_REFRESH_NS)
+		b->last_active_ns = now;
+}
+
+/* A packet of the VM's flow vm_flow, either way: the mapping and the VM's block live on. */
+static __always_inline void snat_mapping_seen(struct snat_scratch *s, struct snat_mapping *m,
+					      const struct snat_flow_key *vm_flow, __u64 now)
+{
+	if (snat_mapping_touch(m, now))
+		snat_vm_touch(s, vm_flow->src, vm_flow->family, m->vnet, now);
+}
+
+/* One block a VM without one tries (a bpf_loop callback). */
+struct snat_block_claim {
+	struct snat_scratch *s;
+	struct snat_pool *pool;
+	__u64 now;
+	__u32 start, block;
+	int result;          /* -1 while no block was taken */
+};
+
+/* Whether the owner of the block at s->block_key gave it up: its VM holds another block
+ * (or none), or idled past every mapping's life and cool-down. */
+static __always_inline int snat_block_abandoned(const struct snat_block_owner *owner,
+						const struct snat_block_key *key,
+						const struct snat_pool *pool, __u64 now)
+{
+	struct snat_vm_block *held = bpf_map_lookup_elem(&snat_vm_blocks, &owner->vm);
+
+	if (!held || held->layout != key->layout || held->block != key->block)
+		return 1;
+	return clock_age_ns(now, held->last_active_ns) > snat_block_idle_ns(pool);
+}
+
+/* Takes over an abandoned block: one CPU wins its claim token, drops the old VM's hold on
+ * it and writes the new owner. Returns 0 when the block is ours, else as an insert that
+ * met an existing entry. */
+static __always_inline long snat_block_take_over(struct snat_block_claim *c)
+{
+	struct snat_scratch *s = c->s;
+	struct snat_block_owner *owner = bpf_map_lookup_elem(&snat_block_owners, &s->block_key);
+	struct snat_vm_block *held;
+	__u64 claim;
+
+	if (!owner || !snat_block_abandoned(owner, &s->block_key, c->pool, c->now))
+		return -EEXIST;
+	claim = owner->claim;
+	if (__sync_val_compare_and_swap(&owner->claim, claim, s->owner.claim) != claim)
+		return -EEXIST;
+	held = bpf_map_lookup_elem(&snat_vm_blocks, &owner->vm);
+	if (held && held->layout == s->block_key.layout && held->block == s->block_key.block)
+		bpf_map_delete_elem(&snat_vm_blocks, &owner->vm);
+	return bpf_map_update_elem(&snat_block_owners, &s->block_key, &s->owner, BPF_EXIST);
+}
+
+static long snat_block_try(__u32 i, void *data)
+{
+	struct snat_block_claim *c = data;
+	struct snat_scratch *s = c->s;
 	long err;
 
-	mine = snat_vm_usage_of(&s->vm, s->key.src, s->key.family, vnet, SNAT_VM_WRITER_DATAPATH);
-	if (!mine) {
-		err = bpf_map_update_elem(&snat_vm_usage, &s->vm, &fresh, BPF_NOEXIST);
-		if (err && err != -EEXIST)
-			return snat_update_failure(err);
-		mine = bpf_map_lookup_elem(&snat_vm_usage, &s->vm);
-		if (!mine)
-			return DROP_SNAT_MAP_UPDATE_FAILED;
+	if (!s || !c->pool || !c->pool->n_blocks) {
+		c->result = DROP_SNAT_MAP_UPDATE_FAILED;
+		return 1;
 	}
-	if (!limit)
-		return DROP_NONE;
-	closed = mine->closed;
-	collected = snat_vm_usage_of(&s->vm, s->key.src, s->key.family, vnet,
-				     SNAT_VM_WRITER_COLLECTOR);
-	if (collected)
-		closed += collected->closed;
-	if (mine->opened > closed && mine->opened - closed >= limit)
-		return DROP_SNAT_VM_LIMIT;
-	return DROP_NONE;
+	s->block_key.layout = c->pool->layout;
+	s->block_key.block = (c->start + i) % c->pool->n_blocks;
+	err = bpf_map_update_elem(&snat_block_owners, &s->block_key, &s->owner, BPF_NOEXIST);
+	if (err == -EEXIST)
+		err = snat_block_take_over(c);
+	if (err == -EEXIST || err == -ENOENT) /* held, or gone meanwhile: the next block */
+		return 0;
+	c->result = err ? snat_update_failure(err) : DROP_NONE;
+	c->block = s->block_key.block;
+	return 1;
 }
 
-/* opened (a new mapping) or closed (one the datapath reclaimed) by the datapath. */
-static __always_inline void snat_vm_count(struct snat_vm_key *key, const __u8 *vm,
-					  __u32 family, __u32 vnet, int opened)
+/* The block of the VM of the flow in s->key, claimed on its first flow: a free block, or
+ * an abandoned one, SNAT_BLOCK_PROBES tried from a random start. Returns DROP_NONE with
+ * *block set, DROP_SNAT_PORT_EXHAUSTED when every block tried is held, or the reason. */
+static __always_inline int snat_vm_block(struct snat_scratch *s, struct snat_pool *pool,
+					 __u32 vnet, __u64 now, __u32 *block)
 {
-	struct snat_vm_usage *u = snat_vm_usage_of(key, vm, family, vnet, SNAT_VM_WRITER_DATAPATH);
+	struct snat_block_claim claim = { .s = s, .pool = pool, .now = now, .result = -1 };
+	struct snat_block_owner *owner;
+	struct snat_vm_block *mine;
+	long err;
 
-	if (!u)
-		return;
-	if (opened)
-		__sync_fetch_and_add(&u->opened, 1);
-	else
-		__sync_fetch_and_add(&u->closed, 1);
+	snat_vm_key_fill(&s->vm, s->key.src, s->key.family, vnet);
+	mine = bpf_map_lookup_elem(&snat_vm_blocks, &s->vm);
+	if (mine && mine->layout == pool->layout && mine->block < pool->n_blocks) {
+		s->block_key.layout = pool->layout;
+		s->block_key.block = mine->block;
+		owner = bpf_map_lookup_elem(&snat_block_owners, &s->block_key);
+		if (owner && snat_vm_equal(&owner->vm, &s->vm)) {
+			if (clock_age_ns(now, mine->last_active_ns) > SNAT_REFRESH_NS)
+				mine->last_active_ns = now;
+			*block = mine->block;
+			return DROP_NONE;
+		}
+	}
+	if (!pool->n_blocks)
+		return DROP_SNAT_PORT_EXHAUSTED;
+	s->owner.vm = s->vm;
+	s->owner.claim = (__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32();
+	claim.start = bpf_get_prandom_u32() % pool->n_blocks;
+	bpf_loop(pool->n_blocks < SNAT_BLOCK_PROBES ? pool->n_blocks : SNAT_BLOCK_PROBES,
+		 snat_block_try, &claim, 0);
+	if (claim.result < 0)
+		return DROP_SNAT_PORT_EXHAUSTED;
+	if (claim.result)
+		return claim.result;
+	s->vm_block.layout = pool->layout;
+	s->vm_block.block = claim.block;
+	s->vm_block.last_active_ns = now;
+	err = bpf_map_update_elem(&snat_vm_blocks, &s->vm, &s->vm_block, BPF_ANY);
+	if (err) {
+		bpf_map_delete_elem(&snat_block_owners, &s->block_key);
+		return snat_update_failure(err);
+	}
+	*block = claim.block;
+	return DROP_NONE;
 }
 
 /* Finds a VIP:port of the source's pool that is free toward this destination and takes
@@ -247,6 +348,7 @@ struct snat_probe {
 	struct snat_pool *pool;
 	__u64 now;
 	__u32 range, space, start, vip;
+	__u32 base;          /* the first port: the pool's, or the VM's block's */
 	int result;          /* -1 while no port was taken */
 	__u16 port;
 };
@@ -275,7 +377,7 @@ static __always_inline int snat_reverse_stale(struct snat_reverse *rev,
 }
 
 /* Takes over the stale reverse entry at s->reverse_key for the new flow: one CPU wins the
- * entry's claim token; it removes the old mapping (counted to its VM as closed) and
+ * entry's claim token; it removes the old mapping and
  * replaces the entry in one update. Returns 0 when the port is ours, else as an insert
  * that met an existing entry. */
 static __always_inline long snat_port_take_over(struct snat_probe *c)
@@ -293,9 +395,8 @@ static __always_inline long snat_port_take_over(struct snat_probe *c)
 	/* Still the mapping of this port (its flow did not move it meanwhile): it goes. */
 	old = bpf_map_lookup_elem(&snat_mappings, &rev->flow);
 	if (old && old->vip_port == s->reverse_key.dst_port &&
-	    address_equal(old->vip, s->reverse_key.dst) &&
-	    !bpf_map_delete_elem(&snat_mappings, &rev->flow))
-		snat_vm_count(&s->vm, rev->flow.src, rev->flow.family, old->vnet, 0);
+	    address_equal(old->vip, s->reverse_key.dst))
+		bpf_map_delete_elem(&snat_mappings, &rev->flow);
 	return bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_EXIST);
 }
 
@@ -315,7 +416,7 @@ static long snat_probe_one(__u32 i, void *data)
 	v = k / c->range;
 	if (v >= MAX_SNAT_POOL_VIPS)
 		return 1;
-	c->port = pool->port_min + k % c->range;
+	c->port = c->base + k % c->range;
 	__builtin_memcpy(s->reverse_key.dst, pool->vips[v].addr, 16);
 	s->reverse_key.dst_port = bpf_htons(c->port);
 	err = bpf_map_update_elem(&snat_reverse, &s->reverse_key, &s->reverse, BPF_NOEXIST);
@@ -328,8 +429,7 @@ static long snat_probe_one(__u32 i, void *data)
 	return 1;
 }
 
-static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u64 now,
-					 int new_mapping)
+static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u64 now)
 {
 	struct snat_probe probe = { .s = s, .now = now, .result = -1 };
 	struct snat_flow_key *key;
@@ -346,14 +446,20 @@ static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u
 	if (!pool || pool->n_vips == 0 || pool->n_vips > MAX_SNAT_POOL_VIPS ||
 	    pool->port_max < pool->port_min)
 		return DROP_SNAT_NO_PUBLIC_ADDRESS;
-	if (new_mapping) {
-		int reason = snat_vm_admit(s, vnet, pool->mappings_per_vm);
+	probe.pool = pool;
+	probe.base = pool->port_min;
+	probe.range = (__u32)pool->port_max - pool->port_min + 1;
+	if (pool->block_ports) {
+		__u32 block = 0;
+		int reason = snat_vm_block(s, pool, vnet, now, &block);
 
+		if (reason == DROP_SNAT_PORT_EXHAUSTED)
+			snat_count_event(pool->vips[0].addr, key->family, 1);
 		if (reason)
 			return reason;
+		probe.base += block * pool->block_ports;
+		probe.range = pool->block_ports;
 	}
-	probe.pool = pool;
-	probe.range = (__u32)pool->port_max - pool->port_min + 1;
 	probe.space = probe.range * pool->n_vips;
 	probe.start = bpf_get_prandom_u32() % probe.space;
 
@@ -364,14 +470,18 @@ static __always_inline int snat_allocate(struct snat_scratch *s, __u32 vnet, __u
 	__builtin_memset(&s->reverse_key, 0, sizeof(s->reverse_key));
 	s->reverse_key.family = key->family;
 	s->reverse_key.proto = key->proto;
-	__builtin_memcpy(s->reverse_key.src, key->dst, 16);
-	if (key->proto != IPPROTO_ICMP && key->proto != IPPROTO_ICMPV6)
+	/* A block's port is the flow's alone; a shared one serves one flow per destination. */
+	if (!pool->block_ports)
+		__builtin_memcpy(s->reverse_key.src, key->dst, 16);
+	if (!pool->block_ports && key->proto != IPPROTO_ICMP && key->proto != IPPROTO_ICMPV6)
 		s->reverse_key.src_port = key->dst_port;
 
 	bpf_loop(SNAT_PROBES, snat_probe_one, &probe, 0);
 	if (probe.result > 0)
 		return probe.result;
 	if (probe.result < 0 || probe.vip >= MAX_SNAT_POOL_VIPS) {
+		if (pool->block_ports) /* the VM's own ports are all in use */
+			return DROP_SNAT_VM_LIMIT;
 		snat_count_event(pool->vips[0].addr, key->family, 1);
 		return DROP_SNAT_PORT_EXHAUSTED;
 	}
@@ -403,7 +513,7 @@ static __always_inline struct snat_mapping *snat_mapping_get(const struct packet
 		return m;
 	/* A function of its own: its probe loop is verified once, not on every path. */
 	lpm_key_fill(&s->source, vnet, pkt, 1);
-	*reason = snat_allocate(s, vnet, now, !m);
+	*reason = snat_allocate(s, vnet, now);
 	if (*reason)
 		return NULL;
 	/* The port taken may be the one the expired mapping held, which the take-over
@@ -426,8 +536,6 @@ static __always_inline struct snat_mapping *snat_mapping_get(const struct packet
 		return m;
 	}
 	snat_count_event(s->mapping.vip, key->family, 0);
-	if (!m) /* a replaced mapping was counted when it was made */
-		snat_vm_count(&s->vm, key->src, key->family, vnet, 1);
 	m = bpf_map_lookup_elem(&snat_mappings, key);
 	if (!m)
 		*reason = DROP_SNAT_MAP_UPDATE_FAILED;
@@ -698,18 +806,38 @@ static __always_inline void icmp6_quote_rewrite(struct packet *pkt, const struct
 
 /* ---- the two stages ---- */
 
-static __always_inline int snat_vip_lookup(const struct packet *pkt)
+/* The pool of the VIP the packet is for, or NULL. */
+static __always_inline struct snat_pool *snat_vip_pool(const struct packet *pkt)
 {
 	struct snat_scratch *s;
-	__u32 zero = 0;
+	__u32 zero = 0, *pool;
 
 	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
 	if (!s)
-		return 0;
+		return NULL;
 	__builtin_memset(&s->address, 0, sizeof(s->address));
 	s->address.family = pkt->family;
 	address_copy(s->address.addr, pkt, 0);
-	return bpf_map_lookup_elem(&snat_vips, &s->address) != NULL;
+	pool = bpf_map_lookup_elem(&snat_vips, &s->address);
+	return pool ? bpf_map_lookup_elem(&snat_pools, pool) : NULL;
+}
+
+/* A block's port serves one flow: its reverse entry names no remote (snat_allocate), and
+ * a reply's remote must be the flow's own. The remote is kept in s->reverse_key. */
+static __always_inline void snat_reply_key_of_block(struct snat_scratch *s)
+{
+	__builtin_memcpy(s->reverse_key.src, s->key.src, 16);
+	s->reverse_key.src_port = s->key.src_port;
+	__builtin_memset(s->key.src, 0, 16);
+	s->key.src_port = 0;
+}
+
+static __always_inline int snat_reply_from_its_remote(const struct snat_scratch *s,
+						      const struct snat_reverse *rev)
+{
+	return address_equal(rev->flow.dst, s->reverse_key.src) &&
+	       (rev->flow.proto == IPPROTO_ICMP || rev->flow.proto == IPPROTO_ICMPV6 ||
+		rev->flow.dst_port == s->reverse_key.src_port);
 }
 
 /* A fragment is translated when its ports are known: a first fragment's own, a later
@@ -730,10 +858,14 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 	__u32 zero = 0;
 	struct snat_reverse *rev;
 	struct snat_mapping *m;
+	struct snat_pool *pool;
 	int is_error = 0;
 	__u64 now;
 
-	if (!pkt->family || !snat_vip_lookup(pkt))
+	if (!pkt->family)
+		return DROP_NONE;
+	pool = snat_vip_pool(pkt);
+	if (!pool)
 		return DROP_NONE;
 	if (snat_fragment_untranslatable(pkt))
 		return DROP_SNAT_FRAGMENT;
@@ -770,8 +902,10 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 		return DROP_SNAT_UNSOLICITED;
 	}
 
+	if (pool->block_ports)
+		snat_reply_key_of_block(s);
 	rev = bpf_map_lookup_elem(&snat_reverse, key);
-	if (!rev)
+	if (!rev || (pool->block_ports && !snat_reply_from_its_remote(s, rev)))
 		return DROP_SNAT_UNSOLICITED;
 	m = bpf_map_lookup_elem(&snat_mappings, &rev->flow);
 	now = bpf_ktime_get_coarse_ns();
@@ -788,7 +922,10 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 		icmp_quote_rewrite(pkt, &quote, rev->flow.src, rev->flow.src_port);
 	} else {
 		snat_track_tcp(m, pkt, 0, now);
-		snat_mapping_touch(m, now);
+		snat_mapping_seen(s, m, &rev->flow, now);
+		st->answered = 1;
+		st->tcp_flags = tcp_flags_of(pkt);
+		s->answered = rev->flow;
 		st->checksum_partial = l4_checksum_looks_partial(pkt);
 		snat_rewrite(pkt, 0, rev->flow.src, rev->flow.src_port, st->checksum_partial);
 	}
@@ -849,7 +986,7 @@ static __always_inline int snat_outbound(struct packet *pkt, struct snat_egress_
 	if (!m)
 		return reason;
 	snat_track_tcp(m, pkt, 1, now);
-	snat_mapping_touch(m, now);
+	snat_mapping_seen(s, m, &s->key, now);
 	__builtin_memcpy(plan->vip, m->vip, 16);
 	plan->vip_port = m->vip_port;
 	plan->translate = 1;
@@ -878,7 +1015,9 @@ struct snat_verdict {
 	__u32 vnet;         /* replies: the VM's VNet */
 	__u32 egress_ifindex;
 	__u8 translated;    /* replies: rewritten for the VM, to be delivered */
-	__u8 pad[3];
+	__u8 answered;      /* replies: of a flow in snat_scratch.answered, not an ICMP error */
+	__u8 tcp_flags;
+	__u8 pad;
 };
 
 static __always_inline int snat_verdict_set(struct snat_verdict *v, __u32 verdict, __u32 reason,
@@ -1026,6 +1165,8 @@ __attribute__((noinline)) int snat_internet_reply(struct xdp_md *ctx, struct pac
 	if (!st.translated)
 		return 0;
 	v->vnet = st.vnet;
+	v->answered = st.answered;
+	v->tcp_flags = st.tcp_flags;
 	route = snat_route_lookup(&pkt, st.vnet);
 	if (!route || route->type != ROUTE_VNET_LOCAL)
 		return snat_verdict_set(v, XDP_DROP, DROP_NO_ROUTE, COUNT_DROPPED);
@@ -1080,6 +1221,19 @@ static __always_inline struct snat_call *snat_call_prepare(const struct packet *
 	return call;
 }
 
+/* The NSG flow of a reply the VM gets lives on and is promoted (bpf/flow.h), as its
+ * responder's packet would make it on the NSG stage it skips. */
+static __always_inline void snat_reply_answers_flow(struct snat_call *call)
+{
+	struct snat_scratch *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
+	if (s)
+		flow_snat_answered(&s->answered, call->verdict.vnet, call->info.len,
+				   call->verdict.tcp_flags);
+}
+
 /* Uplink ingress: the verdict when the packet was for a VIP (handled), else NULL. */
 static __always_inline struct snat_verdict *snat_from_internet(struct xdp_md *ctx,
 							       const struct packet *pkt)
@@ -1091,6 +1245,8 @@ static __always_inline struct snat_verdict *snat_from_internet(struct xdp_md *ct
 	snat_internet_reply(ctx, &call->info, &call->verdict);
 	if (call->verdict.translated)
 		snat_reply_deliver(ctx, &call->info, &call->verdict);
+	if (call->verdict.answered && call->verdict.verdict != XDP_DROP)
+		snat_reply_answers_flow(call);
 	return call->verdict.handled ? &call->verdict : NULL;
 }
 

@@ -133,7 +133,8 @@ enum drop_reason {
 	DROP_NSG_DENIED_INBOUND,   /* an inbound rule of the destination's subnet or NIC NSG */
 	DROP_SNAT_UNSOLICITED,      /* to a VIP, but no mapping: nobody inside asked for it */
 	DROP_SNAT_EXPIRED,          /* to a VIP, for a mapping past its idle timeout */
-	DROP_SNAT_PORT_EXHAUSTED,   /* no free port on the VIPs toward that destination */
+	DROP_SNAT_PORT_EXHAUSTED,   /* no port block free for the VM (shared ports: no free port
+				     * toward that destination) */
 	DROP_SNAT_TABLE_FULL,       /* the mapping tables hold snatTableSize entries */
 	DROP_SNAT_MAP_UPDATE_FAILED,/* the kernel refused a mapping insert for another reason */
 	DROP_SNAT_NO_PUBLIC_ADDRESS,/* Internet route, but no VIP or NAT gateway for the source */
@@ -153,7 +154,7 @@ enum drop_reason {
 				     * (RFC 1858) */
 	DROP_FRAGMENT_OVERLAP,      /* a later fragment over its first fragment's transport
 				     * header (RFC 1858) */
-	DROP_SNAT_VM_LIMIT,         /* the source VM holds snatMappingsPerVm mappings already */
+	DROP_SNAT_VM_LIMIT,         /* every port of the source VM's block (snatMappingsPerVm) is in use */
 	DROP_IPV4_SOURCE_ROUTE,     /* an IPv4 loose or strict source route option (LSRR,
 				     * SSRR), which Linux drops too by default */
 	DROP_REASON_MAX,
@@ -587,23 +588,40 @@ snat_reverse_cooled_down(const struct snat_reverse *rev, __u64 now)
 	       clock_age_ns(now, rev->released_ns) > (__u64)rev->transitory_timeout_seconds * NS_PER_SECOND;
 }
 
-/* Mappings per VM (limits.snatMappingsPerVm), counted by source address in its VNet. The
- * datapath counts what it opens and what it reclaims itself under writer
- * SNAT_VM_WRITER_DATAPATH (atomic adds), the collector what it removes under
- * SNAT_VM_WRITER_COLLECTOR: each key has one writer. In use: opened - both closed. */
-#define MAX_SNAT_VMS 65536
-enum snat_vm_writer { SNAT_VM_WRITER_DATAPATH = 0, SNAT_VM_WRITER_COLLECTOR = 1 };
+/* Port blocks (limits.snatMappingsPerVm, as Azure's allocatedOutboundPorts): a pool's port
+ * range is cut into blocks of block_ports ports; a VM (a source address in its VNet) takes
+ * one block on its first flow, and the same ports on every VIP of the pool are its own.
+ * In a pool with blocks a port serves one flow at a time, whatever its destination, so a
+ * VM holds at most block_ports mappings per VIP without anything counting them, and its
+ * expired mappings' ports come back to it alone. A block whose VM was idle past
+ * snat_block_idle_ns (every mapping of it expired and cooled down) goes to the next VM
+ * that finds no free one. layout names the pool's VIPs, ports and block size: a claim made
+ * under another layout (before a reload changed them) is void. */
+#define MAX_SNAT_BLOCKS   65536 /* blocks claimed at once, over every pool */
+#define SNAT_BLOCK_PROBES 128   /* blocks a VM without one tries per packet */
 
 struct snat_vm_key {
 	__u32 vnet;
 	__u32 family;
 	__u8 addr[16];
-	__u32 writer;   /* enum snat_vm_writer */
 };
 
-struct snat_vm_usage {
-	__u64 opened;   /* datapath: mappings created */
-	__u64 closed;   /* mappings removed by this key's writer */
+/* A VM's block; last_active_ns is refreshed (at most once a second) by its mappings' packets
+ * both ways. */
+struct snat_vm_block {
+	__u32 layout;
+	__u32 block;
+	__u64 last_active_ns;
+};
+
+struct snat_block_key {
+	__u32 layout;
+	__u32 block;
+};
+
+struct snat_block_owner {
+	struct snat_vm_key vm;
+	__u64 claim;    /* a random token: a CPU taking over the block swaps it first */
 };
 
 /* One source of public addresses: a VNet's gateway binding (vip/vips) or an Azure NAT
@@ -615,10 +633,29 @@ struct snat_pool {
 	__u32 tcp_transitory_timeout_seconds;
 	__u32 udp_idle_timeout_seconds;
 	__u32 icmp_idle_timeout_seconds;
-	__u32 mappings_per_vm;  /* limits.snatMappingsPerVm; 0: no limit */
+	__u32 block_ports;      /* ports per VM and VIP (limits.snatMappingsPerVm); 0: none,
+				 * the range is shared and a port serves many destinations */
+	__u32 n_blocks;         /* (port_max - port_min + 1) / block_ports */
+	__u32 layout;           /* nonzero when block_ports is */
 	__u32 pad;
 	struct address_key vips[MAX_SNAT_POOL_VIPS];
 };
+
+/* How long a VM idles before its block may go to another VM: the longest a mapping of
+ * the pool lives unseen, and its port's cool-down after. */
+static inline __attribute__((always_inline)) __u64
+snat_block_idle_ns(const struct snat_pool *p)
+{
+	__u32 longest = p->tcp_idle_timeout_seconds;
+
+	if (p->udp_idle_timeout_seconds > longest)
+		longest = p->udp_idle_timeout_seconds;
+	if (p->icmp_idle_timeout_seconds > longest)
+		longest = p->icmp_idle_timeout_seconds;
+	if (p->tcp_transitory_timeout_seconds > longest)
+		longest = p->tcp_transitory_timeout_seconds;
+	return ((__u64)longest + p->tcp_transitory_timeout_seconds) * NS_PER_SECOND;
+}
 
 /* Per VIP, per CPU. */
 struct snat_vip_counter {

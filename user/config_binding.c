@@ -372,7 +372,7 @@ static void read_limit(struct loader *l, struct node limits, const char *key, lo
 		*out = (uint32_t)v;
 }
 
-/* One VM's concurrent SNAT mappings (limits.snatMappingsPerVm): Azure gives every instance
+/* One VM's SNAT ports per VIP, its port block (limits.snatMappingsPerVm): Azure gives every instance
  * of a load balancer's backend pool a fixed share of SNAT ports, 1024 for pools of up to 50
  * instances ("Default port allocation", learn.microsoft.com/azure/load-balancer/
  * load-balancer-outbound-connections), so that one VM cannot take the ports of all. */

@@ -63,7 +63,7 @@ struct sized_map {
 };
 
 /* The maps whose size the config sets (bpf/flow.h, bpf/fastpath.h, bpf/maps.h), and the
- * per-VM SNAT counts, whose size is the contract's. */
+ * SNAT port blocks, whose size is the contract's. */
 static const struct sized_map sized_maps[] = {
 	{ "flows", sizeof(struct flow_key), sizeof(struct flow_entry), true, SIZE_FLOW_TABLE, 0 },
 	{ "new_flows", sizeof(struct flow_key), sizeof(struct flow_entry), true,
@@ -76,8 +76,10 @@ static const struct sized_map sized_maps[] = {
 	  SIZE_SNAT_TABLE, 0 },
 	{ "snat_reverse", sizeof(struct snat_flow_key), sizeof(struct snat_reverse), false,
 	  SIZE_SNAT_TABLE, 0 },
-	{ "snat_vm_usage", sizeof(struct snat_vm_key), sizeof(struct snat_vm_usage), false,
-	  SIZE_FIXED, MAX_SNAT_VMS * 2 },
+	{ "snat_vm_blocks", sizeof(struct snat_vm_key), sizeof(struct snat_vm_block), false,
+	  SIZE_FIXED, MAX_SNAT_BLOCKS },
+	{ "snat_block_owners", sizeof(struct snat_block_key), sizeof(struct snat_block_owner),
+	  false, SIZE_FIXED, MAX_SNAT_BLOCKS },
 };
 
 static uint32_t snat_table_size(const struct config *cfg)

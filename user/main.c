@@ -101,6 +101,7 @@ static int cmd_check(int argc, char **argv)
 		return usage("check", "check needs -c FILE");
 	if (cli_load_config(o.config, o.strict, &cfg))
 		return EXIT_INVALID;
+	snat_blocks_warn(cfg);
 	printf("%s: valid: gateway %s, %zu virtual networks, %zu interfaces", o.config,
 	       cfg->gateway_name, cfg->n_vnets, cfg->n_ifaces);
 	if (cfg->n_unenforced)

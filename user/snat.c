@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,30 @@
 
 /* ---- the plan ---------------------------------------------------------------------- */
 
+/* The port blocks of a pool (headers/vnet_xdp.h): limits.snatMappingsPerVm ports per VM
+ * on each VIP, or the whole range when it is smaller. layout changes with anything that
+ * moves a block's ports, so that claims of the old layout are void after a reload. */
+static void pool_blocks_set(struct snat_pool *p, uint32_t ports_per_vm)
+{
+	uint32_t range = (uint32_t)p->port_max - p->port_min + 1;
+	uint32_t h = 2166136261u;
+	const unsigned char *vips = (const unsigned char *)p->vips;
+	uint32_t words[3];
+
+	if (!ports_per_vm)
+		return;
+	p->block_ports = ports_per_vm < range ? ports_per_vm : range;
+	p->n_blocks = range / p->block_ports;
+	words[0] = p->port_min;
+	words[1] = p->port_max;
+	words[2] = p->block_ports;
+	for (size_t i = 0; i < sizeof(words); i++)
+		h = (h ^ ((const unsigned char *)words)[i]) * 16777619u;
+	for (size_t i = 0; i < p->n_vips * sizeof(p->vips[0]); i++)
+		h = (h ^ vips[i]) * 16777619u;
+	p->layout = h ? h : 1;
+}
+
 static int pool_add(struct snat_plan *plan, const char *owner, int family,
 		    const struct ip_address *vips, size_t n_vips, const struct config_limits *lim,
 		    uint32_t tcp_idle_seconds, uint32_t *index)
@@ -43,7 +69,6 @@ static int pool_add(struct snat_plan *plan, const char *owner, int family,
 	p->pool.tcp_transitory_timeout_seconds = lim->tcp_transitory_timeout_seconds;
 	p->pool.udp_idle_timeout_seconds = lim->udp_idle_timeout_seconds;
 	p->pool.icmp_idle_timeout_seconds = lim->icmp_idle_timeout_seconds;
-	p->pool.mappings_per_vm = lim->snat_mappings_per_vm;
 	for (size_t i = 0; i < n_vips; i++) {
 		if (vips[i].family != family)
 			continue;
@@ -59,6 +84,7 @@ static int pool_add(struct snat_plan *plan, const char *owner, int family,
 	}
 	if (!p->pool.n_vips)
 		return -ENOENT; /* no address of this family: not a pool */
+	pool_blocks_set(&p->pool, lim->snat_mappings_per_vm);
 	*index = plan->n_pools++;
 	return 0;
 }
@@ -148,6 +174,63 @@ int snat_plan_build(const struct config *cfg, struct snat_plan *out)
 	if (err)
 		snat_plan_free(out);
 	return err;
+}
+
+/* The pool a VM's address takes SNAT through: the longest source prefix of its VNet
+ * that holds it, as the datapath's LPM lookup finds it; -1 for none. */
+static int pool_of_address(const struct snat_plan *plan, uint32_t vnet,
+			   const struct ip_address *a)
+{
+	uint32_t best_len = 0;
+	int best = -1;
+
+	for (size_t i = 0; i < plan->n_sources; i++) {
+		const struct lpm_key *k = &plan->sources[i].key;
+		uint32_t len = k->prefixlen - LPM_SCOPE_BITS, full = len / 8, rest = len % 8;
+
+		if (k->scope != vnet || k->family != (uint32_t)a->family || (best >= 0 && len <= best_len))
+			continue;
+		if (memcmp(k->addr, a->addr, full) ||
+		    (rest && (k->addr[full] ^ a->addr[full]) & (0xff << (8 - rest))))
+			continue;
+		best = (int)plan->sources[i].pool;
+		best_len = len;
+	}
+	return best;
+}
+
+int snat_blocks_warn(const struct config *cfg)
+{
+	struct snat_plan plan;
+	size_t *vms;
+	int warned = 0;
+
+	if (snat_plan_build(cfg, &plan))
+		return 0; /* up says why */
+	vms = calloc(plan.n_pools ? plan.n_pools : 1, sizeof(*vms));
+	for (size_t n = 0; vms && n < cfg->n_nics; n++)
+		for (size_t a = 0; cfg->nics[n].vnet != CONFIG_NONE && a < cfg->nics[n].n_addresses; a++) {
+			int pool = pool_of_address(&plan, (uint32_t)cfg->nics[n].vnet,
+						   &cfg->nics[n].addresses[a]);
+
+			if (pool >= 0)
+				vms[pool]++;
+		}
+	for (size_t i = 0; vms && i < plan.n_pools; i++) {
+		const struct snat_pool *p = &plan.pools[i].pool;
+
+		if (!p->block_ports || vms[i] <= p->n_blocks)
+			continue;
+		log_warn("%s: %zu network interface addresses take SNAT through %s, whose ports "
+			 "%u-%u make %u blocks of limits.snatMappingsPerVm %u: the VMs beyond get no "
+			 "port (snat_port_exhausted) until a VM's block idles; allowed: a smaller "
+			 "snatMappingsPerVm or a wider snatPortMin-snatPortMax", cfg->path ? cfg->path : "config",
+			 vms[i], plan.pools[i].owner, p->port_min, p->port_max, p->n_blocks, p->block_ports);
+		warned++;
+	}
+	free(vms);
+	snat_plan_free(&plan);
+	return warned;
 }
 
 void snat_plan_free(struct snat_plan *plan)
@@ -242,6 +325,64 @@ static int counter_slots_add(const char *gateway, const struct snat_plan *plan)
 	return err;
 }
 
+static bool layout_planned(const struct snat_plan *plan, uint32_t layout)
+{
+	for (size_t i = 0; i < plan->n_pools; i++)
+		if (plan->pools[i].pool.block_ports && plan->pools[i].pool.layout == layout)
+			return true;
+	return false;
+}
+
+/* Removes the entries of a port-block map (key_size bytes of key, the layout at
+ * layout_offset of the value or, when value_size is 0, of the key) whose layout no pool
+ * of the plan has: what the old layout's VMs held. 0 or -errno. */
+static int blocks_prune_map(const char *gateway, const char *name, size_t key_size,
+			    size_t value_size, size_t layout_offset, const struct snat_plan *plan)
+{
+	int fd = datapath_map_open(gateway, name);
+	unsigned char key[64], next[64], value[64], *stale = NULL, *bigger;
+	size_t n = 0;
+	void *prev = NULL;
+	int err = 0;
+
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	while (!err && !bpf_map_get_next_key(fd, prev, next)) {
+		uint32_t layout;
+
+		memcpy(key, next, key_size);
+		prev = key;
+		if (value_size && bpf_map_lookup_elem(fd, key, value))
+			continue;
+		memcpy(&layout, (value_size ? value : key) + layout_offset, sizeof(layout));
+		if (layout_planned(plan, layout))
+			continue;
+		bigger = realloc(stale, (n + 1) * key_size);
+		if (!bigger) {
+			err = -ENOMEM;
+			break;
+		}
+		stale = bigger;
+		memcpy(stale + n++ * key_size, key, key_size);
+	}
+	for (size_t i = 0; !err && i < n; i++)
+		if (bpf_map_delete_elem(fd, stale + i * key_size) && errno != ENOENT)
+			err = -errno;
+	free(stale);
+	close(fd);
+	return err;
+}
+
+static int blocks_prune(const char *gateway, const struct snat_plan *plan)
+{
+	int err = blocks_prune_map(gateway, "snat_block_owners", sizeof(struct snat_block_key), 0,
+				   offsetof(struct snat_block_key, layout), plan);
+
+	return err ? err : blocks_prune_map(gateway, "snat_vm_blocks", sizeof(struct snat_vm_key),
+					    sizeof(struct snat_vm_block),
+					    offsetof(struct snat_vm_block, layout), plan);
+}
+
 int snat_maps_fill(const char *gateway, const struct config *cfg)
 {
 	struct snat_plan plan;
@@ -254,6 +395,8 @@ int snat_maps_fill(const char *gateway, const struct config *cfg)
 	err = fill_config_maps(gateway, &plan);
 	if (!err)
 		err = counter_slots_add(gateway, &plan);
+	if (!err)
+		err = blocks_prune(gateway, &plan);
 	if (err)
 		log_error("cannot fill the SNAT maps: %s", strerror(-err));
 	snat_plan_free(&plan);
@@ -507,65 +650,6 @@ static size_t delete_keys(int fd, const struct entry_list *list, uint8_t *gone)
 	return done;
 }
 
-static int vm_key_compare(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct snat_vm_key));
-}
-
-/* Adds the mappings the collector removed to its part of their VMs' counts (snat_vm_usage,
- * writer SNAT_VM_WRITER_COLLECTOR: only the collector writes those keys), so that a VM at
- * limits.snatMappingsPerVm opens flows again. */
-static int vm_usage_add_collected(const char *gateway, const struct entry_list *removed,
-				  const uint8_t *gone)
-{
-	int fd = datapath_map_open(gateway, "snat_vm_usage");
-	struct snat_vm_key *keys;
-	size_t n = 0;
-	int err = 0;
-
-	if (fd < 0)
-		return fd == -ENOENT ? 0 : fd; /* a datapath without per-VM counts */
-	keys = calloc(removed->n ? removed->n : 1, sizeof(*keys));
-	if (!keys) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < removed->n; i++) {
-		const struct snat_flow_key *flow = (void *)(removed->keys + i * removed->key_size);
-		const struct snat_mapping *m = (void *)(removed->values + i * removed->value_size);
-
-		if (!gone[i])
-			continue;
-		keys[n].vnet = m->vnet;
-		keys[n].family = flow->family;
-		memcpy(keys[n].addr, flow->src, 16);
-		keys[n].writer = SNAT_VM_WRITER_COLLECTOR;
-		n++;
-	}
-	qsort(keys, n, sizeof(*keys), vm_key_compare);
-	for (size_t i = 0; i < n && !err;) {
-		struct snat_vm_usage usage = { 0 };
-		struct snat_vm_key counted = keys[i];
-		size_t run = 1;
-
-		while (i + run < n && !vm_key_compare(&keys[i], &keys[i + run]))
-			run++;
-		/* Only what the datapath counted: mappings it made before it counted are not. */
-		counted.writer = SNAT_VM_WRITER_DATAPATH;
-		if (!bpf_map_lookup_elem(fd, &counted, &usage)) {
-			memset(&usage, 0, sizeof(usage));
-			bpf_map_lookup_elem(fd, &keys[i], &usage);
-			usage.closed += run;
-			if (bpf_map_update_elem(fd, &keys[i], &usage, BPF_ANY))
-				err = -errno;
-		}
-		i += run;
-	}
-	free(keys);
-	close(fd);
-	return err;
-}
-
 static size_t update_entries(int fd, const struct entry_list *list)
 {
 	size_t done = 0;
@@ -648,8 +732,6 @@ int snat_gc(const char *gateway, uint64_t now, struct snat_gc_result *result)
 	} else if (!err) {
 		result->mappings_expired = delete_keys(mappings, &expired, gone);
 	}
-	if (!err)
-		err = vm_usage_add_collected(gateway, &expired, gone);
 	if (!err)
 		err = map_walk(reverse, kz, sizeof(struct snat_reverse), gc_reverse, &w);
 	if (!err) {

@@ -34,6 +34,11 @@ struct snat_plan {
 int snat_plan_build(const struct config *cfg, struct snat_plan *out);
 void snat_plan_free(struct snat_plan *plan);
 
+/* Warns, for each pool whose port blocks (limits.snatMappingsPerVm) are fewer than the
+ * config's network interface addresses that take SNAT through it, that the VMs beyond
+ * get no port. Returns how many pools it warned of. */
+int snat_blocks_warn(const struct config *cfg);
+
 /* Fills the config maps (sources, pools, VIPs) of the gateway, staged or pinned as
  * datapath_map_open decides, and gives every VIP its counter slot. 0 or -errno. */
 int snat_maps_fill(const char *gateway, const struct config *cfg);

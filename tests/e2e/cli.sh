@@ -50,6 +50,23 @@ unreadable_config_is_one_line() {
 	grep -q "^/nonexistent/gw.json: cannot open: No such file or directory$" <<<"$out"
 }
 
+# More VMs (network interface addresses) behind a VIP than its port blocks: check warns
+# and names the numbers; as many as the blocks: no warning.
+check_warns_of_more_vms_than_snat_port_blocks() {
+	local conf="$STAGE/blocks$$.json" out nic
+	nic='{"type": "Microsoft.Network/networkInterfaces", "name": "vm\(.)-nic", "properties":
+	      {"ipConfigurations": [{"name": "c", "properties": {"privateIPAddress": "10.10.1.\(.)",
+	       "subnet": {"id": "[resourceId(\u0027Microsoft.Network/virtualNetworks/subnets\u0027, \u0027hub\u0027, \u0027AzureFirewallSubnet\u0027)]"}}}]}}'
+	jq ".gateway.limits = {\"snatPortMin\": 1024, \"snatPortMax\": 1039, \"snatMappingsPerVm\": 8}
+	    | .resources += [20, 21 | $nic]" tests/data/config/hub-firewall.json >"$conf"
+	out=$("$VNET_XDP" check -c "$conf" 2>&1) || { echo "$out"; return 1; }
+	grep -q "3 network interface addresses take SNAT through hub, whose ports 1024-1039 make 2 blocks of limits.snatMappingsPerVm 8" <<<"$out" ||
+		{ echo "no warning: $out"; return 1; }
+	jq '.gateway.limits.snatPortMax = 1047' "$conf" >"$conf.3" && mv "$conf.3" "$conf"
+	out=$("$VNET_XDP" check -c "$conf" 2>&1) || { echo "$out"; return 1; }
+	! grep -q "take SNAT through" <<<"$out" || { echo "warned with room for all: $out"; return 1; }
+}
+
 # Every command that takes -n refuses what is not a gateway name, before it touches a file.
 bad_gateway_names_are_refused_in_one_line() {
 	local cmd name out
@@ -238,6 +255,7 @@ run_case missing_values_are_named
 run_case unknown_options_are_named
 run_case commands_without_what_they_need_say_so
 run_case unreadable_config_is_one_line
+run_case check_warns_of_more_vms_than_snat_port_blocks
 run_case bad_gateway_names_are_refused_in_one_line
 run_case down_leaves_a_directory_outside_its_own_alone
 run_case a_running_command_cannot_dump_core

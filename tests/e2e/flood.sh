@@ -2,8 +2,8 @@
 # End to end: one VM (hub) floods new UDP flows toward the Internet as fast as it can send
 # them, to addresses that never answer; meanwhile another VM (spoke1) keeps an iperf3 TCP
 # stream through SNAT going and opens new connections (curl). The flood gets its VM's
-# limits.snatMappingsPerVm mappings (dropped beyond, snat_vm_limit) and not the shared
-# SNAT table (snatTableSize 4096): the other VM's stream and new connections go on.
+# port block, limits.snatMappingsPerVm ports (dropped beyond, snat_vm_limit), and not the
+# shared SNAT table (snatTableSize 4096): the other VM's stream and new connections go on.
 cd "$(dirname "$0")/../.."
 . tests/e2e/lib.bash
 e2e_begin e2e_flood vxfld flood

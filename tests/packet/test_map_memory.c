@@ -72,8 +72,10 @@ static void maps_without_preallocation_cost_their_buckets(void **state)
 		       sizeof(struct snat_mapping), 1048576, false);
 	expect_charged("snat_reverse", BPF_MAP_TYPE_HASH, sizeof(struct snat_flow_key),
 		       sizeof(struct snat_reverse), 100000, false);
-	expect_charged("snat_vm_usage", BPF_MAP_TYPE_HASH, sizeof(struct snat_vm_key),
-		       sizeof(struct snat_vm_usage), MAX_SNAT_VMS * 2, false);
+	expect_charged("snat_vm_blocks", BPF_MAP_TYPE_HASH, sizeof(struct snat_vm_key),
+		       sizeof(struct snat_vm_block), MAX_SNAT_BLOCKS, false);
+	expect_charged("snat_block_owners", BPF_MAP_TYPE_HASH, sizeof(struct snat_block_key),
+		       sizeof(struct snat_block_owner), MAX_SNAT_BLOCKS, false);
 }
 
 int main(void)

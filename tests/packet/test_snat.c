@@ -1,6 +1,6 @@
 /* SNAT packet tests: frames through the loaded XDP program (BPF_PROG_TEST_RUN) of a real
- * gateway in network namespaces, with the config tests/data/snat/packet.json (8 ports
- * per VIP, spoke1 pooling two VIPs, spoke2's subnet behind a NAT gateway, UDP idle
+ * gateway in network namespaces, with the config tests/data/snat/packet.json (256 ports
+ * per VIP in 32 blocks of 8, one per VM, spoke1 pooling two VIPs, spoke2's subnet behind a NAT gateway, UDP idle
  * timeout 2 s). Every checksum of every frame that comes out is recomputed here. */
 #include <errno.h>
 #include <setjmp.h>
@@ -23,7 +23,8 @@
 
 #define HUB_VIP "203.0.113.10"
 #define PORT_MIN 1024
-#define PORT_MAX 1031
+#define PORT_MAX 1279
+#define BLOCK 8 /* limits.snatMappingsPerVm: each VM's ports on each VIP */
 
 /* The config is tests/data/snat/packet.json under this gateway's name. Default routes via
  * the Internet peer make the FIB's answer, and so every MAC of a frame leaving for the
@@ -41,7 +42,7 @@ static struct gateway_harness gw = {
 #define GATEWAY gw.name
 
 static struct {
-	int mappings_fd, reverse_fd, vm_usage_fd;
+	int mappings_fd, reverse_fd;
 } snat_maps;
 
 static int setup_gateway(void **state)
@@ -52,9 +53,7 @@ static int setup_gateway(void **state)
 		return 0;
 	snat_maps.mappings_fd = harness_map(&gw, "snat_mappings");
 	snat_maps.reverse_fd = harness_map(&gw, "snat_reverse");
-	snat_maps.vm_usage_fd = harness_map(&gw, "snat_vm_usage");
-	gw.ready = snat_maps.mappings_fd >= 0 && snat_maps.reverse_fd >= 0 &&
-		   snat_maps.vm_usage_fd >= 0;
+	gw.ready = snat_maps.mappings_fd >= 0 && snat_maps.reverse_fd >= 0;
 	if (!gw.ready)
 		gw.why_not = "the SNAT maps are not pinned";
 	return gw.ready ? 0 : -1;
@@ -63,6 +62,51 @@ static int setup_gateway(void **state)
 static int teardown_gateway(void **state)
 {
 	harness_down(&gw);
+	return 0;
+}
+
+/* Makes every mapping of the VM (source) or toward the remote (destination) `address`,
+ * or every mapping when address is NULL, look last seen at boot: expired, and past its
+ * port's cool-down. */
+static void mappings_aged(const char *address, int by_source)
+{
+	struct snat_flow_key key, next, *prev = NULL;
+	struct snat_mapping m;
+	uint8_t want[4];
+
+	if (address)
+		inet_pton(AF_INET, address, want);
+	while (!bpf_map_get_next_key(snat_maps.mappings_fd, prev, &next)) {
+		if ((!address ||
+		     (next.family == AF_INET && !memcmp(by_source ? next.src : next.dst, want, 4))) &&
+		    !bpf_map_lookup_elem(snat_maps.mappings_fd, &next, &m)) {
+			m.last_seen_ns = 1;
+			assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &next, &m, BPF_EXIST), 0);
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
+/* Each test starts with the ports of every VM's block free to take over: the tests share
+ * the VMs, whose blocks hold BLOCK ports each. */
+static int every_mapping_expired(void **state)
+{
+	struct snat_flow_key key, next, *prev = NULL;
+	struct snat_reverse rev;
+
+	if (!gw.ready)
+		return 0;
+	mappings_aged(NULL, 0);
+	/* Their ports cooled down too, whatever moved on from them. */
+	while (!bpf_map_get_next_key(snat_maps.reverse_fd, prev, &next)) {
+		if (!bpf_map_lookup_elem(snat_maps.reverse_fd, &next, &rev)) {
+			rev.released_ns = 1;
+			bpf_map_update_elem(snat_maps.reverse_fd, &next, &rev, BPF_EXIST);
+		}
+		key = next;
+		prev = &key;
+	}
 	return 0;
 }
 
@@ -658,9 +702,12 @@ static void snat_tcp_rst_shortens_the_timeout(void **state)
 
 /* ---- ports ---- */
 
+/* A VM's block of BLOCK ports, whatever the destinations: each flow its own port, every
+ * port once, in one block; the next flow is dropped as the VM's limit (not the VIP's
+ * exhaustion); live mappings are never taken over. */
 static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
 {
-	uint16_t ports[8], port_set[PORT_MAX - PORT_MIN + 1] = { 0 };
+	uint16_t ports[BLOCK], port_set[PORT_MAX - PORT_MIN + 1] = { 0 };
 	json_t *vips, *it;
 	uint64_t exhausted_before = 0, exhausted_after = 0;
 	struct frame in;
@@ -673,31 +720,36 @@ static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
 			exhausted_before = json_integer_value(json_object_get(it, "portExhausted"));
 	json_decref(vips);
 
-	for (int n = 0; n < 8; n++) {
+	for (int n = 0; n < BLOCK; n++) {
 		struct flow fl = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41000 + n, 9999);
 		struct frame out = egress(HUB, &fl);
 
 		ports[n] = source_port(&out);
 		assert_in_range(ports[n], PORT_MIN, PORT_MAX);
 		assert_int_equal(port_set[ports[n] - PORT_MIN]++, 0); /* each port once */
+		assert_int_equal((ports[n] - PORT_MIN) / BLOCK, (ports[0] - PORT_MIN) / BLOCK);
 	}
-	/* All 8 ports are taken toward 192.0.2.99:9999: the ninth flow is dropped. */
-	struct flow ninth = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41008, 9999);
+	/* All the VM's ports are taken: the next flow is dropped, toward any destination. */
+	struct flow ninth = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41000 + BLOCK, 9999);
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &ninth);
-	assert_dropped(&in, HUB, DROP_SNAT_PORT_EXHAUSTED);
+	assert_dropped(&in, HUB, DROP_SNAT_VM_LIMIT);
+	ninth = flow4("10.10.1.4", "192.0.2.98", IPPROTO_TCP, 41000, 9999);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &ninth);
+	assert_dropped(&in, HUB, DROP_SNAT_VM_LIMIT);
 	vips = snat_stats_json(GATEWAY, NULL);
 	json_array_foreach(vips, i, it)
 		if (!strcmp(json_string_value(json_object_get(it, "vip")), HUB_VIP)) {
 			exhausted_after = json_integer_value(json_object_get(it, "portExhausted"));
-			assert_int_equal(json_integer_value(json_object_get(it, "portsTotal")), 8);
-			assert_int_equal(json_integer_value(json_object_get(it, "portsInUse")), 8);
+			assert_int_equal(json_integer_value(json_object_get(it, "portsTotal")),
+					 PORT_MAX - PORT_MIN + 1);
+			assert_true(json_integer_value(json_object_get(it, "portsInUse")) >= BLOCK);
 		}
 	json_decref(vips);
-	assert_int_equal(exhausted_after, exhausted_before + 1);
+	assert_int_equal(exhausted_after, exhausted_before);
 
 	/* No live mapping was taken over: each flow still has its port, and replies reach
 	 * the flow they belong to. */
-	for (int n = 0; n < 8; n++) {
+	for (int n = 0; n < BLOCK; n++) {
 		struct flow fl = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41000 + n, 9999);
 		struct frame out = egress(HUB, &fl), back;
 
@@ -705,116 +757,241 @@ static void snat_exhaustion_drops_new_flows_and_keeps_live_ones(void **state)
 		back = reply_to(&out, TCP_SYN | TCP_ACK);
 		ingress(&back, HUB, "10.10.1.4", 41000 + n);
 	}
-	/* A port serves several destinations: toward another one, all 8 are free again. */
-	memset(port_set, 0, sizeof(port_set));
-	for (int n = 0; n < 8; n++) {
-		struct flow fl = flow4("10.10.1.4", "192.0.2.98", IPPROTO_TCP, 41000 + n, 9999);
-		struct frame out = egress(HUB, &fl);
+	/* A block's port is its flow's alone: another remote gets nothing back through it. */
+	{
+		struct flow fl = flow4("10.10.1.4", "192.0.2.99", IPPROTO_TCP, 41000, 9999);
+		struct frame out = egress(HUB, &fl), back = reply_to(&out, TCP_ACK);
 
-		assert_int_equal(port_set[source_port(&out) - PORT_MIN]++, 0);
+		inet_pton(AF_INET, "192.0.2.98", ip_of(&back) + 12);
+		ipv4_header_checksum(ip_of(&back));
+		l4_checksum_fix(&back);
+		assert_dropped(&back, UPLINK, DROP_SNAT_UNSOLICITED);
 	}
-}
-
-/* Makes every mapping of the VM (source) or toward the remote (destination) `address`
- * look last seen at boot: expired, and past its port's cool-down. */
-static void mappings_aged(const char *address, int by_source)
-{
-	struct snat_flow_key key, next, *prev = NULL;
-	struct snat_mapping m;
-	uint8_t want[4];
-
-	inet_pton(AF_INET, address, want);
-	while (!bpf_map_get_next_key(snat_maps.mappings_fd, prev, &next)) {
-		if (next.family == AF_INET && !memcmp(by_source ? next.src : next.dst, want, 4) &&
-		    !bpf_map_lookup_elem(snat_maps.mappings_fd, &next, &m)) {
-			m.last_seen_ns = 1;
-			assert_int_equal(bpf_map_update_elem(snat_maps.mappings_fd, &next, &m, BPF_EXIST), 0);
-		}
-		key = next;
-		prev = &key;
-	}
-}
-
-/* The mappings a VM's count entry of `writer` says were closed (or opened). */
-static uint64_t vm_usage(const char *vm, uint32_t writer, int opened)
-{
-	struct snat_vm_key key, next, *prev = NULL;
-	struct snat_vm_usage u;
-	uint8_t want[4];
-
-	inet_pton(AF_INET, vm, want);
-	while (!bpf_map_get_next_key(snat_maps.vm_usage_fd, prev, &next)) {
-		if (next.family == AF_INET && next.writer == writer && !memcmp(next.addr, want, 4) &&
-		    !bpf_map_lookup_elem(snat_maps.vm_usage_fd, &next, &u))
-			return opened ? u.opened : u.closed;
-		key = next;
-		prev = &key;
-	}
-	return 0;
 }
 
 /* With the datapath alone (no collector runs), a port whose mapping expired comes back: a
- * new flow toward the same remote takes it over, and the old mapping's VM gets it back. */
+ * new flow takes it over. */
 static void snat_expired_port_is_reused_without_the_collector(void **state)
 {
-	struct flow ninth = flow4("10.10.1.4", "192.0.2.97", IPPROTO_UDP, 42008, 9999);
+	struct flow ninth = flow4("10.10.1.4", "192.0.2.97", IPPROTO_UDP, 42000 + BLOCK, 9999);
 	struct frame in, out, back;
-	uint64_t closed;
 
 	require_gateway();
-	for (int n = 0; n < 8; n++) {
+	for (int n = 0; n < BLOCK; n++) {
 		struct flow fl = flow4("10.10.1.4", "192.0.2.97", IPPROTO_UDP, 42000 + n, 9999);
 
 		egress(HUB, &fl);
 	}
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &ninth);
-	assert_dropped(&in, HUB, DROP_SNAT_PORT_EXHAUSTED);
-	closed = vm_usage("10.10.1.4", SNAT_VM_WRITER_DATAPATH, 0);
+	assert_dropped(&in, HUB, DROP_SNAT_VM_LIMIT);
 	mappings_aged("192.0.2.97", 0);
 	out = egress(HUB, &ninth);
 	assert_in_range(source_port(&out), PORT_MIN, PORT_MAX);
-	assert_int_equal(vm_usage("10.10.1.4", SNAT_VM_WRITER_DATAPATH, 0), closed + 1);
 	back = reply_to(&out, 0);
-	ingress(&back, HUB, "10.10.1.4", 42008);
+	ingress(&back, HUB, "10.10.1.4", 42000 + BLOCK);
 }
 
-/* limits.snatMappingsPerVm 128: the VM's 129th mapping is dropped and counted, its
- * mappings go on, another VM is not held back, and once the collector removed the VM's
- * expired mappings it opens flows again. */
-static void snat_vm_at_its_mapping_limit_is_dropped_and_others_go_on(void **state)
+/* The VM's block of `vm` as the datapath recorded it; 0 when it has none. */
+static int vm_block_of(const char *vm, struct snat_vm_block *out)
 {
+	int fd = harness_map(&gw, "snat_vm_blocks");
+	struct snat_vm_key key, next, *prev = NULL;
+	uint8_t want[4];
+	int found = 0;
+
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, vm, want);
+	while (!found && !bpf_map_get_next_key(fd, prev, &next)) {
+		if (next.family == AF_INET && !memcmp(next.addr, want, 4) &&
+		    !bpf_map_lookup_elem(fd, &next, out))
+			found = 1;
+		key = next;
+		prev = &key;
+	}
+	close(fd);
+	return found;
+}
+
+/* limits.snatMappingsPerVm 8: a VM holds a block of 8 ports, its 9th flow is dropped as
+ * snat_vm_limit (toward other destinations too), its flows go on, another VM's ports are
+ * another block; and once the VM's mappings expire it opens flows again with the
+ * datapath alone, no collector (`up` without `serve`). */
+static void snat_vm_at_its_port_block_gets_ports_again_when_its_mappings_expire_without_the_collector(
+	void **state)
+{
+	uint16_t first[BLOCK];
 	char remote[32];
 	struct flow fl;
-	struct frame in, first, again;
-	struct snat_gc_result gc;
+	struct frame in, out;
 	uint64_t dropped;
 
 	require_gateway();
-	for (int n = 0; n < 128; n++) {
+	for (int n = 0; n < BLOCK; n++) {
 		snprintf(remote, sizeof(remote), "198.18.0.%d", n + 1);
 		fl = flow4("10.10.1.5", remote, IPPROTO_UDP, 43000, 53);
-		if (n)
-			egress(HUB, &fl);
-		else
-			first = egress(HUB, &fl);
+		out = egress(HUB, &fl);
+		first[n] = source_port(&out);
 	}
 	dropped = harness_counter(gw.drops_fd, DROP_SNAT_VM_LIMIT);
 	fl = flow4("10.10.1.5", "198.18.1.1", IPPROTO_UDP, 43000, 53);
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
 	assert_dropped(&in, HUB, DROP_SNAT_VM_LIMIT);
 	assert_int_equal(harness_counter(gw.drops_fd, DROP_SNAT_VM_LIMIT), dropped + 1);
-	/* Its own flows keep their ports; another VM opens its flows. */
+	/* Its own flows keep their ports; another VM opens its flows in its own block. */
 	fl = flow4("10.10.1.5", "198.18.0.1", IPPROTO_UDP, 43000, 53);
-	again = egress(HUB, &fl);
-	assert_int_equal(source_port(&again), source_port(&first));
-	fl = flow4("10.10.1.6", "198.18.1.1", IPPROTO_UDP, 43000, 53);
-	egress(HUB, &fl);
-	/* The collector removes the VM's expired mappings and says so in its count. */
+	out = egress(HUB, &fl);
+	assert_int_equal(source_port(&out), first[0]);
+	for (int n = 0; n < BLOCK; n++) {
+		snprintf(remote, sizeof(remote), "198.18.0.%d", n + 1);
+		fl = flow4("10.10.1.6", remote, IPPROTO_UDP, 43000, 53);
+		out = egress(HUB, &fl);
+		assert_int_not_equal((source_port(&out) - PORT_MIN) / BLOCK,
+				     (first[0] - PORT_MIN) / BLOCK);
+	}
+	/* Its mappings expire; nothing but the datapath runs: the VM opens flows again, in
+	 * its own block. */
 	mappings_aged("10.10.1.5", 1);
-	assert_int_equal(snat_gc(GATEWAY, datapath_clock_ns(), &gc), 0);
-	assert_true(vm_usage("10.10.1.5", SNAT_VM_WRITER_COLLECTOR, 0) >= 128);
-	fl = flow4("10.10.1.5", "198.18.1.1", IPPROTO_UDP, 43000, 53);
-	egress(HUB, &fl);
+	for (int n = 0; n < BLOCK; n++) {
+		snprintf(remote, sizeof(remote), "198.18.1.%d", n + 1);
+		fl = flow4("10.10.1.5", remote, IPPROTO_UDP, 43001, 53);
+		out = egress(HUB, &fl);
+		assert_int_equal((source_port(&out) - PORT_MIN) / BLOCK, (first[0] - PORT_MIN) / BLOCK);
+	}
+}
+
+/* The pool's blocks all held: a VM without one is dropped as snat_port_exhausted (the
+ * VIP's exhaustion); once a VM idled past every mapping's life, its block goes to the VM
+ * that needs one, and the idle VM's hold on it ends. */
+static void snat_vm_without_a_free_block_gets_an_idle_vms_block(void **state)
+{
+	const int blocks = (PORT_MAX - PORT_MIN + 1) / BLOCK;
+	struct snat_vm_block held, before;
+	struct snat_vm_key key = { .family = AF_INET };
+	char vm[32], last[32] = "";
+	struct flow fl;
+	struct frame in, out;
+	int opened = 0, fd;
+
+	require_gateway();
+	/* spoke2's NAT gateway pool: claim every block left, one VM each. */
+	for (int n = 0; n <= blocks; n++) {
+		struct harness_result r;
+
+		snprintf(vm, sizeof(vm), "10.12.1.%d", 100 + n);
+		fl = flow4(vm, "192.0.2.60", IPPROTO_UDP, 44000, 53);
+		frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &fl);
+		r = run(SPOKE2, &in);
+		if (r.verdict == XDP_DROP) {
+			assert_int_equal(r.trace.drop_reason, DROP_SNAT_PORT_EXHAUSTED);
+			break;
+		}
+		assert_int_equal(r.verdict, XDP_REDIRECT);
+		opened++;
+	}
+	assert_in_range(opened, 1, blocks - 1); /* 10.12.1.4 holds one block already */
+	assert_true(vm_block_of("10.12.1.100", &before));
+	snprintf(last, sizeof(last), "10.12.1.%d", 100 + opened);
+
+	/* 10.12.1.100 idles: its mappings expired, its block unused for as long. */
+	fd = harness_map(&gw, "snat_vm_blocks");
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, "10.12.1.100", key.addr);
+	key.vnet = 0;
+	{
+		struct snat_vm_key k, next, *prev = NULL;
+
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			if (next.family == AF_INET && !memcmp(next.addr, key.addr, 4))
+				key = next;
+			k = next;
+			prev = &k;
+		}
+	}
+	held = before;
+	held.last_active_ns = 1;
+	assert_int_equal(bpf_map_update_elem(fd, &key, &held, BPF_EXIST), 0);
+	close(fd);
+	mappings_aged("10.12.1.100", 1);
+
+	fl = flow4(last, "192.0.2.60", IPPROTO_UDP, 44000, 53);
+	out = egress(SPOKE2, &fl);
+	assert_true(vm_block_of(last, &held));
+	assert_int_equal(held.block, before.block);
+	assert_int_equal((source_port(&out) - PORT_MIN) / BLOCK, before.block);
+	assert_false(vm_block_of("10.12.1.100", &held));
+}
+
+static uint64_t flow_counter(uint32_t counter)
+{
+	int fd = harness_map(&gw, "flow_counters"), cpus = libbpf_num_possible_cpus();
+	uint64_t values[cpus], sum = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &counter, values), 0);
+	close(fd);
+	for (int c = 0; c < cpus; c++)
+		sum += values[c];
+	return sum;
+}
+
+/* Whether the flow table `name` holds the NSG flow of vm:port <-> remote:port (IPv4). */
+static int flow_held(const char *name, const char *vm, uint16_t vm_port, const char *remote,
+		     uint16_t remote_port)
+{
+	int fd = harness_map(&gw, name), found = 0;
+	struct flow_key key, next, *prev = NULL;
+	uint8_t a[4], b[4];
+
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, vm, a);
+	inet_pton(AF_INET, remote, b);
+	while (!found && !bpf_map_get_next_key(fd, prev, &next)) {
+		found = next.family == AF_INET &&
+			((!memcmp(next.addr_a, a, 4) && next.port_a == vm_port &&
+			  !memcmp(next.addr_b, b, 4) && next.port_b == remote_port) ||
+			 (!memcmp(next.addr_a, b, 4) && next.port_a == remote_port &&
+			  !memcmp(next.addr_b, a, 4) && next.port_b == vm_port));
+		key = next;
+		prev = &key;
+	}
+	close(fd);
+	return found;
+}
+
+/* A SNAT flow is promoted to flows when its reply comes back through SNAT, as any other
+ * answered flow is; a flood of new flows then evicts only new flows, never it. */
+static void snat_answered_flow_is_promoted_and_outlives_a_flood_of_new_flows(void **state)
+{
+	struct flow fl = flow4("10.10.1.4", "192.0.2.70", IPPROTO_TCP, 45000, 443);
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	struct frame out, back;
+	uint64_t promoted;
+	int fd;
+
+	require_gateway();
+	out = egress(HUB, &fl);
+	assert_true(flow_held("new_flows", "10.10.1.4", 45000, "192.0.2.70", 443));
+	promoted = flow_counter(FLOW_PROMOTED);
+	back = reply_to(&out, TCP_SYN | TCP_ACK);
+	ingress(&back, HUB, "10.10.1.4", 45000);
+	assert_int_equal(flow_counter(FLOW_PROMOTED), promoted + 1);
+
+	/* The flood: twice new_flows' capacity of flows nobody answers. */
+	fd = harness_map(&gw, "new_flows");
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	for (uint32_t i = 0; i < 2 * info.max_entries; i++) {
+		struct flow_key junk = { .family = AF_INET, .proto = IPPROTO_UDP, .port_a = 1,
+					 .port_b = 53 };
+		struct flow_entry entry = { .last_seen_ns = 1 };
+		uint32_t addr = htonl(0x0a630000 + i);
+
+		memcpy(junk.addr_a, &addr, 4);
+		assert_int_equal(bpf_map_update_elem(fd, &junk, &entry, BPF_ANY), 0);
+	}
+	close(fd);
+	assert_true(flow_held("flows", "10.10.1.4", 45000, "192.0.2.70", 443));
 }
 
 static void snat_vips_of_a_vnet_pool_their_ports(void **state)
@@ -837,12 +1014,12 @@ static void snat_vips_of_a_vnet_pool_their_ports(void **state)
 		else
 			fail_msg("left with a source that is not one of spoke1's VIPs");
 	}
-	/* 8 ports on each: the 16 flows fill both, the 17th finds none. */
+	/* The VM's block on each: the 16 flows fill both, the 17th finds none. */
 	assert_int_equal(seen11, 8);
 	assert_int_equal(seen21, 8);
 	struct flow fl = flow4("10.11.1.4", "192.0.2.97", IPPROTO_UDP, 42016, 443);
 	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
-	assert_dropped(&in, SPOKE1, DROP_SNAT_PORT_EXHAUSTED);
+	assert_dropped(&in, SPOKE1, DROP_SNAT_VM_LIMIT);
 }
 
 static void snat_nat_gateway_wins_for_its_subnet(void **state)
@@ -1220,14 +1397,15 @@ static void snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects(v
 		assert_true(i < 100000);
 	}
 	{
-		struct flow fl = flow4("10.10.1.4", "192.0.2.95", IPPROTO_TCP, 44000, 443);
+		/* A VM new to SNAT: its block's ports have no entry to take over. */
+		struct flow fl = flow4("10.10.1.30", "192.0.2.95", IPPROTO_TCP, 44000, 443);
 		struct snat_flow_key key = { .family = AF_INET, .proto = IPPROTO_TCP };
 		struct snat_mapping m;
 		struct frame in;
 
 		frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
 		assert_dropped(&in, HUB, DROP_SNAT_TABLE_FULL);
-		inet_pton(AF_INET, "10.10.1.4", key.src);
+		inet_pton(AF_INET, "10.10.1.30", key.src);
 		inet_pton(AF_INET, "192.0.2.95", key.dst);
 		key.src_port = htons(44000);
 		key.dst_port = htons(443);
@@ -1277,32 +1455,34 @@ static void snat_platform_and_link_local_never_leave_by_the_uplink(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(snat_tcp_leaves_with_the_vip_and_replies_come_back),
-		cmocka_unit_test(snat_udp_round_trip),
-		cmocka_unit_test(snat_translates_every_fragment_both_ways),
-		cmocka_unit_test(snat_udp_zero_checksum_stays_zero),
-		cmocka_unit_test(snat_icmp_echo_identifier_is_translated),
-		cmocka_unit_test(snat_partial_checksum_is_completed_both_ways),
-		cmocka_unit_test(snat_nat66_partial_checksum_is_completed_both_ways),
-		cmocka_unit_test(snat_wrong_full_checksum_stays_wrong),
-		cmocka_unit_test(snat_icmp_port_unreachable_reaches_the_vm),
-		cmocka_unit_test(snat_icmp_fragmentation_needed_reaches_the_vm),
-		cmocka_unit_test(snat_icmp_time_exceeded_reaches_the_vm),
-		cmocka_unit_test(snat_unsolicited_inbound_to_a_vip_is_dropped),
-		cmocka_unit_test(snat_reply_from_another_port_is_dropped),
-		cmocka_unit_test(snat_exhaustion_drops_new_flows_and_keeps_live_ones),
-		cmocka_unit_test(snat_expired_port_is_reused_without_the_collector),
-		cmocka_unit_test(snat_vm_at_its_mapping_limit_is_dropped_and_others_go_on),
-		cmocka_unit_test(snat_vips_of_a_vnet_pool_their_ports),
-		cmocka_unit_test(snat_nat_gateway_wins_for_its_subnet),
-		cmocka_unit_test(snat_counts_translations_each_way),
-		cmocka_unit_test(snat_platform_and_link_local_never_leave_by_the_uplink),
-		cmocka_unit_test(snat_nat66_tcp_and_echo_round_trip),
-		cmocka_unit_test(snat_nat66_icmpv6_errors_reach_the_vm),
-		cmocka_unit_test(snat_reply_after_idle_timeout_is_dropped),
-		cmocka_unit_test(snat_mapping_stamped_ahead_expires),
-		cmocka_unit_test(snat_tcp_rst_shortens_the_timeout),
-		cmocka_unit_test(snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects),
+		cmocka_unit_test_setup(snat_tcp_leaves_with_the_vip_and_replies_come_back, every_mapping_expired),
+		cmocka_unit_test_setup(snat_udp_round_trip, every_mapping_expired),
+		cmocka_unit_test_setup(snat_translates_every_fragment_both_ways, every_mapping_expired),
+		cmocka_unit_test_setup(snat_udp_zero_checksum_stays_zero, every_mapping_expired),
+		cmocka_unit_test_setup(snat_icmp_echo_identifier_is_translated, every_mapping_expired),
+		cmocka_unit_test_setup(snat_partial_checksum_is_completed_both_ways, every_mapping_expired),
+		cmocka_unit_test_setup(snat_nat66_partial_checksum_is_completed_both_ways, every_mapping_expired),
+		cmocka_unit_test_setup(snat_wrong_full_checksum_stays_wrong, every_mapping_expired),
+		cmocka_unit_test_setup(snat_icmp_port_unreachable_reaches_the_vm, every_mapping_expired),
+		cmocka_unit_test_setup(snat_icmp_fragmentation_needed_reaches_the_vm, every_mapping_expired),
+		cmocka_unit_test_setup(snat_icmp_time_exceeded_reaches_the_vm, every_mapping_expired),
+		cmocka_unit_test_setup(snat_unsolicited_inbound_to_a_vip_is_dropped, every_mapping_expired),
+		cmocka_unit_test_setup(snat_reply_from_another_port_is_dropped, every_mapping_expired),
+		cmocka_unit_test_setup(snat_exhaustion_drops_new_flows_and_keeps_live_ones, every_mapping_expired),
+		cmocka_unit_test_setup(snat_expired_port_is_reused_without_the_collector, every_mapping_expired),
+		cmocka_unit_test_setup(snat_vm_at_its_port_block_gets_ports_again_when_its_mappings_expire_without_the_collector, every_mapping_expired),
+		cmocka_unit_test_setup(snat_answered_flow_is_promoted_and_outlives_a_flood_of_new_flows, every_mapping_expired),
+		cmocka_unit_test_setup(snat_vips_of_a_vnet_pool_their_ports, every_mapping_expired),
+		cmocka_unit_test_setup(snat_nat_gateway_wins_for_its_subnet, every_mapping_expired),
+		cmocka_unit_test_setup(snat_vm_without_a_free_block_gets_an_idle_vms_block, every_mapping_expired),
+		cmocka_unit_test_setup(snat_counts_translations_each_way, every_mapping_expired),
+		cmocka_unit_test_setup(snat_platform_and_link_local_never_leave_by_the_uplink, every_mapping_expired),
+		cmocka_unit_test_setup(snat_nat66_tcp_and_echo_round_trip, every_mapping_expired),
+		cmocka_unit_test_setup(snat_nat66_icmpv6_errors_reach_the_vm, every_mapping_expired),
+		cmocka_unit_test_setup(snat_reply_after_idle_timeout_is_dropped, every_mapping_expired),
+		cmocka_unit_test_setup(snat_mapping_stamped_ahead_expires, every_mapping_expired),
+		cmocka_unit_test_setup(snat_tcp_rst_shortens_the_timeout, every_mapping_expired),
+		cmocka_unit_test_setup(snat_a_million_mappings_fit_a_full_table_drops_and_the_gc_collects, every_mapping_expired),
 	};
 
 	return cmocka_run_group_tests_name("snat", tests, setup_gateway, teardown_gateway);

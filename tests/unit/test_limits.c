@@ -58,7 +58,8 @@ static void a_flow_table_of_2_to_the_27_is_refused_with_its_byte_count(void **st
 					 sizeof(struct fast_path_entry)) +
 			    PREALLOCATED(flows, flows, sizeof(struct fast_path_key6),
 					 sizeof(struct fast_path_entry)) +
-			    BUCKETS_ONLY(snat) + BUCKETS_ONLY(snat) + BUCKETS_ONLY(MAX_SNAT_VMS * 2);
+			    BUCKETS_ONLY(snat) + BUCKETS_ONLY(snat) + BUCKETS_ONLY(MAX_SNAT_BLOCKS) +
+			    BUCKETS_ONLY(MAX_SNAT_BLOCKS);
 	uint64_t needed = limits_map_bytes(cfg, NULL, 2);
 	char why[320], want[320];
 
@@ -94,7 +95,8 @@ static void pinned_maps_need_nothing_more(void **state)
 	struct config *cfg = config_with_limits("\"flowTableSize\": 134217728");
 	char dir[] = "/tmp/vnet-xdp-limits-XXXXXX", path[64];
 	const char *const names[] = { "flows", "new_flows", "fast_paths4", "fast_paths6",
-				      "snat_mappings", "snat_reverse", "snat_vm_usage" };
+				      "snat_mappings", "snat_reverse", "snat_vm_blocks",
+				      "snat_block_owners" };
 
 	assert_non_null(mkdtemp(dir));
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
