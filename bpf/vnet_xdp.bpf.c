@@ -109,9 +109,31 @@ struct {
 /* The VNet the destination sits in, for its inbound NSGs; NSG_VNET_NONE outside VNets. */
 static __always_inline __u32 route_destination_vnet(const struct route_info *route)
 {
-	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING)
+	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING ||
+	    route->type == ROUTE_VIRTUAL_APPLIANCE)
 		return route->dst_vnet;
 	return NSG_VNET_NONE;
+}
+
+/* Per-NIC anti-spoofing (nic_source_check) right after the interface's, and which NSGs
+ * judge what a NIC forwards (struct nsg_hop). Returns DROP_NONE or the drop reason. A
+ * function of its own, off process_ip's stack. */
+__noinline int nic_source_stage(struct xdp_md *ctx, const struct packet_info *info,
+				const struct source_info *source, __u32 iface_flags)
+{
+	struct packet parsed, *pkt = &parsed;
+	struct flow_scratch *scratch;
+	__u32 zero = 0;
+	int reason;
+
+	if (!info || !source || xdp_packet_of(ctx, info, pkt))
+		return DROP_MALFORMED_ETHERNET;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_MALFORMED_ETHERNET;
+	scratch->hop.src_set = nic_source_check(pkt, ctx->ingress_ifindex, iface_flags, source,
+						scratch->hop.src, &reason);
+	return reason;
 }
 
 static __always_inline int redirected(struct decision *d)
@@ -422,6 +444,9 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 	source = source_lookup(pkt, ifindex);
 	if (!source)
 		return drop(d, DROP_SPOOFED_SOURCE);
+	reason = nic_source_stage(ctx, info, source, iface->flags);
+	if (reason)
+		return drop(d, reason);
 	vnet = source->vnet;
 	d->src_vnet = vnet;
 	d->route_scope = source->route_scope;
@@ -440,7 +465,8 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return drop(d, DROP_FORWARDED_NOT_ALLOWED);
 
 	d->nsg_ran = 1;
-	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route));
+	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route),
+			   route->type == ROUTE_VIRTUAL_APPLIANCE ? route->next_hop : NULL);
 	if (reason) {
 		tunnel_count_egress_drop(route, pkt->len);
 		return drop(d, reason);

@@ -115,6 +115,8 @@ struct config_nic {
 	int network_security_group; /* CONFIG_NONE when unset */
 	int vnet, subnet;           /* from ipConfigurations[0].subnet, or CONFIG_NONE */
 	bool enable_ip_forwarding;  /* forwards packets whose addresses are not its own (an NVA) */
+	bool has_mac;               /* macAddress given: the gateway knows its frames by it */
+	uint8_t mac[6];
 };
 
 struct config_local_network_gateway {
