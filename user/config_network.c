@@ -498,13 +498,15 @@ static bool parse_mac(const char *text, uint8_t mac[6])
 
 /* A NIC's macAddress: a unicast MAC, the key its frames are known by (per-NIC
  * anti-spoofing). */
-static void read_mac_address(struct loader *l, struct config_nic *nic, struct node props)
+static void read_mac_address(struct loader *l, struct config_nic *nic, struct node props,
+			     const char **path)
 {
 	struct node n = node_child(&l->r, props, "macAddress");
 	const char *text;
 
 	if (!n.value || json_is_null(n.value))
 		return;
+	*path = n.path;
 	text = json_string_value(n.value);
 	if (!text || !*text)
 		return; /* Azure leaves it empty until the NIC is attached to a VM */
@@ -530,7 +532,7 @@ static int compare_nic_macs(const void *ctx, size_t a, size_t b)
 }
 
 /* Two NICs with one MAC would make a frame's NIC ambiguous. */
-static void check_nic_macs(struct loader *l)
+static void check_nic_macs(struct loader *l, const char *const *paths)
 {
 	struct config *cfg = l->cfg;
 	int *first = calloc(cfg->n_nics + 1, sizeof(*first));
@@ -542,7 +544,7 @@ static void check_nic_macs(struct loader *l)
 	}
 	for (size_t i = 0; i < cfg->n_nics; i++)
 		if (first[i] != CONFIG_NONE)
-			reader_problem(&l->r, "resources", "network interface \"%s\" has the "
+			reader_problem(&l->r, paths[i], "network interface \"%s\" has the "
 				       "macAddress of network interface \"%s\"; allowed: one NIC "
 				       "per MAC address", cfg->nics[i].name, cfg->nics[first[i]].name);
 	free(first);
@@ -551,6 +553,7 @@ static void check_nic_macs(struct loader *l)
 void build_network_interfaces(struct loader *l)
 {
 	struct config *cfg = l->cfg;
+	const char **mac_paths = calloc(count_kind(l, KIND_NIC) + 1, sizeof(*mac_paths));
 
 	cfg->nics = calloc(count_kind(l, KIND_NIC) + 1, sizeof(*cfg->nics));
 	for (size_t i = 0; i < l->n_records; i++) {
@@ -567,7 +570,8 @@ void build_network_interfaces(struct loader *l)
 			"networkSecurityGroup", KIND_NSG, cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs));
 		get_bool(&l->r, node_child(&l->r, rec->props, "enableIPForwarding"),
 			 &nic->enable_ip_forwarding);
-		read_mac_address(l, nic, rec->props);
+		if (mac_paths)
+			read_mac_address(l, nic, rec->props, &mac_paths[cfg->n_nics - 1]);
 		nic->addresses = calloc(json_array_size(ipcs.value) + 1, sizeof(*nic->addresses));
 		if (!ipcs.value || !is_array_or_report(&l->r, ipcs) || !nic->addresses)
 			continue;
@@ -581,7 +585,9 @@ void build_network_interfaces(struct loader *l)
 				       "ipConfiguration (vnet-xdp import assigns Dynamic ones)",
 				       nic->name);
 	}
-	check_nic_macs(l);
+	if (mac_paths)
+		check_nic_macs(l, mac_paths);
+	free(mac_paths);
 }
 
 /* ---- peerings --------------------------------------------------------------------------- */
