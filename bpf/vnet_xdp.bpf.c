@@ -24,6 +24,8 @@ struct decision {
 	struct route_info route;
 	__u32 nsg_ran; /* the NSG stage ran: its result is in flow_scratch */
 	__u32 fast_path; /* decided by the established-flow fast path */
+	__u8 ingress_smac[6]; /* the frame's source MAC before the rewrite, for the fast path */
+	__u8 pad[2];
 };
 
 /* What identifies the packet in a trace: the IPv4 identification or the IPv6 flow label. */
@@ -204,7 +206,8 @@ __noinline int forward_remember(struct xdp_md *ctx, const struct packet_info *in
 	params = bpf_map_lookup_elem(&fib_scratch, &zero);
 	if (!scratch || !params || scratch->result.outcome == NSG_FLOW_EXEMPT)
 		return 0;
-	fast_path_remember(ctx, pkt, d->src_vnet, &d->route, params, &scratch->key, scratch->now);
+	fast_path_remember(ctx, pkt, d->ingress_smac, d->src_vnet, &d->route, params, &scratch->key,
+			   scratch->now);
 	return 0;
 }
 
@@ -475,6 +478,7 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return pass(d, COUNT_PASS_TUNNEL);
 	if (route->type == ROUTE_INTERNET)
 		return forward_to_internet(ctx, pkt, d);
+	__builtin_memcpy(d->ingress_smac, pkt->eth->h_source, ETH_ALEN);
 	verdict = forward(ctx, pkt, d);
 	if (verdict == XDP_REDIRECT)
 		forward_remember(ctx, info, d);

@@ -450,6 +450,9 @@ struct fast_path_entry {
 	__u8 leased;               /* the flow was open for the lease at checked_ns */
 	__u8 responder;            /* this direction is the flow's responder's */
 	__u8 pad[2];
+	__u8 ingress_smac[6];      /* the source MAC the pipeline judged (per-NIC anti-spoofing):
+				    * a frame from another MAC takes the whole pipeline */
+	__u8 pad2[2];
 };
 
 /* ---- Fragments (bpf/frag.h) ------------------------------------------------------------
