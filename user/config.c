@@ -361,6 +361,11 @@ int config_find_vnet(const struct config *cfg, const char *name)
 	return find_named(cfg->vnets, cfg->n_vnets, sizeof(cfg->vnets[0]), name);
 }
 
+int config_find_nic(const struct config *cfg, const char *name)
+{
+	return find_named(cfg->nics, cfg->n_nics, sizeof(cfg->nics[0]), name);
+}
+
 bool read_enum(struct loader *l, struct node n, const char *const *names, size_t count,
 	       int *out)
 {

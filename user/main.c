@@ -40,6 +40,7 @@ struct common_options {
 	const char *config;
 	const char *name;
 	const char *vnet;
+	const char *nic;
 	const char *mode;
 	bool json;
 	bool prometheus;
@@ -54,6 +55,7 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 		{ "json", no_argument, NULL, 'j' },
 		{ "prometheus", no_argument, NULL, 'P' },
 		{ "vnet", required_argument, NULL, 'V' },
+		{ "nic", required_argument, NULL, 'N' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "strict", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
@@ -73,6 +75,7 @@ static int parse_options(int argc, char **argv, struct common_options *o, const 
 		case 'j': o->json = true; break;
 		case 'P': o->prometheus = true; break;
 		case 'V': o->vnet = optarg; break;
+		case 'N': o->nic = optarg; break;
 		case 'm': o->mode = optarg; break;
 		case 'S': o->strict = true; break;
 		}
@@ -168,7 +171,8 @@ static int cmd_status(int argc, char **argv)
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
 }
 
-/* The effective routes of one VNet: the same plan `up` writes to the maps. */
+/* The effective routes of one VNet, or of one NIC (its subnet's, as `az network nic
+ * show-effective-route-table` shows them): the same plan `up` writes to the maps. */
 static int cmd_routes(int argc, char **argv)
 {
 	struct common_options o = { 0 };
@@ -178,10 +182,11 @@ static int cmd_routes(int argc, char **argv)
 	struct config *cfg;
 	struct plan plan;
 	json_t *state = NULL, *routes;
-	int vnet, rc = 0;
+	int vnet, nic = CONFIG_NONE, rc = 0;
 
-	if (parse_options(argc, argv, &o, "cjV") || !o.vnet)
-		return usage("routes", o.vnet ? NULL : "routes needs --vnet NAME");
+	if (parse_options(argc, argv, &o, "cjVN") || !o.vnet == !o.nic)
+		return usage("routes", o.vnet && o.nic ? "routes takes --vnet NAME or --nic NAME, not both" :
+				       !o.vnet && !o.nic ? "routes needs --vnet NAME or --nic NAME" : NULL);
 	path = o.config;
 	if (!path && !gateway_resolve_name(NULL, gateway, sizeof(gateway))) {
 		state = state_load(gateway);
@@ -196,7 +201,18 @@ static int cmd_routes(int argc, char **argv)
 		return EXIT_INVALID;
 	}
 	json_decref(state);
-	vnet = config_find_vnet(cfg, o.vnet);
+	if (o.nic) {
+		nic = config_find_nic(cfg, o.nic);
+		vnet = nic == CONFIG_NONE ? CONFIG_NONE : cfg->nics[nic].vnet;
+		if (nic == CONFIG_NONE || vnet == CONFIG_NONE) {
+			fprintf(stderr, "vnet-xdp routes: %s %s\n", nic == CONFIG_NONE ?
+				"no network interface named" : "no subnet holds network interface", o.nic);
+			config_free(cfg);
+			return EXIT_INVALID;
+		}
+	} else {
+		vnet = config_find_vnet(cfg, o.vnet);
+	}
 	if (vnet == CONFIG_NONE) {
 		fprintf(stderr, "vnet-xdp routes: no virtual network named %s\n", o.vnet);
 		config_free(cfg);
@@ -208,7 +224,8 @@ static int cmd_routes(int argc, char **argv)
 		config_free(cfg);
 		return EXIT_INVALID;
 	}
-	routes = cli_routes_json(cfg, &plan, ifindexes, vnet);
+	routes = nic == CONFIG_NONE ? cli_routes_json(cfg, &plan, ifindexes, vnet) :
+				      cli_nic_routes_json(cfg, &plan, ifindexes, nic);
 	if (o.json) {
 		cli_json_print(routes);
 	} else {
@@ -294,8 +311,11 @@ static const struct command {
 	  "                             forwarding)\n"
 	  "  SIGHUP reloads the config (-c FILE, else the one the gateway came up with).\n",
 	  serve_main },
-	{ "routes", "effective routes of a VNet, per subnet", "--vnet NAME [-c FILE] [-j]",
+	{ "routes", "effective routes of a VNet, per subnet, or of a NIC",
+	  "--vnet NAME | --nic NAME [-c FILE] [-j]",
 	  "  --vnet NAME                the virtual network\n"
+	  "  --nic NAME                 the network interface: its subnet's routes, as az\n"
+	  "                             network nic show-effective-route-table shows them\n"
 	  "  -c, --config FILE          read this config (default: the one of the gateway up)\n"
 	  "  -j, --json                 JSON instead of a table\n",
 	  cmd_routes },
