@@ -573,10 +573,12 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 }
 
 /* The NSG stage as the pipeline runs it, from the parser's offsets and both ends' VNets;
- * appliance, when the route leads to one, is the address whose inbound NSGs judge the leg
- * in (with dst_vnet its VNet). */
+ * when the route leads to an appliance (to_appliance), its next hop is the address whose
+ * inbound NSGs judge the leg in (with dst_vnet its VNet). The address is copied either
+ * way: no pointer that may be NULL, which Debian 6.1's verifier cannot follow. */
 static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *info,
-				     __u32 src_vnet, __u32 dst_vnet, const __u8 *appliance)
+				     __u32 src_vnet, __u32 dst_vnet, int to_appliance,
+				     const __u8 *next_hop)
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0;
@@ -584,9 +586,8 @@ static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *inf
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
 		return DROP_NSG_DENIED_OUTBOUND; /* cannot happen: a per-CPU array of one */
-	scratch->hop.dst_set = appliance != NULL;
-	if (appliance)
-		__builtin_memcpy(scratch->hop.dst, appliance, 16);
+	scratch->hop.dst_set = to_appliance;
+	__builtin_memcpy(scratch->hop.dst, next_hop, 16);
 	info->vnet = src_vnet;
 	info->dst_vnet = dst_vnet;
 	return nsg_packet_stage(ctx, info, &scratch->result);

@@ -469,7 +469,7 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 
 	d->nsg_ran = 1;
 	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route),
-			   route->type == ROUTE_VIRTUAL_APPLIANCE ? route->next_hop : NULL);
+			   route->type == ROUTE_VIRTUAL_APPLIANCE, route->next_hop);
 	if (reason) {
 		tunnel_count_egress_drop(route, pkt->len);
 		return drop(d, reason);
