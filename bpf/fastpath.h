@@ -130,7 +130,14 @@ static __always_inline __u32 config_generation(void)
 	return s ? s->generation : 0;
 }
 
-/* The cached result for this packet's direction of its flow, or NULL. */
+static __always_inline int same_mac(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* The cached result for this packet's direction of its flow, or NULL: also when the frame
+ * comes from another MAC than the one the pipeline judged (another NIC). */
 static __always_inline struct fast_path_entry *fast_path_lookup(struct xdp_md *ctx,
 								const struct packet *pkt)
 {
@@ -143,7 +150,7 @@ static __always_inline struct fast_path_entry *fast_path_lookup(struct xdp_md *c
 	if (!sc)
 		return NULL;
 	e = fast_path_find(pkt, sc);
-	if (!e || e->generation != config_generation())
+	if (!e || e->generation != config_generation() || !same_mac(e->ingress_smac, pkt->eth->h_source))
 		return NULL;
 	return e;
 }
@@ -164,6 +171,7 @@ static __always_inline int flow_key_equal(const struct flow_key *a, const struct
  * grants the lease on the next packet. Counts still waiting in the entry this one replaces
  * stay when it belongs to the same flow. */
 static __always_inline void fast_path_remember(struct xdp_md *ctx, const struct packet *pkt,
+					       const __u8 *ingress_smac,
 					       __u32 src_vnet, const struct route_info *route,
 					       const struct bpf_fib_lookup *params,
 					       const struct flow_key *flow, __u64 now)
@@ -185,6 +193,7 @@ static __always_inline void fast_path_remember(struct xdp_md *ctx, const struct 
 	e->flow = *flow;
 	__builtin_memcpy(e->dmac, params->dmac, ETH_ALEN);
 	__builtin_memcpy(e->smac, params->smac, ETH_ALEN);
+	__builtin_memcpy(e->ingress_smac, ingress_smac, ETH_ALEN);
 	old = fast_path_find(pkt, sc);
 	if (old && flow_key_equal(&old->flow, flow)) {
 		e->pending_packets = old->pending_packets;

@@ -55,8 +55,18 @@ struct flow_confirmation {
 
 /* Room for what does not fit the 512-byte stack beside the pipeline's own; the NSG
  * stage's result stays here for the decision trace. */
+/* The NSG bindings of one leg through an appliance (see struct nsg_tuple), set by the
+ * pipeline before its NSG stage: *_set 0 leaves that end the packet's own address. */
+struct nsg_hop {
+	__u8 src[16];
+	__u8 dst[16];
+	__u8 src_set, dst_set;
+	__u8 pad[2];
+};
+
 struct flow_scratch {
 	struct flow_confirmation confirmation;
+	struct nsg_hop hop;
 	struct packet_info info; /* the tc stages' view of the packet (bpf/tunnel.h) */
 	struct nsg_result result;
 	struct nsg_tuple tuple;
@@ -96,6 +106,8 @@ static __always_inline void nsg_tuple_reverse(const struct nsg_tuple *in, struct
 	*out = *in;
 	__builtin_memcpy(out->src, in->dst, 16);
 	__builtin_memcpy(out->dst, in->src, 16);
+	__builtin_memcpy(out->binding_src, in->binding_dst, 16);
+	__builtin_memcpy(out->binding_dst, in->binding_src, 16);
 	out->sport = in->dport;
 	out->dport = in->sport;
 	out->src_vnet = in->dst_vnet;
@@ -456,6 +468,8 @@ static __always_inline int nsg_tuple_fill(void *data, void *data_end,
 		__builtin_memcpy(t->src, &ip6->saddr, 16);
 		__builtin_memcpy(t->dst, &ip6->daddr, 16);
 	}
+	__builtin_memcpy(t->binding_src, t->src, 16);
+	__builtin_memcpy(t->binding_dst, t->dst, 16);
 	t->family = info->family;
 	t->proto = info->l4_proto;
 	t->src_vnet = info->vnet;
@@ -497,6 +511,10 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 				&scratch->tuple, &flags);
 	if (reason)
 		return reason;
+	if (scratch->hop.src_set)
+		__builtin_memcpy(scratch->tuple.binding_src, scratch->hop.src, 16);
+	if (scratch->hop.dst_set)
+		__builtin_memcpy(scratch->tuple.binding_dst, scratch->hop.dst, 16);
 	return nsg_flow_stage(&scratch->tuple, info->len, flags, res);
 }
 
@@ -606,9 +624,13 @@ __noinline int flow_snat_answered(const struct snat_flow_key *vm_flow, __u32 vm_
 	return 0;
 }
 
-/* The NSG stage as the pipeline runs it, from the parser's offsets and both ends' VNets. */
+/* The NSG stage as the pipeline runs it, from the parser's offsets and both ends' VNets;
+ * when the route leads to an appliance (to_appliance), its next hop is the address whose
+ * inbound NSGs judge the leg in (with dst_vnet its VNet). The address is copied either
+ * way: no pointer that may be NULL, which Debian 6.1's verifier cannot follow. */
 static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *info,
-				     __u32 src_vnet, __u32 dst_vnet)
+				     __u32 src_vnet, __u32 dst_vnet, int to_appliance,
+				     const __u8 *next_hop)
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0;
@@ -616,6 +638,8 @@ static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *inf
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
 		return DROP_NSG_DENIED_OUTBOUND; /* cannot happen: a per-CPU array of one */
+	scratch->hop.dst_set = to_appliance;
+	__builtin_memcpy(scratch->hop.dst, next_hop, 16);
 	info->vnet = src_vnet;
 	info->dst_vnet = dst_vnet;
 	return nsg_packet_stage(ctx, info, &scratch->result);

@@ -47,6 +47,58 @@ static __always_inline int source_vnet(const struct packet *pkt, __u32 ifindex)
 	return source ? (int)source->vnet : -1;
 }
 
+/* The NIC the frame comes from, by the ingress interface and the frame's source MAC; with
+ * family set, the same NIC only when the address is one of its own. */
+static __always_inline struct nic_info *nic_lookup(struct nic_key *key, const struct packet *pkt,
+						   __u32 ifindex, __u32 family)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->ifindex = ifindex;
+	__builtin_memcpy(key->mac, pkt->eth->h_source, ETH_ALEN);
+	key->family = family;
+	if (family)
+		address_copy(key->addr, pkt, 1);
+	return bpf_map_lookup_elem(&nic_sources, key);
+}
+
+/* Azure's per-NIC anti-spoofing: a frame from a known NIC must carry one of that NIC's
+ * addresses unless the NIC forwards (enableIPForwarding); on an interface whose NICs all
+ * have MACs, a frame from any other MAC is no NIC's. A NIC's forwarded packets are judged
+ * by its own NSGs, so *forwarder receives its address for the NSG stage (1 returned with
+ * DROP_NONE in *reason), as does the one forwarding NIC behind an interface where MACs are
+ * unknown (SOURCE_FORWARDER_KNOWN). */
+static __always_inline int nic_source_check(const struct packet *pkt, __u32 ifindex,
+					    __u32 iface_flags, const struct source_info *source,
+					    __u8 *forwarder, int *reason)
+{
+	struct nic_key key;
+	struct nic_info *nic;
+
+	*reason = DROP_NONE;
+	nic = nic_lookup(&key, pkt, ifindex, 0);
+	if (!nic) {
+		if (iface_flags & INTERFACE_FLAG_NICS_BY_MAC) {
+			*reason = DROP_NIC_SPOOFED_SOURCE;
+			return 0;
+		}
+		if (source->flags & SOURCE_FORWARDER_KNOWN) {
+			__builtin_memcpy(forwarder, source->forwarder, 16);
+			return 1;
+		}
+		return 0;
+	}
+	if (nic_lookup(&key, pkt, ifindex, pkt->family))
+		return 0;
+	if (!(nic->flags & NIC_FLAG_IP_FORWARDING)) {
+		*reason = DROP_NIC_SPOOFED_SOURCE;
+		return 0;
+	}
+	if (nic->family != pkt->family)
+		return 0;
+	__builtin_memcpy(forwarder, nic->address, 16);
+	return 1;
+}
+
 static __always_inline struct route_info *route_lookup(const struct packet *pkt, __u32 scope)
 {
 	struct lpm_key key;

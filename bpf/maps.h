@@ -40,6 +40,15 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_NIC_SOURCES);
+	__type(key, struct nic_key); /* family 0: the NIC; else one of its addresses */
+	__type(value, struct nic_info);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nic_sources SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_LOCAL_ADDRESSES);
 	__type(key, struct address_key);
 	__type(value, __u32); /* ifindex that holds it */

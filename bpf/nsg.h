@@ -106,10 +106,15 @@ struct {
 	__type(value, struct nsg_keys);
 } nsg_scratch SEC(".maps");
 
-/* The packet's fields as the rules see them; for a flow's return packet, swapped. */
+/* The packet's fields as the rules see them; for a flow's return packet, swapped.
+ * binding_src and binding_dst are the addresses whose NSG bindings judge each end: the
+ * packet's own, except on the legs through an appliance (a VirtualAppliance route's leg
+ * in meets the appliance's inbound NSGs, what an appliance forwards its outbound ones). */
 struct nsg_tuple {
 	__u8 src[16];
 	__u8 dst[16];
+	__u8 binding_src[16];
+	__u8 binding_dst[16];
 	__u32 family;
 	__u16 sport, dport;
 	__u16 src_vnet, dst_vnet;
@@ -310,12 +315,12 @@ static __always_inline int nsg_classify(const struct nsg_tuple *t, struct nsg_re
 	struct nsg_binding *b;
 	__u32 src_nic = 0, src_subnet = 0, dst_subnet = 0, dst_nic = 0;
 
-	b = nsg_binding_of(t->src, t->family, t->src_vnet);
+	b = nsg_binding_of(t->binding_src, t->family, t->src_vnet);
 	if (b) {
 		src_nic = b->nic_pair;
 		src_subnet = b->subnet_pair;
 	}
-	b = nsg_binding_of(t->dst, t->family, t->dst_vnet);
+	b = nsg_binding_of(t->binding_dst, t->family, t->dst_vnet);
 	if (b) {
 		dst_subnet = b->subnet_pair;
 		dst_nic = b->nic_pair;

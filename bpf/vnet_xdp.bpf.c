@@ -24,6 +24,8 @@ struct decision {
 	struct route_info route;
 	__u32 nsg_ran; /* the NSG stage ran: its result is in flow_scratch */
 	__u32 fast_path; /* decided by the established-flow fast path */
+	__u8 ingress_smac[6]; /* the frame's source MAC before the rewrite, for the fast path */
+	__u8 pad[2];
 };
 
 /* What identifies the packet in a trace: the IPv4 identification or the IPv6 flow label. */
@@ -109,9 +111,31 @@ struct {
 /* The VNet the destination sits in, for its inbound NSGs; NSG_VNET_NONE outside VNets. */
 static __always_inline __u32 route_destination_vnet(const struct route_info *route)
 {
-	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING)
+	if (route->type == ROUTE_VNET_LOCAL || route->type == ROUTE_VNET_PEERING ||
+	    route->type == ROUTE_VIRTUAL_APPLIANCE)
 		return route->dst_vnet;
 	return NSG_VNET_NONE;
+}
+
+/* Per-NIC anti-spoofing (nic_source_check) right after the interface's, and which NSGs
+ * judge what a NIC forwards (struct nsg_hop). Returns DROP_NONE or the drop reason. A
+ * function of its own, off process_ip's stack. */
+__noinline int nic_source_stage(struct xdp_md *ctx, const struct packet_info *info,
+				const struct source_info *source, __u32 iface_flags)
+{
+	struct packet parsed, *pkt = &parsed;
+	struct flow_scratch *scratch;
+	__u32 zero = 0;
+	int reason;
+
+	if (!info || !source || xdp_packet_of(ctx, info, pkt))
+		return DROP_MALFORMED_ETHERNET;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_MALFORMED_ETHERNET;
+	scratch->hop.src_set = nic_source_check(pkt, ctx->ingress_ifindex, iface_flags, source,
+						scratch->hop.src, &reason);
+	return reason;
 }
 
 static __always_inline int redirected(struct decision *d)
@@ -182,7 +206,8 @@ __noinline int forward_remember(struct xdp_md *ctx, const struct packet_info *in
 	params = bpf_map_lookup_elem(&fib_scratch, &zero);
 	if (!scratch || !params || scratch->result.outcome == NSG_FLOW_EXEMPT)
 		return 0;
-	fast_path_remember(ctx, pkt, d->src_vnet, &d->route, params, &scratch->key, scratch->now);
+	fast_path_remember(ctx, pkt, d->ingress_smac, d->src_vnet, &d->route, params, &scratch->key,
+			   scratch->now);
 	return 0;
 }
 
@@ -422,6 +447,9 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 	source = source_lookup(pkt, ifindex);
 	if (!source)
 		return drop(d, DROP_SPOOFED_SOURCE);
+	reason = nic_source_stage(ctx, info, source, iface->flags);
+	if (reason)
+		return drop(d, reason);
 	vnet = source->vnet;
 	d->src_vnet = vnet;
 	d->route_scope = source->route_scope;
@@ -440,7 +468,8 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return drop(d, DROP_FORWARDED_NOT_ALLOWED);
 
 	d->nsg_ran = 1;
-	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route));
+	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route),
+			   route->type == ROUTE_VIRTUAL_APPLIANCE, route->next_hop);
 	if (reason) {
 		tunnel_count_egress_drop(route, pkt->len);
 		return drop(d, reason);
@@ -449,6 +478,7 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return pass(d, COUNT_PASS_TUNNEL);
 	if (route->type == ROUTE_INTERNET)
 		return forward_to_internet(ctx, pkt, d);
+	__builtin_memcpy(d->ingress_smac, pkt->eth->h_source, ETH_ALEN);
 	verdict = forward(ctx, pkt, d);
 	if (verdict == XDP_REDIRECT)
 		forward_remember(ctx, info, d);

@@ -58,7 +58,35 @@ enum interface_role {
 struct interface_info {
 	__u32 role;   /* enum interface_role */
 	__u32 vnet;   /* VNet id, for INTERFACE_VNET */
+	__u32 flags;  /* INTERFACE_FLAG_* */
 };
+/* Every NIC the config puts behind the interface has a macAddress: a frame from any other
+ * MAC is no NIC's, and is dropped (DROP_NIC_SPOOFED_SOURCE) rather than judged by the
+ * subnet's prefixes. */
+#define INTERFACE_FLAG_NICS_BY_MAC 1u
+
+/* ---- Per-NIC anti-spoofing (nic_sources) ---------------------------------------------
+ * Azure enforces a VM's source address per NIC: one of its ipConfigurations' addresses,
+ * anything when the NIC has enableIPForwarding. The gateway knows a frame's NIC by the
+ * ingress interface and the frame's source MAC (the NIC's macAddress). One hash map holds
+ * both the NIC (family 0, address zero: its nic_info) and each of its addresses (the
+ * same nic_info again), so the check is two lookups of one map. */
+struct nic_key {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u8 pad[2];
+	__u32 family;    /* 0: the NIC itself */
+	__u8 addr[16];
+};
+
+struct nic_info {
+	__u32 flags;     /* NIC_FLAG_* */
+	__u32 family;    /* of address */
+	__u8 address[16]; /* the NIC's first address: whose NSG binding judges what it sends,
+			   * its own traffic and what it forwards */
+};
+#define NIC_FLAG_IP_FORWARDING 1u
+#define MAX_NIC_SOURCES 65536
 
 /* source_prefixes (scope: the ingress ifindex): where a source address on an interface
  * belongs. route_scope is the table its routes are looked up in: the VNet id, or the
@@ -69,8 +97,11 @@ struct source_info {
 	__u32 vnet;
 	__u32 route_scope;
 	__u32 flags;
+	__u8 forwarder[16]; /* SOURCE_FORWARDER_KNOWN: the address of the one forwarding NIC
+			     * behind the interface, whose NSGs judge what it forwards */
 };
 #define SOURCE_FORWARDED 1u
+#define SOURCE_FORWARDER_KNOWN 2u
 
 /* Azure's next hop types, as effective routes show them. */
 enum route_type {
@@ -157,6 +188,9 @@ enum drop_reason {
 	DROP_SNAT_VM_LIMIT,         /* every port of the source VM's block (snatMappingsPerVm) is in use */
 	DROP_IPV4_SOURCE_ROUTE,     /* an IPv4 loose or strict source route option (LSRR,
 				     * SSRR), which Linux drops too by default */
+	DROP_NIC_SPOOFED_SOURCE,    /* a source address that is not one of its NIC's (the NIC
+				     * known by the frame's source MAC), or a MAC that is no
+				     * NIC's where every NIC behind the interface has one */
 	DROP_REASON_MAX,
 };
 
@@ -173,7 +207,7 @@ enum drop_reason {
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
-	  "snat_vm_limit", "ipv4_source_route" }
+	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -417,6 +451,9 @@ struct fast_path_entry {
 	__u8 leased;               /* the flow was open for the lease at checked_ns */
 	__u8 responder;            /* this direction is the flow's responder's */
 	__u8 pad[2];
+	__u8 ingress_smac[6];      /* the source MAC the pipeline judged (per-NIC anti-spoofing):
+				    * a frame from another MAC takes the whole pipeline */
+	__u8 pad2[2];
 };
 
 /* ---- Fragments (bpf/frag.h) ------------------------------------------------------------

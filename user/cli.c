@@ -142,6 +142,19 @@ json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
 	return routes;
 }
 
+json_t *cli_nic_routes_json(const struct config *cfg, const struct plan *plan,
+			    const uint32_t *ifindexes, int nic)
+{
+	const struct config_nic *n = &cfg->nics[nic];
+	int subnet = vnet_has_subnet_scopes(cfg, (uint32_t)n->vnet) ? n->subnet : CONFIG_NONE;
+	json_t *routes = json_array();
+
+	for (size_t r = 0; r < plan->n_routes; r++)
+		if (plan->routes[r].src_vnet == (uint32_t)n->vnet && plan->routes[r].subnet == subnet)
+			json_array_append_new(routes, cli_route_json(cfg, &plan->routes[r], ifindexes));
+	return routes;
+}
+
 /* A field as the table shows it: an array (next hop IPs) by its first value, "-" for none. */
 static const char *route_field(json_t *route, const char *key)
 {

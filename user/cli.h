@@ -50,6 +50,10 @@ int cli_filter_vnet_check(const char *command, const char *gateway, const struct
  * [{addressPrefix, nextHopType, interface, virtualNetwork}], and as a table. */
 json_t *cli_routes_json(const struct config *cfg, const struct plan *plan,
 			const uint32_t *ifindexes, int vnet);
+/* The effective routes of NIC nic: its subnet's (the VNet's where the subnet has no scope
+ * of its own), in the shape of cli_routes_json. */
+json_t *cli_nic_routes_json(const struct config *cfg, const struct plan *plan,
+			    const uint32_t *ifindexes, int nic);
 void cli_routes_table(FILE *out, json_t *routes);
 /* One route as `routes -j` shows it (subnet, source, state, prefix, next hop, names). */
 json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,

@@ -131,6 +131,8 @@ struct config_nic {
 	int *application_security_groups; /* ipConfigurations[].applicationSecurityGroups */
 	size_t n_application_security_groups;
 	bool enable_ip_forwarding;  /* forwards packets whose addresses are not its own (an NVA) */
+	bool has_mac;               /* macAddress given: the gateway knows its frames by it */
+	uint8_t mac[6];
 };
 
 struct config_local_network_gateway {

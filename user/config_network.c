@@ -1,6 +1,8 @@
 /* The address-space side of the config: virtual networks, subnets, peerings, route
  * tables, public IPs, NAT gateways and network interfaces. */
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -478,9 +480,85 @@ static void read_ip_configuration(struct loader *l, struct config_nic *nic, stru
 	nic->n_addresses++;
 }
 
+/* Azure writes a NIC's MAC as six dash-separated hex pairs ("00-0D-3A-12-34-56"); the
+ * colon form Linux prints is taken too. */
+static bool parse_mac(const char *text, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		unsigned int byte;
+		char sep = text[2];
+
+		if (!isxdigit((unsigned char)text[0]) || !isxdigit((unsigned char)text[1]) ||
+		    sscanf(text, "%2x", &byte) != 1)
+			return false;
+		mac[i] = (uint8_t)byte;
+		if (i < 5 && sep != '-' && sep != ':')
+			return false;
+		if (i == 5 && sep != '\0')
+			return false;
+		text += 3;
+	}
+	return true;
+}
+
+/* A NIC's macAddress: a unicast MAC, the key its frames are known by (per-NIC
+ * anti-spoofing). */
+static void read_mac_address(struct loader *l, struct config_nic *nic, struct node props,
+			     const char **path)
+{
+	struct node n = node_child(&l->r, props, "macAddress");
+	const char *text;
+
+	if (!n.value || json_is_null(n.value))
+		return;
+	*path = n.path;
+	text = json_string_value(n.value);
+	if (!text || !*text)
+		return; /* Azure leaves it empty until the NIC is attached to a VM */
+	if (!parse_mac(text, nic->mac) || (nic->mac[0] & 1) ||
+	    !memcmp(nic->mac, "\0\0\0\0\0\0", 6)) {
+		reader_problem(&l->r, n.path, "macAddress %s is not a unicast MAC address; allowed: "
+			       "six hex pairs separated by '-' or ':', e.g. 00-0D-3A-12-34-56",
+			       reader_shown(&l->r, text));
+		return;
+	}
+	nic->has_mac = true;
+}
+
+/* NICs without a MAC order before any with one and never equal each other. */
+static int compare_nic_macs(const void *ctx, size_t a, size_t b)
+{
+	const struct config_nic *nics = ctx;
+
+	if (!nics[a].has_mac || !nics[b].has_mac)
+		return nics[a].has_mac - nics[b].has_mac ? nics[a].has_mac - nics[b].has_mac :
+							  (a > b) - (a < b);
+	return memcmp(nics[a].mac, nics[b].mac, 6);
+}
+
+/* Two NICs with one MAC would make a frame's NIC ambiguous. */
+static void check_nic_macs(struct loader *l, const char *const *paths)
+{
+	struct config *cfg = l->cfg;
+	int *first = calloc(cfg->n_nics + 1, sizeof(*first));
+
+	if (!first || find_duplicates(cfg->n_nics, compare_nic_macs, cfg->nics, first)) {
+		reader_problem(&l->r, "resources", "out of memory");
+		free(first);
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_nics; i++)
+		if (first[i] != CONFIG_NONE)
+			reader_problem(&l->r, paths[i], "network interface \"%s\" has the "
+				       "macAddress of network interface \"%s\"; allowed: one NIC "
+				       "per MAC address", cfg->nics[i].name, cfg->nics[first[i]].name);
+	free(first);
+}
+
 void build_network_interfaces(struct loader *l)
 {
 	struct config *cfg = l->cfg;
+	const char **mac_paths = calloc(count_kind(l, KIND_NIC) + 1, sizeof(*mac_paths));
 
 	cfg->nics = calloc(count_kind(l, KIND_NIC) + 1, sizeof(*cfg->nics));
 	for (size_t i = 0; i < l->n_records; i++) {
@@ -497,6 +575,8 @@ void build_network_interfaces(struct loader *l)
 			"networkSecurityGroup", KIND_NSG, cfg->nsgs, cfg->n_nsgs, sizeof(*cfg->nsgs));
 		get_bool(&l->r, node_child(&l->r, rec->props, "enableIPForwarding"),
 			 &nic->enable_ip_forwarding);
+		if (mac_paths)
+			read_mac_address(l, nic, rec->props, &mac_paths[cfg->n_nics - 1]);
 		nic->addresses = calloc(json_array_size(ipcs.value) + 1, sizeof(*nic->addresses));
 		if (!ipcs.value || !is_array_or_report(&l->r, ipcs) || !nic->addresses)
 			continue;
@@ -510,6 +590,9 @@ void build_network_interfaces(struct loader *l)
 				       "ipConfiguration (vnet-xdp import assigns Dynamic ones)",
 				       nic->name);
 	}
+	if (mac_paths)
+		check_nic_macs(l, mac_paths);
+	free(mac_paths);
 }
 
 /* ---- peerings --------------------------------------------------------------------------- */

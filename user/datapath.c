@@ -57,7 +57,7 @@ bool gateway_pins_exist(const char *gateway)
  * outlive any one config. A reload builds a fresh set of these in a staging directory,
  * fills them, then swaps programs, so a packet sees either the old set or the new one. */
 static const char *const config_map_names[] = {
-	"interfaces", "routes", "source_prefixes", "local_addresses", "settings",
+	"interfaces", "routes", "source_prefixes", "nic_sources", "local_addresses", "settings",
 	"tunnel_peers", "tunnel_endpoints", "tunnel_interfaces",
 	"nsg_addresses", "nsg_ports", "nsg_port_intervals", "nsg_protocols", "nsg_tables",
 	"nsg_rules", "nsg_bindings",
@@ -108,6 +108,7 @@ int datapath_maps_open(const char *gateway, struct datapath_maps *maps)
 		{ &maps->interfaces, "interfaces" },
 		{ &maps->routes, "routes" },
 		{ &maps->source_prefixes, "source_prefixes" },
+		{ &maps->nic_sources, "nic_sources" },
 		{ &maps->local_addresses, "local_addresses" },
 		{ &maps->peering_counters, "peering_counters" },
 		{ &maps->drop_counters, "drop_counters" },
@@ -135,7 +136,7 @@ int datapath_maps_open(const char *gateway, struct datapath_maps *maps)
 
 void datapath_maps_close(struct datapath_maps *maps)
 {
-	int *fds[] = { &maps->interfaces, &maps->routes, &maps->source_prefixes,
+	int *fds[] = { &maps->interfaces, &maps->routes, &maps->source_prefixes, &maps->nic_sources,
 		       &maps->local_addresses, &maps->peering_counters, &maps->drop_counters,
 		       &maps->datapath_counters, &maps->decision_traces, &maps->settings };
 
@@ -188,8 +189,13 @@ int datapath_write_plan(const struct datapath_maps *maps, const struct plan *pla
 
 	if ((err = datapath_map_clear(maps->interfaces, sizeof(uint32_t))) ||
 	    (err = datapath_map_clear(maps->routes, sizeof(struct lpm_key))) ||
-	    (err = datapath_map_clear(maps->source_prefixes, sizeof(struct lpm_key))))
+	    (err = datapath_map_clear(maps->source_prefixes, sizeof(struct lpm_key))) ||
+	    (err = datapath_map_clear(maps->nic_sources, sizeof(struct nic_key))))
 		return err;
+	for (size_t i = 0; i < plan->n_nic_sources; i++)
+		if (bpf_map_update_elem(maps->nic_sources, &plan->nic_sources[i].key,
+					&plan->nic_sources[i].info, BPF_ANY))
+			return -errno;
 	for (size_t i = 0; i < plan->n_source_prefixes; i++)
 		if (bpf_map_update_elem(maps->source_prefixes, &plan->source_prefixes[i].key,
 					&plan->source_prefixes[i].info, BPF_ANY))

@@ -10,7 +10,7 @@
 #define STATE_ROOT "/run/vnet-xdp"
 
 struct datapath_maps {
-	int interfaces, routes, source_prefixes, local_addresses;
+	int interfaces, routes, source_prefixes, nic_sources, local_addresses;
 	int peering_counters, drop_counters, datapath_counters, decision_traces, settings;
 };
 

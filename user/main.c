@@ -175,6 +175,7 @@ static int cmd_status(int argc, char **argv)
 	return gateway_status(o.name, o.json) ? EXIT_INVALID : 0;
 }
 
+
 /* -c FILE, or the config the gateway up came up with. An exit code; 0 with *cfg. */
 static int load_command_config(const char *command, const char *config, struct config **cfg)
 {
@@ -242,7 +243,8 @@ static int cmd_rules(int argc, char **argv)
 	return 0;
 }
 
-/* The effective routes of one VNet: the same plan `up` writes to the maps. */
+/* The effective routes of one VNet, or of one NIC (its subnet's, as `az network nic
+ * show-effective-route-table` shows them): the same plan `up` writes to the maps. */
 static int cmd_routes(int argc, char **argv)
 {
 	struct common_options o = { 0 };
@@ -250,14 +252,26 @@ static int cmd_routes(int argc, char **argv)
 	struct config *cfg;
 	struct plan plan;
 	json_t *routes;
-	int vnet, rc = 0;
+	int vnet, nic = CONFIG_NONE, rc = 0;
 
-	if (parse_options(argc, argv, &o, "cjV") || !o.vnet)
-		return usage("routes", o.vnet ? NULL : "routes needs --vnet NAME");
+	if (parse_options(argc, argv, &o, "cjVI") || !o.vnet == !o.nic)
+		return usage("routes", o.vnet && o.nic ? "routes takes --vnet NAME or --nic NAME, not both" :
+				       !o.vnet && !o.nic ? "routes needs --vnet NAME or --nic NAME" : NULL);
 	rc = load_command_config("routes", o.config, &cfg);
 	if (rc)
 		return rc;
-	vnet = config_find_vnet(cfg, o.vnet);
+	if (o.nic) {
+		nic = config_find_nic(cfg, o.nic);
+		vnet = nic == CONFIG_NONE ? CONFIG_NONE : cfg->nics[nic].vnet;
+		if (nic == CONFIG_NONE || vnet == CONFIG_NONE) {
+			fprintf(stderr, "vnet-xdp routes: %s %s\n", nic == CONFIG_NONE ?
+				"no network interface named" : "no subnet holds network interface", o.nic);
+			config_free(cfg);
+			return EXIT_INVALID;
+		}
+	} else {
+		vnet = config_find_vnet(cfg, o.vnet);
+	}
 	if (vnet == CONFIG_NONE) {
 		fprintf(stderr, "vnet-xdp routes: no virtual network named %s\n", o.vnet);
 		config_free(cfg);
@@ -269,7 +283,8 @@ static int cmd_routes(int argc, char **argv)
 		config_free(cfg);
 		return EXIT_INVALID;
 	}
-	routes = cli_routes_json(cfg, &plan, ifindexes, vnet);
+	routes = nic == CONFIG_NONE ? cli_routes_json(cfg, &plan, ifindexes, vnet) :
+				      cli_nic_routes_json(cfg, &plan, ifindexes, nic);
 	if (o.json) {
 		cli_json_print(routes);
 	} else {
@@ -355,8 +370,11 @@ static const struct command {
 	  "                             forwarding)\n"
 	  "  SIGHUP reloads the config (-c FILE, else the one the gateway came up with).\n",
 	  serve_main },
-	{ "routes", "effective routes of a VNet, per subnet", "--vnet NAME [-c FILE] [-j]",
+	{ "routes", "effective routes of a VNet, per subnet, or of a NIC",
+	  "--vnet NAME | --nic NAME [-c FILE] [-j]",
 	  "  --vnet NAME                the virtual network\n"
+	  "  --nic NAME                 the network interface: its subnet's routes, as az\n"
+	  "                             network nic show-effective-route-table shows them\n"
 	  "  -c, --config FILE          read this config (default: the one of the gateway up)\n"
 	  "  -j, --json                 JSON instead of a table\n",
 	  cmd_routes },

@@ -687,9 +687,11 @@ static int interface_sources(struct plan *plan, const struct config *cfg, uint32
 		static const char *const everything[] = { "0.0.0.0/0", "::/0" };
 		struct ip_prefix prefix;
 
-		info.flags = SOURCE_FORWARDED;
 		for (size_t e = 0; !err && e < 2; e++) {
 			ip_prefix_parse(everything[e], &prefix);
+			info.flags = SOURCE_FORWARDED;
+			if (plan_sole_forwarder(cfg, iface, prefix.family, info.forwarder))
+				info.flags |= SOURCE_FORWARDER_KNOWN;
 			err = source_prefix_add(plan, ifindex, &info, &prefix);
 		}
 	}
@@ -717,6 +719,7 @@ int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan 
 		pi->name = iface->name;
 		pi->info.role = iface->role == IFACE_UPLINK ? INTERFACE_UPLINK : INTERFACE_VNET;
 		pi->info.vnet = iface->role == IFACE_VNET ? (uint32_t)iface->vnet : 0;
+		pi->info.flags = plan_interface_flags(cfg, iface);
 		if (!err && iface->role == IFACE_VNET)
 			err = interface_sources(out, cfg, ifindexes[i], iface);
 	}
@@ -725,6 +728,8 @@ int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan 
 			err = routes_of_vnet(out, cfg, ifindexes, v);
 	for (size_t t = 0; !err && t < out->n_tunnels; t++)
 		err = tunnel_ingress_plan(out, cfg, ifindexes, &out->tunnels[t]);
+	if (!err)
+		err = plan_nic_sources(out, cfg, ifindexes);
 	if (!err)
 		routes_select(out);
 	if (err)
@@ -736,6 +741,7 @@ void plan_free(struct plan *plan)
 {
 	free(plan->interfaces);
 	free(plan->source_prefixes);
+	free(plan->nic_sources);
 	free(plan->routes);
 	free(plan->peerings);
 	free(plan->tunnels);

@@ -42,6 +42,12 @@ struct plan_route {
 	size_t order;            /* the order routes were found in, for display */
 };
 
+/* One entry of nic_sources (struct nic_key). */
+struct plan_nic_source {
+	struct nic_key key;
+	struct nic_info info;
+};
+
 /* One counter slot per directed, connected peering bound on this gateway. */
 struct plan_peering {
 	uint32_t vnet, remote_vnet;
@@ -59,6 +65,8 @@ struct plan {
 	size_t n_peerings;
 	struct tunnel *tunnels;  /* the connections this box terminates (tunnel.h) */
 	size_t n_tunnels;
+	struct plan_nic_source *nic_sources; /* NICs known by their MAC (user/plan_nics.c) */
+	size_t n_nic_sources;
 };
 
 /* ifindexes[i] is the kernel's index of cfg->ifaces[i]. The xfrm interfaces of tunnels
@@ -76,6 +84,16 @@ struct plan_slot_hint {
  * (vnet_name NULL). fresh[slot] tells which slots are new. Returns 0 or -errno. */
 int plan_keep_peering_slots(struct plan *plan, const struct plan_slot_hint *hints,
 			    size_t n_hints, bool *fresh, size_t fresh_size);
+
+/* user/plan_nics.c: the NICs with a macAddress behind each interface, with their
+ * addresses, into plan->nic_sources. Returns 0 or -errno. */
+int plan_nic_sources(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes);
+/* INTERFACE_FLAG_NICS_BY_MAC when every NIC behind the interface (one at least) has a MAC. */
+uint32_t plan_interface_flags(const struct config *cfg, const struct config_gateway_iface *iface);
+/* The address (of family) of the one NIC with enableIPForwarding behind the interface:
+ * whose NSGs judge what is forwarded there. False when none or several. */
+bool plan_sole_forwarder(const struct config *cfg, const struct config_gateway_iface *iface,
+			 uint8_t family, uint8_t addr[16]);
 
 void lpm_key_from_prefix(struct lpm_key *key, uint32_t scope, const struct ip_prefix *prefix);
 const char *route_type_name(uint32_t type);

@@ -89,8 +89,9 @@ static void put16(uint8_t *p, uint16_t v)
 
 /* Ethernet + IP + a TCP SYN, UDP datagram or ICMP echo request, with valid checksums.
  * The fingerprint (IPv4 id or IPv6 flow label) finds this packet's trace again. */
-static size_t frame_synthesize(uint8_t *f, const uint8_t *dst_mac, const struct endpoint *src,
-			       const struct endpoint *dst, int proto, uint32_t fingerprint)
+static size_t frame_synthesize(uint8_t *f, const uint8_t *dst_mac, const uint8_t *src_mac,
+			       const struct endpoint *src, const struct endpoint *dst, int proto,
+			       uint32_t fingerprint)
 {
 	bool v4 = src->address.family == AF_INET;
 	size_t ip_len = v4 ? 20 : 40, l4_len = proto == IPPROTO_TCP ? 20 : 8;
@@ -100,7 +101,7 @@ static size_t frame_synthesize(uint8_t *f, const uint8_t *dst_mac, const struct 
 
 	memset(f, 0, 14 + ip_len + l4_len);
 	memcpy(f, dst_mac, 6);
-	memcpy(f + 6, (uint8_t[]){ 0x02, 0, 0, 0, 0, 0x01 }, 6);
+	memcpy(f + 6, src_mac, 6);
 	put16(f + 12, v4 ? 0x0800 : 0x86dd);
 	if (l4_proto == IPPROTO_TCP) {
 		put16(l4, src->port >= 0 ? src->port : 49152);
@@ -157,6 +158,35 @@ static void interface_mac(const char *name, uint8_t *mac)
 	snprintf(req.ifr_name, sizeof(req.ifr_name), "%s", name);
 	if (fd >= 0 && !ioctl(fd, SIOCGIFHWADDR, &req))
 		memcpy(mac, req.ifr_hwaddr.sa_data, 6);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The MAC a frame from src on interface ifindex comes from: the NIC's that holds the
+ * address there (nic_sources), else a forwarding NIC's there, else a MAC no NIC has. The
+ * datapath judges a frame's source per NIC by its MAC. */
+static void source_mac(const char *gateway, uint32_t ifindex, const struct endpoint *src,
+		       uint8_t *mac)
+{
+	int fd = datapath_map_open(gateway, "nic_sources");
+	struct nic_key key, *prev = NULL;
+	struct nic_info info;
+	bool forwarder = false;
+
+	memcpy(mac, (uint8_t[]){ 0x02, 0, 0, 0, 0, 0x01 }, 6);
+	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		if (key.ifindex != ifindex || bpf_map_lookup_elem(fd, &key, &info))
+			continue;
+		if (key.family == src->address.family && !memcmp(key.addr, src->address.addr, 16)) {
+			memcpy(mac, key.mac, 6);
+			break;
+		}
+		if (!forwarder && !key.family && (info.flags & NIC_FLAG_IP_FORWARDING)) {
+			memcpy(mac, key.mac, 6);
+			forwarder = true;
+		}
+	}
 	if (fd >= 0)
 		close(fd);
 }
@@ -482,7 +512,7 @@ int verify_main(int argc, char **argv)
 	struct xdp_generation *gen;
 	struct nsg_ids ids = { 0 };
 	char gateway[128], pin_dir[256];
-	uint8_t frame[FRAME_SIZE], mac[6];
+	uint8_t frame[FRAME_SIZE], mac[6], from_mac[6];
 	uint32_t ifindex, fingerprint;
 	cpu_set_t one_cpu, saved;
 	json_t *state, *result, *effective_route;
@@ -532,7 +562,8 @@ int verify_main(int argc, char **argv)
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	fingerprint = (uint32_t)rand() & (src.address.family == AF_INET ? 0xffff : 0xfffff);
 	interface_mac(o.in, mac);
-	len = frame_synthesize(frame, mac, &src, &dst, proto, fingerprint);
+	source_mac(gateway, ifindex, &src, from_mac);
+	len = frame_synthesize(frame, mac, from_mac, &src, &dst, proto, fingerprint);
 
 	/* The trace is per CPU: run and read on one. */
 	sched_getaffinity(0, sizeof(saved), &saved);

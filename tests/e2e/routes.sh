@@ -30,6 +30,27 @@ with_config() {
 	gw reload -c "$CONFIG"
 }
 
+# with_jq FILTER: reload the config with a jq edit.
+with_jq() {
+	sed "s/\"name\": \"hubfw\"/\"name\": \"$GATEWAY\"/" tests/data/config/hub-firewall.json |
+		jq "$1" >"$CONFIG" || return 1
+	gw reload -c "$CONFIG"
+}
+
+# An NSG with one Deny rule (direction, source, destination) on the NIC named first.
+nsg_on_nic() {
+	printf '.resources += [{"type": "Microsoft.Network/networkSecurityGroups", "apiVersion": "2023-04-01",
+		"name": "nsg-test", "location": "westeurope", "properties": {"securityRules": [{"name": "deny",
+		"properties": {"priority": 100, "direction": "%s", "access": "Deny", "protocol": "*",
+		"sourceAddressPrefix": "%s", "sourcePortRange": "*", "destinationAddressPrefix": "%s",
+		"destinationPortRange": "*"}}]}}]
+		| (.resources[] | select(.name == "%s") | .properties.networkSecurityGroup) =
+		{"id": "[resourceId('"'"'Microsoft.Network/networkSecurityGroups'"'"', '"'"'nsg-test'"'"')]"}' \
+		"$2" "$3" "$4" "$1"
+}
+
+drops_of() { stat_value "(.drops[] | select(.reason == \"$1\") | .packets)"; }
+
 up_with_the_firewall_config() {
 	gw check --strict -c "$CONFIG" || return 1
 	gw up -c "$CONFIG"
@@ -137,6 +158,85 @@ routes_show_the_effective_routes_per_subnet() {
 		.nextHopType == "Internet" and .state == "Invalid")' <<<"$routes" >/dev/null
 }
 
+# spoke1's VM (its NIC known by its MAC, 02-00-00-00-11-04) takes the address of its
+# neighbour's NIC (10.11.1.5): dropped per NIC, its own address still goes through.
+vm_spoofing_its_neighbours_address_is_dropped() {
+	local before after
+	vm spoke1 ip addr add 10.11.1.5/24 dev eth0 || return 1
+	before=$(drops_of nic_spoofed_source)
+	if vm spoke1 ping -c 2 -i 0.2 -W 1 -I 10.11.1.5 10.12.1.4 >/dev/null; then
+		vm spoke1 ip addr del 10.11.1.5/24 dev eth0; echo "the spoofed source reached spoke2"; return 1
+	fi
+	after=$(drops_of nic_spoofed_source)
+	vm spoke1 ip addr del 10.11.1.5/24 dev eth0
+	[ "$after" -ge $((before + 2)) ] || { echo "nic_spoofed_source $before -> $after"; return 1; }
+	vm spoke1 ping -c 1 -W 2 10.12.1.4 >/dev/null || { echo "spoke1's own address failed"; return 1; }
+}
+
+# A rule of the firewall NIC's NSG denying spoke1 stops spoke1 -> spoke2 on the leg into
+# the firewall (counted there, the firewall never sees it); spoke2 -> spoke1 still works
+# both ways (its replies belong to the flow spoke2 opened).
+nva_inbound_nsg_stops_the_spokes_traffic() {
+	local before after nva_before nva_after
+	with_jq "$(nsg_on_nic firewall-nic Inbound 10.11.0.0/16 '*')" >/dev/null || return 1
+	before=$(drops_of nsg_denied_inbound)
+	nva_before=$(forwarded_by_nva)
+	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4 >/dev/null; then echo "spoke1 reached spoke2"; return 1; fi
+	after=$(drops_of nsg_denied_inbound)
+	nva_after=$(forwarded_by_nva)
+	[ "$after" -ge $((before + 2)) ] || { echo "nsg_denied_inbound $before -> $after"; return 1; }
+	[ "$nva_after" -eq "$nva_before" ] || { echo "the NVA forwarded $nva_before -> $nva_after"; return 1; }
+	vm spoke2 ping -c 2 -i 0.2 -W 2 10.11.1.4 >/dev/null || { echo "spoke2 -> spoke1 failed"; return 1; }
+	with_config >/dev/null
+}
+
+# What the firewall forwards meets its own outbound NSGs: a rule denying spoke2 stops
+# spoke1 -> spoke2 after the firewall (it forwarded, the gateway dropped).
+nva_outbound_nsg_stops_what_it_forwards() {
+	local before after nva_before nva_after
+	with_jq "$(nsg_on_nic firewall-nic Outbound '*' 10.12.0.0/16)" >/dev/null || return 1
+	before=$(drops_of nsg_denied_outbound)
+	nva_before=$(forwarded_by_nva)
+	if vm spoke1 ping -c 2 -i 0.2 -W 1 10.12.1.4 >/dev/null; then echo "spoke1 reached spoke2"; return 1; fi
+	after=$(drops_of nsg_denied_outbound)
+	nva_after=$(forwarded_by_nva)
+	[ "$after" -ge $((before + 2)) ] || { echo "nsg_denied_outbound $before -> $after"; return 1; }
+	[ "$nva_after" -ge $((nva_before + 2)) ] || { echo "the NVA forwarded $nva_before -> $nva_after"; return 1; }
+	with_config >/dev/null
+}
+
+# spoke1's NIC denies what spoke2 opens; spoke1's own flows through the firewall still get
+# their replies on every leg (TCP and ping), and spoke2's new flows are refused.
+replies_through_the_nva_pass_spoke1s_inbound_deny() {
+	local out rc
+	with_jq "$(nsg_on_nic spoke1-vm-nic Inbound 10.12.0.0/16 '*')" >/dev/null || return 1
+	vm spoke1 ping -c 2 -i 0.2 -W 2 10.12.1.4 >/dev/null || { echo "spoke1 -> spoke2 ping failed"; return 1; }
+	out=$(mktemp)
+	vm spoke2 timeout 10 nc -l -N -p 5402 >"$out" &
+	sleep 0.3
+	head -c 65536 /dev/urandom | tee "$WORK/sent2" | vm spoke1 timeout 8 nc -N 10.12.1.4 5402
+	wait
+	cmp -s "$out" "$WORK/sent2"
+	rc=$?
+	rm -f "$out"
+	[ $rc -eq 0 ] || { echo "TCP spoke1 -> spoke2 failed"; return 1; }
+	if vm spoke2 ping -c 2 -i 0.2 -W 1 10.11.1.4 >/dev/null; then echo "spoke2 opened a flow to spoke1"; return 1; fi
+	with_config >/dev/null
+}
+
+routes_nic_shows_its_subnets_effective_routes() {
+	local routes text
+	routes=$(gw routes -c "$CONFIG" --nic spoke1-vm-nic -j) || return 1
+	jq -e 'length > 0 and all(.[]; .subnet == "workload") and
+		any(.[]; .addressPrefix == "0.0.0.0/0" and .nextHopType == "VirtualAppliance" and
+			.source == "User" and .state == "Active" and .nextHopIpAddress == ["10.10.1.4"])' \
+		<<<"$routes" >/dev/null || { echo "$routes"; return 1; }
+	text=$(gw routes -c "$CONFIG" --nic spoke1-vm-nic) || return 1
+	grep -Eq '^workload +User +Active +0\.0\.0\.0/0 +VirtualAppliance +10\.10\.1\.4' <<<"$text" ||
+		{ echo "$text"; return 1; }
+	! gw routes -c "$CONFIG" --nic no-such-nic 2>/dev/null
+}
+
 run_case up_with_the_firewall_config
 run_case appliance_next_hop_is_resolved_by_up
 run_case spoke1_to_spoke2_goes_through_the_nva_both_ways
@@ -147,3 +247,8 @@ run_case forwarded_traffic_refused_where_spoke2_does_not_allow_it
 run_case routes_show_the_effective_routes_per_subnet
 run_case verify_names_the_deciding_route
 run_case reload_without_appliance_routes_removes_the_entry
+run_case vm_spoofing_its_neighbours_address_is_dropped
+run_case nva_inbound_nsg_stops_the_spokes_traffic
+run_case nva_outbound_nsg_stops_what_it_forwards
+run_case replies_through_the_nva_pass_spoke1s_inbound_deny
+run_case routes_nic_shows_its_subnets_effective_routes

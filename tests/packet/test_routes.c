@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
@@ -154,6 +155,156 @@ static void invalid_and_unresolved_appliances_drop(void **state)
 	reload_with(NULL);
 }
 
+/* The config with a jq filter applied, reloaded (jq reads the filter from a file: no
+ * quoting through the shells). */
+static void reload_with_jq(const char *filter)
+{
+	char path[] = "/tmp/vnet-xdp-jq-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	assert_non_null(f);
+	fputs(filter, f);
+	fclose(f);
+	assert_int_equal(harness_shell("GATEWAY=%s bash -c '%s' | jq -f %s > %s.new && mv %s.new %s",
+				       gw.name, RENAMED, path, gw.config_path, gw.config_path,
+				       gw.config_path), 0);
+	unlink(path);
+	assert_int_equal(harness_reload(&gw), 0);
+}
+
+/* An NSG on NIC nic, with one rule (JSON properties of a security rule). */
+#define NSG_ON_NIC(nic, rule)                                                               \
+	".resources += [{\"type\": \"Microsoft.Network/networkSecurityGroups\", "           \
+	"\"apiVersion\": \"2023-04-01\", \"name\": \"nsg-test\", \"location\": \"westeurope\", " \
+	"\"properties\": {\"securityRules\": [{\"name\": \"the-rule\", \"properties\": " rule "}]}}]" \
+	" | (.resources[] | select(.name == \"" nic "\") | .properties.networkSecurityGroup) = " \
+	"{\"id\": \"[resourceId('Microsoft.Network/networkSecurityGroups', 'nsg-test')]\"}"
+
+#define DENY_RULE(direction, source, destination)                                           \
+	"{\"priority\": 100, \"direction\": \"" direction "\", \"access\": \"Deny\", "          \
+	"\"protocol\": \"*\", \"sourceAddressPrefix\": \"" source "\", \"sourcePortRange\": \"*\", " \
+	"\"destinationAddressPrefix\": \"" destination "\", \"destinationPortRange\": \"*\"}"
+
+static struct flow udp4_ports(const char *src, const char *dst, uint16_t sport, uint16_t dport)
+{
+	struct flow fl = udp4(src, dst);
+
+	fl.sport = sport;
+	fl.dport = dport;
+	return fl;
+}
+
+/* spoke1's VM (its NIC known by its MAC) takes its neighbour's address: dropped, not
+ * judged as the neighbour. The neighbour's own frame with that address passes. */
+static void vm_spoofing_its_neighbours_address_is_dropped(void **state)
+{
+	struct flow spoofed = udp4_ports("10.11.1.5", "10.12.1.4", 40101, 53), out_fl = spoofed;
+	struct frame in, expected;
+
+	harness_require(&gw);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &spoofed);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_NIC_SPOOFED_SOURCE);
+	frame_build(&in, SPOKE1_GW_MAC, "02:00:00:00:11:05", &spoofed);
+	out_fl.ttl = 63;
+	frame_build(&expected, HUB_VM_MAC, HUB_GW_MAC, &out_fl);
+	assert_forwarded(&in, SPOKE1, HUB, &expected, ROUTE_VIRTUAL_APPLIANCE);
+}
+
+/* Every NIC behind spoke1's interface has a MAC: a frame from any other MAC is no NIC's,
+ * even with an address of the subnet. */
+static void frame_from_a_mac_no_nic_has_is_dropped(void **state)
+{
+	struct flow fl = udp4_ports("10.11.1.4", "10.12.1.4", 40102, 53);
+	struct frame in;
+
+	harness_require(&gw);
+	frame_build(&in, SPOKE1_GW_MAC, "02:00:00:00:11:99", &fl);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_NIC_SPOOFED_SOURCE);
+}
+
+/* With its MAC in the config the firewall's NIC is known by it: forwarding, it may send
+ * any source; a frame of another MAC behind the hub's interface is no NIC's. */
+static void forwarding_nic_known_by_its_mac_sends_any_source(void **state)
+{
+	struct flow fl = udp4_ports("10.11.1.4", "10.12.1.4", 40103, 53), out_fl = fl;
+	struct frame in, expected;
+
+	harness_require(&gw);
+	reload_with_jq("(.resources[] | select(.name == \"firewall-nic\") | .properties.macAddress) = \"02-00-00-00-10-04\"");
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	out_fl.ttl = 63;
+	frame_build(&expected, SPOKE2_VM_MAC, SPOKE2_GW_MAC, &out_fl);
+	assert_forwarded(&in, HUB, SPOKE2, &expected, ROUTE_VNET_PEERING);
+	frame_build(&in, HUB_GW_MAC, "02:00:00:00:10:05", &fl);
+	harness_assert_dropped(&gw, &in, HUB, DROP_NIC_SPOOFED_SOURCE);
+	reload_with(NULL);
+}
+
+/* The leg into the appliance meets the appliance's inbound NSGs: a rule of the
+ * firewall NIC's NSG that denies spoke1 stops spoke1 -> spoke2 there; spoke2's traffic,
+ * which it does not name, still reaches the firewall. */
+static void nva_inbound_nsg_judges_the_leg_into_the_appliance(void **state)
+{
+	struct flow from_spoke1 = udp4_ports("10.11.1.4", "10.12.1.4", 40104, 53);
+	struct flow from_spoke2 = udp4_ports("10.12.1.4", "10.11.1.4", 40105, 53), out_fl = from_spoke2;
+	struct frame in, expected;
+	struct harness_result r;
+
+	harness_require(&gw);
+	reload_with_jq(NSG_ON_NIC("firewall-nic", DENY_RULE("Inbound", "10.11.0.0/16", "*")));
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &from_spoke1);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_NSG_DENIED_INBOUND);
+	r = harness_run(&gw, SPOKE1, &in);
+	assert_int_equal(r.trace.nsg[NSG_STAGE_DESTINATION_NIC].priority, 100);
+	frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &from_spoke2);
+	out_fl.ttl = 63;
+	frame_build(&expected, HUB_VM_MAC, HUB_GW_MAC, &out_fl);
+	assert_forwarded(&in, SPOKE2, HUB, &expected, ROUTE_VIRTUAL_APPLIANCE);
+	reload_with(NULL);
+}
+
+/* What the appliance forwards meets its outbound NSGs (its MAC unknown: the one
+ * forwarding NIC behind the hub's interface). */
+static void nva_outbound_nsg_judges_what_it_forwards(void **state)
+{
+	struct flow fl = udp4_ports("10.11.1.4", "10.12.1.4", 40106, 53);
+	struct frame in;
+
+	harness_require(&gw);
+	reload_with_jq(NSG_ON_NIC("firewall-nic", DENY_RULE("Outbound", "*", "10.12.0.0/16")));
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	harness_assert_dropped(&gw, &in, HUB, DROP_NSG_DENIED_OUTBOUND);
+	reload_with(NULL);
+}
+
+/* spoke1 -> firewall -> spoke2 and the replies back: each leg's flow is found by the
+ * reply's leg in the other direction, so replies pass spoke1's NSG that denies spoke2's
+ * new flows, and a flow spoke2 opens is denied. */
+static void replies_through_the_nva_follow_each_legs_flow(void **state)
+{
+	struct flow out = udp4_ports("10.11.1.4", "10.12.1.4", 40107, 53);
+	struct flow back = udp4_ports("10.12.1.4", "10.11.1.4", 53, 40107), back_fl = back;
+	struct flow opened = udp4_ports("10.12.1.4", "10.11.1.4", 40108, 53);
+	struct frame in, expected;
+
+	harness_require(&gw);
+	reload_with_jq(NSG_ON_NIC("spoke1-vm-nic", DENY_RULE("Inbound", "10.12.0.0/16", "*")));
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &out);
+	assert_int_equal(harness_run(&gw, SPOKE1, &in).verdict, XDP_REDIRECT);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &out);
+	assert_int_equal(harness_run(&gw, HUB, &in).verdict, XDP_REDIRECT);
+	frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &back);
+	assert_int_equal(harness_run(&gw, SPOKE2, &in).verdict, XDP_REDIRECT);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &back);
+	back_fl.ttl = 63;
+	frame_build(&expected, SPOKE1_VM_MAC, SPOKE1_GW_MAC, &back_fl);
+	assert_forwarded(&in, HUB, SPOKE1, &expected, ROUTE_VNET_PEERING);
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &opened);
+	harness_assert_dropped(&gw, &in, HUB, DROP_NSG_DENIED_INBOUND);
+	reload_with(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +315,12 @@ int main(void)
 		cmocka_unit_test(spoke_source_outside_its_vnet_is_still_spoofed),
 		cmocka_unit_test(forwarded_traffic_refused_where_the_peer_does_not_allow_it),
 		cmocka_unit_test(invalid_and_unresolved_appliances_drop),
+		cmocka_unit_test(vm_spoofing_its_neighbours_address_is_dropped),
+		cmocka_unit_test(frame_from_a_mac_no_nic_has_is_dropped),
+		cmocka_unit_test(forwarding_nic_known_by_its_mac_sends_any_source),
+		cmocka_unit_test(nva_inbound_nsg_judges_the_leg_into_the_appliance),
+		cmocka_unit_test(nva_outbound_nsg_judges_what_it_forwards),
+		cmocka_unit_test(replies_through_the_nva_follow_each_legs_flow),
 	};
 
 	return cmocka_run_group_tests_name("routes", tests, setup_gateway, teardown_gateway);

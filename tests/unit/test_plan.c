@@ -425,11 +425,90 @@ static void forwarding_nic_makes_its_interface_accept_forwarded_sources(void **s
 	struct fixture *f = *state;
 	const struct plan_prefix_entry *e = source_entry(&f->plan, 31, "0.0.0.0/0");
 
+	uint8_t firewall[4] = { 10, 10, 1, 4 };
+
 	assert_non_null(e);
-	assert_int_equal(e->info.flags, SOURCE_FORWARDED);
+	/* the one forwarding NIC there: its NSGs judge what it forwards */
+	assert_int_equal(e->info.flags, SOURCE_FORWARDED | SOURCE_FORWARDER_KNOWN);
+	assert_memory_equal(e->info.forwarder, firewall, 4);
 	assert_int_equal(e->info.vnet, config_find_vnet(f->cfg, "hub"));
 	assert_non_null(source_entry(&f->plan, 31, "::/0"));
 	assert_null(source_entry(&f->plan, 33, "0.0.0.0/0"));
+}
+
+static const struct plan_nic_source *nic_source(const struct plan *plan, uint32_t ifindex,
+						 const char *mac, const char *address)
+{
+	struct nic_key key = { .ifindex = ifindex };
+	unsigned int m[6];
+
+	assert_int_equal(sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]), 6);
+	for (int i = 0; i < 6; i++)
+		key.mac[i] = (uint8_t)m[i];
+	if (address) {
+		key.family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, address, key.addr), 1);
+	}
+	for (size_t i = 0; i < plan->n_nic_sources; i++)
+		if (!memcmp(&plan->nic_sources[i].key, &key, sizeof(key)))
+			return &plan->nic_sources[i];
+	return NULL;
+}
+
+/* spoke1's VMs have NICs with macAddress: each NIC behind spoke1's interface by its MAC,
+ * with its own address and no other; the interface takes no frame from another MAC. */
+static void nics_with_macs_are_known_behind_their_interface(void **state)
+{
+	struct fixture *f = *state;
+	const struct plan_nic_source *nic = nic_source(&f->plan, 32, "02:00:00:00:11:04", NULL);
+	uint8_t own[4] = { 10, 11, 1, 4 };
+
+	assert_non_null(nic);
+	assert_int_equal(nic->info.flags, 0);
+	assert_memory_equal(nic->info.address, own, 4);
+	assert_non_null(nic_source(&f->plan, 32, "02:00:00:00:11:04", "10.11.1.4"));
+	assert_null(nic_source(&f->plan, 32, "02:00:00:00:11:04", "10.11.1.5"));
+	assert_non_null(nic_source(&f->plan, 32, "02:00:00:00:11:05", "10.11.1.5"));
+	assert_null(nic_source(&f->plan, 33, "02:00:00:00:11:04", NULL));
+	assert_int_equal(f->plan.interfaces[1].info.flags, INTERFACE_FLAG_NICS_BY_MAC);
+	/* the hub's firewall NIC has no MAC in the config: its interface judges by prefixes */
+	assert_int_equal(f->plan.interfaces[0].info.flags, 0);
+	assert_int_equal(f->plan.interfaces[2].info.flags, 0);
+}
+
+/* Two NICs with one MAC, or a MAC that is no unicast MAC, are refused with the NIC named. */
+static void nic_mac_addresses_are_validated(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "02-00-00-00-11-04", "has the macAddress of network interface \"spoke1-vm-nic\"" },
+		{ "01-00-5E-00-00-01", "is not a unicast MAC address" },
+		{ "02-00-00-00-11", "is not a unicast MAC address" },
+		{ "02:00:00:00:11:0g", "is not a unicast MAC address" },
+	};
+	FILE *in = fopen("tests/data/config/hub-firewall.json", "r");
+	char text[16384], edited[16384], *errors = NULL, *at;
+	size_t len, errors_len;
+
+	(void)state;
+	assert_non_null(in);
+	len = fread(text, 1, sizeof(text) - 1, in);
+	fclose(in);
+	text[len] = '\0';
+	at = strstr(text, "\"macAddress\": \"02-00-00-00-11-05\"");
+	assert_non_null(at);
+	for (size_t b = 0; b < sizeof(bad) / sizeof(*bad); b++) {
+		struct config *cfg = NULL;
+		FILE *err = open_memstream(&errors, &errors_len);
+
+		snprintf(edited, sizeof(edited), "%.*s\"macAddress\": \"%s\"%s", (int)(at - text),
+			 text, bad[b][0], at + strlen("\"macAddress\": \"02-00-00-00-11-05\""));
+		assert_int_not_equal(config_load_string(edited, "variant.json", err, &cfg), 0);
+		fclose(err);
+		if (!strstr(errors, bad[b][1]))
+			fail_msg("%s: %s", bad[b][0], errors);
+		free(errors);
+		errors = NULL;
+	}
 }
 
 /* allowForwardedTraffic of the destination's side travels with the peering route. */
@@ -621,6 +700,8 @@ int main(void)
 		cmocka_unit_test(vnet_scope_keeps_the_system_routes),
 		cmocka_unit_test(source_in_a_subnet_looks_up_its_tables_routes),
 		cmocka_unit_test(forwarding_nic_makes_its_interface_accept_forwarded_sources),
+		cmocka_unit_test(nics_with_macs_are_known_behind_their_interface),
+		cmocka_unit_test(nic_mac_addresses_are_validated),
 		cmocka_unit_test(peering_route_carries_the_remote_sides_forwarded_traffic_flag),
 		cmocka_unit_test(forwarded_traffic_flag_is_the_destinations_side),
 		cmocka_unit_test(appliance_outside_reachable_vnets_is_invalid),
