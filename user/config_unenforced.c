@@ -40,11 +40,6 @@ static bool is_not(json_t *v, const char *value)
 	return json_is_string(v) && strcasecmp(json_string_value(v), value);
 }
 
-static bool next_hop_is_gateway(json_t *v)
-{
-	return json_is_string(v) && !strcasecmp(json_string_value(v), "VirtualNetworkGateway");
-}
-
 static bool protocol_not_ikev2(json_t *v)
 {
 	return is_not(v, "IKEv2");
@@ -87,13 +82,8 @@ static bool names_unknown_tag(json_t *v)
 #define TAG_INSTEAD "of the service tags only VirtualNetwork, Internet and AzureLoadBalancer " \
 		    "have addresses: the rule matches nothing for this tag (an Allow never " \
 		    "allows, a Deny never denies)"
-#define ROUTE_INSTEAD "user routes to the VNet gateway do not reach the datapath: traffic " \
-		      "to this prefix follows the other routes (system routes, the gateway's " \
-		      "own prefixes)"
 
 static const struct unenforced unenforced[] = {
-	{ KIND_ROUTE, "nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
-	{ KIND_ROUTE_TABLE, "routes[].nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
 	{ KIND_NIC, "ipConfigurations[].applicationSecurityGroups", is_used, ASG_INSTEAD },
 	{ KIND_SECURITY_RULE, "sourceApplicationSecurityGroups", is_used, ASG_INSTEAD },
 	{ KIND_SECURITY_RULE, "destinationApplicationSecurityGroups", is_used, ASG_INSTEAD },
