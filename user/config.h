@@ -245,5 +245,7 @@ int ip_address_parse(const char *text, struct ip_address *out); /* 0 or -EINVAL 
 bool ip_prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b);
 bool ip_prefix_contains(const struct ip_prefix *outer, const struct ip_prefix *inner);
 int config_find_vnet(const struct config *cfg, const char *name); /* index or CONFIG_NONE */
+/* VNet from's peering toward VNet to, or NULL. */
+const struct config_peering *config_peering_to(const struct config *cfg, int from, int to);
 
 #endif

@@ -547,6 +547,16 @@ static bool get_peering_state(struct loader *l, struct node n, enum peering_stat
 	return false;
 }
 
+const struct config_peering *config_peering_to(const struct config *cfg, int from, int to)
+{
+	const struct config_vnet *v = &cfg->vnets[from];
+
+	for (size_t p = 0; p < v->n_peerings; p++)
+		if (v->peerings[p].remote_vnet == to)
+			return &v->peerings[p];
+	return NULL;
+}
+
 /* A peering's state from both sides, as Azure derives it: Disconnected stays so (the
  * remote side deleted it; only recreating this side mends it); Connected when the remote
  * VNet has a peering back that is not itself Disconnected; else Initiated. A remote VNet

@@ -224,22 +224,12 @@ static bool peering_is_forwarded(const struct config *cfg, const struct config_p
 
 /* ---- tunnels: routes of VirtualNetworkGateway type, gateway transit ---- */
 
-static const struct config_peering *peering_to(const struct config *cfg, int from, int to)
-{
-	const struct config_vnet *v = &cfg->vnets[from];
-
-	for (size_t p = 0; p < v->n_peerings; p++)
-		if (v->peerings[p].remote_vnet == to)
-			return &v->peerings[p];
-	return NULL;
-}
-
 /* Whether spoke reaches on-premises through hub's gateway: its peering uses the remote
  * gateways and the hub's peering back allows gateway transit. */
 static bool uses_gateway_of(const struct config *cfg, int spoke, int hub)
 {
-	const struct config_peering *out = peering_to(cfg, spoke, hub);
-	const struct config_peering *back = peering_to(cfg, hub, spoke);
+	const struct config_peering *out = config_peering_to(cfg, spoke, hub);
+	const struct config_peering *back = config_peering_to(cfg, hub, spoke);
 
 	return out && back && out->connected && out->use_remote_gateways &&
 	       back->allow_gateway_transit;
@@ -615,7 +605,7 @@ static int routes_of_scope(struct plan *plan, const struct config *cfg, const ui
 		if (!peering_is_forwarded(cfg, peering) ||
 		    peering_slot(plan, at->vnet, (uint32_t)peering->remote_vnet, &slot))
 			continue;
-		back = peering_to(cfg, peering->remote_vnet, (int)at->vnet);
+		back = config_peering_to(cfg, peering->remote_vnet, (int)at->vnet);
 		if (back && back->allow_forwarded_traffic)
 			flags = ROUTE_FLAG_ACCEPTS_FORWARDED;
 		if (back && !back->allow_virtual_network_access)
