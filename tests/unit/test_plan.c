@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include "cli.h"
 #include "config.h"
+#include "nsg.h"
 #include "plan.h"
 
 /* hub peered with spoke1 and spoke2 both ways; spoke3 peered with hub one way only;
@@ -712,6 +713,38 @@ static void peering_access_is_refused_only_into_the_side_that_refuses(void **sta
 	config_free(f.cfg);
 }
 
+/* Azure's VirtualNetwork tag holds a peer only where this side allows access to it: with
+ * spoke2's side refusing, spoke2's tag leaves the hub out; the hub's keeps spoke2. */
+static void virtual_network_tag_follows_this_sides_access(void **state)
+{
+	struct fixture f = { 0 };
+	struct ip_prefix *prefixes, hub, spoke2;
+	char refused[512];
+	size_t n;
+	bool has_hub = false, has_spoke2 = false;
+
+	(void)state;
+	snprintf(refused, sizeof(refused), "%.*sfalse", (int)(strlen(SPOKE2_PEERING) - 4),
+		 SPOKE2_PEERING);
+	firewall_variant(SPOKE2_PEERING, refused, &f.cfg, &f.plan);
+	ip_prefix_parse("10.10.0.0/16", &hub);
+	ip_prefix_parse("10.12.0.0/16", &spoke2);
+	assert_int_equal(nsg_virtual_network_prefixes(f.cfg, config_find_vnet(f.cfg, "spoke2"),
+						      &prefixes, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		has_hub |= ip_prefix_contains(&prefixes[i], &hub);
+	free(prefixes);
+	assert_int_equal(nsg_virtual_network_prefixes(f.cfg, config_find_vnet(f.cfg, "hub"),
+						      &prefixes, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		has_spoke2 |= ip_prefix_contains(&prefixes[i], &spoke2);
+	free(prefixes);
+	assert_false(has_hub);
+	assert_true(has_spoke2);
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
 static const struct config_peering *peering_named(const struct config *cfg, const char *vnet,
 						  const char *name)
 {
@@ -802,6 +835,7 @@ int main(void)
 		cmocka_unit_test(gateway_user_route_goes_into_the_sites_tunnel),
 		cmocka_unit_test(gateway_user_route_without_a_gateway_is_invalid),
 		cmocka_unit_test(peering_access_is_refused_only_into_the_side_that_refuses),
+		cmocka_unit_test(virtual_network_tag_follows_this_sides_access),
 		cmocka_unit_test(unknown_peering_state_is_refused),
 	};
 
