@@ -518,6 +518,34 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 	return nsg_flow_stage(&scratch->tuple, info->len, flags, res);
 }
 
+/* Whether the packet answers a flow its destination opened: the flow table holds the flow
+ * (alive) and the packet's sender is its responder. info->vnet and dst_vnet must be set.
+ * Counts and changes nothing. */
+__noinline int flow_is_reply(struct xdp_md *ctx, const struct packet_info *info)
+{
+	struct gateway_settings *s;
+	struct flow_scratch *scratch;
+	struct flow_entry *f;
+	__u32 zero = 0, flags;
+	int from_b, unanswered;
+
+	if (!info)
+		return 0;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch ||
+	    nsg_tuple_fill((void *)(long)ctx->data, (void *)(long)ctx->data_end, info,
+			   &scratch->tuple, &flags))
+		return 0;
+	from_b = flow_key_build(&scratch->tuple, &scratch->key);
+	f = flow_lookup(&scratch->key, &unanswered);
+	if (!f)
+		return 0;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	if (flow_idle_ns(f, flow_clock()) > flow_timeout_ns(&scratch->key, f, s))
+		return 0;
+	return from_b != f->initiator_is_b;
+}
+
 /* A flow's packets whose turn needs no TCP state change: those of any other protocol,
  * and TCP's once established until a FIN or RST. */
 static __always_inline int flow_leasable(const struct flow_key *key, const struct flow_entry *f)
@@ -643,6 +671,18 @@ static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *inf
 	info->vnet = src_vnet;
 	info->dst_vnet = dst_vnet;
 	return nsg_packet_stage(ctx, info, &scratch->result);
+}
+
+/* A new flow into a VNet whose side of the peering refuses access from the source's VNet
+ * (ROUTE_FLAG_ACCESS_REFUSED): refused; a reply of a flow that VNet opened enters. */
+static __always_inline int peering_access_refused(struct xdp_md *ctx, struct packet_info *info,
+						  __u32 src_vnet, const struct route_info *route)
+{
+	if (route->type != ROUTE_VNET_PEERING || !(route->flags & ROUTE_FLAG_ACCESS_REFUSED))
+		return 0;
+	info->vnet = src_vnet;
+	info->dst_vnet = route->dst_vnet;
+	return !flow_is_reply(ctx, info);
 }
 
 /* The last NSG stage's decisions on this CPU, for the decision trace. */

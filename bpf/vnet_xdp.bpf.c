@@ -464,8 +464,12 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return drop(d, DROP_ROUTE_NONE);
 	if (route->flags & ROUTE_FLAG_INVALID)
 		return drop(d, DROP_ROUTE_INVALID);
+	if (route->flags & ROUTE_FLAG_GATEWAY_DROPS)
+		return drop(d, DROP_GATEWAY_NO_ROUTE);
 	if (forwarded_traffic_refused(source, route))
 		return drop(d, DROP_FORWARDED_NOT_ALLOWED);
+	if (peering_access_refused(ctx, info, vnet, route))
+		return drop(d, DROP_PEERING_ACCESS_REFUSED);
 
 	d->nsg_ran = 1;
 	reason = nsg_stage(ctx, info, vnet, route_destination_vnet(route),

@@ -137,6 +137,12 @@ struct route_info {
 /* VNET_PEERING: the destination VNet's peering back allows forwarded traffic (sources
  * outside this VNet's space, forwarded by an NVA here). */
 #define ROUTE_FLAG_ACCEPTS_FORWARDED 2u
+/* TUNNEL: a user route to the VNet gateway for a prefix none of the gateway's connections
+ * holds. Azure sends such traffic to the gateway, which drops what it has no route for. */
+#define ROUTE_FLAG_GATEWAY_DROPS 4u
+/* VNET_PEERING: the destination VNet's side of the peering has allowVirtualNetworkAccess
+ * false; only replies of flows that VNet opened enter it. */
+#define ROUTE_FLAG_ACCESS_REFUSED 8u
 
 /* Every packet that is not forwarded or handed to the kernel on purpose ends here. */
 enum drop_reason {
@@ -191,6 +197,10 @@ enum drop_reason {
 	DROP_NIC_SPOOFED_SOURCE,    /* a source address that is not one of its NIC's (the NIC
 				     * known by the frame's source MAC), or a MAC that is no
 				     * NIC's where every NIC behind the interface has one */
+	DROP_GATEWAY_NO_ROUTE,      /* a user route to the VNet gateway, for a prefix none of
+				     * its connections' sites holds (ROUTE_FLAG_GATEWAY_DROPS) */
+	DROP_PEERING_ACCESS_REFUSED,/* a new flow into a VNet whose side of the peering does
+				     * not allow access from the source's VNet */
 	DROP_REASON_MAX,
 };
 
@@ -207,7 +217,8 @@ enum drop_reason {
 	  "snat_no_public_address", "snat_unsupported", "snat_fragment", "link_local",     \
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
-	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source" }
+	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source", "gateway_no_route", \
+	  "peering_access_refused" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {

@@ -202,6 +202,57 @@ void cli_routes_table(FILE *out, json_t *routes)
 			table_cell(out, route_field(it, keys[c]), widths[c], c + 1 == COLUMNS);
 }
 
+static json_t *peering_json(const struct config *cfg, int vnet, const struct config_peering *p)
+{
+	const struct config_peering *back = p->remote_vnet == CONFIG_NONE ? NULL :
+					    config_peering_to(cfg, p->remote_vnet, vnet);
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b}",
+			 "virtualNetwork", cfg->vnets[vnet].name, "name", p->name,
+			 "remoteVirtualNetwork", p->remote_name,
+			 "peeringState", peering_state_name(p->state),
+			 "allowVirtualNetworkAccess", p->allow_virtual_network_access,
+			 "allowForwardedTraffic", p->allow_forwarded_traffic,
+			 "allowGatewayTransit", p->allow_gateway_transit,
+			 "useRemoteGateways", p->use_remote_gateways,
+			 "trafficToRemote", p->connected && back && back->allow_virtual_network_access,
+			 "trafficFromRemote", p->connected && p->allow_virtual_network_access);
+}
+
+json_t *cli_peerings_json(const struct config *cfg, int vnet)
+{
+	json_t *peerings = json_array();
+
+	for (size_t v = 0; v < cfg->n_vnets; v++)
+		for (size_t p = 0; (vnet == CONFIG_NONE || vnet == (int)v) &&
+				   p < cfg->vnets[v].n_peerings; p++)
+			json_array_append_new(peerings, peering_json(cfg, (int)v,
+								     &cfg->vnets[v].peerings[p]));
+	return peerings;
+}
+
+static const char *traffic_text(json_t *peering, const char *key)
+{
+	return json_is_true(json_object_get(peering, key)) ? "yes" : "no";
+}
+
+void cli_peerings_table(FILE *out, json_t *peerings)
+{
+	size_t i;
+	json_t *p;
+
+	if (!json_array_size(peerings))
+		return;
+	fprintf(out, "\n%-24s %-24s %-13s %-10s %s\n", "PEERING", "REMOTE VNET", "STATE",
+		"TO REMOTE", "FROM REMOTE");
+	json_array_foreach(peerings, i, p)
+		fprintf(out, "%-24s %-24s %-13s %-10s %s\n",
+			json_string_value(json_object_get(p, "name")),
+			json_string_value(json_object_get(p, "remoteVirtualNetwork")),
+			json_string_value(json_object_get(p, "peeringState")),
+			traffic_text(p, "trafficToRemote"), traffic_text(p, "trafficFromRemote"));
+}
+
 /* --strict: a config using what the gateway accepts but does not enforce (each use
  * warned of by the reader) is refused. */
 int cli_load_config(const char *path, bool strict, struct config **cfg)

@@ -59,6 +59,12 @@ void cli_routes_table(FILE *out, json_t *routes);
 json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,
 		       const uint32_t *ifindexes);
 
+/* The peerings of VNet vnet (CONFIG_NONE: of every VNet) as Azure shows them, with its
+ * peeringState, the flags, and where traffic flows: trafficToRemote (the remote side
+ * allows access) and trafficFromRemote (this side does), only when Connected. */
+json_t *cli_peerings_json(const struct config *cfg, int vnet);
+void cli_peerings_table(FILE *out, json_t *peerings);
+
 /* Reads and validates a config, saying what is wrong on stderr; with strict, a config
  * using what the gateway accepts but does not enforce is refused too. Returns 0 (and
  * *cfg), or non-zero with nothing to free. */

@@ -31,6 +31,12 @@ struct config_subnet {
 	int nat_gateway;            /* index into config.nat_gateways or CONFIG_NONE */
 };
 
+/* Azure's peering states: Initiated while only this side has a peering, Connected when
+ * both have, Disconnected when the remote side's was deleted (Azure keeps this side so
+ * until it is recreated). Traffic flows only when Connected. */
+enum peering_state { PEERING_INITIATED = 0, PEERING_CONNECTED, PEERING_DISCONNECTED };
+const char *peering_state_name(enum peering_state state);
+
 struct config_peering {
 	char *name;
 	char *remote_name;  /* name of the remote VNet as written (last id segment) */
@@ -39,7 +45,10 @@ struct config_peering {
 	bool allow_forwarded_traffic;      /* default false */
 	bool allow_gateway_transit;        /* default false */
 	bool use_remote_gateways;          /* default false */
-	bool connected; /* both sides exist and allow VNet access (Azure's "Connected") */
+	enum peering_state state;
+	enum peering_state stated; /* peeringState as the JSON gives it (Initiated if absent) */
+	bool connected; /* state == PEERING_CONNECTED: traffic may flow, per direction as the
+			 * receiving side's allowVirtualNetworkAccess says */
 };
 
 struct config_vnet {
@@ -284,5 +293,7 @@ const struct config_address_group *config_address_group_of(const struct config *
 /* An address as the config wrote it: "*", a prefix, a tag or an ASG's name. */
 const char *nsg_address_text(const struct config *cfg, const struct nsg_address *address,
 			     char *buf, size_t size);
+/* VNet from's peering toward VNet to, or NULL. */
+const struct config_peering *config_peering_to(const struct config *cfg, int from, int to);
 
 #endif

@@ -603,6 +603,63 @@ struct peering_ctx {
 	const char **remote_paths; /* and its remoteVirtualNetwork */
 };
 
+const char *peering_state_name(enum peering_state state)
+{
+	switch (state) {
+	case PEERING_CONNECTED: return "Connected";
+	case PEERING_DISCONNECTED: return "Disconnected";
+	default: return "Initiated";
+	}
+}
+
+/* peeringState, which Azure's exports carry (read-only there): what the gateway cannot
+ * see for itself is that the remote side deleted its peering (Disconnected). */
+static bool get_peering_state(struct loader *l, struct node n, enum peering_state *out)
+{
+	static const enum peering_state states[] = { PEERING_INITIATED, PEERING_CONNECTED,
+						     PEERING_DISCONNECTED };
+	const char *text;
+
+	*out = PEERING_INITIATED;
+	if (!n.value)
+		return true;
+	if (!get_string(&l->r, n, &text))
+		return false;
+	for (size_t i = 0; i < sizeof(states) / sizeof(*states); i++)
+		if (!strcasecmp(text, peering_state_name(states[i]))) {
+			*out = states[i];
+			return true;
+		}
+	reader_problem(&l->r, n.path, "peering state \"%.64s\"; allowed: Initiated, Connected, "
+		       "Disconnected", text);
+	return false;
+}
+
+const struct config_peering *config_peering_to(const struct config *cfg, int from, int to)
+{
+	const struct config_vnet *v = &cfg->vnets[from];
+
+	for (size_t p = 0; p < v->n_peerings; p++)
+		if (v->peerings[p].remote_vnet == to)
+			return &v->peerings[p];
+	return NULL;
+}
+
+/* A peering's state from both sides, as Azure derives it: Disconnected stays so (the
+ * remote side deleted it; only recreating this side mends it); Connected when the remote
+ * VNet has a peering back that is not itself Disconnected; else Initiated. A remote VNet
+ * outside the config is taken at the state the JSON gives. */
+static enum peering_state peering_state_of(const struct config_peering *peering,
+					   const struct config_peering *back)
+{
+	if (peering->stated == PEERING_DISCONNECTED)
+		return PEERING_DISCONNECTED;
+	if (peering->remote_vnet == CONFIG_NONE)
+		return peering->stated;
+	return back && back->stated != PEERING_DISCONNECTED ? PEERING_CONNECTED :
+							      PEERING_INITIATED;
+}
+
 static void add_peering(struct loader *l, struct node res, const char *name, bool duplicate,
 			void *ctx)
 {
@@ -641,6 +698,8 @@ static void add_peering(struct loader *l, struct node res, const char *name, boo
 			       "allowed: another virtual network", vnet->name);
 		return;
 	}
+	if (!get_peering_state(l, node_child(&l->r, props, "peeringState"), &peering.stated))
+		return;
 	get_bool(&l->r, node_child(&l->r, props, "allowVirtualNetworkAccess"),
 		 &peering.allow_virtual_network_access);
 	get_bool(&l->r, node_child(&l->r, props, "allowForwardedTraffic"),
@@ -798,8 +857,8 @@ static void check_peerings_of(struct loader *l, int v, const char **paths,
 				       vnet->name, b, cfg->vnets[peering->remote_vnet].name);
 		back = peering->remote_vnet == CONFIG_NONE ? NULL :
 		       peering_back(cfg, refs, n_refs, peering->remote_vnet, v);
-		peering->connected = back && peering->allow_virtual_network_access &&
-				     back->allow_virtual_network_access;
+		peering->state = peering_state_of(peering, back);
+		peering->connected = peering->state == PEERING_CONNECTED;
 		if (!peering->use_remote_gateways)
 			continue;
 		if (++remote_gateways == 2)

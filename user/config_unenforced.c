@@ -35,18 +35,7 @@ static bool is_used(json_t *v)
 	return v && !json_is_null(v) && !json_is_false(v);
 }
 
-static bool next_hop_is_gateway(json_t *v)
-{
-	return json_is_string(v) && !strcasecmp(json_string_value(v), "VirtualNetworkGateway");
-}
-
-#define ROUTE_INSTEAD "user routes to the VNet gateway do not reach the datapath: traffic " \
-		      "to this prefix follows the other routes (system routes, the gateway's " \
-		      "own prefixes)"
-
 static const struct unenforced unenforced[] = {
-	{ KIND_ROUTE, "nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
-	{ KIND_ROUTE_TABLE, "routes[].nextHopType", next_hop_is_gateway, ROUTE_INSTEAD },
 	{ KIND_VNET_GATEWAY, "enableBgp", is_true,
 	  "no BGP speaker runs: no route is learned or advertised" },
 	{ KIND_VNET_GATEWAY, "activeActive", is_true,

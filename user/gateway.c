@@ -198,6 +198,7 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "virtualNetworks", vnets);
 	json_object_set_new(state, "interfaces", ifaces);
 	json_object_set_new(state, "peerings", peerings);
+	json_object_set_new(state, "virtualNetworkPeerings", cli_peerings_json(cfg, CONFIG_NONE));
 	json_object_set_new(state, "tunnels", tunnels_state(cfg, plan));
 	json_object_set_new(state, "previousForwarding",
 			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
@@ -669,6 +670,8 @@ static json_t *status_of(const char *gateway)
 	}
 	json_object_set_new(out, "inThisNetworkNamespace", json_true());
 	json_object_set_new(out, "tunnels", tunnel_status(state));
+	json_object_set(out, "virtualNetworkPeerings",
+			json_object_get(state, "virtualNetworkPeerings") ?: json_array());
 	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
 		uint32_t ifindex = json_integer_value(json_object_get(it, "ifindex")), id = 0;
 		const char *mode;
@@ -742,6 +745,7 @@ int gateway_status(const char *name, bool as_json)
 			       subnet ? subnet : "");
 		}
 		tunnel_status_print(stdout, json_object_get(g, "tunnels"));
+		cli_peerings_table(stdout, json_object_get(g, "virtualNetworkPeerings"));
 	}
 	json_decref(all);
 	return 0;
@@ -909,6 +913,9 @@ static int reload_recover(const char *gateway, json_t *state)
 	json_object_set(state, "generation", json_object_get(journal, "generation"));
 	json_object_set(state, "config", json_object_get(journal, "config"));
 	json_object_set(state, "peerings", json_object_get(journal, "peerings"));
+	if (json_object_get(journal, "virtualNetworkPeerings"))
+		json_object_set(state, "virtualNetworkPeerings",
+				json_object_get(journal, "virtualNetworkPeerings"));
 	json_array_foreach(ifaces, i, it)
 		json_object_set_new(it, "programId", json_integer(prog_ids[i]));
 	json_object_del(state, "reload");
@@ -1028,9 +1035,10 @@ static int reload_locked(const struct config *cfg)
 	progress.ipv6_forwarding = (int)json_integer_value(json_object_get(
 		json_object_get(state, "previousForwarding"), "ipv6"));
 	next = state_build(cfg, &plan, prog_ids, modes, &progress, generation);
-	journal = json_pack("{s:i, s:O, s:O}", "generation", (json_int_t)generation, "config",
+	journal = json_pack("{s:i, s:O, s:O, s:O}", "generation", (json_int_t)generation, "config",
 			    json_object_get(next, "config") ?: json_null(), "peerings",
-			    json_object_get(next, "peerings"));
+			    json_object_get(next, "peerings"), "virtualNetworkPeerings",
+			    json_object_get(next, "virtualNetworkPeerings"));
 	json_object_set_new(state, "reload", journal);
 	err = state_save(cfg->gateway_name, state);
 	if (!err)

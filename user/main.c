@@ -288,7 +288,11 @@ static int cmd_routes(int argc, char **argv)
 	if (o.json) {
 		cli_json_print(routes);
 	} else {
+		json_t *peerings = cli_peerings_json(cfg, vnet);
+
 		cli_routes_table(stdout, routes);
+		cli_peerings_table(stdout, peerings);
+		json_decref(peerings);
 	}
 	json_decref(routes);
 	plan_free(&plan);

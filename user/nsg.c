@@ -290,7 +290,9 @@ int nsg_virtual_network_prefixes(const struct config *cfg, int vnet, struct ip_p
 	for (size_t p = 0; !err && p < v->n_peerings; p++) {
 		const struct config_peering *peering = &v->peerings[p];
 
-		if (!peering->connected || peering->remote_vnet == CONFIG_NONE)
+		/* Azure: the tag holds the peer only where this side allows access to it. */
+		if (!peering->connected || !peering->allow_virtual_network_access ||
+		    peering->remote_vnet == CONFIG_NONE)
 			continue;
 		err = prefixes_append(out, n, cfg->vnets[peering->remote_vnet].prefixes,
 				      cfg->vnets[peering->remote_vnet].n_prefixes);

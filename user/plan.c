@@ -224,22 +224,12 @@ static bool peering_is_forwarded(const struct config *cfg, const struct config_p
 
 /* ---- tunnels: routes of VirtualNetworkGateway type, gateway transit ---- */
 
-static const struct config_peering *peering_to(const struct config *cfg, int from, int to)
-{
-	const struct config_vnet *v = &cfg->vnets[from];
-
-	for (size_t p = 0; p < v->n_peerings; p++)
-		if (v->peerings[p].remote_vnet == to)
-			return &v->peerings[p];
-	return NULL;
-}
-
 /* Whether spoke reaches on-premises through hub's gateway: its peering uses the remote
  * gateways and the hub's peering back allows gateway transit. */
 static bool uses_gateway_of(const struct config *cfg, int spoke, int hub)
 {
-	const struct config_peering *out = peering_to(cfg, spoke, hub);
-	const struct config_peering *back = peering_to(cfg, hub, spoke);
+	const struct config_peering *out = config_peering_to(cfg, spoke, hub);
+	const struct config_peering *back = config_peering_to(cfg, hub, spoke);
 
 	return out && back && out->connected && out->use_remote_gateways &&
 	       back->allow_gateway_transit;
@@ -476,8 +466,65 @@ static int vnet_local_user_routes(struct plan *plan, const struct config *cfg,
 	return err;
 }
 
-/* The routes of a subnet's route table, as user routes of its scope. VirtualNetworkGateway
- * routes are left out (config_unenforced.c says so). */
+/* The VNet whose gateway vnet's VirtualNetworkGateway routes use: its own, or that of
+ * the hub whose gateway it uses (useRemoteGateways); CONFIG_NONE: it has none. */
+static int gateway_vnet_of(const struct config *cfg, uint32_t vnet)
+{
+	const struct config_vnet *v = &cfg->vnets[vnet];
+
+	if (v->virtual_network_gateway != CONFIG_NONE)
+		return (int)vnet;
+	for (size_t p = 0; p < v->n_peerings; p++)
+		if (v->peerings[p].remote_vnet != CONFIG_NONE &&
+		    uses_gateway_of(cfg, (int)vnet, v->peerings[p].remote_vnet))
+			return v->peerings[p].remote_vnet;
+	return CONFIG_NONE;
+}
+
+/* A user route to the VNet gateway. Azure hands its traffic to the gateway, which sends
+ * it into the connection whose site holds the destination and drops what no site holds.
+ * So: into the first tunnel of that gateway whose remote prefix holds the route's prefix
+ * whole; a prefix that holds sites' prefixes sends those parts into their tunnels (also
+ * where the table stops the gateway's own routes) and drops the rest
+ * (ROUTE_FLAG_GATEWAY_DROPS). Without a gateway to use, the route is Invalid. */
+static int gateway_user_routes(struct plan *plan, const struct config *cfg,
+			       const struct route_scope *at, struct plan_route route)
+{
+	int gateway = gateway_vnet_of(cfg, at->vnet);
+	int err = 0;
+
+	if (gateway == CONFIG_NONE) {
+		route.info = (struct route_info){ .type = ROUTE_TUNNEL, .flags = ROUTE_FLAG_INVALID };
+		return route_push(plan, at, route);
+	}
+	for (size_t t = 0; !err && t < plan->n_tunnels; t++) {
+		const struct tunnel *tunnel = &plan->tunnels[t];
+
+		if (tunnel->vnet != (uint32_t)gateway)
+			continue;
+		for (size_t p = 0; !err && p < tunnel->n_remote_prefixes; p++) {
+			const struct ip_prefix *site = &tunnel->remote_prefixes[p];
+			bool inside = ip_prefix_contains(site, &route.prefix);
+			struct plan_route part = route;
+
+			if (!inside && !ip_prefix_contains(&route.prefix, site))
+				continue;
+			part.prefix = inside ? route.prefix : *site;
+			part.info = (struct route_info){ .type = ROUTE_TUNNEL,
+							 .egress_ifindex = tunnel->ifindex,
+							 .peering = tunnel->id,
+							 .dst_vnet = (uint32_t)gateway };
+			err = route_push(plan, at, part);
+			if (inside)
+				return err;
+		}
+	}
+	route.info = (struct route_info){ .type = ROUTE_TUNNEL, .dst_vnet = (uint32_t)gateway,
+					  .flags = ROUTE_FLAG_GATEWAY_DROPS };
+	return err ? err : route_push(plan, at, route);
+}
+
+/* The routes of a subnet's route table, as user routes of its scope. */
 static int user_routes(struct plan *plan, const struct config *cfg, const uint32_t *ifindexes,
 		       const struct route_scope *at, const struct config_route_table *table)
 {
@@ -506,6 +553,7 @@ static int user_routes(struct plan *plan, const struct config *cfg, const uint32
 			err = vnet_local_user_routes(plan, cfg, ifindexes, at, user);
 			break;
 		case NEXT_HOP_VIRTUAL_NETWORK_GATEWAY:
+			err = gateway_user_routes(plan, cfg, at, user);
 			break;
 		}
 	}
@@ -557,9 +605,11 @@ static int routes_of_scope(struct plan *plan, const struct config *cfg, const ui
 		if (!peering_is_forwarded(cfg, peering) ||
 		    peering_slot(plan, at->vnet, (uint32_t)peering->remote_vnet, &slot))
 			continue;
-		back = peering_to(cfg, peering->remote_vnet, (int)at->vnet);
+		back = config_peering_to(cfg, peering->remote_vnet, (int)at->vnet);
 		if (back && back->allow_forwarded_traffic)
 			flags = ROUTE_FLAG_ACCEPTS_FORWARDED;
+		if (back && !back->allow_virtual_network_access)
+			flags |= ROUTE_FLAG_ACCESS_REFUSED;
 		err = routes_to_vnet(plan, cfg, ifindexes, at, peering->remote_vnet,
 				     ROUTE_VNET_PEERING, slot, flags);
 	}

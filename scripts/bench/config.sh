@@ -48,6 +48,34 @@ bench_config() {
 			= {id: "[resourceId(\u0027Microsoft.Network/networkSecurityGroups\u0027, \u0027bench-nsg\u0027)]"}'
 }
 
+# chain_config GATEWAY: service chaining, Azure's hub-and-spoke shape: spoke1's subnet (all
+# of spoke1, so that every source the runs use is in it) routes spoke2 to the NVA in the
+# hub (10.10.1.4, its NIC with enableIPForwarding), which hands the packets back to the
+# gateway; spoke2's side of its peering accepts forwarded traffic.
+chain_config() {
+	bench_config "$1" | jq '
+		.resources += [
+		  {type: "Microsoft.Network/routeTables", name: "rt-chain", properties: {routes: [
+		    {name: "spoke2-via-nva", properties: {addressPrefix: "10.12.0.0/16",
+		      nextHopType: "VirtualAppliance", nextHopIpAddress: "10.10.1.4"}}]}},
+		  {type: "Microsoft.Network/networkInterfaces", name: "nva-nic", properties: {
+		    enableIPForwarding: true, ipConfigurations: [{name: "ipconfig1", properties: {
+		      privateIPAddress: "10.10.1.4", subnet: {id: "hub/default"}}}]}}]
+		| (.resources[] | select(.name == "spoke1") | .properties.subnets[0].properties)
+			|= (.addressPrefixes = ["10.11.0.0/16"] | .routeTable = {id: "rt-chain"})
+		| (.resources[] | select(.name == "spoke2") | .properties.virtualNetworkPeerings[0]
+			.properties.allowForwardedTraffic) = true'
+}
+
+# The kernel's service chaining on the same topology: policy routing sends what spoke1
+# sends to spoke2 to the NVA (a rule on the ingress interface, a table of its own); what
+# the NVA hands back takes the main table to spoke2. Both paths keep it: our FIB lookups
+# of the next hop find the same answers.
+chain_policy_routing() { # chain_policy_routing GW-NS
+	ip -n "$1" route replace 10.12.0.0/16 via 10.10.1.4 dev to-hub table 100 &&
+	ip -n "$1" rule add iif to-spoke1 to 10.12.0.0/16 lookup 100 pref 100
+}
+
 # The kernel path's rules, as `nft -f` input. Every table lives in the gateway namespace.
 nft_plain() {
 	echo 'flush ruleset'

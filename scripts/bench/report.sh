@@ -104,6 +104,16 @@ machine() {
 			printf "  %s a full checksum costs the same at 1500 bytes as at 60 (< 25 ns more): BPF %.1f ns vs %.1f ns\n",
 			       verdict(bpf["checksum-full-1500", "ours"] - bpf["checksum-full-60", "ours"] < 25),
 			       bpf["checksum-full-1500", "ours"], bpf["checksum-full-60", "ours"]
+		# 5. Service chaining (spoke -> NVA -> spoke): the gateway crosses twice; with the
+		# NVA'"'"'s own forwarding in both paths, ours costs at most 0.8x the kernel'"'"'s policy
+		# routing per packet on the core.
+		if (gw["service-chain", "ours"] != "" && gw["service-chain", "kernel"] + 0 > 0) {
+			r = gw["service-chain", "ours"] / gw["service-chain", "kernel"]
+			printf "  %s service chaining spoke -> NVA -> spoke costs <= 0.8x the kernel'"'"'s policy routing per packet: %.0f ns vs %.0f ns (%.2fx; %.0f vs %.0f pps at spoke2)\n",
+			       verdict(r <= 0.8), gw["service-chain", "ours"], gw["service-chain", "kernel"], r,
+			       pps["service-chain", "ours"], pps["service-chain", "kernel"]
+		} else if (pps["service-chain", "kernel"] != "")
+			print "  FAIL service chaining spoke -> NVA -> spoke: no figures for ours"
 		if (bpf["snat-established", "ours"] != "")
 			printf "  %s BPF cost per packet of an established SNAT flow < 100 ns: %.1f ns\n",
 			       verdict(bpf["snat-established", "ours"] < 100), bpf["snat-established", "ours"]

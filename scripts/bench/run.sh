@@ -16,7 +16,7 @@
 # chain; cost per packet (CPU time of the core / packets, minus the cost of the sender
 # alone) is the figure to compare. Knobs: BENCH_SECONDS (per run), BENCH_REPS,
 # BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh,
-# BENCH_SCENARIOS (a subset of "peering checksum nsg snat esp scrape"; scrape is
+# BENCH_SCENARIOS (a subset of "peering checksum nsg snat esp chain scrape"; scrape is
 # scripts/bench/scrape.sh: /metrics with a million flows, on namespaces of its own).
 #
 # The tunnel throughput (scripts/bench/ipsec.sh, a QEMU guest) runs after the namespace
@@ -42,7 +42,7 @@ REPS=${BENCH_REPS:-3}
 NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
 RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
 CPU=${BENCH_CPU:-1}
-SCENARIOS=" ${BENCH_SCENARIOS:-peering checksum nsg snat esp scrape} "
+SCENARIOS=" ${BENCH_SCENARIOS:-peering checksum nsg snat esp chain scrape} "
 PINS=/sys/fs/bpf/$PREFIX
 GW_PINS=/sys/fs/bpf/vnet-xdp/$GATEWAY
 WORK=$(mktemp -d /tmp/vnet-xdp-bench.XXXXXX)
@@ -527,6 +527,27 @@ if [ -e "$GW_PINS/tunnel_peers" ]; then
 	[ "$esp" -gt 0 ] || log "bench: ESP was not classified per tunnel (pass_esp $esp)"
 fi
 ns_args="SPOKE1[@]"
+}
+
+# Service chaining: spoke1 -> the NVA in the hub -> spoke2, through the gateway twice (a
+# UDR to the VirtualAppliance, then forwarded traffic over spoke2's peering); the kernel
+# path does the same with policy routing. The NVA is the hub VM's kernel forwarding
+# (its sink is taken off), the same work in both paths; spoke2's VM counts.
+wanted chain && {
+chain_config $GATEWAY >"$WORK/chain.json"
+CONFIG=$WORK/chain.json
+gateway_up "$CONFIG" || exit 1
+ip netns exec $GWNS nft -f - < <(nft_plain)
+chain_policy_routing $GWNS || exit 1
+ip -n $GWNS neigh replace 10.12.1.4 lladdr 02:00:00:00:12:04 dev to-spoke2 nud permanent
+ip -n $PREFIX-hub link set dev eth0 xdp off
+ip -n $PREFIX-hub neigh replace 10.10.0.1 lladdr 02:00:00:00:10:01 dev eth0 nud permanent
+ip netns exec $PREFIX-hub sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+	net.ipv4.conf.eth0.send_redirects=0
+in_ns $PREFIX-spoke2 "$VXBENCH" sink --dev eth0 --pin "$PINS/spoke2" || exit 1
+NOTE="BPF and test_run: the first leg's program (spoke1's ingress)" \
+	pair service-chain established to-spoke1 spoke2 spoke1 --dst 10.12.1.4 --dport 9
+ip -n $GWNS rule del pref 100
 }
 
 # Scrape time with a million flows and SNAT entries: its PASS/FAIL line joins the targets.

@@ -164,6 +164,47 @@ peering_counters_count_the_traffic() {
 	gw stats -n $GATEWAY --prometheus | grep -q 'vnetxdp_peering_packets_total{vnet="hub",remote_vnet="spoke1"}'
 }
 
+# spoke1's side refuses access (allowVirtualNetworkAccess false): what the hub opens into
+# spoke1 is refused and counted; spoke1 still opens ping and TCP into the hub, replies
+# coming back; the peering stays Connected, and status says which way traffic flows.
+access_refused_on_one_side_is_per_direction() {
+	local edited=$WORK/refused.json before after rc=0
+	jq '(.resources[] | select(.name == "spoke1") | .properties.virtualNetworkPeerings[0]
+		.properties.allowVirtualNetworkAccess) = false' "$CONFIG" >"$edited"
+	gw reload -c "$edited" || return 1
+	before=$(stat_value '(.drops[] | select(.reason == "peering_access_refused") | .packets)')
+	if vm hub ping -c 2 -i 0.2 -W 1 10.11.1.4; then echo "the hub opened a flow into spoke1"; rc=1; fi
+	after=$(stat_value '(.drops[] | select(.reason == "peering_access_refused") | .packets)')
+	[ "${after:-0}" -ge $((${before:-0} + 2)) ] || { echo "peering_access_refused $before -> $after"; rc=1; }
+	vm spoke1 ping -c 3 -i 0.2 -W 2 10.10.1.4 || rc=1
+	vm hub timeout 10 nc -l -N -p 5202 >"$WORK/tcp-in" &
+	sleep 0.3
+	echo "from spoke1" | vm spoke1 timeout 5 nc -N 10.10.1.4 5202 || rc=1
+	wait
+	grep -q "from spoke1" "$WORK/tcp-in" || { echo "TCP spoke1 -> hub failed"; rc=1; }
+	gw status -n $GATEWAY -j | jq -e '.[0].virtualNetworkPeerings | map(select(.name == "hub-to-spoke1"))[0]
+		| .peeringState == "Connected" and .trafficToRemote == false and .trafficFromRemote == true' ||
+		{ gw status -n $GATEWAY; rc=1; }
+	gw reload -c "$CONFIG" >/dev/null || return 1
+	return $rc
+}
+
+# Azure's export marks spoke2's peering Disconnected (the hub deleted and recreated its
+# own): nothing flows either way; routes and status show Disconnected and Initiated.
+disconnected_peering_carries_nothing() {
+	local edited=$WORK/disconnected.json rc=0
+	jq '(.resources[] | select(.name == "spoke2") | .properties.virtualNetworkPeerings[0]
+		.properties.peeringState) = "Disconnected"' "$CONFIG" >"$edited"
+	gw reload -c "$edited" || return 1
+	if vm hub ping -c 1 -W 1 10.12.1.4; then echo "hub reached spoke2"; rc=1; fi
+	if vm spoke2 ping -c 1 -W 1 10.10.1.4; then echo "spoke2 reached the hub"; rc=1; fi
+	gw routes -c "$edited" --vnet spoke2 | grep -E '^spoke2-to-hub +hub +Disconnected ' || rc=1
+	gw status -n $GATEWAY | grep -E '^hub-to-spoke2 +spoke2 +Initiated ' || rc=1
+	gw reload -c "$CONFIG" >/dev/null || return 1
+	vm hub ping -c 1 -W 2 10.12.1.4 >/dev/null || rc=1
+	return $rc
+}
+
 down_removes_everything() {
 	gw down -n $GATEWAY || return 1
 	for i in to-hub to-spoke1 to-spoke2 uplink0; do
@@ -212,6 +253,8 @@ run_case iperf3_udp_spoke1_to_hub_ipv6
 run_case transfers_with_offload_off_in_the_vms
 run_case iperf3_tcp_in_generic_mode
 run_case peering_counters_count_the_traffic
+run_case access_refused_on_one_side_is_per_direction
+run_case disconnected_peering_carries_nothing
 run_case down_removes_everything
 run_case failed_up_leaves_nothing_behind
 run_case cli_usage_errors_exit_2

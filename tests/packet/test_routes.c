@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <cmocka.h>
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h"
@@ -302,6 +302,72 @@ static void replies_through_the_nva_follow_each_legs_flow(void **state)
 	assert_forwarded(&in, HUB, SPOKE1, &expected, ROUTE_VNET_PEERING);
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &opened);
 	harness_assert_dropped(&gw, &in, HUB, DROP_NSG_DENIED_INBOUND);
+/* The hub gets a VPN gateway (no connection: no site), spoke1 uses it; both spokes' tables
+ * send 198.51.100.0/24 to the VirtualNetworkGateway. */
+static const char gateway_routes_filter[] =
+	"(.resources[] | select(.name == \"hub\") | .properties.subnets) += "
+	"  [{\"name\": \"GatewaySubnet\", \"properties\": {\"addressPrefix\": \"10.10.255.0/27\"}}]\n"
+	"| .resources += [{\"type\": \"Microsoft.Network/virtualNetworkGateways\", \"name\": \"hub-vpngw\","
+	"  \"properties\": {\"ipConfigurations\": [{\"name\": \"c\", \"properties\": "
+	"  {\"subnet\": {\"id\": \"hub/GatewaySubnet\"}}}]}}]\n"
+	"| (.resources[] | select(.name == \"hub\") | .properties.virtualNetworkPeerings[] "
+	"  | select(.name == \"hub-to-spoke1\") | .properties.allowGatewayTransit) = true\n"
+	"| (.resources[] | select(.name == \"spoke1\") | .properties.virtualNetworkPeerings[0]"
+	"  .properties.useRemoteGateways) = true\n"
+	"| (.resources[] | select(.type == \"Microsoft.Network/routeTables\") | .properties.routes) += "
+	"  [{\"name\": \"to-gateway\", \"properties\": {\"addressPrefix\": \"198.51.100.0/24\","
+	"    \"nextHopType\": \"VirtualNetworkGateway\"}}]\n";
+
+/* A user route to the VNet gateway for a prefix no connection's site holds: Azure hands
+ * it to the gateway, which drops it (gateway_no_route); where the VNet has no gateway to
+ * use the route is Invalid. Neither reaches the firewall the 0.0.0.0/0 route names. */
+static void gateway_route_without_a_site_drops_at_the_gateway(void **state)
+{
+	struct flow from_spoke1 = udp4("10.11.1.4", "198.51.100.7");
+	struct flow from_spoke2 = udp4("10.12.1.4", "198.51.100.7");
+	struct frame in;
+
+	harness_require(&gw);
+	reload_with_jq(gateway_routes_filter);
+	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &from_spoke1);
+	harness_assert_dropped(&gw, &in, SPOKE1, DROP_GATEWAY_NO_ROUTE);
+	frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &from_spoke2);
+	harness_assert_dropped(&gw, &in, SPOKE2, DROP_ROUTE_INVALID);
+	reload_with(NULL);
+}
+
+/* spoke2's side of its peering refuses access (allowVirtualNetworkAccess false): what the
+ * hub opens into spoke2 drops (peering_access_refused); spoke2 still opens flows into the
+ * hub, and their replies enter spoke2. */
+static void peering_access_refused_into_the_refusing_side_only(void **state)
+{
+	struct flow into_spoke2 = udp4("10.10.1.4", "10.12.1.4");
+	struct flow from_spoke2 = udp4("10.12.1.4", "10.10.1.4"), reply, out_fl;
+	struct frame in, expected;
+
+	harness_require(&gw);
+	reload_with("'/spoke2-to-hub/,/allowVirtualNetworkAccess/ s/\"allowVirtualNetworkAccess\": true/\"allowVirtualNetworkAccess\": false/'");
+	into_spoke2.sport = 41001;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &into_spoke2);
+	harness_assert_dropped(&gw, &in, HUB, DROP_PEERING_ACCESS_REFUSED);
+
+	from_spoke2.sport = 41002;
+	out_fl = from_spoke2;
+	out_fl.ttl = 63;
+	frame_build(&in, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &from_spoke2);
+	frame_build(&expected, HUB_VM_MAC, HUB_GW_MAC, &out_fl);
+	assert_forwarded(&in, SPOKE2, HUB, &expected, ROUTE_VNET_PEERING);
+
+	reply = from_spoke2;
+	reply.src = from_spoke2.dst;
+	reply.dst = from_spoke2.src;
+	reply.sport = from_spoke2.dport;
+	reply.dport = from_spoke2.sport;
+	out_fl = reply;
+	out_fl.ttl = 63;
+	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &reply);
+	frame_build(&expected, SPOKE2_VM_MAC, SPOKE2_GW_MAC, &out_fl);
+	assert_forwarded(&in, HUB, SPOKE2, &expected, ROUTE_VNET_PEERING);
 	reload_with(NULL);
 }
 
@@ -321,6 +387,8 @@ int main(void)
 		cmocka_unit_test(nva_inbound_nsg_judges_the_leg_into_the_appliance),
 		cmocka_unit_test(nva_outbound_nsg_judges_what_it_forwards),
 		cmocka_unit_test(replies_through_the_nva_follow_each_legs_flow),
+		cmocka_unit_test(gateway_route_without_a_site_drops_at_the_gateway),
+		cmocka_unit_test(peering_access_refused_into_the_refusing_side_only),
 	};
 
 	return cmocka_run_group_tests_name("routes", tests, setup_gateway, teardown_gateway);

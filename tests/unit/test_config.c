@@ -196,8 +196,10 @@ static void assert_reference_model(const struct config *cfg)
 	assert_true(peering_named(spoke1, "spoke1-to-hub")->connected);
 	assert_int_equal(peering_named(hub, "hub-to-spoke2")->remote_vnet,
 			 config_find_vnet(cfg, "spoke2"));
-	assert_false(peering_named(hub, "hub-to-spoke2")->connected);
-	assert_false(peering_named(spoke2, "spoke2-to-hub")->connected);
+	/* spoke2's side refuses access: still Connected, access refused into spoke2 only */
+	assert_true(peering_named(hub, "hub-to-spoke2")->connected);
+	assert_true(peering_named(spoke2, "spoke2-to-hub")->connected);
+	assert_false(peering_named(spoke2, "spoke2-to-hub")->allow_virtual_network_access);
 
 	/* the binding */
 	assert_int_equal(cfg->n_ifaces, 3);
@@ -488,20 +490,21 @@ static void valid_flattened_shape_gives_the_same_model(void **state)
 
 /* Azure's "Connected": both sides exist and both allow VNet access. Otherwise the
  * peering is "Initiated" or "Disconnected": valid, but it forwards nothing. */
-static void peering_connected_only_when_both_sides_allow(void **state)
+static void peering_connected_when_both_sides_exist(void **state)
 {
 	struct config *cfg = load_valid("peering-connected.json");
 	const struct config_vnet *hub = vnet_named(cfg, "hub");
 
 	assert_true(peering_named(hub, "hub-s1")->connected);
 	assert_true(peering_named(vnet_named(cfg, "s1"), "s1-hub")->connected);
-	/* s2 refuses: neither direction is connected */
-	assert_false(peering_named(hub, "hub-s2")->connected);
-	assert_false(peering_named(vnet_named(cfg, "s2"), "s2-hub")->connected);
-	/* the hub refuses s3 */
-	assert_false(peering_named(hub, "hub-s3")->connected);
-	assert_false(peering_named(vnet_named(cfg, "s3"), "s3-hub")->connected);
+	/* s2 refuses access, the hub s3's: Connected all the same (access is per direction,
+	 * the receiving side's allowVirtualNetworkAccess) */
+	assert_int_equal(peering_named(hub, "hub-s2")->state, PEERING_CONNECTED);
+	assert_int_equal(peering_named(vnet_named(cfg, "s2"), "s2-hub")->state, PEERING_CONNECTED);
+	assert_int_equal(peering_named(hub, "hub-s3")->state, PEERING_CONNECTED);
+	assert_int_equal(peering_named(vnet_named(cfg, "s3"), "s3-hub")->state, PEERING_CONNECTED);
 	/* s4 peers with the hub, the hub not with s4: Initiated */
+	assert_int_equal(peering_named(vnet_named(cfg, "s4"), "s4-hub")->state, PEERING_INITIATED);
 	assert_false(peering_named(vnet_named(cfg, "s4"), "s4-hub")->connected);
 	/* a remote VNet in another subscription, not in this config */
 	assert_int_equal(peering_named(hub, "hub-far")->remote_vnet, CONFIG_NONE);
@@ -652,7 +655,6 @@ static void unenforced_properties_are_warned_of(void **state)
 	struct config *cfg = NULL;
 	const char *expected =
 		"@15:32: resources[0].properties.flowTimeoutInMinutes: warning: accepted but not enforced: flows idle out after gateway.limits' timeouts\n"
-		"@47:69: resources[6].properties.nextHopType: warning: \"VirtualNetworkGateway\" accepted but not enforced: user routes to the VNet gateway do not reach the datapath: traffic to this prefix follows the other routes (system routes, the gateway's own prefixes)\n"
 		"@53:34: resources[8].properties.enableBgp: warning: accepted but not enforced: no BGP speaker runs: no route is learned or advertised\n"
 		"@53:56: resources[8].properties.activeActive: warning: accepted but not enforced: one tunnel per connection, from the gateway's first endpoint\n"
 		"@57:23: resources[9].properties.bgpSettings: warning: accepted but not enforced: no BGP session: only the addressPrefixes are routed to the site\n"
@@ -664,7 +666,7 @@ static void unenforced_properties_are_warned_of(void **state)
 	if (strcmp(text, want))
 		fail_msg("--- got\n%s--- expected\n%s", text, want);
 	assert_non_null(cfg);
-	assert_int_equal(cfg->n_unenforced, 6);
+	assert_int_equal(cfg->n_unenforced, 5);
 	config_free(cfg);
 	free(text);
 	free(want);
@@ -743,7 +745,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_arm_shape_gives_the_model),
 		cmocka_unit_test(valid_flattened_shape_gives_the_same_model),
-		cmocka_unit_test(peering_connected_only_when_both_sides_allow),
+		cmocka_unit_test(peering_connected_when_both_sides_exist),
 		cmocka_unit_test(reference_forms),
 		cmocka_unit_test(type_taken_from_the_id_when_missing),
 		cmocka_unit_test(cidr_syntax_ipv4),

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include "cli.h"
 #include "config.h"
+#include "nsg.h"
 #include "plan.h"
 
 /* hub peered with spoke1 and spoke2 both ways; spoke3 peered with hub one way only;
@@ -675,6 +676,209 @@ static void routes_json_shows_subnet_source_state_and_next_hop(void **state)
 	json_decref(routes);
 }
 
+/* ipsec-transit.json with a route table on spoke1's subnet (which uses the hub's gateway):
+ * gateway routes switched off, and user routes to the VNet gateway. */
+static void gateway_routes_variant(struct fixture *f, const char *routes)
+{
+	char table[1024];
+	const char *edits[] = {
+		"\"resources\": [", table,
+		"{\"addressPrefix\": \"10.11.1.0/24\"}",
+		"{\"addressPrefix\": \"10.11.1.0/24\", \"routeTable\": {\"id\": \"rt\"}}",
+		NULL };
+
+	snprintf(table, sizeof(table), "\"resources\": [{\"type\": \"Microsoft.Network/routeTables\","
+		 " \"name\": \"rt\", \"properties\": {\"disableBgpRoutePropagation\": true,"
+		 " \"routes\": [%s]}},", routes);
+	config_variant("tests/data/config/ipsec-transit.json", edits, &f->cfg, &f->plan);
+}
+
+#define GATEWAY_ROUTE(name, prefix) \
+	"{\"name\": \"" name "\", \"properties\": {\"addressPrefix\": \"" prefix "\"," \
+	" \"nextHopType\": \"VirtualNetworkGateway\"}}"
+
+/* A user route to the VNet gateway (the hub's, by useRemoteGateways) goes into the tunnel
+ * whose site holds its prefix, even where the table stops the gateway's own routes; a
+ * prefix that holds a site sends that site into its tunnel; what no site holds goes to
+ * the gateway, which drops it (Active, as Azure shows it). */
+static void gateway_user_route_goes_into_the_sites_tunnel(void **state)
+{
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+	uint32_t scope;
+
+	(void)state;
+	gateway_routes_variant(&f, GATEWAY_ROUTE("site-half", "192.168.50.128/25") ","
+			       GATEWAY_ROUTE("nowhere", "203.0.113.0/24") ","
+			       GATEWAY_ROUTE("wide", "172.16.0.0/12"));
+	scope = subnet_route_scope(config_find_vnet(f.cfg, "spoke1"), 0);
+	r = route_in_scope(&f.plan, scope, "192.168.50.200");
+	assert_int_equal(r->info.type, ROUTE_TUNNEL);
+	assert_int_equal(r->source, ROUTE_SOURCE_USER);
+	assert_string_equal(r->route_name, "site-half");
+	assert_int_equal(r->info.flags, 0);
+	assert_int_equal(r->info.peering, f.plan.tunnels[0].id);
+	assert_int_equal(r->info.dst_vnet, config_find_vnet(f.cfg, "hub"));
+	/* The rest of the site: no gateway route here, Azure's None route for 192.168/16. */
+	assert_int_equal(route_in_scope(&f.plan, scope, "192.168.50.9")->info.type, ROUTE_NONE);
+	r = route_in_scope(&f.plan, scope, "172.20.1.1");
+	assert_int_equal(r->info.type, ROUTE_TUNNEL);
+	assert_int_equal(r->prefix.len, 16);
+	assert_int_equal(r->info.flags, 0);
+	assert_string_equal(r->route_name, "wide");
+	r = route_in_scope(&f.plan, scope, "172.30.1.1");
+	assert_int_equal(r->info.type, ROUTE_TUNNEL);
+	assert_int_equal(r->prefix.len, 12);
+	assert_int_equal(r->info.flags, ROUTE_FLAG_GATEWAY_DROPS);
+	r = route_in_scope(&f.plan, scope, "203.0.113.9");
+	assert_int_equal(r->info.type, ROUTE_TUNNEL);
+	assert_int_equal(r->info.flags, ROUTE_FLAG_GATEWAY_DROPS);
+	assert_string_equal(route_state_name(r), "Active");
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+/* A VNet with no gateway of its own nor one it uses: the route is Invalid (drops). */
+static void gateway_user_route_without_a_gateway_is_invalid(void **state)
+{
+	const char *const edits[] = {
+		"\"resources\": [",
+		"\"resources\": [{\"type\": \"Microsoft.Network/routeTables\", \"name\": \"rt\","
+		" \"properties\": {\"routes\": [" GATEWAY_ROUTE("onprem", "192.168.50.0/24") "]}},",
+		"{\"addressPrefix\": \"10.12.1.0/24\"}",
+		"{\"addressPrefix\": \"10.12.1.0/24\", \"routeTable\": {\"id\": \"rt\"}}",
+		NULL };
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+
+	(void)state;
+	config_variant("tests/data/config/ipsec-transit.json", edits, &f.cfg, &f.plan);
+	r = route_in_scope(&f.plan, subnet_route_scope(config_find_vnet(f.cfg, "spoke2"), 0),
+			   "192.168.50.9");
+	assert_int_equal(r->info.type, ROUTE_TUNNEL);
+	assert_int_equal(r->info.flags, ROUTE_FLAG_INVALID);
+	assert_string_equal(route_state_name(r), "Invalid");
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+#define SPOKE2_PEERING \
+	"\"name\": \"spoke2-to-hub\", \"properties\": {\n" \
+	"            \"remoteVirtualNetwork\": {\"id\": \"[resourceId('Microsoft.Network/virtualNetworks', 'hub')]\"},\n" \
+	"            \"allowVirtualNetworkAccess\": true"
+
+/* allowVirtualNetworkAccess false on spoke2's side: the peering stays Connected; what
+ * enters spoke2 from the hub is refused (but for replies, in the datapath), what spoke2
+ * sends into the hub is not. */
+static void peering_access_is_refused_only_into_the_side_that_refuses(void **state)
+{
+	struct fixture f = { 0 };
+	const struct plan_route *r;
+	char refused[512];
+
+	(void)state;
+	snprintf(refused, sizeof(refused), "%.*sfalse", (int)(strlen(SPOKE2_PEERING) - 4),
+		 SPOKE2_PEERING);
+	firewall_variant(SPOKE2_PEERING, refused, &f.cfg, &f.plan);
+	r = route_for(&f, "hub", "10.12.1.4");
+	assert_int_equal(r->info.type, ROUTE_VNET_PEERING);
+	assert_true(r->info.flags & ROUTE_FLAG_ACCESS_REFUSED);
+	r = route_in_scope(&f.plan, (uint32_t)config_find_vnet(f.cfg, "spoke2"), "10.10.1.4");
+	assert_int_equal(r->info.type, ROUTE_VNET_PEERING);
+	assert_false(r->info.flags & ROUTE_FLAG_ACCESS_REFUSED);
+	r = route_for(&f, "hub", "10.11.1.4");
+	assert_false(r->info.flags & ROUTE_FLAG_ACCESS_REFUSED);
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+/* Azure's VirtualNetwork tag holds a peer only where this side allows access to it: with
+ * spoke2's side refusing, spoke2's tag leaves the hub out; the hub's keeps spoke2. */
+static void virtual_network_tag_follows_this_sides_access(void **state)
+{
+	struct fixture f = { 0 };
+	struct ip_prefix *prefixes, hub, spoke2;
+	char refused[512];
+	size_t n;
+	bool has_hub = false, has_spoke2 = false;
+
+	(void)state;
+	snprintf(refused, sizeof(refused), "%.*sfalse", (int)(strlen(SPOKE2_PEERING) - 4),
+		 SPOKE2_PEERING);
+	firewall_variant(SPOKE2_PEERING, refused, &f.cfg, &f.plan);
+	ip_prefix_parse("10.10.0.0/16", &hub);
+	ip_prefix_parse("10.12.0.0/16", &spoke2);
+	assert_int_equal(nsg_virtual_network_prefixes(f.cfg, config_find_vnet(f.cfg, "spoke2"),
+						      &prefixes, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		has_hub |= ip_prefix_contains(&prefixes[i], &hub);
+	free(prefixes);
+	assert_int_equal(nsg_virtual_network_prefixes(f.cfg, config_find_vnet(f.cfg, "hub"),
+						      &prefixes, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		has_spoke2 |= ip_prefix_contains(&prefixes[i], &spoke2);
+	free(prefixes);
+	assert_false(has_hub);
+	assert_true(has_spoke2);
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+static const struct config_peering *peering_named(const struct config *cfg, const char *vnet,
+						  const char *name)
+{
+	const struct config_vnet *v = &cfg->vnets[config_find_vnet(cfg, vnet)];
+
+	for (size_t p = 0; p < v->n_peerings; p++)
+		if (!strcmp(v->peerings[p].name, name))
+			return &v->peerings[p];
+	fail_msg("no peering %s in %s", name, vnet);
+	return NULL;
+}
+
+/* Azure's peering states: both sides Connected; one side only Initiated; a side whose
+ * remote deleted its peering (peeringState Disconnected in the export) stays
+ * Disconnected, its remote's new peering Initiated, and nothing flows either way. */
+static void peering_states_follow_both_sides(void **state)
+{
+	struct fixture *fx = *state, f = { 0 };
+	const struct plan_route *r;
+
+	assert_string_equal(peering_state_name(peering_named(fx->cfg, "hub", "h1")->state), "Connected");
+	assert_string_equal(peering_state_name(peering_named(fx->cfg, "spoke3", "s3h")->state), "Initiated");
+	firewall_variant(SPOKE2_PEERING, SPOKE2_PEERING ", \"peeringState\": \"Disconnected\"",
+			 &f.cfg, &f.plan);
+	assert_int_equal(peering_named(f.cfg, "spoke2", "spoke2-to-hub")->state, PEERING_DISCONNECTED);
+	assert_int_equal(peering_named(f.cfg, "hub", "hub-to-spoke2")->state, PEERING_INITIATED);
+	assert_int_equal(peering_named(f.cfg, "hub", "hub-to-spoke1")->state, PEERING_CONNECTED);
+	r = route_for(&f, "hub", "10.12.1.4");
+	assert_int_not_equal(r->info.type, ROUTE_VNET_PEERING);
+	r = route_in_scope(&f.plan, (uint32_t)config_find_vnet(f.cfg, "spoke2"), "10.10.1.4");
+	assert_int_not_equal(r->info.type, ROUTE_VNET_PEERING);
+	plan_free(&f.plan);
+	config_free(f.cfg);
+}
+
+/* A peering state the JSON gives that Azure has not: a problem, at its place. */
+static void unknown_peering_state_is_refused(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errors = open_memstream(&text, &len);
+	struct config *cfg = NULL;
+	char config[4096];
+	const char *at = strstr(config_text, "\"allowVirtualNetworkAccess\": true}}");
+
+	(void)state;
+	snprintf(config, sizeof(config), "%.*s\"peeringState\": \"Pending\", %s",
+		 (int)(at - config_text), config_text, at);
+	assert_int_not_equal(config_load_string(config, "plan.json", errors, &cfg), 0);
+	fclose(errors);
+	assert_non_null(strstr(text, "peeringState: peering state \"Pending\"; allowed: "
+			       "Initiated, Connected, Disconnected"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +886,7 @@ int main(void)
 		cmocka_unit_test(connected_peers_are_vnet_peering),
 		cmocka_unit_test(peering_is_not_transitive),
 		cmocka_unit_test(one_sided_peering_is_not_connected),
+		cmocka_unit_test(peering_states_follow_both_sides),
 		cmocka_unit_test(subnet_binding_routes_only_its_subnet),
 		cmocka_unit_test(source_prefixes_follow_the_binding),
 		cmocka_unit_test(uplink_has_no_routes_or_sources),
@@ -708,6 +913,11 @@ int main(void)
 		cmocka_unit_test(vnet_local_user_route_stays_in_the_vnet),
 		cmocka_unit_test(routes_json_shows_subnet_source_state_and_next_hop),
 		cmocka_unit_test(disable_bgp_route_propagation_drops_the_gateways_routes),
+		cmocka_unit_test(gateway_user_route_goes_into_the_sites_tunnel),
+		cmocka_unit_test(gateway_user_route_without_a_gateway_is_invalid),
+		cmocka_unit_test(peering_access_is_refused_only_into_the_side_that_refuses),
+		cmocka_unit_test(virtual_network_tag_follows_this_sides_access),
+		cmocka_unit_test(unknown_peering_state_is_refused),
 	};
 
 	return cmocka_run_group_tests_name("plan", tests, setup, teardown) |

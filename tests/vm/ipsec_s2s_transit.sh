@@ -137,6 +137,36 @@ tcp_from_onprem_to_the_transit_spoke() {
 	[ "$(delta "$before" "$after" 3)" -eq "$(delta "$before" "$after" 1)" ]
 }
 
+# spoke1's subnet gets a route table that stops the gateway's routes and sends half the
+# site, and a prefix no site holds, to the VirtualNetworkGateway: the half reaches
+# on-premises through the tunnel on the user route alone (before, the table's Azure None
+# route dropped it); the other prefix is dropped at the gateway (gateway_no_route).
+gateway_user_route_sends_the_spoke_into_the_tunnel() {
+	local drops0 drops1
+	jq '.resources += [{"type": "Microsoft.Network/routeTables", "name": "rt-spoke1",
+		"properties": {"disableBgpRoutePropagation": true, "routes": [
+		  {"name": "site-half", "properties": {"addressPrefix": "192.168.50.0/25",
+		    "nextHopType": "VirtualNetworkGateway"}},
+		  {"name": "nowhere", "properties": {"addressPrefix": "203.0.113.0/24",
+		    "nextHopType": "VirtualNetworkGateway"}}]}}]
+	    | (.resources[] | select(.name == "spoke1") | .properties.subnets[0].properties
+		.routeTable) = {"id": "rt-spoke1"}' "$DIR/gw.json" >"$DIR/gw-udr.json"
+	chmod 600 "$DIR/gw-udr.json"
+	vx $GW check -c "$DIR/gw-udr.json" 2>&1 | grep 'not enforced' &&
+		{ echo "check: user routes to the VNet gateway accepted but not enforced"; return 1; }
+	vx $GW reload -c "$DIR/gw-udr.json" || return 1
+	vx $GW routes -c "$DIR/gw-udr.json" --vnet spoke1 |
+		grep -E '^default +User +Active +192\.168\.50\.0/25 +VirtualNetworkGateway ' || return 1
+	wait_tunnel_up $GW ipsecgw to-onprem 60 || return 1
+	ping_counted $SPOKE1 192.168.50.10 || return 1
+	drops0=$(vx $GW stats -n ipsecgw -j | jq '(.drops[] | select(.reason == "gateway_no_route") | .packets)')
+	! ip netns exec $SPOKE1 ping -c 2 -i 0.3 -W 2 203.0.113.9 || return 1
+	drops1=$(vx $GW stats -n ipsecgw -j | jq '(.drops[] | select(.reason == "gateway_no_route") | .packets)')
+	figure "spoke1 -> 203.0.113.9 (no site's): gateway_no_route $drops0 -> $drops1"
+	[ $((drops1 - drops0)) -eq 2 ] || return 1
+	vx $GW reload -c "$DIR/gw.json"
+}
+
 # udp_datagrams SRC_NS DST PORT N: N datagrams of one line each.
 udp_datagrams() {
 	local i
@@ -315,8 +345,9 @@ down_removes_it() {
 
 fail_unless_the_datapath_loads up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
-	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
-	fragmented_udp_from_onprem_follows_its_first_fragment outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
+	tcp_from_onprem_to_the_transit_spoke gateway_user_route_sends_the_spoke_into_the_tunnel \
+	inbound_nsg_denies_one_port_from_onprem fragmented_udp_from_onprem_follows_its_first_fragment \
+	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
 	reload_follows_changed_remote_spaces tunnel_down_is_reported_and_its_traffic_dropped \
 	down_removes_it
 
@@ -328,8 +359,9 @@ fi
 echo "    (set_up: $((SECONDS - start))s)"
 for t in up_brings_the_connection_up hub_and_onprem_reach_each_other \
 	transit_spoke_and_onprem_reach_each_other spoke_without_transit_is_cut_off_both_ways \
-	tcp_from_onprem_to_the_transit_spoke inbound_nsg_denies_one_port_from_onprem \
-	fragmented_udp_from_onprem_follows_its_first_fragment outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
+	tcp_from_onprem_to_the_transit_spoke gateway_user_route_sends_the_spoke_into_the_tunnel \
+	inbound_nsg_denies_one_port_from_onprem fragmented_udp_from_onprem_follows_its_first_fragment \
+	outbound_nsg_denial_is_a_tunnel_egress_drop sa_statistics_count_replays_and_integrity_failures \
 	reload_follows_changed_remote_spaces tunnel_down_is_reported_and_its_traffic_dropped \
 	down_removes_it; do
 	start=$SECONDS
