@@ -17,6 +17,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "nsg.h"
+#include "monitor.h"
 
 /* Sized by the loader from limits.flowTableSize before the first load. */
 struct {
@@ -240,8 +241,13 @@ static __always_inline void flow_touch(struct flow_entry *f, const struct flow_k
 	f->last_seen_ns = now;
 	f->packets[responder & 1]++;
 	f->bytes[responder & 1] += len;
-	if (key->proto == IPPROTO_TCP)
+	if (key->proto == IPPROTO_TCP) {
+		__u8 before = f->tcp_state;
+
 		flow_tcp_update(f, tcp_flags, responder);
+		if (before < TCP_FLOW_CLOSING && f->tcp_state >= TCP_FLOW_CLOSING)
+			monitor_flow_end(key, f);
+	}
 }
 
 /* A flushConnection NSG on the flow's path changed its rules after the flow was allowed. */

@@ -14,6 +14,7 @@
 #include "snat.h"
 #include "fastpath.h"
 #include "frag.h"
+#include "monitor.h"
 
 struct decision {
 	__u32 verdict;
@@ -261,6 +262,7 @@ struct pipeline_state {
 	 * program (a reload brings a new program, and with it a new, empty scratch). */
 	__u32 iface_ifindex;
 	struct interface_info iface;
+	struct monitor_packet_meta monitor; /* the event being written, if any */
 };
 
 struct {
@@ -552,6 +554,61 @@ static __always_inline int process(struct xdp_md *ctx, struct pipeline_state *st
 	return verdict;
 }
 
+static __always_inline int drop_is_snat_exhaustion(__u32 reason)
+{
+	return reason == DROP_SNAT_PORT_EXHAUSTED || reason == DROP_SNAT_TABLE_FULL ||
+	       reason == DROP_SNAT_VM_LIMIT;
+}
+
+/* The event a listening monitor gets of this verdict, if any: every drop, and a flow the
+ * NSGs just allowed, with the first NSG rule on its way that denied or allowed it. A
+ * function of its own, with the event built in the scratch: the XDP program's stack and
+ * its deepest calls' already come near the 512 bytes they share. */
+__noinline int monitor_decision(struct xdp_md *ctx, struct pipeline_state *st, int verdict)
+{
+	struct flow_scratch *scratch = NULL;
+	struct monitor_packet_meta *m;
+	const struct decision *d;
+	__u32 zero = 0;
+
+	if (!st)
+		return 0;
+	d = &st->decision;
+	m = &st->monitor;
+	if (d->nsg_ran)
+		scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (verdict == XDP_DROP)
+		m->type = drop_is_snat_exhaustion(d->drop_reason) ? MONITOR_SNAT_EXHAUSTED
+								  : MONITOR_DROP;
+	else if (scratch && scratch->result.outcome == NSG_FLOW_NEW)
+		m->type = MONITOR_FLOW_BEGIN;
+	else
+		return 0;
+	m->drop_reason = d->drop_reason;
+	m->l3_offset = st->info.l3_offset;
+	m->family = st->info.family;
+	m->proto = st->info.l4_proto;
+	m->sport = st->info.sport;
+	m->dport = st->info.dport;
+	m->src_vnet = d->src_vnet;
+	m->dst_vnet = d->route.dst_vnet;
+	m->nsg_id = NSG_NONE;
+	m->rule_id = NSG_NONE;
+	m->len = st->info.len;
+	if (!scratch)
+		return monitor_emit_packet(ctx, m);
+	for (int i = 0; i < NSG_STAGES; i++) {
+		const struct nsg_decision *s = &scratch->result.stages[i];
+
+		if (s->nsg_id == NSG_NONE || (verdict == XDP_DROP && !s->access))
+			continue;
+		m->nsg_id = s->nsg_id;
+		m->rule_id = s->rule_id;
+		break;
+	}
+	return monitor_emit_packet(ctx, m);
+}
+
 SEC("xdp")
 int xdp_gateway(struct xdp_md *ctx)
 {
@@ -575,6 +632,7 @@ int xdp_gateway(struct xdp_md *ctx)
 	else
 		count_datapath(st->decision.counter, bytes);
 	trace_decision(ctx, &st->info, &st->decision);
+	monitor_decision(ctx, st, verdict);
 	return verdict;
 }
 

@@ -728,6 +728,49 @@ struct gateway_settings {
 	__u32 pad;
 };
 
+/* ---- Live events (bpf/monitor.h, `vnet-xdp monitor`) ---------------------------------
+ * The datapath writes events into a ring buffer only while a monitor says it listens
+ * (monitor_control.listening_until_ns, renewed by the monitor every second, so a monitor
+ * that dies stops the events within two seconds), at most events_per_second per CPU; what
+ * the bound or a full ring left out is counted per CPU in monitor_budget. */
+enum monitor_event_type {
+	MONITOR_DROP = 1,           /* a packet dropped, with its reason */
+	MONITOR_FLOW_BEGIN,         /* the NSGs allowed a new flow */
+	MONITOR_FLOW_END,           /* a TCP flow closed (FIN both ways, or RST) */
+	MONITOR_SNAT_EXHAUSTED,     /* a drop because SNAT had no port or mapping left */
+};
+
+#define MONITOR_RING_BYTES (512 * 1024)
+#define MONITOR_DEFAULT_RATE 20000 /* events per second per CPU */
+
+struct monitor_event {
+	__u64 time_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 type;          /* enum monitor_event_type */
+	__u32 drop_reason;   /* enum drop_reason; DROP_NONE for flow events */
+	__u32 ifindex;       /* where the packet came in; 0 for flow end */
+	__u16 src_vnet, dst_vnet; /* NSG_VNET_NONE: outside every VNet or not known */
+	__u32 nsg_id, rule_id;    /* the NSG rule that decided, NSG_NONE where none did */
+	__u32 len;
+	__u8 family, proto;
+	__u16 sport, dport;  /* host order; ICMP: type and code */
+	__u8 pad[2];
+	__u8 src[16], dst[16];
+	__u64 packets[2], bytes[2]; /* flow end: from the initiator, from the responder */
+};
+
+struct monitor_control {
+	__u64 listening_until_ns; /* bpf_ktime_get_ns() */
+	__u32 events_per_second;  /* per CPU; 0: MONITOR_DEFAULT_RATE */
+	__u32 pad;
+};
+
+struct monitor_budget {
+	__u64 window_start_ns;
+	__u64 sent;        /* in this one-second window */
+	__u64 rate_limited; /* ever, left out by the per-CPU bound */
+	__u64 ring_full;    /* ever, left out because the ring had no room */
+};
+
 /* ---- Map fill (bpf/map_entries.bpf.c) ------------------------------------------------ */
 
 /* What the bpf_map iterator writes per map: the kernel's own count of its entries (hash

@@ -108,18 +108,6 @@ static struct vnet_xdp_bpf *skeleton_open(const char *pin_dir)
 	return skel;
 }
 
-int xdp_maps_create(const char *pin_dir)
-{
-	struct vnet_xdp_bpf *skel = skeleton_open(pin_dir);
-	int err;
-
-	if (!skel)
-		return -errno;
-	err = vnet_xdp_bpf__load(skel);
-	vnet_xdp_bpf__destroy(skel);
-	return err;
-}
-
 static void program_pin_path(const char *pin_dir, uint32_t ifindex, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s/xdp_%u", pin_dir, ifindex);
@@ -131,75 +119,6 @@ static uint32_t program_id_of_fd(int fd)
 	__u32 len = sizeof(info);
 
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
-}
-
-static int attach_in_mode(struct vnet_xdp_bpf **skel, const char *pin_dir, uint32_t ifindex,
-			  enum xdp_attach_mode mode, struct xdp_program **out)
-{
-	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .prog_name = PROGRAM_NAME);
-	struct xdp_program *prog;
-	int err;
-
-	*skel = skeleton_open(pin_dir);
-	if (!*skel)
-		return -errno;
-	opts.obj = (*skel)->obj;
-	prog = xdp_program__create(&opts);
-	err = libxdp_get_error(prog);
-	if (err) {
-		vnet_xdp_bpf__destroy(*skel);
-		*skel = NULL;
-		return err;
-	}
-	err = xdp_program__attach(prog, ifindex, mode, 0);
-	if (err) {
-		xdp_program__close(prog);
-		vnet_xdp_bpf__destroy(*skel);
-		*skel = NULL;
-		return err;
-	}
-	*out = prog;
-	return 0;
-}
-
-int xdp_attach_interface(const char *pin_dir, uint32_t ifindex, enum xdp_attach_mode mode,
-			 uint32_t *prog_id, enum xdp_attach_mode *attached_mode, int *native_err)
-{
-	struct vnet_xdp_bpf *skel = NULL;
-	struct xdp_program *prog = NULL;
-	char path[320];
-	int err;
-
-	*native_err = 0;
-	if (mode == XDP_MODE_UNSPEC) {
-		/* Native where the driver has it; a driver without it still gets generic. */
-		err = attach_in_mode(&skel, pin_dir, ifindex, XDP_MODE_NATIVE, &prog);
-		*attached_mode = XDP_MODE_NATIVE;
-		if (err) {
-			*native_err = err;
-			log_debug("native XDP on ifindex %u failed (%s), trying generic", ifindex,
-				  strerror(-err));
-			err = attach_in_mode(&skel, pin_dir, ifindex, XDP_MODE_SKB, &prog);
-			*attached_mode = XDP_MODE_SKB;
-		}
-	} else {
-		err = attach_in_mode(&skel, pin_dir, ifindex, mode, &prog);
-		*attached_mode = mode;
-	}
-	if (err)
-		return err;
-
-	program_pin_path(pin_dir, ifindex, path, sizeof(path));
-	unlink(path);
-	if (bpf_obj_pin(xdp_program__fd(prog), path)) {
-		err = -errno;
-		xdp_program__detach(prog, ifindex, *attached_mode, 0);
-	} else {
-		*prog_id = program_id_of_fd(xdp_program__fd(prog));
-	}
-	xdp_program__close(prog);
-	vnet_xdp_bpf__destroy(skel);
-	return err;
 }
 
 /* Finds our program among what is attached to ifindex: the only program in legacy
@@ -368,6 +287,12 @@ int xdp_generation_fd(const struct xdp_generation *gen)
 	return bpf_program__fd(gen->skel->progs.xdp_gateway);
 }
 
+void xdp_generation_tc_programs(const struct xdp_generation *gen, int *ingress, int *egress)
+{
+	*ingress = bpf_program__fd(gen->skel->progs.tc_tunnel_ingress);
+	*egress = bpf_program__fd(gen->skel->progs.tc_tunnel_egress);
+}
+
 void xdp_generation_close(struct xdp_generation *gen)
 {
 	if (!gen)
@@ -476,25 +401,19 @@ static struct vnet_xdp_bpf *skeleton_sharing(const struct vnet_xdp_bpf *gen)
 	return skel;
 }
 
-/* Under a dispatcher, the new program joins the dispatcher beside the old one (libxdp
- * swaps in a dispatcher holding both, atomically); the old one leaves at commit. Until
- * then a packet the old program hands to the kernel (XDP_PASS) meets the new one too,
- * which judges it as it will from now on; every other verdict is the old program's.
- * The first interface loads the extension (verified against its dispatcher); the others
- * link that same program into theirs. */
-static int dispatcher_join(struct xdp_generation *gen, uint32_t ifindex, int *new_fd)
+/* Attaches the generation's program to ifindex in mode and returns its fd there. The
+ * first attachment loads it (libxdp loads it as the extension of the interface's
+ * dispatcher, or as a plain XDP program where it attaches without one); every other
+ * interface shares that one program, so the verifier runs once, not once per interface.
+ * A first attachment that fails drops its copy: libbpf loads an object only once. */
+static int generation_attach(struct xdp_generation *gen, uint32_t ifindex,
+			     enum xdp_attach_mode mode, int *fd)
 {
 	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .prog_name = PROGRAM_NAME);
-	enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
-	struct xdp_multiprog *mp;
 	struct xdp_program *prog;
+	bool attached;
 	int err;
 
-	mp = xdp_multiprog__get_from_ifindex(ifindex);
-	if (!libxdp_get_error(mp)) {
-		mode = xdp_multiprog__attach_mode(mp);
-		xdp_multiprog__close(mp);
-	}
 	if (gen->ext_fd >= 0) {
 		prog = xdp_program__from_fd(gen->ext_fd);
 	} else {
@@ -508,19 +427,90 @@ static int dispatcher_join(struct xdp_generation *gen, uint32_t ifindex, int *ne
 	if (err)
 		return err;
 	err = xdp_program__attach(prog, ifindex, mode, 0);
+	attached = !err;
 	if (!err && gen->ext_fd < 0) {
 		gen->ext_fd = fcntl(xdp_program__fd(prog), F_DUPFD_CLOEXEC, 3);
 		if (gen->ext_fd < 0)
 			err = -errno;
 	}
 	if (!err) {
-		*new_fd = fcntl(gen->ext_fd, F_DUPFD_CLOEXEC, 3);
-		if (*new_fd < 0)
+		*fd = fcntl(gen->ext_fd, F_DUPFD_CLOEXEC, 3);
+		if (*fd < 0)
 			err = -errno;
 	}
-	if (err && xdp_program__fd(prog) >= 0)
+	if (err && attached)
 		xdp_program__detach(prog, ifindex, mode, 0);
 	xdp_program__close(prog);
+	if (err && gen->ext_fd < 0) {
+		vnet_xdp_bpf__destroy(gen->ext_skel);
+		gen->ext_skel = NULL;
+	}
+	return err;
+}
+
+/* Undoes generation_attach where pinning it failed. */
+static void generation_detach(int fd, uint32_t ifindex, enum xdp_attach_mode mode)
+{
+	struct xdp_program *prog = xdp_program__from_fd(fd);
+
+	if (!libxdp_get_error(prog)) {
+		xdp_program__detach(prog, ifindex, mode, 0);
+		xdp_program__close(prog);
+	}
+}
+
+/* Under a dispatcher, the new program joins the dispatcher beside the old one (libxdp
+ * swaps in a dispatcher holding both, atomically); the old one leaves at commit. Until
+ * then a packet the old program hands to the kernel (XDP_PASS) meets the new one too,
+ * which judges it as it will from now on; every other verdict is the old program's. */
+static int dispatcher_join(struct xdp_generation *gen, uint32_t ifindex, int *new_fd)
+{
+	enum xdp_attach_mode mode = XDP_MODE_UNSPEC;
+	struct xdp_multiprog *mp;
+
+	mp = xdp_multiprog__get_from_ifindex(ifindex);
+	if (!libxdp_get_error(mp)) {
+		mode = xdp_multiprog__attach_mode(mp);
+		xdp_multiprog__close(mp);
+	}
+	return generation_attach(gen, ifindex, mode, new_fd);
+}
+
+int xdp_attach_interface(struct xdp_generation *gen, const char *pin_dir, uint32_t ifindex,
+			 enum xdp_attach_mode mode, uint32_t *prog_id,
+			 enum xdp_attach_mode *attached_mode, int *native_err)
+{
+	char path[320];
+	int err, fd = -1;
+
+	*native_err = 0;
+	if (mode == XDP_MODE_UNSPEC) {
+		/* Native where the driver has it; a driver without it still gets generic. */
+		err = generation_attach(gen, ifindex, XDP_MODE_NATIVE, &fd);
+		*attached_mode = XDP_MODE_NATIVE;
+		if (err) {
+			*native_err = err;
+			log_debug("native XDP on ifindex %u failed (%s), trying generic", ifindex,
+				  strerror(-err));
+			err = generation_attach(gen, ifindex, XDP_MODE_SKB, &fd);
+			*attached_mode = XDP_MODE_SKB;
+		}
+	} else {
+		err = generation_attach(gen, ifindex, mode, &fd);
+		*attached_mode = mode;
+	}
+	if (err)
+		return err;
+
+	program_pin_path(pin_dir, ifindex, path, sizeof(path));
+	unlink(path);
+	if (bpf_obj_pin(fd, path)) {
+		err = -errno;
+		generation_detach(fd, ifindex, *attached_mode);
+	} else {
+		*prog_id = program_id_of_fd(fd);
+	}
+	close(fd);
 	return err;
 }
 

@@ -6,14 +6,14 @@
 #include <stdint.h>
 #include <xdp/libxdp.h>
 
-/* Loads the object once so its maps exist (pinned, or adopted when already pinned)
- * before any interface sees the program. Returns 0 or -errno. */
-int xdp_maps_create(const char *pin_dir);
-/* Loads the program for one interface, attaches it and pins it as xdp_<ifindex>.
- * mode XDP_MODE_UNSPEC tries native first, then generic; *native_err is then why native
- * was refused (-errno), 0 when native was not tried or took. */
-int xdp_attach_interface(const char *pin_dir, uint32_t ifindex, enum xdp_attach_mode mode,
-			 uint32_t *prog_id, enum xdp_attach_mode *attached_mode, int *native_err);
+struct xdp_generation;
+/* Attaches the generation's program to one interface and pins it as xdp_<ifindex>; every
+ * interface runs the one program the generation loaded. mode XDP_MODE_UNSPEC tries native
+ * first, then generic; *native_err is then why native was refused (-errno), 0 when native
+ * was not tried or took. */
+int xdp_attach_interface(struct xdp_generation *gen, const char *pin_dir, uint32_t ifindex,
+			 enum xdp_attach_mode mode, uint32_t *prog_id,
+			 enum xdp_attach_mode *attached_mode, int *native_err);
 /* Detaches our program from the interface if it is the one attached; removes its pin. */
 int xdp_detach_interface(const char *pin_dir, uint32_t ifindex);
 /* The id of the program pinned for ifindex and whether it is attached there. */
@@ -28,11 +28,13 @@ void xdp_flow_table_size_set(uint32_t entries);
 /* Reload: config maps of programs loaded from now on come from stage_dir (NULL: back to
  * the pinned ones). */
 void xdp_stage_set(const char *stage_dir);
-/* One loaded program (and its maps, pinned or adopted): a reload attaches it to every
- * interface. NULL with errno set on failure. */
-struct xdp_generation;
+/* One loaded object (its programs and its maps, pinned or adopted: the first load creates
+ * the maps): `up` and a reload attach it to every interface. NULL with errno set on
+ * failure. */
 struct xdp_generation *xdp_generation_load(const char *pin_dir);
 int xdp_generation_fd(const struct xdp_generation *gen);
+/* The generation's tc programs, for every tunnel's xfrm interface. */
+void xdp_generation_tc_programs(const struct xdp_generation *gen, int *ingress, int *egress);
 /* Another instance of the same program on the pinned maps, with dry_run set: it judges
  * packets exactly as the attached one does, but writes no flow and counts nothing
  * (`vnet-xdp verify`). Never attached. NULL with errno set on failure. */

@@ -391,6 +391,7 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	uint32_t ifindexes[MAX_INTERFACES], prog_ids[MAX_INTERFACES] = { 0 };
 	enum xdp_attach_mode modes[MAX_INTERFACES];
 	int native_errs[MAX_INTERFACES] = { 0 };
+	struct xdp_generation *gen = NULL;
 	struct plan plan;
 	json_t *state;
 	int err;
@@ -455,8 +456,9 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	}
 	xdp_flow_table_size_set(nsg_flow_table_size(cfg));
 	snat_table_size_set(cfg->limits.snat_table_size);
-	err = xdp_maps_create(progress.pin_dir);
-	if (err) {
+	gen = xdp_generation_load(progress.pin_dir);
+	if (!gen) {
+		err = -errno;
 		log_error("cannot load the XDP object (run with -v for the verifier's log): %s",
 			  strerror(-err));
 		goto fail;
@@ -469,8 +471,8 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		    adopt_attached(progress.pin_dir, ifindexes[i], &prog_ids[i], &modes[i]))
 			continue;
 		fault_point("up-attach", i);
-		err = xdp_attach_interface(progress.pin_dir, ifindexes[i], mode, &prog_ids[i], &modes[i],
-					   &native_errs[i]);
+		err = xdp_attach_interface(gen, progress.pin_dir, ifindexes[i], mode, &prog_ids[i],
+					   &modes[i], &native_errs[i]);
 		if (err) {
 			log_error("cannot attach XDP to %s (%s mode): %s", cfg->ifaces[i].name,
 				  mode == XDP_MODE_UNSPEC ? "native or generic" : xdp_mode_name(mode),
@@ -484,7 +486,7 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		log_error("cannot enable IP forwarding: %s", strerror(-err));
 		goto fail;
 	}
-	err = tunnels_start(cfg, progress.pin_dir, &plan, &progress.tunnels);
+	err = tunnels_start(cfg, gen, progress.pin_dir, &plan, &progress.tunnels);
 	if (err)
 		goto fail;
 	progress.neighbours = neighbours_manage(&plan, NULL);
@@ -499,12 +501,14 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		goto fail;
 	}
 	tunnels_progress_keep(&progress.tunnels); /* `down` removes them */
+	xdp_generation_close(gen);
 	json_decref(progress.neighbours);
 	plan_free(&plan);
 	return 0;
 
 fail:
 	up_undo(cfg->gateway_name, &progress);
+	xdp_generation_close(gen);
 	json_decref(progress.neighbours);
 	plan_free(&plan);
 	return err;
@@ -1043,8 +1047,8 @@ static int reload_locked(const struct config *cfg)
 	err = state_save(cfg->gateway_name, state);
 	if (!err)
 		err = swap_generation(pin_dir, stage, gen, ifindexes, cfg->n_ifaces, prog_ids);
-	xdp_generation_close(gen);
 	if (err) {
+		xdp_generation_close(gen);
 		json_object_del(state, "reload");
 		state_save(cfg->gateway_name, state);
 		stage_remove(stage);
@@ -1053,9 +1057,11 @@ static int reload_locked(const struct config *cfg)
 	json_array_foreach(json_object_get(next, "interfaces"), i, it)
 		json_object_set_new(it, "programId", json_integer(prog_ids[i]));
 	progress.tunnels.n_created = 0; /* in use now: `down` removes them */
-	/* The tunnels' tc programs still hold the old config maps until attached afresh;
-	 * the kernel's routes and charon's connections follow the new connections. */
-	ike_err = tunnels_reload(pin_dir, &plan, state, &ike, &in_force);
+	/* The tunnels' tc programs still hold the old config maps until the generation's
+	 * replace them; the kernel's routes and charon's connections follow the new
+	 * connections. */
+	ike_err = tunnels_reload(gen, pin_dir, &plan, state, &ike, &in_force);
+	xdp_generation_close(gen);
 	if (in_force)
 		json_object_set(next, "ike", in_force); /* what the next reload or down owns */
 	if (ike_err)

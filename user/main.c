@@ -22,6 +22,7 @@
 #include "stats.h"
 #include "verify.h"
 #include "flows.h"
+#include "monitor.h"
 #include "version.h"
 
 #define EXIT_INVALID 1
@@ -419,6 +420,21 @@ static const struct command {
 	  "  --state STATE              only mappings in this state: active, expired, opening,\n"
 	  "                             established, closing\n",
 	  snat_main },
+	{ "monitor", "live drops, flows and SNAT exhaustion from the datapath",
+	  "[-n NAME] [-j] [--type TYPES] [--reason REASON] [--count N] [--timeout S] "
+	  "[--rate N] [FILTER...]",
+	  "  -n, --name NAME            the gateway (default: the only one up)\n"
+	  "  -j, --json                 one JSON document per line instead of text\n"
+	  "  --type TYPES               only these events, comma separated: drop, flow\n"
+	  "                             (flow-begin and flow-end), snat-exhausted\n"
+	  "  --reason REASON            only drops of this reason (as `stats` names them)\n"
+	  "  --count N                  exit after N events\n"
+	  "  --timeout S                exit after S seconds\n"
+	  "  --rate N                   at most N events per second per CPU (default 20000);\n"
+	  "                             what the bound leaves out is counted and said at exit\n"
+	  ENTRY_FILTER_HELP
+	  "  The datapath writes events only while a monitor runs; one monitor per gateway.\n",
+	  monitor_main },
 	{ "help", "a command's options", "[COMMAND]", "", cmd_help },
 };
 

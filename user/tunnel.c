@@ -22,7 +22,6 @@
 #include "tunnel.h"
 #include "vici.h"
 #include "vnet_xdp.h"
-#include "vnet_xdp.skel.h"
 
 /* ---- the model ---------------------------------------------------------------------- */
 
@@ -802,20 +801,12 @@ static void program_pin(const char *pin_dir, const char *what, uint32_t ifindex,
 		log_debug("cannot pin %s: %s", path, strerror(errno));
 }
 
-int tunnel_programs_attach(const char *pin_dir, uint32_t ifindex)
+static int tunnel_programs_attach(const struct xdp_generation *gen, const char *pin_dir,
+				  uint32_t ifindex)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
-	struct vnet_xdp_bpf *skel = vnet_xdp_bpf__open_opts(&opts);
 	int err, in, out;
 
-	if (!skel)
-		return -errno;
-	bpf_program__set_autoload(skel->progs.xdp_gateway, false);
-	err = vnet_xdp_bpf__load(skel);
-	if (err)
-		goto out;
-	in = bpf_program__fd(skel->progs.tc_tunnel_ingress);
-	out = bpf_program__fd(skel->progs.tc_tunnel_egress);
+	xdp_generation_tc_programs(gen, &in, &out);
 	err = tc_attach_one(in, ifindex, BPF_TC_INGRESS);
 	if (!err)
 		err = tc_attach_one(out, ifindex, BPF_TC_EGRESS);
@@ -823,8 +814,6 @@ int tunnel_programs_attach(const char *pin_dir, uint32_t ifindex)
 		program_pin(pin_dir, "tc_in", ifindex, in);
 		program_pin(pin_dir, "tc_out", ifindex, out);
 	}
-out:
-	vnet_xdp_bpf__destroy(skel);
 	return err;
 }
 
@@ -978,8 +967,8 @@ static int ike_set_of_plan(const struct config *cfg, const struct plan *plan,
 	return swanctl_set_build(cfg, plan->tunnels, plan->n_tunnels, set);
 }
 
-int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
-		  struct tunnels_progress *progress)
+int tunnels_start(const struct config *cfg, const struct xdp_generation *gen,
+		  const char *pin_dir, const struct plan *plan, struct tunnels_progress *progress)
 {
 	struct swanctl_set set;
 	struct vici v = { .fd = -1 };
@@ -991,7 +980,7 @@ int tunnels_start(const struct config *cfg, const char *pin_dir, const struct pl
 	for (size_t i = 0; !err && i < plan->n_tunnels; i++) {
 		const struct tunnel *t = &plan->tunnels[i];
 
-		err = tunnel_programs_attach(pin_dir, t->ifindex);
+		err = tunnel_programs_attach(gen, pin_dir, t->ifindex);
 		if (err) {
 			log_error("connection %s: cannot attach the tc programs to %s: %s", t->name,
 				  t->ifname, strerror(-err));
@@ -1077,7 +1066,8 @@ static bool plan_has_interface(const struct plan *plan, const char *ifname)
 	return false;
 }
 
-int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_state,
+int tunnels_reload(const struct xdp_generation *gen, const char *pin_dir,
+		   const struct plan *plan, json_t *old_state,
 		   struct tunnels_ike *ike, json_t **in_force)
 {
 	json_t *old = json_object_get(old_state, "tunnels"), *it;
@@ -1089,7 +1079,7 @@ int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_sta
 
 		if (!t->ifindex)
 			continue;
-		err = tunnel_programs_attach(pin_dir, t->ifindex);
+		err = tunnel_programs_attach(gen, pin_dir, t->ifindex);
 		if (err)
 			log_error("connection %s: cannot re-attach the tc programs to %s: %s",
 				  t->name, t->ifname, strerror(-err));

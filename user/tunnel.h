@@ -10,6 +10,7 @@
 #include <net/if.h>
 #include <linux/netlink.h>
 #include <jansson.h>
+#include "attach.h"
 #include "config.h"
 #include "swanctl.h"
 #include "vici.h"
@@ -60,10 +61,6 @@ int tunnel_routes_add(const struct tunnel *t);
 /* The uplink carrying the tunnel's local address, else the config's first uplink. */
 uint32_t tunnel_uplink_ifindex(const struct config *cfg, const struct tunnel *t);
 
-/* Attaches the tc programs (clsact ingress and egress) of the gateway's object to the
- * tunnel's xfrm interface, bound to the pinned maps in pin_dir. */
-int tunnel_programs_attach(const char *pin_dir, uint32_t ifindex);
-
 /* Fills tunnel_peers, tunnel_endpoints and tunnel_interfaces of the gateway (the staged
  * copies during a reload). */
 int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t count);
@@ -81,10 +78,11 @@ struct tunnels_progress {
 /* Creates the xfrm interface of every connection this box terminates (before the plan,
  * which needs their indexes). Returns 0 or -errno after logging. */
 int tunnels_create_interfaces(const struct config *cfg, struct tunnels_progress *progress);
-/* With the datapath up: tc programs on each xfrm interface, the kernel routes of the
- * remote spaces into it, and the connections loaded into charon. */
-int tunnels_start(const struct config *cfg, const char *pin_dir, const struct plan *plan,
-		  struct tunnels_progress *progress);
+/* With the datapath up: the generation's tc programs (clsact ingress and egress) on each
+ * xfrm interface, the kernel routes of the remote spaces into it, and the connections
+ * loaded into charon. */
+int tunnels_start(const struct config *cfg, const struct xdp_generation *gen,
+		  const char *pin_dir, const struct plan *plan, struct tunnels_progress *progress);
 /* What the state says charon holds of the gateway's: name -> definition (JSON null when
  * the state predates definitions). */
 json_t *tunnels_ike_of_state(json_t *state);
@@ -100,13 +98,14 @@ struct tunnels_ike {
 int tunnels_ike_prepare(const struct config *cfg, const struct plan *plan, json_t *state,
 			struct tunnels_ike *ike);
 void tunnels_ike_free(struct tunnels_ike *ike);
-/* After a reload swapped the config maps: the tc programs attached afresh, the kernel
+/* After a reload swapped the config maps: the generation's tc programs attached, the kernel
  * routes of each connection's remote spaces (old ones removed), charon moved from the old
  * connections to the new (swanctl_apply: undone when charon refuses a step), and the
  * interfaces of connections gone deleted once charon let them go. *in_force is what
  * charon holds of ours. Returns 0, or charon's failure (-errno). */
-int tunnels_reload(const char *pin_dir, const struct plan *plan, json_t *old_state,
-		   struct tunnels_ike *ike, json_t **in_force);
+int tunnels_reload(const struct xdp_generation *gen, const char *pin_dir,
+		   const struct plan *plan, json_t *old_state, struct tunnels_ike *ike,
+		   json_t **in_force);
 /* Dumps one kind of netlink object (bus NETLINK_ROUTE or NETLINK_XFRM, request type and
  * its fixed header) through cb. Returns 0 or -errno. */
 int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
