@@ -302,6 +302,9 @@ static void replies_through_the_nva_follow_each_legs_flow(void **state)
 	assert_forwarded(&in, HUB, SPOKE1, &expected, ROUTE_VNET_PEERING);
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &opened);
 	harness_assert_dropped(&gw, &in, HUB, DROP_NSG_DENIED_INBOUND);
+	reload_with(NULL);
+}
+
 /* The hub gets a VPN gateway (no connection: no site), spoke1 uses it; both spokes' tables
  * send 198.51.100.0/24 to the VirtualNetworkGateway. */
 static const char gateway_routes_filter[] =
