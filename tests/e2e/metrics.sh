@@ -74,6 +74,8 @@ every_pinned_map_has_fill_metrics() {
 		n=$((n + 1))
 		sample_value "vnetxdp_map_max_entries{map=\"$map\"}" <"$WORK/maps.prom" >/dev/null ||
 			{ echo "no max_entries for $map"; return 1; }
+		# a ring buffer (monitor_events) holds bytes, not entries: its size is all there is
+		[ "$map" = monitor_events ] && continue
 		sample_value "vnetxdp_map_entries{map=\"$map\"}" <"$WORK/maps.prom" >/dev/null ||
 			{ echo "no entries for $map"; return 1; }
 	done
