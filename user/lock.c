@@ -96,6 +96,11 @@ int gateway_lock(const char *gateway, int wait_ms)
 	return fd;
 }
 
+static void monitor_lock_path(const char *gateway, char *buf, size_t size)
+{
+	gateway_path(STATE_ROOT, gateway, ".monitor.lock", buf, size);
+}
+
 void gateway_lock_remove(const char *gateway)
 {
 	char path[300];
@@ -103,6 +108,25 @@ void gateway_lock_remove(const char *gateway)
 	lock_path(gateway, path, sizeof(path));
 	if (path[0])
 		unlink(path);
+	monitor_lock_path(gateway, path, sizeof(path));
+	if (path[0])
+		unlink(path);
+}
+
+int gateway_monitor_lock(const char *gateway)
+{
+	char path[300];
+	int fd;
+
+	monitor_lock_path(gateway, path, sizeof(path));
+	fd = lock_file_open(path);
+	if (fd < 0)
+		return fd;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -EBUSY;
+	}
+	return fd;
 }
 
 void gateway_unlock(int fd)

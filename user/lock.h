@@ -14,7 +14,10 @@
  * after one line. */
 int gateway_lock(const char *gateway, int wait_ms);
 void gateway_unlock(int fd);
-/* For `down`, holding the lock: the gateway's lock file goes with the rest of it. */
+/* For `down`, holding the lock: the gateway's lock files go with the rest of it. */
 void gateway_lock_remove(const char *gateway);
+/* The lock `vnet-xdp monitor` holds while it reads the gateway's events (the ring buffer
+ * has one reader): its descriptor, -EBUSY when another monitor holds it, or -errno. */
+int gateway_monitor_lock(const char *gateway);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -22,6 +21,7 @@
 #include "flow_filter.h"
 #include "gateway.h"
 #include "gateway_name.h"
+#include "lock.h"
 #include "log.h"
 #include "monitor.h"
 #include "nsg.h"
@@ -400,20 +400,12 @@ static int64_t realtime_offset(void)
 /* One monitor per gateway: the ring buffer has one reader. */
 static int monitor_lock(const char *gateway)
 {
-	char path[256];
-	int fd;
+	int fd = gateway_monitor_lock(gateway);
 
-	snprintf(path, sizeof(path), "%s/%s.monitor.lock", STATE_ROOT, gateway);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_error("cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
+	if (fd == -EBUSY)
 		log_error("another `vnet-xdp monitor` reads the events of gateway %s", gateway);
-		close(fd);
-		return -1;
-	}
+	else if (fd < 0)
+		log_error("cannot take the monitor lock of gateway %s: %s", gateway, strerror(-fd));
 	return fd;
 }
 
