@@ -531,8 +531,8 @@ static int compare_nic_macs(const void *ctx, size_t a, size_t b)
 	const struct config_nic *nics = ctx;
 
 	if (!nics[a].has_mac || !nics[b].has_mac)
-		return nics[a].has_mac - nics[b].has_mac ? nics[a].has_mac - nics[b].has_mac :
-							  (a > b) - (a < b);
+		return nics[a].has_mac != nics[b].has_mac ? nics[a].has_mac - nics[b].has_mac :
+							    (a > b) - (a < b);
 	return memcmp(nics[a].mac, nics[b].mac, 6);
 }
 
