@@ -54,6 +54,15 @@ wait_monitor() { # waits for the background monitor; its exit code
 }
 syn_to() { vm hub timeout 2 nc -z -w 1 "$1" "$2" >/dev/null 2>&1; }
 now() { date +%s.%N; }
+# wait_listen VM PORT: until a listener holds the port (a loaded machine starts nc late)
+wait_listen() {
+	local i
+	for i in $(seq 50); do
+		vm "$1" ss -lnt | grep -q ":$2 " && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on $2 in $1"; return 1
+}
 
 up_with_a_security_group() {
 	gw up -c "$CONFIG" || return 1
@@ -84,7 +93,7 @@ tcp_flow_begins_and_ends_with_its_counts() {
 	start_monitor "$out" -j --type flow --dport 5201 --count 2 --timeout 15
 	wait_listening || return 1
 	vm spoke1 timeout 10 nc -l -N -p 5201 >/dev/null &
-	sleep 0.5
+	wait_listen spoke1 5201 || return 1
 	vm hub timeout 8 nc -N 10.11.1.4 5201 <"$sent"
 	wait_monitor || { echo "monitor exited $?: $(cat "$out" "$out.err")"; return 1; }
 	wait
