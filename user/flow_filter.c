@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -42,17 +43,41 @@ static int number_parse(const char *text, long max)
 	return errno || *end || n > max ? -1 : (int)n;
 }
 
+/* The protocols --proto and the tables name; any other is a number. */
+static const struct { const char *name; int number; } protocol_names[] = {
+	{ "tcp", IPPROTO_TCP }, { "udp", IPPROTO_UDP }, { "icmp", IPPROTO_ICMP },
+	{ "icmpv6", IPPROTO_ICMPV6 },
+};
+
 static int protocol_parse(const char *text)
 {
-	static const struct { const char *name; int number; } names[] = {
-		{ "tcp", IPPROTO_TCP }, { "udp", IPPROTO_UDP }, { "icmp", IPPROTO_ICMP },
-		{ "icmpv6", IPPROTO_ICMPV6 },
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
-		if (!strcasecmp(text, names[i].name))
-			return names[i].number;
+	for (size_t i = 0; i < sizeof(protocol_names) / sizeof(*protocol_names); i++)
+		if (!strcasecmp(text, protocol_names[i].name))
+			return protocol_names[i].number;
 	return number_parse(text, 255);
+}
+
+const char *flow_protocol_name(uint8_t proto)
+{
+	for (size_t i = 0; i < sizeof(protocol_names) / sizeof(*protocol_names); i++)
+		if (protocol_names[i].number == proto)
+			return protocol_names[i].name;
+	return NULL;
+}
+
+void flow_endpoint_text(uint8_t family, const uint8_t *addr, uint16_t port, bool with_port,
+			char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (family == AF_INET || family == AF_INET6)
+		inet_ntop(family, addr, a, sizeof(a));
+	if (!with_port)
+		snprintf(buf, size, "%s", a);
+	else if (family == AF_INET6)
+		snprintf(buf, size, "[%s]:%u", a, port);
+	else
+		snprintf(buf, size, "%s:%u", a, port);
 }
 
 static bool state_known(const char *state, const char *const *states)

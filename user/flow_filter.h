@@ -41,4 +41,10 @@ int flow_filter_set(struct flow_filter *f, const char *command, enum flow_filter
 		    const char *const *states);
 bool flow_filter_match(const struct flow_filter *f, const struct flow_filter_entry *e);
 
+/* How the tables write an entry: the protocol by the name --proto takes (NULL for one
+ * without a name), an end as ADDR, ADDR:PORT or [ADDR]:PORT. */
+const char *flow_protocol_name(uint8_t proto);
+void flow_endpoint_text(uint8_t family, const uint8_t *addr, uint16_t port, bool with_port,
+			char *buf, size_t size);
+
 #endif

@@ -253,31 +253,6 @@ json_t *nsg_rule_stats(const char *gateway)
 
 static const char *const tcp_state_names[] = { "opening", "established", "closing", "closed" };
 
-static void endpoint_text(uint8_t family, const uint8_t *addr, uint16_t port, bool with_port,
-			  char *buf, size_t size)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(family, addr, a, sizeof(a));
-	if (!with_port)
-		snprintf(buf, size, "%s", a);
-	else if (family == AF_INET6)
-		snprintf(buf, size, "[%s]:%u", a, port);
-	else
-		snprintf(buf, size, "%s:%u", a, port);
-}
-
-static const char *protocol_name(uint8_t proto)
-{
-	switch (proto) {
-	case IPPROTO_TCP: return "tcp";
-	case IPPROTO_UDP: return "udp";
-	case IPPROTO_ICMP: return "icmp";
-	case IPPROTO_ICMPV6: return "icmpv6";
-	default: return "other";
-	}
-}
-
 /* What the STATE column shows and --state matches: an expired flow is expired whatever
  * its TCP state. */
 static const char *const flow_states[] = { "active", "expired", "opening", "established",
@@ -299,12 +274,12 @@ static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 	uint64_t idle = clock_age_ns(now, f->last_seen_ns);
 	json_t *o;
 
-	endpoint_text(k->family, b_first ? k->addr_b : k->addr_a, b_first ? k->port_b : k->port_a,
+	flow_endpoint_text(k->family, b_first ? k->addr_b : k->addr_a, b_first ? k->port_b : k->port_a,
 		      ports, src, sizeof(src));
-	endpoint_text(k->family, b_first ? k->addr_a : k->addr_b, b_first ? k->port_a : k->port_b,
+	flow_endpoint_text(k->family, b_first ? k->addr_a : k->addr_b, b_first ? k->port_a : k->port_b,
 		      ports, dst, sizeof(dst));
 	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}",
-		      "protocol", protocol_name(k->proto), "source", src, "destination", dst,
+		      "protocol", flow_protocol_name(k->proto) ?: "other", "source", src, "destination", dst,
 		      "ageSeconds", (json_int_t)(clock_age_ns(now, f->created_ns) / NS_PER_SECOND),
 		      "idleSeconds", (json_int_t)(idle / NS_PER_SECOND),
 		      "packetsForward", (json_int_t)f->packets[0], "bytesForward", (json_int_t)f->bytes[0],

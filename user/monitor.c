@@ -232,29 +232,12 @@ static bool event_kept(const struct monitor *m, const struct monitor_event *e)
 	return flow_filter_match(&m->o.filter, &fe);
 }
 
-static void endpoint_text(const struct monitor_event *e, const uint8_t *addr, uint16_t port,
-			  char *buf, size_t size)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	if (e->family == AF_INET || e->family == AF_INET6)
-		inet_ntop(e->family, addr, a, sizeof(a));
-	if (!event_has_ports(e))
-		snprintf(buf, size, "%s", a);
-	else if (e->family == AF_INET6)
-		snprintf(buf, size, "[%s]:%u", a, port);
-	else
-		snprintf(buf, size, "%s:%u", a, port);
-}
-
 static const char *protocol_text(uint8_t proto, char *buf, size_t size)
 {
-	switch (proto) {
-	case IPPROTO_TCP: return "tcp";
-	case IPPROTO_UDP: return "udp";
-	case IPPROTO_ICMP: return "icmp";
-	case IPPROTO_ICMPV6: return "icmpv6";
-	}
+	const char *name = flow_protocol_name(proto);
+
+	if (name)
+		return name;
 	snprintf(buf, size, "%u", proto);
 	return buf;
 }
@@ -273,8 +256,8 @@ static json_t *event_json(const struct monitor *m, const struct monitor_event *e
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (long)(wall % 1000000000 / 1000));
-	endpoint_text(e, e->src, e->sport, src, sizeof(src));
-	endpoint_text(e, e->dst, e->dport, dst, sizeof(dst));
+	flow_endpoint_text(e->family, e->src, e->sport, event_has_ports(e), src, sizeof(src));
+	flow_endpoint_text(e->family, e->dst, e->dport, event_has_ports(e), dst, sizeof(dst));
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", when, "type",
 		      e->type < N_EVENT_TYPES && event_type_names[e->type] ?
 			      event_type_names[e->type] : "unknown",

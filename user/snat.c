@@ -910,17 +910,6 @@ struct list_walk {
 static const char *const mapping_states[] = { "active", "expired", "opening", "established",
 					      "closing", NULL };
 
-static const char *proto_name(uint8_t proto)
-{
-	switch (proto) {
-	case IPPROTO_TCP: return "tcp";
-	case IPPROTO_UDP: return "udp";
-	case IPPROTO_ICMP: return "icmp";
-	case IPPROTO_ICMPV6: return "icmpv6";
-	default: return "other";
-	}
-}
-
 static const char *tcp_state_name(const struct snat_flow_key *key, const struct snat_mapping *m)
 {
 	if (key->proto != IPPROTO_TCP)
@@ -958,7 +947,7 @@ static int list_mapping(const void *key, const void *value, void *ctx)
 	inet_ntop(family, k->dst, dst, sizeof(dst));
 	inet_ntop(family, m->vip, vip, sizeof(vip));
 	mapping = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:i, s:s, s:s, s:I, s:b}",
-		"protocol", proto_name(k->proto), "source", src, "sourcePort", ntohs(k->src_port),
+		"protocol", flow_protocol_name(k->proto) ?: "other", "source", src, "sourcePort", ntohs(k->src_port),
 		"destination", dst, "destinationPort", ntohs(k->dst_port), "vip", vip,
 		"vipPort", ntohs(m->vip_port), "tcpState", tcp_state_name(k, m), "state", e.state,
 		"idleSeconds", (json_int_t)idle, "expired", expired);
