@@ -47,6 +47,13 @@ e2e_topology() {
 	topology_config "$GATEWAY" >"${1:-$CONFIG}"
 }
 
+# One NSG security rule as JSON (any source port, any destination address).
+security_rule() { # security_rule NAME PRIORITY DIRECTION ACCESS PROTOCOL SOURCE DESTINATION-PORT
+	printf '{"name": "%s", "properties": {"priority": %s, "direction": "%s", "access": "%s",
+	  "protocol": "%s", "sourceAddressPrefix": "%s", "sourcePortRange": "*",
+	  "destinationAddressPrefix": "*", "destinationPortRange": "%s"}}' "$@"
+}
+
 # The CLI in the gateway's namespace; any command there; a command in a VM's namespace.
 gw() { in_ns "$NS" "$VNET_XDP" "$@"; }
 in_gw() { in_ns "$NS" "$@"; }

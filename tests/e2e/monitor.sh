@@ -8,17 +8,12 @@ cd "$(dirname "$0")/../.."
 e2e_begin e2e_monitor vxmon mon
 e2e_topology "$WORK/topology.json"
 
-rule() { # rule NAME PRIORITY DIRECTION ACCESS PROTOCOL SOURCE DESTINATION-PORT
-	printf '{"name": "%s", "properties": {"priority": %s, "direction": "%s", "access": "%s",
-	  "protocol": "%s", "sourceAddressPrefix": "%s", "sourcePortRange": "*",
-	  "destinationAddressPrefix": "*", "destinationPortRange": "%s"}}' "$@"
-}
 NSG=$(cat <<JSON
 {"type": "Microsoft.Network/networkSecurityGroups", "name": "spoke1-nsg", "properties": {
   "securityRules": [
-    $(rule AllowTcp5201 100 Inbound Allow Tcp VirtualNetwork 5201),
-    $(rule DenyTcp5202 110 Inbound Deny Tcp '*' 5202),
-    $(rule DenyUdp5302 130 Inbound Deny Udp '*' 5302)
+    $(security_rule AllowTcp5201 100 Inbound Allow Tcp VirtualNetwork 5201),
+    $(security_rule DenyTcp5202 110 Inbound Deny Tcp '*' 5202),
+    $(security_rule DenyUdp5302 130 Inbound Deny Udp '*' 5302)
   ]}}
 JSON
 )
