@@ -844,10 +844,10 @@ static int settings_write(struct compile_state *cs, uint32_t flush_generation)
 
 	bpf_map_lookup_elem(cs->maps.settings, &zero, &s);
 	s.generation = cs->generation;
-	s.tcp_idle_timeout = seconds_or_default(lim->tcp_idle_timeout_seconds, 240);
-	s.tcp_transitory_timeout = seconds_or_default(lim->tcp_transitory_timeout_seconds, 30);
-	s.udp_idle_timeout = seconds_or_default(lim->udp_idle_timeout_seconds, 240);
-	s.icmp_idle_timeout = seconds_or_default(lim->icmp_idle_timeout_seconds, 30);
+	s.tcp_idle_timeout = seconds_or_default(lim->tcp_idle_timeout_seconds, FLOW_TCP_IDLE_TIMEOUT_DEFAULT);
+	s.tcp_transitory_timeout = seconds_or_default(lim->tcp_transitory_timeout_seconds, FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT);
+	s.udp_idle_timeout = seconds_or_default(lim->udp_idle_timeout_seconds, FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
+	s.icmp_idle_timeout = seconds_or_default(lim->icmp_idle_timeout_seconds, FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
 	s.flush_generation = flush_generation;
 	return bpf_map_update_elem(cs->maps.settings, &zero, &s, BPF_ANY) ? -errno : 0;
 }
@@ -896,5 +896,5 @@ int nsg_fill(const struct config *cfg, const char *gateway, uint32_t generation)
 
 uint32_t nsg_flow_table_size(const struct config *cfg)
 {
-	return cfg->limits.flow_table_size ? cfg->limits.flow_table_size : 262144;
+	return cfg->limits.flow_table_size ? cfg->limits.flow_table_size : FLOW_TABLE_ENTRIES_DEFAULT;
 }
