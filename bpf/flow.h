@@ -655,7 +655,7 @@ static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *inf
 
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
-		return DROP_NSG_DENIED_OUTBOUND; /* cannot happen: a per-CPU array of one */
+		return DROP_INTERNAL_ERROR;
 	scratch->hop.dst_set = to_appliance;
 	__builtin_memcpy(scratch->hop.dst, next_hop, 16);
 	info->vnet = src_vnet;

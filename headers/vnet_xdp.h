@@ -201,6 +201,8 @@ enum drop_reason {
 				     * its connections' sites holds (ROUTE_FLAG_GATEWAY_DROPS) */
 	DROP_PEERING_ACCESS_REFUSED,/* a new flow into a VNet whose side of the peering does
 				     * not allow access from the source's VNet */
+	DROP_INTERNAL_ERROR,        /* not the packet's fault: a per-CPU scratch lookup failed,
+				     * or a packet parsed once did not parse again (a bug) */
 	DROP_REASON_MAX,
 };
 
@@ -218,7 +220,7 @@ enum drop_reason {
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
 	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source", "gateway_no_route", \
-	  "peering_access_refused" }
+	  "peering_access_refused", "internal_error" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
