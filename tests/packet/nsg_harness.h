@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include "vnet_xdp.h"
 #include "datapath.h" /* datapath_clock_ns: the clock the datapath stamps with */
+#include "nsg.h"
 #include "packet/gateway_harness.h"
 
 /* The gateway of the test file; it writes its own config (nsg_write_config). */
@@ -201,6 +202,24 @@ static inline int nsg_up(void)
 }
 
 static void require_gateway(void) { harness_require(&gw); }
+
+/* The config's NSGs compiled and written into the running gateway's maps, as `up` and
+ * `reload` do it (without the rest of the datapath's maps). 0 or -errno. */
+static inline int nsg_apply(const struct config *cfg, uint32_t generation)
+{
+	struct nsg_ids ids = { 0 };
+	struct nsg_plan plan;
+	int err = nsg_plan_for_gateway(cfg, gw.name, generation, &plan, &ids);
+
+	if (err)
+		return err;
+	err = nsg_plan_write_gateway(gw.name, &plan);
+	if (!err)
+		err = nsg_ids_save(gw.name, &ids);
+	nsg_plan_free(&plan);
+	nsg_ids_free(&ids);
+	return err;
+}
 
 /* Calls visit on every entry of both fast path maps; an entry visit changed (returns 1)
  * is written back, one it returns -1 for is deleted. */

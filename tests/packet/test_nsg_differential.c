@@ -453,7 +453,7 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 		w.subnet = nsg_named(w.cfg, SUBNET);
 		w.nic = nsg_named(w.cfg, NIC);
 		assert_non_null(w.web);
-		assert_int_equal(nsg_fill(w.cfg, gw.name, 1), 0);
+		assert_int_equal(nsg_apply(w.cfg, 1), 0);
 		for (long i = 0; i < packets; i++) {
 			struct case_packet c = random_packet();
 			struct reference_verdict v = reference_of(&w, &c);
