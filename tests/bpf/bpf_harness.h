@@ -37,7 +37,7 @@
 #include "nsg.h"
 #include "plan.h"
 #include "vnet_xdp.h"
-#include "packet/packet_builder.h"
+#include "packet/gateway_harness.h" /* harness_traces_arm, harness_counter, the MACs */
 
 /* One veth pair: the gateway's end (an interface of the config) and the VM side's. */
 struct bpf_link_spec {
@@ -56,17 +56,6 @@ struct bpf_harness {
 	const char *why_not;
 };
 
-static inline int bpf_harness_shell(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
 /* The process's own network namespace with the links, forwarding on (bpf_fib_lookup
  * answers "forwarding disabled" otherwise) and the neighbours ("ADDRESS MAC DEV", one a
  * line), so every forwarded frame's MACs are known in advance. */
@@ -78,20 +67,20 @@ static inline int bpf_harness_network(const struct bpf_link_spec *links, size_t 
 
 	if (unshare(CLONE_NEWNET))
 		return -errno;
-	if (bpf_harness_shell("ip link set lo up && sysctl -qw net.ipv4.conf.all.forwarding=1"
+	if (harness_shell("ip link set lo up && sysctl -qw net.ipv4.conf.all.forwarding=1"
 			      " net.ipv6.conf.all.forwarding=1"))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		char addrs[256], *save = NULL;
 
-		if (bpf_harness_shell("ip link add %s address %s type veth peer name %.8s-vm address %s"
+		if (harness_shell("ip link add %s address %s type veth peer name %.8s-vm address %s"
 				      " && ip link set %s up && ip link set %.8s-vm up",
 				      links[i].name, links[i].mac, links[i].name, links[i].peer_mac,
 				      links[i].name, links[i].name))
 			return -1;
 		snprintf(addrs, sizeof(addrs), "%s", links[i].addresses);
 		for (char *a = strtok_r(addrs, " ", &save); a; a = strtok_r(NULL, " ", &save))
-			if (bpf_harness_shell("ip addr add %s dev %s%s", a, links[i].name,
+			if (harness_shell("ip addr add %s dev %s%s", a, links[i].name,
 					      strchr(a, ':') ? " nodad" : ""))
 				return -1;
 	}
@@ -104,7 +93,7 @@ static inline int bpf_harness_network(const struct bpf_link_spec *links, size_t 
 		at += len + (end ? 1 : 0);
 		if (sscanf(line, "%63s %31s %31s", addr, mac, dev) != 3)
 			continue;
-		if (bpf_harness_shell("ip neigh replace %s lladdr %s dev %s nud permanent", addr, mac,
+		if (harness_shell("ip neigh replace %s lladdr %s dev %s nud permanent", addr, mac,
 				      dev))
 			return -1;
 	}
@@ -206,22 +195,6 @@ static inline int bpf_harness_apply(struct bpf_harness *h, const char *config_te
 	return 0;
 }
 
-/* The datapath writes its per-CPU decision trace only when the reader asks for it. */
-static inline int bpf_harness_traces_arm(const struct bpf_harness *h)
-{
-	int cpus = libbpf_num_possible_cpus();
-	uint32_t zero = 0;
-
-	if (cpus <= 0)
-		return -1;
-	struct decision_trace traces[cpus];
-
-	memset(traces, 0, sizeof(traces));
-	for (int c = 0; c < cpus; c++)
-		traces[c].armed = 1;
-	return bpf_map_update_elem(h->traces_fd, &zero, traces, BPF_ANY);
-}
-
 /* Everything a test needs, or the reason why not in h->why_not (its tests skip). */
 static inline int bpf_harness_load(struct bpf_harness *h, const struct bpf_link_spec *links,
 				   size_t n_links, const char *neighbours, const char *config_text)
@@ -252,7 +225,7 @@ static inline int bpf_harness_load(struct bpf_harness *h, const struct bpf_link_
 	CPU_ZERO(&cpus);
 	CPU_SET(0, &cpus);
 	sched_setaffinity(0, sizeof(cpus), &cpus);
-	if (bpf_harness_traces_arm(h)) {
+	if (harness_traces_arm(h->traces_fd)) {
 		h->why_not = "cannot arm the decision traces";
 		return -1;
 	}
@@ -306,20 +279,6 @@ static inline struct bpf_result bpf_harness_run(const struct bpf_harness *h, con
 	assert_int_equal(bpf_map_lookup_elem(h->traces_fd, &zero, traces), 0);
 	r.trace = traces[0];
 	return r;
-}
-
-/* A per-CPU packet counter summed over every CPU. */
-static inline uint64_t bpf_harness_counter(int fd, uint32_t index)
-{
-	int cpus = libbpf_num_possible_cpus();
-	struct packet_counter values[cpus];
-	uint64_t sum = 0;
-
-	if (bpf_map_lookup_elem(fd, &index, values))
-		return 0;
-	for (int c = 0; c < cpus; c++)
-		sum += values[c].packets;
-	return sum;
 }
 
 #endif

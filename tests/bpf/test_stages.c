@@ -12,15 +12,10 @@
 #include <cmocka.h>
 #include "bpf/bpf_harness.h"
 
-#define HUB_GW_MAC "02:00:00:00:10:01"
-#define HUB_VM_MAC "02:00:00:00:10:04"
-#define SPOKE1_GW_MAC "02:00:00:00:11:01"
-#define SPOKE1_VM_MAC "02:00:00:00:11:04"
-
 static const struct bpf_link_spec links[] = {
 	{ "to-hub", HUB_GW_MAC, HUB_VM_MAC, "10.10.0.1/16 fd00:10::1/48" },
 	{ "to-spoke1", SPOKE1_GW_MAC, SPOKE1_VM_MAC, "10.11.0.1/16 fd00:11::1/48" },
-	{ "uplink0", "02:00:00:00:99:01", "02:00:00:00:99:02", "198.51.100.1/24" },
+	{ "uplink0", UPLINK_GW_MAC, UPLINK_PEER_MAC, "198.51.100.1/24" },
 };
 
 static const char neighbours[] =
@@ -129,7 +124,7 @@ static void peering_route_redirects_out_the_peer_vnets_interface(void **state)
 	uint8_t vm[6], gw[6];
 
 	bpf_harness_require(&h);
-	before = bpf_harness_counter(h.peerings_fd, 0);
+	before = harness_counter(h.peerings_fd, 0);
 	r = send_from("to-spoke1", tcp4("10.11.1.4", 40001, "10.10.1.4", 80), 0);
 	assert_int_equal(r.verdict, XDP_REDIRECT);
 	assert_int_equal(r.trace.route_type, ROUTE_VNET_PEERING);
@@ -139,7 +134,7 @@ static void peering_route_redirects_out_the_peer_vnets_interface(void **state)
 	assert_memory_equal(r.out.data, vm, 6);
 	assert_memory_equal(r.out.data + 6, gw, 6);
 	assert_int_equal(r.out.data[14 + 8], 63);
-	assert_int_equal(bpf_harness_counter(h.peerings_fd, r.trace.peering), before + 1);
+	assert_int_equal(harness_counter(h.peerings_fd, r.trace.peering), before + 1);
 }
 
 /* The hub's web subnet starts nothing toward spoke1, but answers what spoke1 opened: the
@@ -173,13 +168,13 @@ static void truncated_ipv4_header_is_dropped_as_malformed(void **state)
 	struct frame in;
 
 	bpf_harness_require(&h);
-	before = bpf_harness_counter(h.drops_fd, DROP_MALFORMED_IPV4);
+	before = harness_counter(h.drops_fd, DROP_MALFORMED_IPV4);
 	frame_build(&in, SPOKE1_GW_MAC, SPOKE1_VM_MAC, &fl);
 	in.len = 14 + 12; /* the frame ends inside the IPv4 header */
 	r = bpf_harness_run(&h, "to-spoke1", &in);
 	assert_int_equal(r.verdict, XDP_DROP);
 	assert_int_equal(r.trace.drop_reason, DROP_MALFORMED_IPV4);
-	assert_int_equal(bpf_harness_counter(h.drops_fd, DROP_MALFORMED_IPV4), before + 1);
+	assert_int_equal(harness_counter(h.drops_fd, DROP_MALFORMED_IPV4), before + 1);
 }
 
 static void ipv4_header_length_beyond_the_frame_is_dropped_as_malformed(void **state)

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "nsg.h"
 #include "nsg_reference.h"
+#include "nsg_random.h"
 
 /* ---- the plan, walked as bpf/nsg.h walks the maps ------------------------------------ */
 
@@ -191,15 +192,9 @@ static struct plan_verdict plan_evaluate(const struct nsg_plan *plan, uint32_t s
 
 #define WEB "randweb"
 #define SUBNET "randsubnet"
-#define NIC "randnic"
+#define NIC NSG_RANDOM_NIC
 
 static char tags_path[96];
-
-static const char service_tags[] =
-	"{\"changeNumber\": 1, \"cloud\": \"Public\", \"values\": [\n"
-	" {\"name\": \"Storage\", \"id\": \"Storage\", \"properties\": {\"addressPrefixes\": [\"10.10.2.0/24\", \"fd00:10:0:2::/64\"]}},\n"
-	" {\"name\": \"Sql.WestEurope\", \"id\": \"Sql.WestEurope\", \"properties\": {\"region\": \"westeurope\", \"addressPrefixes\": [\"10.11.1.0/29\", \"10.10.3.128/25\", \"fd00:11:0:1::/124\"]}},\n"
-	" {\"name\": \"AzureMonitor\", \"id\": \"AzureMonitor\", \"properties\": {\"addressPrefixes\": [\"10.10.1.128/25\", \"192.168.1.0/24\"]}}]}\n";
 
 /* hub/web has NSG web, spoke1/default NSG subnet, vm-nic (10.11.1.4, fd00:11:0:1::4 in
  * spoke1, in asg-app) NSG nic; db-nic is in asg-db, hub-nic (10.10.1.4) in asg-hub. */
@@ -235,151 +230,47 @@ static char *world_config(const char *nsgs)
 "   \"subnets\": [{\"name\": \"default\", \"properties\": {\"addressPrefixes\": [\"10.12.1.0/24\", \"fd00:12:0:1::/64\"]}}],\n"
 "   \"virtualNetworkPeerings\": [{\"name\": \"spoke2-to-hub\", \"properties\": {\"remoteVirtualNetwork\": {\"id\": \"hub\"}, \"allowVirtualNetworkAccess\": true}}]}},\n"
 "%s,\n"
-"{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"vm-nic\", \"properties\": {"
-" \"networkSecurityGroup\": {\"id\": \"" NIC "\"}, \"ipConfigurations\": ["
-"  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\","
-"   \"applicationSecurityGroups\": [{\"id\": \"asg-app\"}], \"subnet\": {\"id\": \"spoke1/default\"}}},"
-"  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
-"   \"applicationSecurityGroups\": [{\"id\": \"asg-app\"}], \"subnet\": {\"id\": \"spoke1/default\"}}}]}},\n"
-"{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"db-nic\", \"properties\": {"
-" \"ipConfigurations\": ["
-"  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.5\","
-"   \"applicationSecurityGroups\": [{\"id\": \"asg-db\"}], \"subnet\": {\"id\": \"spoke1/default\"}}},"
-"  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::9\","
-"   \"applicationSecurityGroups\": [{\"id\": \"asg-db\"}], \"subnet\": {\"id\": \"spoke1/default\"}}}]}},\n"
-"{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"hub-nic\", \"properties\": {"
-" \"ipConfigurations\": [{\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.10.1.4\","
-"   \"applicationSecurityGroups\": [{\"id\": \"asg-hub\"}], \"subnet\": {\"id\": \"hub/web\"}}}]}},\n"
-"{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-app\"},\n"
-"{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-db\"},\n"
-"{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-hub\"},\n"
-"{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-empty\"}\n"
+NSG_RANDOM_NICS "\n"
 " ]}\n", tags_path, nsgs) < 0)
 		return NULL;
 	return out;
 }
 
-/* One securityRules entry. A side starting with '[' is a JSON list (the plural key), one
- * starting with '@' names ASGs ("@a,b"). */
-static void side_json(char *out, size_t size, const char *side, const char *key, const char *v)
-{
-	if (v[0] == '[') {
-		snprintf(out, size, "\"%s%s%s\": %s", side, key, strcmp(key, "PortRange") ? "es" : "s", v);
-	} else if (v[0] == '@') {
-		size_t at = (size_t)snprintf(out, size, "\"%sApplicationSecurityGroups\": [", side);
-		char names[256], *save = NULL;
-
-		snprintf(names, sizeof(names), "%s", v + 1);
-		for (char *name = strtok_r(names, ",", &save); name && at < size;
-		     name = strtok_r(NULL, ",", &save))
-			at += (size_t)snprintf(out + at, size - at, "%s{\"id\": \"%s\"}",
-					       out[at - 1] == '[' ? "" : ", ", name);
-		if (at < size)
-			snprintf(out + at, size - at, "]");
-	} else {
-		snprintf(out, size, "\"%s%s\": \"%s\"", side, key, v);
-	}
-}
-
-static size_t rule_json(char *out, size_t size, const char *name, int priority,
-			const char *direction, const char *access, const char *protocol,
-			const char *src, const char *sport, const char *dst, const char *dport)
-{
-	char s[512], sp[256], d[512], dp[256];
-
-	side_json(s, sizeof(s), "source", "AddressPrefix", src);
-	side_json(sp, sizeof(sp), "source", "PortRange", sport);
-	side_json(d, sizeof(d), "destination", "AddressPrefix", dst);
-	side_json(dp, sizeof(dp), "destination", "PortRange", dport);
-	return (size_t)snprintf(out, size, "{\"name\": \"%s\", \"properties\": {\"priority\": %d, "
-				"\"direction\": \"%s\", \"access\": \"%s\", \"protocol\": \"%s\", "
-				"%s, %s, %s, %s}}", name, priority, direction, access, protocol, s,
-				sp, d, dp);
-}
-
 struct world {
-	struct config *cfg;
+	struct nsg_world view; /* the reference's */
 	struct nsg_plan plan;
-	const struct config_nsg *web, *subnet, *nic;
 	uint32_t hub, spoke1;
-	struct ip_prefix hub_view[6], spoke1_view[4];
-	struct ip_prefix web_prefixes[2], spoke1_prefixes[2];
-	struct ip_address nic_addresses[2];
 };
-
-static const struct config_nsg *nsg_named(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_nsgs; i++)
-		if (!strcmp(cfg->nsgs[i].name, name))
-			return &cfg->nsgs[i];
-	return NULL;
-}
 
 /* Loads the world with the given NSG resources and compiles it; 0 or the loader's error. */
 static int world_load(struct world *w, const char *nsgs)
 {
-	static const char *const hub_view[] = { "10.10.0.0/16", "fd00:10::/48", "10.11.0.0/16",
-						"fd00:11::/48", "10.12.0.0/16", "fd00:12::/48" };
-	static const char *const spoke1_view[] = { "10.11.0.0/16", "fd00:11::/48", "10.10.0.0/16",
-						   "fd00:10::/48" };
 	char *text = world_config(nsgs);
 	int err;
 
 	memset(w, 0, sizeof(*w));
-	err = text ? config_load_string(text, "nsg-compile.json", stderr, &w->cfg) : -ENOMEM;
+	err = text ? config_load_string(text, "nsg-compile.json", stderr, &w->view.cfg) : -ENOMEM;
 	free(text);
 	if (err)
 		return err;
-	for (int i = 0; i < 6; i++)
-		ip_prefix_parse(hub_view[i], &w->hub_view[i]);
-	for (int i = 0; i < 4; i++)
-		ip_prefix_parse(spoke1_view[i], &w->spoke1_view[i]);
-	ip_prefix_parse("10.10.1.0/24", &w->web_prefixes[0]);
-	ip_prefix_parse("fd00:10:0:1::/64", &w->web_prefixes[1]);
-	ip_prefix_parse("10.11.1.0/24", &w->spoke1_prefixes[0]);
-	ip_prefix_parse("fd00:11:0:1::/64", &w->spoke1_prefixes[1]);
-	ip_address_parse("10.11.1.4", &w->nic_addresses[0]);
-	ip_address_parse("fd00:11:0:1::4", &w->nic_addresses[1]);
-	w->web = nsg_named(w->cfg, WEB);
-	w->subnet = nsg_named(w->cfg, SUBNET);
-	w->nic = nsg_named(w->cfg, NIC);
-	w->hub = (uint32_t)config_find_vnet(w->cfg, "hub");
-	w->spoke1 = (uint32_t)config_find_vnet(w->cfg, "spoke1");
-	return nsg_plan_build(w->cfg, &w->plan);
+	nsg_world_init(&w->view);
+	w->view.web = nsg_named(w->view.cfg, WEB);
+	w->view.subnet = nsg_named(w->view.cfg, SUBNET);
+	w->view.nic = nsg_named(w->view.cfg, NIC);
+	w->hub = (uint32_t)config_find_vnet(w->view.cfg, "hub");
+	w->spoke1 = (uint32_t)config_find_vnet(w->view.cfg, "spoke1");
+	return nsg_plan_build(w->view.cfg, &w->plan);
 }
 
 static void world_free(struct world *w)
 {
 	nsg_plan_free(&w->plan);
-	config_free(w->cfg);
-}
-
-static struct reference_nsg subnet_nsg_of(const struct world *w, const uint8_t *addr, int family)
-{
-	if (reference_in_list(addr, family, w->web_prefixes, 2))
-		return (struct reference_nsg){ w->web, w->hub_view, 6, w->cfg };
-	if (reference_in_list(addr, family, w->spoke1_prefixes, 2))
-		return (struct reference_nsg){ w->subnet, w->spoke1_view, 4, w->cfg };
-	return (struct reference_nsg){ NULL };
-}
-
-static struct reference_nsg nic_nsg_of(const struct world *w, const uint8_t *addr, int family)
-{
-	for (int i = 0; i < 2; i++)
-		if (w->nic_addresses[i].family == family &&
-		    !memcmp(w->nic_addresses[i].addr, addr, family == AF_INET ? 4 : 16))
-			return (struct reference_nsg){ w->nic, w->spoke1_view, 4, w->cfg };
-	return (struct reference_nsg){ NULL };
+	config_free(w->view.cfg);
 }
 
 static struct reference_verdict reference_of(const struct world *w, const struct reference_packet *p)
 {
-	struct reference_nsg stages[REFERENCE_STAGES] = {
-		nic_nsg_of(w, p->src, p->family), subnet_nsg_of(w, p->src, p->family),
-		subnet_nsg_of(w, p->dst, p->family), nic_nsg_of(w, p->dst, p->family),
-	};
-
-	return reference_evaluate(stages, p);
+	return nsg_world_reference(&w->view, p);
 }
 
 static uint32_t vnet_of(const struct world *w, const struct reference_packet *p, const uint8_t *a)
@@ -455,13 +346,14 @@ static char *nsgs_with_web_rules(const struct rule_spec *rules, size_t n)
 	at += snprintf(out + at, sizeof(out) - at, "{\"type\": \"Microsoft.Network/networkSecurityGroups\","
 		       " \"name\": \"" WEB "\", \"properties\": {\"securityRules\": [");
 	for (size_t i = 0; i < n; i++) {
-		char name[16];
+		char name[16], *rule;
 
 		snprintf(name, sizeof(name), "r%zu", i);
-		at += snprintf(out + at, sizeof(out) - at, "%s", i ? ", " : "");
-		at += rule_json(out + at, sizeof(out) - at, name, rules[i].priority,
-				rules[i].direction, rules[i].access, rules[i].protocol, rules[i].src,
-				rules[i].sport, rules[i].dst, rules[i].dport);
+		rule = nsg_rule_json(name, rules[i].priority, rules[i].direction, rules[i].access,
+				     rules[i].protocol, rules[i].src, rules[i].sport, rules[i].dst,
+				     rules[i].dport);
+		at += snprintf(out + at, sizeof(out) - at, "%s%s", i ? ", " : "", rule);
+		free(rule);
 	}
 	snprintf(out + at, sizeof(out) - at, "]}},\n"
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET "\"},\n"
@@ -488,7 +380,7 @@ static void check_expectations(const struct rule_spec *rules, size_t n_rules,
 		const struct reference_packet *p = &cases[i].p;
 		struct plan_verdict got = plan_evaluate(&w.plan, vnet_of(&w, p, p->src),
 							vnet_of(&w, p, p->dst), p);
-		int stage = reference_in_list(p->dst, p->family, w.web_prefixes, 2)
+		int stage = reference_in_list(p->dst, p->family, w.view.web_prefixes, 2)
 				    ? REFERENCE_DESTINATION_SUBNET : REFERENCE_SOURCE_SUBNET;
 
 		if (!agrees(&w, p, why, sizeof(why)))
@@ -591,108 +483,6 @@ static void tags_and_groups_stand_for_their_addresses(void **state)
 
 /* ---- random rule sets ---------------------------------------------------------------- */
 
-static uint64_t rng_state;
-
-static uint32_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
-}
-
-static uint32_t below(uint32_t n) { return rnd() % n; }
-#define PICK(list) (list)[below(N(list))]
-
-static const char *const address_pool[] = {
-	"*", "VirtualNetwork", "Internet", "AzureLoadBalancer", "Storage", "Sql.WestEurope",
-	"AzureMonitor",
-	"10.10.0.0/16", "10.10.1.0/24", "10.10.1.0/25", "10.10.1.128/25", "10.10.1.4",
-	"10.10.1.5/32", "10.10.2.0/23", "10.10.0.0/17", "10.11.0.0/16", "10.11.1.0/24",
-	"10.11.1.4", "10.11.1.0/30", "10.11.1.8/29", "10.0.0.0/8", "0.0.0.0/0", "10.12.0.0/16",
-	"192.168.1.0/24", "fd00:10::/48", "fd00:10:0:1::/64", "fd00:11:0:1::4", "fd00::/8",
-	"::/0", "fd00:11::/48", "fd00:11:0:1::/120", "fd00:10:0:1::5",
-};
-static const char *const asg_pool[] = {
-	"@asg-app", "@asg-db", "@asg-app,asg-db", "@asg-empty", "@asg-hub", "@asg-db,asg-empty",
-};
-static const char *const port_pool[] = {
-	"*", "22", "80", "80-81", "1000-2000", "1500", "2000-65535", "0-999", "443", "3000",
-	"65535", "0", "1-65535", "53", "1000", "2001-2999",
-};
-static const char *const protocol_pool[] = { "*", "*", "Tcp", "Tcp", "Udp", "Udp", "Icmp", "Esp", "Ah" };
-
-static void side_value(const char *const *pool, size_t n, char *buf, size_t size)
-{
-	size_t count, at = 0;
-
-	if (!below(3)) {
-		snprintf(buf, size, "*");
-		return;
-	}
-	if (below(4)) {
-		snprintf(buf, size, "%s", pool[below(n)]);
-		return;
-	}
-	count = 1 + below(3);
-	at += snprintf(buf + at, size - at, "[");
-	for (size_t i = 0; i < count; i++)
-		at += snprintf(buf + at, size - at, "%s\"%s\"", i ? ", " : "", pool[below(n)]);
-	snprintf(buf + at, size - at, "]");
-}
-
-static void address_side(char *buf, size_t size)
-{
-	if (!below(6))
-		snprintf(buf, size, "%s", PICK(asg_pool));
-	else
-		side_value(address_pool, N(address_pool), buf, size);
-}
-
-static size_t random_nsg(const char *name, char *out, size_t size)
-{
-	size_t at = 0;
-	int n = 0;
-
-	at += snprintf(out + at, size - at, "{\"type\": \"Microsoft.Network/networkSecurityGroups\","
-		       " \"name\": \"%s\", \"properties\": {\"securityRules\": [", name);
-	for (int direction = 0; direction < 2; direction++) {
-		int count = (int)below(13), used[13];
-
-		for (int i = 0; i < count; i++) {
-			char src[160], dst[160], sport[80], dport[80], rule[16];
-			int priority;
-			bool unique;
-
-			do {
-				priority = 100 + (int)below(3997);
-				unique = true;
-				for (int j = 0; j < i; j++)
-					unique &= used[j] != priority;
-			} while (!unique);
-			used[i] = priority;
-			address_side(src, sizeof(src));
-			address_side(dst, sizeof(dst));
-			/* Azure refuses ASGs of two VNets in one rule (asg-hub is the hub's) */
-			if (src[0] == '@' && dst[0] == '@' &&
-			    !strstr(src, "asg-hub") != !strstr(dst, "asg-hub"))
-				snprintf(dst, sizeof(dst), "*");
-			if (below(3))
-				snprintf(sport, sizeof(sport), "*");
-			else
-				side_value(port_pool, N(port_pool), sport, sizeof(sport));
-			side_value(port_pool, N(port_pool), dport, sizeof(dport));
-			snprintf(rule, sizeof(rule), "%c%d", direction ? 'o' : 'i', i);
-			at += snprintf(out + at, size - at, "%s", n++ ? ", " : "");
-			at += rule_json(out + at, size - at, rule, priority,
-					direction ? "Outbound" : "Inbound", below(2) ? "Allow" : "Deny",
-					PICK(protocol_pool), src, sport, dst, dport);
-		}
-	}
-	at += snprintf(out + at, size - at, "]}}");
-	return at;
-}
-
 static const char *random_nsgs(void)
 {
 	static char out[131072];
@@ -704,23 +494,6 @@ static const char *random_nsgs(void)
 	at += snprintf(out + at, sizeof(out) - at, ",\n");
 	random_nsg(NIC, out + at, sizeof(out) - at);
 	return out;
-}
-
-static const char *const hub4[] = { "10.10.1.4", "10.10.1.5", "10.10.1.130", "10.10.2.9",
-				     "10.10.3.7", "10.10.200.1", "10.10.1.127", "10.10.0.9",
-				     "10.10.3.200" };
-static const char *const spoke4[] = { "10.11.1.4", "10.11.1.5", "10.11.1.3", "10.11.1.9",
-				       "10.11.2.1", "10.11.1.200", "10.11.1.7" };
-static const char *const hub6[] = { "fd00:10:0:1::4", "fd00:10:0:1::5", "fd00:10:0:2::9",
-				     "fd00:10:0:ff::1" };
-static const char *const spoke6[] = { "fd00:11:0:1::4", "fd00:11:0:1::9", "fd00:11:0:2::1",
-				       "fd00:11:0:1::ff", "fd00:11:0:1::1" };
-static const uint16_t port_values[] = { 0, 1, 22, 53, 79, 80, 81, 82, 443, 999, 1000, 1001,
-					1500, 1999, 2000, 2001, 2999, 3000, 8080, 65534, 65535 };
-
-static uint16_t random_port(void)
-{
-	return below(4) ? port_values[below(N(port_values))] : (uint16_t)rnd();
 }
 
 static struct reference_packet random_packet(void)
@@ -780,7 +553,7 @@ static void ids_are_stable_across_generations_and_new_rules_fresh(void **state)
 
 	assert_int_equal(nsg_ids_init(&ids, 0), 0);
 	assert_int_equal(world_load(&w, random_nsgs()), 0);
-	assert_int_equal(nsg_plan_assign_ids(&w.plan, w.cfg, &ids, 1), 0);
+	assert_int_equal(nsg_plan_assign_ids(&w.plan, w.view.cfg, &ids, 1), 0);
 	assert_int_equal(w.plan.n_fresh_rule_ids, json_object_size(json_object_get(ids.doc, "rules")));
 	for (size_t r = 0; r < w.plan.n_rules; r++)
 		assert_int_not_equal(w.plan.rules[r].slot.rule_id, NSG_NONE);
@@ -790,8 +563,8 @@ static void ids_are_stable_across_generations_and_new_rules_fresh(void **state)
 		struct nsg_plan again;
 		uint32_t first = w.plan.rules[0].slot.rule_id;
 
-		assert_int_equal(nsg_plan_build(w.cfg, &again), 0);
-		assert_int_equal(nsg_plan_assign_ids(&again, w.cfg, &ids, 2), 0);
+		assert_int_equal(nsg_plan_build(w.view.cfg, &again), 0);
+		assert_int_equal(nsg_plan_assign_ids(&again, w.view.cfg, &ids, 2), 0);
 		assert_int_equal(again.n_fresh_rule_ids, 0);
 		assert_int_equal(again.rules[0].slot.rule_id, first);
 		nsg_plan_free(&again);
@@ -813,7 +586,7 @@ static int setup(void **state)
 	f = fopen(tags_path, "w");
 	if (!f)
 		return -1;
-	fputs(service_tags, f);
+	fputs(NSG_SERVICE_TAGS, f);
 	return fclose(f);
 }
 
