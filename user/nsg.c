@@ -777,11 +777,14 @@ int nsg_plan_build(const struct config *cfg, struct nsg_plan *plan)
 	int err;
 
 	memset(plan, 0, sizeof(*plan));
-	plan->tcp_idle_timeout = seconds_or_default(lim->tcp_idle_timeout_seconds, FLOW_TCP_IDLE_TIMEOUT_DEFAULT);
+	plan->tcp_idle_timeout =
+		seconds_or_default(lim->tcp_idle_timeout_seconds, FLOW_TCP_IDLE_TIMEOUT_DEFAULT);
 	plan->tcp_transitory_timeout = seconds_or_default(lim->tcp_transitory_timeout_seconds,
-							     FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT);
-	plan->udp_idle_timeout = seconds_or_default(lim->udp_idle_timeout_seconds, FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
-	plan->icmp_idle_timeout = seconds_or_default(lim->icmp_idle_timeout_seconds, FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
+							  FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT);
+	plan->udp_idle_timeout =
+		seconds_or_default(lim->udp_idle_timeout_seconds, FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
+	plan->icmp_idle_timeout =
+		seconds_or_default(lim->icmp_idle_timeout_seconds, FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
 	err = bindings_compile(plan, &cap, cfg, &pairs, &n_pairs);
 	/* Table 2p is pair p's inbound table, 2p + 1 its outbound one (struct nsg_binding). */
 	for (size_t p = 0; !err && p < n_pairs; p++)
