@@ -278,11 +278,15 @@ static __always_inline int fib_answer_judge(int rc, const struct bpf_fib_lookup 
 }
 
 /* Out of ifindex to the next hop: TTL down, the next hop's MACs, the partial checksum an
- * offloading sender left completed. DROP_NONE or DROP_REDIRECT_FAILED. */
+ * offloading sender left completed. DROP_NONE, DROP_REDIRECT_FAILED, or DROP_INTERNAL_ERROR
+ * when the Ethernet header the parser saw is not there (checked again so that no caller
+ * has to carry the proof to the verifier). */
 static __always_inline int egress_redirect(struct xdp_md *ctx, struct packet *pkt,
 					   struct ethhdr *eth, const __u8 *dmac,
 					   const __u8 *smac, __u32 ifindex)
 {
+	if ((void *)(eth + 1) > pkt->data_end)
+		return DROP_INTERNAL_ERROR;
 	hop_limit_decrement(pkt);
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);

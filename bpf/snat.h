@@ -1040,14 +1040,20 @@ static __always_inline int snat_redirect(struct xdp_md *ctx, struct packet *pkt,
 	int reason;
 
 	reason = fib_answer_judge(rc, params, egress_ifindex, &counter);
-	if (!reason && counter)
-		return snat_verdict_set(v, XDP_PASS, DROP_NONE, counter);
-	if (!reason && (void *)(eth + 1) > pkt->data_end)
-		reason = DROP_INTERNAL_ERROR; /* the parser saw this header */
-	if (!reason)
-		reason = egress_redirect(ctx, pkt, eth, params->dmac, params->smac, params->ifindex);
 	if (reason)
 		return snat_verdict_set(v, XDP_DROP, reason, COUNT_DROPPED);
+	if (counter)
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, counter);
+	if ((void *)(eth + 1) > pkt->data_end)
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
+	/* The rewrite of egress_redirect, written out: inlined here, its merged copy loses
+	 * the transport header's bounds under Debian 6.1's verifier. */
+	hop_limit_decrement(pkt);
+	__builtin_memcpy(eth->h_dest, params->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, params->smac, ETH_ALEN);
+	l4_checksum_finish(ctx, pkt);
+	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
+		return snat_verdict_set(v, XDP_DROP, DROP_REDIRECT_FAILED, COUNT_DROPPED);
 	return snat_verdict_set(v, XDP_REDIRECT, DROP_NONE, COUNT_FORWARDED);
 }
 
