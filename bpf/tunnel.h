@@ -314,6 +314,13 @@ __noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info 
 				&scratch->tuple, &flags);
 	if (reason)
 		return reason;
+	if (icmp_error_of(info)) { /* as nsg_packet_stage judges one */
+		reason = icmp_error_quote_skb(skb, info);
+		if (reason > 0)
+			return reason;
+		if (reason == DROP_NONE && nsg_icmp_error_flow(&scratch->result, info->len))
+			return DROP_NONE;
+	}
 	return nsg_flow_stage(&scratch->tuple, info->len, flags, &scratch->result);
 }
 

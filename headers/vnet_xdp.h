@@ -201,6 +201,10 @@ enum drop_reason {
 				     * its connections' sites holds (ROUTE_FLAG_GATEWAY_DROPS) */
 	DROP_PEERING_ACCESS_REFUSED,/* a new flow into a VNet whose side of the peering does
 				     * not allow access from the source's VNet */
+	DROP_ICMP_QUOTE_MALFORMED,  /* an ICMP error whose quoted packet is cut short (less
+				     * than its IP header and 8 bytes), not of the error's IP
+				     * version, or behind a longer IPv6 extension chain than
+				     * the datapath follows */
 	DROP_REASON_MAX,
 };
 
@@ -218,7 +222,7 @@ enum drop_reason {
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
 	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source", "gateway_no_route", \
-	  "peering_access_refused" }
+	  "peering_access_refused", "icmp_quote_malformed" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -327,8 +331,11 @@ struct nsg_decision {
 	__u8 pad;
 };
 
+/* NSG_FLOW_RELATED: an ICMP error about a known flow (its quote, reversed), passed with
+ * that flow's decisions. */
 enum nsg_flow_outcome { NSG_FLOW_NONE = 0, NSG_FLOW_EXEMPT, NSG_FLOW_NEW, NSG_FLOW_HIT,
-			NSG_FLOW_EXPIRED, NSG_FLOW_REVALIDATED, NSG_FLOW_DENIED };
+			NSG_FLOW_EXPIRED, NSG_FLOW_REVALIDATED, NSG_FLOW_DENIED,
+			NSG_FLOW_RELATED };
 
 /* ---- Flow table (stateful NSGs) -------------------------------------------------------
  * One entry per connection, keyed canonically so both directions find it: the endpoint
@@ -369,13 +376,14 @@ enum flow_counter {
 	FLOW_INSERT_FAILED,
 	FLOW_GC_REMOVED,     /* written by user space: removed by its garbage collection */
 	FLOW_PROMOTED,       /* answered: moved from new_flows to flows */
+	FLOW_ICMP_ERROR_RELATED, /* an ICMP error passed with the flow its quote names */
 	FLOW_COUNTER_MAX,
 };
 
 /* The members of `stats -j`'s "flows" object, so camelCase like every JSON key. */
 #define FLOW_COUNTER_NAMES                                                                 \
 	{ "created", "hit", "expired", "revalidated", "closed", "deleted", "insertFailed", \
-	  "gcRemoved", "promoted" }
+	  "gcRemoved", "promoted", "icmpErrors" }
 
 /* A flow nobody answered yet (TCP before the responder's first packet, UDP and ICMP
  * before a reply) lives in new_flows, an LRU table of its own, a quarter of flows' size
