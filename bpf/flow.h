@@ -363,9 +363,12 @@ static __always_inline void flow_pass_known(struct flow_entry *f, const struct f
 
 /* The NSG stage of the pipeline: a packet of a known flow passes (re-evaluated first when
  * a flushConnection change asks for it); the first packet of a flow is classified and,
- * when allowed, remembered. Returns DROP_NONE or the drop reason. */
+ * when allowed, remembered. An untracked packet (an ICMP error about no known flow) is
+ * judged by the rules alone: it neither belongs to a flow nor opens one, so an error
+ * cannot pass as an echo flow's packet that its bytes 4-5 happen to name, nor leave a
+ * flow behind for the ICMP that follows. Returns DROP_NONE or the drop reason. */
 static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
-					  __u32 tcp_flags, struct nsg_result *res)
+					  __u32 tcp_flags, int untracked, struct nsg_result *res)
 {
 	struct gateway_settings *s;
 	struct flow_scratch *scratch;
@@ -385,6 +388,12 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	if (nsg_exempt(t)) {
 		res->outcome = NSG_FLOW_EXEMPT;
 		return DROP_NONE;
+	}
+	if (untracked) {
+		reason = nsg_classify(t, res);
+		nsg_count_stages(res->stages, 1, len);
+		res->outcome = reason ? NSG_FLOW_DENIED : NSG_FLOW_UNTRACKED;
+		return reason;
 	}
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
@@ -656,7 +665,7 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0, flags;
-	int reason;
+	int reason, error;
 
 	if (!info || !res)
 		return DROP_NONE;
@@ -671,14 +680,15 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 		__builtin_memcpy(scratch->tuple.binding_src, scratch->hop.src, 16);
 	if (scratch->hop.dst_set)
 		__builtin_memcpy(scratch->tuple.binding_dst, scratch->hop.dst, 16);
-	if (icmp_error_of(info)) {
+	error = icmp_error_of(info);
+	if (error) {
 		reason = icmp_error_quote_xdp(ctx, info);
 		if (reason > 0)
 			return reason;
 		if (reason == DROP_NONE && nsg_icmp_error_flow(res, info->len))
 			return DROP_NONE;
 	}
-	return nsg_flow_stage(&scratch->tuple, info->len, flags, res);
+	return nsg_flow_stage(&scratch->tuple, info->len, flags, error, res);
 }
 
 /* Whether the packet answers a flow its destination opened: the flow table holds the flow

@@ -303,7 +303,7 @@ __noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info 
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0, flags;
-	int reason;
+	int reason, error;
 
 	if (!info)
 		return DROP_NSG_DENIED_INBOUND;
@@ -314,14 +314,15 @@ __noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info 
 				&scratch->tuple, &flags);
 	if (reason)
 		return reason;
-	if (icmp_error_of(info)) { /* as nsg_packet_stage judges one */
+	error = icmp_error_of(info);
+	if (error) { /* as nsg_packet_stage judges one */
 		reason = icmp_error_quote_skb(skb, info);
 		if (reason > 0)
 			return reason;
 		if (reason == DROP_NONE && nsg_icmp_error_flow(&scratch->result, info->len))
 			return DROP_NONE;
 	}
-	return nsg_flow_stage(&scratch->tuple, info->len, flags, &scratch->result);
+	return nsg_flow_stage(&scratch->tuple, info->len, flags, error, &scratch->result);
 }
 
 /* The inbound NSGs of dst_vnet's destination subnet and NIC for a decrypted packet. */

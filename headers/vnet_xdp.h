@@ -332,10 +332,11 @@ struct nsg_decision {
 };
 
 /* NSG_FLOW_RELATED: an ICMP error about a known flow (its quote, reversed), passed with
- * that flow's decisions. */
+ * that flow's decisions. NSG_FLOW_UNTRACKED: an ICMP error about no known flow, allowed
+ * by the rules alone and remembered nowhere. */
 enum nsg_flow_outcome { NSG_FLOW_NONE = 0, NSG_FLOW_EXEMPT, NSG_FLOW_NEW, NSG_FLOW_HIT,
 			NSG_FLOW_EXPIRED, NSG_FLOW_REVALIDATED, NSG_FLOW_DENIED,
-			NSG_FLOW_RELATED };
+			NSG_FLOW_RELATED, NSG_FLOW_UNTRACKED };
 
 /* ---- Flow table (stateful NSGs) -------------------------------------------------------
  * One entry per connection, keyed canonically so both directions find it: the endpoint
