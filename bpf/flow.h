@@ -74,6 +74,7 @@ struct flow_scratch {
 	struct flow_key key;
 	struct nsg_tuple original;
 	struct nsg_tuple quoted; /* the flow an ICMP error is about (icmp_error_quote) */
+	__u32 quote_read;        /* the packet is an ICMP error whose quote is in quoted */
 	struct flow_entry entry;
 	__u64 now; /* the last NSG stage's clock, for the stages after it */
 };
@@ -594,6 +595,31 @@ __noinline int icmp_error_quote_skb(struct __sk_buff *skb, const struct packet_i
 	return icmp_error_quote((void *)(long)skb->data, (void *)(long)skb->data_end, info);
 }
 
+/* Reads an ICMP error's quote (into flow_scratch, quote_read set) before the stages that
+ * look for its flow, the peering check and the NSG stage: DROP_NONE, or
+ * DROP_ICMP_QUOTE_MALFORMED. Called at the pipeline's own level, beside those stages
+ * rather than beneath them: the calls along one chain share 512 bytes of stack. */
+static __always_inline int icmp_error_read(struct flow_scratch *scratch, int reason)
+{
+	if (reason > 0)
+		return reason;
+	scratch->quote_read = reason == DROP_NONE;
+	return DROP_NONE;
+}
+
+static __always_inline int icmp_error_read_xdp(struct xdp_md *ctx, const struct packet_info *info)
+{
+	__u32 zero = 0;
+	struct flow_scratch *scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+
+	if (!scratch)
+		return DROP_ICMP_QUOTE_MALFORMED; /* cannot happen: a per-CPU array of one */
+	scratch->quote_read = 0;
+	if (!icmp_error_of(info))
+		return DROP_NONE;
+	return icmp_error_read(scratch, icmp_error_quote_xdp(ctx, info));
+}
+
 /* The flow that the error in scratch->tuple is about (its quote in scratch->quoted), or
  * NULL: the quote's sender must be the error's destination, and the quote's ends sit in
  * the error's VNets the other way round (the sender where the error goes, the quote's
@@ -680,14 +706,10 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 		__builtin_memcpy(scratch->tuple.binding_src, scratch->hop.src, 16);
 	if (scratch->hop.dst_set)
 		__builtin_memcpy(scratch->tuple.binding_dst, scratch->hop.dst, 16);
+	/* An ICMP error: its quote was read by icmp_error_read_xdp */
 	error = icmp_error_of(info);
-	if (error) {
-		reason = icmp_error_quote_xdp(ctx, info);
-		if (reason > 0)
-			return reason;
-		if (reason == DROP_NONE && nsg_icmp_error_flow(res, info->len))
-			return DROP_NONE;
-	}
+	if (error && scratch->quote_read && nsg_icmp_error_flow(res, info->len))
+		return DROP_NONE;
 	return nsg_flow_stage(&scratch->tuple, info->len, flags, error, res);
 }
 
@@ -710,7 +732,7 @@ __noinline int flow_is_reply(struct xdp_md *ctx, const struct packet_info *info)
 	    nsg_tuple_fill((void *)(long)ctx->data, (void *)(long)ctx->data_end, info,
 			   &scratch->tuple, &flags))
 		return 0;
-	if (icmp_error_of(info) && icmp_error_quote_xdp(ctx, info) == DROP_NONE) {
+	if (icmp_error_of(info) && scratch->quote_read) { /* icmp_error_read_xdp read it */
 		f = flow_of_icmp_error(scratch, flow_clock());
 		/* the quote's sender, where the error goes, opened the flow */
 		return f && flow_key_build(&scratch->quoted, &scratch->key) == f->initiator_is_b;
