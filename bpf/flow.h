@@ -180,20 +180,18 @@ static __always_inline __u64 flow_timeout_ns(const struct flow_key *key,
 					     const struct flow_entry *f,
 					     const struct gateway_settings *s)
 {
-	struct gateway_settings none = {};
-
-	if (!s)
-		s = &none;
+	/* No settings: the defaults (no zeroed copy on the stack, which every caller's
+	 * frame would carry). */
 	switch (key->proto) {
 	case IPPROTO_TCP:
 		if (f->tcp_state == TCP_FLOW_ESTABLISHED)
-			return seconds_or(s->tcp_idle_timeout, 240);
-		return seconds_or(s->tcp_transitory_timeout, 30);
+			return seconds_or(s ? s->tcp_idle_timeout : 0, 240);
+		return seconds_or(s ? s->tcp_transitory_timeout : 0, 30);
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
-		return seconds_or(s->icmp_idle_timeout, 30);
+		return seconds_or(s ? s->icmp_idle_timeout : 0, 30);
 	default:
-		return seconds_or(s->udp_idle_timeout, 240);
+		return seconds_or(s ? s->udp_idle_timeout : 0, 240);
 	}
 }
 
