@@ -459,14 +459,17 @@ static __always_inline int icmp4_quote_parse(const struct packet *pkt, struct ip
 {
 	void *l4;
 
-	if (!ip_holds(pkt, ip + 1) || ip->version != 4 || ip->ihl < 5)
+	/* data_end first, on a branch of its own: older verifiers learn the packet's range
+	 * only from such a comparison */
+	if ((void *)(ip + 1) > pkt->data_end || !ip_holds(pkt, ip + 1) || ip->version != 4 ||
+	    ip->ihl < 5)
 		return DROP_ICMP_QUOTE_MALFORMED;
 	q->ip = ip;
 	q->proto = ip->protocol;
 	if (bpf_ntohs(ip->frag_off) & IP_OFFSET)
 		return ICMP_QUOTE_NO_TRANSPORT;
 	l4 = (void *)ip + ip->ihl * 4;
-	if (!ip_holds(pkt, l4 + 8))
+	if (l4 + 8 > pkt->data_end || !ip_holds(pkt, l4 + 8))
 		return DROP_ICMP_QUOTE_MALFORMED;
 	q->l4 = l4;
 	return DROP_NONE;
@@ -481,7 +484,7 @@ static __always_inline int icmp6_quote_parse(const struct packet *pkt, struct ip
 	void *cursor = ip6 + 1;
 	__u8 next;
 
-	if (!ip_holds(pkt, ip6 + 1) || ip6->version != 6)
+	if ((void *)(ip6 + 1) > pkt->data_end || !ip_holds(pkt, ip6 + 1) || ip6->version != 6)
 		return DROP_ICMP_QUOTE_MALFORMED;
 	q->ip6 = ip6;
 	next = ip6->nexthdr;
@@ -491,8 +494,8 @@ static __always_inline int icmp6_quote_parse(const struct packet *pkt, struct ip
 
 		if (!ipv6_is_extension(next))
 			break;
-		if (!ip_holds(pkt, cursor + 8)) /* every extension header is 8 bytes or more */
-			return DROP_ICMP_QUOTE_MALFORMED;
+		if (cursor + 8 > pkt->data_end || !ip_holds(pkt, cursor + 8))
+			return DROP_ICMP_QUOTE_MALFORMED; /* each is 8 bytes or more */
 		if (next == IPPROTO_FRAGMENT) {
 			__be16 *frag_off = cursor + 2;
 
@@ -508,7 +511,7 @@ static __always_inline int icmp6_quote_parse(const struct packet *pkt, struct ip
 		}
 		next = ext->next_header;
 	}
-	if (ipv6_is_extension(next) || !ip_holds(pkt, cursor + 8))
+	if (ipv6_is_extension(next) || cursor + 8 > pkt->data_end || !ip_holds(pkt, cursor + 8))
 		return DROP_ICMP_QUOTE_MALFORMED;
 	q->l4 = cursor;
 	q->proto = next;
