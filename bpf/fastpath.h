@@ -67,10 +67,15 @@ struct {
 } fast_path_scratch SEC(".maps");
 
 /* Only whole packets with a transport header: a fragment's flow is not the one its
- * ports would name. */
+ * ports would name. Of ICMP, only echo: an error is judged by the flow its quote names,
+ * which its own addresses and bytes 4-5 (an echo's identifier) do not, so an error under
+ * an echo flow's lease with the same "identifier" would pass unjudged. */
 static __always_inline int fast_path_applies(const struct packet *pkt)
 {
-	return !pkt->is_fragment && pkt->l4;
+	if (pkt->is_fragment || !pkt->l4)
+		return 0;
+	return (pkt->l4_proto != IPPROTO_ICMP && pkt->l4_proto != IPPROTO_ICMPV6) ||
+	       is_echo(pkt->l4_proto, pkt->icmp_type);
 }
 
 /* The packet's key in its family's map, in the per-CPU scratch. */

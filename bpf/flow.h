@@ -73,6 +73,8 @@ struct flow_scratch {
 	struct nsg_tuple tuple;
 	struct flow_key key;
 	struct nsg_tuple original;
+	struct nsg_tuple quoted; /* the flow an ICMP error is about (icmp_error_quote) */
+	__u32 quote_read;        /* the packet is an ICMP error whose quote is in quoted */
 	struct flow_entry entry;
 	__u64 now; /* the last NSG stage's clock, for the stages after it */
 };
@@ -169,14 +171,12 @@ static __always_inline __u64 flow_idle_ns(const struct flow_entry *f, __u64 now)
 	return clock_age_ns(now, f->last_seen_ns);
 }
 
-/* Settings are missing only before the loader's first write: the defaults apply then. */
+/* Settings are missing only before the loader's first write (NULL): the defaults apply. */
 static __always_inline __u64 flow_entry_timeout_ns(const struct flow_key *key,
 						   const struct flow_entry *f,
 						   const struct gateway_settings *s)
 {
-	struct gateway_settings none = {};
-
-	return flow_timeout_ns(key->proto, f->tcp_state, s ? s : &none);
+	return flow_timeout_ns(key->proto, f->tcp_state, s);
 }
 
 static __always_inline __u32 tcp_flags_of(const struct packet *pkt)
@@ -346,9 +346,12 @@ static __always_inline void flow_pass_known(struct flow_entry *f, const struct f
 
 /* The NSG stage of the pipeline: a packet of a known flow passes (re-evaluated first when
  * a flushConnection change asks for it); the first packet of a flow is classified and,
- * when allowed, remembered. Returns DROP_NONE or the drop reason. */
+ * when allowed, remembered. An untracked packet (an ICMP error about no known flow) is
+ * judged by the rules alone: it neither belongs to a flow nor opens one, so an error
+ * cannot pass as an echo flow's packet that its bytes 4-5 happen to name, nor leave a
+ * flow behind for the ICMP that follows. Returns DROP_NONE or the drop reason. */
 static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
-					  __u32 tcp_flags, struct nsg_result *res)
+					  __u32 tcp_flags, int untracked, struct nsg_result *res)
 {
 	struct gateway_settings *s;
 	struct flow_scratch *scratch;
@@ -368,6 +371,12 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	if (nsg_exempt(t)) {
 		res->outcome = NSG_FLOW_EXEMPT;
 		return DROP_NONE;
+	}
+	if (untracked) {
+		reason = nsg_classify(t, res);
+		nsg_count_stages(res->stages, 1, len);
+		res->outcome = reason ? NSG_FLOW_DENIED : NSG_FLOW_UNTRACKED;
+		return reason;
 	}
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
@@ -483,6 +492,180 @@ static __always_inline int nsg_tuple_fill(void *data, void *data_end,
 	return DROP_NONE;
 }
 
+/* ---- ICMP errors, judged by the flow they are about ----
+ * A destination unreachable, packet too big, time exceeded or parameter problem quotes
+ * the packet it is about. Reversed, that packet names a flow: when the flow table holds
+ * it (alive, in flows or new_flows) with the quote's sender where the error goes, in the
+ * VNets the error comes from and goes to, the error passes with that flow's decisions,
+ * as Azure's stateful NSGs let it: no rule judges it and it opens no flow of its own.
+ * Otherwise it is an ICMP packet like any other, judged by the rules. */
+
+static __always_inline int icmp_error_of(const struct packet_info *info)
+{
+	return info->l4_offset && icmp_is_error(info->l4_proto, info->icmp_type);
+}
+
+/* The quoted packet's tuple as nsg_tuple_fill would have made it when it was sent:
+ * addresses, protocol, TCP/UDP ports, an echo's identifier. Its VNets are set where the
+ * error's are known (flow_of_icmp_error). */
+static __always_inline int icmp_quote_tuple(const struct icmp_quote *q, void *data_end,
+					    struct nsg_tuple *t)
+{
+	__u8 *l4 = q->l4;
+
+	__builtin_memset(t, 0, sizeof(*t));
+	if (!l4 || (void *)(l4 + 8) > data_end)
+		return ICMP_QUOTE_NO_TRANSPORT;
+	if (q->ip) {
+		t->family = AF_INET;
+		__builtin_memcpy(t->src, &q->ip->saddr, 4);
+		__builtin_memcpy(t->dst, &q->ip->daddr, 4);
+	} else if (q->ip6) {
+		t->family = AF_INET6;
+		__builtin_memcpy(t->src, &q->ip6->saddr, 16);
+		__builtin_memcpy(t->dst, &q->ip6->daddr, 16);
+	} else {
+		return ICMP_QUOTE_NO_TRANSPORT;
+	}
+	__builtin_memcpy(t->binding_src, t->src, 16);
+	__builtin_memcpy(t->binding_dst, t->dst, 16);
+	t->proto = q->proto;
+	if (q->proto == IPPROTO_TCP || q->proto == IPPROTO_UDP) {
+		t->has_ports = 1;
+		t->sport = (__u16)l4[0] << 8 | l4[1];
+		t->dport = (__u16)l4[2] << 8 | l4[3];
+	} else if (is_echo(q->proto, l4[0])) {
+		t->sport = t->dport = (__u16)l4[4] << 8 | l4[5];
+	}
+	return DROP_NONE;
+}
+
+/* Reads the quote of the ICMP error at the parser's offsets into flow_scratch.quoted:
+ * DROP_NONE, ICMP_QUOTE_NO_TRANSPORT (a quote of a later fragment: no flow to find) or
+ * DROP_ICMP_QUOTE_MALFORMED. One body, a global function per program type. */
+static __always_inline int icmp_error_quote(void *data, void *data_end,
+					    const struct packet_info *info)
+{
+	struct flow_scratch *scratch;
+	struct icmp_quote q;
+	struct packet pkt;
+	__u32 zero = 0;
+	int reason;
+
+	if (packet_of(data, data_end, info, &pkt))
+		return DROP_ICMP_QUOTE_MALFORMED;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return DROP_ICMP_QUOTE_MALFORMED;
+	reason = icmp_quote_parse(&pkt, &q);
+	if (reason)
+		return reason;
+	return icmp_quote_tuple(&q, pkt.data_end, &scratch->quoted);
+}
+
+__noinline int icmp_error_quote_xdp(struct xdp_md *ctx, const struct packet_info *info)
+{
+	if (!info)
+		return DROP_ICMP_QUOTE_MALFORMED;
+	return icmp_error_quote((void *)(long)ctx->data, (void *)(long)ctx->data_end, info);
+}
+
+__noinline int icmp_error_quote_skb(struct __sk_buff *skb, const struct packet_info *info)
+{
+	if (!info)
+		return DROP_ICMP_QUOTE_MALFORMED;
+	return icmp_error_quote((void *)(long)skb->data, (void *)(long)skb->data_end, info);
+}
+
+/* Reads an ICMP error's quote (into flow_scratch, quote_read set) before the stages that
+ * look for its flow, the peering check and the NSG stage: DROP_NONE, or
+ * DROP_ICMP_QUOTE_MALFORMED. Called at the pipeline's own level, beside those stages
+ * rather than beneath them: the calls along one chain share 512 bytes of stack. */
+static __always_inline int icmp_error_read(struct flow_scratch *scratch, int reason)
+{
+	if (reason > 0)
+		return reason;
+	scratch->quote_read = reason == DROP_NONE;
+	return DROP_NONE;
+}
+
+static __always_inline int icmp_error_read_xdp(struct xdp_md *ctx, const struct packet_info *info)
+{
+	__u32 zero = 0;
+	struct flow_scratch *scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+
+	if (!scratch)
+		return DROP_ICMP_QUOTE_MALFORMED; /* cannot happen: a per-CPU array of one */
+	scratch->quote_read = 0;
+	if (!icmp_error_of(info))
+		return DROP_NONE;
+	return icmp_error_read(scratch, icmp_error_quote_xdp(ctx, info));
+}
+
+/* The flow that the error in scratch->tuple is about (its quote in scratch->quoted), or
+ * NULL: the quote's sender must be the error's destination, and the quote's ends sit in
+ * the error's VNets the other way round (the sender where the error goes, the quote's
+ * destination where the error comes from). An expired flow, or one a flushConnection
+ * change must judge again first, has nothing an error could belong to. */
+static __always_inline struct flow_entry *flow_of_icmp_error(struct flow_scratch *scratch,
+							     __u64 now)
+{
+	struct nsg_tuple *error = &scratch->tuple, *q = &scratch->quoted;
+	const __u32 *a = (const __u32 *)error->dst, *b = (const __u32 *)q->src;
+	struct gateway_settings *s;
+	struct flow_entry *f;
+	__u32 zero = 0;
+	int unanswered;
+
+	if (q->family != error->family || a[0] != b[0] || a[1] != b[1] || a[2] != b[2] ||
+	    a[3] != b[3])
+		return NULL;
+	q->src_vnet = error->dst_vnet;
+	q->dst_vnet = error->src_vnet;
+	flow_key_build(q, &scratch->key);
+	f = flow_lookup(&scratch->key, &unanswered);
+	if (!f)
+		return NULL;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	if (flow_idle_ns(f, now) > flow_entry_timeout_ns(&scratch->key, f, s) ||
+	    flow_needs_revalidation(f, s))
+		return NULL;
+	return f;
+}
+
+/* The NSG stage's answer for an ICMP error whose quote was read: 1 when it is about a
+ * known flow, with that flow's decisions in res (counted on its rules, the flow itself
+ * left as it was: an error neither refreshes nor answers it), 0 when the rules must
+ * judge it. */
+__noinline int nsg_icmp_error_flow(struct nsg_result *res, __u32 len)
+{
+	struct flow_scratch *scratch;
+	struct flow_entry *f;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!res)
+		return 0;
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return 0;
+	now = flow_clock();
+	f = flow_of_icmp_error(scratch, now);
+	if (!f)
+		return 0;
+	for (int i = 0; i < NSG_STAGES; i++) {
+		res->stages[i].nsg_id = f->nsg_id[i];
+		res->stages[i].rule_id = f->rule_id[i];
+		res->stages[i].priority = 0;
+		res->stages[i].access = 0;
+	}
+	nsg_count_stages(res->stages, 0, len);
+	flow_count(FLOW_ICMP_ERROR_RELATED);
+	res->outcome = NSG_FLOW_RELATED;
+	scratch->now = now;
+	return 1;
+}
+
 /* The NSG stage for one packet: info->vnet is the source's VNet, info->dst_vnet the
  * destination's (NSG_VNET_NONE outside VNets). Its result is left in flow_scratch. */
 __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *info,
@@ -490,7 +673,7 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0, flags;
-	int reason;
+	int reason, error;
 
 	if (!info || !res)
 		return DROP_NONE;
@@ -505,12 +688,17 @@ __noinline int nsg_packet_stage(struct xdp_md *ctx, const struct packet_info *in
 		__builtin_memcpy(scratch->tuple.binding_src, scratch->hop.src, 16);
 	if (scratch->hop.dst_set)
 		__builtin_memcpy(scratch->tuple.binding_dst, scratch->hop.dst, 16);
-	return nsg_flow_stage(&scratch->tuple, info->len, flags, res);
+	/* An ICMP error: its quote was read by icmp_error_read_xdp */
+	error = icmp_error_of(info);
+	if (error && scratch->quote_read && nsg_icmp_error_flow(res, info->len))
+		return DROP_NONE;
+	return nsg_flow_stage(&scratch->tuple, info->len, flags, error, res);
 }
 
 /* Whether the packet answers a flow its destination opened: the flow table holds the flow
- * (alive) and the packet's sender is its responder. info->vnet and dst_vnet must be set.
- * Counts and changes nothing. */
+ * (alive) and the packet's sender is its responder; or it is an ICMP error about a flow
+ * its destination opened. info->vnet and dst_vnet must be set. Counts and changes
+ * nothing. */
 __noinline int flow_is_reply(struct xdp_md *ctx, const struct packet_info *info)
 {
 	struct gateway_settings *s;
@@ -526,6 +714,11 @@ __noinline int flow_is_reply(struct xdp_md *ctx, const struct packet_info *info)
 	    nsg_tuple_fill((void *)(long)ctx->data, (void *)(long)ctx->data_end, info,
 			   &scratch->tuple, &flags))
 		return 0;
+	if (icmp_error_of(info) && scratch->quote_read) { /* icmp_error_read_xdp read it */
+		f = flow_of_icmp_error(scratch, flow_clock());
+		/* the quote's sender, where the error goes, opened the flow */
+		return f && flow_key_build(&scratch->quoted, &scratch->key) == f->initiator_is_b;
+	}
 	from_b = flow_key_build(&scratch->tuple, &scratch->key);
 	f = flow_lookup(&scratch->key, &unanswered);
 	if (!f)

@@ -294,6 +294,12 @@ __noinline int ipv4_options_check_skb(struct __sk_buff *skb, __u32 offset, __u32
 	return ipv4_options_verdict(&o);
 }
 
+static __always_inline int ipv6_is_extension(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
+	       next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
+}
+
 struct ipv6_extension {
 	__u8 next_header;
 	__u8 length; /* in 8-byte units, not counting the first 8 */
@@ -319,8 +325,7 @@ static __always_inline int parse_ipv6(struct packet *pkt, void *start)
 	for (i = 0; i < MAX_IPV6_EXTENSIONS; i++) {
 		struct ipv6_extension *ext = cursor;
 
-		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING &&
-		    next != IPPROTO_DSTOPTS && next != IPPROTO_FRAGMENT && next != IPPROTO_AH)
+		if (!ipv6_is_extension(next))
 			break;
 		if (!ip_holds(pkt, ext + 1))
 			return DROP_MALFORMED_IPV6_EXTENSION;
@@ -348,8 +353,7 @@ static __always_inline int parse_ipv6(struct packet *pkt, void *start)
 		}
 		next = ext->next_header;
 	}
-	if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
-	    next == IPPROTO_FRAGMENT || next == IPPROTO_AH)
+	if (ipv6_is_extension(next))
 		return DROP_MALFORMED_IPV6_EXTENSION; /* a longer chain than we walk */
 	if (!ip_holds(pkt, cursor))
 		return DROP_MALFORMED_IPV6_EXTENSION; /* the last header runs past the payload */
@@ -410,6 +414,127 @@ static __always_inline int parse_transport(struct packet *pkt)
 		break;
 	}
 	return DROP_NONE;
+}
+
+/* ---- ICMP errors and the packet they quote ---- */
+
+#define ICMP_ECHO_REPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO_REQUEST 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETER_PROBLEM 12
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PARAMETER_PROBLEM 4 /* 1-4: unreachable, too big, time exceeded, parameter */
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+
+/* The IPv6 extension headers a quote may carry before its transport header; a longer
+ * chain is refused (DROP_ICMP_QUOTE_MALFORMED): the quote would be judged blind. */
+#define MAX_QUOTE_IPV6_EXTENSIONS 4
+
+/* icmp_quote_parse's answer for a well-formed quote of a later fragment: it holds no
+ * transport header, so it names no flow. */
+#define ICMP_QUOTE_NO_TRANSPORT (-1)
+
+static __always_inline int icmp_is_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMPV6)
+		return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMETER_PROBLEM;
+	return proto == IPPROTO_ICMP && (type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+					 type == ICMP_PARAMETER_PROBLEM);
+}
+
+/* What an ICMP error quotes: the IP header of the packet it is about and at least the 8
+ * bytes after it (RFC 792; RFC 4443 quotes as much as fits). Both SNAT (to translate the
+ * quote back) and the NSG stage (to find the flow it is about) read it here. */
+struct icmp_quote {
+	struct iphdr *ip;     /* an ICMPv4 error's quote */
+	struct ipv6hdr *ip6;  /* an ICMPv6 error's quote */
+	void *l4;             /* its transport header, 8 bytes at least; NULL: none quoted */
+	__u8 proto;
+};
+
+static __always_inline int icmp4_quote_parse(const struct packet *pkt, struct iphdr *ip,
+					     struct icmp_quote *q)
+{
+	void *l4;
+
+	/* data_end first, on a branch of its own: older verifiers learn the packet's range
+	 * only from such a comparison */
+	if ((void *)(ip + 1) > pkt->data_end || !ip_holds(pkt, ip + 1) || ip->version != 4 ||
+	    ip->ihl < 5)
+		return DROP_ICMP_QUOTE_MALFORMED;
+	q->ip = ip;
+	q->proto = ip->protocol;
+	if (bpf_ntohs(ip->frag_off) & IP_OFFSET)
+		return ICMP_QUOTE_NO_TRANSPORT;
+	l4 = (void *)ip + ip->ihl * 4;
+	if (l4 + 8 > pkt->data_end || !ip_holds(pkt, l4 + 8))
+		return DROP_ICMP_QUOTE_MALFORMED;
+	q->l4 = l4;
+	return DROP_NONE;
+}
+
+/* The quoted IPv6 header's extension headers are passed over (hop-by-hop, routing,
+ * destination options, AH; a first fragment's fragment header), at most
+ * MAX_QUOTE_IPV6_EXTENSIONS of them, each within the quote. */
+static __always_inline int icmp6_quote_parse(const struct packet *pkt, struct ipv6hdr *ip6,
+					     struct icmp_quote *q)
+{
+	void *cursor = ip6 + 1;
+	__u8 next;
+
+	if ((void *)(ip6 + 1) > pkt->data_end || !ip_holds(pkt, ip6 + 1) || ip6->version != 6)
+		return DROP_ICMP_QUOTE_MALFORMED;
+	q->ip6 = ip6;
+	next = ip6->nexthdr;
+#pragma unroll
+	for (int i = 0; i < MAX_QUOTE_IPV6_EXTENSIONS; i++) {
+		struct ipv6_extension *ext = cursor;
+
+		if (!ipv6_is_extension(next))
+			break;
+		if (cursor + 8 > pkt->data_end || !ip_holds(pkt, cursor + 8))
+			return DROP_ICMP_QUOTE_MALFORMED; /* each is 8 bytes or more */
+		if (next == IPPROTO_FRAGMENT) {
+			__be16 *frag_off = cursor + 2;
+
+			if (bpf_ntohs(*frag_off) & 0xfff8) {
+				q->proto = ext->next_header;
+				return ICMP_QUOTE_NO_TRANSPORT;
+			}
+			cursor += 8;
+		} else if (next == IPPROTO_AH) {
+			cursor += (ext->length + 2) * 4;
+		} else {
+			cursor += (ext->length + 1) * 8;
+		}
+		next = ext->next_header;
+	}
+	if (ipv6_is_extension(next) || cursor + 8 > pkt->data_end || !ip_holds(pkt, cursor + 8))
+		return DROP_ICMP_QUOTE_MALFORMED;
+	q->l4 = cursor;
+	q->proto = next;
+	return DROP_NONE;
+}
+
+/* Reads the quote of the ICMP or ICMPv6 error in pkt (the caller checked icmp_is_error):
+ * DROP_NONE with q filled, ICMP_QUOTE_NO_TRANSPORT (q->l4 NULL), or
+ * DROP_ICMP_QUOTE_MALFORMED for a quote cut short, of the other IP version, or behind a
+ * longer extension chain than we follow. Never reads past the outer IP packet. */
+static __always_inline int icmp_quote_parse(const struct packet *pkt, struct icmp_quote *q)
+{
+	void *quoted;
+
+	__builtin_memset(q, 0, sizeof(*q));
+	if (!pkt->l4)
+		return DROP_ICMP_QUOTE_MALFORMED;
+	quoted = pkt->l4 + sizeof(struct icmp_header);
+	if (pkt->l4_proto == IPPROTO_ICMP && pkt->family == AF_INET)
+		return icmp4_quote_parse(pkt, quoted, q);
+	if (pkt->l4_proto == IPPROTO_ICMPV6 && pkt->family == AF_INET6)
+		return icmp6_quote_parse(pkt, quoted, q);
+	return DROP_ICMP_QUOTE_MALFORMED;
 }
 
 /* The transport header a first fragment must hold whole: TCP's fixed part (ports and

@@ -32,13 +32,6 @@
 #define SNAT_PROBES 16             /* ports tried for one new flow before giving up */
 #define SNAT_REFRESH_NS 1000000000ULL /* last_seen is written at most once a second */
 
-#define ICMP_ECHO_REPLY 0
-#define ICMP_DEST_UNREACH 3
-#define ICMP_ECHO_REQUEST 8
-#define ICMP_TIME_EXCEEDED 11
-#define ICMP_PARAMETER_PROBLEM 12
-#define ICMPV6_ECHO_REQUEST 128
-#define ICMPV6_ECHO_REPLY 129
 
 /* What SNAT did to the packet, for the stages after it. */
 struct snat_state {
@@ -604,71 +597,8 @@ static __always_inline void snat_rewrite(struct packet *pkt, int source, const _
 	}
 }
 
-#define ICMPV6_DEST_UNREACH 1
-#define ICMPV6_PARAMETER_PROBLEM 4 /* 1-4: unreachable, too big, time exceeded, parameter */
-
-static __always_inline int icmp_is_error(__u8 proto, __u8 type)
-{
-	if (proto == IPPROTO_ICMPV6)
-		return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMETER_PROBLEM;
-	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
-	       type == ICMP_PARAMETER_PROBLEM;
-}
-
-/* An ICMP error about a translated flow: the quoted packet left with VIP:port as its
- * source. Its reverse key is that of a reply: remote -> VIP:port. */
-struct icmp_quote {
-	struct iphdr *ip;     /* an ICMPv4 error's quote */
-	struct ipv6hdr *ip6;  /* an ICMPv6 error's quote */
-	void *l4;
-	__u8 proto;
-};
-
-static __always_inline int icmp_quote_parse(const struct packet *pkt, struct icmp_quote *q)
-{
-	struct iphdr *ip;
-	void *l4;
-
-	if (!pkt->l4)
-		return -1;
-	ip = pkt->l4 + sizeof(struct icmp_header);
-	if ((void *)(ip + 1) > pkt->data_end || ip->version != 4 || ip->ihl < 5)
-		return -1;
-	l4 = (void *)ip + ip->ihl * 4;
-	if (l4 + 8 > pkt->data_end) /* RFC 792: the IP header and 8 bytes of what follows */
-		return -1;
-	if (bpf_ntohs(ip->frag_off) & IP_OFFSET)
-		return -1;
-	q->ip = ip;
-	q->l4 = l4;
-	q->proto = ip->protocol;
-	return 0;
-}
-
-/* RFC 4443 quotes as much of the packet as fits. A quote whose transport header follows
- * extension headers is not followed: the flows SNAT translates carry none. */
-static __always_inline int icmp6_quote_parse(const struct packet *pkt, struct icmp_quote *q)
-{
-	struct ipv6hdr *ip6;
-	void *l4;
-
-	if (!pkt->l4)
-		return -1;
-	ip6 = pkt->l4 + sizeof(struct icmp_header);
-	if ((void *)(ip6 + 1) > pkt->data_end || ip6->version != 6)
-		return -1;
-	l4 = (void *)(ip6 + 1);
-	if (l4 + 8 > pkt->data_end)
-		return -1;
-	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP &&
-	    ip6->nexthdr != IPPROTO_ICMPV6)
-		return -1;
-	q->ip6 = ip6;
-	q->l4 = l4;
-	q->proto = ip6->nexthdr;
-	return 0;
-}
-
+/* The reverse key of an ICMP error about a translated flow: the quoted packet left with
+ * VIP:port as its source, so the key is that of a reply, remote -> VIP:port. */
 static __always_inline int icmp_quote_key(const struct icmp_quote *q, struct snat_flow_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
@@ -885,7 +815,7 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 		}
 		if (!icmp_is_error(IPPROTO_ICMP, pkt->icmp_type) || icmp_quote_parse(pkt, &quote) ||
 		    icmp_quote_key(&quote, key))
-			return DROP_SNAT_UNSOLICITED;
+			return DROP_SNAT_UNSOLICITED; /* SNAT's verdict on any quote it cannot follow */
 		is_error = 1;
 		break;
 	case IPPROTO_ICMPV6: /* NAT66 */
@@ -893,8 +823,8 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 			snat_key_of_packet(key, pkt, 0);
 			break;
 		}
-		if (!icmp_is_error(IPPROTO_ICMPV6, pkt->icmp_type) ||
-		    icmp6_quote_parse(pkt, &quote) || icmp_quote_key(&quote, key))
+		if (!icmp_is_error(IPPROTO_ICMPV6, pkt->icmp_type) || icmp_quote_parse(pkt, &quote) ||
+		    icmp_quote_key(&quote, key))
 			return DROP_SNAT_UNSOLICITED;
 		is_error = 1;
 		break;

@@ -303,7 +303,7 @@ __noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info 
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0, flags;
-	int reason;
+	int reason, error;
 
 	if (!info)
 		return DROP_INTERNAL_ERROR;
@@ -314,7 +314,11 @@ __noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info 
 				&scratch->tuple, &flags);
 	if (reason)
 		return reason;
-	return nsg_flow_stage(&scratch->tuple, info->len, flags, &scratch->result);
+	/* An ICMP error, its quote read by tunnel_nsg_inbound: as nsg_packet_stage judges one */
+	error = icmp_error_of(info);
+	if (error && scratch->quote_read && nsg_icmp_error_flow(&scratch->result, info->len))
+		return DROP_NONE;
+	return nsg_flow_stage(&scratch->tuple, info->len, flags, error, &scratch->result);
 }
 
 /* The inbound NSGs of dst_vnet's destination subnet and NIC for a decrypted packet. */
@@ -323,6 +327,7 @@ static __always_inline int tunnel_nsg_inbound(struct __sk_buff *skb, const struc
 {
 	struct flow_scratch *scratch;
 	__u32 zero = 0;
+	int reason;
 
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
@@ -330,6 +335,12 @@ static __always_inline int tunnel_nsg_inbound(struct __sk_buff *skb, const struc
 	packet_info_fill(&scratch->info, pkt);
 	scratch->info.vnet = NSG_VNET_NONE;
 	scratch->info.dst_vnet = dst_vnet;
+	scratch->quote_read = 0;
+	if (icmp_error_of(&scratch->info)) {
+		reason = icmp_error_read(scratch, icmp_error_quote_skb(skb, &scratch->info));
+		if (reason)
+			return reason;
+	}
 	return tunnel_nsg_stage(skb, &scratch->info);
 }
 

@@ -450,6 +450,9 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 		return drop(d, DROP_GATEWAY_NO_ROUTE);
 	if (forwarded_traffic_refused(source, route))
 		return drop(d, DROP_FORWARDED_NOT_ALLOWED);
+	reason = icmp_error_read_xdp(ctx, info);
+	if (reason)
+		return drop(d, reason);
 	if (peering_access_refused(ctx, info, vnet, route))
 		return drop(d, DROP_PEERING_ACCESS_REFUSED);
 

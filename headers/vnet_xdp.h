@@ -203,6 +203,10 @@ enum drop_reason {
 				     * not allow access from the source's VNet */
 	DROP_INTERNAL_ERROR,        /* not the packet's fault: a per-CPU scratch lookup failed,
 				     * or a packet parsed once did not parse again (a bug) */
+	DROP_ICMP_QUOTE_MALFORMED,  /* an ICMP error whose quoted packet is cut short (less
+				     * than its IP header and 8 bytes), not of the error's IP
+				     * version, or behind a longer IPv6 extension chain than
+				     * the datapath follows */
 	DROP_REASON_MAX,
 };
 
@@ -220,7 +224,8 @@ enum drop_reason {
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
 	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source", "gateway_no_route", \
-	  "peering_access_refused", "internal_error" }
+	  "peering_access_refused", "internal_error",                            \
+	  "icmp_quote_malformed" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -329,8 +334,12 @@ struct nsg_decision {
 	__u8 pad;
 };
 
+/* NSG_FLOW_RELATED: an ICMP error about a known flow (its quote, reversed), passed with
+ * that flow's decisions. NSG_FLOW_UNTRACKED: an ICMP error about no known flow, allowed
+ * by the rules alone and remembered nowhere. */
 enum nsg_flow_outcome { NSG_FLOW_NONE = 0, NSG_FLOW_EXEMPT, NSG_FLOW_NEW, NSG_FLOW_HIT,
-			NSG_FLOW_EXPIRED, NSG_FLOW_REVALIDATED, NSG_FLOW_DENIED };
+			NSG_FLOW_EXPIRED, NSG_FLOW_REVALIDATED, NSG_FLOW_DENIED,
+			NSG_FLOW_RELATED, NSG_FLOW_UNTRACKED };
 
 /* ---- Flow table (stateful NSGs) -------------------------------------------------------
  * One entry per connection, keyed canonically so both directions find it: the endpoint
@@ -371,13 +380,14 @@ enum flow_counter {
 	FLOW_INSERT_FAILED,
 	FLOW_GC_REMOVED,     /* written by user space: removed by its garbage collection */
 	FLOW_PROMOTED,       /* answered: moved from new_flows to flows */
+	FLOW_ICMP_ERROR_RELATED, /* an ICMP error passed with the flow its quote names */
 	FLOW_COUNTER_MAX,
 };
 
 /* The members of `stats -j`'s "flows" object, so camelCase like every JSON key. */
 #define FLOW_COUNTER_NAMES                                                                 \
 	{ "created", "hit", "expired", "revalidated", "closed", "deleted", "insertFailed", \
-	  "gcRemoved", "promoted" }
+	  "gcRemoved", "promoted", "icmpErrors" }
 
 /* A flow nobody answered yet (TCP before the responder's first packet, UDP and ICMP
  * before a reply) lives in new_flows, an LRU table of its own, a quarter of flows' size
@@ -746,23 +756,26 @@ static inline __attribute__((always_inline)) __u64 seconds_or_default_ns(__u32 c
 }
 
 /* How long a flow may be idle before it ends: the datapath judges a packet by it and the
- * collector (user/flows.c) removes by it, so both read this one definition. Protocol
- * numbers are written out: the two sides take IPPROTO_* from different headers. */
+ * collector (user/flows.c) removes by it, so both read this one definition. No settings
+ * (NULL): the defaults, with no zeroed copy on the datapath's stack. Protocol numbers are
+ * written out: the two sides take IPPROTO_* from different headers. */
 static inline __attribute__((always_inline)) __u64
 flow_timeout_ns(__u8 proto, __u8 tcp_state, const struct gateway_settings *s)
 {
 	switch (proto) {
 	case 6: /* TCP */
 		if (tcp_state == TCP_FLOW_ESTABLISHED)
-			return seconds_or_default_ns(s->tcp_idle_timeout,
+			return seconds_or_default_ns(s ? s->tcp_idle_timeout : 0,
 						     FLOW_TCP_IDLE_TIMEOUT_DEFAULT);
-		return seconds_or_default_ns(s->tcp_transitory_timeout,
+		return seconds_or_default_ns(s ? s->tcp_transitory_timeout : 0,
 					     FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT);
 	case 1:  /* ICMP */
 	case 58: /* ICMPv6 */
-		return seconds_or_default_ns(s->icmp_idle_timeout, FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
+		return seconds_or_default_ns(s ? s->icmp_idle_timeout : 0,
+					     FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
 	default:
-		return seconds_or_default_ns(s->udp_idle_timeout, FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
+		return seconds_or_default_ns(s ? s->udp_idle_timeout : 0,
+					     FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
 	}
 }
 

@@ -281,16 +281,24 @@ static inline struct reference_nsg nsg_world_nic(const struct nsg_world *w, cons
 	return (struct reference_nsg){ NULL };
 }
 
-/* What the reference says of p in this world: each stage's NSG found from the config's
- * subnets and NICs, not from the compiler's bindings. */
+/* Each stage's NSG for p in this world, found from the config's subnets and NICs, not
+ * from the compiler's bindings. */
+static inline void nsg_world_stages(const struct nsg_world *w, const struct reference_packet *p,
+				    struct reference_nsg stages[REFERENCE_STAGES])
+{
+	stages[REFERENCE_SOURCE_NIC] = nsg_world_nic(w, p->src, p->family);
+	stages[REFERENCE_SOURCE_SUBNET] = nsg_world_subnet(w, p->src, p->family);
+	stages[REFERENCE_DESTINATION_SUBNET] = nsg_world_subnet(w, p->dst, p->family);
+	stages[REFERENCE_DESTINATION_NIC] = nsg_world_nic(w, p->dst, p->family);
+}
+
+/* What the reference says of p in this world. */
 static inline struct reference_verdict nsg_world_reference(const struct nsg_world *w,
 							   const struct reference_packet *p)
 {
-	struct reference_nsg stages[REFERENCE_STAGES] = {
-		nsg_world_nic(w, p->src, p->family), nsg_world_subnet(w, p->src, p->family),
-		nsg_world_subnet(w, p->dst, p->family), nsg_world_nic(w, p->dst, p->family),
-	};
+	struct reference_nsg stages[REFERENCE_STAGES];
 
+	nsg_world_stages(w, p, stages);
 	return reference_evaluate(stages, p);
 }
 

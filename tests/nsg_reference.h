@@ -16,7 +16,11 @@
  *    non-first fragment) matches only rules whose ranges cover 0-65535.
  *  - protocol: * any; Icmp is ICMP and ICMPv6.
  *  - path: outbound the source NIC's NSG then its subnet's; inbound the destination
- *    subnet's then its NIC's; the first NSG that denies ends the evaluation. */
+ *    subnet's then its NIC's; the first NSG that denies ends the evaluation.
+ *  - ICMP errors (destination unreachable, packet too big, time exceeded, parameter
+ *    problem): the NSGs are stateful, so an error about a connection they allowed reaches
+ *    its end with that connection, whatever the rules say of ICMP (reference_error_belongs);
+ *    any other error is an ICMP packet of its own, judged by the rules. */
 #ifndef TESTS_NSG_REFERENCE_H
 #define TESTS_NSG_REFERENCE_H
 
@@ -208,6 +212,45 @@ reference_evaluate(const struct reference_nsg stages[REFERENCE_STAGES],
 		}
 	}
 	return v;
+}
+
+/* One end of an allowed flow: address, port (TCP/UDP) and the VNet it is in. */
+struct reference_flow_end {
+	uint8_t addr[16];
+	uint16_t port;
+	int vnet;
+};
+
+struct reference_flow {
+	int family;
+	uint8_t proto;
+	struct reference_flow_end a, b; /* a opened it */
+};
+
+static inline bool reference_end_is(const struct reference_flow_end *end, const uint8_t *addr,
+				    uint16_t port, int vnet, int family)
+{
+	return !memcmp(end->addr, addr, family == AF_INET ? 4 : 16) && end->port == port &&
+	       end->vnet == vnet;
+}
+
+/* Whether an ICMP error belongs to the flow: the packet it quotes is one of the flow's,
+ * either way (protocol, addresses, ports, each end's VNet), and the error travels to the
+ * quoted packet's sender. The quote's sender sits in the VNet the error goes to, its
+ * destination in the VNet the error comes from. */
+static inline bool reference_error_belongs(const struct reference_flow *flow,
+					   const struct reference_packet *error, int error_src_vnet,
+					   int error_dst_vnet, const struct reference_packet *quoted)
+{
+	size_t n = error->family == AF_INET ? 4 : 16;
+
+	if (quoted->family != error->family || flow->family != error->family ||
+	    quoted->proto != flow->proto || memcmp(error->dst, quoted->src, n))
+		return false;
+	return (reference_end_is(&flow->a, quoted->src, quoted->sport, error_dst_vnet, flow->family) &&
+		reference_end_is(&flow->b, quoted->dst, quoted->dport, error_src_vnet, flow->family)) ||
+	       (reference_end_is(&flow->b, quoted->src, quoted->sport, error_dst_vnet, flow->family) &&
+		reference_end_is(&flow->a, quoted->dst, quoted->dport, error_src_vnet, flow->family));
 }
 
 #endif

@@ -206,7 +206,9 @@ static const char *xdp_action_name(int verdict)
 static const char *flow_outcome_name(uint32_t outcome)
 {
 	static const char *const names[] = { "none", "exempt", "new", "existing", "expired",
-					     "re-evaluated", "denied" };
+					     "re-evaluated", "denied",
+					     "error of an existing flow",
+					     "error of no flow, judged alone" };
 
 	return outcome < sizeof(names) / sizeof(*names) ? names[outcome] : "unknown";
 }

@@ -182,6 +182,50 @@ static inline size_t frame_build(struct frame *f, const char *dst_mac, const cha
 	return frame_ip(f, fl, 0);
 }
 
+/* An ICMP (family AF_INET) or ICMPv6 error from `from` to `to`: type, code, the four
+ * bytes after the checksum (`rest`: the next-hop MTU of fragmentation needed, an IPv6
+ * MTU, a pointer), then `quote_len` bytes of the IP packet at `quoted` (RFC 792: its
+ * header and 8 bytes; RFC 4443: as much as fits). Checksums are right. Returns the IP
+ * offset. */
+static inline size_t frame_icmp_error(struct frame *f, const char *dst_mac, const char *src_mac,
+				      int family, const char *from, const char *to, uint8_t type,
+				      uint8_t code, uint32_t rest, const uint8_t *quoted,
+				      size_t quote_len)
+{
+	size_t ip_at = frame_ethernet(f, dst_mac, src_mac, family == AF_INET ? 0x0800 : 0x86dd);
+	size_t hlen = family == AF_INET ? 20 : 40;
+	uint8_t *ip = f->data + ip_at, *icmp = ip + hlen;
+	uint32_t sum = 0;
+
+	memset(ip, 0, hlen + 8);
+	icmp[0] = type;
+	icmp[1] = code;
+	put16(icmp + 4, rest >> 16);
+	put16(icmp + 6, rest & 0xffff);
+	memcpy(icmp + 8, quoted, quote_len);
+	if (family == AF_INET) {
+		ip[0] = 0x45;
+		put16(ip + 2, 20 + 8 + quote_len);
+		ip[8] = 64;
+		ip[9] = IPPROTO_ICMP;
+		inet_pton(AF_INET, from, ip + 12);
+		inet_pton(AF_INET, to, ip + 16);
+		ipv4_header_checksum(ip);
+	} else {
+		ip[0] = 0x60;
+		put16(ip + 4, 8 + quote_len);
+		ip[6] = IPPROTO_ICMPV6;
+		ip[7] = 64;
+		inet_pton(AF_INET6, from, ip + 8);
+		inet_pton(AF_INET6, to, ip + 24);
+		sum = checksum_add(0, ip + 8, 32) + IPPROTO_ICMPV6 + 8 + quote_len;
+	}
+	sum = checksum_add(sum, icmp, 8 + quote_len);
+	memcpy(icmp + 2, &(uint16_t){ checksum_fold(sum) }, 2);
+	f->len = ip_at + hlen + 8 + quote_len;
+	return ip_at;
+}
+
 /* One fragment of the datagram in `whole` (Ethernet + IPv4 or IPv6 without extension
  * headers, as frame_build makes it): `len` bytes of its IP payload from byte `offset` (a
  * multiple of 8), with MF set when `more`. IPv4 keeps the datagram's identification;

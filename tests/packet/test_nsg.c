@@ -54,12 +54,15 @@ static int write_config(const char *ssh_access, bool flush)
 	r[n++] = rule("DenyAltHttpToWebAsg", 120, "Inbound", "Deny", "Tcp", "*", "*", "@web-asg", "8081");
 	r[n++] = rule("DenySqlTag", 130, "Inbound", "Deny", "Udp", "Sql.WestEurope", "*", "*", "8082");
 	r[n++] = rule("DenyWebAsgToStorage", 220, "Outbound", "Deny", "Tcp", "@web-asg", "*", "Storage", "*");
+	r[n++] = rule("DenyIcmpTo7", 140, "Inbound", "Deny", "Icmp", "*", "*",
+		      "[\"10.11.1.7\", \"fd00:11:0:1::7\"]", "*");
 	r[n++] = rule("DenyNic8443", 100, "Inbound", "Deny", "Tcp", "*", "*", "*", "8443");
 	r[n++] = rule("DenyNic5000", 100, "Outbound", "Deny", "Tcp", "*", "*", "*", "5000");
 	r[n++] = rule("DenyWeb9000", 100, "Inbound", "Deny", "Tcp", "10.10.1.0/24", "*", "*", "9000");
-	join_rules(subnet_rules, sizeof(subnet_rules), r, 0, 15);
-	join_rules(nic_rules, sizeof(nic_rules), r, 15, 17);
-	join_rules(web_rules, sizeof(web_rules), r, 17, 18);
+	r[n++] = rule("DenyIcmpToWeb", 150, "Inbound", "Deny", "Icmp", "*", "*", "*", "*");
+	join_rules(subnet_rules, sizeof(subnet_rules), r, 0, 16);
+	join_rules(nic_rules, sizeof(nic_rules), r, 16, 18);
+	join_rules(web_rules, sizeof(web_rules), r, 18, 20);
 	snprintf(resources, sizeof(resources),
 		 "{\"type\": \"Microsoft.Network/networkSecurityGroups\", \"name\": \"" SUBNET_NSG "\","
 		 " \"properties\": {\"flushConnection\": %s, \"securityRules\": [%s]}},\n"
@@ -657,6 +660,301 @@ static void nsg_flush_connection(void **state)
 	assert_int_equal(harness_reload(&gw), 0);
 }
 
+/* ---- ICMP errors, judged by the flow they quote ----
+ * spoke1's subnet denies everything outbound (4000) and ICMP in to 10.11.1.7 and
+ * fd00:11:0:1::7 (140); hub/web's denies ICMP in (150). Only the flow an error is about
+ * lets it through. */
+
+static struct frame quoted_packet(struct flow fl, uint8_t tcp_flags)
+{
+	struct frame q;
+
+	frame_build(&q, HUB_GW_MAC, HUB_VM_MAC, &fl);
+	if (tcp_flags && fl.proto == IPPROTO_TCP)
+		q.data[14 + (fl.family == AF_INET ? 20 : 40) + 13] = tcp_flags;
+	return q;
+}
+
+/* The IP packet of a frame quoted_packet built, and its length. */
+static const uint8_t *ip_packet(const struct frame *q) { return q->data + 14; }
+static size_t ip_length(const struct frame *q) { return q->len - 14; }
+
+static const char *const gw_macs[] = { HUB_GW_MAC, SPOKE1_GW_MAC, SPOKE2_GW_MAC };
+static const char *const vm_macs[] = { HUB_VM_MAC, SPOKE1_VM_MAC, SPOKE2_VM_MAC };
+
+/* An error from `from` to `to` arriving on iface, quoting quote_len bytes of `quoted`. */
+static struct harness_result send_error(int iface, int family, const char *from, const char *to,
+					uint8_t type, uint8_t code, const uint8_t *quoted,
+					size_t quote_len)
+{
+	struct frame in;
+
+	frame_icmp_error(&in, gw_macs[iface], vm_macs[iface], family, from, to, type, code,
+			 type == 3 && code == 4 ? 1400 : type == 2 ? 1280 : 0, quoted, quote_len);
+	return harness_run(&gw, iface, &in);
+}
+
+static void assert_related(struct harness_result r, int64_t rule_id, int stage)
+{
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_RELATED);
+	assert_int_equal(r.trace.nsg[stage].rule_id, rule_id);
+}
+
+/* Destination unreachable (fragmentation needed, port unreachable), time exceeded and
+ * parameter problem about a flow hub/web opened into spoke1 pass, both ways, whatever
+ * the rules say of ICMP there, and open no flow of their own. */
+static void icmp_errors_about_an_allowed_flow_pass_with_it(void **state)
+{
+	struct flow syn = tcp4("10.10.1.20", 47100, "10.11.1.7", 80);
+	struct flow synack = tcp4("10.11.1.7", 80, "10.10.1.20", 47100);
+	struct flow udp = udp4("10.10.1.20", 5300, "10.11.1.7", 5301);
+	int64_t web = nsg_rule_id(SUBNET_NSG, "Inbound", "AllowWeb");
+	int64_t vnet_in = nsg_rule_id(SUBNET_NSG, "Inbound", "AllowVnetInBound");
+	struct frame q;
+	uint64_t related;
+	long flows;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_true(web >= 0 && vnet_in >= 0);
+	related = flow_counter(FLOW_ICMP_ERROR_RELATED);
+	assert_allowed(send_packet(HUB, syn));
+	assert_allowed(send_packet(HUB, udp));
+	flows = flow_entries();
+	q = quoted_packet(syn, 0);
+	/* fragmentation needed from the server, quoting the IP header and 8 bytes (RFC 792) */
+	assert_related(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4, ip_packet(&q), 28),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	/* time exceeded and parameter problem from a router in spoke1, quoting it whole */
+	assert_related(send_error(SPOKE1, AF_INET, "10.11.1.1", "10.10.1.20", 11, 0, ip_packet(&q),
+				  ip_length(&q)), web, NSG_STAGE_DESTINATION_SUBNET);
+	assert_related(send_error(SPOKE1, AF_INET, "10.11.1.1", "10.10.1.20", 12, 0, ip_packet(&q),
+				  ip_length(&q)), web, NSG_STAGE_DESTINATION_SUBNET);
+	/* toward the server, about its answer: past DenyIcmpTo7 */
+	q = quoted_packet(synack, 0x12);
+	assert_related(send_error(HUB, AF_INET, "10.10.1.1", "10.11.1.7", 11, 0, ip_packet(&q), 28),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	/* port unreachable about the UDP flow */
+	q = quoted_packet(udp, 0);
+	assert_related(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 3, ip_packet(&q),
+				  ip_length(&q)), vnet_in, NSG_STAGE_DESTINATION_SUBNET);
+	assert_int_equal(flow_entries(), flows);
+	assert_int_equal(flow_counter(FLOW_ICMP_ERROR_RELATED), related + 5);
+	nsg_clear_flows();
+}
+
+/* An error whose quote names no flow, the flow the other way round (the quote's sender
+ * is not where the error goes) or a flow of another VNet is ICMP of its own: the rules
+ * judge it. */
+static void icmp_errors_about_no_flow_are_judged_as_icmp(void **state)
+{
+	struct flow syn = tcp4("10.10.1.20", 47110, "10.11.1.7", 80);
+	struct flow other = tcp4("10.10.1.20", 47110, "10.11.1.7", 81);
+	struct flow synack = tcp4("10.11.1.7", 80, "10.10.1.20", 47110);
+	struct harness_result r;
+	struct frame q;
+	long flows;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_allowed(send_packet(HUB, syn));
+	q = quoted_packet(other, 0);
+	assert_denied(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4, ip_packet(&q), 28),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	assert_denied(send_error(HUB, AF_INET, "10.10.1.1", "10.11.1.7", 11, 0, ip_packet(&q), 28),
+		      DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 140);
+	/* reversed: the server's answer quoted in an error that goes to the client */
+	q = quoted_packet(synack, 0x12);
+	assert_denied(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4, ip_packet(&q), 28),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	/* from spoke2, about the flow between hub/web and spoke1 */
+	q = quoted_packet(syn, 0);
+	assert_denied(send_error(SPOKE2, AF_INET, "10.12.1.9", "10.10.1.20", 3, 4, ip_packet(&q), 28),
+		      DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 150);
+	/* one the rules allow passes by them alone, and leaves no flow behind */
+	flows = flow_entries();
+	r = send_error(HUB, AF_INET, "10.10.3.1", "10.11.1.5", 3, 4, ip_packet(&q), 28);
+	assert_allowed(r);
+	assert_int_equal(r.trace.flow, NSG_FLOW_UNTRACKED);
+	assert_stage(r, NSG_STAGE_DESTINATION_SUBNET, 65000, 0);
+	assert_int_equal(flow_entries(), flows);
+	/* an expired flow has nothing an error could belong to */
+	nsg_age_flows(61);
+	assert_denied(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4, ip_packet(&q), 28),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	nsg_clear_flows();
+}
+
+/* A quote shorter than its IP header and 8 bytes, or not an IPv4 header, names nothing
+ * that could be checked: dropped as icmp_quote_malformed, never judged blind. A quote of
+ * a later fragment (no ports) is well formed and judged as ICMP. */
+static void icmp_errors_with_a_malformed_quote_are_dropped(void **state)
+{
+	struct flow syn = tcp4("10.10.1.20", 47120, "10.11.1.7", 80);
+	struct frame q;
+	uint8_t bad[28];
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_allowed(send_packet(HUB, syn));
+	q = quoted_packet(syn, 0);
+	for (size_t cut = 0; cut < 28; cut += 6) {
+		struct harness_result r = send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4,
+						     ip_packet(&q), cut);
+
+		assert_int_equal(r.verdict, XDP_DROP);
+		assert_int_equal(r.trace.drop_reason, DROP_ICMP_QUOTE_MALFORMED);
+	}
+	memcpy(bad, ip_packet(&q), sizeof(bad));
+	bad[0] = 0x44; /* a header length below 20 bytes */
+	assert_int_equal(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4, bad, 28).trace.drop_reason,
+			 DROP_ICMP_QUOTE_MALFORMED);
+	bad[0] = 0x65; /* IPv6 in an ICMPv4 error */
+	assert_int_equal(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 3, 4, bad, 28).trace.drop_reason,
+			 DROP_ICMP_QUOTE_MALFORMED);
+	memcpy(bad, ip_packet(&q), sizeof(bad));
+	put16(bad + 6, 0x0010); /* a later fragment */
+	assert_denied(send_error(SPOKE1, AF_INET, "10.11.1.7", "10.10.1.20", 11, 1, bad, 28),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	nsg_clear_flows();
+}
+
+/* traceroute with ping: the quote is an echo request, matched on its identifier. */
+static void icmp_error_about_an_echo_matches_its_identifier(void **state)
+{
+	struct flow ping = echo("10.10.1.20", "10.11.1.8", 0x3131);
+	struct flow other = echo("10.10.1.20", "10.11.1.8", 0x3132);
+	struct frame q;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_allowed(send_packet(HUB, ping));
+	q = quoted_packet(ping, 0);
+	assert_related(send_error(SPOKE1, AF_INET, "10.11.1.1", "10.10.1.20", 11, 0, ip_packet(&q),
+				  ip_length(&q)),
+		       nsg_rule_id(SUBNET_NSG, "Inbound", "AllowVnetInBound"),
+		       NSG_STAGE_DESTINATION_SUBNET);
+	q = quoted_packet(other, 0);
+	assert_denied(send_error(SPOKE1, AF_INET, "10.11.1.1", "10.10.1.20", 11, 0, ip_packet(&q),
+				 ip_length(&q)),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	nsg_clear_flows();
+}
+
+/* The quoted IPv6 packet with an extension header of `len` bytes (type `type`) after its
+ * fixed header, `count` times. */
+static struct frame quoted_with_extensions(struct flow fl, uint8_t type, size_t len, int count,
+					   uint16_t frag_off)
+{
+	struct frame q = quoted_packet(fl, 0);
+	uint8_t *ip6 = q.data + 14;
+
+	for (int i = 0; i < count; i++) {
+		uint8_t ext[16] = { ip6[6], (uint8_t)(len / 8 - 1), 1 /* PadN */, (uint8_t)(len - 4) };
+
+		if (type == IPPROTO_FRAGMENT) {
+			memset(ext + 1, 0, 7);
+			put16(ext + 2, frag_off);
+		}
+		memmove(ip6 + 40 + len, ip6 + 40, q.len - 14 - 40);
+		memcpy(ip6 + 40, ext, len);
+		ip6[6] = type;
+		put16(ip6 + 4, ((ip6[4] << 8) | ip6[5]) + len);
+		q.len += len;
+	}
+	return q;
+}
+
+/* ICMPv6: destination unreachable, packet too big and time exceeded about a flow pass
+ * with it, both ways, a quote's destination options passed over; no flow, the other
+ * way round, cut short, or behind a longer extension chain than followed: not. */
+static void icmpv6_errors_about_an_allowed_flow_pass_with_it(void **state)
+{
+	struct flow syn = { .family = AF_INET6, .src = "fd00:10:0:1::20", .dst = "fd00:11:0:1::7",
+			    .proto = IPPROTO_TCP, .sport = 47200, .dport = 80 };
+	struct flow synack = { .family = AF_INET6, .src = "fd00:11:0:1::7", .dst = "fd00:10:0:1::20",
+			       .proto = IPPROTO_TCP, .sport = 80, .dport = 47200 };
+	struct flow other = syn;
+	int64_t web = nsg_rule_id(SUBNET_NSG, "Inbound", "AllowWeb");
+	const char *server = "fd00:11:0:1::7", *client = "fd00:10:0:1::20";
+	struct frame q;
+	long flows;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_allowed(send_packet(HUB, syn));
+	flows = flow_entries();
+	q = quoted_packet(syn, 0);
+	assert_related(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), ip_length(&q)),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	assert_related(send_error(SPOKE1, AF_INET6, server, client, 1, 4, ip_packet(&q), 48),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	assert_related(send_error(SPOKE1, AF_INET6, "fd00:11:0:1::1", client, 3, 0, ip_packet(&q),
+				  ip_length(&q)), web, NSG_STAGE_DESTINATION_SUBNET);
+	q = quoted_with_extensions(syn, IPPROTO_DSTOPTS, 8, 2, 0);
+	assert_related(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), ip_length(&q)),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	q = quoted_with_extensions(syn, IPPROTO_FRAGMENT, 8, 1, 0x0001); /* a first fragment */
+	assert_related(send_error(SPOKE1, AF_INET6, server, client, 3, 1, ip_packet(&q), ip_length(&q)),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	q = quoted_packet(synack, 0x12);
+	assert_related(send_error(HUB, AF_INET6, "fd00:10:0:1::1", server, 3, 0, ip_packet(&q), 48),
+		       web, NSG_STAGE_DESTINATION_SUBNET);
+	assert_int_equal(flow_entries(), flows);
+
+	/* the answer's quote going to the client: the other way round */
+	assert_denied(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), ip_length(&q)),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	other.dport = 81;
+	q = quoted_packet(other, 0);
+	assert_denied(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), ip_length(&q)),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	assert_denied(send_error(HUB, AF_INET6, "fd00:10:0:1::1", server, 1, 0, ip_packet(&q), 48),
+		      DROP_NSG_DENIED_INBOUND, NSG_STAGE_DESTINATION_SUBNET, 140);
+	q = quoted_with_extensions(syn, IPPROTO_FRAGMENT, 8, 1, 0x0100); /* a later fragment */
+	assert_denied(send_error(SPOKE1, AF_INET6, server, client, 3, 1, ip_packet(&q), ip_length(&q)),
+		      DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+
+	/* cut inside the transport header, inside an extension header, a chain of five */
+	q = quoted_packet(syn, 0);
+	assert_int_equal(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), 44).trace.drop_reason,
+			 DROP_ICMP_QUOTE_MALFORMED);
+	q = quoted_with_extensions(syn, IPPROTO_DSTOPTS, 16, 1, 0);
+	assert_int_equal(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), 50).trace.drop_reason,
+			 DROP_ICMP_QUOTE_MALFORMED);
+	q = quoted_with_extensions(syn, IPPROTO_DSTOPTS, 8, 5, 0);
+	assert_int_equal(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), ip_length(&q)).trace.drop_reason,
+			 DROP_ICMP_QUOTE_MALFORMED);
+	q = quoted_packet(tcp4("10.10.1.20", 47200, "10.11.1.7", 80), 0); /* IPv4 in ICMPv6 */
+	assert_int_equal(send_error(SPOKE1, AF_INET6, server, client, 2, 0, ip_packet(&q), ip_length(&q)).trace.drop_reason,
+			 DROP_ICMP_QUOTE_MALFORMED);
+	nsg_clear_flows();
+}
+
+/* An echo flow's lease (identifier 0) covers the replies, not an error whose bytes 4-5
+ * read 0 too: the error takes the whole pipeline and is judged by what it quotes. */
+static void icmp_error_is_not_served_under_an_echo_lease(void **state)
+{
+	struct flow ping = echo("10.10.1.4", "10.11.1.4", 0);
+	struct flow stray = udp4("10.10.1.4", 999, "10.11.1.4", 999);
+	struct harness_result r;
+	struct frame q;
+
+	require_gateway();
+	nsg_clear_flows();
+	assert_allowed(send_packet(HUB, ping));
+	for (int i = 0; i < 3; i++)
+		r = send_echo_reply(SPOKE1, echo("10.11.1.4", "10.10.1.4", 0));
+	assert_int_equal(r.verdict, XDP_REDIRECT);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_LEASED);
+	q = quoted_packet(stray, 0);
+	r = send_error(SPOKE1, AF_INET, "10.11.1.4", "10.10.1.4", 11, 0, ip_packet(&q), 28);
+	assert_int_equal(r.trace.fast_path, FAST_PATH_NONE);
+	assert_denied(r, DROP_NSG_DENIED_OUTBOUND, NSG_STAGE_SOURCE_SUBNET, 4000);
+	nsg_clear_flows();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +976,12 @@ int main(void)
 		cmocka_unit_test(nsg_full_flow_table_evicts_least_recent),
 		cmocka_unit_test(nsg_flood_of_new_flows_keeps_answered_flows),
 		cmocka_unit_test(nsg_flush_connection),
+		cmocka_unit_test(icmp_errors_about_an_allowed_flow_pass_with_it),
+		cmocka_unit_test(icmp_errors_about_no_flow_are_judged_as_icmp),
+		cmocka_unit_test(icmp_errors_with_a_malformed_quote_are_dropped),
+		cmocka_unit_test(icmp_error_about_an_echo_matches_its_identifier),
+		cmocka_unit_test(icmpv6_errors_about_an_allowed_flow_pass_with_it),
+		cmocka_unit_test(icmp_error_is_not_served_under_an_echo_lease),
 	};
 
 	return cmocka_run_group_tests_name("nsg", tests, setup, teardown);

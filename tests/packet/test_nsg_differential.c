@@ -178,7 +178,7 @@ static bool left_well_formed(const struct case_packet *c, const struct harness_r
 
 /* ---- the reference's view of the same config ---- */
 
-static struct reference_verdict reference_of(const struct nsg_world *w, const struct case_packet *c)
+static struct reference_packet reference_packet_of(const struct case_packet *c)
 {
 	struct reference_packet p = { .family = c->fl.family, .proto = c->proto };
 
@@ -187,7 +187,27 @@ static struct reference_verdict reference_of(const struct nsg_world *w, const st
 	p.has_ports = c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP;
 	p.sport = c->fl.sport;
 	p.dport = c->fl.dport;
-	return nsg_world_reference(w, &p);
+	return p;
+}
+
+/* The verdict on p, with each stage's NSG in stages_out (may be NULL). */
+static struct reference_verdict reference_judge(const struct nsg_world *w,
+						const struct reference_packet *p,
+						struct reference_nsg *stages_out)
+{
+	struct reference_nsg stages[REFERENCE_STAGES];
+
+	nsg_world_stages(w, p, stages);
+	if (stages_out)
+		memcpy(stages_out, stages, sizeof(stages));
+	return reference_evaluate(stages, p);
+}
+
+static struct reference_verdict reference_of(const struct nsg_world *w, const struct case_packet *c)
+{
+	struct reference_packet p = reference_packet_of(c);
+
+	return reference_judge(w, &p, NULL);
 }
 
 /* Returns true when the datapath agrees with the reference on this packet. */
@@ -228,11 +248,158 @@ static bool compare(const struct case_packet *c, const struct harness_result *r,
 	return true;
 }
 
+/* ---- ICMP errors about the flow a first packet opened ---- */
+
+/* 0 for the hub, 1 for spoke1: the VNet of every address the pools hold. */
+static int vnet_of(const char *addr)
+{
+	return strncmp(addr, "10.10.", 6) && strncmp(addr, "fd00:10:", 8);
+}
+
+static const char *random_address_in(int vnet, int family)
+{
+	const char *const *pool = vnet ? (family == AF_INET6 ? spoke6 : spoke4)
+				       : (family == AF_INET6 ? hub6 : hub4);
+	size_t n = vnet ? (family == AF_INET6 ? 4 : 6) : (family == AF_INET6 ? 4 : 8);
+
+	return pool[below(n)];
+}
+
+enum error_kind {
+	ERROR_ABOUT_THE_FIRST_PACKET, /* to the opener, from the responder's side */
+	ERROR_ABOUT_THE_ANSWER,       /* to the responder, about its answer */
+	ERROR_REVERSED,               /* the first packet quoted, sent to the responder */
+	ERROR_OTHER_PORT,             /* a quote of no flow */
+	ERROR_KINDS,
+};
+
+struct error_case {
+	int iface, family;
+	const char *from, *to;
+	uint8_t type, code;
+	struct flow quoted;
+};
+
+static struct error_case random_error(const struct case_packet *opener)
+{
+	struct error_case e = { .family = opener->fl.family, .quoted = opener->fl };
+	enum error_kind kind = below(ERROR_KINDS);
+	static const uint8_t types4[] = { 3, 11, 12 }, types6[] = { 1, 2, 3 };
+	int toward_opener = kind == ERROR_ABOUT_THE_FIRST_PACKET || kind == ERROR_OTHER_PORT;
+	int from_vnet;
+
+	if (kind == ERROR_ABOUT_THE_ANSWER) {
+		e.quoted.src = opener->fl.dst;
+		e.quoted.dst = opener->fl.src;
+		e.quoted.sport = opener->fl.dport;
+		e.quoted.dport = opener->fl.sport;
+	}
+	if (kind == ERROR_OTHER_PORT)
+		e.quoted.dport++;
+	e.to = toward_opener ? opener->fl.src : opener->fl.dst;
+	from_vnet = vnet_of(toward_opener ? opener->fl.dst : opener->fl.src);
+	do /* the quote's other end, or a router beside it */
+		e.from = below(2) ? (toward_opener ? opener->fl.dst : opener->fl.src)
+				  : random_address_in(from_vnet, e.family);
+	while (!strcmp(e.from, e.to));
+	e.iface = from_vnet ? SPOKE1 : HUB;
+	e.type = e.family == AF_INET ? types4[below(3)] : types6[below(3)];
+	e.code = e.type == 3 && e.family == AF_INET ? 4 : 0;
+	return e;
+}
+
+static struct harness_result send_error_case(const struct error_case *e, size_t *quote_len)
+{
+	struct frame quoted, in;
+
+	frame_build(&quoted, HUB_GW_MAC, HUB_VM_MAC, &e->quoted);
+	*quote_len = below(2) ? quoted.len - 14 : (e->family == AF_INET ? 28 : 48);
+	frame_icmp_error(&in, e->iface == HUB ? HUB_GW_MAC : SPOKE1_GW_MAC,
+			 e->iface == HUB ? HUB_VM_MAC : SPOKE1_VM_MAC, e->family, e->from, e->to,
+			 e->type, e->code, 1280, quoted.data + 14, *quote_len);
+	return harness_run(&gw, e->iface, &in);
+}
+
+/* An error the reference says belongs to the flow passes with the flow's rules, the ones
+ * that allowed its first packet (stages). */
+static bool compare_related(const struct harness_result *r, const struct reference_verdict *opened,
+			    const struct reference_nsg *stages, char *why, size_t size)
+{
+	if (r->verdict == XDP_DROP || r->trace.flow != NSG_FLOW_RELATED) {
+		snprintf(why, size, "error of the flow: verdict %d reason %u outcome %u", r->verdict,
+			 r->trace.drop_reason, r->trace.flow);
+		return false;
+	}
+	for (int s = 0; s < REFERENCE_STAGES; s++) {
+		const struct nsg_decision *d = &r->trace.nsg[s];
+		int64_t id;
+
+		if (!opened->rules[s]) {
+			if (d->nsg_id == NSG_NONE)
+				continue;
+			snprintf(why, size, "error of the flow: stage %d in the datapath only", s);
+			return false;
+		}
+		id = nsg_rule_id(stages[s].nsg->name, s < REFERENCE_DESTINATION_SUBNET ? "Outbound" : "Inbound",
+				 opened->rules[s]->name);
+		if (d->rule_id != id) {
+			snprintf(why, size, "error of the flow: stage %d rule %u, the flow's %s is %lld", s,
+				 d->rule_id, opened->rules[s]->name, (long long)id);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* After opener (allowed by the datapath and the reference), an ICMP error about it or not;
+ * true when the datapath agrees with the reference. *related counts errors of the flow. */
+static bool error_agrees(const struct nsg_world *w, const struct case_packet *opener,
+			 const struct reference_verdict *opened, long *related, char *why, size_t size)
+{
+	struct error_case e = random_error(opener);
+	struct reference_packet first = reference_packet_of(opener), error = { .family = e.family },
+				quote = { .family = e.family, .proto = opener->proto, .has_ports = true };
+	struct reference_flow flow = { .family = e.family, .proto = opener->proto };
+	struct reference_nsg stages[REFERENCE_STAGES];
+	struct reference_verdict v;
+	struct harness_result r;
+	size_t quote_len;
+
+	memcpy(flow.a.addr, first.src, 16);
+	memcpy(flow.b.addr, first.dst, 16);
+	flow.a.port = first.sport;
+	flow.b.port = first.dport;
+	flow.a.vnet = vnet_of(opener->fl.src);
+	flow.b.vnet = vnet_of(opener->fl.dst);
+	error.proto = e.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	inet_pton(e.family, e.from, error.src);
+	inet_pton(e.family, e.to, error.dst);
+	inet_pton(e.family, e.quoted.src, quote.src);
+	inet_pton(e.family, e.quoted.dst, quote.dst);
+	quote.sport = e.quoted.sport;
+	quote.dport = e.quoted.dport;
+	reference_judge(w, &first, stages);
+	r = send_error_case(&e, &quote_len);
+	snprintf(why, size, "ICMP error %u from %s to %s about %s:%u -> %s:%u (%zu bytes): ", e.type,
+		 e.from, e.to, e.quoted.src, e.quoted.sport, e.quoted.dst, e.quoted.dport, quote_len);
+	if (reference_error_belongs(&flow, &error, vnet_of(e.from), vnet_of(e.to), &quote)) {
+		++*related;
+		return compare_related(&r, opened, stages, why + strlen(why), size - strlen(why));
+	}
+	v = reference_judge(w, &error, NULL);
+	{
+		struct case_packet as_icmp = { .iface = e.iface, .proto = error.proto,
+					       .fl = { .family = e.family, .src = e.from, .dst = e.to } };
+
+		return compare(&as_icmp, &r, &v, why + strlen(why), size - strlen(why));
+	}
+}
+
 static void nsg_random_rule_sets_match_the_reference(void **state)
 {
 	long sets = getenv("NSG_RULE_SETS") ? strtol(getenv("NSG_RULE_SETS"), NULL, 10) : 2000;
 	long packets = getenv("NSG_PACKETS") ? strtol(getenv("NSG_PACKETS"), NULL, 10) : 40;
-	long compared = 0, mismatches = 0, denied = 0, mutated = 0;
+	long compared = 0, mismatches = 0, denied = 0, mutated = 0, errors = 0, related = 0;
 	struct nsg_world w;
 
 	require_gateway();
@@ -269,6 +436,12 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 					agrees = false;
 					snprintf(why, sizeof(why), "left malformed (mutation %d)", m);
 				}
+				/* now and then an ICMP error after a TCP or UDP flow's first packet */
+				if (agrees && v.allowed && m == MUTATION_NONE && !below(3) &&
+				    (c.proto == IPPROTO_TCP || c.proto == IPPROTO_UDP)) {
+					errors++;
+					agrees = error_agrees(&w, &c, &v, &related, why, sizeof(why));
+				}
 			}
 			if (!agrees) {
 				if (mismatches < 10)
@@ -282,9 +455,11 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 		}
 		config_free(w.cfg);
 	}
-	print_message("%ld rule sets, %ld packets (%ld denied, %ld mutated): %ld mismatches\n", sets,
-		      compared, denied, mutated, mismatches);
+	print_message("%ld rule sets, %ld packets (%ld denied, %ld mutated), %ld ICMP errors "
+		      "(%ld of their flow): %ld mismatches\n", sets, compared, denied, mutated, errors,
+		      related, mismatches);
 	assert_int_equal(mismatches, 0);
+	assert_true(related > errors / 8 && related < errors);
 	assert_true(denied > compared / 20 && denied < compared - compared / 20);
 }
 

@@ -371,6 +371,24 @@ static void peering_access_refused_into_the_refusing_side_only(void **state)
 	frame_build(&in, HUB_GW_MAC, HUB_VM_MAC, &reply);
 	frame_build(&expected, SPOKE2_VM_MAC, SPOKE2_GW_MAC, &out_fl);
 	assert_forwarded(&in, HUB, SPOKE2, &expected, ROUTE_VNET_PEERING);
+
+	/* An ICMP error about the flow spoke2 opened enters too; one about no flow does not. */
+	{
+		struct frame quoted, err;
+		struct harness_result r;
+
+		frame_build(&quoted, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &from_spoke2);
+		frame_icmp_error(&err, HUB_GW_MAC, HUB_VM_MAC, AF_INET, "10.10.1.4", "10.12.1.4", 3, 3,
+				 0, quoted.data + 14, quoted.len - 14);
+		r = harness_run(&gw, HUB, &err);
+		assert_int_equal(r.trace.drop_reason, DROP_NONE);
+		assert_int_not_equal(r.verdict, XDP_DROP);
+		from_spoke2.sport = 41003;
+		frame_build(&quoted, SPOKE2_GW_MAC, SPOKE2_VM_MAC, &from_spoke2);
+		frame_icmp_error(&err, HUB_GW_MAC, HUB_VM_MAC, AF_INET, "10.10.1.4", "10.12.1.4", 3, 3,
+				 0, quoted.data + 14, quoted.len - 14);
+		harness_assert_dropped(&gw, &err, HUB, DROP_PEERING_ACCESS_REFUSED);
+	}
 	reload_with(NULL);
 }
 

@@ -481,31 +481,13 @@ static void snat_partial_checksum_is_completed_both_ways(void **state)
 static struct frame icmp_error(struct frame *left, const char *router, uint8_t type,
 			       uint8_t code, size_t quote)
 {
+	uint8_t *quoted = ip_of(left);
+	char vip[INET_ADDRSTRLEN];
 	struct frame f;
-	uint8_t *ip, *icmp, *quoted = ip_of(left);
-	size_t qlen = ip_header_len(quoted) + quote, total;
 
-	frame_ethernet(&f, UPLINK_GW_MAC, UPLINK_PEER_MAC, 0x0800);
-	ip = f.data + 14;
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	ip[8] = 60;
-	ip[9] = IPPROTO_ICMP;
-	inet_pton(AF_INET, router, ip + 12);
-	memcpy(ip + 16, quoted + 12, 4); /* to the VIP the quoted packet came from */
-	icmp = ip + 20;
-	memset(icmp, 0, 8);
-	icmp[0] = type;
-	icmp[1] = code;
-	if (type == 3 && code == 4)
-		put16(icmp + 6, 1400); /* next-hop MTU */
-	memcpy(icmp + 8, quoted, qlen);
-	total = 20 + 8 + qlen;
-	put16(ip + 2, total);
-	ipv4_header_checksum(ip);
-	put16(icmp + 2, 0);
-	memcpy(icmp + 2, &(uint16_t){ checksum_fold(checksum_add(0, icmp, 8 + qlen)) }, 2);
-	f.len = 14 + total;
+	inet_ntop(AF_INET, quoted + 12, vip, sizeof(vip)); /* the VIP the quoted packet left from */
+	frame_icmp_error(&f, UPLINK_GW_MAC, UPLINK_PEER_MAC, AF_INET, router, vip, type, code,
+			 type == 3 && code == 4 ? 1400 : 0, quoted, ip_header_len(quoted) + quote);
 	return f;
 }
 
@@ -1247,30 +1229,13 @@ static void snat_wrong_full_checksum_stays_wrong(void **state)
  * bytes of it from its IPv6 header on (RFC 4443: as much as fits). */
 static struct frame icmp6_error(struct frame *left, uint8_t type, uint8_t code, size_t quote)
 {
+	uint8_t *quoted = left->data + 14;
+	char vip[INET6_ADDRSTRLEN];
 	struct frame f;
-	uint8_t *ip6, *icmp, *quoted = left->data + 14;
-	uint32_t sum;
 
-	frame_ethernet(&f, UPLINK_GW_MAC, UPLINK_PEER_MAC, 0x86dd);
-	ip6 = f.data + 14;
-	memset(ip6, 0, 40);
-	ip6[0] = 0x60;
-	ip6[6] = IPPROTO_ICMPV6;
-	ip6[7] = 60;
-	inet_pton(AF_INET6, "2001:db8:100::2", ip6 + 8);
-	memcpy(ip6 + 24, quoted + 8, 16); /* to the VIP the quoted packet came from */
-	icmp = ip6 + 40;
-	memset(icmp, 0, 8);
-	icmp[0] = type;
-	icmp[1] = code;
-	if (type == 2)
-		put16(icmp + 6, 1280); /* the MTU, low half */
-	memcpy(icmp + 8, quoted, quote);
-	put16(ip6 + 4, 8 + quote);
-	sum = checksum_add(0, ip6 + 8, 32) + IPPROTO_ICMPV6 + 8 + quote;
-	sum = checksum_add(sum, icmp, 8 + quote);
-	memcpy(icmp + 2, &(uint16_t){ checksum_fold(sum) }, 2);
-	f.len = 14 + 40 + 8 + quote;
+	inet_ntop(AF_INET6, quoted + 8, vip, sizeof(vip)); /* the VIP the quoted packet left from */
+	frame_icmp_error(&f, UPLINK_GW_MAC, UPLINK_PEER_MAC, AF_INET6, "2001:db8:100::2", vip, type,
+			 code, type == 2 ? 1280 : 0, quoted, quote);
 	return f;
 }
 

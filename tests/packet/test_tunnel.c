@@ -40,8 +40,15 @@
 	"\"sourceAddressPrefix\": \"" source "\", \"sourcePortRange\": \"*\", "                \
 	"\"destinationAddressPrefix\": \"" destination "\", \"destinationPortRange\": \"" port "\"}}"
 
-/* The topology's config with an NSG on the hub's subnet: port 2222 from on-premises
- * denied inbound, port 2323 toward on-premises denied outbound, the rest to and from
+/* The same for protocol Icmp, any port. */
+#define ICMP_RULE(name, priority, direction, access, source)                                   \
+	"{\"name\": \"" name "\", \"properties\": {\"priority\": " #priority ", "              \
+	"\"direction\": \"" direction "\", \"access\": \"" access "\", \"protocol\": \"Icmp\", " \
+	"\"sourceAddressPrefix\": \"" source "\", \"sourcePortRange\": \"*\", "                \
+	"\"destinationAddressPrefix\": \"*\", \"destinationPortRange\": \"*\"}}"
+
+/* The topology's config with an NSG on the hub's subnet: ICMP from the on-premises router
+ * 192.168.50.1 denied inbound, port 2222 from on-premises denied inbound, port 2323 toward on-premises denied outbound, the rest to and from
  * on-premises allowed (the connection is filled in by hand below, so Azure's VirtualNetwork
  * tag does not hold the on-premises space here). */
 static const char tunnel_nsg_config[] =
@@ -49,6 +56,7 @@ static const char tunnel_nsg_config[] =
 	"\"Microsoft.Network/networkSecurityGroups\", \"name\": \"hub-nsg\", \"properties\": "
 	"{\"securityRules\": ["
 	NSG_RULE("DenyOnpremInbound2222", 100, "Inbound", "Deny", "192.168.50.0/24", "*", "2222") ", "
+	ICMP_RULE("DenyOnpremRouterIcmp", 150, "Inbound", "Deny", "192.168.50.1") ", "
 	NSG_RULE("AllowOnpremInbound", 200, "Inbound", "Allow", "192.168.50.0/24", "*", "*") ", "
 	NSG_RULE("DenyOnpremOutbound2323", 100, "Outbound", "Deny", "*", "192.168.50.0/24", "2323") ", "
 	NSG_RULE("AllowOnpremOutbound", 200, "Outbound", "Allow", "*", "192.168.50.0/24", "*")
@@ -542,6 +550,32 @@ static void reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg(void **st
 	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND), denied + 1);
 }
 
+/* An on-premises router's fragmentation needed about the VM's connection comes out of the
+ * tunnel past the rule that denies the router's ICMP; one about no connection does not,
+ * and one whose quote is cut short is dropped as icmp_quote_malformed. */
+static void decrypted_icmp_error_about_the_vms_connection_passes_the_inbound_nsg(void **state)
+{
+	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND);
+	uint64_t malformed = packets_of(gw.drops_fd, DROP_ICMP_QUOTE_MALFORMED);
+	struct frame syn, other, in;
+
+	require_gateway();
+	frame_tcp(&syn, "10.10.1.4", 2224, ONPREM_VM, 443, 0x02, false);
+	assert_int_equal(run_xdp(gw.xdp_hub, gw.hub, &syn), XDP_PASS);
+	frame_icmp_error(&in, "00:00:00:00:00:00", "00:00:00:00:00:00", AF_INET, "192.168.50.1",
+			 "10.10.1.4", 3, 4, 1300, syn.data + 14, 28);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	frame_tcp(&other, "10.10.1.4", 2225, ONPREM_VM, 443, 0x02, false);
+	frame_icmp_error(&in, "00:00:00:00:00:00", "00:00:00:00:00:00", AF_INET, "192.168.50.1",
+			 "10.10.1.4", 3, 4, 1300, other.data + 14, 28);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND), denied + 1);
+	frame_icmp_error(&in, "00:00:00:00:00:00", "00:00:00:00:00:00", AF_INET, "192.168.50.1",
+			 "10.10.1.4", 3, 4, 1300, syn.data + 14, 24);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_ICMP_QUOTE_MALFORMED), malformed + 1);
+}
+
 static void connection_from_onprem_lets_the_vms_replies_into_the_tunnel(void **state)
 {
 	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_OUTBOUND);
@@ -809,6 +843,7 @@ int main(void)
 		cmocka_unit_test(packets_into_the_tunnel_are_counted),
 		cmocka_unit_test(decrypted_packet_denied_by_an_inbound_nsg_is_an_ingress_drop),
 		cmocka_unit_test(reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg),
+		cmocka_unit_test(decrypted_icmp_error_about_the_vms_connection_passes_the_inbound_nsg),
 		cmocka_unit_test(connection_from_onprem_lets_the_vms_replies_into_the_tunnel),
 		cmocka_unit_test(traffic_into_the_tunnel_denied_outbound_is_an_egress_drop),
 		cmocka_unit_test(syn_into_the_tunnel_leaves_with_the_clamped_mss_and_a_valid_checksum),
