@@ -70,9 +70,9 @@ static __always_inline int drop_detail_add(const struct drop_detail_key *key, __
 	return 0;
 }
 
-/* Where a drop happened: one hash lookup per drop, an insert the first time. */
-static __always_inline void count_drop_detail(__u32 ifindex, __u32 vnet, __u32 reason,
-					      __u64 bytes)
+/* Where a drop happened: one hash lookup per drop, an insert the first time. A function
+ * of its own, verified once and off the stack of the deepest calls (XDP's and tc's). */
+__noinline int count_drop_detail(__u32 ifindex, __u32 vnet, __u32 reason, __u64 bytes)
 {
 	struct drop_detail_key key = { .ifindex = ifindex, .reason = (__u16)reason };
 	__u32 slot = vnet < MAX_VNETS ? vnet : MAX_VNETS;
@@ -84,16 +84,17 @@ static __always_inline void count_drop_detail(__u32 ifindex, __u32 vnet, __u32 r
 	if (!c) {
 		err = drop_detail_add(&key, slot, bytes);
 		if (!err)
-			return;
+			return 0;
 		if (err == -2)
 			c = bpf_map_lookup_elem(&drop_details, &key);
 	}
 	if (!c) {
 		counter_add(&drop_detail_overflow, slot, bytes);
-		return;
+		return 0;
 	}
 	c->packets++;
 	c->bytes += bytes;
+	return 0;
 }
 
 /* Every drop, XDP's and the tunnel's (tc), is counted here: by reason, and by where. */
