@@ -559,14 +559,20 @@ ip -n $GWNS rule del pref 100
 # no listener, a listener, and a listener whose filter (--dst) shows nothing. BPF and
 # test_run figures only (the same frames, the same path): alternated, medians of REPS.
 MONITOR_PID=
+# monitor_start ARGS...: a monitor in the background, its own pid in MONITOR_PID (nsenter
+# execs it: no shell in between that a kill would stop instead)
+monitor_start() {
+	nsenter --net=/run/netns/$GWNS "$VNET_XDP" monitor -n $GATEWAY -j "$@" >"$WORK/monitor.out" \
+		2>"$WORK/monitor.err" &
+	MONITOR_PID=$!
+}
 monitor_listen() { # monitor_listen none|listening|filtered
 	MONITOR_PID=
 	case $1 in
 	none) return 0 ;;
-	listening) gw monitor -n $GATEWAY -j >"$WORK/monitor.out" 2>"$WORK/monitor.err" & ;;
-	filtered) gw monitor -n $GATEWAY -j --dst 192.0.2.1 >"$WORK/monitor.out" 2>"$WORK/monitor.err" & ;;
+	listening) monitor_start ;;
+	filtered) monitor_start --dst 192.0.2.1 ;;
 	esac
-	MONITOR_PID=$!
 	local i
 	for i in $(seq 50); do # until the datapath knows it listens
 		bpftool -j map dump pinned "$GW_PINS/monitor_control" 2>/dev/null |
@@ -579,7 +585,7 @@ monitor_stop() { [ -n "$MONITOR_PID" ] && kill "$MONITOR_PID" 2>/dev/null && wai
 # monitor_budget_sum FIELD: monitor_budget's FIELD summed over the CPUs
 monitor_budget_sum() {
 	bpftool -j map dump pinned "$GW_PINS/monitor_budget" |
-		jq --arg f "$1" '[.[0].values[].value[$f]] | add // 0'
+		jq --arg f "$1" '[.[0].formatted.values[].value[$f]] | add // 0'
 }
 
 wanted monitor && {
@@ -618,9 +624,7 @@ for kind in established drop; do
 done
 # The bound holds: over one second of drops with a listener at --rate 1000, at most
 # 1000 events per CPU (and a window's more where the run straddles two).
-monitor_listen none
-gw monitor -n $GATEWAY -j --rate 1000 >"$WORK/monitor.out" 2>"$WORK/monitor.err" &
-MONITOR_PID=$!
+monitor_start --rate 1000
 sleep 1.5
 l0=$(monitor_budget_sum rate_limited)
 e0=$(wc -l <"$WORK/monitor.out")
