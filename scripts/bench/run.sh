@@ -582,10 +582,10 @@ monitor_listen() { # monitor_listen none|listening|filtered
 	log "bench: the monitor never said it listens"
 }
 monitor_stop() { [ -n "$MONITOR_PID" ] && kill "$MONITOR_PID" 2>/dev/null && wait "$MONITOR_PID" 2>/dev/null; MONITOR_PID=; }
-# monitor_budget_sum FIELD: monitor_budget's FIELD summed over the CPUs
+# monitor_budget_sum FIELD...: monitor_budget's FIELDs summed over the CPUs
 monitor_budget_sum() {
 	bpftool -j map dump pinned "$GW_PINS/monitor_budget" |
-		jq --arg f "$1" '[.[0].formatted.values[].value[$f]] | add // 0'
+		jq --args '[.[0].formatted.values[].value as $v | $ARGS.positional[] | $v[.]] | add // 0' "$@"
 }
 
 wanted monitor && {
@@ -602,10 +602,10 @@ for rep in $(seq "$REPS"); do
 		b=$(bpf_cost "$SRC" established to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
 		t=$(testrun_cost "$SRC" to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
 		echo "established $mode ${b:-0} ${t:-0}" >>"$WORK/monitor.runs"
-		l0=$(monitor_budget_sum rate_limited)
+		l0=$(monitor_budget_sum rate_limited ring_full)
 		# 10.99.0.0/16 is no source of spoke1's: every frame is a drop (spoofed_source)
 		b=$(bpf_cost 10.99.$rep.1 established to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
-		l1=$(monitor_budget_sum rate_limited)
+		l1=$(monitor_budget_sum rate_limited ring_full)
 		t=$(testrun_cost 10.99.$rep.2 to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
 		monitor_stop
 		echo "drop $mode ${b:-0} ${t:-0} $((l1 - l0))" >>"$WORK/monitor.runs"
@@ -617,7 +617,7 @@ for kind in established drop; do
 		t=$(awk -v k=$kind -v m=$mode '$1 == k && $2 == m { print $4 }' "$WORK/monitor.runs" | median)
 		note="monitor: $mode"
 		[ $kind = drop ] && [ $mode != none ] &&
-			note="$note; left out by the bound in the BPF run: $(awk -v m=$mode '$1 == "drop" && $2 == m { print $5 }' "$WORK/monitor.runs" | median) events"
+			note="$note; events left out (the bound or a full ring) in the BPF run: $(awk -v m=$mode '$1 == "drop" && $2 == m { print $5 }' "$WORK/monitor.runs" | median) events"
 		record "monitor-$kind-$mode" ours "" "" "" "$b" "$t" "" "$note"
 		log "  $(elapsed) monitor $kind, $mode: bpf ${b:-n/a} ns, test_run ${t:-n/a} ns"
 	done
