@@ -45,7 +45,7 @@ LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c))
 LIB_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(LIB_SRCS))
 BIN       := $(BUILD)/vnet-xdp
 
-UNIT_SRCS := $(wildcard tests/unit/test_*.c) $(wildcard tests/packet/test_*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c) $(wildcard tests/packet/test_*.c) $(wildcard tests/bpf/test_*.c)
 UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 BENCH_BIN := $(BUILD)/bench/vxbench
@@ -92,6 +92,9 @@ $(BIN): $(BUILD)/user/main.o $(LIB_OBJS)
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJS) -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# The BPF tier (tests/bpf) loads the datapath's object when it runs.
+$(filter $(BUILD)/tests/bpf/%,$(UNIT_BINS)): $(BPF_OBJS)
 
 # Small tools the end-to-end tests run inside namespaces (traffic, slow clients, table fill).
 $(BUILD)/tests/tools/%: tests/tools/%.c

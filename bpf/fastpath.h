@@ -39,7 +39,7 @@
  * waiting in an entry survive one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, FLOW_TABLE_ENTRIES_DEFAULT);
 	__type(key, struct fast_path_key4);
 	__type(value, struct fast_path_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -47,7 +47,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, FLOW_TABLE_ENTRIES_DEFAULT);
 	__type(key, struct fast_path_key6);
 	__type(value, struct fast_path_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

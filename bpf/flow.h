@@ -22,7 +22,7 @@
 /* Sized by the loader from limits.flowTableSize before the first load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, FLOW_TABLE_ENTRIES_DEFAULT);
 	__type(key, struct flow_key);
 	__type(value, struct flow_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -169,30 +169,14 @@ static __always_inline __u64 flow_idle_ns(const struct flow_entry *f, __u64 now)
 	return clock_age_ns(now, f->last_seen_ns);
 }
 
-static __always_inline __u64 seconds_or(__u32 configured, __u32 fallback)
-{
-	return (configured ? configured : fallback) * NS_PER_SECOND;
-}
-
-static __always_inline __u64 flow_timeout_ns(const struct flow_key *key,
-					     const struct flow_entry *f,
-					     const struct gateway_settings *s)
+/* Settings are missing only before the loader's first write: the defaults apply then. */
+static __always_inline __u64 flow_entry_timeout_ns(const struct flow_key *key,
+						   const struct flow_entry *f,
+						   const struct gateway_settings *s)
 {
 	struct gateway_settings none = {};
 
-	if (!s)
-		s = &none;
-	switch (key->proto) {
-	case IPPROTO_TCP:
-		if (f->tcp_state == TCP_FLOW_ESTABLISHED)
-			return seconds_or(s->tcp_idle_timeout, 240);
-		return seconds_or(s->tcp_transitory_timeout, 30);
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return seconds_or(s->icmp_idle_timeout, 30);
-	default:
-		return seconds_or(s->udp_idle_timeout, 240);
-	}
+	return flow_timeout_ns(key->proto, f->tcp_state, s ? s : &none);
 }
 
 static __always_inline __u32 tcp_flags_of(const struct packet *pkt)
@@ -394,7 +378,7 @@ static __always_inline int nsg_flow_stage(const struct nsg_tuple *t, __u32 len,
 	now = flow_clock();
 	scratch->now = now;
 	f = flow_lookup(key, &unanswered);
-	if (f && flow_idle_ns(f, now) > flow_timeout_ns(key, f, s)) {
+	if (f && flow_idle_ns(f, now) > flow_entry_timeout_ns(key, f, s)) {
 		flow_count(FLOW_EXPIRED);
 		res->outcome = NSG_FLOW_EXPIRED;
 		if (!dry_run && !unanswered)
@@ -547,7 +531,7 @@ __noinline int flow_is_reply(struct xdp_md *ctx, const struct packet_info *info)
 	if (!f)
 		return 0;
 	s = bpf_map_lookup_elem(&settings, &zero);
-	if (flow_idle_ns(f, flow_clock()) > flow_timeout_ns(&scratch->key, f, s))
+	if (flow_idle_ns(f, flow_clock()) > flow_entry_timeout_ns(&scratch->key, f, s))
 		return 0;
 	return from_b != f->initiator_is_b;
 }
@@ -589,7 +573,7 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 		return -1;
 	s = bpf_map_lookup_elem(&settings, &zero);
 	now = flow_clock();
-	if (flow_idle_ns(f, now) > flow_timeout_ns(&scratch->key, f, s) ||
+	if (flow_idle_ns(f, now) > flow_entry_timeout_ns(&scratch->key, f, s) ||
 	    flow_needs_revalidation(f, s))
 		return -1;
 	scratch->now = now;
@@ -650,7 +634,7 @@ __noinline int flow_snat_answered(const struct snat_flow_key *vm_flow, __u32 vm_
 		return 0;
 	s = bpf_map_lookup_elem(&settings, &zero);
 	now = flow_clock();
-	if (flow_idle_ns(f, now) > flow_timeout_ns(&scratch->key, f, s))
+	if (flow_idle_ns(f, now) > flow_entry_timeout_ns(&scratch->key, f, s))
 		return 0;
 	flow_touch(f, &scratch->key, len, tcp_flags, 1, now);
 	if (unanswered)
@@ -671,7 +655,7 @@ static __always_inline int nsg_stage(struct xdp_md *ctx, struct packet_info *inf
 
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
-		return DROP_NSG_DENIED_OUTBOUND; /* cannot happen: a per-CPU array of one */
+		return DROP_INTERNAL_ERROR;
 	scratch->hop.dst_set = to_appliance;
 	__builtin_memcpy(scratch->hop.dst, next_hop, 16);
 	info->vnet = src_vnet;

@@ -1,5 +1,7 @@
 /* The forwarding stage: anti-spoofing on the ingress interface, the route lookup in the
- * source VNet's effective routes, and the rewrite (TTL, MACs) for XDP_REDIRECT. */
+ * source VNet's effective routes, what the FIB's answer means and the rewrite (TTL, MACs)
+ * for XDP_REDIRECT. The three ways out (the pipeline's forward(), the fast path's cached
+ * next hop, a translated SNAT packet) all take the last two from here. */
 #ifndef BPF_FORWARD_H
 #define BPF_FORWARD_H
 
@@ -9,6 +11,7 @@
 #include "vnet_xdp.h"
 #include "maps.h"
 #include "parse.h"
+#include "checksum.h"
 
 static __always_inline void address_copy(__u8 *dst, const struct packet *pkt, int source)
 {
@@ -244,6 +247,47 @@ static __always_inline int route_next_hop_lookup(struct xdp_md *ctx, const struc
 			__builtin_memcpy(params->ipv6_dst, route->next_hop, 16);
 	}
 	return bpf_fib_lookup(ctx, params, sizeof(*params), 0);
+}
+
+/* What the FIB's answer rc means for a packet the route sends out of egress_ifindex:
+ * DROP_NONE with *pass_counter 0 to redirect; DROP_NONE with a pass counter for what the
+ * kernel must do itself (resolve a neighbour, answer a too-big packet, deliver locally);
+ * otherwise the drop reason. */
+static __always_inline int fib_answer_judge(int rc, const struct bpf_fib_lookup *params,
+					    __u32 egress_ifindex, __u32 *pass_counter)
+{
+	*pass_counter = 0;
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		/* The kernel's routes must agree with the VNet's: a mismatch is a config
+		 * error on the gateway host, not something to paper over by trusting either
+		 * side. */
+		return params->ifindex == egress_ifindex ? DROP_NONE : DROP_FIB_MISMATCH;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		*pass_counter = COUNT_PASS_NEIGHBOUR;
+		return DROP_NONE;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		*pass_counter = COUNT_PASS_FRAG_NEEDED;
+		return DROP_NONE;
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		*pass_counter = COUNT_PASS_LOCAL;
+		return DROP_NONE;
+	default:
+		return DROP_FIB_FAILED;
+	}
+}
+
+/* Out of ifindex to the next hop: TTL down, the next hop's MACs, the partial checksum an
+ * offloading sender left completed. DROP_NONE or DROP_REDIRECT_FAILED. */
+static __always_inline int egress_redirect(struct xdp_md *ctx, struct packet *pkt,
+					   struct ethhdr *eth, const __u8 *dmac,
+					   const __u8 *smac, __u32 ifindex)
+{
+	hop_limit_decrement(pkt);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	l4_checksum_finish(ctx, pkt);
+	return bpf_redirect(ifindex, 0) == XDP_REDIRECT ? DROP_NONE : DROP_REDIRECT_FAILED;
 }
 
 #endif

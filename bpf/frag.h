@@ -122,7 +122,7 @@ static __always_inline int fragment_first(struct packet_info *info, struct fragm
 	if (!header && s->key.proto == info->l4_proto)
 		return DROP_NONE; /* nothing the pipeline reads beyond the IP header */
 	if (!info->l4_offset || end < pos->fragmentable)
-		return DROP_FRAGMENT_TINY; /* cannot happen: the parser found the header */
+		return DROP_INTERNAL_ERROR; /* the parser found the header */
 	__builtin_memset(e, 0, sizeof(*e));
 	e->sport = info->sport;
 	e->dport = info->dport;
@@ -170,8 +170,8 @@ static __always_inline int fragment_admit_frame(void *data, void *end, __u32 ifi
 	__u32 zero = 0;
 
 	s = bpf_map_lookup_elem(&fragment_scratch, &zero);
-	if (!s) /* cannot happen: a per-CPU array of one */
-		return DROP_FRAGMENT_UNSEEN;
+	if (!s)
+		return DROP_INTERNAL_ERROR;
 	if (fragment_key_fill(data, end, ifindex, info, &s->key, &pos))
 		return info->family == AF_INET ? DROP_MALFORMED_IPV4 : DROP_MALFORMED_IPV6_EXTENSION;
 	if (pos.offset == 0)

@@ -135,7 +135,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1048576);
+	__uint(max_entries, SNAT_TABLE_ENTRIES_DEFAULT);
 	__type(key, struct snat_flow_key);   /* the VM's flow */
 	__type(value, struct snat_mapping);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -144,7 +144,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1048576);
+	__uint(max_entries, SNAT_TABLE_ENTRIES_DEFAULT);
 	__type(key, struct snat_flow_key);   /* a reply: remote -> VIP:port */
 	__type(value, struct snat_reverse);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

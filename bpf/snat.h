@@ -871,7 +871,7 @@ static __always_inline int snat_inbound(struct packet *pkt, struct snat_state *s
 		return DROP_SNAT_FRAGMENT;
 	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
 	if (!s)
-		return DROP_SNAT_MAP_UPDATE_FAILED;
+		return DROP_INTERNAL_ERROR;
 	key = &s->key;
 	switch (pkt->l4_proto) {
 	case IPPROTO_TCP:
@@ -979,7 +979,7 @@ static __always_inline int snat_outbound(struct packet *pkt, struct snat_egress_
 
 	s = bpf_map_lookup_elem(&snat_scratch_space, &zero);
 	if (!s)
-		return DROP_SNAT_MAP_UPDATE_FAILED;
+		return DROP_INTERNAL_ERROR;
 	snat_key_of_packet(&s->key, pkt, 1);
 	now = bpf_ktime_get_coarse_ns();
 	m = snat_mapping_get(pkt, s, vnet, now, &reason);
@@ -1030,37 +1030,24 @@ static __always_inline int snat_verdict_set(struct snat_verdict *v, __u32 verdic
 	return verdict;
 }
 
-/* After the FIB lookup: what forward() in the pipeline does, for a translated packet.
- * What the kernel must do itself (resolve a neighbour, answer a too-big packet) goes to
- * the kernel; a redirected packet gets its partial checksum completed. */
+/* After the FIB lookup: the way out of bpf/forward.h, for a translated packet. */
 static __always_inline int snat_redirect(struct xdp_md *ctx, struct packet *pkt,
 					 const struct bpf_fib_lookup *params, int rc,
 					 __u32 egress_ifindex, struct snat_verdict *v)
 {
 	struct ethhdr *eth = pkt->data;
+	__u32 counter;
+	int reason;
 
-	switch (rc) {
-	case BPF_FIB_LKUP_RET_SUCCESS:
-		break;
-	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_NEIGHBOUR);
-	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
-		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_FRAG_NEEDED);
-	case BPF_FIB_LKUP_RET_NOT_FWDED:
-		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_LOCAL);
-	default:
-		return snat_verdict_set(v, XDP_DROP, DROP_FIB_FAILED, COUNT_DROPPED);
-	}
-	if (params->ifindex != egress_ifindex)
-		return snat_verdict_set(v, XDP_DROP, DROP_FIB_MISMATCH, COUNT_DROPPED);
-	if ((void *)(eth + 1) > pkt->data_end)
-		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_ETHERNET, COUNT_DROPPED);
-	hop_limit_decrement(pkt);
-	__builtin_memcpy(eth->h_dest, params->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, params->smac, ETH_ALEN);
-	l4_checksum_finish(ctx, pkt);
-	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
-		return snat_verdict_set(v, XDP_DROP, DROP_REDIRECT_FAILED, COUNT_DROPPED);
+	reason = fib_answer_judge(rc, params, egress_ifindex, &counter);
+	if (!reason && counter)
+		return snat_verdict_set(v, XDP_PASS, DROP_NONE, counter);
+	if (!reason && (void *)(eth + 1) > pkt->data_end)
+		reason = DROP_INTERNAL_ERROR; /* the parser saw this header */
+	if (!reason)
+		reason = egress_redirect(ctx, pkt, eth, params->dmac, params->smac, params->ifindex);
+	if (reason)
+		return snat_verdict_set(v, XDP_DROP, reason, COUNT_DROPPED);
 	return snat_verdict_set(v, XDP_REDIRECT, DROP_NONE, COUNT_FORWARDED);
 }
 
@@ -1103,9 +1090,9 @@ __attribute__((noinline)) int snat_internet_prepare(struct xdp_md *ctx, struct p
 		return XDP_DROP;
 	v->egress_ifindex = info->egress_ifindex;
 	if (!params)
-		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
 	if (xdp_packet_of(ctx, info, &pkt))
-		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
 	if (hop_limit_expired(&pkt))
 		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
 	plan->translate = 0;
@@ -1132,9 +1119,9 @@ __attribute__((noinline)) int snat_internet_forward(struct xdp_md *ctx, struct p
 	if (!info || !v || !plan)
 		return XDP_DROP;
 	if (!params)
-		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
 	if (xdp_packet_of(ctx, info, &pkt))
-		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
 	if (plan->translate)
 		snat_outbound_rewrite(&pkt, &st, plan);
 	return snat_redirect(ctx, &pkt, params, plan->fib_rc, info->egress_ifindex, v);
@@ -1185,9 +1172,9 @@ __attribute__((noinline)) int snat_reply_deliver(struct xdp_md *ctx, struct pack
 	if (!info || !v)
 		return XDP_DROP;
 	if (!params)
-		return snat_verdict_set(v, XDP_DROP, DROP_SNAT_MAP_UPDATE_FAILED, COUNT_DROPPED);
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
 	if (xdp_packet_of(ctx, info, &pkt))
-		return snat_verdict_set(v, XDP_DROP, DROP_MALFORMED_L4, COUNT_DROPPED);
+		return snat_verdict_set(v, XDP_DROP, DROP_INTERNAL_ERROR, COUNT_DROPPED);
 	if (hop_limit_expired(&pkt))
 		return snat_verdict_set(v, XDP_PASS, DROP_NONE, COUNT_PASS_TTL_EXPIRED);
 	rc = next_hop_lookup(ctx, &pkt, params);

@@ -301,10 +301,10 @@ __noinline int tunnel_nsg_stage(struct __sk_buff *skb, const struct packet_info 
 	int reason;
 
 	if (!info)
-		return DROP_NSG_DENIED_INBOUND;
+		return DROP_INTERNAL_ERROR;
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
-		return DROP_NSG_DENIED_INBOUND;
+		return DROP_INTERNAL_ERROR;
 	reason = nsg_tuple_fill((void *)(long)skb->data, (void *)(long)skb->data_end, info,
 				&scratch->tuple, &flags);
 	if (reason)
@@ -321,7 +321,7 @@ static __always_inline int tunnel_nsg_inbound(struct __sk_buff *skb, const struc
 
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
-		return DROP_NSG_DENIED_INBOUND; /* cannot happen: a per-CPU array of one */
+		return DROP_INTERNAL_ERROR;
 	packet_info_fill(&scratch->info, pkt);
 	scratch->info.vnet = NSG_VNET_NONE;
 	scratch->info.dst_vnet = dst_vnet;

@@ -137,10 +137,10 @@ __noinline int nic_source_stage(struct xdp_md *ctx, const struct packet_info *in
 	int reason;
 
 	if (!info || !source || xdp_packet_of(ctx, info, pkt))
-		return DROP_MALFORMED_ETHERNET;
+		return DROP_INTERNAL_ERROR;
 	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
 	if (!scratch)
-		return DROP_MALFORMED_ETHERNET;
+		return DROP_INTERNAL_ERROR;
 	scratch->hop.src_set = nic_source_check(pkt, ctx->ingress_ifindex, iface_flags, source,
 						scratch->hop.src, &reason);
 	return reason;
@@ -156,8 +156,8 @@ static __always_inline int redirected(struct decision *d)
 static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struct decision *d)
 {
 	struct bpf_fib_lookup *params;
-	__u32 zero = 0;
-	int rc;
+	__u32 zero = 0, counter;
+	int reason;
 
 	if (d->route.type == ROUTE_VNET_PEERING)
 		count_peering(d->route.peering, pkt->len);
@@ -166,35 +166,18 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *pkt, struc
 
 	params = bpf_map_lookup_elem(&fib_scratch, &zero);
 	if (!params)
-		return drop(d, DROP_FIB_FAILED);
-	rc = route_next_hop_lookup(ctx, pkt, &d->route, params);
-	switch (rc) {
-	case BPF_FIB_LKUP_RET_SUCCESS:
-		break;
-	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		/* The kernel would route the packet by its destination, past the appliance. */
-		if (d->route.type == ROUTE_VIRTUAL_APPLIANCE)
-			return drop(d, DROP_NEXT_HOP_UNRESOLVED);
-		return pass(d, COUNT_PASS_NEIGHBOUR);
-	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
-		return pass(d, COUNT_PASS_FRAG_NEEDED);
-	case BPF_FIB_LKUP_RET_NOT_FWDED:
-		return pass(d, COUNT_PASS_LOCAL);
-	default:
-		return drop(d, DROP_FIB_FAILED);
-	}
-	/* The kernel's routes must agree with the VNet's: a mismatch is a config error on
-	 * the gateway host, not something to paper over by trusting either side. */
-	if (params->ifindex != d->route.egress_ifindex)
-		return drop(d, DROP_FIB_MISMATCH);
-
-	hop_limit_decrement(pkt);
-	__builtin_memcpy(pkt->eth->h_dest, params->dmac, ETH_ALEN);
-	__builtin_memcpy(pkt->eth->h_source, params->smac, ETH_ALEN);
-	l4_checksum_finish(ctx, pkt);
-	if (bpf_redirect(params->ifindex, 0) != XDP_REDIRECT)
-		return drop(d, DROP_REDIRECT_FAILED);
-	return redirected(d);
+		return drop(d, DROP_INTERNAL_ERROR);
+	reason = fib_answer_judge(route_next_hop_lookup(ctx, pkt, &d->route, params), params,
+				  d->route.egress_ifindex, &counter);
+	if (reason)
+		return drop(d, reason);
+	/* The kernel would route the packet by its destination, past the appliance. */
+	if (counter == COUNT_PASS_NEIGHBOUR && d->route.type == ROUTE_VIRTUAL_APPLIANCE)
+		return drop(d, DROP_NEXT_HOP_UNRESOLVED);
+	if (counter)
+		return pass(d, counter);
+	reason = egress_redirect(ctx, pkt, pkt->eth, params->dmac, params->smac, params->ifindex);
+	return reason ? drop(d, reason) : redirected(d);
 }
 
 /* The whole pipeline forwarded a packet of a flow the NSG stage keeps: remember the
@@ -233,19 +216,16 @@ static __always_inline void decided_from_cache(struct decision *d, const struct 
 static __always_inline int forward_cached(struct xdp_md *ctx, struct packet *pkt,
 					  const struct fast_path_entry *e, struct decision *d)
 {
+	int reason;
+
 	if (e->route.type == ROUTE_VNET_PEERING)
 		count_peering(e->route.peering, pkt->len);
 	if (hop_limit_expired(pkt))
 		return pass(d, COUNT_PASS_TTL_EXPIRED);
 	if (!frame_fits_egress(ctx, e->route.egress_ifindex))
 		return pass(d, COUNT_PASS_FRAG_NEEDED);
-	hop_limit_decrement(pkt);
-	__builtin_memcpy(pkt->eth->h_dest, e->dmac, ETH_ALEN);
-	__builtin_memcpy(pkt->eth->h_source, e->smac, ETH_ALEN);
-	l4_checksum_finish(ctx, pkt);
-	if (bpf_redirect(e->route.egress_ifindex, 0) != XDP_REDIRECT)
-		return drop(d, DROP_REDIRECT_FAILED);
-	return redirected(d);
+	reason = egress_redirect(ctx, pkt, pkt->eth, e->dmac, e->smac, e->route.egress_ifindex);
+	return reason ? drop(d, reason) : redirected(d);
 }
 
 /* A packet under its direction's lease: counted as the flow table would count it (res
@@ -387,7 +367,7 @@ static __always_inline int forward_to_internet(struct xdp_md *ctx, struct packet
 	struct snat_verdict *v = snat_to_internet(ctx, pkt, d->src_vnet, d->route.egress_ifindex);
 
 	if (!v)
-		return drop(d, DROP_SNAT_MAP_UPDATE_FAILED);
+		return drop(d, DROP_INTERNAL_ERROR);
 	return snat_decided(d, v);
 }
 
@@ -404,7 +384,7 @@ __noinline int process_uplink(struct xdp_md *ctx, const struct packet_info *info
 	if (!info || !d)
 		return XDP_DROP;
 	if (xdp_packet_of(ctx, info, pkt))
-		return drop(d, DROP_MALFORMED_IPV4);
+		return drop(d, DROP_INTERNAL_ERROR);
 	switch (tunnel_classify(pkt)) {
 	case TUNNEL_PASS_ESP:
 		return pass(d, COUNT_PASS_ESP);
@@ -440,7 +420,7 @@ __noinline int process_ip(struct xdp_md *ctx, struct packet_info *info, struct d
 	if (!info || !d)
 		return XDP_DROP;
 	if (xdp_packet_of(ctx, info, pkt))
-		return drop(d, DROP_MALFORMED_IPV4);
+		return drop(d, DROP_INTERNAL_ERROR);
 	iface = bpf_map_lookup_elem(&interfaces, &ifindex);
 	if (!iface)
 		return pass(d, COUNT_PASS_UNBOUND);
@@ -614,8 +594,8 @@ int xdp_gateway(struct xdp_md *ctx)
 
 	count_datapath(COUNT_RX, bytes);
 	st = bpf_map_lookup_elem(&pipeline_scratch, &zero);
-	if (!st) { /* cannot happen: a per-CPU array of one */
-		count_drop(ctx->ingress_ifindex, NSG_VNET_NONE, DROP_FIB_FAILED, bytes);
+	if (!st) {
+		count_drop(ctx->ingress_ifindex, NSG_VNET_NONE, DROP_INTERNAL_ERROR, bytes);
 		return XDP_DROP;
 	}
 	__builtin_memset(&st->decision, 0, sizeof(st->decision));

@@ -201,6 +201,8 @@ enum drop_reason {
 				     * its connections' sites holds (ROUTE_FLAG_GATEWAY_DROPS) */
 	DROP_PEERING_ACCESS_REFUSED,/* a new flow into a VNet whose side of the peering does
 				     * not allow access from the source's VNet */
+	DROP_INTERNAL_ERROR,        /* not the packet's fault: a per-CPU scratch lookup failed,
+				     * or a packet parsed once did not parse again (a bug) */
 	DROP_REASON_MAX,
 };
 
@@ -218,7 +220,7 @@ enum drop_reason {
 	  "platform_address", "route_invalid", "next_hop_unresolved",                     \
 	  "forwarded_not_allowed", "fragment_unseen", "fragment_tiny", "fragment_overlap", \
 	  "snat_vm_limit", "ipv4_source_route", "nic_spoofed_source", "gateway_no_route", \
-	  "peering_access_refused" }
+	  "peering_access_refused", "internal_error" }
 
 /* Packets handed to the kernel on purpose, and packets forwarded, by why. */
 enum datapath_counter {
@@ -400,6 +402,8 @@ enum flow_counter {
  * (at least NEW_FLOW_TABLE_MIN): a flood of new flows evicts other new flows, never an
  * established one, as conntrack's early drop takes unassured entries first. The
  * responder's first packet moves the flow to flows. */
+/* limits.flowTableSize when the config gives none: the size the maps are declared with. */
+#define FLOW_TABLE_ENTRIES_DEFAULT 262144
 #define NEW_FLOW_TABLE_DIVISOR 4
 #define NEW_FLOW_TABLE_MIN     1024
 
@@ -572,6 +576,7 @@ enum tunnel_counter {
 #define MAX_SNAT_POOLS     1024 /* one per VNet with a VIP, one per NAT gateway */
 #define MAX_SNAT_POOL_VIPS 16   /* VIPs of one pool share its port range */
 #define MAX_SNAT_VIPS      4096
+#define SNAT_TABLE_ENTRIES_DEFAULT 1048576 /* limits.snatTableSize when the config gives none */
 #define MAX_SNAT_SOURCES   65536
 
 /* A flow as one packet shows it: on egress (VM -> remote) the mapping's key, on ingress
@@ -745,6 +750,39 @@ struct gateway_settings {
 	__u32 flush_generation;
 	__u32 pad;
 };
+
+/* Azure's idle timeouts, the defaults of the config's limits (seconds). */
+#define FLOW_TCP_IDLE_TIMEOUT_DEFAULT        240
+#define FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT  30 /* half-open and closing TCP */
+#define FLOW_UDP_IDLE_TIMEOUT_DEFAULT        240
+#define FLOW_ICMP_IDLE_TIMEOUT_DEFAULT       30
+
+static inline __attribute__((always_inline)) __u64 seconds_or_default_ns(__u32 configured,
+									 __u32 fallback)
+{
+	return (configured ? configured : fallback) * NS_PER_SECOND;
+}
+
+/* How long a flow may be idle before it ends: the datapath judges a packet by it and the
+ * collector (user/flows.c) removes by it, so both read this one definition. Protocol
+ * numbers are written out: the two sides take IPPROTO_* from different headers. */
+static inline __attribute__((always_inline)) __u64
+flow_timeout_ns(__u8 proto, __u8 tcp_state, const struct gateway_settings *s)
+{
+	switch (proto) {
+	case 6: /* TCP */
+		if (tcp_state == TCP_FLOW_ESTABLISHED)
+			return seconds_or_default_ns(s->tcp_idle_timeout,
+						     FLOW_TCP_IDLE_TIMEOUT_DEFAULT);
+		return seconds_or_default_ns(s->tcp_transitory_timeout,
+					     FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT);
+	case 1:  /* ICMP */
+	case 58: /* ICMPv6 */
+		return seconds_or_default_ns(s->icmp_idle_timeout, FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
+	default:
+		return seconds_or_default_ns(s->udp_idle_timeout, FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
+	}
+}
 
 /* ---- Live events (bpf/monitor.h, `vnet-xdp monitor`) ---------------------------------
  * The datapath writes events into a ring buffer only while a monitor says it listens

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line: "N passed, N failed, N skipped".
 #   unit    build/tests/unit/test_*    cmocka, user space only
+#   bpf     build/tests/bpf/test_*     cmocka, the datapath's object loaded alone, maps
+#                                      filled by the plan writers, BPF_PROG_TEST_RUN (seconds)
 #   packet  build/tests/packet/test_*  cmocka, BPF_PROG_TEST_RUN on a real gateway
 #   e2e     tests/e2e/*.sh             real traffic through namespaces
 #   vm      tests/vm/*.sh              in a QEMU guest on Debian's kernel (ESP, xfrm
@@ -14,7 +16,7 @@ export BUILD=${BUILD:-build}
 export VNET_XDP=$PWD/$BUILD/vnet-xdp
 
 passed=0 failed=0 skipped=0
-suites=${*:-unit packet e2e vm sanitize fuzz}
+suites=${*:-unit bpf packet e2e vm sanitize fuzz}
 
 . tests/cmocka.bash
 
@@ -39,7 +41,7 @@ run_shell() { # run_shell SCRIPT [RUNNER]: RUNNER (default bash) runs SCRIPT
 
 for suite in $suites; do
 	case $suite in
-	unit | packet)
+	unit | bpf | packet)
 		for bin in "$BUILD"/tests/"$suite"/test_*; do
 			[ -x "$bin" ] && run_cmocka "$bin"
 		done

@@ -215,13 +215,13 @@ struct config_gateway_vnet {
 };
 
 struct config_limits {
-	uint32_t flow_table_size;        /* default 262144 */
+	uint32_t flow_table_size;        /* default FLOW_TABLE_ENTRIES_DEFAULT */
 	uint16_t snat_port_min, snat_port_max; /* default 1024-65535 */
-	uint32_t tcp_idle_timeout_seconds;     /* default 240 */
-	uint32_t udp_idle_timeout_seconds;     /* default 240 */
-	uint32_t icmp_idle_timeout_seconds;    /* default 30 */
-	uint32_t tcp_transitory_timeout_seconds; /* half-open and closing TCP, default 30 */
-	uint32_t snat_table_size;        /* SNAT mappings, default 1048576 */
+	uint32_t tcp_idle_timeout_seconds;     /* FLOW_*_TIMEOUT_DEFAULT */
+	uint32_t udp_idle_timeout_seconds;     /* FLOW_*_TIMEOUT_DEFAULT */
+	uint32_t icmp_idle_timeout_seconds;    /* FLOW_*_TIMEOUT_DEFAULT */
+	uint32_t tcp_transitory_timeout_seconds; /* half-open and closing TCP */
+	uint32_t snat_table_size;        /* SNAT mappings, default SNAT_TABLE_ENTRIES_DEFAULT */
 	uint32_t snat_mappings_per_vm;   /* concurrent SNAT mappings of one VM, 0: no limit */
 };
 

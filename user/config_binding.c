@@ -384,14 +384,14 @@ static void read_limits(struct loader *l, struct node limits)
 	uint32_t port_min = 1024, port_max = 65535;
 
 	*lim = (struct config_limits){
-		.flow_table_size = 262144,
+		.flow_table_size = FLOW_TABLE_ENTRIES_DEFAULT,
 		.snat_port_min = 1024,
 		.snat_port_max = 65535,
-		.tcp_idle_timeout_seconds = 240,
-		.udp_idle_timeout_seconds = 240,
-		.icmp_idle_timeout_seconds = 30,
-		.tcp_transitory_timeout_seconds = 30,
-		.snat_table_size = 1048576,
+		.tcp_idle_timeout_seconds = FLOW_TCP_IDLE_TIMEOUT_DEFAULT,
+		.udp_idle_timeout_seconds = FLOW_UDP_IDLE_TIMEOUT_DEFAULT,
+		.icmp_idle_timeout_seconds = FLOW_ICMP_IDLE_TIMEOUT_DEFAULT,
+		.tcp_transitory_timeout_seconds = FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT,
+		.snat_table_size = SNAT_TABLE_ENTRIES_DEFAULT,
 		.snat_mappings_per_vm = DEFAULT_SNAT_MAPPINGS_PER_VM,
 	};
 	if (!limits.value || !is_object_or_report(&l->r, limits))

@@ -183,10 +183,11 @@ int datapath_map_clear(int fd, size_t key_size)
 int datapath_write_plan(const struct datapath_maps *maps, const struct plan *plan,
 			uint32_t generation)
 {
-	struct gateway_settings settings = { .generation = generation };
+	struct gateway_settings settings = plan->settings;
 	uint32_t zero = 0;
 	int err;
 
+	settings.generation = generation;
 	if ((err = datapath_map_clear(maps->interfaces, sizeof(uint32_t))) ||
 	    (err = datapath_map_clear(maps->routes, sizeof(struct lpm_key))) ||
 	    (err = datapath_map_clear(maps->source_prefixes, sizeof(struct lpm_key))) ||

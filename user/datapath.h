@@ -32,7 +32,8 @@ void datapath_stage_set(const char *dir);
 
 int datapath_maps_open(const char *gateway, struct datapath_maps *maps);
 void datapath_maps_close(struct datapath_maps *maps);
-/* Replaces the config maps' contents with the plan (counters are left alone). */
+/* Replaces the config maps' contents with the plan (counters are left alone); the one
+ * writer of `settings` (plan->settings, stamped with the generation). */
 int datapath_write_plan(const struct datapath_maps *maps, const struct plan *plan,
 			uint32_t generation);
 /* Records every address of this network namespace, which the datapath hands to the kernel. */

@@ -23,28 +23,6 @@ static const char *const flow_counter_names[] = FLOW_COUNTER_NAMES;
 _Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_COUNTER_MAX,
 	       "a flow counter without a name");
 
-static uint64_t seconds_or(uint32_t configured, uint32_t fallback)
-{
-	return (uint64_t)(configured ? configured : fallback) * NS_PER_SECOND;
-}
-
-/* Mirrors flow_timeout_ns in bpf/flow.h. */
-static uint64_t flow_timeout(const struct flow_key *key, const struct flow_entry *f,
-			     const struct gateway_settings *s)
-{
-	switch (key->proto) {
-	case IPPROTO_TCP:
-		if (f->tcp_state == TCP_FLOW_ESTABLISHED)
-			return seconds_or(s->tcp_idle_timeout, 240);
-		return seconds_or(s->tcp_transitory_timeout, 30);
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		return seconds_or(s->icmp_idle_timeout, 30);
-	default:
-		return seconds_or(s->udp_idle_timeout, 240);
-	}
-}
-
 static int settings_read(const char *gateway, struct gateway_settings *s)
 {
 	int fd = datapath_map_open(gateway, "settings");
@@ -103,7 +81,7 @@ static long flows_gc_map(int flows_fd, const struct gateway_settings *s)
 	/* Collected first: deleting while walking would restart the walk. */
 	while (!bpf_map_get_next_key(flows_fd, prev, &key)) {
 		if (!bpf_map_lookup_elem(flows_fd, &key, &entry) &&
-		    clock_age_ns(now, entry.last_seen_ns) > flow_timeout(&key, &entry, s)) {
+		    clock_age_ns(now, entry.last_seen_ns) > flow_timeout_ns(key.proto, entry.tcp_state, s)) {
 			if (n_doomed == capacity) {
 				struct flow_key *bigger;
 
@@ -120,7 +98,7 @@ static long flows_gc_map(int flows_fd, const struct gateway_settings *s)
 	for (size_t i = 0; i < n_doomed; i++) {
 		/* It may have come back to life since: look again. */
 		if (bpf_map_lookup_elem(flows_fd, &doomed[i], &entry) ||
-		    clock_age_ns(datapath_clock_ns(), entry.last_seen_ns) <= flow_timeout(&doomed[i], &entry, s))
+		    clock_age_ns(datapath_clock_ns(), entry.last_seen_ns) <= flow_timeout_ns(doomed[i].proto, entry.tcp_state, s))
 			continue;
 		if (!bpf_map_delete_elem(flows_fd, &doomed[i]))
 			removed++;
@@ -284,7 +262,7 @@ static json_t *flow_json(const struct flow_key *k, const struct flow_entry *f,
 		      "idleSeconds", (json_int_t)(idle / NS_PER_SECOND),
 		      "packetsForward", (json_int_t)f->packets[0], "bytesForward", (json_int_t)f->bytes[0],
 		      "packetsReverse", (json_int_t)f->packets[1], "bytesReverse", (json_int_t)f->bytes[1],
-		      "expired", idle > flow_timeout(k, f, s), "generation", (json_int_t)f->generation);
+		      "expired", idle > flow_timeout_ns(k->proto, f->tcp_state, s), "generation", (json_int_t)f->generation);
 	if (k->proto == IPPROTO_TCP && f->tcp_state < 4)
 		json_object_set_new(o, "tcpState", json_string(tcp_state_names[f->tcp_state]));
 	json_object_set_new(o, "state", json_string(flow_state_name(o)));

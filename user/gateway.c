@@ -285,30 +285,43 @@ static bool adopt_attached(const char *pin_dir, uint32_t ifindex, uint32_t *prog
 }
 
 /* Fills every map that the config determines: the same for `up` and for a reload
- * (which has pointed the config maps at its staging directory first). */
-static int datapath_fill(const struct config *cfg, const struct plan *plan, uint32_t generation)
+ * (which has pointed the config maps at its staging directory first). The NSG plan is
+ * compiled first, so a config it refuses writes nothing, and gives the settings what
+ * they say of flows. */
+static int datapath_fill(const struct config *cfg, struct plan *plan, uint32_t generation)
 {
 	struct datapath_maps maps;
+	struct nsg_ids ids = { 0 };
+	struct nsg_plan nsg;
 	int err;
 
+	err = nsg_plan_for_gateway(cfg, cfg->gateway_name, generation, &nsg, &ids);
+	if (err)
+		return err;
+	nsg_plan_settings(&nsg, &plan->settings);
 	err = datapath_maps_open(cfg->gateway_name, &maps);
 	if (err) {
 		log_error("cannot open the pinned maps of %s: %s", cfg->gateway_name, strerror(-err));
-		return err;
+		goto out;
 	}
-	err = datapath_write_plan(&maps, plan, generation);
+	err = nsg_plan_write_gateway(cfg->gateway_name, &nsg);
+	if (!err)
+		err = datapath_write_plan(&maps, plan, generation);
 	if (!err)
 		err = datapath_write_local_addresses(&maps);
 	if (!err)
 		err = tunnel_maps_write(cfg->gateway_name, plan->tunnels, plan->n_tunnels);
-	datapath_maps_close(&maps);
 	if (!err)
-		err = nsg_fill(cfg, cfg->gateway_name, generation);
-	if (err) {
+		err = nsg_ids_save(cfg->gateway_name, &ids);
+	datapath_maps_close(&maps);
+	if (err)
 		log_error("cannot fill the datapath maps: %s", strerror(-err));
-		return err;
-	}
-	return snat_maps_fill(cfg->gateway_name, cfg);
+	else
+		err = snat_maps_fill(cfg->gateway_name, cfg);
+out:
+	nsg_plan_free(&nsg);
+	nsg_ids_free(&ids);
+	return err;
 }
 
 /* Why each interface that runs generic XDP does, kept in the state file

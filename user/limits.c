@@ -84,7 +84,7 @@ static const struct sized_map sized_maps[] = {
 
 static uint32_t snat_table_size(const struct config *cfg)
 {
-	return cfg->limits.snat_table_size ? cfg->limits.snat_table_size : 1048576;
+	return cfg->limits.snat_table_size ? cfg->limits.snat_table_size : SNAT_TABLE_ENTRIES_DEFAULT;
 }
 
 static uint32_t sized_map_entries(const struct sized_map *m, const struct config *cfg)

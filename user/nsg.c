@@ -52,8 +52,14 @@ int nsg_ids_load(const char *gateway, struct nsg_ids *ids)
 		ids->doc = NULL;
 	}
 	if (!ids->doc)
-		ids->doc = json_pack("{s:i, s:i, s:{}, s:{}}", "countersMap", (json_int_t)map_id,
-				     "generation", 0, "nsgs", "rules");
+		return nsg_ids_init(ids, map_id);
+	return 0;
+}
+
+int nsg_ids_init(struct nsg_ids *ids, uint32_t counters_map_id)
+{
+	ids->doc = json_pack("{s:i, s:i, s:{}, s:{}}", "countersMap", (json_int_t)counters_map_id,
+			     "generation", 0, "nsgs", "rules");
 	return ids->doc ? 0 : -ENOMEM;
 }
 
@@ -134,18 +140,6 @@ static int64_t free_id(json_t *list, uint32_t max)
 	return id < 0 ? -ENOSPC : id;
 }
 
-/* Zeroes a counter slot handed to a new rule (it may have served a removed one). */
-static void rule_counter_reset(int counters_fd, uint32_t id)
-{
-	int cpus = libbpf_num_possible_cpus();
-	struct nsg_rule_counter *zero;
-
-	if (counters_fd < 0 || cpus <= 0 || !(zero = calloc(cpus, sizeof(*zero))))
-		return;
-	bpf_map_update_elem(counters_fd, &id, zero, BPF_ANY);
-	free(zero);
-}
-
 /* Drops rules that no current config holds, to make room for new ones. */
 static void rules_forget_inactive(json_t *rules, uint32_t generation)
 {
@@ -158,9 +152,11 @@ static void rules_forget_inactive(json_t *rules, uint32_t generation)
 			json_object_del(rules, key);
 }
 
+/* The rule's stable id; *fresh says the id is new to the rule (its counter slot may have
+ * served a removed rule, and is zeroed by the writer). */
 static int64_t rule_id_for(struct nsg_ids *ids, const char *nsg,
 			   const struct config_security_rule *rule, uint32_t generation,
-			   int counters_fd)
+			   bool *fresh)
 {
 	json_t *rules = json_object_get(ids->doc, "rules"), *entry;
 	char key[600];
@@ -176,7 +172,7 @@ static int64_t rule_id_for(struct nsg_ids *ids, const char *nsg,
 		}
 		if (id < 0)
 			return id;
-		rule_counter_reset(counters_fd, (uint32_t)id);
+		*fresh = true;
 		entry = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "nsg", nsg,
 				  "direction", direction_name(rule->direction), "rule", rule->name);
 		json_object_set_new(rules, key, entry);
@@ -310,11 +306,28 @@ int nsg_virtual_network_prefixes(const struct config *cfg, int vnet, struct ip_p
 	return err;
 }
 
-/* ---- compiling one table ------------------------------------------------------------- */
+/* ---- compiling one table (pure: config in, plan out) -------------------------------- */
 
-struct nsg_maps {
-	int addresses, ports, intervals, protocols, tables, rules, bindings, counters, flush,
-		settings;
+/* Appends one element to a growing array of the plan. */
+static void *plan_append(void *array_ptr, size_t *n, size_t *capacity, size_t size)
+{
+	void **array = array_ptr;
+
+	if (*n == *capacity) {
+		size_t bigger = *capacity ? *capacity * 2 : 16;
+		void *grown = realloc(*array, bigger * size);
+
+		if (!grown)
+			return NULL;
+		*array = grown;
+		*capacity = bigger;
+	}
+	memset((char *)*array + *n * size, 0, size);
+	return (char *)*array + (*n)++ * size;
+}
+
+struct plan_capacity {
+	size_t addresses, ports, intervals, tables, rules, bindings;
 };
 
 struct table_build {
@@ -369,14 +382,16 @@ static int prefix_compare(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct ip_prefix));
 }
 
-static int address_side_write(const struct nsg_maps *m, const struct table_build *t, int side)
+/* Every prefix a rule of the table names on one side, both families' /0 and, where a rule
+ * names VirtualNetwork or Internet, the tag's prefixes: sorted, each once. */
+static int address_side_entries(const struct table_build *t, int side, struct ip_prefix **out,
+				size_t *n_out)
 {
-	struct ip_prefix *entries = NULL;
+	struct ip_prefix *entries = calloc(2, sizeof(*entries));
 	size_t n = 0, unique = 0;
 	bool tags = false;
 	int err = 0;
 
-	entries = calloc(2, sizeof(*entries));
 	if (!entries)
 		return -ENOMEM;
 	entries[n++] = (struct ip_prefix){ .family = AF_INET };
@@ -412,13 +427,29 @@ static int address_side_write(const struct nsg_maps *m, const struct table_build
 	for (size_t i = 0; i < n; i++)
 		if (!unique || prefix_compare(&entries[unique - 1], &entries[i]))
 			entries[unique++] = entries[i];
+	*out = entries;
+	*n_out = unique;
+	return 0;
+}
 
-	for (size_t e = 0; !err && e < unique; e++) {
+static int address_side_compile(struct nsg_plan *plan, struct plan_capacity *cap,
+				const struct table_build *t, int side)
+{
+	struct ip_prefix *entries = NULL;
+	size_t n;
+	int err = address_side_entries(t, side, &entries, &n);
+
+	for (size_t e = 0; !err && e < n; e++) {
 		const struct ip_prefix *p = &entries[e];
 		bool in_vnet = in_any(t->vnet_prefixes, t->n_vnet_prefixes, p);
-		struct nsg_bitmap bits = { 0 };
-		struct lpm_key key;
+		struct nsg_plan_address *entry =
+			plan_append(&plan->addresses, &plan->n_addresses, &cap->addresses,
+				    sizeof(*entry));
 
+		if (!entry) {
+			err = -ENOMEM;
+			break;
+		}
 		for (size_t r = 0; r < t->n_rules; r++) {
 			const struct config_security_rule *rule = t->rules[r];
 			const struct nsg_address *list = side ? rule->destinations : rule->sources;
@@ -426,13 +457,11 @@ static int address_side_write(const struct nsg_maps *m, const struct table_build
 
 			for (size_t i = 0; i < count; i++)
 				if (address_holds(t->cfg, &list[i], p, in_vnet)) {
-					bit_set(&bits, r);
+					bit_set(&entry->bits, r);
 					break;
 				}
 		}
-		lpm_key_from_prefix(&key, t->table * 2 + side, p);
-		if (bpf_map_update_elem(m->addresses, &key, &bits, BPF_ANY))
-			err = -errno;
+		lpm_key_from_prefix(&entry->key, t->table * 2 + side, p);
 	}
 	free(entries);
 	return err;
@@ -451,20 +480,25 @@ static bool ranges_cover(const struct port_range *ranges, size_t n, uint32_t lo,
 	return false;
 }
 
-static int port_entry_write(const struct nsg_maps *m, uint32_t scope, bool has_port,
-			    uint32_t value, unsigned bits, uint32_t interval)
+static int port_entry_add(struct nsg_plan *plan, struct plan_capacity *cap, uint32_t scope,
+			  bool has_port, uint32_t value, unsigned bits, uint32_t interval)
 {
-	struct nsg_port_key key = { .prefixlen = 32 + 8 + bits, .scope = scope };
+	struct nsg_plan_port *entry = plan_append(&plan->ports, &plan->n_ports, &cap->ports,
+						  sizeof(*entry));
 
-	key.data[0] = has_port;
-	key.data[1] = value >> 8;
-	key.data[2] = value & 0xff;
-	return bpf_map_update_elem(m->ports, &key, &interval, BPF_ANY) ? -errno : 0;
+	if (!entry)
+		return -ENOMEM;
+	entry->key = (struct nsg_port_key){ .prefixlen = 32 + 8 + bits, .scope = scope };
+	entry->key.data[0] = has_port;
+	entry->key.data[1] = value >> 8;
+	entry->key.data[2] = value & 0xff;
+	entry->interval = interval;
+	return 0;
 }
 
 /* [lo, hi] as the fewest aligned power-of-two blocks: one LPM entry each. */
-static int port_interval_write(const struct nsg_maps *m, uint32_t scope, uint32_t lo,
-			       uint32_t hi, uint32_t interval)
+static int port_interval_add(struct nsg_plan *plan, struct plan_capacity *cap, uint32_t scope,
+			     uint32_t lo, uint32_t hi, uint32_t interval)
 {
 	int err = 0;
 
@@ -473,19 +507,48 @@ static int port_interval_write(const struct nsg_maps *m, uint32_t scope, uint32_
 
 		while (bits < 16 && !(lo & (1u << bits)) && lo + (2u << bits) - 1 <= hi)
 			bits++;
-		err = port_entry_write(m, scope, true, lo, 16 - bits, interval);
+		err = port_entry_add(plan, cap, scope, true, lo, 16 - bits, interval);
 		lo += 1u << bits;
 	}
 	return err;
 }
 
-static int port_side_write(const struct nsg_maps *m, const struct table_build *t, int side,
-			   uint32_t *next_interval)
+static const struct port_range *side_ports(const struct config_security_rule *rule, int side,
+					   size_t *n)
 {
-	uint32_t *bounds, scope = t->table * 2 + side;
+	*n = side ? rule->n_destination_ports : rule->n_source_ports;
+	return side ? rule->destination_ports : rule->source_ports;
+}
+
+/* A new elementary interval: the rules of the table whose ranges cover [lo, hi]. */
+static int interval_add(struct nsg_plan *plan, struct plan_capacity *cap,
+			const struct table_build *t, int side, uint32_t lo, uint32_t hi,
+			uint32_t *id)
+{
+	struct nsg_bitmap *bits;
+
+	if (plan->n_intervals >= MAX_NSG_PORT_INTERVALS)
+		return -ENOSPC;
+	bits = plan_append(&plan->intervals, &plan->n_intervals, &cap->intervals, sizeof(*bits));
+	if (!bits)
+		return -ENOMEM;
+	for (size_t r = 0; r < t->n_rules; r++) {
+		size_t n;
+		const struct port_range *ranges = side_ports(t->rules[r], side, &n);
+
+		if (ranges_cover(ranges, n, lo, hi))
+			bit_set(bits, r);
+	}
+	*id = (uint32_t)plan->n_intervals - 1;
+	return 0;
+}
+
+static int port_side_compile(struct nsg_plan *plan, struct plan_capacity *cap,
+			     const struct table_build *t, int side)
+{
+	uint32_t *bounds, scope = t->table * 2 + side, id;
 	size_t n = 0, unique = 0, capacity = 2;
-	struct nsg_bitmap bits;
-	int err = 0;
+	int err;
 
 	for (size_t r = 0; r < t->n_rules; r++)
 		capacity += 2 * (side ? t->rules[r]->n_destination_ports : t->rules[r]->n_source_ports);
@@ -495,9 +558,8 @@ static int port_side_write(const struct nsg_maps *m, const struct table_build *t
 	bounds[n++] = 0;
 	bounds[n++] = 65536;
 	for (size_t r = 0; r < t->n_rules; r++) {
-		const struct port_range *ranges = side ? t->rules[r]->destination_ports
-						       : t->rules[r]->source_ports;
-		size_t count = side ? t->rules[r]->n_destination_ports : t->rules[r]->n_source_ports;
+		size_t count;
+		const struct port_range *ranges = side_ports(t->rules[r], side, &count);
 
 		for (size_t i = 0; i < count; i++) {
 			bounds[n++] = ranges[i].from;
@@ -510,35 +572,15 @@ static int port_side_write(const struct nsg_maps *m, const struct table_build *t
 			bounds[unique++] = bounds[i];
 
 	/* Packets without ports: rules whose ranges cover every port. */
-	memset(&bits, 0, sizeof(bits));
-	for (size_t r = 0; r < t->n_rules; r++)
-		if (ranges_cover(side ? t->rules[r]->destination_ports : t->rules[r]->source_ports,
-				 side ? t->rules[r]->n_destination_ports : t->rules[r]->n_source_ports,
-				 0, 65535))
-			bit_set(&bits, r);
-	if (bpf_map_update_elem(m->intervals, next_interval, &bits, BPF_ANY))
-		err = -errno;
+	err = interval_add(plan, cap, t, side, 0, 65535, &id);
 	if (!err)
-		err = port_entry_write(m, scope, false, 0, 0, (*next_interval)++);
-
+		err = port_entry_add(plan, cap, scope, false, 0, 0, id);
 	for (size_t i = 0; !err && i + 1 < unique; i++) {
 		uint32_t lo = bounds[i], hi = bounds[i + 1] - 1;
 
-		memset(&bits, 0, sizeof(bits));
-		for (size_t r = 0; r < t->n_rules; r++)
-			if (ranges_cover(side ? t->rules[r]->destination_ports
-					      : t->rules[r]->source_ports,
-					 side ? t->rules[r]->n_destination_ports
-					      : t->rules[r]->n_source_ports, lo, hi))
-				bit_set(&bits, r);
-		if (*next_interval >= MAX_NSG_PORT_INTERVALS) {
-			err = -ENOSPC;
-			break;
-		}
-		if (bpf_map_update_elem(m->intervals, next_interval, &bits, BPF_ANY))
-			err = -errno;
+		err = interval_add(plan, cap, t, side, lo, hi, &id);
 		if (!err)
-			err = port_interval_write(m, scope, lo, hi, (*next_interval)++);
+			err = port_interval_add(plan, cap, scope, lo, hi, id);
 	}
 	free(bounds);
 	return err;
@@ -557,19 +599,12 @@ static bool protocol_admits(enum nsg_protocol protocol, unsigned class)
 	return false;
 }
 
-static int protocols_write(const struct nsg_maps *m, const struct table_build *t)
+static void protocols_compile(struct nsg_plan_table *table, const struct table_build *t)
 {
-	for (unsigned class = 0; class < NSG_PROTO_CLASSES; class++) {
-		struct nsg_bitmap bits = { 0 };
-		uint32_t index = t->table * NSG_PROTO_CLASSES + class;
-
+	for (unsigned class = 0; class < NSG_PROTO_CLASSES; class++)
 		for (size_t r = 0; r < t->n_rules; r++)
 			if (protocol_admits(t->rules[r]->protocol, class))
-				bit_set(&bits, r);
-		if (bpf_map_update_elem(m->protocols, &index, &bits, BPF_ANY))
-			return -errno;
-	}
-	return 0;
+				bit_set(&table->protocols[class], r);
 }
 
 static int rule_priority_compare(const void *a, const void *b)
@@ -580,22 +615,13 @@ static int rule_priority_compare(const void *a, const void *b)
 	return x->priority - y->priority;
 }
 
-struct compile_state {
-	const struct config *cfg;
-	const char *gateway;
-	struct nsg_ids *ids;
-	struct nsg_maps maps;
-	uint32_t generation;
-	uint32_t next_slot, next_interval;
-};
-
-static int table_write(struct compile_state *cs, int nsg_index, int vnet, int direction,
-		       uint32_t table, uint32_t nsg_id)
+static int table_compile(struct nsg_plan *plan, struct plan_capacity *cap,
+			 const struct config *cfg, int nsg_index, int vnet, int direction)
 {
-	const struct config_nsg *nsg = &cs->cfg->nsgs[nsg_index];
-	struct table_build t = { .cfg = cs->cfg, .table = table };
+	const struct config_nsg *nsg = &cfg->nsgs[nsg_index];
+	struct table_build t = { .cfg = cfg, .table = (uint32_t)plan->n_tables };
 	struct ip_prefix *vnet_prefixes = NULL;
-	struct nsg_table info = { .nsg_id = nsg_id, .direction = direction };
+	struct nsg_plan_table *table;
 	int err;
 
 	t.rules = calloc(nsg->n_rules + 1, sizeof(*t.rules));
@@ -605,41 +631,43 @@ static int table_write(struct compile_state *cs, int nsg_index, int vnet, int di
 		if ((int)nsg->rules[r].direction == direction)
 			t.rules[t.n_rules++] = &nsg->rules[r];
 	qsort(t.rules, t.n_rules, sizeof(*t.rules), rule_priority_compare);
-	if (t.n_rules > NSG_MAX_RULES || cs->next_slot + t.n_rules > MAX_NSG_RULE_SLOTS) {
+	if (t.n_rules > NSG_MAX_RULES || plan->n_rules + t.n_rules > MAX_NSG_RULE_SLOTS) {
 		log_error("network security group %s: %zu %s rules; at most %d per direction",
 			  nsg->name, t.n_rules, direction ? "outbound" : "inbound", NSG_MAX_RULES);
 		free(t.rules);
 		return -E2BIG;
 	}
-	err = nsg_virtual_network_prefixes(cs->cfg, vnet, &vnet_prefixes, &t.n_vnet_prefixes);
+	table = plan_append(&plan->tables, &plan->n_tables, &cap->tables, sizeof(*table));
+	err = table ? nsg_virtual_network_prefixes(cfg, vnet, &vnet_prefixes, &t.n_vnet_prefixes)
+		    : -ENOMEM;
 	t.vnet_prefixes = vnet_prefixes;
-	info.rule_base = cs->next_slot;
-	info.n_rules = t.n_rules;
+	if (table) {
+		table->nsg = nsg_index;
+		table->vnet = vnet;
+		table->info = (struct nsg_table){ .rule_base = (uint32_t)plan->n_rules,
+						  .n_rules = (uint32_t)t.n_rules,
+						  .nsg_id = NSG_NONE, .direction = direction };
+		protocols_compile(table, &t);
+	}
 	for (size_t r = 0; !err && r < t.n_rules; r++) {
-		int64_t id = rule_id_for(cs->ids, nsg->name, t.rules[r], cs->generation,
-					 cs->maps.counters);
-		struct nsg_rule slot = { .priority = (uint16_t)t.rules[r]->priority,
-					 .access = t.rules[r]->access == NSG_DENY };
-		uint32_t index = cs->next_slot + r;
+		struct nsg_plan_rule *slot = plan_append(&plan->rules, &plan->n_rules, &cap->rules,
+							 sizeof(*slot));
 
-		if (id < 0) {
-			err = (int)id;
+		if (!slot) {
+			err = -ENOMEM;
 			break;
 		}
-		slot.rule_id = (uint32_t)id;
-		if (bpf_map_update_elem(cs->maps.rules, &index, &slot, BPF_ANY))
-			err = -errno;
+		slot->nsg = nsg_index;
+		slot->rule = t.rules[r];
+		slot->slot = (struct nsg_rule){ .rule_id = NSG_NONE,
+						.priority = (uint16_t)t.rules[r]->priority,
+						.access = t.rules[r]->access == NSG_DENY };
 	}
-	cs->next_slot += t.n_rules;
 	for (int side = 0; !err && side < 2; side++) {
-		err = address_side_write(&cs->maps, &t, side);
+		err = address_side_compile(plan, cap, &t, side);
 		if (!err)
-			err = port_side_write(&cs->maps, &t, side, &cs->next_interval);
+			err = port_side_compile(plan, cap, &t, side);
 	}
-	if (!err)
-		err = protocols_write(&cs->maps, &t);
-	if (!err && bpf_map_update_elem(cs->maps.tables, &table, &info, BPF_ANY))
-		err = -errno;
 	free(vnet_prefixes);
 	free(t.rules);
 	return err;
@@ -666,14 +694,17 @@ static int pair_index(struct pair **pairs, size_t *n, int nsg, int vnet)
 	return (int)(*n)++;
 }
 
-static int binding_write(const struct nsg_maps *m, int vnet, const struct ip_prefix *prefix,
-			 uint32_t subnet_pair, uint32_t nic_pair)
+static int binding_add(struct nsg_plan *plan, struct plan_capacity *cap, int vnet,
+		       const struct ip_prefix *prefix, uint32_t subnet_pair, uint32_t nic_pair)
 {
-	struct nsg_binding b = { .subnet_pair = subnet_pair, .nic_pair = nic_pair };
-	struct lpm_key key;
+	struct nsg_plan_binding *b = plan_append(&plan->bindings, &plan->n_bindings,
+						 &cap->bindings, sizeof(*b));
 
-	lpm_key_from_prefix(&key, (uint32_t)vnet, prefix);
-	return bpf_map_update_elem(m->bindings, &key, &b, BPF_ANY) ? -errno : 0;
+	if (!b)
+		return -ENOMEM;
+	b->binding = (struct nsg_binding){ .subnet_pair = subnet_pair, .nic_pair = nic_pair };
+	lpm_key_from_prefix(&b->key, (uint32_t)vnet, prefix);
+	return 0;
 }
 
 /* The pair index + 1 of the subnet's NSG, 0 without one. */
@@ -691,8 +722,8 @@ static int subnet_pair(struct pair **pairs, size_t *n, const struct config *cfg,
 	return p < 0 ? p : p + 1;
 }
 
-static int bindings_write(const struct nsg_maps *m, const struct config *cfg,
-			  struct pair **pairs, size_t *n_pairs)
+static int bindings_compile(struct nsg_plan *plan, struct plan_capacity *cap,
+			    const struct config *cfg, struct pair **pairs, size_t *n_pairs)
 {
 	int err = 0;
 
@@ -704,7 +735,7 @@ static int bindings_write(const struct nsg_maps *m, const struct config *cfg,
 			if (p < 0)
 				return p;
 			for (size_t i = 0; p && !err && i < subnet->n_prefixes; i++)
-				err = binding_write(m, v, &subnet->prefixes[i], p, 0);
+				err = binding_add(plan, cap, v, &subnet->prefixes[i], p, 0);
 		}
 	for (size_t i = 0; !err && i < cfg->n_nics; i++) {
 		const struct config_nic *nic = &cfg->nics[i];
@@ -726,44 +757,202 @@ static int bindings_write(const struct nsg_maps *m, const struct config *cfg,
 						  .len = nic->addresses[a].family == AF_INET ? 32 : 128 };
 
 			memcpy(host.addr, nic->addresses[a].addr, 16);
-			err = binding_write(m, nic->vnet, &host, sp, np + 1);
+			err = binding_add(plan, cap, nic->vnet, &host, sp, np + 1);
 		}
 	}
 	return err;
 }
 
-/* ---- filling the maps ---------------------------------------------------------------- */
-
-static const char *const config_maps[] = { "nsg_addresses", "nsg_ports", "nsg_port_intervals",
-					   "nsg_protocols", "nsg_tables", "nsg_rules",
-					   "nsg_bindings", "nsg_rule_counters", "nsg_flush",
-					   "settings" };
-
-static void maps_close(struct nsg_maps *m)
+static uint32_t seconds_or_default(uint32_t value, uint32_t fallback)
 {
-	int *fds = (int *)m;
-
-	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	return value ? value : fallback;
 }
 
-static int maps_open(const char *gateway, struct nsg_maps *m)
+int nsg_plan_build(const struct config *cfg, struct nsg_plan *plan)
+{
+	const struct config_limits *lim = &cfg->limits;
+	struct plan_capacity cap = { 0 };
+	struct pair *pairs = NULL;
+	size_t n_pairs = 0;
+	int err;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->tcp_idle_timeout =
+		seconds_or_default(lim->tcp_idle_timeout_seconds, FLOW_TCP_IDLE_TIMEOUT_DEFAULT);
+	plan->tcp_transitory_timeout = seconds_or_default(lim->tcp_transitory_timeout_seconds,
+							  FLOW_TCP_TRANSITORY_TIMEOUT_DEFAULT);
+	plan->udp_idle_timeout =
+		seconds_or_default(lim->udp_idle_timeout_seconds, FLOW_UDP_IDLE_TIMEOUT_DEFAULT);
+	plan->icmp_idle_timeout =
+		seconds_or_default(lim->icmp_idle_timeout_seconds, FLOW_ICMP_IDLE_TIMEOUT_DEFAULT);
+	err = bindings_compile(plan, &cap, cfg, &pairs, &n_pairs);
+	/* Table 2p is pair p's inbound table, 2p + 1 its outbound one (struct nsg_binding). */
+	for (size_t p = 0; !err && p < n_pairs; p++)
+		for (int direction = 0; !err && direction < 2; direction++)
+			err = table_compile(plan, &cap, cfg, pairs[p].nsg, pairs[p].vnet, direction);
+	free(pairs);
+	if (err) {
+		log_error("cannot compile the network security groups: %s", strerror(-err));
+		nsg_plan_free(plan);
+	}
+	return err;
+}
+
+void nsg_plan_free(struct nsg_plan *plan)
+{
+	free(plan->addresses);
+	free(plan->ports);
+	free(plan->intervals);
+	free(plan->tables);
+	free(plan->rules);
+	free(plan->bindings);
+	free(plan->flushes);
+	free(plan->fresh_rule_ids);
+	memset(plan, 0, sizeof(*plan));
+}
+
+/* ---- stable ids ---------------------------------------------------------------------- */
+
+static int64_t nsg_id_for(struct nsg_ids *ids, const char *name)
+{
+	json_t *nsgs = json_object_get(ids->doc, "nsgs"), *entry = json_object_get(nsgs, name);
+	int64_t id;
+
+	if (entry)
+		return json_integer_value(json_object_get(entry, "id"));
+	id = free_id(nsgs, MAX_NSG_IDS);
+	if (id < 0)
+		return id;
+	json_object_set_new(nsgs, name, json_pack("{s:I, s:i}", "id", (json_int_t)id,
+						  "flushGeneration", 0));
+	return id;
+}
+
+static int fresh_rule_id_add(struct nsg_plan *plan, size_t *capacity, uint32_t id)
+{
+	uint32_t *slot = plan_append(&plan->fresh_rule_ids, &plan->n_fresh_rule_ids, capacity,
+				     sizeof(*slot));
+
+	if (!slot)
+		return -ENOMEM;
+	*slot = id;
+	return 0;
+}
+
+/* flushConnection: an NSG whose rules changed since the last generation re-evaluates
+ * the flows it allowed. Sets the plan's flush entries and its newest flush generation. */
+static int flush_generations_compile(struct nsg_plan *plan, const struct config *cfg,
+				     struct nsg_ids *ids, uint32_t generation)
+{
+	json_t *nsgs = json_object_get(ids->doc, "nsgs");
+	size_t capacity = 0;
+
+	plan->flush_generation = 0;
+	for (size_t i = 0; i < cfg->n_nsgs; i++) {
+		const struct config_nsg *nsg = &cfg->nsgs[i];
+		json_t *entry = json_object_get(nsgs, nsg->name);
+		const char *before;
+		struct nsg_plan_flush *flush;
+		char fingerprint[32];
+
+		snprintf(fingerprint, sizeof(fingerprint), "%016llx",
+			 (unsigned long long)nsg_fingerprint(cfg, nsg));
+		if (!entry)
+			continue;
+		flush = plan_append(&plan->flushes, &plan->n_flushes, &capacity, sizeof(*flush));
+		if (!flush)
+			return -ENOMEM;
+		flush->since = (uint32_t)json_integer_value(json_object_get(entry, "flushGeneration"));
+		flush->nsg_id = (uint32_t)json_integer_value(json_object_get(entry, "id"));
+		before = json_string_value(json_object_get(entry, "fingerprint"));
+		if (nsg->flush_connection && before && strcmp(before, fingerprint)) {
+			flush->since = generation;
+			json_object_set_new(entry, "flushGeneration", json_integer(generation));
+		}
+		json_object_set_new(entry, "fingerprint", json_string(fingerprint));
+		if (flush->since > plan->flush_generation)
+			plan->flush_generation = flush->since;
+	}
+	return 0;
+}
+
+int nsg_plan_assign_ids(struct nsg_plan *plan, const struct config *cfg, struct nsg_ids *ids,
+			uint32_t generation)
+{
+	size_t fresh_capacity = 0;
+	int err = 0;
+
+	for (size_t t = 0; !err && t < plan->n_tables; t++) {
+		struct nsg_plan_table *table = &plan->tables[t];
+		const struct config_nsg *nsg = &cfg->nsgs[table->nsg];
+		int64_t id = nsg_id_for(ids, nsg->name);
+
+		if (id < 0) {
+			err = (int)id;
+			break;
+		}
+		table->info.nsg_id = (uint32_t)id;
+		for (uint32_t r = 0; !err && r < table->info.n_rules; r++) {
+			struct nsg_plan_rule *rule = &plan->rules[table->info.rule_base + r];
+			bool fresh = false;
+
+			id = rule_id_for(ids, nsg->name, rule->rule, generation, &fresh);
+			if (id < 0)
+				err = (int)id;
+			else if (fresh)
+				err = fresh_rule_id_add(plan, &fresh_capacity, (uint32_t)id);
+			rule->slot.rule_id = (uint32_t)id;
+		}
+	}
+	if (!err) {
+		json_object_set_new(ids->doc, "generation", json_integer(generation));
+		err = flush_generations_compile(plan, cfg, ids, generation);
+	}
+	return err;
+}
+
+void nsg_plan_settings(const struct nsg_plan *plan, struct gateway_settings *s)
+{
+	s->tcp_idle_timeout = plan->tcp_idle_timeout;
+	s->tcp_transitory_timeout = plan->tcp_transitory_timeout;
+	s->udp_idle_timeout = plan->udp_idle_timeout;
+	s->icmp_idle_timeout = plan->icmp_idle_timeout;
+	s->flush_generation = plan->flush_generation;
+}
+
+/* ---- writing the maps ---------------------------------------------------------------- */
+
+static const char *const nsg_map_names[] = { "nsg_addresses", "nsg_ports", "nsg_port_intervals",
+					     "nsg_protocols", "nsg_tables", "nsg_rules",
+					     "nsg_bindings", "nsg_rule_counters", "nsg_flush" };
+
+void nsg_maps_close(struct nsg_maps *m)
 {
 	int *fds = (int *)m;
 
-	_Static_assert(sizeof(*m) / sizeof(int) == sizeof(config_maps) / sizeof(*config_maps),
+	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+int nsg_maps_open(const char *gateway, struct nsg_maps *m)
+{
+	int *fds = (int *)m;
+
+	_Static_assert(sizeof(*m) / sizeof(int) == sizeof(nsg_map_names) / sizeof(*nsg_map_names),
 		       "one name per map");
 	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++)
 		fds[i] = -1;
 	for (size_t i = 0; i < sizeof(*m) / sizeof(int); i++) {
-		fds[i] = datapath_map_open(gateway, config_maps[i]);
+		fds[i] = datapath_map_open(gateway, nsg_map_names[i]);
 		if (fds[i] < 0) {
 			int err = fds[i];
 
-			log_error("cannot open the pinned map %s of %s: %s", config_maps[i], gateway,
-				  strerror(-err));
-			maps_close(m);
+			log_error("cannot open the pinned map %s of %s: %s", nsg_map_names[i],
+				  gateway, strerror(-err));
+			nsg_maps_close(m);
 			return err;
 		}
 	}
@@ -782,119 +971,99 @@ static int maps_clear(const struct nsg_maps *m)
 	return 0;
 }
 
-static uint32_t seconds_or_default(uint32_t value, uint32_t fallback)
+static int map_put(int fd, const void *key, const void *value)
 {
-	return value ? value : fallback;
+	return bpf_map_update_elem(fd, key, value, BPF_ANY) ? -errno : 0;
 }
 
-/* flushConnection: an NSG whose rules changed since the last generation re-evaluates
- * the flows it allowed. Returns the newest flush generation of the config's NSGs. */
-static uint32_t flush_generations_update(struct compile_state *cs)
+/* Zeroes a counter slot handed to a new rule (it may have served a removed one). */
+static void rule_counter_reset(int counters_fd, uint32_t id)
 {
-	json_t *nsgs = json_object_get(cs->ids->doc, "nsgs");
-	uint32_t newest = 0;
+	int cpus = libbpf_num_possible_cpus();
+	struct nsg_rule_counter *zero;
 
-	for (size_t i = 0; i < cs->cfg->n_nsgs; i++) {
-		const struct config_nsg *nsg = &cs->cfg->nsgs[i];
-		json_t *entry = json_object_get(nsgs, nsg->name);
-		char fingerprint[32];
-		uint32_t since, id;
+	if (counters_fd < 0 || cpus <= 0 || !(zero = calloc(cpus, sizeof(*zero))))
+		return;
+	bpf_map_update_elem(counters_fd, &id, zero, BPF_ANY);
+	free(zero);
+}
 
-		snprintf(fingerprint, sizeof(fingerprint), "%016llx",
-			 (unsigned long long)nsg_fingerprint(cs->cfg, nsg));
-		if (!entry)
-			continue;
-		since = (uint32_t)json_integer_value(json_object_get(entry, "flushGeneration"));
-		id = (uint32_t)json_integer_value(json_object_get(entry, "id"));
-		if (nsg->flush_connection && json_string_value(json_object_get(entry, "fingerprint")) &&
-		    strcmp(json_string_value(json_object_get(entry, "fingerprint")), fingerprint)) {
-			since = cs->generation;
-			json_object_set_new(entry, "flushGeneration", json_integer(since));
+static int tables_write(const struct nsg_maps *m, const struct nsg_plan *plan)
+{
+	int err = 0;
+
+	for (uint32_t t = 0; !err && t < plan->n_tables; t++) {
+		for (uint32_t class = 0; !err && class < NSG_PROTO_CLASSES; class++) {
+			uint32_t index = t * NSG_PROTO_CLASSES + class;
+
+			err = map_put(m->protocols, &index, &plan->tables[t].protocols[class]);
 		}
-		json_object_set_new(entry, "fingerprint", json_string(fingerprint));
-		if (bpf_map_update_elem(cs->maps.flush, &id, &since, BPF_ANY))
-			log_error("cannot record the flush generation of %s: %s", nsg->name,
-				  strerror(errno));
-		if (since > newest)
-			newest = since;
+		if (!err)
+			err = map_put(m->tables, &t, &plan->tables[t].info);
 	}
-	return newest;
+	return err;
 }
 
-static int64_t nsg_id_for(struct nsg_ids *ids, const char *name)
+int nsg_plan_write(const struct nsg_maps *m, const struct nsg_plan *plan)
 {
-	json_t *nsgs = json_object_get(ids->doc, "nsgs"), *entry = json_object_get(nsgs, name);
-	int64_t id;
+	int err = maps_clear(m);
 
-	if (entry)
-		return json_integer_value(json_object_get(entry, "id"));
-	id = free_id(nsgs, MAX_NSG_IDS);
-	if (id < 0)
-		return id;
-	json_object_set_new(nsgs, name, json_pack("{s:I, s:i}", "id", (json_int_t)id,
-						  "flushGeneration", 0));
-	return id;
-}
-
-static int settings_write(struct compile_state *cs, uint32_t flush_generation)
-{
-	const struct config_limits *lim = &cs->cfg->limits;
-	struct gateway_settings s = { 0 };
-	uint32_t zero = 0;
-
-	bpf_map_lookup_elem(cs->maps.settings, &zero, &s);
-	s.generation = cs->generation;
-	s.tcp_idle_timeout = seconds_or_default(lim->tcp_idle_timeout_seconds, 240);
-	s.tcp_transitory_timeout = seconds_or_default(lim->tcp_transitory_timeout_seconds, 30);
-	s.udp_idle_timeout = seconds_or_default(lim->udp_idle_timeout_seconds, 240);
-	s.icmp_idle_timeout = seconds_or_default(lim->icmp_idle_timeout_seconds, 30);
-	s.flush_generation = flush_generation;
-	return bpf_map_update_elem(cs->maps.settings, &zero, &s, BPF_ANY) ? -errno : 0;
-}
-
-int nsg_fill(const struct config *cfg, const char *gateway, uint32_t generation)
-{
-	struct compile_state cs = { .cfg = cfg, .gateway = gateway, .generation = generation };
-	struct nsg_ids ids = { 0 };
-	struct pair *pairs = NULL;
-	size_t n_pairs = 0;
-	int err;
-
-	cs.ids = &ids;
-	err = maps_open(gateway, &cs.maps);
-	if (err)
-		return err;
-	err = nsg_ids_load(gateway, &ids);
+	for (size_t i = 0; i < plan->n_fresh_rule_ids; i++)
+		rule_counter_reset(m->counters, plan->fresh_rule_ids[i]);
+	for (uint32_t i = 0; !err && i < plan->n_rules; i++)
+		err = map_put(m->rules, &i, &plan->rules[i].slot);
+	for (size_t i = 0; !err && i < plan->n_addresses; i++)
+		err = map_put(m->addresses, &plan->addresses[i].key, &plan->addresses[i].bits);
+	for (uint32_t i = 0; !err && i < plan->n_intervals; i++)
+		err = map_put(m->intervals, &i, &plan->intervals[i]);
+	for (size_t i = 0; !err && i < plan->n_ports; i++)
+		err = map_put(m->ports, &plan->ports[i].key, &plan->ports[i].interval);
 	if (!err)
-		err = maps_clear(&cs.maps);
-	if (!err)
-		err = bindings_write(&cs.maps, cfg, &pairs, &n_pairs);
-	for (size_t p = 0; !err && p < n_pairs; p++) {
-		int64_t nsg_id = nsg_id_for(&ids, cfg->nsgs[pairs[p].nsg].name);
-
-		if (nsg_id < 0) {
-			err = (int)nsg_id;
-			break;
-		}
-		for (int direction = 0; !err && direction < 2; direction++)
-			err = table_write(&cs, pairs[p].nsg, pairs[p].vnet, direction,
-					  (uint32_t)(p * 2 + direction), (uint32_t)nsg_id);
-	}
-	if (!err) {
-		json_object_set_new(ids.doc, "generation", json_integer(generation));
-		err = settings_write(&cs, flush_generations_update(&cs));
-	}
-	if (!err)
-		err = nsg_ids_save(gateway, &ids);
+		err = tables_write(m, plan);
+	/* Bindings last: an address without one meets no NSG, so none may point at a table
+	 * not yet written. */
+	for (size_t i = 0; !err && i < plan->n_bindings; i++)
+		err = map_put(m->bindings, &plan->bindings[i].key, &plan->bindings[i].binding);
+	for (size_t i = 0; !err && i < plan->n_flushes; i++)
+		if (map_put(m->flush, &plan->flushes[i].nsg_id, &plan->flushes[i].since))
+			log_error("cannot record the flush generation of NSG id %u",
+				  plan->flushes[i].nsg_id);
 	if (err)
 		log_error("cannot fill the network security group maps: %s", strerror(-err));
-	nsg_ids_free(&ids);
-	free(pairs);
-	maps_close(&cs.maps);
+	return err;
+}
+
+int nsg_plan_for_gateway(const struct config *cfg, const char *gateway, uint32_t generation,
+			 struct nsg_plan *plan, struct nsg_ids *ids)
+{
+	int err = nsg_plan_build(cfg, plan);
+
+	if (err)
+		return err;
+	err = nsg_ids_load(gateway, ids);
+	if (!err)
+		err = nsg_plan_assign_ids(plan, cfg, ids, generation);
+	if (err) {
+		log_error("cannot give the network security groups their ids: %s", strerror(-err));
+		nsg_ids_free(ids);
+		nsg_plan_free(plan);
+	}
+	return err;
+}
+
+int nsg_plan_write_gateway(const char *gateway, const struct nsg_plan *plan)
+{
+	struct nsg_maps maps;
+	int err = nsg_maps_open(gateway, &maps);
+
+	if (err)
+		return err;
+	err = nsg_plan_write(&maps, plan);
+	nsg_maps_close(&maps);
 	return err;
 }
 
 uint32_t nsg_flow_table_size(const struct config *cfg)
 {
-	return cfg->limits.flow_table_size ? cfg->limits.flow_table_size : 262144;
+	return cfg->limits.flow_table_size ? cfg->limits.flow_table_size : FLOW_TABLE_ENTRIES_DEFAULT;
 }

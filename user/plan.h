@@ -67,6 +67,9 @@ struct plan {
 	size_t n_tunnels;
 	struct plan_nic_source *nic_sources; /* NICs known by their MAC (user/plan_nics.c) */
 	size_t n_nic_sources;
+	/* The settings map but its generation (datapath_write_plan stamps it): what the NSG
+	 * plan says of flows (nsg_plan_settings), zero until set. */
+	struct gateway_settings settings;
 };
 
 /* ifindexes[i] is the kernel's index of cfg->ifaces[i]. The xfrm interfaces of tunnels

@@ -405,7 +405,7 @@ int snat_maps_fill(const char *gateway, const struct config *cfg)
 
 /* ---- sizing ---------------------------------------------------------------------------- */
 
-static uint32_t table_size = 1048576;
+static uint32_t table_size = SNAT_TABLE_ENTRIES_DEFAULT;
 
 void snat_table_size_set(uint32_t entries)
 {

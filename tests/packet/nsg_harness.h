@@ -22,7 +22,9 @@
 #include <jansson.h>
 #include "vnet_xdp.h"
 #include "datapath.h" /* datapath_clock_ns: the clock the datapath stamps with */
+#include "nsg.h"
 #include "packet/gateway_harness.h"
+#include "nsg_random.h" /* nsg_rule_json, NSG_SERVICE_TAGS */
 
 /* The gateway of the test file; it writes its own config (nsg_write_config). */
 static struct gateway_harness gw = { .config_written = true };
@@ -33,59 +35,6 @@ static struct {
 	int flow_tables_fd[2];  /* flows (answered), new_flows (not yet answered) */
 	int fast_paths_fd[2]; /* FAST_PATH_MAP_NAMES: IPv4, IPv6 */
 } nsg_maps;
-
-/* One side of a rule: a value starting with '[' is a JSON list and goes to the plural key
- * (sourceAddressPrefixes, destinationPortRanges, ...); "@a,b" names application security
- * groups a and b (sourceApplicationSecurityGroups). */
-static inline void nsg_side_json(char *out, size_t size, const char *side, const char *key,
-				 const char *v)
-{
-	if (v[0] == '[') {
-		snprintf(out, size, "\"%s%s%s\": %s", side, key, strcmp(key, "PortRange") ? "es" : "s",
-			 v);
-	} else if (v[0] == '@') {
-		size_t at = (size_t)snprintf(out, size, "\"%sApplicationSecurityGroups\": [", side);
-		char names[256], *save = NULL;
-
-		snprintf(names, sizeof(names), "%s", v + 1);
-		for (char *name = strtok_r(names, ",", &save); name && at < size;
-		     name = strtok_r(NULL, ",", &save))
-			at += (size_t)snprintf(out + at, size - at, "%s{\"id\": \"%s\"}",
-					       out[at - 1] == '[' ? "" : ", ", name);
-		if (at < size)
-			snprintf(out + at, size - at, "]");
-	} else {
-		snprintf(out, size, "\"%s%s\": \"%s\"", side, key, v);
-	}
-}
-
-/* One securityRules entry; sides as nsg_side_json takes them. */
-static inline char *nsg_rule_json(const char *name, int priority, const char *direction,
-				  const char *access, const char *protocol, const char *src,
-				  const char *sport, const char *dst, const char *dport)
-{
-	char src_json[512], sport_json[256], dst_json[512], dport_json[256], *out = NULL;
-
-	nsg_side_json(src_json, sizeof(src_json), "source", "AddressPrefix", src);
-	nsg_side_json(sport_json, sizeof(sport_json), "source", "PortRange", sport);
-	nsg_side_json(dst_json, sizeof(dst_json), "destination", "AddressPrefix", dst);
-	nsg_side_json(dport_json, sizeof(dport_json), "destination", "PortRange", dport);
-	if (asprintf(&out, "{\"name\": \"%s\", \"properties\": {\"priority\": %d, \"direction\": "
-		     "\"%s\", \"access\": \"%s\", \"protocol\": \"%s\", %s, %s, %s, %s}}", name,
-		     priority, direction, access, protocol, src_json, sport_json, dst_json,
-		     dport_json) < 0)
-		return NULL;
-	return out;
-}
-
-/* The service tag file the config names (gateway.serviceTagsFile, relative to the config,
- * in Azure's format): tags over the test VNets' addresses, so that rules naming them
- * decide real packets. */
-#define NSG_SERVICE_TAGS \
-"{\"changeNumber\": 1, \"cloud\": \"Public\", \"values\": [\n" \
-" {\"name\": \"Storage\", \"id\": \"Storage\", \"properties\": {\"addressPrefixes\": [\"10.10.2.0/24\", \"fd00:10:0:2::/64\"]}},\n" \
-" {\"name\": \"Sql.WestEurope\", \"id\": \"Sql.WestEurope\", \"properties\": {\"region\": \"westeurope\", \"addressPrefixes\": [\"10.11.1.0/29\", \"10.10.3.128/25\", \"fd00:11:0:1::/124\"]}},\n" \
-" {\"name\": \"AzureMonitor\", \"id\": \"AzureMonitor\", \"properties\": {\"addressPrefixes\": [\"10.10.1.128/25\", \"192.168.1.0/24\"]}}]}\n"
 
 static inline void nsg_service_tags_path(char *buf, size_t size)
 {
@@ -201,6 +150,24 @@ static inline int nsg_up(void)
 }
 
 static void require_gateway(void) { harness_require(&gw); }
+
+/* The config's NSGs compiled and written into the running gateway's maps, as `up` and
+ * `reload` do it (without the rest of the datapath's maps). 0 or -errno. */
+static inline int nsg_apply(const struct config *cfg, uint32_t generation)
+{
+	struct nsg_ids ids = { 0 };
+	struct nsg_plan plan;
+	int err = nsg_plan_for_gateway(cfg, gw.name, generation, &plan, &ids);
+
+	if (err)
+		return err;
+	err = nsg_plan_write_gateway(gw.name, &plan);
+	if (!err)
+		err = nsg_ids_save(gw.name, &ids);
+	nsg_plan_free(&plan);
+	nsg_ids_free(&ids);
+	return err;
+}
 
 /* Calls visit on every entry of both fast path maps; an entry visit changed (returns 1)
  * is written back, one it returns -1 for is deleted. */

@@ -12,121 +12,13 @@
 #include <cmocka.h>
 #include "packet/nsg_harness.h"
 #include "nsg_reference.h"
+#include "nsg_random.h"
 #include "config.h"
 #include "nsg.h"
 
 #define WEB "randweb"
 #define SUBNET "randsubnet"
-#define NIC "randnic"
-
-static uint64_t rng_state;
-
-static uint32_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
-}
-
-static uint32_t below(uint32_t n) { return rnd() % n; }
-static const char *pick(const char *const *list, size_t n) { return list[below(n)]; }
-#define PICK(list) pick(list, sizeof(list) / sizeof(*list))
-
-static const char *const address_pool[] = {
-	"*", "VirtualNetwork", "Internet", "AzureLoadBalancer", "Storage", "Sql.WestEurope",
-	"AzureMonitor",
-	"10.10.0.0/16", "10.10.1.0/24", "10.10.1.0/25", "10.10.1.128/25", "10.10.1.4",
-	"10.10.1.5/32", "10.10.2.0/23", "10.10.0.0/17", "10.11.0.0/16", "10.11.1.0/24",
-	"10.11.1.4", "10.11.1.0/30", "10.11.1.8/29", "10.0.0.0/8", "0.0.0.0/0", "10.12.0.0/16",
-	"192.168.1.0/24", "fd00:10::/48", "fd00:10:0:1::/64", "fd00:11:0:1::4", "fd00::/8",
-	"::/0", "fd00:11::/48", "fd00:11:0:1::/120", "fd00:10:0:1::5",
-};
-/* Application security groups (see write_random_config): a side names one or several of
- * one VNet. */
-static const char *const asg_pool[] = {
-	"@asg-app", "@asg-db", "@asg-app,asg-db", "@asg-empty", "@asg-hub", "@asg-db,asg-empty",
-};
-static const char *const port_pool[] = {
-	"*", "22", "80", "80-81", "1000-2000", "1500", "2000-65535", "0-999", "443", "3000",
-	"65535", "0", "1-65535", "53", "1000", "2001-2999",
-};
-static const char *const protocol_pool[] = { "*", "*", "Tcp", "Tcp", "Udp", "Udp", "Icmp", "Esp", "Ah" };
-
-/* One side's value: "*" often (so that rules match often enough to matter), a single
- * item, or a JSON list of one to three. */
-static void side_value(const char *const *pool, size_t n, char *buf, size_t size)
-{
-	if (!below(3)) {
-		snprintf(buf, size, "*");
-		return;
-	}
-	if (below(4)) {
-		snprintf(buf, size, "%s", pool[below(n)]);
-		return;
-	}
-	size_t count = 1 + below(3), at = 0;
-
-	at += snprintf(buf + at, size - at, "[");
-	for (size_t i = 0; i < count; i++)
-		at += snprintf(buf + at, size - at, "%s\"%s\"", i ? ", " : "", pool[below(n)]);
-	snprintf(buf + at, size - at, "]");
-}
-
-static void address_side(char *buf, size_t size)
-{
-	if (!below(6))
-		snprintf(buf, size, "%s", PICK(asg_pool));
-	else
-		side_value(address_pool, sizeof(address_pool) / sizeof(*address_pool), buf, size);
-}
-
-/* A random NSG resource: up to 12 rules per direction, unique priorities. */
-static size_t random_nsg(const char *name, char *out, size_t size)
-{
-	size_t at = 0;
-	int n = 0;
-
-	at += snprintf(out + at, size - at, "{\"type\": \"Microsoft.Network/networkSecurityGroups\","
-		       " \"name\": \"%s\", \"properties\": {\"securityRules\": [", name);
-	for (int direction = 0; direction < 2; direction++) {
-		int count = (int)below(13), used[13];
-
-		for (int i = 0; i < count; i++) {
-			char src[160], dst[160], sport[80], dport[80], rule_name[16], *rule;
-			int priority;
-			bool unique;
-
-			do {
-				priority = 100 + (int)below(3997);
-				unique = true;
-				for (int j = 0; j < i; j++)
-					unique &= used[j] != priority;
-			} while (!unique);
-			used[i] = priority;
-			address_side(src, sizeof(src));
-			address_side(dst, sizeof(dst));
-			/* Azure refuses ASGs of two VNets in one rule (asg-hub is the hub's) */
-			if (src[0] == '@' && dst[0] == '@' &&
-			    !strstr(src, "asg-hub") != !strstr(dst, "asg-hub"))
-				snprintf(dst, sizeof(dst), "*");
-			/* source ports are mostly "*" in real NSGs; keep them varied anyway */
-			if (below(3))
-				snprintf(sport, sizeof(sport), "*");
-			else
-				side_value(port_pool, sizeof(port_pool) / sizeof(*port_pool), sport, sizeof(sport));
-			side_value(port_pool, sizeof(port_pool) / sizeof(*port_pool), dport, sizeof(dport));
-			snprintf(rule_name, sizeof(rule_name), "%c%d", direction ? 'o' : 'i', i);
-			rule = nsg_rule_json(rule_name, priority, direction ? "Outbound" : "Inbound",
-					     below(2) ? "Allow" : "Deny", PICK(protocol_pool), src, sport,
-					     dst, dport);
-			at += snprintf(out + at, size - at, "%s%s", n++ ? ", " : "", rule);
-			free(rule);
-		}
-	}
-	at += snprintf(out + at, size - at, "]}}");
-	return at;
-}
+#define NIC NSG_RANDOM_NIC
 
 static int write_random_config(void)
 {
@@ -138,32 +30,7 @@ static int write_random_config(void)
 	at += random_nsg(SUBNET, resources + at, sizeof(resources) - at);
 	at += snprintf(resources + at, sizeof(resources) - at, ",\n");
 	at += random_nsg(NIC, resources + at, sizeof(resources) - at);
-	/* vm-nic joins asg-app; db-nic asg-db with one address of each family; hub-nic, in
-	 * the hub, asg-hub; asg-empty has no NIC. */
-	snprintf(resources + at, sizeof(resources) - at,
-		 ",\n{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"vm-nic\", \"properties\": {"
-		 " \"networkSecurityGroup\": {\"id\": \"" NIC "\"}, \"ipConfigurations\": ["
-		 "  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.4\","
-		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-app\"}],"
-		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}},"
-		 "  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::4\","
-		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-app\"}],"
-		 "   \"subnet\": {\"id\": \"/subscriptions/0/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/spoke1/subnets/default\"}}}]}},\n"
-		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"db-nic\", \"properties\": {"
-		 " \"ipConfigurations\": ["
-		 "  {\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.11.1.5\","
-		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-db\"}],"
-		 "   \"subnet\": {\"id\": \"spoke1/default\"}}},"
-		 "  {\"name\": \"b\", \"properties\": {\"privateIPAddress\": \"fd00:11:0:1::9\","
-		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-db\"}],"
-		 "   \"subnet\": {\"id\": \"spoke1/default\"}}}]}},\n"
-		 "{\"type\": \"Microsoft.Network/networkInterfaces\", \"name\": \"hub-nic\", \"properties\": {"
-		 " \"ipConfigurations\": [{\"name\": \"a\", \"properties\": {\"privateIPAddress\": \"10.10.1.4\","
-		 "   \"applicationSecurityGroups\": [{\"id\": \"asg-hub\"}], \"subnet\": {\"id\": \"hub/web\"}}}]}},\n"
-		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-app\"},\n"
-		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-db\"},\n"
-		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-hub\"},\n"
-		 "{\"type\": \"Microsoft.Network/applicationSecurityGroups\", \"name\": \"asg-empty\"}");
+	snprintf(resources + at, sizeof(resources) - at, ",\n" NSG_RANDOM_NICS);
 	/* A small flow table: every packet clears it, and a walk costs its bucket count. */
 	return nsg_write_config(WEB, "", SUBNET, resources, "\"flowTableSize\": 1024");
 }
@@ -192,28 +59,11 @@ static int teardown(void **state)
 
 /* ---- packets ---- */
 
-static const char *const hub4[] = { "10.10.1.4", "10.10.1.5", "10.10.1.130", "10.10.2.9",
-				     "10.10.3.7", "10.10.200.1", "10.10.1.127", "10.10.0.9" };
-static const char *const spoke4[] = { "10.11.1.4", "10.11.1.5", "10.11.1.3", "10.11.1.9",
-				       "10.11.2.1", "10.11.1.200" };
-static const char *const hub6[] = { "fd00:10:0:1::4", "fd00:10:0:1::5", "fd00:10:0:2::9",
-				     "fd00:10:0:ff::1" };
-static const char *const spoke6[] = { "fd00:11:0:1::4", "fd00:11:0:1::9", "fd00:11:0:2::1",
-				       "fd00:11:0:1::ff" };
-static const uint16_t port_values[] = { 0, 1, 22, 53, 79, 80, 81, 82, 443, 999, 1000, 1001,
-					1500, 1999, 2000, 2001, 2999, 3000, 8080, 65534, 65535 };
-
 struct case_packet {
 	int iface;
 	struct flow fl;
 	uint8_t proto;  /* the IP protocol actually sent (ESP and GRE ride on a UDP frame) */
 };
-
-static uint16_t random_port(void)
-{
-	return below(4) ? port_values[below(sizeof(port_values) / sizeof(*port_values))]
-			: (uint16_t)rnd();
-}
 
 static struct case_packet random_packet(void)
 {
@@ -328,74 +178,16 @@ static bool left_well_formed(const struct case_packet *c, const struct harness_r
 
 /* ---- the reference's view of the same config ---- */
 
-struct world {
-	struct config *cfg;
-	const struct config_nsg *web, *subnet, *nic;
-	struct ip_prefix hub_view[6], spoke1_view[4];
-	struct ip_prefix web_prefixes[2], spoke1_prefixes[2];
-	struct ip_address nic_addresses[2];
-};
-
-static const struct config_nsg *nsg_named(const struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_nsgs; i++)
-		if (!strcmp(cfg->nsgs[i].name, name))
-			return &cfg->nsgs[i];
-	return NULL;
-}
-
-static void world_init(struct world *w)
-{
-	static const char *const hub_view[] = { "10.10.0.0/16", "fd00:10::/48", "10.11.0.0/16",
-						"fd00:11::/48", "10.12.0.0/16", "fd00:12::/48" };
-	static const char *const spoke1_view[] = { "10.11.0.0/16", "fd00:11::/48", "10.10.0.0/16",
-						   "fd00:10::/48" };
-
-	for (int i = 0; i < 6; i++)
-		ip_prefix_parse(hub_view[i], &w->hub_view[i]);
-	for (int i = 0; i < 4; i++)
-		ip_prefix_parse(spoke1_view[i], &w->spoke1_view[i]);
-	ip_prefix_parse("10.10.1.0/24", &w->web_prefixes[0]);
-	ip_prefix_parse("fd00:10:0:1::/64", &w->web_prefixes[1]);
-	ip_prefix_parse("10.11.1.0/24", &w->spoke1_prefixes[0]);
-	ip_prefix_parse("fd00:11:0:1::/64", &w->spoke1_prefixes[1]);
-	ip_address_parse("10.11.1.4", &w->nic_addresses[0]);
-	ip_address_parse("fd00:11:0:1::4", &w->nic_addresses[1]);
-}
-
-static struct reference_nsg subnet_nsg_of(const struct world *w, const uint8_t *addr, int family)
-{
-	if (reference_in_list(addr, family, w->web_prefixes, 2))
-		return (struct reference_nsg){ w->web, w->hub_view, 6, w->cfg };
-	if (reference_in_list(addr, family, w->spoke1_prefixes, 2))
-		return (struct reference_nsg){ w->subnet, w->spoke1_view, 4, w->cfg };
-	return (struct reference_nsg){ NULL };
-}
-
-static struct reference_nsg nic_nsg_of(const struct world *w, const uint8_t *addr, int family)
-{
-	for (int i = 0; i < 2; i++)
-		if (w->nic_addresses[i].family == family &&
-		    !memcmp(w->nic_addresses[i].addr, addr, family == AF_INET ? 4 : 16))
-			return (struct reference_nsg){ w->nic, w->spoke1_view, 4, w->cfg };
-	return (struct reference_nsg){ NULL };
-}
-
-static struct reference_verdict reference_of(const struct world *w, const struct case_packet *c)
+static struct reference_verdict reference_of(const struct nsg_world *w, const struct case_packet *c)
 {
 	struct reference_packet p = { .family = c->fl.family, .proto = c->proto };
-	struct reference_nsg stages[REFERENCE_STAGES];
 
 	inet_pton(c->fl.family, c->fl.src, p.src);
 	inet_pton(c->fl.family, c->fl.dst, p.dst);
 	p.has_ports = c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP;
 	p.sport = c->fl.sport;
 	p.dport = c->fl.dport;
-	stages[REFERENCE_SOURCE_NIC] = nic_nsg_of(w, p.src, p.family);
-	stages[REFERENCE_SOURCE_SUBNET] = subnet_nsg_of(w, p.src, p.family);
-	stages[REFERENCE_DESTINATION_SUBNET] = subnet_nsg_of(w, p.dst, p.family);
-	stages[REFERENCE_DESTINATION_NIC] = nic_nsg_of(w, p.dst, p.family);
-	return reference_evaluate(stages, &p);
+	return nsg_world_reference(w, &p);
 }
 
 /* Returns true when the datapath agrees with the reference on this packet. */
@@ -441,10 +233,10 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 	long sets = getenv("NSG_RULE_SETS") ? strtol(getenv("NSG_RULE_SETS"), NULL, 10) : 2000;
 	long packets = getenv("NSG_PACKETS") ? strtol(getenv("NSG_PACKETS"), NULL, 10) : 40;
 	long compared = 0, mismatches = 0, denied = 0, mutated = 0;
-	struct world w;
+	struct nsg_world w;
 
 	require_gateway();
-	world_init(&w);
+	nsg_world_init(&w);
 	for (long set = 0; set < sets; set++) {
 		if (set && write_random_config())
 			fail_msg("cannot write the config");
@@ -453,7 +245,7 @@ static void nsg_random_rule_sets_match_the_reference(void **state)
 		w.subnet = nsg_named(w.cfg, SUBNET);
 		w.nic = nsg_named(w.cfg, NIC);
 		assert_non_null(w.web);
-		assert_int_equal(nsg_fill(w.cfg, gw.name, 1), 0);
+		assert_int_equal(nsg_apply(w.cfg, 1), 0);
 		for (long i = 0; i < packets; i++) {
 			struct case_packet c = random_packet();
 			struct reference_verdict v = reference_of(&w, &c);

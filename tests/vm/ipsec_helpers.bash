@@ -17,6 +17,25 @@ run_case_reporting() {
 	fi
 }
 
+# run_scenario NAME CASES...: the verifier check, the scenario's set-up (${SET_UP:-set_up},
+# failing as NAME_setup with its log's tail), then each case with its figures and time.
+run_scenario() {
+	local name=$1 start t
+	shift
+	fail_unless_the_datapath_loads "$@"
+	start=$SECONDS
+	if ! "${SET_UP:-set_up}" >"$DIR/setup.log" 2>&1; then
+		fail "${name}_setup" "$(tail -5 "$DIR/setup.log")"
+		return 1
+	fi
+	echo "    (set_up: $((SECONDS - start))s)"
+	for t in "$@"; do
+		start=$SECONDS
+		run_case_reporting "$t"
+		echo "    ($t: $((SECONDS - start))s)"
+	done
+}
+
 # vx NS ARGS...: vnet-xdp in namespace NS, talking to that namespace's charon.
 vx() {
 	local ns=$1
@@ -182,4 +201,93 @@ fail_unless_the_datapath_loads() {
 	done
 	rm -f "$log"
 	exit 1
+}
+
+# The site-to-site topology the scenarios share: the gateway GW (uplink 198.51.100.1) and
+# the on-premises device ONPREM (198.51.100.2, xfrm interface ipsec0 with ONPREM_IF_ID),
+# the hub and two spokes behind the gateway, HOST on the device's LAN.
+# s2s_topology_up PREFIX...: that, with routes into the tunnel for each VNet PREFIX.
+s2s_topology_up() {
+	local p
+	vm_modules_load || return 1
+	vm_ns_add $GW $ONPREM $HOST $HUB $SPOKE1 $SPOKE2 || return 1
+	veth_link $GW uplink0 $ONPREM uplink0
+	ip -n $GW addr add 198.51.100.1/24 dev uplink0
+	ip -n $ONPREM addr add 198.51.100.2/24 dev uplink0
+	vm_host $HUB $GW to-hub 10.10.1.4/16 10.10.0.1
+	vm_host $SPOKE1 $GW to-spoke1 10.11.1.4/16 10.11.0.1
+	vm_host $SPOKE2 $GW to-spoke2 10.12.1.4/16 10.12.0.1
+	vm_host $HOST $ONPREM lan 192.168.50.10/24 192.168.50.1
+	vm_xfrm_if $ONPREM ipsec0 uplink0 $ONPREM_IF_ID || return 1
+	for p in "$@"; do
+		ip -n $ONPREM route add "$p" dev ipsec0 || return 1
+	done
+}
+
+# ping_counted SRC_NS DST: 3 echoes that must each cross GW's tunnel to-onprem once each
+# way.
+ping_counted() {
+	local before after
+	before=$(counters_snapshot $GW ipsecgw to-onprem)
+	ip netns exec "$1" ping -c 3 -i 0.3 -W 5 "$2" || return 1
+	after=$(counters_snapshot $GW ipsecgw to-onprem)
+	figure "into the tunnel +$(delta "$before" "$after" 2), ESP +$(delta "$before" "$after" 3)," \
+		"decrypted +$(delta "$before" "$after" 1)"
+	[ "$(delta "$before" "$after" 2)" -eq 3 ] && [ "$(delta "$before" "$after" 3)" -eq 3 ] &&
+	[ "$(delta "$before" "$after" 1)" -eq 3 ]
+}
+
+# onprem_connection NAME VERSION ESP_PROPOSALS: one connection of the on-premises device
+# to the gateway with the pre-shared key of onprem_secret: Azure's default IKE proposal
+# among what it offers, any traffic selector, never started by the device itself.
+onprem_connection() {
+	cat <<-CONF
+	    $1 {
+	        version = $2
+	        aggressive = no
+	        local_addrs = 198.51.100.2
+	        remote_addrs = 198.51.100.1
+	        proposals = aes256-sha1-modp1024
+	        local {
+	            auth = psk
+	            id = 198.51.100.2
+	        }
+	        remote {
+	            auth = psk
+	            id = 198.51.100.1
+	        }
+	        children {
+	            $1 {
+	                local_ts = 0.0.0.0/0
+	                remote_ts = 0.0.0.0/0
+	                esp_proposals = $3
+	                if_id_in = $ONPREM_IF_ID
+	                if_id_out = $ONPREM_IF_ID
+	                start_action = none
+	            }
+	        }
+	    }
+	CONF
+}
+
+# onprem_secret: the device's secrets section; the key is the one of
+# tests/data/config/ipsec-transit.json, quotes included.
+onprem_secret() {
+	cat <<-'CONF'
+	secrets {
+	    ike-azure {
+	        id-a = 198.51.100.1
+	        id-b = 198.51.100.2
+	        secret = "s3cret \"quoted\""
+	    }
+	}
+	CONF
+}
+
+# onprem_conf_azure: the device of the IKEv2 scenarios, its one connection named azure.
+onprem_conf_azure() {
+	echo "connections {"
+	onprem_connection azure 2 aes256gcm16
+	echo "}"
+	onprem_secret
 }

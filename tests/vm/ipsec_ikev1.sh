@@ -29,63 +29,19 @@ gw_config() {
 }
 
 # onprem_conf VERSIONS...: the device's connections, one per IKE version named
-# azure-v<N>, neither started by the device itself.
+# azure-v<N>.
 onprem_conf() {
 	local v
 	echo "connections {"
 	for v in "$@"; do
-		cat <<-CONF
-		    azure-v$v {
-		        version = $v
-		        aggressive = no
-		        local_addrs = 198.51.100.2
-		        remote_addrs = 198.51.100.1
-		        proposals = aes256-sha1-modp1024
-		        local {
-		            auth = psk
-		            id = 198.51.100.2
-		        }
-		        remote {
-		            auth = psk
-		            id = 198.51.100.1
-		        }
-		        children {
-		            azure-v$v {
-		                local_ts = 0.0.0.0/0
-		                remote_ts = 0.0.0.0/0
-		                esp_proposals = aes256-sha1
-		                if_id_in = $ONPREM_IF_ID
-		                if_id_out = $ONPREM_IF_ID
-		                start_action = none
-		            }
-		        }
-		    }
-		CONF
+		onprem_connection azure-v$v $v aes256-sha1
 	done
-	cat <<-'CONF'
-	}
-	secrets {
-	    ike-azure {
-	        id-a = 198.51.100.1
-	        id-b = 198.51.100.2
-	        secret = "s3cret \"quoted\""
-	    }
-	}
-	CONF
+	echo "}"
+	onprem_secret
 }
 
 set_up() {
-	vm_modules_load || return 1
-	vm_ns_add $GW $ONPREM $HOST $HUB $SPOKE1 $SPOKE2 || return 1
-	veth_link $GW uplink0 $ONPREM uplink0
-	ip -n $GW addr add 198.51.100.1/24 dev uplink0
-	ip -n $ONPREM addr add 198.51.100.2/24 dev uplink0
-	vm_host $HUB $GW to-hub 10.10.1.4/16 10.10.0.1
-	vm_host $SPOKE1 $GW to-spoke1 10.11.1.4/16 10.11.0.1
-	vm_host $SPOKE2 $GW to-spoke2 10.12.1.4/16 10.12.0.1
-	vm_host $HOST $ONPREM lan 192.168.50.10/24 192.168.50.1
-	vm_xfrm_if $ONPREM ipsec0 uplink0 $ONPREM_IF_ID || return 1
-	ip -n $ONPREM route add 10.10.0.0/16 dev ipsec0
+	s2s_topology_up 10.10.0.0/16 || return 1
 	gw_config Default IKEv1 >"$DIR/gw.json"
 	gw_config Default IKEv2 >"$DIR/gw-v2.json"
 	gw_config ResponderOnly IKEv1 >"$DIR/gw-responder.json"
@@ -115,18 +71,6 @@ up_brings_an_ikev1_tunnel_up() {
 	[ "$(ike_version_of_sa $ONPREM azure-v1)" = IKEv1 ] &&
 	charon_log $GW | grep -q 'initiating Main Mode IKE_SA vnetxdp-ipsecgw.to-onprem' &&
 	! charon_log $GW | grep -q 'Aggressive Mode'
-}
-
-# ping_counted SRC_NS DST: 3 echoes that must each cross the tunnel once each way.
-ping_counted() {
-	local before after
-	before=$(counters_snapshot $GW ipsecgw to-onprem)
-	ip netns exec "$1" ping -c 3 -i 0.3 -W 5 "$2" || return 1
-	after=$(counters_snapshot $GW ipsecgw to-onprem)
-	figure "into the tunnel +$(delta "$before" "$after" 2), ESP +$(delta "$before" "$after" 3)," \
-		"decrypted +$(delta "$before" "$after" 1)"
-	[ "$(delta "$before" "$after" 2)" -eq 3 ] && [ "$(delta "$before" "$after" 3)" -eq 3 ] &&
-	[ "$(delta "$before" "$after" 1)" -eq 3 ]
 }
 
 hub_and_onprem_reach_each_other_over_ikev1() {
@@ -229,19 +173,7 @@ CASES=${IPSEC_IKEV1_CASES:-"up_brings_an_ikev1_tunnel_up hub_and_onprem_reach_ea
 	tcp_crosses_the_ikev1_tunnel_both_ways reload_switches_between_ikev1_and_ikev2
 	responder_only_waits_for_the_device down_removes_it"}
 # shellcheck disable=SC2086
-fail_unless_the_datapath_loads $CASES
-
-start=$SECONDS
-if ! set_up >"$DIR/setup.log" 2>&1; then
-	fail ipsec_ikev1_setup "$(tail -5 "$DIR/setup.log")"
-	exit 1
-fi
-echo "    (set_up: $((SECONDS - start))s)"
-for t in $CASES; do
-	start=$SECONDS
-	run_case_reporting $t
-	echo "    ($t: $((SECONDS - start))s)"
-done
+run_scenario ipsec_ikev1 $CASES || exit 1
 serve_stop
 charon_stop $GW
 charon_stop $ONPREM

@@ -216,23 +216,11 @@ down_removes_only_its_own_connection() {
 	[ -n "$(ike_sa_id admin)" ]
 }
 
-fail_unless_the_datapath_loads the_administrators_tunnel_is_up_before \
-	up_leaves_the_administrators_tunnel_alone a_second_gateway_shares_the_charon \
-	reload_changes_only_its_own_connection down_removes_only_its_own_connection
-
 CASES="the_administrators_tunnel_is_up_before up_leaves_the_administrators_tunnel_alone
 	a_second_gateway_shares_the_charon reload_changes_only_its_own_connection
 	down_removes_only_its_own_connection"
-start=$SECONDS
-if ! set_up >"$DIR/setup.log" 2>&1; then
-	fail ipsec_shared_charon_setup "$(tail -5 "$DIR/setup.log")"
-	exit 1
-fi
-for t in $CASES; do
-	start=$SECONDS
-	run_case_reporting $t
-	echo "    ($t: $((SECONDS - start))s)"
-done
+# shellcheck disable=SC2086
+run_scenario ipsec_shared_charon $CASES || exit 1
 charon_stop $GW
 charon_stop $ONPREM
 [ -z "${FAILED:-}" ]

@@ -33,45 +33,6 @@ FAST_RETRANSMITS="retransmit_tries = 2
     retransmit_timeout = 2
     retransmit_base = 1.5"
 
-# The on-premises device: answers, never initiates (start_action none).
-onprem_conf() {
-	cat <<-'CONF'
-	connections {
-	    azure {
-	        version = 2
-	        local_addrs = 198.51.100.2
-	        remote_addrs = 198.51.100.1
-	        proposals = aes256-sha1-modp1024
-	        local {
-	            auth = psk
-	            id = 198.51.100.2
-	        }
-	        remote {
-	            auth = psk
-	            id = 198.51.100.1
-	        }
-	        children {
-	            azure {
-	                local_ts = 0.0.0.0/0
-	                remote_ts = 0.0.0.0/0
-	                esp_proposals = aes256gcm16
-	                if_id_in = 9
-	                if_id_out = 9
-	                start_action = none
-	            }
-	        }
-	    }
-	}
-	secrets {
-	    ike-azure {
-	        id-a = 198.51.100.1
-	        id-b = 198.51.100.2
-	        secret = "s3cret \"quoted\""
-	    }
-	}
-	CONF
-}
-
 # (A stopped charon leaves its socket behind: charon_start would take it for the new one's.)
 onprem_start() {
 	rm -f "$(charon_dir $ONPREM)/charon.vici"
@@ -79,21 +40,11 @@ onprem_start() {
 }
 
 set_up() {
-	vm_modules_load || return 1
-	vm_ns_add $GW $ONPREM $HOST $HUB $SPOKE1 $SPOKE2 || return 1
-	veth_link $GW uplink0 $ONPREM uplink0
-	ip -n $GW addr add 198.51.100.1/24 dev uplink0
-	ip -n $ONPREM addr add 198.51.100.2/24 dev uplink0
-	vm_host $HUB $GW to-hub 10.10.1.4/16 10.10.0.1
-	vm_host $SPOKE1 $GW to-spoke1 10.11.1.4/16 10.11.0.1
-	vm_host $SPOKE2 $GW to-spoke2 10.12.1.4/16 10.12.0.1
-	vm_host $HOST $ONPREM lan 192.168.50.10/24 192.168.50.1
-	vm_xfrm_if $ONPREM ipsec0 uplink0 $ONPREM_IF_ID || return 1
-	ip -n $ONPREM route add 10.10.0.0/16 dev ipsec0
+	s2s_topology_up 10.10.0.0/16 || return 1
 	# DPD every 5 s: a restarted device is noticed within seconds.
 	(umask 077; jq '(.resources[] | select(.name == "to-onprem") | .properties
 		.dpdTimeoutSeconds) = 15' tests/data/config/ipsec-transit.json >"$DIR/gw.json")
-	onprem_conf >"$DIR/onprem.conf"
+	onprem_conf_azure >"$DIR/onprem.conf"
 	charon_start $GW "$FAST_RETRANSMITS" || return 1
 }
 
@@ -290,20 +241,11 @@ subset_start() {
 	[ $# -eq 0 ] || [ "$1" = a_device_that_starts_late_is_reached_without_help ] && return 0
 	onprem_start && vx $GW up -c "$DIR/gw.json" >/dev/null && wait_tunnel_up $GW ipsecgw to-onprem 120
 }
+SUBSET=("$@")
+set_up_for_the_subset() { set_up && subset_start "${SUBSET[@]}"; }
+SET_UP=set_up_for_the_subset
 # shellcheck disable=SC2086
-fail_unless_the_datapath_loads $CASES
-
-start=$SECONDS
-if ! { set_up && subset_start "$@"; } >"$DIR/setup.log" 2>&1; then
-	fail ipsec_tunnel_health_setup "$(tail -5 "$DIR/setup.log")"
-	exit 1
-fi
-echo "    (set_up: $((SECONDS - start))s)"
-for t in $CASES; do
-	start=$SECONDS
-	run_case_reporting $t
-	echo "    ($t: $((SECONDS - start))s)"
-done
+run_scenario ipsec_tunnel_health $CASES || exit 1
 [ -f "$DIR/serve.pid" ] && kill "$(cat "$DIR/serve.pid")" 2>/dev/null
 vx $GW down -n ipsecgw >/dev/null 2>&1
 charon_stop $GW

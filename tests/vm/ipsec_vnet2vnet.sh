@@ -128,23 +128,11 @@ down_removes_interface_routes_and_connection() {
 	! ls /run/vnet-xdp/gwa.swanctl.conf 2>/dev/null
 }
 
-fail_unless_the_datapath_loads up_creates_the_tunnel_on_both_sides ping_counts_equal_the_packets_sent \
-	tcp_transfer_counts_match_on_both_sides spi_counters_and_metrics_agree \
-	down_removes_interface_routes_and_connection
-
-start=$SECONDS
-if ! set_up >"$DIR/setup.log" 2>&1; then
-	fail ipsec_vnet2vnet_setup "$(tail -5 "$DIR/setup.log")"
-	exit 1
-fi
-echo "    (set_up: $((SECONDS - start))s)"
-for t in up_creates_the_tunnel_on_both_sides ping_counts_equal_the_packets_sent \
-	tcp_transfer_counts_match_on_both_sides spi_counters_and_metrics_agree \
-	down_removes_interface_routes_and_connection; do
-	start=$SECONDS
-	run_case_reporting $t
-	echo "    ($t: $((SECONDS - start))s)"
-done
+CASES="up_creates_the_tunnel_on_both_sides ping_counts_equal_the_packets_sent
+	tcp_transfer_counts_match_on_both_sides spi_counters_and_metrics_agree
+	down_removes_interface_routes_and_connection"
+# shellcheck disable=SC2086
+run_scenario ipsec_vnet2vnet $CASES || exit 1
 [ -s "$DIR/dump.log" ] && sed 's/^/    # /' "$DIR/dump.log"
 vx $GW_B down -n gwb >/dev/null 2>&1
 charon_stop $GW_A
