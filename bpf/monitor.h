@@ -6,6 +6,7 @@
 
 #include "maps.h"
 #include "parse.h"
+#include "nsg.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -42,27 +43,29 @@ struct monitor_packet_meta {
 	__u32 len;
 };
 
-static __always_inline int monitor_listening(__u64 *now)
+/* The control while a monitor listens, or NULL: the one lookup a packet pays when nobody
+ * does. *now is the clock then. */
+static __always_inline struct monitor_control *monitor_listening(__u64 *now)
 {
 	__u32 zero = 0;
 	struct monitor_control *c = bpf_map_lookup_elem(&monitor_control, &zero);
 
 	if (dry_run || !c || !c->listening_until_ns)
-		return 0;
+		return NULL;
 	*now = bpf_ktime_get_ns();
-	return *now < c->listening_until_ns;
+	return *now < c->listening_until_ns ? c : NULL;
 }
 
 /* Room for one event under this CPU's bound, or NULL (counted). */
-static __always_inline struct monitor_event *monitor_reserve(__u64 now)
+static __always_inline struct monitor_event *monitor_reserve(const struct monitor_control *c,
+							     __u64 now)
 {
 	__u32 zero = 0;
-	struct monitor_control *c = bpf_map_lookup_elem(&monitor_control, &zero);
 	struct monitor_budget *b = bpf_map_lookup_elem(&monitor_budget, &zero);
 	struct monitor_event *e;
 	__u64 rate;
 
-	if (!c || !b)
+	if (!b)
 		return NULL;
 	rate = c->events_per_second ?: MONITOR_DEFAULT_RATE;
 	if (now - b->window_start_ns >= 1000000000ull) {
@@ -84,23 +87,44 @@ static __always_inline struct monitor_event *monitor_reserve(__u64 now)
 	return e;
 }
 
-/* A packet's event, its addresses read from the packet at the parser's offset: a function
- * of its own, verified once whichever verdict leads to it. */
-__noinline int monitor_emit_packet(struct xdp_md *ctx, const struct monitor_packet_meta *m)
+/* The NSG rule an event names: the first stage on the packet's way that denied it (a
+ * drop) or that allowed it (a flow's begin). */
+static __always_inline void monitor_deciding_rule(struct monitor_packet_meta *m,
+						  const struct nsg_result *result, int dropped)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	m->nsg_id = NSG_NONE;
+	m->rule_id = NSG_NONE;
+	if (!result)
+		return;
+	for (int i = 0; i < NSG_STAGES; i++) {
+		const struct nsg_decision *s = &result->stages[i];
+
+		if (s->nsg_id == NSG_NONE || (dropped && !s->access))
+			continue;
+		m->nsg_id = s->nsg_id;
+		m->rule_id = s->rule_id;
+		break;
+	}
+}
+
+/* A reserved packet event with what the caller knows of the packet, or NULL when nobody
+ * listens or the bound leaves it out; the caller adds the addresses and submits it. */
+static __always_inline struct monitor_event *monitor_packet_event(const struct monitor_packet_meta *m,
+								  __u32 ifindex)
+{
+	struct monitor_control *c;
 	struct monitor_event *e;
-	void *l3;
 	__u64 now;
 
-	if (!m || !monitor_listening(&now))
-		return 0;
-	e = monitor_reserve(now);
+	c = monitor_listening(&now);
+	if (!c)
+		return NULL;
+	e = monitor_reserve(c, now);
 	if (!e)
-		return 0;
+		return NULL;
 	e->type = m->type;
 	e->drop_reason = m->drop_reason;
-	e->ifindex = ctx->ingress_ifindex;
+	e->ifindex = ifindex;
 	e->src_vnet = (__u16)m->src_vnet;
 	e->dst_vnet = (__u16)m->dst_vnet;
 	e->nsg_id = m->nsg_id;
@@ -110,6 +134,22 @@ __noinline int monitor_emit_packet(struct xdp_md *ctx, const struct monitor_pack
 	e->proto = (__u8)m->proto;
 	e->sport = (__u16)m->sport;
 	e->dport = (__u16)m->dport;
+	return e;
+}
+
+/* A packet's event, its addresses read from the packet at the parser's offset: a function
+ * of its own, verified once whichever verdict leads to it. */
+__noinline int monitor_emit_packet(struct xdp_md *ctx, const struct monitor_packet_meta *m)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct monitor_event *e;
+	void *l3;
+
+	if (!m)
+		return 0;
+	e = monitor_packet_event(m, ctx->ingress_ifindex);
+	if (!e)
+		return 0;
 	l3 = data + (m->l3_offset & 0x7f);
 	if (m->family == AF_INET) {
 		struct iphdr *ip = l3;
@@ -130,16 +170,50 @@ __noinline int monitor_emit_packet(struct xdp_md *ctx, const struct monitor_pack
 	return 0;
 }
 
+static __always_inline void monitor_addresses_clear(struct monitor_event *e)
+{
+	__builtin_memset(e->src, 0, sizeof(e->src));
+	__builtin_memset(e->dst, 0, sizeof(e->dst));
+}
+
+/* The same for a packet of the tc programs (a tunnel's xfrm interface), whose addresses
+ * are copied out of the skb, linear or not. */
+__noinline int monitor_emit_skb(struct __sk_buff *skb, const struct monitor_packet_meta *m)
+{
+	struct monitor_event *e;
+	__u32 l3;
+
+	if (!m)
+		return 0;
+	e = monitor_packet_event(m, skb->ifindex);
+	if (!e)
+		return 0;
+	l3 = m->l3_offset & 0x7f;
+	if (m->family == AF_INET) {
+		if (bpf_skb_load_bytes(skb, l3 + offsetof(struct iphdr, saddr), e->src, 4) ||
+		    bpf_skb_load_bytes(skb, l3 + offsetof(struct iphdr, daddr), e->dst, 4))
+			monitor_addresses_clear(e);
+	} else if (m->family == AF_INET6) {
+		if (bpf_skb_load_bytes(skb, l3 + offsetof(struct ipv6hdr, saddr), e->src, 16) ||
+		    bpf_skb_load_bytes(skb, l3 + offsetof(struct ipv6hdr, daddr), e->dst, 16))
+			monitor_addresses_clear(e);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 /* A TCP flow that just closed, from its table entry: the initiator is the source. */
 static __always_inline void monitor_flow_end(const struct flow_key *key, const struct flow_entry *f)
 {
+	struct monitor_control *c;
 	struct monitor_event *e;
 	int b_first = f->initiator_is_b;
 	__u64 now;
 
-	if (!monitor_listening(&now))
+	c = monitor_listening(&now);
+	if (!c)
 		return;
-	e = monitor_reserve(now);
+	e = monitor_reserve(c, now);
 	if (!e)
 		return;
 	e->type = MONITOR_FLOW_END;

@@ -25,6 +25,7 @@
 #include "flow.h"
 #include "mss.h"
 #include "frag.h"
+#include "monitor.h"
 
 #ifndef IPPROTO_ESP
 #define IPPROTO_ESP 50
@@ -286,12 +287,6 @@ static __always_inline void count_tunnel_ingress(struct __sk_buff *skb, __u32 tu
 	}
 }
 
-static __always_inline int tunnel_drop(__u32 tunnel, __u32 counter, __u32 reason, __u64 bytes)
-{
-	count_tunnel(tunnel, counter, bytes);
-	count_drop(reason, bytes);
-	return TC_ACT_SHOT;
-}
 
 /* The rules' view of a decrypted packet, read from the skb at the parser's offsets: a
  * function of its own, verified once rather than once per path through the parser (as
@@ -367,11 +362,52 @@ static __always_inline __u32 tunnel_ingress_drop_counter(__u32 reason)
 	}
 }
 
+/* A decrypted packet's drop as a monitor event, with the tunnel's interface: a function of
+ * its own, off the tc program's stack. nsg_decided: the inbound NSGs judged this packet
+ * (their stages are in flow_scratch). */
+__noinline int tunnel_monitor_drop(struct __sk_buff *skb, const struct packet_info *info,
+				   __u32 reason, __u32 nsg_decided)
+{
+	struct monitor_packet_meta m = {};
+	struct flow_scratch *scratch = NULL;
+	__u32 zero = 0;
+
+	if (!info)
+		return 0;
+	if (nsg_decided)
+		scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	m.type = MONITOR_DROP;
+	m.drop_reason = reason;
+	m.l3_offset = info->l3_offset;
+	m.family = info->family;
+	m.proto = info->l4_proto;
+	m.sport = info->sport;
+	m.dport = info->dport;
+	m.src_vnet = NSG_VNET_NONE;
+	m.dst_vnet = info->dst_vnet;
+	m.len = info->len ?: skb->len;
+	monitor_deciding_rule(&m, scratch ? &scratch->result : NULL, 1);
+	return monitor_emit_skb(skb, &m);
+}
+
+/* Every drop of a decrypted packet: the tunnel's counter, the datapath's (by reason, and
+ * by the xfrm interface and the destination's VNet) and the monitor's event. */
+static __always_inline int tunnel_drop(struct __sk_buff *skb, __u32 tunnel,
+				       const struct packet_info *info, __u32 reason,
+				       __u32 nsg_decided, __u64 bytes)
+{
+	count_tunnel(tunnel, tunnel_ingress_drop_counter(reason), bytes);
+	count_drop(skb->ifindex, info->dst_vnet, reason, bytes);
+	tunnel_monitor_drop(skb, info, reason, nsg_decided);
+	return TC_ACT_SHOT;
+}
+
 /* The stages after the parser (and, for a fragment, bpf/frag.h): the verdict, with the
- * drop reason in *reason when it is TC_ACT_SHOT (counted by the caller). */
+ * drop reason in *reason when it is TC_ACT_SHOT (counted by the caller) and the
+ * destination's VNet in info->dst_vnet once the route names it. */
 static __always_inline int tunnel_ingress_stages(struct __sk_buff *skb,
 						 const struct tunnel_interface *ti,
-						 const struct packet_info *info, __u32 *reason)
+						 struct packet_info *info, __u32 *reason)
 {
 	__u32 ifindex = skb->ifindex;
 	struct route_info *route;
@@ -394,6 +430,7 @@ static __always_inline int tunnel_ingress_stages(struct __sk_buff *skb,
 		*reason = DROP_TUNNEL_NO_ROUTE;
 		return TC_ACT_SHOT;
 	}
+	info->dst_vnet = route->dst_vnet;
 	*reason = tunnel_nsg_inbound(skb, &pkt, route->dst_vnet);
 	if (*reason)
 		return TC_ACT_SHOT;
@@ -422,18 +459,18 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 	if (!ti)
 		return TC_ACT_OK; /* not one of ours */
 	reason = tunnel_parse_frame(skb, &info);
+	info.dst_vnet = NSG_VNET_NONE; /* until the route names it */
 	if (!reason && info.is_fragment)
 		reason = fragment_admit_skb(skb, &info);
 	if (reason)
-		return tunnel_drop(ti->tunnel, tunnel_ingress_drop_counter(reason), reason,
-				   skb->len);
+		return tunnel_drop(skb, ti->tunnel, &info, reason, 0, skb->len);
 	reason = DROP_NONE;
 	verdict = tunnel_ingress_stages(skb, ti, &info, &reason);
 	if (info.is_fragment & FRAGMENT_FIRST)
 		fragment_remember(verdict == TC_ACT_SHOT ? XDP_DROP : XDP_PASS, reason);
 	if (verdict == TC_ACT_SHOT && reason)
-		return tunnel_drop(ti->tunnel, tunnel_ingress_drop_counter(reason), reason,
-				   info.len);
+		return tunnel_drop(skb, ti->tunnel, &info, reason,
+				   reason == DROP_NSG_DENIED_INBOUND, info.len);
 	return verdict;
 }
 

@@ -118,6 +118,13 @@ static __always_inline __u32 route_destination_vnet(const struct route_info *rou
 	return NSG_VNET_NONE;
 }
 
+/* The VNet a packet belongs to, for its drop's counter: its source's, or for a packet
+ * from outside every VNet (Internet, on-premises) its destination's once routed. */
+static __always_inline __u32 decision_vnet(const struct decision *d)
+{
+	return d->src_vnet != NSG_VNET_NONE ? d->src_vnet : route_destination_vnet(&d->route);
+}
+
 /* Per-NIC anti-spoofing (nic_source_check) right after the interface's, and which NSGs
  * judge what a NIC forwards (struct nsg_hop). Returns DROP_NONE or the drop reason. A
  * function of its own, off process_ip's stack. */
@@ -574,21 +581,9 @@ __noinline int monitor_decision(struct xdp_md *ctx, struct pipeline_state *st, i
 	m->sport = st->info.sport;
 	m->dport = st->info.dport;
 	m->src_vnet = d->src_vnet;
-	m->dst_vnet = d->route.dst_vnet;
-	m->nsg_id = NSG_NONE;
-	m->rule_id = NSG_NONE;
+	m->dst_vnet = route_destination_vnet(&d->route);
 	m->len = st->info.len;
-	if (!scratch)
-		return monitor_emit_packet(ctx, m);
-	for (int i = 0; i < NSG_STAGES; i++) {
-		const struct nsg_decision *s = &scratch->result.stages[i];
-
-		if (s->nsg_id == NSG_NONE || (verdict == XDP_DROP && !s->access))
-			continue;
-		m->nsg_id = s->nsg_id;
-		m->rule_id = s->rule_id;
-		break;
-	}
+	monitor_deciding_rule(m, scratch ? &scratch->result : NULL, verdict == XDP_DROP);
 	return monitor_emit_packet(ctx, m);
 }
 
@@ -603,15 +598,17 @@ int xdp_gateway(struct xdp_md *ctx)
 	count_datapath(COUNT_RX, bytes);
 	st = bpf_map_lookup_elem(&pipeline_scratch, &zero);
 	if (!st) {
-		count_drop(DROP_INTERNAL_ERROR, bytes);
+		count_drop(ctx->ingress_ifindex, NSG_VNET_NONE, DROP_INTERNAL_ERROR, bytes);
 		return XDP_DROP;
 	}
 	__builtin_memset(&st->decision, 0, sizeof(st->decision));
+	st->decision.src_vnet = NSG_VNET_NONE;
 	verdict = forward_leased_ipv4(ctx, st);
 	if (verdict < 0)
 		verdict = process(ctx, st);
 	if (verdict == XDP_DROP)
-		count_drop(st->decision.drop_reason, bytes);
+		count_drop(ctx->ingress_ifindex, decision_vnet(&st->decision),
+			   st->decision.drop_reason, bytes);
 	else
 		count_datapath(st->decision.counter, bytes);
 	trace_decision(ctx, &st->info, &st->decision);

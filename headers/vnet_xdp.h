@@ -255,6 +255,24 @@ struct packet_counter {
 	__u64 bytes;
 };
 
+/* Drops by where they happened (bpf/counters.h, at the one point that counts every drop by
+ * reason): the interface they came in on (an xfrm interface for a tunnel's decrypted
+ * packets), the VNet they belong to (the source's; for a packet from outside every VNet,
+ * the destination's once routed; NSG_VNET_NONE when neither is known) and the reason.
+ * A per-CPU hash: the keys a VNet can make are bounded by its interfaces and the reasons,
+ * and each VNet (and "none", at slot MAX_VNETS) may hold at most DROP_DETAILS_PER_VNET of
+ * them, so one tenant cannot fill the table for the others. A drop that finds no room is
+ * still counted by reason (drop_counters) and, by its VNet, in drop_detail_overflow. */
+#define MAX_DROP_DETAILS      8192
+#define DROP_DETAILS_PER_VNET 256
+#define DROP_DETAIL_VNET_SLOTS (MAX_VNETS + 1) /* the last: NSG_VNET_NONE */
+
+struct drop_detail_key {
+	__u32 ifindex;
+	__u16 vnet;   /* NSG_VNET_NONE: outside every VNet, or not known */
+	__u16 reason; /* enum drop_reason */
+};
+
 /* ---- Network security groups ----------------------------------------------------------
  * Bit-vector classification (LBVS): the rules of one NSG table (one NSG, one direction,
  * seen from one VNet, whose VirtualNetwork tag it fixes) are numbered by priority; each

@@ -22,27 +22,19 @@ static int table_usage(const char *command)
 	return CLI_EXIT_USAGE;
 }
 
-/* getopt_long's value of a filter option: past every character. */
-#define FILTER_OPTION(o) (0x100 + (o))
-
 int cli_table_options(const char *command, int argc, char **argv, const char *const *states,
 		      struct table_options *o)
 {
-	static const struct option longopts[] = {
+	static const struct option own[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "gc", no_argument, NULL, 'g' },
-		{ "src", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SRC) },
-		{ "dst", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DST) },
-		{ "sport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SPORT) },
-		{ "dport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DPORT) },
-		{ "proto", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_PROTO) },
-		{ "vnet", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_VNET) },
-		{ "state", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_STATE) },
-		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	struct option longopts[sizeof(own) / sizeof(*own) + FLOW_FILTER_COUNT + 1];
+	int c, err;
 
+	memcpy(longopts, own, sizeof(own));
+	flow_filter_longopts(longopts, sizeof(own) / sizeof(*own), true);
 	*o = (struct table_options){ 0 };
 	flow_filter_init(&o->filter);
 	optind = 1;
@@ -53,13 +45,11 @@ int cli_table_options(const char *command, int argc, char **argv, const char *co
 		case 'j': o->json = true; break;
 		case 'g': o->gc = true; break;
 		default:
-			if (c >= FILTER_OPTION(0) && c < FILTER_OPTION(FLOW_FILTER_COUNT)) {
-				if (flow_filter_set(&o->filter, command, c - FILTER_OPTION(0), optarg,
-						    states))
-					return table_usage(command);
+			err = flow_filter_getopt(&o->filter, command, c, optarg, states);
+			if (!err)
 				break;
-			}
-			cli_option_error(command, c, argv);
+			if (err > 0)
+				cli_option_error(command, c, argv);
 			return table_usage(command);
 		}
 	}

@@ -249,6 +249,11 @@ int datapath_write_local_addresses(const struct datapath_maps *maps)
 
 int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum)
 {
+	return datapath_read_counter_at(map_fd, &index, sum);
+}
+
+int datapath_read_counter_at(int map_fd, const void *key, struct packet_counter *sum)
+{
 	int cpus = libbpf_num_possible_cpus();
 	struct packet_counter *values;
 
@@ -258,7 +263,7 @@ int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum
 	if (!values)
 		return -ENOMEM;
 	memset(sum, 0, sizeof(*sum));
-	if (bpf_map_lookup_elem(map_fd, &index, values)) {
+	if (bpf_map_lookup_elem(map_fd, key, values)) {
 		int err = -errno;
 
 		free(values);

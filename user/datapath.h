@@ -42,6 +42,8 @@ int datapath_write_local_addresses(const struct datapath_maps *maps);
 int datapath_map_clear(int fd, size_t key_size);
 /* Sums a per-CPU packet counter over all CPUs. */
 int datapath_read_counter(int map_fd, uint32_t index, struct packet_counter *sum);
+/* The same for the counter under key of a per-CPU hash. */
+int datapath_read_counter_at(int map_fd, const void *key, struct packet_counter *sum);
 /* Zeroes the peering counter slots that a reload gives to new peerings. */
 int datapath_reset_peering_slots(const char *gateway, const bool *fresh, size_t n);
 /* Removes every pin of the gateway and its directory. */

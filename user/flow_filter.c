@@ -11,6 +11,24 @@ const char *const flow_filter_option_names[FLOW_FILTER_COUNT] = {
 	"src", "dst", "sport", "dport", "proto", "vnet", "state",
 };
 
+size_t flow_filter_longopts(struct option *opts, size_t n, bool with_state)
+{
+	for (int i = 0; i < FLOW_FILTER_COUNT; i++)
+		if (i != FLOW_FILTER_STATE || with_state)
+			opts[n++] = (struct option){ flow_filter_option_names[i], required_argument,
+						     NULL, FLOW_FILTER_GETOPT(i) };
+	opts[n] = (struct option){ 0 };
+	return n;
+}
+
+int flow_filter_getopt(struct flow_filter *f, const char *command, int c, const char *value,
+		       const char *const *states)
+{
+	if (c < FLOW_FILTER_GETOPT(0) || c >= FLOW_FILTER_GETOPT(FLOW_FILTER_COUNT))
+		return 1;
+	return flow_filter_set(f, command, c - FLOW_FILTER_GETOPT(0), value, states);
+}
+
 void flow_filter_init(struct flow_filter *f)
 {
 	*f = (struct flow_filter){ .sport = -1, .dport = -1, .proto = -1 };

@@ -4,7 +4,9 @@
 #ifndef VNET_XDP_FLOW_FILTER_H
 #define VNET_XDP_FLOW_FILTER_H
 
+#include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "config.h"
 
@@ -31,6 +33,17 @@ enum flow_filter_option {
 	FLOW_FILTER_PROTO, FLOW_FILTER_VNET, FLOW_FILTER_STATE, FLOW_FILTER_COUNT
 };
 extern const char *const flow_filter_option_names[FLOW_FILTER_COUNT];
+
+/* The filter options as getopt_long entries, for every command that filters (flows, snat,
+ * monitor): their values lie past every character. Appends them (--state only when
+ * with_state) to opts from n, which has room for FLOW_FILTER_COUNT more and the end
+ * entry, and ends the table; returns the new n. */
+#define FLOW_FILTER_GETOPT(o) (0x100 + (o))
+size_t flow_filter_longopts(struct option *opts, size_t n, bool with_state);
+/* One option getopt_long returned: 1 when c is no filter option; else what flow_filter_set
+ * says of value. */
+int flow_filter_getopt(struct flow_filter *f, const char *command, int c, const char *value,
+		       const char *const *states);
 
 void flow_filter_init(struct flow_filter *f);
 /* Sets the filter of OPTION from VALUE; states is

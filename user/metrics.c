@@ -55,6 +55,21 @@ static const struct metric_family families[] = {
 	  "Packets the datapath dropped, by reason.", "drops", "packets", { { "reason", "reason" } } },
 	{ "vnetxdp_drop_bytes_total", METRIC_COUNTER,
 	  "Bytes the datapath dropped, by reason.", "drops", "bytes", { { "reason", "reason" } } },
+	/* "dropsByInterface": {interface, vnet, reason, packets, bytes}; vnet null (an empty
+	 * label) for packets outside every VNet. Their sum by reason is the one above, less
+	 * what found no room in the table (vnetxdp_interface_drop_unattributed_*). */
+	{ "vnetxdp_interface_drop_packets_total", METRIC_COUNTER,
+	  "Packets the datapath dropped, by the interface they came in on, their VNet and the reason.",
+	  "dropsByInterface", "packets",
+	  { { "interface", "interface" }, { "vnet", "vnet" }, { "reason", "reason" } } },
+	{ "vnetxdp_interface_drop_bytes_total", METRIC_COUNTER,
+	  "Bytes the datapath dropped, by the interface they came in on, their VNet and the reason.",
+	  "dropsByInterface", "bytes",
+	  { { "interface", "interface" }, { "vnet", "vnet" }, { "reason", "reason" } } },
+	{ "vnetxdp_interface_drop_unattributed_packets_total", METRIC_COUNTER,
+	  "Dropped packets of a VNet counted by reason only: its share of the table of drops by "
+	  "interface was full.",
+	  "dropsUnattributed", "packets", { { "vnet", "vnet" } } },
 	{ "vnetxdp_datapath_packets_total", METRIC_COUNTER,
 	  "Packets the XDP program saw, by what it did with them.",
 	  "datapath", "packets", { { "action", "action" } } },

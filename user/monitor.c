@@ -107,12 +107,12 @@ static int reason_of_name(const char *name)
 	return -1;
 }
 
-#define FILTER_OPTION(o) (0x100 + (o))
 enum { OPT_TYPE = 0x200, OPT_REASON, OPT_COUNT, OPT_TIMEOUT, OPT_RATE };
+_Static_assert(OPT_TYPE >= FLOW_FILTER_GETOPT(FLOW_FILTER_COUNT), "options overlap");
 
 static int options_parse(int argc, char **argv, struct monitor_options *o)
 {
-	static const struct option longopts[] = {
+	static const struct option own[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "type", required_argument, NULL, OPT_TYPE },
@@ -120,17 +120,14 @@ static int options_parse(int argc, char **argv, struct monitor_options *o)
 		{ "count", required_argument, NULL, OPT_COUNT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "rate", required_argument, NULL, OPT_RATE },
-		{ "src", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SRC) },
-		{ "dst", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DST) },
-		{ "sport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_SPORT) },
-		{ "dport", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_DPORT) },
-		{ "proto", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_PROTO) },
-		{ "vnet", required_argument, NULL, FILTER_OPTION(FLOW_FILTER_VNET) },
-		{ NULL, 0, NULL, 0 },
 	};
+	struct option longopts[sizeof(own) / sizeof(*own) + FLOW_FILTER_COUNT + 1];
+	int err;
 	char *end;
 	int c;
 
+	memcpy(longopts, own, sizeof(own));
+	flow_filter_longopts(longopts, sizeof(own) / sizeof(*own), false);
 	*o = (struct monitor_options){ .reason = -1 };
 	flow_filter_init(&o->filter);
 	optind = 1;
@@ -187,13 +184,11 @@ static int options_parse(int argc, char **argv, struct monitor_options *o)
 			break;
 		}
 		default:
-			if (c >= FILTER_OPTION(0) && c < FILTER_OPTION(FLOW_FILTER_COUNT)) {
-				if (flow_filter_set(&o->filter, "monitor", c - FILTER_OPTION(0), optarg,
-						    NULL))
-					return monitor_usage();
+			err = flow_filter_getopt(&o->filter, "monitor", c, optarg, NULL);
+			if (!err)
 				break;
-			}
-			cli_option_error("monitor", c, argv);
+			if (err > 0)
+				cli_option_error("monitor", c, argv);
 			return monitor_usage();
 		}
 	}

@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -301,6 +302,60 @@ json_t *stats_collect_slow(const char *gateway)
 			 "mapEntriesWalked", maps_walked(gateway));
 }
 
+/* {interface, vnet, reason, packets, bytes} of each key drop_details holds; vnet null for
+ * NSG_VNET_NONE (outside every VNet, or not known). Empty for a datapath without it. */
+static json_t *drops_by_interface(const char *gateway, json_t *vnets)
+{
+	int fd = datapath_map_open(gateway, "drop_details");
+	struct drop_detail_key key, next, *prev = NULL;
+	json_t *out = json_array();
+	char ifname[IF_NAMESIZE];
+
+	if (fd < 0)
+		return out;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		struct packet_counter c;
+		json_t *o;
+
+		key = next;
+		prev = &key;
+		if (key.reason >= DROP_REASON_MAX || datapath_read_counter_at(fd, &key, &c))
+			continue;
+		if (!if_indextoname(key.ifindex, ifname))
+			snprintf(ifname, sizeof(ifname), "if%u", key.ifindex);
+		o = json_pack("{s:s, s:O?, s:s, s:I, s:I}", "interface", ifname, "vnet",
+			      key.vnet == NSG_VNET_NONE ? NULL : json_array_get(vnets, key.vnet),
+			      "reason", drop_reason_names[key.reason], "packets", (json_int_t)c.packets,
+			      "bytes", (json_int_t)c.bytes);
+		json_array_append_new(out, o);
+	}
+	close(fd);
+	return out;
+}
+
+/* {vnet, packets, bytes} of the drops that found no room in drop_details, per VNet slot
+ * that had any. */
+static json_t *drops_unattributed(const char *gateway, json_t *vnets)
+{
+	int fd = datapath_map_open(gateway, "drop_detail_overflow");
+	json_t *out = json_array();
+
+	if (fd < 0)
+		return out;
+	for (uint32_t slot = 0; slot < DROP_DETAIL_VNET_SLOTS; slot++) {
+		struct packet_counter c;
+
+		if (datapath_read_counter(fd, slot, &c) || !c.packets)
+			continue;
+		json_array_append_new(out, json_pack("{s:O?, s:I, s:I}", "vnet",
+						     slot == MAX_VNETS ? NULL : json_array_get(vnets, slot),
+						     "packets", (json_int_t)c.packets,
+						     "bytes", (json_int_t)c.bytes));
+	}
+	close(fd);
+	return out;
+}
+
 json_t *stats_collect(const char *gateway)
 {
 	return stats_collect_with(gateway, NULL);
@@ -350,6 +405,10 @@ json_t *stats_collect_with(const char *gateway, json_t *slow)
 	}
 	json_object_set_new(out, "datapath", datapath);
 	json_object_set_new(out, "drops", drops);
+	json_object_set_new(out, "dropsByInterface",
+			    drops_by_interface(gateway, json_object_get(state, "virtualNetworks")));
+	json_object_set_new(out, "dropsUnattributed",
+			    drops_unattributed(gateway, json_object_get(state, "virtualNetworks")));
 	json_object_set_new(out, "peerings", peerings);
 	tunnel_stats_add(gateway, state, out);
 	json_object_set_new(out, "nsgRuleHits", nsg_rule_stats(gateway));
@@ -392,6 +451,18 @@ void stats_print_text(FILE *out, json_t *stats)
 				json_string_value(json_object_get(v, "reason")),
 				(unsigned long long)field(v, "packets"),
 				(unsigned long long)field(v, "bytes"));
+	if (json_array_size(json_object_get(stats, "dropsByInterface")))
+		fprintf(out, "drops by interface and virtual network:\n");
+	json_array_foreach(json_object_get(stats, "dropsByInterface"), i, v)
+		fprintf(out, "  %-12s %-16s %-26s %12llu packets %14llu bytes\n",
+			json_string_value(json_object_get(v, "interface")),
+			json_string_value(json_object_get(v, "vnet")) ?: "-",
+			json_string_value(json_object_get(v, "reason")),
+			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
+	json_array_foreach(json_object_get(stats, "dropsUnattributed"), i, v)
+		fprintf(out, "  %-12s %-16s %-26s %12llu packets %14llu bytes (no room to say where)\n",
+			"?", json_string_value(json_object_get(v, "vnet")) ?: "-", "?",
+			(unsigned long long)field(v, "packets"), (unsigned long long)field(v, "bytes"));
 	fprintf(out, "peerings:\n");
 	json_array_foreach(json_object_get(stats, "peerings"), i, v)
 		fprintf(out, "  %s -> %-16s %12llu packets %14llu bytes\n",

@@ -16,7 +16,7 @@
 # chain; cost per packet (CPU time of the core / packets, minus the cost of the sender
 # alone) is the figure to compare. Knobs: BENCH_SECONDS (per run), BENCH_REPS,
 # BENCH_NEW_FLOWS, BENCH_RULES, BENCH_CPU, BENCH_IPSEC=0 to skip scripts/bench/ipsec.sh,
-# BENCH_SCENARIOS (a subset of "peering checksum nsg snat esp chain scrape"; scrape is
+# BENCH_SCENARIOS (a subset of "peering checksum nsg snat esp chain monitor scrape"; scrape is
 # scripts/bench/scrape.sh: /metrics with a million flows, on namespaces of its own).
 #
 # The tunnel throughput (scripts/bench/ipsec.sh, a QEMU guest) runs after the namespace
@@ -42,7 +42,7 @@ REPS=${BENCH_REPS:-3}
 NEW_FLOWS=${BENCH_NEW_FLOWS:-50000}
 RULE_COUNTS=${BENCH_RULES:-10 100 1000 4096}
 CPU=${BENCH_CPU:-1}
-SCENARIOS=" ${BENCH_SCENARIOS:-peering checksum nsg snat esp chain scrape} "
+SCENARIOS=" ${BENCH_SCENARIOS:-peering checksum nsg snat esp chain monitor scrape} "
 PINS=/sys/fs/bpf/$PREFIX
 GW_PINS=/sys/fs/bpf/vnet-xdp/$GATEWAY
 WORK=$(mktemp -d /tmp/vnet-xdp-bench.XXXXXX)
@@ -62,6 +62,7 @@ rm -f "$OUT/profile.txt" "$OUT/scrape-target.txt"
 
 STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
+	monitor_stop
 	ipsec_stop
 	sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
 	ours_attach_all
@@ -548,6 +549,92 @@ in_ns $PREFIX-spoke2 "$VXBENCH" sink --dev eth0 --pin "$PINS/spoke2" || exit 1
 NOTE="BPF and test_run: the first leg's program (spoke1's ingress)" \
 	pair service-chain established to-spoke1 spoke2 spoke1 --dst 10.12.1.4 --dport 9
 ip -n $GWNS rule del pref 100
+}
+
+# Monitor: what a listening `vnet-xdp monitor` costs the datapath. The established path
+# writes no event (its packets are neither drops nor new flows), so a listener should cost
+# it nothing; a drop writes one, under the per-CPU bound (monitor_budget), so a flood of
+# drops with a listener costs an event each up to the bound and a counter past it. Rows:
+# the established peering flow and a flood of spoofed-source drops from spoke1, each with
+# no listener, a listener, and a listener whose filter (--dst) shows nothing. BPF and
+# test_run figures only (the same frames, the same path): alternated, medians of REPS.
+MONITOR_PID=
+# monitor_start ARGS...: a monitor in the background, its own pid in MONITOR_PID (nsenter
+# execs it: no shell in between that a kill would stop instead)
+monitor_start() {
+	nsenter --net=/run/netns/$GWNS "$VNET_XDP" monitor -n $GATEWAY -j "$@" >"$WORK/monitor.out" \
+		2>"$WORK/monitor.err" &
+	MONITOR_PID=$!
+}
+monitor_listen() { # monitor_listen none|listening|filtered
+	MONITOR_PID=
+	case $1 in
+	none) return 0 ;;
+	listening) monitor_start ;;
+	filtered) monitor_start --dst 192.0.2.1 ;;
+	esac
+	local i
+	for i in $(seq 50); do # until the datapath knows it listens
+		bpftool -j map dump pinned "$GW_PINS/monitor_control" 2>/dev/null |
+			jq -e '.[0].formatted.value.listening_until_ns > 0' >/dev/null && return 0
+		sleep 0.1
+	done
+	log "bench: the monitor never said it listens"
+}
+monitor_stop() { [ -n "$MONITOR_PID" ] && kill "$MONITOR_PID" 2>/dev/null && wait "$MONITOR_PID" 2>/dev/null; MONITOR_PID=; }
+# monitor_budget_sum FIELD...: monitor_budget's FIELDs summed over the CPUs
+monitor_budget_sum() {
+	bpftool -j map dump pinned "$GW_PINS/monitor_budget" |
+		jq --args '[.[0].formatted.values[].value as $v | $ARGS.positional[] | $v[.]] | add // 0' "$@"
+}
+
+wanted monitor && {
+bench_config $GATEWAY >"$WORK/peering.json"
+CONFIG=$WORK/peering.json
+gateway_up "$CONFIG" || exit 1
+ip netns exec $GWNS nft -f - < <(nft_plain)
+ours_attach_all
+: >"$WORK/monitor.runs"
+for rep in $(seq "$REPS"); do
+	for mode in none listening filtered; do
+		monitor_listen $mode
+		fresh_source spoke1
+		b=$(bpf_cost "$SRC" established to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
+		t=$(testrun_cost "$SRC" to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
+		echo "established $mode ${b:-0} ${t:-0}" >>"$WORK/monitor.runs"
+		l0=$(monitor_budget_sum rate_limited ring_full)
+		# 10.99.0.0/16 is no source of spoke1's: every frame is a drop (spoofed_source)
+		b=$(bpf_cost 10.99.$rep.1 established to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
+		l1=$(monitor_budget_sum rate_limited ring_full)
+		t=$(testrun_cost 10.99.$rep.2 to-spoke1 spoke1 --dst 10.10.1.4 --dport 9)
+		monitor_stop
+		echo "drop $mode ${b:-0} ${t:-0} $((l1 - l0))" >>"$WORK/monitor.runs"
+	done
+done
+for kind in established drop; do
+	for mode in none listening filtered; do
+		b=$(awk -v k=$kind -v m=$mode '$1 == k && $2 == m { print $3 }' "$WORK/monitor.runs" | median)
+		t=$(awk -v k=$kind -v m=$mode '$1 == k && $2 == m { print $4 }' "$WORK/monitor.runs" | median)
+		note="monitor: $mode"
+		[ $kind = drop ] && [ $mode != none ] &&
+			note="$note; events left out (the bound or a full ring) in the BPF run: $(awk -v m=$mode '$1 == "drop" && $2 == m { print $5 }' "$WORK/monitor.runs" | median) events"
+		record "monitor-$kind-$mode" ours "" "" "" "$b" "$t" "" "$note"
+		log "  $(elapsed) monitor $kind, $mode: bpf ${b:-n/a} ns, test_run ${t:-n/a} ns"
+	done
+done
+# The bound holds: over one second of drops with a listener at --rate 1000, at most
+# 1000 events per CPU (and a window's more where the run straddles two).
+monitor_start --rate 1000
+sleep 1.5
+l0=$(monitor_budget_sum rate_limited)
+e0=$(wc -l <"$WORK/monitor.out")
+send_from spoke1 "${SPOKE1[@]}" --src 10.99.9.1 --dst 10.10.1.4 --dport 9 --seconds 1 >/dev/null
+sleep 1.2
+e1=$(wc -l <"$WORK/monitor.out")
+l1=$(monitor_budget_sum rate_limited)
+monitor_stop
+echo "monitor-bound,ours,,,,,,,$((e1 - e0)),$((l1 - l0)) left out by the bound" >>"$CSV"
+log "  $(elapsed) monitor bound: $((e1 - e0)) events of 1 s of drops at --rate 1000 per CPU, $((l1 - l0)) left out"
 }
 
 # Scrape time with a million flows and SNAT entries: its PASS/FAIL line joins the targets.

@@ -82,6 +82,34 @@ denied_connection_shows_with_its_rule_within_a_second() {
 		{ echo "shown $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }') s after the SYN"; return 1; }
 }
 
+# interface_drops REASON: the hub's drops for REASON on to-hub, from `stats -j` and `stats --prometheus`
+interface_drops() {
+	gw stats -n "$GATEWAY" -j | jq --arg r "$1" \
+		'[.dropsByInterface[] | select(.interface == "to-hub" and .vnet == "hub" and .reason == $r)
+		  | .packets] | add // 0'
+}
+interface_drops_metric() {
+	gw stats -n "$GATEWAY" --prometheus | awk -v s="vnetxdp_interface_drop_packets_total{interface=\"to-hub\",vnet=\"hub\",reason=\"$1\"}" \
+		'$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+denied_connection_counts_by_interface_and_vnet() {
+	local before metric_before after metric_after
+	before=$(interface_drops nsg_denied_inbound)
+	metric_before=$(interface_drops_metric nsg_denied_inbound)
+	syn_to 10.11.1.4 5202
+	after=$(interface_drops nsg_denied_inbound)
+	metric_after=$(interface_drops_metric nsg_denied_inbound)
+	[ "$after" -gt "$before" ] ||
+		{ echo "to-hub/hub/nsg_denied_inbound: $before -> $after: $(gw stats -n "$GATEWAY" -j | jq -c .dropsByInterface)"; return 1; }
+	[ "$metric_after" -gt "$metric_before" ] || { echo "metric $metric_before -> $metric_after"; return 1; }
+	gw stats -n "$GATEWAY" --prometheus | promtool check metrics || return 1
+	# the hub's denied SYNs are not counted on another interface or VNet
+	gw stats -n "$GATEWAY" -j | jq -e '[.dropsByInterface[] | select(.reason == "nsg_denied_inbound"
+		and (.interface != "to-hub" or .vnet != "hub"))] | length == 0' >/dev/null ||
+		{ echo "elsewhere: $(gw stats -n "$GATEWAY" -j | jq -c .dropsByInterface)"; return 1; }
+}
+
 tcp_flow_begins_and_ends_with_its_counts() {
 	local out=$WORK/flow.json sent=$WORK/sent
 	head -c 200000 /dev/urandom >"$sent"
@@ -161,6 +189,7 @@ usage_and_missing_gateway() {
 
 run_case up_with_a_security_group
 run_case denied_connection_shows_with_its_rule_within_a_second
+run_case denied_connection_counts_by_interface_and_vnet
 run_case tcp_flow_begins_and_ends_with_its_counts
 run_case filters_keep_only_what_they_name
 run_case nothing_is_written_while_nobody_listens

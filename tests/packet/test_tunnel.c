@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <cmocka.h>
@@ -529,6 +530,142 @@ static void decrypted_packet_denied_by_an_inbound_nsg_is_an_ingress_drop(void **
 	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_NSG).packets, nsg + 1);
 }
 
+/* The drops by interface and VNet (bpf/counters.h) of a key, summed over the CPUs. */
+static uint64_t drop_detail_packets(uint32_t ifindex, uint16_t vnet, uint16_t reason)
+{
+	struct drop_detail_key key = { .ifindex = ifindex, .vnet = vnet, .reason = reason };
+	int fd = harness_map(&harness, "drop_details");
+	uint64_t packets;
+
+	assert_true(fd >= 0);
+	packets = counter_of(fd, &key).packets;
+	close(fd);
+	return packets;
+}
+
+static void decrypted_drops_count_by_the_xfrm_interface_and_the_destination_vnet(void **state)
+{
+	uint64_t denied, spoofed;
+	struct frame in;
+
+	require_gateway();
+	denied = drop_detail_packets(gw.tunnel_if, HUB_VNET, DROP_NSG_DENIED_INBOUND);
+	spoofed = drop_detail_packets(gw.tunnel_if, NSG_VNET_NONE, DROP_TUNNEL_SPOOFED_INNER);
+	frame_tcp(&in, ONPREM_VM, 40011, "10.10.1.4", 2222, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	/* Dropped before a route named its VNet: counted as outside every VNet. */
+	frame_inner(&in, "192.168.60.10", "10.10.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(drop_detail_packets(gw.tunnel_if, HUB_VNET, DROP_NSG_DENIED_INBOUND),
+			 denied + 1);
+	assert_int_equal(drop_detail_packets(gw.tunnel_if, NSG_VNET_NONE,
+					     DROP_TUNNEL_SPOOFED_INNER), spoofed + 1);
+}
+
+/* A VNet whose share of the table is taken (here "none", the slot after every VNet's):
+ * its drops at a new key are counted by reason and as its overflow, and take no key. */
+static void drops_past_a_vnets_share_of_the_table_count_as_its_overflow(void **state)
+{
+	struct drop_detail_key key = { .vnet = NSG_VNET_NONE, .reason = DROP_MALFORMED_L4 };
+	int details = harness_map(&harness, "drop_details");
+	int keys = harness_map(&harness, "drop_detail_keys");
+	int overflow = harness_map(&harness, "drop_detail_overflow");
+	uint64_t full = DROP_DETAILS_PER_VNET, held, reason_drops;
+	uint32_t slot = MAX_VNETS;
+	struct packet_counter before;
+	struct flow fl = { .family = AF_INET, .src = ONPREM_VM, .dst = "10.10.1.4",
+			   .proto = IPPROTO_UDP, .sport = 40012, .dport = 2223, .ip_id = 3,
+			   .payload = 32 };
+	struct frame in;
+
+	require_gateway();
+	assert_true(details >= 0 && keys >= 0 && overflow >= 0);
+	key.ifindex = gw.tunnel_if;
+	bpf_map_delete_elem(details, &key); /* a new key, whatever ran before */
+	assert_int_equal(bpf_map_lookup_elem(keys, &slot, &held), 0);
+	assert_int_equal(bpf_map_update_elem(keys, &slot, &full, BPF_ANY), 0);
+	before = counter_of(overflow, &slot);
+	reason_drops = packets_of(gw.drops_fd, DROP_MALFORMED_L4);
+	frame_build(&in, "00:00:00:00:00:00", "00:00:00:00:00:00", &fl);
+	put16(in.data + 14 + 20 + 4, 8 + 32 + 1); /* a UDP length past the packet */
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(packets_of(gw.drops_fd, DROP_MALFORMED_L4), reason_drops + 1);
+	assert_int_equal(counter_of(overflow, &slot).packets, before.packets + 1);
+	assert_int_not_equal(bpf_map_lookup_elem(details, &key, (struct packet_counter[256]){ 0 }), 0);
+	/* With room again, the key is added and counts. */
+	assert_int_equal(bpf_map_update_elem(keys, &slot, &held, BPF_ANY), 0);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(drop_detail_packets(gw.tunnel_if, NSG_VNET_NONE, DROP_MALFORMED_L4), 1);
+	assert_int_equal(counter_of(overflow, &slot).packets, before.packets + 1);
+	close(details);
+	close(keys);
+	close(overflow);
+}
+
+static int monitor_event_copy(void *ctx, void *data, size_t size)
+{
+	if (size == sizeof(struct monitor_event))
+		memcpy(ctx, data, size);
+	return 0;
+}
+
+/* The monitor's deadline: listening for the next minute, or not (0). */
+static void monitor_listen(bool on)
+{
+	struct monitor_control c = { 0 };
+	struct timespec now;
+	int fd = harness_map(&harness, "monitor_control");
+	uint32_t zero = 0;
+
+	assert_true(fd >= 0);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (on)
+		c.listening_until_ns = (uint64_t)(now.tv_sec + 60) * 1000000000ull;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &c, BPF_ANY), 0);
+	close(fd);
+}
+
+static void decrypted_drop_is_a_monitor_event_with_the_tunnel_interface_and_its_rule(void **state)
+{
+	static const uint8_t onprem_vm[4] = { 192, 168, 50, 10 }, hub_vm[4] = { 10, 10, 1, 4 };
+	struct monitor_event e = { 0 };
+	struct ring_buffer *ring;
+	struct frame in;
+	int fd;
+
+	require_gateway();
+	fd = harness_map(&harness, "monitor_events");
+	assert_true(fd >= 0);
+	ring = ring_buffer__new(fd, monitor_event_copy, &e, NULL);
+	assert_non_null(ring);
+	ring_buffer__consume(ring); /* whatever earlier cases left */
+	memset(&e, 0, sizeof(e));
+	monitor_listen(true);
+	frame_tcp(&in, ONPREM_VM, 40021, "10.10.1.4", 2222, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	monitor_listen(false);
+	assert_true(ring_buffer__consume(ring) >= 1);
+	assert_int_equal(e.type, MONITOR_DROP);
+	assert_int_equal(e.drop_reason, DROP_NSG_DENIED_INBOUND);
+	assert_int_equal(e.ifindex, gw.tunnel_if);
+	assert_int_equal(e.src_vnet, NSG_VNET_NONE);
+	assert_int_equal(e.dst_vnet, HUB_VNET);
+	assert_int_equal(e.family, AF_INET);
+	assert_int_equal(e.proto, IPPROTO_TCP);
+	assert_int_equal(e.sport, 40021);
+	assert_int_equal(e.dport, 2222);
+	assert_memory_equal(e.src, onprem_vm, 4);
+	assert_memory_equal(e.dst, hub_vm, 4);
+	assert_int_not_equal(e.nsg_id, NSG_NONE); /* hub-nsg's DenyOnpremInbound2222 */
+	assert_int_not_equal(e.rule_id, NSG_NONE);
+	/* Nobody listens: nothing is written. */
+	frame_tcp(&in, ONPREM_VM, 40022, "10.10.1.4", 2222, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_SHOT);
+	assert_int_equal(ring_buffer__consume(ring), 0);
+	ring_buffer__free(ring);
+	close(fd);
+}
+
 static void reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg(void **state)
 {
 	uint64_t denied = packets_of(gw.drops_fd, DROP_NSG_DENIED_INBOUND);
@@ -842,6 +979,9 @@ int main(void)
 		cmocka_unit_test(decrypted_packet_outside_the_tunnel_routes_is_dropped),
 		cmocka_unit_test(packets_into_the_tunnel_are_counted),
 		cmocka_unit_test(decrypted_packet_denied_by_an_inbound_nsg_is_an_ingress_drop),
+		cmocka_unit_test(decrypted_drops_count_by_the_xfrm_interface_and_the_destination_vnet),
+		cmocka_unit_test(drops_past_a_vnets_share_of_the_table_count_as_its_overflow),
+		cmocka_unit_test(decrypted_drop_is_a_monitor_event_with_the_tunnel_interface_and_its_rule),
 		cmocka_unit_test(reply_to_a_connection_the_vm_opened_passes_the_inbound_nsg),
 		cmocka_unit_test(decrypted_icmp_error_about_the_vms_connection_passes_the_inbound_nsg),
 		cmocka_unit_test(connection_from_onprem_lets_the_vms_replies_into_the_tunnel),

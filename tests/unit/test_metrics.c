@@ -26,6 +26,10 @@ static const char *const stats_text =
 	"               {\"action\": \"forwarded\", \"packets\": 8, \"bytes\": 800}],"
 	" \"drops\": [{\"reason\": \"no_route\", \"packets\": 2, \"bytes\": 120},"
 	"            {\"reason\": \"route_none\", \"packets\": 0, \"bytes\": 0}],"
+	" \"dropsByInterface\": ["
+	"   {\"interface\": \"to-hub\", \"vnet\": \"hub\", \"reason\": \"nsg_denied_inbound\", \"packets\": 3, \"bytes\": 222},"
+	"   {\"interface\": \"xfrm-s2s\", \"vnet\": null, \"reason\": \"tunnel_spoofed_inner\", \"packets\": 1, \"bytes\": 84}],"
+	" \"dropsUnattributed\": [{\"vnet\": \"hub\", \"packets\": 7, \"bytes\": 420}],"
 	" \"peerings\": ["
 	"   {\"name\": \"hub-to-spoke1\", \"vnet\": \"hub\", \"remoteVnet\": \"spoke1\", \"packets\": 5, \"bytes\": 490},"
 	"   {\"name\": \"odd\", \"vnet\": \"we\\\"ird\\\\name\\nx\", \"remoteVnet\": \"hub\", \"packets\": -1, \"bytes\": 9007199254740993}],"
@@ -135,6 +139,24 @@ static void counters_render_as_unsigned_64_bit(void **state)
 	char *text = render_fixture();
 
 	assert_line(text, "vnetxdp_peering_packets_total{vnet=\"we\\\"ird\\\\name\\nx\",remote_vnet=\"hub\"} 18446744073709551615");
+	free(text);
+}
+
+static void drops_are_labelled_by_interface_vnet_and_reason(void **state)
+{
+	char *text = render_fixture();
+
+	assert_line(text, "# TYPE vnetxdp_interface_drop_packets_total counter");
+	assert_line(text, "vnetxdp_interface_drop_packets_total{interface=\"to-hub\",vnet=\"hub\","
+			  "reason=\"nsg_denied_inbound\"} 3");
+	assert_line(text, "vnetxdp_interface_drop_bytes_total{interface=\"to-hub\",vnet=\"hub\","
+			  "reason=\"nsg_denied_inbound\"} 222");
+	/* Outside every VNet: the label is empty, which Prometheus reads as absent. */
+	assert_line(text, "vnetxdp_interface_drop_packets_total{interface=\"xfrm-s2s\",vnet=\"\","
+			  "reason=\"tunnel_spoofed_inner\"} 1");
+	assert_line(text, "vnetxdp_interface_drop_unattributed_packets_total{vnet=\"hub\"} 7");
+	/* The drops by reason keep their name and labels. */
+	assert_line(text, "vnetxdp_drop_packets_total{reason=\"no_route\"} 2");
 	free(text);
 }
 
@@ -418,6 +440,7 @@ int main(void)
 		cmocka_unit_test(peering_counters_carry_azure_names),
 		cmocka_unit_test(counters_render_as_unsigned_64_bit),
 		cmocka_unit_test(drops_are_labelled_by_reason),
+		cmocka_unit_test(drops_are_labelled_by_interface_vnet_and_reason),
 		cmocka_unit_test(build_info_and_config_generation),
 		cmocka_unit_test(map_fill_has_entries_and_capacity),
 		cmocka_unit_test(map_info_names_the_type_and_memory),
