@@ -463,7 +463,7 @@ void flow_log_pass_begin(struct flow_log_tracker *t)
 
 static const uint64_t zero_counts[2];
 
-/* A closed TCP flow's last ACK follows the second FIN: its End waits for a quiet second. */
+/* A TCP flow is over at FIN both ways or RST, but the last ACK follows the second FIN: its End waits for a quiet second. */
 #define FLOW_LOG_CLOSE_QUIET_NS 1000000000ull
 
 void flow_log_seen(struct flow_log_tracker *t, const struct flow_key *k, const struct flow_entry *f,
@@ -488,7 +488,7 @@ void flow_log_seen(struct flow_log_tracker *t, const struct flow_key *k, const s
 		return;
 	for (int d = 0; d < 2; d++)
 		changed |= f->packets[d] != kf->packets[d] || f->bytes[d] != kf->bytes[d];
-	if (k->proto == IPPROTO_TCP && f->tcp_state == TCP_FLOW_CLOSED &&
+	if (k->proto == IPPROTO_TCP && f->tcp_state >= TCP_FLOW_CLOSING &&
 	    now_ns >= f->last_seen_ns && now_ns - f->last_seen_ns >= FLOW_LOG_CLOSE_QUIET_NS) {
 		flow_record_delta(t, kf, k, f, 'E', now_ms);
 		kf->ended = true;
