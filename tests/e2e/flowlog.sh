@@ -156,6 +156,29 @@ size_bound_removed_the_oldest_hour() {
 	[ "$(du -sb "$FLOWS" | cut -f1)" -lt 1100000 ] || { echo "$(du -sb "$FLOWS")"; return 1; }
 }
 
+# serve holds the drop events in turns and lets a monitor have them; denied flows are
+# logged again once it exits
+a_monitor_gets_the_events_and_hands_them_back() {
+	local out=$WORK/monitor.json before
+	timeout 15 nsenter --net=/run/netns/"$NS" "$VNET_XDP" monitor -n "$GATEWAY" -j --type drop \
+		--count 1 --timeout 10 >"$out" 2>"$out.err" &
+	local pid=$!
+	sleep 2.5
+	vm hub timeout 2 nc -z -w 1 -p 41999 10.11.1.4 5202 >/dev/null 2>&1
+	wait $pid || { echo "monitor exited $?: $(cat "$out.err")"; return 1; }
+	jq -e 'select(.rule == "DenyTcp5202")' "$out" >/dev/null || { echo "monitor: $(cat "$out")"; return 1; }
+	before=$(flow_tuples 10.10.1.4 10.11.1.4 5202 6 | grep -c ',41998,')
+	[ "$before" = 0 ] || { echo "port 41998 used before"; return 1; }
+	sleep 2
+	vm hub timeout 2 nc -z -w 1 -p 41998 10.11.1.4 5202 >/dev/null 2>&1
+	for _ in $(seq 25); do
+		flow_tuples 10.10.1.4 10.11.1.4 5202 6 | grep -q ',41998,5202,6,I,D,' && return 0
+		sleep 0.2
+	done
+	echo "no D tuple after the monitor left: $(grep -i monitor "$WORK/serve.log")"
+	return 1
+}
+
 metrics_count_the_records() {
 	local m
 	m=$(in_gw curl -sf "http://$LISTEN/metrics") || { echo "no metrics"; return 1; }
@@ -179,5 +202,6 @@ run_case tcp_exchange_is_logged_with_its_exact_counts
 run_case denied_connection_has_a_denied_tuple_with_its_rule
 run_case files_are_whole_documents_in_hourly_folders
 run_case size_bound_removed_the_oldest_hour
+run_case a_monitor_gets_the_events_and_hands_them_back
 run_case metrics_count_the_records
 exit ${FAILED:-0}
