@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <net/if.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -861,30 +864,27 @@ static void document_write(struct flow_log *fl, json_t *doc, const struct flow_l
 static json_t *vnet_macs(json_t *state)
 {
 	json_t *macs = json_object(), *it;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	size_t i;
 
+	/* by ioctl, not /sys: sysfs shows the namespace it was mounted in, not serve's */
 	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
 		const char *vnet = json_string_value(json_object_get(it, "virtualNetwork"));
 		const char *name = json_string_value(json_object_get(it, "name"));
-		char path[300], text[32] = "", mac[16];
-		size_t n = 0;
-		FILE *f;
+		struct ifreq ifr = { 0 };
+		const unsigned char *a = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
+		char mac[16];
 
-		if (!vnet || !name || json_object_get(macs, vnet))
+		if (fd < 0 || !vnet || !name || json_object_get(macs, vnet) || strlen(name) >= IFNAMSIZ)
 			continue;
-		snprintf(path, sizeof(path), "/sys/class/net/%s/address", name);
-		f = fopen(path, "re");
-		if (!f)
+		memcpy(ifr.ifr_name, name, strlen(name));
+		if (ioctl(fd, SIOCGIFHWADDR, &ifr))
 			continue;
-		if (fgets(text, sizeof(text), f))
-			for (const char *p = text; *p && n < 12; p++)
-				if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))
-					mac[n++] = *p >= 'a' ? (char)(*p - 32) : *p;
-		fclose(f);
-		mac[n] = '\0';
-		if (n == 12)
-			json_object_set_new(macs, vnet, json_string(mac));
+		snprintf(mac, sizeof(mac), "%02X%02X%02X%02X%02X%02X", a[0], a[1], a[2], a[3], a[4], a[5]);
+		json_object_set_new(macs, vnet, json_string(mac));
 	}
+	if (fd >= 0)
+		close(fd);
 	return macs;
 }
 

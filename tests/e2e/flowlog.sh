@@ -126,6 +126,10 @@ tcp_exchange_is_logged_with_its_exact_counts() {
 	[ "$b_fwd" -ge 200000 ] && [ "$b_fwd" -lt 220000 ] && [ "$p_rev" -gt 0 ] ||
 		{ echo "sums $s for 200000 bytes sent"; return 1; }
 	[ "$(flow_tuples 10.10.1.4 10.11.1.4 5201 6 | grep -c ',E,')" = 1 ] || { echo "more than one End"; return 1; }
+	# FLOWLOG_SAMPLE=FILE keeps the document with its counts (README shows one)
+	if [ -n "${FLOWLOG_SAMPLE:-}" ]; then
+		grep -l ',5201,6,I,C,' $(find "$FLOWS" -name 'flowlog-*.json') | head -1 | xargs -r cat >"$FLOWLOG_SAMPLE"
+	fi
 }
 
 denied_connection_has_a_denied_tuple_with_its_rule() {
@@ -144,7 +148,7 @@ files_are_whole_documents_in_hourly_folders() {
 		[[ ${f#"$FLOWS"/} =~ ^y=[0-9]{4}/m=[0-9]{2}/d=[0-9]{2}/h=[0-9]{2}/m=00/flowlog-[0-9]{8}T[0-9]{6}Z\.json$ ]] ||
 			{ echo "not in Azure's path shape: $f"; bad=1; }
 		jq -e '.records[0] | .flowLogVersion == 4 and .category == "FlowLogFlowEvent"
-			and .operationName == "FlowLogFlowEvent" and (.macAddress | test("^[0-9A-F]{12}$"))
+			and .operationName == "FlowLogFlowEvent" and (.macAddress | test("^[0-9A-F]{12}$")) and .macAddress != "000000000000"
 			and (.flowLogGUID | test("^[0-9a-f-]{36}$"))' "$f" >/dev/null || { echo "not a record: $f"; bad=1; }
 	done
 	[ $bad = 0 ]
