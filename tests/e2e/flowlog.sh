@@ -87,6 +87,7 @@ serve_creates_the_directory_and_writes() {
 	mkdir -p "$FLOWS/y=2020/m=01/d=01/h=00/m=00"
 	head -c 1200000 /dev/zero >"$OLD_HOUR/m=00/flowlog-20200101T000000Z.json"
 	chmod 0750 "$FLOWS"
+	touch "$WORK/serve-started"
 	serve_start "$LISTEN" || return 1
 	[ "$(stat -c %a "$FLOWS")" = 750 ] || { echo "mode $(stat -c %a "$FLOWS")"; return 1; }
 }
@@ -140,13 +141,15 @@ denied_connection_has_a_denied_tuple_with_its_rule() {
 }
 
 files_are_whole_documents_in_hourly_folders() {
-	local f bad=0 hour
-	hour=$(date -u +y=%Y/m=%m/d=%d/h=%H)
-	ls "$FLOWS/$hour/m=00/"flowlog-*.json >/dev/null 2>&1 || ls "$FLOWS"/y=*/m=*/d=*/h=*/m=00/flowlog-*.json >/dev/null ||
-		{ echo "no file in $FLOWS/$hour/m=00: $(find "$FLOWS" | head)"; return 1; }
-	for f in $(find "$FLOWS" -type f -newer "$CONFIG"); do
+	local f bad=0 files
+	files=$(find "$FLOWS" -type f -newer "$WORK/serve-started")
+	[ -n "$files" ] || { echo "serve wrote no file: $(find "$FLOWS" | head)"; return 1; }
+	for f in $files; do
 		[[ ${f#"$FLOWS"/} =~ ^y=[0-9]{4}/m=[0-9]{2}/d=[0-9]{2}/h=[0-9]{2}/m=00/flowlog-[0-9]{8}T[0-9]{6}Z\.json$ ]] ||
-			{ echo "not in Azure's path shape: $f"; bad=1; }
+			{ echo "not in Azure's path shape (or a temporary file left): $f"; bad=1; }
+		# the folder is the file's own hour, as its name says
+		[[ $f == */y=${f: -21:4}/m=${f: -17:2}/d=${f: -15:2}/h=${f: -12:2}/m=00/* ]] ||
+			{ echo "in another hour's folder: $f"; bad=1; }
 		jq -e '.records[0] | .flowLogVersion == 4 and .category == "FlowLogFlowEvent"
 			and .operationName == "FlowLogFlowEvent" and (.macAddress | test("^[0-9A-F]{12}$")) and .macAddress != "000000000000"
 			and (.flowLogGUID | test("^[0-9a-f-]{36}$"))' "$f" >/dev/null || { echo "not a record: $f"; bad=1; }
