@@ -201,6 +201,23 @@ metrics_count_the_records() {
 	fi
 }
 
+# SIGHUP with other flow log settings: the writer restarts into the new directory
+reload_moves_the_flow_logs() {
+	local moved=$WORK/flows2
+	jq --arg dir "$moved" '.gateway.flowLogs.directory = $dir' "$CONFIG" >"$CONFIG.new" &&
+		mv "$CONFIG.new" "$CONFIG"
+	kill -HUP "$(cat "$WORK/serve.pid")"
+	for _ in $(seq 50); do [ -d "$moved" ] && break; sleep 0.1; done
+	[ -d "$moved" ] || { echo "no $moved after SIGHUP: $(tail -5 "$WORK/serve.log")"; return 1; }
+	vm hub ping -c 2 -i 0.2 -W 1 10.11.1.4 >/dev/null || { echo "ping failed"; return 1; }
+	for _ in $(seq 30); do
+		find "$moved" -name 'flowlog-*.json' | xargs -r cat | grep -q '10.10.1.4,10.11.1.4,0,0,1,I,B' && return 0
+		sleep 0.2
+	done
+	echo "the ping is not in $moved: $(find "$moved")"
+	return 1
+}
+
 run_case a_relative_or_dotted_directory_is_refused
 run_case serve_refuses_a_world_writable_directory
 run_case serve_creates_the_directory_and_writes
@@ -211,4 +228,5 @@ run_case files_are_whole_documents_in_hourly_folders
 run_case size_bound_removed_the_oldest_hour
 run_case a_monitor_gets_the_events_and_hands_them_back
 run_case metrics_count_the_records
+run_case reload_moves_the_flow_logs
 exit ${FAILED:-0}
