@@ -1200,6 +1200,7 @@ void config_free(struct config *cfg)
 	free(cfg->gateway_vnets);
 	free(cfg->gateway_name);
 	free(cfg->metrics_listen);
+	free(cfg->flow_logs.directory);
 	free(cfg->path);
 	free(cfg);
 }

@@ -225,6 +225,15 @@ struct config_limits {
 	uint32_t snat_mappings_per_vm;   /* concurrent SNAT mappings of one VM, 0: no limit */
 };
 
+/* gateway.flowLogs: `serve` writes Azure VNet flow log documents (user/flow_log.c). */
+struct config_flow_logs {
+	bool enabled;                    /* default true when the section is given */
+	char *directory;                 /* absolute, no "..": default /var/log/vnet-xdp/flows */
+	uint32_t interval_seconds;       /* default 60, 1-3600 */
+	uint32_t max_megabytes;          /* default 256: the oldest hours go beyond it */
+	uint32_t denied_per_second;      /* default 100: new denied tuples per second */
+};
+
 /* What config_load found when it opened the file (fstat of the descriptor it read), for
  * the check of a file holding a sharedKey. All zero for a document read from memory. */
 struct config_source {
@@ -247,6 +256,7 @@ struct config {
 	bool nat66;                      /* gateway.nat66: SNAT IPv6 too (default false) */
 	uint16_t tunnel_tcp_mss;         /* gateway.tunnelTcpMss: TCP MSS clamped to (1350) */
 	struct config_limits limits;
+	struct config_flow_logs flow_logs;
 
 	struct config_vnet *vnets;
 	size_t n_vnets;

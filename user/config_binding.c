@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include "config_internal.h"
+#include "flow_log.h"
 #include "gateway_name.h"
 #include "local_interfaces.h"
 #include "vnet_xdp.h"
@@ -349,6 +350,46 @@ static void read_metrics(struct loader *l, struct node metrics)
 	l->cfg->metrics_listen = copy_string(text);
 }
 
+/* gateway.flowLogs. Only the path's shape is checked here (`check` touches no file);
+ * `serve` creates the directory or refuses one that is a link or world-writable
+ * (flow_log_directory_prepare). */
+static void read_flow_logs(struct loader *l, struct node fl)
+{
+	struct config_flow_logs *f = &l->cfg->flow_logs;
+	struct node dir = node_child(&l->r, fl, "directory");
+	const char *text = FLOW_LOG_DEFAULT_DIRECTORY;
+	long long v;
+
+	*f = (struct config_flow_logs){ .interval_seconds = 60, .max_megabytes = 256,
+					.denied_per_second = 100 };
+	if (!fl.value || !is_object_or_report(&l->r, fl))
+		return;
+	f->enabled = true;
+	CHECK_KEYS(l, fl, "enabled", "directory", "intervalSeconds", "maxMegabytes",
+		   "deniedPerSecond");
+	get_bool(&l->r, node_child(&l->r, fl, "enabled"), &f->enabled);
+	if (dir.value && get_string(&l->r, dir, &text)) {
+		const char *problem = flow_log_directory_problem(text);
+
+		if (problem) {
+			reader_problem(&l->r, dir.path, "\"%s\" %s; allowed: an absolute path such as "
+				       FLOW_LOG_DEFAULT_DIRECTORY, reader_shown(&l->r, text), problem);
+			text = FLOW_LOG_DEFAULT_DIRECTORY;
+		}
+	}
+	f->directory = copy_string(text);
+	/* Azure writes every minute (intervals of 1 s are for tests). */
+	v = f->interval_seconds;
+	if (get_int(&l->r, node_child(&l->r, fl, "intervalSeconds"), 1, 3600, &v))
+		f->interval_seconds = (uint32_t)v;
+	v = f->max_megabytes;
+	if (get_int(&l->r, node_child(&l->r, fl, "maxMegabytes"), 1, 1048576, &v))
+		f->max_megabytes = (uint32_t)v;
+	v = f->denied_per_second;
+	if (get_int(&l->r, node_child(&l->r, fl, "deniedPerSecond"), 0, 1000000, &v))
+		f->denied_per_second = (uint32_t)v;
+}
+
 /* The MSS of TCP SYN and SYN-ACK segments through a tunnel is lowered to this, as Azure's
  * VPN gateway advises of devices on its tunnels: a segment of it fits the tunnel's MTU
  * whatever the ESP proposal. From IPv4's minimum (576 less headers) to what a jumbo
@@ -487,6 +528,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	const char *text;
 
 	read_limits(l, (struct node){ NULL, "" });
+	read_flow_logs(l, (struct node){ NULL, "" });
 	l->cfg->tunnel_tcp_mss = DEFAULT_TUNNEL_TCP_MSS;
 	if (!gateway.value) {
 		reader_problem(&l->r, gateway.path, "missing; allowed: {\"name\", \"interfaces\", "
@@ -497,7 +539,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	if (!is_object_or_report(&l->r, gateway))
 		return;
 	CHECK_KEYS(l, gateway, "name", "interfaces", "virtualNetworks", "virtualNetworkGateways",
-		   "nat66", "metrics", "limits", "tunnelTcpMss", "serviceTagsFile");
+		   "nat66", "metrics", "limits", "tunnelTcpMss", "serviceTagsFile", "flowLogs");
 	if (!name.value)
 		reader_problem(&l->r, name.path, "missing; allowed: " GATEWAY_NAME_ALLOWED);
 	else if (!get_string(&l->r, name, &text))
@@ -515,5 +557,6 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	read_tunnel_tcp_mss(l, node_child(&l->r, gateway, "tunnelTcpMss"));
 	read_metrics(l, node_child(&l->r, gateway, "metrics"));
 	read_limits(l, node_child(&l->r, gateway, "limits"));
+	read_flow_logs(l, node_child(&l->r, gateway, "flowLogs"));
 	check_bound_vnets_disjoint(l, gateway);
 }

@@ -69,8 +69,103 @@ static void counter_add_user(int fd, uint32_t index, uint64_t n)
 static const char *const flow_maps[] = { "flows", "new_flows" };
 #define FLOW_MAPS (sizeof(flow_maps) / sizeof(*flow_maps))
 
+/* What the fast path forwarded under its leases and has not yet added to the flow
+ * entries (bpf/fastpath.h), per flow and direction, sorted for flow_add_pending. */
+struct pending_count {
+	struct flow_key flow;
+	uint32_t responder;
+	uint64_t packets, bytes, last_seen_ns;
+};
+
+static int pending_compare(const void *a, const void *b)
+{
+	const struct pending_count *x = a, *y = b;
+	int c = memcmp(&x->flow, &y->flow, sizeof(x->flow));
+
+	return c ? c : (int)x->responder - (int)y->responder;
+}
+
+static const char *const fast_path_maps[] = FAST_PATH_MAP_NAMES;
+
+/* Appends the entries of one fast path map that hold anything pending; false when out of
+ * memory. */
+static bool pending_counts_append(int fd, struct pending_count **list, size_t *n, size_t *size)
+{
+	uint8_t key[sizeof(struct fast_path_key6)], prev_key[sizeof(key)];
+	struct pending_count *bigger;
+	struct fast_path_entry e;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, key)) {
+		if (!bpf_map_lookup_elem(fd, key, &e) && (e.pending_packets || e.last_seen_ns)) {
+			if (*n == *size) {
+				*size = *size ? 2 * *size : 64;
+				bigger = realloc(*list, *size * sizeof(**list));
+				if (!bigger)
+					return false;
+				*list = bigger;
+			}
+			(*list)[(*n)++] = (struct pending_count){ .flow = e.flow,
+				.responder = e.responder & 1, .packets = e.pending_packets,
+				.bytes = e.pending_bytes, .last_seen_ns = e.last_seen_ns };
+		}
+		memcpy(prev_key, key, sizeof(key));
+		prev = prev_key;
+	}
+	return true;
+}
+
+static size_t pending_counts_load(const char *gateway, struct pending_count **out)
+{
+	struct pending_count *list = NULL;
+	size_t n = 0, size = 0;
+
+	for (size_t i = 0; i < sizeof(fast_path_maps) / sizeof(*fast_path_maps); i++) {
+		int fd = datapath_map_open(gateway, fast_path_maps[i]);
+		bool ok = fd < 0 || pending_counts_append(fd, &list, &n, &size);
+
+		if (fd >= 0)
+			close(fd);
+		if (!ok)
+			break;
+	}
+	if (n)
+		qsort(list, n, sizeof(*list), pending_compare);
+	*out = list;
+	return n;
+}
+
+/* The flow as it is: its entry plus what waits in the fast path for both directions. */
+static void flow_add_pending(const struct flow_key *k, struct flow_entry *f,
+			     const struct pending_count *pending, size_t n)
+{
+	for (uint32_t r = 0; r < 2; r++) {
+		struct pending_count want = { .flow = *k, .responder = r };
+		const struct pending_count *p = bsearch(&want, pending, n, sizeof(*pending),
+							pending_compare);
+
+		/* One direction arriving on two interfaces has two entries: all of them. */
+		while (p && p > pending && !pending_compare(p - 1, &want))
+			p--;
+		for (; p && p < pending + n && !pending_compare(p, &want); p++) {
+			f->packets[r] += p->packets;
+			f->bytes[r] += p->bytes;
+			if (p->last_seen_ns > f->last_seen_ns)
+				f->last_seen_ns = p->last_seen_ns;
+		}
+	}
+}
+
+struct flow_removal {
+	flow_visit_fn fn;
+	void *ctx;
+	struct pending_count *pending;
+	size_t n_pending;
+};
+
 /* Removes one table's expired flows; returns how many went. */
-static long flows_gc_map(int flows_fd, const struct gateway_settings *s)
+static long flows_gc_map(int flows_fd, const struct gateway_settings *s,
+			 const struct flow_removal *report)
 {
 	struct flow_key key, *prev = NULL, *doomed = NULL;
 	struct flow_entry entry;
@@ -100,6 +195,10 @@ static long flows_gc_map(int flows_fd, const struct gateway_settings *s)
 		if (bpf_map_lookup_elem(flows_fd, &doomed[i], &entry) ||
 		    clock_age_ns(datapath_clock_ns(), entry.last_seen_ns) <= flow_timeout_ns(doomed[i].proto, entry.tcp_state, s))
 			continue;
+		if (report->fn) {
+			flow_add_pending(&doomed[i], &entry, report->pending, report->n_pending);
+			report->fn(report->ctx, &doomed[i], &entry);
+		}
 		if (!bpf_map_delete_elem(flows_fd, &doomed[i]))
 			removed++;
 	}
@@ -107,8 +206,9 @@ static long flows_gc_map(int flows_fd, const struct gateway_settings *s)
 	return removed;
 }
 
-long flows_gc(const char *gateway)
+long flows_gc(const char *gateway, flow_visit_fn on_removed, void *ctx)
 {
+	struct flow_removal report = { .fn = on_removed, .ctx = ctx };
 	struct gateway_settings s;
 	long removed = 0;
 	int counters_fd;
@@ -118,19 +218,23 @@ long flows_gc(const char *gateway)
 	counters_fd = datapath_map_open(gateway, "flow_counters");
 	if (counters_fd < 0)
 		return -ENOENT;
+	if (on_removed)
+		report.n_pending = pending_counts_load(gateway, &report.pending);
 	for (size_t i = 0; i < FLOW_MAPS; i++) {
 		int fd = datapath_map_open(gateway, flow_maps[i]);
 
 		if (fd < 0) {
 			if (i == 0) {
+				free(report.pending);
 				close(counters_fd);
 				return -ENOENT;
 			}
 			continue; /* a datapath from before new_flows */
 		}
-		removed += flows_gc_map(fd, &s);
+		removed += flows_gc_map(fd, &s, &report);
 		close(fd);
 	}
+	free(report.pending);
 	if (removed)
 		counter_add_user(counters_fd, FLOW_GC_REMOVED, (uint64_t)removed);
 	close(counters_fd);
@@ -291,119 +395,23 @@ static bool flow_kept(const struct flow_filter *filter, const struct flow_key *k
 	return flow_filter_match(filter, &e);
 }
 
-/* What the fast path forwarded under its leases and has not yet added to the flow
- * entries (bpf/fastpath.h), per flow and direction, sorted for flow_add_pending. */
-struct pending_count {
-	struct flow_key flow;
-	uint32_t responder;
-	uint64_t packets, bytes, last_seen_ns;
-};
-
-static int pending_compare(const void *a, const void *b)
+int flows_foreach(const char *gateway, flow_visit_fn visit, void *ctx)
 {
-	const struct pending_count *x = a, *y = b;
-	int c = memcmp(&x->flow, &y->flow, sizeof(x->flow));
-
-	return c ? c : (int)x->responder - (int)y->responder;
-}
-
-static const char *const fast_path_maps[] = FAST_PATH_MAP_NAMES;
-
-/* Appends the entries of one fast path map that hold anything pending; false when out of
- * memory. */
-static bool pending_counts_append(int fd, struct pending_count **list, size_t *n, size_t *size)
-{
-	uint8_t key[sizeof(struct fast_path_key6)], prev_key[sizeof(key)];
-	struct pending_count *bigger;
-	struct fast_path_entry e;
-	void *prev = NULL;
-
-	while (!bpf_map_get_next_key(fd, prev, key)) {
-		if (!bpf_map_lookup_elem(fd, key, &e) && (e.pending_packets || e.last_seen_ns)) {
-			if (*n == *size) {
-				*size = *size ? 2 * *size : 64;
-				bigger = realloc(*list, *size * sizeof(**list));
-				if (!bigger)
-					return false;
-				*list = bigger;
-			}
-			(*list)[(*n)++] = (struct pending_count){ .flow = e.flow,
-				.responder = e.responder & 1, .packets = e.pending_packets,
-				.bytes = e.pending_bytes, .last_seen_ns = e.last_seen_ns };
-		}
-		memcpy(prev_key, key, sizeof(key));
-		prev = prev_key;
-	}
-	return true;
-}
-
-static size_t pending_counts_load(const char *gateway, struct pending_count **out)
-{
-	struct pending_count *list = NULL;
-	size_t n = 0, size = 0;
-
-	for (size_t i = 0; i < sizeof(fast_path_maps) / sizeof(*fast_path_maps); i++) {
-		int fd = datapath_map_open(gateway, fast_path_maps[i]);
-		bool ok = fd < 0 || pending_counts_append(fd, &list, &n, &size);
-
-		if (fd >= 0)
-			close(fd);
-		if (!ok)
-			break;
-	}
-	if (n)
-		qsort(list, n, sizeof(*list), pending_compare);
-	*out = list;
-	return n;
-}
-
-/* The flow as it is: its entry plus what waits in the fast path for both directions. */
-static void flow_add_pending(const struct flow_key *k, struct flow_entry *f,
-			     const struct pending_count *pending, size_t n)
-{
-	for (uint32_t r = 0; r < 2; r++) {
-		struct pending_count want = { .flow = *k, .responder = r };
-		const struct pending_count *p = bsearch(&want, pending, n, sizeof(*pending),
-							pending_compare);
-
-		/* One direction arriving on two interfaces has two entries: all of them. */
-		while (p && p > pending && !pending_compare(p - 1, &want))
-			p--;
-		for (; p && p < pending + n && !pending_compare(p, &want); p++) {
-			f->packets[r] += p->packets;
-			f->bytes[r] += p->bytes;
-			if (p->last_seen_ns > f->last_seen_ns)
-				f->last_seen_ns = p->last_seen_ns;
-		}
-	}
-}
-
-static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
-{
-	struct gateway_settings s;
 	struct flow_key key, prev_key, *prev;
 	struct flow_entry entry;
-	json_t *state = state_load(gateway), *out = json_array();
-	uint64_t now = datapath_clock_ns();
 	struct pending_count *pending = NULL;
 	size_t pending_n = pending_counts_load(gateway, &pending);
+	int found = 0;
 
-	settings_read(gateway, &s);
 	for (size_t i = 0; i < FLOW_MAPS; i++) {
 		int fd = datapath_map_open(gateway, flow_maps[i]);
 
+		found |= fd >= 0;
 		prev = NULL;
 		while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
 			if (!bpf_map_lookup_elem(fd, &key, &entry)) {
-				json_t *flow;
-
 				flow_add_pending(&key, &entry, pending, pending_n);
-				flow = flow_json(&key, &entry, &s,
-						 json_object_get(state, "virtualNetworks"), now);
-				if (flow_kept(filter, &key, &entry, flow))
-					json_array_append_new(out, flow);
-				else
-					json_decref(flow);
+				visit(ctx, &key, &entry);
 			}
 			prev_key = key;
 			prev = &prev_key;
@@ -412,8 +420,38 @@ static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
 			close(fd);
 	}
 	free(pending);
+	return found ? 0 : -ENOENT;
+}
+
+struct flows_listing {
+	const struct flow_filter *filter;
+	struct gateway_settings s;
+	json_t *vnets, *out;
+	uint64_t now;
+};
+
+static void flow_listed(void *ctx, const struct flow_key *key, const struct flow_entry *entry)
+{
+	struct flows_listing *l = ctx;
+	json_t *flow = flow_json(key, entry, &l->s, l->vnets, l->now);
+
+	if (flow_kept(l->filter, key, entry, flow))
+		json_array_append_new(l->out, flow);
+	else
+		json_decref(flow);
+}
+
+static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
+{
+	json_t *state = state_load(gateway);
+	struct flows_listing l = { .filter = filter, .out = json_array(),
+				   .vnets = json_object_get(state, "virtualNetworks"),
+				   .now = datapath_clock_ns() };
+
+	settings_read(gateway, &l.s);
+	flows_foreach(gateway, flow_listed, &l);
 	json_decref(state);
-	return out;
+	return l.out;
 }
 
 int flows_main(int argc, char **argv)
@@ -437,7 +475,7 @@ int flows_main(int argc, char **argv)
 		return err;
 	if (o.gc) {
 		int lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
-		long removed = lock < 0 ? lock : flows_gc(gateway);
+		long removed = lock < 0 ? lock : flows_gc(gateway, NULL, NULL);
 
 		gateway_unlock(lock);
 		if (lock < 0)

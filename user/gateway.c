@@ -172,6 +172,12 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "generation", json_integer(generation));
 	state_set_netns(state);
 	json_object_set_new(state, "metricsListen", json_string(cfg->metrics_listen ? cfg->metrics_listen : ""));
+	if (cfg->flow_logs.enabled) /* for `serve`, which may start from the state alone */
+		json_object_set_new(state, "flowLogs", json_pack("{s:s, s:i, s:i, s:i}",
+			"directory", cfg->flow_logs.directory, "intervalSeconds",
+			(json_int_t)cfg->flow_logs.interval_seconds, "maxMegabytes",
+			(json_int_t)cfg->flow_logs.max_megabytes, "deniedPerSecond",
+			(json_int_t)cfg->flow_logs.denied_per_second));
 	for (size_t v = 0; v < cfg->n_vnets; v++)
 		json_array_append_new(vnets, json_string(cfg->vnets[v].name));
 	for (size_t i = 0; i < plan->n_interfaces; i++) {

@@ -162,6 +162,7 @@ static void expand_instance(struct importer *imp, struct arm_context *ctx, json_
 		take_context_warnings(imp, ctx, NULL, path);
 	} else if (!import_type_is_modeled(full_type)) {
 		importer_count_unmodeled(imp, full_type, 1);
+		importer_note_flow_log(imp, full_type, res);
 		take_context_warnings(imp, ctx, NULL, path);
 	} else {
 		struct leaf_errors le = { .imp = imp, .pending = json_array() };

@@ -22,6 +22,7 @@ struct importer {
 	int warnings;
 	int deployment_depth;    /* nested deployments being expanded */
 	int deployments_expanded; /* nested deployments expanded so far */
+	int flow_logs, flow_logs_disabled; /* networkWatchers/flowLogs seen, those disabled */
 };
 
 /* Writes "import: warning: FILE: message" once per distinct message. */
@@ -44,6 +45,8 @@ bool import_type_is_modeled(const char *type);
 void importer_add_resource(struct importer *imp, json_t *resource, const char *path,
 			   json_t *pending);
 void importer_count_unmodeled(struct importer *imp, const char *type, int n);
+/* A resource left out: a network watcher's flow log becomes gateway.flowLogs. */
+void importer_note_flow_log(struct importer *imp, const char *type, json_t *resource);
 
 /* Expands an ARM template's resources into the importer. Returns 0 or 1 (input error). */
 int import_arm_template(struct importer *imp, json_t *doc);

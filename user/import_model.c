@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include "arm_expr.h"
+#include "flow_log.h"
 #include "import_internal.h"
 #include "local_interfaces.h"
 
@@ -44,6 +45,7 @@ static const struct type_info types[] = {
 	{ NET "firewallPolicies/ruleCollectionGroups", NULL, false },
 	{ NET "loadBalancers", NULL, false },
 	{ NET "networkWatchers", NULL, false },
+	{ NET "networkWatchers/flowLogs", NULL, false }, /* becomes gateway.flowLogs */
 	{ NET "privateDnsZones", NULL, false },
 	{ NET "privateEndpoints", NULL, false },
 	{ NET "publicIPPrefixes", NULL, false },
@@ -118,6 +120,17 @@ void importer_count_unmodeled(struct importer *imp, const char *type, int n)
 	json_int_t count = json_integer_value(json_object_get(imp->unmodeled, key));
 
 	json_object_set_new(imp->unmodeled, key, json_integer(count + n));
+}
+
+void importer_note_flow_log(struct importer *imp, const char *type, json_t *resource)
+{
+	json_t *props = json_object_get(resource, "properties");
+	json_t *enabled = json_object_get(props ? props : resource, "enabled");
+
+	if (!type || strcmp(import_canonical_type(type) ?: "", NET "networkWatchers/flowLogs"))
+		return;
+	imp->flow_logs++;
+	imp->flow_logs_disabled += json_is_false(enabled);
 }
 
 char *import_lower(const char *text)
@@ -674,6 +687,7 @@ void importer_add_resource(struct importer *imp, json_t *resource, const char *p
 	info = type_lookup(raw_type);
 	if (!info || !info->modeled) {
 		importer_count_unmodeled(imp, raw_type, 1);
+		importer_note_flow_log(imp, raw_type, resource);
 		goto out;
 	}
 	type = info->type;
@@ -982,6 +996,15 @@ json_t *importer_finish(struct importer *imp)
 	tags = rule_service_tags(imp);
 	if (json_object_size(tags))
 		json_object_set_new(gateway, "serviceTagsFile", json_string("FILL-IN"));
+	if (imp->flow_logs) {
+		/* Azure's storage account, retention and analytics have no counterpart: the
+		 * records go to a local directory, every minute as Azure writes them. */
+		json_object_set_new(gateway, "flowLogs", json_pack("{s:b, s:s}", "enabled",
+			imp->flow_logs > imp->flow_logs_disabled, "directory", FLOW_LOG_DEFAULT_DIRECTORY));
+		fprintf(imp->diag, "import: gateway.flowLogs from %d flow log resource%s (written by "
+			"`serve` into %s; storageId and retentionPolicy are not used)\n", imp->flow_logs,
+			imp->flow_logs == 1 ? "" : "s", FLOW_LOG_DEFAULT_DIRECTORY);
+	}
 	print_fill_in_note(imp, json_array_size(interfaces), json_array_size(bindings), tags);
 	json_decref(tags);
 	json_decref(bindings);

@@ -119,6 +119,17 @@ static const struct metric_family families[] = {
 	  "Packets the kernel's SAs of the tunnel refused for a failed integrity check.",
 	  "tunnels", "integrityFailures", { { "tunnel", "name" } } },
 
+	/* Flow logs (gateway.flowLogs, written by serve): "flowLogRecords" and
+	 * "flowLogDropped" are arrays of {state|reason, records}, present while they run. */
+	{ "vnetxdp_flow_log_records_total", METRIC_COUNTER,
+	  "Flow log tuples written, by flow state (begin, continuing, end, denied).",
+	  "flowLogRecords", "records", { { "state", "state" } } },
+	{ "vnetxdp_flow_log_records_dropped_total", METRIC_COUNTER,
+	  "Flow log tuples left out: rate (deniedPerSecond), size (the hour alone fills "
+	  "maxMegabytes), write (the file could not be written), ring (drop events the "
+	  "datapath's bound or a full ring left out while serve listened).",
+	  "flowLogDropped", "records", { { "reason", "reason" } } },
+
 	/* NSG rules: "nsgRuleHits" is an array of {nsg, rule, direction, access, hits}. */
 	{ "vnetxdp_nsg_rule_hits_total", METRIC_COUNTER,
 	  "First packets of flows that a network security group rule decided.",

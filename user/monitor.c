@@ -380,6 +380,13 @@ static int monitor_lock(const char *gateway)
 {
 	int fd = gateway_monitor_lock(gateway);
 
+	/* `serve` writing flow logs holds the ring in turns of a second and lets go between
+	 * them (user/flow_log.c): a monitor waits one turn for it. */
+	for (int tries = 0; fd == -EBUSY && tries < 25; tries++) {
+		usleep(50000);
+		fd = gateway_monitor_lock(gateway);
+	}
+
 	if (fd == -EBUSY)
 		log_error("another `vnet-xdp monitor` reads the events of gateway %s", gateway);
 	else if (fd < 0)

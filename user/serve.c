@@ -30,6 +30,7 @@
 #include "service.h"
 #include "datapath.h"
 #include "snat.h"
+#include "flow_log.h"
 #include "flows.h"
 #include "state.h"
 #include "stats.h"
@@ -72,6 +73,7 @@ struct exporter {
 	pthread_t redial; /* its own thread: a slow count or GC never delays a redial */
 	bool redialing;
 	struct redialer redialer;
+	struct flow_log *flow_log; /* gateway.flowLogs; swapped under lock */
 };
 
 static const char index_page[] =
@@ -293,6 +295,10 @@ static json_t *exporter_stats(struct exporter *exporter)
 	pthread_mutex_unlock(&exporter->lock);
 	stats = stats_collect_with(exporter->gateway, slow); /* none yet (not up): counted now */
 	json_decref(slow);
+	pthread_mutex_lock(&exporter->lock);
+	if (stats && exporter->flow_log)
+		flow_log_stats(exporter->flow_log, stats);
+	pthread_mutex_unlock(&exporter->lock);
 	return stats;
 }
 
@@ -492,7 +498,7 @@ static void snat_gc_tick(const char *gateway)
 
 /* The periodic collectors, under the gateway's lock: a reload or down that holds it
  * makes them skip this turn rather than delete from maps being replaced. */
-static void collectors_run(const char *gateway)
+static void collectors_run(const char *gateway, struct flow_log *flow_log)
 {
 	int lock = gateway_lock(gateway, 0);
 
@@ -500,7 +506,8 @@ static void collectors_run(const char *gateway)
 		log_debug("gateway %s: collectors skip a turn: %s", gateway, strerror(-lock));
 		return;
 	}
-	flows_gc(gateway); /* idle flows out, before LRU must evict */
+	/* idle flows out, before LRU must evict; each told to the flow log first (its End) */
+	flows_gc(gateway, flow_log ? flow_log_flow_removed : NULL, flow_log);
 	snat_gc_tick(gateway); /* expired SNAT mappings, ports back */
 	gateway_unlock(lock);
 }
@@ -550,6 +557,56 @@ out:
 		config_free(cfg);
 	free(path);
 	return err;
+}
+
+/* gateway.flowLogs of the running config, from the state `up` and `reload` write. */
+static bool flow_log_settings_of_state(const char *gateway, struct config_flow_logs *s)
+{
+	json_t *state = state_load(gateway), *fl = json_object_get(state, "flowLogs");
+	const char *dir = json_string_value(json_object_get(fl, "directory"));
+
+	*s = (struct config_flow_logs){ .enabled = dir != NULL, .directory = dir ? strdup(dir) : NULL,
+		.interval_seconds = (uint32_t)json_integer_value(json_object_get(fl, "intervalSeconds")),
+		.max_megabytes = (uint32_t)json_integer_value(json_object_get(fl, "maxMegabytes")),
+		.denied_per_second = (uint32_t)json_integer_value(json_object_get(fl, "deniedPerSecond")) };
+	json_decref(state);
+	if (s->enabled && (!s->directory || !s->interval_seconds || !s->max_megabytes)) {
+		free(s->directory);
+		s->enabled = false;
+	}
+	return s->enabled;
+}
+
+/* Starts, restarts (settings changed by a reload) or stops the flow log writer to match
+ * the running config. A directory that cannot be used is said and, at start, fails serve;
+ * after a reload the writer already running stays. Returns 0 or -errno. */
+static int flow_log_apply(struct exporter *exporter)
+{
+	struct config_flow_logs s;
+	struct flow_log *old = exporter->flow_log, *fresh = NULL;
+	bool enabled = flow_log_settings_of_state(exporter->gateway, &s);
+	int err = 0;
+
+	if (enabled && flow_log_settings_equal(old, &s)) {
+		free(s.directory);
+		return 0;
+	}
+	if (enabled) {
+		err = flow_log_directory_prepare(s.directory);
+		fresh = err ? NULL : flow_log_start(exporter->gateway, &s);
+		free(s.directory);
+		if (!fresh)
+			return err ? err : -ENOMEM;
+	}
+	/* The old writer stops first: one reader of the drop events at a time. */
+	pthread_mutex_lock(&exporter->lock);
+	exporter->flow_log = NULL;
+	pthread_mutex_unlock(&exporter->lock);
+	flow_log_stop(old);
+	pthread_mutex_lock(&exporter->lock);
+	exporter->flow_log = fresh;
+	pthread_mutex_unlock(&exporter->lock);
+	return 0;
 }
 
 static void serve_ready(const char *gateway, const char *listen, const char *event)
@@ -611,6 +668,12 @@ int serve_main(int argc, char **argv)
 			config_free(cfg);
 		return EXIT_FAILED;
 	}
+	/* A flow log directory that cannot be used fails serve before the gateway changes. */
+	if (cfg && cfg->flow_logs.enabled && flow_log_directory_prepare(cfg->flow_logs.directory)) {
+		config_free(cfg);
+		close(listen_fd);
+		return EXIT_FAILED;
+	}
 	if (cfg) {
 		err = gateway_start(cfg);
 		config_free(cfg);
@@ -624,8 +687,14 @@ int serve_main(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	redial_start(&exporter);
+	if (flow_log_apply(&exporter)) {
+		slow_stats_stop(&exporter);
+		close(listen_fd);
+		return EXIT_FAILED;
+	}
 	daemon = http_start(listen_fd, &exporter);
 	if (!daemon) {
+		flow_log_stop(exporter.flow_log);
 		slow_stats_stop(&exporter);
 		close(listen_fd);
 		return EXIT_FAILED;
@@ -644,14 +713,17 @@ int serve_main(int argc, char **argv)
 			if (errno == EAGAIN && o.textfile)
 				textfile_update(o.textfile, &exporter, &textfile_failing);
 			if (errno == EAGAIN)
-				collectors_run(exporter.gateway);
+				collectors_run(exporter.gateway, exporter.flow_log);
 			continue;
 		}
 		if (sig == SIGHUP) {
 			service_reloading();
+			err = serve_reload(&o, exporter.gateway);
+			if (!err && flow_log_apply(&exporter))
+				log_error("gateway %s: the flow log settings of the reloaded config "
+					  "cannot be used; flow logs stay as they were", exporter.gateway);
 			serve_ready(exporter.gateway, listen,
-				    serve_reload(&o, exporter.gateway) ? "kept its config (reload failed)"
-								       : "reloaded");
+				    err ? "kept its config (reload failed)" : "reloaded");
 			continue;
 		}
 		if (o.down_on_stop)
@@ -664,6 +736,8 @@ int serve_main(int argc, char **argv)
 	}
 	service_stopping();
 	MHD_stop_daemon(daemon);
+	flow_log_stop(exporter.flow_log); /* its last interval written */
+	exporter.flow_log = NULL;
 	slow_stats_stop(&exporter);
 	if (o.down_on_stop && gateway_down(exporter.gateway))
 		return EXIT_FAILED;

@@ -463,11 +463,33 @@ static void unknown_keys(void **state)
 {
 	expect_problems("unknown-keys.json", 6,
 		"@10:15: resource: unknown key; allowed: gateway, resources\n"
-		"@4:18: gateway.interface: unknown key; allowed: name, interfaces, virtualNetworks, virtualNetworkGateways, nat66, metrics, limits, tunnelTcpMss, serviceTagsFile\n"
+		"@4:18: gateway.interface: unknown key; allowed: name, interfaces, virtualNetworks, virtualNetworkGateways, nat66, metrics, limits, tunnelTcpMss, serviceTagsFile, flowLogs\n"
 		"@5:68: gateway.interfaces[0].vlan: unknown key; allowed: name, virtualNetwork, subnet, role\n"
 		"@6:47: gateway.virtualNetworks[0].snat: unknown key; allowed: name, vip, vips\n"
 		"@7:53: gateway.metrics.path: unknown key; allowed: listen\n"
 		"@8:56: gateway.limits.flowTablesize: unknown key; allowed: flowTableSize, snatPortMin, snatPortMax, snatTableSize, tcpIdleTimeoutSeconds, tcpTransitoryTimeoutSeconds, udpIdleTimeoutSeconds, icmpIdleTimeoutSeconds, snatMappingsPerVm\n");
+}
+
+static void flow_logs_are_checked_and_default_as_documented(void **state)
+{
+	struct config *cfg = load_valid("flow-logs-defaults.json");
+
+	assert_true(cfg->flow_logs.enabled);
+	assert_string_equal(cfg->flow_logs.directory, "/srv/flows");
+	assert_int_equal(cfg->flow_logs.interval_seconds, 60);
+	assert_int_equal(cfg->flow_logs.max_megabytes, 256);
+	assert_int_equal(cfg->flow_logs.denied_per_second, 100);
+	config_free(cfg);
+	cfg = load_valid("valid-flat.json");
+	assert_false(cfg->flow_logs.enabled);
+	config_free(cfg);
+	expect_problems("flow-logs-bad.json", 6,
+		"@38:24: gateway.flowLogs.retentionDays: unknown key; allowed: enabled, directory, intervalSeconds, maxMegabytes, deniedPerSecond\n"
+		"@33:18: gateway.flowLogs.enabled: a string where a boolean is expected; allowed: true, false\n"
+		"@34:20: gateway.flowLogs.directory: \"/var/log/../flows\" holds a \".\" or \"..\" component; allowed: an absolute path such as /var/log/vnet-xdp/flows\n"
+		"@35:26: gateway.flowLogs.intervalSeconds: 0 is out of range 1-3600\n"
+		"@36:23: gateway.flowLogs.maxMegabytes: 0 is out of range 1-1048576\n"
+		"@37:26: gateway.flowLogs.deniedPerSecond: -1 is out of range 0-1000000\n");
 }
 
 static void valid_arm_shape_gives_the_model(void **state)
@@ -766,6 +788,7 @@ int main(void)
 		cmocka_unit_test(priority_out_of_range),
 		cmocka_unit_test(fill_in_left_in_the_config),
 		cmocka_unit_test(unknown_keys),
+		cmocka_unit_test(flow_logs_are_checked_and_default_as_documented),
 		cmocka_unit_test(application_security_group_rules_are_azures),
 		cmocka_unit_test(service_tags_resolve_from_the_tag_file),
 		cmocka_unit_test(bad_service_tag_file_is_one_clear_problem),

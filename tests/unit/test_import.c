@@ -220,6 +220,26 @@ static void unmodeled_resources_are_one_summary_line(void **state)
 	run_free(&r);
 }
 
+/* A network watcher's flow log becomes gateway.flowLogs, into the default directory. */
+static void flow_log_resources_become_the_gateways_flow_logs(void **state)
+{
+	const char *files[] = { DATA "flow-logs.json", NULL }, *plain[] = { DATA "template.json", NULL };
+	struct run r = import_files(files, NULL);
+	json_t *fl;
+
+	assert_int_equal(r.rc, 0);
+	fl = json_object_get(json_object_get(r.config, "gateway"), "flowLogs");
+	assert_non_null(fl);
+	assert_true(json_is_true(json_object_get(fl, "enabled")));
+	assert_string_equal(json_string_value(json_object_get(fl, "directory")), "/var/log/vnet-xdp/flows");
+	assert_non_null(strstr(r.diag, "import: gateway.flowLogs from 1 flow log resource ("));
+	assert_non_null(strstr(r.diag, "1 Microsoft.Network/networkWatchers/flowLogs"));
+	run_free(&r);
+	r = import_files(plain, NULL);
+	assert_null(json_object_get(json_object_get(r.config, "gateway"), "flowLogs"));
+	run_free(&r);
+}
+
 static void public_ips_kept_only_when_a_gateway_uses_them(void **state)
 {
 	const char *files[] = { DATA "template.json", NULL };
@@ -425,6 +445,7 @@ int main(void)
 		cmocka_unit_test(param_overrides_default_value),
 		cmocka_unit_test(secure_parameter_without_value_is_placeholder_and_warning),
 		cmocka_unit_test(unmodeled_resources_are_one_summary_line),
+		cmocka_unit_test(flow_log_resources_become_the_gateways_flow_logs),
 		cmocka_unit_test(public_ips_kept_only_when_a_gateway_uses_them),
 		cmocka_unit_test(gateway_section_names_every_vnet),
 		cmocka_unit_test(rest_example_prefers_200_and_merges_the_request),

@@ -35,7 +35,9 @@ static const char *const stats_text =
 	"   {\"name\": \"odd\", \"vnet\": \"we\\\"ird\\\\name\\nx\", \"remoteVnet\": \"hub\", \"packets\": -1, \"bytes\": 9007199254740993}],"
 	" \"maps\": ["
 	"   {\"name\": \"routes\", \"type\": \"lpm_trie\", \"entries\": 12, \"maxEntries\": 262144, \"memlockBytes\": 5242880},"
-	"   {\"name\": \"ringbuf\", \"type\": \"ringbuf\", \"maxEntries\": 4096}]}";
+	"   {\"name\": \"ringbuf\", \"type\": \"ringbuf\", \"maxEntries\": 4096}],"
+	" \"flowLogRecords\": [{\"state\": \"begin\", \"records\": 4}, {\"state\": \"denied\", \"records\": 1}],"
+	" \"flowLogDropped\": [{\"reason\": \"rate\", \"records\": 3}, {\"reason\": \"size\", \"records\": 0}]}";
 
 static json_t *stats_fixture(void)
 {
@@ -169,6 +171,19 @@ static void drops_are_labelled_by_reason(void **state)
 	assert_line(text, "vnetxdp_drop_packets_total{reason=\"route_none\"} 0");
 	assert_line(text, "vnetxdp_drop_bytes_total{reason=\"no_route\"} 120");
 	assert_line(text, "vnetxdp_datapath_packets_total{action=\"forwarded\"} 8");
+	free(text);
+}
+
+static void flow_log_records_are_counted_by_state_and_drop_reason(void **state)
+{
+	char *text = render_fixture();
+
+	assert_line(text, "# TYPE vnetxdp_flow_log_records_total counter");
+	assert_line(text, "vnetxdp_flow_log_records_total{state=\"begin\"} 4");
+	assert_line(text, "vnetxdp_flow_log_records_total{state=\"denied\"} 1");
+	assert_line(text, "# TYPE vnetxdp_flow_log_records_dropped_total counter");
+	assert_line(text, "vnetxdp_flow_log_records_dropped_total{reason=\"rate\"} 3");
+	assert_line(text, "vnetxdp_flow_log_records_dropped_total{reason=\"size\"} 0");
 	free(text);
 }
 
@@ -442,6 +457,7 @@ int main(void)
 		cmocka_unit_test(drops_are_labelled_by_reason),
 		cmocka_unit_test(drops_are_labelled_by_interface_vnet_and_reason),
 		cmocka_unit_test(build_info_and_config_generation),
+		cmocka_unit_test(flow_log_records_are_counted_by_state_and_drop_reason),
 		cmocka_unit_test(map_fill_has_entries_and_capacity),
 		cmocka_unit_test(map_info_names_the_type_and_memory),
 		cmocka_unit_test(families_without_data_are_left_out),
