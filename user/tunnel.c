@@ -22,6 +22,7 @@
 #include "swanctl.h"
 #include "tunnel.h"
 #include "vici.h"
+#include "vpn_clients.h"
 #include "vnet_xdp.h"
 
 /* ---- the model ---------------------------------------------------------------------- */
@@ -1189,6 +1190,20 @@ void tunnels_progress_keep(struct tunnels_progress *progress)
 	progress->ike = NULL;
 }
 
+/* For serve and `clients`, which refuse clients with these after authentication. */
+static json_t *revoked_list(const struct config_vpn_client *vc)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < vc->n_revoked; i++) {
+		char text[2 * SHA1_DIGEST_LEN + 1];
+
+		thumbprint_text(vc->revoked[i], text);
+		json_array_append_new(list, json_string(text));
+	}
+	return list;
+}
+
 json_t *tunnels_state(const struct config *cfg, const struct plan *plan)
 {
 	json_t *list = json_array();
@@ -1208,6 +1223,9 @@ json_t *tunnels_state(const struct config *cfg, const struct plan *plan)
 			(json_int_t)swanctl_child_count(cfg, t), "initiates",
 			t->connection->mode != CONNECTION_MODE_RESPONDER_ONLY,
 			"pointToSite", t->vpn_client != NULL));
+		if (t->vpn_client)
+			json_object_set_new(json_array_get(list, json_array_size(list) - 1),
+					    "revokedThumbprints", revoked_list(t->vpn_client));
 	}
 	return list;
 }
