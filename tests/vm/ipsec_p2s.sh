@@ -92,11 +92,6 @@ client_conf() {
 		CONF
 	done
 	echo "}"
-	echo "secrets {"
-	for name in client1 revoked; do
-		echo "    private-$name { file = $DIR/$name.key }"
-	done
-	echo "}"
 }
 
 set_up() {
@@ -118,7 +113,10 @@ set_up() {
 	# swanctl itself parses the client's RSA keys: it needs gmp beside lib.sh's plugins
 	sed -i 's/^\( *load = random nonce pem pkcs1 pkcs8 x509 pubkey\)$/\1 gmp/' \
 		"$(charon_dir $CLIENT)/strongswan.conf"
-	swanctl_load $CLIENT "$DIR/client.conf"
+	# swanctl loads private keys from its directory's private/ (SWANCTL_DIR)
+	mkdir -p "$DIR/swanctl/private"
+	install -m 600 "$DIR/client1.key" "$DIR/revoked.key" "$DIR/swanctl/private/"
+	SWANCTL_DIR=$DIR/swanctl swanctl_load $CLIENT "$DIR/client.conf"
 }
 
 # client_address: the virtual address charon installed on the client's uplink.
