@@ -107,16 +107,16 @@ set_up() {
 	vm_xfrm_if $CLIENT ipsec0 uplink0 $CLIENT_IF_ID || return 1
 	p2s_config >"$DIR/gw.json" || return 1
 	chmod 600 "$DIR/gw.json"
-	client_conf >"$DIR/client.conf"
 	charon_start $GW || return 1
 	charon_start $CLIENT || return 1
 	# swanctl itself parses the client's RSA keys: it needs gmp beside lib.sh's plugins
 	sed -i 's/^\( *load = random nonce pem pkcs1 pkcs8 x509 pubkey\)$/\1 gmp/' \
 		"$(charon_dir $CLIENT)/strongswan.conf"
-	# swanctl loads private keys from its directory's private/ (SWANCTL_DIR)
-	mkdir -p "$DIR/swanctl/private"
-	install -m 600 "$DIR/client1.key" "$DIR/revoked.key" "$DIR/swanctl/private/"
-	SWANCTL_DIR=$DIR/swanctl swanctl_load $CLIENT "$DIR/client.conf"
+	# swanctl loads private keys from private/ beside the file it is given
+	mkdir -p "$DIR/client/private"
+	install -m 600 "$DIR/client1.key" "$DIR/revoked.key" "$DIR/client/private/"
+	client_conf >"$DIR/client/swanctl.conf"
+	swanctl_load $CLIENT "$DIR/client/swanctl.conf"
 }
 
 # client_address: the virtual address charon installed on the client's uplink.
