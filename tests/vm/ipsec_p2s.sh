@@ -174,11 +174,14 @@ client_does_not_reach_the_spoke_without_transit() {
 nsg_denies_the_clients_one_udp_port() {
 	local before after
 	before=$(tunnel_drops $GW ipsecgw hub-vpngw nsg_denied_inbound)
-	ip netns exec $HUB timeout 8 nc -u -l 10.10.1.4 5025 >"$DIR/udp5025" &
-	sleep 0.5
+	ip netns exec $HUB timeout 30 nc -u -l 10.10.1.4 5025 >"$DIR/udp5025" &
+	for _ in $(seq 100); do
+		ip netns exec $HUB ss -Hlun "sport = :5025" | grep -q . && break
+		sleep 0.1
+	done
 	udp_datagrams $CLIENT 10.10.1.4 5024 3
 	udp_datagrams $CLIENT 10.10.1.4 5025 1
-	sleep 1
+	for _ in $(seq 50); do grep -q datagram "$DIR/udp5025" && break; sleep 0.1; done
 	after=$(tunnel_drops $GW ipsecgw hub-vpngw nsg_denied_inbound)
 	figure "to 5024: nsg_denied_inbound ${before:-0} -> ${after:-0}; to 5025: $(wc -l <"$DIR/udp5025") arrived"
 	[ $((after - ${before:-0})) -eq 3 ] && grep -q datagram "$DIR/udp5025"
