@@ -148,6 +148,13 @@ static __always_inline int tunnel_accept_esp(const struct packet *pkt, const str
 
 	address_key_fill(&src, pkt, 1);
 	peer = bpf_map_lookup_elem(&tunnel_peers, &src);
+	if (!peer || !address_key_equal(&peer->local, dst)) {
+		/* Point-to-site clients come from anywhere: the family's zero address stands
+		 * for them, at the endpoint their gateway has. */
+		struct address_key any = { .family = src.family };
+
+		peer = bpf_map_lookup_elem(&tunnel_peers, &any);
+	}
 	if (!peer || !address_key_equal(&peer->local, dst))
 		return TUNNEL_DROP_UNKNOWN_PEER;
 	count_tunnel(peer->tunnel, TUNNEL_ESP_IN, pkt->len);

@@ -533,7 +533,8 @@ struct fragment_entry {
 
 /* ---- tunnels (IPsec connections punted to xfrm interfaces) ---- */
 
-/* tunnel_peers: the peer's public address -> the connection it belongs to. */
+/* tunnel_peers: the peer's public address -> the connection it belongs to; the family's
+ * zero address: a gateway's point-to-site clients, whatever their address. */
 struct tunnel_peer {
 	__u32 tunnel;            /* tunnel id: index into tunnel_counters */
 	__u32 xfrm_ifindex;      /* the connection's xfrm interface */

@@ -938,6 +938,7 @@ static void build_model(struct loader *l, json_t *doc)
 	build_vnet_gateways(l);
 	build_local_network_gateways(l);
 	build_connections(l);
+	check_vpn_client_pools(l);
 	build_network_interfaces(l);
 	check_application_security_group_rules(l);
 	build_peerings(l);
@@ -1181,6 +1182,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_vnet_gateways; i++) {
 		free(cfg->vnet_gateways[i].name);
 		free(cfg->vnet_gateways[i].public_ips);
+		config_vpn_client_free(cfg->vnet_gateways[i].vpn_client);
 	}
 	for (size_t i = 0; i < cfg->n_connections; i++)
 		free_connection(&cfg->connections[i]);

@@ -151,18 +151,8 @@ struct config_local_network_gateway {
 	size_t n_prefixes;
 };
 
-struct config_vnet_gateway {
-	char *name;
-	int vnet;   /* VNet of the GatewaySubnet its ipConfiguration names */
-	bool active_active;
-	struct ip_address *public_ips; /* ipConfigurations[].publicIPAddress, where known */
-	size_t n_public_ips;
-	struct ip_address local_address; /* gateway.virtualNetworkGateways[].address: this
-					  * box's tunnel endpoint for it; family 0 when the
-					  * gateway is not on this box */
-};
-
-enum connection_type { CONNECTION_IPSEC = 0, CONNECTION_VNET2VNET };
+enum connection_type { CONNECTION_IPSEC = 0, CONNECTION_VNET2VNET,
+		       CONNECTION_VPN_CLIENT = 3 /* a gateway's point-to-site clients */ };
 struct config_ipsec_policy {
 	char *ipsec_encryption, *ipsec_integrity, *ike_encryption, *ike_integrity, *dh_group,
 		*pfs_group;
@@ -198,6 +188,40 @@ struct config_connection {
 	struct config_traffic_selector *traffic_selectors; /* trafficSelectorPolicies */
 	size_t n_traffic_selectors;
 };
+
+/* vpnClientConfiguration of a virtual network gateway: point-to-site clients over IKEv2,
+ * authenticated by certificates a root of the list signed and not revoked. */
+#define SHA1_LEN 20
+struct config_vpn_client {
+	struct ip_prefix *pool;  /* vpnClientAddressPool.addressPrefixes: IPv4, the clients'
+				  * virtual addresses */
+	size_t n_pool;
+	char **root_names;       /* vpnClientRootCertificates[].name */
+	unsigned char **roots;   /* their publicCertData decoded: DER */
+	size_t *root_lengths;
+	size_t n_roots;
+	uint8_t (*revoked)[SHA1_LEN]; /* vpnClientRevokedCertificates[].properties.thumbprint */
+	size_t n_revoked;
+	/* gateway.virtualNetworkGateways[]: this side's own certificate (PEM) and its private
+	 * key (PEM, a file only its owner may read), which clients authenticate it by */
+	char *server_certificate, *server_key;
+	/* What the tunnel code needs of a connection: IKEv2, never initiated (clients
+	 * start), Azure's P2S offers, named like the gateway. */
+	struct config_connection connection;
+};
+
+struct config_vnet_gateway {
+	char *name;
+	struct config_vpn_client *vpn_client; /* NULL without vpnClientConfiguration */
+	int vnet;   /* VNet of the GatewaySubnet its ipConfiguration names */
+	bool active_active;
+	struct ip_address *public_ips; /* ipConfigurations[].publicIPAddress, where known */
+	size_t n_public_ips;
+	struct ip_address local_address; /* gateway.virtualNetworkGateways[].address: this
+					  * box's tunnel endpoint for it; family 0 when the
+					  * gateway is not on this box */
+};
+
 
 enum gateway_iface_role { IFACE_VNET = 0, IFACE_UPLINK = 1 };
 struct config_gateway_iface {
@@ -291,6 +315,11 @@ int config_load_string(const char *text, const char *name, FILE *errors, struct 
 void config_free(struct config *cfg);
 
 /* Helpers the loader and tests share. */
+/* Base64 (whitespace skipped) into out; 0, or -1 when it is not base64 or overflows. */
+int base64_decode(const char *text, unsigned char *out, size_t size, size_t *length);
+/* A SHA-1 thumbprint: 40 hex digits, spaces or colons between pairs allowed. 0 or -1. */
+int thumbprint_parse(const char *text, uint8_t out[SHA1_LEN]);
+void config_vpn_client_free(struct config_vpn_client *vc);
 int ip_prefix_parse(const char *text, struct ip_prefix *out);   /* 0 or -EINVAL */
 int ip_address_parse(const char *text, struct ip_address *out); /* 0 or -EINVAL */
 bool ip_prefix_overlaps(const struct ip_prefix *a, const struct ip_prefix *b);

@@ -270,6 +270,47 @@ static void read_gateway_vnets(struct loader *l, struct node list)
 
 /* ---- tunnel endpoints ---------------------------------------------------------------------- */
 
+/* An absolute path of the binding: where `up` reads a credential of the gateway. */
+static char *read_credential_path(struct loader *l, struct node n, const char *what)
+{
+	const char *path = NULL;
+
+	if (!n.value) {
+		reader_problem(&l->r, n.path, "missing; allowed: the absolute path of %s", what);
+		return NULL;
+	}
+	if (!get_string(&l->r, n, &path))
+		return NULL;
+	if (path[0] != '/') {
+		reader_problem(&l->r, n.path, "\"%s\" is not an absolute path; allowed: the "
+			       "absolute path of %s", reader_shown(&l->r, path), what);
+		return NULL;
+	}
+	return copy_string(path);
+}
+
+/* A gateway with point-to-site clients authenticates itself to them by a certificate of
+ * its own (Azure's is its own business; here the operator's). Only the paths are read
+ * here: `up` reads the files, the key one only if no one else may read it. */
+static void read_vpn_client_server(struct loader *l, struct config_vnet_gateway *gw,
+				   struct node element)
+{
+	struct node cert = node_child(&l->r, element, "vpnClientServerCertificate");
+	struct node key = node_child(&l->r, element, "vpnClientServerKey");
+
+	if (!gw->vpn_client) {
+		if (cert.value || key.value)
+			reader_problem(&l->r, (cert.value ? cert : key).path, "virtual network "
+				       "gateway \"%s\" has no vpnClientConfiguration; allowed: only "
+				       "with one", gw->name);
+		return;
+	}
+	gw->vpn_client->server_certificate = read_credential_path(l, cert,
+		"the PEM certificate the gateway shows point-to-site clients");
+	gw->vpn_client->server_key = read_credential_path(l, key,
+		"the PEM private key of vpnClientServerCertificate (mode 0600)");
+}
+
 static void read_tunnel_endpoints(struct loader *l, struct node list)
 {
 	struct config *cfg = l->cfg;
@@ -285,7 +326,8 @@ static void read_tunnel_endpoints(struct loader *l, struct node list)
 
 		if (!is_object_or_report(&l->r, element))
 			continue;
-		CHECK_KEYS(l, element, "name", "address");
+		CHECK_KEYS(l, element, "name", "address", "vpnClientServerCertificate",
+			   "vpnClientServerKey");
 		g = resolve_reference(l, name, KIND_VNET_GATEWAY, cfg->vnet_gateways,
 				      cfg->n_vnet_gateways, sizeof(*cfg->vnet_gateways));
 		if (!address.value)
@@ -303,6 +345,7 @@ static void read_tunnel_endpoints(struct loader *l, struct node list)
 						  "for the gateway, an IPv4 or IPv6 address");
 		else
 			read_address(l, address, &gw->local_address);
+		read_vpn_client_server(l, gw, element);
 	}
 }
 

@@ -166,6 +166,11 @@ void build_virtual_networks(struct loader *l);
 void build_vnet_gateways(struct loader *l);
 void build_local_network_gateways(struct loader *l);
 void build_connections(struct loader *l);
+/* A gateway's vpnClientConfiguration into gw->vpn_client (config_vpn_client.c). */
+void read_vpn_client_configuration(struct loader *l, struct config_vnet_gateway *gw,
+				   struct node config);
+/* After the VNets and sites: no client pool overlaps one of them or another pool. */
+void check_vpn_client_pools(struct loader *l);
 void build_network_interfaces(struct loader *l);
 void build_peerings(struct loader *l);
 /* After the NICs: the ASGs of one rule have their NICs in one VNet, as Azure requires. */

@@ -40,8 +40,6 @@ static const struct unenforced unenforced[] = {
 	  "no BGP speaker runs: no route is learned or advertised" },
 	{ KIND_VNET_GATEWAY, "activeActive", is_true,
 	  "one tunnel per connection, from the gateway's first endpoint" },
-	{ KIND_VNET_GATEWAY, "vpnClientConfiguration", is_used,
-	  "no point-to-site clients are accepted" },
 	{ KIND_LOCAL_NETWORK_GATEWAY, "bgpSettings", is_used,
 	  "no BGP session: only the addressPrefixes are routed to the site" },
 	{ KIND_CONNECTION, "enableBgp", is_true,

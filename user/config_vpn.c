@@ -133,6 +133,8 @@ void build_vnet_gateways(struct loader *l)
 		gw->vnet = CONFIG_NONE;
 		get_bool(&l->r, node_child(&l->r, rec->props, "activeActive"), &gw->active_active);
 		read_gateway_ip_configurations(l, gw, ipcs);
+		read_vpn_client_configuration(l, gw, node_child(&l->r, rec->props,
+								"vpnClientConfiguration"));
 		if (gw->vnet != CONFIG_NONE)
 			attach_gateway_to_vnet(l, (int)(cfg->n_vnet_gateways - 1), ipcs);
 		else if (!ipcs.value)
@@ -362,6 +364,13 @@ void build_connections(struct loader *l)
 		if (!read_enum(l, type_node, connection_type_names, COUNT(connection_type_names),
 			       &type))
 			continue;
+		if (type == CONNECTION_VPN_CLIENT) {
+			reader_problem(&l->r, type_node.path, "VPNClient connections are not "
+				       "resources of their own; allowed: IPsec, Vnet2Vnet (point-to-site "
+				       "clients come from the virtual network gateway's "
+				       "vpnClientConfiguration)");
+			continue;
+		}
 		if (type > CONNECTION_VNET2VNET) {
 			reader_problem(&l->r, type_node.path, "%s connections are not supported; "
 				       "allowed: IPsec, Vnet2Vnet", connection_type_names[type]);

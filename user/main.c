@@ -14,6 +14,7 @@
 #include "gateway_name.h"
 #include "import.h"
 #include "log.h"
+#include "vpn_clients.h"
 #include "plan.h"
 #include "process.h"
 #include "state.h"
@@ -404,6 +405,12 @@ static const struct command {
 	  "                             per run (the dry run writes no flow)\n"
 	  "  Exit status 3: the packet would be dropped (0: it would pass).\n",
 	  verify_main },
+	{ "clients", "point-to-site clients connected: identity, address, since, bytes",
+	  "[-n NAME] [-j]",
+	  "  -n, --name NAME            the gateway (default: the only one up)\n"
+	  "  -j, --json                 JSON instead of a table\n"
+	  "  A client whose certificate is revoked is disconnected first.\n",
+	  clients_main },
 	{ "flows", "the NSG flow table", "[-n NAME] [-j] [--gc] [FILTER...]",
 	  "  -n, --name NAME            the gateway (default: the only one up)\n"
 	  "  -j, --json                 JSON instead of a table\n"

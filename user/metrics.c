@@ -91,6 +91,16 @@ static const struct metric_family families[] = {
 	{ "vnetxdp_tunnel_egress_packets_total", METRIC_COUNTER,
 	  "Packets sent into a tunnel (Azure: TunnelEgressPackets).",
 	  "tunnels", "egressPackets", { { "tunnel", "name" } } },
+	/* Point-to-site (Azure: P2SConnectionCount, P2SBandwidth): "pointToSite" is an
+	 * array of {gateway, connections, bytes}; the bandwidth is rate() of the bytes. */
+	{ "vnetxdp_p2s_connections", METRIC_GAUGE,
+	  "Point-to-site clients connected to a virtual network gateway (Azure: "
+	  "P2SConnectionCount).",
+	  "pointToSite", "connections", { { "gateway", "gateway" } } },
+	{ "vnetxdp_p2s_bytes_total", METRIC_COUNTER,
+	  "Bytes to and from a gateway's point-to-site clients; its rate is Azure's "
+	  "P2SBandwidth.",
+	  "pointToSite", "bytes", { { "gateway", "gateway" } } },
 	{ "vnetxdp_tunnel_up", METRIC_GAUGE,
 	  "1 when the tunnel's IPsec SAs are established, else 0.",
 	  "tunnels", "up", { { "tunnel", "name" } } },

@@ -271,6 +271,10 @@ static int gateway_reach(const struct config *cfg, int gateway, struct ip_prefix
 			err = prefixes_append(out, n, v->prefixes, v->n_prefixes);
 		}
 	}
+	/* Its point-to-site clients are a connected space too, as in Azure's tag. */
+	if (!err && gateway != CONFIG_NONE && cfg->vnet_gateways[gateway].vpn_client)
+		err = prefixes_append(out, n, cfg->vnet_gateways[gateway].vpn_client->pool,
+				      cfg->vnet_gateways[gateway].vpn_client->n_pool);
 	return err;
 }
 

@@ -1,5 +1,8 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include "log.h"
@@ -369,6 +372,208 @@ static int ike_version_set(json_t *conn, const struct config_connection *c)
 	return err ? -ENOMEM : 0;
 }
 
+
+/* ---- point-to-site ---- */
+
+void swanctl_pool_name(const char *connection, size_t index, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s~pool%zu", connection, index + 1);
+}
+
+char *swanctl_pem_certificate(const unsigned char *der, size_t length)
+{
+	static const char digits[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
+	static const char tail[] = "-----END CERTIFICATE-----\n";
+	size_t chars = (length + 2) / 3 * 4;
+	char *pem = malloc(sizeof(head) + chars + chars / 64 + 2 + sizeof(tail));
+	size_t at, col = 0;
+
+	if (!pem)
+		return NULL;
+	at = (size_t)sprintf(pem, "%s", head);
+	for (size_t i = 0; i < length; i += 3) {
+		uint32_t v = (uint32_t)der[i] << 16 | (i + 1 < length ? der[i + 1] << 8 : 0) |
+			     (i + 2 < length ? der[i + 2] : 0);
+		char quad[4] = { digits[v >> 18 & 63], digits[v >> 12 & 63],
+				 i + 1 < length ? digits[v >> 6 & 63] : '=',
+				 i + 2 < length ? digits[v & 63] : '=' };
+
+		for (int k = 0; k < 4; k++) {
+			pem[at++] = quad[k];
+			if (++col == 64) {
+				pem[at++] = '\n';
+				col = 0;
+			}
+		}
+	}
+	if (col)
+		pem[at++] = '\n';
+	sprintf(pem + at, "%s", tail);
+	return pem;
+}
+
+/* A credential file of the binding, whole (at most 64 KiB). A private one must be the
+ * file itself (no link followed), root's or ours, and readable by its owner only. */
+static int credential_read(const char *gateway, const char *path, bool private, char **out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char *text = NULL;
+	struct stat st;
+	ssize_t n;
+	int err = 0;
+
+	*out = NULL;
+	if (fd < 0) {
+		err = -errno;
+		log_error("virtual network gateway %s: cannot read %s: %s%s", gateway, path,
+			  strerror(errno), errno == ELOOP ? " (a symbolic link; allowed: the "
+			  "file itself)" : "");
+		return err;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > 65536) {
+		log_error("virtual network gateway %s: %s is not a file of at most 64 KiB", gateway,
+			  path);
+		err = -EINVAL;
+	} else if (private && ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 077))) {
+		log_error("virtual network gateway %s: %s holds its private key but %s", gateway,
+			  path, st.st_mode & 077 ? "other users may read or write it; allowed: "
+			  "readable by its owner only (chmod 600)" : "it is another user's; "
+			  "allowed: owned by root");
+		err = -EPERM;
+	} else if (!(text = calloc(1, (size_t)st.st_size + 1))) {
+		err = -ENOMEM;
+	} else if ((n = read(fd, text, (size_t)st.st_size)) != st.st_size) {
+		log_error("virtual network gateway %s: cannot read %s", gateway, path);
+		err = -EIO;
+	}
+	close(fd);
+	if (err && text) {
+		explicit_bzero(text, (size_t)st.st_size);
+		free(text);
+		text = NULL;
+	}
+	*out = text;
+	return err;
+}
+
+static json_t *pem_list(const struct config_vpn_client *vc)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < vc->n_roots; i++) {
+		char *pem = swanctl_pem_certificate(vc->roots[i], vc->root_lengths[i]);
+
+		if (!pem || json_array_append_new(list, json_string(pem))) {
+			free(pem);
+			json_decref(list);
+			return NULL;
+		}
+		free(pem);
+	}
+	return list;
+}
+
+/* What clients may reach, as the child SA's local selectors (the routes the client
+ * installs): the gateway's VNet and the spokes that use its gateway, IPv4 (the pool's
+ * family). */
+static json_t *client_reach(const struct config *cfg, const struct tunnel *t)
+{
+	json_t *list = json_array();
+
+	for (size_t v = 0; list && v < cfg->n_vnets; v++) {
+		const struct config_peering *out = config_peering_to(cfg, (int)v, (int)t->vnet);
+		const struct config_peering *back = config_peering_to(cfg, (int)t->vnet, (int)v);
+		bool transit = out && back && out->connected && out->use_remote_gateways &&
+			       back->allow_gateway_transit;
+
+		if (v != t->vnet && !transit)
+			continue;
+		for (size_t p = 0; p < cfg->vnets[v].n_prefixes; p++) {
+			char addr[INET6_ADDRSTRLEN], text[INET6_ADDRSTRLEN + 5];
+			const struct ip_prefix *prefix = &cfg->vnets[v].prefixes[p];
+
+			if (prefix->family != AF_INET)
+				continue;
+			inet_ntop(AF_INET, prefix->addr, addr, sizeof(addr));
+			snprintf(text, sizeof(text), "%s/%u", addr, prefix->len);
+			json_array_append_new(list, json_string(text));
+		}
+	}
+	return list;
+}
+
+/* The clients' connection: any address may start it (never this side), the gateway
+ * authenticates with its certificate, each client with one a configured root signed,
+ * and gets its virtual address from the pools. Revoked certificates are refused after
+ * authentication (tunnel_clients.c): strongSwan has no list of refused fingerprints. */
+static int vpn_client_connection_message(const struct config *cfg, const struct tunnel *t,
+					 const char *name, json_t **out)
+{
+	const struct config_vpn_client *vc = t->vpn_client;
+	char local[INET6_ADDRSTRLEN], *cert = NULL;
+	json_t *pools = json_array(), *conn, *child;
+	int err = credential_read(t->name, vc->server_certificate, false, &cert);
+
+	if (err) {
+		json_decref(pools);
+		return err;
+	}
+	address_text(&t->local, local, sizeof(local));
+	for (size_t i = 0; i < vc->n_pool; i++) {
+		char pool[SWANCTL_NAME_MAX + 32];
+
+		swanctl_pool_name(name, i, pool, sizeof(pool));
+		json_array_append_new(pools, json_string(pool));
+	}
+	child = json_pack("{s:o, s:[s], s:o, s:o, s:s, s:s, s:s}",
+			  "local_ts", client_reach(cfg, t), "remote_ts", "dynamic",
+			  "esp_proposals", comma_list(AZURE_P2S_ESP_PROPOSALS),
+			  "rekey_time", seconds(AZURE_DEFAULT_SA_LIFETIME_SECONDS),
+			  "start_action", "none", "dpd_action", "clear", "close_action", "none");
+	conn = json_pack("{s:[s], s:[s], s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
+			 "s:{s:s, s:[s]}, s:{s:s, s:o}, s:{s:o}}",
+			 "local_addrs", local, "remote_addrs", "%any", "version", "2",
+			 "proposals", comma_list(AZURE_P2S_IKE_PROPOSALS),
+			 "rekey_time", seconds(AZURE_IKE_SA_LIFETIME_SECONDS),
+			 "dpd_delay", seconds(t->connection->dpd_timeout_seconds / 3),
+			 "if_id_in", number(t->if_id), "if_id_out", number(t->if_id),
+			 "pools", pools, "unique", "replace",
+			 "local", "auth", "pubkey", "certs", cert,
+			 "remote", "auth", "pubkey", "cacerts", pem_list(vc),
+			 "children", name, child);
+	free(cert);
+	*out = conn ? json_pack("{s:o}", name, conn) : NULL;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* load-pool messages of the clients' pools, and load-key's of the gateway's key. */
+static int vpn_client_credentials(const struct tunnel *t, const char *name,
+				  struct swanctl_set *set)
+{
+	const struct config_vpn_client *vc = t->vpn_client;
+	char *key = NULL;
+	int err;
+
+	for (size_t i = 0; i < vc->n_pool; i++) {
+		char pool[SWANCTL_NAME_MAX + 32], addr[INET_ADDRSTRLEN], text[INET_ADDRSTRLEN + 4];
+
+		swanctl_pool_name(name, i, pool, sizeof(pool));
+		inet_ntop(AF_INET, vc->pool[i].addr, addr, sizeof(addr));
+		snprintf(text, sizeof(text), "%s/%u", addr, vc->pool[i].len);
+		json_object_set_new(set->pools, pool, json_pack("{s:{s:s}}", pool, "addrs", text));
+	}
+	err = credential_read(t->name, vc->server_key, true, &key);
+	if (err)
+		return err;
+	err = json_object_set_new(set->keys, name, json_pack("{s:s, s:s}", "type", "any",
+							     "data", key)) ? -ENOMEM : 0;
+	explicit_bzero(key, strlen(key));
+	free(key);
+	return err;
+}
+
 int swanctl_connection_message(const struct config *cfg, const struct tunnel *t, json_t **out)
 {
 	const struct config_connection *c = t->connection;
@@ -387,6 +592,8 @@ int swanctl_connection_message(const struct config *cfg, const struct tunnel *t,
 			  t->name, name);
 		return -ENAMETOOLONG;
 	}
+	if (t->vpn_client)
+		return vpn_client_connection_message(cfg, t, name, out);
 	address_text(&t->local, local, sizeof(local));
 	address_text(&t->peer, peer, sizeof(peer));
 	if (c->n_ipsec_policies) {
@@ -456,6 +663,8 @@ int swanctl_set_build(const struct config *cfg, const struct tunnel *tunnels, si
 
 	out->connections = json_object();
 	out->secrets = json_object();
+	out->pools = json_object();
+	out->keys = json_object();
 	for (size_t i = 0; !err && i < count; i++) {
 		char name[SWANCTL_NAME_MAX];
 		json_t *conn, *secret;
@@ -468,8 +677,10 @@ int swanctl_set_build(const struct config *cfg, const struct tunnel *tunnels, si
 			err = swanctl_secret_message(cfg, &tunnels[i], &secret);
 		if (!err && secret)
 			json_object_set_new(out->secrets, name, secret);
+		if (!err && tunnels[i].vpn_client)
+			err = vpn_client_credentials(&tunnels[i], name, out);
 	}
-	if (err || !out->connections || !out->secrets) {
+	if (err || !out->connections || !out->secrets || !out->pools || !out->keys) {
 		swanctl_set_free(out);
 		return err ? err : -ENOMEM;
 	}
@@ -480,7 +691,9 @@ void swanctl_set_free(struct swanctl_set *set)
 {
 	json_decref(set->connections);
 	json_decref(set->secrets);
-	set->connections = set->secrets = NULL;
+	json_decref(set->pools);
+	json_decref(set->keys);
+	set->connections = set->secrets = set->pools = set->keys = NULL;
 }
 
 /* ---- talking to charon ---- */
@@ -548,6 +761,52 @@ static int unload(struct vici *v, const char *name, bool secret)
 	if (secret)
 		vici_do(v, "unload-shared", json_pack("{s:s}", "id", name), name, true);
 	terminate_ike(v, name);
+	return err;
+}
+
+/* The pools a definition's clients took their addresses from, once no connection of
+ * `keep` names them: after the IKE SAs are closed, as charon keeps a pool in use. */
+static void pools_unload(struct vici *v, json_t *definition, json_t *keep)
+{
+	json_t *pools = json_object_get(json_object_get(definition, json_object_iter_key(
+		json_object_iter(definition))), "pools"), *pool;
+	size_t i;
+
+	json_array_foreach(pools, i, pool) {
+		const char *pool_name = json_string_value(pool);
+		bool kept = false;
+		const char *name;
+		json_t *def;
+
+		json_object_foreach(keep, name, def) {
+			json_t *list = json_object_get(json_object_get(def, name), "pools"), *it;
+			size_t k;
+
+			json_array_foreach(list, k, it)
+				kept |= pool_name && json_string_value(it) &&
+					!strcmp(pool_name, json_string_value(it));
+		}
+		if (pool_name && !kept)
+			vici_do(v, "unload-pool", json_pack("{s:s}", "name", pool_name), pool_name,
+				true);
+	}
+}
+
+/* The point-to-site pools and keys: before the connections that use them. Pools are
+ * loaded every time (charon keeps one unchanged, leases and all), keys too: charon holds
+ * them in memory only. */
+static int credentials_load(struct vici *v, const struct swanctl_set *next)
+{
+	const char *name;
+	json_t *msg;
+	int err = 0;
+
+	json_object_foreach(next->keys, name, msg)
+		if (!err)
+			err = vici_do(v, "load-key", json_incref(msg), name, false);
+	json_object_foreach(next->pools, name, msg)
+		if (!err)
+			err = vici_do(v, "load-pool", json_incref(msg), name, false);
 	return err;
 }
 
@@ -635,6 +894,13 @@ int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, j
 			return err;
 		}
 	}
+	err = credentials_load(v, next);
+	if (err) {
+		*in_force = err == -EIO ? json_deep_copy(old) : unknown_in_force(old, next);
+		if (err == -EIO)
+			secrets_roll_back(v, old, next);
+		return err;
+	}
 	/* charon leaves a connection loaded again unchanged alone, SAs included, and
 	 * replaces a changed one: only what is new or changed moves. */
 	json_object_foreach(next->connections, name, msg) {
@@ -653,10 +919,13 @@ int swanctl_apply(struct vici *v, json_t *old, const struct swanctl_set *next, j
 	}
 	*in_force = json_deep_copy(next->connections);
 	/* Ours no longer in the config: unloaded. Nobody else's is named here. */
-	json_object_foreach(old, name, msg)
-		if (!json_object_get(next->connections, name) && unload(v, name, true) &&
-		    *in_force)
+	json_object_foreach(old, name, msg) {
+		if (json_object_get(next->connections, name))
+			continue;
+		if (unload(v, name, true) && *in_force)
 			json_object_set(*in_force, name, msg);
+		pools_unload(v, msg, next->connections);
+	}
 	return *in_force ? 0 : -ENOMEM;
 }
 
@@ -690,6 +959,7 @@ int swanctl_remove(struct vici *v, json_t *owned)
 	json_object_foreach(owned, name, definition) {
 		int rc = unload(v, name, true);
 
+		pools_unload(v, definition, NULL);
 		err = err ? err : rc;
 	}
 	return err;

@@ -55,7 +55,20 @@ int swanctl_secret_message(const struct config *cfg, const struct tunnel *t, jso
  * messages, never written anywhere). */
 struct swanctl_set {
 	json_t *connections, *secrets;
+	/* Point-to-site: the client address pools (load-pool messages, by pool name) and
+	 * the gateway's private keys (load-key messages, never written anywhere either). */
+	json_t *pools, *keys;
 };
+/* Azure's offers to point-to-site IKEv2 clients, in strongSwan's syntax. */
+#define AZURE_P2S_IKE_PROPOSALS \
+	"aes256-sha256-modp2048,aes256-sha256-modp1024,aes256-sha1-modp1024," \
+	"aes256gcm16-prfsha384-ecp384,aes256gcm16-prfsha256-ecp256,aes128-sha1-modp1024," \
+	"3des-sha1-modp1024"
+#define AZURE_P2S_ESP_PROPOSALS "aes256gcm16,aes256-sha256,aes256-sha1,aes128-sha1,3des-sha1"
+/* The name of pool `index` of a point-to-site connection: <connection>~pool<index+1>. */
+void swanctl_pool_name(const char *connection, size_t index, char *buf, size_t size);
+/* A DER certificate as PEM text (malloc'd), as charon takes certificates over vici. */
+char *swanctl_pem_certificate(const unsigned char *der, size_t length);
 int swanctl_set_build(const struct config *cfg, const struct tunnel *tunnels, size_t count,
 		      struct swanctl_set *out);
 void swanctl_set_free(struct swanctl_set *set);

@@ -2,6 +2,7 @@
 #include <ifaddrs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <net/if.h>
@@ -21,6 +22,7 @@
 #include "swanctl.h"
 #include "tunnel.h"
 #include "vici.h"
+#include "vpn_clients.h"
 #include "vnet_xdp.h"
 
 /* ---- the model ---------------------------------------------------------------------- */
@@ -127,9 +129,57 @@ static int interface_name_taken(const struct tunnel *tunnels, size_t n, const st
 	return 0;
 }
 
+/* The point-to-site clients of local gateway g: one tunnel that any client address may
+ * talk to (XDP keys it by the family's zero address), the pool its remote space. One
+ * such gateway per family on a box: the datapath has one "any peer" per family. */
+static int vpn_client_tunnel_add(const struct config *cfg, int g, FILE *errors,
+				 struct tunnel *tunnels, size_t *n)
+{
+	const struct config_vnet_gateway *gw = &cfg->vnet_gateways[g];
+	struct tunnel t = { 0 };
+	char iface_key[300];
+
+	for (size_t k = 0; k < *n; k++) {
+		if (tunnels[k].vpn_client && tunnels[k].local.family == gw->local_address.family) {
+			fprintf(errors, "virtual network gateways \"%s\" and \"%s\" both have "
+				"point-to-site clients on this box's %s endpoints; allowed: one\n",
+				tunnels[k].name, gw->name,
+				gw->local_address.family == AF_INET ? "IPv4" : "IPv6");
+			return -EEXIST;
+		}
+		if (!strcasecmp(tunnels[k].name, gw->name)) {
+			fprintf(errors, "connection \"%s\" has the name of virtual network gateway "
+				"\"%s\", whose point-to-site clients are named so in charon; allowed: "
+				"rename one of them\n", tunnels[k].name, gw->name);
+			return -EEXIST;
+		}
+	}
+	if (*n == MAX_TUNNELS) {
+		fprintf(errors, "more than %d connections on this gateway\n", MAX_TUNNELS);
+		return -E2BIG;
+	}
+	t.name = gw->name;
+	t.vpn_client = gw->vpn_client;
+	t.connection = &gw->vpn_client->connection;
+	t.tcp_mss = cfg->tunnel_tcp_mss;
+	t.vnet = (uint32_t)gw->vnet;
+	t.local = gw->local_address;
+	t.remote_prefixes = gw->vpn_client->pool;
+	t.n_remote_prefixes = gw->vpn_client->n_pool;
+	t.id = (uint32_t)*n;
+	/* ':' is in no connection name: the clients' interface is apart from any tunnel's */
+	snprintf(iface_key, sizeof(iface_key), "p2s:%s", gw->name);
+	tunnel_name_interface(cfg->gateway_name, iface_key, &t);
+	if (interface_name_taken(tunnels, *n, &t, errors))
+		return -EEXIST;
+	tunnels[(*n)++] = t;
+	return 0;
+}
+
 int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **out, size_t *count)
 {
-	struct tunnel *tunnels = calloc(cfg->n_connections + 1, sizeof(*tunnels));
+	struct tunnel *tunnels = calloc(cfg->n_connections + cfg->n_vnet_gateways + 1,
+					sizeof(*tunnels));
 	size_t n = 0;
 	int err = 0;
 
@@ -168,6 +218,9 @@ int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **ou
 		}
 		tunnels[n++] = t;
 	}
+	for (size_t g = 0; !err && g < cfg->n_vnet_gateways; g++)
+		if (gateway_is_local(cfg, (int)g) && cfg->vnet_gateways[g].vpn_client)
+			err = vpn_client_tunnel_add(cfg, (int)g, errors, tunnels, &n);
 	if (err) {
 		free(tunnels);
 		return err;
@@ -862,6 +915,8 @@ int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t 
 
 		address_key_from(&peer.local, &t->local);
 		address_key_from(&key, &t->peer);
+		if (t->vpn_client) /* any client: the family's zero address stands for them */
+			key.family = t->local.family;
 		if (bpf_map_update_elem(peers, &key, &peer, BPF_ANY))
 			err = -errno;
 		bpf_map_lookup_elem(endpoints, &peer.local, &users);
@@ -1135,6 +1190,20 @@ void tunnels_progress_keep(struct tunnels_progress *progress)
 	progress->ike = NULL;
 }
 
+/* For serve and `clients`, which refuse clients with these after authentication. */
+static json_t *revoked_list(const struct config_vpn_client *vc)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < vc->n_revoked; i++) {
+		char text[2 * SHA1_DIGEST_LEN + 1];
+
+		thumbprint_text(vc->revoked[i], text);
+		json_array_append_new(list, json_string(text));
+	}
+	return list;
+}
+
 json_t *tunnels_state(const struct config *cfg, const struct plan *plan)
 {
 	json_t *list = json_array();
@@ -1148,11 +1217,15 @@ json_t *tunnels_state(const struct config *cfg, const struct plan *plan)
 		inet_ntop(t->local.family, t->local.addr, local, sizeof(local));
 		/* For serve's redial: which child SAs to start, and whether this side may. */
 		json_array_append_new(list, json_pack("{s:s, s:i, s:s, s:i, s:i, s:s, s:s, s:s, "
-			"s:i, s:b}", "name", t->name, "id", (json_int_t)t->id, "interface",
+			"s:i, s:b, s:b}", "name", t->name, "id", (json_int_t)t->id, "interface",
 			t->ifname, "ifindex", (json_int_t)t->ifindex, "ifId", (json_int_t)t->if_id,
 			"swanctl", name, "peer", peer, "local", local, "children",
 			(json_int_t)swanctl_child_count(cfg, t), "initiates",
-			t->connection->mode != CONNECTION_MODE_RESPONDER_ONLY));
+			t->connection->mode != CONNECTION_MODE_RESPONDER_ONLY,
+			"pointToSite", t->vpn_client != NULL));
+		if (t->vpn_client)
+			json_object_set_new(json_array_get(list, json_array_size(list) - 1),
+					    "revokedThumbprints", revoked_list(t->vpn_client));
 	}
 	return list;
 }

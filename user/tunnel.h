@@ -19,6 +19,9 @@
 struct tunnel {
 	const char *name;   /* the connection's name */
 	const struct config_connection *connection;
+	/* Point-to-site: the gateway's clients (connection is then vpn_client->connection),
+	 * any peer, the pool as the remote space. NULL for a connection. */
+	const struct config_vpn_client *vpn_client;
 	uint32_t id;        /* index in the tunnel list: counters and routes key on it */
 	uint32_t vnet;      /* the VNet whose gateway is this side */
 	struct ip_address local, peer; /* this box's endpoint, the other side's */

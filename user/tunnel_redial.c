@@ -8,6 +8,7 @@
 #include "swanctl.h"
 #include "tunnel_redial.h"
 #include "vici.h"
+#include "vpn_clients.h"
 
 bool redial_due(struct redial_connection *c, enum tunnel_ike_state s, uint64_t now_ms)
 {
@@ -131,6 +132,9 @@ void redialer_tick(struct redialer *r, uint64_t now_ms)
 		initiate(&v, c, (size_t)json_integer_value(json_object_get(it, "children")));
 	}
 	forget_unlisted(r);
+	if (!r->clients_checked)
+		r->clients_checked = json_object();
+	vpn_clients_refuse_revoked(state, r->clients_checked);
 	vici_close(&v);
 	json_decref(states);
 	json_decref(state);
@@ -142,4 +146,6 @@ void redialer_free(struct redialer *r)
 	free(r->connections);
 	r->connections = NULL;
 	r->n = 0;
+	json_decref(r->clients_checked);
+	r->clients_checked = NULL;
 }

@@ -39,6 +39,7 @@ struct redialer {
 	char gateway[128];
 	struct redial_connection *connections;
 	size_t n;
+	json_t *clients_checked; /* point-to-site IKE SAs let in (vpn_clients.h) */
 };
 
 /* One look at the gateway's connections (those its state names): each that is due is

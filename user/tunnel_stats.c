@@ -14,6 +14,7 @@
 #include "datapath.h"
 #include "tunnel.h"
 #include "tunnel_stats.h"
+#include "vpn_clients.h"
 #include "vici.h"
 #include "vnet_xdp.h"
 
@@ -258,6 +259,36 @@ static void tunnel_drops_add(json_t *t, json_t *drops, int fd, uint32_t id, cons
 	}
 }
 
+/* Azure's P2SConnectionCount and P2SBandwidth per gateway with clients: the clients
+ * charon has connected, and the bytes of the clients' tunnel both ways (the rate of
+ * which is the bandwidth). */
+static json_t *point_to_site_of(json_t *state, json_t *tunnels)
+{
+	json_t *out = json_array(), *clients = NULL, *it;
+	size_t i;
+
+	json_array_foreach(json_object_get(state, "tunnels"), i, it) {
+		json_t *counts = json_array_get(tunnels, i), *c;
+		json_int_t n = 0;
+		size_t k;
+
+		if (!json_is_true(json_object_get(it, "pointToSite")))
+			continue;
+		if (!clients)
+			clients = vpn_clients_list(state);
+		json_array_foreach(clients, k, c)
+			n += json_equal(json_object_get(c, "gateway"), json_object_get(it, "name"));
+		json_array_append_new(out, json_pack("{s:O, s:I, s:I, s:I, s:I}",
+			"gateway", json_object_get(it, "name"), "connections", n,
+			"bytes", json_integer_value(json_object_get(counts, "ingressBytes")) +
+				 json_integer_value(json_object_get(counts, "egressBytes")),
+			"ingressBytes", json_integer_value(json_object_get(counts, "ingressBytes")),
+			"egressBytes", json_integer_value(json_object_get(counts, "egressBytes"))));
+	}
+	json_decref(clients);
+	return out;
+}
+
 void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 {
 	json_t *list = json_object_get(state, "tunnels"), *tunnels = json_array(),
@@ -299,6 +330,7 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 		}
 		json_array_append_new(tunnels, t);
 	}
+	json_object_set_new(doc, "pointToSite", point_to_site_of(state, tunnels));
 	json_object_set_new(doc, "tunnels", tunnels);
 	json_object_set_new(doc, "tunnelDrops", drops);
 	free(totals);

@@ -167,8 +167,9 @@ static bool take_name(struct reader *r, char buf[256])
 	return true;
 }
 
-/* A value as a JSON string. Values are text in what we read from charon; a byte that is
- * not valid UTF-8 becomes '?' rather than failing the whole message. */
+/* A value as a JSON string. Values are text in what we read from charon, but for binary
+ * ones (a certificate's DER in list-certs): a value that is not valid UTF-8 has each of
+ * its bytes as the code point of that number (Latin-1), which vici_value_bytes undoes. */
 static json_t *take_value(struct reader *r)
 {
 	const uint8_t *be, *bytes;
@@ -182,13 +183,44 @@ static json_t *take_value(struct reader *r)
 	if (!take(r, len, &bytes))
 		return NULL;
 	s = json_stringn((const char *)bytes, len);
-	if (s || !(copy = malloc(len + 1)))
+	if (s || !(copy = malloc(2 * len + 1)))
 		return s;
-	for (size_t i = 0; i < len; i++)
-		copy[i] = bytes[i] >= 0x80 || !bytes[i] ? '?' : (char)bytes[i];
-	s = json_stringn(copy, len);
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (bytes[i] < 0x80) {
+			copy[n++] = (char)bytes[i];
+			continue;
+		}
+		copy[n++] = (char)(0xc0 | bytes[i] >> 6);
+		copy[n++] = (char)(0x80 | (bytes[i] & 0x3f));
+	}
+	s = json_stringn(copy, n);
 	free(copy);
 	return s;
+}
+
+int vici_value_bytes(const json_t *value, uint8_t *out, size_t size, size_t *length)
+{
+	const unsigned char *text = (const unsigned char *)json_string_value(value);
+	size_t len = json_string_length(value), n = 0;
+
+	if (!text)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (n == size)
+			return -E2BIG;
+		if (text[i] < 0x80) {
+			out[n++] = text[i];
+		} else if ((text[i] & 0xfe) == 0xc2 && i + 1 < len) {
+			out[n++] = (uint8_t)((text[i] & 0x03) << 6 | (text[i + 1] & 0x3f));
+			i++;
+		} else {
+			return -EINVAL; /* text that was valid UTF-8: not binary */
+		}
+	}
+	*length = n;
+	return 0;
 }
 
 static int add_member(json_t *section, const char *name, json_t *value)

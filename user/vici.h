@@ -77,5 +77,8 @@ int vici_request_stream(struct vici *v, const char *cmd, const json_t *args, con
 /* A command's verdict: 0 when reply says success = yes, else -EIO with *errmsg (charon's
  * words, or a fixed text) pointing into reply. */
 int vici_success(const json_t *reply, const char **errmsg);
+/* The bytes of a binary value as vici_decode keeps it (not valid UTF-8: one code point
+ * per byte). 0, -E2BIG, or -EINVAL when the value was text. */
+int vici_value_bytes(const json_t *value, uint8_t *out, size_t size, size_t *length);
 
 #endif
