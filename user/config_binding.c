@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include "config_internal.h"
+#include "path_name.h"
 #include "flow_log.h"
 #include "gateway_name.h"
 #include "local_interfaces.h"
@@ -281,9 +282,9 @@ static char *read_credential_path(struct loader *l, struct node n, const char *w
 	}
 	if (!get_string(&l->r, n, &path))
 		return NULL;
-	if (path[0] != '/') {
-		reader_problem(&l->r, n.path, "\"%s\" is not an absolute path; allowed: the "
-			       "absolute path of %s", reader_shown(&l->r, path), what);
+	if (path_name_problem(path)) {
+		reader_problem(&l->r, n.path, "\"%s\" %s; allowed: the absolute path of %s",
+			       reader_shown(&l->r, path), path_name_problem(path), what);
 		return NULL;
 	}
 	return copy_string(path);
@@ -412,7 +413,7 @@ static void read_flow_logs(struct loader *l, struct node fl)
 		   "deniedPerSecond");
 	get_bool(&l->r, node_child(&l->r, fl, "enabled"), &f->enabled);
 	if (dir.value && get_string(&l->r, dir, &text)) {
-		const char *problem = flow_log_directory_problem(text);
+		const char *problem = path_name_problem(text);
 
 		if (problem) {
 			reader_problem(&l->r, dir.path, "\"%s\" %s; allowed: an absolute path such as "

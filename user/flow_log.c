@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "config.h"
+#include "path_name.h"
 #include "datapath.h"
 #include "flow_log.h"
 #include "flows.h"
@@ -27,29 +28,6 @@
 #include "state.h"
 
 /* ---- The directory ------------------------------------------------------------------------ */
-
-const char *flow_log_directory_problem(const char *path)
-{
-	const char *p = path;
-
-	if (path[0] != '/')
-		return "is not an absolute path";
-	if (strlen(path) > PATH_MAX / 2)
-		return "is too long";
-	while (*p) {
-		const char *next;
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		next = strchrnul(p, '/');
-		len = (size_t)(next - p);
-		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-			return "holds a \".\" or \"..\" component";
-		p = next;
-	}
-	return NULL;
-}
 
 static int mkdir_parents(const char *path, mode_t mode)
 {
@@ -74,7 +52,7 @@ static int mkdir_parents(const char *path, mode_t mode)
 
 int flow_log_directory_prepare(const char *path)
 {
-	const char *problem = flow_log_directory_problem(path);
+	const char *problem = path_name_problem(path);
 	struct stat st;
 	int err;
 

@@ -23,8 +23,6 @@
 
 struct config_flow_logs;
 
-/* Why a path cannot be the flow log directory, or NULL (absolute, no "." or ".."). */
-const char *flow_log_directory_problem(const char *path);
 /* Creates the directory (0750, root's) when missing; refuses a symbolic link, a file, one
  * that is writable by others. Returns 0 or -errno, having logged why. */
 int flow_log_directory_prepare(const char *path);

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 OUT=build-fuzz
 SOURCES="user/config.c user/config_json.c user/config_network.c user/config_security.c
-	 user/config_vpn.c user/config_vpn_client.c user/config_binding.c user/config_unenforced.c user/config_groups.c user/gateway_name.c user/private_file.c user/import.c user/import_arm.c
+	 user/config_vpn.c user/config_vpn_client.c user/config_binding.c user/config_unenforced.c user/config_groups.c user/gateway_name.c user/private_file.c user/path_name.c user/import.c user/import_arm.c
 	 user/import_model.c user/import_deploy.c user/local_interfaces.c user/arm_expr.c user/arm_cidr.c
 	 user/cli_usage.c"
 CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -Iheaders -Iuser -fsanitize=fuzzer,address,undefined
