@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 #include "config.h"
 #include "path_name.h"
+#include "private_file.h"
 #include "datapath.h"
 #include "flow_log.h"
 #include "flows.h"
@@ -669,14 +670,7 @@ static int write_whole(const char *dir, const char *name, const char *text, size
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0)
 		return -errno;
-	for (size_t done = 0; done < len && !err;) {
-		ssize_t n = write(fd, text + done, len - done);
-
-		if (n < 0 && errno != EINTR)
-			err = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
+	err = fd_write_all(fd, text, len);
 	if (!err && fdatasync(fd))
 		err = -errno;
 	if (close(fd) && !err)

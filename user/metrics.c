@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "metrics.h"
+#include "private_file.h"
 #include "tunnel_stats.h"
 
 #define METRIC_MAX_LABELS 4
@@ -362,14 +363,7 @@ int metrics_write_textfile(const char *dir, json_t *stats)
 		free(text);
 		return err;
 	}
-	for (size_t done = 0; done < length && !err;) {
-		ssize_t n = write(fd, text + done, length - done);
-
-		if (n < 0 && errno != EINTR)
-			err = -errno;
-		else if (n > 0)
-			done += n;
-	}
+	err = fd_write_all(fd, text, length);
 	free(text);
 	if (!err && fchmod(fd, 0644))
 		err = -errno;

@@ -54,3 +54,16 @@ int private_file_write(const char *path, int (*fill)(FILE *out, void *arg), void
 	free(tmp);
 	return err;
 }
+
+int fd_write_all(int fd, const void *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			done += (size_t)n;
+	}
+	return 0;
+}

@@ -9,6 +9,9 @@
  * or a directory of another user. Returns 0 or -errno. */
 int private_dir_ensure(const char *dir);
 
+/* Writes all of buf to fd, through short writes and EINTR. 0 or -errno. */
+int fd_write_all(int fd, const void *buf, size_t len);
+
 /* Writes PATH through a new temporary file beside it (O_CREAT | O_EXCL | O_NOFOLLOW,
  * mode 0600) that fill() writes and that is then renamed over PATH: PATH is never half
  * written, and a link at PATH is replaced, not followed. Returns 0, -errno, or fill's
