@@ -40,8 +40,10 @@ BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELETONS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard headers/*.h)
 
-USER_HDRS := $(wildcard user/*.h) $(wildcard headers/*.h)
-LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c))
+# user/ by layer (docs/architecture.md): lib, config, import, compile, datapath, observe, cmd.
+USER_DIRS := lib config import compile datapath observe cmd
+USER_HDRS := $(foreach d,$(USER_DIRS),$(wildcard user/$(d)/*.h)) $(wildcard headers/*.h)
+LIB_SRCS  := $(filter-out user/cmd/main.c,$(foreach d,$(USER_DIRS),$(wildcard user/$(d)/*.c)))
 LIB_OBJS  := $(patsubst user/%.c,$(BUILD)/user/%.o,$(LIB_SRCS))
 BIN       := $(BUILD)/vnet-xdp
 
@@ -70,7 +72,7 @@ $(BUILD)/version.h: FORCE
 	@echo '#define VNET_XDP_VERSION "$(VERSION)"' > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
-$(BUILD)/user/main.o: $(BUILD)/version.h
+$(BUILD)/user/cmd/main.o: $(BUILD)/version.h
 
 deps:
 	@scripts/install-deps.sh
@@ -86,7 +88,7 @@ $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELETONS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BIN): $(BUILD)/user/main.o $(LIB_OBJS)
+$(BIN): $(BUILD)/user/cmd/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard tests/*.h tests/*/*.h)

@@ -1,7 +1,7 @@
 /* Entries of every BPF map, as the kernel counts them (per-CPU insert/delete counters of
  * hash maps, kernel 6.6 and later): one record per map, {id, entries}, read by user space
  * through a bpf_map iterator. Reading it costs a few operations per map, however many
- * entries the map holds; a walk of a million-entry map costs seconds (user/map_entries.c). */
+ * entries the map holds; a walk of a million-entry map costs seconds (user/lib/map_entries.c). */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "vnet_xdp.h"

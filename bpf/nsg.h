@@ -14,7 +14,7 @@
 #include "maps.h"
 #include "parse.h"
 
-/* Config maps (rebuilt per generation, see config_map_names in user/datapath.c). */
+/* Config maps (rebuilt per generation, see config_map_names in user/datapath/datapath.c). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, MAX_NSG_PREFIXES);

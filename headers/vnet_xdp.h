@@ -775,7 +775,7 @@ static inline __attribute__((always_inline)) __u64 seconds_or_default_ns(__u32 c
 }
 
 /* How long a flow may be idle before it ends: the datapath judges a packet by it and the
- * collector (user/flows.c) removes by it, so both read this one definition. No settings
+ * collector (user/observe/flows.c) removes by it, so both read this one definition. No settings
  * (NULL): the defaults, with no zeroed copy on the datapath's stack. Protocol numbers are
  * written out: the two sides take IPPROTO_* from different headers. */
 static inline __attribute__((always_inline)) __u64

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
+#include "config/config.h"
 #include "nsg_reference.h"
 
 /* One side of a rule: a value starting with '[' is a JSON list and goes to the plural key

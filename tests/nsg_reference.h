@@ -1,6 +1,6 @@
 /* A reference model of Azure's network security groups for differential tests: a plain
  * linear first-match evaluator over the config's rules, written from Azure's
- * documentation and independent of the datapath's bit-vector compiler (user/nsg.c) and
+ * documentation and independent of the datapath's bit-vector compiler (user/compile/nsg.c) and
  * classifier (bpf/nsg.h). Slow on purpose: every rule of the direction is looked at, the
  * one with the lowest priority number among those that match decides.
  *
@@ -29,7 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <netinet/in.h>
-#include "config.h"
+#include "config/config.h"
 
 struct reference_packet {
 	int family;        /* AF_INET or AF_INET6 */

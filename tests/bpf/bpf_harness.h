@@ -32,10 +32,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
-#include "config.h"
-#include "datapath.h"
-#include "nsg.h"
-#include "plan.h"
+#include "config/config.h"
+#include "datapath/datapath.h"
+#include "compile/nsg.h"
+#include "compile/plan.h"
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h" /* harness_traces_arm, harness_counter, the MACs */
 

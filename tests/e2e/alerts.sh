@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Prometheus alert rules in dashboards/: promtool accepts them, their tests
 # (tests/prometheus/vnet-xdp.rules.test.yml) pass and see every alert both fire and stay
-# silent, the rules ask only for families the exporter defines (user/metrics.c), and
+# silent, the rules ask only for families the exporter defines (user/observe/metrics.c), and
 # `make install` puts rules and dashboard in $(PREFIX)/share/vnet-xdp under DESTDIR.
 # That they evaluate against a live exporter is tests/e2e/dashboard.sh's part.
 cd "$(dirname "$0")/../.."
@@ -51,7 +51,7 @@ alert_rules_use_only_exported_families() {
 	names=$(yaml_json "$RULES" | jq -r '.groups[].rules[].expr' | grep -o 'vnetxdp_[a-z_]*' | sort -u)
 	[ -n "$names" ] || return 1
 	for name in $names; do
-		grep -q "{ \"$name\"," user/metrics.c || { echo "the exporter has no family $name"; return 1; }
+		grep -q "{ \"$name\"," user/observe/metrics.c || { echo "the exporter has no family $name"; return 1; }
 	done
 }
 

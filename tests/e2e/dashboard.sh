@@ -85,7 +85,7 @@ every_dashboard_query_answers() {
 		if [ -n "$missing" ]; then
 			# a family the exporter defines but has no data for yet, never a typo
 			for name in $missing; do
-				grep -q "{ \"$name\"," user/metrics.c || { echo "no such family: $name"; return 1; }
+				grep -q "{ \"$name\"," user/observe/metrics.c || { echo "no such family: $name"; return 1; }
 			done
 			echo "no samples yet:$missing (query parses: $promql)"
 			continue

@@ -21,8 +21,8 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 #include "vnet_xdp.h"
-#include "datapath.h" /* datapath_clock_ns: the clock the datapath stamps with */
-#include "nsg.h"
+#include "datapath/datapath.h" /* datapath_clock_ns: the clock the datapath stamps with */
+#include "compile/nsg.h"
 #include "packet/gateway_harness.h"
 #include "nsg_random.h" /* nsg_rule_json, NSG_SERVICE_TAGS */
 

@@ -1,4 +1,4 @@
-/* The formula of user/limits.c against the running kernel: a map created with the flow
+/* The formula of user/datapath/limits.c against the running kernel: a map created with the flow
  * table's, the fast path caches' and the SNAT maps' key and value sizes is charged
  * (fdinfo `memlock:`) what hash_map_bytes says, so that `up` refuses exactly the sizes
  * that would not fit. */
@@ -14,7 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cmocka.h>
-#include "limits.h"
+#include "datapath/limits.h"
 #include "vnet_xdp.h"
 
 static long long memlock_of(int fd)

@@ -13,8 +13,8 @@
 #include "packet/nsg_harness.h"
 #include "nsg_reference.h"
 #include "nsg_random.h"
-#include "config.h"
-#include "nsg.h"
+#include "config/config.h"
+#include "compile/nsg.h"
 
 #define WEB "randweb"
 #define SUBNET "randsubnet"

@@ -16,9 +16,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "vnet_xdp.h"
-#include "datapath.h"
-#include "snat.h"
-#include "stats.h"
+#include "datapath/datapath.h"
+#include "datapath/snat.h"
+#include "observe/stats.h"
 #include "packet/gateway_harness.h"
 
 #define HUB_VIP "203.0.113.10"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "arm_expr.h"
+#include "import/arm_expr.h"
 
 static const char template_text[] =
 	"{\"parameters\": {"

@@ -24,9 +24,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "config.h"
-#include "local_interfaces.h"
-#include "config_json.h"
+#include "config/config.h"
+#include "lib/local_interfaces.h"
+#include "config/json.h"
 
 #define DATA "tests/data/config/"
 

@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "config.h"
+#include "config/config.h"
 #include "azure_samples.h"
 
 /* What the reader says of the samples that are excerpts ('@' stands for "pasted/FILE:"). */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
-#include "config.h"
+#include "config/config.h"
 
 /* How much longer 100,000 rules may take to check than 10,000: n log n gives about 12x,
  * comparing every pair of rules 100x (it took 30 s and 650 MB). Processor time, not the

@@ -1,4 +1,4 @@
-/* The filters of `flows` and `snat` (user/flow_filter.c): each option's values as
+/* The filters of `flows` and `snat` (user/observe/flow_filter.c): each option's values as
  * conntrack -L takes them, bad ones refused, and an entry kept only when every filter
  * given matches it. */
 #include <arpa/inet.h>
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "flow_filter.h"
+#include "observe/flow_filter.h"
 
 static const char *const states[] = { "active", "expired", "established", NULL };
 

@@ -1,4 +1,4 @@
-/* The flow log (user/flow_log.c): the document in Azure's VNet flow log schema, tuple by
+/* The flow log (user/observe/flow_log.c): the document in Azure's VNet flow log schema, tuple by
  * tuple, and what a flow becomes over its life: Begin, Continuing with the counts since
  * the last record, End with the rest; Denied tuples summed and bounded per second. */
 #include <arpa/inet.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "flow_log.h"
-#include "path_name.h"
+#include "observe/flow_log.h"
+#include "lib/path_name.h"
 
 #define RG "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/vnet-xdp"
 #define SPOKE1_NSG RG "/providers/Microsoft.Network/networkSecurityGroups/spoke1-nsg"

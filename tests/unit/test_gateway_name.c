@@ -1,5 +1,5 @@
 /* A gateway's name becomes a bpffs directory and file names under /run/vnet-xdp: the one
- * rule (user/gateway_name.c) refuses every name that could reach outside them or be
+ * rule (user/lib/gateway_name.c) refuses every name that could reach outside them or be
  * another gateway's file, at the command line, in a config and in the paths made from it. */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "config.h"
-#include "datapath.h"
-#include "gateway_name.h"
-#include "nsg.h"
-#include "state.h"
+#include "config/config.h"
+#include "datapath/datapath.h"
+#include "lib/gateway_name.h"
+#include "compile/nsg.h"
+#include "datapath/state.h"
 
 /* "." and "..", a path, another gateway's files, hidden, empty, option-like, one too long,
  * and what a terminal or a shell would act on. */

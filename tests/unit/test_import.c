@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "import.h"
+#include "import/import.h"
 
 #define DATA "tests/data/import/"
 

@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "config.h"
-#include "import.h"
+#include "config/config.h"
+#include "import/import.h"
 #include "azure_samples.h"
 
 #define DATA "tests/data/config/"

@@ -15,8 +15,8 @@
 #include <strings.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "arm_expr.h"
-#include "import.h"
+#include "import/arm_expr.h"
+#include "import/import.h"
 #include "azure_samples.h"
 
 enum kind { VNET, SUBNET, PEERING, RULE, DEFAULT_RULE, ROUTE, LNG, CONNECTION, NAT_GATEWAY,

@@ -14,12 +14,12 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "config.h"
-#include "config_internal.h"
-#include "import.h"
-#include "local_interfaces.h"
-#include "tunnel.h"
-#include "effective_rules.h"
+#include "config/config.h"
+#include "config/internal.h"
+#include "import/import.h"
+#include "lib/local_interfaces.h"
+#include "datapath/tunnel.h"
+#include "compile/effective_rules.h"
 #include "nsg_reference.h"
 
 #define SHAPES "tests/data/import/shapes/"

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "config.h"
-#include "limits.h"
+#include "config/config.h"
+#include "datapath/limits.h"
 #include "vnet_xdp.h"
 
 static struct config *config_with_limits(const char *limits)

@@ -1,4 +1,4 @@
-/* The gateway's lock (user/lock.c): a second command waits a bounded time, then refuses
+/* The gateway's lock (user/lib/lock.c): a second command waits a bounded time, then refuses
  * with one line naming the gateway; a lock released in time passes on; the lock file is
  * private and never followed through a link; a lock taken on a file `down` removed is
  * taken again on the file in its place. Each holder is a process of its own (flock is
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "datapath.h"
-#include "lock.h"
+#include "datapath/datapath.h"
+#include "lib/lock.h"
 
 static char gateway[32], lock_file[64];
 

@@ -15,10 +15,10 @@
 #include <cmocka.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "datapath.h"
-#include "metrics.h"
-#include "map_entries.h"
-#include "stats.h"
+#include "datapath/datapath.h"
+#include "observe/metrics.h"
+#include "lib/map_entries.h"
+#include "observe/stats.h"
 
 static const char *const stats_text =
 	"{\"gateway\": \"t\", \"version\": \"1.2.3\", \"generation\": 7,"

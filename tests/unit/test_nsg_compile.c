@@ -1,4 +1,4 @@
-/* The NSG compiler (user/nsg.c, nsg_plan_build) against the reference evaluator
+/* The NSG compiler (user/compile/nsg.c, nsg_plan_build) against the reference evaluator
  * (tests/nsg_reference.h), with no kernel: the compiled plan is walked here the way
  * bpf/nsg.h walks its maps (longest-prefix lookups of the address and port tries, the
  * port interval's vector, the protocol's, an AND, the lowest bit), and each stage's
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "config.h"
-#include "nsg.h"
+#include "config/config.h"
+#include "compile/nsg.h"
 #include "nsg_reference.h"
 #include "nsg_random.h"
 

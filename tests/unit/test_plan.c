@@ -8,10 +8,10 @@
 #include <string.h>
 #include <cmocka.h>
 #include <stdlib.h>
-#include "cli.h"
-#include "config.h"
-#include "nsg.h"
-#include "plan.h"
+#include "lib/cli.h"
+#include "config/config.h"
+#include "compile/nsg.h"
+#include "compile/plan.h"
 
 /* hub peered with spoke1 and spoke2 both ways; spoke3 peered with hub one way only;
  * spoke1 bound per subnet. */

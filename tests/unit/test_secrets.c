@@ -17,16 +17,16 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "config.h"
-#include "datapath.h"
-#include "gateway.h"
-#include "import.h"
-#include "log.h"
-#include "private_file.h"
-#include "process.h"
-#include "swanctl.h"
-#include "vici.h"
-#include "tunnel.h"
+#include "config/config.h"
+#include "datapath/datapath.h"
+#include "datapath/gateway.h"
+#include "import/import.h"
+#include "lib/log.h"
+#include "lib/private_file.h"
+#include "lib/process.h"
+#include "compile/swanctl.h"
+#include "lib/vici.h"
+#include "datapath/tunnel.h"
 
 #define KEYED_CONFIG "tests/data/config/ipsec-transit.json"
 #define KEY "s3cret" /* the sharedKey in KEYED_CONFIG starts so */

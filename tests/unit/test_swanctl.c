@@ -18,12 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "config.h"
-#include "plan.h"
-#include "swanctl.h"
-#include "tunnel.h"
-#include "tunnel_stats.h"
-#include "vici.h"
+#include "config/config.h"
+#include "compile/plan.h"
+#include "compile/swanctl.h"
+#include "datapath/tunnel.h"
+#include "observe/tunnel_stats.h"
+#include "lib/vici.h"
 
 #define TRANSIT_CONFIG "tests/data/config/ipsec-transit.json"
 #define HUB 0

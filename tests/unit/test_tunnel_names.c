@@ -12,8 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 #include <net/if.h>
-#include "config.h"
-#include "tunnel.h"
+#include "config/config.h"
+#include "datapath/tunnel.h"
 
 #define CONNECTIONS 12
 

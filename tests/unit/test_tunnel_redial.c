@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include "tunnel_redial.h"
+#include "datapath/tunnel_redial.h"
 
 /* The times (ms) at which a connection down from 0 on is initiated, looked at every
  * second for `seconds`. */

@@ -1,4 +1,4 @@
-/* The vici client (user/vici.c) against its documented wire format, and against a
+/* The vici client (user/lib/vici.c) against its documented wire format, and against a
  * stand-in charon on the other end of a socketpair that answers as told: well, with
  * truncated, oversized or malformed packets, or not at all. */
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <cmocka.h>
-#include "vici.h"
+#include "lib/vici.h"
 
 /* ---- the codec ---- */
 

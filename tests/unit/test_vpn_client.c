@@ -15,12 +15,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "config.h"
-#include "nsg.h"
-#include "plan.h"
-#include "swanctl.h"
-#include "tunnel.h"
-#include "vpn_clients.h"
+#include "config/config.h"
+#include "compile/nsg.h"
+#include "compile/plan.h"
+#include "compile/swanctl.h"
+#include "datapath/tunnel.h"
+#include "observe/vpn_clients.h"
 
 #define TRANSIT "tests/data/config/ipsec-transit.json"
 /* The smallest DER SEQUENCE: a stand-in root the loader takes for a certificate. */
