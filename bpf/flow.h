@@ -771,12 +771,14 @@ __noinline int nsg_established_stage(struct xdp_md *ctx, const struct packet_inf
 		return -1;
 	scratch->now = now;
 	responder = from_b != f->initiator_is_b;
-	flow_pass_known(f, &scratch->key, info->len, flags, responder, now, res);
 	c = &scratch->confirmation;
+	/* Folded before the packet moves the TCP state: a FIN that ends the flow reports
+	 * (monitor_flow_end) the packets forwarded under the lease too. */
 	if (!dry_run) {
 		f->packets[responder & 1] += c->fold_packets;
 		f->bytes[responder & 1] += c->fold_bytes;
 	}
+	flow_pass_known(f, &scratch->key, info->len, flags, responder, now, res);
 	c->leasable = flow_leasable(&scratch->key, f);
 	c->responder = responder;
 	if (unanswered && responder)

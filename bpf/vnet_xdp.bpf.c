@@ -631,3 +631,8 @@ int tc_tunnel_egress(struct __sk_buff *skb)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Every map the contract lists (VNET_XDP_PINNED_MAPS) is defined: the loader opens maps
+ * by that list alone. */
+#define MAP_DEFINED(name) _Static_assert(sizeof(name) > 0, #name);
+VNET_XDP_PINNED_MAPS(MAP_DEFINED, MAP_DEFINED)

@@ -7,6 +7,35 @@
 
 #define VNET_XDP_PIN_ROOT "/sys/fs/bpf/vnet-xdp"
 
+/* Every pinned map of the datapath, by the name it is defined and pinned under, and its
+ * class. CONFIG maps hold what a config compiles to: a reload builds a fresh set in a
+ * staging directory and swaps them in with the programs, so a packet sees one generation
+ * or the other. STATE maps (counters, flows, leases, SNAT mappings, events) outlive every
+ * config. The loader opens maps only through this list (enum vnet_xdp_map); bpf/ checks
+ * at compile time that each is defined, and the bpf test tier that each pinned map of the
+ * object is here with its class. */
+#define VNET_XDP_PINNED_MAPS(CONFIG, STATE)                                                \
+	CONFIG(interfaces) CONFIG(routes) CONFIG(source_prefixes) CONFIG(nic_sources)      \
+	CONFIG(local_addresses) CONFIG(settings)                                           \
+	CONFIG(tunnel_peers) CONFIG(tunnel_endpoints) CONFIG(tunnel_interfaces)            \
+	CONFIG(nsg_addresses) CONFIG(nsg_ports) CONFIG(nsg_port_intervals)                 \
+	CONFIG(nsg_protocols) CONFIG(nsg_tables) CONFIG(nsg_rules) CONFIG(nsg_bindings)    \
+	CONFIG(snat_sources) CONFIG(snat_pools) CONFIG(snat_vips)                          \
+	STATE(peering_counters) STATE(drop_counters) STATE(datapath_counters)              \
+	STATE(decision_traces) STATE(drop_details) STATE(drop_detail_keys)                 \
+	STATE(drop_detail_overflow) STATE(fragments)                                       \
+	STATE(fast_paths4) STATE(fast_paths6)                                              \
+	STATE(flows) STATE(new_flows) STATE(flow_counters)                                 \
+	STATE(nsg_rule_counters) STATE(nsg_flush)                                          \
+	STATE(snat_mappings) STATE(snat_reverse) STATE(snat_vm_blocks)                     \
+	STATE(snat_block_owners) STATE(snat_vip_counters)                                  \
+	STATE(tunnel_counters) STATE(tunnel_spi_counters)                                  \
+	STATE(monitor_events) STATE(monitor_control) STATE(monitor_budget)
+
+#define VNET_XDP_MAP_ID(name) MAP_##name,
+enum vnet_xdp_map { VNET_XDP_PINNED_MAPS(VNET_XDP_MAP_ID, VNET_XDP_MAP_ID) MAP_COUNT };
+#undef VNET_XDP_MAP_ID
+
 /* Time. The datapath stamps its entries with CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns),
  * which starts near 0 at boot: a stamp minus a duration, or an earlier reading minus a later
  * stamp, wraps on a machine up for less than that duration. Every age, in bpf/ and user/, is

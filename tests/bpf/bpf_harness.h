@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "compile/plan.h"
 #include "vnet_xdp.h"
 #include "packet/gateway_harness.h" /* harness_traces_arm, harness_counter, the MACs */
@@ -152,23 +153,7 @@ static inline int bpf_harness_apply(struct bpf_harness *h, const char *config_te
 				    uint32_t generation)
 {
 	uint32_t ifindexes[MAX_INTERFACES];
-	struct datapath_maps dp = {
-		.interfaces = bpf_harness_map(h, "interfaces"),
-		.routes = bpf_harness_map(h, "routes"),
-		.source_prefixes = bpf_harness_map(h, "source_prefixes"),
-		.nic_sources = bpf_harness_map(h, "nic_sources"),
-		.local_addresses = bpf_harness_map(h, "local_addresses"),
-		.peering_counters = h->peerings_fd, .drop_counters = h->drops_fd,
-		.datapath_counters = bpf_harness_map(h, "datapath_counters"),
-		.decision_traces = h->traces_fd, .settings = bpf_harness_map(h, "settings"),
-	};
-	struct nsg_maps nsg = {
-		.addresses = bpf_harness_map(h, "nsg_addresses"), .ports = bpf_harness_map(h, "nsg_ports"),
-		.intervals = bpf_harness_map(h, "nsg_port_intervals"),
-		.protocols = bpf_harness_map(h, "nsg_protocols"), .tables = bpf_harness_map(h, "nsg_tables"),
-		.rules = bpf_harness_map(h, "nsg_rules"), .bindings = bpf_harness_map(h, "nsg_bindings"),
-		.counters = bpf_harness_map(h, "nsg_rule_counters"), .flush = bpf_harness_map(h, "nsg_flush"),
-	};
+	struct datapath_maps maps;
 	int err;
 
 	if (h->cfg) {
@@ -188,9 +173,12 @@ static inline int bpf_harness_apply(struct bpf_harness *h, const char *config_te
 	    (err = nsg_plan_assign_ids(&h->nsg, h->cfg, &h->ids, generation)))
 		return err;
 	nsg_plan_settings(&h->nsg, &h->plan.settings);
-	if ((err = nsg_plan_write(&nsg, &h->nsg)) ||
-	    (err = datapath_write_plan(&dp, &h->plan, generation)) ||
-	    (err = datapath_write_local_addresses(&dp)))
+	datapath_maps_init(&maps);
+	for (int m = 0; m < MAP_COUNT; m++)
+		maps.fd[m] = bpf_harness_map(h, datapath_map_name(m));
+	if ((err = nsg_plan_write(&maps, &h->nsg)) ||
+	    (err = datapath_write_plan(&maps, &h->plan, generation)) ||
+	    (err = datapath_write_local_addresses(&maps)))
 		return err;
 	return 0;
 }

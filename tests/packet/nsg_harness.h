@@ -23,6 +23,7 @@
 #include "vnet_xdp.h"
 #include "datapath/datapath.h" /* datapath_clock_ns: the clock the datapath stamps with */
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "packet/gateway_harness.h"
 #include "nsg_random.h" /* nsg_rule_json, NSG_SERVICE_TAGS */
 
@@ -161,7 +162,13 @@ static inline int nsg_apply(const struct config *cfg, uint32_t generation)
 
 	if (err)
 		return err;
-	err = nsg_plan_write_gateway(gw.name, &plan);
+	struct datapath_maps maps;
+
+	err = datapath_maps_open(gw.name, &maps);
+	if (!err) {
+		err = nsg_plan_write(&maps, &plan);
+		datapath_maps_close(&maps);
+	}
 	if (!err)
 		err = nsg_ids_save(gw.name, &ids);
 	nsg_plan_free(&plan);

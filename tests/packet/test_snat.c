@@ -18,6 +18,7 @@
 #include "vnet_xdp.h"
 #include "datapath/datapath.h"
 #include "datapath/snat.h"
+#include "observe/snat_stats.h"
 #include "observe/stats.h"
 #include "packet/gateway_harness.h"
 

@@ -15,6 +15,7 @@
 #include "datapath/datapath.h"
 #include "lib/gateway_name.h"
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "datapath/state.h"
 
 /* "." and "..", a path, another gateway's files, hidden, empty, option-like, one too long,

@@ -22,6 +22,7 @@
 #include "lib/gateway_name.h"
 #include "lib/log.h"
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "compile/plan.h"
 #include "datapath/state.h"
 #include "cmd/verify.h"
@@ -168,7 +169,7 @@ static void interface_mac(const char *name, uint8_t *mac)
 static void source_mac(const char *gateway, uint32_t ifindex, const struct endpoint *src,
 		       uint8_t *mac)
 {
-	int fd = datapath_map_open(gateway, "nic_sources");
+	int fd = datapath_map_open(gateway, MAP_nic_sources);
 	struct nic_key key, *prev = NULL;
 	struct nic_info info;
 	bool forwarder = false;
@@ -550,7 +551,7 @@ int verify_main(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	gateway_pin_dir(gateway, pin_dir, sizeof(pin_dir));
-	traces_fd = datapath_map_open(gateway, "decision_traces");
+	traces_fd = datapath_map_open(gateway, MAP_decision_traces);
 	if (traces_fd < 0) {
 		log_error("gateway %s is not up", gateway);
 		return EXIT_FAILED;

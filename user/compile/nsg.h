@@ -29,10 +29,7 @@ struct nsg_ids {
 	json_t *doc;
 };
 
-int nsg_ids_load(const char *gateway, struct nsg_ids *ids);
-int nsg_ids_save(const char *gateway, const struct nsg_ids *ids);
 void nsg_ids_free(struct nsg_ids *ids);
-void nsg_ids_path(const char *gateway, char *buf, size_t size);
 /* The rule and NSG of stable ids, NULL when unknown (for verify and stats). */
 json_t *nsg_ids_rule(const struct nsg_ids *ids, uint32_t rule_id);
 const char *nsg_ids_nsg_name(const struct nsg_ids *ids, uint32_t nsg_id);
@@ -114,23 +111,6 @@ int nsg_ids_init(struct nsg_ids *ids, uint32_t counters_map_id);
 /* What the gateway's settings carry of the NSGs: flow timeouts, the flush generation.
  * datapath_write_plan is the one writer of `settings`. */
 void nsg_plan_settings(const struct nsg_plan *plan, struct gateway_settings *s);
-
-/* The NSG maps of one gateway (in nsg_map_names' order). */
-struct nsg_maps {
-	int addresses, ports, intervals, protocols, tables, rules, bindings, counters, flush;
-};
-int nsg_maps_open(const char *gateway, struct nsg_maps *maps);
-void nsg_maps_close(struct nsg_maps *maps);
-/* Replaces the NSG config maps' contents with the plan, zeroes its fresh rules' counters
- * and records its flush generations. 0 or -errno. */
-int nsg_plan_write(const struct nsg_maps *maps, const struct nsg_plan *plan);
-
-/* For `up` and `reload`: the plan with ids from the gateway's ids file (loaded into *ids,
- * saved by nsg_ids_save once every map is written); then the gateway's maps (the staged
- * ones during a reload). */
-int nsg_plan_for_gateway(const struct config *cfg, const char *gateway, uint32_t generation,
-			 struct nsg_plan *plan, struct nsg_ids *ids);
-int nsg_plan_write_gateway(const char *gateway, const struct nsg_plan *plan);
 
 /* The flow table's size for a first load: limits.flowTableSize. */
 uint32_t nsg_flow_table_size(const struct config *cfg);

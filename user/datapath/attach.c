@@ -94,7 +94,8 @@ static struct vnet_xdp_bpf *skeleton_open(const char *pin_dir)
 	bpf_object__for_each_map(map, skel->obj) {
 		char path[400];
 
-		if (!bpf_map__pin_path(map) || !datapath_is_config_map(bpf_map__name(map)))
+		if (!bpf_map__pin_path(map) ||
+		    !datapath_map_is_config(datapath_map_find(bpf_map__name(map))))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", staging, bpf_map__name(map));
 		if (bpf_map__set_pin_path(map, path)) {

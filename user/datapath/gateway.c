@@ -22,6 +22,7 @@
 #include "lib/log.h"
 #include "lib/neighbours.h"
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "compile/plan.h"
 #include "datapath/snat.h"
 #include "datapath/state.h"
@@ -298,33 +299,42 @@ static int datapath_fill(const struct config *cfg, struct plan *plan, uint32_t g
 {
 	struct datapath_maps maps;
 	struct nsg_ids ids = { 0 };
+	struct snat_plan snat;
 	struct nsg_plan nsg;
 	int err;
 
-	err = nsg_plan_for_gateway(cfg, cfg->gateway_name, generation, &nsg, &ids);
-	if (err)
+	err = snat_plan_build(cfg, &snat);
+	if (err) {
+		log_error("cannot compute the SNAT pools: %s", strerror(-err));
 		return err;
+	}
+	err = nsg_plan_for_gateway(cfg, cfg->gateway_name, generation, &nsg, &ids);
+	if (err) {
+		snat_plan_free(&snat);
+		return err;
+	}
 	nsg_plan_settings(&nsg, &plan->settings);
 	err = datapath_maps_open(cfg->gateway_name, &maps);
 	if (err) {
 		log_error("cannot open the pinned maps of %s: %s", cfg->gateway_name, strerror(-err));
 		goto out;
 	}
-	err = nsg_plan_write_gateway(cfg->gateway_name, &nsg);
+	err = nsg_plan_write(&maps, &nsg);
 	if (!err)
 		err = datapath_write_plan(&maps, plan, generation);
 	if (!err)
 		err = datapath_write_local_addresses(&maps);
 	if (!err)
-		err = tunnel_maps_write(cfg->gateway_name, plan->tunnels, plan->n_tunnels);
+		err = tunnel_maps_write(&maps, plan->tunnels, plan->n_tunnels);
 	if (!err)
 		err = nsg_ids_save(cfg->gateway_name, &ids);
-	datapath_maps_close(&maps);
 	if (err)
 		log_error("cannot fill the datapath maps: %s", strerror(-err));
 	else
-		err = snat_maps_fill(cfg->gateway_name, cfg);
+		err = snat_plan_write(&maps, &snat);
+	datapath_maps_close(&maps);
 out:
+	snat_plan_free(&snat);
 	nsg_plan_free(&nsg);
 	nsg_ids_free(&ids);
 	return err;
@@ -563,7 +573,7 @@ static int detach_all(const char *gateway, const char *pin_dir)
 	rc = datapath_maps_open(gateway, &maps);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
-	while (!bpf_map_get_next_key(maps.interfaces, prev, &next)) {
+	while (!bpf_map_get_next_key(maps.fd[MAP_interfaces], prev, &next)) {
 		fault_point("down-detach", detached++);
 		rc = xdp_detach_interface(pin_dir, next);
 		if (rc && !err)

@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "datapath/datapath.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "compile/plan.h"
 #include "compile/swanctl.h"
@@ -879,32 +880,17 @@ static void address_key_from(struct address_key *key, const struct ip_address *a
 	memcpy(key->addr, a->addr, a->family == AF_INET ? 4 : 16);
 }
 
-static int map_clear_all(int fd, size_t key_size)
+int tunnel_maps_write(const struct datapath_maps *maps, const struct tunnel *tunnels,
+		      size_t count)
 {
-	unsigned char key[64];
+	int peers = maps->fd[MAP_tunnel_peers], endpoints = maps->fd[MAP_tunnel_endpoints];
+	int ifaces = maps->fd[MAP_tunnel_interfaces];
+	int err;
 
-	while (bpf_map_get_next_key(fd, NULL, key) == 0)
-		if (bpf_map_delete_elem(fd, key))
-			return -errno;
-	(void)key_size;
-	return 0;
-}
-
-int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t count)
-{
-	int peers = datapath_map_open(gateway, "tunnel_peers");
-	int endpoints = datapath_map_open(gateway, "tunnel_endpoints");
-	int ifaces = datapath_map_open(gateway, "tunnel_interfaces");
-	int err = 0;
-
-	if (peers < 0 || endpoints < 0 || ifaces < 0) {
-		err = peers < 0 ? peers : endpoints < 0 ? endpoints : ifaces;
-		goto out;
-	}
-	if ((err = map_clear_all(peers, sizeof(struct address_key))) ||
-	    (err = map_clear_all(endpoints, sizeof(struct address_key))) ||
-	    (err = map_clear_all(ifaces, sizeof(uint32_t))))
-		goto out;
+	if ((err = map_clear(peers, sizeof(struct address_key))) ||
+	    (err = map_clear(endpoints, sizeof(struct address_key))) ||
+	    (err = map_clear(ifaces, sizeof(uint32_t))))
+		return err;
 	for (size_t i = 0; i < count && !err; i++) {
 		const struct tunnel *t = &tunnels[i];
 		struct tunnel_peer peer = { .tunnel = t->id, .xfrm_ifindex = t->ifindex };
@@ -926,13 +912,6 @@ int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t 
 		if (!err && t->ifindex && bpf_map_update_elem(ifaces, &t->ifindex, &ti, BPF_ANY))
 			err = -errno;
 	}
-out:
-	if (peers >= 0)
-		close(peers);
-	if (endpoints >= 0)
-		close(endpoints);
-	if (ifaces >= 0)
-		close(ifaces);
 	return err;
 }
 

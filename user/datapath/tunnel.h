@@ -11,6 +11,7 @@
 #include <linux/netlink.h>
 #include <jansson.h>
 #include "datapath/attach.h"
+#include "datapath/maps.h"
 #include "config/config.h"
 #include "compile/swanctl.h"
 #include "lib/vici.h"
@@ -66,7 +67,8 @@ uint32_t tunnel_uplink_ifindex(const struct config *cfg, const struct tunnel *t)
 
 /* Fills tunnel_peers, tunnel_endpoints and tunnel_interfaces of the gateway (the staged
  * copies during a reload). */
-int tunnel_maps_write(const char *gateway, const struct tunnel *tunnels, size_t count);
+int tunnel_maps_write(const struct datapath_maps *maps, const struct tunnel *tunnels,
+		      size_t count);
 
 /* ---- the life cycle, as `up`, `reload` and `down` use it ---- */
 

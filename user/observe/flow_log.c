@@ -23,6 +23,7 @@
 #include "lib/private_file.h"
 #include "datapath/datapath.h"
 #include "observe/flow_log.h"
+#include "datapath/nsg_write.h"
 #include "observe/flows.h"
 #include "lib/lock.h"
 #include "lib/log.h"
@@ -1016,9 +1017,9 @@ static void listener_tick(struct flow_log *fl)
 static bool listener_open(struct flow_log *fl)
 {
 	fl->lock_fd = -1;
-	fl->events_fd = datapath_map_open(fl->gateway, "monitor_events");
-	fl->control_fd = datapath_map_open(fl->gateway, "monitor_control");
-	fl->budget_fd = datapath_map_open(fl->gateway, "monitor_budget");
+	fl->events_fd = datapath_map_open(fl->gateway, MAP_monitor_events);
+	fl->control_fd = datapath_map_open(fl->gateway, MAP_monitor_control);
+	fl->budget_fd = datapath_map_open(fl->gateway, MAP_monitor_budget);
 	if (fl->events_fd < 0 || fl->control_fd < 0 || fl->budget_fd < 0) {
 		log_warn("flow logs: gateway %s runs a datapath without drop events; denied flows "
 			 "are not logged", fl->gateway);

@@ -16,6 +16,7 @@
 #include "lib/lock.h"
 #include "lib/log.h"
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "datapath/state.h"
 #include "observe/stats.h"
 
@@ -25,7 +26,7 @@ _Static_assert(sizeof(flow_counter_names) / sizeof(*flow_counter_names) == FLOW_
 
 static int settings_read(const char *gateway, struct gateway_settings *s)
 {
-	int fd = datapath_map_open(gateway, "settings");
+	int fd = datapath_map_open(gateway, MAP_settings);
 	uint32_t zero = 0;
 
 	memset(s, 0, sizeof(*s));
@@ -66,7 +67,7 @@ static void counter_add_user(int fd, uint32_t index, uint64_t n)
 }
 
 /* The tables of the flows, answered ones first (bpf/flow.h). */
-static const char *const flow_maps[] = { "flows", "new_flows" };
+static const enum vnet_xdp_map flow_maps[] = { MAP_flows, MAP_new_flows };
 #define FLOW_MAPS (sizeof(flow_maps) / sizeof(*flow_maps))
 
 /* What the fast path forwarded under its leases and has not yet added to the flow
@@ -85,7 +86,7 @@ static int pending_compare(const void *a, const void *b)
 	return c ? c : (int)x->responder - (int)y->responder;
 }
 
-static const char *const fast_path_maps[] = FAST_PATH_MAP_NAMES;
+static const enum vnet_xdp_map fast_path_maps[] = { MAP_fast_paths4, MAP_fast_paths6 };
 
 /* Appends the entries of one fast path map that hold anything pending; false when out of
  * memory. */
@@ -215,7 +216,7 @@ long flows_gc(const char *gateway, flow_visit_fn on_removed, void *ctx)
 
 	if (settings_read(gateway, &s))
 		return -ENOENT;
-	counters_fd = datapath_map_open(gateway, "flow_counters");
+	counters_fd = datapath_map_open(gateway, MAP_flow_counters);
 	if (counters_fd < 0)
 		return -ENOENT;
 	if (on_removed)
@@ -242,9 +243,9 @@ long flows_gc(const char *gateway, flow_visit_fn on_removed, void *ctx)
 }
 
 /* Entries in a flow table, 0 when it is not there. */
-static long long flow_map_entries(const char *gateway, const char *name, uint32_t *capacity)
+static long long flow_map_entries(const char *gateway, enum vnet_xdp_map map, uint32_t *capacity)
 {
-	int fd = datapath_map_open(gateway, name);
+	int fd = datapath_map_open(gateway, map);
 	struct bpf_map_info info = { 0 };
 	uint32_t len = sizeof(info);
 	long long n;
@@ -261,7 +262,7 @@ static long long flow_map_entries(const char *gateway, const char *name, uint32_
 
 json_t *flows_stats(const char *gateway)
 {
-	int counters_fd = datapath_map_open(gateway, "flow_counters");
+	int counters_fd = datapath_map_open(gateway, MAP_flow_counters);
 	uint64_t c[FLOW_COUNTER_MAX], gone;
 	uint32_t capacity, new_capacity;
 	long long active, unanswered;
@@ -269,12 +270,12 @@ json_t *flows_stats(const char *gateway)
 
 	if (counters_fd < 0)
 		return NULL;
-	active = flow_map_entries(gateway, "flows", &capacity);
+	active = flow_map_entries(gateway, MAP_flows, &capacity);
 	if (!capacity) {
 		close(counters_fd);
 		return NULL;
 	}
-	unanswered = flow_map_entries(gateway, "new_flows", &new_capacity);
+	unanswered = flow_map_entries(gateway, MAP_new_flows, &new_capacity);
 	out = json_pack("{s:I, s:I, s:I, s:I}", "active", (json_int_t)(active + unanswered),
 			"capacity", (json_int_t)capacity, "unanswered", (json_int_t)unanswered,
 			"unansweredCapacity", (json_int_t)new_capacity);
@@ -294,7 +295,7 @@ json_t *flows_stats(const char *gateway)
 json_t *nsg_rule_stats(const char *gateway)
 {
 	struct nsg_ids ids = { 0 };
-	int fd = datapath_map_open(gateway, "nsg_rule_counters");
+	int fd = datapath_map_open(gateway, MAP_nsg_rule_counters);
 	int cpus = libbpf_num_possible_cpus();
 	struct nsg_rule_counter *values;
 	json_t *out = json_array(), *rule;

@@ -25,6 +25,7 @@
 #include "lib/log.h"
 #include "observe/monitor.h"
 #include "compile/nsg.h"
+#include "datapath/nsg_write.h"
 #include "datapath/state.h"
 #include "vnet_xdp.h"
 
@@ -485,9 +486,9 @@ int monitor_main(int argc, char **argv)
 	err = cli_filter_vnet_check("monitor", gateway, &m.o.filter);
 	if (err)
 		return err;
-	events = datapath_map_open(gateway, "monitor_events");
-	control = datapath_map_open(gateway, "monitor_control");
-	budget = datapath_map_open(gateway, "monitor_budget");
+	events = datapath_map_open(gateway, MAP_monitor_events);
+	control = datapath_map_open(gateway, MAP_monitor_control);
+	budget = datapath_map_open(gateway, MAP_monitor_budget);
 	if (events < 0 || control < 0 || budget < 0) {
 		log_error("gateway %s runs a datapath without live events (`vnet-xdp down` and `up` "
 			  "bring one that has them)", gateway);
@@ -501,8 +502,8 @@ int monitor_main(int argc, char **argv)
 	json_decref(state);
 	nsg_ids_load(gateway, &m.ids);
 	m.realtime_offset_ns = realtime_offset();
-	m.fast_paths[0] = datapath_map_open(gateway, "fast_paths4");
-	m.fast_paths[1] = datapath_map_open(gateway, "fast_paths6");
+	m.fast_paths[0] = datapath_map_open(gateway, MAP_fast_paths4);
+	m.fast_paths[1] = datapath_map_open(gateway, MAP_fast_paths6);
 	m.ifaces = if_nameindex();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

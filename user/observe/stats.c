@@ -13,10 +13,12 @@
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "lib/map_entries.h"
 #include "observe/metrics.h"
 #include "datapath/snat.h"
+#include "observe/snat_stats.h"
 #include "datapath/state.h"
 #include "observe/stats.h"
 #include "observe/flows.h"
@@ -306,7 +308,7 @@ json_t *stats_collect_slow(const char *gateway)
  * NSG_VNET_NONE (outside every VNet, or not known). Empty for a datapath without it. */
 static json_t *drops_by_interface(const char *gateway, json_t *vnets)
 {
-	int fd = datapath_map_open(gateway, "drop_details");
+	int fd = datapath_map_open(gateway, MAP_drop_details);
 	struct drop_detail_key key, next, *prev = NULL;
 	json_t *out = json_array();
 	char ifname[IF_NAMESIZE];
@@ -319,7 +321,7 @@ static json_t *drops_by_interface(const char *gateway, json_t *vnets)
 
 		key = next;
 		prev = &key;
-		if (key.reason >= DROP_REASON_MAX || datapath_read_counter_at(fd, &key, &c))
+		if (key.reason >= DROP_REASON_MAX || percpu_sum(fd, &key, &c, sizeof(c)))
 			continue;
 		if (!if_indextoname(key.ifindex, ifname))
 			snprintf(ifname, sizeof(ifname), "if%u", key.ifindex);
@@ -337,7 +339,7 @@ static json_t *drops_by_interface(const char *gateway, json_t *vnets)
  * that had any. */
 static json_t *drops_unattributed(const char *gateway, json_t *vnets)
 {
-	int fd = datapath_map_open(gateway, "drop_detail_overflow");
+	int fd = datapath_map_open(gateway, MAP_drop_detail_overflow);
 	json_t *out = json_array();
 
 	if (fd < 0)
@@ -378,7 +380,7 @@ json_t *stats_collect_with(const char *gateway, json_t *slow)
 		return NULL;
 	}
 	state = state_load(gateway);
-	bpf_map_lookup_elem(maps.settings, &zero, &settings);
+	bpf_map_lookup_elem(maps.fd[MAP_settings], &zero, &settings);
 	out = json_object();
 	datapath = json_array();
 	drops = json_array();
@@ -390,12 +392,12 @@ json_t *stats_collect_with(const char *gateway, json_t *slow)
 	 * values, verify's dropReason), not JSON keys, so they keep one spelling everywhere. */
 	for (i = 0; i < DATAPATH_COUNTER_MAX; i++)
 		json_array_append_new(datapath, named_counter_json("action", datapath_counter_names[i],
-								   maps.datapath_counters, i));
+								   maps.fd[MAP_datapath_counters], i));
 	for (i = 1; i < DROP_REASON_MAX; i++)
 		json_array_append_new(drops, named_counter_json("reason", drop_reason_names[i],
-								maps.drop_counters, i));
+								maps.fd[MAP_drop_counters], i));
 	json_array_foreach(json_object_get(state, "peerings"), i, p) {
-		json_t *c = counter_json(maps.peering_counters,
+		json_t *c = counter_json(maps.fd[MAP_peering_counters],
 					 json_integer_value(json_object_get(p, "index")));
 
 		json_object_set(c, "vnet", json_object_get(p, "vnet"));

@@ -293,8 +293,8 @@ void tunnel_stats_add(const char *gateway, json_t *state, json_t *doc)
 {
 	json_t *list = json_object_get(state, "tunnels"), *tunnels = json_array(),
 	       *drops = json_array(), *it;
-	int counters = datapath_map_open(gateway, "tunnel_counters");
-	int spis = datapath_map_open(gateway, "tunnel_spi_counters");
+	int counters = datapath_map_open(gateway, MAP_tunnel_counters);
+	int spis = datapath_map_open(gateway, MAP_tunnel_spi_counters);
 	size_t n = json_array_size(list), i;
 	struct sa_totals *totals = calloc(n + 1, sizeof(*totals));
 	json_t *sas = n ? tunnel_ike_states() : NULL;

@@ -1,0 +1,9 @@
+/* The subcommands that have a file of their own in cmd/, each `NAME_main(argc, argv)`:
+ * arguments parsed, the library called, one line of error at the edge. */
+#ifndef VNET_XDP_CMD_COMMANDS_H
+#define VNET_XDP_CMD_COMMANDS_H
+
+/* `vnet-xdp snat [-n NAME] [-j] [--gc]`: the mappings, optionally after a GC pass. */
+int snat_main(int argc, char **argv);
+
+#endif
