@@ -6,4 +6,10 @@
 /* `vnet-xdp snat [-n NAME] [-j] [--gc]`: the mappings, optionally after a GC pass. */
 int snat_main(int argc, char **argv);
 
+/* `vnet-xdp flows [-n NAME] [-j] [--gc] [filters]`. */
+int flows_main(int argc, char **argv);
+
+/* `vnet-xdp stats [-n NAME] [-j | --prometheus]`. */
+int stats_main(int argc, char **argv);
+
 #endif

@@ -20,6 +20,7 @@
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "compile/nsg.h"
 #include "datapath/nsg_write.h"
@@ -170,13 +171,13 @@ static void source_mac(const char *gateway, uint32_t ifindex, const struct endpo
 		       uint8_t *mac)
 {
 	int fd = datapath_map_open(gateway, MAP_nic_sources);
-	struct nic_key key, *prev = NULL;
+	struct map_walk walk = MAP_WALK(fd, sizeof(struct nic_key));
+	struct nic_key key;
 	struct nic_info info;
 	bool forwarder = false;
 
 	memcpy(mac, (uint8_t[]){ 0x02, 0, 0, 0, 0, 0x01 }, 6);
-	while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
-		prev = &key;
+	while (map_walk_next(&walk, &key)) {
 		if (key.ifindex != ifindex || bpf_map_lookup_elem(fd, &key, &info))
 			continue;
 		if (key.family == src->address.family && !memcmp(key.addr, src->address.addr, 16)) {
@@ -389,7 +390,7 @@ static void result_print(json_t *r)
 static int run_traced(int prog_fd, int traces_fd, uint32_t ifindex, uint8_t *frame, size_t len,
 		      uint32_t fingerprint, struct decision_trace *trace)
 {
-	int cpus = libbpf_num_possible_cpus();
+	int cpus = percpu_count();
 	struct decision_trace *traces;
 	uint32_t zero = 0;
 	int err = -EAGAIN;

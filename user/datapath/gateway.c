@@ -19,6 +19,7 @@
 #include "lib/gateway_name.h"
 #include "datapath/limits.h"
 #include "lib/lock.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "lib/neighbours.h"
 #include "compile/nsg.h"
@@ -565,23 +566,21 @@ int gateway_up(const struct config *cfg, enum xdp_attach_mode mode)
  * bound, so `down` works even when the state file is gone. */
 static int detach_all(const char *gateway, const char *pin_dir)
 {
-	struct datapath_maps maps;
-	uint32_t key, next, *prev = NULL;
+	int interfaces = datapath_map_open(gateway, MAP_interfaces);
+	struct map_walk walk = MAP_WALK(interfaces, sizeof(uint32_t));
 	size_t detached = 0;
+	uint32_t next;
 	int err = 0, rc;
 
-	rc = datapath_maps_open(gateway, &maps);
-	if (rc)
-		return rc == -ENOENT ? 0 : rc;
-	while (!bpf_map_get_next_key(maps.fd[MAP_interfaces], prev, &next)) {
+	if (interfaces < 0)
+		return interfaces == -ENOENT ? 0 : interfaces;
+	while (map_walk_next(&walk, &next)) {
 		fault_point("down-detach", detached++);
 		rc = xdp_detach_interface(pin_dir, next);
 		if (rc && !err)
 			err = rc;
-		key = next;
-		prev = &key;
 	}
-	datapath_maps_close(&maps);
+	close(interfaces);
 	return err;
 }
 

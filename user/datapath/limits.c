@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 #include <linux/types.h>
 #include "datapath/limits.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "compile/nsg.h"
 #include "vnet_xdp.h"
@@ -162,7 +163,7 @@ int limits_memory_fits(const struct config *cfg, uint64_t needed, uint64_t avail
 
 int limits_memory_check(const struct config *cfg, const char *pin_dir)
 {
-	uint64_t available, needed = limits_map_bytes(cfg, pin_dir, libbpf_num_possible_cpus());
+	uint64_t available, needed = limits_map_bytes(cfg, pin_dir, percpu_count());
 	char why[320];
 	int err;
 

@@ -26,6 +26,7 @@
 #include "datapath/nsg_write.h"
 #include "observe/flows.h"
 #include "lib/lock.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "datapath/state.h"
 
@@ -940,16 +941,9 @@ static int denied_event(void *ctx, void *data, size_t size)
 
 static uint64_t budget_lost(int fd)
 {
-	int n = libbpf_num_possible_cpus();
-	struct monitor_budget *b = n > 0 ? calloc((size_t)n, sizeof(*b)) : NULL;
-	uint32_t zero = 0;
-	uint64_t lost = 0;
+	struct monitor_budget b;
 
-	if (b && !bpf_map_lookup_elem(fd, &zero, b))
-		for (int i = 0; i < n; i++)
-			lost += b[i].rate_limited + b[i].ring_full;
-	free(b);
-	return lost;
+	return percpu_sum(fd, &(uint32_t){ 0 }, &b, sizeof(b)) ? 0 : b.rate_limited + b.ring_full;
 }
 
 static void control_write(int fd, uint64_t until_ns)

@@ -14,6 +14,7 @@
 #include "observe/flows.h"
 #include "datapath/gateway.h"
 #include "lib/lock.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "compile/nsg.h"
 #include "datapath/nsg_write.h"
@@ -39,31 +40,9 @@ static int settings_read(const char *gateway, struct gateway_settings *s)
 
 static uint64_t counter_sum(int fd, uint32_t index)
 {
-	int cpus = libbpf_num_possible_cpus();
-	uint64_t *values, sum = 0;
+	uint64_t sum;
 
-	if (cpus <= 0 || !(values = calloc(cpus, sizeof(*values))))
-		return 0;
-	if (!bpf_map_lookup_elem(fd, &index, values))
-		for (int c = 0; c < cpus; c++)
-			sum += values[c];
-	free(values);
-	return sum;
-}
-
-/* Adds to a per-CPU counter from user space: its share sits on the first CPU. */
-static void counter_add_user(int fd, uint32_t index, uint64_t n)
-{
-	int cpus = libbpf_num_possible_cpus();
-	uint64_t *values;
-
-	if (cpus <= 0 || !(values = calloc(cpus, sizeof(*values))))
-		return;
-	if (!bpf_map_lookup_elem(fd, &index, values)) {
-		values[0] += n;
-		bpf_map_update_elem(fd, &index, values, BPF_EXIST);
-	}
-	free(values);
+	return percpu_sum(fd, &index, &sum, sizeof(sum)) ? 0 : sum;
 }
 
 /* The tables of the flows, answered ones first (bpf/flow.h). */
@@ -92,12 +71,12 @@ static const enum vnet_xdp_map fast_path_maps[] = { MAP_fast_paths4, MAP_fast_pa
  * memory. */
 static bool pending_counts_append(int fd, struct pending_count **list, size_t *n, size_t *size)
 {
-	uint8_t key[sizeof(struct fast_path_key6)], prev_key[sizeof(key)];
+	struct map_walk walk = MAP_WALK(fd, sizeof(struct fast_path_key6));
+	uint8_t key[sizeof(struct fast_path_key6)];
 	struct pending_count *bigger;
 	struct fast_path_entry e;
-	void *prev = NULL;
 
-	while (!bpf_map_get_next_key(fd, prev, key)) {
+	while (map_walk_next(&walk, key)) {
 		if (!bpf_map_lookup_elem(fd, key, &e) && (e.pending_packets || e.last_seen_ns)) {
 			if (*n == *size) {
 				*size = *size ? 2 * *size : 64;
@@ -110,8 +89,6 @@ static bool pending_counts_append(int fd, struct pending_count **list, size_t *n
 				.responder = e.responder & 1, .packets = e.pending_packets,
 				.bytes = e.pending_bytes, .last_seen_ns = e.last_seen_ns };
 		}
-		memcpy(prev_key, key, sizeof(key));
-		prev = prev_key;
 	}
 	return true;
 }
@@ -168,14 +145,15 @@ struct flow_removal {
 static long flows_gc_map(int flows_fd, const struct gateway_settings *s,
 			 const struct flow_removal *report)
 {
-	struct flow_key key, *prev = NULL, *doomed = NULL;
+	struct map_walk walk = MAP_WALK(flows_fd, sizeof(struct flow_key));
+	struct flow_key key, *doomed = NULL;
 	struct flow_entry entry;
 	size_t n_doomed = 0, capacity = 0;
 	uint64_t now = datapath_clock_ns();
 	long removed = 0;
 
 	/* Collected first: deleting while walking would restart the walk. */
-	while (!bpf_map_get_next_key(flows_fd, prev, &key)) {
+	while (map_walk_next(&walk, &key)) {
 		if (!bpf_map_lookup_elem(flows_fd, &key, &entry) &&
 		    clock_age_ns(now, entry.last_seen_ns) > flow_timeout_ns(key.proto, entry.tcp_state, s)) {
 			if (n_doomed == capacity) {
@@ -189,7 +167,6 @@ static long flows_gc_map(int flows_fd, const struct gateway_settings *s,
 			}
 			doomed[n_doomed++] = key;
 		}
-		prev = &key;
 	}
 	for (size_t i = 0; i < n_doomed; i++) {
 		/* It may have come back to life since: look again. */
@@ -237,7 +214,7 @@ long flows_gc(const char *gateway, flow_visit_fn on_removed, void *ctx)
 	}
 	free(report.pending);
 	if (removed)
-		counter_add_user(counters_fd, FLOW_GC_REMOVED, (uint64_t)removed);
+		percpu_add(counters_fd, &(uint32_t){ FLOW_GC_REMOVED }, (uint64_t)removed);
 	close(counters_fd);
 	return removed;
 }
@@ -296,17 +273,12 @@ json_t *nsg_rule_stats(const char *gateway)
 {
 	struct nsg_ids ids = { 0 };
 	int fd = datapath_map_open(gateway, MAP_nsg_rule_counters);
-	int cpus = libbpf_num_possible_cpus();
-	struct nsg_rule_counter *values;
 	json_t *out = json_array(), *rule;
 	json_int_t generation;
 	const char *key;
 
-	if (fd < 0 || cpus <= 0 || !(values = calloc(cpus, sizeof(*values)))) {
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
 		return out;
-	}
 	nsg_ids_load(gateway, &ids);
 	generation = json_integer_value(json_object_get(ids.doc, "generation"));
 	json_object_foreach(json_object_get(ids.doc, "rules"), key, rule) {
@@ -315,12 +287,7 @@ json_t *nsg_rule_stats(const char *gateway)
 
 		if (json_integer_value(json_object_get(rule, "generation")) != generation)
 			continue; /* no longer in the config */
-		if (!bpf_map_lookup_elem(fd, &id, values))
-			for (int c = 0; c < cpus; c++) {
-				sum.hits += values[c].hits;
-				sum.packets += values[c].packets;
-				sum.bytes += values[c].bytes;
-			}
+		percpu_sum(fd, &id, &sum, sizeof(sum));
 		json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
 			"nsg", json_object_get(rule, "nsg"), "rule", json_object_get(rule, "rule"),
 			"direction", json_object_get(rule, "direction"), "access",
@@ -329,16 +296,13 @@ json_t *nsg_rule_stats(const char *gateway)
 			"bytes", (json_int_t)sum.bytes));
 	}
 	nsg_ids_free(&ids);
-	free(values);
 	close(fd);
 	return out;
 }
 
 static const char *const tcp_state_names[] = { "opening", "established", "closing", "closed" };
 
-/* What the STATE column shows and --state matches: an expired flow is expired whatever
- * its TCP state. */
-static const char *const flow_states[] = { "active", "expired", "opening", "established",
+const char *const flow_states[] = { "active", "expired", "opening", "established",
 					   "closing", "closed", NULL };
 
 static const char *flow_state_name(json_t *flow)
@@ -398,7 +362,7 @@ static bool flow_kept(const struct flow_filter *filter, const struct flow_key *k
 
 int flows_foreach(const char *gateway, flow_visit_fn visit, void *ctx)
 {
-	struct flow_key key, prev_key, *prev;
+	struct flow_key key;
 	struct flow_entry entry;
 	struct pending_count *pending = NULL;
 	size_t pending_n = pending_counts_load(gateway, &pending);
@@ -408,15 +372,13 @@ int flows_foreach(const char *gateway, flow_visit_fn visit, void *ctx)
 		int fd = datapath_map_open(gateway, flow_maps[i]);
 
 		found |= fd >= 0;
-		prev = NULL;
-		while (fd >= 0 && !bpf_map_get_next_key(fd, prev, &key)) {
+		struct map_walk walk = MAP_WALK(fd, sizeof(key));
+
+		while (map_walk_next(&walk, &key))
 			if (!bpf_map_lookup_elem(fd, &key, &entry)) {
 				flow_add_pending(&key, &entry, pending, pending_n);
 				visit(ctx, &key, &entry);
 			}
-			prev_key = key;
-			prev = &prev_key;
-		}
 		if (fd >= 0)
 			close(fd);
 	}
@@ -442,7 +404,7 @@ static void flow_listed(void *ctx, const struct flow_key *key, const struct flow
 		json_decref(flow);
 }
 
-static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
+json_t *flows_list(const char *gateway, const struct flow_filter *filter)
 {
 	json_t *state = state_load(gateway);
 	struct flows_listing l = { .filter = filter, .out = json_array(),
@@ -453,57 +415,4 @@ static json_t *flows_list(const char *gateway, const struct flow_filter *filter)
 	flows_foreach(gateway, flow_listed, &l);
 	json_decref(state);
 	return l.out;
-}
-
-int flows_main(int argc, char **argv)
-{
-	struct table_options o;
-	char gateway[128];
-	json_t *list, *it;
-	size_t i;
-	int err;
-
-	err = cli_table_options("flows", argc, argv, flow_states, &o);
-	if (err)
-		return err;
-	if (gateway_resolve_name(o.name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
-		log_error(o.name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
-			  o.name);
-		return 1;
-	}
-	err = cli_filter_vnet_check("flows", gateway, &o.filter);
-	if (err)
-		return err;
-	if (o.gc) {
-		int lock = gateway_lock(gateway, GATEWAY_LOCK_WAIT_MS);
-		long removed = lock < 0 ? lock : flows_gc(gateway, NULL, NULL);
-
-		gateway_unlock(lock);
-		if (lock < 0)
-			return 1;
-		if (removed < 0) {
-			log_error("cannot collect idle flows: %s", strerror((int)-removed));
-			return 1;
-		}
-		log_info("removed %ld idle flows", removed);
-	}
-	list = flows_list(gateway, &o.filter);
-	if (o.json) {
-		cli_json_print(list);
-	} else {
-		printf("%-6s %-42s %-42s %-12s %6s %6s %10s %10s\n", "PROTO", "SOURCE", "DESTINATION",
-		       "STATE", "AGE", "IDLE", "PKTS FWD", "PKTS REV");
-		json_array_foreach(list, i, it)
-			printf("%-6s %-42s %-42s %-12s %6lld %6lld %10lld %10lld\n",
-			       json_string_value(json_object_get(it, "protocol")),
-			       json_string_value(json_object_get(it, "source")),
-			       json_string_value(json_object_get(it, "destination")),
-			       json_string_value(json_object_get(it, "state")),
-			       json_integer_value(json_object_get(it, "ageSeconds")),
-			       json_integer_value(json_object_get(it, "idleSeconds")),
-			       json_integer_value(json_object_get(it, "packetsForward")),
-			       json_integer_value(json_object_get(it, "packetsReverse")));
-	}
-	json_decref(list);
-	return 0;
 }

@@ -1,4 +1,4 @@
-/* The stateful NSG flow table seen from user space: `vnet-xdp flows`, its counters for
+/* The stateful NSG flow table seen from user space: the listing of `vnet-xdp flows`, its counters for
  * `stats` and metrics, and the garbage collection of idle flows that `serve` runs. */
 #ifndef VNET_XDP_FLOWS_H
 #define VNET_XDP_FLOWS_H
@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "observe/flow_filter.h"
 #include "vnet_xdp.h"
 
 /* One flow as it stands: its entry's counts with what the fast path holds for it. */
@@ -22,7 +23,10 @@ int flows_foreach(const char *gateway, flow_visit_fn visit, void *ctx);
 json_t *flows_stats(const char *gateway);
 /* [{nsg, rule, direction, access, priority, hits, packets, bytes}] of the rules in force. */
 json_t *nsg_rule_stats(const char *gateway);
-/* `vnet-xdp flows`: returns the exit code. */
-int flows_main(int argc, char **argv);
+/* What the STATE column shows and --state matches, NULL-terminated: an expired flow is
+ * expired whatever its TCP state. */
+extern const char *const flow_states[];
+/* The flows the filter keeps, as `flows -j` prints them. */
+json_t *flows_list(const char *gateway, const struct flow_filter *filter);
 
 #endif

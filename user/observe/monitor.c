@@ -22,6 +22,7 @@
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
 #include "lib/lock.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "observe/monitor.h"
 #include "compile/nsg.h"
@@ -387,17 +388,12 @@ static int control_write(int fd, uint64_t until_ns, unsigned rate)
 /* What the per-CPU bound and a full ring left out so far, summed over the CPUs. */
 static void budget_left_out(int fd, uint64_t *rate_limited, uint64_t *ring_full)
 {
-	int n = libbpf_num_possible_cpus();
-	struct monitor_budget *b = n > 0 ? calloc((size_t)n, sizeof(*b)) : NULL;
-	uint32_t zero = 0;
+	struct monitor_budget b;
 
-	*rate_limited = *ring_full = 0;
-	if (b && !bpf_map_lookup_elem(fd, &zero, b))
-		for (int i = 0; i < n; i++) {
-			*rate_limited += b[i].rate_limited;
-			*ring_full += b[i].ring_full;
-		}
-	free(b);
+	if (percpu_sum(fd, &(uint32_t){ 0 }, &b, sizeof(b)))
+		memset(&b, 0, sizeof(b));
+	*rate_limited = b.rate_limited;
+	*ring_full = b.ring_full;
 }
 
 static int64_t realtime_offset(void)

@@ -68,12 +68,10 @@ static void usage_load_vips(const char *gateway, struct usage_walk *u)
 	int pools = datapath_map_open(gateway, MAP_snat_pools);
 	int vips = datapath_map_open(gateway, MAP_snat_vips);
 	int counters = datapath_map_open(gateway, MAP_snat_vip_counters);
-	int cpus = libbpf_num_possible_cpus();
-	struct snat_vip_counter *per_cpu = calloc(cpus > 0 ? cpus : 1, sizeof(*per_cpu));
-	struct address_key key, *prev = NULL;
+	struct map_walk walk = MAP_WALK(vips, sizeof(struct address_key));
+	struct address_key key;
 
-	while (pools >= 0 && vips >= 0 && counters >= 0 && per_cpu &&
-	       !bpf_map_get_next_key(vips, prev, &key)) {
+	while (pools >= 0 && counters >= 0 && map_walk_next(&walk, &key)) {
 		struct vip_usage *bigger = realloc(u->vips, (u->n + 1) * sizeof(*u->vips));
 		struct snat_pool pool;
 		uint32_t pool_id;
@@ -86,21 +84,9 @@ static void usage_load_vips(const char *gateway, struct usage_walk *u)
 		if (!bpf_map_lookup_elem(vips, &key, &pool_id) &&
 		    !bpf_map_lookup_elem(pools, &pool_id, &pool))
 			u->vips[u->n].ports_total = (uint32_t)pool.port_max - pool.port_min + 1;
-		if (!bpf_map_lookup_elem(counters, &key, per_cpu))
-			for (int c = 0; c < cpus; c++) {
-				struct snat_vip_counter *t = &u->vips[u->n].counter;
-
-				t->flows += per_cpu[c].flows;
-				t->port_exhausted += per_cpu[c].port_exhausted;
-				t->egress_packets += per_cpu[c].egress_packets;
-				t->egress_bytes += per_cpu[c].egress_bytes;
-				t->ingress_packets += per_cpu[c].ingress_packets;
-				t->ingress_bytes += per_cpu[c].ingress_bytes;
-			}
+		percpu_sum(counters, &key, &u->vips[u->n].counter, sizeof(u->vips[u->n].counter));
 		u->n++;
-		prev = &u->vips[u->n - 1].vip;
 	}
-	free(per_cpu);
 	if (pools >= 0)
 		close(pools);
 	if (vips >= 0)

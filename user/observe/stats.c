@@ -84,22 +84,13 @@ static bool map_type_is_hash(enum bpf_map_type type)
 
 static long long map_keys_walk(int fd, const struct bpf_map_info *info)
 {
-	unsigned char *keys = malloc(2 * (size_t)info->key_size);
-	void *prev = NULL;
+	struct map_walk walk = MAP_WALK(fd, info->key_size);
+	unsigned char key[MAP_KEY_MAX];
 	long long count = 0;
 
-	if (!keys)
-		return -ENOMEM;
 	/* Bounded by the capacity: a map that changes under the walk may restart it. */
-	while (count < info->max_entries) {
-		void *next = keys + (count % 2) * info->key_size;
-
-		if (bpf_map_get_next_key(fd, prev, next))
-			break;
-		prev = next;
+	while (count < info->max_entries && map_walk_next(&walk, key))
 		count++;
-	}
-	free(keys);
 	return count;
 }
 
@@ -309,18 +300,17 @@ json_t *stats_collect_slow(const char *gateway)
 static json_t *drops_by_interface(const char *gateway, json_t *vnets)
 {
 	int fd = datapath_map_open(gateway, MAP_drop_details);
-	struct drop_detail_key key, next, *prev = NULL;
+	struct map_walk walk = MAP_WALK(fd, sizeof(struct drop_detail_key));
+	struct drop_detail_key key;
 	json_t *out = json_array();
 	char ifname[IF_NAMESIZE];
 
 	if (fd < 0)
 		return out;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
+	while (map_walk_next(&walk, &key)) {
 		struct packet_counter c;
 		json_t *o;
 
-		key = next;
-		prev = &key;
 		if (key.reason >= DROP_REASON_MAX || percpu_sum(fd, &key, &c, sizeof(c)))
 			continue;
 		if (!if_indextoname(key.ifindex, ifname))
@@ -511,65 +501,4 @@ void stats_print_text(FILE *out, json_t *stats)
 			fprintf(out, "  %-20s %10s of %10lld entries\n",
 				json_string_value(json_object_get(v, "name")), "-", max);
 	}
-}
-
-int stats_main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "prometheus", no_argument, NULL, 'P' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct { const char *name; bool json, prometheus; } o = { 0 };
-	char gateway[128];
-	json_t *stats;
-	int err, c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n': o.name = optarg; break;
-		case 'j': o.json = true; break;
-		case 'P': o.prometheus = true; break;
-		default:
-			cli_option_error("stats", c, argv);
-			cli_usage_hint("stats");
-			return 2;
-		}
-	}
-	if (optind < argc || (o.json && o.prometheus)) {
-		if (optind < argc)
-			fprintf(stderr, "vnet-xdp stats: unexpected argument '%s'\n", argv[optind]);
-		else
-			fputs("vnet-xdp stats: -j or --prometheus, not both\n", stderr);
-		cli_usage_hint("stats");
-		return 2;
-	}
-	if (gateway_name_check("stats", o.name))
-		return 2;
-	err = gateway_resolve_name(o.name, gateway, sizeof(gateway));
-	if (err) {
-		log_error(err == -EEXIST ? "several gateways are up; name one with -n"
-					 : "no gateway is up");
-		return 1;
-	}
-	stats = stats_collect(gateway);
-	if (!stats) {
-		if (errno == ENOENT)
-			log_error("gateway %s is not up", gateway);
-		else
-			log_error("gateway %s: cannot read its counters: %s", gateway, strerror(errno));
-		return 1;
-	}
-	if (o.json) {
-		cli_json_print(stats);
-	} else if (o.prometheus) {
-		metrics_render(stdout, stats);
-	} else {
-		stats_print_text(stdout, stats);
-	}
-	json_decref(stats);
-	return fflush(stdout) ? 1 : 0;
 }

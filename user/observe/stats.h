@@ -38,7 +38,5 @@ long long stats_map_entries(int map_fd);
  * (memlock); 0 when none is pinned. */
 long long stats_maps_memlock_bytes(const char *gateway);
 
-/* `vnet-xdp stats`: returns the exit code. */
-int stats_main(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "datapath/datapath.h"
+#include "lib/bpf_map.h"
 #include "datapath/tunnel.h"
 #include "observe/tunnel_stats.h"
 #include "observe/vpn_clients.h"
@@ -163,39 +164,31 @@ static struct packet_counter read_counter(int fd, uint32_t tunnel, uint32_t coun
 	return c;
 }
 
-static json_t *spi_json(uint32_t spi, const struct packet_counter *values, int cpus)
+static json_t *spi_json(uint32_t spi, const struct packet_counter *sum)
 {
-	struct packet_counter sum = { 0 };
 	char text[16];
 
-	for (int c = 0; c < cpus; c++) {
-		sum.packets += values[c].packets;
-		sum.bytes += values[c].bytes;
-	}
 	snprintf(text, sizeof(text), "0x%08x", spi);
-	return json_pack("{s:s, s:I, s:I}", "spi", text, "packets", (json_int_t)sum.packets,
-			 "bytes", (json_int_t)sum.bytes);
+	return json_pack("{s:s, s:I, s:I}", "spi", text, "packets", (json_int_t)sum->packets,
+			 "bytes", (json_int_t)sum->bytes);
 }
 
 static json_t *spis_of(int fd, const char *peer)
 {
-	int cpus = libbpf_num_possible_cpus();
-	struct tunnel_spi_key key, next, *prev = NULL;
-	struct packet_counter *values = calloc(cpus > 0 ? cpus : 1, sizeof(*values));
+	struct map_walk walk = MAP_WALK(fd, sizeof(struct tunnel_spi_key));
+	struct tunnel_spi_key key;
 	struct address_key want = { 0 };
 	json_t *list = json_array();
 
 	want.family = strchr(peer, ':') ? AF_INET6 : AF_INET;
 	inet_pton(want.family, peer, want.addr);
-	while (values && fd >= 0 && !bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (memcmp(&key.peer, &want, sizeof(want)) ||
-		    bpf_map_lookup_elem(fd, &key, values))
+	while (map_walk_next(&walk, &key)) {
+		struct packet_counter sum;
+
+		if (memcmp(&key.peer, &want, sizeof(want)) || percpu_sum(fd, &key, &sum, sizeof(sum)))
 			continue;
-		json_array_append_new(list, spi_json(key.spi, values, cpus));
+		json_array_append_new(list, spi_json(key.spi, &sum));
 	}
-	free(values);
 	return list;
 }
 
