@@ -305,8 +305,10 @@ static int link_start(const char *gateway, size_t index, const struct bgp_link *
 	link_dir(gateway, index, dir, sizeof(dir));
 	link_remove(dir); /* what a crashed run left */
 	snprintf(path, sizeof(path), BGP_RUN_ROOT "/%s", gateway);
-	if ((mkdir(BGP_RUN_ROOT, 0700) && errno != EEXIST) ||
-	    (mkdir(path, 0700) && errno != EEXIST) || mkdir(dir, 0700) || chown(dir, uid, gid)) {
+	/* 0700 all the way, owned by frr: bgpd, which drops to frr, must reach its files */
+	if ((mkdir(BGP_RUN_ROOT, 0700) && errno != EEXIST) || chown(BGP_RUN_ROOT, uid, gid) ||
+	    (mkdir(path, 0700) && errno != EEXIST) || chown(path, uid, gid) ||
+	    mkdir(dir, 0700) || chown(dir, uid, gid)) {
 		err = -errno;
 		log_error("cannot create %s: %s", dir, strerror(-err));
 		return err;
