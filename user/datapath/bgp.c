@@ -477,7 +477,7 @@ json_t *bgp_peers(const char *gateway)
 		summary = pid_of(dir) ? vtysh(dir, "show bgp ipv4 unicast summary json") : NULL;
 		peers = json_object_get(json_object_get(summary, "ipv4Unicast") ?: summary, "peers");
 		p = peer ? json_object_get(peers, peer) : NULL;
-		o = json_pack("{s:O, s:O, s:O, s:O, s:O, s:s, s:I, s:I, s:I}",
+		o = json_pack("{s:O, s:O, s:O, s:O, s:O, s:s, s:b, s:I, s:I, s:I}",
 			      "connection", json_object_get(link, "connection"),
 			      "link", json_object_get(link, "link"),
 			      "interface", json_object_get(link, "interface"),
@@ -485,6 +485,8 @@ json_t *bgp_peers(const char *gateway)
 			      "asn", json_object_get(link, "peerAsn"),
 			      "state", peer_status(p ? json_string_value(json_object_get(p, "state"))
 						     : NULL),
+			      "up", p && !strcmp(json_string_value(json_object_get(p, "state")) ?: "",
+						 "Established"),
 			      "routesAdvertised", json_integer_value(json_object_get(p, "pfxSnt")),
 			      "routesLearned", json_integer_value(json_object_get(p, "pfxRcd")),
 			      "uptime", p && !strcmp(json_string_value(json_object_get(p, "state")) ?: "",
