@@ -49,6 +49,8 @@ jq --arg gws "$GW_SUBNET" --argjson hold $HOLD '
      "link": "Primary", "holdTimeSeconds": $hold}]
   | (.resources[] | select(.name == "hub") | .properties.subnets) += [{"name": "GatewaySubnet",
      "properties": {"addressPrefix": $gws}}]
+  | (.resources[] | select(.name == "hub") | .properties.virtualNetworkPeerings[0].properties.allowGatewayTransit) = true
+  | (.resources[] | select(.name == "spoke1") | .properties.virtualNetworkPeerings[0].properties.useRemoteGateways) = true
   | .resources += [
     {"type": "Microsoft.Network/virtualNetworkGateways", "name": "hub-ergw",
      "properties": {"gatewayType": "ExpressRoute", "ipConfigurations": [{"name": "c",
@@ -91,13 +93,15 @@ CONF
 provider() { vtysh --vty_socket "$PROV_DIR" -d bgpd "$@"; }
 
 figure() { echo "$1" | tee -a "$WORK/figures"; }
-peers() { gw status -n "$GATEWAY" -j | jq -c '.bgpPeers'; }
+# status -j lists gateways: this one's object
+status_json() { gw status -n "$GATEWAY" -j | jq 'if type == "array" then .[0] else . end'; }
+peers() { status_json | jq -c '.bgpPeers'; }
 # wait_for JQ-EXPR SECONDS: until `status -j` satisfies it; prints the seconds waited.
 wait_for() {
 	local start now status
 	start=$(date +%s.%N)
 	while :; do
-		status=$(gw status -n "$GATEWAY" -j 2>/dev/null)
+		status=$(status_json 2>/dev/null)
 		[ -n "$status" ] && jq -e "$1" <<<"$status" >/dev/null && break
 		now=$(date +%s.%N)
 		awk -v s="$start" -v n="$now" -v m="$2" 'BEGIN { exit !(n - s > m) }' && return 1
@@ -126,7 +130,7 @@ session_establishes_and_learns_the_providers_prefixes() {
 		{ peers; cat /run/vnet-xdp-bgp/"$GATEWAY"/link0/bgpd.log; return 1; }
 	figure "Connected with 2 routes learned ${t} s after up"
 	peers
-	gw status -n "$GATEWAY" -j | jq -e '.bgpPeers[0] | .asn == 64512 and .peer == "192.168.15.17" and .routesAdvertised >= 1' >/dev/null || return 1
+	status_json | jq -e '.bgpPeers[0] | .asn == 64512 and .peer == "192.168.15.17" and .routesAdvertised >= 1' >/dev/null || return 1
 	# the provider learned the hub's space from us
 	provider -c "show bgp ipv4 unicast json" | jq -e --arg p "$HUB_SPACE" '.routes[$p]' >/dev/null ||
 		{ echo "provider did not learn $HUB_SPACE"; return 1; }
@@ -173,6 +177,7 @@ down_stops_bgpd_and_removes_the_address() {
 run_case up_refuses_a_vlan_device_of_another_id
 run_case session_establishes_and_learns_the_providers_prefixes
 run_case a_withdrawn_prefix_vanishes
+run_case routes_and_metrics_show_what_was_learned
 run_case reload_keeps_bgpd_when_unchanged
 run_case dark_link_drops_the_session_within_the_hold_time
 run_case down_stops_bgpd_and_removes_the_address
