@@ -148,6 +148,27 @@ a_withdrawn_prefix_vanishes() {
 	figure "announced prefix learned ${t} s after the announcement"
 }
 
+routes_and_metrics_show_what_was_learned() {
+	gw routes -c "$WORK/er.json" --vnet hub -j >"$WORK/routes.json" 2>/dev/null || return 1
+	jq -e '[.[] | select(.source == "VirtualNetworkGateway" and .origin == "BGP"
+		and .state == "not routed yet" and .asPath == "64512")] | map(.addressPrefix) | sort
+		== ["172.16.1.0/24", "172.16.3.0/24"]' "$WORK/routes.json" >/dev/null ||
+		{ jq -c '.[] | select(.origin == "BGP")' "$WORK/routes.json"; return 1; }
+	# spoke1 uses the hub's gateway and sees them; spoke2 does not and sees none
+	gw routes -c "$WORK/er.json" --vnet spoke1 -j 2>/dev/null |
+		jq -e '[.[] | select(.origin == "BGP")] | length == 2' >/dev/null || { echo spoke1; return 1; }
+	gw routes -c "$WORK/er.json" --vnet spoke2 -j 2>/dev/null |
+		jq -e '[.[] | select(.origin == "BGP")] | length == 0' >/dev/null || { echo spoke2; return 1; }
+	gw routes -c "$WORK/er.json" --vnet hub 2>/dev/null | grep -q "VirtualNetworkGateway  not routed yet  172.16.1.0/24" ||
+		{ gw routes -c "$WORK/er.json" --vnet hub; return 1; }
+	gw stats -n "$GATEWAY" -j | jq -e '.bgpPeers[0].routesLearned == 2' >/dev/null || { echo stats; return 1; }
+	gw stats -n "$GATEWAY" --prometheus >"$WORK/metrics.txt" 2>/dev/null || return 1
+	grep -q '^vnetxdp_bgp_peer_status{connection="to-circuit",peer="192.168.15.17"} 1$' "$WORK/metrics.txt" &&
+		grep -q '^vnetxdp_bgp_routes_learned{connection="to-circuit",peer="192.168.15.17"} 2$' "$WORK/metrics.txt" &&
+		grep -q '^vnetxdp_bgp_routes_advertised{connection="to-circuit",peer="192.168.15.17"} [1-9]' "$WORK/metrics.txt" ||
+		{ grep bgp "$WORK/metrics.txt"; return 1; }
+}
+
 reload_keeps_bgpd_when_unchanged() {
 	local before after
 	before=$(cat /run/vnet-xdp-bgp/"$GATEWAY"/link0/bgpd.pid)
