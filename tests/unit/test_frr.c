@@ -216,6 +216,10 @@ static void binding_must_name_an_express_route_connection(void **state)
 	set(doc, BINDING "/interface", json_string("to-hub"));
 	expect_refused(doc, "gateway.expressRouteConnections[0].interface", "also in gateway.interfaces");
 	doc = sample();
+	/* a gateway interface refused for its name is compared with nothing */
+	set(doc, "/gateway/interfaces/2/name", json_string("/providers/uplink0"));
+	expect_refused(doc, "gateway.interfaces[2].name", "");
+	doc = sample();
 	set(doc, BINDING "/colour", json_string("blue"));
 	expect_refused(doc, "gateway.expressRouteConnections[0].colour", "unknown key");
 }

@@ -223,7 +223,7 @@ void read_express_route_bindings(struct loader *l, struct node list)
 					       "links; allowed: one link per interface", b.interface);
 		}
 		for (size_t k = 0; k < cfg->n_ifaces; k++)
-			if (!strcmp(cfg->ifaces[k].name, b.interface))
+			if (cfg->ifaces[k].name && !strcmp(cfg->ifaces[k].name, b.interface))
 				reader_problem(&l->r, iface.path, "interface \"%s\" is also in "
 					       "gateway.interfaces; allowed: a device of its own facing "
 					       "the provider", b.interface);
