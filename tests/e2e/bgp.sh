@@ -179,12 +179,18 @@ reload_keeps_bgpd_when_unchanged() {
 }
 
 dark_link_drops_the_session_within_the_hold_time() {
-	local t
+	local t reason
 	ip -n "$PROV" link set pe0.100 down
-	t=$(wait_for '.bgpPeers[0].state != "Connected" and .bgpPeers[0].routesLearned == 0' $((HOLD + 5))) ||
+	t=$(wait_for '.bgpPeers[0].state != "Connected" and .bgpPeers[0].routesLearned == 0' $((HOLD + 8))) ||
 		{ peers; return 1; }
-	figure "session down ${t} s after the link went dark (hold time ${HOLD} s)"
-	awk -v t="$t" -v h=$HOLD 'BEGIN { exit !(t <= h + 1.5) }'
+	# bgpd's own word: its hold timer ended the session (the time measured adds the
+	# polling of `status`, slow under emulation)
+	reason=$(vtysh --vty_socket /run/vnet-xdp-bgp/"$GATEWAY"/link0 -d bgpd \
+		-c "show bgp neighbors 192.168.15.17 json" | jq -r '.["192.168.15.17"] |
+		"\(.lastResetDueTo // "-"), \(.lastNotificationReason // "-"), code \(.lastErrorCodeSubcode // "-")"')
+	figure "session down ${t} s after the link went dark (hold time ${HOLD} s; bgpd: $reason)"
+	# NOTIFICATION code 4: Hold Timer Expired (RFC 4271)
+	[[ $reason == *[Hh]old* || $reason == *"code 04"* ]] && awk -v t="$t" -v h=$HOLD 'BEGIN { exit !(t <= h + 5) }'
 }
 
 down_stops_bgpd_and_removes_the_address() {
