@@ -26,6 +26,8 @@ PACKAGES=(
   nftables conntrack gnuplot-nox linux-perf
   # IPsec: charon (IKE), which `up` drives over its vici socket; swanctl for the tests
   strongswan-charon strongswan-swanctl
+  # ExpressRoute private peering: FRR's bgpd, which `up` runs per link, and vtysh
+  frr
   # point-to-site test: the root, server and client certificates (tests/vm/ipsec_p2s.sh)
   openssl
   # the QEMU guest of the vm suite (Debian's kernel for ESP; scripts/vm/prepare.sh)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 OUT=build-fuzz
 SOURCES="user/config/config.c user/config/json.c user/config/network.c user/config/security.c
-	 user/config/vpn.c user/config/vpn_client.c user/config/binding.c user/config/unenforced.c user/config/groups.c user/lib/gateway_name.c user/lib/private_file.c user/lib/path_name.c user/import/import.c user/import/arm.c
+	 user/config/vpn.c user/config/vpn_client.c user/config/binding.c user/config/express_route.c user/config/unenforced.c user/config/groups.c user/lib/gateway_name.c user/lib/private_file.c user/lib/path_name.c user/import/import.c user/import/arm.c
 	 user/import/model.c user/import/deploy.c user/lib/local_interfaces.c user/import/arm_expr.c user/import/arm_cidr.c
 	 user/lib/cli_usage.c"
 CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -Iheaders -Iuser -fsanitize=fuzzer,address,undefined

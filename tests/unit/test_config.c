@@ -463,7 +463,7 @@ static void unknown_keys(void **state)
 {
 	expect_problems("unknown-keys.json", 6,
 		"@10:15: resource: unknown key; allowed: gateway, resources\n"
-		"@4:18: gateway.interface: unknown key; allowed: name, interfaces, virtualNetworks, virtualNetworkGateways, nat66, metrics, limits, tunnelTcpMss, serviceTagsFile, flowLogs\n"
+		"@4:18: gateway.interface: unknown key; allowed: name, interfaces, virtualNetworks, virtualNetworkGateways, nat66, metrics, limits, tunnelTcpMss, serviceTagsFile, flowLogs, expressRouteConnections\n"
 		"@5:68: gateway.interfaces[0].vlan: unknown key; allowed: name, virtualNetwork, subnet, role\n"
 		"@6:47: gateway.virtualNetworks[0].snat: unknown key; allowed: name, vip, vips\n"
 		"@7:53: gateway.metrics.path: unknown key; allowed: listen\n"

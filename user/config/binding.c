@@ -583,7 +583,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	if (!is_object_or_report(&l->r, gateway))
 		return;
 	CHECK_KEYS(l, gateway, "name", "interfaces", "virtualNetworks", "virtualNetworkGateways",
-		   "nat66", "metrics", "limits", "tunnelTcpMss", "serviceTagsFile", "flowLogs");
+		   "nat66", "metrics", "limits", "tunnelTcpMss", "serviceTagsFile", "flowLogs", "expressRouteConnections");
 	if (!name.value)
 		reader_problem(&l->r, name.path, "missing; allowed: " GATEWAY_NAME_ALLOWED);
 	else if (!get_string(&l->r, name, &text))
@@ -597,6 +597,7 @@ void build_gateway_binding(struct loader *l, struct node gateway)
 	read_interfaces(l, node_child(&l->r, gateway, "interfaces"));
 	read_gateway_vnets(l, node_child(&l->r, gateway, "virtualNetworks"));
 	read_tunnel_endpoints(l, node_child(&l->r, gateway, "virtualNetworkGateways"));
+	read_express_route_bindings(l, node_child(&l->r, gateway, "expressRouteConnections"));
 	get_bool(&l->r, nat66, &l->cfg->nat66);
 	read_tunnel_tcp_mss(l, node_child(&l->r, gateway, "tunnelTcpMss"));
 	read_metrics(l, node_child(&l->r, gateway, "metrics"));

@@ -407,6 +407,7 @@ static const struct {
 	{ "virtualNetworkGateways", KIND_VNET_GATEWAY },
 	{ "connections", KIND_CONNECTION },
 	{ "applicationSecurityGroups", KIND_APPLICATION_SECURITY_GROUP },
+	{ "expressRouteCircuits", KIND_EXPRESS_ROUTE_CIRCUIT },
 };
 
 #define NETWORK_NAMESPACE "Microsoft.Network/"
@@ -937,6 +938,7 @@ static void build_model(struct loader *l, json_t *doc)
 	build_virtual_networks(l);
 	build_vnet_gateways(l);
 	build_local_network_gateways(l);
+	build_express_route_circuits(l);
 	build_connections(l);
 	check_vpn_client_pools(l);
 	build_network_interfaces(l);
@@ -1198,6 +1200,12 @@ void config_free(struct config *cfg)
 	free(cfg->local_network_gateways);
 	free(cfg->vnet_gateways);
 	free(cfg->connections);
+	for (size_t i = 0; i < cfg->n_express_route_circuits; i++)
+		free(cfg->express_route_circuits[i].name);
+	free(cfg->express_route_circuits);
+	for (size_t i = 0; i < cfg->n_express_route_bindings; i++)
+		free(cfg->express_route_bindings[i].interface);
+	free(cfg->express_route_bindings);
 	free(cfg->ifaces);
 	free(cfg->gateway_vnets);
 	free(cfg->gateway_name);

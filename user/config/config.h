@@ -152,6 +152,7 @@ struct config_local_network_gateway {
 };
 
 enum connection_type { CONNECTION_IPSEC = 0, CONNECTION_VNET2VNET,
+		       CONNECTION_EXPRESS_ROUTE = 2, /* private peering of a circuit (peer) */
 		       CONNECTION_VPN_CLIENT = 3 /* a gateway's point-to-site clients */ };
 struct config_ipsec_policy {
 	char *ipsec_encryption, *ipsec_integrity, *ike_encryption, *ike_integrity, *dh_group,
@@ -178,6 +179,7 @@ struct config_connection {
 	int vnet_gateway1;      /* index into vnet_gateways */
 	int vnet_gateway2;      /* Vnet2Vnet: index, else CONFIG_NONE */
 	int local_network_gateway2; /* IPsec: index, else CONFIG_NONE */
+	int express_route_circuit;  /* ExpressRoute: index of `peer`, else CONFIG_NONE */
 	char *shared_key;       /* never print it */
 	struct config_ipsec_policy *ipsec_policies;
 	size_t n_ipsec_policies;
@@ -210,8 +212,30 @@ struct config_vpn_client {
 	struct config_connection connection;
 };
 
+/* An expressRouteCircuits resource: what vnet-xdp uses of it is its private peering. */
+#define BGP_ASN_AZURE 65515u /* a VNet gateway's ASN unless bgpSettings.asn says otherwise */
+struct config_express_route_circuit {
+	char *name;
+	bool has_private_peering;       /* a peerings[] element of type AzurePrivatePeering */
+	uint32_t peer_asn;              /* the provider's (on-premises) ASN */
+	struct ip_prefix primary, secondary; /* /30s: .1 the provider's, .2 Microsoft's */
+	uint16_t vlan_id;
+};
+
+/* gateway.expressRouteConnections[]: an ExpressRoute connection's link on this box. */
+enum express_route_link { EXPRESS_ROUTE_PRIMARY = 0, EXPRESS_ROUTE_SECONDARY };
+struct config_express_route_binding {
+	int connection;                 /* index into connections (type ExpressRoute) */
+	char *interface;                /* the 802.1Q VLAN device facing the provider */
+	enum express_route_link link;
+	uint16_t hold_time_seconds;     /* 3..65535, default 180 as Azure */
+};
+
+const char *express_route_link_name(enum express_route_link link); /* "Primary" */
+
 struct config_vnet_gateway {
 	char *name;
+	uint32_t bgp_asn;           /* bgpSettings.asn, default BGP_ASN_AZURE */
 	struct config_vpn_client *vpn_client; /* NULL without vpnClientConfiguration */
 	int vnet;   /* VNet of the GatewaySubnet its ipConfiguration names */
 	bool active_active;
@@ -303,6 +327,10 @@ struct config {
 	size_t n_vnet_gateways;
 	struct config_connection *connections;
 	size_t n_connections;
+	struct config_express_route_circuit *express_route_circuits;
+	size_t n_express_route_circuits;
+	struct config_express_route_binding *express_route_bindings;
+	size_t n_express_route_bindings;
 };
 
 /* Reads and validates FILE. On success returns 0 and *out owns the model. On failure

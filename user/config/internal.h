@@ -14,6 +14,7 @@ enum record_kind {
 	KIND_NAT_GATEWAY, KIND_PUBLIC_IP, KIND_NIC,
 	KIND_LOCAL_NETWORK_GATEWAY, KIND_VNET_GATEWAY, KIND_CONNECTION,
 	KIND_APPLICATION_SECURITY_GROUP,
+	KIND_EXPRESS_ROUTE_CIRCUIT,
 };
 
 #define NAME_MAX_LEN 128
@@ -165,6 +166,7 @@ void build_nat_gateways(struct loader *l);
 void build_virtual_networks(struct loader *l);
 void build_vnet_gateways(struct loader *l);
 void build_local_network_gateways(struct loader *l);
+void build_express_route_circuits(struct loader *l); /* before the connections */
 void build_connections(struct loader *l);
 /* A gateway's vpnClientConfiguration into gw->vpn_client (config_vpn_client.c). */
 void read_vpn_client_configuration(struct loader *l, struct config_vnet_gateway *gw,
@@ -176,6 +178,8 @@ void build_peerings(struct loader *l);
 /* After the NICs: the ASGs of one rule have their NICs in one VNet, as Azure requires. */
 void check_application_security_group_rules(struct loader *l);
 void build_gateway_binding(struct loader *l, struct node gateway);
+/* gateway.expressRouteConnections (config/express_route.c), from build_gateway_binding. */
+void read_express_route_bindings(struct loader *l, struct node list);
 /* After the model: a warning for each use of what the gateway does not enforce. */
 void report_unenforced(struct loader *l);
 

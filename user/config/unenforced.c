@@ -35,7 +35,15 @@ static bool is_used(json_t *v)
 	return v && !json_is_null(v) && !json_is_false(v);
 }
 
+static bool is_express_route(json_t *v)
+{
+	return json_is_string(v) && !strcasecmp(json_string_value(v), "ExpressRoute");
+}
+
 static const struct unenforced unenforced[] = {
+	{ KIND_CONNECTION, "connectionType", is_express_route,
+	  "bgpd peers over the circuit and `routes` shows what it learns, but learned prefixes "
+	  "are not routed yet: no traffic is forwarded over the provider link" },
 	{ KIND_VNET_GATEWAY, "enableBgp", is_true,
 	  "no BGP speaker runs: no route is learned or advertised" },
 	{ KIND_VNET_GATEWAY, "activeActive", is_true,

@@ -115,6 +115,17 @@ static void attach_gateway_to_vnet(struct loader *l, int g, struct node where)
 		vnet->virtual_network_gateway = g;
 }
 
+/* bgpSettings.asn: Azure's 65515 unless given; 65516-65520 are Azure's own. */
+static void read_gateway_asn(struct loader *l, struct config_vnet_gateway *gw, struct node n)
+{
+	long long asn = BGP_ASN_AZURE;
+
+	if (n.value && get_int(&l->r, n, 1, 4294967295LL, &asn) && asn >= 65516 && asn <= 65520)
+		reader_problem(&l->r, n.path, "%lld is reserved by Azure; allowed: 1-4294967295 "
+			       "except 65516-65520 (65515 is Azure's default)", asn);
+	gw->bgp_asn = (uint32_t)asn;
+}
+
 void build_vnet_gateways(struct loader *l)
 {
 	struct config *cfg = l->cfg;
@@ -132,6 +143,8 @@ void build_vnet_gateways(struct loader *l)
 		gw->name = copy_string(rec->name);
 		gw->vnet = CONFIG_NONE;
 		get_bool(&l->r, node_child(&l->r, rec->props, "activeActive"), &gw->active_active);
+		read_gateway_asn(l, gw, node_child(&l->r, node_child(&l->r, rec->props,
+							  "bgpSettings"), "asn"));
 		read_gateway_ip_configurations(l, gw, ipcs);
 		read_vpn_client_configuration(l, gw, node_child(&l->r, rec->props,
 								"vpnClientConfiguration"));
@@ -326,7 +339,13 @@ static void read_connection_ends(struct loader *l, struct config_connection *c, 
 	c->vnet_gateway1 = required_reference(l, props, "virtualNetworkGateway1", KIND_VNET_GATEWAY,
 		cfg->vnet_gateways, cfg->n_vnet_gateways, sizeof(*cfg->vnet_gateways),
 		"allowed: a reference to this side's virtual network gateway");
-	if (c->type == CONNECTION_IPSEC)
+	if (c->type == CONNECTION_EXPRESS_ROUTE)
+		c->express_route_circuit = required_reference(l, props, "peer",
+			KIND_EXPRESS_ROUTE_CIRCUIT, cfg->express_route_circuits,
+			cfg->n_express_route_circuits, sizeof(*cfg->express_route_circuits),
+			"an ExpressRoute connection needs its circuit (an expressRouteCircuits "
+			"resource)");
+	else if (c->type == CONNECTION_IPSEC)
 		c->local_network_gateway2 = required_reference(l, props, "localNetworkGateway2",
 			KIND_LOCAL_NETWORK_GATEWAY, cfg->local_network_gateways,
 			cfg->n_local_network_gateways, sizeof(*cfg->local_network_gateways),
@@ -358,7 +377,8 @@ void build_connections(struct loader *l)
 		if (rec->kind != KIND_CONNECTION || !first_of_name(l, i))
 			continue;
 		if (!type_node.value) {
-			reader_problem(&l->r, type_node.path, "missing; allowed: IPsec, Vnet2Vnet");
+			reader_problem(&l->r, type_node.path, "missing; allowed: IPsec, Vnet2Vnet, "
+				       "ExpressRoute");
 			continue;
 		}
 		if (!read_enum(l, type_node, connection_type_names, COUNT(connection_type_names),
@@ -366,20 +386,16 @@ void build_connections(struct loader *l)
 			continue;
 		if (type == CONNECTION_VPN_CLIENT) {
 			reader_problem(&l->r, type_node.path, "VPNClient connections are not "
-				       "resources of their own; allowed: IPsec, Vnet2Vnet (point-to-site "
+				       "resources of their own; allowed: IPsec, Vnet2Vnet, ExpressRoute (point-to-site "
 				       "clients come from the virtual network gateway's "
 				       "vpnClientConfiguration)");
-			continue;
-		}
-		if (type > CONNECTION_VNET2VNET) {
-			reader_problem(&l->r, type_node.path, "%s connections are not supported; "
-				       "allowed: IPsec, Vnet2Vnet", connection_type_names[type]);
 			continue;
 		}
 		c = &cfg->connections[cfg->n_connections++];
 		c->name = copy_string(rec->name);
 		c->type = (enum connection_type)type;
 		c->vnet_gateway1 = c->vnet_gateway2 = c->local_network_gateway2 = CONFIG_NONE;
+		c->express_route_circuit = CONFIG_NONE;
 		read_connection_ends(l, c, rec->props);
 		if (get_string(&l->r, node_child(&l->r, rec->props, "sharedKey"), &key)) {
 			if (!strcmp(key, "FILL-IN")) /* the importer's stand-in for a secret */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "datapath/bgp.h"
 #include "datapath/attach.h"
 #include "lib/cli.h"
 #include "datapath/datapath.h"
@@ -519,6 +520,9 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	err = tunnels_start(cfg, gen, progress.pin_dir, &plan, &progress.tunnels);
 	if (err)
 		goto fail;
+	err = bgp_start(cfg);
+	if (err)
+		goto fail;
 	progress.neighbours = neighbours_manage(&plan, NULL);
 	state = state_build(cfg, &plan, prog_ids, modes, &progress, 1);
 	interfaces_set_generic_reasons(state, mode, modes, native_errs);
@@ -537,6 +541,8 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	return 0;
 
 fail:
+	if (cfg->n_express_route_bindings)
+		bgp_stop(cfg->gateway_name);
 	up_undo(cfg->gateway_name, &progress);
 	xdp_generation_close(gen);
 	json_decref(progress.neighbours);
@@ -613,6 +619,7 @@ static int down_locked(const char *gateway)
 		log_warn("gateway %s: its network namespace %s is gone; removing its pins and state",
 			 gateway, json_string_value(json_object_get(state, "networkNamespace")));
 		json_decref(state);
+		bgp_stop(gateway);
 		return gateway_remains_remove(gateway);
 	}
 	json_decref(state);
@@ -630,6 +637,7 @@ static int down_locked(const char *gateway)
 		log_error("cannot detach gateway %s: %s", gateway, strerror(-err));
 		return err;
 	}
+	bgp_stop(gateway);
 	state = state_load(gateway);
 	if (state && tunnels_down(gateway, state))
 		log_warn("gateway %s: some xfrm interfaces could not be removed", gateway);
@@ -702,6 +710,7 @@ static json_t *status_of(const char *gateway)
 	}
 	json_object_set_new(out, "inThisNetworkNamespace", json_true());
 	json_object_set_new(out, "tunnels", tunnel_status(state));
+	json_object_set_new(out, "bgpPeers", bgp_peers(gateway));
 	json_object_set(out, "virtualNetworkPeerings",
 			json_object_get(state, "virtualNetworkPeerings") ?: json_array());
 	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
@@ -1104,6 +1113,11 @@ static int reload_locked(const struct config *cfg)
 		log_error("the new generation runs, but the state file was not written: %s",
 			  strerror(-err));
 	err = err ? err : ike_err;
+	if (bgp_reload(cfg)) {
+		log_error("the datapath of %s runs the new config; its ExpressRoute bgpd could not "
+			  "follow it, as said above", cfg->gateway_name);
+		err = err ? err : -EIO;
+	}
 out:
 	if (err)
 		tunnels_undo(&progress.tunnels);

@@ -44,6 +44,8 @@ static bool connection_ends(const struct config *cfg, const struct config_connec
 			    int *this_side, int *other_gateway)
 {
 	*other_gateway = CONFIG_NONE;
+	if (c->type == CONNECTION_EXPRESS_ROUTE)
+		return false; /* no tunnel: BGP over a VLAN (datapath/bgp.c) */
 	if (gateway_is_local(cfg, c->vnet_gateway1)) {
 		*this_side = c->vnet_gateway1;
 		*other_gateway = c->vnet_gateway2;

@@ -102,6 +102,18 @@ static const struct metric_family families[] = {
 	  "Bytes to and from a gateway's point-to-site clients; its rate is Azure's "
 	  "P2SBandwidth.",
 	  "pointToSite", "bytes", { { "gateway", "gateway" } } },
+	/* ExpressRoute private peering (Azure: BgpPeerStatus, BgpRoutesAdvertised,
+	 * BgpRoutesLearned): "bgpPeers" is an array of one session per link. */
+	{ "vnetxdp_bgp_peer_status", METRIC_GAUGE,
+	  "1 when the BGP session with the peer is established, else 0 (Azure: BgpPeerStatus).",
+	  "bgpPeers", "up", { { "connection", "connection" }, { "peer", "peer" } } },
+	{ "vnetxdp_bgp_routes_advertised", METRIC_GAUGE,
+	  "Prefixes advertised to the BGP peer (Azure: BgpRoutesAdvertised).",
+	  "bgpPeers", "routesAdvertised", { { "connection", "connection" }, { "peer", "peer" } } },
+	{ "vnetxdp_bgp_routes_learned", METRIC_GAUGE,
+	  "Prefixes learned from the BGP peer (Azure: BgpRoutesLearned); not routed by the "
+	  "datapath yet.",
+	  "bgpPeers", "routesLearned", { { "connection", "connection" }, { "peer", "peer" } } },
 	{ "vnetxdp_tunnel_up", METRIC_GAUGE,
 	  "1 when the tunnel's IPsec SAs are established, else 0.",
 	  "tunnels", "up", { { "tunnel", "name" } } },

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "datapath/bgp.h"
 #include "lib/cli.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
@@ -403,6 +404,7 @@ json_t *stats_collect_with(const char *gateway, json_t *slow)
 			    drops_unattributed(gateway, json_object_get(state, "virtualNetworks")));
 	json_object_set_new(out, "peerings", peerings);
 	tunnel_stats_add(gateway, state, out);
+	json_object_set_new(out, "bgpPeers", bgp_peers(gateway));
 	json_object_set_new(out, "nsgRuleHits", nsg_rule_stats(gateway));
 	if ((p = flows_stats(gateway)))
 		json_object_set_new(out, "flows", p);
