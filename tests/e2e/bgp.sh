@@ -178,19 +178,19 @@ reload_keeps_bgpd_when_unchanged() {
 	wait_for '.bgpPeers[0].state == "Connected"' 2 >/dev/null
 }
 
-dark_link_drops_the_session_within_the_hold_time() {
+# The hold timer is bgpd's: the case checks that it ended the session, and prints how long
+# that took as a figure (the polling of `status`, slow under emulation, adds to it).
+dark_link_drops_the_session_by_its_hold_timer() {
 	local t reason
 	ip -n "$PROV" link set pe0.100 down
-	t=$(wait_for '.bgpPeers[0].state != "Connected" and .bgpPeers[0].routesLearned == 0' $((HOLD + 8))) ||
+	t=$(wait_for '.bgpPeers[0].state != "Connected" and .bgpPeers[0].routesLearned == 0' $((HOLD * 3))) ||
 		{ peers; return 1; }
-	# bgpd's own word: its hold timer ended the session (the time measured adds the
-	# polling of `status`, slow under emulation)
 	reason=$(vtysh --vty_socket /run/vnet-xdp-bgp/"$GATEWAY"/link0 -d bgpd \
 		-c "show bgp neighbors 192.168.15.17 json" | jq -r '.["192.168.15.17"] |
 		"\(.lastResetDueTo // "-"), \(.lastNotificationReason // "-"), code \(.lastErrorCodeSubcode // "-")"')
 	figure "session down ${t} s after the link went dark (hold time ${HOLD} s; bgpd: $reason)"
 	# NOTIFICATION code 4: Hold Timer Expired (RFC 4271)
-	[[ $reason == *[Hh]old* || $reason == *"code 04"* ]] && awk -v t="$t" -v h=$HOLD 'BEGIN { exit !(t <= h + 5) }'
+	[[ $reason == *[Hh]old* || $reason == *"code 04"* ]] || { echo "bgpd: $reason"; return 1; }
 }
 
 down_stops_bgpd_and_removes_the_address() {
@@ -206,7 +206,7 @@ run_case session_establishes_and_learns_the_providers_prefixes
 run_case a_withdrawn_prefix_vanishes
 run_case routes_and_metrics_show_what_was_learned
 run_case reload_keeps_bgpd_when_unchanged
-run_case dark_link_drops_the_session_within_the_hold_time
+run_case dark_link_drops_the_session_by_its_hold_timer
 run_case down_stops_bgpd_and_removes_the_address
 sed 's/^/figure: /' "$WORK/figures" 2>/dev/null
 exit ${FAILED:-0}
