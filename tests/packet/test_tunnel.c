@@ -23,6 +23,7 @@
 #include <linux/if_link.h>
 #include <linux/pkt_cls.h>
 #include "vnet_xdp.h"
+#include "lib/bpf_map.h"
 #include "packet/gateway_harness.h"
 
 
@@ -294,11 +295,16 @@ static struct packet_counter counter_of(int fd, const void *key)
 	return sum;
 }
 
-static struct packet_counter tunnel_counter(uint32_t counter)
+static struct packet_counter tunnel_counter_of(uint32_t tunnel, uint32_t counter)
 {
-	uint32_t index = TUNNEL * TUNNEL_COUNTER_MAX + counter;
+	uint32_t index = tunnel * TUNNEL_COUNTER_MAX + counter;
 
 	return counter_of(gw.tunnel_fd, &index);
+}
+
+static struct packet_counter tunnel_counter(uint32_t counter)
+{
+	return tunnel_counter_of(TUNNEL, counter);
 }
 
 static struct packet_counter spi_counter(const char *peer, uint32_t spi)
@@ -1012,26 +1018,17 @@ static void packets_into_the_tunnel_are_counted(void **state)
 static struct tunnel_client_counter client_counter(uint32_t tunnel, const char *client,
 						   bool *found)
 {
-	int cpus = libbpf_num_possible_cpus();
-	struct tunnel_client_counter values[cpus], sum = { 0 };
+	struct tunnel_client_counter sum = { 0 };
 	struct tunnel_client_key key = { .tunnel = tunnel };
 
 	address_key_of(&key.client, client);
-	*found = bpf_map_lookup_elem(gw.clients_fd, &key, values) == 0;
-	for (int c = 0; *found && c < cpus; c++) {
-		sum.ingress_packets += values[c].ingress_packets;
-		sum.ingress_bytes += values[c].ingress_bytes;
-		sum.egress_packets += values[c].egress_packets;
-		sum.egress_bytes += values[c].egress_bytes;
-	}
+	*found = percpu_sum(gw.clients_fd, &key, &sum, sizeof(sum)) == 0;
 	return sum;
 }
 
 static struct packet_counter p2s_counter(uint32_t counter)
 {
-	uint32_t index = P2S_TUNNEL * TUNNEL_COUNTER_MAX + counter;
-
-	return counter_of(gw.tunnel_fd, &index);
+	return tunnel_counter_of(P2S_TUNNEL, counter);
 }
 
 static void decrypted_packet_from_a_client_counts_into_its_entry(void **state)
