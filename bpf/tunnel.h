@@ -76,6 +76,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tunnel_spi_counters SEC(".maps");
 
+/* LRU: a gateway's point-to-site clients come and go; the entry of the one idle longest
+ * makes room for a new one (headers/vnet_xdp.h, struct tunnel_client_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, MAX_TUNNEL_CLIENTS);
+	__type(key, struct tunnel_client_key);
+	__type(value, struct tunnel_client_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tunnel_client_counters SEC(".maps");
+
 enum tunnel_verdict {
 	TUNNEL_NOT_OURS = 0, /* not tunnel traffic: the pipeline carries on */
 	TUNNEL_PASS_ESP,
@@ -270,10 +280,58 @@ __noinline int tunnel_parse_frame(struct __sk_buff *skb, struct packet_info *inf
 	return reason;
 }
 
+static __always_inline void tunnel_client_add(struct tunnel_client_counter *c, int from_client,
+					      __u32 packets, __u64 bytes)
+{
+	if (from_client) {
+		c->ingress_packets += packets;
+		c->ingress_bytes += bytes;
+	} else {
+		c->egress_packets += packets;
+		c->egress_bytes += bytes;
+	}
+}
+
+/* A point-to-site client's share of its tunnel's ingress (from_client) or egress, by its
+ * virtual address (key->client): one lookup, and the client's first packet makes the
+ * entry with its count. */
+static __always_inline void count_tunnel_client(struct tunnel_client_key *key, int from_client,
+						__u32 packets, __u64 bytes)
+{
+	struct tunnel_client_counter *c = bpf_map_lookup_elem(&tunnel_client_counters, key);
+	struct tunnel_client_counter first = {};
+
+	if (c) {
+		tunnel_client_add(c, from_client, packets, bytes);
+		return;
+	}
+	tunnel_client_add(&first, from_client, packets, bytes);
+	if (!bpf_map_update_elem(&tunnel_client_counters, key, &first, BPF_NOEXIST))
+		return;
+	/* Another CPU made it first: add to it. */
+	c = bpf_map_lookup_elem(&tunnel_client_counters, key);
+	if (c)
+		tunnel_client_add(c, from_client, packets, bytes);
+}
+
+/* What a client sent, by its source address: a function of its own, so that its key and
+ * first count sit on a stack frame of their own, not on that of the tc ingress program,
+ * whose deepest calls (the NSG stage) come near the verifier's 512 bytes. */
+static __noinline void count_tunnel_client_ingress(const struct packet *pkt, __u32 tunnel,
+						   __u32 packets, __u64 bytes)
+{
+	struct tunnel_client_key key = { .tunnel = tunnel };
+
+	address_key_fill(&key.client, pkt, 1);
+	count_tunnel_client(&key, 1, packets, bytes);
+}
+
 /* Packets and bytes as they crossed the tunnel: GRO on the xfrm interface may have merged
- * several decrypted TCP segments into this skb, each of which carried the headers. */
+ * several decrypted TCP segments into this skb, each of which carried the headers.
+ * from_client: the source is a point-to-site client's (the tunnel is theirs, and the source
+ * is in their pool), which has the packet counted as that client's too. */
 static __always_inline void count_tunnel_ingress(struct __sk_buff *skb, __u32 tunnel,
-						 const struct packet *pkt)
+						 const struct packet *pkt, int from_client)
 {
 	__u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1, headers = 0, index;
 	struct packet_counter *c;
@@ -292,6 +350,9 @@ static __always_inline void count_tunnel_ingress(struct __sk_buff *skb, __u32 tu
 		c->packets += segments;
 		c->bytes += pkt->len + (segments - 1) * (headers & 0xffff);
 	}
+	if (from_client)
+		count_tunnel_client_ingress(pkt, tunnel, segments,
+					    pkt->len + (segments - 1) * (headers & 0xffff));
 }
 
 
@@ -417,6 +478,7 @@ static __always_inline int tunnel_ingress_stages(struct __sk_buff *skb,
 						 struct packet_info *info, __u32 *reason)
 {
 	__u32 ifindex = skb->ifindex;
+	int point_to_site = ti->flags & TUNNEL_FLAG_POINT_TO_SITE;
 	struct route_info *route;
 	struct packet pkt;
 
@@ -425,7 +487,9 @@ static __always_inline int tunnel_ingress_stages(struct __sk_buff *skb,
 		return TC_ACT_SHOT;
 	}
 	if (is_control_traffic(&pkt) || is_local_destination(&pkt)) {
-		count_tunnel_ingress(skb, ti->tunnel, &pkt);
+		/* Not judged by the source, which is a client's only when it is in the pool. */
+		count_tunnel_ingress(skb, ti->tunnel, &pkt, point_to_site &&
+				     source_vnet(&pkt, ifindex) >= 0);
 		return TC_ACT_OK;
 	}
 	if (source_vnet(&pkt, ifindex) < 0) {
@@ -441,7 +505,7 @@ static __always_inline int tunnel_ingress_stages(struct __sk_buff *skb,
 	*reason = tunnel_nsg_inbound(skb, &pkt, route->dst_vnet);
 	if (*reason)
 		return TC_ACT_SHOT;
-	count_tunnel_ingress(skb, ti->tunnel, &pkt);
+	count_tunnel_ingress(skb, ti->tunnel, &pkt, point_to_site);
 	if (route->type == ROUTE_VNET_PEERING)
 		count_peering(route->peering, pkt.len);
 	if (hop_limit_expired(&pkt))
@@ -504,8 +568,25 @@ static __always_inline __u32 gso_headers(struct __sk_buff *skb, int offset)
 	return ip_len + (doff >> 4) * 4;
 }
 
+/* The destination of a packet leaving into a point-to-site tunnel: the client it goes to.
+ * -1 when the IP header is not there. */
+static __always_inline int tunnel_client_of_egress(struct __sk_buff *skb, int offset,
+						   struct tunnel_client_key *key)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		key->client.family = AF_INET;
+		return bpf_skb_load_bytes(skb, offset + 16, key->client.addr, 4) ? -1 : 0;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		key->client.family = AF_INET6;
+		return bpf_skb_load_bytes(skb, offset + 24, key->client.addr, 16) ? -1 : 0;
+	}
+	return -1;
+}
+
 /* Leaving into the tunnel: the kernel routed it here, xfrm encrypts it next. Counted as
- * the packets it becomes: a GSO skb is as many segments, each with its headers. */
+ * the packets it becomes: a GSO skb is as many segments, each with its headers; into a
+ * point-to-site tunnel, as its destination client's too. */
 static __always_inline int tunnel_egress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
@@ -526,6 +607,13 @@ static __always_inline int tunnel_egress(struct __sk_buff *skb)
 	if (c) {
 		c->packets += segments;
 		c->bytes += skb->len - offset + (segments - 1) * headers;
+	}
+	if (ti->flags & TUNNEL_FLAG_POINT_TO_SITE) {
+		struct tunnel_client_key key = { .tunnel = ti->tunnel };
+
+		if (!tunnel_client_of_egress(skb, offset, &key))
+			count_tunnel_client(&key, 0, segments,
+					    skb->len - offset + (segments - 1) * headers);
 	}
 	if (segments == 1)
 		tcp_mss_clamp(skb, (__u32)offset, ti->tcp_mss); /* a SYN is never GSO */

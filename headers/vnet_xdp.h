@@ -29,7 +29,7 @@
 	STATE(nsg_rule_counters) STATE(nsg_flush)                                          \
 	STATE(snat_mappings) STATE(snat_reverse) STATE(snat_vm_blocks)                     \
 	STATE(snat_block_owners) STATE(snat_vip_counters)                                  \
-	STATE(tunnel_counters) STATE(tunnel_spi_counters)                                  \
+	STATE(tunnel_counters) STATE(tunnel_spi_counters) STATE(tunnel_client_counters)    \
 	STATE(monitor_events) STATE(monitor_control) STATE(monitor_budget)
 
 #define VNET_XDP_MAP_ID(name) MAP_##name,
@@ -62,6 +62,7 @@ static inline __attribute__((always_inline)) __u64 clock_age_ns(__u64 now, __u64
 #define MAX_LOCAL_ADDRESSES 4096
 #define MAX_TUNNELS      256
 #define MAX_TUNNEL_SPIS  4096
+#define MAX_TUNNEL_CLIENTS 8192 /* point-to-site clients counted at once, every gateway's */
 
 /* LPM key for both address families: the scope (a route scope for routes, an ifindex for
  * source checks) and the family sit in front of the address, so one trie serves IPv4
@@ -576,8 +577,11 @@ struct tunnel_interface {
 	__u32 vnet;     /* the VNet whose gateway terminates the connection */
 	__u16 tcp_mss;  /* SYN and SYN-ACK MSS options above it are lowered to it (IPv6:
 			 * to 20 less, for its longer header); 0: not */
-	__u16 pad;
+	__u16 flags;    /* TUNNEL_FLAG_* */
 };
+/* The tunnel of a gateway's point-to-site clients: its traffic is counted per client too
+ * (tunnel_client_counters). */
+#define TUNNEL_FLAG_POINT_TO_SITE 1u
 /* Azure's advice for devices on its tunnels (gateway.tunnelTcpMss). */
 #define DEFAULT_TUNNEL_TCP_MSS 1350
 
@@ -585,6 +589,23 @@ struct tunnel_interface {
 struct tunnel_spi_key {
 	struct address_key peer;
 	__u32 spi;      /* host byte order */
+};
+
+/* tunnel_client_counters (LRU, per CPU): a point-to-site client's traffic by its tunnel
+ * and virtual address, counted where the tunnel's own ingress and egress are: ingress what
+ * was decrypted from that source and let in, egress what left into the tunnel for that
+ * destination. An entry is made by its client's first packet; LRU, so the oldest client's
+ * entry makes room rather than a new client going uncounted. User space deletes the
+ * entry of an address no client SA holds (`serve` every second, `clients` before it
+ * lists), so the next client given that address starts from zero. */
+struct tunnel_client_key {
+	__u32 tunnel;
+	struct address_key client; /* the virtual address; IPv4 in the first 4 bytes */
+};
+
+struct tunnel_client_counter {
+	__u64 ingress_packets, ingress_bytes; /* from the client */
+	__u64 egress_packets, egress_bytes;   /* to the client */
 };
 
 /* tunnel_counters[tunnel * TUNNEL_COUNTER_MAX + counter] */

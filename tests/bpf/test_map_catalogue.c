@@ -63,6 +63,7 @@ static void config_maps_are_what_a_reload_rebuilds(void **state)
 	assert_false(datapath_map_is_config(MAP_snat_mappings));
 	assert_false(datapath_map_is_config(MAP_drop_counters));
 	assert_false(datapath_map_is_config(MAP_nsg_rule_counters));
+	assert_false(datapath_map_is_config(MAP_tunnel_client_counters));
 	assert_false(datapath_map_is_config(datapath_map_find("no_such_map")));
 }
 

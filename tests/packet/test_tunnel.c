@@ -23,6 +23,7 @@
 #include <linux/if_link.h>
 #include <linux/pkt_cls.h>
 #include "vnet_xdp.h"
+#include "lib/bpf_map.h"
 #include "packet/gateway_harness.h"
 
 
@@ -33,6 +34,11 @@
 #define HUB_VNET 0
 #define ONPREM_VM "192.168.50.10"
 #define SPI 0xc0ffee01u
+/* A gateway's point-to-site clients: their tunnel, pool and two of its addresses. */
+#define P2S_TUNNEL 4
+#define P2S_POOL "172.16.201.0"
+#define CLIENT "172.16.201.2"
+#define OTHER_CLIENT "172.16.201.3"
 
 /* ARM security rules, one line each (jq text). */
 #define NSG_RULE(name, priority, direction, access, source, destination, port)               \
@@ -49,8 +55,9 @@
 	"\"destinationAddressPrefix\": \"*\", \"destinationPortRange\": \"*\"}}"
 
 /* The topology's config with an NSG on the hub's subnet: ICMP from the on-premises router
- * 192.168.50.1 denied inbound, port 2222 from on-premises denied inbound, port 2323 toward on-premises denied outbound, the rest to and from
- * on-premises allowed (the connection is filled in by hand below, so Azure's VirtualNetwork
+ * 192.168.50.1 denied inbound, port 2222 from on-premises and from the point-to-site pool
+ * denied inbound, port 2323 toward on-premises denied outbound, the rest to and from
+ * on-premises and from the pool allowed (the connection is filled in by hand below, so Azure's VirtualNetwork
  * tag does not hold the on-premises space here). */
 static const char tunnel_nsg_config[] =
 	"topology_config $GATEWAY | jq '.resources += [{\"type\": "
@@ -59,6 +66,8 @@ static const char tunnel_nsg_config[] =
 	NSG_RULE("DenyOnpremInbound2222", 100, "Inbound", "Deny", "192.168.50.0/24", "*", "2222") ", "
 	ICMP_RULE("DenyOnpremRouterIcmp", 150, "Inbound", "Deny", "192.168.50.1") ", "
 	NSG_RULE("AllowOnpremInbound", 200, "Inbound", "Allow", "192.168.50.0/24", "*", "*") ", "
+	NSG_RULE("DenyClientsInbound2222", 110, "Inbound", "Deny", "172.16.201.0/24", "*", "2222") ", "
+	NSG_RULE("AllowClientsInbound", 210, "Inbound", "Allow", "172.16.201.0/24", "*", "*") ", "
 	NSG_RULE("DenyOnpremOutbound2323", 100, "Outbound", "Deny", "*", "192.168.50.0/24", "2323") ", "
 	NSG_RULE("AllowOnpremOutbound", 200, "Outbound", "Allow", "*", "192.168.50.0/24", "*")
 	"]}}] | (.resources[] | select(.name == \"hub\") | .properties.subnets[0].properties"
@@ -68,9 +77,9 @@ static struct gateway_harness harness = { .prefix = "vxtun", .gateway = "pkttun"
 					  .config_command = tunnel_nsg_config };
 
 static struct {
-	uint32_t hub, uplink, tunnel_if;
+	uint32_t hub, uplink, tunnel_if, p2s_if;
 	int xdp_uplink, xdp_hub, tc_in, tc_out;
-	int drops_fd, datapath_fd, tunnel_fd, spi_fd;
+	int drops_fd, datapath_fd, tunnel_fd, spi_fd, clients_fd;
 	struct bpf_object *obj;
 } gw;
 
@@ -136,6 +145,34 @@ static int connection_fill(void)
 	return err ? -1 : 0;
 }
 
+/* What `up` writes for the hub gateway's point-to-site clients, pool 172.16.201.0/24,
+ * their xfrm interface at p2s_if (the uplink's ESP side is the connection's, above). */
+static int point_to_site_fill(void)
+{
+	struct tunnel_interface ti = { .tunnel = P2S_TUNNEL, .vnet = HUB_VNET,
+				       .tcp_mss = DEFAULT_TUNNEL_TCP_MSS,
+				       .flags = TUNNEL_FLAG_POINT_TO_SITE };
+	struct route_info to_hub = { .type = ROUTE_VNET_LOCAL, .dst_vnet = HUB_VNET,
+				     .egress_ifindex = gw.hub };
+	struct source_info pool = { .vnet = HUB_VNET };
+	struct lpm_key key;
+	int ifaces = harness_map(&harness, "tunnel_interfaces");
+	int routes = harness_map(&harness, "routes");
+	int sources = harness_map(&harness, "source_prefixes"), err = 0;
+
+	if (ifaces < 0 || routes < 0 || sources < 0)
+		return -1;
+	err |= bpf_map_update_elem(ifaces, &gw.p2s_if, &ti, BPF_ANY);
+	lpm_key_of(&key, TUNNEL_ROUTE_SCOPE | P2S_TUNNEL, "10.10.0.0", 16);
+	err |= bpf_map_update_elem(routes, &key, &to_hub, BPF_ANY);
+	lpm_key_of(&key, gw.p2s_if, P2S_POOL, 24);
+	err |= bpf_map_update_elem(sources, &key, &pool, BPF_ANY);
+	close(ifaces);
+	close(routes);
+	close(sources);
+	return err ? -1 : 0;
+}
+
 static int program_fd(const char *name)
 {
 	struct bpf_program *prog = bpf_object__find_program_by_name(gw.obj, name);
@@ -161,11 +198,14 @@ static int setup_gateway(void **state)
 		return 0;
 	/* A veth in the gateway's namespace stands in for the connection's xfrm interface. */
 	if (harness_shell("ip link add tuntest0 type veth peer name tuntest1 && "
-			  "ip link set tuntest0 up && ip link set tuntest1 up"))
-		return setup_failed("cannot create the stand-in for the xfrm interface");
+			  "ip link set tuntest0 up && ip link set tuntest1 up && "
+			  "ip link add tuntest2 type veth peer name tuntest3 && "
+			  "ip link set tuntest2 up && ip link set tuntest3 up"))
+		return setup_failed("cannot create the stand-ins for the xfrm interfaces");
 	gw.hub = harness.ifaces[HUB].ifindex;
 	gw.uplink = harness.ifaces[UPLINK].ifindex;
 	gw.tunnel_if = if_nametoindex("tuntest0");
+	gw.p2s_if = if_nametoindex("tuntest2");
 	gw.xdp_uplink = harness.ifaces[UPLINK].prog_fd;
 	gw.xdp_hub = harness.ifaces[HUB].prog_fd;
 	/* The tc programs of the same object, sharing the gateway's pinned maps. */
@@ -180,9 +220,11 @@ static int setup_gateway(void **state)
 	gw.datapath_fd = harness.datapath_fd;
 	gw.tunnel_fd = harness_map(&harness, "tunnel_counters");
 	gw.spi_fd = harness_map(&harness, "tunnel_spi_counters");
-	if (gw.tc_in < 0 || gw.tc_out < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0)
+	gw.clients_fd = harness_map(&harness, "tunnel_client_counters");
+	if (gw.tc_in < 0 || gw.tc_out < 0 || gw.tunnel_fd < 0 || gw.spi_fd < 0 ||
+	    gw.clients_fd < 0)
 		return setup_failed("the tunnel programs or maps are not there");
-	if (connection_fill())
+	if (connection_fill() || point_to_site_fill())
 		return setup_failed("cannot fill the tunnel maps");
 	return 0;
 }
@@ -253,11 +295,16 @@ static struct packet_counter counter_of(int fd, const void *key)
 	return sum;
 }
 
-static struct packet_counter tunnel_counter(uint32_t counter)
+static struct packet_counter tunnel_counter_of(uint32_t tunnel, uint32_t counter)
 {
-	uint32_t index = TUNNEL * TUNNEL_COUNTER_MAX + counter;
+	uint32_t index = tunnel * TUNNEL_COUNTER_MAX + counter;
 
 	return counter_of(gw.tunnel_fd, &index);
+}
+
+static struct packet_counter tunnel_counter(uint32_t counter)
+{
+	return tunnel_counter_of(TUNNEL, counter);
 }
 
 static struct packet_counter spi_counter(const char *peer, uint32_t spi)
@@ -965,6 +1012,102 @@ static void packets_into_the_tunnel_are_counted(void **state)
 	assert_int_equal(tunnel_counter(TUNNEL_EGRESS).packets, after.packets);
 }
 
+/* ---- point-to-site clients ---- */
+
+/* A client's entry, summed over the CPUs; found says whether there is one. */
+static struct tunnel_client_counter client_counter(uint32_t tunnel, const char *client,
+						   bool *found)
+{
+	struct tunnel_client_counter sum = { 0 };
+	struct tunnel_client_key key = { .tunnel = tunnel };
+
+	address_key_of(&key.client, client);
+	*found = percpu_sum(gw.clients_fd, &key, &sum, sizeof(sum)) == 0;
+	return sum;
+}
+
+static struct packet_counter p2s_counter(uint32_t counter)
+{
+	return tunnel_counter_of(P2S_TUNNEL, counter);
+}
+
+static void decrypted_packet_from_a_client_counts_into_its_entry(void **state)
+{
+	struct packet_counter tunnel = p2s_counter(TUNNEL_INGRESS);
+	struct tunnel_client_counter c;
+	struct frame in;
+	bool found;
+
+	require_gateway();
+	frame_inner(&in, CLIENT, "10.10.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.p2s_if, &in), TC_ACT_REDIRECT);
+	c = client_counter(P2S_TUNNEL, CLIENT, &found);
+	assert_true(found);
+	assert_int_equal(c.ingress_packets, 1);
+	assert_int_equal(c.ingress_bytes, in.len - 14);
+	assert_int_equal(c.egress_packets, 0);
+	/* The next packet adds to the same entry, as it does to the tunnel's ingress. */
+	assert_int_equal(run_tc(gw.tc_in, gw.p2s_if, &in), TC_ACT_REDIRECT);
+	c = client_counter(P2S_TUNNEL, CLIENT, &found);
+	assert_int_equal(c.ingress_packets, 2);
+	assert_int_equal(c.ingress_bytes, 2 * (in.len - 14));
+	assert_int_equal(p2s_counter(TUNNEL_INGRESS).bytes - tunnel.bytes, c.ingress_bytes);
+}
+
+static void decrypted_packet_from_a_client_that_is_denied_is_not_counted_as_its(void **state)
+{
+	uint64_t nsg = p2s_counter(TUNNEL_DROP_INGRESS_NSG).packets;
+	struct frame in;
+	bool found;
+
+	require_gateway();
+	frame_tcp(&in, OTHER_CLIENT, 40001, "10.10.1.4", 2222, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.p2s_if, &in), TC_ACT_SHOT);
+	assert_int_equal(p2s_counter(TUNNEL_DROP_INGRESS_NSG).packets, nsg + 1);
+	client_counter(P2S_TUNNEL, OTHER_CLIENT, &found);
+	assert_false(found);
+	/* A source outside the pool is no client's: dropped, and no entry made for it. */
+	frame_inner(&in, "172.16.202.9", "10.10.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.p2s_if, &in), TC_ACT_SHOT);
+	client_counter(P2S_TUNNEL, "172.16.202.9", &found);
+	assert_false(found);
+	/* The port the NSG allows is counted as the client's. */
+	frame_tcp(&in, OTHER_CLIENT, 40001, "10.10.1.4", 2223, 0x02, true);
+	assert_int_equal(run_tc(gw.tc_in, gw.p2s_if, &in), TC_ACT_REDIRECT);
+	assert_int_equal(client_counter(P2S_TUNNEL, OTHER_CLIENT, &found).ingress_packets, 1);
+}
+
+static void packets_to_a_client_count_into_its_entry(void **state)
+{
+	struct tunnel_client_counter before, after;
+	struct frame in;
+	bool found;
+
+	require_gateway();
+	before = client_counter(P2S_TUNNEL, CLIENT, &found);
+	frame_inner(&in, "10.10.1.4", CLIENT, 1000);
+	assert_int_equal(run_tc(gw.tc_out, gw.p2s_if, &in), TC_ACT_OK);
+	after = client_counter(P2S_TUNNEL, CLIENT, &found);
+	assert_true(found);
+	assert_int_equal(after.egress_packets, before.egress_packets + 1);
+	assert_int_equal(after.egress_bytes, before.egress_bytes + in.len - 14);
+	assert_int_equal(after.ingress_packets, before.ingress_packets);
+}
+
+static void a_connections_traffic_counts_into_no_client_entry(void **state)
+{
+	struct frame in;
+	bool found;
+
+	require_gateway();
+	frame_inner(&in, ONPREM_VM, "10.10.1.4", 56);
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	frame_inner(&in, "10.10.1.4", ONPREM_VM, 56);
+	assert_int_equal(run_tc(gw.tc_out, gw.tunnel_if, &in), TC_ACT_OK);
+	client_counter(TUNNEL, ONPREM_VM, &found);
+	assert_false(found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -993,6 +1136,10 @@ int main(void)
 		cmocka_unit_test(decrypted_fragments_follow_their_first_fragments_verdict),
 		cmocka_unit_test(decrypted_later_fragment_without_its_first_is_dropped_and_counted),
 		cmocka_unit_test(decrypted_udp_longer_than_its_ip_packet_is_dropped),
+		cmocka_unit_test(decrypted_packet_from_a_client_counts_into_its_entry),
+		cmocka_unit_test(decrypted_packet_from_a_client_that_is_denied_is_not_counted_as_its),
+		cmocka_unit_test(packets_to_a_client_count_into_its_entry),
+		cmocka_unit_test(a_connections_traffic_counts_into_no_client_entry),
 	};
 
 	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);

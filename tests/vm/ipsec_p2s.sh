@@ -5,8 +5,8 @@
 # thumbprint revoked), and a client namespace with its own charon plays a remote user's
 # device. The client gets an address from the pool, reaches a VM in the hub and one in
 # the transit spoke, an NSG rule of the hub denies one UDP port from the pool, the
-# revoked certificate's client is disconnected, and `clients` and the P2S metrics show
-# the connected client.
+# revoked certificate's client is disconnected, `clients` (its bytes the datapath's) and
+# the P2S metrics show the connected client, and its counters go once it is gone.
 cd "$(dirname "$0")/../.."
 . tests/vm/lib.sh
 export VM_TIMEOUT=${VM_TIMEOUT:-1200}
@@ -194,14 +194,27 @@ udp_datagrams() {
 	done
 }
 
+# The client's bytes are the datapath's (tunnel_client_counters): at least the 200 kB it
+# sent to the spoke, and within what the clients' tunnel let in, which this one client
+# alone has used.
 clients_lists_the_connected_client() {
-	local out
+	local out tunnel_in
 	out=$(vx $GW clients -n ipsecgw -j) || return 1
-	figure "$(echo "$out" | jq -c '.[] | {identity, address, bytesIn, bytesOut}')"
-	echo "$out" | jq -e --arg a "$(client_address)" '.[] | select(.identity == "CN=client1" and
-		.address == $a and .gateway == "hub-vpngw" and .bytesIn > 0 and .bytesOut > 0 and
-		.since > 0)' >/dev/null || return 1
+	tunnel_in=$(vx $GW stats -n ipsecgw -j |
+		jq '.tunnels[] | select(.name == "hub-vpngw") | .ingressBytes')
+	figure "$(echo "$out" | jq -c '.[] | {identity, address, bytesIn, bytesOut, packetsIn,
+		packetsOut}'); the clients' tunnel let in $tunnel_in bytes"
+	echo "$out" | jq -e --arg a "$(client_address)" --argjson t "${tunnel_in:-0}" '.[] |
+		select(.identity == "CN=client1" and .address == $a and .gateway == "hub-vpngw" and
+		.bytesIn >= 200000 and .bytesIn <= $t and .bytesOut > 0 and .packetsIn > 0 and
+		.packetsOut > 0 and .since > 0)' >/dev/null || return 1
 	vx $GW clients -n ipsecgw | grep -E "^hub-vpngw +$(client_address) .*CN=client1"
+}
+
+# The datapath's entries of the clients: how many the gateway's map holds.
+client_entries() {
+	bpftool -j map dump pinned "$(ls -d /sys/fs/bpf/vnet-xdp/ipsecgw*)/tunnel_client_counters" |
+		jq length
 }
 
 metrics_count_the_client() {
@@ -230,6 +243,22 @@ revoked_client_is_refused() {
 	! vx $GW clients -n ipsecgw -j | jq -e '.[] | select(.identity == "CN=revoked-laptop")' >/dev/null
 }
 
+# client1 disconnected (above): serve's look deleted its counters, so a client given the
+# address next starts from zero.
+gone_clients_counters_are_deleted() {
+	local entries i
+	vx $GW serve -n ipsecgw --listen 127.0.0.1:19469 >"$DIR/serve2.log" 2>&1 &
+	SERVE_PID=$!
+	for ((i = 0; i < 20; i++)); do
+		entries=$(client_entries)
+		[ "$entries" = 0 ] && break
+		sleep 0.5
+	done
+	kill $SERVE_PID; wait $SERVE_PID 2>/dev/null; SERVE_PID=
+	figure "entries once no client is connected: $entries"
+	[ "$entries" = 0 ]
+}
+
 down_removes_it() {
 	local xfrm
 	xfrm=$(tunnel_interface ipsecgw)
@@ -241,7 +270,7 @@ CASES="up_accepts_the_vpn_client_configuration client_gets_an_address_from_the_p
 	client_reaches_the_hub_vm client_reaches_the_transit_spoke_vm
 	client_does_not_reach_the_spoke_without_transit nsg_denies_the_clients_one_udp_port
 	clients_lists_the_connected_client metrics_count_the_client revoked_client_is_refused
-	down_removes_it"
+	gone_clients_counters_are_deleted down_removes_it"
 fail_unless_the_datapath_loads $CASES
 
 start=$SECONDS

@@ -12,4 +12,8 @@ int flows_main(int argc, char **argv);
 /* `vnet-xdp stats [-n NAME] [-j | --prometheus]`. */
 int stats_main(int argc, char **argv);
 
+/* `vnet-xdp clients [-n NAME] [-j]`: the point-to-site clients, with the datapath's
+ * counters of each. */
+int clients_main(int argc, char **argv);
+
 #endif

@@ -15,7 +15,6 @@
 #include "lib/gateway_name.h"
 #include "import/import.h"
 #include "lib/log.h"
-#include "observe/vpn_clients.h"
 #include "compile/plan.h"
 #include "lib/process.h"
 #include "datapath/state.h"

@@ -897,7 +897,8 @@ int tunnel_maps_write(const struct datapath_maps *maps, const struct tunnel *tun
 		const struct tunnel *t = &tunnels[i];
 		struct tunnel_peer peer = { .tunnel = t->id, .xfrm_ifindex = t->ifindex };
 		struct tunnel_interface ti = { .tunnel = t->id, .vnet = t->vnet,
-					       .tcp_mss = t->tcp_mss };
+					       .tcp_mss = t->tcp_mss,
+					       .flags = t->vpn_client ? TUNNEL_FLAG_POINT_TO_SITE : 0 };
 		struct address_key key;
 		uint32_t users = 0;
 

@@ -135,6 +135,8 @@ void redialer_tick(struct redialer *r, uint64_t now_ms)
 	if (!r->clients_checked)
 		r->clients_checked = json_object();
 	vpn_clients_refuse_revoked(state, r->clients_checked);
+	/* A client gone takes its counters with it: the next given its address starts at 0. */
+	vpn_clients_forget_gone(r->gateway, state);
 	vici_close(&v);
 	json_decref(states);
 	json_decref(state);

@@ -99,8 +99,9 @@ static const struct metric_family families[] = {
 	  "P2SConnectionCount).",
 	  "pointToSite", "connections", { { "gateway", "gateway" } } },
 	{ "vnetxdp_p2s_bytes_total", METRIC_COUNTER,
-	  "Bytes to and from a gateway's point-to-site clients; its rate is Azure's "
-	  "P2SBandwidth.",
+	  "Bytes to and from a gateway's point-to-site clients (its clients' tunnel's "
+	  "ingress and egress, which `vnet-xdp clients` shares out per client); its rate "
+	  "is Azure's P2SBandwidth.",
 	  "pointToSite", "bytes", { { "gateway", "gateway" } } },
 	/* ExpressRoute private peering (Azure: BgpPeerStatus, BgpRoutesAdvertised,
 	 * BgpRoutesLearned): "bgpPeers" is an array of one session per link. */

@@ -254,7 +254,8 @@ static void tunnel_drops_add(json_t *t, json_t *drops, int fd, uint32_t id, cons
 
 /* Azure's P2SConnectionCount and P2SBandwidth per gateway with clients: the clients
  * charon has connected, and the bytes of the clients' tunnel both ways (the rate of
- * which is the bandwidth). */
+ * which is the bandwidth), counted where the datapath counts each client's share
+ * (tunnel_client_counters), so the clients' bytes add up to them. */
 static json_t *point_to_site_of(json_t *state, json_t *tunnels)
 {
 	json_t *out = json_array(), *clients = NULL, *it;

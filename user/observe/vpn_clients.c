@@ -1,19 +1,19 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include "lib/cli.h"
-#include "datapath/gateway.h"
-#include "lib/gateway_name.h"
-#include "lib/lock.h"
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include "datapath/maps.h"
+#include "lib/bpf_map.h"
 #include "lib/log.h"
-#include "datapath/state.h"
 #include "lib/vici.h"
 #include "observe/vpn_clients.h"
+#include "vnet_xdp.h"
 
 /* ---- SHA-1 (FIPS 180-4): Azure's thumbprints are SHA-1 of the DER certificate ---- */
 
@@ -102,17 +102,6 @@ struct client_search {
 	time_t now;
 };
 
-static json_int_t child_sum(json_t *sa, const char *key)
-{
-	json_int_t sum = 0;
-	const char *name;
-	json_t *child;
-
-	json_object_foreach(json_object_get(sa, "child-sas"), name, child)
-		sum += strtoll(json_string_value(json_object_get(child, key)) ?: "0", NULL, 10);
-	return sum;
-}
-
 static int client_event(json_t *event, void *data)
 {
 	struct client_search *search = data;
@@ -128,15 +117,12 @@ static int client_event(json_t *event, void *data)
 		if (!tunnel || !established)
 			continue; /* not ours, or still authenticating */
 		json_array_append_new(search->clients, json_pack(
-			"{s:O, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
+			"{s:O, s:s, s:s, s:s, s:I, s:s}",
 			"gateway", json_object_get(tunnel, "name"),
 			"identity", json_string_value(json_object_get(sa, "remote-id")) ?: "",
 			"address", vip ?: "",
 			"remoteHost", json_string_value(json_object_get(sa, "remote-host")) ?: "",
 			"since", (json_int_t)(search->now - strtoll(established, NULL, 10)),
-			"bytesIn", child_sum(sa, "bytes-in"), "bytesOut", child_sum(sa, "bytes-out"),
-			"packetsIn", child_sum(sa, "packets-in"),
-			"packetsOut", child_sum(sa, "packets-out"),
 			"uniqueId", json_string_value(json_object_get(sa, "uniqueid")) ?: ""));
 	}
 	return 0;
@@ -187,6 +173,124 @@ json_t *vpn_clients_list(json_t *state)
 		return NULL;
 	}
 	return sorted(search.clients);
+}
+
+/* ---- the datapath's counters of each client ---- */
+
+/* The tunnel id of the gateway's point-to-site tunnel named after the virtual network
+ * gateway `name`; -1 when the state has none. */
+static json_int_t client_tunnel_id(json_t *state, const char *name)
+{
+	json_t *it;
+	size_t i;
+
+	json_array_foreach(json_object_get(state, "tunnels"), i, it)
+		if (json_is_true(json_object_get(it, "pointToSite")) &&
+		    !strcmp(json_string_value(json_object_get(it, "name")) ?: "", name ?: ""))
+			return json_integer_value(json_object_get(it, "id"));
+	return -1;
+}
+
+/* The datapath's key of a listed client: its tunnel and virtual address. */
+static int client_key(json_t *state, json_t *client, struct tunnel_client_key *key)
+{
+	const char *address = json_string_value(json_object_get(client, "address")) ?: "";
+	json_int_t tunnel = client_tunnel_id(state,
+					     json_string_value(json_object_get(client, "gateway")));
+
+	memset(key, 0, sizeof(*key));
+	if (tunnel < 0)
+		return -1;
+	key->tunnel = (uint32_t)tunnel;
+	key->client.family = strchr(address, ':') ? AF_INET6 : AF_INET;
+	return inet_pton((int)key->client.family, address, key->client.addr) == 1 ? 0 : -1;
+}
+
+int vpn_clients_count(const char *gateway, json_t *state, json_t *clients)
+{
+	int fd = datapath_map_open(gateway, MAP_tunnel_client_counters);
+	json_t *client;
+	size_t i;
+
+	if (fd < 0)
+		return fd;
+	json_array_foreach(clients, i, client) {
+		struct tunnel_client_counter sum = { 0 };
+		struct tunnel_client_key key;
+
+		/* No entry: nothing went either way since the address was handed out. */
+		if (!client_key(state, client, &key))
+			percpu_sum(fd, &key, &sum, sizeof(sum));
+		json_object_set_new(client, "bytesIn", json_integer((json_int_t)sum.ingress_bytes));
+		json_object_set_new(client, "bytesOut", json_integer((json_int_t)sum.egress_bytes));
+		json_object_set_new(client, "packetsIn",
+				    json_integer((json_int_t)sum.ingress_packets));
+		json_object_set_new(client, "packetsOut",
+				    json_integer((json_int_t)sum.egress_packets));
+	}
+	close(fd);
+	return 0;
+}
+
+static int key_compare(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct tunnel_client_key));
+}
+
+/* The listed clients' keys, sorted to be searched (*n of them); NULL when out of memory. */
+static struct tunnel_client_key *client_keys(json_t *state, json_t *clients, size_t *n)
+{
+	struct tunnel_client_key *keys = calloc(json_array_size(clients) + 1, sizeof(*keys));
+	json_t *client;
+	size_t i;
+
+	*n = 0;
+	json_array_foreach(clients, i, client)
+		if (keys && !client_key(state, client, &keys[*n]))
+			(*n)++;
+	if (keys)
+		qsort(keys, *n, sizeof(*keys), key_compare);
+	return keys;
+}
+
+int vpn_clients_forget_gone(const char *gateway, json_t *state)
+{
+	struct tunnel_client_key *entries = NULL, *held = NULL, key;
+	size_t n = 0, room = 0, n_held = 0, forgotten = 0;
+	json_t *clients = NULL;
+	struct map_walk walk;
+	int fd = datapath_map_open(gateway, MAP_tunnel_client_counters);
+
+	if (fd < 0)
+		return fd;
+	/* The keys first, then charon's clients: an entry made after charon answered is
+	 * left for the next look, so a client that has just connected keeps its first
+	 * packets' count. */
+	walk = MAP_WALK(fd, sizeof(key));
+	while (map_walk_next(&walk, &key)) {
+		if (n == room) {
+			struct tunnel_client_key *more = realloc(entries, (room = room * 2 + 64) *
+								 sizeof(*entries));
+
+			if (!more)
+				break;
+			entries = more;
+		}
+		entries[n++] = key;
+	}
+	if (n)
+		clients = vpn_clients_list(state);
+	if (clients)
+		held = client_keys(state, clients, &n_held);
+	for (size_t i = 0; held && i < n; i++)
+		if (!bsearch(&entries[i], held, n_held, sizeof(*held), key_compare) &&
+		    !bpf_map_delete_elem(fd, &entries[i]))
+			forgotten++;
+	json_decref(clients);
+	free(held);
+	free(entries);
+	close(fd);
+	return n && !held ? -EAGAIN : (int)forgotten;
 }
 
 /* ---- revoked certificates ---- */
@@ -288,90 +392,4 @@ int vpn_clients_refuse_revoked(json_t *state, json_t *checked)
 	json_decref(clients);
 	json_decref(tunnels);
 	return refused;
-}
-
-/* ---- the command ---- */
-
-static void clients_print(FILE *out, json_t *clients)
-{
-	json_t *c;
-	size_t i;
-
-	fprintf(out, "%-16s %-15s %-20s %-40s %12s %12s\n", "GATEWAY", "ADDRESS", "SINCE",
-		"IDENTITY", "BYTES IN", "BYTES OUT");
-	json_array_foreach(clients, i, c) {
-		time_t since = (time_t)json_integer_value(json_object_get(c, "since"));
-		char when[32];
-
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&since));
-		fprintf(out, "%-16s %-15s %-20s %-40s %12lld %12lld\n",
-			json_string_value(json_object_get(c, "gateway")),
-			json_string_value(json_object_get(c, "address")), when,
-			json_string_value(json_object_get(c, "identity")),
-			(long long)json_integer_value(json_object_get(c, "bytesIn")),
-			(long long)json_integer_value(json_object_get(c, "bytesOut")));
-	}
-	if (!json_array_size(clients))
-		fprintf(out, "no point-to-site client is connected\n");
-}
-
-int clients_main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *name = NULL;
-	char gateway[128];
-	json_t *state, *clients, *checked;
-	bool json = false;
-	int err, c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n': name = optarg; break;
-		case 'j': json = true; break;
-		default:
-			cli_option_error("clients", c, argv);
-			cli_usage_hint("clients");
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "vnet-xdp clients: unexpected argument '%s'\n", argv[optind]);
-		cli_usage_hint("clients");
-		return 2;
-	}
-	if (gateway_name_check("clients", name))
-		return 2;
-	err = gateway_resolve_name(name, gateway, sizeof(gateway));
-	if (err) {
-		log_error(err == -EEXIST ? "several gateways are up; name one with -n"
-					 : "no gateway is up");
-		return 1;
-	}
-	state = state_load(gateway);
-	if (!state) {
-		log_error("gateway %s is not up", gateway);
-		return 1;
-	}
-	/* A revoked client that serve has not seen yet is not listed as connected. */
-	checked = json_object();
-	vpn_clients_refuse_revoked(state, checked);
-	json_decref(checked);
-	clients = vpn_clients_list(state);
-	json_decref(state);
-	if (!clients) {
-		log_error("cannot reach charon at %s", vici_socket_path());
-		return 1;
-	}
-	if (json)
-		cli_json_print(clients);
-	else
-		clients_print(stdout, clients);
-	json_decref(clients);
-	return fflush(stdout) ? 1 : 0;
 }
