@@ -578,6 +578,11 @@ struct tunnel_interface {
 			 * to 20 less, for its longer header); 0: not */
 	__u16 pad;
 };
+/* An ExpressRoute link is a tunnel without ESP: its VLAN device is in tunnel_interfaces
+ * and its tc programs run the decrypted packets' pipeline on what the provider sends.
+ * Its tunnel id is taken from the top, apart from the IPsec connections' (from 0). */
+#define EXPRESS_ROUTE_TUNNEL_ID(link) (MAX_TUNNELS - 1 - (__u32)(link))
+
 /* Azure's advice for devices on its tunnels (gateway.tunnelTcpMss). */
 #define DEFAULT_TUNNEL_TCP_MSS 1350
 
