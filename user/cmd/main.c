@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "datapath/bgp.h"
 #include "datapath/express_route.h"
 #include "lib/cli.h"
 #include "config/config.h"
