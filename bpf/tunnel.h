@@ -213,7 +213,9 @@ static __always_inline int tunnel_classify(const struct packet *pkt)
 /* Where the IP header starts. An xfrm interface has no link header of its own, but tc
  * ingress shows the skb from its MAC header on, and tunnel-mode decapsulation keeps the
  * outer Ethernet header's room (mac_len 14): so the offset is found, not assumed, as the
- * one where an IP header of the skb's family spans exactly the rest of the skb. */
+ * one where an IP header of the skb's family spans exactly the rest of the skb. On an
+ * ExpressRoute link (a VLAN device, Ethernet) a short frame may carry the padding up to
+ * Ethernet's 60 bytes (56 once its tag is taken off) after its IP packet. */
 static __always_inline int tunnel_l3_offset(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
@@ -223,14 +225,17 @@ static __always_inline int tunnel_l3_offset(struct __sk_buff *skb)
 #pragma unroll
 	for (i = 0; i < 2; i++) {
 		__u8 *ip = data + offsets[i];
+		__u32 rest = skb->len - offsets[i], length;
 
 		if ((void *)(ip + 6) > data_end)
 			continue;
-		if (skb->protocol == bpf_htons(ETH_P_IP) && (ip[0] >> 4) == 4 &&
-		    ((ip[2] << 8) | ip[3]) == skb->len - offsets[i])
-			return offsets[i];
-		if (skb->protocol == bpf_htons(ETH_P_IPV6) && (ip[0] >> 4) == 6 &&
-		    ((ip[4] << 8) | ip[5]) + 40 == skb->len - offsets[i])
+		if (skb->protocol == bpf_htons(ETH_P_IP) && (ip[0] >> 4) == 4)
+			length = (ip[2] << 8) | ip[3];
+		else if (skb->protocol == bpf_htons(ETH_P_IPV6) && (ip[0] >> 4) == 6)
+			length = ((ip[4] << 8) | ip[5]) + 40;
+		else
+			continue;
+		if (length == rest || (offsets[i] == ETH_HLEN && skb->len <= ETH_ZLEN && length < rest))
 			return offsets[i];
 	}
 	return -1;
@@ -529,6 +534,9 @@ static __always_inline int tunnel_ingress(struct __sk_buff *skb)
 
 	if (!ti)
 		return TC_ACT_OK; /* not one of ours */
+	/* ARP and the like on an ExpressRoute link (an xfrm interface carries only IP) */
+	if (skb->protocol != bpf_htons(ETH_P_IP) && skb->protocol != bpf_htons(ETH_P_IPV6))
+		return TC_ACT_OK;
 	reason = tunnel_parse_frame(skb, &info);
 	info.dst_vnet = NSG_VNET_NONE; /* until the route names it */
 	if (!reason && info.is_fragment)
@@ -597,6 +605,8 @@ static __always_inline int tunnel_egress(struct __sk_buff *skb)
 
 	if (!ti || ti->tunnel >= MAX_TUNNELS)
 		return TC_ACT_OK;
+	if (skb->protocol != bpf_htons(ETH_P_IP) && skb->protocol != bpf_htons(ETH_P_IPV6))
+		return TC_ACT_OK; /* ARP on an ExpressRoute link is not the tunnel's traffic */
 	offset = tunnel_l3_offset(skb);
 	if (offset < 0)
 		offset = 0;

@@ -582,6 +582,11 @@ struct tunnel_interface {
 /* The tunnel of a gateway's point-to-site clients: its traffic is counted per client too
  * (tunnel_client_counters). */
 #define TUNNEL_FLAG_POINT_TO_SITE 1u
+/* An ExpressRoute link is a tunnel without ESP: its VLAN device is in tunnel_interfaces
+ * and its tc programs run the decrypted packets' pipeline on what the provider sends.
+ * Its tunnel id is taken from the top, apart from the IPsec connections' (from 0). */
+#define EXPRESS_ROUTE_TUNNEL_ID(link) (MAX_TUNNELS - 1 - (__u32)(link))
+
 /* Azure's advice for devices on its tunnels (gateway.tunnelTcpMss). */
 #define DEFAULT_TUNNEL_TCP_MSS 1350
 

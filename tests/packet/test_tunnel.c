@@ -500,6 +500,42 @@ static void decrypted_packet_is_counted_and_forwarded_into_the_vnet(void **state
 	assert_int_equal(after.bytes, before.bytes + in.len - 14);
 }
 
+/* The same programs run on an ExpressRoute link's VLAN device (Ethernet): ARP there is
+ * the kernel's, neither judged nor counted. */
+static void arp_on_a_link_goes_to_the_kernel_uncounted(void **state)
+{
+	static const uint8_t arp[42] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0x77, 0x01, 0x08, 0x06,
+		0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0x77, 0x01, 192, 168, 15, 17,
+		0, 0, 0, 0, 0, 0, 192, 168, 15, 18 };
+	struct packet_counter before = tunnel_counter(TUNNEL_DROP_INGRESS_MALFORMED);
+	struct packet_counter ingress = tunnel_counter(TUNNEL_INGRESS);
+	struct frame in = { .len = sizeof(arp) };
+
+	require_gateway();
+	memcpy(in.data, arp, sizeof(arp));
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_OK);
+	assert_int_equal(tunnel_counter(TUNNEL_DROP_INGRESS_MALFORMED).packets, before.packets);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, ingress.packets);
+	assert_int_equal(run_tc(gw.tc_out, gw.tunnel_if, &in), TC_ACT_OK);
+}
+
+/* A short packet off Ethernet carries padding to 60 bytes after its IP packet: it is
+ * parsed by its IP length, not dropped as malformed. */
+static void padded_short_frame_is_parsed_by_its_ip_length(void **state)
+{
+	struct packet_counter before = tunnel_counter(TUNNEL_INGRESS);
+	struct frame in;
+
+	require_gateway();
+	frame_inner(&in, ONPREM_VM, "10.10.1.4", 0);
+	assert_true(in.len < 60);
+	memset(in.data + in.len, 0, 60 - in.len);
+	in.len = 60;
+	assert_int_equal(run_tc(gw.tc_in, gw.tunnel_if, &in), TC_ACT_REDIRECT);
+	assert_int_equal(tunnel_counter(TUNNEL_INGRESS).packets, before.packets + 1);
+}
+
 static void decrypted_packet_with_a_foreign_source_is_dropped(void **state)
 {
 	uint64_t drops = packets_of(gw.drops_fd, DROP_TUNNEL_SPOOFED_INNER);
@@ -1140,6 +1176,8 @@ int main(void)
 		cmocka_unit_test(decrypted_packet_from_a_client_that_is_denied_is_not_counted_as_its),
 		cmocka_unit_test(packets_to_a_client_count_into_its_entry),
 		cmocka_unit_test(a_connections_traffic_counts_into_no_client_entry),
+		cmocka_unit_test(arp_on_a_link_goes_to_the_kernel_uncounted),
+		cmocka_unit_test(padded_short_frame_is_parsed_by_its_ip_length),
 	};
 
 	return cmocka_run_group_tests_name("tunnel", tests, setup_gateway, teardown_gateway);

@@ -100,7 +100,7 @@ static void express_route_sample_is_valid_and_warns_of_forwarding(void **state)
 	assert_int_equal(cfg->express_route_bindings[0].hold_time_seconds, 9);
 	assert_int_equal(cfg->connections[0].type, CONNECTION_EXPRESS_ROUTE);
 	assert_int_equal(cfg->n_unenforced, 1);
-	assert_non_null(strstr(messages, "not routed yet"));
+	assert_non_null(strstr(messages, "not in the NSGs' VirtualNetwork tag"));
 	free(messages);
 	config_free(cfg);
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "datapath/bgp.h"
+#include "datapath/express_route.h"
 #include "lib/cli.h"
 #include "config/config.h"
 #include "compile/effective_rules.h"
@@ -246,57 +246,6 @@ static int cmd_rules(int argc, char **argv)
 	return 0;
 }
 
-/* Whether routes learned on ExpressRoute connection `name` reach VNet `vnet`: its
- * gateway's VNet, or a spoke that uses that gateway (Azure's gateway transit). */
-static bool learned_reach(const struct config *cfg, const char *name, int vnet)
-{
-	for (size_t i = 0; i < cfg->n_connections; i++) {
-		const struct config_connection *c = &cfg->connections[i];
-		const struct config_peering *out, *back;
-		int hub;
-
-		if (c->type != CONNECTION_EXPRESS_ROUTE || strcasecmp(c->name, name) ||
-		    c->vnet_gateway1 == CONFIG_NONE)
-			continue;
-		hub = cfg->vnet_gateways[c->vnet_gateway1].vnet;
-		if (hub == vnet)
-			return true;
-		out = hub == CONFIG_NONE ? NULL : config_peering_to(cfg, vnet, hub);
-		back = hub == CONFIG_NONE ? NULL : config_peering_to(cfg, hub, vnet);
-		return out && back && out->connected && out->use_remote_gateways &&
-		       back->allow_gateway_transit;
-	}
-	return false;
-}
-
-/* What the gateway's bgpd sessions learned, as routes of the VNet: source
- * VirtualNetworkGateway (BGP), with the AS path. The datapath does not route them yet
- * (config/unenforced.c), and the state says so. */
-static void routes_add_learned(const struct config *cfg, int vnet, json_t *routes)
-{
-	json_t *learned, *it;
-	size_t i;
-
-	if (!cfg->n_express_route_bindings || !cfg->gateway_name)
-		return;
-	learned = bgp_learned_routes(cfg->gateway_name);
-	json_array_foreach(learned, i, it) {
-		const char *connection = json_string_value(json_object_get(it, "connection"));
-
-		if (!connection || !learned_reach(cfg, connection, vnet))
-			continue;
-		json_array_append_new(routes, json_pack("{s:s, s:s, s:O, s:s, s:[O], s:O, s:O, "
-			"s:s, s:b}", "source", "VirtualNetworkGateway", "state", "not routed yet",
-			"addressPrefix", json_object_get(it, "prefix"),
-			"nextHopType", "VirtualNetworkGateway",
-			"nextHopIpAddress", json_object_get(it, "nextHop"),
-			"asPath", json_object_get(it, "asPath"),
-			"connection", json_object_get(it, "connection"),
-			"origin", "BGP", "routed", false));
-	}
-	json_decref(learned);
-}
-
 /* The effective routes of one VNet, or of one NIC (its subnet's, as `az network nic
  * show-effective-route-table` shows them): the same plan `up` writes to the maps. */
 static int cmd_routes(int argc, char **argv)
@@ -304,8 +253,8 @@ static int cmd_routes(int argc, char **argv)
 	struct common_options o = { 0 };
 	uint32_t ifindexes[MAX_INTERFACES] = { 0 };
 	struct config *cfg;
+	json_t *routes, *as_paths = NULL;
 	struct plan plan;
-	json_t *routes;
 	int vnet, nic = CONFIG_NONE, rc = 0;
 
 	if (parse_options(argc, argv, &o, "cjVI") || !o.vnet == !o.nic)
@@ -333,13 +282,13 @@ static int cmd_routes(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->n_ifaces && i < MAX_INTERFACES; i++)
 		ifindexes[i] = if_nametoindex(cfg->ifaces[i].name);
-	if (plan_build(cfg, ifindexes, &plan)) {
+	/* with what the ExpressRoute sessions learned, as the datapath routes it */
+	if (express_route_plan_build(cfg, ifindexes, &plan, &as_paths)) {
 		config_free(cfg);
 		return EXIT_INVALID;
 	}
 	routes = nic == CONFIG_NONE ? cli_routes_json(cfg, &plan, ifindexes, vnet) :
 				      cli_nic_routes_json(cfg, &plan, ifindexes, nic);
-	routes_add_learned(cfg, vnet, routes);
 	if (o.json) {
 		cli_json_print(routes);
 	} else {
@@ -351,6 +300,7 @@ static int cmd_routes(int argc, char **argv)
 	}
 	json_decref(routes);
 	plan_free(&plan);
+	json_decref(as_paths);
 	config_free(cfg);
 	return rc;
 }

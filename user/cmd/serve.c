@@ -34,6 +34,7 @@
 #include "observe/flows.h"
 #include "datapath/state.h"
 #include "observe/stats.h"
+#include "datapath/express_route.h"
 #include "datapath/tunnel_redial.h"
 
 #define SERVE_DEFAULT_LISTEN "127.0.0.1:9469"
@@ -73,6 +74,7 @@ struct exporter {
 	pthread_t redial; /* its own thread: a slow count or GC never delays a redial */
 	bool redialing;
 	struct redialer redialer;
+	struct express_route_poller express_route; /* the redial thread's too */
 	struct flow_log *flow_log; /* gateway.flowLogs; swapped under lock */
 };
 
@@ -235,7 +237,8 @@ static uint64_t monotonic_ms(void)
 	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
-/* Every REDIAL_INTERVAL_MS: the gateway's tunnels that are down are initiated again. */
+/* Every REDIAL_INTERVAL_MS: the gateway's tunnels that are down are initiated again, and
+ * the ExpressRoute links' routes follow what bgpd learned and withdrew. */
 static void *redial_run(void *arg)
 {
 	struct exporter *exporter = arg;
@@ -252,9 +255,11 @@ static void *redial_run(void *arg)
 			break;
 		pthread_mutex_unlock(&exporter->lock);
 		redialer_tick(&exporter->redialer, monotonic_ms());
+		express_route_poll(&exporter->express_route);
 		pthread_mutex_lock(&exporter->lock);
 	}
 	pthread_mutex_unlock(&exporter->lock);
+	express_route_poller_free(&exporter->express_route);
 	return NULL;
 }
 
@@ -265,6 +270,8 @@ static void redial_start(struct exporter *exporter)
 	int err;
 
 	snprintf(exporter->redialer.gateway, sizeof(exporter->redialer.gateway), "%s",
+		 exporter->gateway);
+	snprintf(exporter->express_route.gateway, sizeof(exporter->express_route.gateway), "%s",
 		 exporter->gateway);
 	err = pthread_create(&exporter->redial, NULL, redial_run, exporter);
 	if (err)

@@ -25,6 +25,7 @@
 #include "compile/nsg.h"
 #include "datapath/nsg_write.h"
 #include "compile/plan.h"
+#include "datapath/express_route.h"
 #include "datapath/state.h"
 #include "cmd/verify.h"
 
@@ -287,7 +288,7 @@ static json_t *deciding_route(json_t *state, const struct decision_trace *t,
 	for (size_t i = 0; i < cfg->n_ifaces && i < MAX_INTERFACES; i++)
 		ifindexes[i] = if_nametoindex(cfg->ifaces[i].name);
 	if (cfg->n_ifaces <= MAX_INTERFACES && !is_uplink(cfg, ifindexes, t->ingress_ifindex) &&
-	    !plan_build(cfg, ifindexes, &plan)) {
+	    !express_route_plan_build(cfg, ifindexes, &plan, NULL)) {
 		route = plan_route_lookup(&plan, t->route_scope, dst);
 		if (route)
 			out = cli_route_json(cfg, route, ifindexes);

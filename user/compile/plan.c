@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "lib/log.h"
+#include "compile/frr.h"
 #include "compile/plan.h"
 
 /* Azure's system routes with next hop None: reserved ranges a VNet does not reach
@@ -37,7 +39,8 @@ const char *route_source_name(enum route_source source)
 {
 	switch (source) {
 	case ROUTE_SOURCE_USER: return "User";
-	case ROUTE_SOURCE_GATEWAY: return "VirtualNetworkGateway";
+	case ROUTE_SOURCE_GATEWAY:
+	case ROUTE_SOURCE_BGP: return "VirtualNetworkGateway";
 	default: return "Default";
 	}
 }
@@ -258,18 +261,51 @@ static int tunnel_routes_of(struct plan *plan, const struct route_scope *at, uin
 	return 0;
 }
 
-/* A VNet's routes to on-premises: its own gateway's tunnels, or those of the hub whose
- * gateway it uses. */
+/* What the ExpressRoute links of gateway_vnet's gateway learned, as routes of source BGP
+ * into the link's VLAN device via the provider's address. */
+static int learned_routes_of(struct plan *plan, const struct route_scope *at, uint32_t gateway_vnet)
+{
+	for (size_t e = 0; e < plan->n_express_routes; e++) {
+		const struct plan_express_route *er = &plan->express_routes[e];
+
+		if (er->vnet != gateway_vnet || !er->ifindex)
+			continue;
+		for (size_t p = 0; p < er->n_learned; p++) {
+			struct plan_route route = {
+				.prefix = er->learned[p].prefix, .source = ROUTE_SOURCE_BGP,
+				.info = { .type = ROUTE_TUNNEL, .egress_ifindex = er->ifindex,
+					  .peering = er->id, .dst_vnet = gateway_vnet },
+				.next_hop_ip = { .family = AF_INET },
+				.as_path = er->learned[p].as_path, .connection = er->connection,
+			};
+			int err;
+
+			memcpy(route.next_hop_ip.addr, er->peer, 4);
+			err = route_push(plan, at, route);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* A VNet's routes to on-premises: its own gateway's tunnels and ExpressRoute links, or
+ * those of the hub whose gateway it uses. */
 static int tunnel_routes_of_vnet(struct plan *plan, const struct config *cfg,
 				 const struct route_scope *at)
 {
 	const struct config_vnet *v = &cfg->vnets[at->vnet];
 	int err = tunnel_routes_of(plan, at, at->vnet);
 
+	if (!err)
+		err = learned_routes_of(plan, at, at->vnet);
 	for (size_t p = 0; !err && p < v->n_peerings; p++)
 		if (v->peerings[p].remote_vnet != CONFIG_NONE &&
-		    uses_gateway_of(cfg, (int)at->vnet, v->peerings[p].remote_vnet))
+		    uses_gateway_of(cfg, (int)at->vnet, v->peerings[p].remote_vnet)) {
 			err = tunnel_routes_of(plan, at, (uint32_t)v->peerings[p].remote_vnet);
+			if (!err)
+				err = learned_routes_of(plan, at, (uint32_t)v->peerings[p].remote_vnet);
+		}
 	return err;
 }
 
@@ -283,30 +319,103 @@ static int peering_slot(const struct plan *plan, uint32_t vnet, uint32_t remote,
 	return -ENOENT;
 }
 
-/* What a decrypted packet of the tunnel may reach: the gateway's VNet and the spokes
- * that use its gateway (gateway transit), in the tunnel's own scope; and the sources it
- * may come from: the connection's remote address spaces. */
-static int tunnel_ingress_plan(struct plan *plan, const struct config *cfg,
-			       const uint32_t *ifindexes, const struct tunnel *t)
+/* What a packet arriving from the tunnel `id` (decrypted, or off an ExpressRoute link)
+ * may reach: the gateway's VNet and the spokes that use its gateway (gateway transit),
+ * in the tunnel's own scope. */
+static int gateway_ingress_routes(struct plan *plan, const struct config *cfg,
+				  const uint32_t *ifindexes, uint32_t id, uint32_t vnet)
 {
-	uint32_t scope = TUNNEL_ROUTE_SCOPE | t->id;
+	uint32_t scope = TUNNEL_ROUTE_SCOPE | id;
 	struct route_scope at = { .scope = scope, .vnet = scope, .subnet = CONFIG_NONE };
-	struct source_info source = { .vnet = t->vnet, .route_scope = scope };
-	int err = routes_to_vnet(plan, cfg, ifindexes, &at, t->vnet, ROUTE_VNET_LOCAL, 0, 0);
+	int err = routes_to_vnet(plan, cfg, ifindexes, &at, vnet, ROUTE_VNET_LOCAL, 0, 0);
 
 	for (size_t s = 0; !err && s < cfg->n_vnets; s++) {
 		uint32_t slot;
 
-		if (s == t->vnet || !vnet_is_bound(cfg, (int)s) ||
-		    !uses_gateway_of(cfg, (int)s, (int)t->vnet) ||
-		    peering_slot(plan, t->vnet, (uint32_t)s, &slot))
+		if (s == vnet || !vnet_is_bound(cfg, (int)s) ||
+		    !uses_gateway_of(cfg, (int)s, (int)vnet) ||
+		    peering_slot(plan, vnet, (uint32_t)s, &slot))
 			continue;
 		err = routes_to_vnet(plan, cfg, ifindexes, &at, (uint32_t)s, ROUTE_VNET_PEERING,
 				     slot, 0);
 	}
+	return err;
+}
+
+/* The tunnel's routes in, and the sources it may come from: the connection's remote
+ * address spaces. */
+static int tunnel_ingress_plan(struct plan *plan, const struct config *cfg,
+			       const uint32_t *ifindexes, const struct tunnel *t)
+{
+	struct source_info source = { .vnet = t->vnet, .route_scope = TUNNEL_ROUTE_SCOPE | t->id };
+	int err = gateway_ingress_routes(plan, cfg, ifindexes, t->id, t->vnet);
+
 	for (size_t p = 0; !err && t->ifindex && p < t->n_remote_prefixes; p++)
 		err = source_prefix_add(plan, t->ifindex, &source, &t->remote_prefixes[p]);
 	return err;
+}
+
+/* An ExpressRoute link's routes in, and its sources: the prefixes its session learned
+ * (Azure's gateway takes from the circuit only what BGP announced). */
+static int express_route_ingress_plan(struct plan *plan, const struct config *cfg,
+				      const uint32_t *ifindexes, const struct plan_express_route *er)
+{
+	struct source_info source = { .vnet = er->vnet, .route_scope = TUNNEL_ROUTE_SCOPE | er->id };
+	int err = gateway_ingress_routes(plan, cfg, ifindexes, er->id, er->vnet);
+
+	for (size_t p = 0; !err && er->ifindex && p < er->n_learned; p++)
+		err = source_prefix_add(plan, er->ifindex, &source, &er->learned[p].prefix);
+	return err;
+}
+
+/* The ExpressRoute links of the config, with what each learned (IPv4: the private
+ * peering's /30 carries IPv4 sessions). */
+static int express_routes_plan(struct plan *plan, const struct config *cfg,
+			       const struct plan_learned *learned)
+{
+	size_t n = cfg->n_express_route_bindings;
+
+	if (!n)
+		return 0;
+	if (plan->n_tunnels + n > MAX_TUNNELS)
+		return -E2BIG;
+	plan->express_routes = calloc(n, sizeof(*plan->express_routes));
+	if (!plan->express_routes)
+		return -ENOMEM;
+	for (size_t b = 0; b < n; b++) {
+		const struct config_express_route_binding *binding = &cfg->express_route_bindings[b];
+		const struct config_connection *c = &cfg->connections[binding->connection];
+		struct plan_express_route *er = &plan->express_routes[plan->n_express_routes];
+		struct bgp_link link;
+
+		if (c->vnet_gateway1 == CONFIG_NONE ||
+		    cfg->vnet_gateways[c->vnet_gateway1].vnet == CONFIG_NONE ||
+		    bgp_link_of(cfg, b, &link))
+			continue;
+		*er = (struct plan_express_route){
+			.id = EXPRESS_ROUTE_TUNNEL_ID(b), .binding = b,
+			.ifindex = learned->link_ifindexes[b],
+			.vnet = (uint32_t)cfg->vnet_gateways[c->vnet_gateway1].vnet,
+			.connection = c->name, .interface = binding->interface,
+		};
+		memcpy(er->local, link.local, 4);
+		memcpy(er->peer, link.peer, 4);
+		bgp_link_release(&link);
+		plan->n_express_routes++;
+		for (size_t r = 0; r < learned->n_routes; r++) {
+			const struct plan_learned_route *route = &learned->routes[r];
+			void *bigger;
+
+			if (route->binding != b || route->prefix.family != AF_INET)
+				continue;
+			bigger = grow(er->learned, er->n_learned, sizeof(*er->learned));
+			if (!bigger)
+				return -ENOMEM;
+			er->learned = bigger;
+			er->learned[er->n_learned++] = *route;
+		}
+	}
+	return 0;
 }
 
 static int tunnels_plan(struct plan *plan, const struct config *cfg)
@@ -750,12 +859,33 @@ static int interface_sources(struct plan *plan, const struct config *cfg, uint32
 
 int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan *out)
 {
+	size_t n = cfg->n_express_route_bindings;
+	uint32_t *links = calloc(n ? n : 1, sizeof(*links));
+	struct plan_learned none = { .link_ifindexes = links };
+	int err;
+
+	if (!links)
+		return -ENOMEM;
+	for (size_t b = 0; b < n; b++)
+		links[b] = if_nametoindex(cfg->express_route_bindings[b].interface);
+	err = plan_build_learned(cfg, ifindexes, &none, out);
+	free(links);
+	return err;
+}
+
+int plan_build_learned(const struct config *cfg, const uint32_t *ifindexes,
+		       const struct plan_learned *learned, struct plan *out)
+{
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
 	err = tunnels_plan(out, cfg);
-	if (err)
+	if (!err)
+		err = express_routes_plan(out, cfg, learned);
+	if (err) {
+		plan_free(out);
 		return err;
+	}
 	out->interfaces = calloc(cfg->n_ifaces ? cfg->n_ifaces : 1, sizeof(*out->interfaces));
 	if (!out->interfaces) {
 		plan_free(out);
@@ -778,6 +908,8 @@ int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan 
 			err = routes_of_vnet(out, cfg, ifindexes, v);
 	for (size_t t = 0; !err && t < out->n_tunnels; t++)
 		err = tunnel_ingress_plan(out, cfg, ifindexes, &out->tunnels[t]);
+	for (size_t e = 0; !err && e < out->n_express_routes; e++)
+		err = express_route_ingress_plan(out, cfg, ifindexes, &out->express_routes[e]);
 	if (!err)
 		err = plan_nic_sources(out, cfg, ifindexes);
 	if (!err)
@@ -795,6 +927,9 @@ void plan_free(struct plan *plan)
 	free(plan->routes);
 	free(plan->peerings);
 	free(plan->tunnels);
+	for (size_t e = 0; e < plan->n_express_routes; e++)
+		free(plan->express_routes[e].learned);
+	free(plan->express_routes);
 	memset(plan, 0, sizeof(*plan));
 }
 

@@ -24,7 +24,8 @@ struct plan_prefix_entry {
 /* Where a route comes from, as Azure's effective routes name it; at equal prefix the
  * higher one wins (Azure: user beats BGP beats system). Gateway routes (a local network
  * gateway's prefixes, later BGP's) sit between. */
-enum route_source { ROUTE_SOURCE_DEFAULT = 0, ROUTE_SOURCE_GATEWAY, ROUTE_SOURCE_USER };
+enum route_source { ROUTE_SOURCE_DEFAULT = 0, ROUTE_SOURCE_GATEWAY, ROUTE_SOURCE_BGP,
+		    ROUTE_SOURCE_USER };
 
 struct plan_route {
 	struct lpm_key key;
@@ -38,7 +39,9 @@ struct plan_route {
 	bool overridden;         /* a reserved None route a user's 0.0.0.0/0 sets aside */
 	const char *table_name;  /* a user route's route table and route name, else NULL */
 	const char *route_name;
-	struct ip_address next_hop_ip; /* VirtualAppliance: nextHopIpAddress */
+	struct ip_address next_hop_ip; /* VirtualAppliance: nextHopIpAddress; BGP: the peer */
+	const char *as_path;     /* BGP: the path the provider announced, else NULL */
+	const char *connection;  /* BGP: the ExpressRoute connection that learned it */
 	size_t order;            /* the order routes were found in, for display */
 };
 
@@ -54,6 +57,34 @@ struct plan_peering {
 	const char *vnet_name, *remote_vnet_name, *peering_name;
 };
 
+/* A prefix an ExpressRoute link's bgpd learned (user/datapath/bgp.c reads them). */
+struct plan_learned_route {
+	size_t binding;          /* index into cfg->express_route_bindings */
+	struct ip_prefix prefix;
+	const char *as_path;     /* NULL: none given */
+};
+
+/* What the ExpressRoute links are at the time of the plan: each binding's VLAN device
+ * (0 when missing) and the prefixes the sessions learned. */
+struct plan_learned {
+	const uint32_t *link_ifindexes; /* [cfg->n_express_route_bindings] */
+	const struct plan_learned_route *routes;
+	size_t n_routes;
+};
+
+/* One ExpressRoute link as the datapath runs it: a tunnel without ESP on its VLAN device,
+ * routes of type VirtualNetworkGateway (source BGP) to what it learned, via the peer. */
+struct plan_express_route {
+	uint32_t id;             /* EXPRESS_ROUTE_TUNNEL_ID(binding) */
+	size_t binding;
+	uint32_t ifindex;        /* the VLAN device; 0: missing, nothing routed */
+	uint32_t vnet;           /* the VNet of the connection's gateway */
+	const char *connection, *interface;
+	uint8_t local[4], peer[4]; /* the /30's second (ours) and first address */
+	struct plan_learned_route *learned; /* this link's, of IPv4 */
+	size_t n_learned;
+};
+
 struct plan {
 	struct plan_interface *interfaces;
 	size_t n_interfaces;
@@ -65,6 +96,8 @@ struct plan {
 	size_t n_peerings;
 	struct tunnel *tunnels;  /* the connections this box terminates (tunnel.h) */
 	size_t n_tunnels;
+	struct plan_express_route *express_routes; /* one per gateway.expressRouteConnections */
+	size_t n_express_routes;
 	struct plan_nic_source *nic_sources; /* NICs known by their MAC (user/compile/plan_nics.c) */
 	size_t n_nic_sources;
 	/* The settings map but its generation (datapath_write_plan stamps it): what the NSG
@@ -76,6 +109,13 @@ struct plan {
  * are found by name (index 0 while they do not exist). Returns 0 or -errno. */
 int plan_build(const struct config *cfg, const uint32_t *ifindexes, struct plan *out);
 void plan_free(struct plan *plan);
+/* The same with the ExpressRoute links' learned prefixes (NULL: none learned, devices
+ * found by name): a learned prefix is a route of every scope of the gateway's VNet and of
+ * its transit spokes, but those whose route table has disableBgpRoutePropagation; a user
+ * route of the same prefix wins over it, it wins over a local network gateway's prefix
+ * and the system routes; it is a source the link's tc ingress accepts. */
+int plan_build_learned(const struct config *cfg, const uint32_t *ifindexes,
+		       const struct plan_learned *learned, struct plan *out);
 
 /* A peering's counter slot from before a reload. */
 struct plan_slot_hint {

@@ -42,8 +42,8 @@ static bool is_express_route(json_t *v)
 
 static const struct unenforced unenforced[] = {
 	{ KIND_CONNECTION, "connectionType", is_express_route,
-	  "bgpd peers over the circuit and `routes` shows what it learns, but learned prefixes "
-	  "are not routed yet: no traffic is forwarded over the provider link" },
+	  "learned prefixes are routed over the provider link, but are not in the NSGs' "
+	  "VirtualNetwork tag: allow on-premises sources by their prefixes" },
 	{ KIND_VNET_GATEWAY, "enableBgp", is_true,
 	  "no BGP speaker runs: no route is learned or advertised" },
 	{ KIND_VNET_GATEWAY, "activeActive", is_true,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "datapath/bgp.h"
+#include "datapath/express_route.h"
 #include "datapath/attach.h"
 #include "lib/cli.h"
 #include "datapath/datapath.h"
@@ -329,6 +330,8 @@ static int datapath_fill(const struct config *cfg, struct plan *plan, uint32_t g
 	if (!err)
 		err = tunnel_maps_write(&maps, plan->tunnels, plan->n_tunnels);
 	if (!err)
+		err = express_route_maps_write(&maps, plan);
+	if (!err)
 		err = nsg_ids_save(cfg->gateway_name, &ids);
 	if (err)
 		log_error("cannot fill the datapath maps: %s", strerror(-err));
@@ -466,7 +469,7 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 		tunnels_undo(&progress.tunnels);
 		return err;
 	}
-	err = plan_build(cfg, ifindexes, &plan);
+	err = express_route_plan_build(cfg, ifindexes, &plan, NULL);
 	if (err) {
 		log_error("cannot compute the datapath plan: %s", strerror(-err));
 		tunnels_undo(&progress.tunnels);
@@ -521,6 +524,8 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	if (err)
 		goto fail;
 	err = bgp_start(cfg);
+	if (!err)
+		err = express_route_attach(gen, progress.pin_dir, &plan);
 	if (err)
 		goto fail;
 	progress.neighbours = neighbours_manage(&plan, NULL);
@@ -541,8 +546,10 @@ static int up_locked(const struct config *cfg, enum xdp_attach_mode mode)
 	return 0;
 
 fail:
-	if (cfg->n_express_route_bindings)
+	if (cfg->n_express_route_bindings) {
+		express_route_stop(cfg->gateway_name);
 		bgp_stop(cfg->gateway_name);
+	}
 	up_undo(cfg->gateway_name, &progress);
 	xdp_generation_close(gen);
 	json_decref(progress.neighbours);
@@ -619,6 +626,7 @@ static int down_locked(const char *gateway)
 		log_warn("gateway %s: its network namespace %s is gone; removing its pins and state",
 			 gateway, json_string_value(json_object_get(state, "networkNamespace")));
 		json_decref(state);
+		express_route_stop(gateway);
 		bgp_stop(gateway);
 		return gateway_remains_remove(gateway);
 	}
@@ -637,6 +645,7 @@ static int down_locked(const char *gateway)
 		log_error("cannot detach gateway %s: %s", gateway, strerror(-err));
 		return err;
 	}
+	express_route_stop(gateway);
 	bgp_stop(gateway);
 	state = state_load(gateway);
 	if (state && tunnels_down(gateway, state))
@@ -1026,8 +1035,8 @@ static int reload_locked(const struct config *cfg)
 	stage_path(pin_dir, stage, sizeof(stage));
 	/* A connection new in this config needs its interface before the plan indexes it. */
 	err = tunnels_create_interfaces(cfg, &progress.tunnels);
-	if (!err)
-		err = plan_build(cfg, ifindexes, &plan);
+	if (!err) /* what bgpd learned stays routed across the swap */
+		err = express_route_plan_build(cfg, ifindexes, &plan, NULL);
 	if (!err)
 		err = plan_keep_peering_slots(&plan, hints, slot_hints(state, hints, MAX_PEERINGS),
 					      fresh, MAX_PEERINGS);
@@ -1098,6 +1107,9 @@ static int reload_locked(const struct config *cfg)
 	 * replace them; the kernel's routes and charon's connections follow the new
 	 * connections. */
 	ike_err = tunnels_reload(gen, pin_dir, &plan, state, &ike, &in_force);
+	express_route_stop_others(cfg->gateway_name, &plan);
+	if (express_route_attach(gen, pin_dir, &plan))
+		ike_err = ike_err ? ike_err : -EIO;
 	xdp_generation_close(gen);
 	if (in_force)
 		json_object_set(next, "ike", in_force); /* what the next reload or down owns */

@@ -857,8 +857,8 @@ static void program_pin(const char *pin_dir, const char *what, uint32_t ifindex,
 		log_debug("cannot pin %s: %s", path, strerror(errno));
 }
 
-static int tunnel_programs_attach(const struct xdp_generation *gen, const char *pin_dir,
-				  uint32_t ifindex)
+int tunnel_programs_attach(const struct xdp_generation *gen, const char *pin_dir,
+			   uint32_t ifindex)
 {
 	int err, in, out;
 

@@ -62,6 +62,10 @@ unsigned tunnel_inner_mtu(const struct config_connection *c, int outer_family,
  * another's is left alone with a warning. */
 int tunnel_interface_delete(const char *ifname, uint32_t if_id, uint32_t ifindex);
 int tunnel_routes_add(const struct tunnel *t);
+/* The generation's tc programs on a device (an xfrm interface, an ExpressRoute link's
+ * VLAN device), pinned as tc_in_IFINDEX and tc_out_IFINDEX. */
+int tunnel_programs_attach(const struct xdp_generation *gen, const char *pin_dir,
+			   uint32_t ifindex);
 /* The uplink carrying the tunnel's local address, else the config's first uplink. */
 uint32_t tunnel_uplink_ifindex(const struct config *cfg, const struct tunnel *t);
 

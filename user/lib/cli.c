@@ -111,6 +111,13 @@ json_t *cli_route_json(const struct config *cfg, const struct plan_route *route,
 		      "nextHopType", route_type_name(route->info.type),
 		      "nextHopIpAddress", hops,
 		      "interface", egress);
+	if (route->source == ROUTE_SOURCE_BGP) { /* learned by an ExpressRoute connection */
+		if (if_indextoname(route->info.egress_ifindex, egress))
+			json_object_set_new(o, "interface", json_string(egress));
+		json_object_set_new(o, "origin", json_string("BGP"));
+		json_object_set_new(o, "asPath", json_string(route->as_path ? route->as_path : ""));
+		json_object_set_new(o, "connection", json_string(route->connection));
+	}
 	if (route->route_name) {
 		json_object_set_new(o, "routeTable", json_string(route->table_name));
 		json_object_set_new(o, "name", json_string(route->route_name));

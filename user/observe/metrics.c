@@ -112,8 +112,7 @@ static const struct metric_family families[] = {
 	  "Prefixes advertised to the BGP peer (Azure: BgpRoutesAdvertised).",
 	  "bgpPeers", "routesAdvertised", { { "connection", "connection" }, { "peer", "peer" } } },
 	{ "vnetxdp_bgp_routes_learned", METRIC_GAUGE,
-	  "Prefixes learned from the BGP peer (Azure: BgpRoutesLearned); not routed by the "
-	  "datapath yet.",
+	  "Prefixes learned from the BGP peer (Azure: BgpRoutesLearned).",
 	  "bgpPeers", "routesLearned", { { "connection", "connection" }, { "peer", "peer" } } },
 	{ "vnetxdp_tunnel_up", METRIC_GAUGE,
 	  "1 when the tunnel's IPsec SAs are established, else 0.",
