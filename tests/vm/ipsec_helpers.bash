@@ -237,13 +237,18 @@ ping_counted() {
 	[ "$(delta "$before" "$after" 1)" -eq 3 ]
 }
 
-# onprem_connection NAME VERSION ESP_PROPOSALS: one connection of the on-premises device
-# to the gateway with the pre-shared key of onprem_secret: Azure's default IKE proposal
-# among what it offers, any traffic selector, never started by the device itself.
+# onprem_connection NAME VERSION ESP_PROPOSALS [SELECTOR...]: one connection of the
+# on-premises device to the gateway with the pre-shared key of onprem_secret: Azure's
+# default IKE proposal among what it offers, never started by the device itself, one
+# child per SELECTOR (its traffic selector both ways; default 0.0.0.0/0, any IPv4
+# traffic), the first named NAME, the next NAME-2, NAME-3...
 onprem_connection() {
+	local name=$1 version=$2 esp=$3 selector child n=0
+	shift 3
+	[ $# -gt 0 ] || set -- 0.0.0.0/0
 	cat <<-CONF
-	    $1 {
-	        version = $2
+	    $name {
+	        version = $version
 	        aggressive = no
 	        local_addrs = 198.51.100.2
 	        remote_addrs = 198.51.100.1
@@ -257,14 +262,23 @@ onprem_connection() {
 	            id = 198.51.100.1
 	        }
 	        children {
-	            $1 {
-	                local_ts = 0.0.0.0/0
-	                remote_ts = 0.0.0.0/0
-	                esp_proposals = $3
+	CONF
+	for selector; do
+		n=$((n + 1))
+		child=$name
+		[ $n -eq 1 ] || child=$name-$n
+		cat <<-CONF
+	            $child {
+	                local_ts = $selector
+	                remote_ts = $selector
+	                esp_proposals = $esp
 	                if_id_in = $ONPREM_IF_ID
 	                if_id_out = $ONPREM_IF_ID
 	                start_action = none
 	            }
+	CONF
+	done
+	cat <<-CONF
 	        }
 	    }
 	CONF

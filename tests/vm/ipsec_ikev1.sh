@@ -5,7 +5,10 @@
 # Azure's default offers, the hub and on-premises reach each other (ping, TCP) through
 # real ESP, the per-tunnel counters equal the traffic; a reload moves the connection to
 # IKEv2 and back; with connectionMode ResponderOnly the gateway (and serve) never
-# initiates, and the tunnel comes up once the device does.
+# initiates, and the tunnel comes up once the device does. Dual stack: with an IPv6
+# prefix on the hub and on-premises besides the IPv4 ones, the connection has one child SA
+# per family (a Quick Mode carries one selector a side), and IPv6 crosses the IPv6 one
+# (ping, TCP), counted by the tunnel.
 cd "$(dirname "$0")/../.."
 . tests/vm/lib.sh
 export VM_TIMEOUT=${VM_TIMEOUT:-1200}
@@ -28,26 +31,54 @@ gw_config() {
 		+= {"connectionMode": $m, "connectionProtocol": $p}' tests/data/config/ipsec-transit.json
 }
 
+# gw_dual_stack_config: the IKEv1 config with an IPv6 prefix on the hub (its address
+# space and its subnet) and on-premises besides the IPv4 ones.
+gw_dual_stack_config() {
+	gw_config Default IKEv1 | jq '(.resources[] | select(.name == "hub") | .properties) |=
+		(.addressSpace.addressPrefixes += ["fd00:10::/48"] |
+		 .subnets[0].properties |= (del(.addressPrefix) |
+			.addressPrefixes = ["10.10.1.0/24", "fd00:10:0:1::/64"])) |
+		(.resources[] | select(.name == "onprem") | .properties.localNetworkAddressSpace
+		 .addressPrefixes) += ["fd00:50::/64"]'
+}
+
 # onprem_conf VERSIONS...: the device's connections, one per IKE version named
-# azure-v<N>.
+# azure-v<N>, with the child azure-v<N> for IPv4; ONPREM_SELECTORS instead lists one
+# selector per child (azure-v<N>, azure-v<N>-2...).
 onprem_conf() {
 	local v
 	echo "connections {"
 	for v in "$@"; do
-		onprem_connection azure-v$v $v aes256-sha1
+		# shellcheck disable=SC2086
+		onprem_connection azure-v$v $v aes256-sha1 ${ONPREM_SELECTORS:-}
 	done
 	echo "}"
 	onprem_secret
 }
 
+# The IPv6 addresses of the dual-stack cases: the hub fd00:10:0:1::4 behind the gateway's
+# fd00:10::1, the host fd00:50::10 behind the device's fd00:50::1 (routes of both sides
+# into ipsec0 and, once up, into the gateway's tunnel).
+ipv6_addresses_add() {
+	ip -n $GW addr add fd00:10::1/48 dev to-hub nodad &&
+	ip -n $HUB addr add fd00:10:0:1::4/48 dev eth0 nodad &&
+	ip -n $HUB -6 route add default via fd00:10::1 &&
+	ip -n $ONPREM addr add fd00:50::1/64 dev lan nodad &&
+	ip -n $HOST addr add fd00:50::10/64 dev eth0 nodad &&
+	ip -n $HOST -6 route add default via fd00:50::1
+}
+
 set_up() {
-	s2s_topology_up 10.10.0.0/16 || return 1
+	s2s_topology_up 10.10.0.0/16 fd00:10::/48 || return 1
+	ipv6_addresses_add || return 1
 	gw_config Default IKEv1 >"$DIR/gw.json"
 	gw_config Default IKEv2 >"$DIR/gw-v2.json"
 	gw_config ResponderOnly IKEv1 >"$DIR/gw-responder.json"
+	gw_dual_stack_config >"$DIR/gw-dual-stack.json"
 	chmod 600 "$DIR"/gw*.json
 	onprem_conf 1 >"$DIR/onprem.conf"
 	onprem_conf 1 2 >"$DIR/onprem-both.conf"
+	ONPREM_SELECTORS="0.0.0.0/0 ::/0" onprem_conf 1 >"$DIR/onprem-dual-stack.conf"
 	charon_start $GW || return 1
 	charon_start $ONPREM || return 1
 	swanctl_load $ONPREM "$DIR/onprem.conf"
@@ -77,11 +108,13 @@ hub_and_onprem_reach_each_other_over_ikev1() {
 	ping_counted $HUB 192.168.50.10 && ping_counted $HOST 10.10.1.4
 }
 
-tcp_crosses_the_ikev1_tunnel_both_ways() {
+# tcp_counted HUB_ADDRESS HOST_ADDRESS: 500 kB of TCP each way between the hub and the
+# host, decrypted and sent into the tunnel as the tunnel's counters say.
+tcp_counted() {
 	local before after
 	before=$(counters_snapshot $GW ipsecgw to-onprem)
-	tcp_transfer $HOST $HUB 10.10.1.4 500000 "$DIR" || return 1
-	tcp_transfer $HUB $HOST 192.168.50.10 500000 "$DIR" || return 1
+	tcp_transfer $HOST $HUB "$1" 500000 "$DIR" || return 1
+	tcp_transfer $HUB $HOST "$2" 500000 "$DIR" || return 1
 	after=$(counters_snapshot $GW ipsecgw to-onprem)
 	figure "decrypted +$(delta "$before" "$after" 4) bytes, into the tunnel" \
 		"+$(delta "$before" "$after" 5) bytes; ESP +$(delta "$before" "$after" 3)," \
@@ -94,6 +127,8 @@ tcp_crosses_the_ikev1_tunnel_both_ways() {
 	[ "$(delta "$before" "$after" 4)" -gt 500000 ] && [ "$(delta "$before" "$after" 5)" -gt 500000 ] &&
 	[ "$esp" -ge "$decrypted" ] && [ $((decrypted * 100)) -ge $((esp * 99)) ]
 }
+
+tcp_crosses_the_ikev1_tunnel_both_ways() { tcp_counted 10.10.1.4 192.168.50.10; }
 
 # until_ike_version VERSION SECONDS: until the gateway's IKE SA is of that version.
 until_ike_version() {
@@ -168,10 +203,79 @@ down_removes_it() {
 	! swanctl_in $GW --list-conns | grep -q vnetxdp-ipsecgw
 }
 
+# child_sas NS: "NAME LOCAL_TS REMOTE_TS IN_PACKETS OUT_PACKETS" of each installed child SA
+# in the namespace's charon, sorted.
+child_sas() {
+	# (an SA's line: "in  SPI (-|IF_ID),  N bytes,  N packets[, N s ago]")
+	swanctl_in "$1" --list-sas | awk '
+		function packets(i) { for (i = 2; i <= NF; i++) if ($i ~ /^packets/) return $(i - 1) }
+		/^  [^ ]+: #[0-9]+, reqid [0-9]+, INSTALLED/ { name = $1; sub(/:$/, "", name) }
+		name && /^    in  / { in_packets = packets() }
+		name && /^    out / { out_packets = packets() }
+		name && /^    local  / { local_ts = $2 }
+		name && /^    remote / { print name, local_ts, $2, in_packets, out_packets; name = "" }' |
+		sort
+}
+
+# child_packets NS CHILD: "IN OUT" packets of the child SA.
+child_packets() { child_sas "$1" | awk -v c="$2" '$1 == c { print $4, $5 }'; }
+
+DUAL_STACK_CHILDREN="vnetxdp-ipsecgw.to-onprem 0.0.0.0/0 0.0.0.0/0
+vnetxdp-ipsecgw.to-onprem~2 ::/0 ::/0"
+
+# Dual stack: the gateway negotiates one Quick Mode per family, the device (one child per
+# family, as a device of IKEv1 needs) answers both: two child SAs on each side.
+dual_stack_brings_a_child_sa_per_family() {
+	local i gw
+	serve_stop
+	vx $GW down -n ipsecgw >/dev/null 2>&1
+	swanctl_load $ONPREM "$DIR/onprem-dual-stack.conf" >/dev/null || return 1
+	swanctl_in $ONPREM --terminate --ike azure-v1 --force --timeout 10 >/dev/null 2>&1
+	swanctl_in $ONPREM --terminate --ike azure-v2 --force --timeout 10 >/dev/null 2>&1
+	vx $GW up -c "$DIR/gw-dual-stack.json" || return 1
+	wait_tunnel_up $GW ipsecgw to-onprem 120 || return 1
+	for ((i = 0; i < 120; i++)); do
+		gw=$(child_sas $GW | cut -d' ' -f1-3)
+		[ "$gw" = "$DUAL_STACK_CHILDREN" ] && break
+		sleep 0.5
+	done
+	swanctl_in $GW --list-sas
+	ip -n $GW -6 route show dev "$(tunnel_interface ipsecgw)"
+	figure "gateway's child SAs: $(echo "$gw" | cut -d' ' -f1,2 | paste -sd' ')," \
+		"device's: $(child_sas $ONPREM | cut -d' ' -f1,2 | paste -sd' ')"
+	[ "$gw" = "$DUAL_STACK_CHILDREN" ] &&
+	[ "$(ike_version_of_sa $GW vnetxdp-ipsecgw.to-onprem)" = IKEv1 ] &&
+	[ "$(child_sas $ONPREM | cut -d' ' -f1-3)" = "azure-v1 0.0.0.0/0 0.0.0.0/0
+azure-v1-2 ::/0 ::/0" ] &&
+	ip -n $GW -6 route show dev "$(tunnel_interface ipsecgw)" | grep -q '^fd00:50::/64'
+}
+
+# ping -6 each way: 3 echoes counted once each way by the tunnel, all in the IPv6 child
+# SA (6 packets in, 6 out), none in the IPv4 one; IPv4 still crosses the IPv4 child.
+ping6_crosses_the_dual_stack_tunnel_both_ways() {
+	local v4 v6 v4_after v6_after
+	v4=$(child_packets $GW vnetxdp-ipsecgw.to-onprem)
+	v6=$(child_packets $GW vnetxdp-ipsecgw.to-onprem~2)
+	ping_counted $HUB fd00:50::10 && ping_counted $HOST fd00:10:0:1::4 || return 1
+	v4_after=$(child_packets $GW vnetxdp-ipsecgw.to-onprem)
+	v6_after=$(child_packets $GW vnetxdp-ipsecgw.to-onprem~2)
+	figure "IPv6 child SA in/out +$(delta "$v6" "$v6_after" 1)/+$(delta "$v6" "$v6_after" 2)," \
+		"IPv4 child +$(delta "$v4" "$v4_after" 1)/+$(delta "$v4" "$v4_after" 2)"
+	[ "$(delta "$v6" "$v6_after" 1)" -eq 6 ] && [ "$(delta "$v6" "$v6_after" 2)" -eq 6 ] &&
+	[ "$(delta "$v4" "$v4_after" 1)" -eq 0 ] && [ "$(delta "$v4" "$v4_after" 2)" -eq 0 ] &&
+	ping_counted $HUB 192.168.50.10
+}
+
+tcp_over_ipv6_crosses_the_dual_stack_tunnel_both_ways() {
+	tcp_counted fd00:10:0:1::4 fd00:50::10
+}
+
 # IPSEC_IKEV1_CASES: a subset, in this order (each case builds on the ones before).
 CASES=${IPSEC_IKEV1_CASES:-"up_brings_an_ikev1_tunnel_up hub_and_onprem_reach_each_other_over_ikev1
 	tcp_crosses_the_ikev1_tunnel_both_ways reload_switches_between_ikev1_and_ikev2
-	responder_only_waits_for_the_device down_removes_it"}
+	responder_only_waits_for_the_device down_removes_it dual_stack_brings_a_child_sa_per_family
+	ping6_crosses_the_dual_stack_tunnel_both_ways
+	tcp_over_ipv6_crosses_the_dual_stack_tunnel_both_ways"}
 # shellcheck disable=SC2086
 run_scenario ipsec_ikev1 $CASES || exit 1
 serve_stop
