@@ -13,7 +13,6 @@
 #include "compile/effective_rules.h"
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
-#include "import/import.h"
 #include "lib/log.h"
 #include "observe/vpn_clients.h"
 #include "compile/plan.h"
@@ -25,7 +24,6 @@
 #include "observe/stats.h"
 #include "cmd/verify.h"
 #include "observe/flows.h"
-#include "observe/monitor.h"
 #include "version.h"
 
 #define EXIT_INVALID 1
