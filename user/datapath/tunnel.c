@@ -19,6 +19,7 @@
 #include "datapath/datapath.h"
 #include "lib/bpf_map.h"
 #include "lib/log.h"
+#include "lib/netlink.h"
 #include "compile/plan.h"
 #include "compile/swanctl.h"
 #include "datapath/tunnel.h"
@@ -27,37 +28,6 @@
 #include "vnet_xdp.h"
 
 /* ---- rtnetlink ---------------------------------------------------------------------- */
-
-int rtnl_request(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
-	unsigned int portid;
-	int err = 0, len;
-
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		err = -errno;
-		goto out;
-	}
-	portid = mnl_socket_get_portid(nl);
-	/* A get answers with its object (or an error); anything else with an ack. */
-	nlh->nlmsg_flags |= NLM_F_REQUEST | (cb ? 0 : NLM_F_ACK);
-	nlh->nlmsg_seq = (uint32_t)time(NULL);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		err = -errno;
-		goto out;
-	}
-	len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (len < 0)
-		err = -errno;
-	else if (mnl_cb_run(buf, len, nlh->nlmsg_seq, portid, cb, data) < 0)
-		err = -errno;
-out:
-	mnl_socket_close(nl);
-	return err;
-}
 
 /* Sends one request and waits for its acknowledgement. Returns 0 or -errno. */
 static int rtnl_talk(struct nlmsghdr *nlh)
@@ -441,42 +411,6 @@ static int route_prune_cb(const struct nlmsghdr *nlh, void *data)
 	memcpy(prune->dst[prune->n], mnl_attr_get_payload(tb[RTA_DST]), alen);
 	prune->n++;
 	return MNL_CB_OK;
-}
-
-int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
-		 mnl_cb_t cb, void *data)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *nl = mnl_socket_open(bus);
-	struct nlmsghdr *nlh;
-	unsigned int portid, seq = (unsigned int)time(NULL);
-	int len, rc = 0;
-
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	portid = mnl_socket_get_portid(nl);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
-	memcpy(mnl_nlmsg_put_extra_header(nlh, header_size), header, header_size);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	while ((len = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		rc = mnl_cb_run(buf, len, seq, portid, cb, data);
-		if (rc <= MNL_CB_STOP)
-			break;
-	}
-	rc = rc < 0 ? -errno : 0;
-out:
-	mnl_socket_close(nl);
-	return rc;
 }
 
 static int routes_dump(int family, struct route_prune *prune)

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <net/if.h>
-#include <linux/netlink.h>
 #include <jansson.h>
 #include "datapath/attach.h"
 #include "datapath/maps.h"
@@ -79,14 +78,6 @@ void tunnels_ike_free(struct tunnels_ike *ike);
 int tunnels_reload(const struct xdp_generation *gen, const char *pin_dir,
 		   const struct plan *plan, json_t *old_state, struct tunnels_ike *ike,
 		   json_t **in_force);
-/* Dumps one kind of netlink object (bus NETLINK_ROUTE or NETLINK_XFRM, request type and
- * its fixed header) through cb. Returns 0 or -errno. */
-int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
-		 int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
-/* Sends one rtnetlink request and waits for its answer: without cb its acknowledgement,
- * with cb the one reply, read by cb. Returns 0 or -errno (the kernel's refusal). */
-int rtnl_request(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *nlh, void *data),
-		 void *data);
 /* Removes routes into the tunnel's interface that none of its remote spaces holds. */
 int tunnel_routes_prune(const struct tunnel *t);
 /* Undoes what progress records. */

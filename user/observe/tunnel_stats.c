@@ -13,7 +13,7 @@
 #include <bpf/libbpf.h>
 #include "datapath/datapath.h"
 #include "lib/bpf_map.h"
-#include "datapath/tunnel.h"
+#include "lib/netlink.h"
 #include "observe/tunnel_stats.h"
 #include "observe/vpn_clients.h"
 #include "lib/vici.h"
