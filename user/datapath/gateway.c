@@ -22,7 +22,7 @@
 #include "lib/lock.h"
 #include "lib/bpf_map.h"
 #include "lib/log.h"
-#include "lib/neighbours.h"
+#include "datapath/neighbours.h"
 #include "compile/nsg.h"
 #include "datapath/nsg_write.h"
 #include "compile/plan.h"

@@ -9,7 +9,7 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include "lib/log.h"
-#include "lib/neighbours.h"
+#include "datapath/neighbours.h"
 #include "lib/netlink.h"
 
 /* One neighbour entry: the address resolved, on the interface it is resolved on. */
