@@ -3,6 +3,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "cmd/commands.h"
+#include "cmd/options.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/cli.h"

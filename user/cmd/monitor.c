@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include "cmd/commands.h"
+#include "cmd/options.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/cli.h"

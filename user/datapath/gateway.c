@@ -15,6 +15,7 @@
 #include "datapath/bgp.h"
 #include "datapath/attach.h"
 #include "lib/cli.h"
+#include "compile/effective_routes.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
@@ -207,7 +208,7 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "virtualNetworks", vnets);
 	json_object_set_new(state, "interfaces", ifaces);
 	json_object_set_new(state, "peerings", peerings);
-	json_object_set_new(state, "virtualNetworkPeerings", cli_peerings_json(cfg, CONFIG_NONE));
+	json_object_set_new(state, "virtualNetworkPeerings", effective_peerings_json(cfg, CONFIG_NONE));
 	json_object_set_new(state, "tunnels", tunnels_state(cfg, plan));
 	json_object_set_new(state, "previousForwarding",
 			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
@@ -786,7 +787,7 @@ int gateway_status(const char *name, bool as_json)
 			       subnet ? subnet : "");
 		}
 		tunnel_status_print(stdout, json_object_get(g, "tunnels"));
-		cli_peerings_table(stdout, json_object_get(g, "virtualNetworkPeerings"));
+		effective_peerings_text(stdout, json_object_get(g, "virtualNetworkPeerings"));
 	}
 	json_decref(all);
 	return 0;
