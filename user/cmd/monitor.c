@@ -74,12 +74,8 @@ static int options_parse(int argc, char **argv, struct monitor_options *o)
 	char *end;
 	int c;
 
-	memcpy(longopts, own, sizeof(own));
-	flow_filter_longopts(longopts, sizeof(own) / sizeof(*own), false);
 	*o = (struct monitor_options){ .reason = -1 };
-	flow_filter_init(&o->filter);
-	optind = 1;
-	opterr = 0;
+	cli_filter_options_begin(longopts, own, sizeof(own) / sizeof(*own), false, &o->filter);
 	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->name = optarg; break;
@@ -158,11 +154,9 @@ int monitor_main(int argc, char **argv)
 	err = options_parse(argc, argv, &o);
 	if (err)
 		return err;
-	if (gateway_resolve_name(o.name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
-		log_error(o.name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
-			  o.name);
-		return CLI_EXIT_FAILED;
-	}
+	err = cli_gateway_running(o.name, gateway, sizeof(gateway));
+	if (err)
+		return err;
 	err = cli_filter_vnet_check("monitor", gateway, &o.filter);
 	if (err)
 		return err;

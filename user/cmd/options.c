@@ -5,9 +5,32 @@
 #include <stdio.h>
 #include <string.h>
 #include "cmd/options.h"
+#include "datapath/datapath.h"
+#include "datapath/gateway.h"
 #include "datapath/state.h"
 #include "lib/cli.h"
 #include "lib/gateway_name.h"
+#include "lib/log.h"
+
+void cli_filter_options_begin(struct option *longopts, const struct option *own, size_t n_own,
+			      bool with_state, struct flow_filter *filter)
+{
+	memcpy(longopts, own, n_own * sizeof(*own));
+	flow_filter_longopts(longopts, n_own, with_state);
+	flow_filter_init(filter);
+	optind = 1;
+	opterr = 0;
+}
+
+int cli_gateway_running(const char *name, char *gateway, size_t size)
+{
+	if (gateway_resolve_name(name, gateway, size) || !gateway_pins_exist(gateway)) {
+		log_error(name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
+			  name);
+		return CLI_EXIT_FAILED;
+	}
+	return 0;
+}
 
 static int table_usage(const char *command)
 {
@@ -26,12 +49,8 @@ int cli_table_options(const char *command, int argc, char **argv, const char *co
 	struct option longopts[sizeof(own) / sizeof(*own) + FLOW_FILTER_COUNT + 1];
 	int c, err;
 
-	memcpy(longopts, own, sizeof(own));
-	flow_filter_longopts(longopts, sizeof(own) / sizeof(*own), true);
 	*o = (struct table_options){ 0 };
-	flow_filter_init(&o->filter);
-	optind = 1;
-	opterr = 0;
+	cli_filter_options_begin(longopts, own, sizeof(own) / sizeof(*own), true, &o->filter);
 	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->name = optarg; break;

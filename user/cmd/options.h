@@ -2,9 +2,20 @@
 #ifndef VNET_XDP_CMD_OPTIONS_H
 #define VNET_XDP_CMD_OPTIONS_H
 
+#include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include "config/config.h"
 #include "observe/flow_filter.h"
+
+/* Before a getopt_long loop over a command's own options and the flow filter's (--state
+ * too with with_state): longopts (room for n_own + FLOW_FILTER_COUNT + 1) filled, the
+ * filter emptied, getopt reset. */
+void cli_filter_options_begin(struct option *longopts, const struct option *own, size_t n_own,
+			      bool with_state, struct flow_filter *filter);
+/* The gateway -n NAME names (or the only one) into gateway: 0 when its pins exist, else
+ * CLI_EXIT_FAILED after one line. */
+int cli_gateway_running(const char *name, char *gateway, size_t size);
 
 /* The options of the commands that list a table of the datapath's state (flows, snat):
  * [-n NAME] [-j] [--gc] and the filters of flow_filter.h, --state one of `states` (NULL
