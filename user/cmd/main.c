@@ -24,6 +24,7 @@
 #include "cmd/options.h"
 #include "compile/snat_plan.h"
 #include "observe/stats.h"
+#include "observe/status.h"
 #include "cmd/verify.h"
 #include "observe/flows.h"
 #include "version.h"
