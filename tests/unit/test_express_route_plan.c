@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include "config/config.h"
 #include "compile/plan.h"
-#include "lib/cli.h"
+#include "compile/effective_routes.h"
 
 #define VLAN_IFINDEX 42
 static const uint32_t ifindexes[] = { 11, 12, 13, 14 };
@@ -291,7 +291,7 @@ static void routes_json_shows_a_learned_route_active_with_its_as_path(void **sta
 	config_of("tests/data/config/express-route.json", NULL, &cfg);
 	plan_with(cfg, learned, &plan);
 	r = route_in_scope(&plan, config_find_vnet(cfg, "hub"), "172.16.1.9");
-	o = cli_route_json(cfg, r, ifindexes);
+	o = effective_route_json(cfg, r, ifindexes);
 	assert_string_equal(json_string_value(json_object_get(o, "state")), "Active");
 	assert_string_equal(json_string_value(json_object_get(o, "origin")), "BGP");
 	assert_string_equal(json_string_value(json_object_get(o, "asPath")), "64512");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include "cmd/commands.h"
 #include "import/import.h"
 
 #define DATA "tests/data/import/"

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include "lib/cli.h"
+#include "compile/effective_routes.h"
 #include "config/config.h"
 #include "compile/nsg.h"
 #include "compile/plan.h"
@@ -217,7 +218,7 @@ static void internet_routes_name_their_own_vnet(void **state)
 	assert_int_equal(config_load_string(internet_text, "internet.json", stderr, &cfg), 0);
 	assert_int_equal(plan_build(cfg, indexes, &plan), 0);
 	for (int v = 0; v < 2; v++) {
-		json_t *routes = cli_routes_json(cfg, &plan, indexes, v), *route;
+		json_t *routes = effective_routes_json(cfg, &plan, indexes, v), *route;
 		size_t i, internet = 0;
 
 		json_array_foreach(routes, i, route) {
@@ -268,7 +269,7 @@ static void routes_table_columns_fit_their_content(void **state)
 			h ? "10.0.0.0/8" : "fd00:1234:5678:9abc:def0:1234:5678:9abc/128",
 			"nextHopType", hops[h], "interface", h % 2 ? "uplink0" : "",
 			"virtualNetwork", h == 1 ? "a-virtual-network-with-a-long-name" : "hub"));
-	cli_routes_table(out, routes);
+	effective_routes_text(out, routes);
 	fclose(out);
 	line = strtok_r(text, "\n", &save);
 	column_starts(line, starts);
@@ -655,8 +656,8 @@ static void vnet_local_user_route_stays_in_the_vnet(void **state)
 static void routes_json_shows_subnet_source_state_and_next_hop(void **state)
 {
 	struct fixture *f = *state;
-	json_t *routes = cli_routes_json(f->cfg, &f->plan, firewall_ifindexes,
-					 config_find_vnet(f->cfg, "spoke1")), *route;
+	json_t *routes = effective_routes_json(f->cfg, &f->plan, firewall_ifindexes,
+					       config_find_vnet(f->cfg, "spoke1")), *route;
 	size_t i, found = 0;
 
 	json_array_foreach(routes, i, route) {

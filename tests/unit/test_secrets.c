@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
+#include "cmd/commands.h"
 #include "import/import.h"
 #include "lib/log.h"
 #include "lib/private_file.h"

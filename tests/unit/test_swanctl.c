@@ -187,64 +187,6 @@ static void without_gateway_transit_the_spoke_has_no_onprem_route(void **state)
 	config_free(cfg);
 }
 
-/* Two VNets with their gateways; this box binds only gw-a. */
-static const char *const vnet2vnet_text =
-	"{\"gateway\": {\"name\": \"a\", \"interfaces\": ["
-	"  {\"name\": \"to-a\", \"virtualNetwork\": \"a\"}, {\"name\": \"up0\", \"role\": \"uplink\"}],"
-	"  \"virtualNetworkGateways\": [{\"name\": \"gw-a\", \"address\": \"203.0.113.1\"}]},"
-	" \"resources\": ["
-	"  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"a\", \"properties\": {"
-	"    \"addressSpace\": {\"addressPrefixes\": [\"10.1.0.0/16\"]},"
-	"    \"subnets\": [{\"name\": \"GatewaySubnet\", \"properties\": {\"addressPrefix\": \"10.1.255.0/27\"}}]}},"
-	"  {\"type\": \"Microsoft.Network/virtualNetworks\", \"name\": \"b\", \"properties\": {"
-	"    \"addressSpace\": {\"addressPrefixes\": [\"10.2.0.0/16\"]},"
-	"    \"subnets\": [{\"name\": \"GatewaySubnet\", \"properties\": {\"addressPrefix\": \"10.2.255.0/27\"}}]}},"
-	"  {\"type\": \"Microsoft.Network/publicIPAddresses\", \"name\": \"pip-b\", \"properties\": {\"ipAddress\": \"203.0.113.2\"}},"
-	"  {\"type\": \"Microsoft.Network/virtualNetworkGateways\", \"name\": \"gw-a\", \"properties\": {"
-	"    \"ipConfigurations\": [{\"name\": \"c\", \"properties\": {\"subnet\": {\"id\": \"a/GatewaySubnet\"}}}]}},"
-	"  {\"type\": \"Microsoft.Network/virtualNetworkGateways\", \"name\": \"gw-b\", \"properties\": {"
-	"    \"ipConfigurations\": [{\"name\": \"c\", \"properties\": {\"subnet\": {\"id\": \"b/GatewaySubnet\"},"
-	"      \"publicIPAddress\": {\"id\": \"pip-b\"}}}]}},"
-	"  {\"type\": \"Microsoft.Network/connections\", \"name\": \"a-to-b\", \"properties\": {"
-	"    \"connectionType\": \"Vnet2Vnet\", \"sharedKey\": \"k\","
-	"    \"virtualNetworkGateway1\": {\"id\": \"gw-a\"}, \"virtualNetworkGateway2\": {\"id\": \"gw-b\"}}},"
-	"  {\"type\": \"Microsoft.Network/connections\", \"name\": \"b-to-a\", \"properties\": {"
-	"    \"connectionType\": \"Vnet2Vnet\", \"sharedKey\": \"k\","
-	"    \"virtualNetworkGateway1\": {\"id\": \"gw-b\"}, \"virtualNetworkGateway2\": {\"id\": \"gw-a\"}}}"
-	"]}";
-
-static void vnet2vnet_pair_makes_one_tunnel_to_the_other_public_ip(void **state)
-{
-	struct config *cfg = NULL;
-	struct tunnel *t;
-	size_t n;
-	char peer[INET_ADDRSTRLEN], prefix[INET_ADDRSTRLEN];
-
-	assert_int_equal(config_load_string(vnet2vnet_text, "v2v.json", stderr, &cfg), 0);
-	assert_int_equal(tunnels_of_config(cfg, stderr, &t, &n), 0);
-	assert_int_equal(n, 1); /* both directions of the pair: one tunnel */
-	assert_string_equal(t[0].name, "a-to-b");
-	inet_ntop(AF_INET, t[0].peer.addr, peer, sizeof(peer));
-	assert_string_equal(peer, "203.0.113.2");
-	assert_int_equal(t[0].n_remote_prefixes, 1);
-	inet_ntop(AF_INET, t[0].remote_prefixes[0].addr, prefix, sizeof(prefix));
-	assert_string_equal(prefix, "10.2.0.0");
-	free(t);
-	/* Without the other side's public IP there is nobody to talk to: said clearly. */
-	cfg->vnet_gateways[1].n_public_ips = 0;
-	{
-		char *text = NULL;
-		size_t size = 0;
-		FILE *errors = open_memstream(&text, &size);
-
-		assert_int_equal(tunnels_of_config(cfg, errors, &t, &n), -EDESTADDRREQ);
-		fclose(errors);
-		assert_non_null(strstr(text, "connection \"a-to-b\": the other side has no address"));
-		free(text);
-	}
-	config_free(cfg);
-}
-
 /* ---- proposals ---- */
 
 struct proposal_case {
@@ -412,38 +354,6 @@ static void tunnels_clamp_tcp_mss_to_azures_1350_unless_told_otherwise(void **st
 	assert_non_null(strstr(problems, "gateway.tunnelTcpMss"));
 	assert_null(cfg);
 	free(problems);
-}
-
-/* Inner MTU = the largest packet whose ESP (IP, UDP for NAT-T, SPI and sequence, IV,
- * padding to the cipher's block, pad length and next header, ICV) fits the underlay. */
-static void tunnel_mtu_leaves_room_for_the_largest_esp_of_the_proposal(void **state)
-{
-	struct config *cfg = load(TRANSIT_CONFIG);
-	struct config_ipsec_policy policy = {
-		.ipsec_encryption = "GCMAES256", .ipsec_integrity = "GCMAES256",
-		.ike_encryption = "AES256", .ike_integrity = "SHA256", .dh_group = "DHGroup14",
-		.pfs_group = "PFS2048", .sa_lifetime_seconds = 3600, .sa_data_size_kilobytes = 2048,
-	};
-	struct config_connection *c = &cfg->connections[0];
-
-	/* Azure's defaults: AES-CBC with SHA256 needs the most, 1500 - 20 - 8 - 8 - 16 - 16
-	 * rounded down to 16-byte blocks, less 2. */
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1422);
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET6, 1500), 1406);
-	c->ipsec_policies = &policy;
-	c->n_ipsec_policies = 1;
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1438);
-	policy.ipsec_encryption = "AES256";
-	policy.ipsec_integrity = "SHA256";
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1422);
-	policy.ipsec_encryption = "DES3";
-	policy.ipsec_integrity = "SHA1";
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 1500), 1438);
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 9000), 8942);
-	assert_int_equal(tunnel_inner_mtu(c, AF_INET, 40), 0);
-	c->ipsec_policies = NULL;
-	c->n_ipsec_policies = 0;
-	config_free(cfg);
 }
 
 static void policy_based_selectors_and_a_custom_policy(void **state)
@@ -1053,13 +963,11 @@ int main(void)
 		cmocka_unit_test(onprem_routes_reach_the_hub_and_transit_spokes_only),
 		cmocka_unit_test(decrypted_traffic_reaches_the_hub_and_transit_spokes_only),
 		cmocka_unit_test(without_gateway_transit_the_spoke_has_no_onprem_route),
-		cmocka_unit_test(vnet2vnet_pair_makes_one_tunnel_to_the_other_public_ip),
 		cmocka_unit_test(ike_proposals_follow_the_policy),
 		cmocka_unit_test(esp_proposals_follow_the_policy),
 		cmocka_unit_test(default_connection_carries_azure_defaults_bound_to_its_if_id),
 		cmocka_unit_test(connections_retry_forever_and_come_back_after_dpd_or_a_close),
 		cmocka_unit_test(tunnels_clamp_tcp_mss_to_azures_1350_unless_told_otherwise),
-		cmocka_unit_test(tunnel_mtu_leaves_room_for_the_largest_esp_of_the_proposal),
 		cmocka_unit_test(policy_based_selectors_and_a_custom_policy),
 		cmocka_unit_test(ikev1_connection_is_main_mode_with_azures_offers),
 		cmocka_unit_test(ikev1_refuses_gcm_for_its_ike_sa),

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "cmd/commands.h"
+#include "cmd/options.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/cli.h"
@@ -21,11 +22,9 @@ int flows_main(int argc, char **argv)
 	err = cli_table_options("flows", argc, argv, flow_states, &o);
 	if (err)
 		return err;
-	if (gateway_resolve_name(o.name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
-		log_error(o.name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
-			  o.name);
-		return 1;
-	}
+	err = cli_gateway_running(o.name, gateway, sizeof(gateway));
+	if (err)
+		return err;
 	err = cli_filter_vnet_check("flows", gateway, &o.filter);
 	if (err)
 		return err;

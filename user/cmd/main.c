@@ -9,22 +9,23 @@
 #include <arpa/inet.h>
 #include "datapath/express_route.h"
 #include "lib/cli.h"
+#include "compile/effective_routes.h"
 #include "config/config.h"
 #include "compile/effective_rules.h"
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
-#include "import/import.h"
 #include "lib/log.h"
 #include "compile/plan.h"
 #include "lib/process.h"
 #include "datapath/state.h"
 #include "cmd/serve.h"
 #include "cmd/commands.h"
+#include "cmd/options.h"
 #include "compile/snat_plan.h"
 #include "observe/stats.h"
+#include "observe/status.h"
 #include "cmd/verify.h"
 #include "observe/flows.h"
-#include "observe/monitor.h"
 #include "version.h"
 
 #define EXIT_INVALID 1
@@ -287,15 +288,15 @@ static int cmd_routes(int argc, char **argv)
 		config_free(cfg);
 		return EXIT_INVALID;
 	}
-	routes = nic == CONFIG_NONE ? cli_routes_json(cfg, &plan, ifindexes, vnet) :
-				      cli_nic_routes_json(cfg, &plan, ifindexes, nic);
+	routes = nic == CONFIG_NONE ? effective_routes_json(cfg, &plan, ifindexes, vnet) :
+				      effective_nic_routes_json(cfg, &plan, ifindexes, nic);
 	if (o.json) {
 		cli_json_print(routes);
 	} else {
-		json_t *peerings = cli_peerings_json(cfg, vnet);
+		json_t *peerings = effective_peerings_json(cfg, vnet);
 
-		cli_routes_table(stdout, routes);
-		cli_peerings_table(stdout, peerings);
+		effective_routes_text(stdout, routes);
+		effective_peerings_text(stdout, peerings);
 		json_decref(peerings);
 	}
 	json_decref(routes);

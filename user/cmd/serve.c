@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include "cmd/options.h"
 #include "lib/cli.h"
 #include "config/config.h"
 #include "datapath/gateway.h"

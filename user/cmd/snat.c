@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <bpf/bpf.h>
+#include "cmd/options.h"
 #include "lib/cli.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"

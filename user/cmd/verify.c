@@ -16,6 +16,7 @@
 #include <linux/if_link.h>
 #include <jansson.h>
 #include "lib/cli.h"
+#include "compile/effective_routes.h"
 #include "datapath/attach.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
@@ -291,7 +292,7 @@ static json_t *deciding_route(json_t *state, const struct decision_trace *t,
 	    !express_route_plan_build(cfg, ifindexes, &plan, NULL)) {
 		route = plan_route_lookup(&plan, t->route_scope, dst);
 		if (route)
-			out = cli_route_json(cfg, route, ifindexes);
+			out = effective_route_json(cfg, route, ifindexes);
 		plan_free(&plan);
 	}
 	config_free(cfg);

@@ -9,13 +9,11 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "datapath/datapath.h"
 #include "lib/gateway_name.h"
 #include "lib/log.h"
 #include "lib/private_file.h"
 #include "compile/nsg.h"
 #include "compile/plan.h"
-#include "datapath/state.h"
 
 /* ---- stable ids --------------------------------------------------------------------- */
 

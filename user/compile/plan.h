@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "config/config.h"
-#include "datapath/tunnel.h"
+#include "compile/tunnel_plan.h"
 #include "vnet_xdp.h"
 
 struct plan_interface {
@@ -94,7 +94,7 @@ struct plan {
 	size_t n_routes;
 	struct plan_peering *peerings;
 	size_t n_peerings;
-	struct tunnel *tunnels;  /* the connections this box terminates (tunnel.h) */
+	struct tunnel *tunnels;  /* the connections this box terminates (compile/tunnel_plan.h) */
 	size_t n_tunnels;
 	struct plan_express_route *express_routes; /* one per gateway.expressRouteConnections */
 	size_t n_express_routes;

@@ -7,7 +7,7 @@
 #include <arpa/inet.h>
 #include "lib/log.h"
 #include "compile/swanctl.h"
-#include "datapath/tunnel.h"
+#include "compile/tunnel_plan.h"
 #include "lib/vici.h"
 
 struct name_map {

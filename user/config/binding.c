@@ -8,7 +8,6 @@
 #include <strings.h>
 #include "config/internal.h"
 #include "lib/path_name.h"
-#include "observe/flow_log.h"
 #include "lib/gateway_name.h"
 #include "lib/local_interfaces.h"
 #include "vnet_xdp.h"

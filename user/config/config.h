@@ -274,9 +274,10 @@ struct config_limits {
 };
 
 /* gateway.flowLogs: `serve` writes Azure VNet flow log documents (user/observe/flow_log.c). */
+#define FLOW_LOG_DEFAULT_DIRECTORY "/var/log/vnet-xdp/flows"
 struct config_flow_logs {
 	bool enabled;                    /* default true when the section is given */
-	char *directory;                 /* absolute, no "..": default /var/log/vnet-xdp/flows */
+	char *directory;                 /* absolute, no "..": default FLOW_LOG_DEFAULT_DIRECTORY */
 	uint32_t interval_seconds;       /* default 60, 1-3600 */
 	uint32_t max_megabytes;          /* default 256: the oldest hours go beyond it */
 	uint32_t denied_per_second;      /* default 100: new denied tuples per second */

@@ -6,9 +6,8 @@
 #include <stdint.h>
 #include "compile/plan.h"
 #include "datapath/maps.h"
+#include "lib/gateway_name.h"
 #include "vnet_xdp.h"
-
-#define STATE_ROOT "/run/vnet-xdp"
 
 /* /sys/fs/bpf/vnet-xdp/<gateway> into buf. */
 void gateway_pin_dir(const char *gateway, char *buf, size_t size);

@@ -18,6 +18,7 @@
 #include "lib/bpf_map.h"
 #include "lib/lock.h"
 #include "lib/log.h"
+#include "lib/netlink.h"
 
 /* ---- the plan with what bgpd learned ----------------------------------------------- */
 

@@ -15,7 +15,7 @@
 #include "datapath/bgp.h"
 #include "datapath/express_route.h"
 #include "datapath/attach.h"
-#include "lib/cli.h"
+#include "compile/effective_routes.h"
 #include "datapath/datapath.h"
 #include "datapath/gateway.h"
 #include "lib/gateway_name.h"
@@ -23,15 +23,13 @@
 #include "lib/lock.h"
 #include "lib/bpf_map.h"
 #include "lib/log.h"
-#include "lib/neighbours.h"
+#include "datapath/neighbours.h"
 #include "compile/nsg.h"
 #include "datapath/nsg_write.h"
 #include "compile/plan.h"
 #include "datapath/snat.h"
 #include "datapath/state.h"
-#include "observe/stats.h"
 #include "datapath/tunnel.h"
-#include "observe/tunnel_stats.h"
 
 #define IPV4_FORWARDING "/proc/sys/net/ipv4/ip_forward"
 #define IPV6_FORWARDING "/proc/sys/net/ipv6/conf/all/forwarding"
@@ -208,7 +206,7 @@ static json_t *state_build(const struct config *cfg, const struct plan *plan,
 	json_object_set_new(state, "virtualNetworks", vnets);
 	json_object_set_new(state, "interfaces", ifaces);
 	json_object_set_new(state, "peerings", peerings);
-	json_object_set_new(state, "virtualNetworkPeerings", cli_peerings_json(cfg, CONFIG_NONE));
+	json_object_set_new(state, "virtualNetworkPeerings", effective_peerings_json(cfg, CONFIG_NONE));
 	json_object_set_new(state, "tunnels", tunnels_state(cfg, plan));
 	json_object_set_new(state, "previousForwarding",
 			    json_pack("{s:i, s:i}", "ipv4", progress->ipv4_forwarding,
@@ -412,7 +410,7 @@ static void gateway_report(const char *gateway, const char *what, double seconds
 			fprintf(out, " (%s)", why);
 	}
 	fprintf(out, "; maps %.1f MiB kernel memory; %.2f s",
-		stats_maps_memlock_bytes(gateway) / (1024.0 * 1024.0), seconds);
+		datapath_maps_memlock_bytes(gateway) / (1024.0 * 1024.0), seconds);
 	if (!fclose(out))
 		log_info("%s", line);
 	free(line);
@@ -690,115 +688,6 @@ int gateway_down(const char *requested)
 		gateway_lock_remove(gateway);
 	gateway_unlock(lock);
 	return err;
-}
-
-static json_t *status_of(const char *gateway)
-{
-	char pin_dir[256];
-	json_t *state = state_load(gateway), *out = json_object(), *ifaces = json_array(), *it;
-	size_t i;
-
-	gateway_pin_dir(gateway, pin_dir, sizeof(pin_dir));
-	json_object_set_new(out, "gateway", json_string(gateway));
-	json_object_set_new(out, "pinDir", json_string(pin_dir));
-	if (state) {
-		json_object_set(out, "config", json_object_get(state, "config"));
-		json_object_set(out, "generation", json_object_get(state, "generation"));
-		if (json_object_get(state, "upInProgress"))
-			json_object_set_new(out, "incomplete", json_true());
-		json_object_set(out, "networkNamespace", json_object_get(state, "networkNamespace"));
-	}
-	if (!state_in_this_netns(state)) {
-		/* Its ifindexes name other interfaces here: what is attached is not ours to say. */
-		json_object_set_new(out, "inThisNetworkNamespace", json_false());
-		if (state_netns_gone(state))
-			json_object_set_new(out, "networkNamespaceGone", json_true());
-		json_object_set_new(out, "interfaces", ifaces);
-		json_decref(state);
-		return out;
-	}
-	json_object_set_new(out, "inThisNetworkNamespace", json_true());
-	json_object_set_new(out, "tunnels", tunnel_status(state));
-	json_object_set_new(out, "bgpPeers", bgp_peers(gateway));
-	json_object_set(out, "virtualNetworkPeerings",
-			json_object_get(state, "virtualNetworkPeerings") ?: json_array());
-	json_array_foreach(json_object_get(state, "interfaces"), i, it) {
-		uint32_t ifindex = json_integer_value(json_object_get(it, "ifindex")), id = 0;
-		const char *mode;
-		bool attached;
-		json_t *o = json_deep_copy(it);
-
-		json_object_del(o, "mode");
-		json_object_del(o, "programId");
-		if (xdp_attached_program(pin_dir, ifindex, &id, &attached, &mode) == 0) {
-			json_object_set_new(o, "programId", json_integer(id));
-			json_object_set_new(o, "attached", json_boolean(attached));
-			json_object_set_new(o, "mode", json_string(mode));
-		} else {
-			json_object_set_new(o, "attached", json_false());
-		}
-		json_array_append_new(ifaces, o);
-	}
-	json_object_set_new(out, "interfaces", ifaces);
-	json_decref(state);
-	return out;
-}
-
-int gateway_status(const char *name, bool as_json)
-{
-	json_t *all = json_array(), *g, *it;
-	char **names;
-	size_t count, i, j;
-
-	gateway_names(&names, &count);
-	for (i = 0; i < count; i++)
-		if (!name || !strcmp(name, names[i]))
-			json_array_append_new(all, status_of(names[i]));
-	state_names_free(names);
-
-	if (name && json_array_size(all) == 0) {
-		/* Asked about one gateway: its absence is the answer, and an error. */
-		log_error("gateway %s is not up", name);
-		json_decref(all);
-		return -ENOENT;
-	}
-	if (as_json) {
-		cli_json_print(all);
-	} else if (json_array_size(all) == 0) {
-		printf("no gateway is up\n");
-	}
-	json_array_foreach(all, i, g) {
-		if (as_json)
-			break;
-		printf("gateway %s  generation %lld  config %s\n",
-		       json_string_value(json_object_get(g, "gateway")),
-		       json_integer_value(json_object_get(g, "generation")),
-		       json_string_value(json_object_get(g, "config")) ?: "-");
-		if (!json_is_true(json_object_get(g, "inThisNetworkNamespace")))
-			printf("  in network namespace %s, not this one: run status there to see "
-			       "its interfaces\n",
-			       json_string_value(json_object_get(g, "networkNamespace")));
-		if (json_is_true(json_object_get(g, "incomplete")))
-			printf("  INCOMPLETE: an `up` was interrupted; `vnet-xdp up` finishes it, "
-			       "`vnet-xdp down` removes it\n");
-		json_array_foreach(json_object_get(g, "interfaces"), j, it) {
-			const char *vnet = json_string_value(json_object_get(it, "virtualNetwork"));
-			const char *subnet = json_string_value(json_object_get(it, "subnet"));
-
-			printf("  %-16s %-7s %-8s prog %-6lld %s%s%s%s\n",
-			       json_string_value(json_object_get(it, "name")),
-			       json_string_value(json_object_get(it, "role")),
-			       json_is_true(json_object_get(it, "attached")) ?
-				       json_string_value(json_object_get(it, "mode")) : "DETACHED",
-			       json_integer_value(json_object_get(it, "programId")),
-			       vnet ? "vnet " : "", vnet ? vnet : "", subnet ? "/" : "",
-			       subnet ? subnet : "");
-		}
-		tunnel_status_print(stdout, json_object_get(g, "tunnels"));
-		cli_peerings_table(stdout, json_object_get(g, "virtualNetworkPeerings"));
-	}
-	json_decref(all);
-	return 0;
 }
 
 /* ---- reload ------------------------------------------------------------------------

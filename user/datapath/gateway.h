@@ -1,6 +1,6 @@
-/* The gateway's life cycle: up, down, status. Each is all or nothing; up, reload and down
- * hold the gateway's lock (lock.h) throughout, and refuse with -EBUSY when another
- * command keeps it longer than GATEWAY_LOCK_WAIT_MS. */
+/* The gateway's life cycle: up, reload, down (status is observe/status.h). Each is all or
+ * nothing; up, reload and down hold the gateway's lock (lock.h) throughout, and refuse
+ * with -EBUSY when another command keeps it longer than GATEWAY_LOCK_WAIT_MS. */
 #ifndef VNET_XDP_GATEWAY_H
 #define VNET_XDP_GATEWAY_H
 
@@ -17,7 +17,6 @@ int gateway_reload(const struct config *cfg);
 int gateway_recover(const char *gateway);
 /* name NULL: the only gateway on this host. */
 int gateway_down(const char *name);
-int gateway_status(const char *name, bool json);
 /* Picks the gateway a command means: the one named, or the only one there is (-ENOENT
  * none, -EEXIST several, -EINVAL a name that is not a gateway name). */
 int gateway_resolve_name(const char *name, char *out, size_t size);

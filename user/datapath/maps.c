@@ -1,10 +1,14 @@
 #include "datapath/maps.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include "datapath/datapath.h"
 #include "lib/log.h"
 
@@ -94,4 +98,79 @@ void datapath_maps_close(struct datapath_maps *maps)
 			close(maps->fd[m]);
 		maps->fd[m] = -1;
 	}
+}
+
+/* ---- every map pinned under the gateway's directory ---- */
+
+/* A pinned object is a map when its fd is one: programs sit in the same directory. */
+static bool fd_is_map(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:bpf-map");
+}
+
+void pinned_maps_foreach(const char *gateway, pinned_map_fn *fn, void *ctx)
+{
+	char dir[256], path[600];
+	struct dirent **entries;
+	int n;
+
+	gateway_pin_dir(gateway, dir, sizeof(dir));
+	n = scandir(dir, &entries, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		struct bpf_map_info info = { 0 };
+		uint32_t length = sizeof(info);
+		int fd = -1;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, entries[i]->d_name);
+		if (entries[i]->d_name[0] != '.')
+			fd = bpf_obj_get(path);
+		if (fd >= 0 && fd_is_map(fd) && !bpf_obj_get_info_by_fd(fd, &info, &length))
+			fn(entries[i]->d_name, fd, &info, ctx);
+		if (fd >= 0)
+			close(fd);
+		free(entries[i]);
+	}
+	if (n >= 0)
+		free(entries);
+}
+
+long long map_memlock_bytes(int fd)
+{
+	char path[64], line[128];
+	long long bytes = -ENODATA;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (bytes < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %lld", &bytes) != 1)
+			bytes = -ENODATA;
+	fclose(f);
+	return bytes;
+}
+
+static void memlock_add(const char *name, int fd, const struct bpf_map_info *info, void *ctx)
+{
+	long long bytes = map_memlock_bytes(fd);
+
+	if (bytes > 0)
+		*(long long *)ctx += bytes;
+}
+
+long long datapath_maps_memlock_bytes(const char *gateway)
+{
+	long long total = 0;
+
+	pinned_maps_foreach(gateway, memlock_add, &total);
+	return total;
 }

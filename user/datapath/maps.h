@@ -28,4 +28,16 @@ int datapath_maps_open(const char *gateway, struct datapath_maps *maps);
 void datapath_maps_init(struct datapath_maps *maps);
 void datapath_maps_close(struct datapath_maps *maps);
 
+/* Every map pinned under the gateway's directory, whatever its name, in name order (the
+ * maps of `stats` and the memory figures): fn is called with each one open. */
+struct bpf_map_info;
+typedef void pinned_map_fn(const char *name, int fd, const struct bpf_map_info *info,
+			   void *ctx);
+void pinned_maps_foreach(const char *gateway, pinned_map_fn *fn, void *ctx);
+/* The kernel memory charged to a map, as its fdinfo says ("memlock": what RLIMIT_MEMLOCK
+ * or the memory cgroup is charged), or -errno when the kernel does not say. */
+long long map_memlock_bytes(int fd);
+/* The kernel memory the gateway's pinned maps take, summed; 0 when none is pinned. */
+long long datapath_maps_memlock_bytes(const char *gateway);
+
 #endif

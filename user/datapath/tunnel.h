@@ -1,5 +1,5 @@
-/* IPsec connections on this box: which connections it terminates (the model, pure),
- * their xfrm interfaces and kernel routes (netlink), and the tunnel maps. */
+/* IPsec connections on this box: their xfrm interfaces and kernel routes (netlink), the
+ * tunnel maps, tc and charon. Which connections it terminates is compile/tunnel_plan.h. */
 #ifndef VNET_XDP_TUNNEL_H
 #define VNET_XDP_TUNNEL_H
 
@@ -8,56 +8,23 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <net/if.h>
-#include <linux/netlink.h>
 #include <jansson.h>
 #include "datapath/attach.h"
 #include "datapath/maps.h"
 #include "config/config.h"
+#include "compile/tunnel_plan.h"
 #include "compile/swanctl.h"
 #include "lib/vici.h"
 #include "vnet_xdp.h"
-
-struct tunnel {
-	const char *name;   /* the connection's name */
-	const struct config_connection *connection;
-	/* Point-to-site: the gateway's clients (connection is then vpn_client->connection),
-	 * any peer, the pool as the remote space. NULL for a connection. */
-	const struct config_vpn_client *vpn_client;
-	uint32_t id;        /* index in the tunnel list: counters and routes key on it */
-	uint32_t vnet;      /* the VNet whose gateway is this side */
-	struct ip_address local, peer; /* this box's endpoint, the other side's */
-	const struct ip_prefix *remote_prefixes; /* on-premises space or the other VNet's */
-	size_t n_remote_prefixes;
-	char ifname[IF_NAMESIZE]; /* its xfrm interface */
-	uint32_t if_id;
-	uint32_t ifindex;   /* 0 while the interface does not exist */
-	uint16_t tcp_mss;   /* gateway.tunnelTcpMss */
-};
-
-/* The connections this box terminates: those whose virtual network gateway is bound to
- * a local address in the gateway section. Problems (an other side without an address)
- * are written to `errors`, one line each. Returns 0 or -errno; *out is freed with free(). */
-int tunnels_of_config(const struct config *cfg, FILE *errors, struct tunnel **out, size_t *count);
-/* The xfrm interface name and if_id of the gateway's connection: "vx" and eight hex
- * digits of a hash of both names, the if_id that hash. Never truncated, the same on
- * every run, and apart across the gateways of one host. */
-void tunnel_name_interface(const char *gateway, const char *connection, struct tunnel *t);
-/* Fills each tunnel's ifindex from the interfaces of this network namespace. */
-void tunnels_resolve_ifindexes(struct tunnel *tunnels, size_t count);
 
 /* The kernel side, all through rtnetlink. Each returns 0 or -errno after logging one
  * line; -EOPNOTSUPP when the kernel has no xfrm interfaces. */
 /* Whether t's interface may be made or adopted: -EEXIST when an interface of its name is
  * not ours (kind xfrm, our if_id) or another xfrm interface has its if_id. */
 int tunnel_interface_check(const struct tunnel *t, bool *exists);
-/* Made with the MTU tunnel_inner_mtu gives for the uplink's, without IPv6 address
+/* Made with the MTU tunnel_inner_mtu (compile/tunnel_plan.h) gives for the uplink's, without IPv6 address
  * generation (nothing of the kernel's own goes into the tunnel), then up. */
 int tunnel_interface_create(const struct tunnel *t, uint32_t uplink_ifindex);
-/* The largest inner packet that, encrypted with the connection's ESP (its first
- * ipsecPolicy, else the largest of Azure's default offers) and UDP-encapsulated, fits an
- * underlay of underlay_mtu with outer IP headers of outer_family. 0: none fits. */
-unsigned tunnel_inner_mtu(const struct config_connection *c, int outer_family,
-			  unsigned underlay_mtu);
 /* Deletes ifname only if it is still ours: xfrm, with if_id (and ifindex unless 0);
  * another's is left alone with a warning. */
 int tunnel_interface_delete(const char *ifname, uint32_t if_id, uint32_t ifindex);
@@ -115,14 +82,6 @@ void tunnels_ike_free(struct tunnels_ike *ike);
 int tunnels_reload(const struct xdp_generation *gen, const char *pin_dir,
 		   const struct plan *plan, json_t *old_state, struct tunnels_ike *ike,
 		   json_t **in_force);
-/* Dumps one kind of netlink object (bus NETLINK_ROUTE or NETLINK_XFRM, request type and
- * its fixed header) through cb. Returns 0 or -errno. */
-int netlink_dump(int bus, uint16_t type, const void *header, size_t header_size,
-		 int (*cb)(const struct nlmsghdr *nlh, void *data), void *data);
-/* Sends one rtnetlink request and waits for its answer: without cb its acknowledgement,
- * with cb the one reply, read by cb. Returns 0 or -errno (the kernel's refusal). */
-int rtnl_request(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *nlh, void *data),
-		 void *data);
 /* Removes routes into the tunnel's interface that none of its remote spaces holds. */
 int tunnel_routes_prune(const struct tunnel *t);
 /* Undoes what progress records. */

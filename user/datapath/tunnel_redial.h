@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "compile/swanctl.h"
-#include "observe/tunnel_stats.h"
+#include "datapath/tunnel_ike.h"
 
 /* A connection seen down is initiated after REDIAL_FIRST_DELAY_MS (charon's own restart
  * after a close or a dead peer may be under way: it gets that long to show), then again

@@ -10,9 +10,6 @@
 #include <stdio.h>
 #include <jansson.h>
 
-/* The CLI: argv[0] is "import". Returns the exit code: 0 ok, 1 input error, 2 usage. */
-int import_main(int argc, char **argv);
-
 struct importer;
 
 /* params: object of parameter name -> string (--param), or NULL; borrowed.

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include "import/arm_expr.h"
-#include "observe/flow_log.h"
+#include "config/config.h"
 #include "import/internal.h"
 #include "lib/local_interfaces.h"
 

@@ -34,6 +34,9 @@ static inline bool gateway_name_valid(const char *name)
  * ("vnet-xdp COMMAND: -n '...' is not a gateway name: ...") and -EINVAL. */
 int gateway_name_check(const char *command, const char *name);
 
+/* Where a gateway's own files are (the state, the NSG ids, the locks): ROOT below. */
+#define STATE_ROOT "/run/vnet-xdp"
+
 /* ROOT/NAME plus SUFFIX into buf; "" (which every system call refuses) when `name` is
  * not a gateway name or the path does not fit. */
 void gateway_path(const char *root, const char *name, const char *suffix, char *buf,

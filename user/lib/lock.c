@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "datapath/datapath.h"
 #include "lib/gateway_name.h"
 #include "lib/lock.h"
 #include "lib/log.h"

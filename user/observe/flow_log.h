@@ -12,9 +12,9 @@
 #include <time.h>
 #include <jansson.h>
 #include "compile/nsg.h"
+#include "config/config.h"
 #include "vnet_xdp.h"
 
-#define FLOW_LOG_DEFAULT_DIRECTORY "/var/log/vnet-xdp/flows"
 /* Where Azure's resource ids of the records point: the gateway has no subscription. */
 #define FLOW_LOG_RESOURCE_GROUP "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/vnet-xdp"
 /* aclID and rule of a flow that passed no NSG on its side. */

@@ -1,8 +1,7 @@
-/* `vnet-xdp monitor`: the datapath's live events (bpf/monitor.h), read from its ring
- * buffer while this command says it listens, shown as text or as JSON lines. */
+/* `vnet-xdp monitor`'s reader: the datapath's live events (bpf/monitor.h), read from its
+ * ring buffer while the monitor says it listens, shown as text or as JSON lines. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,11 +15,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <jansson.h>
-#include "lib/cli.h"
 #include "datapath/datapath.h"
 #include "observe/flow_filter.h"
 #include "datapath/gateway.h"
-#include "lib/gateway_name.h"
 #include "lib/lock.h"
 #include "lib/bpf_map.h"
 #include "lib/log.h"
@@ -38,17 +35,6 @@ static const char *const event_type_names[] = {
 	[MONITOR_SNAT_EXHAUSTED] = "snat-exhausted",
 };
 #define N_EVENT_TYPES (sizeof(event_type_names) / sizeof(*event_type_names))
-
-struct monitor_options {
-	const char *name;
-	bool json;
-	unsigned types;      /* bit per enum monitor_event_type; 0: every type */
-	int reason;          /* -1: any */
-	struct flow_filter filter;
-	long count;          /* exit after this many events shown; 0: never */
-	double timeout;      /* exit after this many seconds; 0: never */
-	unsigned rate;       /* events per second per CPU; 0: the datapath's default */
-};
 
 struct monitor {
 	struct monitor_options o;
@@ -68,141 +54,12 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static int monitor_usage(void)
-{
-	cli_usage_hint("monitor");
-	return CLI_EXIT_USAGE;
-}
-
-static int event_type_of_name(const char *name)
+int monitor_event_type_of_name(const char *name)
 {
 	for (size_t i = 1; i < N_EVENT_TYPES; i++)
 		if (event_type_names[i] && !strcasecmp(name, event_type_names[i]))
 			return (int)i;
 	return -1;
-}
-
-/* --type drop,flow-begin,...: "flow" is both flow events. */
-static int types_parse(const char *list, unsigned *types)
-{
-	char buf[128], *save = NULL, *tok;
-
-	if (strlen(list) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, list);
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int t = event_type_of_name(tok);
-
-		if (!strcasecmp(tok, "flow"))
-			*types |= 1u << MONITOR_FLOW_BEGIN | 1u << MONITOR_FLOW_END;
-		else if (t > 0)
-			*types |= 1u << t;
-		else
-			return -EINVAL;
-	}
-	return *types ? 0 : -EINVAL;
-}
-
-static int reason_of_name(const char *name)
-{
-	for (int i = 0; i < DROP_REASON_MAX; i++)
-		if (!strcmp(name, drop_reason_names[i]))
-			return i;
-	return -1;
-}
-
-enum { OPT_TYPE = 0x200, OPT_REASON, OPT_COUNT, OPT_TIMEOUT, OPT_RATE };
-_Static_assert(OPT_TYPE >= FLOW_FILTER_GETOPT(FLOW_FILTER_COUNT), "options overlap");
-
-static int options_parse(int argc, char **argv, struct monitor_options *o)
-{
-	static const struct option own[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "type", required_argument, NULL, OPT_TYPE },
-		{ "reason", required_argument, NULL, OPT_REASON },
-		{ "count", required_argument, NULL, OPT_COUNT },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "rate", required_argument, NULL, OPT_RATE },
-	};
-	struct option longopts[sizeof(own) / sizeof(*own) + FLOW_FILTER_COUNT + 1];
-	int err;
-	char *end;
-	int c;
-
-	memcpy(longopts, own, sizeof(own));
-	flow_filter_longopts(longopts, sizeof(own) / sizeof(*own), false);
-	*o = (struct monitor_options){ .reason = -1 };
-	flow_filter_init(&o->filter);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":n:j", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n': o->name = optarg; break;
-		case 'j': o->json = true; break;
-		case OPT_TYPE:
-			if (types_parse(optarg, &o->types)) {
-				fprintf(stderr, "vnet-xdp monitor: --type takes drop, flow, flow-begin, "
-						"flow-end or snat-exhausted (comma separated), not '%s'\n",
-					optarg);
-				return monitor_usage();
-			}
-			break;
-		case OPT_REASON:
-			o->reason = reason_of_name(optarg);
-			if (o->reason < 0) {
-				fprintf(stderr, "vnet-xdp monitor: no drop reason is named '%s' (`vnet-xdp "
-						"stats` lists them)\n", optarg);
-				return monitor_usage();
-			}
-			break;
-		case OPT_COUNT:
-			errno = 0;
-			o->count = strtol(optarg, &end, 10);
-			if (errno || *end || o->count <= 0) {
-				fprintf(stderr, "vnet-xdp monitor: --count takes a positive number, not "
-						"'%s'\n", optarg);
-				return monitor_usage();
-			}
-			break;
-		case OPT_TIMEOUT:
-			errno = 0;
-			o->timeout = strtod(optarg, &end);
-			if (errno || *end || !(o->timeout > 0) || o->timeout > 1e7) {
-				fprintf(stderr, "vnet-xdp monitor: --timeout takes seconds (> 0), not "
-						"'%s'\n", optarg);
-				return monitor_usage();
-			}
-			break;
-		case OPT_RATE: {
-			unsigned long v;
-
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || *optarg == '-' || !v || v > 1000000) {
-				fprintf(stderr, "vnet-xdp monitor: --rate takes events per second per "
-						"CPU (1 to 1000000), not '%s'\n", optarg);
-				return monitor_usage();
-			}
-			o->rate = (unsigned)v;
-			break;
-		}
-		default:
-			err = flow_filter_getopt(&o->filter, "monitor", c, optarg, NULL);
-			if (!err)
-				break;
-			if (err > 0)
-				cli_option_error("monitor", c, argv);
-			return monitor_usage();
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "vnet-xdp monitor: unexpected argument '%s'\n", argv[optind]);
-		return monitor_usage();
-	}
-	if (o->reason >= 0 && !o->types)
-		o->types = 1u << MONITOR_DROP | 1u << MONITOR_SNAT_EXHAUSTED;
-	return gateway_name_check("monitor", o->name) ? CLI_EXIT_USAGE : 0;
 }
 
 static const char *vnet_name(const struct monitor *m, uint16_t vnet)
@@ -464,24 +321,12 @@ static int monitor_run(struct monitor *m, int events, int control, int budget)
 	return err < 0 ? err : 0;
 }
 
-int monitor_main(int argc, char **argv)
+int monitor_follow(const char *gateway, const struct monitor_options *o)
 {
-	struct monitor m = { 0 };
-	int events = -1, control = -1, budget = -1, lock = -1, rc = CLI_EXIT_FAILED, err;
-	char gateway[128];
+	struct monitor m = { .o = *o };
+	int events = -1, control = -1, budget = -1, lock = -1, err = -ENOENT;
 	json_t *state;
 
-	err = options_parse(argc, argv, &m.o);
-	if (err)
-		return err;
-	if (gateway_resolve_name(m.o.name, gateway, sizeof(gateway)) || !gateway_pins_exist(gateway)) {
-		log_error(m.o.name ? "gateway %s is not up" : "no single gateway is up; name one with -n",
-			  m.o.name);
-		return CLI_EXIT_FAILED;
-	}
-	err = cli_filter_vnet_check("monitor", gateway, &m.o.filter);
-	if (err)
-		return err;
 	events = datapath_map_open(gateway, MAP_monitor_events);
 	control = datapath_map_open(gateway, MAP_monitor_control);
 	budget = datapath_map_open(gateway, MAP_monitor_budget);
@@ -491,8 +336,10 @@ int monitor_main(int argc, char **argv)
 		goto out;
 	}
 	lock = monitor_lock(gateway);
-	if (lock < 0)
+	if (lock < 0) {
+		err = lock;
 		goto out;
+	}
 	state = state_load(gateway);
 	m.vnets = json_incref(json_object_get(state, "virtualNetworks"));
 	json_decref(state);
@@ -506,8 +353,6 @@ int monitor_main(int argc, char **argv)
 	err = monitor_run(&m, events, control, budget);
 	if (err)
 		log_error("cannot read the events of gateway %s: %s", gateway, strerror(-err));
-	else
-		rc = CLI_EXIT_OK;
 	json_decref(m.vnets);
 	nsg_ids_free(&m.ids);
 	for (int i = 0; i < 2; i++)
@@ -524,5 +369,5 @@ out:
 		close(control);
 	if (budget >= 0)
 		close(budget);
-	return rc;
+	return err;
 }

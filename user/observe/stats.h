@@ -34,9 +34,5 @@ void stats_print_text(FILE *out, json_t *stats);
  * by definition. Returns the count or -errno (-EOPNOTSUPP: no keys). */
 long long stats_map_entries(int map_fd);
 
-/* The kernel memory the gateway's pinned maps take, summed from each map's fdinfo
- * (memlock); 0 when none is pinned. */
-long long stats_maps_memlock_bytes(const char *gateway);
-
 
 #endif

@@ -9,8 +9,8 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include "lib/log.h"
-#include "lib/neighbours.h"
-#include "datapath/tunnel.h"
+#include "datapath/neighbours.h"
+#include "lib/netlink.h"
 
 /* One neighbour entry: the address resolved, on the interface it is resolved on. */
 struct neighbour {
