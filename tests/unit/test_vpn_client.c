@@ -20,7 +20,7 @@
 #include "compile/plan.h"
 #include "compile/swanctl.h"
 #include "datapath/tunnel.h"
-#include "observe/vpn_clients.h"
+#include "datapath/vpn_clients.h"
 
 #define TRANSIT "tests/data/config/ipsec-transit.json"
 /* The smallest DER SEQUENCE: a stand-in root the loader takes for a certificate. */

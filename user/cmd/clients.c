@@ -14,7 +14,7 @@
 #include "lib/gateway_name.h"
 #include "lib/log.h"
 #include "lib/vici.h"
-#include "observe/vpn_clients.h"
+#include "datapath/vpn_clients.h"
 
 static void clients_print(FILE *out, json_t *clients)
 {

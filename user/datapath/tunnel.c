@@ -24,7 +24,7 @@
 #include "compile/swanctl.h"
 #include "datapath/tunnel.h"
 #include "lib/vici.h"
-#include "observe/vpn_clients.h"
+#include "datapath/vpn_clients.h"
 #include "vnet_xdp.h"
 
 /* ---- rtnetlink ---------------------------------------------------------------------- */

@@ -8,7 +8,7 @@
 #include "compile/swanctl.h"
 #include "datapath/tunnel_redial.h"
 #include "lib/vici.h"
-#include "observe/vpn_clients.h"
+#include "datapath/vpn_clients.h"
 
 bool redial_due(struct redial_connection *c, enum tunnel_ike_state s, uint64_t now_ms)
 {

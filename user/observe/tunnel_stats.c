@@ -16,7 +16,7 @@
 #include "lib/netlink.h"
 #include "datapath/tunnel_ike.h"
 #include "observe/tunnel_stats.h"
-#include "observe/vpn_clients.h"
+#include "datapath/vpn_clients.h"
 #include "lib/vici.h"
 #include "vnet_xdp.h"
 

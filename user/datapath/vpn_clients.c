@@ -12,7 +12,7 @@
 #include "lib/bpf_map.h"
 #include "lib/log.h"
 #include "lib/vici.h"
-#include "observe/vpn_clients.h"
+#include "datapath/vpn_clients.h"
 #include "vnet_xdp.h"
 
 /* ---- SHA-1 (FIPS 180-4): Azure's thumbprints are SHA-1 of the DER certificate ---- */
