@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "config_edit.h"
 #include "config/config.h"
 #include "compile/plan.h"
 #include "compile/effective_routes.h"
@@ -16,27 +17,6 @@
 static const uint32_t ifindexes[] = { 11, 12, 13, 14 };
 static const uint32_t links[] = { VLAN_IFINDEX };
 
-/* tests/data/config/express-route.json with edits: each pair's first text replaced by
- * its second. */
-static void config_of(const char *path, const char *const *edits, struct config **cfg)
-{
-	FILE *in = fopen(path, "r");
-	char text[16384], edited[16384], *at;
-	size_t len;
-
-	assert_non_null(in);
-	len = fread(text, 1, sizeof(text) - 1, in);
-	fclose(in);
-	text[len] = '\0';
-	for (; edits && edits[0]; edits += 2) {
-		at = strstr(text, edits[0]);
-		assert_non_null(at);
-		snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - text), text, edits[1],
-			 at + strlen(edits[0]));
-		memcpy(text, edited, sizeof(text));
-	}
-	assert_int_equal(config_load_string(text, "variant.json", stderr, cfg), 0);
-}
 
 /* The plan with prefixes (NULL-terminated) learned on the config's first link. */
 static void plan_with(const struct config *cfg, const char *const *prefixes, struct plan *plan)
@@ -107,7 +87,7 @@ static void learned_prefix_is_a_bgp_route_of_the_gateways_vnet_and_its_transit_s
 	struct plan plan;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", NULL, &cfg);
+	config_edited("tests/data/config/express-route.json", NULL, &cfg);
 	plan_with(cfg, learned, &plan);
 	assert_int_equal(plan.n_express_routes, 1);
 	assert_int_equal(plan.express_routes[0].ifindex, VLAN_IFINDEX);
@@ -129,7 +109,7 @@ static void withdrawn_prefix_leaves_no_route(void **state)
 	struct plan plan;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", NULL, &cfg);
+	config_edited("tests/data/config/express-route.json", NULL, &cfg);
 	plan_with(cfg, NULL, &plan);
 	for (size_t i = 0; i < plan.n_routes; i++)
 		assert_int_not_equal(plan.routes[i].source, ROUTE_SOURCE_BGP);
@@ -151,7 +131,7 @@ static void link_accepts_sources_of_learned_prefixes_into_the_hub_and_its_spoke(
 	size_t sources = 0;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", NULL, &cfg);
+	config_edited("tests/data/config/express-route.json", NULL, &cfg);
 	plan_with(cfg, learned, &plan);
 	for (size_t i = 0; i < plan.n_source_prefixes; i++)
 		if (plan.source_prefixes[i].key.scope == VLAN_IFINDEX) {
@@ -195,7 +175,7 @@ static void user_route_of_the_same_prefix_wins_over_the_learned_one(void **state
 	uint32_t hub, scope;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", edits, &cfg);
+	config_edited("tests/data/config/express-route.json", edits, &cfg);
 	plan_with(cfg, learned, &plan);
 	hub = (uint32_t)config_find_vnet(cfg, "hub");
 	scope = subnet_route_scope(hub, 0);
@@ -225,7 +205,7 @@ static void disable_bgp_route_propagation_keeps_learned_routes_out_of_the_subnet
 	uint32_t hub;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", edits, &cfg);
+	config_edited("tests/data/config/express-route.json", edits, &cfg);
 	plan_with(cfg, learned, &plan);
 	hub = (uint32_t)config_find_vnet(cfg, "hub");
 	assert_int_equal(routes_of_prefix(&plan, subnet_route_scope(hub, 0), "172.16.1.0/24", &active), 0);
@@ -264,7 +244,7 @@ static void express_route_wins_over_the_local_network_gateways_prefix(void **sta
 	uint32_t hub;
 
 	(void)state;
-	config_of("tests/data/config/ipsec-transit.json", edits, &cfg);
+	config_edited("tests/data/config/ipsec-transit.json", edits, &cfg);
 	plan_with(cfg, learned, &plan);
 	hub = (uint32_t)config_find_vnet(cfg, "hub");
 	assert_int_equal(routes_of_prefix(&plan, hub, "192.168.50.0/24", &active), 2);
@@ -288,7 +268,7 @@ static void routes_json_shows_a_learned_route_active_with_its_as_path(void **sta
 	json_t *o;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", NULL, &cfg);
+	config_edited("tests/data/config/express-route.json", NULL, &cfg);
 	plan_with(cfg, learned, &plan);
 	r = route_in_scope(&plan, config_find_vnet(cfg, "hub"), "172.16.1.9");
 	o = effective_route_json(cfg, r, ifindexes);
@@ -313,7 +293,7 @@ static void missing_vlan_device_routes_nothing(void **state)
 	struct plan plan;
 
 	(void)state;
-	config_of("tests/data/config/express-route.json", NULL, &cfg);
+	config_edited("tests/data/config/express-route.json", NULL, &cfg);
 	assert_int_equal(ip_prefix_parse("172.16.1.0/24", &route.prefix), 0);
 	assert_int_equal(plan_build_learned(cfg, ifindexes, &in, &plan), 0);
 	assert_int_equal(route_in_scope(&plan, config_find_vnet(cfg, "hub"), "172.16.1.9")->info.type,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "config_edit.h"
 #include <stdlib.h>
 #include "lib/cli.h"
 #include "compile/effective_routes.h"
@@ -522,26 +523,11 @@ static void peering_route_carries_the_remote_sides_forwarded_traffic_flag(void *
 	assert_true(r->info.flags & ROUTE_FLAG_ACCEPTS_FORWARDED);
 }
 
-/* A test config with edits: each pair's first text replaced by its second. */
+/* A test config with edits (tests/config_edit.h) and its plan. */
 static void config_variant(const char *path, const char *const *edits, struct config **cfg,
 			   struct plan *plan)
 {
-	FILE *in = fopen(path, "r");
-	char text[16384], edited[16384], *at;
-	size_t len;
-
-	assert_non_null(in);
-	len = fread(text, 1, sizeof(text) - 1, in);
-	fclose(in);
-	text[len] = '\0';
-	for (; edits[0]; edits += 2) {
-		at = strstr(text, edits[0]);
-		assert_non_null(at);
-		snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - text), text, edits[1],
-			 at + strlen(edits[0]));
-		memcpy(text, edited, sizeof(text));
-	}
-	assert_int_equal(config_load_string(text, "variant.json", stderr, cfg), 0);
+	config_edited(path, edits, cfg);
 	assert_int_equal(plan_build(*cfg, firewall_ifindexes, plan), 0);
 }
 
